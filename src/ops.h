@@ -1,0 +1,38 @@
+/*
+ * ops.h: the operations HTTP server (libmicrohttpd, its own thread):
+ * /metrics, /healthz, /readyz.
+ *
+ * @locality: the probe callbacks run on the HTTP server's thread and must
+ * only read thread-safe state (atomics) of the pipeline.
+ */
+#ifndef PB_OPS_H
+#define PB_OPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "err.h"
+#include "metrics.h"
+
+/*
+ * A probe: true when healthy; otherwise writes a short reason
+ * ("redis unreachable", "circuit open for 2 accounts") into reason.
+ */
+typedef bool (*pb_ops_probe_cb)(void *opaque, char *reason, size_t reason_size);
+
+typedef struct pb_ops pb_ops_t;
+
+/*
+ * Listen on "host:port" (port 0 picks a free one; see pb_ops_port). The
+ * metrics registry and opaque are borrowed and must outlive the server.
+ * /healthz answers 200 {"status":"ok"} or 503 {"status":"fail","reason":...}
+ * from alive(); /readyz likewise from ready(); /metrics renders metrics.
+ */
+pb_err_t pb_ops_start(const char *listen, pb_metrics_t *metrics,
+		      pb_ops_probe_cb alive, pb_ops_probe_cb ready,
+		      void *opaque, pb_ops_t **ops_out, char *errstr,
+		      size_t errstr_size);
+int pb_ops_port(const pb_ops_t *ops);
+void pb_ops_stop(pb_ops_t *ops); /* accepts NULL */
+
+#endif

@@ -1,0 +1,96 @@
+/*
+ * util.c: see util.h.
+ */
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+int64_t pb_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t pb_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void pb_ms_to_rfc3339(int64_t ms, char *buf, size_t size)
+{
+	time_t secs = (time_t)(ms / 1000);
+	int frac = (int)(ms % 1000);
+	if (frac < 0) {
+		frac += 1000;
+		secs -= 1;
+	}
+	struct tm tm;
+	gmtime_r(&secs, &tm);
+	char base[32];
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, size, "%s.%03dZ", base, frac);
+}
+
+void pb_now_rfc3339(char *buf, size_t size)
+{
+	pb_ms_to_rfc3339(pb_wall_ms(), buf, size);
+}
+
+void pb_redact_url(const char *url, char *buf, size_t size)
+{
+	if (!buf || size == 0)
+		return;
+	if (!url) {
+		pb_strlcpy(buf, "(none)", size);
+		return;
+	}
+	/* scheme://[userinfo@]host[:port]/path?query — keep scheme, host, path */
+	const char *scheme_end = strstr(url, "://");
+	const char *host = scheme_end ? scheme_end + 3 : url;
+	const char *at = NULL;
+	for (const char *p = host; *p && *p != '/' && *p != '?'; p++)
+		if (*p == '@')
+			at = p;
+	const char *q = strpbrk(host, "?#");
+	size_t prefix = (size_t)(host - url);
+	const char *rest = at ? at + 1 : host;
+	size_t rest_len = q ? (size_t)(q - rest) : strlen(rest);
+	snprintf(buf, size, "%.*s%s%.*s%s", (int)prefix, url,
+		 at ? "<redacted>@" : "", (int)rest_len, rest,
+		 q ? "?<redacted>" : "");
+}
+
+char *pb_strdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+size_t pb_strlcpy(char *dst, const char *src, size_t size)
+{
+	size_t n = strlen(src);
+	if (size > 0) {
+		size_t c = n < size - 1 ? n : size - 1;
+		memcpy(dst, src, c);
+		dst[c] = '\0';
+	}
+	return n;
+}
+
+bool pb_parse_i64(const char *s, int64_t *out)
+{
+	if (!s || !*s)
+		return false;
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || *end)
+		return false;
+	*out = (int64_t)v;
+	return true;
+}
