@@ -37,6 +37,9 @@ typedef struct pb_account {
 	char **extra_fields; /* order fields passed through as shared */
 	size_t extra_fields_len;
 	pb_body_encoding_t body_encoding; /* default json */
+	/* Added: where push_key_url came from, "env:NAME" or "file:/path"
+	 * (not secret; safe to print, unlike the URL itself). */
+	char *push_key_source;
 } pb_account_t;
 
 typedef struct pb_config {
@@ -78,6 +81,15 @@ typedef struct pb_config {
 
 	pb_account_t *accounts;
 	size_t accounts_len;
+
+	/* Added below this line (the fields above are the original contract). */
+
+	/* Parallel to kafka_keys: true when the value is a secret (resolved
+	 * from env:/file:, or a property whose name says password, secret or
+	 * private key); pb_config_describe redacts those. */
+	bool *kafka_sensitive;
+	/* Where relay_secret came from ("env:NAME" / "file:/path"), or NULL. */
+	char *relay_secret_source;
 } pb_config_t;
 
 /*
@@ -104,5 +116,16 @@ const pb_account_t *pb_config_account(const pb_config_t *cfg, const char *name);
 
 /* The value of a librdkafka property from "kafka", or NULL. */
 const char *pb_config_kafka_get(const pb_config_t *cfg, const char *key);
+
+/*
+ * The effective configuration as JSON text (same keys as the file, indented,
+ * defaults and environment overrides applied), for check-config. Every
+ * secret is redacted: PushKey URLs and the Redis URL through pb_redact_url,
+ * the relay secret and sensitive librdkafka properties as "<redacted>";
+ * where a secret came from (env:NAME / file:/path) is shown instead.
+ * Returns a malloc'd string the caller frees with free(), or NULL when out
+ * of memory.
+ */
+char *pb_config_describe(const pb_config_t *cfg);
 
 #endif
