@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "err.h"
 #include "metrics.h"
@@ -34,5 +35,27 @@ pb_err_t pb_ops_start(const char *listen, pb_metrics_t *metrics,
 		      size_t errstr_size);
 int pb_ops_port(const pb_ops_t *ops);
 void pb_ops_stop(pb_ops_t *ops); /* accepts NULL */
+
+/* ---- additions ----
+ *
+ * Routes, exactly: GET or HEAD on /metrics (200, Content-Type
+ * "text/plain; version=0.0.4; charset=utf-8"), /healthz and /readyz (200
+ * {"status":"ok"} or 503 {"status":"fail","reason":"..."}; a NULL probe
+ * counts as healthy). Any other path: 404 {"status":"fail","reason":
+ * "not found"}. Any other method: 405 with "Allow: GET, HEAD". The
+ * listening port answers nothing else and reads no request body.
+ * pb_ops_port returns the bound port (the real one when 0 was asked),
+ * or -1 for NULL.
+ */
+
+/*
+ * Parse a listen address: "host:port", "[ipv6]:port", ":port" or "*:port"
+ * (every IPv4 address). port 0..65535. Host names are resolved. For
+ * config validation; PB_ERR_CONFIG with the reason in errstr.
+ */
+pb_err_t pb_ops_parse_listen(const char *listen,
+			     struct sockaddr_storage *addr_out,
+			     socklen_t *len_out, char *errstr,
+			     size_t errstr_size);
 
 #endif
