@@ -1,0 +1,880 @@
+/*
+ * rules.c: Pruvan's integration rules (spec/pruvan-remote-fields.txt,
+ * contract sections 3-5) as one pure decision function.
+ *
+ * pb_rules_decide() turns (event, account, Auto-Admin switch, order state)
+ * into a decision: push this work order, push nothing (unchanged), stale,
+ * or rejected with a reason. The steps, in order, each a rule of the spec:
+ *   1. unknown account; 2. tombstone (deleted orders stay deleted);
+ *   3. staleness (version when both sides have one, else occurredAt);
+ *   4. delete (only where allowDeletes);
+ *   5. create vs update against the state (already_created, unknown_order);
+ *   6. field classes: every order field is remote-owned, shared, identity/
+ *      address or assignedTo; anything else is dropped with a warning
+ *      unless the account lists it in extraFields (then shared); values
+ *      are type-checked and normalised (dates to Pruvan's form, state to
+ *      upper case, status to the table's lower-case name);
+ *   7. status against the compiled status table, by statusPolicy;
+ *   8. assignedTo (internal accounts only, configured users only);
+ *   9. Client Status suggestion from the table;
+ *  10. create minimum (address, one service);
+ *  11. update: changed fields only, shared/address fields withheld while
+ *      Auto-Admin is OFF.
+ *
+ * Invariants: never does I/O, logs, reads the clock or mutates a global;
+ * borrowed inputs are never modified (state and event JSON are copied
+ * before anything is merged into them); every json_t created here is
+ * either released or handed to the caller in *out exactly once; warnings
+ * are capped (PB_MAX_WARNINGS) so a hostile event cannot grow the outcome
+ * record without bound.
+ */
+#include "rules_internal.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#define PB_MAX_WARNINGS 32
+#define PB_MAX_RESPONSE (1024 * 1024)
+
+/* ---- status table ---------------------------------------------------- */
+
+const pb_status_rule_t *pb_status_rule_find(pb_action_t action,
+					    const char *status)
+{
+	for (size_t i = 0; i < pb_status_table_len; i++)
+		if (pb_status_table[i].action == action &&
+		    !strcmp(pb_status_table[i].status, status))
+			return &pb_status_table[i];
+	return NULL;
+}
+
+static bool status_allowed(const pb_status_rule_t *row,
+			   const pb_account_t *acct)
+{
+	switch (row->allowed) {
+	case PB_STATUS_ALLOW_BOTH:
+		return true;
+	case PB_STATUS_ALLOW_INTERNAL:
+		return acct->mode == PB_MODE_INTERNAL;
+	case PB_STATUS_ALLOW_CAUTION:
+		return acct->allow_deletes;
+	case PB_STATUS_ALLOW_NO:
+		break;
+	}
+	return false;
+}
+
+/* ---- field classes --------------------------------------------------- */
+
+typedef enum {
+	CLS_IDENTITY, /* workOrderNumber: always sent */
+	CLS_REMOTE,   /* remote-owned: always sent when changed */
+	CLS_SHARED,   /* withheld on update while Auto-Admin is OFF */
+	CLS_ADDRESS,  /* like shared on update */
+	CLS_ASSIGNED, /* internal remote system's to make: always sent */
+} field_class_t;
+
+typedef enum {
+	T_TEXT,     /* string */
+	T_NONEMPTY, /* non-empty string (address1, city) */
+	T_DATE,     /* RFC 3339 or Pruvan form -> Pruvan form */
+	T_ANY,      /* any JSON value, passed as given */
+	T_SERVICES, /* array of objects with serviceName */
+	T_STATE,    /* US state code -> upper case */
+	T_ZIP,      /* 12345 or 12345-6789 */
+	T_SPECIAL,  /* status, assignedTo: handled by their own rules */
+} field_type_t;
+
+typedef struct {
+	const char *name;
+	field_class_t cls;
+	field_type_t type;
+} field_spec_t;
+
+static const field_spec_t field_specs[] = {
+	{"workOrderNumber", CLS_IDENTITY, T_TEXT},
+	{"clientDueDate", CLS_REMOTE, T_DATE},
+	{"clientStatus", CLS_REMOTE, T_TEXT},
+	{"clientInstructions", CLS_REMOTE, T_TEXT},
+	{"description", CLS_SHARED, T_TEXT},
+	{"reference", CLS_SHARED, T_TEXT},
+	{"workOrderInfo", CLS_SHARED, T_TEXT},
+	{"projectOptions", CLS_SHARED, T_ANY},
+	{"projectInstructions", CLS_SHARED, T_ANY},
+	{"status", CLS_SHARED, T_SPECIAL},
+	{"dueDate", CLS_SHARED, T_DATE},
+	{"services", CLS_SHARED, T_SERVICES},
+	{"name", CLS_SHARED, T_TEXT},
+	{"instructions", CLS_SHARED, T_ANY},
+	{"options", CLS_SHARED, T_ANY},
+	{"address1", CLS_ADDRESS, T_NONEMPTY},
+	{"address2", CLS_ADDRESS, T_TEXT},
+	{"city", CLS_ADDRESS, T_NONEMPTY},
+	{"state", CLS_ADDRESS, T_STATE},
+	{"zip", CLS_ADDRESS, T_ZIP},
+	{"country", CLS_ADDRESS, T_TEXT},
+	{"assignedTo", CLS_ASSIGNED, T_SPECIAL},
+};
+
+static const field_spec_t *field_spec(const char *name)
+{
+	for (size_t i = 0; i < sizeof(field_specs) / sizeof(field_specs[0]);
+	     i++)
+		if (!strcmp(field_specs[i].name, name))
+			return &field_specs[i];
+	return NULL;
+}
+
+static bool is_extra_field(const pb_account_t *acct, const char *name)
+{
+	for (size_t i = 0; i < acct->extra_fields_len; i++)
+		if (acct->extra_fields[i] && !strcmp(acct->extra_fields[i], name))
+			return true;
+	return false;
+}
+
+static bool is_user(const pb_account_t *acct, const char *name)
+{
+	for (size_t i = 0; name && i < acct->users_len; i++)
+		if (acct->users[i] && !strcmp(acct->users[i], name))
+			return true;
+	return false;
+}
+
+/* The 50 states, DC, the territories and the military "states". */
+static const char *const us_states[] = {
+	"AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "FL", "GA", "HI",
+	"ID", "IL", "IN", "IA", "KS", "KY", "LA", "ME", "MD", "MA", "MI",
+	"MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY", "NC",
+	"ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT",
+	"VT", "VA", "WA", "WV", "WI", "WY", "DC", "AS", "GU", "MP", "PR",
+	"VI", "UM", "AA", "AE", "AP",
+};
+
+/* Upper-cased state code into out[3], or false when not a US code. */
+static bool us_state(const char *s, char out[3])
+{
+	if (strlen(s) != 2)
+		return false;
+	out[0] = (char)toupper((unsigned char)s[0]);
+	out[1] = (char)toupper((unsigned char)s[1]);
+	out[2] = '\0';
+	for (size_t i = 0; i < sizeof(us_states) / sizeof(us_states[0]); i++)
+		if (!strcmp(us_states[i], out))
+			return true;
+	return false;
+}
+
+static bool us_zip(const char *s)
+{
+	size_t n = strlen(s);
+	if (n != 5 && n != 10)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (i == 5) {
+			if (s[i] != '-')
+				return false;
+		} else if (s[i] < '0' || s[i] > '9') {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* ---- decision helpers ------------------------------------------------ */
+
+__attribute__((format(printf, 3, 4))) static void
+reject(pb_decision_t *d, const char *reason, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(d->message, sizeof(d->message), fmt, ap);
+	va_end(ap);
+	d->verdict = PB_VERDICT_REJECTED;
+	d->reason = reason;
+	json_decref(d->work_order);
+	json_decref(d->pushed_after);
+	d->work_order = d->pushed_after = NULL;
+}
+
+__attribute__((format(printf, 3, 4))) static void
+warn(pb_decision_t *d, const char *code, const char *fmt, ...)
+{
+	if (!d->warnings || json_array_size(d->warnings) >= PB_MAX_WARNINGS)
+		return;
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_array_append_new(d->warnings,
+			      json_pack("{s:s, s:s}", "code", code, "message",
+					msg));
+}
+
+static const char *mode_name(const pb_account_t *acct)
+{
+	return acct->mode == PB_MODE_INTERNAL ? "internal" : "external";
+}
+
+/*
+ * Replace <old> and <new> in tmpl (the table's suggestion) into out;
+ * truncates rather than overflows.
+ */
+static void fill_suggestion(const char *tmpl, const char *old_s,
+			    const char *new_s, char *out, size_t size)
+{
+	size_t o = 0;
+	out[0] = '\0';
+	for (const char *p = tmpl; *p && o + 1 < size;) {
+		const char *rep = NULL;
+		size_t skip = 0;
+		if (!strncmp(p, "<old>", 5)) {
+			rep = old_s;
+			skip = 5;
+		} else if (!strncmp(p, "<new>", 5)) {
+			rep = new_s;
+			skip = 5;
+		}
+		if (rep) {
+			for (; *rep && o + 1 < size; rep++)
+				out[o++] = *rep;
+			p += skip;
+		} else {
+			out[o++] = *p++;
+		}
+	}
+	out[o] = '\0';
+}
+
+static int cmp_json_strings(const void *a, const void *b)
+{
+	return strcmp(json_string_value(*(json_t *const *)a),
+		      json_string_value(*(json_t *const *)b));
+}
+
+/* Sort the withheld names so outcome records are stable. */
+static void sort_withheld(pb_decision_t *d)
+{
+	size_t n = json_array_size(d->withheld);
+	if (n < 2)
+		return;
+	json_t **v = calloc(n, sizeof(*v));
+	if (!v)
+		return;
+	for (size_t i = 0; i < n; i++)
+		v[i] = json_incref(json_array_get(d->withheld, i));
+	qsort(v, n, sizeof(*v), cmp_json_strings);
+	json_array_clear(d->withheld);
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(d->withheld, v[i]);
+	free(v);
+}
+
+/* pushed_after = copy of the state's pushed values, overlaid with wo. */
+static json_t *merge_pushed(const json_t *pushed, const json_t *wo)
+{
+	json_t *base = json_is_object(pushed) ? json_deep_copy(pushed)
+					      : json_object();
+	json_t *copy = json_deep_copy(wo);
+	if (!base || !copy || json_object_update(base, copy) != 0) {
+		json_decref(base);
+		json_decref(copy);
+		return NULL;
+	}
+	json_decref(copy);
+	return base;
+}
+
+/* ---- field normalisation --------------------------------------------- */
+
+/*
+ * Validate and normalise one known, non-special field into fields
+ * (a deep copy: the event is borrowed). False when d was rejected.
+ */
+static bool normalise_field(pb_decision_t *d, const field_spec_t *fs,
+			    const json_t *v, json_t *fields,
+			    bool *services_bad, size_t *services_good)
+{
+	const char *name = fs->name;
+	const char *s = json_string_value(v);
+	switch (fs->type) {
+	case T_ANY:
+		json_object_set_new(fields, name, json_deep_copy(v));
+		return true;
+	case T_SERVICES: {
+		if (!json_is_array(v)) {
+			reject(d, "invalid_field",
+			       "services must be an array of "
+			       "{\"serviceName\": ...} objects");
+			return false;
+		}
+		size_t i;
+		const json_t *svc;
+		json_array_foreach(v, i, svc)
+		{
+			if (!json_is_object(svc)) {
+				reject(d, "invalid_field",
+				       "services[%zu] must be an object with a "
+				       "serviceName",
+				       i);
+				return false;
+			}
+			const json_t *sn = json_object_get(svc, "serviceName");
+			if (sn && !json_is_string(sn)) {
+				reject(d, "invalid_field",
+				       "services[%zu].serviceName must be a "
+				       "string",
+				       i);
+				return false;
+			}
+			if (sn && json_string_length(sn) > 0)
+				(*services_good)++;
+			else
+				*services_bad = true;
+		}
+		json_object_set_new(fields, name, json_deep_copy(v));
+		return true;
+	}
+	case T_TEXT:
+	case T_NONEMPTY:
+	case T_DATE:
+	case T_STATE:
+	case T_ZIP:
+		break;
+	case T_SPECIAL:
+		return true;
+	}
+	if (!s) {
+		reject(d, "invalid_field", "order.%s must be a string", name);
+		return false;
+	}
+	switch (fs->type) {
+	case T_NONEMPTY:
+		if (!*s) {
+			reject(d, "invalid_address",
+			       "%s \"\" is empty: a US address needs a street "
+			       "address (address1) and a city",
+			       name);
+			return false;
+		}
+		break;
+	case T_DATE: {
+		char buf[32];
+		if (!pb_date_to_pruvan(s, buf, sizeof(buf))) {
+			reject(d, "invalid_date",
+			       "%s \"%.64s\" is not a valid date: use RFC 3339 "
+			       "(2020-05-28T12:00:00-05:00) or Pruvan's form "
+			       "(2020-05-28 1200 -5)",
+			       name, s);
+			return false;
+		}
+		json_object_set_new(fields, name, json_string(buf));
+		return true;
+	}
+	case T_STATE: {
+		char st[3];
+		if (!us_state(s, st)) {
+			reject(d, "invalid_address",
+			       "state \"%.32s\" is not a US state code: use "
+			       "the two-letter code, e.g. TX",
+			       s);
+			return false;
+		}
+		json_object_set_new(fields, name, json_string(st));
+		return true;
+	}
+	case T_ZIP:
+		if (!us_zip(s)) {
+			reject(d, "invalid_address",
+			       "zip \"%.32s\" is not a US ZIP code: use 5 "
+			       "digits or ZIP+4 (12345-6789)",
+			       s);
+			return false;
+		}
+		break;
+	default:
+		break;
+	}
+	json_object_set_new(fields, name, json_string(s));
+	return true;
+}
+
+/* The status as the table names it (lower case, aliases folded). */
+static void status_key(const char *s, char *out, size_t size)
+{
+	size_t n = strlen(s);
+	if (n >= size) {
+		out[0] = '\0'; /* too long to be any table status */
+		return;
+	}
+	for (size_t i = 0; i <= n; i++)
+		out[i] = (char)tolower((unsigned char)s[i]);
+	if (!strcmp(out, "cancel") || !strcmp(out, "cancelled"))
+		pb_strlcpy(out, "canceled", size);
+}
+
+/* ---- the decision ---------------------------------------------------- */
+
+static void decide_delete(const pb_event_t *ev, const pb_account_t *acct,
+			  const pb_order_state_t *st, pb_decision_t *d)
+{
+	if (!acct->allow_deletes) {
+		reject(d, "delete_not_allowed",
+		       "account \"%.64s\" does not allow deletes: set "
+		       "allowDeletes to true for it in the configuration, or "
+		       "do not send delete events",
+		       acct->name ? acct->name : "");
+		return;
+	}
+	const json_t *cs = json_object_get(ev->order, "clientStatus");
+	if (cs && (!json_is_string(cs) || json_string_length(cs) == 0)) {
+		reject(d, "invalid_field",
+		       "order.clientStatus must be a non-empty string");
+		return;
+	}
+	d->push_action = PB_ACTION_DELETE;
+	d->work_order = json_pack("{s:s, s:s, s:s}", "workOrderNumber",
+				  ev->work_order_number, "status", "deleted",
+				  "clientStatus",
+				  cs ? json_string_value(cs) : "Order Deleted");
+	d->pushed_after =
+		merge_pushed(st ? st->pushed : NULL, d->work_order);
+}
+
+static void decide_upsert(const pb_event_t *ev, const pb_account_t *acct,
+			  bool auto_admin, const pb_order_state_t *st,
+			  pb_decision_t *d)
+{
+	const json_t *pushed = st && json_is_object(st->pushed) ? st->pushed
+								: NULL;
+	bool creating = ev->action == PB_ACTION_CREATE && (!st || !st->created);
+	bool unknown = false;
+	if (ev->action == PB_ACTION_CREATE && !creating)
+		warn(d, "already_created",
+		     "order %.64s was already created: this create is applied "
+		     "as an update",
+		     ev->work_order_number);
+	if (ev->action == PB_ACTION_UPDATE &&
+	    (!st || (!st->created && !st->pushed))) {
+		unknown = true;
+		pushed = NULL;
+		warn(d, "unknown_order",
+		     "order %.64s has no record here: the update is pushed as "
+		     "it is and its outcome follows Pruvan's counts",
+		     ev->work_order_number);
+	}
+	pb_action_t table_action =
+		creating ? PB_ACTION_CREATE : PB_ACTION_UPDATE;
+	d->push_action = table_action;
+	d->unknown_order = unknown;
+
+	json_t *fields = json_object();
+	json_t *wo = NULL;
+	bool services_bad = false;
+	size_t services_good = 0;
+	const char *key;
+	json_t *v;
+
+	/* 6. classes, types, normalisation. */
+	json_object_foreach(ev->order, key, v)
+	{
+		const field_spec_t *fs = field_spec(key);
+		if (!fs) {
+			if (is_extra_field(acct, key))
+				json_object_set_new(fields, key,
+						    json_deep_copy(v));
+			else
+				warn(d, "unknown_field",
+				     "order.%.64s is not a Pruvan field this "
+				     "bridge sends: dropped (list it in the "
+				     "account's extraFields to pass it through)",
+				     key);
+			continue;
+		}
+		if (!normalise_field(d, fs, v, fields, &services_bad,
+				     &services_good))
+			goto out;
+	}
+
+	/* 7. status against the table. */
+	const char *status = NULL; /* table name, when allowed */
+	const json_t *sv = json_object_get(ev->order, "status");
+	if (sv) {
+		if (!json_is_string(sv) || json_string_length(sv) == 0) {
+			reject(d, "invalid_field",
+			       "order.status must be a non-empty string: a "
+			       "status of spec/status-matrix.csv, or leave it "
+			       "out");
+			goto out;
+		}
+		char k[32];
+		status_key(json_string_value(sv), k, sizeof(k));
+		const pb_status_rule_t *row =
+			k[0] ? pb_status_rule_find(table_action, k) : NULL;
+		if (row && status_allowed(row, acct)) {
+			status = row->status;
+			json_object_set_new(fields, "status",
+					    json_string(status));
+		} else {
+			const char *notes =
+				row ? row->notes
+				    : "not a Pruvan status (see "
+				      "spec/status-matrix.csv)";
+			if (acct->status_policy == PB_STATUS_POLICY_REJECT) {
+				reject(d, "status_not_allowed",
+				       "status %.32s is not allowed on %s for %s "
+				       "integrations: %s",
+				       json_string_value(sv),
+				       pb_action_name(table_action),
+				       mode_name(acct), notes);
+				goto out;
+			}
+			warn(d, "status_dropped",
+			     "status %.32s is not allowed on %s for %s "
+			     "integrations: %s",
+			     json_string_value(sv),
+			     pb_action_name(table_action), mode_name(acct),
+			     notes);
+		}
+	}
+
+	/* 8. assignedTo. */
+	const json_t *av = json_object_get(ev->order, "assignedTo");
+	const char *pushed_user =
+		json_string_value(json_object_get(pushed, "assignedTo"));
+	bool has_assigned = false;
+	const char *assigned = NULL; /* NULL = unassigned */
+	if (av && acct->mode == PB_MODE_EXTERNAL) {
+		warn(d, "assigned_to_dropped",
+		     "assignedTo is dropped: external integrations do not "
+		     "assign orders (the account's users or workflow do)");
+	} else if (av) {
+		const char *a = json_string_value(av);
+		if (json_is_null(av) || (a && !strcmp(a, "unassigned"))) {
+			has_assigned = true;
+		} else if (a && is_user(acct, a)) {
+			has_assigned = true;
+			assigned = a;
+		} else {
+			reject(d, "assigned_to_not_allowed",
+			       "assignedTo \"%.64s\" is not a user of account "
+			       "\"%.64s\": name one of the account's users, or "
+			       "\"unassigned\"",
+			       a ? a : "(not a string)",
+			       acct->name ? acct->name : "");
+			goto out;
+		}
+	}
+	if (status && !strcmp(status, "unassigned")) {
+		if (has_assigned && assigned) {
+			reject(d, "assigned_to_not_allowed",
+			       "status unassigned contradicts assignedTo "
+			       "\"%.64s\": send one or the other",
+			       assigned);
+			goto out;
+		}
+		has_assigned = true;
+	}
+	if (status && !strcmp(status, "assigned")) {
+		const char *who = has_assigned ? assigned : pushed_user;
+		if (!who || !is_user(acct, who)) {
+			reject(d, "assigned_to_not_allowed",
+			       "status assigned needs assignedTo naming one of "
+			       "the users of account \"%.64s\"",
+			       acct->name ? acct->name : "");
+			goto out;
+		}
+	}
+	if (has_assigned)
+		json_object_set_new(fields, "assignedTo",
+				    assigned ? json_string(assigned)
+					     : json_null());
+
+	/* 9. Client Status suggestion (a remote-owned field). */
+	if (!json_object_get(ev->order, "clientStatus") &&
+	    (creating || status)) {
+		const pb_status_rule_t *row =
+			pb_status_rule_find(table_action, status ? status : "");
+		if (row && status_allowed(row, acct) && row->suggestion[0]) {
+			char buf[512];
+			const char *old_s = pushed_user ? pushed_user
+							: "unassigned";
+			const char *new_s = has_assigned
+						    ? (assigned ? assigned
+								: "unassigned")
+						    : old_s;
+			fill_suggestion(row->suggestion, old_s, new_s, buf,
+					sizeof(buf));
+			json_object_set_new(fields, "clientStatus",
+					    json_string(buf));
+		}
+	}
+
+	/* 10. create minimum. */
+	if (creating) {
+		static const char *const need[] = {"address1", "city",
+						   "state", "zip"};
+		for (size_t i = 0; i < 4; i++) {
+			if (!json_object_get(fields, need[i])) {
+				reject(d, "invalid_address",
+				       "%s is missing: a create needs a US "
+				       "address (address1, city, state, zip)",
+				       need[i]);
+				goto out;
+			}
+		}
+		if (services_good == 0) {
+			reject(d, "no_services",
+			       "the order has no service: a create needs at "
+			       "least one service with a serviceName");
+			goto out;
+		}
+	}
+	if (services_bad) {
+		reject(d, "invalid_field",
+		       "every service needs a non-empty serviceName");
+		goto out;
+	}
+
+	/* 11. what is sent. */
+	wo = json_object();
+	json_object_set_new(wo, "workOrderNumber",
+			    json_string(ev->work_order_number));
+	json_object_foreach(fields, key, v)
+	{
+		if (!strcmp(key, "workOrderNumber"))
+			continue;
+		if (!creating) {
+			const json_t *prev = json_object_get(pushed, key);
+			if (!unknown && prev && json_equal(prev, v))
+				continue;
+			const field_spec_t *fs = field_spec(key);
+			field_class_t cls = fs ? fs->cls : CLS_SHARED;
+			/* A permitted delete is the remote system's call
+			 * (allowDeletes), not a shared-field edit. */
+			bool exempt = !strcmp(key, "status") && status &&
+				      !strcmp(status, "deleted");
+			if ((cls == CLS_SHARED || cls == CLS_ADDRESS) &&
+			    !auto_admin && !exempt) {
+				json_array_append_new(d->withheld,
+						      json_string(key));
+				continue;
+			}
+		}
+		json_object_set(wo, key, v);
+	}
+	sort_withheld(d);
+	if (status && !strcmp(status, "deleted") && json_object_get(wo, "status"))
+		d->push_action = PB_ACTION_DELETE;
+	if (!creating && json_object_size(wo) <= 1) {
+		d->verdict = PB_VERDICT_UNCHANGED;
+		if (json_array_size(d->withheld) > 0)
+			snprintf(d->message, sizeof(d->message),
+				 "nothing to send: the only changed fields are "
+				 "shared fields withheld while Auto-Admin is "
+				 "OFF");
+		else
+			snprintf(d->message, sizeof(d->message),
+				 "nothing changed since the last push");
+		goto out;
+	}
+	d->pushed_after = merge_pushed(pushed, wo);
+	d->work_order = wo;
+	wo = NULL;
+out:
+	json_decref(wo);
+	json_decref(fields);
+}
+
+void pb_rules_decide(const pb_event_t *ev, const pb_account_t *acct,
+		     bool auto_admin, const pb_order_state_t *st,
+		     pb_decision_t *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->verdict = PB_VERDICT_PUSH;
+	out->push_action = ev->action;
+	out->warnings = json_array();
+	out->withheld = json_array();
+
+	if (!acct) {
+		reject(out, "unknown_account",
+		       "account \"%.64s\" is not configured: add it under "
+		       "accounts in the configuration",
+		       ev->account ? ev->account : "");
+		return;
+	}
+	if (st && st->deleted) {
+		if (ev->action != PB_ACTION_DELETE) {
+			reject(out, "order_deleted",
+			       "order %.64s was deleted: a deleted order "
+			       "cannot be created or updated again",
+			       ev->work_order_number);
+		} else if (!acct->allow_deletes) {
+			reject(out, "delete_not_allowed",
+			       "account \"%.64s\" does not allow deletes: set "
+			       "allowDeletes to true for it in the "
+			       "configuration",
+			       acct->name ? acct->name : "");
+		} else {
+			out->verdict = PB_VERDICT_UNCHANGED;
+			snprintf(out->message, sizeof(out->message),
+				 "order %.64s is already deleted",
+				 ev->work_order_number);
+		}
+		return;
+	}
+	if (st && st->has_version && ev->has_version) {
+		if (ev->version < st->version) {
+			out->verdict = PB_VERDICT_STALE;
+			out->reason = "stale";
+			snprintf(out->message, sizeof(out->message),
+				 "version %lld is older than the last applied "
+				 "version %lld of order %.64s",
+				 (long long)ev->version,
+				 (long long)st->version,
+				 ev->work_order_number);
+			return;
+		}
+	} else if (st && st->occurred_ms && ev->occurred_ms < st->occurred_ms) {
+		out->verdict = PB_VERDICT_STALE;
+		out->reason = "stale";
+		snprintf(out->message, sizeof(out->message),
+			 "occurredAt is older than that of the last applied "
+			 "event of order %.64s",
+			 ev->work_order_number);
+		return;
+	}
+	if (ev->action == PB_ACTION_DELETE)
+		decide_delete(ev, acct, st, out);
+	else
+		decide_upsert(ev, acct, auto_admin, st, out);
+}
+
+void pb_decision_clear(pb_decision_t *d)
+{
+	if (!d)
+		return;
+	json_decref(d->work_order);
+	json_decref(d->pushed_after);
+	json_decref(d->warnings);
+	json_decref(d->withheld);
+	d->work_order = d->pushed_after = d->warnings = d->withheld = NULL;
+}
+
+/* ---- Pruvan's answer ------------------------------------------------- */
+
+static bool count_member(const json_t *resp, const char *key, int *out)
+{
+	const json_t *v = json_object_get(resp, key);
+	if (!v) {
+		*out = 0;
+		return true;
+	}
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    json_integer_value(v) > 1000000)
+		return false;
+	*out = (int)json_integer_value(v);
+	return true;
+}
+
+pb_err_t pb_pruvan_response_parse(const char *body, size_t len,
+				  pb_pruvan_result_t *out, char *errstr,
+				  size_t errstr_size)
+{
+	if (!body || len > PB_MAX_RESPONSE)
+		return pb_errf(errstr, errstr_size, PB_ERR_INVALID,
+			       "response body missing or larger than 1 MiB");
+	json_error_t jerr;
+	json_t *root = json_loadb(body, len, 0, &jerr);
+	if (!root)
+		return pb_errf(errstr, errstr_size, PB_ERR_INVALID,
+			       "response is not JSON: %.200s", jerr.text);
+	pb_err_t err = PB_ERR_INVALID;
+	pb_pruvan_result_t r;
+	memset(&r, 0, sizeof(r));
+	const json_t *resp = json_object_get(root, "response");
+	const json_t *e = json_object_get(root, "error");
+	if (!json_is_object(root)) {
+		pb_errf(errstr, errstr_size, err, "response is not an object");
+		goto out;
+	}
+	if (!resp || !e) {
+		pb_errf(errstr, errstr_size, err,
+			"response lacks \"%s\"", !resp ? "response" : "error");
+		goto out;
+	}
+	if (json_is_string(e)) {
+		r.has_error = json_string_length(e) > 0;
+		pb_strlcpy(r.error, json_string_value(e), sizeof(r.error));
+	} else if (!json_is_null(e)) {
+		pb_errf(errstr, errstr_size, err,
+			"\"error\" is neither null nor a string");
+		goto out;
+	}
+	if (json_is_null(resp) && r.has_error) {
+		/* Pruvan's failure shape: no counts, only the error. */
+	} else if (!json_is_object(resp)) {
+		pb_errf(errstr, errstr_size, err,
+			"\"response\" is not an object");
+		goto out;
+	} else if (!count_member(resp, "created", &r.created) ||
+		   !count_member(resp, "updated", &r.updated) ||
+		   !count_member(resp, "deleted", &r.deleted)) {
+		pb_errf(errstr, errstr_size, err,
+			"\"response\" counts must be non-negative integers");
+		goto out;
+	}
+	*out = r;
+	err = PB_OK;
+out:
+	json_decref(root);
+	return err;
+}
+
+const char *pb_rules_outcome_for(const pb_decision_t *d,
+				 const pb_pruvan_result_t *r)
+{
+	if (!d || !r || r->has_error)
+		return NULL;
+	switch (d->push_action) {
+	case PB_ACTION_CREATE:
+		if (r->created > 0)
+			return "created";
+		if (r->updated > 0)
+			return "updated";
+		break;
+	case PB_ACTION_UPDATE:
+		if (r->updated > 0)
+			return "updated";
+		if (r->created > 0)
+			return "created";
+		break;
+	case PB_ACTION_DELETE:
+		if (r->deleted > 0)
+			return "deleted";
+		break;
+	}
+	return NULL;
+}
+
+/* ---- relayed data ---------------------------------------------------- */
+
+const char *pb_rules_inbound_discard_reason(bool order_deleted,
+					    const char *learned_key1,
+					    const char *item_key1,
+					    bool key1_of_deleted_order)
+{
+	if (key1_of_deleted_order)
+		return "order_deleted";
+	if (!order_deleted)
+		return NULL;
+	if (!learned_key1 || !item_key1 || !strcmp(learned_key1, item_key1))
+		return "order_deleted";
+	return "recreated_after_delete";
+}

@@ -1,0 +1,382 @@
+/*
+ * rules_event.c: parse the two kinds of input records (contract sections 3
+ * and 5) into structs, or into a rejection that says why.
+ *
+ * Structure only: whether a field's value is acceptable for an account
+ * (status, assignedTo, address, dates inside the order) is decided in
+ * rules.c. Here we check what every event needs to be routed and ordered:
+ * its identity, action, time and version.
+ *
+ * Invariants: input is bounded (PB_RULES_MAX_INPUT) before parsing; JSON
+ * with duplicate keys is refused (which value would win is ambiguous);
+ * identity strings are bounded (PB_RULES_MAX_ID); on failure every owned
+ * object is released and *rej holds whatever identity could be read, so
+ * the outcome record can still name the event. Never does I/O or logs.
+ */
+#include "rules_internal.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#define PB_RULES_MAX_INPUT (1024 * 1024)
+#define PB_RULES_MAX_ID 256
+
+void pb_rejection_clear(pb_rejection_t *rej)
+{
+	if (!rej)
+		return;
+	free(rej->event_id);
+	free(rej->account);
+	free(rej->work_order_number);
+	rej->event_id = rej->account = rej->work_order_number = NULL;
+}
+
+static void rej_init(pb_rejection_t *rej)
+{
+	rej->reason = NULL;
+	rej->message[0] = '\0';
+	rej->event_id = rej->account = rej->work_order_number = NULL;
+}
+
+__attribute__((format(printf, 3, 4))) static pb_err_t
+rej_set(pb_rejection_t *rej, const char *reason, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(rej->message, sizeof(rej->message), fmt, ap);
+	va_end(ap);
+	rej->reason = reason;
+	return PB_ERR_INVALID;
+}
+
+/* A string member, or NULL when absent or not a string. */
+static const char *str_member(const json_t *obj, const char *key)
+{
+	return json_string_value(json_object_get(obj, key));
+}
+
+/*
+ * Check a required non-empty, bounded string member; fills rej and returns
+ * false on failure. what is the dotted name used in messages.
+ */
+static bool need_string(const json_t *obj, const char *key, const char *what,
+			const char *why, pb_rejection_t *rej)
+{
+	const json_t *v = json_object_get(obj, key);
+	if (!v) {
+		rej_set(rej, "missing_field", "%s is missing: %s", what, why);
+		return false;
+	}
+	if (!json_is_string(v)) {
+		rej_set(rej, "invalid_field",
+			"%s must be a string: %s", what, why);
+		return false;
+	}
+	size_t len = json_string_length(v);
+	if (len == 0) {
+		rej_set(rej, "invalid_field", "%s is empty: %s", what, why);
+		return false;
+	}
+	if (len > PB_RULES_MAX_ID) {
+		rej_set(rej, "invalid_field",
+			"%s is longer than %d characters: shorten it", what,
+			PB_RULES_MAX_ID);
+		return false;
+	}
+	return true;
+}
+
+void pb_event_destroy(pb_event_t *ev)
+{
+	if (!ev)
+		return;
+	free(ev->event_id);
+	free(ev->account);
+	free(ev->work_order_number);
+	json_decref(ev->order);
+	free(ev);
+}
+
+const char *pb_action_name(pb_action_t a)
+{
+	switch (a) {
+	case PB_ACTION_CREATE:
+		return "create";
+	case PB_ACTION_UPDATE:
+		return "update";
+	case PB_ACTION_DELETE:
+		return "delete";
+	}
+	return "unknown";
+}
+
+static json_t *load_object(const char *buf, size_t len, pb_rejection_t *rej)
+{
+	if (!buf || len > PB_RULES_MAX_INPUT) {
+		rej_set(rej, "invalid_json",
+			"the record is larger than %d bytes: records must be "
+			"at most 1 MiB",
+			PB_RULES_MAX_INPUT);
+		return NULL;
+	}
+	json_error_t jerr;
+	json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		rej_set(rej, "invalid_json",
+			"the record is not valid JSON (line %d, column %d: "
+			"%.200s): send a JSON object",
+			jerr.line, jerr.column, jerr.text);
+		return NULL;
+	}
+	if (!json_is_object(root)) {
+		json_decref(root);
+		rej_set(rej, "invalid_json",
+			"the record is JSON but not an object: send a JSON "
+			"object");
+		return NULL;
+	}
+	return root;
+}
+
+pb_err_t pb_event_parse(const char *buf, size_t len, pb_event_t **ev_out,
+			pb_rejection_t *rej)
+{
+	rej_init(rej);
+	json_t *root = load_object(buf, len, rej);
+	if (!root)
+		return PB_ERR_INVALID;
+
+	/* Identity first, as far as readable, for the outcome record. */
+	const json_t *order = json_object_get(root, "order");
+	rej->event_id = pb_strdup(str_member(root, "eventId"));
+	rej->account = pb_strdup(str_member(root, "account"));
+	rej->work_order_number =
+		pb_strdup(str_member(order, "workOrderNumber"));
+
+	pb_event_t *ev = NULL;
+	pb_err_t err = PB_ERR_INVALID;
+
+	if (!need_string(root, "eventId", "eventId",
+			 "every event needs a unique eventId", rej) ||
+	    !need_string(root, "account", "account",
+			 "every event must name its account", rej))
+		goto out;
+
+	const json_t *action = json_object_get(root, "action");
+	pb_action_t act;
+	if (!action) {
+		rej_set(rej, "missing_field",
+			"action is missing: use create, update or delete");
+		goto out;
+	}
+	if (!json_is_string(action)) {
+		rej_set(rej, "invalid_field",
+			"action must be a string: use create, update or "
+			"delete");
+		goto out;
+	}
+	const char *as = json_string_value(action);
+	if (!strcmp(as, "create"))
+		act = PB_ACTION_CREATE;
+	else if (!strcmp(as, "update"))
+		act = PB_ACTION_UPDATE;
+	else if (!strcmp(as, "delete"))
+		act = PB_ACTION_DELETE;
+	else {
+		rej_set(rej, "invalid_action",
+			"action \"%.64s\" is unknown: use create, update or "
+			"delete",
+			as);
+		goto out;
+	}
+
+	const json_t *occ = json_object_get(root, "occurredAt");
+	int64_t occurred_ms;
+	if (!occ) {
+		rej_set(rej, "missing_field",
+			"occurredAt is missing: every event needs its RFC 3339 "
+			"time, e.g. 2026-11-28T16:00:00Z");
+		goto out;
+	}
+	if (!json_is_string(occ)) {
+		rej_set(rej, "invalid_field",
+			"occurredAt must be a string: use RFC 3339, e.g. "
+			"2026-11-28T16:00:00Z");
+		goto out;
+	}
+	if (!pb_rfc3339_to_ms(json_string_value(occ), &occurred_ms)) {
+		rej_set(rej, "invalid_date",
+			"occurredAt \"%.64s\" is not an RFC 3339 date-time: "
+			"use e.g. 2026-11-28T16:00:00Z",
+			json_string_value(occ));
+		goto out;
+	}
+
+	const json_t *ver = json_object_get(root, "version");
+	if (ver && (!json_is_integer(ver) || json_integer_value(ver) < 0)) {
+		rej_set(rej, "invalid_field",
+			"version must be a non-negative integer: send the "
+			"order's event counter or leave version out");
+		goto out;
+	}
+
+	if (!order) {
+		rej_set(rej, "missing_field",
+			"order is missing: every event carries the order "
+			"object");
+		goto out;
+	}
+	if (!json_is_object(order)) {
+		rej_set(rej, "invalid_field",
+			"order must be an object of Pruvan work-order fields");
+		goto out;
+	}
+	if (!need_string(order, "workOrderNumber", "order.workOrderNumber",
+			 "every order event must name its work order", rej))
+		goto out;
+
+	ev = calloc(1, sizeof(*ev));
+	if (!ev) {
+		err = PB_ERR_NOMEM;
+		rej_set(rej, "internal", "out of memory");
+		goto out;
+	}
+	ev->event_id = pb_strdup(str_member(root, "eventId"));
+	ev->account = pb_strdup(str_member(root, "account"));
+	ev->work_order_number = pb_strdup(str_member(order, "workOrderNumber"));
+	ev->action = act;
+	ev->occurred_ms = occurred_ms;
+	ev->has_version = ver != NULL;
+	ev->version = ver ? (int64_t)json_integer_value(ver) : 0;
+	ev->order = json_incref((json_t *)order);
+	if (!ev->event_id || !ev->account || !ev->work_order_number) {
+		pb_event_destroy(ev);
+		ev = NULL;
+		err = PB_ERR_NOMEM;
+		rej_set(rej, "internal", "out of memory");
+		goto out;
+	}
+	*ev_out = ev;
+	err = PB_OK;
+	pb_rejection_clear(rej);
+out:
+	json_decref(root);
+	return err;
+}
+
+void pb_inbound_destroy(pb_inbound_t *in)
+{
+	if (!in)
+		return;
+	free(in->account);
+	free(in->kind);
+	free(in->uuid);
+	free(in->key1);
+	free(in->key2);
+	json_decref(in->item);
+	free(in);
+}
+
+/* key1 as a string: Pruvan sends it as a number or a string. */
+static bool key1_string(const json_t *v, char *buf, size_t size)
+{
+	if (json_is_string(v)) {
+		if (json_string_length(v) == 0 ||
+		    json_string_length(v) > PB_RULES_MAX_ID)
+			return false;
+		pb_strlcpy(buf, json_string_value(v), size);
+		return true;
+	}
+	if (json_is_integer(v)) {
+		snprintf(buf, size, "%" JSON_INTEGER_FORMAT,
+			 json_integer_value(v));
+		return true;
+	}
+	return false; /* reals would print ambiguously: refuse */
+}
+
+pb_err_t pb_inbound_parse(const char *buf, size_t len, pb_inbound_t **in_out,
+			  pb_rejection_t *rej)
+{
+	rej_init(rej);
+	json_t *root = load_object(buf, len, rej);
+	if (!root)
+		return PB_ERR_INVALID;
+	const json_t *item = json_object_get(root, "item");
+	rej->event_id = pb_strdup(str_member(item, "uuId"));
+	rej->account = pb_strdup(str_member(root, "account"));
+	rej->work_order_number = pb_strdup(str_member(item, "key2"));
+
+	pb_err_t err = PB_ERR_INVALID;
+	pb_inbound_t *in = NULL;
+	char key1[PB_RULES_MAX_ID + 1];
+	const json_t *k1 = NULL;
+
+	if (!need_string(root, "account", "account",
+			 "every relayed item must name its account", rej) ||
+	    !need_string(root, "kind", "kind",
+			 "use photo, survey, status or order", rej))
+		goto out;
+	const char *kind = str_member(root, "kind");
+	if (strcmp(kind, "photo") && strcmp(kind, "survey") &&
+	    strcmp(kind, "status") && strcmp(kind, "order")) {
+		rej_set(rej, "invalid_field",
+			"kind \"%.64s\" is unknown: use photo, survey, status "
+			"or order",
+			kind);
+		goto out;
+	}
+	if (!item) {
+		rej_set(rej, "missing_field",
+			"item is missing: wrap the relayed item as \"item\"");
+		goto out;
+	}
+	if (!json_is_object(item)) {
+		rej_set(rej, "invalid_field", "item must be an object");
+		goto out;
+	}
+	if (!need_string(item, "uuId", "item.uuId",
+			 "every relayed item has Pruvan's uuId", rej) ||
+	    !need_string(item, "key2", "item.key2",
+			 "key2 is the work order number of the item", rej))
+		goto out;
+	k1 = json_object_get(item, "key1");
+	if (k1 && !json_is_null(k1) && !key1_string(k1, key1, sizeof(key1))) {
+		rej_set(rej, "invalid_field",
+			"item.key1 must be a non-empty string or an integer "
+			"(Pruvan's key of the order)");
+		goto out;
+	}
+
+	in = calloc(1, sizeof(*in));
+	if (!in) {
+		err = PB_ERR_NOMEM;
+		rej_set(rej, "internal", "out of memory");
+		goto out;
+	}
+	in->account = pb_strdup(str_member(root, "account"));
+	in->kind = pb_strdup(kind);
+	in->uuid = pb_strdup(str_member(item, "uuId"));
+	in->key2 = pb_strdup(str_member(item, "key2"));
+	in->key1 = (k1 && !json_is_null(k1)) ? pb_strdup(key1) : NULL;
+	in->item = json_incref((json_t *)item);
+	if (!in->account || !in->kind || !in->uuid || !in->key2 ||
+	    (k1 && !json_is_null(k1) && !in->key1)) {
+		pb_inbound_destroy(in);
+		in = NULL;
+		err = PB_ERR_NOMEM;
+		rej_set(rej, "internal", "out of memory");
+		goto out;
+	}
+	*in_out = in;
+	err = PB_OK;
+	pb_rejection_clear(rej);
+out:
+	json_decref(root);
+	return err;
+}
