@@ -1,0 +1,1693 @@
+/*
+ * config.c: load, validate and describe the worker's configuration
+ * (contract section 9; the contract for callers is config.h).
+ *
+ * Design. Loading is one pass over the parsed JSON that never stops at the
+ * first mistake: every check that fails appends one line, "PATH: what is
+ * wrong", to a growing report, and loading carries on with the default in
+ * place of the bad value. Only at the end does the report decide between
+ * PB_OK and PB_ERR_CONFIG. An operator running check-config then fixes the
+ * whole file in one go instead of one mistake per deploy.
+ *
+ * Scalar sections (topics, redis, pruvan, dedupe, http, worker) are
+ * described by tables of fields (key, type, bounds, struct offset), so a new
+ * knob is one table row and automatically gets unknown-key detection with a
+ * did-you-mean, type checks and range checks. Accounts and relay carry
+ * secrets and enums and are checked by hand.
+ *
+ * Secrets. A PushKey URL (and the relay secret) is "env:NAME" or
+ * "file:/path", resolved here; a literal URL in the file is refused because
+ * config files end up in Git and ConfigMaps. Other string values that may
+ * hold credentials (redis.url, librdkafka properties) accept the same forms.
+ * Invariant: no message ever contains a secret value, not even a piece of
+ * it; messages name the variable or the file instead. Values that are not
+ * secret (a mode, a topic) are quoted back, bounded and escaped.
+ *
+ * Never: print, log or exit (library code, STYLE.md); read a secret file
+ * larger than PB_SECRET_MAX; follow a literal PushKey URL.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define PB_CONFIG_FILE_MAX (1024 * 1024) /* a config file is small */
+#define PB_SECRET_MAX (64 * 1024)        /* a secret file is tiny */
+#define PB_PATH_MAX 320                  /* JSON paths in messages */
+
+/* ------------------------------------------------------------------ */
+/* The mistake report                                                  */
+/* ------------------------------------------------------------------ */
+
+typedef struct report {
+	char *buf;
+	size_t len, cap;
+	size_t count;
+	bool nomem;
+} report_t;
+
+static void report_add(report_t *r, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void report_add(report_t *r, const char *path, const char *fmt, ...)
+{
+	char line[1024];
+	int n = snprintf(line, sizeof(line), "%s: ", path);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n < sizeof(line)) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	size_t add = strlen(line) + 1; /* + '\n' separator */
+	r->count++;
+	if (r->nomem)
+		return;
+	if (r->len + add + 1 > r->cap) {
+		size_t cap = r->cap ? r->cap : 1024;
+		while (r->len + add + 1 > cap)
+			cap *= 2;
+		char *nb = realloc(r->buf, cap);
+		if (!nb) {
+			r->nomem = true;
+			return;
+		}
+		r->buf = nb;
+		r->cap = cap;
+	}
+	if (r->len > 0)
+		r->buf[r->len++] = '\n';
+	memcpy(r->buf + r->len, line, add - 1);
+	r->len += add - 1;
+	r->buf[r->len] = '\0';
+}
+
+/*
+ * Copy the report into the caller's buffer. When it does not fit, keep as
+ * many whole lines as fit and end with a line saying how many were left
+ * out, so a truncated report never shows half a path.
+ */
+static void report_emit(const report_t *r, char *errstr, size_t size)
+{
+	if (!errstr || size == 0)
+		return;
+	if (r->nomem) {
+		pb_strlcpy(errstr, "$: out of memory while validating", size);
+		return;
+	}
+	if (!r->buf) {
+		errstr[0] = '\0';
+		return;
+	}
+	if (r->len < size) {
+		memcpy(errstr, r->buf, r->len + 1);
+		return;
+	}
+	size_t kept = 0, lines = 0;
+	const char *p = r->buf;
+	for (;;) {
+		const char *nl = strchr(p, '\n');
+		size_t end = nl ? (size_t)(nl - r->buf) : r->len;
+		char tail[64];
+		snprintf(tail, sizeof(tail), "\n... and %zu more",
+			 r->count - lines - 1);
+		if (end + strlen(tail) + 1 > size)
+			break;
+		kept = end;
+		lines++;
+		if (!nl)
+			break;
+		p = nl + 1;
+	}
+	if (lines == 0) {
+		/* Not even one line fits: cut the first line. */
+		pb_strlcpy(errstr, r->buf, size);
+		return;
+	}
+	memcpy(errstr, r->buf, kept);
+	snprintf(errstr + kept, size - kept, "\n... and %zu more",
+		 r->count - lines);
+}
+
+/* ------------------------------------------------------------------ */
+/* Small helpers: paths, quoting, suggestions                          */
+/* ------------------------------------------------------------------ */
+
+static bool is_ident(const char *s)
+{
+	if (!*s)
+		return false;
+	for (const char *p = s; *p; p++) {
+		char c = *p;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Quote a non-secret string for a message: "..." with control characters,
+ * quotes and backslashes escaped, cut at 48 characters so a mistaken
+ * paste of a whole document cannot flood the report.
+ */
+static void quote(const char *s, char *buf, size_t size)
+{
+	size_t o = 0;
+	const size_t limit = 48;
+	size_t n = 0;
+	if (size < 8) {
+		if (size)
+			buf[0] = '\0';
+		return;
+	}
+	buf[o++] = '"';
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++, n++) {
+		char esc[8];
+		if (n == limit) {
+			if (o + 4 < size) {
+				memcpy(buf + o, "...", 3);
+				o += 3;
+			}
+			break;
+		}
+		if (*p == '"' || *p == '\\')
+			snprintf(esc, sizeof(esc), "\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			snprintf(esc, sizeof(esc), "\\u%04x", *p);
+		else
+			snprintf(esc, sizeof(esc), "%c", *p);
+		size_t el = strlen(esc);
+		if (o + el + 2 > size)
+			break;
+		memcpy(buf + o, esc, el);
+		o += el;
+	}
+	buf[o++] = '"';
+	buf[o] = '\0';
+}
+
+/* base.key, or base["key"] when key is not a plain identifier. */
+static void path_key(char *out, size_t size, const char *base, const char *key)
+{
+	if (is_ident(key)) {
+		snprintf(out, size, "%s.%s", base, key);
+	} else {
+		char q[160];
+		quote(key, q, sizeof(q));
+		snprintf(out, size, "%s[%s]", base, q);
+	}
+}
+
+static void path_index(char *out, size_t size, const char *base, size_t i)
+{
+	snprintf(out, size, "%s[%zu]", base, i);
+}
+
+static const char *type_name(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: return "an object";
+	case JSON_ARRAY: return "an array";
+	case JSON_STRING: return "a string";
+	case JSON_INTEGER: return "an integer";
+	case JSON_REAL: return "a number with a fraction";
+	case JSON_TRUE:
+	case JSON_FALSE: return "a boolean";
+	case JSON_NULL: return "null";
+	}
+	return "something else";
+}
+
+static int lower(int c)
+{
+	return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
+}
+
+/* Case-insensitive Levenshtein distance, capped: keys are short. */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 63 || lb > 63)
+		return 64;
+	size_t prev[64], cur[64];
+	for (size_t j = 0; j <= lb; j++)
+		prev[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		cur[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t sub = prev[j - 1] +
+				     (lower(a[i - 1]) != lower(b[j - 1]));
+			size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+			size_t m = sub < del ? sub : del;
+			cur[j] = m < ins ? m : ins;
+		}
+		memcpy(prev, cur, (lb + 1) * sizeof(size_t));
+	}
+	return prev[lb];
+}
+
+/*
+ * The known key the user probably meant: the same key in another case,
+ * or one within a small edit distance (at most 2, and less than a third of
+ * its length so that short keys do not match everything).
+ */
+static const char *suggest(const char *key, const char *const *known, size_t n)
+{
+	const char *best = NULL;
+	size_t best_d = (size_t)-1;
+	for (size_t i = 0; i < n; i++) {
+		if (strcasecmp(key, known[i]) == 0)
+			return known[i];
+		size_t d = edit_distance(key, known[i]);
+		size_t len = strlen(known[i]);
+		if (d <= 2 && d * 3 < len && d < best_d) {
+			best = known[i];
+			best_d = d;
+		}
+	}
+	return best;
+}
+
+static void report_unknown_key(report_t *r, const char *path, const char *key,
+			       const char *const *known, size_t n)
+{
+	const char *s = suggest(key, known, n);
+	if (s) {
+		report_add(r, path, "unknown key (did you mean \"%s\"?)", s);
+		return;
+	}
+	char list[512];
+	size_t o = 0;
+	list[0] = '\0';
+	for (size_t i = 0; i < n && o < sizeof(list); i++) {
+		int w = snprintf(list + o, sizeof(list) - o, "%s%s",
+				 i ? ", " : "", known[i]);
+		if (w < 0)
+			break;
+		o += (size_t)w;
+	}
+	report_add(r, path, "unknown key (expected one of: %s)", list);
+}
+
+static bool has_space_or_ctl(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p <= 0x20 || *p == 0x7f)
+			return true;
+	return false;
+}
+
+static void trim_trailing_space(char *s)
+{
+	size_t n = strlen(s);
+	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r' ||
+			 s[n - 1] == ' ' || s[n - 1] == '\t'))
+		s[--n] = '\0';
+}
+
+/* ------------------------------------------------------------------ */
+/* Value checks shared by the file and the environment overrides       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * "host:port": host non-empty (a name, an IPv4 address, or [IPv6]), port a
+ * decimal 0..65535 (0 asks the kernel for a free port, which tests use).
+ */
+static bool listen_valid(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	if (!colon || colon == s || has_space_or_ctl(s))
+		return false;
+	if (s[0] == '[') {
+		if (colon[-1] != ']' || colon - s < 3)
+			return false;
+	} else if (memchr(s, ':', (size_t)(colon - s))) {
+		return false; /* a bare IPv6 address needs brackets */
+	}
+	int64_t port;
+	if (!pb_parse_i64(colon + 1, &port) || colon[1] == '+' ||
+	    colon[1] == '-' || port < 0 || port > 65535)
+		return false;
+	return true;
+}
+
+static void check_listen(report_t *r, const char *path, const char *v)
+{
+	if (listen_valid(v))
+		return;
+	char q[64];
+	quote(v, q, sizeof(q));
+	report_add(r, path,
+		   "expected \"host:port\" with a port 0..65535, e.g. "
+		   "\"127.0.0.1:9464\" or \"[::]:9464\" (got %s)", q);
+}
+
+/*
+ * redis://[user:pass@]host[:port][/db] or unix:///path/to/socket. The URL
+ * may hold a password, so it is never quoted back: say what is expected.
+ */
+static bool redis_url_valid(const char *s)
+{
+	if (has_space_or_ctl(s))
+		return false;
+	if (strncasecmp(s, "unix://", 7) == 0)
+		return s[7] == '/' && s[8] != '\0';
+	if (strncasecmp(s, "redis://", 8) != 0)
+		return false;
+	const char *host = s + 8;
+	const char *at = strrchr(host, '@');
+	if (at)
+		host = at + 1;
+	size_t hl = strcspn(host, ":/");
+	if (hl == 0)
+		return false;
+	const char *p = host + hl;
+	if (*p == ':') {
+		char port[8];
+		size_t pl = strcspn(p + 1, "/");
+		if (pl == 0 || pl >= sizeof(port))
+			return false;
+		memcpy(port, p + 1, pl);
+		port[pl] = '\0';
+		int64_t v;
+		if (!pb_parse_i64(port, &v) || port[0] == '+' ||
+		    port[0] == '-' || v < 1 || v > 65535)
+			return false;
+		p += 1 + pl;
+	}
+	if (*p == '/' && p[1] != '\0') {
+		int64_t db;
+		if (!pb_parse_i64(p + 1, &db) || p[1] == '+' || p[1] == '-' ||
+		    db < 0 || db > 15)
+			return false;
+	}
+	return true;
+}
+
+static void check_redis_url(report_t *r, const char *path, const char *v,
+			    const char *origin)
+{
+	if (redis_url_valid(v))
+		return;
+	report_add(r, path,
+		   "%s%s%snot a Redis URL: expected \"redis://HOST[:PORT][/DB]\""
+		   " (DB 0..15) or \"unix:///PATH\"",
+		   origin ? "the URL from " : "", origin ? origin : "",
+		   origin ? " is " : "");
+}
+
+/* Kafka's own rule for topic names: [A-Za-z0-9._-], 1..249 characters. */
+static void check_topic(report_t *r, const char *path, const char *v)
+{
+	size_t n = strlen(v);
+	if (n == 0) {
+		report_add(r, path, "topic name must be non-empty");
+		return;
+	}
+	bool ok = n <= 249;
+	for (const char *p = v; ok && *p; p++)
+		ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		     (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' ||
+		     *p == '-';
+	if (!ok) {
+		char q[64];
+		quote(v, q, sizeof(q));
+		report_add(r, path,
+			   "invalid topic name %s (1..249 characters of "
+			   "A-Z a-z 0-9 . _ -)", q);
+	}
+}
+
+static void check_key_prefix(report_t *r, const char *path, const char *v)
+{
+	if (strlen(v) >= 1 && strlen(v) <= 64 && !has_space_or_ctl(v))
+		return;
+	report_add(r, path,
+		   "key prefix must be 1..64 characters without spaces or "
+		   "control characters");
+}
+
+/* ------------------------------------------------------------------ */
+/* Secrets                                                             */
+/* ------------------------------------------------------------------ */
+
+static bool is_secret_ref(const char *v)
+{
+	return strncmp(v, "env:", 4) == 0 || strncmp(v, "file:", 5) == 0;
+}
+
+/*
+ * Read a mounted secret file: bounded, trailing whitespace trimmed (the
+ * newline that `echo` and most editors add). Reports name the file and the
+ * system error, never any of its content.
+ */
+static char *read_secret_file(report_t *r, const char *path,
+			      const char *file)
+{
+	char *buf = NULL;
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		report_add(r, path, "cannot read secret file %s: %s", file,
+			   strerror(errno));
+		return NULL;
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		report_add(r, path, "cannot read secret file %s: %s", file,
+			   strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		report_add(r, path, "secret file %s is not a regular file",
+			   file);
+		goto out;
+	}
+	if (st.st_size > PB_SECRET_MAX) {
+		report_add(r, path,
+			   "secret file %s is larger than %d bytes", file,
+			   PB_SECRET_MAX);
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		r->nomem = true;
+		goto out;
+	}
+	size_t got = 0;
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			report_add(r, path, "cannot read secret file %s: %s",
+				   file, strerror(errno));
+			free(buf);
+			buf = NULL;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	if (strlen(buf) != got) {
+		report_add(r, path, "secret file %s contains a NUL byte", file);
+		free(buf);
+		buf = NULL;
+		goto out;
+	}
+	trim_trailing_space(buf);
+	if (!*buf) {
+		report_add(r, path, "secret file %s is empty", file);
+		free(buf);
+		buf = NULL;
+	}
+out:
+	close(fd);
+	return buf;
+}
+
+static bool env_name_valid(const char *s)
+{
+	if (!*s || (*s >= '0' && *s <= '9'))
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_'))
+			return false;
+	return true;
+}
+
+/*
+ * Resolve "env:NAME" / "file:/path" (ref must be one of them). Returns the
+ * owned value, or NULL with a line in the report. *origin_out (if given)
+ * receives "environment variable NAME" / "secret file /path", which is what
+ * later messages about the value say instead of quoting it.
+ */
+static char *resolve_secret(report_t *r, const char *path, const char *ref,
+			    char *origin, size_t origin_size)
+{
+	if (strncmp(ref, "env:", 4) == 0) {
+		const char *name = ref + 4;
+		if (!env_name_valid(name)) {
+			char q[80];
+			quote(name, q, sizeof(q));
+			report_add(r, path,
+				   "invalid environment variable name %s in "
+				   "\"env:NAME\" (letters, digits, _)", q);
+			return NULL;
+		}
+		if (origin)
+			snprintf(origin, origin_size,
+				 "environment variable %s", name);
+		const char *v = getenv(name);
+		if (!v) {
+			report_add(r, path,
+				   "environment variable %s is not set", name);
+			return NULL;
+		}
+		char *dup = strdup(v);
+		if (!dup) {
+			r->nomem = true;
+			return NULL;
+		}
+		trim_trailing_space(dup);
+		if (!*dup) {
+			report_add(r, path, "environment variable %s is empty",
+				   name);
+			free(dup);
+			return NULL;
+		}
+		return dup;
+	}
+	const char *file = ref + 5;
+	if (!*file) {
+		report_add(r, path, "\"file:\" needs a path, e.g. "
+				    "\"file:/run/secrets/pushkey\"");
+		return NULL;
+	}
+	if (origin)
+		snprintf(origin, origin_size, "secret file %s", file);
+	return read_secret_file(r, path, file);
+}
+
+/* An http(s) URL with a host; checked without ever quoting it. */
+static bool http_url_valid(const char *s)
+{
+	const char *host;
+	if (strncasecmp(s, "https://", 8) == 0)
+		host = s + 8;
+	else if (strncasecmp(s, "http://", 7) == 0)
+		host = s + 7;
+	else
+		return false;
+	if (has_space_or_ctl(s))
+		return false;
+	return *host && *host != '/' && *host != '?' && *host != ':';
+}
+
+/* ------------------------------------------------------------------ */
+/* The loader                                                          */
+/* ------------------------------------------------------------------ */
+
+typedef struct loader {
+	report_t rep;
+	pb_config_t *cfg;
+} loader_t;
+
+static bool set_str(loader_t *L, char **slot, const char *v)
+{
+	char *dup = strdup(v);
+	if (!dup) {
+		L->rep.nomem = true;
+		return false;
+	}
+	free(*slot);
+	*slot = dup;
+	return true;
+}
+
+/* Table-driven scalar sections. */
+typedef enum { F_STRING, F_INT, F_INT64 } field_type_t;
+typedef void (*str_check_fn)(report_t *r, const char *path, const char *v);
+
+typedef struct field {
+	const char *key;
+	field_type_t type;
+	size_t offset;        /* into pb_config_t */
+	int64_t min, max;     /* numbers */
+	str_check_fn check;   /* strings, may be NULL */
+	const char *unit;     /* for range messages, e.g. "ms" */
+} field_t;
+
+#define OFF(f) offsetof(pb_config_t, f)
+
+static const field_t topics_fields[] = {
+	{"orders", F_STRING, OFF(topic_orders), 0, 0, check_topic, NULL},
+	{"inbound", F_STRING, OFF(topic_inbound), 0, 0, check_topic, NULL},
+	{"results", F_STRING, OFF(topic_results), 0, 0, check_topic, NULL},
+	{"dlq", F_STRING, OFF(topic_dlq), 0, 0, check_topic, NULL},
+};
+
+/* redis.url is handled by hand (it may be a secret reference). */
+static const field_t redis_fields[] = {
+	{"url", F_STRING, OFF(redis_url), 0, 0, NULL, NULL},
+	{"keyPrefix", F_STRING, OFF(redis_key_prefix), 0, 0, check_key_prefix,
+	 NULL},
+};
+
+/*
+ * Bounds: wide enough for any sane deployment, narrow enough that a typo
+ * (seconds for milliseconds, an extra zero) is caught before it hurts.
+ * batchMaxWaitMs may be 0: push at once, no batching delay.
+ */
+static const field_t pruvan_fields[] = {
+	{"timeoutMs", F_INT, OFF(pruvan_timeout_ms), 100, 600000, NULL, "ms"},
+	{"maxAttempts", F_INT, OFF(pruvan_max_attempts), 1, 100, NULL, NULL},
+	{"backoffBaseMs", F_INT, OFF(pruvan_backoff_base_ms), 1, 600000, NULL,
+	 "ms"},
+	{"backoffMaxMs", F_INT, OFF(pruvan_backoff_max_ms), 1, 3600000, NULL,
+	 "ms"},
+	{"batchMaxOrders", F_INT, OFF(pruvan_batch_max_orders), 1, 1000, NULL,
+	 NULL},
+	{"batchMaxWaitMs", F_INT, OFF(pruvan_batch_max_wait_ms), 0, 60000,
+	 NULL, "ms"},
+	{"maxInFlight", F_INT, OFF(pruvan_max_in_flight), 1, 1024, NULL, NULL},
+	{"circuitFailures", F_INT, OFF(pruvan_circuit_failures), 1, 10000,
+	 NULL, NULL},
+	{"circuitOpenMs", F_INT, OFF(pruvan_circuit_open_ms), 100, 3600000,
+	 NULL, "ms"},
+};
+
+static const field_t dedupe_fields[] = {
+	/* up to 400 days: Redis keeps what it is told to. */
+	{"ttlSeconds", F_INT64, OFF(dedupe_ttl_seconds), 1, 34560000, NULL,
+	 "s"},
+};
+
+static const field_t http_fields[] = {
+	{"listen", F_STRING, OFF(http_listen), 0, 0, check_listen, NULL},
+};
+
+static const field_t worker_fields[] = {
+	{"maxPending", F_INT, OFF(worker_max_pending), 1, 10000000, NULL,
+	 NULL},
+	{"shutdownGraceMs", F_INT, OFF(worker_shutdown_grace_ms), 100,
+	 3600000, NULL, "ms"},
+};
+
+#define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
+
+static void check_field(loader_t *L, const char *path, const field_t *f,
+			json_t *v)
+{
+	char *base = (char *)L->cfg;
+	if (f->type == F_STRING) {
+		if (!json_is_string(v)) {
+			report_add(&L->rep, path, "expected a string, got %s",
+				   type_name(v));
+			return;
+		}
+		const char *s = json_string_value(v);
+		if (strlen(s) != json_string_length(v)) {
+			report_add(&L->rep, path,
+				   "string contains a NUL character");
+			return;
+		}
+		size_t before = L->rep.count;
+		if (f->check)
+			f->check(&L->rep, path, s);
+		if (L->rep.count == before)
+			set_str(L, (char **)(base + f->offset), s);
+		return;
+	}
+	if (!json_is_integer(v)) {
+		report_add(&L->rep, path, "expected an integer, got %s",
+			   type_name(v));
+		return;
+	}
+	json_int_t n = json_integer_value(v);
+	if (n < f->min || n > f->max) {
+		report_add(&L->rep, path,
+			   "must be between %" PRId64 " and %" PRId64 "%s%s "
+			   "(got %" JSON_INTEGER_FORMAT ")",
+			   f->min, f->max, f->unit ? " " : "",
+			   f->unit ? f->unit : "", n);
+		return;
+	}
+	if (f->type == F_INT)
+		*(int *)(base + f->offset) = (int)n;
+	else
+		*(int64_t *)(base + f->offset) = (int64_t)n;
+}
+
+/* Walk an object whose keys are all in the table. */
+static void load_section(loader_t *L, json_t *obj, const char *path,
+			 const field_t *fields, size_t n,
+			 void (*special)(loader_t *, const char *, json_t *,
+					 const char *))
+{
+	if (!json_is_object(obj)) {
+		report_add(&L->rep, path, "expected an object, got %s",
+			   type_name(obj));
+		return;
+	}
+	const char *known[16];
+	for (size_t i = 0; i < n && i < 16; i++)
+		known[i] = fields[i].key;
+	const char *key;
+	json_t *v;
+	json_object_foreach(obj, key, v) {
+		char p[PB_PATH_MAX];
+		path_key(p, sizeof(p), path, key);
+		const field_t *f = NULL;
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(fields[i].key, key) == 0)
+				f = &fields[i];
+		if (!f) {
+			report_unknown_key(&L->rep, p, key, known, n);
+			continue;
+		}
+		/* A field without a string check but with a section hook
+		 * is checked by the hook (redis.url: maybe a secret). */
+		if (special && f->check == NULL && f->type == F_STRING) {
+			special(L, p, v, key);
+			continue;
+		}
+		check_field(L, p, f, v);
+	}
+}
+
+/* redis.url: a plain URL or a secret reference (it may carry a password). */
+static void redis_special(loader_t *L, const char *path, json_t *v,
+			  const char *key)
+{
+	(void)key;
+	if (!json_is_string(v)) {
+		report_add(&L->rep, path, "expected a string, got %s",
+			   type_name(v));
+		return;
+	}
+	const char *s = json_string_value(v);
+	if (!is_secret_ref(s)) {
+		if (redis_url_valid(s))
+			set_str(L, &L->cfg->redis_url, s);
+		else
+			check_redis_url(&L->rep, path, s, NULL);
+		return;
+	}
+	char origin[PB_PATH_MAX];
+	char *val = resolve_secret(&L->rep, path, s, origin, sizeof(origin));
+	if (!val)
+		return;
+	if (!redis_url_valid(val)) {
+		check_redis_url(&L->rep, path, val, origin);
+		free(val);
+		return;
+	}
+	free(L->cfg->redis_url);
+	L->cfg->redis_url = val;
+}
+
+/* ---- kafka ---- */
+
+/*
+ * Property names that carry credentials in librdkafka (sasl.password,
+ * ssl.key.password, ssl.keystore.password, ssl.key.pem,
+ * sasl.oauthbearer.client.secret, sasl.oauthbearer.config...).
+ */
+static bool kafka_key_sensitive(const char *key)
+{
+	static const char *const words[] = {"password", "secret", "key.pem",
+					    "oauthbearer.config", "sasl.jaas"};
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strstr(key, words[i]))
+			return true;
+	return false;
+}
+
+static bool kafka_put(loader_t *L, const char *key, char *value_take,
+		      bool sensitive)
+{
+	pb_config_t *c = L->cfg;
+	for (size_t i = 0; i < c->kafka_len; i++) {
+		if (strcmp(c->kafka_keys[i], key) == 0) {
+			free(c->kafka_values[i]);
+			c->kafka_values[i] = value_take;
+			c->kafka_sensitive[i] = sensitive;
+			return true;
+		}
+	}
+	char *k = strdup(key);
+	char **nk = realloc(c->kafka_keys, (c->kafka_len + 1) * sizeof(*nk));
+	if (nk)
+		c->kafka_keys = nk;
+	char **nv = realloc(c->kafka_values, (c->kafka_len + 1) * sizeof(*nv));
+	if (nv)
+		c->kafka_values = nv;
+	bool *ns = realloc(c->kafka_sensitive,
+			   (c->kafka_len + 1) * sizeof(*ns));
+	if (ns)
+		c->kafka_sensitive = ns;
+	if (!k || !nk || !nv || !ns) {
+		free(k);
+		free(value_take);
+		L->rep.nomem = true;
+		return false;
+	}
+	c->kafka_keys[c->kafka_len] = k;
+	c->kafka_values[c->kafka_len] = value_take;
+	c->kafka_sensitive[c->kafka_len] = sensitive;
+	c->kafka_len++;
+	return true;
+}
+
+static void load_kafka(loader_t *L, json_t *obj)
+{
+	if (!json_is_object(obj)) {
+		report_add(&L->rep, "$.kafka", "expected an object, got %s",
+			   type_name(obj));
+		return;
+	}
+	const char *key;
+	json_t *v;
+	json_object_foreach(obj, key, v) {
+		char p[PB_PATH_MAX];
+		path_key(p, sizeof(p), "$.kafka", key);
+		if (!*key || has_space_or_ctl(key)) {
+			report_add(&L->rep, p,
+				   "invalid librdkafka property name");
+			continue;
+		}
+		bool sensitive = kafka_key_sensitive(key);
+		char num[64];
+		char *val = NULL;
+		switch (json_typeof(v)) {
+		case JSON_STRING: {
+			const char *s = json_string_value(v);
+			if (strlen(s) != json_string_length(v)) {
+				report_add(&L->rep, p,
+					   "string contains a NUL character");
+				continue;
+			}
+			if (is_secret_ref(s)) {
+				val = resolve_secret(&L->rep, p, s, NULL, 0);
+				if (!val)
+					continue;
+				sensitive = true;
+			} else {
+				val = strdup(s);
+			}
+			break;
+		}
+		case JSON_INTEGER:
+			snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+				 json_integer_value(v));
+			val = strdup(num);
+			break;
+		case JSON_REAL:
+			snprintf(num, sizeof(num), "%.15g", json_real_value(v));
+			val = strdup(num);
+			break;
+		case JSON_TRUE:
+		case JSON_FALSE:
+			val = strdup(json_is_true(v) ? "true" : "false");
+			break;
+		default:
+			report_add(&L->rep, p,
+				   "expected a string, number or boolean "
+				   "(librdkafka property), got %s",
+				   type_name(v));
+			continue;
+		}
+		if (!val) {
+			L->rep.nomem = true;
+			return;
+		}
+		kafka_put(L, key, val, sensitive);
+	}
+}
+
+/* ---- accounts ---- */
+
+/* Every field Pruvan knows (contract section 4): not "extra". */
+static const char *const pruvan_known_fields[] = {
+	"clientDueDate", "clientStatus", "clientInstructions", "description",
+	"reference", "workOrderInfo", "projectOptions", "projectInstructions",
+	"status", "dueDate", "services", "name", "instructions", "options",
+	"workOrderNumber", "address1", "address2", "city", "state", "zip",
+	"country", "assignedTo",
+};
+
+static const char *const account_keys[] = {
+	"pushKeyUrl", "mode", "autoAdmin", "allowDeletes", "statusPolicy",
+	"users", "extraFields", "bodyEncoding",
+};
+
+static void account_destroy_fields(pb_account_t *a)
+{
+	if (!a)
+		return;
+	free(a->name);
+	free(a->push_key_url);
+	free(a->push_key_source);
+	for (size_t i = 0; i < a->users_len; i++)
+		free(a->users[i]);
+	free(a->users);
+	for (size_t i = 0; i < a->extra_fields_len; i++)
+		free(a->extra_fields[i]);
+	free(a->extra_fields);
+}
+
+/* users / extraFields: an array of distinct non-empty strings. */
+static void load_string_list(loader_t *L, const char *path, json_t *v,
+			     bool extra, char ***out, size_t *out_len)
+{
+	if (!json_is_array(v)) {
+		report_add(&L->rep, path,
+			   "expected an array of strings, got %s",
+			   type_name(v));
+		return;
+	}
+	size_t n = json_array_size(v);
+	char **list = calloc(n ? n : 1, sizeof(*list));
+	if (!list) {
+		L->rep.nomem = true;
+		return;
+	}
+	size_t len = 0;
+	for (size_t i = 0; i < n; i++) {
+		json_t *it = json_array_get(v, i);
+		char p[PB_PATH_MAX];
+		path_index(p, sizeof(p), path, i);
+		if (!json_is_string(it)) {
+			report_add(&L->rep, p, "expected a string, got %s",
+				   type_name(it));
+			continue;
+		}
+		const char *s = json_string_value(it);
+		char q[64];
+		quote(s, q, sizeof(q));
+		if (!*s || strlen(s) != json_string_length(it)) {
+			report_add(&L->rep, p, "must be a non-empty string");
+			continue;
+		}
+		bool dup = false;
+		for (size_t j = 0; j < len; j++)
+			dup = dup || strcmp(list[j], s) == 0;
+		if (dup) {
+			report_add(&L->rep, p, "duplicate entry %s", q);
+			continue;
+		}
+		if (extra) {
+			bool known = false;
+			for (size_t j = 0; j < NFIELDS(pruvan_known_fields);
+			     j++)
+				known = known ||
+					strcmp(s, pruvan_known_fields[j]) == 0;
+			if (known) {
+				report_add(&L->rep, p,
+					   "%s is one of Pruvan's known "
+					   "fields; extraFields is only for "
+					   "fields outside them", q);
+				continue;
+			}
+		}
+		list[len] = strdup(s);
+		if (!list[len]) {
+			L->rep.nomem = true;
+			break;
+		}
+		len++;
+	}
+	for (size_t i = 0; i < *out_len; i++)
+		free((*out)[i]);
+	free(*out);
+	*out = list;
+	*out_len = len;
+}
+
+/* mode / statusPolicy / bodyEncoding: one of two names. */
+static bool load_enum(loader_t *L, const char *path, json_t *v,
+		      const char *what, const char *a, const char *b,
+		      int *out)
+{
+	if (!json_is_string(v)) {
+		report_add(&L->rep, path, "expected a string, got %s",
+			   type_name(v));
+		return false;
+	}
+	const char *s = json_string_value(v);
+	if (strcmp(s, a) == 0) {
+		*out = 0;
+		return true;
+	}
+	if (strcmp(s, b) == 0) {
+		*out = 1;
+		return true;
+	}
+	char q[64];
+	quote(s, q, sizeof(q));
+	report_add(&L->rep, path, "unknown %s %s (expected \"%s\" or \"%s\")",
+		   what, q, a, b);
+	return false;
+}
+
+static void load_bool(loader_t *L, const char *path, json_t *v, bool *out)
+{
+	if (!json_is_boolean(v)) {
+		report_add(&L->rep, path, "expected a boolean, got %s",
+			   type_name(v));
+		return;
+	}
+	*out = json_is_true(v);
+}
+
+static void load_push_key(loader_t *L, const char *path, json_t *v,
+			  pb_account_t *a)
+{
+	if (!json_is_string(v)) {
+		report_add(&L->rep, path, "expected a string, got %s",
+			   type_name(v));
+		return;
+	}
+	const char *s = json_string_value(v);
+	if (!is_secret_ref(s)) {
+		/* Never quote it: it is most likely the PushKey itself. */
+		report_add(&L->rep, path,
+			   "PushKeys come only from the environment or a "
+			   "mounted secret file: use \"env:NAME\" or "
+			   "\"file:/path\"");
+		return;
+	}
+	char origin[PB_PATH_MAX];
+	char *url = resolve_secret(&L->rep, path, s, origin, sizeof(origin));
+	if (!url)
+		return;
+	if (!http_url_valid(url)) {
+		report_add(&L->rep, path,
+			   "the PushKey URL from %s is not an http:// or "
+			   "https:// URL (expected e.g. "
+			   "https://direct.pruvan.com/api/?apiKey=KEY)",
+			   origin);
+		free(url);
+		return;
+	}
+	char *src = strdup(s);
+	if (!src) {
+		free(url);
+		L->rep.nomem = true;
+		return;
+	}
+	a->push_key_url = url;
+	a->push_key_source = src;
+}
+
+static void load_account(loader_t *L, const char *path, const char *name,
+			 json_t *obj, pb_account_t *a)
+{
+	a->auto_admin = true;
+	a->name = strdup(name);
+	if (!a->name)
+		L->rep.nomem = true;
+	if (!*name) {
+		report_add(&L->rep, path, "account name must be non-empty");
+	} else if (strchr(name, '/')) {
+		report_add(&L->rep, path,
+			   "account name may not contain '/' (names form "
+			   "Kafka keys ACCOUNT/WORKORDERNUMBER)");
+	} else if (has_space_or_ctl(name) || strlen(name) > 128) {
+		report_add(&L->rep, path,
+			   "account name must be 1..128 characters without "
+			   "spaces or control characters");
+	}
+	if (!json_is_object(obj)) {
+		report_add(&L->rep, path, "expected an object, got %s",
+			   type_name(obj));
+		return;
+	}
+	const char *key;
+	json_t *v;
+	json_object_foreach(obj, key, v) {
+		char p[PB_PATH_MAX];
+		int tmp;
+		path_key(p, sizeof(p), path, key);
+		if (strcmp(key, "pushKeyUrl") == 0) {
+			load_push_key(L, p, v, a);
+		} else if (strcmp(key, "mode") == 0) {
+			if (load_enum(L, p, v, "mode", "internal", "external",
+				      &tmp))
+				a->mode = tmp ? PB_MODE_EXTERNAL
+					      : PB_MODE_INTERNAL;
+		} else if (strcmp(key, "statusPolicy") == 0) {
+			if (load_enum(L, p, v, "statusPolicy", "drop",
+				      "reject", &tmp))
+				a->status_policy = tmp ? PB_STATUS_POLICY_REJECT
+						       : PB_STATUS_POLICY_DROP;
+		} else if (strcmp(key, "bodyEncoding") == 0) {
+			if (load_enum(L, p, v, "bodyEncoding", "json", "form",
+				      &tmp))
+				a->body_encoding = tmp ? PB_BODY_FORM
+						       : PB_BODY_JSON;
+		} else if (strcmp(key, "autoAdmin") == 0) {
+			load_bool(L, p, v, &a->auto_admin);
+		} else if (strcmp(key, "allowDeletes") == 0) {
+			load_bool(L, p, v, &a->allow_deletes);
+		} else if (strcmp(key, "users") == 0) {
+			load_string_list(L, p, v, false, &a->users,
+					 &a->users_len);
+		} else if (strcmp(key, "extraFields") == 0) {
+			load_string_list(L, p, v, true, &a->extra_fields,
+					 &a->extra_fields_len);
+		} else {
+			report_unknown_key(&L->rep, p, key, account_keys,
+					   NFIELDS(account_keys));
+		}
+	}
+	if (!json_object_get(obj, "pushKeyUrl")) {
+		char p[PB_PATH_MAX];
+		path_key(p, sizeof(p), path, "pushKeyUrl");
+		report_add(&L->rep, p,
+			   "missing (every account needs its PushKey URL as "
+			   "\"env:NAME\" or \"file:/path\")");
+	}
+}
+
+static void load_accounts(loader_t *L, json_t *obj)
+{
+	if (!obj) {
+		report_add(&L->rep, "$.accounts",
+			   "missing (at least one account is required)");
+		return;
+	}
+	if (!json_is_object(obj)) {
+		report_add(&L->rep, "$.accounts", "expected an object, got %s",
+			   type_name(obj));
+		return;
+	}
+	size_t n = json_object_size(obj);
+	if (n == 0) {
+		report_add(&L->rep, "$.accounts",
+			   "no accounts (at least one is required)");
+		return;
+	}
+	L->cfg->accounts = calloc(n, sizeof(pb_account_t));
+	if (!L->cfg->accounts) {
+		L->rep.nomem = true;
+		return;
+	}
+	const char *name;
+	json_t *v;
+	json_object_foreach(obj, name, v) {
+		char p[PB_PATH_MAX];
+		path_key(p, sizeof(p), "$.accounts", name);
+		pb_account_t *a = &L->cfg->accounts[L->cfg->accounts_len++];
+		load_account(L, p, name, v, a);
+	}
+}
+
+/* ---- relay ---- */
+
+static void load_relay(loader_t *L, json_t *obj)
+{
+	if (!json_is_object(obj)) {
+		report_add(&L->rep, "$.relay", "expected an object, got %s",
+			   type_name(obj));
+		return;
+	}
+	static const char *const keys[] = {"listen", "secret"};
+	const char *key;
+	json_t *v;
+	json_object_foreach(obj, key, v) {
+		char p[PB_PATH_MAX];
+		path_key(p, sizeof(p), "$.relay", key);
+		if (strcmp(key, "listen") != 0 && strcmp(key, "secret") != 0)
+			report_unknown_key(&L->rep, p, key, keys, 2);
+	}
+	json_t *listen = json_object_get(obj, "listen");
+	json_t *secret = json_object_get(obj, "secret");
+	bool on = false;
+	if (listen && !json_is_null(listen)) {
+		if (!json_is_string(listen)) {
+			report_add(&L->rep, "$.relay.listen",
+				   "expected a string (or null for off), "
+				   "got %s", type_name(listen));
+		} else {
+			size_t before = L->rep.count;
+			check_listen(&L->rep, "$.relay.listen",
+				     json_string_value(listen));
+			if (L->rep.count == before)
+				set_str(L, &L->cfg->relay_listen,
+					json_string_value(listen));
+			on = true;
+		}
+	}
+	if (!secret || json_is_null(secret)) {
+		if (on)
+			report_add(&L->rep, "$.relay.secret",
+				   "required when $.relay.listen is set "
+				   "(\"env:NAME\" or \"file:/path\")");
+		return;
+	}
+	if (!json_is_string(secret)) {
+		report_add(&L->rep, "$.relay.secret",
+			   "expected a string, got %s", type_name(secret));
+		return;
+	}
+	const char *s = json_string_value(secret);
+	if (!is_secret_ref(s)) {
+		report_add(&L->rep, "$.relay.secret",
+			   "secrets come only from the environment or a "
+			   "mounted secret file: use \"env:NAME\" or "
+			   "\"file:/path\"");
+		return;
+	}
+	/* Resolve only when the relay is on: an unused secret need not exist. */
+	if (!on)
+		return;
+	char *val = resolve_secret(&L->rep, "$.relay.secret", s, NULL, 0);
+	if (!val)
+		return;
+	L->cfg->relay_secret = val;
+	set_str(L, &L->cfg->relay_secret_source, s);
+}
+
+/* ---- environment overrides ---- */
+
+static void apply_env(loader_t *L)
+{
+	const char *v = getenv("KAFKA_BOOTSTRAP_SERVERS");
+	if (v) {
+		if (!*v || has_space_or_ctl(v)) {
+			report_add(&L->rep, "env KAFKA_BOOTSTRAP_SERVERS",
+				   "expected a comma-separated list of "
+				   "host:port without spaces (unset it to use "
+				   "the file's value)");
+		} else {
+			char *dup = strdup(v);
+			if (!dup)
+				L->rep.nomem = true;
+			else
+				kafka_put(L, "bootstrap.servers", dup,
+					  false);
+		}
+	}
+	v = getenv("REDIS_URL");
+	if (v) {
+		if (!redis_url_valid(v))
+			check_redis_url(&L->rep, "env REDIS_URL", v, NULL);
+		else
+			set_str(L, &L->cfg->redis_url, v);
+	}
+	v = getenv("PRUVAN_BRIDGE_HTTP_LISTEN");
+	if (v) {
+		size_t before = L->rep.count;
+		check_listen(&L->rep, "env PRUVAN_BRIDGE_HTTP_LISTEN", v);
+		if (L->rep.count == before)
+			set_str(L, &L->cfg->http_listen, v);
+	}
+}
+
+/* ---- cross-field checks ---- */
+
+static void check_cross(loader_t *L)
+{
+	pb_config_t *c = L->cfg;
+	const char *names[] = {"orders", "inbound", "results", "dlq"};
+	const char *vals[] = {c->topic_orders, c->topic_inbound,
+			      c->topic_results, c->topic_dlq};
+	for (size_t i = 1; i < 4; i++) {
+		for (size_t j = 0; j < i; j++) {
+			if (vals[i] && vals[j] && strcmp(vals[i], vals[j]) == 0) {
+				char p[64];
+				snprintf(p, sizeof(p), "$.topics.%s", names[i]);
+				report_add(&L->rep, p,
+					   "same topic as $.topics.%s; the "
+					   "four topics must be distinct",
+					   names[j]);
+				break;
+			}
+		}
+	}
+	if (c->pruvan_backoff_max_ms < c->pruvan_backoff_base_ms)
+		report_add(&L->rep, "$.pruvan.backoffMaxMs",
+			   "must be at least $.pruvan.backoffBaseMs (%d ms)",
+			   c->pruvan_backoff_base_ms);
+	if (c->relay_listen && c->http_listen &&
+	    strcmp(c->relay_listen, c->http_listen) == 0)
+		report_add(&L->rep, "$.relay.listen",
+			   "same address as $.http.listen; the relay "
+			   "receiver needs its own port");
+}
+
+/* ---- defaults and top level ---- */
+
+static pb_err_t set_defaults(pb_config_t *c)
+{
+	c->topic_orders = strdup("pruvan.orders");
+	c->topic_inbound = strdup("pruvan.inbound");
+	c->topic_results = strdup("pruvan.results");
+	c->topic_dlq = strdup("pruvan.dlq");
+	c->redis_url = strdup("redis://127.0.0.1:6379/0");
+	c->redis_key_prefix = strdup("pb:");
+	c->http_listen = strdup("127.0.0.1:9464");
+	c->pruvan_timeout_ms = 10000;
+	c->pruvan_max_attempts = 8;
+	c->pruvan_backoff_base_ms = 200;
+	c->pruvan_backoff_max_ms = 30000;
+	c->pruvan_batch_max_orders = 50;
+	c->pruvan_batch_max_wait_ms = 20;
+	c->pruvan_max_in_flight = 16;
+	c->pruvan_circuit_failures = 5;
+	c->pruvan_circuit_open_ms = 30000;
+	c->dedupe_ttl_seconds = 604800;
+	c->worker_max_pending = 20000;
+	c->worker_shutdown_grace_ms = 25000;
+	if (!c->topic_orders || !c->topic_inbound || !c->topic_results ||
+	    !c->topic_dlq || !c->redis_url || !c->redis_key_prefix ||
+	    !c->http_listen)
+		return PB_ERR_NOMEM;
+	return PB_OK;
+}
+
+static const char *const top_keys[] = {
+	"kafka", "topics", "redis", "pruvan", "dedupe",
+	"http", "worker", "relay", "accounts",
+};
+
+static pb_err_t load_json(const char *text, size_t len, const char *source,
+			  pb_config_t **cfg_out, char *errstr,
+			  size_t errstr_size)
+{
+	loader_t L = {0};
+	pb_err_t err = PB_OK;
+	json_error_t jerr;
+	json_t *root = NULL;
+
+	L.cfg = calloc(1, sizeof(*L.cfg));
+	if (!L.cfg || set_defaults(L.cfg) != PB_OK) {
+		err = pb_errf(errstr, errstr_size, PB_ERR_NOMEM,
+			      "$: out of memory");
+		goto out;
+	}
+	/* Duplicate keys are a mistake in a config file: the second would
+	 * silently win. */
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		report_add(&L.rep, "$", "invalid JSON%s%s at line %d, column "
+			   "%d: %s", source ? " in " : "", source ? source : "",
+			   jerr.line, jerr.column, jerr.text);
+		goto report;
+	}
+	if (!json_is_object(root)) {
+		report_add(&L.rep, "$", "expected an object, got %s",
+			   type_name(root));
+		goto report;
+	}
+
+	const char *key;
+	json_t *v;
+	json_object_foreach(root, key, v) {
+		char p[PB_PATH_MAX];
+		path_key(p, sizeof(p), "$", key);
+		if (strcmp(key, "kafka") == 0)
+			load_kafka(&L, v);
+		else if (strcmp(key, "topics") == 0)
+			load_section(&L, v, p, topics_fields,
+				     NFIELDS(topics_fields), NULL);
+		else if (strcmp(key, "redis") == 0)
+			load_section(&L, v, p, redis_fields,
+				     NFIELDS(redis_fields), redis_special);
+		else if (strcmp(key, "pruvan") == 0)
+			load_section(&L, v, p, pruvan_fields,
+				     NFIELDS(pruvan_fields), NULL);
+		else if (strcmp(key, "dedupe") == 0)
+			load_section(&L, v, p, dedupe_fields,
+				     NFIELDS(dedupe_fields), NULL);
+		else if (strcmp(key, "http") == 0)
+			load_section(&L, v, p, http_fields,
+				     NFIELDS(http_fields), NULL);
+		else if (strcmp(key, "worker") == 0)
+			load_section(&L, v, p, worker_fields,
+				     NFIELDS(worker_fields), NULL);
+		else if (strcmp(key, "relay") == 0)
+			load_relay(&L, v);
+		else if (strcmp(key, "accounts") != 0)
+			report_unknown_key(&L.rep, p, key, top_keys,
+					   NFIELDS(top_keys));
+	}
+	load_accounts(&L, json_object_get(root, "accounts"));
+
+	/* librdkafka defaults the worker relies on, after the file's own. */
+	if (!pb_config_kafka_get(L.cfg, "bootstrap.servers")) {
+		char *d = strdup("127.0.0.1:9092");
+		if (d)
+			kafka_put(&L, "bootstrap.servers", d, false);
+		else
+			L.rep.nomem = true;
+	}
+	if (!pb_config_kafka_get(L.cfg, "group.id")) {
+		char *d = strdup("pruvan-bridge");
+		if (d)
+			kafka_put(&L, "group.id", d, false);
+		else
+			L.rep.nomem = true;
+	}
+	apply_env(&L);
+	check_cross(&L);
+
+report:
+	if (L.rep.nomem) {
+		err = pb_errf(errstr, errstr_size, PB_ERR_NOMEM,
+			      "$: out of memory while loading the "
+			      "configuration");
+	} else if (L.rep.count > 0) {
+		report_emit(&L.rep, errstr, errstr_size);
+		err = PB_ERR_CONFIG;
+	} else {
+		*cfg_out = L.cfg;
+		L.cfg = NULL;
+		if (errstr && errstr_size)
+			errstr[0] = '\0';
+	}
+out:
+	json_decref(root);
+	free(L.rep.buf);
+	pb_config_destroy(L.cfg);
+	return err;
+}
+
+pb_err_t pb_config_load_string(const char *json_text, pb_config_t **cfg_out,
+			       char *errstr, size_t errstr_size)
+{
+	if (!json_text || !cfg_out)
+		return pb_errf(errstr, errstr_size, PB_ERR_INVALID,
+			       "$: no configuration text");
+	return load_json(json_text, strlen(json_text), NULL, cfg_out, errstr,
+			 errstr_size);
+}
+
+pb_err_t pb_config_load(const char *path, pb_config_t **cfg_out,
+			char *errstr, size_t errstr_size)
+{
+	pb_err_t err = PB_OK;
+	char *buf = NULL;
+	int fd = -1;
+
+	if (!path || !cfg_out)
+		return pb_errf(errstr, errstr_size, PB_ERR_INVALID,
+			       "$: no configuration file given");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		err = pb_errf(errstr, errstr_size, PB_ERR_IO,
+			      "$: cannot read configuration file %s: %s",
+			      path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > PB_CONFIG_FILE_MAX) {
+		err = pb_errf(errstr, errstr_size, PB_ERR_IO,
+			      "$: configuration file %s is not a regular "
+			      "file of at most %d bytes", path,
+			      PB_CONFIG_FILE_MAX);
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		err = pb_errf(errstr, errstr_size, PB_ERR_NOMEM,
+			      "$: out of memory");
+		goto out;
+	}
+	size_t got = 0;
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = pb_errf(errstr, errstr_size, PB_ERR_IO,
+				      "$: cannot read configuration file "
+				      "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	err = load_json(buf, got, path, cfg_out, errstr, errstr_size);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return err;
+}
+
+void pb_config_destroy(pb_config_t *cfg)
+{
+	if (!cfg)
+		return;
+	for (size_t i = 0; i < cfg->kafka_len; i++) {
+		free(cfg->kafka_keys[i]);
+		free(cfg->kafka_values[i]);
+	}
+	free(cfg->kafka_keys);
+	free(cfg->kafka_values);
+	free(cfg->kafka_sensitive);
+	free(cfg->topic_orders);
+	free(cfg->topic_inbound);
+	free(cfg->topic_results);
+	free(cfg->topic_dlq);
+	free(cfg->redis_url);
+	free(cfg->redis_key_prefix);
+	free(cfg->http_listen);
+	free(cfg->relay_listen);
+	free(cfg->relay_secret);
+	free(cfg->relay_secret_source);
+	for (size_t i = 0; i < cfg->accounts_len; i++)
+		account_destroy_fields(&cfg->accounts[i]);
+	free(cfg->accounts);
+	free(cfg);
+}
+
+const pb_account_t *pb_config_account(const pb_config_t *cfg, const char *name)
+{
+	if (!cfg || !name)
+		return NULL;
+	for (size_t i = 0; i < cfg->accounts_len; i++)
+		if (cfg->accounts[i].name &&
+		    strcmp(cfg->accounts[i].name, name) == 0)
+			return &cfg->accounts[i];
+	return NULL;
+}
+
+const char *pb_config_kafka_get(const pb_config_t *cfg, const char *key)
+{
+	if (!cfg || !key)
+		return NULL;
+	for (size_t i = 0; i < cfg->kafka_len; i++)
+		if (strcmp(cfg->kafka_keys[i], key) == 0)
+			return cfg->kafka_values[i];
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* describe                                                            */
+/* ------------------------------------------------------------------ */
+
+/* json_object_set_new that remembers a failure instead of returning it. */
+static void put(json_t *obj, const char *key, json_t *v, bool *ok)
+{
+	/* json_object_set_new releases v itself when it fails. */
+	if (!obj || !v || json_object_set_new(obj, key, v) != 0)
+		*ok = false;
+}
+
+static json_t *str_array(char *const *items, size_t n, bool *ok)
+{
+	json_t *a = json_array();
+	if (!a) {
+		*ok = false;
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (json_array_append_new(a, json_string(items[i])) != 0)
+			*ok = false;
+	return a;
+}
+
+static json_t *redacted_url(const char *url)
+{
+	char buf[512];
+	pb_redact_url(url, buf, sizeof(buf));
+	return json_string(buf);
+}
+
+char *pb_config_describe(const pb_config_t *c)
+{
+	if (!c)
+		return NULL;
+	bool ok = true;
+	char *text = NULL;
+	json_t *root = json_object();
+
+	json_t *k = json_object();
+	for (size_t i = 0; i < c->kafka_len; i++) {
+		bool secret = c->kafka_sensitive && c->kafka_sensitive[i];
+		put(k, c->kafka_keys[i],
+		    json_string(secret ? "<redacted>" : c->kafka_values[i]),
+		    &ok);
+	}
+	put(root, "kafka", k, &ok);
+
+	put(root, "topics",
+	    json_pack("{s:s?, s:s?, s:s?, s:s?}", "orders", c->topic_orders,
+		      "inbound", c->topic_inbound, "results", c->topic_results,
+		      "dlq", c->topic_dlq), &ok);
+	put(root, "redis",
+	    json_pack("{s:o, s:s?}", "url", redacted_url(c->redis_url),
+		      "keyPrefix", c->redis_key_prefix), &ok);
+	put(root, "pruvan",
+	    json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i}",
+		      "timeoutMs", c->pruvan_timeout_ms,
+		      "maxAttempts", c->pruvan_max_attempts,
+		      "backoffBaseMs", c->pruvan_backoff_base_ms,
+		      "backoffMaxMs", c->pruvan_backoff_max_ms,
+		      "batchMaxOrders", c->pruvan_batch_max_orders,
+		      "batchMaxWaitMs", c->pruvan_batch_max_wait_ms,
+		      "maxInFlight", c->pruvan_max_in_flight,
+		      "circuitFailures", c->pruvan_circuit_failures,
+		      "circuitOpenMs", c->pruvan_circuit_open_ms), &ok);
+	put(root, "dedupe",
+	    json_pack("{s:I}", "ttlSeconds", (json_int_t)c->dedupe_ttl_seconds),
+	    &ok);
+	put(root, "http", json_pack("{s:s?}", "listen", c->http_listen), &ok);
+	put(root, "worker",
+	    json_pack("{s:i, s:i}", "maxPending", c->worker_max_pending,
+		      "shutdownGraceMs", c->worker_shutdown_grace_ms), &ok);
+	put(root, "relay",
+	    json_pack("{s:s?, s:s?, s:s?}", "listen", c->relay_listen,
+		      "secret", c->relay_secret ? "<redacted>" : NULL,
+		      "secretFrom", c->relay_secret_source), &ok);
+
+	json_t *accts = json_object();
+	for (size_t i = 0; i < c->accounts_len; i++) {
+		const pb_account_t *a = &c->accounts[i];
+		json_t *o = json_pack(
+			"{s:o, s:s?, s:s, s:b, s:b, s:s, s:o, s:o, s:s}",
+			"pushKeyUrl", redacted_url(a->push_key_url),
+			"pushKeyUrlFrom", a->push_key_source,
+			"mode", a->mode == PB_MODE_EXTERNAL ? "external"
+							     : "internal",
+			"autoAdmin", a->auto_admin,
+			"allowDeletes", a->allow_deletes,
+			"statusPolicy",
+			a->status_policy == PB_STATUS_POLICY_REJECT ? "reject"
+								    : "drop",
+			"users", str_array(a->users, a->users_len, &ok),
+			"extraFields",
+			str_array(a->extra_fields, a->extra_fields_len, &ok),
+			"bodyEncoding",
+			a->body_encoding == PB_BODY_FORM ? "form" : "json");
+		put(accts, a->name ? a->name : "", o, &ok);
+	}
+	put(root, "accounts", accts, &ok);
+
+	if (ok && root)
+		text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(root);
+	return text;
+}
