@@ -118,23 +118,22 @@ static void server_wait(struct server *srv, int64_t ms)
 		deadline.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&srv->mu);
-	while (!srv->stopping &&
-	       pthread_cond_timedwait(&srv->cond, &srv->mu, &deadline) !=
-		       ETIMEDOUT)
+	while (!srv->stopping && pthread_cond_timedwait(&srv->cond, &srv->mu,
+							&deadline) != ETIMEDOUT)
 		;
 	pthread_mutex_unlock(&srv->mu);
 }
 
 /* Queue body (malloc'd, taken over) as a JSON answer. */
-static enum MHD_Result respond(struct MHD_Connection *c, int status,
-			       char *body, int64_t retry_after)
+static enum MHD_Result respond(struct MHD_Connection *c, int status, char *body,
+			       int64_t retry_after)
 {
 	if (!body)
 		body = strdup("{\"error\":\"simulator out of memory\"}");
 	if (!body)
 		return MHD_NO;
 	struct MHD_Response *r = MHD_create_response_from_buffer(
-		strlen(body), body, MHD_RESPMEM_MUST_FREE);
+	    strlen(body), body, MHD_RESPMEM_MUST_FREE);
 	if (!r) {
 		free(body);
 		return MHD_NO;
@@ -184,9 +183,10 @@ static size_t url_decode(char *s, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] == '+') {
 			s[out++] = ' ';
-		} else if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-			s[out++] = (char)(hexval(s[i + 1]) * 16 +
-					  hexval(s[i + 2]));
+		} else if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
+			   hexval(s[i + 2]) >= 0) {
+			s[out++] =
+			    (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
 			i += 2;
 		} else {
 			s[out++] = s[i];
@@ -233,7 +233,8 @@ static json_t *read_work_orders(struct request *rq, bool form, int *status,
 	if (form) {
 		char *v = form_work_orders(rq->buf, rq->len, &len);
 		if (!v) {
-			snprintf(err, err_size, "form field workOrders missing");
+			snprintf(err, err_size,
+				 "form field workOrders missing");
 			return NULL;
 		}
 		text = v;
@@ -260,8 +261,7 @@ static json_t *read_work_orders(struct request *rq, bool form, int *status,
 
 /* ---- /api/ ------------------------------------------------------------ */
 
-static enum MHD_Result handle_push(struct server *srv,
-				   struct MHD_Connection *c,
+static enum MHD_Result handle_push(struct server *srv, struct MHD_Connection *c,
 				   struct request *rq)
 {
 	pb_sim_push_t push = {0};
@@ -269,14 +269,14 @@ static enum MHD_Result handle_push(struct server *srv,
 	char err[512];
 	int64_t latency = 0;
 	const char *ctype = MHD_lookup_connection_value(
-		c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-	bool form = ctype && strncasecmp(ctype,
-					 "application/x-www-form-urlencoded",
-					 33) == 0;
+	    c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	bool form =
+	    ctype &&
+	    strncasecmp(ctype, "application/x-www-form-urlencoded", 33) == 0;
 
 	push.received_ms = pb_wall_ms();
-	push.api_key = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
-						   "apiKey");
+	push.api_key =
+	    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "apiKey");
 	push.content_type = ctype;
 	push.encoding = form ? "form" : "json";
 	if (rq->too_big) {
@@ -285,17 +285,15 @@ static enum MHD_Result handle_push(struct server *srv,
 	} else {
 		int status = 0;
 		push.work_orders =
-			read_work_orders(rq, form, &status, err, sizeof(err));
-		if (!push.work_orders) {
-			push.reject_status = status == 200 ? 0 : status;
+		    read_work_orders(rq, form, &status, err, sizeof(err));
+		/* Readable JSON without workOrders (status 200) is no
+		 * reject: the model answers "workOrders must be an array"
+		 * as Pruvan answers a bad payload, with 200 and an error. */
+		if (!push.work_orders && status != 200) {
+			push.reject_status = status;
 			push.reject_error = err;
-			if (status == 200) {
-				/* Readable but without workOrders: the model
-				 * answers "workOrders must be an array". */
-				push.work_orders = NULL;
-			}
 		}
-		/* Too-big bodies skip faults: nothing was really sent. */
+		/* Only too-big bodies skip faults: they were never read. */
 		pb_sim_arrive(srv->sim, &push.fault, &latency);
 		if (push.fault.kind == PB_SIM_FAULT_TIMEOUT)
 			latency += push.fault.hold_ms;
@@ -305,11 +303,11 @@ static enum MHD_Result handle_push(struct server *srv,
 	if (pb_sim_push(srv->sim, &push, &answer) != PB_OK)
 		return respond_error(c, 500, "simulator out of memory");
 	if (pb_log_get_level() <= PB_LOG_DEBUG) {
-		char st[16], seq_lat[24];
+		char st[16], delay[24];
 		snprintf(st, sizeof(st), "%d", answer.status);
-		snprintf(seq_lat, sizeof(seq_lat), "%lld", (long long)latency);
-		pb_log(PB_LOG_DEBUG, "push", "status", st, "delayMs", seq_lat,
-		       NULL);
+		snprintf(delay, sizeof(delay), "%lld", (long long)latency);
+		pb_log(PB_LOG_DEBUG, "push", "status", st, "delayMs", delay,
+		       "fault", push.fault.kind ? "yes" : NULL, NULL);
 	}
 	if (answer.status == 0) {
 		free(answer.body);
@@ -318,16 +316,15 @@ static enum MHD_Result handle_push(struct server *srv,
 	return respond(c, answer.status, answer.body, answer.retry_after);
 }
 
-static enum MHD_Result handle_api(struct server *srv,
-				  struct MHD_Connection *c, const char *method,
-				  struct request *rq)
+static enum MHD_Result handle_api(struct server *srv, struct MHD_Connection *c,
+				  const char *method, struct request *rq)
 {
 	if (strcmp(method, MHD_HTTP_METHOD_POST) == 0)
 		return handle_push(srv, c, rq);
 	if (strcmp(method, MHD_HTTP_METHOD_GET) == 0) {
 		pb_sim_answer_t answer;
 		const char *key = MHD_lookup_connection_value(
-			c, MHD_GET_ARGUMENT_KIND, "apiKey");
+		    c, MHD_GET_ARGUMENT_KIND, "apiKey");
 		if (pb_sim_refresh(srv->sim, key, &answer) != PB_OK)
 			return respond_error(c, 500, "simulator out of memory");
 		return respond(c, answer.status, answer.body, 0);
@@ -373,29 +370,28 @@ static enum MHD_Result handle_faults(struct server *srv,
 }
 
 static enum MHD_Result handle_control(struct server *srv,
-				      struct MHD_Connection *c,
-				      const char *url, const char *method,
-				      struct request *rq)
+				      struct MHD_Connection *c, const char *url,
+				      const char *method, struct request *rq)
 {
 	bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
 	if (strcmp(url, "/_sim/faults") == 0)
 		return handle_faults(srv, c, method, rq);
 	if (strcmp(url, "/_sim/requests") == 0 && get) {
 		const char *s = MHD_lookup_connection_value(
-			c, MHD_GET_ARGUMENT_KIND, "since");
+		    c, MHD_GET_ARGUMENT_KIND, "since");
 		const char *key = MHD_lookup_connection_value(
-			c, MHD_GET_ARGUMENT_KIND, "apiKey");
+		    c, MHD_GET_ARGUMENT_KIND, "apiKey");
 		int64_t since = 0;
 		if (s && !pb_parse_i64(s, &since))
 			return respond_error(c, 400, "since: not an integer");
-		return respond_json(c, 200,
-				    pb_sim_requests_json(srv->sim, since,
-							 key && key[0] ? key
-								       : NULL));
+		return respond_json(
+		    c, 200,
+		    pb_sim_requests_json(srv->sim, since,
+					 key && key[0] ? key : NULL));
 	}
 	if (strcmp(url, "/_sim/orders") == 0 && get) {
 		const char *key = MHD_lookup_connection_value(
-			c, MHD_GET_ARGUMENT_KIND, "apiKey");
+		    c, MHD_GET_ARGUMENT_KIND, "apiKey");
 		if (!key || !key[0])
 			return respond_error(c, 400, "apiKey required");
 		return respond_json(c, 200, pb_sim_orders_json(srv->sim, key));
@@ -430,7 +426,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 			return MHD_NO;
 		*con_cls = rq;
 		const char *cl = MHD_lookup_connection_value(
-			c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		    c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		int64_t n;
 		if (cl && pb_parse_i64(cl, &n) && n > (int64_t)PB_SIM_MAX_BODY)
 			rq->too_big = true;
@@ -493,9 +489,8 @@ on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 static void usage(void)
 {
-	fprintf(stderr,
-		"usage: pruvan-sim [--port N] [--port-file PATH] "
-		"[--latency-ms N] [--max-kept N] [--quiet]\n");
+	fprintf(stderr, "usage: pruvan-sim [--port N] [--port-file PATH] "
+			"[--latency-ms N] [--max-kept N] [--quiet]\n");
 }
 
 /* Write the port to path atomically, so a watcher never reads half. */
@@ -530,8 +525,9 @@ static bool parse_arg_i64(const char *name, const char *v, int64_t min,
 			  int64_t max, int64_t *out)
 {
 	if (!v || !pb_parse_i64(v, out) || *out < min || *out > max) {
-		fprintf(stderr, "pruvan-sim: %s: expected an integer in "
-				"[%lld, %lld]\n",
+		fprintf(stderr,
+			"pruvan-sim: %s: expected an integer in "
+			"[%lld, %lld]\n",
 			name, (long long)min, (long long)max);
 		return false;
 	}
@@ -597,24 +593,21 @@ int main(int argc, char **argv)
 	addr.sin_port = htons((uint16_t)port);
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	d = MHD_start_daemon(
-		MHD_USE_THREAD_PER_CONNECTION |
-			MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-			MHD_USE_ERROR_LOG,
-		0, NULL, NULL, on_request, &srv,
-		/* First, so that MHD never prints non-JSON lines. */
-		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, &srv,
-		MHD_OPTION_SOCK_ADDR, &addr,
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, &srv,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)300,
-		MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
-		MHD_OPTION_END);
+	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+		MHD_USE_POLL | MHD_USE_ERROR_LOG,
+	    0, NULL, NULL, on_request, &srv,
+	    /* First, so that MHD never prints non-JSON lines. */
+	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, &srv, MHD_OPTION_SOCK_ADDR,
+	    &addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, &srv,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)300,
+	    MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024, MHD_OPTION_END);
 	if (!d) {
 		pb_log(PB_LOG_ERROR, "cannot listen", "error", strerror(errno),
 		       NULL);
 		goto out;
 	}
 	const union MHD_DaemonInfo *info =
-		MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+	    MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
 	unsigned int bound = info ? info->port : 0;
 	if (bound == 0) {
 		pb_log(PB_LOG_ERROR, "cannot read the bound port", NULL);

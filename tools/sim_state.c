@@ -23,11 +23,11 @@
 
 #include "util.h"
 
-#define SIM_MAX_FAULTS 256        /* armed fault entries */
-#define SIM_MAX_COUNT 1000000     /* requests one fault entry may cover */
-#define SIM_MAX_MS 600000         /* latency and hold bound: ten minutes */
-#define SIM_MAX_REJECT 10000      /* rejectWorkOrders entries */
-#define SIM_MAX_STATUS 600        /* byStatus counters, index 0 = closed */
+#define SIM_MAX_FAULTS 256     /* armed fault entries */
+#define SIM_MAX_COUNT  1000000 /* requests one fault entry may cover */
+#define SIM_MAX_MS     600000  /* latency and hold bound: ten minutes */
+#define SIM_MAX_REJECT 10000   /* rejectWorkOrders entries */
+#define SIM_MAX_STATUS 600     /* byStatus counters, index 0 = closed */
 
 enum sim_action { ACT_CREATE, ACT_UPDATE, ACT_DELETE };
 
@@ -134,8 +134,7 @@ void pb_sim_arrive(pb_sim_t *sim, pb_sim_fault_t *fault_out,
 
 /* ---- answers ---------------------------------------------------------- */
 
-static json_t *counts_answer(int64_t c, int64_t u, int64_t d,
-			     const char *error)
+static json_t *counts_answer(int64_t c, int64_t u, int64_t d, const char *error)
 {
 	return json_pack("{s:{s:I,s:I,s:I},s:s?}", "response", "created",
 			 (json_int_t)c, "updated", (json_int_t)u, "deleted",
@@ -195,8 +194,7 @@ static void check_create(json_t *o, char *buf, size_t size)
 	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
 		if (!nonempty_string(o, required[i])) {
 			char what[32];
-			snprintf(what, sizeof(what), "missing %s",
-				 required[i]);
+			snprintf(what, sizeof(what), "missing %s", required[i]);
 			append_problem(buf, size, what);
 		}
 	}
@@ -242,8 +240,8 @@ static int plan_batch(pb_sim_t *sim, json_t *orders_of_key, json_t *batch,
 	json_array_foreach(batch, i, o)
 	{
 		if (!json_is_object(o)) {
-			snprintf(err, err_size, "workOrders[%zu]: not an object",
-				 i);
+			snprintf(err, err_size,
+				 "workOrders[%zu]: not an object", i);
 			goto out;
 		}
 		if (!nonempty_string(o, "workOrderNumber")) {
@@ -252,7 +250,7 @@ static int plan_batch(pb_sim_t *sim, json_t *orders_of_key, json_t *batch,
 			goto out;
 		}
 		const char *won =
-			json_string_value(json_object_get(o, "workOrderNumber"));
+		    json_string_value(json_object_get(o, "workOrderNumber"));
 		if (json_object_get(sim->reject, won)) {
 			snprintf(err, err_size,
 				 "%.200s: rejected by simulator "
@@ -274,7 +272,7 @@ static int plan_batch(pb_sim_t *sim, json_t *orders_of_key, json_t *batch,
 		} else {
 			json_t *rec = json_object_get(orders_of_key, won);
 			live = rec && !json_is_true(
-					      json_object_get(rec, "_isDeleted"));
+					  json_object_get(rec, "_isDeleted"));
 		}
 		if (live) {
 			actions[i] = ACT_UPDATE;
@@ -330,23 +328,23 @@ static void drop_fields(json_t *rec)
 	}
 }
 
-static pb_err_t apply_batch(pb_sim_t *sim, json_t *orders_of_key,
-			    json_t *batch, const enum sim_action *actions,
-			    int64_t *c, int64_t *u, int64_t *d)
+static pb_err_t apply_batch(json_t *orders_of_key, json_t *batch,
+			    const enum sim_action *actions, int64_t *c,
+			    int64_t *u, int64_t *d)
 {
 	size_t i;
 	json_t *o;
 	json_array_foreach(batch, i, o)
 	{
 		const char *won =
-			json_string_value(json_object_get(o, "workOrderNumber"));
+		    json_string_value(json_object_get(o, "workOrderNumber"));
 		json_t *rec = json_object_get(orders_of_key, won);
 		if (!rec) {
 			rec = json_pack("{s:i,s:i,s:i,s:b}", "_created", 0,
 					"_updated", 0, "_deleted", 0,
 					"_isDeleted", 0);
-			if (!rec || json_object_set_new(orders_of_key, won,
-							rec) != 0)
+			if (!rec ||
+			    json_object_set_new(orders_of_key, won, rec) != 0)
 				return PB_ERR_NOMEM;
 		}
 		switch (actions[i]) {
@@ -369,7 +367,6 @@ static pb_err_t apply_batch(pb_sim_t *sim, json_t *orders_of_key,
 		if (merge_fields(rec, o) != PB_OK)
 			return PB_ERR_NOMEM;
 	}
-	(void)sim;
 	return PB_OK;
 }
 
@@ -398,14 +395,14 @@ static pb_err_t record(pb_sim_t *sim, pb_sim_push_t *push, json_t *work_orders,
 	pb_ms_to_rfc3339(push->received_ms, at, sizeof(at));
 	sim->requests++;
 	sim->by_status[status > 0 && status < SIM_MAX_STATUS ? status : 0]++;
-	json_t *entry = json_pack(
-		"{s:I,s:s?,s:s?,s:s,s:o?,s:i,s:O?,s:s?,s:s}", "seq",
-		(json_int_t)++sim->seq, "apiKey",
-		push->api_key && push->api_key[0] ? push->api_key : NULL,
-		"contentType", push->content_type, "encoding",
-		push->encoding ? push->encoding : "json", "workOrders",
-		work_orders, "status", status, "response", response, "fault",
-		fault_name(push->fault.kind), "receivedAt", at);
+	json_t *entry =
+	    json_pack("{s:I,s:s?,s:s?,s:s,s:o?,s:i,s:O?,s:s?,s:s}", "seq",
+		      (json_int_t)++sim->seq, "apiKey",
+		      push->api_key && push->api_key[0] ? push->api_key : NULL,
+		      "contentType", push->content_type, "encoding",
+		      push->encoding ? push->encoding : "json", "workOrders",
+		      work_orders, "status", status, "response", response,
+		      "fault", fault_name(push->fault.kind), "receivedAt", at);
 	/* json_pack's "o" stole work_orders, even on failure. */
 	if (!entry)
 		goto out;
@@ -480,8 +477,8 @@ pb_err_t pb_sim_push(pb_sim_t *sim, pb_sim_push_t *push,
 		goto out_record;
 	}
 	if (!json_is_array(wos)) {
-		response = counts_answer(0, 0, 0,
-					 "workOrders must be an array");
+		response =
+		    counts_answer(0, 0, 0, "workOrders must be an array");
 		sim->refused++;
 		goto out_record;
 	}
@@ -505,7 +502,7 @@ pb_err_t pb_sim_push(pb_sim_t *sim, pb_sim_push_t *push,
 		goto out_record;
 	}
 	int64_t c = 0, u = 0, d = 0;
-	if (apply_batch(sim, orders_of_key, wos, actions, &c, &u, &d) != PB_OK)
+	if (apply_batch(orders_of_key, wos, actions, &c, &u, &d) != PB_OK)
 		goto out_unlock;
 	sim->created += c;
 	sim->updated += u;
@@ -555,9 +552,9 @@ pb_err_t pb_sim_refresh(pb_sim_t *sim, const char *api_key,
  * Read an optional integer member within [min, max]; def when absent.
  * 0 on success, -1 with errstr filled.
  */
-static int get_int(json_t *obj, const char *where, const char *key,
-		   int64_t def, int64_t min, int64_t max, int64_t *out,
-		   char *errstr, size_t errstr_size)
+static int get_int(json_t *obj, const char *where, const char *key, int64_t def,
+		   int64_t min, int64_t max, int64_t *out, char *errstr,
+		   size_t errstr_size)
 {
 	json_t *v = json_object_get(obj, key);
 	if (!v) {
@@ -618,12 +615,11 @@ static int parse_fault(const char *kind, json_t *v, pb_sim_fault_t *f,
 			return -1;
 		f->status = (int)status;
 	} else if (strcmp(kind, "rateLimit") == 0) {
-		static const char *const keys[] = {"count", "retryAfter",
-						   NULL};
+		static const char *const keys[] = {"count", "retryAfter", NULL};
 		f->kind = PB_SIM_FAULT_RATE_LIMIT;
 		if (only_keys(v, kind, keys, errstr, errstr_size) != 0 ||
-		    get_int(v, kind, "retryAfter", 1, 0, 86400,
-			    &f->retry_after, errstr, errstr_size) != 0)
+		    get_int(v, kind, "retryAfter", 1, 0, 86400, &f->retry_after,
+			    errstr, errstr_size) != 0)
 			return -1;
 	} else if (strcmp(kind, "timeout") == 0) {
 		static const char *const keys[] = {"count", "holdMs", "close",
@@ -631,8 +627,8 @@ static int parse_fault(const char *kind, json_t *v, pb_sim_fault_t *f,
 		json_t *close = json_object_get(v, "close");
 		f->kind = PB_SIM_FAULT_TIMEOUT;
 		if (only_keys(v, kind, keys, errstr, errstr_size) != 0 ||
-		    get_int(v, kind, "holdMs", 1000, 0, SIM_MAX_MS,
-			    &f->hold_ms, errstr, errstr_size) != 0)
+		    get_int(v, kind, "holdMs", 1000, 0, SIM_MAX_MS, &f->hold_ms,
+			    errstr, errstr_size) != 0)
 			return -1;
 		if (close && !json_is_boolean(close)) {
 			pb_errf(errstr, errstr_size, PB_ERR_INVALID,
@@ -654,8 +650,8 @@ static int parse_fault(const char *kind, json_t *v, pb_sim_fault_t *f,
 				sizeof(f->error) - 1);
 			return -1;
 		}
-		pb_strlcpy(f->error, e ? json_string_value(e)
-				       : "simulated error",
+		pb_strlcpy(f->error,
+			   e ? json_string_value(e) : "simulated error",
 			   sizeof(f->error));
 	}
 	return 0;
@@ -696,11 +692,10 @@ pb_err_t pb_sim_faults_add(pb_sim_t *sim, json_t *spec, char *errstr,
 				if (!json_is_string(w) ||
 				    json_string_length(w) == 0)
 					return pb_errf(
-						errstr, errstr_size,
-						PB_ERR_INVALID,
-						"rejectWorkOrders[%zu]: expected "
-						"a non-empty string",
-						i);
+					    errstr, errstr_size, PB_ERR_INVALID,
+					    "rejectWorkOrders[%zu]: expected "
+					    "a non-empty string",
+					    i);
 			}
 			reject = v;
 		} else if (strcmp(key, "fail") == 0 ||
@@ -726,7 +721,7 @@ pb_err_t pb_sim_faults_add(pb_sim_t *sim, json_t *spec, char *errstr,
 		goto out;
 	}
 	if (reject && json_object_size(sim->reject) + json_array_size(reject) >
-			      SIM_MAX_REJECT) {
+			  SIM_MAX_REJECT) {
 		err = pb_errf(errstr, errstr_size, PB_ERR_INVALID,
 			      "too many rejectWorkOrders (at most %d)",
 			      SIM_MAX_REJECT);
@@ -782,18 +777,16 @@ json_t *pb_sim_faults_json(pb_sim_t *sim)
 		if (f->kind == PB_SIM_FAULT_TIMEOUT) {
 			json_object_set_new(e, "holdMs",
 					    json_integer(f->hold_ms));
-			json_object_set_new(e, "close",
-					    json_boolean(f->close));
+			json_object_set_new(e, "close", json_boolean(f->close));
 		}
 		if (f->kind == PB_SIM_FAULT_ERROR_NEXT)
-			json_object_set_new(e, "error",
-					    json_string(f->error));
+			json_object_set_new(e, "error", json_string(f->error));
 		json_array_append_new(queue, e);
 	}
 	const char *won;
 	json_t *v;
 	json_object_foreach(sim->reject, won, v)
-		json_array_append_new(reject, json_string(won));
+	    json_array_append_new(reject, json_string(won));
 	int64_t latency = sim->latency_ms;
 	pthread_mutex_unlock(&sim->mu);
 	out = json_pack("{s:I,s:O,s:O}", "latencyMs", (json_int_t)latency,
@@ -806,8 +799,7 @@ out:
 
 /* ---- inspection ------------------------------------------------------- */
 
-json_t *pb_sim_requests_json(pb_sim_t *sim, int64_t since,
-			     const char *api_key)
+json_t *pb_sim_requests_json(pb_sim_t *sim, int64_t since, const char *api_key)
 {
 	json_t *list = json_array();
 	if (!list)
@@ -818,8 +810,8 @@ json_t *pb_sim_requests_json(pb_sim_t *sim, int64_t since,
 		if (json_integer_value(json_object_get(e, "seq")) <= since)
 			continue;
 		if (api_key) {
-			const char *k = json_string_value(
-				json_object_get(e, "apiKey"));
+			const char *k =
+			    json_string_value(json_object_get(e, "apiKey"));
 			if (!k || strcmp(k, api_key) != 0)
 				continue;
 		}
@@ -856,15 +848,14 @@ json_t *pb_sim_stats_json(pb_sim_t *sim)
 		json_object_set_new(by, name, json_integer(sim->by_status[s]));
 	}
 	json_t *out = json_pack(
-		"{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "requests",
-		(json_int_t)sim->requests, "workOrders",
-		(json_int_t)sim->work_orders, "created",
-		(json_int_t)sim->created, "updated", (json_int_t)sim->updated,
-		"deleted", (json_int_t)sim->deleted, "refused",
-		(json_int_t)sim->refused, "faulted", (json_int_t)sim->faulted,
-		"refreshes", (json_int_t)sim->refreshes, "kept",
-		(json_int_t)sim->ring_len, "dropped", (json_int_t)sim->dropped,
-		"byStatus", by);
+	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "requests",
+	    (json_int_t)sim->requests, "workOrders",
+	    (json_int_t)sim->work_orders, "created", (json_int_t)sim->created,
+	    "updated", (json_int_t)sim->updated, "deleted",
+	    (json_int_t)sim->deleted, "refused", (json_int_t)sim->refused,
+	    "faulted", (json_int_t)sim->faulted, "refreshes",
+	    (json_int_t)sim->refreshes, "kept", (json_int_t)sim->ring_len,
+	    "dropped", (json_int_t)sim->dropped, "byStatus", by);
 	pthread_mutex_unlock(&sim->mu);
 	return out;
 }

@@ -30,9 +30,9 @@ typedef struct pb_sim pb_sim_t;
 
 typedef enum pb_sim_fault_kind {
 	PB_SIM_FAULT_NONE = 0,
-	PB_SIM_FAULT_FAIL,       /* answer with an HTTP error status */
+	PB_SIM_FAULT_FAIL,	 /* answer with an HTTP error status */
 	PB_SIM_FAULT_RATE_LIMIT, /* 429 with Retry-After */
-	PB_SIM_FAULT_TIMEOUT,    /* hold, then answer normally or close */
+	PB_SIM_FAULT_TIMEOUT,	 /* hold, then answer normally or close */
 	PB_SIM_FAULT_ERROR_NEXT, /* 200 with a non-null error */
 } pb_sim_fault_kind_t;
 
@@ -40,28 +40,28 @@ typedef enum pb_sim_fault_kind {
 typedef struct pb_sim_fault {
 	pb_sim_fault_kind_t kind;
 	int64_t count;
-	int status;          /* FAIL */
+	int status;	     /* FAIL */
 	int64_t retry_after; /* RATE_LIMIT, seconds */
 	int64_t hold_ms;     /* TIMEOUT */
-	bool close;          /* TIMEOUT: close without answering */
+	bool close;	     /* TIMEOUT: close without answering */
 	char error[256];     /* ERROR_NEXT */
 } pb_sim_fault_t;
 
 /* A push (POST /api/) as the HTTP layer saw it. */
 typedef struct pb_sim_push {
-	const char *api_key;      /* NULL or "" means missing */
+	const char *api_key;	  /* NULL or "" means missing */
 	const char *content_type; /* may be NULL */
-	const char *encoding;     /* "json" or "form" */
-	json_t *work_orders;      /* stolen by pb_sim_push; may be NULL */
-	int reject_status;        /* 400 or 413 when the body was unusable */
+	const char *encoding;	  /* "json" or "form" */
+	json_t *work_orders;	  /* stolen by pb_sim_push; may be NULL */
+	int reject_status;	  /* 400 or 413 when the body was unusable */
 	const char *reject_error; /* why, when reject_status is set */
-	pb_sim_fault_t fault;     /* from pb_sim_arrive; kind NONE if none */
-	int64_t received_ms;      /* wall clock at arrival */
+	pb_sim_fault_t fault;	  /* from pb_sim_arrive; kind NONE if none */
+	int64_t received_ms;	  /* wall clock at arrival */
 } pb_sim_push_t;
 
 /* What to send back. body is malloc'd JSON text, owned by the caller. */
 typedef struct pb_sim_answer {
-	int status;          /* 0: close the connection without answering */
+	int status;	     /* 0: close the connection without answering */
 	int64_t retry_after; /* > 0: send a Retry-After header */
 	char *body;
 } pb_sim_answer_t;
@@ -101,8 +101,7 @@ void pb_sim_faults_clear(pb_sim_t *sim);
 json_t *pb_sim_faults_json(pb_sim_t *sim);
 
 /* Kept requests with seq > since, optionally only one apiKey (new ref). */
-json_t *pb_sim_requests_json(pb_sim_t *sim, int64_t since,
-			     const char *api_key);
+json_t *pb_sim_requests_json(pb_sim_t *sim, int64_t since, const char *api_key);
 /* Stored orders of one apiKey (new reference; NULL on NOMEM). */
 json_t *pb_sim_orders_json(pb_sim_t *sim, const char *api_key);
 /* Running statistics (new reference; NULL on NOMEM). */

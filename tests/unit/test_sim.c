@@ -40,7 +40,7 @@ struct sim_proc {
 };
 
 static struct sim_proc g_sim;
-static CURL *g_curl; /* reused: keep-alive, like the worker */
+static CURL *g_curl;	      /* reused: keep-alive, like the worker */
 static bool fresh_connection; /* next request on a new connection */
 
 static void sleep_ms(long ms)
@@ -50,8 +50,7 @@ static void sleep_ms(long ms)
 }
 
 /* Start pruvan-sim with extra arguments; await its port file (10 s). */
-static int sim_start(struct sim_proc *p, const char *extra1,
-		     const char *extra2)
+static int sim_start(struct sim_proc *p, const char *extra1, const char *extra2)
 {
 	memset(p, 0, sizeof(*p));
 	pb_strlcpy(p->dir, "/tmp/test_sim.XXXXXX", sizeof(p->dir));
@@ -62,8 +61,8 @@ static int sim_start(struct sim_proc *p, const char *extra1,
 	if (p->pid < 0)
 		return -1;
 	if (p->pid == 0) {
-		const char *argv[10] = {sim_path, "--port", "0", "--port-file",
-					p->port_file, "--quiet"};
+		const char *argv[10] = {sim_path,      "--port",     "0",
+					"--port-file", p->port_file, "--quiet"};
 		int n = 6;
 		if (extra1)
 			argv[n++] = extra1;
@@ -228,7 +227,7 @@ static void release(struct http_result *r)
 static json_int_t count_of(json_t *answer, const char *what)
 {
 	return json_integer_value(
-		json_object_get(json_object_get(answer, "response"), what));
+	    json_object_get(json_object_get(answer, "response"), what));
 }
 
 static const char *error_of(json_t *answer)
@@ -313,9 +312,9 @@ static char *read_fixture(const char *name)
 	return s;
 }
 
-#define WO(n, extra)                                                      \
-	"{\"workOrderNumber\":\"" n "\",\"address1\":\"1 Main\","         \
-	"\"city\":\"Austin\",\"state\":\"TX\",\"zip\":\"78701\","         \
+#define WO(n, extra)                                                           \
+	"{\"workOrderNumber\":\"" n "\",\"address1\":\"1 Main\","              \
+	"\"city\":\"Austin\",\"state\":\"TX\",\"zip\":\"78701\","              \
 	"\"services\":[{\"serviceName\":\"Mow\"}]" extra "}"
 
 static int reset(void **state)
@@ -353,8 +352,8 @@ static void test_create_then_update(void **state)
 	assert_int_equal(json_integer_value(json_object_get(rec, "_updated")),
 			 2);
 	assert_string_equal(
-		json_string_value(json_object_get(rec, "clientStatus")),
-		"Order Created");
+	    json_string_value(json_object_get(rec, "clientStatus")),
+	    "Order Created");
 	assert_string_equal(json_string_value(json_object_get(rec, "city")),
 			    "Round Rock");
 	json_decref(rec);
@@ -371,11 +370,14 @@ static void test_create_missing_services_refuses_whole_batch(void **state)
 {
 	(void)state;
 	struct http_result r;
-	push_json("K1",
-		  "{\"workOrders\":[" WO("GOOD", "") ","
-		  "{\"workOrderNumber\":\"BAD\",\"address1\":\"1 Main\","
-		  "\"city\":\"Austin\",\"state\":\"TX\",\"zip\":\"78701\"}]}",
-		  &r);
+	push_json(
+	    "K1",
+	    "{\"workOrders\":[" WO(
+		"GOOD",
+		"") ","
+		    "{\"workOrderNumber\":\"BAD\",\"address1\":\"1 Main\","
+		    "\"city\":\"Austin\",\"state\":\"TX\",\"zip\":\"78701\"}]}",
+	    &r);
 	assert_refused(&r, "BAD: missing services");
 	release(&r);
 	json_t *good = order_of("K1", "GOOD");
@@ -404,7 +406,8 @@ static void test_batch_counts_and_delete(void **state)
 	/* Create and update of one order in one batch, plus another create. */
 	push_json("K1",
 		  "{\"workOrders\":[" WO("A", "") ",{\"workOrderNumber\":\"A\","
-		  "\"clientStatus\":\"x\"}," WO("B", "") "]}",
+						  "\"clientStatus\":\"x\"}," WO(
+						      "B", "") "]}",
 		  &r);
 	assert_counts(&r, 2, 1, 0);
 	release(&r);
@@ -420,7 +423,8 @@ static void test_batch_counts_and_delete(void **state)
 	assert_int_equal(json_integer_value(json_object_get(rec, "_deleted")),
 			 1);
 	json_decref(rec);
-	/* After a delete, an update is a create and needs the create minimum. */
+	/* After a delete, an update is a create and needs the create minimum.
+	 */
 	push_json("K1",
 		  "{\"workOrders\":[{\"workOrderNumber\":\"A\","
 		  "\"clientStatus\":\"y\"}]}",
@@ -442,8 +446,8 @@ static void test_form_encoding(void **state)
 	(void)state;
 	struct http_result r;
 	/* Whole object in the field, urlencoded. */
-	char *esc = curl_easy_escape(g_curl,
-				     "{\"workOrders\":[" WO("F1", "") "]}", 0);
+	char *esc =
+	    curl_easy_escape(g_curl, "{\"workOrders\":[" WO("F1", "") "]}", 0);
 	char *body = NULL;
 	size_t n = strlen(esc) + 64;
 	body = malloc(n);
@@ -474,10 +478,10 @@ static void test_form_encoding(void **state)
 	assert_int_equal(json_array_size(list), 2);
 	json_t *first = json_array_get(list, 0);
 	assert_string_equal(
-		json_string_value(json_object_get(first, "encoding")), "form");
+	    json_string_value(json_object_get(first, "encoding")), "form");
 	json_t *wos = json_object_get(first, "workOrders");
 	assert_string_equal(json_string_value(json_object_get(
-				    json_array_get(wos, 0), "workOrderNumber")),
+				json_array_get(wos, 0), "workOrderNumber")),
 			    "F1");
 	json_decref(reqs);
 }
@@ -515,7 +519,7 @@ static void test_invalid_json_is_400(void **state)
 	release(&r);
 	json_t *by = get_json("/_sim/stats");
 	assert_int_equal(json_integer_value(json_object_get(
-				 json_object_get(by, "byStatus"), "400")),
+			     json_object_get(by, "byStatus"), "400")),
 			 1);
 	json_decref(by);
 }
@@ -633,10 +637,76 @@ static void test_fault_timeout_hold_and_close(void **state)
 	assert_null(order_of("K1", "B"));
 	json_t *s = get_json("/_sim/stats");
 	assert_int_equal(json_integer_value(json_object_get(
-				 json_object_get(s, "byStatus"), "closed")),
+			     json_object_get(s, "byStatus"), "closed")),
 			 1);
 	assert_int_equal(json_integer_value(json_object_get(s, "faulted")), 2);
 	json_decref(s);
+}
+
+/*
+ * A held request must not hold up another connection (thread per
+ * connection): two pushes in parallel, one fault; whichever arrives first
+ * is held, the other must finish while it is still held.
+ */
+static void test_held_request_does_not_block_others(void **state)
+{
+	(void)state;
+	arm("{\"timeout\":{\"count\":1,\"holdMs\":800}}");
+	char url[128];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/api/?apiKey=K1",
+		 g_sim.port);
+	const char *bodies[2] = {"{\"workOrders\":[" WO("P1", "") "]}",
+				 "{\"workOrders\":[" WO("P2", "") "]}"};
+	CURLM *m = curl_multi_init();
+	CURL *e[2];
+	struct curl_slist *hdrs =
+	    curl_slist_append(NULL, "Content-Type: application/json");
+	struct buf sink[2] = {{0}, {0}};
+	int64_t done_ms[2] = {0, 0};
+	assert_non_null(m);
+	for (int i = 0; i < 2; i++) {
+		e[i] = curl_easy_init();
+		assert_non_null(e[i]);
+		curl_easy_setopt(e[i], CURLOPT_URL, url);
+		curl_easy_setopt(e[i], CURLOPT_POSTFIELDS, bodies[i]);
+		curl_easy_setopt(e[i], CURLOPT_HTTPHEADER, hdrs);
+		curl_easy_setopt(e[i], CURLOPT_WRITEFUNCTION, on_body);
+		curl_easy_setopt(e[i], CURLOPT_WRITEDATA, &sink[i]);
+		curl_easy_setopt(e[i], CURLOPT_TIMEOUT_MS, 20000L);
+		curl_multi_add_handle(m, e[i]);
+	}
+	int64_t t0 = pb_mono_ms();
+	int running = 1;
+	while (running) {
+		curl_multi_perform(m, &running);
+		CURLMsg *msg;
+		int left;
+		while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			assert_int_equal(msg->data.result, CURLE_OK);
+			for (int i = 0; i < 2; i++)
+				if (msg->easy_handle == e[i])
+					done_ms[i] = pb_mono_ms() - t0;
+		}
+		if (running)
+			curl_multi_poll(m, NULL, 0, 1000, NULL);
+	}
+	int64_t slow = done_ms[0] > done_ms[1] ? done_ms[0] : done_ms[1];
+	int64_t fast = done_ms[0] > done_ms[1] ? done_ms[1] : done_ms[0];
+	assert_true(slow >= 800);
+	assert_true(fast < 800);
+	for (int i = 0; i < 2; i++) {
+		long status = 0;
+		curl_easy_getinfo(e[i], CURLINFO_RESPONSE_CODE, &status);
+		assert_int_equal(status, 200);
+		curl_multi_remove_handle(m, e[i]);
+		curl_easy_cleanup(e[i]);
+		free(sink[i].data);
+	}
+	curl_multi_cleanup(m);
+	curl_slist_free_all(hdrs);
+	assert_int_equal(stat_of("created"), 2);
 }
 
 static void test_fault_reject_work_orders(void **state)
@@ -685,12 +755,12 @@ static void test_bad_fault_spec_is_400(void **state)
 	(void)state;
 	struct http_result r;
 	const char *bad[] = {
-		"{\"fial\":{\"count\":1}}",
-		"{\"fail\":{\"count\":0}}",
-		"{\"fail\":{\"status\":200}}",
-		"{\"rateLimit\":{\"retryAfter\":\"x\"}}",
-		"{\"rejectWorkOrders\":[1]}",
-		"not json",
+	    "{\"fial\":{\"count\":1}}",
+	    "{\"fail\":{\"count\":0}}",
+	    "{\"fail\":{\"status\":200}}",
+	    "{\"rateLimit\":{\"retryAfter\":\"x\"}}",
+	    "{\"rejectWorkOrders\":[1]}",
+	    "not json",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		http("POST", "/_sim/faults", "application/json", bad[i], &r);
@@ -726,16 +796,15 @@ static void test_requests_orders_stats(void **state)
 	assert_string_equal(json_string_value(json_object_get(e, "apiKey")),
 			    "K2");
 	assert_string_equal(
-		json_string_value(json_object_get(e, "contentType")),
-		"application/json");
+	    json_string_value(json_object_get(e, "contentType")),
+	    "application/json");
 	assert_string_equal(json_string_value(json_object_get(e, "encoding")),
 			    "json");
 	assert_int_equal(json_integer_value(json_object_get(e, "status")), 200);
 	assert_int_equal(count_of(json_object_get(e, "response"), "created"),
 			 2);
 	assert_int_equal(json_array_size(json_object_get(e, "workOrders")), 2);
-	const char *at =
-		json_string_value(json_object_get(e, "receivedAt"));
+	const char *at = json_string_value(json_object_get(e, "receivedAt"));
 	assert_non_null(at);
 	assert_int_equal(strlen(at), 24);
 	assert_int_equal(at[10], 'T');
@@ -749,7 +818,7 @@ static void test_requests_orders_stats(void **state)
 	json_t *orders = json_object_get(j, "orders");
 	assert_int_equal(json_object_size(orders), 2);
 	assert_int_equal(json_integer_value(json_object_get(
-				 json_object_get(orders, "C"), "_created")),
+			     json_object_get(orders, "C"), "_created")),
 			 1);
 	json_decref(j);
 
@@ -761,7 +830,7 @@ static void test_requests_orders_stats(void **state)
 	assert_int_equal(json_integer_value(json_object_get(j, "updated")), 1);
 	assert_int_equal(json_integer_value(json_object_get(j, "deleted")), 0);
 	assert_int_equal(json_integer_value(json_object_get(
-				 json_object_get(j, "byStatus"), "200")),
+			     json_object_get(j, "byStatus"), "200")),
 			 3);
 	json_decref(j);
 
@@ -787,21 +856,21 @@ static void test_max_kept_bounds_log_not_stats(void **state)
 			 "\"state\":\"TX\",\"zip\":\"78701\",\"services\":"
 			 "[{\"serviceName\":\"Mow\"}]}]}",
 			 won);
-		http_on(small.port, "POST", "/api/?apiKey=K", "application/json",
-			body, strlen(body), &r);
+		http_on(small.port, "POST", "/api/?apiKey=K",
+			"application/json", body, strlen(body), &r);
 		assert_int_equal(r.status, 200);
 		release(&r);
 	}
 	http_on(small.port, "GET", "/_sim/requests", NULL, NULL, 0, &r);
 	json_t *list = json_object_get(r.body, "requests");
 	assert_int_equal(json_array_size(list), 3);
-	assert_int_equal(json_integer_value(json_object_get(
-				 json_array_get(list, 0), "seq")),
-			 3);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_array_get(list, 0), "seq")),
+	    3);
 	release(&r);
 	http_on(small.port, "GET", "/_sim/stats", NULL, NULL, 0, &r);
-	assert_int_equal(json_integer_value(json_object_get(r.body, "requests")),
-			 5);
+	assert_int_equal(
+	    json_integer_value(json_object_get(r.body, "requests")), 5);
 	assert_int_equal(json_integer_value(json_object_get(r.body, "dropped")),
 			 2);
 	release(&r);
@@ -848,25 +917,26 @@ int main(int argc, char **argv)
 	}
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup(f, reset)
-		T(test_create_then_update),
-		T(test_create_missing_services_refuses_whole_batch),
-		T(test_batch_counts_and_delete),
-		T(test_form_encoding),
-		T(test_refresh_get_and_api_key),
-		T(test_invalid_json_is_400),
-		T(test_body_over_8mib_is_413),
-		T(test_fault_fail_503),
-		T(test_fault_rate_limit_429),
-		T(test_faults_consumed_in_order),
-		T(test_fault_latency),
-		T(test_fault_timeout_hold_and_close),
-		T(test_fault_reject_work_orders),
-		T(test_fault_error_next),
-		T(test_bad_fault_spec_is_400),
-		T(test_requests_orders_stats),
-		T(test_max_kept_bounds_log_not_stats),
-		/* Last: stops the shared simulator. */
-		T(test_sigterm_exits_zero),
+	    T(test_create_then_update),
+	    T(test_create_missing_services_refuses_whole_batch),
+	    T(test_batch_counts_and_delete),
+	    T(test_form_encoding),
+	    T(test_refresh_get_and_api_key),
+	    T(test_invalid_json_is_400),
+	    T(test_body_over_8mib_is_413),
+	    T(test_fault_fail_503),
+	    T(test_fault_rate_limit_429),
+	    T(test_faults_consumed_in_order),
+	    T(test_fault_latency),
+	    T(test_fault_timeout_hold_and_close),
+	    T(test_held_request_does_not_block_others),
+	    T(test_fault_reject_work_orders),
+	    T(test_fault_error_next),
+	    T(test_bad_fault_spec_is_400),
+	    T(test_requests_orders_stats),
+	    T(test_max_kept_bounds_log_not_stats),
+	    /* Last: stops the shared simulator. */
+	    T(test_sigterm_exits_zero),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
