@@ -1,0 +1,120 @@
+/*
+ * state.h: the worker's shared state in Redis.
+ *
+ * Any number of replicas share it, so everything that must survive a crash
+ * or a rebalance lives here, not in memory:
+ *   P{A/W}:o          hash: c (created), d (deleted), v/hv (version),
+ *                     t (occurredAt ms), p (last pushed fields, JSON),
+ *                     k1 (Key1 learned from relayed data)
+ *   P{A/W}:e:ID       hash: the event's mark: s ("D" effect done, outcome
+ *                     not yet acknowledged; "P" outcome published), o
+ *                     (outcome), r (reason), h (HTTP status), a (attempts);
+ *                     expires after dedupe.ttlSeconds
+ *   P{A}:dk1          set: Key1s of orders the remote system deleted
+ *   P{A}:aa           "on" / "off": the account's Auto-Admin switch
+ * where P is the key prefix, A the account and W the work order number.
+ * One order's keys share the hash tag {A/W}, so an order's state and its
+ * events' marks are written in one MULTI/EXEC and the layout is Redis
+ * Cluster safe.
+ *
+ * Every call is one pipelined round trip for a whole batch. Calls fail with
+ * PB_ERR_REDIS (retriable) when Redis is unreachable; the handle reconnects
+ * on the next call. Nothing here logs.
+ */
+#ifndef PB_STATE_H
+#define PB_STATE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "rules.h"
+
+typedef struct pb_state pb_state_t;
+
+pb_err_t pb_state_new(const char *url, const char *prefix, int64_t ttl_seconds,
+		      int timeout_ms, pb_state_t **out, char *errstr,
+		      size_t errstr_size);
+void pb_state_destroy(pb_state_t *st);
+
+/* Round trips made and their total latency, for metrics and benchmarks. */
+uint64_t pb_state_round_trips(const pb_state_t *st);
+
+typedef enum { PB_MARK_NONE = 0, PB_MARK_DONE, PB_MARK_PUBLISHED } pb_mark_t;
+
+/* One event's view of the state, filled by pb_state_fetch. */
+typedef struct pb_state_view {
+	/* in (borrowed) */
+	const char *account;
+	const char *won;      /* work order number */
+	const char *event_id; /* NULL: no mark lookup */
+	const char *key1;     /* inbound: check whether it belonged to a
+				 deleted order; NULL to skip */
+	/* out */
+	pb_mark_t mark;
+	char mark_outcome[24];
+	char mark_reason[64];
+	int mark_http;
+	int mark_attempts;
+	bool exists;           /* the order hash exists */
+	pb_order_state_t order; /* order.pushed owned by the view */
+	char *key1_learned;    /* owned, may be NULL */
+	bool key1_deleted;     /* key1 is in the account's deleted set */
+} pb_state_view_t;
+
+/* Release what a view owns (not the view itself). */
+void pb_state_view_clear(pb_state_view_t *v);
+
+/* Fill views[0..n) in one round trip. */
+pb_err_t pb_state_fetch(pb_state_t *st, pb_state_view_t *views, size_t n,
+			char *errstr, size_t errstr_size);
+
+/* One event's effect to record. */
+typedef struct pb_state_write {
+	const char *account, *won, *event_id; /* event_id NULL: no mark */
+	/* the mark */
+	const char *outcome;
+	const char *reason; /* may be NULL */
+	int http_status;
+	int attempts;
+	/* the order (write_order false: leave the order hash alone) */
+	bool write_order;
+	bool set_created;
+	bool set_deleted;
+	bool has_version;
+	int64_t version;
+	int64_t occurred_ms;   /* 0: leave */
+	const json_t *pushed;  /* NULL: leave */
+	const char *learn_key1;   /* set k1 if not set yet */
+	const char *deleted_key1; /* add to the account's deleted set */
+} pb_state_write_t;
+
+/* Record writes[0..n) (each atomically, all in one round trip). */
+pb_err_t pb_state_commit(pb_state_t *st, const pb_state_write_t *writes,
+			 size_t n, char *errstr, size_t errstr_size);
+
+/* An event's identity, for marking its outcome published. */
+typedef struct pb_state_ref {
+	const char *account, *won, *event_id;
+} pb_state_ref_t;
+
+/* Mark refs[0..n) published ("P"), keeping their expiry. */
+pb_err_t pb_state_mark_published(pb_state_t *st, const pb_state_ref_t *refs,
+				 size_t n, char *errstr, size_t errstr_size);
+
+/*
+ * Auto-Admin switches of accounts[0..n): out[i] is 1 (on), 0 (off) or -1
+ * (never switched: use the configured value).
+ */
+pb_err_t pb_state_get_auto_admin(pb_state_t *st, const char *const *accounts,
+				 size_t n, int *out, char *errstr,
+				 size_t errstr_size);
+pb_err_t pb_state_set_auto_admin(pb_state_t *st, const char *account, bool on,
+				 char *errstr, size_t errstr_size);
+
+/* PING; PB_OK when Redis answers. */
+pb_err_t pb_state_ping(pb_state_t *st, char *errstr, size_t errstr_size);
+
+#endif
