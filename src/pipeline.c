@@ -1,0 +1,1605 @@
+/*
+ * pipeline.c: the worker loop (see pipeline.h for the guarantees).
+ *
+ * An event is a task that moves through these stages, each a list drained
+ * once per loop turn so that Redis and Kafka see batches, not single calls:
+ *
+ *   consumed -> parsed --(order busy)--> waits behind its order's key
+ *                  |                         |
+ *                  v                         v (previous one recorded)
+ *               ready  --fetch state (1 round trip for all ready)-->
+ *               decide --push--> pusher (batched, retried) --+
+ *                  |                                          |
+ *                  +-------------> to_record <----------------+
+ *               record effects (1 round trip) -> release the order's key
+ *               -> to_publish -> produce outcome (+DLQ) -> acked
+ *               -> offset done in the partition tracker -> offsets_store
+ *
+ * Failure handling: Redis errors leave tasks where they are (nothing is
+ * pushed without state, nothing is published before its effect is
+ * recorded) and pause consumption until Redis answers again. Kafka
+ * delivery errors re-produce. Events of revoked partitions are drained
+ * within the grace budget, then abandoned (the next owner redoes them; the
+ * marks in Redis stop a double push).
+ *
+ * Must never: commit an offset before its outcome is acknowledged, let a
+ * later event of an order overtake an earlier one, log a PushKey.
+ */
+#include "pipeline.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "pusher.h"
+#include "rules.h"
+#include "state.h"
+#include "tracker.h"
+#include "util.h"
+
+#define CONSUME_BATCH 500
+#define FETCH_BATCH 512
+#define RECORD_BATCH 512
+#define PUBLISH_MARK_MAX 200000
+
+enum { SRC_ORDERS = 0, SRC_INBOUND = 1 };
+static const char *src_names[] = {"orders", "inbound"};
+
+typedef struct part part_t;
+typedef struct keyq keyq_t;
+
+typedef struct task {
+	struct task *next;     /* stage list */
+	struct task *next_key; /* queue behind the same order */
+	rd_kafka_message_t *msg;
+	int src;
+	part_t *part;
+	int64_t offset;
+	int64_t consumed_ms;
+
+	pb_event_t *ev;
+	pb_inbound_t *in;
+	pb_rejection_t rej;
+	const pb_account_t *acct;
+	keyq_t *kq;
+
+	pb_state_view_t view;
+	bool view_set;
+	pb_decision_t dec;
+	bool dec_set;
+	pb_push_job_t job;
+
+	/* what to record and publish */
+	const char *outcome;
+	const char *reason;
+	char message[600];
+	bool record;   /* write the mark (+ order) to Redis */
+	bool write_order;
+	bool set_created, set_deleted;
+	const char *learn_key1;
+	const char *deleted_key1;
+	bool to_dlq;
+	bool recovered; /* outcome taken from a mark left by a crash */
+	int acks_pending;
+	bool needs_publish_mark;
+	bool abandoned;
+} task_t;
+
+struct keyq {
+	keyq_t *next; /* hash chain */
+	char *key;
+	task_t *head, *tail; /* waiting behind the busy one */
+	bool busy;
+};
+
+struct part {
+	char *topic;
+	int src;
+	int32_t partition;
+	pb_partition_track_t *track;
+	int64_t held; /* tasks of this partition alive */
+	bool eof;
+	bool assigned;
+	bool paused;
+	part_t *next;
+};
+
+typedef struct {
+	task_t *head, *tail;
+	size_t n;
+} tlist_t;
+
+typedef struct {
+	pb_state_ref_t ref;
+	char *account, *won, *event_id;
+} pubmark_t;
+
+struct pb_pipeline {
+	const pb_config_t *cfg;
+	pb_metrics_t *m;
+	pb_pipeline_opts_t opts;
+	rd_kafka_t *consumer;
+	rd_kafka_t *producer;
+	rd_kafka_queue_t *cq;
+	int cq_fds[2];
+	int pq_fds[2];
+	pb_state_t *state;
+	pb_pusher_t *pusher;
+
+	part_t *parts;
+	keyq_t **keys;
+	size_t keys_cap, keys_len;
+
+	tlist_t ready, to_record, to_publish;
+	size_t alive; /* tasks consumed and not finished */
+	size_t in_revoke;
+
+	pubmark_t *pubmarks;
+	size_t pubmarks_len, pubmarks_cap;
+
+	int *auto_admin; /* per account: -1 configured, 0, 1 */
+	int64_t auto_admin_at;
+
+	bool redis_up;
+	int64_t redis_retry_at;
+	int redis_backoff_ms;
+	bool paused_all;
+	bool assigned_once;
+	int64_t lag_at;
+
+	char worker_id[64];
+
+	/* probes, read by the ops thread */
+	_Atomic int64_t heartbeat_ms;
+	_Atomic int ready_redis;
+	_Atomic int ready_kafka;
+	_Atomic int ready_circuits;
+	_Atomic int ready_assigned;
+};
+
+/* ---- small lists -------------------------------------------------------- */
+
+static void tl_push(tlist_t *l, task_t *t)
+{
+	t->next = NULL;
+	if (l->tail)
+		l->tail->next = t;
+	else
+		l->head = t;
+	l->tail = t;
+	l->n++;
+}
+
+static task_t *tl_pop(tlist_t *l)
+{
+	task_t *t = l->head;
+	if (!t)
+		return NULL;
+	l->head = t->next;
+	if (!l->head)
+		l->tail = NULL;
+	l->n--;
+	t->next = NULL;
+	return t;
+}
+
+/* ---- order keys ---------------------------------------------------------- */
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static pb_err_t keys_grow(pb_pipeline_t *pl)
+{
+	size_t ncap = pl->keys_cap ? pl->keys_cap * 2 : 4096;
+	keyq_t **n = calloc(ncap, sizeof(*n));
+	if (!n)
+		return PB_ERR_NOMEM;
+	for (size_t i = 0; i < pl->keys_cap; i++) {
+		keyq_t *k = pl->keys[i];
+		while (k) {
+			keyq_t *nx = k->next;
+			size_t b = hash_str(k->key) & (ncap - 1);
+			k->next = n[b];
+			n[b] = k;
+			k = nx;
+		}
+	}
+	free(pl->keys);
+	pl->keys = n;
+	pl->keys_cap = ncap;
+	return PB_OK;
+}
+
+static keyq_t *key_get(pb_pipeline_t *pl, const char *key)
+{
+	if (pl->keys_len >= pl->keys_cap / 2 && keys_grow(pl))
+		return NULL;
+	size_t b = hash_str(key) & (pl->keys_cap - 1);
+	for (keyq_t *k = pl->keys[b]; k; k = k->next)
+		if (strcmp(k->key, key) == 0)
+			return k;
+	keyq_t *k = calloc(1, sizeof(*k));
+	if (!k)
+		return NULL;
+	k->key = strdup(key);
+	k->next = pl->keys[b];
+	pl->keys[b] = k;
+	pl->keys_len++;
+	return k;
+}
+
+static void key_drop(pb_pipeline_t *pl, keyq_t *kq)
+{
+	size_t b = hash_str(kq->key) & (pl->keys_cap - 1);
+	for (keyq_t **pp = &pl->keys[b]; *pp; pp = &(*pp)->next) {
+		if (*pp == kq) {
+			*pp = kq->next;
+			pl->keys_len--;
+			free(kq->key);
+			free(kq);
+			return;
+		}
+	}
+}
+
+/* The order's previous event is recorded: let the next one go. */
+static void key_release(pb_pipeline_t *pl, task_t *t)
+{
+	keyq_t *kq = t->kq;
+	t->kq = NULL;
+	if (!kq)
+		return;
+	task_t *nx = kq->head;
+	if (nx) {
+		kq->head = nx->next_key;
+		if (!kq->head)
+			kq->tail = NULL;
+		nx->next_key = NULL;
+		tl_push(&pl->ready, nx);
+		return;
+	}
+	kq->busy = false;
+	key_drop(pl, kq);
+}
+
+/* ---- partitions ---------------------------------------------------------- */
+
+static part_t *part_find(pb_pipeline_t *pl, const char *topic, int32_t p)
+{
+	for (part_t *x = pl->parts; x; x = x->next)
+		if (x->partition == p && strcmp(x->topic, topic) == 0)
+			return x;
+	return NULL;
+}
+
+static part_t *part_get(pb_pipeline_t *pl, const char *topic, int32_t p)
+{
+	part_t *x = part_find(pl, topic, p);
+	if (x)
+		return x;
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return NULL;
+	x->topic = strdup(topic);
+	x->partition = p;
+	x->src = strcmp(topic, pl->cfg->topic_inbound) == 0 ? SRC_INBOUND
+							    : SRC_ORDERS;
+	x->track = pb_track_new();
+	x->next = pl->parts;
+	pl->parts = x;
+	return x;
+}
+
+/* ---- tasks -------------------------------------------------------------- */
+
+static void task_free(pb_pipeline_t *pl, task_t *t)
+{
+	if (t->part)
+		t->part->held--;
+	pl->alive--;
+	pb_event_destroy(t->ev);
+	pb_inbound_destroy(t->in);
+	pb_rejection_clear(&t->rej);
+	if (t->view_set)
+		pb_state_view_clear(&t->view);
+	if (t->dec_set)
+		pb_decision_clear(&t->dec);
+	if (t->msg)
+		rd_kafka_message_destroy(t->msg);
+	free(t);
+}
+
+static const char *task_account(const task_t *t)
+{
+	if (t->ev)
+		return t->ev->account;
+	if (t->in)
+		return t->in->account;
+	return t->rej.account;
+}
+
+static const char *task_won(const task_t *t)
+{
+	if (t->ev)
+		return t->ev->work_order_number;
+	if (t->in)
+		return t->in->key2;
+	return t->rej.work_order_number;
+}
+
+static const char *task_event_id(const task_t *t)
+{
+	if (t->ev)
+		return t->ev->event_id;
+	if (t->in)
+		return t->in->uuid;
+	return t->rej.event_id;
+}
+
+static void set_outcome(task_t *t, const char *outcome, const char *reason,
+			const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void set_outcome(task_t *t, const char *outcome, const char *reason,
+			const char *fmt, ...)
+{
+	t->outcome = outcome;
+	t->reason = reason;
+	t->message[0] = '\0';
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(t->message, sizeof(t->message), fmt, ap);
+		va_end(ap);
+	}
+}
+
+/* ---- outcome records ------------------------------------------------------ */
+
+static json_t *jstr_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+static json_t *build_outcome(pb_pipeline_t *pl, task_t *t)
+{
+	json_t *o = json_object();
+	char ts[40];
+	pb_now_rfc3339(ts, sizeof(ts));
+	json_object_set_new(o, "eventId", jstr_or_null(task_event_id(t)));
+	json_object_set_new(o, "source", json_string(src_names[t->src]));
+	json_object_set_new(o, "account", jstr_or_null(task_account(t)));
+	json_object_set_new(o, "workOrderNumber", jstr_or_null(task_won(t)));
+	json_object_set_new(o, "outcome", json_string(t->outcome));
+	json_object_set_new(o, "reason", jstr_or_null(t->reason));
+	json_object_set_new(o, "message",
+			    t->message[0] ? json_string(t->message) : json_null());
+	json_object_set_new(o, "warnings",
+			    t->dec_set && t->dec.warnings
+				    ? json_copy(t->dec.warnings)
+				    : json_array());
+	json_object_set_new(o, "withheld",
+			    t->dec_set && t->dec.withheld
+				    ? json_copy(t->dec.withheld)
+				    : json_array());
+	bool pushed = t->dec_set && t->dec.verdict == PB_VERDICT_PUSH &&
+		      t->job.attempts > 0;
+	json_object_set_new(o, "request",
+			    pushed ? json_copy(t->dec.work_order) : json_null());
+	if (pushed) {
+		json_t *body = t->job.body_start[0]
+				       ? json_loads(t->job.body_start, 0, NULL)
+				       : NULL;
+		if (!body && t->job.body_start[0])
+			body = json_string(t->job.body_start);
+		json_object_set_new(o, "response",
+				    json_pack("{s:I,s:o}", "httpStatus",
+					      (json_int_t)t->job.http_status,
+					      "body", body ? body : json_null()));
+		if (t->job.batch_size > 1)
+			json_object_set_new(o, "batchSize",
+					    json_integer(t->job.batch_size));
+	} else {
+		json_object_set_new(o, "response", json_null());
+	}
+	json_object_set_new(o, "attempts",
+			    json_integer(pushed ? t->job.attempts : 0));
+	json_object_set_new(o, "partition",
+			    json_integer(t->part ? t->part->partition : -1));
+	json_object_set_new(o, "offset", json_integer(t->offset));
+	json_object_set_new(o, "processedAt", json_string(ts));
+	if (t->in && strcmp(t->outcome, "relayed") == 0) {
+		json_object_set_new(o, "kind", json_string(t->in->kind));
+		json_object_set(o, "item", t->in->item);
+	}
+	(void)pl;
+	return o;
+}
+
+/* ---- Kafka -------------------------------------------------------------- */
+
+static void count_outcome(pb_pipeline_t *pl, task_t *t)
+{
+	char lbl[512];
+	const char *acct = task_account(t);
+	/* only configured accounts become label values (bounded cardinality) */
+	if (!acct || !pb_config_account(pl->cfg, acct))
+		acct = "unknown";
+	pb_metrics_labels(lbl, sizeof(lbl), "source", src_names[t->src],
+			  "account", acct, "outcome", t->outcome, "reason",
+			  t->reason ? t->reason : "", NULL);
+	pb_metrics_add(pl->m, PB_M_OUTCOMES, lbl, 1);
+	if (t->in && strcmp(t->outcome, "discarded") == 0) {
+		pb_metrics_labels(lbl, sizeof(lbl), "account", acct, "reason",
+				  t->reason ? t->reason : "", NULL);
+		pb_metrics_add(pl->m, PB_M_INBOUND_DISCARDED, lbl, 1);
+	}
+	if (t->to_dlq) {
+		pb_metrics_labels(lbl, sizeof(lbl), "source", src_names[t->src],
+				  "reason", t->reason ? t->reason : "", NULL);
+		pb_metrics_add(pl->m, PB_M_DLQ_RECORDS, lbl, 1);
+	}
+}
+
+static rd_kafka_resp_err_t produce_result(pb_pipeline_t *pl, task_t *t)
+{
+	json_t *o = build_outcome(pl, t);
+	char *val = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	if (!val)
+		return RD_KAFKA_RESP_ERR__NOENT;
+	rd_kafka_resp_err_t err = rd_kafka_producev(
+		pl->producer, RD_KAFKA_V_TOPIC(pl->cfg->topic_results),
+		RD_KAFKA_V_KEY(t->msg->key, t->msg->key_len),
+		RD_KAFKA_V_VALUE(val, strlen(val)),
+		RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+		RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
+	if (err)
+		free(val);
+	return err;
+}
+
+static rd_kafka_resp_err_t produce_dlq(pb_pipeline_t *pl, task_t *t)
+{
+	char part[16], off[32], att[16];
+	snprintf(part, sizeof(part), "%" PRId32, t->part->partition);
+	snprintf(off, sizeof(off), "%" PRId64, t->offset);
+	snprintf(att, sizeof(att), "%d", t->job.attempts);
+	rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+	const char *reason = t->reason ? t->reason : "";
+	rd_kafka_header_add(h, "x-error-reason", -1, reason, -1);
+	rd_kafka_header_add(h, "x-error-message", -1, t->message, -1);
+	rd_kafka_header_add(h, "x-source-topic", -1, t->part->topic, -1);
+	rd_kafka_header_add(h, "x-source-partition", -1, part, -1);
+	rd_kafka_header_add(h, "x-source-offset", -1, off, -1);
+	rd_kafka_header_add(h, "x-attempts", -1, att, -1);
+	if (t->job.attempts > 0) {
+		char st[16];
+		snprintf(st, sizeof(st), "%ld", t->job.http_status);
+		rd_kafka_header_add(h, "x-http-status", -1, st, -1);
+		rd_kafka_header_add(h, "x-response-body", -1, t->job.body_start, -1);
+		if (t->dec_set && t->dec.work_order) {
+			char *req = json_dumps(t->dec.work_order, JSON_COMPACT);
+			if (req) {
+				rd_kafka_header_add(h, "x-request", -1, req, -1);
+				free(req);
+			}
+		}
+	}
+	rd_kafka_resp_err_t err = rd_kafka_producev(
+		pl->producer, RD_KAFKA_V_TOPIC(pl->cfg->topic_dlq),
+		RD_KAFKA_V_KEY(t->msg->key, t->msg->key_len),
+		RD_KAFKA_V_VALUE(t->msg->payload, t->msg->len),
+		RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
+	if (err)
+		rd_kafka_headers_destroy(h);
+	return err;
+}
+
+static void pubmark_add(pb_pipeline_t *pl, task_t *t)
+{
+	if (pl->pubmarks_len >= PUBLISH_MARK_MAX)
+		return; /* bounded: a lost mark only re-publishes on replay */
+	if (pl->pubmarks_len == pl->pubmarks_cap) {
+		size_t nc = pl->pubmarks_cap ? pl->pubmarks_cap * 2 : 256;
+		pubmark_t *n = realloc(pl->pubmarks, nc * sizeof(*n));
+		if (!n)
+			return;
+		pl->pubmarks = n;
+		pl->pubmarks_cap = nc;
+	}
+	pubmark_t *p = &pl->pubmarks[pl->pubmarks_len++];
+	p->account = strdup(task_account(t));
+	p->won = strdup(task_won(t));
+	p->event_id = strdup(task_event_id(t));
+	p->ref.account = p->account;
+	p->ref.won = p->won;
+	p->ref.event_id = p->event_id;
+}
+
+/* Everything of t is acknowledged: its offset may be committed. */
+static void task_finish(pb_pipeline_t *pl, task_t *t)
+{
+	int64_t commit;
+	part_t *p = t->part;
+	if (!t->abandoned && p && p->assigned &&
+	    pb_track_done(p->track, t->offset, &commit)) {
+		rd_kafka_topic_partition_list_t *l =
+			rd_kafka_topic_partition_list_new(1);
+		rd_kafka_topic_partition_list_add(l, p->topic, p->partition)
+			->offset = commit;
+		rd_kafka_resp_err_t err = rd_kafka_offsets_store(pl->consumer, l);
+		if (err)
+			pb_log(PB_LOG_WARN, "cannot store offset",
+			       "topic", p->topic, "error",
+			       rd_kafka_err2str(err), NULL);
+		rd_kafka_topic_partition_list_destroy(l);
+	}
+	if (t->needs_publish_mark && !t->abandoned)
+		pubmark_add(pl, t);
+	task_free(pl, t);
+}
+
+/* @locality: inside rd_kafka_poll(producer) on the pipeline thread. */
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
+			void *opaque)
+{
+	pb_pipeline_t *pl = opaque;
+	task_t *t = m->_private;
+	(void)rk;
+	if (!t)
+		return;
+	if (m->err) {
+		/* librdkafka gave up (message.timeout.ms): try again; the
+		 * offset stays uncommitted until it gets through */
+		pb_log(PB_LOG_ERROR, "outcome delivery failed; producing again",
+		       "topic", rd_kafka_topic_name(m->rkt), "error",
+		       rd_kafka_err2str(m->err), NULL);
+		atomic_store(&pl->ready_kafka, 0);
+		bool dlq = strcmp(rd_kafka_topic_name(m->rkt), pl->cfg->topic_dlq) == 0;
+		rd_kafka_resp_err_t e = dlq ? produce_dlq(pl, t) : produce_result(pl, t);
+		if (!e)
+			return;
+		pb_log(PB_LOG_ERROR, "cannot produce outcome again", "error",
+		       rd_kafka_err2str(e), NULL);
+		return;
+	}
+	atomic_store(&pl->ready_kafka, 1);
+	if (--t->acks_pending == 0)
+		task_finish(pl, t);
+}
+
+static void publish_stage(pb_pipeline_t *pl)
+{
+	task_t *t;
+	while ((t = pl->to_publish.head)) {
+		if (t->abandoned) {
+			tl_pop(&pl->to_publish);
+			task_free(pl, t);
+			continue;
+		}
+		if (t->acks_pending == 0) {
+			t->acks_pending = t->to_dlq ? 2 : 1;
+			rd_kafka_resp_err_t err = produce_result(pl, t);
+			if (!err && t->to_dlq)
+				err = produce_dlq(pl, t);
+			if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+				/* try again next turn; outq drains meanwhile */
+				t->acks_pending = 0;
+				return;
+			}
+			if (err) {
+				pb_log(PB_LOG_ERROR, "cannot produce outcome",
+				       "error", rd_kafka_err2str(err), NULL);
+				t->acks_pending = 0;
+				return;
+			}
+			count_outcome(pl, t);
+		}
+		tl_pop(&pl->to_publish);
+	}
+}
+
+/* ---- Redis ---------------------------------------------------------------- */
+
+static void redis_failed(pb_pipeline_t *pl, const char *what, const char *err)
+{
+	pb_metrics_add(pl->m, PB_M_REDIS_ERRORS, "", 1);
+	if (pl->redis_up)
+		pb_log(PB_LOG_ERROR, "Redis unreachable; pausing consumption "
+		       "and retrying (check REDIS_URL and that Redis is up)",
+		       "during", what, "error", err, NULL);
+	pl->redis_up = false;
+	atomic_store(&pl->ready_redis, 0);
+	pl->redis_backoff_ms = pl->redis_backoff_ms
+				       ? (pl->redis_backoff_ms * 2 > 5000 ? 5000 : pl->redis_backoff_ms * 2)
+				       : 100;
+	pl->redis_retry_at = pb_mono_ms() + pl->redis_backoff_ms;
+}
+
+static void redis_ok(pb_pipeline_t *pl, int64_t started)
+{
+	pb_metrics_observe(pl->m, PB_M_REDIS_RTT, "",
+			   (double)(pb_mono_ms() - started) / 1000.0);
+	if (!pl->redis_up)
+		pb_log(PB_LOG_INFO, "Redis reachable again; resuming", NULL);
+	pl->redis_up = true;
+	pl->redis_backoff_ms = 0;
+	atomic_store(&pl->ready_redis, 1);
+}
+
+static bool redis_may_try(pb_pipeline_t *pl)
+{
+	return pl->redis_up || pb_mono_ms() >= pl->redis_retry_at;
+}
+
+static void refresh_auto_admin(pb_pipeline_t *pl)
+{
+	const pb_config_t *c = pl->cfg;
+	if (c->accounts_len == 0 || pb_mono_ms() - pl->auto_admin_at < 1000)
+		return;
+	const char **names = calloc(c->accounts_len, sizeof(*names));
+	int *vals = calloc(c->accounts_len, sizeof(*vals));
+	if (!names || !vals)
+		goto out;
+	for (size_t i = 0; i < c->accounts_len; i++)
+		names[i] = c->accounts[i].name;
+	char err[256];
+	if (pb_state_get_auto_admin(pl->state, names, c->accounts_len, vals,
+				    err, sizeof(err)) == PB_OK) {
+		for (size_t i = 0; i < c->accounts_len; i++) {
+			int on = vals[i] < 0 ? c->accounts[i].auto_admin : vals[i];
+			if (pl->auto_admin[i] != on && pl->auto_admin_at)
+				pb_log(PB_LOG_INFO, on ? "Auto-Admin switched on"
+						       : "Auto-Admin switched off",
+				       "account", c->accounts[i].name, NULL);
+			pl->auto_admin[i] = on;
+			char lbl[300];
+			pb_metrics_labels(lbl, sizeof(lbl), "account",
+					  c->accounts[i].name, NULL);
+			pb_metrics_set(pl->m, PB_M_AUTO_ADMIN, lbl, on);
+		}
+		pl->auto_admin_at = pb_mono_ms();
+	}
+out:
+	free(names);
+	free(vals);
+}
+
+static int auto_admin_of(pb_pipeline_t *pl, const pb_account_t *a)
+{
+	size_t i = (size_t)(a - pl->cfg->accounts);
+	return pl->auto_admin[i] < 0 ? a->auto_admin : pl->auto_admin[i];
+}
+
+/* ---- stages ------------------------------------------------------------- */
+
+static void on_pushed(pb_push_job_t *job, void *opaque);
+
+static void to_record(pb_pipeline_t *pl, task_t *t)
+{
+	tl_push(&pl->to_record, t);
+}
+
+/* Decide what to do with an order event whose state was fetched. */
+static void decide_order(pb_pipeline_t *pl, task_t *t)
+{
+	pb_event_t *ev = t->ev;
+	t->acct = pb_config_account(pl->cfg, ev->account);
+	pb_order_state_t *st = t->view.exists ? &t->view.order : NULL;
+	pb_rules_decide(ev, t->acct, t->acct ? auto_admin_of(pl, t->acct) : true,
+			st, &t->dec);
+	t->dec_set = true;
+	switch (t->dec.verdict) {
+	case PB_VERDICT_PUSH:
+		t->job.acct = t->acct;
+		t->job.work_order = t->dec.work_order;
+		t->job.alone = t->dec.unknown_order;
+		t->job.opaque = t;
+		pb_pusher_submit(pl->pusher, &t->job);
+		return;
+	case PB_VERDICT_UNCHANGED:
+		set_outcome(t, "unchanged", NULL, "%s", t->dec.message[0] ? t->dec.message : "nothing changed since the last push: nothing sent");
+		t->write_order = true;
+		break;
+	case PB_VERDICT_STALE:
+		set_outcome(t, "stale", t->dec.reason ? t->dec.reason : "stale",
+			    "%s", t->dec.message);
+		break;
+	case PB_VERDICT_REJECTED:
+		set_outcome(t, "rejected", t->dec.reason, "%s", t->dec.message);
+		break;
+	}
+	t->record = true;
+	to_record(pl, t);
+}
+
+static void decide_inbound(pb_pipeline_t *pl, task_t *t)
+{
+	pb_inbound_t *in = t->in;
+	if (!pb_config_account(pl->cfg, in->account)) {
+		set_outcome(t, "rejected", "unknown_account",
+			    "account \"%s\" is not configured: add it under "
+			    "accounts in the configuration", in->account);
+		t->to_dlq = true;
+		t->record = true;
+		to_record(pl, t);
+		return;
+	}
+	const char *why = pb_rules_inbound_discard_reason(
+		t->view.order.deleted, t->view.key1_learned, in->key1,
+		t->view.key1_deleted);
+	if (why) {
+		set_outcome(t, "discarded", why,
+			    strcmp(why, "recreated_after_delete") == 0
+				    ? "the order was deleted by the back office; "
+				      "Pruvan recreated it under a new Key1 to "
+				      "relay queued data, which is discarded"
+				    : "the order was deleted by the back office; "
+				      "its relayed data is discarded");
+	} else {
+		set_outcome(t, "relayed", NULL, NULL);
+		if (in->key1 && !t->view.key1_learned)
+			t->learn_key1 = in->key1;
+	}
+	t->record = true;
+	to_record(pl, t);
+}
+
+static void fetch_stage(pb_pipeline_t *pl)
+{
+	if (!pl->ready.n || !redis_may_try(pl))
+		return;
+	refresh_auto_admin(pl);
+	size_t n = pl->ready.n < FETCH_BATCH ? pl->ready.n : FETCH_BATCH;
+	pb_state_view_t *views = calloc(n, sizeof(*views));
+	task_t **ts = calloc(n, sizeof(*ts));
+	if (!views || !ts)
+		goto out;
+	task_t *t = pl->ready.head;
+	for (size_t i = 0; i < n; i++, t = t->next) {
+		ts[i] = t;
+		views[i].account = task_account(t);
+		views[i].won = task_won(t);
+		views[i].event_id = task_event_id(t);
+		views[i].key1 = t->in ? t->in->key1 : NULL;
+	}
+	char err[512];
+	int64_t started = pb_mono_ms();
+	if (pb_state_fetch(pl->state, views, n, err, sizeof(err)) != PB_OK) {
+		for (size_t i = 0; i < n; i++)
+			pb_state_view_clear(&views[i]);
+		redis_failed(pl, "fetch", err);
+		goto out;
+	}
+	redis_ok(pl, started);
+	for (size_t i = 0; i < n; i++) {
+		t = tl_pop(&pl->ready);
+		t->view = views[i];
+		t->view_set = true;
+		if (t->view.mark == PB_MARK_PUBLISHED) {
+			set_outcome(t, "duplicate", NULL,
+				    "already processed (outcome %s); not pushed again",
+				    t->view.mark_outcome);
+			t->record = false;
+			key_release(pl, t);
+			tl_push(&pl->to_publish, t);
+			continue;
+		}
+		if (t->view.mark == PB_MARK_DONE) {
+			/* effect recorded, outcome never acknowledged: a crash
+			 * came between; publish the recorded outcome now */
+			static const char *known[] = {
+				"created", "updated", "deleted", "unchanged",
+				"stale", "rejected", "relayed", "discarded"};
+			const char *o = "updated";
+			for (size_t k = 0; k < sizeof(known) / sizeof(*known); k++)
+				if (strcmp(known[k], t->view.mark_outcome) == 0)
+					o = known[k];
+			set_outcome(t, o, t->view.mark_reason[0] ? t->view.mark_reason : NULL,
+				    "outcome recovered after a restart: the effect "
+				    "was recorded before; not pushed again");
+			t->recovered = true;
+			t->reason = t->reason ? "recovered" : NULL;
+			t->needs_publish_mark = true;
+			key_release(pl, t);
+			tl_push(&pl->to_publish, t);
+			continue;
+		}
+		if (t->ev)
+			decide_order(pl, t);
+		else
+			decide_inbound(pl, t);
+	}
+out:
+	free(views);
+	free(ts);
+}
+
+/* @locality: inside pb_pusher_poll on the pipeline thread. */
+static void on_pushed(pb_push_job_t *job, void *opaque)
+{
+	pb_pipeline_t *pl = opaque;
+	task_t *t = job->opaque;
+	if (t->abandoned) {
+		task_free(pl, t);
+		return;
+	}
+	if (!job->ok) {
+		set_outcome(t, "failed", job->fail_reason, "%s", job->message);
+		t->to_dlq = true;
+		/* no mark: a replay from the DLQ must push again */
+		key_release(pl, t);
+		tl_push(&pl->to_publish, t);
+		return;
+	}
+	const char *o = NULL;
+	if (job->batch_size == 1) {
+		o = pb_rules_outcome_for(&t->dec, &job->result);
+	} else {
+		o = t->dec.push_action == PB_ACTION_CREATE   ? "created"
+		    : t->dec.push_action == PB_ACTION_DELETE ? "deleted"
+							     : "updated";
+		int sum = job->result.created + job->result.updated +
+			  job->result.deleted;
+		if (sum != job->batch_size)
+			json_array_append_new(
+				t->dec.warnings,
+				json_pack("{s:s,s:s}", "code", "batch_counts_mismatch",
+					  "message", "Pruvan's counts for the batch do not add up to its orders; outcome taken from the action"));
+	}
+	if (!o) {
+		set_outcome(t, "failed", "pruvan_error",
+			    "Pruvan accepted the request but reported no "
+			    "created, updated or deleted order; check the "
+			    "order in Pruvan");
+		t->to_dlq = true;
+		key_release(pl, t);
+		tl_push(&pl->to_publish, t);
+		return;
+	}
+	set_outcome(t, o, NULL, NULL);
+	t->record = true;
+	t->write_order = true;
+	t->set_created = strcmp(o, "created") == 0 ||
+			 t->dec.push_action == PB_ACTION_CREATE;
+	if (t->dec.push_action == PB_ACTION_DELETE) {
+		t->set_deleted = true;
+		t->deleted_key1 = t->view.key1_learned;
+	}
+	to_record(pl, t);
+}
+
+static void record_stage(pb_pipeline_t *pl)
+{
+	if (!pl->to_record.n || !redis_may_try(pl))
+		return;
+	size_t n = pl->to_record.n < RECORD_BATCH ? pl->to_record.n : RECORD_BATCH;
+	pb_state_write_t *w = calloc(n, sizeof(*w));
+	if (!w)
+		return;
+	task_t *t = pl->to_record.head;
+	for (size_t i = 0; i < n; i++, t = t->next) {
+		w[i].account = task_account(t);
+		w[i].won = task_won(t);
+		w[i].event_id = task_event_id(t);
+		w[i].outcome = t->outcome;
+		w[i].reason = t->reason;
+		w[i].http_status = (int)t->job.http_status;
+		w[i].attempts = t->job.attempts;
+		w[i].write_order = t->write_order;
+		w[i].set_created = t->set_created;
+		w[i].set_deleted = t->set_deleted;
+		if (t->ev && t->write_order) {
+			w[i].has_version = t->ev->has_version;
+			w[i].version = t->ev->version;
+			w[i].occurred_ms = t->ev->occurred_ms;
+			w[i].pushed = t->dec_set ? t->dec.pushed_after : NULL;
+		}
+		w[i].learn_key1 = t->learn_key1;
+		w[i].deleted_key1 = t->deleted_key1;
+	}
+	char err[512];
+	int64_t started = pb_mono_ms();
+	if (pb_state_commit(pl->state, w, n, err, sizeof(err)) != PB_OK) {
+		redis_failed(pl, "record", err);
+		free(w);
+		return;
+	}
+	redis_ok(pl, started);
+	free(w);
+	for (size_t i = 0; i < n; i++) {
+		t = tl_pop(&pl->to_record);
+		t->needs_publish_mark = true;
+		key_release(pl, t);
+		tl_push(&pl->to_publish, t);
+	}
+}
+
+static void pubmark_stage(pb_pipeline_t *pl)
+{
+	if (!pl->pubmarks_len || !redis_may_try(pl))
+		return;
+	pb_state_ref_t *refs = calloc(pl->pubmarks_len, sizeof(*refs));
+	if (!refs)
+		return;
+	for (size_t i = 0; i < pl->pubmarks_len; i++)
+		refs[i] = pl->pubmarks[i].ref;
+	char err[512];
+	int64_t started = pb_mono_ms();
+	pb_err_t e = pb_state_mark_published(pl->state, refs, pl->pubmarks_len,
+					     err, sizeof(err));
+	free(refs);
+	if (e) {
+		redis_failed(pl, "mark published", err);
+		return;
+	}
+	redis_ok(pl, started);
+	for (size_t i = 0; i < pl->pubmarks_len; i++) {
+		free(pl->pubmarks[i].account);
+		free(pl->pubmarks[i].won);
+		free(pl->pubmarks[i].event_id);
+	}
+	pl->pubmarks_len = 0;
+}
+
+/* ---- consuming -------------------------------------------------------------- */
+
+static void reject_parse(pb_pipeline_t *pl, task_t *t)
+{
+	set_outcome(t, "rejected", t->rej.reason, "%s", t->rej.message);
+	/* invalid JSON and malformed relayed items go to the DLQ */
+	t->to_dlq = t->src == SRC_INBOUND ||
+		    (t->rej.reason && strcmp(t->rej.reason, "invalid_json") == 0);
+	tl_push(&pl->to_publish, t);
+}
+
+static void admit(pb_pipeline_t *pl, task_t *t)
+{
+	const char *acct = task_account(t), *won = task_won(t);
+	size_t n = strlen(acct) + strlen(won) + 2;
+	char *key = malloc(n);
+	if (!key) {
+		t->rej.reason = "internal";
+		pb_strlcpy(t->rej.message, "out of memory", sizeof(t->rej.message));
+		reject_parse(pl, t);
+		return;
+	}
+	snprintf(key, n, "%s/%s", acct, won);
+	keyq_t *kq = key_get(pl, key);
+	free(key);
+	if (!kq) {
+		t->rej.reason = "internal";
+		pb_strlcpy(t->rej.message, "out of memory", sizeof(t->rej.message));
+		reject_parse(pl, t);
+		return;
+	}
+	t->kq = kq;
+	if (kq->busy) {
+		if (kq->tail)
+			kq->tail->next_key = t;
+		else
+			kq->head = t;
+		kq->tail = t;
+		return;
+	}
+	kq->busy = true;
+	tl_push(&pl->ready, t);
+}
+
+static void consume_one(pb_pipeline_t *pl, rd_kafka_message_t *m)
+{
+	const char *topic = rd_kafka_topic_name(m->rkt);
+	part_t *p = part_find(pl, topic, m->partition);
+	if (m->err) {
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			if (p)
+				p->eof = true;
+		} else {
+			pb_log(PB_LOG_WARN, "consumer error", "topic", topic,
+			       "error", rd_kafka_message_errstr(m), NULL);
+			atomic_store(&pl->ready_kafka, 0);
+		}
+		rd_kafka_message_destroy(m);
+		return;
+	}
+	atomic_store(&pl->ready_kafka, 1);
+	if (!p || !p->assigned) {
+		/* fetched before its partition was revoked: the next owner
+		 * gets it */
+		rd_kafka_message_destroy(m);
+		return;
+	}
+	p->eof = false;
+	if (pb_track_add(p->track, m->offset) != PB_OK) {
+		rd_kafka_message_destroy(m); /* already seen (re-fetch) */
+		return;
+	}
+	task_t *t = calloc(1, sizeof(*t));
+	if (!t) {
+		rd_kafka_message_destroy(m);
+		return;
+	}
+	t->msg = m;
+	t->part = p;
+	t->src = p->src;
+	t->offset = m->offset;
+	t->consumed_ms = pb_mono_ms();
+	p->held++;
+	pl->alive++;
+	pb_err_t err = t->src == SRC_ORDERS
+			       ? pb_event_parse(m->payload, m->len, &t->ev, &t->rej)
+			       : pb_inbound_parse(m->payload, m->len, &t->in, &t->rej);
+	char lbl[300];
+	const char *acct = t->ev ? t->ev->account : t->in ? t->in->account : NULL;
+	if (!acct || !pb_config_account(pl->cfg, acct))
+		acct = "unknown";
+	pb_metrics_labels(lbl, sizeof(lbl), "source", src_names[t->src],
+			  "account", acct, NULL);
+	pb_metrics_add(pl->m, PB_M_EVENTS_CONSUMED, lbl, 1);
+	if (err) {
+		reject_parse(pl, t);
+		return;
+	}
+	admit(pl, t);
+}
+
+static void set_paused(pb_pipeline_t *pl, bool pause)
+{
+	if (pl->paused_all == pause)
+		return;
+	rd_kafka_topic_partition_list_t *a = NULL;
+	if (rd_kafka_assignment(pl->consumer, &a) || !a)
+		return;
+	if (pause)
+		rd_kafka_pause_partitions(pl->consumer, a);
+	else
+		rd_kafka_resume_partitions(pl->consumer, a);
+	rd_kafka_topic_partition_list_destroy(a);
+	pl->paused_all = pause;
+	pb_metrics_set(pl->m, PB_M_PAUSED, "", pause);
+}
+
+/* ---- rebalance ------------------------------------------------------------ */
+
+static void step(pb_pipeline_t *pl, bool consume, int wait_ms);
+
+static bool job_of_revoked(pb_push_job_t *j, void *opaque)
+{
+	(void)opaque;
+	task_t *t = j->opaque;
+	return t->part && !t->part->assigned;
+}
+
+/* Abandon every task of partitions no longer assigned. */
+static void abandon_revoked(pb_pipeline_t *pl)
+{
+	pb_push_job_t *j = pb_pusher_take_queued(pl->pusher, job_of_revoked, NULL);
+	while (j) {
+		pb_push_job_t *nx = j->next;
+		task_t *t = j->opaque;
+		t->abandoned = true;
+		key_release(pl, t);
+		task_free(pl, t);
+		j = nx;
+	}
+	tlist_t *lists[] = {&pl->ready, &pl->to_record, &pl->to_publish};
+	for (size_t li = 0; li < 3; li++) {
+		tlist_t keep = {0};
+		task_t *t;
+		while ((t = tl_pop(lists[li]))) {
+			if (t->part && !t->part->assigned && t->acks_pending == 0) {
+				t->abandoned = true;
+				key_release(pl, t);
+				task_free(pl, t);
+			} else {
+				tl_push(&keep, t);
+			}
+		}
+		*lists[li] = keep;
+	}
+	/* tasks waiting behind a key, and pushes on the wire, are freed when
+	 * their turn or answer comes (abandoned flag) */
+	for (size_t b = 0; b < pl->keys_cap; b++)
+		for (keyq_t *k = pl->keys[b]; k; k = k->next)
+			for (task_t *t = k->head; t; t = t->next_key)
+				if (t->part && !t->part->assigned)
+					t->abandoned = true;
+}
+
+static int64_t held_in(pb_pipeline_t *pl, rd_kafka_topic_partition_list_t *l)
+{
+	int64_t n = 0;
+	for (int i = 0; i < l->cnt; i++) {
+		part_t *p = part_find(pl, l->elems[i].topic, l->elems[i].partition);
+		if (p)
+			n += p->held;
+	}
+	return n;
+}
+
+/* @locality: inside rd_kafka_consume_batch_queue on the pipeline thread. */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			 rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	pb_pipeline_t *pl = opaque;
+	bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		for (int i = 0; i < parts->cnt; i++) {
+			part_t *p = part_get(pl, parts->elems[i].topic,
+					     parts->elems[i].partition);
+			if (p) {
+				p->assigned = true;
+				p->eof = false;
+				pb_track_reset(p->track);
+			}
+		}
+		pl->assigned_once = true;
+		pb_log(PB_LOG_INFO, "partitions assigned", NULL);
+		if (cooperative)
+			rd_kafka_incremental_assign(rk, parts);
+		else
+			rd_kafka_assign(rk, parts);
+		if (pl->paused_all)
+			rd_kafka_pause_partitions(rk, parts);
+		return;
+	}
+	/* revoke (or lost): finish what we can within the grace budget */
+	bool lost = rd_kafka_assignment_lost(rk);
+	int64_t deadline = pb_mono_ms() + pl->cfg->worker_shutdown_grace_ms;
+	pl->in_revoke++;
+	while (!lost && held_in(pl, parts) > 0 && pb_mono_ms() < deadline)
+		step(pl, false, 10);
+	pl->in_revoke--;
+	int64_t left = held_in(pl, parts);
+	if (!lost)
+		rd_kafka_commit(rk, NULL, 0); /* stored offsets, synchronously */
+	for (int i = 0; i < parts->cnt; i++) {
+		part_t *p = part_find(pl, parts->elems[i].topic,
+				      parts->elems[i].partition);
+		if (p)
+			p->assigned = false;
+	}
+	abandon_revoked(pl);
+	char n[32];
+	snprintf(n, sizeof(n), "%" PRId64, left);
+	pb_log(left ? PB_LOG_WARN : PB_LOG_INFO,
+	       lost ? "partitions lost" : "partitions revoked",
+	       "abandoned_events", n, NULL);
+	if (cooperative)
+		rd_kafka_incremental_unassign(rk, parts);
+	else
+		rd_kafka_assign(rk, NULL);
+}
+
+/* ---- the loop -------------------------------------------------------------- */
+
+static void update_lag(pb_pipeline_t *pl)
+{
+	if (pb_mono_ms() - pl->lag_at < 5000)
+		return;
+	pl->lag_at = pb_mono_ms();
+	int assigned = 0;
+	for (part_t *p = pl->parts; p; p = p->next) {
+		if (!p->assigned)
+			continue;
+		assigned++;
+		int64_t lo, hi;
+		if (rd_kafka_get_watermark_offsets(pl->consumer, p->topic,
+						   p->partition, &lo, &hi))
+			continue;
+		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+		rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+		if (!rd_kafka_position(pl->consumer, l) && l->elems[0].offset >= 0) {
+			char lbl[300], pn[16];
+			snprintf(pn, sizeof(pn), "%" PRId32, p->partition);
+			pb_metrics_labels(lbl, sizeof(lbl), "topic", p->topic,
+					  "partition", pn, NULL);
+			pb_metrics_set(pl->m, PB_M_CONSUMER_LAG, lbl,
+				       (double)(hi - l->elems[0].offset));
+		}
+		rd_kafka_topic_partition_list_destroy(l);
+	}
+	pb_metrics_set(pl->m, PB_M_PARTITIONS_ASSIGNED, "", assigned);
+}
+
+static void drain_fd(int fd)
+{
+	char buf[64];
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+}
+
+static void step(pb_pipeline_t *pl, bool consume, int wait_ms)
+{
+	atomic_store(&pl->heartbeat_ms, pb_mono_ms());
+	if (consume) {
+		bool pause = !pl->redis_up ||
+			     pl->alive >= (size_t)pl->cfg->worker_max_pending;
+		bool resume = pl->redis_up &&
+			      pl->alive < (size_t)pl->cfg->worker_max_pending * 3 / 4;
+		if (pause)
+			set_paused(pl, true);
+		else if (resume)
+			set_paused(pl, false);
+		rd_kafka_message_t *msgs[CONSUME_BATCH];
+		ssize_t n = rd_kafka_consume_batch_queue(pl->cq, 0, msgs,
+							 CONSUME_BATCH);
+		for (ssize_t i = 0; i < n; i++)
+			consume_one(pl, msgs[i]);
+	}
+	fetch_stage(pl);
+	record_stage(pl);
+	publish_stage(pl);
+	rd_kafka_poll(pl->producer, 0);
+	pubmark_stage(pl);
+
+	/* wait for network activity: Pruvan answers, a Kafka message or a
+	 * delivery report (their queues write to these pipes) */
+	bool busy = pl->ready.n || pl->to_record.n || pl->to_publish.n;
+	if (busy && (pl->redis_up || redis_may_try(pl)))
+		wait_ms = 0;
+	if (!pl->redis_up && !busy) {
+		int64_t d = pl->redis_retry_at - pb_mono_ms();
+		if (d >= 0 && d < wait_ms)
+			wait_ms = (int)d;
+	}
+	struct curl_waitfd fds[2] = {
+		{.fd = pl->cq_fds[0], .events = CURL_WAIT_POLLIN},
+		{.fd = pl->pq_fds[0], .events = CURL_WAIT_POLLIN},
+	};
+	pb_pusher_poll(pl->pusher, consume ? fds : fds + 1, consume ? 2 : 1,
+		       wait_ms);
+	drain_fd(pl->cq_fds[0]);
+	drain_fd(pl->pq_fds[0]);
+	rd_kafka_poll(pl->producer, 0);
+	record_stage(pl);
+	publish_stage(pl);
+	if (!pl->redis_up && redis_may_try(pl) && !busy) {
+		char err[256];
+		int64_t started = pb_mono_ms();
+		if (pb_state_ping(pl->state, err, sizeof(err)) == PB_OK)
+			redis_ok(pl, started);
+		else
+			redis_failed(pl, "ping", err);
+	}
+	int open = pb_pusher_circuits_open(pl->pusher);
+	atomic_store(&pl->ready_circuits, open);
+	pb_metrics_set(pl->m, PB_M_IN_FLIGHT, "", (double)pl->alive);
+	update_lag(pl);
+}
+
+static bool all_eof(pb_pipeline_t *pl)
+{
+	bool any = false;
+	for (part_t *p = pl->parts; p; p = p->next) {
+		if (!p->assigned)
+			continue;
+		any = true;
+		if (!p->eof)
+			return false;
+	}
+	return any;
+}
+
+pb_err_t pb_pipeline_run(pb_pipeline_t *pl, char *errstr, size_t errstr_size)
+{
+	const pb_config_t *c = pl->cfg;
+	rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
+	rd_kafka_topic_partition_list_add(topics, c->topic_orders, RD_KAFKA_PARTITION_UA);
+	rd_kafka_topic_partition_list_add(topics, c->topic_inbound, RD_KAFKA_PARTITION_UA);
+	rd_kafka_resp_err_t kerr = rd_kafka_subscribe(pl->consumer, topics);
+	rd_kafka_topic_partition_list_destroy(topics);
+	if (kerr)
+		return pb_errf(errstr, errstr_size, PB_ERR_KAFKA,
+			       "cannot subscribe: %s", rd_kafka_err2str(kerr));
+	pb_log(PB_LOG_INFO, "consuming", "orders", c->topic_orders, "inbound",
+	       c->topic_inbound, "results", c->topic_results, "worker",
+	       pl->worker_id, NULL);
+	int64_t last_progress = pb_mono_ms();
+	while (!*pl->opts.stop_flag) {
+		step(pl, true, 100);
+		if (pl->opts.exit_on_eof && pl->alive == 0 && all_eof(pl) &&
+		    rd_kafka_outq_len(pl->producer) == 0 && pl->pubmarks_len == 0)
+			break;
+		if (pb_mono_ms() - last_progress >= 10000) {
+			char a[32], q[32];
+			snprintf(a, sizeof(a), "%zu", pl->alive);
+			snprintf(q, sizeof(q), "%zu", pb_pusher_pending(pl->pusher));
+			pb_log(PB_LOG_INFO, "progress", "events_held", a,
+			       "pushes_pending", q, NULL);
+			last_progress = pb_mono_ms();
+		}
+	}
+	/* Stop: no new events; finish what is held within the grace period. */
+	pb_log(PB_LOG_INFO, *pl->opts.stop_flag ? "stopping: finishing in-flight events"
+						: "all partitions consumed; finishing",
+	       NULL);
+	set_paused(pl, true);
+	pb_pusher_flush(pl->pusher);
+	int64_t deadline = pb_mono_ms() + c->worker_shutdown_grace_ms;
+	while (pl->alive > 0 && pb_mono_ms() < deadline) {
+		pb_pusher_flush(pl->pusher);
+		step(pl, false, 10);
+	}
+	rd_kafka_flush(pl->producer, 5000);
+	rd_kafka_poll(pl->producer, 0);
+	pubmark_stage(pl);
+	if (pl->alive > 0) {
+		char n[32];
+		snprintf(n, sizeof(n), "%zu", pl->alive);
+		pb_log(PB_LOG_WARN, "grace period over; unfinished events are "
+		       "handed back and will be redone by the next owner",
+		       "events", n, NULL);
+	}
+	rd_kafka_resp_err_t cerr = rd_kafka_commit(pl->consumer, NULL, 0);
+	if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
+		pb_log(PB_LOG_WARN, "final commit failed", "error",
+		       rd_kafka_err2str(cerr), NULL);
+	rd_kafka_consumer_close(pl->consumer);
+	pb_log(PB_LOG_INFO, "stopped", NULL);
+	return PB_OK;
+}
+
+/* ---- construction ----------------------------------------------------------- */
+
+static pb_err_t conf_apply(const pb_config_t *c, rd_kafka_conf_t *kc,
+			   char *errstr, size_t errstr_size)
+{
+	char e[512];
+	for (size_t i = 0; i < c->kafka_len; i++) {
+		if (rd_kafka_conf_set(kc, c->kafka_keys[i], c->kafka_values[i], e,
+				      sizeof(e)) != RD_KAFKA_CONF_OK)
+			return pb_errf(errstr, errstr_size, PB_ERR_CONFIG,
+				       "$.kafka.%s: %s", c->kafka_keys[i], e);
+	}
+	return PB_OK;
+}
+
+static pb_err_t conf_set(rd_kafka_conf_t *kc, const char *k, const char *v,
+			 char *errstr, size_t errstr_size)
+{
+	char e[512];
+	if (rd_kafka_conf_set(kc, k, v, e, sizeof(e)) != RD_KAFKA_CONF_OK)
+		return pb_errf(errstr, errstr_size, PB_ERR_CONFIG, "%s: %s", k, e);
+	return PB_OK;
+}
+
+static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
+			 const char *buf)
+{
+	(void)rk;
+	pb_log(level <= 3 ? PB_LOG_ERROR : level <= 4 ? PB_LOG_WARN : level <= 6 ? PB_LOG_INFO : PB_LOG_DEBUG,
+	       buf, "component", "librdkafka", "facility", fac, NULL);
+}
+
+pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
+			 const pb_pipeline_opts_t *opts, pb_pipeline_t **out,
+			 char *errstr, size_t errstr_size)
+{
+	pb_err_t err = PB_OK;
+	pb_pipeline_t *pl = calloc(1, sizeof(*pl));
+	if (!pl)
+		return PB_ERR_NOMEM;
+	pl->cfg = cfg;
+	pl->m = metrics;
+	pl->opts = *opts;
+	pl->redis_up = true;
+	pl->cq_fds[0] = pl->cq_fds[1] = pl->pq_fds[0] = pl->pq_fds[1] = -1;
+	char host[32] = "host";
+	gethostname(host, sizeof(host) - 1);
+	snprintf(pl->worker_id, sizeof(pl->worker_id), "%s/%d", host, (int)getpid());
+	atomic_store(&pl->ready_redis, 1);
+	atomic_store(&pl->ready_kafka, 1);
+	atomic_store(&pl->heartbeat_ms, pb_mono_ms());
+	pl->auto_admin = calloc(cfg->accounts_len + 1, sizeof(int));
+	if (!pl->auto_admin) {
+		err = PB_ERR_NOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; i < cfg->accounts_len; i++)
+		pl->auto_admin[i] = -1;
+	if (keys_grow(pl)) {
+		err = PB_ERR_NOMEM;
+		goto fail;
+	}
+
+	err = pb_state_new(cfg->redis_url, cfg->redis_key_prefix,
+			   cfg->dedupe_ttl_seconds, 2000, &pl->state, errstr,
+			   errstr_size);
+	if (err)
+		goto fail;
+	err = pb_pusher_new(cfg, metrics, on_pushed, pl, &pl->pusher, errstr,
+			    errstr_size);
+	if (err)
+		goto fail;
+
+	/* consumer */
+	rd_kafka_conf_t *cc = rd_kafka_conf_new();
+	err = conf_set(cc, "group.id", "pruvan-bridge", errstr, errstr_size);
+	if (!err)
+		err = conf_set(cc, "auto.offset.reset", "earliest", errstr, errstr_size);
+	if (!err)
+		err = conf_set(cc, "partition.assignment.strategy", "cooperative-sticky", errstr, errstr_size);
+	if (!err)
+		err = conf_set(cc, "auto.commit.interval.ms", "1000", errstr, errstr_size);
+	if (!err)
+		err = conf_apply(cfg, cc, errstr, errstr_size);
+	/* not overridable: they carry the at-least-once guarantee */
+	if (!err)
+		err = conf_set(cc, "enable.auto.offset.store", "false", errstr, errstr_size);
+	if (!err)
+		err = conf_set(cc, "enable.auto.commit", "true", errstr, errstr_size);
+	if (!err)
+		err = conf_set(cc, "enable.partition.eof", opts->exit_on_eof ? "true" : "false", errstr, errstr_size);
+	if (err) {
+		rd_kafka_conf_destroy(cc);
+		goto fail;
+	}
+	rd_kafka_conf_set_opaque(cc, pl);
+	rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
+	rd_kafka_conf_set_log_cb(cc, on_kafka_log);
+	char kerr[512];
+	pl->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, kerr, sizeof(kerr));
+	if (!pl->consumer) {
+		rd_kafka_conf_destroy(cc);
+		err = pb_errf(errstr, errstr_size, PB_ERR_KAFKA,
+			      "cannot create the Kafka consumer: %s", kerr);
+		goto fail;
+	}
+	rd_kafka_poll_set_consumer(pl->consumer);
+	pl->cq = rd_kafka_queue_get_consumer(pl->consumer);
+
+	/* producer */
+	rd_kafka_conf_t *pc = rd_kafka_conf_new();
+	err = conf_set(pc, "linger.ms", "5", errstr, errstr_size);
+	if (!err)
+		err = conf_apply(cfg, pc, errstr, errstr_size);
+	if (!err)
+		err = conf_set(pc, "enable.idempotence", "true", errstr, errstr_size);
+	if (err) {
+		rd_kafka_conf_destroy(pc);
+		goto fail;
+	}
+	rd_kafka_conf_set_opaque(pc, pl);
+	rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
+	rd_kafka_conf_set_log_cb(pc, on_kafka_log);
+	pl->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, kerr, sizeof(kerr));
+	if (!pl->producer) {
+		rd_kafka_conf_destroy(pc);
+		err = pb_errf(errstr, errstr_size, PB_ERR_KAFKA,
+			      "cannot create the Kafka producer: %s", kerr);
+		goto fail;
+	}
+
+	/* let Kafka queues wake the loop's poll (one loop, no busy wait) */
+	if (pipe(pl->cq_fds) || pipe(pl->pq_fds)) {
+		err = pb_errf(errstr, errstr_size, PB_ERR_IO, "pipe: %s",
+			      strerror(errno));
+		goto fail;
+	}
+	int all_fds[4] = {pl->cq_fds[0], pl->cq_fds[1], pl->pq_fds[0],
+			  pl->pq_fds[1]};
+	for (int i = 0; i < 4; i++)
+		fcntl(all_fds[i], F_SETFL, fcntl(all_fds[i], F_GETFL) | O_NONBLOCK);
+	rd_kafka_queue_io_event_enable(pl->cq, pl->cq_fds[1], "1", 1);
+	rd_kafka_queue_t *pq = rd_kafka_queue_get_main(pl->producer);
+	rd_kafka_queue_io_event_enable(pq, pl->pq_fds[1], "1", 1);
+	rd_kafka_queue_destroy(pq);
+	*out = pl;
+	return PB_OK;
+fail:
+	pb_pipeline_destroy(pl);
+	return err ? err : PB_ERR_NOMEM;
+}
+
+void pb_pipeline_destroy(pb_pipeline_t *pl)
+{
+	if (!pl)
+		return;
+	/* pushes still on the wire are abandoned with the pusher */
+	pb_pusher_destroy(pl->pusher);
+	pl->pusher = NULL;
+	tlist_t *lists[] = {&pl->ready, &pl->to_record, &pl->to_publish};
+	for (size_t li = 0; li < 3; li++) {
+		task_t *t;
+		while ((t = tl_pop(lists[li])))
+			task_free(pl, t);
+	}
+	for (size_t b = 0; b < pl->keys_cap; b++) {
+		keyq_t *k = pl->keys[b];
+		while (k) {
+			keyq_t *nx = k->next;
+			task_t *t = k->head;
+			while (t) {
+				task_t *tn = t->next_key;
+				task_free(pl, t);
+				t = tn;
+			}
+			free(k->key);
+			free(k);
+			k = nx;
+		}
+	}
+	free(pl->keys);
+	if (pl->cq) {
+		rd_kafka_queue_io_event_enable(pl->cq, -1, NULL, 0);
+		rd_kafka_queue_destroy(pl->cq);
+	}
+	if (pl->consumer)
+		rd_kafka_destroy(pl->consumer);
+	if (pl->producer) {
+		rd_kafka_flush(pl->producer, 1000);
+		rd_kafka_destroy(pl->producer);
+	}
+	for (int i = 0; i < 2; i++) {
+		if (pl->cq_fds[i] >= 0)
+			close(pl->cq_fds[i]);
+		if (pl->pq_fds[i] >= 0)
+			close(pl->pq_fds[i]);
+	}
+	part_t *p = pl->parts;
+	while (p) {
+		part_t *nx = p->next;
+		pb_track_destroy(p->track);
+		free(p->topic);
+		free(p);
+		p = nx;
+	}
+	for (size_t i = 0; i < pl->pubmarks_len; i++) {
+		free(pl->pubmarks[i].account);
+		free(pl->pubmarks[i].won);
+		free(pl->pubmarks[i].event_id);
+	}
+	free(pl->pubmarks);
+	pb_state_destroy(pl->state);
+	free(pl->auto_admin);
+	free(pl);
+}
+
+/* ---- probes ----------------------------------------------------------------- */
+
+bool pb_pipeline_alive(void *opaque, char *reason, size_t reason_size)
+{
+	pb_pipeline_t *pl = opaque;
+	int64_t age = pb_mono_ms() - atomic_load(&pl->heartbeat_ms);
+	if (age > 30000) {
+		snprintf(reason, reason_size, "worker loop stalled for %" PRId64 " ms", age);
+		return false;
+	}
+	return true;
+}
+
+bool pb_pipeline_ready(void *opaque, char *reason, size_t reason_size)
+{
+	pb_pipeline_t *pl = opaque;
+	if (!atomic_load(&pl->ready_redis)) {
+		snprintf(reason, reason_size, "redis unreachable");
+		return false;
+	}
+	if (!atomic_load(&pl->ready_kafka)) {
+		snprintf(reason, reason_size, "kafka unreachable");
+		return false;
+	}
+	int open = atomic_load(&pl->ready_circuits);
+	if (open > 0 && (size_t)open >= (pl->cfg->accounts_len + 1) / 2) {
+		snprintf(reason, reason_size, "circuit open for %d accounts", open);
+		return false;
+	}
+	return true;
+}
