@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "rules.h"
+#include "rules_internal.h"
 
 static char *users[] = {"jsmith", "mjones"};
 static char *extras[] = {"lockbox"};
@@ -30,6 +31,13 @@ static void check(const pb_event_t *ev, const pb_decision_t *d)
 		if (!won || strcmp(won, ev->work_order_number) ||
 		    !json_is_object(d->pushed_after))
 			abort();
+		/* A create always carries the minimum Pruvan needs. */
+		if (d->push_action == PB_ACTION_CREATE &&
+		    (!json_object_get(d->work_order, "address1") ||
+		     !json_object_get(d->work_order, "zip") ||
+		     json_array_size(json_object_get(d->work_order,
+						     "services")) == 0))
+			abort();
 		break;
 	}
 	case PB_VERDICT_REJECTED:
@@ -44,9 +52,28 @@ static void check(const pb_event_t *ev, const pb_decision_t *d)
 	}
 }
 
+/*
+ * Dates: whatever pb_date_to_pruvan accepts, its output is accepted again
+ * and maps to itself (sending a pushed date back never changes it).
+ */
+static void check_date(const uint8_t *data, size_t size)
+{
+	char in[PB_DATE_MAX + 1], out[32], again[32];
+	if (size > PB_DATE_MAX)
+		return;
+	memcpy(in, data, size);
+	in[size] = '\0';
+	if (!pb_date_to_pruvan(in, out, sizeof(out)))
+		return;
+	if (!pb_date_to_pruvan(out, again, sizeof(again)) ||
+	    strcmp(out, again))
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	pb_event_t *ev = NULL;
+	check_date(data, size);
 	pb_rejection_t rej;
 	if (pb_event_parse((const char *)data, size, &ev, &rej) != PB_OK) {
 		if (!rej.reason)
