@@ -9,6 +9,7 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "config.h"
 #include "err.h"
@@ -17,5 +18,15 @@
  * the summary. */
 pb_err_t pb_watch_run(const pb_config_t *cfg, bool once,
 		      volatile sig_atomic_t *stop_flag);
+
+/*
+ * Same, writing to out, drawing for a terminal when tty (clear and redraw
+ * every second) or plain blocks every 5 s when not; on failure errstr
+ * says why and nothing is logged. stop_flag may be NULL (never stops;
+ * only sensible with once). For tests and embedding.
+ */
+pb_err_t pb_watch_run_to(const pb_config_t *cfg, bool once,
+			 volatile sig_atomic_t *stop_flag, FILE *out, bool tty,
+			 char *errstr, size_t errstr_size);
 
 #endif
