@@ -17,6 +17,10 @@
  * up. The DLQ count is the sum of high - low watermarks over the DLQ's
  * partitions.
  *
+ * Metadata and watermark queries go through a second handle that never
+ * fetches: a broker answers one connection's requests in order, so on the
+ * fetching handle every ListOffsets waits behind a Fetch long poll
+ * (fetch.wait.max.ms) and a DLQ count every second would not keep up.
  * Every blocking Kafka call has a short timeout so a stop request is
  * honoured within about two seconds even while the cluster is down.
  */
@@ -33,19 +37,19 @@
 #include "util.h"
 #include "watch_view.h"
 
-#define META_TIMEOUT_MS      5000
+#define META_TIMEOUT_MS	     5000
 #define ONCE_IDLE_TIMEOUT_MS 15000 /* --once gives up without progress */
-#define LIVE_TIMEOUT_MS      2000
-#define TTY_REFRESH_MS       1000
-#define PIPE_REFRESH_MS      5000
-#define META_REFRESH_MS      10000
-#define MAX_PARTITIONS       4096
+#define LIVE_TIMEOUT_MS	     2000
+#define TTY_REFRESH_MS	     1000
+#define PIPE_REFRESH_MS	     5000
+#define META_REFRESH_MS	     10000
+#define MAX_PARTITIONS	     4096
 
 /* One assigned partition of the results topic. */
 typedef struct part {
 	int32_t id;
-	int64_t end;  /* --once: stop before this offset */
-	bool done;    /* --once: reached end */
+	int64_t end; /* --once: stop before this offset */
+	bool done;   /* --once: reached end */
 } part_t;
 
 static pb_err_t apply_conf(const pb_config_t *c, rd_kafka_conf_t *kc,
@@ -63,23 +67,25 @@ static pb_err_t apply_conf(const pb_config_t *c, rd_kafka_conf_t *kc,
 	return PB_OK;
 }
 
-static pb_err_t consumer_new(const pb_config_t *cfg, rd_kafka_t **out,
-			     char *errstr, size_t errstr_size)
+static pb_err_t consumer_new(const pb_config_t *cfg, const char *role,
+			     rd_kafka_t **out, char *errstr, size_t errstr_size)
 {
 	static const char *const fixed[][2] = {
-		{"enable.auto.commit", "false"},
-		{"enable.auto.offset.store", "false"},
-		{"enable.partition.eof", "true"},
-		{"auto.offset.reset", "earliest"},
+	    {"enable.auto.commit", "false"},
+	    {"enable.auto.offset.store", "false"},
+	    {"enable.partition.eof", "true"},
+	    {"auto.offset.reset", "earliest"},
 	};
 	char e[512], gid[64];
 	pb_err_t err;
 	rd_kafka_conf_t *kc = rd_kafka_conf_new();
 	if ((err = apply_conf(cfg, kc, errstr, errstr_size)))
 		goto fail;
-	snprintf(gid, sizeof(gid), "pruvan-bridge-watch-%ld", (long)getpid());
+	snprintf(gid, sizeof(gid), "pruvan-bridge-watch%s-%ld", role,
+		 (long)getpid());
 	if (rd_kafka_conf_set(kc, "group.id", gid, e, sizeof(e))) {
-		err = pb_errf(errstr, errstr_size, PB_ERR_KAFKA, "group.id: %s", e);
+		err = pb_errf(errstr, errstr_size, PB_ERR_KAFKA, "group.id: %s",
+			      e);
 		goto fail;
 	}
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
@@ -92,7 +98,8 @@ static pb_err_t consumer_new(const pb_config_t *cfg, rd_kafka_t **out,
 	}
 	*out = rd_kafka_new(RD_KAFKA_CONSUMER, kc, e, sizeof(e));
 	if (!*out) {
-		err = pb_errf(errstr, errstr_size, PB_ERR_KAFKA, "consumer: %s", e);
+		err = pb_errf(errstr, errstr_size, PB_ERR_KAFKA, "consumer: %s",
+			      e);
 		goto fail;
 	}
 	return PB_OK; /* rd_kafka_new took kc */
@@ -105,6 +112,10 @@ fail:
  * The partition ids of topic into ids (at most MAX_PARTITIONS); *n = 0
  * when the topic does not exist (yet). PB_ERR_KAFKA when the cluster
  * cannot be asked.
+ *
+ * Asks for all topics rather than for this one: a metadata request that
+ * names a topic makes a broker with auto.create.topics.enable create it,
+ * and a watcher must not create the worker's topics as a side effect.
  */
 static pb_err_t topic_partitions(rd_kafka_t *rk, const char *topic,
 				 int timeout_ms, int32_t *ids, int *n,
@@ -113,30 +124,28 @@ static pb_err_t topic_partitions(rd_kafka_t *rk, const char *topic,
 	pb_err_t err = PB_OK;
 	const rd_kafka_metadata_t *md = NULL;
 	*n = 0;
-	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-	if (!rkt)
-		return pb_errf(errstr, errstr_size, PB_ERR_KAFKA, "topic %s: %s",
-			       topic, rd_kafka_err2str(rd_kafka_last_error()));
-	rd_kafka_resp_err_t kerr = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
-	rd_kafka_topic_destroy(rkt);
+	rd_kafka_resp_err_t kerr =
+	    rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
 	if (kerr) {
 		err = pb_errf(errstr, errstr_size, PB_ERR_KAFKA,
-			      "metadata of %s: %s", topic, rd_kafka_err2str(kerr));
+			      "metadata of %s: %s", topic,
+			      rd_kafka_err2str(kerr));
 		goto out;
 	}
-	if (md->topic_cnt != 1)
-		goto out;
-	kerr = md->topics[0].err;
-	if (kerr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+	const rd_kafka_metadata_topic_t *t = NULL;
+	for (int i = 0; i < md->topic_cnt && !t; i++)
+		if (strcmp(md->topics[i].topic, topic) == 0)
+			t = &md->topics[i];
+	if (!t || t->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
 		goto out; /* not created yet: nothing to read */
-	if (kerr) {
+	if (t->err) {
 		err = pb_errf(errstr, errstr_size, PB_ERR_KAFKA,
-			      "metadata of %s: %s", topic, rd_kafka_err2str(kerr));
+			      "metadata of %s: %s", topic,
+			      rd_kafka_err2str(t->err));
 		goto out;
 	}
-	for (int i = 0; i < md->topics[0].partition_cnt && i < MAX_PARTITIONS;
-	     i++)
-		ids[(*n)++] = md->topics[0].partitions[i].id;
+	for (int i = 0; i < t->partition_cnt && i < MAX_PARTITIONS; i++)
+		ids[(*n)++] = t->partitions[i].id;
 out:
 	if (md)
 		rd_kafka_metadata_destroy(md);
@@ -153,8 +162,8 @@ static long dlq_count(rd_kafka_t *rk, const char *topic, int timeout_ms,
 		return -1;
 	for (int i = 0; i < n; i++) {
 		int64_t lo, hi;
-		if (rd_kafka_query_watermark_offsets(rk, topic, ids[i], &lo, &hi,
-						     timeout_ms))
+		if (rd_kafka_query_watermark_offsets(rk, topic, ids[i], &lo,
+						     &hi, timeout_ms))
 			return -1;
 		total += (long)(hi - lo);
 	}
@@ -185,9 +194,10 @@ static part_t *part_find(part_t *parts, int n, int32_t id)
 
 /* ---- --once ----------------------------------------------------------- */
 
-static pb_err_t run_once(rd_kafka_t *rk, const pb_config_t *cfg, FILE *out,
-			 volatile sig_atomic_t *stop_flag, int32_t *ids,
-			 part_t *parts, char *errstr, size_t errstr_size)
+static pb_err_t run_once(rd_kafka_t *rk, rd_kafka_t *mk, const pb_config_t *cfg,
+			 FILE *out, volatile sig_atomic_t *stop_flag,
+			 int32_t *ids, part_t *parts, char *errstr,
+			 size_t errstr_size)
 {
 	pb_err_t err;
 	rd_kafka_topic_partition_list_t *assign = NULL;
@@ -195,16 +205,15 @@ static pb_err_t run_once(rd_kafka_t *rk, const pb_config_t *cfg, FILE *out,
 	int n = 0, np = 0, remaining = 0;
 	if (!v)
 		return PB_ERR_NOMEM;
-	long dlq = dlq_count(rk, cfg->topic_dlq, META_TIMEOUT_MS, ids);
-	if ((err = topic_partitions(rk, cfg->topic_results, META_TIMEOUT_MS,
+	long dlq = dlq_count(mk, cfg->topic_dlq, META_TIMEOUT_MS, ids);
+	if ((err = topic_partitions(mk, cfg->topic_results, META_TIMEOUT_MS,
 				    ids, &n, errstr, errstr_size)))
 		goto out;
 	assign = rd_kafka_topic_partition_list_new(n > 0 ? n : 1);
 	for (int i = 0; i < n; i++) {
 		int64_t lo, hi;
 		rd_kafka_resp_err_t kerr = rd_kafka_query_watermark_offsets(
-			rk, cfg->topic_results, ids[i], &lo, &hi,
-			META_TIMEOUT_MS);
+		    mk, cfg->topic_results, ids[i], &lo, &hi, META_TIMEOUT_MS);
 		if (kerr) {
 			err = pb_errf(errstr, errstr_size, PB_ERR_KAFKA,
 				      "watermarks of %s [%" PRId32 "]: %s",
@@ -215,7 +224,8 @@ static pb_err_t run_once(rd_kafka_t *rk, const pb_config_t *cfg, FILE *out,
 		if (lo >= hi)
 			continue; /* empty partition */
 		rd_kafka_topic_partition_list_add(assign, cfg->topic_results,
-						  ids[i])->offset = lo;
+						  ids[i])
+		    ->offset = lo;
 		parts[np++] = (part_t){.id = ids[i], .end = hi};
 	}
 	remaining = np;
@@ -231,12 +241,14 @@ static pb_err_t run_once(rd_kafka_t *rk, const pb_config_t *cfg, FILE *out,
 	while (remaining > 0 && !*stop_flag) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
 		if (!m) {
-			if (pb_mono_ms() - last_progress > ONCE_IDLE_TIMEOUT_MS) {
-				err = pb_errf(errstr, errstr_size, PB_ERR_TIMEOUT,
-					      "no progress on %s within %d s; "
-					      "is Kafka reachable?",
-					      cfg->topic_results,
-					      ONCE_IDLE_TIMEOUT_MS / 1000);
+			if (pb_mono_ms() - last_progress >
+			    ONCE_IDLE_TIMEOUT_MS) {
+				err =
+				    pb_errf(errstr, errstr_size, PB_ERR_TIMEOUT,
+					    "no progress on %s within %d s; "
+					    "is Kafka reachable?",
+					    cfg->topic_results,
+					    ONCE_IDLE_TIMEOUT_MS / 1000);
 				goto out;
 			}
 			continue;
@@ -273,12 +285,13 @@ out:
  * keeping the positions of those already read (rd_kafka_assign replaces
  * the whole assignment).
  */
-static pb_err_t refresh_assignment(rd_kafka_t *rk, const char *topic,
-				   int32_t *ids, part_t *parts, int *np,
-				   char *errstr, size_t errstr_size)
+static pb_err_t refresh_assignment(rd_kafka_t *rk, rd_kafka_t *mk,
+				   const char *topic, int32_t *ids,
+				   part_t *parts, int *np, char *errstr,
+				   size_t errstr_size)
 {
 	int n = 0;
-	pb_err_t err = topic_partitions(rk, topic, LIVE_TIMEOUT_MS, ids, &n,
+	pb_err_t err = topic_partitions(mk, topic, LIVE_TIMEOUT_MS, ids, &n,
 					errstr, errstr_size);
 	if (err)
 		return err;
@@ -289,7 +302,7 @@ static pb_err_t refresh_assignment(rd_kafka_t *rk, const char *topic,
 	if (!grew)
 		return PB_OK;
 	rd_kafka_topic_partition_list_t *l =
-		rd_kafka_topic_partition_list_new(n);
+	    rd_kafka_topic_partition_list_new(n);
 	for (int i = 0; i < *np; i++)
 		rd_kafka_topic_partition_list_add(l, topic, parts[i].id);
 	/* positions of partitions already read: continue there */
@@ -301,7 +314,7 @@ static pb_err_t refresh_assignment(rd_kafka_t *rk, const char *topic,
 		if (part_find(parts, *np, ids[i]))
 			continue;
 		rd_kafka_topic_partition_list_add(l, topic, ids[i])->offset =
-			RD_KAFKA_OFFSET_BEGINNING;
+		    RD_KAFKA_OFFSET_BEGINNING;
 		parts[(*np)++] = (part_t){.id = ids[i]};
 	}
 	rd_kafka_resp_err_t kerr = rd_kafka_assign(rk, l);
@@ -312,8 +325,8 @@ static pb_err_t refresh_assignment(rd_kafka_t *rk, const char *topic,
 	return PB_OK;
 }
 
-static pb_err_t run_live(rd_kafka_t *rk, const pb_config_t *cfg, FILE *out,
-			 bool tty, volatile sig_atomic_t *stop_flag,
+static pb_err_t run_live(rd_kafka_t *rk, rd_kafka_t *mk, const pb_config_t *cfg,
+			 FILE *out, bool tty, volatile sig_atomic_t *stop_flag,
 			 int32_t *ids, part_t *parts, char *errstr,
 			 size_t errstr_size)
 {
@@ -325,19 +338,23 @@ static pb_err_t run_live(rd_kafka_t *rk, const pb_config_t *cfg, FILE *out,
 	const int64_t every = tty ? TTY_REFRESH_MS : PIPE_REFRESH_MS;
 	if (!v)
 		return PB_ERR_NOMEM;
+	/* The first frame waits a second so it shows what is on the topic
+	 * rather than "no outcomes yet" before the first fetch. */
+	next_draw = pb_mono_ms() + TTY_REFRESH_MS;
 	while (!*stop_flag) {
 		int64_t now = pb_mono_ms();
 		if (now >= next_meta) {
 			/* A cluster that is down is shown, not fatal: the
 			 * view keeps what it has and tries again. Until the
 			 * topic exists, look for it more often. */
-			refresh_assignment(rk, cfg->topic_results, ids, parts,
-					   &np, errstr, errstr_size);
+			refresh_assignment(rk, mk, cfg->topic_results, ids,
+					   parts, &np, errstr, errstr_size);
 			next_meta = pb_mono_ms() +
 				    (np > 0 ? META_REFRESH_MS : TTY_REFRESH_MS);
 		}
 		if (now >= next_draw) {
-			dlq = dlq_count(rk, cfg->topic_dlq, LIVE_TIMEOUT_MS, ids);
+			dlq =
+			    dlq_count(mk, cfg->topic_dlq, LIVE_TIMEOUT_MS, ids);
 			err = print_view(out, v, tty, cfg->topic_results, dlq,
 					 tty ? "\n(Ctrl-C to quit)\n" : "\n");
 			if (err)
@@ -365,14 +382,15 @@ pb_err_t pb_watch_run_to(const pb_config_t *cfg, bool once,
 			 char *errstr, size_t errstr_size)
 {
 	pb_err_t err;
-	rd_kafka_t *rk = NULL;
+	rd_kafka_t *rk = NULL, *mk = NULL;
 	static volatile sig_atomic_t never = 0;
 	int32_t *ids = calloc(MAX_PARTITIONS, sizeof(*ids));
 	part_t *parts = calloc(MAX_PARTITIONS, sizeof(*parts));
 	if (!stop_flag)
 		stop_flag = &never;
 	if (!ids || !parts) {
-		err = pb_errf(errstr, errstr_size, PB_ERR_NOMEM, "out of memory");
+		err =
+		    pb_errf(errstr, errstr_size, PB_ERR_NOMEM, "out of memory");
 		goto out;
 	}
 	if (!cfg->topic_results) {
@@ -380,18 +398,23 @@ pb_err_t pb_watch_run_to(const pb_config_t *cfg, bool once,
 			      "no results topic configured");
 		goto out;
 	}
-	if ((err = consumer_new(cfg, &rk, errstr, errstr_size)))
+	if ((err = consumer_new(cfg, "", &rk, errstr, errstr_size)) ||
+	    (err = consumer_new(cfg, "-meta", &mk, errstr, errstr_size)))
 		goto out;
 	if (once)
-		err = run_once(rk, cfg, out, stop_flag, ids, parts, errstr,
+		err = run_once(rk, mk, cfg, out, stop_flag, ids, parts, errstr,
 			       errstr_size);
 	else
-		err = run_live(rk, cfg, out, tty, stop_flag, ids, parts,
+		err = run_live(rk, mk, cfg, out, tty, stop_flag, ids, parts,
 			       errstr, errstr_size);
 out:
 	if (rk) {
 		rd_kafka_consumer_close(rk);
 		rd_kafka_destroy(rk);
+	}
+	if (mk) {
+		rd_kafka_consumer_close(mk);
+		rd_kafka_destroy(mk);
 	}
 	free(parts);
 	free(ids);
@@ -404,9 +427,9 @@ pb_err_t pb_watch_run(const pb_config_t *cfg, bool once,
 	char errstr[512] = "";
 	/* watch is a command of its own and main has no error text to print,
 	 * so the failure is logged here, once. */
-	pb_err_t err = pb_watch_run_to(cfg, once, stop_flag, stdout,
-				       isatty(STDOUT_FILENO), errstr,
-				       sizeof(errstr));
+	pb_err_t err =
+	    pb_watch_run_to(cfg, once, stop_flag, stdout, isatty(STDOUT_FILENO),
+			    errstr, sizeof(errstr));
 	if (err)
 		pb_log(PB_LOG_ERROR, "watch failed", "error", pb_err_name(err),
 		       "detail", errstr, NULL);

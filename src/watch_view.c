@@ -58,8 +58,8 @@ struct pb_watch_view {
 };
 
 static const char *const outcome_names[PB_WATCH_OUTCOMES] = {
-	"created", "updated",  "deleted", "unchanged", "duplicate",
-	"stale",   "rejected", "failed",  "relayed",   "discarded",
+    "created", "updated",  "deleted", "unchanged", "duplicate",
+    "stale",   "rejected", "failed",  "relayed",   "discarded",
 };
 
 const char *pb_watch_outcome_name(pb_watch_outcome_t o)
@@ -206,8 +206,8 @@ bool pb_watch_parse_rfc3339(const char *s, int64_t *ms_out)
 	}
 	if (*p)
 		return false;
-	int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 +
-		       mi * 60 + se - (int64_t)off_min * 60;
+	int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 +
+		       se - (int64_t)off_min * 60;
 	*ms_out = secs * 1000 + ms;
 	return true;
 }
@@ -270,7 +270,7 @@ static void rate_add(account_t *a, int64_t t_ms)
 {
 	int64_t sec = floor_div(t_ms, 1000);
 	size_t slot = (size_t)(sec - floor_div(sec, PB_WATCH_RATE_WINDOW) *
-					     PB_WATCH_RATE_WINDOW);
+					 PB_WATCH_RATE_WINDOW);
 	if (a->bucket_sec[slot] == sec) {
 		a->bucket_n[slot]++;
 	} else if (a->bucket_sec[slot] < sec) {
@@ -321,8 +321,8 @@ static void problem_add(pb_watch_view_t *v, const json_t *rec,
 		v->ring_len++;
 }
 
-pb_err_t pb_watch_view_add_at(pb_watch_view_t *v, const char *json,
-			      size_t len, int64_t arrival_ms)
+pb_err_t pb_watch_view_add_at(pb_watch_view_t *v, const char *json, size_t len,
+			      int64_t arrival_ms)
 {
 	pb_err_t err = PB_OK;
 	json_error_t jerr;
@@ -436,8 +436,8 @@ const pb_watch_problem_t *pb_watch_view_problem(const pb_watch_view_t *v,
 {
 	if (i >= v->ring_len)
 		return NULL;
-	size_t slot = (v->ring_next + PB_WATCH_PROBLEMS - 1 - i) %
-		      PB_WATCH_PROBLEMS;
+	size_t slot =
+	    (v->ring_next + PB_WATCH_PROBLEMS - 1 - i) % PB_WATCH_PROBLEMS;
 	return &v->ring[slot];
 }
 
@@ -450,7 +450,7 @@ typedef struct sbuf {
 } sbuf_t;
 
 static void sb_addf(sbuf_t *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static void sb_addf(sbuf_t *b, const char *fmt, ...)
 {
@@ -523,8 +523,8 @@ static void render_heading(sbuf_t *b, const pb_watch_view_t *v,
 static void render_table(sbuf_t *b, const pb_watch_view_t *v, int64_t now_ms)
 {
 	static const char *const heads[PB_WATCH_OUTCOMES] = {
-		"CREATED",   "UPDATED", "DELETED",  "UNCHANGED", "DUPLICATE",
-		"STALE",     "REJECTED", "FAILED",  "RELAYED",   "DISCARDED",
+	    "CREATED", "UPDATED",  "DELETED", "UNCHANGED", "DUPLICATE",
+	    "STALE",   "REJECTED", "FAILED",  "RELAYED",   "DISCARDED",
 	};
 	bool sum_row = v->n_accounts > 1;
 	size_t aw = strlen("ACCOUNT");
@@ -538,15 +538,16 @@ static void render_table(sbuf_t *b, const pb_watch_view_t *v, int64_t now_ms)
 	/* the (all) row holds the largest numbers of every column */
 	for (int o = 0; o < PB_WATCH_OUTCOMES; o++) {
 		cw[o] = (int)strlen(heads[o]);
-		int d = digits_of(pb_watch_view_count(v, NULL,
-						      (pb_watch_outcome_t)o));
+		int d = digits_of(
+		    pb_watch_view_count(v, NULL, (pb_watch_outcome_t)o));
 		if (d > cw[o])
 			cw[o] = d;
 	}
 	if (digits_of(v->total) > tw)
 		tw = digits_of(v->total);
 	char rate[32];
-	snprintf(rate, sizeof(rate), "%.1f", pb_watch_view_rate(v, NULL, now_ms));
+	snprintf(rate, sizeof(rate), "%.1f",
+		 pb_watch_view_rate(v, NULL, now_ms));
 	if ((int)strlen(rate) > rw)
 		rw = (int)strlen(rate);
 
@@ -626,9 +627,10 @@ static void render_reasons(sbuf_t *b, const pb_watch_view_t *v)
 		}
 		for (size_t i = 0; i < n; i++) {
 			char item[128];
-			int len = snprintf(item, sizeof(item), "%s/%s %ld",
-					   pb_watch_outcome_name(sorted[i].outcome),
-					   sorted[i].name, sorted[i].n);
+			int len =
+			    snprintf(item, sizeof(item), "%s/%s %ld",
+				     pb_watch_outcome_name(sorted[i].outcome),
+				     sorted[i].name, sorted[i].n);
 			size_t w = len > 0 ? (size_t)len : 0;
 			if (i > 0 && col + 2 + w > LINE_WRAP) {
 				sb_addf(b, ",\n    %s", item);
@@ -641,8 +643,9 @@ static void render_reasons(sbuf_t *b, const pb_watch_view_t *v)
 		sb_addf(b, "\n");
 	}
 	if (v->reasons_untracked > 0)
-		sb_addf(b, "  and %ld more with reasons not tracked (table full)\n",
-			v->reasons_untracked);
+		sb_addf(
+		    b, "  and %ld more with reasons not tracked (table full)\n",
+		    v->reasons_untracked);
 	free(sorted);
 }
 
@@ -658,7 +661,8 @@ static void render_problems(sbuf_t *b, const pb_watch_view_t *v)
 		ow = w > ow ? w : ow;
 		w = *p->reason ? width_of(p->reason) : 1;
 		rw = w > rw ? w : rw;
-		w = *p->event_id ? width_of(p->event_id) : strlen("(no eventId)");
+		w = *p->event_id ? width_of(p->event_id)
+				 : strlen("(no eventId)");
 		ew = w > ew ? w : ew;
 		w = *p->work_order ? width_of(p->work_order) : 1;
 		ww = w > ww ? w : ww;
@@ -683,14 +687,14 @@ static void render_problems(sbuf_t *b, const pb_watch_view_t *v)
 			sb_pad(b, *p->work_order ? p->work_order : "-", ww);
 			sb_addf(b, " - %s\n", p->message);
 		} else {
-			sb_addf(b, "%s\n", *p->work_order ? p->work_order : "-");
+			sb_addf(b, "%s\n",
+				*p->work_order ? p->work_order : "-");
 		}
 	}
 }
 
 char *pb_watch_view_render_at(const pb_watch_view_t *v, bool tty,
-			      const char *topic, long dlq_count,
-			      int64_t now_ms)
+			      const char *topic, long dlq_count, int64_t now_ms)
 {
 	sbuf_t b = {0};
 	if (tty)

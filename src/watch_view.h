@@ -78,8 +78,8 @@ void pb_watch_view_destroy(pb_watch_view_t *v);
  * read). Unreadable records are counted and otherwise ignored; the return
  * is PB_ERR_INVALID for them, PB_ERR_NOMEM never (memory is preallocated).
  */
-pb_err_t pb_watch_view_add_at(pb_watch_view_t *v, const char *json,
-			      size_t len, int64_t arrival_ms);
+pb_err_t pb_watch_view_add_at(pb_watch_view_t *v, const char *json, size_t len,
+			      int64_t arrival_ms);
 /* Same with arrival at the wall clock now. */
 pb_err_t pb_watch_view_add(pb_watch_view_t *v, const char *json, size_t len);
 

@@ -7,7 +7,7 @@ target_include_directories(pb_watch PUBLIC ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(pb_watch PUBLIC pb_base PkgConfig::RDKAFKA
                       PkgConfig::JANSSON)
 
-pb_unit_test(test_watch tests/unit/test_watch.c pb_watch)
+pb_unit_test(test_watch tests/unit/test_watch.c pb_watch Threads::Threads)
 # So the test also finds its fixtures when run by hand, outside ctest.
 target_compile_definitions(test_watch PRIVATE
   PB_SOURCE_DIR="${PROJECT_SOURCE_DIR}")

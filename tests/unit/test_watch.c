@@ -1,13 +1,13 @@
 /*
  * test_watch.c: `pruvan-bridge watch`.
  *
- * The view is fed the outcome records of the .jsonl files of tests/fixtures/watch (one
- * Kafka value per line) and its counts, reasons, problems ring, rate and
- * rendering are checked; rendering is checked for column alignment and for
- * the absence of escape codes off a terminal, including when records carry
- * escape sequences in their strings. Then pb_watch_run(once) runs end to
- * end against librdkafka's mock cluster, created here, with stdout
- * redirected to a temporary file.
+ * The view is fed the outcome records of the .jsonl files of
+ * tests/fixtures/watch (one Kafka value per line) and its counts, reasons,
+ * problems ring, rate and rendering are checked; rendering is checked for
+ * column alignment and for the absence of escape codes off a terminal,
+ * including when records carry escape sequences in their strings. Then
+ * pb_watch_run(once) runs end to end against librdkafka's mock cluster, created
+ * here, with stdout redirected to a temporary file.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,11 +17,14 @@
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "util.h"
 #include "watch.h"
 #include "watch_view.h"
 
@@ -151,13 +154,17 @@ static void test_basic_counts(void **state)
 	assert_int_equal(pb_watch_view_count(v, a, PB_WATCH_FAILED), 1);
 	assert_int_equal(pb_watch_view_count(v, "nobody", PB_WATCH_CREATED), 0);
 	assert_int_equal(pb_watch_view_reason_count(v, a, PB_WATCH_REJECTED,
-						    "invalid_address"), 1);
+						    "invalid_address"),
+			 1);
 	assert_int_equal(pb_watch_view_reason_count(v, NULL, PB_WATCH_REJECTED,
-						    "invalid_json"), 1);
-	assert_int_equal(pb_watch_view_reason_count(v, a, PB_WATCH_FAILED,
-						    "pruvan_error"), 1);
-	assert_int_equal(pb_watch_view_reason_count(v, a, PB_WATCH_FAILED,
-						    "invalid_json"), 0);
+						    "invalid_json"),
+			 1);
+	assert_int_equal(
+	    pb_watch_view_reason_count(v, a, PB_WATCH_FAILED, "pruvan_error"),
+	    1);
+	assert_int_equal(
+	    pb_watch_view_reason_count(v, a, PB_WATCH_FAILED, "invalid_json"),
+	    0);
 
 	/* newest first */
 	assert_int_equal(pb_watch_view_problems(v), 3);
@@ -242,11 +249,12 @@ static void test_mixed_unreadable_and_hostile(void **state)
 	assert_int_equal(pb_watch_view_unreadable(v), 4);
 	assert_int_equal(pb_watch_view_total(v), 7);
 	assert_int_equal(pb_watch_view_count(v, NULL, PB_WATCH_CREATED), 2);
-	assert_int_equal(pb_watch_view_count(v, "beta-external",
-					     PB_WATCH_RELAYED), 1);
-	assert_int_equal(pb_watch_view_count(v, "(none)", PB_WATCH_REJECTED), 1);
-	assert_int_equal(pb_watch_view_count(v, "Ünïcødé-àccount",
-					     PB_WATCH_STALE), 1);
+	assert_int_equal(
+	    pb_watch_view_count(v, "beta-external", PB_WATCH_RELAYED), 1);
+	assert_int_equal(pb_watch_view_count(v, "(none)", PB_WATCH_REJECTED),
+			 1);
+	assert_int_equal(
+	    pb_watch_view_count(v, "Ünïcødé-àccount", PB_WATCH_STALE), 1);
 	assert_int_equal(pb_watch_view_reason_count(v, "beta-external",
 						    PB_WATCH_DISCARDED,
 						    "recreated_after_delete"),
@@ -259,11 +267,11 @@ static void test_mixed_unreadable_and_hostile(void **state)
 	assert_null(strchr(p->message, '\n'));
 	assert_null(strstr(p->work_order, "\xC2\x9B"));
 
-	char *t = pb_watch_view_render_at(v, false, "pruvan.results", 0,
-					  T0_MS);
+	char *t = pb_watch_view_render_at(v, false, "pruvan.results", 0, T0_MS);
 	assert_non_null(t);
 	assert_no_escapes(t);
-	assert_non_null(strstr(t, ": 11 records (4 unreadable), DLQ: 0 records\n"));
+	assert_non_null(
+	    strstr(t, ": 11 records (4 unreadable), DLQ: 0 records\n"));
 	/* four accounts and the (all) row, aligned despite the UTF-8 name */
 	assert_int_equal(assert_table_aligned(t), 5);
 	assert_non_null(strstr(t, "\n(all) "));
@@ -273,8 +281,9 @@ static void test_mixed_unreadable_and_hostile(void **state)
 	assert_non_null(strstr(t, "\n  beta-external: "
 				  "discarded/recreated_after_delete 1\n"));
 	assert_non_null(strstr(t, "\n  (none): rejected/invalid_json 1\n"));
-	assert_non_null(strstr(t, "\n  beta-external discarded "
-				  "recreated_after_delete e4      W4    - Key1"));
+	assert_non_null(strstr(t,
+			       "\n  beta-external discarded "
+			       "recreated_after_delete e4      W4    - Key1"));
 	free(t);
 	pb_watch_view_destroy(v);
 }
@@ -311,14 +320,16 @@ static void test_problem_ring_bounded(void **state)
 		/* successes do not enter the ring */
 		n = snprintf(rec, sizeof(rec),
 			     "{\"eventId\":\"ok%d\",\"account\":\"a\","
-			     "\"outcome\":\"created\"}", i);
+			     "\"outcome\":\"created\"}",
+			     i);
 		pb_watch_view_add_at(v, rec, (size_t)n, T0_MS);
 	}
 	assert_int_equal(pb_watch_view_problems(v), PB_WATCH_PROBLEMS);
 	for (size_t i = 0; i < PB_WATCH_PROBLEMS; i++) {
 		char want[16];
 		snprintf(want, sizeof(want), "p%zu", 24 - i);
-		assert_string_equal(pb_watch_view_problem(v, i)->event_id, want);
+		assert_string_equal(pb_watch_view_problem(v, i)->event_id,
+				    want);
 	}
 	/* a long message is cut, on a UTF-8 boundary */
 	char big[2048];
@@ -351,13 +362,16 @@ static void test_tables_bounded(void **state)
 	for (int i = 0; i < 400; i++) {
 		int n = snprintf(rec, sizeof(rec),
 				 "{\"account\":\"acct-0\",\"outcome\":"
-				 "\"failed\",\"reason\":\"f_%d\"}", i);
+				 "\"failed\",\"reason\":\"f_%d\"}",
+				 i);
 		pb_watch_view_add_at(v, rec, (size_t)n, T0_MS);
 	}
 	assert_int_equal(pb_watch_view_total(v), 600);
 	/* nothing is lost: the overflow is one "(other)" row */
-	assert_int_equal(pb_watch_view_count(v, "acct-62", PB_WATCH_REJECTED), 1);
-	assert_int_equal(pb_watch_view_count(v, "acct-63", PB_WATCH_REJECTED), 0);
+	assert_int_equal(pb_watch_view_count(v, "acct-62", PB_WATCH_REJECTED),
+			 1);
+	assert_int_equal(pb_watch_view_count(v, "acct-63", PB_WATCH_REJECTED),
+			 0);
 	assert_int_equal(pb_watch_view_count(v, "(other)", PB_WATCH_REJECTED),
 			 200 - (PB_WATCH_MAX_ACCOUNTS - 1));
 	assert_int_equal(pb_watch_view_count(v, NULL, PB_WATCH_REJECTED), 200);
@@ -452,8 +466,9 @@ static int produce_fixture(const char *bootstraps, const char *topic,
 	ssize_t n;
 	int i = 0;
 	rd_kafka_conf_t *c = rd_kafka_conf_new();
-	assert_int_equal(rd_kafka_conf_set(c, "bootstrap.servers", bootstraps,
-					   e, sizeof(e)), RD_KAFKA_CONF_OK);
+	assert_int_equal(
+	    rd_kafka_conf_set(c, "bootstrap.servers", bootstraps, e, sizeof(e)),
+	    RD_KAFKA_CONF_OK);
 	rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
 	assert_non_null(p);
 	snprintf(path, sizeof(path), "%s/watch/%s", fixtures_dir(), name);
@@ -464,13 +479,13 @@ static int produce_fixture(const char *bootstraps, const char *topic,
 			n--;
 		if (n == 0)
 			continue;
-		assert_int_equal(rd_kafka_producev(
-					 p, RD_KAFKA_V_TOPIC(topic),
-					 RD_KAFKA_V_PARTITION(i % nparts),
-					 RD_KAFKA_V_VALUE(line, (size_t)n),
-					 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-					 RD_KAFKA_V_END),
-				 RD_KAFKA_RESP_ERR_NO_ERROR);
+		assert_int_equal(
+		    rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic),
+				      RD_KAFKA_V_PARTITION(i % nparts),
+				      RD_KAFKA_V_VALUE(line, (size_t)n),
+				      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+				      RD_KAFKA_V_END),
+		    RD_KAFKA_RESP_ERR_NO_ERROR);
 		i++;
 	}
 	free(line);
@@ -527,15 +542,17 @@ static void test_once_mock_cluster(void **state)
 	(void)state;
 	mock_t m;
 	mock_start(&m);
-	assert_int_equal(rd_kafka_mock_topic_create(m.mc, "pruvan.results", 3, 1),
-			 RD_KAFKA_RESP_ERR_NO_ERROR);
+	assert_int_equal(
+	    rd_kafka_mock_topic_create(m.mc, "pruvan.results", 3, 1),
+	    RD_KAFKA_RESP_ERR_NO_ERROR);
 	assert_int_equal(rd_kafka_mock_topic_create(m.mc, "pruvan.dlq", 2, 1),
 			 RD_KAFKA_RESP_ERR_NO_ERROR);
 	/* partition 2 of the results stays empty */
-	assert_int_equal(produce_fixture(m.bootstraps, "pruvan.results",
-					 "basic.jsonl", 2), 12);
-	assert_int_equal(produce_fixture(m.bootstraps, "pruvan.dlq",
-					 "mixed.jsonl", 1), 11);
+	assert_int_equal(
+	    produce_fixture(m.bootstraps, "pruvan.results", "basic.jsonl", 2),
+	    12);
+	assert_int_equal(
+	    produce_fixture(m.bootstraps, "pruvan.dlq", "mixed.jsonl", 1), 11);
 
 	pb_config_t cfg;
 	char *keys[2], *values[2];
@@ -545,8 +562,10 @@ static void test_once_mock_cluster(void **state)
 	char *out = run_once_captured(&cfg, &err);
 	assert_int_equal(err, PB_OK);
 	assert_no_escapes(out);
-	assert_true(strncmp(out, "Outcomes on pruvan.results: 12 records, "
-				 "DLQ: 11 records\n", 56) == 0);
+	assert_true(strncmp(out,
+			    "Outcomes on pruvan.results: 12 records, "
+			    "DLQ: 11 records\n",
+			    56) == 0);
 	assert_non_null(strstr(out, "\nacme-internal          3       4       0"
 				    "         1         1     0        2      1"
 				    "       0         0    12 "));
@@ -575,19 +594,112 @@ static void test_once_mock_cluster(void **state)
 	mock_stop(&m);
 }
 
+/* Live mode in a thread, drawing for a terminal into a file. */
+typedef struct live {
+	pb_config_t *cfg;
+	FILE *out;
+	volatile sig_atomic_t stop;
+	pb_err_t err;
+	char errstr[256];
+} live_t;
+
+static void *live_main(void *arg)
+{
+	live_t *l = arg;
+	l->err = pb_watch_run_to(l->cfg, false, &l->stop, l->out, true,
+				 l->errstr, sizeof(l->errstr));
+	return NULL;
+}
+
+/* The whole file at path (NUL-terminated, caller frees). */
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	size_t cap = 4096, len = 0, n;
+	char *buf = malloc(cap);
+	assert_non_null(buf);
+	while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+		len += n;
+		if (cap - len - 1 == 0) {
+			cap *= 2;
+			buf = realloc(buf, cap);
+			assert_non_null(buf);
+		}
+	}
+	buf[len] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static void test_live_tty_mock_cluster(void **state)
+{
+	(void)state;
+	mock_t m;
+	mock_start(&m);
+	assert_int_equal(
+	    rd_kafka_mock_topic_create(m.mc, "pruvan.results", 2, 1),
+	    RD_KAFKA_RESP_ERR_NO_ERROR);
+	assert_int_equal(rd_kafka_mock_topic_create(m.mc, "pruvan.dlq", 3, 1),
+			 RD_KAFKA_RESP_ERR_NO_ERROR);
+	produce_fixture(m.bootstraps, "pruvan.results", "basic.jsonl", 2);
+	produce_fixture(m.bootstraps, "pruvan.dlq", "mixed.jsonl", 3);
+
+	pb_config_t cfg;
+	char *keys[2], *values[2];
+	mock_config(&cfg, keys, values, m.bootstraps, "pruvan.results",
+		    "pruvan.dlq");
+	char path[] = "/tmp/test_watch_live.XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	live_t l = {.cfg = &cfg, .out = fdopen(fd, "w")};
+	assert_non_null(l.out);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, live_main, &l), 0);
+
+	/* Wait (bounded) until a redraw shows every record; the view is
+	 * redrawn every second, so this is a deadline, not a sleep used to
+	 * order events. */
+	char *text = NULL;
+	int64_t deadline = pb_mono_ms() + 20000;
+	const char *want = "Outcomes on pruvan.results: 12 records, "
+			   "DLQ: 11 records";
+	for (;;) {
+		free(text);
+		text = slurp(path);
+		if (strstr(text, want) || pb_mono_ms() > deadline)
+			break;
+		nanosleep(&(struct timespec){.tv_nsec = 50000000}, NULL);
+	}
+	l.stop = 1;
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(l.err, PB_OK);
+	if (!strstr(text, want))
+		fprintf(stderr, "live output:\n%s\n", text);
+	assert_non_null(strstr(text, want));
+	/* a terminal gets clear-and-home before every frame */
+	assert_true(strncmp(text, "\033[H\033[2J", 7) == 0);
+	assert_non_null(strstr(text, "(Ctrl-C to quit)"));
+	free(text);
+	fclose(l.out);
+	unlink(path);
+	mock_stop(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_basic_counts),
-		cmocka_unit_test(test_basic_render),
-		cmocka_unit_test(test_reasons_order),
-		cmocka_unit_test(test_mixed_unreadable_and_hostile),
-		cmocka_unit_test(test_tty_and_empty),
-		cmocka_unit_test(test_problem_ring_bounded),
-		cmocka_unit_test(test_tables_bounded),
-		cmocka_unit_test(test_rate),
-		cmocka_unit_test(test_rfc3339),
-		cmocka_unit_test(test_once_mock_cluster),
+	    cmocka_unit_test(test_basic_counts),
+	    cmocka_unit_test(test_basic_render),
+	    cmocka_unit_test(test_reasons_order),
+	    cmocka_unit_test(test_mixed_unreadable_and_hostile),
+	    cmocka_unit_test(test_tty_and_empty),
+	    cmocka_unit_test(test_problem_ring_bounded),
+	    cmocka_unit_test(test_tables_bounded),
+	    cmocka_unit_test(test_rate),
+	    cmocka_unit_test(test_rfc3339),
+	    cmocka_unit_test(test_once_mock_cluster),
+	    cmocka_unit_test(test_live_tty_mock_cluster),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
