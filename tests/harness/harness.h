@@ -1,0 +1,196 @@
+/*
+ * harness.h: integration test harness for pruvan-bridge.
+ *
+ * Starts real services for one test executable and tears them down again:
+ *   - redis-server (from PATH) on a free loopback port, no persistence;
+ *   - a librdkafka mock cluster living in the test process, which the
+ *     worker reaches over the real Kafka wire protocol;
+ *   - the Pruvan simulator binary ($PB_SIM) with its control API;
+ *   - pruvan-bridge ($PB_BRIDGE) as subprocesses (stderr to a log file in
+ *     the test's temp dir) so tests can SIGTERM / SIGKILL them.
+ *
+ * Everything lives in one per-process harness (each integration test is its
+ * own executable); h_teardown() stops whatever was started, also after a
+ * failed assertion. Waiting is always polling a condition with a deadline,
+ * never a fixed sleep.
+ *
+ * Ownership follows jansson: functions returning json_t * return a new
+ * reference the caller releases with json_decref().
+ */
+#ifndef PB_HARNESS_H
+#define PB_HARNESS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define H_TOPIC_ORDERS "pruvan.orders"
+#define H_TOPIC_INBOUND "pruvan.inbound"
+#define H_TOPIC_RESULTS "pruvan.results"
+#define H_TOPIC_DLQ "pruvan.dlq"
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+/* Create the temp dir /tmp/pb-it-NAME.XXXXXX; 0 on success. */
+int h_setup(const char *name);
+/* Stop workers, sim, Redis and Kafka; remove the temp dir unless a test
+ * failed (then its path is printed) or $PB_IT_KEEP is set. */
+void h_teardown(void);
+/* Call at the start and at the very end of a test body: a test that never
+ * reached h_end() failed, and teardown dumps the logs of its workers. */
+void h_begin(const char *test);
+void h_end(void);
+
+const char *h_dir(void);
+/* dir/name into buf; returns buf. */
+char *h_path(char *buf, size_t size, const char *name);
+
+/* ---- time and waiting ---------------------------------------------------- */
+
+int64_t h_now_ms(void);  /* monotonic */
+int64_t h_wall_ms(void); /* epoch */
+void h_nap_ms(int ms);   /* a short nap inside a polling loop */
+/* "2026-11-28T16:00:00.123Z" (or +hh:mm) -> epoch ms; -1 on junk. */
+int64_t h_time_ms(const char *rfc3339);
+
+/* ---- Redis --------------------------------------------------------------- */
+
+int h_redis_start(void);
+void h_redis_stop(void);    /* SIGTERM + reap */
+void h_redis_kill(void);    /* SIGKILL + reap: an outage */
+int h_redis_restart(void);  /* same port, empty (no persistence) */
+int h_redis_port(void);
+bool h_redis_ping(void);
+
+/* ---- Kafka (mock cluster in this process) -------------------------------- */
+
+/* Creates the four pruvan.* topics with that many partitions each. */
+int h_kafka_start(int nbrokers, int partitions);
+void h_kafka_stop(void);
+const char *h_kafka_bootstraps(void);
+int h_kafka_partitions(void);
+/* All brokers down (true) or up (false). */
+int h_kafka_set_down(bool down);
+
+/* Produce and wait for delivery; value NULL is a null value. 0 on success. */
+int h_produce(const char *topic, const char *key, const char *value);
+/* Queue without waiting; h_flush() waits for every queued one. */
+int h_produce_nowait(const char *topic, const char *key, const char *value);
+int h_flush(int timeout_ms);
+/* An order event (or inbound wrapper): key ACCOUNT/WON (from "account" and
+ * order.workOrderNumber, or item.uuId's key1 for inbound: ACCOUNT/KEY1). */
+int h_produce_json(const char *topic, const json_t *value, bool wait);
+/* Each line of a JSON-lines file: {"topic":T,"key":K,"value":V} where V is
+ * a JSON value, or "raw":"text" for bytes that are not JSON. Returns the
+ * number of records produced, -1 on error. */
+int h_produce_file(const char *path);
+
+/* Records on a topic now (sum of high watermarks), -1 on error. */
+long h_topic_count(const char *topic);
+/* Poll until topic holds >= n records or timeout; returns the count seen. */
+long h_await_count(const char *topic, long n, int timeout_ms);
+/*
+ * Read topic from the beginning (assign, no group commits) until at least
+ * min_count records were read and every partition is at its end, or
+ * timeout_ms passed. Returns an array of objects:
+ *   {"topic","key","partition","offset","headers":{name:value},
+ *    "raw": value text or null, "value": value parsed as JSON or null}
+ * sorted by (partition, offset).
+ */
+json_t *h_consume(const char *topic, long min_count, int timeout_ms);
+
+/* ---- the simulator ------------------------------------------------------- */
+
+int h_sim_start(int latency_ms);
+void h_sim_stop(void);
+int h_sim_port(void);
+/* GET / POST (body borrowed, may be NULL) / DELETE on the sim; returns
+ * the parsed answer or NULL. */
+json_t *h_sim_get(const char *path);
+json_t *h_sim_post(const char *path, const json_t *body);
+json_t *h_sim_delete(const char *path);
+/* POST /_sim/faults with a JSON text; 0 when the sim accepted it. */
+int h_sim_faults(const char *json_text);
+/* All requests the sim kept for that apiKey (NULL: all): the "requests"
+ * array. */
+json_t *h_sim_requests(const char *api_key);
+/* The sim's orders for apiKey: the "orders" object. */
+json_t *h_sim_orders(const char *api_key);
+/* GET /_sim/stats. */
+json_t *h_sim_stats(void);
+
+/* ---- worker configuration ------------------------------------------------ */
+
+/*
+ * Write dir/name: the worker configuration (kafka bootstrap of the mock
+ * cluster, group "pb-it", redis url, http.listen 127.0.0.1:0, small
+ * backoffs) with overrides deep-merged into it (borrowed; may be NULL).
+ * Every account's pushKeyUrl becomes "env:PB_IT_KEY_<N>" and that variable
+ * is set (in this process, inherited by workers) to the sim's URL with
+ * apiKey=<account name>. Accounts default to:
+ *   "acme": internal, allowDeletes false, statusPolicy drop, users [jsmith]
+ * when overrides has no "accounts". Writes the path into out.
+ */
+int h_write_config(const char *name, const json_t *overrides, char *out,
+		   size_t out_size);
+
+/* ---- the worker and other pruvan-bridge commands -------------------------- */
+
+typedef struct h_worker h_worker_t;
+
+/* Start `pruvan-bridge ARGS...` (NULL-terminated) in the background, stderr
+ * to dir/<label>.log, stdout to dir/<label>.out. */
+h_worker_t *h_worker_start(const char *label, const char *const *args);
+/* Convenience: run -c cfg [--exit-on-eof]. */
+h_worker_t *h_worker_run(const char *label, const char *cfg, bool exit_on_eof);
+/* Wait up to timeout_ms: the exit code; 128+N if killed by signal N; -1
+ * if it is still running. */
+int h_worker_wait(h_worker_t *w, int timeout_ms);
+int h_worker_signal(h_worker_t *w, int sig);
+bool h_worker_running(h_worker_t *w);
+pid_t h_worker_pid(const h_worker_t *w);
+const char *h_worker_log(const h_worker_t *w);
+const char *h_worker_out(const h_worker_t *w);
+/* Dump the last lines of its log to stderr. */
+void h_worker_dump(const h_worker_t *w, int lines);
+/* Await a log line containing needle; true if seen within timeout_ms. */
+bool h_worker_log_has(const h_worker_t *w, const char *needle, int timeout_ms);
+/* Count log lines containing needle. */
+int h_worker_log_count(const h_worker_t *w, const char *needle);
+/* The ops port from "operations endpoint listening" (await up to timeout). */
+int h_worker_ops_port(const h_worker_t *w, int timeout_ms);
+
+/* Run `pruvan-bridge ARGS...` to completion (timeout_ms), stdout into
+ * *out (malloc'd, may be NULL). Returns the exit code (or -1). */
+int h_bridge_cmd(const char *const *args, int timeout_ms, char **out);
+
+/* HTTP GET http://127.0.0.1:port/path: the status code, 0 on failure. */
+long h_http_status(int port, const char *path);
+
+/* ---- building events ----------------------------------------------------- */
+
+/* A valid create event for account/won; fields may be NULL. New ref. */
+json_t *h_event_create(const char *event_id, const char *account,
+		       const char *won, int64_t version);
+/* An event with action and an order of just workOrderNumber (+fields,
+ * borrowed, merged in). New ref. */
+json_t *h_event(const char *event_id, const char *account, const char *action,
+		const char *won, int64_t version, const json_t *fields);
+
+/* ---- outcome helpers ----------------------------------------------------- */
+
+/* Index the values of records (from h_consume) by eventId: object
+ * eventId -> array of outcome values (in topic order). */
+json_t *h_by_event(const json_t *records);
+/* The single outcome of eventId (asserting there is exactly one), or NULL
+ * with a message on stderr. Borrowed from by_event. */
+json_t *h_one(const json_t *by_event, const char *event_id);
+/* Write the values of records, one per line, to path. */
+int h_write_values(const json_t *records, const char *path);
+
+/* Read a whole file (malloc'd, NUL-terminated); NULL on error. */
+char *h_read_file(const char *path, size_t *len);
+
+#endif
