@@ -61,8 +61,11 @@ produce pruvan.orders examples/events.jsonl
 produce pruvan.inbound examples/inbound.jsonl
 "$bridge" run -c "$cfg" --exit-on-eof 2>>"$run/worker.log"
 
-echo "== phase 2: a delete, an update after it, and relayed data for the deleted order" >&2
+echo "== phase 2: the back office deletes NW-1001, then sends an update for it" >&2
 produce pruvan.orders examples/events-after-delete.jsonl
+"$bridge" run -c "$cfg" --exit-on-eof 2>>"$run/worker.log"
+
+echo "== phase 3: Pruvan relays queued data for the deleted order (old and new Key1)" >&2
 produce pruvan.inbound examples/inbound-after-delete.jsonl
 "$bridge" run -c "$cfg" --exit-on-eof 2>>"$run/worker.log"
 

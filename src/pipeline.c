@@ -70,6 +70,8 @@ typedef struct task {
 	pb_rejection_t rej;
 	const pb_account_t *acct;
 	keyq_t *kq;
+	keyq_t *pub_kq;        /* recorded, its outcome not yet acknowledged */
+	struct task *next_pub; /* in pub_kq->pub */
 
 	pb_state_view_t view;
 	bool view_set;
@@ -97,6 +99,7 @@ struct keyq {
 	keyq_t *next; /* hash chain */
 	char *key;
 	task_t *head, *tail; /* waiting behind the busy one */
+	task_t *pub; /* recorded here, outcome not yet acknowledged */
 	bool busy;
 };
 
@@ -257,13 +260,21 @@ static void key_drop(pb_pipeline_t *pl, keyq_t *kq)
 	}
 }
 
-/* The order's previous event is recorded: let the next one go. */
+/* The order's previous event is recorded: let the next one go. A task
+ * whose effect is recorded stays listed with its order until its outcome is
+ * acknowledged, so that a second copy of the same event arriving meanwhile
+ * is recognised as a duplicate and not as a crash to recover from. */
 static void key_release(pb_pipeline_t *pl, task_t *t)
 {
 	keyq_t *kq = t->kq;
 	t->kq = NULL;
 	if (!kq)
 		return;
+	if (t->needs_publish_mark && !t->abandoned && !t->pub_kq) {
+		t->pub_kq = kq;
+		t->next_pub = kq->pub;
+		kq->pub = t;
+	}
 	task_t *nx = kq->head;
 	if (nx) {
 		kq->head = nx->next_key;
@@ -274,7 +285,39 @@ static void key_release(pb_pipeline_t *pl, task_t *t)
 		return;
 	}
 	kq->busy = false;
-	key_drop(pl, kq);
+	if (!kq->pub)
+		key_drop(pl, kq);
+}
+
+static void key_unpublished(pb_pipeline_t *pl, task_t *t)
+{
+	keyq_t *kq = t->pub_kq;
+	t->pub_kq = NULL;
+	if (!kq)
+		return;
+	for (task_t **pp = &kq->pub; *pp; pp = &(*pp)->next_pub) {
+		if (*pp == t) {
+			*pp = t->next_pub;
+			break;
+		}
+	}
+	t->next_pub = NULL;
+	if (!kq->busy && !kq->head && !kq->pub)
+		key_drop(pl, kq);
+}
+
+static const char *task_event_id(const task_t *t);
+
+/* Another copy of t's event, recorded by this worker, still publishing. */
+static const task_t *key_twin(const task_t *t)
+{
+	if (!t->kq)
+		return NULL;
+	const char *id = task_event_id(t);
+	for (const task_t *x = t->kq->pub; x; x = x->next_pub)
+		if (!x->abandoned && x != t && strcmp(task_event_id(x), id) == 0)
+			return x;
+	return NULL;
 }
 
 /* ---- partitions ---------------------------------------------------------- */
@@ -309,6 +352,7 @@ static part_t *part_get(pb_pipeline_t *pl, const char *topic, int32_t p)
 
 static void task_free(pb_pipeline_t *pl, task_t *t)
 {
+	key_unpublished(pl, t);
 	if (t->part)
 		t->part->held--;
 	pl->alive--;
@@ -792,10 +836,11 @@ static void fetch_stage(pb_pipeline_t *pl)
 		t = tl_pop(&pl->ready);
 		t->view = views[i];
 		t->view_set = true;
-		if (t->view.mark == PB_MARK_PUBLISHED) {
+		const task_t *twin = t->view.mark == PB_MARK_DONE ? key_twin(t) : NULL;
+		if (t->view.mark == PB_MARK_PUBLISHED || twin) {
 			set_outcome(t, "duplicate", NULL,
 				    "already processed (outcome %s); not pushed again",
-				    t->view.mark_outcome);
+				    twin ? twin->outcome : t->view.mark_outcome);
 			t->record = false;
 			key_release(pl, t);
 			tl_push(&pl->to_publish, t);
@@ -1557,6 +1602,8 @@ void pb_pipeline_destroy(pb_pipeline_t *pl)
 				task_free(pl, t);
 				t = tn;
 			}
+			for (t = k->pub; t; t = t->next_pub)
+				t->pub_kq = NULL; /* outcomes still in the producer */
 			free(k->key);
 			free(k);
 			k = nx;
@@ -1567,6 +1614,8 @@ void pb_pipeline_destroy(pb_pipeline_t *pl)
 		rd_kafka_queue_io_event_enable(pl->cq, -1, NULL, 0);
 		rd_kafka_queue_destroy(pl->cq);
 	}
+	for (part_t *p = pl->parts; p; p = p->next)
+		p->assigned = false; /* late delivery reports store no offset */
 	if (pl->consumer)
 		rd_kafka_destroy(pl->consumer);
 	if (pl->producer) {
