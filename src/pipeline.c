@@ -157,6 +157,8 @@ struct pb_pipeline {
 	bool paused_all;
 	bool assigned_once;
 	int64_t lag_at;
+	int ready_metric; /* last value of PB_M_READY; -1 unset */
+	int64_t redis_ok_at; /* last successful Redis round trip */
 
 	char worker_id[64];
 
@@ -683,6 +685,7 @@ static void redis_ok(pb_pipeline_t *pl, int64_t started)
 	if (!pl->redis_up)
 		pb_log(PB_LOG_INFO, "Redis reachable again; resuming", NULL);
 	pl->redis_up = true;
+	pl->redis_ok_at = pb_mono_ms();
 	pl->redis_backoff_ms = 0;
 	atomic_store(&pl->ready_redis, 1);
 }
@@ -1315,6 +1318,18 @@ static void step(pb_pipeline_t *pl, bool consume, int wait_ms)
 	rd_kafka_poll(pl->producer, 0);
 	record_stage(pl);
 	publish_stage(pl);
+	/* an idle worker still notices Redis going away (readiness) and
+	 * Auto-Admin switches (metrics) */
+	if (pl->redis_up && !busy && pb_mono_ms() - pl->redis_ok_at >= 1000) {
+		char err[256];
+		int64_t started = pb_mono_ms();
+		if (pb_state_ping(pl->state, err, sizeof(err)) == PB_OK) {
+			redis_ok(pl, started);
+			refresh_auto_admin(pl);
+		} else {
+			redis_failed(pl, "ping", err);
+		}
+	}
 	if (!pl->redis_up && redis_may_try(pl) && !busy) {
 		char err[256];
 		int64_t started = pb_mono_ms();
@@ -1325,6 +1340,12 @@ static void step(pb_pipeline_t *pl, bool consume, int wait_ms)
 	}
 	int open = pb_pusher_circuits_open(pl->pusher);
 	atomic_store(&pl->ready_circuits, open);
+	char why[128];
+	int ready = pb_pipeline_ready(pl, why, sizeof(why));
+	if (ready != pl->ready_metric) {
+		pl->ready_metric = ready;
+		pb_metrics_set(pl->m, PB_M_READY, "", ready);
+	}
 	pb_metrics_set(pl->m, PB_M_IN_FLIGHT, "", (double)pl->alive);
 	update_lag(pl);
 }
@@ -1467,6 +1488,7 @@ pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 	pb_pipeline_t *pl = calloc(1, sizeof(*pl));
 	if (!pl)
 		return PB_ERR_NOMEM;
+	pl->ready_metric = -1;
 	pl->cfg = cfg;
 	pl->m = metrics;
 	pl->opts = *opts;

@@ -162,6 +162,9 @@ pb_err_t pb_pusher_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 		p->accts[i].acct = &cfg->accounts[i];
 		pb_metrics_labels(p->accts[i].labels, sizeof(p->accts[i].labels),
 				  "account", cfg->accounts[i].name, NULL);
+		/* a closed circuit is a series too: alerts need the 0 */
+		pb_metrics_set(metrics, "pruvan_bridge_circuit_open",
+			       p->accts[i].labels, 0);
 	}
 	/* Keep connections to Pruvan open across requests. */
 	curl_multi_setopt(p->multi, CURLMOPT_MAXCONNECTS,

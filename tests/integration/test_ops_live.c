@@ -1,0 +1,176 @@
+/*
+ * The operations endpoints of a running worker: /healthz, /readyz (and its
+ * 503 with a JSON reason while Redis is down), /metrics checked by
+ * promtool and for the series ops dashboards rely on, without secrets or
+ * work order numbers in any label.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+
+#include "harness.h"
+
+struct text {
+	char *data;
+	size_t len;
+};
+
+static size_t on_text(char *p, size_t size, size_t n, void *ud)
+{
+	struct text *t = ud;
+	char *nd = realloc(t->data, t->len + size * n + 1);
+	if (!nd)
+		return 0;
+	memcpy(nd + t->len, p, size * n);
+	t->data = nd;
+	t->len += size * n;
+	t->data[t->len] = '\0';
+	return size * n;
+}
+
+/* GET http://127.0.0.1:port/path: status, body into *body (malloc'd). */
+static long get(int port, const char *path, char **body)
+{
+	char url[256];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+	CURL *c = curl_easy_init();
+	struct text t = {0};
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_text);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+	long st = 0;
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+	curl_easy_cleanup(c);
+	*body = t.data ? t.data : strdup("");
+	return st;
+}
+
+/* Poll path until it answers want (or timeout); the last status. */
+static long await_status(int port, const char *path, long want, int timeout_ms)
+{
+	int64_t end = h_now_ms() + timeout_ms;
+	long st;
+	do {
+		st = h_http_status(port, path);
+		if (st == want)
+			return st;
+		h_nap_ms(50);
+	} while (h_now_ms() < end);
+	return st;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	if (h_setup("ops") || h_redis_start() || h_kafka_start(1, 2) ||
+	    h_sim_start(0))
+		return -1;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	h_teardown();
+	return 0;
+}
+
+static void endpoints_of_a_live_worker(void **state)
+{
+	(void)state;
+	h_begin("endpoints_of_a_live_worker");
+	char cfg[512];
+	assert_int_equal(h_write_config("config.json", NULL, cfg, sizeof(cfg)), 0);
+	json_t *ev = h_event_create("ops-1", "acme", "WO-OPS-1", 1);
+	assert_int_equal(h_produce_json(H_TOPIC_ORDERS, ev, true), 0);
+	json_decref(ev);
+
+	h_worker_t *w = h_worker_run("worker", cfg, false);
+	assert_non_null(w);
+	int port = h_worker_ops_port(w, 20000);
+	assert_true(port > 0);
+	assert_int_equal(h_http_status(port, "/healthz"), 200);
+	assert_int_equal(await_status(port, "/readyz", 200, 30000), 200);
+	assert_true(h_await_count(H_TOPIC_RESULTS, 1, 30000) >= 1);
+
+	/* the exposition passes promtool's linter */
+	char *metrics = NULL;
+	assert_int_equal(get(port, "/metrics", &metrics), 200);
+	char path[512], cmd[1200];
+	FILE *f = fopen(h_path(path, sizeof(path), "metrics.txt"), "w");
+	assert_non_null(f);
+	fputs(metrics, f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd),
+		 "command -v promtool >/dev/null || { echo 'promtool missing: "
+		 "run scripts/deps.sh --test (Debian package prometheus)' >&2; "
+		 "exit 127; }; promtool check metrics < '%s' >&2",
+		 path);
+	assert_int_equal(system(cmd), 0);
+
+	/* the series dashboards and alerts use */
+	static const char *want[] = {
+		"pruvan_bridge_build_info{",
+		"pruvan_bridge_ready 1",
+		"pruvan_bridge_events_consumed_total{",
+		"pruvan_bridge_outcomes_total{",
+		"outcome=\"created\"",
+		"pruvan_bridge_pushes_total{",
+		"status_class=\"2xx\"",
+		"pruvan_bridge_push_duration_seconds_bucket{",
+		"pruvan_bridge_batch_size_bucket{",
+		"pruvan_bridge_redis_roundtrip_seconds_bucket{",
+		"pruvan_bridge_circuit_open{account=\"acme\"} 0",
+		"pruvan_bridge_auto_admin{account=\"acme\"}",
+		"pruvan_bridge_in_flight_events",
+		"pruvan_bridge_partitions_assigned",
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(*want); i++) {
+		if (!strstr(metrics, want[i]))
+			fail_msg("/metrics lacks %s", want[i]);
+	}
+	/* no secret, no work order number in any label */
+	assert_null(strstr(metrics, "apiKey"));
+	assert_null(strstr(metrics, "WO-OPS-1"));
+	free(metrics);
+
+	/* Redis down: not ready, with a reason; back by itself */
+	h_redis_kill();
+	assert_int_equal(await_status(port, "/readyz", 503, 30000), 503);
+	char *body = NULL;
+	assert_int_equal(get(port, "/readyz", &body), 503);
+	json_t *why = json_loads(body, 0, NULL);
+	assert_non_null(why);
+	char *dump = json_dumps(why, 0);
+	assert_non_null(strstr(dump, "edis"));
+	free(dump);
+	json_decref(why);
+	free(body);
+	assert_int_equal(h_http_status(port, "/healthz"), 200);
+	assert_int_equal(h_redis_restart(), 0);
+	assert_int_equal(await_status(port, "/readyz", 200, 30000), 200);
+
+	/* SIGTERM: a clean exit */
+	assert_int_equal(h_worker_signal(w, SIGTERM), 0);
+	assert_int_equal(h_worker_wait(w, 30000), 0);
+	assert_int_equal(h_worker_log_count(w, "apiKey"), 0);
+	h_end();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(endpoints_of_a_live_worker),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
