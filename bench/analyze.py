@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Check and measure one benchmark run (called by bench/run.sh).
+
+Inputs are kcat dumps of the topics, made after the run:
+  --orders FILE   "PARTITION<TAB>OFFSET<TAB>TIMESTAMP_MS" per input event
+  --results FILE  "TIMESTAMP_MS<TAB>OUTCOME_JSON" per outcome record
+  --expected N    events the generator produced
+and the run's side facts (--worker-start-ms, --worker-end-ms, --time-file
+from /usr/bin/time -v, --worker-log, --sim-stats, --redis-info).
+
+Fails (exit 1, a line starting "FAIL:") when the mock cluster did not keep
+every event (a partition not starting at offset 0, or fewer events than
+produced), or when any event has no outcome or more than one. Prints one
+JSON object of metrics on stdout.
+"""
+import argparse
+import json
+import re
+import sys
+
+
+def pct(sorted_vals, p):
+    if not sorted_vals:
+        return None
+    i = min(len(sorted_vals) - 1, max(0, int(round(p / 100.0 * len(sorted_vals) + 0.5)) - 1))
+    return sorted_vals[i]
+
+
+def fail(msg):
+    print("FAIL: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--orders", required=True)
+    ap.add_argument("--results", required=True)
+    ap.add_argument("--expected", type=int, required=True)
+    ap.add_argument("--worker-start-ms", type=int, default=0)
+    ap.add_argument("--worker-end-ms", type=int, default=0)
+    ap.add_argument("--time-file")
+    ap.add_argument("--worker-log")
+    ap.add_argument("--sim-stats")
+    ap.add_argument("--redis-info")
+    ap.add_argument("--services-cpu")
+    a = ap.parse_args()
+
+    # -- the input as the cluster kept it
+    events = {}
+    first_off = {}
+    for line in open(a.orders):
+        p, o, ts = line.rstrip("\n").split("\t")
+        p, o, ts = int(p), int(o), int(ts)
+        events[(p, o)] = ts
+        first_off[p] = min(first_off.get(p, o), o)
+    trimmed = {p: o for p, o in first_off.items() if o != 0}
+    if trimmed:
+        fail("the mock cluster dropped events (first offsets %s): raise the "
+             "partition count (--partitions) or use fewer events" % trimmed)
+    if len(events) != a.expected:
+        fail("the orders topic holds %d events, %d were produced"
+             % (len(events), a.expected))
+
+    # -- exactly one outcome per event
+    seen = {}
+    outcomes = {}
+    res_ts = []
+    lat = []
+    first_res = last_res = None
+    nres = 0
+    for line in open(a.results):
+        ts, payload = line.rstrip("\n").split("\t", 1)
+        ts = int(ts)
+        try:
+            r = json.loads(payload)
+        except ValueError:
+            fail("an outcome record is not JSON: %r" % payload[:200])
+        nres += 1
+        if r.get("source") != "orders":
+            continue
+        k = (r.get("partition"), r.get("offset"))
+        seen[k] = seen.get(k, 0) + 1
+        outcomes[r.get("outcome")] = outcomes.get(r.get("outcome"), 0) + 1
+        if k in events:
+            lat.append(ts - events[k])
+        res_ts.append(ts)
+    missing = [k for k in events if k not in seen]
+    extra = [k for k, n in seen.items() if n > 1]
+    stray = [k for k in seen if k not in events]
+    if missing or extra or stray:
+        fail("outcomes: %d events without one (e.g. %s), %d with more than "
+             "one (e.g. %s), %d for unknown offsets (e.g. %s)"
+             % (len(missing), missing[:3], len(extra), extra[:3],
+                len(stray), stray[:3]))
+    res_ts.sort()
+    lat.sort()
+    first_res, last_res = res_ts[0], res_ts[-1]
+    n = len(events)
+    first_ev = min(events.values())
+    m = {
+        "events": n,
+        "outcomes": dict(sorted(outcomes.items())),
+        "exactly_one_outcome": True,
+        "eps_steady": round(n / max(0.001, (last_res - first_res) / 1000.0)),
+        "latency_ms": {"p50": pct(lat, 50), "p99": pct(lat, 99),
+                       "max": lat[-1] if lat else None},
+        "first_outcome_ms": first_res,
+        "last_outcome_ms": last_res,
+        "first_event_ms": first_ev,
+    }
+    if a.worker_start_ms:
+        m["eps_wall"] = round(n / max(0.001, (last_res - a.worker_start_ms) / 1000.0))
+        m["startup_ms"] = first_res - a.worker_start_ms
+    if a.time_file:
+        t = open(a.time_file).read()
+        user = float(re.search(r"User time \(seconds\): ([\d.]+)", t).group(1))
+        sys_ = float(re.search(r"System time \(seconds\): ([\d.]+)", t).group(1))
+        rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", t).group(1))
+        m["cpu_s"] = round(user + sys_, 2)
+        m["cpu_s_per_1k"] = round((user + sys_) / n * 1000, 4)
+        m["peak_rss_mib"] = round(rss / 1024.0, 1)
+    if a.worker_log:
+        rt = None
+        for line in open(a.worker_log):
+            if '"redis_round_trips"' in line:
+                try:
+                    rt = int(json.loads(line)["redis_round_trips"])
+                except (ValueError, KeyError):
+                    pass
+        if rt is not None:
+            m["redis_round_trips"] = rt
+            m["redis_rt_per_event"] = round(rt / n, 4)
+    if a.sim_stats:
+        s = json.load(open(a.sim_stats))
+        m["http_requests"] = s.get("requests")
+        m["http_per_event"] = round(s.get("requests", 0) / n, 4)
+        m["work_orders_pushed"] = s.get("workOrders")
+    if a.redis_info:
+        calls = 0
+        for line in open(a.redis_info):
+            mm = re.match(r"cmdstat_(\w+):calls=(\d+)", line)
+            if mm and mm.group(1) not in ("info", "ping", "flushall", "config"):
+                calls += int(mm.group(2))
+        m["redis_commands"] = calls
+        m["redis_cmds_per_event"] = round(calls / n, 3)
+    if a.services_cpu:
+        m["services_cpu_s"] = {}
+        for line in open(a.services_cpu):
+            name, sec = line.split()
+            m["services_cpu_s"][name] = float(sec)
+    json.dump(m, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()
