@@ -1418,7 +1418,9 @@ pb_err_t pb_pipeline_run(pb_pipeline_t *pl, char *errstr, size_t errstr_size)
 		pb_log(PB_LOG_WARN, "final commit failed", "error",
 		       rd_kafka_err2str(cerr), NULL);
 	rd_kafka_consumer_close(pl->consumer);
-	pb_log(PB_LOG_INFO, "stopped", NULL);
+	char rt[32]; /* Redis round trips made, read by bench/ */
+	snprintf(rt, sizeof(rt), "%" PRIu64, pb_state_round_trips(pl->state));
+	pb_log(PB_LOG_INFO, "stopped", "redis_round_trips", rt, NULL);
 	return PB_OK;
 }
 
