@@ -180,7 +180,7 @@ static void check_row(const csv_row_t *row, const char *status_as_sent,
 	else
 		allowed = false;
 
-	char label[256];
+	char label[640];
 	snprintf(label, sizeof(label), "%s/%s mode=%s policy=%s deletes=%d",
 		 row->action, status_as_sent, internal ? "internal" : "external",
 		 policy == PB_STATUS_POLICY_REJECT ? "reject" : "drop",
