@@ -43,6 +43,10 @@
  *       "timeout":   {"count":N,"holdMs":M,"close":false}  hold M ms, then
  *                    answer normally (or close without answering)
  *       "errorNext": {"count":N,"error":"text"}  200 with that error
+ *     Each of these four may name "workOrder":"WO": then it applies only
+ *     to requests whose workOrders include that workOrderNumber (other
+ *     requests pass it by and take the next armed fault that applies),
+ *     so a test can fail one order while its neighbours go through.
  *     and, not consumed (they stay until DELETE):
  *       "latencyMs": N               delay every /api/ answer N ms
  *       "rejectWorkOrders": ["WO1"]  a batch naming one of these is refused
@@ -294,7 +298,8 @@ static enum MHD_Result handle_push(struct server *srv, struct MHD_Connection *c,
 			push.reject_error = err;
 		}
 		/* Only too-big bodies skip faults: they were never read. */
-		pb_sim_arrive(srv->sim, &push.fault, &latency);
+		pb_sim_arrive(srv->sim, push.work_orders, &push.fault,
+			      &latency);
 		if (push.fault.kind == PB_SIM_FAULT_TIMEOUT)
 			latency += push.fault.hold_ms;
 		server_wait(srv, latency);

@@ -114,19 +114,39 @@ void pb_sim_destroy(pb_sim_t *sim)
 	free(sim);
 }
 
-void pb_sim_arrive(pb_sim_t *sim, pb_sim_fault_t *fault_out,
-		   int64_t *latency_ms_out)
+/* Does fault f apply to a request carrying work_orders? */
+static bool fault_applies(const pb_sim_fault_t *f, const json_t *work_orders)
+{
+	if (!f->work_order[0])
+		return true;
+	size_t i;
+	json_t *o;
+	json_array_foreach(work_orders, i, o)
+	{
+		const char *won = json_string_value(
+		    json_object_get(o, "workOrderNumber"));
+		if (won && strcmp(won, f->work_order) == 0)
+			return true;
+	}
+	return false;
+}
+
+void pb_sim_arrive(pb_sim_t *sim, const json_t *work_orders,
+		   pb_sim_fault_t *fault_out, int64_t *latency_ms_out)
 {
 	pthread_mutex_lock(&sim->mu);
 	memset(fault_out, 0, sizeof(*fault_out));
-	if (sim->nfaults > 0) {
-		*fault_out = sim->faults[0];
+	for (size_t i = 0; i < sim->nfaults; i++) {
+		if (!fault_applies(&sim->faults[i], work_orders))
+			continue;
+		*fault_out = sim->faults[i];
 		fault_out->count = 1;
-		if (--sim->faults[0].count <= 0) {
+		if (--sim->faults[i].count <= 0) {
 			sim->nfaults--;
-			memmove(&sim->faults[0], &sim->faults[1],
-				sim->nfaults * sizeof(sim->faults[0]));
+			memmove(&sim->faults[i], &sim->faults[i + 1],
+				(sim->nfaults - i) * sizeof(sim->faults[0]));
 		}
+		break;
 	}
 	*latency_ms_out = sim->latency_ms;
 	pthread_mutex_unlock(&sim->mu);
@@ -605,8 +625,20 @@ static int parse_fault(const char *kind, json_t *v, pb_sim_fault_t *f,
 	if (get_int(v, kind, "count", 1, 1, SIM_MAX_COUNT, &f->count, errstr,
 		    errstr_size) != 0)
 		return -1;
+	json_t *wo = json_object_get(v, "workOrder");
+	if (wo && (!json_is_string(wo) || json_string_length(wo) == 0 ||
+		   json_string_length(wo) >= sizeof(f->work_order))) {
+		pb_errf(errstr, errstr_size, PB_ERR_INVALID,
+			"%s.workOrder: expected a string of 1 to %zu bytes",
+			kind, sizeof(f->work_order) - 1);
+		return -1;
+	}
+	if (wo)
+		pb_strlcpy(f->work_order, json_string_value(wo),
+			   sizeof(f->work_order));
 	if (strcmp(kind, "fail") == 0) {
-		static const char *const keys[] = {"count", "status", NULL};
+		static const char *const keys[] = {"count", "status",
+						   "workOrder", NULL};
 		int64_t status;
 		f->kind = PB_SIM_FAULT_FAIL;
 		if (only_keys(v, kind, keys, errstr, errstr_size) != 0 ||
@@ -615,7 +647,8 @@ static int parse_fault(const char *kind, json_t *v, pb_sim_fault_t *f,
 			return -1;
 		f->status = (int)status;
 	} else if (strcmp(kind, "rateLimit") == 0) {
-		static const char *const keys[] = {"count", "retryAfter", NULL};
+		static const char *const keys[] = {"count", "retryAfter",
+						   "workOrder", NULL};
 		f->kind = PB_SIM_FAULT_RATE_LIMIT;
 		if (only_keys(v, kind, keys, errstr, errstr_size) != 0 ||
 		    get_int(v, kind, "retryAfter", 1, 0, 86400, &f->retry_after,
@@ -623,7 +656,7 @@ static int parse_fault(const char *kind, json_t *v, pb_sim_fault_t *f,
 			return -1;
 	} else if (strcmp(kind, "timeout") == 0) {
 		static const char *const keys[] = {"count", "holdMs", "close",
-						   NULL};
+						   "workOrder", NULL};
 		json_t *close = json_object_get(v, "close");
 		f->kind = PB_SIM_FAULT_TIMEOUT;
 		if (only_keys(v, kind, keys, errstr, errstr_size) != 0 ||
@@ -637,7 +670,8 @@ static int parse_fault(const char *kind, json_t *v, pb_sim_fault_t *f,
 		}
 		f->close = json_is_true(close);
 	} else { /* errorNext */
-		static const char *const keys[] = {"count", "error", NULL};
+		static const char *const keys[] = {"count", "error",
+						   "workOrder", NULL};
 		json_t *e = json_object_get(v, "error");
 		f->kind = PB_SIM_FAULT_ERROR_NEXT;
 		if (only_keys(v, kind, keys, errstr, errstr_size) != 0)
@@ -781,6 +815,9 @@ json_t *pb_sim_faults_json(pb_sim_t *sim)
 		}
 		if (f->kind == PB_SIM_FAULT_ERROR_NEXT)
 			json_object_set_new(e, "error", json_string(f->error));
+		if (f->work_order[0])
+			json_object_set_new(e, "workOrder",
+					    json_string(f->work_order));
 		json_array_append_new(queue, e);
 	}
 	const char *won;

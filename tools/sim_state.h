@@ -45,6 +45,8 @@ typedef struct pb_sim_fault {
 	int64_t hold_ms;     /* TIMEOUT */
 	bool close;	     /* TIMEOUT: close without answering */
 	char error[256];     /* ERROR_NEXT */
+	char work_order[128]; /* "": any request; else only requests whose
+				 workOrders name this workOrderNumber */
 } pb_sim_fault_t;
 
 /* A push (POST /api/) as the HTTP layer saw it. */
@@ -71,11 +73,13 @@ pb_sim_t *pb_sim_new(size_t max_kept, int64_t latency_ms);
 void pb_sim_destroy(pb_sim_t *sim);
 
 /*
- * A request to /api/ arrived: consume the next armed fault, if any (faults
- * are consumed in arrival order), and read the latency to apply.
+ * A request to /api/ arrived: consume the first armed fault that applies to
+ * it (faults are consumed in arrival order; one with a work_order filter
+ * applies only to a request whose work_orders, borrowed and may be NULL,
+ * name that order), and read the latency to apply.
  */
-void pb_sim_arrive(pb_sim_t *sim, pb_sim_fault_t *fault_out,
-		   int64_t *latency_ms_out);
+void pb_sim_arrive(pb_sim_t *sim, const json_t *work_orders,
+		   pb_sim_fault_t *fault_out, int64_t *latency_ms_out);
 
 /*
  * Decide and apply a push, record it, and fill *answer. Takes ownership of

@@ -595,6 +595,33 @@ static void test_faults_consumed_in_order(void **state)
 	}
 }
 
+/* A fault naming a work order hits only requests carrying that order;
+ * other requests pass it by, and it stays armed until it hits. */
+static void test_fault_for_one_work_order(void **state)
+{
+	(void)state;
+	struct http_result r;
+	arm("{\"fail\":{\"count\":2,\"status\":502,\"workOrder\":\"B\"}}");
+	push_json("K1", "{\"workOrders\":[" WO("A", "") "]}", &r);
+	assert_counts(&r, 1, 0, 0);
+	release(&r);
+	for (int i = 0; i < 2; i++) {
+		push_json("K1",
+			  "{\"workOrders\":[" WO("C", "") "," WO("B", "") "]}",
+			  &r);
+		assert_int_equal(r.status, 502);
+		release(&r);
+	}
+	push_json("K1", "{\"workOrders\":[" WO("B", "") "]}", &r);
+	assert_counts(&r, 1, 0, 0);
+	release(&r);
+	assert_int_equal(stat_of("faulted"), 2);
+	http("POST", "/_sim/faults", "application/json",
+	     "{\"fail\":{\"workOrder\":\"\"}}", &r);
+	assert_int_equal(r.status, 400);
+	release(&r);
+}
+
 static void test_fault_latency(void **state)
 {
 	(void)state;
@@ -927,6 +954,7 @@ int main(int argc, char **argv)
 	    T(test_fault_fail_503),
 	    T(test_fault_rate_limit_429),
 	    T(test_faults_consumed_in_order),
+	    T(test_fault_for_one_work_order),
 	    T(test_fault_latency),
 	    T(test_fault_timeout_hold_and_close),
 	    T(test_held_request_does_not_block_others),
