@@ -26,6 +26,7 @@ RUN apt-get update \
         libcurl4-openssl-dev \
         libhiredis-dev \
         libmicrohttpd-dev \
+        libjemalloc-dev \
         libcmocka-dev \
     && rm -rf /var/lib/apt/lists/*
 
@@ -51,6 +52,7 @@ RUN apt-get update \
         libcurl4 \
         libhiredis0.14 \
         libmicrohttpd12 \
+        libjemalloc2 \
         ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 pruvan \

@@ -1,0 +1,13 @@
+/*
+ * alloc_conf.c: jemalloc's tuning for pruvan-bridge, linked only when the
+ * binary links jemalloc (cmake/modules/worker.cmake).
+ *
+ * jemalloc reads this symbol at start-up. Two arenas instead of four per
+ * core: one thread (the pipeline loop) does nearly all allocation, the
+ * librdkafka and ops threads little, and every extra arena keeps pages of
+ * its own. Dirty pages go back to the kernel after one second instead of
+ * ten, so the resident size follows the events held rather than the peak
+ * (docs/benchmarks.md: peak RSS). MALLOC_CONF in the environment still
+ * overrides each of these.
+ */
+const char *malloc_conf = "narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0";
