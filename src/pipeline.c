@@ -46,6 +46,7 @@
 #include "util.h"
 
 #define CONSUME_BATCH 500
+#define FULL_PAUSE_MS 10000
 #define FETCH_BATCH 512
 #define RECORD_BATCH 512
 #define PUBLISH_MARK_MAX 200000
@@ -59,7 +60,13 @@ typedef struct keyq keyq_t;
 typedef struct task {
 	struct task *next;     /* stage list */
 	struct task *next_key; /* queue behind the same order */
-	rd_kafka_message_t *msg;
+	/* The record's key and value, copied: a held rd_kafka_message_t pins
+	 * the whole (decompressed) fetch buffer it points into, so a few slow
+	 * events kept megabytes resident. One allocation, value after key;
+	 * key NULL when the record had none. */
+	char *bytes;
+	char *key, *value;
+	size_t key_len, value_len;
 	int src;
 	part_t *part;
 	int64_t offset;
@@ -157,6 +164,7 @@ struct pb_pipeline {
 	bool paused_all;
 	bool assigned_once;
 	int64_t lag_at;
+	int64_t full_since; /* when alive reached maxPending; 0: not full */
 	int ready_metric; /* last value of PB_M_READY; -1 unset */
 	int64_t redis_ok_at; /* last successful Redis round trip */
 
@@ -365,8 +373,7 @@ static void task_free(pb_pipeline_t *pl, task_t *t)
 		pb_state_view_clear(&t->view);
 	if (t->dec_set)
 		pb_decision_clear(&t->dec);
-	if (t->msg)
-		rd_kafka_message_destroy(t->msg);
+	free(t->bytes);
 	free(t);
 }
 
@@ -510,7 +517,7 @@ static rd_kafka_resp_err_t produce_result(pb_pipeline_t *pl, task_t *t)
 		return RD_KAFKA_RESP_ERR__NOENT;
 	rd_kafka_resp_err_t err = rd_kafka_producev(
 		pl->producer, RD_KAFKA_V_TOPIC(pl->cfg->topic_results),
-		RD_KAFKA_V_KEY(t->msg->key, t->msg->key_len),
+		RD_KAFKA_V_KEY(t->key, t->key_len),
 		RD_KAFKA_V_VALUE(val, strlen(val)),
 		RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
 		RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
@@ -548,8 +555,8 @@ static rd_kafka_resp_err_t produce_dlq(pb_pipeline_t *pl, task_t *t)
 	}
 	rd_kafka_resp_err_t err = rd_kafka_producev(
 		pl->producer, RD_KAFKA_V_TOPIC(pl->cfg->topic_dlq),
-		RD_KAFKA_V_KEY(t->msg->key, t->msg->key_len),
-		RD_KAFKA_V_VALUE(t->msg->payload, t->msg->len),
+		RD_KAFKA_V_KEY(t->key, t->key_len),
+		RD_KAFKA_V_VALUE(t->value, t->value_len),
 		RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 		RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
 	if (err)
@@ -1079,11 +1086,23 @@ static void consume_one(pb_pipeline_t *pl, rd_kafka_message_t *m)
 		return;
 	}
 	task_t *t = calloc(1, sizeof(*t));
-	if (!t) {
+	char *bytes = malloc(m->key_len + m->len + 1);
+	if (!t || !bytes) {
+		free(t);
+		free(bytes);
 		rd_kafka_message_destroy(m);
 		return;
 	}
-	t->msg = m;
+	if (m->key_len)
+		memcpy(bytes, m->key, m->key_len);
+	if (m->len)
+		memcpy(bytes + m->key_len, m->payload, m->len);
+	bytes[m->key_len + m->len] = '\0';
+	t->bytes = bytes;
+	t->key = m->key ? bytes : NULL;
+	t->key_len = m->key ? m->key_len : 0;
+	t->value = bytes + m->key_len;
+	t->value_len = m->len;
 	t->part = p;
 	t->src = p->src;
 	t->offset = m->offset;
@@ -1091,8 +1110,9 @@ static void consume_one(pb_pipeline_t *pl, rd_kafka_message_t *m)
 	p->held++;
 	pl->alive++;
 	pb_err_t err = t->src == SRC_ORDERS
-			       ? pb_event_parse(m->payload, m->len, &t->ev, &t->rej)
-			       : pb_inbound_parse(m->payload, m->len, &t->in, &t->rej);
+			       ? pb_event_parse(t->value, t->value_len, &t->ev, &t->rej)
+			       : pb_inbound_parse(t->value, t->value_len, &t->in, &t->rej);
+	rd_kafka_message_destroy(m);
 	char lbl[300];
 	const char *acct = t->ev ? t->ev->account : t->in ? t->in->account : NULL;
 	if (!acct || !pb_config_account(pl->cfg, acct))
@@ -1277,17 +1297,35 @@ static void step(pb_pipeline_t *pl, bool consume, int wait_ms)
 {
 	atomic_store(&pl->heartbeat_ms, pb_mono_ms());
 	if (consume) {
+		/* Full (maxPending events held): stop taking messages and let
+		 * librdkafka's bounded prefetch queue hold the rest. Pausing
+		 * the partitions drops that queue and costs a re-fetch on
+		 * resume, which at a full pipeline happened every few
+		 * milliseconds; so pause only when Redis is down or the
+		 * pipeline stayed full for FULL_PAUSE_MS (a Pruvan outage),
+		 * which keeps polling the consumer within
+		 * max.poll.interval.ms. */
+		size_t max = (size_t)pl->cfg->worker_max_pending;
+		bool full = pl->alive >= max;
+		int64_t now = pb_mono_ms();
+		if (!full)
+			pl->full_since = 0;
+		else if (!pl->full_since)
+			pl->full_since = now;
 		bool pause = !pl->redis_up ||
-			     pl->alive >= (size_t)pl->cfg->worker_max_pending;
-		bool resume = pl->redis_up &&
-			      pl->alive < (size_t)pl->cfg->worker_max_pending * 3 / 4;
+			     (full && now - pl->full_since >= FULL_PAUSE_MS);
+		bool resume = pl->redis_up && pl->alive < max * 3 / 4;
 		if (pause)
 			set_paused(pl, true);
 		else if (resume)
 			set_paused(pl, false);
+		size_t room = full ? 0 : max - pl->alive;
+		if (room > CONSUME_BATCH || pl->paused_all)
+			room = CONSUME_BATCH;
 		rd_kafka_message_t *msgs[CONSUME_BATCH];
-		ssize_t n = rd_kafka_consume_batch_queue(pl->cq, 0, msgs,
-							 CONSUME_BATCH);
+		ssize_t n = room ? rd_kafka_consume_batch_queue(pl->cq, 0, msgs,
+								room)
+				 : 0;
 		for (ssize_t i = 0; i < n; i++)
 			consume_one(pl, msgs[i]);
 	}
@@ -1533,6 +1571,15 @@ pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 		err = conf_set(cc, "partition.assignment.strategy", "cooperative-sticky", errstr, errstr_size);
 	if (!err)
 		err = conf_set(cc, "auto.commit.interval.ms", "1000", errstr, errstr_size);
+	/* Memory and latency (docs/benchmarks.md). librdkafka prefetches up
+	 * to 64 MB by default; 8 MB still holds over a second of events at
+	 * the rate one worker handles, at an eighth of the resident size.
+	 * A broker that holds an empty fetch for fetch.wait.max.ms (500 by
+	 * default) delays the next events by up to that much. */
+	if (!err)
+		err = conf_set(cc, "queued.max.messages.kbytes", "8192", errstr, errstr_size);
+	if (!err)
+		err = conf_set(cc, "fetch.wait.max.ms", "50", errstr, errstr_size);
 	if (!err)
 		err = conf_apply(cfg, cc, false, errstr, errstr_size);
 	/* not overridable: they carry the at-least-once guarantee */
