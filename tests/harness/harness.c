@@ -1262,3 +1262,99 @@ int h_write_values(const json_t *records, const char *path)
 	}
 	return fclose(f);
 }
+
+/* ---- checks ------------------------------------------------------------- */
+
+static const char schema_py[] =
+    "import json, sys\n"
+    "import jsonschema\n"
+    "schema = json.load(open(sys.argv[1]))\n"
+    "v = jsonschema.Draft202012Validator(schema,"
+    " format_checker=jsonschema.FormatChecker())\n"
+    "bad = 0\n"
+    "for n, line in enumerate(open(sys.argv[2]), 1):\n"
+    "    if not line.strip():\n"
+    "        continue\n"
+    "    errs = list(v.iter_errors(json.loads(line)))\n"
+    "    for e in errs:\n"
+    "        print('record %d: %s at %s' % (n, e.message,"
+    " list(e.absolute_path)), file=sys.stderr)\n"
+    "    bad += 1 if errs else 0\n"
+    "sys.exit(1 if bad else 0)\n";
+
+int h_check_schema(const json_t *records, const char *schema)
+{
+	const char *py = getenv("PB_PYTHON3");
+	const char *dir = getenv("PB_SCHEMAS");
+	if (!py || !py[0] || !dir) {
+		fprintf(stderr, "[harness] PB_PYTHON3 / PB_SCHEMAS not set\n");
+		return -1;
+	}
+	int bad = 0;
+	size_t i;
+	json_t *r;
+	json_array_foreach(records, i, r)
+	{
+		const char *raw = json_string_value(json_object_get(r, "raw"));
+		if (raw && strstr(raw, "apiKey=")) {
+			fprintf(stderr, "[harness] record %zu carries a PushKey\n",
+				i);
+			bad++;
+		}
+	}
+	char vals[512], spath[512], log[512], name[64];
+	snprintf(name, sizeof(name), "schema-%d.jsonl", ++H.seq);
+	h_path(vals, sizeof(vals), name);
+	snprintf(name, sizeof(name), "schema-%d.log", H.seq);
+	h_path(log, sizeof(log), name);
+	snprintf(spath, sizeof(spath), "%s/%s", dir, schema);
+	if (h_write_values(records, vals))
+		return -1;
+	const char *argv[] = {py, "-c", schema_py, spath, vals, NULL};
+	pid_t pid = spawn(argv, log, log);
+	int st = 0;
+	if (pid < 0 || !reap(pid, 60000, &st)) {
+		if (pid > 0)
+			stop_pid(&pid, SIGKILL, 1000);
+		return -1;
+	}
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		char *text = h_read_file(log, NULL);
+		fprintf(stderr, "[harness] %s: records not valid:\n%s\n", schema,
+			text ? text : "");
+		free(text);
+		bad++;
+	}
+	return bad ? -1 : 0;
+}
+
+json_t *h_sim_pushes_of(const char *api_key, const char *won)
+{
+	json_t *reqs = h_sim_requests(api_key);
+	json_t *out = json_array();
+	size_t i, k;
+	json_t *q, *wo;
+	json_array_foreach(reqs, i, q)
+	{
+		json_t *wos = json_object_get(q, "workOrders");
+		json_array_foreach(wos, k, wo)
+		{
+			const char *n = json_string_value(
+			    json_object_get(wo, "workOrderNumber"));
+			if (!n || strcmp(n, won) != 0)
+				continue;
+			json_t *e = json_pack(
+			    "{s:O?,s:O?,s:O?,s:O?,s:I,s:O}", "seq",
+			    json_object_get(q, "seq"), "status",
+			    json_object_get(q, "status"), "fault",
+			    json_object_get(q, "fault"), "receivedAt",
+			    json_object_get(q, "receivedAt"), "batch",
+			    (json_int_t)json_array_size(wos), "workOrder", wo);
+			if (e)
+				json_array_append_new(out, e);
+			break;
+		}
+	}
+	json_decref(reqs);
+	return out;
+}

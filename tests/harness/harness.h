@@ -190,6 +190,20 @@ json_t *h_one(const json_t *by_event, const char *event_id);
 /* Write the values of records, one per line, to path. */
 int h_write_values(const json_t *records, const char *path);
 
+/*
+ * Validate the values of records (from h_consume) against
+ * $PB_SCHEMAS/<schema> (e.g. "outcome.schema.json") with $PB_PYTHON3's
+ * jsonschema module, in one python run; also fails when any raw value
+ * contains "apiKey=" (a PushKey must never leave the worker). 0 when all
+ * are valid; otherwise the problems are printed to stderr.
+ */
+int h_check_schema(const json_t *records, const char *schema);
+
+/* The sim's kept requests (apiKey api_key, NULL: all) that name won, in
+ * arrival order: {"seq","status","fault","receivedAt","batch": orders in
+ * the request, "workOrder": the entry for won}. New ref. */
+json_t *h_sim_pushes_of(const char *api_key, const char *won);
+
 /* Read a whole file (malloc'd, NUL-terminated); NULL on error. */
 char *h_read_file(const char *path, size_t *len);
 
