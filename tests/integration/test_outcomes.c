@@ -1,0 +1,303 @@
+/*
+ * Every outcome kind end to end (contract section 6), against real Redis,
+ * the mock cluster and the simulator: created, updated, deleted,
+ * unchanged, stale, duplicate (a second copy in the same run, and the same
+ * event produced again after the first worker finished), rejected
+ * (validation, unknown account, delete not allowed, order deleted) and a
+ * poison record (not JSON, and a null value) among good neighbours of the
+ * same partition: the poison goes to the DLQ with its headers while the
+ * neighbours succeed. Every outcome record is validated against
+ * docs/schemas/outcome.schema.json and no PushKey shows up anywhere.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+#define WAIT_MS 90000
+
+static char cfg[512];
+
+static int setup(void **state)
+{
+	(void)state;
+	if (h_setup("outcomes") || h_redis_start() || h_kafka_start(1, 3) ||
+	    h_sim_start(0))
+		return -1;
+	json_t *ov = json_pack(
+	    "{s:{s:{s:s,s:[s]},s:{s:s,s:b}}}", "accounts", "acme", "mode",
+	    "internal", "users", "jsmith", "delco", "mode", "external",
+	    "allowDeletes", 1);
+	int rc = h_write_config("config.json", ov, cfg, sizeof(cfg));
+	json_decref(ov);
+	return rc;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	h_teardown();
+	return 0;
+}
+
+static const char *str_at(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static void produce(json_t *ev)
+{
+	assert_non_null(ev);
+	assert_int_equal(h_produce_json(H_TOPIC_ORDERS, ev, false), 0);
+	json_decref(ev);
+}
+
+static json_t *fields(const char *key, const char *value)
+{
+	return json_pack("{s:s}", key, value);
+}
+
+static json_t *update(const char *id, const char *acct, const char *won,
+		      int64_t version, const char *info)
+{
+	json_t *f = fields("workOrderInfo", info);
+	json_t *e = h_event(id, acct, "update", won, version, f);
+	json_decref(f);
+	return e;
+}
+
+/* Assert the single outcome of id is `outcome` and its reason (NULL: null,
+ * "*": any string). */
+static json_t *expect(json_t *by, const char *id, const char *outcome,
+		      const char *reason)
+{
+	json_t *o = h_one(by, id);
+	if (!o)
+		fail_msg("event %s: not exactly one outcome", id);
+	if (strcmp(str_at(o, "outcome"), outcome) != 0)
+		fail_msg("event %s: outcome %s, expected %s (message: %s)", id,
+			 str_at(o, "outcome"), outcome,
+			 str_at(o, "message") ? str_at(o, "message") : "-");
+	if (reason && strcmp(reason, "*") == 0)
+		assert_non_null(str_at(o, "reason"));
+	else if (reason)
+		assert_string_equal(str_at(o, "reason"), reason);
+	else
+		assert_true(json_is_null(json_object_get(o, "reason")));
+	assert_string_equal(str_at(o, "source"), "orders");
+	return o;
+}
+
+static size_t pushes(const char *acct, const char *won)
+{
+	json_t *p = h_sim_pushes_of(acct, won);
+	size_t n = json_array_size(p);
+	json_decref(p);
+	return n;
+}
+
+static void every_outcome_kind(void **state)
+{
+	(void)state;
+	h_begin("every_outcome_kind");
+	long n = 0;
+
+	/* created */
+	produce(h_event_create("o-c1", "acme", "WO-C1", 1)), n++;
+	/* updated: changed fields only */
+	produce(h_event_create("o-u1", "acme", "WO-U", 1)), n++;
+	produce(update("o-u2", "acme", "WO-U", 2, "gate code 4321")), n++;
+	/* unchanged: same value as last pushed, nothing sent */
+	produce(h_event_create("o-n1", "acme", "WO-N", 1)), n++;
+	produce(update("o-n2", "acme", "WO-N", 2, "Call Office 555-111-2222")),
+	    n++;
+	/* stale: older version than the one applied */
+	produce(h_event_create("o-s1", "acme", "WO-S", 5)), n++;
+	produce(update("o-s2", "acme", "WO-S", 3, "stale value")), n++;
+	/* duplicate: the same record twice in one run */
+	json_t *dup = h_event_create("o-d1", "acme", "WO-DUP", 1);
+	assert_int_equal(h_produce_json(H_TOPIC_ORDERS, dup, false), 0);
+	produce(dup), n += 2;
+	/* deleted, then an update of the deleted order is rejected */
+	produce(h_event_create("o-x1", "delco", "WO-X", 1)), n++;
+	produce(h_event("o-x2", "delco", "delete", "WO-X", 2, NULL)), n++;
+	produce(update("o-x3", "delco", "WO-X", 3, "after delete")), n++;
+	/* rejected: no address, unknown account, delete not allowed */
+	json_t *f = json_pack("{s:[{s:s}]}", "services", "serviceName", "Mow");
+	produce(h_event("o-r1", "acme", "create", "WO-R1", 1, f)), n++;
+	json_decref(f);
+	produce(h_event_create("o-r2", "nobody", "WO-R2", 1)), n++;
+	produce(h_event("o-r3", "acme", "delete", "WO-C1", 9, NULL)), n++;
+	/* poison among good neighbours on one key (one partition) */
+	json_t *p1 = h_event_create("o-p1", "acme", "WO-P", 1);
+	json_t *p2 = update("o-p2", "acme", "WO-P", 2, "after poison");
+	char *t1 = json_dumps(p1, JSON_COMPACT), *t2 = json_dumps(p2, JSON_COMPACT);
+	assert_int_equal(h_produce_nowait(H_TOPIC_ORDERS, "acme/WO-P", t1), 0);
+	assert_int_equal(
+	    h_produce_nowait(H_TOPIC_ORDERS, "acme/WO-P", "{\"eventId\": oops"), 0);
+	assert_int_equal(h_produce_nowait(H_TOPIC_ORDERS, "acme/WO-P", NULL), 0);
+	assert_int_equal(h_produce_nowait(H_TOPIC_ORDERS, "acme/WO-P", t2), 0);
+	n += 4;
+	free(t1);
+	free(t2);
+	json_decref(p1);
+	json_decref(p2);
+	assert_int_equal(h_flush(10000), 0);
+
+	h_worker_t *w = h_worker_run("worker", cfg, true);
+	assert_non_null(w);
+	assert_int_equal(h_worker_wait(w, WAIT_MS), 0);
+
+	json_t *recs = h_consume(H_TOPIC_RESULTS, n, 15000);
+	assert_int_equal(json_array_size(recs), n);
+	assert_int_equal(h_check_schema(recs, "outcome.schema.json"), 0);
+	json_t *by = h_by_event(recs);
+
+	json_t *o = expect(by, "o-c1", "created", NULL);
+	assert_int_equal(json_integer_value(json_object_get(o, "attempts")), 1);
+	assert_int_equal(json_integer_value(json_object_get(
+			     json_object_get(o, "response"), "httpStatus")),
+			 200);
+	assert_string_equal(
+	    str_at(json_object_get(o, "request"), "workOrderNumber"), "WO-C1");
+
+	expect(by, "o-u1", "created", NULL);
+	o = expect(by, "o-u2", "updated", NULL);
+	json_t *req = json_object_get(o, "request");
+	assert_string_equal(str_at(req, "workOrderInfo"), "gate code 4321");
+	assert_null(json_object_get(req, "address1")); /* changed fields only */
+
+	expect(by, "o-n1", "created", NULL);
+	o = expect(by, "o-n2", "unchanged", NULL);
+	assert_true(json_is_null(json_object_get(o, "request")));
+	assert_int_equal(pushes("acme", "WO-N"), 1);
+
+	expect(by, "o-s1", "created", NULL);
+	o = expect(by, "o-s2", "stale", "stale");
+	assert_true(json_is_null(json_object_get(o, "request")));
+	assert_int_equal(pushes("acme", "WO-S"), 1);
+
+	json_t *dl = json_object_get(by, "o-d1");
+	assert_int_equal(json_array_size(dl), 2);
+	assert_string_equal(str_at(json_array_get(dl, 0), "outcome"), "created");
+	assert_string_equal(str_at(json_array_get(dl, 1), "outcome"), "duplicate");
+	assert_int_equal(pushes("acme", "WO-DUP"), 1);
+
+	expect(by, "o-x1", "created", NULL);
+	o = expect(by, "o-x2", "deleted", NULL);
+	assert_string_equal(str_at(json_object_get(o, "request"), "status"),
+			    "deleted");
+	expect(by, "o-x3", "rejected", "order_deleted");
+	assert_int_equal(pushes("delco", "WO-X"), 2);
+
+	expect(by, "o-r1", "rejected", "invalid_address");
+	assert_int_equal(pushes("acme", "WO-R1"), 0);
+	expect(by, "o-r2", "rejected", "unknown_account");
+	expect(by, "o-r3", "rejected", "delete_not_allowed");
+
+	/* the poison pair: outcomes with eventId null, both on the DLQ */
+	o = expect(by, "o-p1", "created", NULL);
+	int64_t part = json_integer_value(json_object_get(o, "partition"));
+	int64_t off = json_integer_value(json_object_get(o, "offset"));
+	o = expect(by, "o-p2", "updated", NULL);
+	assert_int_equal(json_integer_value(json_object_get(o, "partition")), part);
+	assert_int_equal(json_integer_value(json_object_get(o, "offset")), off + 3);
+	json_t *nulls = json_object_get(by, "(null)");
+	assert_int_equal(json_array_size(nulls), 2);
+	json_t *dlq = h_consume(H_TOPIC_DLQ, 2, 15000);
+	assert_int_equal(json_array_size(dlq), 2);
+	size_t i;
+	json_t *x;
+	json_array_foreach(nulls, i, x)
+	{
+		assert_string_equal(str_at(x, "outcome"), "rejected");
+		assert_int_equal(json_integer_value(json_object_get(x, "partition")),
+				 part);
+		int64_t xo = json_integer_value(json_object_get(x, "offset"));
+		assert_true(xo == off + 1 || xo == off + 2);
+		if (xo == off + 1)
+			assert_string_equal(str_at(x, "reason"), "invalid_json");
+	}
+	json_array_foreach(dlq, i, x)
+	{
+		json_t *h = json_object_get(x, "headers");
+		assert_string_equal(str_at(x, "key"), "acme/WO-P");
+		assert_string_equal(str_at(h, "x-source-topic"), H_TOPIC_ORDERS);
+		char want[32];
+		snprintf(want, sizeof(want), "%lld", (long long)part);
+		assert_string_equal(str_at(h, "x-source-partition"), want);
+		assert_non_null(str_at(h, "x-error-reason"));
+		assert_non_null(str_at(h, "x-error-message"));
+		assert_string_equal(str_at(h, "x-attempts"), "0");
+		const char *so = str_at(h, "x-source-offset");
+		assert_non_null(so);
+		if (strtoll(so, NULL, 10) == off + 1) {
+			assert_string_equal(str_at(x, "raw"), "{\"eventId\": oops");
+			assert_string_equal(str_at(h, "x-error-reason"),
+					    "invalid_json");
+		}
+	}
+	assert_int_equal(pushes("acme", "WO-P"), 2);
+	assert_int_equal(h_worker_log_count(w, "apiKey"), 0);
+	json_decref(dlq);
+	json_decref(by);
+	json_decref(recs);
+	h_end();
+}
+
+/* The same event produced again after the first worker finished: a new
+ * worker of the group reports it duplicate and does not push it again. */
+static void duplicate_across_restart(void **state)
+{
+	(void)state;
+	h_begin("duplicate_across_restart");
+	long before = h_topic_count(H_TOPIC_RESULTS);
+	assert_true(before > 0);
+	size_t c1 = pushes("acme", "WO-C1"), u = pushes("acme", "WO-U");
+	assert_int_equal(c1, 1);
+	assert_int_equal(u, 2);
+	produce(h_event_create("o-c1", "acme", "WO-C1", 1));
+	produce(update("o-u2", "acme", "WO-U", 2, "gate code 4321"));
+	produce(h_event_create("o-c9", "acme", "WO-C9", 1));
+	assert_int_equal(h_flush(10000), 0);
+
+	h_worker_t *w = h_worker_run("worker2", cfg, true);
+	assert_non_null(w);
+	assert_int_equal(h_worker_wait(w, WAIT_MS), 0);
+
+	json_t *recs = h_consume(H_TOPIC_RESULTS, before + 3, 15000);
+	assert_int_equal(json_array_size(recs), before + 3);
+	assert_int_equal(h_check_schema(recs, "outcome.schema.json"), 0);
+	json_t *by = h_by_event(recs);
+	json_t *l = json_object_get(by, "o-c1");
+	assert_int_equal(json_array_size(l), 2);
+	json_t *o = json_array_get(l, 1);
+	assert_string_equal(str_at(o, "outcome"), "duplicate");
+	assert_true(json_is_null(json_object_get(o, "request")));
+	l = json_object_get(by, "o-u2");
+	assert_int_equal(json_array_size(l), 2);
+	assert_string_equal(str_at(json_array_get(l, 1), "outcome"), "duplicate");
+	expect(by, "o-c9", "created", NULL);
+	assert_int_equal(pushes("acme", "WO-C1"), 1);
+	assert_int_equal(pushes("acme", "WO-U"), 2);
+	assert_int_equal(h_worker_log_count(w, "apiKey"), 0);
+	json_decref(by);
+	json_decref(recs);
+	h_end();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(every_outcome_kind),
+		cmocka_unit_test(duplicate_across_restart),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
