@@ -1209,14 +1209,20 @@ static void load_relay(loader_t *L, json_t *obj)
 			   type_name(obj));
 		return;
 	}
-	static const char *const keys[] = {"listen", "secret"};
+	static const char *const keys[] = {"listen", "secret", "ackTimeoutMs"};
+	/* how long a relay call waits for Kafka's acknowledgement */
+	static const field_t ack_field = {"ackTimeoutMs", F_INT,
+					  OFF(relay_ack_timeout_ms), 100,
+					  120000, NULL, "ms"};
 	const char *key;
 	json_t *v;
 	json_object_foreach(obj, key, v) {
 		char p[PB_PATH_MAX];
 		path_key(p, sizeof(p), "$.relay", key);
-		if (strcmp(key, "listen") != 0 && strcmp(key, "secret") != 0)
-			report_unknown_key(&L->rep, p, key, keys, 2);
+		if (strcmp(key, "ackTimeoutMs") == 0)
+			check_field(L, p, &ack_field, v);
+		else if (strcmp(key, "listen") != 0 && strcmp(key, "secret") != 0)
+			report_unknown_key(&L->rep, p, key, keys, 3);
 	}
 	json_t *listen = json_object_get(obj, "listen");
 	json_t *secret = json_object_get(obj, "secret");
@@ -1357,6 +1363,7 @@ static pb_err_t set_defaults(pb_config_t *c)
 	c->dedupe_ttl_seconds = 604800;
 	c->worker_max_pending = 20000;
 	c->worker_shutdown_grace_ms = 25000;
+	c->relay_ack_timeout_ms = 10000;
 	if (!c->topic_orders || !c->topic_inbound || !c->topic_results ||
 	    !c->topic_dlq || !c->redis_url || !c->redis_key_prefix ||
 	    !c->http_listen)
@@ -1659,9 +1666,10 @@ char *pb_config_describe(const pb_config_t *c)
 	    json_pack("{s:i, s:i}", "maxPending", c->worker_max_pending,
 		      "shutdownGraceMs", c->worker_shutdown_grace_ms), &ok);
 	put(root, "relay",
-	    json_pack("{s:s?, s:s?, s:s?}", "listen", c->relay_listen,
+	    json_pack("{s:s?, s:s?, s:s?, s:i}", "listen", c->relay_listen,
 		      "secret", c->relay_secret ? "<redacted>" : NULL,
-		      "secretFrom", c->relay_secret_source), &ok);
+		      "secretFrom", c->relay_secret_source, "ackTimeoutMs",
+		      c->relay_ack_timeout_ms), &ok);
 
 	json_t *accts = json_object();
 	for (size_t i = 0; i < c->accounts_len; i++) {

@@ -90,6 +90,9 @@ typedef struct pb_config {
 	bool *kafka_sensitive;
 	/* Where relay_secret came from ("env:NAME" / "file:/path"), or NULL. */
 	char *relay_secret_source;
+	/* relay.ackTimeoutMs (10000): how long a relay call waits for Kafka
+	 * to acknowledge its items before answering 503. */
+	int relay_ack_timeout_ms;
 } pb_config_t;
 
 /*
