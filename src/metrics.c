@@ -712,6 +712,12 @@ static const struct {
 	{PB_M_PAUSED, PB_METRIC_GAUGE,
 	 "1 while consumption is paused (too many pending events).", NULL, 0,
 	 true},
+	{PB_M_RELAY_REQUESTS, PB_METRIC_COUNTER,
+	 "Calls answered by the relay receiver, by method (status|"
+	 "uploadPictures|validate|other) and HTTP status.", NULL, 0, false},
+	{PB_M_RELAY_ITEMS, PB_METRIC_COUNTER,
+	 "Relayed items the relay receiver wrote to the inbound topic "
+	 "(acknowledged by Kafka), by account and kind.", NULL, 0, false},
 };
 
 pb_err_t pb_metrics_declare_standard(pb_metrics_t *m)

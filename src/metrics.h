@@ -122,6 +122,8 @@ size_t pb_metrics_series_count(pb_metrics_t *m);
 #define PB_M_READY "pruvan_bridge_ready" /* - ; 0|1 */
 #define PB_M_PARTITIONS_ASSIGNED "pruvan_bridge_partitions_assigned" /* - */
 #define PB_M_PAUSED "pruvan_bridge_paused" /* - ; 0|1 */
+#define PB_M_RELAY_REQUESTS "pruvan_bridge_relay_requests_total" /* method,status */
+#define PB_M_RELAY_ITEMS "pruvan_bridge_relay_items_total" /* account,kind */
 
 /*
  * Declare every PB_M_* metric with its type, help text and buckets, and

@@ -1,0 +1,12 @@
+# Relay receiver: an optional HTTP endpoint (libmicrohttpd, thread per
+# connection) for Pruvan's relay calls, writing each relayed item onto the
+# inbound topic through its own idempotent producer (pb_relay). Uses the
+# rules library's inbound parser so what it writes is what the worker
+# accepts, and the ops module's listen-address parser.
+add_library(pb_relay STATIC src/relay.c)
+target_include_directories(pb_relay PUBLIC ${PROJECT_SOURCE_DIR}/src)
+target_link_libraries(pb_relay PUBLIC pb_rules pb_ops pb_metrics pb_config
+  pb_base PkgConfig::RDKAFKA PkgConfig::MHD PkgConfig::JANSSON
+  Threads::Threads)
+
+pb_unit_test(test_relay tests/unit/test_relay.c pb_relay PkgConfig::CURL)
