@@ -1361,7 +1361,7 @@ static pb_err_t set_defaults(pb_config_t *c)
 	c->pruvan_circuit_failures = 5;
 	c->pruvan_circuit_open_ms = 30000;
 	c->dedupe_ttl_seconds = 604800;
-	c->worker_max_pending = 20000;
+	c->worker_max_pending = 2000; /* docs/benchmarks.md: memory vs throughput */
 	c->worker_shutdown_grace_ms = 25000;
 	c->relay_ack_timeout_ms = 10000;
 	if (!c->topic_orders || !c->topic_inbound || !c->topic_results ||

@@ -72,7 +72,7 @@ typedef struct pb_config {
 	char *http_listen; /* "127.0.0.1:9464" (ops endpoints) */
 
 	/* "worker" (not in the contract's example; all optional) */
-	int worker_max_pending;      /* 20000: events held in memory before consumption pauses */
+	int worker_max_pending;      /* 2000: events held in memory before consumption stops */
 	int worker_shutdown_grace_ms; /* 25000: SIGTERM / revoke budget */
 
 	/* "relay": optional receiver for Pruvan's relay calls; off when listen is NULL */

@@ -759,6 +759,10 @@ static void decide_order(pb_pipeline_t *pl, task_t *t)
 	pb_rules_decide(ev, t->acct, t->acct ? auto_admin_of(pl, t->acct) : true,
 			st, &t->dec);
 	t->dec_set = true;
+	/* the decision holds its own copy (pushed_after); the fetched state
+	 * need not stay resident while the push waits */
+	json_decref(t->view.order.pushed);
+	t->view.order.pushed = NULL;
 	switch (t->dec.verdict) {
 	case PB_VERDICT_PUSH:
 		t->job.acct = t->acct;
@@ -1580,6 +1584,12 @@ pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 		err = conf_set(cc, "queued.max.messages.kbytes", "8192", errstr, errstr_size);
 	if (!err)
 		err = conf_set(cc, "fetch.wait.max.ms", "50", errstr, errstr_size);
+	/* a 50 MB fetch (8 partitions x 1 MB, decompressed) doubled the
+	 * resident size for the first seconds of a backlog */
+	if (!err)
+		err = conf_set(cc, "fetch.max.bytes", "2097152", errstr, errstr_size);
+	if (!err)
+		err = conf_set(cc, "max.partition.fetch.bytes", "262144", errstr, errstr_size);
 	if (!err)
 		err = conf_apply(cfg, cc, false, errstr, errstr_size);
 	/* not overridable: they carry the at-least-once guarantee */

@@ -239,7 +239,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg->pruvan_circuit_open_ms, 30000);
 	assert_int_equal(cfg->dedupe_ttl_seconds, 604800);
 	assert_string_equal(cfg->http_listen, "127.0.0.1:9464");
-	assert_int_equal(cfg->worker_max_pending, 20000);
+	assert_int_equal(cfg->worker_max_pending, 2000);
 	assert_int_equal(cfg->worker_shutdown_grace_ms, 25000);
 	assert_null(cfg->relay_listen);
 	assert_null(cfg->relay_secret);
