@@ -86,6 +86,8 @@ def main():
             "eps_steady": med(lat, "eps_steady"),
             "latency_ms": {k: med(lat, "latency_ms", k) for k in ("p50", "p99", "max")},
             "p99_range": spread(lat, "latency_ms", "p99"),
+            "latency_steady_ms": {k: med(lat, "latency_steady_ms", k) for k in ("p50", "p99", "max")},
+            "steady_p99_range": spread(lat, "latency_steady_ms", "p99"),
             "http_per_event": med(lat, "http_per_event"),
             "redis_rt_per_event": med(lat, "redis_rt_per_event"),
             "cpu_s_per_1k": med(lat, "cpu_s_per_1k"),
@@ -107,8 +109,10 @@ def main():
             targets.append(("slow sim: peak RSS <= 64 MiB", s["slow"]["peak_rss_mib"],
                             s["slow"]["peak_rss_mib"] <= 64))
         if lat:
+            p99 = s["latency"]["latency_steady_ms"]["p99"]
+            targets.append(("latency at half rate: p99 <= 250 ms (after warm-up)", p99, p99 <= 250))
             p99 = s["latency"]["latency_ms"]["p99"]
-            targets.append(("latency at half rate: p99 <= 250 ms", p99, p99 <= 250))
+            targets.append(("latency at half rate: p99 <= 250 ms (all events)", p99, p99 <= 250))
     s["targets"] = [{"target": t, "value": v, "met": ok} for t, v, ok in targets]
     json.dump(s, open(os.path.join(a.dir, "summary.json"), "w"), indent=2)
     lines = ["# bench summary (%s, medians of %d rounds)" % (a.dir, s["rounds"]), ""]

@@ -1,0 +1,36 @@
+# Benchmark smoke test (label "bench"): bench/run.sh --smoke pushes ~2,000
+# generated events through the worker on the mock cluster, a private
+# redis-server and the simulator, enforces no performance target, but fails
+# unless every event got exactly one outcome and the mock cluster kept every
+# event. The full benchmark is bench/run.sh (docs/benchmarks.md).
+# Run: ctest -L bench
+#
+# The binaries are defined by modules that sort after this one, so the test
+# is added at the end of the directory, once every module has run.
+find_program(PB_BENCH_KCAT kcat)
+find_program(PB_BENCH_REDIS redis-server)
+find_program(PB_BENCH_PYTHON3 python3)
+
+function(pb_bench_add_smoke_test)
+  if(NOT (TARGET pruvan-bridge AND TARGET pruvan-sim AND TARGET pb-mock-kafka))
+    return()
+  endif()
+  if(NOT (PB_BENCH_KCAT AND PB_BENCH_REDIS AND PB_BENCH_PYTHON3))
+    message(STATUS "kcat, redis-server or python3 not found: bench_smoke not registered")
+    return()
+  endif()
+  add_test(NAME bench_smoke
+    COMMAND ${PROJECT_SOURCE_DIR}/bench/run.sh --smoke
+            --bridge $<TARGET_FILE:pruvan-bridge>
+            --sim $<TARGET_FILE:pruvan-sim>
+            --mock $<TARGET_FILE:pb-mock-kafka>
+            --out ${CMAKE_BINARY_DIR}/bench-smoke)
+  set_tests_properties(bench_smoke PROPERTIES LABELS bench TIMEOUT 120)
+endfunction()
+
+if(CMAKE_VERSION VERSION_GREATER_EQUAL 3.19)
+  cmake_language(DEFER DIRECTORY ${PROJECT_SOURCE_DIR}
+                 CALL pb_bench_add_smoke_test)
+else()
+  pb_bench_add_smoke_test()
+endif()
