@@ -1333,8 +1333,11 @@ static void check_cross(loader_t *L)
 		report_add(&L->rep, "$.pruvan.backoffMaxMs",
 			   "must be at least $.pruvan.backoffBaseMs (%d ms)",
 			   c->pruvan_backoff_base_ms);
+	/* port 0 on both is fine: each listener gets its own free port */
+	size_t rl = c->relay_listen ? strlen(c->relay_listen) : 0;
 	if (c->relay_listen && c->http_listen &&
-	    strcmp(c->relay_listen, c->http_listen) == 0)
+	    strcmp(c->relay_listen, c->http_listen) == 0 &&
+	    !(rl >= 2 && strcmp(c->relay_listen + rl - 2, ":0") == 0))
 		report_add(&L->rep, "$.relay.listen",
 			   "same address as $.http.listen; the relay "
 			   "receiver needs its own port");
