@@ -28,6 +28,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "ops.h"
+#include "relay.h"
 #include "pipeline.h"
 #include "replay.h"
 #include "state.h"
@@ -109,6 +110,7 @@ static int cmd_run(const char *path, bool exit_on_eof)
 	char err[1024];
 	pb_pipeline_t *pl = NULL;
 	pb_ops_t *ops = NULL;
+	pb_relay_t *relay = NULL;
 	pb_metrics_t *m = pb_metrics_new();
 	if (!m || pb_metrics_declare_standard(m) != PB_OK) {
 		pb_log(PB_LOG_ERROR, "cannot set up metrics", NULL);
@@ -147,12 +149,26 @@ static int cmd_run(const char *path, bool exit_on_eof)
 		pb_log(PB_LOG_INFO, "operations endpoint listening", "listen",
 		       cfg->http_listen, "port", port, NULL);
 	}
+	if (cfg->relay_listen) {
+		if (pb_relay_start(cfg, m, &relay, err, sizeof(err)) != PB_OK) {
+			pb_log(PB_LOG_ERROR, "cannot start the relay endpoint",
+			       "listen", cfg->relay_listen, "error", err,
+			       "what_to_do", "free the port or change relay.listen",
+			       NULL);
+			goto out;
+		}
+		char port[16];
+		snprintf(port, sizeof(port), "%d", pb_relay_port(relay));
+		pb_log(PB_LOG_INFO, "relay endpoint listening", "listen",
+		       cfg->relay_listen, "port", port, NULL);
+	}
 	if (pb_pipeline_run(pl, err, sizeof(err)) != PB_OK) {
 		pb_log(PB_LOG_ERROR, "worker failed", "error", err, NULL);
 		goto out;
 	}
 	rc = 0;
 out:
+	pb_relay_stop(relay);
 	pb_ops_stop(ops);
 	pb_pipeline_destroy(pl);
 	pb_metrics_destroy(m);

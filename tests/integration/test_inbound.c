@@ -47,6 +47,8 @@ static h_worker_t *worker(void)
 	assert_non_null(W);
 	W_ops = h_worker_ops_port(W, WAIT_MS);
 	assert_true(W_ops > 0);
+	/* the relay receiver is off unless relay.listen is set */
+	assert_int_equal(h_worker_log_count(W, "relay endpoint listening"), 0);
 	return W;
 }
 
