@@ -41,11 +41,11 @@
 #include "rules.h"
 #include "util.h"
 
-#define RELAY_PP_BUFFER 16384
+#define RELAY_PP_BUFFER		   16384
 #define RELAY_CONNECTION_TIMEOUT_S 60
-#define RELAY_ACK_MARGIN_MS 1000
-#define RELAY_PATH_PREFIX "/relay/"
-#define CT_JSON "application/json"
+#define RELAY_ACK_MARGIN_MS	   1000
+#define RELAY_PATH_PREFIX	   "/relay/"
+#define CT_JSON			   "application/json"
 
 struct pb_relay {
 	const pb_config_t *cfg;
@@ -58,7 +58,8 @@ struct pb_relay {
 	int port;
 };
 
-/* ---- waiting for Kafka ---------------------------------------------------- */
+/* ---- waiting for Kafka ----------------------------------------------------
+ */
 
 /* What one call waits on; see the reference counting invariant above. */
 typedef struct call {
@@ -130,8 +131,10 @@ static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
 			 const char *buf)
 {
 	(void)rk;
-	pb_log(level <= 3 ? PB_LOG_ERROR : level <= 4 ? PB_LOG_WARN
-			   : level <= 6 ? PB_LOG_INFO : PB_LOG_DEBUG,
+	pb_log(level <= 3   ? PB_LOG_ERROR
+	       : level <= 4 ? PB_LOG_WARN
+	       : level <= 6 ? PB_LOG_INFO
+			    : PB_LOG_DEBUG,
 	       buf, "component", "librdkafka", "client", "relay", "facility",
 	       fac, NULL);
 }
@@ -152,11 +155,11 @@ static pb_err_t produce_and_wait(pb_relay_t *r, const pb_relay_record_t *recs,
 	pthread_mutex_lock(&c->mu);
 	for (size_t i = 0; i < n; i++) {
 		rd_kafka_resp_err_t e = rd_kafka_producev(
-			r->producer, RD_KAFKA_V_TOPIC(r->cfg->topic_inbound),
-			RD_KAFKA_V_KEY(recs[i].key, strlen(recs[i].key)),
-			RD_KAFKA_V_VALUE(recs[i].value, strlen(recs[i].value)),
-			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-			RD_KAFKA_V_OPAQUE(c), RD_KAFKA_V_END);
+		    r->producer, RD_KAFKA_V_TOPIC(r->cfg->topic_inbound),
+		    RD_KAFKA_V_KEY(recs[i].key, strlen(recs[i].key)),
+		    RD_KAFKA_V_VALUE(recs[i].value, strlen(recs[i].value)),
+		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		    RD_KAFKA_V_OPAQUE(c), RD_KAFKA_V_END);
 		if (e) {
 			if (!c->failed++)
 				pb_strlcpy(c->error, rd_kafka_err2str(e),
@@ -168,8 +171,8 @@ static pb_err_t produce_and_wait(pb_relay_t *r, const pb_relay_record_t *recs,
 	}
 	struct timespec dl;
 	clock_gettime(CLOCK_MONOTONIC, &dl);
-	int64_t wait_ms = (int64_t)r->cfg->relay_ack_timeout_ms +
-			  RELAY_ACK_MARGIN_MS;
+	int64_t wait_ms =
+	    (int64_t)r->cfg->relay_ack_timeout_ms + RELAY_ACK_MARGIN_MS;
 	dl.tv_sec += (time_t)(wait_ms / 1000);
 	dl.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
 	if (dl.tv_nsec >= 1000000000L) {
@@ -193,7 +196,8 @@ static pb_err_t produce_and_wait(pb_relay_t *r, const pb_relay_record_t *recs,
 	return err;
 }
 
-/* ---- pure parts ------------------------------------------------------------ */
+/* ---- pure parts ------------------------------------------------------------
+ */
 
 bool pb_relay_secret_equal(const char *given, const char *secret)
 {
@@ -236,8 +240,8 @@ pb_err_t pb_relay_parse_path(const char *url, char *account,
 }
 
 /* Two FNV-1a 64 passes with different bases: an id, not a MAC. */
-static void content_id(const char *account, const char *kind,
-		       const char *text, char *out, size_t out_size)
+static void content_id(const char *account, const char *kind, const char *text,
+		       char *out, size_t out_size)
 {
 	uint64_t h1 = 0xcbf29ce484222325ULL, h2 = 0x84222325cbf29ce4ULL;
 	const char *parts[] = {account, kind, text};
@@ -256,8 +260,8 @@ static void content_id(const char *account, const char *kind,
 
 /* Fields Pruvan sends for its own authentication: never passed on. */
 static const char *const credential_fields[] = {
-	"username", "password", "token", "pushkey", "pushKey", "apiKey",
-	"apikey", NULL};
+    "username", "password", "token",  "pushkey",
+    "pushKey",	"apiKey",   "apikey", NULL};
 
 /*
  * One item (a copy of src) to one record. label names the item in
@@ -297,8 +301,8 @@ static pb_err_t build_record(const char *account, const char *kind,
 	}
 	wrap = json_pack("{s:s, s:s, s:O}", "account", account, "kind", kind,
 			 "item", item);
-	text = wrap ? json_dumps(wrap, JSON_COMPACT | JSON_PRESERVE_ORDER)
-		    : NULL;
+	text =
+	    wrap ? json_dumps(wrap, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	if (!text)
 		goto out_nomem;
 	/* the worker's own parser: what passes here is consumable there */
@@ -380,11 +384,9 @@ pb_err_t pb_relay_records(const char *account, const char *method,
 	for (size_t i = 0; i < n; i++) {
 		pb_err_t err;
 		if (!list) {
-			err = build_record(account,
-					   has_survey(payload) ? "survey"
-							       : "photo",
-					   payload, "metadata", &recs[i],
-					   errstr, errstr_size);
+			err = build_record(
+			    account, has_survey(payload) ? "survey" : "photo",
+			    payload, "metadata", &recs[i], errstr, errstr_size);
 		} else {
 			char label[48];
 			snprintf(label, sizeof(label), "workOrders[%zu]", i);
@@ -402,7 +404,8 @@ pb_err_t pb_relay_records(const char *account, const char *method,
 	return PB_OK;
 }
 
-/* ---- HTTP ------------------------------------------------------------------- */
+/* ---- HTTP -------------------------------------------------------------------
+ */
 
 typedef enum { BODY_RAW = 0, BODY_FORM } body_mode_t;
 
@@ -444,7 +447,7 @@ static enum MHD_Result answer(request_t *rq, struct MHD_Connection *conn,
 	if (!text)
 		return MHD_NO;
 	struct MHD_Response *r = MHD_create_response_from_buffer(
-		strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	    strlen(text), text, MHD_RESPMEM_MUST_FREE);
 	if (!r) {
 		free(text);
 		return MHD_NO;
@@ -465,7 +468,7 @@ static enum MHD_Result answer(request_t *rq, struct MHD_Connection *conn,
 
 static enum MHD_Result answer_error(request_t *rq, struct MHD_Connection *conn,
 				    unsigned int status, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static enum MHD_Result answer_error(request_t *rq, struct MHD_Connection *conn,
 				    unsigned int status, const char *fmt, ...)
@@ -479,9 +482,8 @@ static enum MHD_Result answer_error(request_t *rq, struct MHD_Connection *conn,
 	snprintf(code, sizeof(code), "%u", status);
 	/* the path only: MHD hands the query (which may hold the secret)
 	 * over separately, and it is never logged */
-	pb_log(status >= 500 ? PB_LOG_WARN : PB_LOG_DEBUG,
-	       "relay call refused", "status", code, "method",
-	       method_label(rq->method), "account",
+	pb_log(status >= 500 ? PB_LOG_WARN : PB_LOG_DEBUG, "relay call refused",
+	       "status", code, "method", method_label(rq->method), "account",
 	       rq->account[0] ? rq->account : "-", "error", msg, NULL);
 	return answer(rq, conn, status, json_pack("{s:s}", "error", msg));
 }
@@ -537,8 +539,8 @@ static void field_done(request_t *rq)
 static enum MHD_Result on_field(void *cls, enum MHD_ValueKind kind,
 				const char *key, const char *filename,
 				const char *content_type,
-				const char *transfer_encoding,
-				const char *data, uint64_t off, size_t size)
+				const char *transfer_encoding, const char *data,
+				uint64_t off, size_t size)
 {
 	request_t *rq = cls;
 	(void)kind;
@@ -577,8 +579,8 @@ static void request_free(request_t *rq)
 }
 
 /* @locality: MHD, when a request ends (answered or not). */
-static void on_completed(void *cls, struct MHD_Connection *conn,
-			 void **con_cls, enum MHD_RequestTerminationCode toe)
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
 {
 	(void)cls;
 	(void)conn;
@@ -626,17 +628,17 @@ static enum MHD_Result begin(pb_relay_t *r, request_t *rq,
 				    "uploadPictures, status or validate",
 				    meth);
 	const char *cl = MHD_lookup_connection_value(
-		conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	    conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	int64_t len;
 	if (cl && pb_parse_i64(cl, &len) && len > (int64_t)PB_RELAY_MAX_BODY)
 		return answer_error(rq, conn, MHD_HTTP_CONTENT_TOO_LARGE,
 				    "the body is %" PRId64 " bytes: at most %u",
 				    len, PB_RELAY_MAX_BODY);
 	const char *ct = MHD_lookup_connection_value(
-		conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-	if (ct && (strncasecmp(ct, "multipart/form-data", 19) == 0 ||
-		   strncasecmp(ct, "application/x-www-form-urlencoded", 33) ==
-			   0)) {
+	    conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	if (ct &&
+	    (strncasecmp(ct, "multipart/form-data", 19) == 0 ||
+	     strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0)) {
 		rq->mode = BODY_FORM;
 		rq->pp = MHD_create_post_processor(conn, RELAY_PP_BUFFER,
 						   on_field, rq);
@@ -662,9 +664,9 @@ static enum MHD_Result finish(pb_relay_t *r, request_t *rq,
 			      struct MHD_Connection *conn)
 {
 	if (strcmp(rq->method, "validate") == 0)
-		return answer(rq, conn, MHD_HTTP_OK,
-			      json_pack("{s:s, s:b}", "error", "",
-					"validated", 1));
+		return answer(
+		    rq, conn, MHD_HTTP_OK,
+		    json_pack("{s:s, s:b}", "error", "", "validated", 1));
 	if (rq->mode == BODY_FORM) {
 		field_done(rq);
 		if (!rq->json)
@@ -690,8 +692,8 @@ static enum MHD_Result finish(pb_relay_t *r, request_t *rq,
 	if (e)
 		return answer_error(rq, conn,
 				    e == PB_ERR_INVALID
-					    ? MHD_HTTP_UNPROCESSABLE_CONTENT
-					    : MHD_HTTP_INTERNAL_SERVER_ERROR,
+					? MHD_HTTP_UNPROCESSABLE_CONTENT
+					: MHD_HTTP_INTERNAL_SERVER_ERROR,
 				    "%s", err);
 	e = produce_and_wait(r, recs, n, err, sizeof(err));
 	if (e == PB_OK) {
@@ -741,7 +743,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 		if (rq->total > PB_RELAY_MAX_BODY || rq->too_big)
 			return MHD_NO;
 		if (rq->mode == BODY_FORM) {
-			if (MHD_post_process(rq->pp, upload_data, n) != MHD_YES &&
+			if (MHD_post_process(rq->pp, upload_data, n) !=
+				MHD_YES &&
 			    rq->too_big)
 				return MHD_NO;
 		} else if (!append(&rq->json, &rq->json_len, upload_data, n)) {
@@ -756,17 +759,27 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 	return finish(r, rq, conn);
 }
 
-/* ---- lifecycle ---------------------------------------------------------------- */
+/* ---- lifecycle
+ * ---------------------------------------------------------------- */
 
 /* librdkafka properties only a consumer understands (prefix match); the
  * one "kafka" section serves every client. Mirrors the pipeline's list. */
-static const char *const consumer_only[] = {
-	"group.", "session.timeout.ms", "heartbeat.interval.ms",
-	"max.poll.interval.ms", "auto.offset.reset", "auto.commit.",
-	"enable.auto.", "partition.assignment.strategy", "fetch.",
-	"isolation.level", "enable.partition.eof", "check.crcs",
-	"queued.min.messages", "queued.max.messages.kbytes",
-	"transactional.id", NULL};
+static const char *const consumer_only[] = {"group.",
+					    "session.timeout.ms",
+					    "heartbeat.interval.ms",
+					    "max.poll.interval.ms",
+					    "auto.offset.reset",
+					    "auto.commit.",
+					    "enable.auto.",
+					    "partition.assignment.strategy",
+					    "fetch.",
+					    "isolation.level",
+					    "enable.partition.eof",
+					    "check.crcs",
+					    "queued.min.messages",
+					    "queued.max.messages.kbytes",
+					    "transactional.id",
+					    NULL};
 
 static pb_err_t producer_new(pb_relay_t *r, char *errstr, size_t errstr_size)
 {
@@ -792,8 +805,8 @@ static pb_err_t producer_new(pb_relay_t *r, char *errstr, size_t errstr_size)
 		}
 	}
 	/* The guarantees the answer to Pruvan rests on: not overridable. */
-	static const char *const fixed[][2] = {
-		{"enable.idempotence", "true"}, {"acks", "all"}};
+	static const char *const fixed[][2] = {{"enable.idempotence", "true"},
+					       {"acks", "all"}};
 	for (size_t i = 0; i < 2; i++)
 		if (rd_kafka_conf_set(kc, fixed[i][0], fixed[i][1], e,
 				      sizeof(e)))
@@ -826,15 +839,14 @@ pb_err_t pb_relay_start(const pb_config_t *cfg, pb_metrics_t *metrics,
 		return pb_errf(errstr, errstr_size, PB_ERR_INVALID,
 			       "pb_relay_start: cfg, metrics and relay_out "
 			       "required");
-	if (!cfg->relay_listen || !cfg->relay_secret ||
-	    !cfg->relay_secret[0])
+	if (!cfg->relay_listen || !cfg->relay_secret || !cfg->relay_secret[0])
 		return pb_errf(errstr, errstr_size, PB_ERR_CONFIG,
 			       "the relay needs relay.listen and a non-empty "
 			       "relay.secret");
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
-	pb_err_t err = pb_ops_parse_listen(cfg->relay_listen, &addr,
-					   &addr_len, errstr, errstr_size);
+	pb_err_t err = pb_ops_parse_listen(cfg->relay_listen, &addr, &addr_len,
+					   errstr, errstr_size);
 	if (err)
 		return err;
 	pb_relay_t *r = calloc(1, sizeof(*r));
@@ -855,29 +867,28 @@ pb_err_t pb_relay_start(const pb_config_t *cfg, pb_metrics_t *metrics,
 	}
 	r->poller_started = true;
 
-	unsigned int flags = MHD_USE_THREAD_PER_CONNECTION |
-			     MHD_USE_INTERNAL_POLLING_THREAD;
+	unsigned int flags =
+	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD;
 	if (addr.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	errno = 0;
 	r->daemon = MHD_start_daemon(
-		flags, 0, NULL, NULL, handle, r, MHD_OPTION_SOCK_ADDR,
-		(struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
-		(unsigned int)PB_RELAY_MAX_CONNECTIONS,
-		MHD_OPTION_CONNECTION_TIMEOUT,
-		(unsigned int)RELAY_CONNECTION_TIMEOUT_S,
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-		MHD_OPTION_END);
+	    flags, 0, NULL, NULL, handle, r, MHD_OPTION_SOCK_ADDR,
+	    (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned int)PB_RELAY_MAX_CONNECTIONS,
+	    MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned int)RELAY_CONNECTION_TIMEOUT_S,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
 	if (!r->daemon) {
 		int e = errno;
-		err = pb_errf(errstr, errstr_size, PB_ERR_IO,
-			      "relay cannot listen on %s: %s",
-			      cfg->relay_listen,
-			      e ? strerror(e) : "libmicrohttpd failed");
+		err =
+		    pb_errf(errstr, errstr_size, PB_ERR_IO,
+			    "relay cannot listen on %s: %s", cfg->relay_listen,
+			    e ? strerror(e) : "libmicrohttpd failed");
 		goto fail;
 	}
 	const union MHD_DaemonInfo *info =
-		MHD_get_daemon_info(r->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	    MHD_get_daemon_info(r->daemon, MHD_DAEMON_INFO_BIND_PORT);
 	r->port = info ? (int)info->port : -1;
 	if (r->port <= 0) {
 		err = pb_errf(errstr, errstr_size, PB_ERR_IO,
@@ -912,7 +923,7 @@ void pb_relay_stop(pb_relay_t *r)
 		/* Serve the last reports so every call_t is released. */
 		rd_kafka_flush(r->producer, 2000);
 		rd_kafka_purge(r->producer, RD_KAFKA_PURGE_F_QUEUE |
-						    RD_KAFKA_PURGE_F_INFLIGHT);
+						RD_KAFKA_PURGE_F_INFLIGHT);
 		rd_kafka_flush(r->producer, 1000);
 		rd_kafka_destroy(r->producer);
 	}

@@ -48,9 +48,9 @@
 #include "err.h"
 #include "metrics.h"
 
-#define PB_RELAY_MAX_BODY (32u * 1024u * 1024u) /* whole request */
-#define PB_RELAY_MAX_JSON (1024u * 1024u)       /* the JSON payload */
-#define PB_RELAY_MAX_ITEMS 1000                 /* items per call */
+#define PB_RELAY_MAX_BODY	 (32u * 1024u * 1024u) /* whole request */
+#define PB_RELAY_MAX_JSON	 (1024u * 1024u)       /* the JSON payload */
+#define PB_RELAY_MAX_ITEMS	 1000		       /* items per call */
 #define PB_RELAY_MAX_CONNECTIONS 64
 
 typedef struct pb_relay pb_relay_t;
@@ -86,8 +86,8 @@ pb_err_t pb_relay_parse_path(const char *url, char *account,
 
 /* One record for the inbound topic: key ACCOUNT/KEY1 and the wrapper. */
 typedef struct pb_relay_record {
-	char *key;   /* owned */
-	char *value; /* owned, {"account","kind","item"} as JSON text */
+	char *key;	  /* owned */
+	char *value;	  /* owned, {"account","kind","item"} as JSON text */
 	const char *kind; /* static */
 } pb_relay_record_t;
 

@@ -38,10 +38,11 @@ static h_worker_t *worker(void)
 	if (W)
 		return W;
 	char cfg[512];
-	json_t *ov = json_pack("{s:{s:{s:s, s:[s], s:b}}}", "accounts", "acme",
-			       "mode", "internal", "users", "jsmith",
-			       "allowDeletes", 1);
-	assert_int_equal(h_write_config("config.json", ov, cfg, sizeof(cfg)), 0);
+	json_t *ov =
+	    json_pack("{s:{s:{s:s, s:[s], s:b}}}", "accounts", "acme", "mode",
+		      "internal", "users", "jsmith", "allowDeletes", 1);
+	assert_int_equal(h_write_config("config.json", ov, cfg, sizeof(cfg)),
+			 0);
 	json_decref(ov);
 	W = h_worker_run("worker", cfg, false);
 	assert_non_null(W);
@@ -107,8 +108,8 @@ static void expect(const json_t *by, const char *id, const char *outcome,
 	if (strcmp(field(o, "outcome"), outcome) != 0)
 		fail_msg("%s: outcome %s, expected %s", id, field(o, "outcome"),
 			 outcome);
-	assert_string_equal(field(o, "source"), id[0] == 'e' ? "orders"
-							       : "inbound");
+	assert_string_equal(field(o, "source"),
+			    id[0] == 'e' ? "orders" : "inbound");
 	if (reason)
 		assert_string_equal(field(o, "reason"), reason);
 }
@@ -185,18 +186,18 @@ static void relay_discard_and_reject(void **state)
 	expect(by, "e-d1", "deleted", NULL);
 	json_decref(by);
 
-	put(H_TOPIC_INBOUND, item("i-3", "111", "WO-1"));  /* old Key1 */
-	put(H_TOPIC_INBOUND, item("i-4", "999", "WO-1"));  /* recreated */
-	put(H_TOPIC_INBOUND, item("i-5", "111", "WO-9"));  /* Key1 of deleted */
-	put(H_TOPIC_INBOUND, item("i-6", "222", "WO-2"));  /* live, unaffected */
+	put(H_TOPIC_INBOUND, item("i-3", "111", "WO-1")); /* old Key1 */
+	put(H_TOPIC_INBOUND, item("i-4", "999", "WO-1")); /* recreated */
+	put(H_TOPIC_INBOUND, item("i-5", "111", "WO-9")); /* Key1 of deleted */
+	put(H_TOPIC_INBOUND, item("i-6", "222", "WO-2")); /* live, unaffected */
 	/* malformed: no uuId; unknown account; not JSON at all */
-	put(H_TOPIC_INBOUND, json_pack("{s:s, s:s, s:{s:s, s:s}}", "account",
-				       "acme", "kind", "photo", "item", "key1",
-				       "111", "key2", "WO-1"));
-	put(H_TOPIC_INBOUND, json_pack("{s:s, s:s, s:{s:s, s:s, s:s}}",
-				       "account", "nobody", "kind", "photo",
-				       "item", "uuId", "i-8", "key1", "5",
-				       "key2", "WO-5"));
+	put(H_TOPIC_INBOUND,
+	    json_pack("{s:s, s:s, s:{s:s, s:s}}", "account", "acme", "kind",
+		      "photo", "item", "key1", "111", "key2", "WO-1"));
+	put(H_TOPIC_INBOUND,
+	    json_pack("{s:s, s:s, s:{s:s, s:s, s:s}}", "account", "nobody",
+		      "kind", "photo", "item", "uuId", "i-8", "key1", "5",
+		      "key2", "WO-5"));
 	assert_int_equal(h_produce(H_TOPIC_INBOUND, "acme/x", "{not json"), 0);
 	json_t *recs = h_consume(H_TOPIC_RESULTS, 12, WAIT_MS);
 	assert_int_equal(json_array_size(recs), 12);
@@ -232,7 +233,8 @@ static void relay_discard_and_reject(void **state)
 	json_array_foreach(dlq, i, r)
 	{
 		json_t *h = json_object_get(r, "headers");
-		assert_string_equal(field(h, "x-source-topic"), H_TOPIC_INBOUND);
+		assert_string_equal(field(h, "x-source-topic"),
+				    H_TOPIC_INBOUND);
 		if (strcmp(field(r, "raw"), "{not json") == 0)
 			raw_seen++;
 	}
@@ -320,8 +322,8 @@ static void delete_races_items(void **state)
 			last_relayed = k;
 		} else if (strcmp(oc, "discarded") == 0) {
 			assert_string_equal(
-				field(json_array_get(all, 0), "reason"),
-				"order_deleted");
+			    field(json_array_get(all, 0), "reason"),
+			    "order_deleted");
 			discarded++;
 			if (first_discarded < 0)
 				first_discarded = k;
@@ -392,9 +394,9 @@ static void restart_between_delete_and_items(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(relay_discard_and_reject),
-		cmocka_unit_test(delete_races_items),
-		cmocka_unit_test(restart_between_delete_and_items),
+	    cmocka_unit_test(relay_discard_and_reject),
+	    cmocka_unit_test(delete_races_items),
+	    cmocka_unit_test(restart_between_delete_and_items),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

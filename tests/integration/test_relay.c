@@ -29,7 +29,7 @@
 #include "harness.h"
 
 #define WAIT_MS 20000
-#define SECRET "it-relay-Secret-0123456789"
+#define SECRET	"it-relay-Secret-0123456789"
 
 static int setup(void **state)
 {
@@ -64,9 +64,8 @@ static int relay_port(h_worker_t *w)
 		while (line > text && line[-1] != '\n')
 			line--;
 		char *end = strchr(line, '\n');
-		json_t *j = json_loadb(line, end ? (size_t)(end - line)
-						 : strlen(line),
-				       0, NULL);
+		json_t *j = json_loadb(
+		    line, end ? (size_t)(end - line) : strlen(line), 0, NULL);
 		const char *p = json_string_value(json_object_get(j, "port"));
 		if (p)
 			port = (int)strtol(p, NULL, 10);
@@ -183,25 +182,28 @@ static json_t *outcomes(long n, const char *id, json_t **by)
 	return all;
 }
 
-#define PHOTO "{\"uuId\":\"rl-ph-1\",\"key1\":111,\"key2\":\"WO-1\"," \
-	      "\"key4\":\"Task-01 Mow Grass\",\"fileType\":\"jpg\"," \
-	      "\"password\":\"pruvan-pw\"}"
-#define STATUS "{\"username\":\"u\",\"password\":\"pruvan-pw\",\"token\":" \
-	       "\"t\",\"workOrders\":[{\"workOrderNumber\":\"WO-1\"," \
-	       "\"key1\":\"111\",\"status\":\"complete\"}]}"
+#define PHOTO                                                                  \
+	"{\"uuId\":\"rl-ph-1\",\"key1\":111,\"key2\":\"WO-1\","                \
+	"\"key4\":\"Task-01 Mow Grass\",\"fileType\":\"jpg\","                 \
+	"\"password\":\"pruvan-pw\"}"
+#define STATUS                                                                 \
+	"{\"username\":\"u\",\"password\":\"pruvan-pw\",\"token\":"            \
+	"\"t\",\"workOrders\":[{\"workOrderNumber\":\"WO-1\","                 \
+	"\"key1\":\"111\",\"status\":\"complete\"}]}"
 
 static void relay_calls_end_to_end(void **state)
 {
 	(void)state;
 	h_begin("relay_calls_end_to_end");
 	setenv("PB_IT_RELAY_SECRET", SECRET, 1);
-	json_t *ov = json_pack(
-		"{s:{s:s, s:s, s:i}, s:{s:{s:s, s:[s], s:b}}}", "relay",
-		"listen", "127.0.0.1:0", "secret", "env:PB_IT_RELAY_SECRET",
-		"ackTimeoutMs", 1500, "accounts", "acme", "mode", "internal",
-		"users", "jsmith", "allowDeletes", 1);
+	json_t *ov = json_pack("{s:{s:s, s:s, s:i}, s:{s:{s:s, s:[s], s:b}}}",
+			       "relay", "listen", "127.0.0.1:0", "secret",
+			       "env:PB_IT_RELAY_SECRET", "ackTimeoutMs", 1500,
+			       "accounts", "acme", "mode", "internal", "users",
+			       "jsmith", "allowDeletes", 1);
 	char cfg[512];
-	assert_int_equal(h_write_config("config.json", ov, cfg, sizeof(cfg)), 0);
+	assert_int_equal(h_write_config("config.json", ov, cfg, sizeof(cfg)),
+			 0);
 	json_decref(ov);
 	h_worker_t *w = h_worker_run("worker", cfg, false);
 	assert_non_null(w);
@@ -286,11 +288,11 @@ static void relay_calls_end_to_end(void **state)
 	assert_string_equal(field(o, "outcome"), "deleted");
 	json_decref(by);
 	assert_int_equal(
-		post(port, "/relay/acme/uploadPictures",
-		     "Authorization: Bearer " SECRET,
-		     "{\"uuId\":\"rl-ph-2\",\"key1\":\"222\",\"key2\":\"WO-1\"}",
-		     true, &ans),
-		200);
+	    post(port, "/relay/acme/uploadPictures",
+		 "Authorization: Bearer " SECRET,
+		 "{\"uuId\":\"rl-ph-2\",\"key1\":\"222\",\"key2\":\"WO-1\"}",
+		 true, &ans),
+	    200);
 	json_decref(ans);
 	o = json_array_get(outcomes(6, "rl-ph-2", &by), 0);
 	assert_string_equal(field(o, "outcome"), "discarded");
@@ -333,7 +335,7 @@ static void relay_calls_end_to_end(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(relay_calls_end_to_end),
+	    cmocka_unit_test(relay_calls_end_to_end),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

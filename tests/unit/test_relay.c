@@ -28,7 +28,8 @@
 
 #define SECRET "s3cr3t-relay-value"
 
-/* ---- pure parts ------------------------------------------------------------ */
+/* ---- pure parts ------------------------------------------------------------
+ */
 
 static void test_secret_equal(void **state)
 {
@@ -60,9 +61,12 @@ static void test_parse_path(void **state)
 					     sizeof(a), m2, sizeof(m2)),
 			 PB_OK);
 	assert_string_equal(m2, "uploadPictures");
-	const char *bad[] = {"/relay/acme",     "/relay/acme/",
-			     "/relay//status",  "/relay/a/b/c",
-			     "/other/a/status", "/relay/averyveryverylongname/x",
+	const char *bad[] = {"/relay/acme",
+			     "/relay/acme/",
+			     "/relay//status",
+			     "/relay/a/b/c",
+			     "/other/a/status",
+			     "/relay/averyveryverylongname/x",
 			     NULL};
 	for (size_t i = 0; bad[i]; i++)
 		if (pb_relay_parse_path(bad[i], a, sizeof(a), m, sizeof(m)) !=
@@ -80,15 +84,15 @@ static json_t *value_of(const pb_relay_record_t *r)
 static void test_records_upload(void **state)
 {
 	(void)state;
-	json_t *meta = json_pack(
-		"{s:s, s:i, s:s, s:s, s:s, s:s}", "uuId", "u-1", "key1", 98765,
-		"key2", "TESTPOST", "key4", "Mow", "password", "pw", "fileType",
-		"jpg");
+	json_t *meta =
+	    json_pack("{s:s, s:i, s:s, s:s, s:s, s:s}", "uuId", "u-1", "key1",
+		      98765, "key2", "TESTPOST", "key4", "Mow", "password",
+		      "pw", "fileType", "jpg");
 	pb_relay_record_t *recs = NULL;
 	size_t n = 0;
 	char err[256];
-	assert_int_equal(pb_relay_records("acme", "uploadPictures", meta,
-					  &recs, &n, err, sizeof(err)),
+	assert_int_equal(pb_relay_records("acme", "uploadPictures", meta, &recs,
+					  &n, err, sizeof(err)),
 			 PB_OK);
 	assert_int_equal(n, 1);
 	assert_string_equal(recs[0].key, "acme/98765");
@@ -109,8 +113,8 @@ static void test_records_upload(void **state)
 
 	/* a survey's metadata is a survey item */
 	json_object_set_new(meta, "survey", json_string("{\"q\":1}"));
-	assert_int_equal(pb_relay_records("acme", "uploadPictures", meta,
-					  &recs, &n, err, sizeof(err)),
+	assert_int_equal(pb_relay_records("acme", "uploadPictures", meta, &recs,
+					  &n, err, sizeof(err)),
 			 PB_OK);
 	assert_string_equal(recs[0].kind, "survey");
 	pb_relay_records_free(recs, n);
@@ -120,22 +124,23 @@ static void test_records_upload(void **state)
 static void test_records_status(void **state)
 {
 	(void)state;
-	json_t *p = json_pack(
-		"{s:s, s:s, s:[{s:s, s:s}, {s:s, s:s, s:s}]}", "username", "u",
-		"password", "pw", "workOrders", "workOrderNumber", "WO-1",
-		"status", "complete", "workOrderNumber", "WO-2", "status",
-		"complete", "key1", "77");
+	json_t *p =
+	    json_pack("{s:s, s:s, s:[{s:s, s:s}, {s:s, s:s, s:s}]}", "username",
+		      "u", "password", "pw", "workOrders", "workOrderNumber",
+		      "WO-1", "status", "complete", "workOrderNumber", "WO-2",
+		      "status", "complete", "key1", "77");
 	pb_relay_record_t *recs = NULL, *again = NULL;
 	size_t n = 0, n2 = 0;
 	char err[256];
-	assert_int_equal(pb_relay_records("acme", "status", p, &recs, &n, err,
-					  sizeof(err)),
-			 PB_OK);
+	assert_int_equal(
+	    pb_relay_records("acme", "status", p, &recs, &n, err, sizeof(err)),
+	    PB_OK);
 	assert_int_equal(n, 2);
 	assert_string_equal(recs[0].key, "acme/WO-1"); /* no key1: key2 */
 	assert_string_equal(recs[1].key, "acme/77");
 	json_t *v0 = value_of(&recs[0]), *v1 = value_of(&recs[1]);
-	json_t *i0 = json_object_get(v0, "item"), *i1 = json_object_get(v1, "item");
+	json_t *i0 = json_object_get(v0, "item"),
+	       *i1 = json_object_get(v1, "item");
 	assert_string_equal(json_string_value(json_object_get(v0, "kind")),
 			    "status");
 	assert_string_equal(json_string_value(json_object_get(i0, "key2")),
@@ -147,8 +152,8 @@ static void test_records_status(void **state)
 	assert_int_equal(strlen(u0), 6 + 32);
 	assert_string_not_equal(u0, u1);
 	/* the same call again derives the same ids: deduplicated downstream */
-	assert_int_equal(pb_relay_records("acme", "status", p, &again, &n2,
-					  err, sizeof(err)),
+	assert_int_equal(pb_relay_records("acme", "status", p, &again, &n2, err,
+					  sizeof(err)),
 			 PB_OK);
 	assert_string_equal(again[0].value, recs[0].value);
 	/* ... but another account's identical item is another item */
@@ -157,10 +162,9 @@ static void test_records_status(void **state)
 					  err, sizeof(err)),
 			 PB_OK);
 	json_t *g = value_of(&again[0]);
-	assert_string_not_equal(
-		json_string_value(json_object_get(json_object_get(g, "item"),
-						  "uuId")),
-		u0);
+	assert_string_not_equal(json_string_value(json_object_get(
+				    json_object_get(g, "item"), "uuId")),
+				u0);
 	json_decref(g);
 	/* Pruvan's credentials never reach the topic */
 	for (size_t i = 0; i < n; i++)
@@ -180,9 +184,9 @@ static void expect_invalid(const char *method, const char *payload,
 	pb_relay_record_t *recs = (pb_relay_record_t *)0x1;
 	size_t n = 77;
 	char err[256] = "";
-	assert_int_equal(pb_relay_records("acme", method, p, &recs, &n, err,
-					  sizeof(err)),
-			 PB_ERR_INVALID);
+	assert_int_equal(
+	    pb_relay_records("acme", method, p, &recs, &n, err, sizeof(err)),
+	    PB_ERR_INVALID);
 	if (!strstr(err, needle))
 		fail_msg("%s: error \"%s\" lacks \"%s\"", payload, err, needle);
 	/* untouched on failure */
@@ -197,10 +201,10 @@ static void test_records_invalid(void **state)
 	expect_invalid("uploadPictures", "{\"uuId\":\"u\",\"key1\":\"1\"}",
 		       "metadata: ");
 	expect_invalid("uploadPictures",
-		       "{\"uuId\":\"u\",\"key1\":\"\",\"key2\":\"W\"}",
-		       "key1");
+		       "{\"uuId\":\"u\",\"key1\":\"\",\"key2\":\"W\"}", "key1");
 	expect_invalid("status", "{\"username\":\"u\"}", "workOrders");
-	expect_invalid("status", "{\"workOrders\":[{\"workOrderNumber\":\"W\"},3]}",
+	expect_invalid("status",
+		       "{\"workOrders\":[{\"workOrderNumber\":\"W\"},3]}",
 		       "workOrders[1]");
 	expect_invalid("status", "{\"workOrders\":[{\"status\":\"x\"}]}",
 		       "workOrders[0]");
@@ -214,7 +218,8 @@ static void test_records_invalid(void **state)
 	expect_invalid("status", big, "at most");
 }
 
-/* ---- the live server ------------------------------------------------------ */
+/* ---- the live server ------------------------------------------------------
+ */
 
 static rd_kafka_t *mock_rk, *probe;
 static rd_kafka_mock_cluster_t *mock;
@@ -299,8 +304,8 @@ static long topic_count(void)
 	long sum = 0;
 	for (int p = 0; p < 2; p++) {
 		int64_t lo = 0, hi = 0;
-		if (rd_kafka_query_watermark_offsets(probe, "pruvan.inbound",
-						     p, &lo, &hi, 5000))
+		if (rd_kafka_query_watermark_offsets(probe, "pruvan.inbound", p,
+						     &lo, &hi, 5000))
 			return -1;
 		sum += (long)hi;
 	}
@@ -331,7 +336,7 @@ typedef struct {
 	const char *header; /* one extra header or NULL */
 	const char *ctype;  /* Content-Type or NULL */
 	const char *body;
-	size_t body_len; /* 0: strlen(body) */
+	size_t body_len;	   /* 0: strlen(body) */
 	const char *payload_field; /* multipart: the payload part */
 	bool with_file;
 } req_t;
@@ -374,9 +379,9 @@ static long call(const req_t *r, json_t **json)
 		curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
 	} else if (r->body) {
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, r->body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-				 (curl_off_t)(r->body_len ? r->body_len
-							  : strlen(r->body)));
+		curl_easy_setopt(
+		    c, CURLOPT_POSTFIELDSIZE_LARGE,
+		    (curl_off_t)(r->body_len ? r->body_len : strlen(r->body)));
 	}
 	if (r->method)
 		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, r->method);
@@ -410,8 +415,9 @@ static void expect_status(const req_t *r, long want)
 	json_decref(j);
 }
 
-#define META "{\"uuId\":\"ph-1\",\"key1\":\"111\",\"key2\":\"WO-1\"," \
-	     "\"fileType\":\"jpg\"}"
+#define META                                                                   \
+	"{\"uuId\":\"ph-1\",\"key1\":\"111\",\"key2\":\"WO-1\","               \
+	"\"fileType\":\"jpg\"}"
 #define HDR "X-Relay-Secret: " SECRET
 
 static void test_live_refusals(void **state)
@@ -419,7 +425,8 @@ static void test_live_refusals(void **state)
 	(void)state;
 	long before = topic_count();
 	assert_true(before >= 0);
-	req_t r = {.path = "/relay/acme/uploadPictures", .body = META,
+	req_t r = {.path = "/relay/acme/uploadPictures",
+		   .body = META,
 		   .ctype = "application/json"};
 	expect_status(&r, 401); /* no secret */
 	r.path = "/relay/acme/uploadPictures?secret=wrong";
@@ -480,8 +487,10 @@ static void test_live_accepts(void **state)
 	json_t *j = NULL;
 
 	/* plain JSON, secret in a header: on the topic when answered */
-	req_t r = {.path = "/relay/acme/uploadPictures", .body = META,
-		   .ctype = "application/json", .header = HDR};
+	req_t r = {.path = "/relay/acme/uploadPictures",
+		   .body = META,
+		   .ctype = "application/json",
+		   .header = HDR};
 	assert_int_equal(call(&r, &j), 200);
 	assert_true(json_is_true(json_object_get(j, "status")));
 	assert_string_equal(json_string_value(json_object_get(j, "error")), "");
@@ -490,25 +499,27 @@ static void test_live_accepts(void **state)
 
 	/* Pruvan's multipart (payload part + the photo), secret in the URL */
 	req_t m = {.path = "/relay/acme/uploadPictures?secret=" SECRET,
-		   .payload_field = META, .with_file = true};
+		   .payload_field = META,
+		   .with_file = true};
 	assert_int_equal(call(&m, &j), 200);
 	json_decref(j);
 	assert_int_equal(topic_count(), before + 2);
 
 	/* status: urlencoded payload=..., Bearer; two items */
 	char *esc = curl_easy_escape(
-		NULL,
-		"{\"username\":\"u\",\"password\":\"p\",\"token\":\"t\","
-		"\"workOrders\":[{\"workOrderNumber\":\"WO-1\",\"status\":"
-		"\"complete\"},{\"workOrderNumber\":\"WO-2\",\"status\":"
-		"\"complete\"}]}",
-		0);
+	    NULL,
+	    "{\"username\":\"u\",\"password\":\"p\",\"token\":\"t\","
+	    "\"workOrders\":[{\"workOrderNumber\":\"WO-1\",\"status\":"
+	    "\"complete\"},{\"workOrderNumber\":\"WO-2\",\"status\":"
+	    "\"complete\"}]}",
+	    0);
 	char body[1024];
 	snprintf(body, sizeof(body), "username=u&payload=%s", esc);
 	curl_free(esc);
 	req_t s = {.path = "/relay/acme/status",
 		   .ctype = "application/x-www-form-urlencoded",
-		   .header = "Authorization: Bearer " SECRET, .body = body};
+		   .header = "Authorization: Bearer " SECRET,
+		   .body = body};
 	assert_int_equal(call(&s, &j), 200);
 	assert_true(json_is_true(json_object_get(j, "status")));
 	assert_true(json_is_null(json_object_get(j, "error")));
@@ -516,7 +527,8 @@ static void test_live_accepts(void **state)
 	assert_int_equal(topic_count(), before + 4);
 
 	/* validate answers and writes nothing */
-	req_t v = {.path = "/relay/acme/validate", .header = HDR,
+	req_t v = {.path = "/relay/acme/validate",
+		   .header = HDR,
 		   .ctype = "application/x-www-form-urlencoded",
 		   .body = "payload=%7B%7D"};
 	assert_int_equal(call(&v, &j), 200);
@@ -548,9 +560,11 @@ static void test_live_kafka_down(void **state)
 {
 	(void)state;
 	assert_int_equal(rd_kafka_mock_broker_set_down(mock, 1), 0);
-	req_t r = {.path = "/relay/acme/uploadPictures", .header = HDR,
+	req_t r = {.path = "/relay/acme/uploadPictures",
+		   .header = HDR,
 		   .ctype = "application/json",
-		   .body = "{\"uuId\":\"ph-down\",\"key1\":\"1\",\"key2\":\"W\"}"};
+		   .body =
+		       "{\"uuId\":\"ph-down\",\"key1\":\"1\",\"key2\":\"W\"}"};
 	int64_t t0 = mono_ms();
 	json_t *j = NULL;
 	assert_int_equal(call(&r, &j), 503);
@@ -598,17 +612,17 @@ static void test_live_no_secret_in_logs(void **state)
 int main(void)
 {
 	const struct CMUnitTest pure[] = {
-		cmocka_unit_test(test_secret_equal),
-		cmocka_unit_test(test_parse_path),
-		cmocka_unit_test(test_records_upload),
-		cmocka_unit_test(test_records_status),
-		cmocka_unit_test(test_records_invalid),
+	    cmocka_unit_test(test_secret_equal),
+	    cmocka_unit_test(test_parse_path),
+	    cmocka_unit_test(test_records_upload),
+	    cmocka_unit_test(test_records_status),
+	    cmocka_unit_test(test_records_invalid),
 	};
 	const struct CMUnitTest live[] = {
-		cmocka_unit_test(test_live_refusals),
-		cmocka_unit_test(test_live_accepts),
-		cmocka_unit_test(test_live_kafka_down),
-		cmocka_unit_test(test_live_no_secret_in_logs),
+	    cmocka_unit_test(test_live_refusals),
+	    cmocka_unit_test(test_live_accepts),
+	    cmocka_unit_test(test_live_kafka_down),
+	    cmocka_unit_test(test_live_no_secret_in_logs),
 	};
 	int rc = cmocka_run_group_tests_name("relay_pure", pure, NULL, NULL);
 	rc |= cmocka_run_group_tests_name("relay_live", live, live_setup,
