@@ -1,0 +1,220 @@
+/*
+ * Two workers in one consumer group sharing the partitions (contract
+ * sections 1 and 7: any number of replicas share the state in Redis):
+ *   - both run with --exit-on-eof and exit 0;
+ *   - one is SIGTERMed mid-run, the other takes its partitions over and
+ *     finishes; both exit 0.
+ * The union of their outcomes has exactly one outcome per event that is
+ * not a duplicate, and the simulator got each event's effect exactly once.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+#define WAIT_MS 120000
+#define ORDERS 16
+#define PER_ORDER 3
+
+static int setup(void **state)
+{
+	(void)state;
+	if (h_setup("group") || h_redis_start() || h_kafka_start(1, 4) ||
+	    h_sim_start(0))
+		return -1;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	h_teardown();
+	return 0;
+}
+
+static const char *str_at(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static void produce_events(const char *prefix)
+{
+	for (int k = 0; k < PER_ORDER; k++) {
+		for (int o = 0; o < ORDERS; o++) {
+			char id[64], won[64];
+			snprintf(id, sizeof(id), "%s-%02d-%d", prefix, o, k);
+			snprintf(won, sizeof(won), "WO-%s-%02d", prefix, o);
+			json_t *f = json_pack("{s:s}", "workOrderInfo", id);
+			json_t *ev = k == 0 ? h_event_create(id, "acme", won, 1)
+					    : h_event(id, "acme", "update", won,
+						      k + 1, f);
+			if (k == 0)
+				json_object_update(json_object_get(ev, "order"), f);
+			json_decref(f);
+			assert_int_equal(h_produce_json(H_TOPIC_ORDERS, ev, false),
+					 0);
+			json_decref(ev);
+		}
+	}
+	assert_int_equal(h_flush(10000), 0);
+}
+
+/* One real (non-duplicate) outcome per event of prefix, of the expected
+ * kind, and each event's effect pushed exactly once. */
+static void check_union(const char *prefix)
+{
+	json_t *recs = h_consume(H_TOPIC_RESULTS, ORDERS * PER_ORDER, 15000);
+	assert_int_equal(h_check_schema(recs, "outcome.schema.json"), 0);
+	json_t *by = h_by_event(recs);
+	for (int o = 0; o < ORDERS; o++) {
+		char won[64];
+		snprintf(won, sizeof(won), "WO-%s-%02d", prefix, o);
+		json_t *pushes = h_sim_pushes_of("acme", won);
+		for (int k = 0; k < PER_ORDER; k++) {
+			char id[64];
+			snprintf(id, sizeof(id), "%s-%02d-%d", prefix, o, k);
+			json_t *list = json_object_get(by, id);
+			size_t i, real = 0;
+			json_t *x;
+			json_array_foreach(list, i, x)
+			{
+				const char *oc = str_at(x, "outcome");
+				if (!strcmp(oc, "duplicate"))
+					continue;
+				real++;
+				if (strcmp(oc, k ? "updated" : "created"))
+					fail_msg("%s: %s (%s)", id, oc,
+						 str_at(x, "message"));
+			}
+			if (real != 1)
+				fail_msg("%s: %zu outcomes besides duplicates",
+					 id, real);
+			size_t n = 0;
+			json_array_foreach(pushes, i, x)
+			{
+				const char *info = str_at(
+				    json_object_get(x, "workOrder"),
+				    "workOrderInfo");
+				if (info && !strcmp(info, id) &&
+				    json_integer_value(
+					json_object_get(x, "status")) == 200)
+					n++;
+			}
+			if (n != 1)
+				fail_msg("%s: pushed %zu times", id, n);
+		}
+		json_decref(pushes);
+	}
+	json_decref(by);
+	json_decref(recs);
+}
+
+static void two_workers_exit_on_eof(void **state)
+{
+	(void)state;
+	h_begin("two_workers_exit_on_eof");
+	char cfg[512];
+	json_t *ov = json_pack("{s:{s:i,s:i}}", "pruvan", "batchMaxOrders", 2,
+			       "maxInFlight", 2);
+	assert_int_equal(h_write_config("eof.json", ov, cfg, sizeof(cfg)), 0);
+	json_decref(ov);
+	assert_int_equal(h_sim_faults("{\"latencyMs\":30}"), 0);
+	produce_events("e");
+
+	h_worker_t *w1 = h_worker_run("eof1", cfg, true);
+	h_worker_t *w2 = h_worker_run("eof2", cfg, true);
+	assert_non_null(w1);
+	assert_non_null(w2);
+	assert_int_equal(h_worker_wait(w1, WAIT_MS), 0);
+	assert_int_equal(h_worker_wait(w2, WAIT_MS), 0);
+	assert_true(h_worker_log_count(w1, "partitions assigned") >= 1);
+	assert_true(h_worker_log_count(w2, "partitions assigned") >= 1);
+	check_union("e");
+	json_decref(h_sim_delete("/_sim/faults"));
+	h_end();
+}
+
+static void one_of_two_sigtermed(void **state)
+{
+	(void)state;
+	h_begin("one_of_two_sigtermed");
+	char cfg[512];
+	/* a group of its own: it reads the topic from the start, so the
+	 * previous test's events come again and must all be duplicates */
+	/* few events held at a time, so that the first worker leaves
+	 * events behind for the second to take over */
+	json_t *ov = json_pack("{s:{s:s},s:{s:i,s:i},s:{s:i}}", "kafka",
+			       "group.id", "pb-it-term", "pruvan",
+			       "batchMaxOrders", 1, "maxInFlight", 1, "worker",
+			       "maxPending", 4);
+	assert_int_equal(h_write_config("term.json", ov, cfg, sizeof(cfg)), 0);
+	json_decref(ov);
+	assert_int_equal(h_sim_faults("{\"latencyMs\":100}"), 0);
+	long before = h_topic_count(H_TOPIC_RESULTS);
+	long earlier = h_topic_count(H_TOPIC_ORDERS);
+	json_t *st = h_sim_stats();
+	int64_t pushes_before = json_integer_value(json_object_get(st, "workOrders"));
+	json_decref(st);
+	produce_events("t");
+	const long total = ORDERS * PER_ORDER;
+
+	h_worker_t *w1 = h_worker_run("term1", cfg, false);
+	h_worker_t *w2 = h_worker_run("term2", cfg, false);
+	assert_non_null(w1);
+	assert_non_null(w2);
+	assert_true(h_await_count(H_TOPIC_RESULTS, before + earlier + 10,
+				  WAIT_MS) >= before + earlier + 10);
+	assert_int_equal(h_worker_signal(w1, SIGTERM), 0);
+	assert_int_equal(h_worker_wait(w1, 30000), 0);
+	assert_true(h_await_count(H_TOPIC_RESULTS, before + earlier + total,
+				  WAIT_MS) >= before + earlier + total);
+	assert_int_equal(h_worker_signal(w2, SIGTERM), 0);
+	assert_int_equal(h_worker_wait(w2, 30000), 0);
+	check_union("t");
+	/* the earlier events: duplicates only, nothing pushed again */
+	json_t *recs = h_consume(H_TOPIC_RESULTS, before + earlier + total, 15000);
+	json_t *by = h_by_event(recs);
+	const char *id;
+	json_t *list;
+	json_object_foreach(by, id, list)
+	{
+		if (strncmp(id, "e-", 2))
+			continue;
+		json_t *last = json_array_get(list, json_array_size(list) - 1);
+		assert_string_equal(str_at(last, "outcome"), "duplicate");
+	}
+	st = h_sim_stats();
+	assert_int_equal(json_integer_value(json_object_get(st, "workOrders")) -
+			     pushes_before,
+			 total);
+	json_decref(st);
+	json_decref(by);
+	json_decref(recs);
+
+	/* both committed what they published: a third worker of the group
+	 * finds nothing to redo */
+	long published = h_topic_count(H_TOPIC_RESULTS);
+	h_worker_t *w3 = h_worker_run("term3", cfg, true);
+	assert_non_null(w3);
+	assert_int_equal(h_worker_wait(w3, WAIT_MS), 0);
+	assert_int_equal(h_topic_count(H_TOPIC_RESULTS), published);
+	json_decref(h_sim_delete("/_sim/faults"));
+	h_end();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(two_workers_exit_on_eof),
+		cmocka_unit_test(one_of_two_sigtermed),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
