@@ -311,13 +311,38 @@ static pb_err_t pl_exec(pb_state_t *st, pipeline_t *pl, redisReply ***replies,
 	pb_err_t err = ensure_conn(st, errstr, errstr_size);
 	if (err)
 		return err;
+	/* The whole pipeline in RESP, formatted here into one buffer and
+	 * handed to hiredis once: per command, redisAppendCommandArgv
+	 * formats through sdscatfmt into a buffer of its own and then copies
+	 * it onto the output buffer, a tenth of the loop's CPU at 20,000
+	 * events/s (docs/benchmarks.md). */
+	size_t total = 0;
 	for (size_t i = 0; i < pl->n; i++) {
 		cmd_t *c = &pl->cmds[i];
-		if (redisAppendCommandArgv(st->c, c->argc,
-					   (const char **)c->argv,
-					   c->argvlen) != REDIS_OK)
-			goto transport;
+		total += 16;
+		for (int j = 0; j < c->argc; j++)
+			total += c->argvlen[j] + 26;
 	}
+	char *buf = malloc(total);
+	if (!buf)
+		return PB_ERR_NOMEM;
+	size_t len = 0;
+	for (size_t i = 0; i < pl->n; i++) {
+		cmd_t *c = &pl->cmds[i];
+		len += (size_t)snprintf(buf + len, total - len, "*%d\r\n", c->argc);
+		for (int j = 0; j < c->argc; j++) {
+			len += (size_t)snprintf(buf + len, total - len, "$%zu\r\n",
+						c->argvlen[j]);
+			memcpy(buf + len, c->argv[j], c->argvlen[j]);
+			len += c->argvlen[j];
+			buf[len++] = '\r';
+			buf[len++] = '\n';
+		}
+	}
+	int appended = redisAppendFormattedCommand(st->c, buf, len);
+	free(buf);
+	if (appended != REDIS_OK)
+		goto transport;
 	redisReply **r = calloc(pl->n, sizeof(*r));
 	if (!r)
 		return PB_ERR_NOMEM;
