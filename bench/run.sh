@@ -81,7 +81,14 @@ out=$(cd "$out" && pwd)
 echo "== results in $out" >&2
 
 pids=()
+wpid=""
 stop_pids() {
+  # a worker still running under /usr/bin/time (a run that failed)
+  if [ -n "$wpid" ]; then
+    kill "$(pgrep -P "$wpid")" 2>/dev/null || true
+    wait "$wpid" 2>/dev/null || true
+    wpid=""
+  fi
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   pids=()
@@ -101,6 +108,7 @@ python3 bench/gen_events.py --events "$events" --orders "$orders" \
 # RPORT, SIMURL.
 start_stack() {
   local d=$1 lat=$2
+  rm -f "$d/bootstrap" "$d/sim.port" # a reused --out must not hand us old ports
   RPORT=$(free_port)
   redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no \
     --logfile "$d/redis.log" --daemonize no &
@@ -211,19 +219,23 @@ latency_run() {
   mkdir -p "$d"; start_stack "$d" 0
   now_ms >"$d/worker.start"
   /usr/bin/time -v -o "$d/time.txt" "$bridge" run -c "$d/config.json" 2>"$d/worker.log" &
-  local wpid=$!
+  wpid=$!
   for _ in $(seq 300); do grep -q '"partitions assigned"' "$d/worker.log" 2>/dev/null && break; sleep 0.1; done
   python3 bench/gen_events.py --events "$events" --orders "$orders" \
     --accounts "$accounts" --rate "$r" | kprod pruvan.orders 5
-  local n=0
-  for _ in $(seq 600); do
+  local n=0 deadline=$(( $(date +%s) + 30 + events / 2000 ))
+  while [ "$(date +%s)" -lt "$deadline" ]; do
     n=$(topic_total pruvan.results)
     [ "$n" -ge "$events" ] && break
     sleep 0.2
   done
+  [ "$n" -ge "$events" ] || die "only $n outcomes for $events events after the producer finished (see $d/worker.log)"
   sleep 1 # a second late duplicate would show now
   # /usr/bin/time does not pass signals on: stop the worker itself.
-  kill -TERM "$(pgrep -P "$wpid")"; wait "$wpid" || die "worker exited non-zero (see $d/worker.log)"
+  kill -TERM "$(pgrep -P "$wpid")"
+  local rc=0; wait "$wpid" || rc=$?
+  wpid=""
+  [ "$rc" = 0 ] || die "worker exited non-zero (see $d/worker.log)"
   now_ms >"$d/worker.end"
   collect "$d"
   stop_pids

@@ -25,7 +25,7 @@ function(pb_bench_add_smoke_test)
             --sim $<TARGET_FILE:pruvan-sim>
             --mock $<TARGET_FILE:pb-mock-kafka>
             --out ${CMAKE_BINARY_DIR}/bench-smoke)
-  set_tests_properties(bench_smoke PROPERTIES LABELS bench TIMEOUT 120)
+  set_tests_properties(bench_smoke PROPERTIES LABELS bench TIMEOUT 180)
 endfunction()
 
 if(CMAKE_VERSION VERSION_GREATER_EQUAL 3.19)
