@@ -1461,6 +1461,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			}
 		}
 		pl->assigned_once = true;
+		atomic_store(&pl->ready_kafka, 1); /* the coordinator answered */
 		pb_log(PB_LOG_INFO, "partitions assigned", NULL);
 		if (cooperative)
 			rd_kafka_incremental_assign(rk, parts);
@@ -1472,6 +1473,12 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	}
 	/* revoke (or lost): finish what we can within the grace budget */
 	bool lost = rd_kafka_assignment_lost(rk);
+	/* Lost: the group coordinator went silent past the session timeout
+	 * (Kafka unreachable) and this worker consumes nothing until it is
+	 * assigned again; /readyz must say so. No consumer error reaches
+	 * the loop when every broker is down, so this is the signal. */
+	if (lost)
+		atomic_store(&pl->ready_kafka, 0);
 	int64_t deadline = pb_mono_ms() + pl->cfg->worker_shutdown_grace_ms;
 	pl->in_revoke++;
 	while (!lost && held_in(pl, parts) > 0 && pb_mono_ms() < deadline)
