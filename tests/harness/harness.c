@@ -406,6 +406,27 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 	}
 }
 
+/* The harness's own producer (also used for watermark queries). */
+static int producer_new(void)
+{
+	char err[512];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", H.bootstraps, err,
+			      sizeof(err)) ||
+	    rd_kafka_conf_set(conf, "linger.ms", "1", err, sizeof(err)) ||
+	    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err))) {
+		rd_kafka_conf_destroy(conf);
+		return -1;
+	}
+	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+	H.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	if (!H.producer) {
+		fprintf(stderr, "[harness] producer: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
 int h_kafka_start(int nbrokers, int partitions)
 {
 	char err[512];
@@ -429,22 +450,7 @@ int h_kafka_start(int nbrokers, int partitions)
 			return -1;
 	snprintf(H.bootstraps, sizeof(H.bootstraps), "%s",
 		 rd_kafka_mock_cluster_bootstraps(H.mc));
-
-	conf = rd_kafka_conf_new();
-	if (rd_kafka_conf_set(conf, "bootstrap.servers", H.bootstraps, err,
-			      sizeof(err)) ||
-	    rd_kafka_conf_set(conf, "linger.ms", "1", err, sizeof(err)) ||
-	    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err))) {
-		rd_kafka_conf_destroy(conf);
-		return -1;
-	}
-	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-	H.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-	if (!H.producer) {
-		fprintf(stderr, "[harness] producer: %s\n", err);
-		return -1;
-	}
-	return 0;
+	return producer_new();
 }
 
 void h_kafka_stop(void)
@@ -484,6 +490,15 @@ int h_kafka_set_down(bool down)
 			 : rd_kafka_mock_broker_set_up(H.mc, id);
 		if (e)
 			return -1;
+	}
+	/* Brokers back: a fresh producer. The old one sat through the
+	 * outage in reconnect backoff, and librdkafka 2.0.2's watermark
+	 * query (h_topic_count) on it can block far beyond its timeout. */
+	if (!down && H.producer) {
+		rd_kafka_flush(H.producer, 10000);
+		rd_kafka_destroy(H.producer);
+		H.producer = NULL;
+		return producer_new();
 	}
 	return 0;
 }

@@ -118,7 +118,6 @@ static void check_exactly_once(json_t *recs, const char *prefix,
 		json_decref(pushes);
 	}
 	json_decref(by);
-	json_decref(recs);
 }
 
 static bool await_http(int port, const char *path, long want, int timeout_ms)
@@ -162,6 +161,8 @@ static void broker_down_and_back(void **state)
 	/* the worker goes on pushing what it holds, and stays down past
 	 * the session timeout: its partitions are lost */
 	bool lost = h_worker_log_has(w, "partitions lost", 30000);
+	/* not consuming, Kafka unreachable: not ready (contract 8) */
+	bool unready = await_http(port, "/readyz", 503, 10000);
 	json_t *st2 = h_sim_stats();
 	int64_t r = json_integer_value(json_object_get(st2, "requests"));
 	json_decref(st2);
@@ -171,6 +172,7 @@ static void broker_down_and_back(void **state)
 	 * uses a fresh handle) */
 	assert_int_equal(h_kafka_set_down(false), 0);
 	assert_true(lost);
+	assert_true(unready);
 	assert_true(r > reqs);
 
 	/* back: it rejoins, gets its partitions again and finishes */
@@ -181,6 +183,7 @@ static void broker_down_and_back(void **state)
 	assert_true(h_worker_log_count(w, "partitions assigned") >= 2);
 	json_t *all = h_consume(H_TOPIC_RESULTS, before + total, WAIT_MS);
 	assert_true((long)json_array_size(all) >= before + total);
+	assert_true(await_http(port, "/readyz", 200, 30000));
 	assert_int_equal(h_worker_signal(w, SIGTERM), 0);
 	assert_int_equal(h_worker_wait(w, 30000), 0);
 	json_decref(all);
