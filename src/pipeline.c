@@ -278,6 +278,8 @@ static void key_drop(pb_pipeline_t *pl, keyq_t *kq)
  * whose effect is recorded stays listed with its order until its outcome is
  * acknowledged, so that a second copy of the same event arriving meanwhile
  * is recognised as a duplicate and not as a crash to recover from. */
+static void task_free(pb_pipeline_t *pl, task_t *t);
+
 static void key_release(pb_pipeline_t *pl, task_t *t)
 {
 	keyq_t *kq = t->kq;
@@ -289,12 +291,20 @@ static void key_release(pb_pipeline_t *pl, task_t *t)
 		t->next_pub = kq->pub;
 		kq->pub = t;
 	}
-	task_t *nx = kq->head;
-	if (nx) {
+	task_t *nx;
+	while ((nx = kq->head)) {
 		kq->head = nx->next_key;
 		if (!kq->head)
 			kq->tail = NULL;
 		nx->next_key = NULL;
+		if (nx->abandoned) {
+			/* its partition was revoked or lost while it waited:
+			 * the next owner redoes it; pushing it here could
+			 * race that owner into a second push */
+			nx->kq = NULL;
+			task_free(pl, nx);
+			continue;
+		}
 		tl_push(&pl->ready, nx);
 		return;
 	}
@@ -1135,6 +1145,7 @@ static void on_pushed(pb_push_job_t *job, void *opaque)
 	pb_pipeline_t *pl = opaque;
 	task_t *t = job->opaque;
 	if (t->abandoned) {
+		key_release(pl, t); /* or the order's later events wait forever */
 		task_free(pl, t);
 		return;
 	}
