@@ -489,6 +489,8 @@ static json_t *build_outcome(pb_pipeline_t *pl, task_t *t)
 			    json_integer(t->part ? t->part->partition : -1));
 	json_object_set_new(o, "offset", json_integer(t->offset));
 	json_object_set_new(o, "processedAt", json_string(ts));
+	if (t->recovered)
+		json_object_set_new(o, "recovered", json_true());
 	if (t->in && strcmp(t->outcome, "relayed") == 0) {
 		json_object_set_new(o, "kind", json_string(t->in->kind));
 		json_object_set(o, "item", t->in->item);
@@ -738,6 +740,8 @@ static char *outcome_text(pb_pipeline_t *pl, task_t *t)
 	sb_i64(&b, (long long)t->offset);
 	sb_lit(&b, ",\"processedAt\":");
 	sb_str(&b, ts);
+	if (t->recovered)
+		sb_lit(&b, ",\"recovered\":true");
 	if (t->in && strcmp(t->outcome, "relayed") == 0) {
 		sb_lit(&b, ",\"kind\":");
 		sb_str(&b, t->in->kind);
@@ -1122,8 +1126,9 @@ static void fetch_stage(pb_pipeline_t *pl)
 			set_outcome(t, o, t->view.mark_reason[0] ? t->view.mark_reason : NULL,
 				    "outcome recovered after a restart: the effect "
 				    "was recorded before; not pushed again");
+			/* outcome and reason as recorded, so metrics and
+			 * readers see what happened; "recovered" marks it */
 			t->recovered = true;
-			t->reason = t->reason ? "recovered" : NULL;
 			t->needs_publish_mark = true;
 			key_release(pl, t);
 			tl_push(&pl->to_publish, t);

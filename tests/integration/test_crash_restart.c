@@ -94,8 +94,7 @@ static void produce_events(const char *prefix)
 
 static bool is_recovered(const json_t *o)
 {
-	const char *m = str_at(o, "message");
-	return m && strstr(m, "recovered");
+	return json_is_true(json_object_get(o, "recovered"));
 }
 
 /*
