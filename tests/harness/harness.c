@@ -245,6 +245,21 @@ static int rm_entry(const char *p, const struct stat *sb, int flag,
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
+int h_group_teardown(void **state)
+{
+	(void)state;
+	h_teardown();
+	return 0;
+}
+
+int h_start_all(const char *name, int partitions)
+{
+	return h_setup(name) || h_redis_start() || h_kafka_start(1, partitions) ||
+			       h_sim_start(0)
+		       ? -1
+		       : 0;
+}
+
 int h_setup(const char *name)
 {
 	memset(&H, 0, sizeof(H));
@@ -925,6 +940,40 @@ long h_http_status(int port, const char *path)
 	return http_call("GET", url, NULL, NULL);
 }
 
+long h_http_get(int port, const char *path, char **body)
+{
+	char url[512];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+	CURL *c = curl_easy_init();
+	struct buf b = {0};
+	long status = 0;
+	if (c) {
+		curl_easy_setopt(c, CURLOPT_URL, url);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+		if (curl_easy_perform(c) == CURLE_OK)
+			curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+		curl_easy_cleanup(c);
+	}
+	*body = b.data ? b.data : strdup("");
+	return status;
+}
+
+long h_await_http_status(int port, const char *path, long want,
+			 int timeout_ms)
+{
+	int64_t end = h_now_ms() + timeout_ms;
+	long st;
+	for (;;) {
+		st = h_http_status(port, path);
+		if (st == want || h_now_ms() >= end)
+			return st;
+		h_nap_ms(50);
+	}
+}
+
 /* ---- configuration ------------------------------------------------------ */
 
 static void deep_merge(json_t *dst, const json_t *src)
@@ -1372,4 +1421,33 @@ json_t *h_sim_pushes_of(const char *api_key, const char *won)
 	}
 	json_decref(reqs);
 	return out;
+}
+
+const char *h_str(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+int h_produce_series(const char *prefix, const char *account, int orders,
+		     int per_order)
+{
+	int rc = 0;
+	for (int k = 0; k < per_order; k++) {
+		for (int o = 0; o < orders; o++) {
+			char id[128], won[128];
+			snprintf(id, sizeof(id), "%s-%02d-%d", prefix, o, k);
+			snprintf(won, sizeof(won), "WO-%s-%02d", prefix, o);
+			json_t *f = json_pack("{s:s}", "workOrderInfo", id);
+			json_t *ev = k == 0 ? h_event_create(id, account, won, 1)
+					    : h_event(id, account, "update", won,
+						      k + 1, f);
+			if (k == 0)
+				json_object_update(json_object_get(ev, "order"), f);
+			json_decref(f);
+			if (h_produce_json(H_TOPIC_ORDERS, ev, false))
+				rc = -1;
+			json_decref(ev);
+		}
+	}
+	return h_flush(10000) ? -1 : rc;
 }

@@ -43,6 +43,25 @@ void h_teardown(void);
 void h_begin(const char *test);
 void h_end(void);
 
+/* A suite's services: h_setup(name), Redis, a one-broker mock cluster with
+ * that many partitions per topic, an instant simulator. 0 on success. */
+int h_start_all(const char *name, int partitions);
+/* cmocka group teardown: h_teardown(). */
+int h_group_teardown(void **state);
+/* cmocka group setup and teardown for a suite using h_start_all:
+ *   H_SUITE("name", 3)  ...  cmocka_run_group_tests(t, h_suite_setup,
+ *                                                   h_suite_teardown) */
+#define H_SUITE(name, partitions)                                          \
+	static int h_suite_setup(void **state_)                            \
+	{                                                                  \
+		(void)state_;                                              \
+		return h_start_all(name, partitions) ? -1 : 0;             \
+	}                                                                  \
+	static int h_suite_teardown(void **state_)                         \
+	{                                                                  \
+		return h_group_teardown(state_);                           \
+	}
+
 const char *h_dir(void);
 /* dir/name into buf; returns buf. */
 char *h_path(char *buf, size_t size, const char *name);
@@ -168,6 +187,12 @@ int h_bridge_cmd(const char *const *args, int timeout_ms, char **out);
 
 /* HTTP GET http://127.0.0.1:port/path: the status code, 0 on failure. */
 long h_http_status(int port, const char *path);
+/* The same, with the body text into *body (malloc'd, "" when none). */
+long h_http_get(int port, const char *path, char **body);
+/* Poll GET path until it answers want or timeout_ms passed: the last
+ * status seen. */
+long h_await_http_status(int port, const char *path, long want,
+			 int timeout_ms);
 
 /* ---- building events ----------------------------------------------------- */
 
@@ -179,7 +204,18 @@ json_t *h_event_create(const char *event_id, const char *account,
 json_t *h_event(const char *event_id, const char *account, const char *action,
 		const char *won, int64_t version, const json_t *fields);
 
+/* Produce, for order o < orders and k < per_order, event "PREFIX-oo-k" of
+ * order "WO-PREFIX-oo" (account's create at k 0, updates after, version
+ * k+1) with workOrderInfo set to the event id, round-robin over orders so
+ * that each order's events interleave with others'; waits for delivery.
+ * 0 when every record was delivered. */
+int h_produce_series(const char *prefix, const char *account, int orders,
+		     int per_order);
+
 /* ---- outcome helpers ----------------------------------------------------- */
+
+/* The string value of key in o, NULL when absent or not a string. */
+const char *h_str(const json_t *o, const char *key);
 
 /* Index the values of records (from h_consume) by eventId: object
  * eventId -> array of outcome values (in topic order). */

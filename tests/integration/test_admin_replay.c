@@ -30,23 +30,10 @@ static char cfg_default[512];
 static int setup(void **state)
 {
 	(void)state;
-	if (h_setup("admin-replay") || h_redis_start() || h_kafka_start(1, 2) ||
-	    h_sim_start(0))
+	if (h_start_all("admin-replay", 2))
 		return -1;
 	return h_write_config("config.json", NULL, cfg_default,
 			      sizeof(cfg_default));
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	h_teardown();
-	return 0;
-}
-
-static const char *str_at(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
 }
 
 static bool has_string(const json_t *arr, const char *s)
@@ -94,7 +81,7 @@ static void auto_admin_at_run_time(void **state)
 	json_object_set_new(json_object_get(ev, "order"), "workOrderInfo",
 			    json_string("v1"));
 	json_t *o = round_trip(ev, "aa-1");
-	assert_string_equal(str_at(o, "outcome"), "created");
+	assert_string_equal(h_str(o, "outcome"), "created");
 	json_decref(o);
 
 	const char *off[] = {"auto-admin", "-c", cfg, "acme", "off", NULL};
@@ -110,20 +97,20 @@ static void auto_admin_at_run_time(void **state)
 			      "Remote Order Status is Waiting");
 	o = round_trip(h_event("aa-2", "acme", "update", "WO-AA", 2, f), "aa-2");
 	json_decref(f);
-	assert_string_equal(str_at(o, "outcome"), "updated");
+	assert_string_equal(h_str(o, "outcome"), "updated");
 	json_t *wh = json_object_get(o, "withheld");
 	assert_true(has_string(wh, "workOrderInfo"));
 	assert_true(has_string(wh, "address1"));
 	json_t *req = json_object_get(o, "request");
 	assert_null(json_object_get(req, "workOrderInfo"));
 	assert_null(json_object_get(req, "address1"));
-	assert_string_equal(str_at(req, "clientStatus"),
+	assert_string_equal(h_str(req, "clientStatus"),
 			    "Remote Order Status is Waiting");
 	json_decref(o);
 	json_t *orders = h_sim_orders("acme");
 	json_t *so = json_object_get(orders, "WO-AA");
-	assert_string_equal(str_at(so, "workOrderInfo"), "v1");
-	assert_string_equal(str_at(so, "address1"), "111 East Main");
+	assert_string_equal(h_str(so, "workOrderInfo"), "v1");
+	assert_string_equal(h_str(so, "address1"), "111 East Main");
 	json_decref(orders);
 
 	const char *on[] = {"auto-admin", "-c", cfg, "acme", "on", NULL};
@@ -132,14 +119,14 @@ static void auto_admin_at_run_time(void **state)
 	f = json_pack("{s:s}", "workOrderInfo", "v3");
 	o = round_trip(h_event("aa-3", "acme", "update", "WO-AA", 3, f), "aa-3");
 	json_decref(f);
-	assert_string_equal(str_at(o, "outcome"), "updated");
+	assert_string_equal(h_str(o, "outcome"), "updated");
 	assert_int_equal(json_array_size(json_object_get(o, "withheld")), 0);
-	assert_string_equal(str_at(json_object_get(o, "request"), "workOrderInfo"),
+	assert_string_equal(h_str(json_object_get(o, "request"), "workOrderInfo"),
 			    "v3");
 	json_decref(o);
 	orders = h_sim_orders("acme");
 	assert_string_equal(
-	    str_at(json_object_get(orders, "WO-AA"), "workOrderInfo"), "v3");
+	    h_str(json_object_get(orders, "WO-AA"), "workOrderInfo"), "v3");
 	json_decref(orders);
 
 	const char *bad_value[] = {"auto-admin", "-c", cfg, "acme", "maybe", NULL};
@@ -198,12 +185,12 @@ static void replay_from_dlq(void **state)
 	json_t *r;
 	json_array_foreach(dlq, i, r)
 	{
-		const char *id = str_at(json_object_get(r, "value"), "eventId");
+		const char *id = h_str(json_object_get(r, "value"), "eventId");
 		if (id && !strcmp(id, "rp-1"))
 			rp1 = r;
 	}
 	assert_non_null(rp1);
-	assert_string_equal(str_at(json_object_get(rp1, "headers"),
+	assert_string_equal(h_str(json_object_get(rp1, "headers"),
 				   "x-error-reason"),
 			    "http_4xx");
 	char part[16], off[32];
@@ -244,8 +231,8 @@ static void replay_from_dlq(void **state)
 			copy = r;
 	}
 	assert_non_null(copy);
-	assert_string_equal(str_at(copy, "raw"), str_at(rp1, "raw"));
-	assert_string_equal(str_at(copy, "key"), "acme/WO-RP1");
+	assert_string_equal(h_str(copy, "raw"), h_str(rp1, "raw"));
+	assert_string_equal(h_str(copy, "key"), "acme/WO-RP1");
 
 	/* the worker takes the replayed event: pushed again, created */
 	w = h_worker_run("worker-rp2", cfg, true);
@@ -257,12 +244,12 @@ static void replay_from_dlq(void **state)
 	json_t *by = h_by_event(recs);
 	json_t *list = json_object_get(by, "rp-1");
 	assert_int_equal(json_array_size(list), 2);
-	assert_string_equal(str_at(json_array_get(list, 0), "outcome"), "failed");
-	assert_string_equal(str_at(json_array_get(list, 0), "reason"), "http_4xx");
-	assert_string_equal(str_at(json_array_get(list, 1), "outcome"), "created");
+	assert_string_equal(h_str(json_array_get(list, 0), "outcome"), "failed");
+	assert_string_equal(h_str(json_array_get(list, 0), "reason"), "http_4xx");
+	assert_string_equal(h_str(json_array_get(list, 1), "outcome"), "created");
 	json_t *o2 = h_one(by, "rp-2");
 	assert_non_null(o2);
-	assert_string_equal(str_at(o2, "outcome"), "failed");
+	assert_string_equal(h_str(o2, "outcome"), "failed");
 	json_t *so = h_sim_orders("acme");
 	assert_non_null(json_object_get(so, "WO-RP1"));
 	assert_null(json_object_get(so, "WO-RP2"));
@@ -281,5 +268,5 @@ int main(void)
 		cmocka_unit_test(auto_admin_at_run_time),
 		cmocka_unit_test(replay_from_dlq),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, h_group_teardown);
 }

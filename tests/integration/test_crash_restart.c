@@ -27,26 +27,7 @@
 #define ORDERS 10
 #define PER_ORDER 4
 
-static int setup(void **state)
-{
-	(void)state;
-	if (h_setup("crash") || h_redis_start() || h_kafka_start(1, 3) ||
-	    h_sim_start(0))
-		return -1;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	h_teardown();
-	return 0;
-}
-
-static const char *str_at(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
+H_SUITE("crash", 3)
 
 static int64_t int_at(const json_t *o, const char *key)
 {
@@ -62,34 +43,6 @@ static void event_id(char *buf, size_t n, const char *prefix, int order,
 static void order_won(char *buf, size_t n, const char *prefix, int order)
 {
 	snprintf(buf, n, "WO-%s-%02d", prefix, order);
-}
-
-/* ORDERS orders x PER_ORDER events (a create, then updates), interleaved
- * across orders, each with workOrderInfo = its eventId. */
-static void produce_events(const char *prefix)
-{
-	for (int k = 0; k < PER_ORDER; k++) {
-		for (int o = 0; o < ORDERS; o++) {
-			char id[64], won[64];
-			event_id(id, sizeof(id), prefix, o, k);
-			order_won(won, sizeof(won), prefix, o);
-			json_t *ev;
-			if (k == 0) {
-				ev = h_event_create(id, "acme", won, 1);
-				json_object_set_new(json_object_get(ev, "order"),
-						    "workOrderInfo",
-						    json_string(id));
-			} else {
-				json_t *f = json_pack("{s:s}", "workOrderInfo", id);
-				ev = h_event(id, "acme", "update", won, k + 1, f);
-				json_decref(f);
-			}
-			assert_int_equal(h_produce_json(H_TOPIC_ORDERS, ev, false),
-					 0);
-			json_decref(ev);
-		}
-	}
-	assert_int_equal(h_flush(10000), 0);
 }
 
 static bool is_recovered(const json_t *o)
@@ -126,8 +79,8 @@ static void check_events(json_t *by, const char *prefix, bool strict)
 			int64_t first_at = INT64_MAX;
 			json_array_foreach(list, i, x)
 			{
-				const char *oc = str_at(x, "outcome");
-				int64_t at = h_time_ms(str_at(x, "processedAt"));
+				const char *oc = h_str(x, "outcome");
+				int64_t at = h_time_ms(h_str(x, "processedAt"));
 				if (at < first_at)
 					first_at = at;
 				if (!strcmp(oc, "duplicate")) {
@@ -154,14 +107,14 @@ static void check_events(json_t *by, const char *prefix, bool strict)
 			size_t seen = 0, late = 0;
 			json_array_foreach(pushes, i, x)
 			{
-				const char *info = str_at(
+				const char *info = h_str(
 				    json_object_get(x, "workOrder"),
 				    "workOrderInfo");
 				if (int_at(x, "status") != 200 || !info ||
 				    strcmp(info, id))
 					continue;
 				seen++;
-				if (h_time_ms(str_at(x, "receivedAt")) > first_at)
+				if (h_time_ms(h_str(x, "receivedAt")) > first_at)
 					late++;
 			}
 			if (seen == 0)
@@ -177,7 +130,7 @@ static void check_events(json_t *by, const char *prefix, bool strict)
 		json_array_foreach(pushes, i, x)
 		{
 			const char *info =
-			    str_at(json_object_get(x, "workOrder"), "workOrderInfo");
+			    h_str(json_object_get(x, "workOrder"), "workOrderInfo");
 			if (int_at(x, "status") != 200 || !info)
 				continue;
 			int k = (int)strtol(info + strlen(info) - 1, NULL, 10);
@@ -197,7 +150,7 @@ static json_t *outcomes_of(const char *prefix, json_t *recs)
 	json_t *r;
 	json_array_foreach(recs, i, r)
 	{
-		const char *id = str_at(json_object_get(r, "value"), "eventId");
+		const char *id = h_str(json_object_get(r, "value"), "eventId");
 		if (id && !strncmp(id, prefix, strlen(prefix)))
 			json_array_append(mine, r);
 	}
@@ -214,7 +167,7 @@ static void sigkill_mid_batch(void **state)
 	assert_int_equal(h_write_config("kill.json", ov, cfg, sizeof(cfg)), 0);
 	json_decref(ov);
 	assert_int_equal(h_sim_faults("{\"latencyMs\":150}"), 0);
-	produce_events("k");
+	assert_int_equal(h_produce_series("k", "acme", ORDERS, PER_ORDER), 0);
 	const long total = ORDERS * PER_ORDER;
 
 	h_worker_t *w1 = h_worker_run("worker1", cfg, false);
@@ -255,7 +208,7 @@ static void sigterm_drains_and_commits(void **state)
 	json_decref(ov);
 	long before = h_topic_count(H_TOPIC_RESULTS);
 	assert_int_equal(h_sim_faults("{\"latencyMs\":100}"), 0);
-	produce_events("t");
+	assert_int_equal(h_produce_series("t", "acme", ORDERS, PER_ORDER), 0);
 	const long total = ORDERS * PER_ORDER;
 
 	h_worker_t *w1 = h_worker_run("term1", cfg, false);
@@ -295,5 +248,5 @@ int main(void)
 		cmocka_unit_test(sigkill_mid_batch),
 		cmocka_unit_test(sigterm_drains_and_commits),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, h_suite_setup, h_suite_teardown);
 }

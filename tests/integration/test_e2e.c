@@ -12,21 +12,7 @@
 
 #include "harness.h"
 
-static int setup(void **state)
-{
-	(void)state;
-	if (h_setup("e2e") || h_redis_start() || h_kafka_start(1, 2) ||
-	    h_sim_start(0))
-		return -1;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	h_teardown();
-	return 0;
-}
+H_SUITE("e2e", 2)
 
 static void create_reaches_pruvan_and_results(void **state)
 {
@@ -81,5 +67,5 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(create_reaches_pruvan_and_results),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, h_suite_setup, h_suite_teardown);
 }

@@ -24,48 +24,7 @@
 #define ORDERS 16
 #define PER_ORDER 3
 
-static int setup(void **state)
-{
-	(void)state;
-	if (h_setup("group") || h_redis_start() || h_kafka_start(1, 4) ||
-	    h_sim_start(0))
-		return -1;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	h_teardown();
-	return 0;
-}
-
-static const char *str_at(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
-
-static void produce_events(const char *prefix)
-{
-	for (int k = 0; k < PER_ORDER; k++) {
-		for (int o = 0; o < ORDERS; o++) {
-			char id[64], won[64];
-			snprintf(id, sizeof(id), "%s-%02d-%d", prefix, o, k);
-			snprintf(won, sizeof(won), "WO-%s-%02d", prefix, o);
-			json_t *f = json_pack("{s:s}", "workOrderInfo", id);
-			json_t *ev = k == 0 ? h_event_create(id, "acme", won, 1)
-					    : h_event(id, "acme", "update", won,
-						      k + 1, f);
-			if (k == 0)
-				json_object_update(json_object_get(ev, "order"), f);
-			json_decref(f);
-			assert_int_equal(h_produce_json(H_TOPIC_ORDERS, ev, false),
-					 0);
-			json_decref(ev);
-		}
-	}
-	assert_int_equal(h_flush(10000), 0);
-}
+H_SUITE("group", 4)
 
 /* One real (non-duplicate) outcome per event of prefix, of the expected
  * kind, and each event's effect pushed exactly once. */
@@ -86,13 +45,13 @@ static void check_union(const char *prefix)
 			json_t *x;
 			json_array_foreach(list, i, x)
 			{
-				const char *oc = str_at(x, "outcome");
+				const char *oc = h_str(x, "outcome");
 				if (!strcmp(oc, "duplicate"))
 					continue;
 				real++;
 				if (strcmp(oc, k ? "updated" : "created"))
 					fail_msg("%s: %s (%s)", id, oc,
-						 str_at(x, "message"));
+						 h_str(x, "message"));
 			}
 			if (real != 1)
 				fail_msg("%s: %zu outcomes besides duplicates",
@@ -100,7 +59,7 @@ static void check_union(const char *prefix)
 			size_t n = 0;
 			json_array_foreach(pushes, i, x)
 			{
-				const char *info = str_at(
+				const char *info = h_str(
 				    json_object_get(x, "workOrder"),
 				    "workOrderInfo");
 				if (info && !strcmp(info, id) &&
@@ -127,7 +86,7 @@ static void two_workers_exit_on_eof(void **state)
 	assert_int_equal(h_write_config("eof.json", ov, cfg, sizeof(cfg)), 0);
 	json_decref(ov);
 	assert_int_equal(h_sim_faults("{\"latencyMs\":30}"), 0);
-	produce_events("e");
+	assert_int_equal(h_produce_series("e", "acme", ORDERS, PER_ORDER), 0);
 
 	h_worker_t *w1 = h_worker_run("eof1", cfg, true);
 	h_worker_t *w2 = h_worker_run("eof2", cfg, true);
@@ -163,7 +122,7 @@ static void one_of_two_sigtermed(void **state)
 	json_t *st = h_sim_stats();
 	int64_t pushes_before = json_integer_value(json_object_get(st, "workOrders"));
 	json_decref(st);
-	produce_events("t");
+	assert_int_equal(h_produce_series("t", "acme", ORDERS, PER_ORDER), 0);
 	const long total = ORDERS * PER_ORDER;
 
 	h_worker_t *w1 = h_worker_run("term1", cfg, false);
@@ -189,7 +148,7 @@ static void one_of_two_sigtermed(void **state)
 		if (strncmp(id, "e-", 2))
 			continue;
 		json_t *last = json_array_get(list, json_array_size(list) - 1);
-		assert_string_equal(str_at(last, "outcome"), "duplicate");
+		assert_string_equal(h_str(last, "outcome"), "duplicate");
 	}
 	st = h_sim_stats();
 	assert_int_equal(json_integer_value(json_object_get(st, "workOrders")) -
@@ -216,5 +175,5 @@ int main(void)
 		cmocka_unit_test(two_workers_exit_on_eof),
 		cmocka_unit_test(one_of_two_sigtermed),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, h_suite_setup, h_suite_teardown);
 }

@@ -27,26 +27,7 @@
 
 #define WAIT_MS 90000
 
-static int setup(void **state)
-{
-	(void)state;
-	if (h_setup("http-faults") || h_redis_start() || h_kafka_start(1, 3) ||
-	    h_sim_start(0))
-		return -1;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	h_teardown();
-	return 0;
-}
-
-static const char *str_at(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
+H_SUITE("http-faults", 3)
 
 static int64_t int_at(const json_t *o, const char *key)
 {
@@ -82,12 +63,12 @@ static json_t *expect(json_t *by, const char *id, const char *outcome,
 	json_t *o = h_one(by, id);
 	if (!o)
 		fail_msg("event %s: not exactly one outcome", id);
-	if (strcmp(str_at(o, "outcome"), outcome) != 0)
+	if (strcmp(h_str(o, "outcome"), outcome) != 0)
 		fail_msg("event %s: outcome %s, expected %s (%s)", id,
-			 str_at(o, "outcome"), outcome,
-			 str_at(o, "message") ? str_at(o, "message") : "-");
+			 h_str(o, "outcome"), outcome,
+			 h_str(o, "message") ? h_str(o, "message") : "-");
 	if (reason)
-		assert_string_equal(str_at(o, "reason"), reason);
+		assert_string_equal(h_str(o, "reason"), reason);
 	else
 		assert_true(json_is_null(json_object_get(o, "reason")));
 	if (attempts >= 0 && int_at(o, "attempts") != attempts)
@@ -107,8 +88,8 @@ static json_t *dlq_of(json_t *dlq, const json_t *o)
 	json_array_foreach(dlq, i, r)
 	{
 		json_t *h = json_object_get(r, "headers");
-		const char *p = str_at(h, "x-source-partition");
-		const char *f = str_at(h, "x-source-offset");
+		const char *p = h_str(h, "x-source-partition");
+		const char *f = h_str(h, "x-source-offset");
 		if (p && f && !strcmp(p, part) && !strcmp(f, off))
 			return r;
 	}
@@ -182,7 +163,7 @@ static void faults_of_single_orders(void **state)
 	for (size_t i = 0; i < 6; i++) {
 		json_t *p = json_array_get(pa, i);
 		assert_string_equal(
-		    str_at(json_object_get(p, "workOrder"), "workOrderInfo"),
+		    h_str(json_object_get(p, "workOrder"), "workOrderInfo"),
 		    want_info[i]);
 		assert_int_equal(int_at(p, "status"), want_status[i]);
 	}
@@ -213,8 +194,8 @@ static void faults_of_single_orders(void **state)
 	json_t *pr = h_sim_pushes_of("acme", "WO-R");
 	assert_int_equal(json_array_size(pr), 2);
 	assert_int_equal(int_at(json_array_get(pr, 0), "status"), 429);
-	int64_t t0 = h_time_ms(str_at(json_array_get(pr, 0), "receivedAt"));
-	int64_t t1 = h_time_ms(str_at(json_array_get(pr, 1), "receivedAt"));
+	int64_t t0 = h_time_ms(h_str(json_array_get(pr, 0), "receivedAt"));
+	int64_t t1 = h_time_ms(h_str(json_array_get(pr, 1), "receivedAt"));
 	if (t1 - t0 < 900)
 		fail_msg("retry after 429 came %lld ms later; Retry-After is 1 s",
 			 (long long)(t1 - t0));
@@ -230,15 +211,15 @@ static void faults_of_single_orders(void **state)
 	json_t *d = dlq_of(dlq, o);
 	assert_non_null(d);
 	json_t *h = json_object_get(d, "headers");
-	assert_string_equal(str_at(h, "x-error-reason"), "retries_exhausted");
-	assert_string_equal(str_at(h, "x-http-status"), "503");
-	assert_string_equal(str_at(h, "x-attempts"), "4");
-	assert_string_equal(str_at(h, "x-source-topic"), H_TOPIC_ORDERS);
-	assert_non_null(strstr(str_at(h, "x-request"), "WO-F"));
-	assert_non_null(strstr(str_at(h, "x-error-message"), "4 attempts"));
-	assert_string_equal(str_at(d, "key"), "acme/WO-F");
+	assert_string_equal(h_str(h, "x-error-reason"), "retries_exhausted");
+	assert_string_equal(h_str(h, "x-http-status"), "503");
+	assert_string_equal(h_str(h, "x-attempts"), "4");
+	assert_string_equal(h_str(h, "x-source-topic"), H_TOPIC_ORDERS);
+	assert_non_null(strstr(h_str(h, "x-request"), "WO-F"));
+	assert_non_null(strstr(h_str(h, "x-error-message"), "4 attempts"));
+	assert_string_equal(h_str(d, "key"), "acme/WO-F");
 	assert_string_equal(
-	    str_at(json_object_get(json_object_get(d, "value"), "order"),
+	    h_str(json_object_get(json_object_get(d, "value"), "order"),
 		   "workOrderNumber"),
 	    "WO-F");
 
@@ -246,10 +227,10 @@ static void faults_of_single_orders(void **state)
 	o = expect(by, "f-e1", "failed", "http_4xx", 1);
 	d = dlq_of(dlq, o);
 	assert_non_null(d);
-	assert_string_equal(str_at(json_object_get(d, "headers"), "x-http-status"),
+	assert_string_equal(h_str(json_object_get(d, "headers"), "x-http-status"),
 			    "400");
 	o = expect(by, "f-g1", "failed", "pruvan_error", 1);
-	assert_non_null(strstr(str_at(o, "message"), "bad county"));
+	assert_non_null(strstr(h_str(o, "message"), "bad county"));
 	assert_non_null(dlq_of(dlq, o));
 
 	/* every armed fault was used up by its own order */
@@ -302,7 +283,7 @@ static void batch_split(void **state)
 		json_decref(orders);
 	}
 	json_t *o = expect(by, "s-4", "failed", "pruvan_error", -1);
-	assert_non_null(strstr(str_at(o, "message"), "WO-S4"));
+	assert_non_null(strstr(h_str(o, "message"), "WO-S4"));
 	json_t *orders = h_sim_orders("acme");
 	assert_null(json_object_get(orders, "WO-S4"));
 	json_decref(orders);
@@ -317,7 +298,7 @@ static void batch_split(void **state)
 	assert_int_equal(json_array_size(dlq), dlq_before + 1);
 	json_t *d = dlq_of(dlq, o);
 	assert_non_null(d);
-	assert_string_equal(str_at(json_object_get(d, "headers"), "x-error-reason"),
+	assert_string_equal(h_str(json_object_get(d, "headers"), "x-error-reason"),
 			    "pruvan_error");
 	json_decref(dlq);
 	json_decref(by);
@@ -332,5 +313,5 @@ int main(void)
 		cmocka_unit_test(faults_of_single_orders),
 		cmocka_unit_test(batch_split),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, h_suite_setup, h_suite_teardown);
 }

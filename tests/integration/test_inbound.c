@@ -22,7 +22,6 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <curl/curl.h>
 
 #include "harness.h"
 
@@ -53,21 +52,7 @@ static h_worker_t *worker(void)
 	return W;
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	if (h_setup("inbound") || h_redis_start() || h_kafka_start(1, 2) ||
-	    h_sim_start(0))
-		return -1;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	h_teardown();
-	return 0;
-}
+H_SUITE("inbound", 2)
 
 /* The contract's wrapper for one relayed item. */
 static json_t *item(const char *uuid, const char *key1, const char *won)
@@ -114,39 +99,12 @@ static void expect(const json_t *by, const char *id, const char *outcome,
 		assert_string_equal(field(o, "reason"), reason);
 }
 
-struct text {
-	char *data;
-	size_t len;
-};
-
-static size_t on_text(char *p, size_t size, size_t n, void *ud)
-{
-	struct text *t = ud;
-	char *nd = realloc(t->data, t->len + size * n + 1);
-	if (!nd)
-		return 0;
-	memcpy(nd + t->len, p, size * n);
-	t->data = nd;
-	t->len += size * n;
-	t->data[t->len] = '\0';
-	return size * n;
-}
-
 /* GET /metrics of the worker's ops port (malloc'd body). */
 static char *metrics(int port)
 {
-	char url[128];
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
-	CURL *c = curl_easy_init();
-	struct text t = {0};
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_text);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-	CURLcode rc = curl_easy_perform(c);
-	curl_easy_cleanup(c);
-	assert_int_equal(rc, CURLE_OK);
-	return t.data;
+	char *body = NULL;
+	assert_int_equal(h_http_get(port, "/metrics", &body), 200);
+	return body;
 }
 
 static void relay_discard_and_reject(void **state)
@@ -398,5 +356,5 @@ int main(void)
 	    cmocka_unit_test(delete_races_items),
 	    cmocka_unit_test(restart_between_delete_and_items),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, h_suite_setup, h_suite_teardown);
 }

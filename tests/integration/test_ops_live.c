@@ -14,76 +14,10 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <curl/curl.h>
 
 #include "harness.h"
 
-struct text {
-	char *data;
-	size_t len;
-};
-
-static size_t on_text(char *p, size_t size, size_t n, void *ud)
-{
-	struct text *t = ud;
-	char *nd = realloc(t->data, t->len + size * n + 1);
-	if (!nd)
-		return 0;
-	memcpy(nd + t->len, p, size * n);
-	t->data = nd;
-	t->len += size * n;
-	t->data[t->len] = '\0';
-	return size * n;
-}
-
-/* GET http://127.0.0.1:port/path: status, body into *body (malloc'd). */
-static long get(int port, const char *path, char **body)
-{
-	char url[256];
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-	CURL *c = curl_easy_init();
-	struct text t = {0};
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_text);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-	long st = 0;
-	if (curl_easy_perform(c) == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
-	curl_easy_cleanup(c);
-	*body = t.data ? t.data : strdup("");
-	return st;
-}
-
-/* Poll path until it answers want (or timeout); the last status. */
-static long await_status(int port, const char *path, long want, int timeout_ms)
-{
-	int64_t end = h_now_ms() + timeout_ms;
-	long st;
-	do {
-		st = h_http_status(port, path);
-		if (st == want)
-			return st;
-		h_nap_ms(50);
-	} while (h_now_ms() < end);
-	return st;
-}
-
-static int setup(void **state)
-{
-	(void)state;
-	if (h_setup("ops") || h_redis_start() || h_kafka_start(1, 2) ||
-	    h_sim_start(0))
-		return -1;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	h_teardown();
-	return 0;
-}
+H_SUITE("ops", 2)
 
 static void endpoints_of_a_live_worker(void **state)
 {
@@ -100,12 +34,12 @@ static void endpoints_of_a_live_worker(void **state)
 	int port = h_worker_ops_port(w, 20000);
 	assert_true(port > 0);
 	assert_int_equal(h_http_status(port, "/healthz"), 200);
-	assert_int_equal(await_status(port, "/readyz", 200, 30000), 200);
+	assert_int_equal(h_await_http_status(port, "/readyz", 200, 30000), 200);
 	assert_true(h_await_count(H_TOPIC_RESULTS, 1, 30000) >= 1);
 
 	/* the exposition passes promtool's linter */
 	char *metrics = NULL;
-	assert_int_equal(get(port, "/metrics", &metrics), 200);
+	assert_int_equal(h_http_get(port, "/metrics", &metrics), 200);
 	char path[512], cmd[1200];
 	FILE *f = fopen(h_path(path, sizeof(path), "metrics.txt"), "w");
 	assert_non_null(f);
@@ -146,9 +80,9 @@ static void endpoints_of_a_live_worker(void **state)
 
 	/* Redis down: not ready, with a reason; back by itself */
 	h_redis_kill();
-	assert_int_equal(await_status(port, "/readyz", 503, 30000), 503);
+	assert_int_equal(h_await_http_status(port, "/readyz", 503, 30000), 503);
 	char *body = NULL;
-	assert_int_equal(get(port, "/readyz", &body), 503);
+	assert_int_equal(h_http_get(port, "/readyz", &body), 503);
 	json_t *why = json_loads(body, 0, NULL);
 	assert_non_null(why);
 	char *dump = json_dumps(why, 0);
@@ -158,7 +92,7 @@ static void endpoints_of_a_live_worker(void **state)
 	free(body);
 	assert_int_equal(h_http_status(port, "/healthz"), 200);
 	assert_int_equal(h_redis_restart(), 0);
-	assert_int_equal(await_status(port, "/readyz", 200, 30000), 200);
+	assert_int_equal(h_await_http_status(port, "/readyz", 200, 30000), 200);
 
 	/* SIGTERM: a clean exit */
 	assert_int_equal(h_worker_signal(w, SIGTERM), 0);
@@ -172,5 +106,5 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(endpoints_of_a_live_worker),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, h_suite_setup, h_suite_teardown);
 }

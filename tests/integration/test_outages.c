@@ -24,49 +24,7 @@
 #define ORDERS 8
 #define PER_ORDER 3
 
-static int setup(void **state)
-{
-	(void)state;
-	if (h_setup("outages") || h_redis_start() || h_kafka_start(1, 3) ||
-	    h_sim_start(0))
-		return -1;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	h_teardown();
-	return 0;
-}
-
-static const char *str_at(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
-
-/* ORDERS orders x PER_ORDER events, workOrderInfo = eventId. */
-static void produce_events(const char *prefix)
-{
-	for (int k = 0; k < PER_ORDER; k++) {
-		for (int o = 0; o < ORDERS; o++) {
-			char id[64], won[64];
-			snprintf(id, sizeof(id), "%s-%02d-%d", prefix, o, k);
-			snprintf(won, sizeof(won), "WO-%s-%02d", prefix, o);
-			json_t *f = json_pack("{s:s}", "workOrderInfo", id);
-			json_t *ev = k == 0 ? h_event_create(id, "acme", won, 1)
-					    : h_event(id, "acme", "update", won,
-						      k + 1, f);
-			if (k == 0)
-				json_object_update(json_object_get(ev, "order"), f);
-			json_decref(f);
-			assert_int_equal(h_produce_json(H_TOPIC_ORDERS, ev, false),
-					 0);
-			json_decref(ev);
-		}
-	}
-	assert_int_equal(h_flush(10000), 0);
-}
+H_SUITE("outages", 3)
 
 /* Every event of prefix: exactly one outcome (with allow_dup: plus any
  * number of "duplicate" ones), created or updated, and its effect pushed
@@ -82,7 +40,7 @@ static void check_exactly_once(json_t *recs, const char *prefix,
 		json_object_foreach(by, id, list)
 		{
 			for (size_t i = json_array_size(list); i-- > 0;)
-				if (!strcmp(str_at(json_array_get(list, i),
+				if (!strcmp(h_str(json_array_get(list, i),
 						   "outcome"),
 					    "duplicate"))
 					json_array_remove(list, i);
@@ -98,15 +56,15 @@ static void check_exactly_once(json_t *recs, const char *prefix,
 			json_t *x = h_one(by, id);
 			if (!x)
 				fail_msg("%s: not exactly one outcome", id);
-			const char *oc = str_at(x, "outcome");
+			const char *oc = h_str(x, "outcome");
 			if (strcmp(oc, k ? "updated" : "created"))
 				fail_msg("%s: %s (%s)", id, oc,
-					 str_at(x, "message"));
+					 h_str(x, "message"));
 			size_t i, n = 0;
 			json_t *p;
 			json_array_foreach(pushes, i, p)
 			{
-				const char *info = str_at(
+				const char *info = h_str(
 				    json_object_get(p, "workOrder"),
 				    "workOrderInfo");
 				if (info && !strcmp(info, id))
@@ -133,7 +91,7 @@ static int count_missing(const json_t *recs, const char *prefix)
 			size_t i;
 			json_t *x;
 			json_array_foreach(json_object_get(by, id), i, x)
-			    real = real || strcmp(str_at(x, "outcome"), "duplicate");
+			    real = real || strcmp(h_str(x, "outcome"), "duplicate");
 			missing += !real;
 		}
 	}
@@ -167,7 +125,7 @@ static void broker_down_and_back(void **state)
 	json_decref(ov);
 	assert_int_equal(h_sim_faults("{\"latencyMs\":1500}"), 0);
 	long before = h_topic_count(H_TOPIC_RESULTS);
-	produce_events("b");
+	assert_int_equal(h_produce_series("b", "acme", ORDERS, PER_ORDER), 0);
 	const long total = ORDERS * PER_ORDER;
 
 	h_worker_t *w = h_worker_run("worker-kafka", cfg, false);
@@ -239,7 +197,7 @@ static void redis_killed_and_restarted(void **state)
 	json_decref(ov);
 	assert_int_equal(h_sim_faults("{\"latencyMs\":150}"), 0);
 	long before = h_topic_count(H_TOPIC_RESULTS);
-	produce_events("r");
+	assert_int_equal(h_produce_series("r", "acme", ORDERS, PER_ORDER), 0);
 	const long total = ORDERS * PER_ORDER;
 
 	h_worker_t *w = h_worker_run("worker-redis", cfg, false);
@@ -279,5 +237,5 @@ int main(void)
 		cmocka_unit_test(broker_down_and_back),
 		cmocka_unit_test(redis_killed_and_restarted),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, h_suite_setup, h_suite_teardown);
 }

@@ -28,8 +28,7 @@ static char cfg[512];
 static int setup(void **state)
 {
 	(void)state;
-	if (h_setup("outcomes") || h_redis_start() || h_kafka_start(1, 3) ||
-	    h_sim_start(0))
+	if (h_start_all("outcomes", 3))
 		return -1;
 	json_t *ov = json_pack(
 	    "{s:{s:{s:s,s:[s]},s:{s:s,s:b}}}", "accounts", "acme", "mode",
@@ -38,18 +37,6 @@ static int setup(void **state)
 	int rc = h_write_config("config.json", ov, cfg, sizeof(cfg));
 	json_decref(ov);
 	return rc;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	h_teardown();
-	return 0;
-}
-
-static const char *str_at(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
 }
 
 static void produce(json_t *ev)
@@ -81,17 +68,17 @@ static json_t *expect(json_t *by, const char *id, const char *outcome,
 	json_t *o = h_one(by, id);
 	if (!o)
 		fail_msg("event %s: not exactly one outcome", id);
-	if (strcmp(str_at(o, "outcome"), outcome) != 0)
+	if (strcmp(h_str(o, "outcome"), outcome) != 0)
 		fail_msg("event %s: outcome %s, expected %s (message: %s)", id,
-			 str_at(o, "outcome"), outcome,
-			 str_at(o, "message") ? str_at(o, "message") : "-");
+			 h_str(o, "outcome"), outcome,
+			 h_str(o, "message") ? h_str(o, "message") : "-");
 	if (reason && strcmp(reason, "*") == 0)
-		assert_non_null(str_at(o, "reason"));
+		assert_non_null(h_str(o, "reason"));
 	else if (reason)
-		assert_string_equal(str_at(o, "reason"), reason);
+		assert_string_equal(h_str(o, "reason"), reason);
 	else
 		assert_true(json_is_null(json_object_get(o, "reason")));
-	assert_string_equal(str_at(o, "source"), "orders");
+	assert_string_equal(h_str(o, "source"), "orders");
 	return o;
 }
 
@@ -166,12 +153,12 @@ static void every_outcome_kind(void **state)
 			     json_object_get(o, "response"), "httpStatus")),
 			 200);
 	assert_string_equal(
-	    str_at(json_object_get(o, "request"), "workOrderNumber"), "WO-C1");
+	    h_str(json_object_get(o, "request"), "workOrderNumber"), "WO-C1");
 
 	expect(by, "o-u1", "created", NULL);
 	o = expect(by, "o-u2", "updated", NULL);
 	json_t *req = json_object_get(o, "request");
-	assert_string_equal(str_at(req, "workOrderInfo"), "gate code 4321");
+	assert_string_equal(h_str(req, "workOrderInfo"), "gate code 4321");
 	assert_null(json_object_get(req, "address1")); /* changed fields only */
 
 	expect(by, "o-n1", "created", NULL);
@@ -186,13 +173,13 @@ static void every_outcome_kind(void **state)
 
 	json_t *dl = json_object_get(by, "o-d1");
 	assert_int_equal(json_array_size(dl), 2);
-	assert_string_equal(str_at(json_array_get(dl, 0), "outcome"), "created");
-	assert_string_equal(str_at(json_array_get(dl, 1), "outcome"), "duplicate");
+	assert_string_equal(h_str(json_array_get(dl, 0), "outcome"), "created");
+	assert_string_equal(h_str(json_array_get(dl, 1), "outcome"), "duplicate");
 	assert_int_equal(pushes("acme", "WO-DUP"), 1);
 
 	expect(by, "o-x1", "created", NULL);
 	o = expect(by, "o-x2", "deleted", NULL);
-	assert_string_equal(str_at(json_object_get(o, "request"), "status"),
+	assert_string_equal(h_str(json_object_get(o, "request"), "status"),
 			    "deleted");
 	expect(by, "o-x3", "rejected", "order_deleted");
 	assert_int_equal(pushes("delco", "WO-X"), 2);
@@ -217,30 +204,30 @@ static void every_outcome_kind(void **state)
 	json_t *x;
 	json_array_foreach(nulls, i, x)
 	{
-		assert_string_equal(str_at(x, "outcome"), "rejected");
+		assert_string_equal(h_str(x, "outcome"), "rejected");
 		assert_int_equal(json_integer_value(json_object_get(x, "partition")),
 				 part);
 		int64_t xo = json_integer_value(json_object_get(x, "offset"));
 		assert_true(xo == off + 1 || xo == off + 2);
 		if (xo == off + 1)
-			assert_string_equal(str_at(x, "reason"), "invalid_json");
+			assert_string_equal(h_str(x, "reason"), "invalid_json");
 	}
 	json_array_foreach(dlq, i, x)
 	{
 		json_t *h = json_object_get(x, "headers");
-		assert_string_equal(str_at(x, "key"), "acme/WO-P");
-		assert_string_equal(str_at(h, "x-source-topic"), H_TOPIC_ORDERS);
+		assert_string_equal(h_str(x, "key"), "acme/WO-P");
+		assert_string_equal(h_str(h, "x-source-topic"), H_TOPIC_ORDERS);
 		char want[32];
 		snprintf(want, sizeof(want), "%lld", (long long)part);
-		assert_string_equal(str_at(h, "x-source-partition"), want);
-		assert_non_null(str_at(h, "x-error-reason"));
-		assert_non_null(str_at(h, "x-error-message"));
-		assert_string_equal(str_at(h, "x-attempts"), "0");
-		const char *so = str_at(h, "x-source-offset");
+		assert_string_equal(h_str(h, "x-source-partition"), want);
+		assert_non_null(h_str(h, "x-error-reason"));
+		assert_non_null(h_str(h, "x-error-message"));
+		assert_string_equal(h_str(h, "x-attempts"), "0");
+		const char *so = h_str(h, "x-source-offset");
 		assert_non_null(so);
 		if (strtoll(so, NULL, 10) == off + 1) {
-			assert_string_equal(str_at(x, "raw"), "{\"eventId\": oops");
-			assert_string_equal(str_at(h, "x-error-reason"),
+			assert_string_equal(h_str(x, "raw"), "{\"eventId\": oops");
+			assert_string_equal(h_str(h, "x-error-reason"),
 					    "invalid_json");
 		}
 	}
@@ -279,11 +266,11 @@ static void duplicate_across_restart(void **state)
 	json_t *l = json_object_get(by, "o-c1");
 	assert_int_equal(json_array_size(l), 2);
 	json_t *o = json_array_get(l, 1);
-	assert_string_equal(str_at(o, "outcome"), "duplicate");
+	assert_string_equal(h_str(o, "outcome"), "duplicate");
 	assert_true(json_is_null(json_object_get(o, "request")));
 	l = json_object_get(by, "o-u2");
 	assert_int_equal(json_array_size(l), 2);
-	assert_string_equal(str_at(json_array_get(l, 1), "outcome"), "duplicate");
+	assert_string_equal(h_str(json_array_get(l, 1), "outcome"), "duplicate");
 	expect(by, "o-c9", "created", NULL);
 	assert_int_equal(pushes("acme", "WO-C1"), 1);
 	assert_int_equal(pushes("acme", "WO-U"), 2);
@@ -299,5 +286,5 @@ int main(void)
 		cmocka_unit_test(every_outcome_kind),
 		cmocka_unit_test(duplicate_across_restart),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, h_group_teardown);
 }

@@ -31,21 +31,7 @@
 #define WAIT_MS 20000
 #define SECRET	"it-relay-Secret-0123456789"
 
-static int setup(void **state)
-{
-	(void)state;
-	if (h_setup("relay") || h_redis_start() || h_kafka_start(1, 2) ||
-	    h_sim_start(0))
-		return -1;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	h_teardown();
-	return 0;
-}
+H_SUITE("relay", 2)
 
 /* The relay port from the worker's "relay endpoint listening" line. */
 static int relay_port(h_worker_t *w)
@@ -337,5 +323,5 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(relay_calls_end_to_end),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, h_suite_setup, h_suite_teardown);
 }
