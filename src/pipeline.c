@@ -26,6 +26,7 @@
  * later event of an order overtake an earlier one, log a PushKey.
  */
 #include "pipeline.h"
+#include "kafka_conf.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -1730,45 +1731,6 @@ pb_err_t pb_pipeline_run(pb_pipeline_t *pl, char *errstr, size_t errstr_size)
 
 /* ---- construction ----------------------------------------------------------- */
 
-/* Properties only one kind of client understands (prefix match). */
-static const char *consumer_only[] = {
-	"group.", "session.timeout.ms", "heartbeat.interval.ms",
-	"max.poll.interval.ms", "auto.offset.reset", "auto.commit.",
-	"enable.auto.", "partition.assignment.strategy", "fetch.",
-	"isolation.level", "enable.partition.eof", "check.crcs",
-	"queued.min.messages", "queued.max.messages.kbytes", NULL};
-static const char *producer_only[] = {
-	"linger.ms", "acks", "request.required.acks", "enable.idempotence",
-	"compression.", "batch.", "queue.buffering.", "message.timeout.ms",
-	"delivery.timeout.ms", "retries", "message.send.max.retries",
-	"max.in.flight", "transactional.id", "partitioner", NULL};
-
-static bool scope_matches(const char *key, bool producer)
-{
-	const char **other = producer ? consumer_only : producer_only;
-	for (size_t i = 0; other[i]; i++)
-		if (strncmp(key, other[i], strlen(other[i])) == 0)
-			return false;
-	return true;
-}
-
-static pb_err_t conf_apply(const pb_config_t *c, rd_kafka_conf_t *kc,
-			   bool producer, char *errstr, size_t errstr_size)
-{
-	char e[512];
-	for (size_t i = 0; i < c->kafka_len; i++) {
-		/* one "kafka" section serves both clients: keep each side's
-		 * own properties away from the other (librdkafka warns) */
-		if (!scope_matches(c->kafka_keys[i], producer))
-			continue;
-		if (rd_kafka_conf_set(kc, c->kafka_keys[i], c->kafka_values[i], e,
-				      sizeof(e)) != RD_KAFKA_CONF_OK)
-			return pb_errf(errstr, errstr_size, PB_ERR_CONFIG,
-				       "$.kafka.%s: %s", c->kafka_keys[i], e);
-	}
-	return PB_OK;
-}
-
 static pb_err_t conf_set(rd_kafka_conf_t *kc, const char *k, const char *v,
 			 char *errstr, size_t errstr_size)
 {
@@ -1853,7 +1815,8 @@ pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 	if (!err)
 		err = conf_set(cc, "max.partition.fetch.bytes", "262144", errstr, errstr_size);
 	if (!err)
-		err = conf_apply(cfg, cc, false, errstr, errstr_size);
+		err = pb_kafka_conf_apply(cfg, cc, PB_KAFKA_GROUP_CONSUMER, errstr,
+					  errstr_size);
 	/* not overridable: they carry the at-least-once guarantee */
 	if (!err)
 		err = conf_set(cc, "enable.auto.offset.store", "false", errstr, errstr_size);
@@ -1883,7 +1846,8 @@ pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 	rd_kafka_conf_t *pc = rd_kafka_conf_new();
 	err = conf_set(pc, "linger.ms", "5", errstr, errstr_size);
 	if (!err)
-		err = conf_apply(cfg, pc, true, errstr, errstr_size);
+		err = pb_kafka_conf_apply(cfg, pc, PB_KAFKA_PRODUCER, errstr,
+					  errstr_size);
 	if (!err)
 		err = conf_set(pc, "enable.idempotence", "true", errstr, errstr_size);
 	if (err) {

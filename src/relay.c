@@ -23,6 +23,7 @@
  * file bytes, let one call hold more than PB_RELAY_MAX_JSON of JSON.
  */
 #include "relay.h"
+#include "kafka_conf.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -762,25 +763,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 /* ---- lifecycle
  * ---------------------------------------------------------------- */
 
-/* librdkafka properties only a consumer understands (prefix match); the
- * one "kafka" section serves every client. Mirrors the pipeline's list. */
-static const char *const consumer_only[] = {"group.",
-					    "session.timeout.ms",
-					    "heartbeat.interval.ms",
-					    "max.poll.interval.ms",
-					    "auto.offset.reset",
-					    "auto.commit.",
-					    "enable.auto.",
-					    "partition.assignment.strategy",
-					    "fetch.",
-					    "isolation.level",
-					    "enable.partition.eof",
-					    "check.crcs",
-					    "queued.min.messages",
-					    "queued.max.messages.kbytes",
-					    "transactional.id",
-					    NULL};
-
 static pb_err_t producer_new(pb_relay_t *r, char *errstr, size_t errstr_size)
 {
 	const pb_config_t *c = r->cfg;
@@ -789,20 +771,11 @@ static pb_err_t producer_new(pb_relay_t *r, char *errstr, size_t errstr_size)
 	snprintf(timeout, sizeof(timeout), "%d", c->relay_ack_timeout_ms);
 	if (rd_kafka_conf_set(kc, "linger.ms", "5", e, sizeof(e)))
 		goto fail;
-	for (size_t i = 0; i < c->kafka_len; i++) {
-		bool skip = false;
-		for (size_t k = 0; consumer_only[k]; k++)
-			if (strncmp(c->kafka_keys[i], consumer_only[k],
-				    strlen(consumer_only[k])) == 0)
-				skip = true;
-		if (skip)
-			continue;
-		if (rd_kafka_conf_set(kc, c->kafka_keys[i], c->kafka_values[i],
-				      e, sizeof(e)) != RD_KAFKA_CONF_OK) {
-			rd_kafka_conf_destroy(kc);
-			return pb_errf(errstr, errstr_size, PB_ERR_CONFIG,
-				       "$.kafka.%s: %s", c->kafka_keys[i], e);
-		}
+	pb_err_t err = pb_kafka_conf_apply(c, kc, PB_KAFKA_PRODUCER, errstr,
+					   errstr_size);
+	if (err) {
+		rd_kafka_conf_destroy(kc);
+		return err;
 	}
 	/* The guarantees the answer to Pruvan rests on: not overridable. */
 	static const char *const fixed[][2] = {{"enable.idempotence", "true"},

@@ -9,6 +9,7 @@
  * acknowledged before it reports success.
  */
 #include "replay.h"
+#include "kafka_conf.h"
 
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
@@ -17,21 +18,6 @@
 #include <string.h>
 
 #include "util.h"
-
-static pb_err_t apply_conf(const pb_config_t *c, rd_kafka_conf_t *kc,
-			   char *errstr, size_t errstr_size)
-{
-	char e[512];
-	for (size_t i = 0; i < c->kafka_len; i++) {
-		if (strcmp(c->kafka_keys[i], "group.id") == 0)
-			continue;
-		if (rd_kafka_conf_set(kc, c->kafka_keys[i], c->kafka_values[i],
-				      e, sizeof(e)) != RD_KAFKA_CONF_OK)
-			return pb_errf(errstr, errstr_size, PB_ERR_CONFIG,
-				       "$.kafka.%s: %s", c->kafka_keys[i], e);
-	}
-	return PB_OK;
-}
 
 static bool header_is(rd_kafka_message_t *m, const char *name, const char *want)
 {
@@ -56,7 +42,8 @@ pb_err_t pb_replay_run(const pb_config_t *cfg, const pb_replay_opts_t *o,
 	*replayed = 0;
 
 	rd_kafka_conf_t *cc = rd_kafka_conf_new();
-	if ((err = apply_conf(cfg, cc, errstr, errstr_size))) {
+	if ((err = pb_kafka_conf_apply(cfg, cc, PB_KAFKA_READER, errstr,
+					 errstr_size))) {
 		rd_kafka_conf_destroy(cc);
 		return err;
 	}
@@ -68,7 +55,8 @@ pb_err_t pb_replay_run(const pb_config_t *cfg, const pb_replay_opts_t *o,
 		return pb_errf(errstr, errstr_size, PB_ERR_KAFKA, "consumer: %s", e);
 	}
 	rd_kafka_conf_t *pc = rd_kafka_conf_new();
-	if ((err = apply_conf(cfg, pc, errstr, errstr_size))) {
+	if ((err = pb_kafka_conf_apply(cfg, pc, PB_KAFKA_PRODUCER, errstr,
+					 errstr_size))) {
 		rd_kafka_conf_destroy(pc);
 		goto out;
 	}

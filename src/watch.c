@@ -25,6 +25,7 @@
  * honoured within about two seconds even while the cluster is down.
  */
 #include "watch.h"
+#include "kafka_conf.h"
 
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
@@ -52,21 +53,6 @@ typedef struct part {
 	bool done;   /* --once: reached end */
 } part_t;
 
-static pb_err_t apply_conf(const pb_config_t *c, rd_kafka_conf_t *kc,
-			   char *errstr, size_t errstr_size)
-{
-	char e[512];
-	for (size_t i = 0; i < c->kafka_len; i++) {
-		if (strcmp(c->kafka_keys[i], "group.id") == 0)
-			continue;
-		if (rd_kafka_conf_set(kc, c->kafka_keys[i], c->kafka_values[i],
-				      e, sizeof(e)) != RD_KAFKA_CONF_OK)
-			return pb_errf(errstr, errstr_size, PB_ERR_CONFIG,
-				       "$.kafka.%s: %s", c->kafka_keys[i], e);
-	}
-	return PB_OK;
-}
-
 static pb_err_t consumer_new(const pb_config_t *cfg, const char *role,
 			     rd_kafka_t **out, char *errstr, size_t errstr_size)
 {
@@ -79,7 +65,8 @@ static pb_err_t consumer_new(const pb_config_t *cfg, const char *role,
 	char e[512], gid[64];
 	pb_err_t err;
 	rd_kafka_conf_t *kc = rd_kafka_conf_new();
-	if ((err = apply_conf(cfg, kc, errstr, errstr_size)))
+	if ((err = pb_kafka_conf_apply(cfg, kc, PB_KAFKA_READER, errstr,
+					 errstr_size)))
 		goto fail;
 	snprintf(gid, sizeof(gid), "pruvan-bridge-watch%s-%ld", role,
 		 (long)getpid());

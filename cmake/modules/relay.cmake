@@ -5,7 +5,7 @@
 # accepts, and the ops module's listen-address parser.
 add_library(pb_relay STATIC src/relay.c)
 target_include_directories(pb_relay PUBLIC ${PROJECT_SOURCE_DIR}/src)
-target_link_libraries(pb_relay PUBLIC pb_rules pb_ops pb_metrics pb_config
+target_link_libraries(pb_relay PUBLIC pb_kafka_conf pb_rules pb_ops pb_metrics pb_config
   pb_base PkgConfig::RDKAFKA PkgConfig::MHD PkgConfig::JANSSON
   Threads::Threads)
 

@@ -4,7 +4,7 @@
 # mock cluster inside the test process, so it needs no broker.
 add_library(pb_watch STATIC src/watch.c src/watch_view.c)
 target_include_directories(pb_watch PUBLIC ${PROJECT_SOURCE_DIR}/src)
-target_link_libraries(pb_watch PUBLIC pb_base PkgConfig::RDKAFKA
+target_link_libraries(pb_watch PUBLIC pb_kafka_conf pb_base PkgConfig::RDKAFKA
                       PkgConfig::JANSSON)
 
 pb_unit_test(test_watch tests/unit/test_watch.c pb_watch Threads::Threads)

@@ -1,0 +1,33 @@
+/*
+ * kafka_conf.h: the configuration's one "kafka" section applied to each
+ * kind of librdkafka client the worker makes.
+ *
+ * The section serves every client, so each gets only the properties it
+ * understands (librdkafka warns about the others, or refuses them):
+ * consumers skip producer-only properties, producers skip consumer-only
+ * ones, and clients outside the consumer group (watch, replay) also skip
+ * group.id. transactional.id is never applied: no client of ours runs
+ * transactions, and a transactional producer refuses to produce without
+ * them.
+ */
+#ifndef PB_KAFKA_CONF_H
+#define PB_KAFKA_CONF_H
+
+#include <librdkafka/rdkafka.h>
+
+#include "config.h"
+#include "err.h"
+
+typedef enum {
+	PB_KAFKA_GROUP_CONSUMER, /* the worker's consumer-group member */
+	PB_KAFKA_READER,         /* a consumer outside the group */
+	PB_KAFKA_PRODUCER,
+} pb_kafka_role_t;
+
+/* Set every property of c's "kafka" section that applies to role on kc;
+ * PB_ERR_CONFIG naming "$.kafka.KEY" when librdkafka refuses one. */
+pb_err_t pb_kafka_conf_apply(const pb_config_t *c, rd_kafka_conf_t *kc,
+			     pb_kafka_role_t role, char *errstr,
+			     size_t errstr_size);
+
+#endif
