@@ -275,12 +275,12 @@ static void key_drop(pb_pipeline_t *pl, keyq_t *kq)
 	}
 }
 
+static void task_free(pb_pipeline_t *pl, task_t *t);
+
 /* The order's previous event is recorded: let the next one go. A task
  * whose effect is recorded stays listed with its order until its outcome is
  * acknowledged, so that a second copy of the same event arriving meanwhile
  * is recognised as a duplicate and not as a crash to recover from. */
-static void task_free(pb_pipeline_t *pl, task_t *t);
-
 static void key_release(pb_pipeline_t *pl, task_t *t)
 {
 	keyq_t *kq = t->kq;
@@ -1623,9 +1623,12 @@ static void step(pb_pipeline_t *pl, bool consume, int wait_ms)
 	rd_kafka_poll(pl->producer, 0);
 	record_stage(pl);
 	publish_stage(pl);
-	/* an idle worker still notices Redis going away (readiness) and
-	 * Auto-Admin switches (metrics) */
-	if (pl->redis_up && !busy && pb_mono_ms() - pl->redis_ok_at >= 1000) {
+	/* An idle worker still probes Redis: every second while it is up
+	 * (readiness notices it going away, Auto-Admin switches reach the
+	 * metrics), on the backoff schedule while it is down. */
+	bool probe = pl->redis_up ? pb_mono_ms() - pl->redis_ok_at >= 1000
+				  : redis_may_try(pl);
+	if (probe && !busy) {
 		char err[256];
 		int64_t started = pb_mono_ms();
 		if (pb_state_ping(pl->state, err, sizeof(err)) == PB_OK) {
@@ -1634,14 +1637,6 @@ static void step(pb_pipeline_t *pl, bool consume, int wait_ms)
 		} else {
 			redis_failed(pl, "ping", err);
 		}
-	}
-	if (!pl->redis_up && redis_may_try(pl) && !busy) {
-		char err[256];
-		int64_t started = pb_mono_ms();
-		if (pb_state_ping(pl->state, err, sizeof(err)) == PB_OK)
-			redis_ok(pl, started);
-		else
-			redis_failed(pl, "ping", err);
 	}
 	int open = pb_pusher_circuits_open(pl->pusher);
 	atomic_store(&pl->ready_circuits, open);
