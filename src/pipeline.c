@@ -39,6 +39,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "jtext.h"
 #include "log.h"
 #include "pusher.h"
 #include "rules.h"
@@ -529,147 +530,17 @@ static void count_outcome(pb_pipeline_t *pl, task_t *t)
  * The outcome record's text, written directly: the same bytes as
  * build_outcome + json_dumps(JSON_COMPACT), without building a tree of
  * the envelope and re-parsing the response body for every event (that was
- * a sixth of the loop's CPU; docs/benchmarks.md). Nested values (warnings,
- * request, item) still go through json_dumps. NULL when a string is not
+ * a sixth of the loop's CPU; docs/benchmarks.md); nested values (warnings,
+ * request, item) through pb_jt_json (jtext.h). NULL when a string is not
  * valid UTF-8, which jansson refuses: the caller then takes the tree path,
  * which drops that key as it always did.
  */
-typedef struct {
-	char *p;
-	size_t len, cap;
-	bool bad;
-} sbuf_t;
-
-static void sb_grow(sbuf_t *b, size_t more)
+static void sb_json(pb_jtext_t *b, const json_t *j, const char *dflt)
 {
-	if (b->bad || b->len + more + 1 <= b->cap)
-		return;
-	size_t nc = b->cap ? b->cap : 1024;
-	while (nc < b->len + more + 1)
-		nc *= 2;
-	char *n = realloc(b->p, nc);
-	if (!n) {
-		b->bad = true;
-		return;
-	}
-	b->p = n;
-	b->cap = nc;
-}
-
-static void sb_put(sbuf_t *b, const char *s, size_t n)
-{
-	sb_grow(b, n);
-	if (b->bad)
-		return;
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void sb_lit(sbuf_t *b, const char *s)
-{
-	sb_put(b, s, strlen(s));
-}
-
-static void sb_i64(sbuf_t *b, long long v)
-{
-	char n[32];
-	int k = snprintf(n, sizeof(n), "%lld", v);
-	sb_put(b, n, (size_t)k);
-}
-
-/* UTF-8 as jansson accepts it: no overlong forms, surrogates or values
- * above U+10FFFF. */
-static bool utf8_ok(const unsigned char *s, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		unsigned c = s[i];
-		size_t k;
-		unsigned cp;
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if (c >= 0xC2 && c <= 0xDF) {
-			k = 1, cp = c & 0x1F;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			k = 2, cp = c & 0x0F;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			k = 3, cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (i + k >= n)
-			return false;
-		for (size_t j = 1; j <= k; j++) {
-			if ((s[i + j] & 0xC0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + j] & 0x3F);
-		}
-		if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
-		    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-			return false;
-		i += k + 1;
-	}
-	return true;
-}
-
-static void sb_str(sbuf_t *b, const char *s)
-{
-	if (!s) {
-		sb_lit(b, "null");
-		return;
-	}
-	size_t n = strlen(s);
-	if (!utf8_ok((const unsigned char *)s, n)) {
-		b->bad = true;
-		return;
-	}
-	sb_grow(b, n * 6 + 2);
-	if (b->bad)
-		return;
-	static const char hex[] = "0123456789ABCDEF";
-	char *d = b->p + b->len;
-	*d++ = '"';
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '"' || c == '\\') {
-			*d++ = '\\';
-			*d++ = (char)c;
-		} else if (c >= 0x20) {
-			*d++ = (char)c;
-		} else {
-			*d++ = '\\';
-			switch (c) {
-			case '\b': *d++ = 'b'; break;
-			case '\f': *d++ = 'f'; break;
-			case '\n': *d++ = 'n'; break;
-			case '\r': *d++ = 'r'; break;
-			case '\t': *d++ = 't'; break;
-			default:
-				*d++ = 'u';
-				*d++ = '0';
-				*d++ = '0';
-				*d++ = hex[c >> 4];
-				*d++ = hex[c & 15];
-			}
-		}
-	}
-	*d++ = '"';
-	b->len = (size_t)(d - b->p);
-	b->p[b->len] = '\0';
-}
-
-static void sb_json(sbuf_t *b, const json_t *j, const char *dflt)
-{
-	char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER |
-					    JSON_ENCODE_ANY)
-		    : NULL;
-	if (s) {
-		sb_lit(b, s);
-		free(s);
-	} else {
-		sb_lit(b, dflt);
-	}
+	if (j)
+		pb_jt_json(b, j, false);
+	else
+		pb_jt_lit(b, dflt);
 }
 
 /* The response body as build_outcome puts it: parsed when it is JSON,
@@ -681,9 +552,7 @@ static const char *body_text(pb_pipeline_t *pl, const char *body_start)
 	json_t *body = json_loads(body_start, 0, NULL);
 	if (!body)
 		body = json_string(body_start);
-	char *out = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER |
-						    JSON_ENCODE_ANY)
-			 : NULL;
+	char *out = body ? pb_jt_dumps(body, false) : NULL;
 	json_decref(body);
 	free(pl->body_out);
 	pl->body_out = out ? out : strdup("null");
@@ -693,68 +562,64 @@ static const char *body_text(pb_pipeline_t *pl, const char *body_start)
 
 static char *outcome_text(pb_pipeline_t *pl, task_t *t)
 {
-	sbuf_t b = {0};
+	pb_jtext_t b = {0};
 	char ts[40];
 	pb_now_rfc3339(ts, sizeof(ts));
-	sb_lit(&b, "{\"eventId\":");
-	sb_str(&b, task_event_id(t));
-	sb_lit(&b, ",\"source\":");
-	sb_str(&b, src_names[t->src]);
-	sb_lit(&b, ",\"account\":");
-	sb_str(&b, task_account(t));
-	sb_lit(&b, ",\"workOrderNumber\":");
-	sb_str(&b, task_won(t));
-	sb_lit(&b, ",\"outcome\":");
-	sb_str(&b, t->outcome);
-	sb_lit(&b, ",\"reason\":");
-	sb_str(&b, t->reason);
-	sb_lit(&b, ",\"message\":");
-	sb_str(&b, t->message[0] ? t->message : NULL);
-	sb_lit(&b, ",\"warnings\":");
+	pb_jt_lit(&b, "{\"eventId\":");
+	pb_jt_str(&b, task_event_id(t));
+	pb_jt_lit(&b, ",\"source\":");
+	pb_jt_str(&b, src_names[t->src]);
+	pb_jt_lit(&b, ",\"account\":");
+	pb_jt_str(&b, task_account(t));
+	pb_jt_lit(&b, ",\"workOrderNumber\":");
+	pb_jt_str(&b, task_won(t));
+	pb_jt_lit(&b, ",\"outcome\":");
+	pb_jt_str(&b, t->outcome);
+	pb_jt_lit(&b, ",\"reason\":");
+	pb_jt_str(&b, t->reason);
+	pb_jt_lit(&b, ",\"message\":");
+	pb_jt_str(&b, t->message[0] ? t->message : NULL);
+	pb_jt_lit(&b, ",\"warnings\":");
 	sb_json(&b, t->dec_set ? t->dec.warnings : NULL, "[]");
-	sb_lit(&b, ",\"withheld\":");
+	pb_jt_lit(&b, ",\"withheld\":");
 	sb_json(&b, t->dec_set ? t->dec.withheld : NULL, "[]");
 	bool pushed = t->dec_set && t->dec.verdict == PB_VERDICT_PUSH &&
 		      t->job.attempts > 0;
-	sb_lit(&b, ",\"request\":");
+	pb_jt_lit(&b, ",\"request\":");
 	sb_json(&b, pushed ? t->dec.work_order : NULL, "null");
-	sb_lit(&b, ",\"response\":");
+	pb_jt_lit(&b, ",\"response\":");
 	if (pushed) {
-		sb_lit(&b, "{\"httpStatus\":");
-		sb_i64(&b, (long long)t->job.http_status);
-		sb_lit(&b, ",\"body\":");
-		sb_lit(&b, t->job.body_start[0] ? body_text(pl, t->job.body_start)
+		pb_jt_lit(&b, "{\"httpStatus\":");
+		pb_jt_i64(&b, (long long)t->job.http_status);
+		pb_jt_lit(&b, ",\"body\":");
+		pb_jt_lit(&b, t->job.body_start[0] ? body_text(pl, t->job.body_start)
 						: "null");
-		sb_lit(&b, "}");
+		pb_jt_lit(&b, "}");
 		if (t->job.batch_size > 1) {
-			sb_lit(&b, ",\"batchSize\":");
-			sb_i64(&b, t->job.batch_size);
+			pb_jt_lit(&b, ",\"batchSize\":");
+			pb_jt_i64(&b, t->job.batch_size);
 		}
 	} else {
-		sb_lit(&b, "null");
+		pb_jt_lit(&b, "null");
 	}
-	sb_lit(&b, ",\"attempts\":");
-	sb_i64(&b, pushed ? t->job.attempts : 0);
-	sb_lit(&b, ",\"partition\":");
-	sb_i64(&b, t->part ? t->part->partition : -1);
-	sb_lit(&b, ",\"offset\":");
-	sb_i64(&b, (long long)t->offset);
-	sb_lit(&b, ",\"processedAt\":");
-	sb_str(&b, ts);
+	pb_jt_lit(&b, ",\"attempts\":");
+	pb_jt_i64(&b, pushed ? t->job.attempts : 0);
+	pb_jt_lit(&b, ",\"partition\":");
+	pb_jt_i64(&b, t->part ? t->part->partition : -1);
+	pb_jt_lit(&b, ",\"offset\":");
+	pb_jt_i64(&b, (long long)t->offset);
+	pb_jt_lit(&b, ",\"processedAt\":");
+	pb_jt_str(&b, ts);
 	if (t->recovered)
-		sb_lit(&b, ",\"recovered\":true");
+		pb_jt_lit(&b, ",\"recovered\":true");
 	if (t->in && strcmp(t->outcome, "relayed") == 0) {
-		sb_lit(&b, ",\"kind\":");
-		sb_str(&b, t->in->kind);
-		sb_lit(&b, ",\"item\":");
+		pb_jt_lit(&b, ",\"kind\":");
+		pb_jt_str(&b, t->in->kind);
+		pb_jt_lit(&b, ",\"item\":");
 		sb_json(&b, t->in->item, "null");
 	}
-	sb_lit(&b, "}");
-	if (b.bad) {
-		free(b.p);
-		return NULL;
-	}
-	return b.p;
+	pb_jt_lit(&b, "}");
+	return pb_jt_take(&b);
 }
 
 static rd_kafka_resp_err_t produce_result(pb_pipeline_t *pl, task_t *t)
@@ -798,7 +663,7 @@ static rd_kafka_resp_err_t produce_dlq(pb_pipeline_t *pl, task_t *t)
 		rd_kafka_header_add(h, "x-http-status", -1, st, -1);
 		rd_kafka_header_add(h, "x-response-body", -1, t->job.body_start, -1);
 		if (t->dec_set && t->dec.work_order) {
-			char *req = json_dumps(t->dec.work_order, JSON_COMPACT);
+			char *req = pb_jt_dumps(t->dec.work_order, false);
 			if (req) {
 				rd_kafka_header_add(h, "x-request", -1, req, -1);
 				free(req);

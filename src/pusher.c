@@ -22,6 +22,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "jtext.h"
 #include "util.h"
 
 #define BODY_MAX (1 << 20) /* responses larger than this are cut */
@@ -289,12 +290,15 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 
 static char *build_body(const pb_account_t *a, batch_t *b)
 {
-	json_t *arr = json_array();
-	for (int i = 0; i < b->n; i++)
-		json_array_append(arr, b->jobs[i]->work_order);
-	json_t *root = json_pack("{s:o}", "workOrders", arr);
-	char *js = json_dumps(root, JSON_COMPACT);
-	json_decref(root);
+	pb_jtext_t t = {0};
+	pb_jt_lit(&t, "{\"workOrders\":[");
+	for (int i = 0; i < b->n; i++) {
+		if (i)
+			pb_jt_put(&t, ",", 1);
+		pb_jt_json(&t, b->jobs[i]->work_order, false);
+	}
+	pb_jt_lit(&t, "]}");
+	char *js = pb_jt_take(&t);
 	if (!js || a->body_encoding == PB_BODY_JSON)
 		return js;
 	char *esc = curl_easy_escape(NULL, js, 0);

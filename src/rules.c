@@ -276,18 +276,20 @@ static void sort_withheld(pb_decision_t *d)
 	free(v);
 }
 
-/* pushed_after = copy of the state's pushed values, overlaid with wo. */
+/* pushed_after = the state's pushed values, overlaid with wo. A new object
+ * that shares the values (jansson values are immutable here and their
+ * reference counts atomic): deep copies of both were a twentieth of the
+ * worker's CPU. */
 static json_t *merge_pushed(const json_t *pushed, const json_t *wo)
 {
-	json_t *base = json_is_object(pushed) ? json_deep_copy(pushed)
-					      : json_object();
-	json_t *copy = json_deep_copy(wo);
-	if (!base || !copy || json_object_update(base, copy) != 0) {
+	json_t *base = json_object();
+	if (!base ||
+	    (json_is_object(pushed) &&
+	     json_object_update(base, (json_t *)pushed) != 0) ||
+	    json_object_update(base, (json_t *)wo) != 0) {
 		json_decref(base);
-		json_decref(copy);
 		return NULL;
 	}
-	json_decref(copy);
 	return base;
 }
 

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "jtext.h"
 #include "util.h"
 
 struct pb_state {
@@ -36,32 +37,44 @@ struct pb_state {
 
 /* ---- keys -------------------------------------------------------------- */
 
-static char *key_order(const pb_state_t *st, const char *a, const char *w)
+/* The concatenation of k strings; keys are built for every event and
+ * snprintf was measurable. */
+static char *key_cat(const char *const *p, size_t k)
 {
-	size_t n = strlen(st->prefix) + strlen(a) + strlen(w) + 8;
-	char *k = malloc(n);
-	if (k)
-		snprintf(k, n, "%s{%s/%s}:o", st->prefix, a, w);
-	return k;
+	size_t len[8], n = 1;
+	for (size_t i = 0; i < k; i++)
+		n += len[i] = strlen(p[i]);
+	char *s = malloc(n), *o = s;
+	if (!s)
+		return NULL;
+	for (size_t i = 0; i < k; i++) {
+		memcpy(o, p[i], len[i]);
+		o += len[i];
+	}
+	*o = '\0';
+	return s;
 }
 
+/* PREFIX{ACCOUNT/WON}:o */
+static char *key_order(const pb_state_t *st, const char *a, const char *w)
+{
+	const char *p[] = {st->prefix, "{", a, "/", w, "}:o"};
+	return key_cat(p, 6);
+}
+
+/* PREFIX{ACCOUNT/WON}:e:EVENTID */
 static char *key_mark(const pb_state_t *st, const char *a, const char *w,
 		      const char *id)
 {
-	size_t n = strlen(st->prefix) + strlen(a) + strlen(w) + strlen(id) + 10;
-	char *k = malloc(n);
-	if (k)
-		snprintf(k, n, "%s{%s/%s}:e:%s", st->prefix, a, w, id);
-	return k;
+	const char *p[] = {st->prefix, "{", a, "/", w, "}:e:", id};
+	return key_cat(p, 7);
 }
 
+/* PREFIX{ACCOUNT}:WHAT */
 static char *key_account(const pb_state_t *st, const char *a, const char *what)
 {
-	size_t n = strlen(st->prefix) + strlen(a) + strlen(what) + 5;
-	char *k = malloc(n);
-	if (k)
-		snprintf(k, n, "%s{%s}:%s", st->prefix, a, what);
-	return k;
+	const char *p[] = {st->prefix, "{", a, "}:", what};
+	return key_cat(p, 5);
 }
 
 /* ---- connection -------------------------------------------------------- */
@@ -269,8 +282,14 @@ static void pl_arg(pipeline_t *pl, cmd_t *c, const char *s)
 
 static void pl_arg_i64(pipeline_t *pl, cmd_t *c, int64_t v)
 {
-	char b[32];
-	snprintf(b, sizeof(b), "%lld", (long long)v);
+	char b[24];
+	size_t k = 0;
+	unsigned long long u = (unsigned long long)v;
+	if (v < 0) {
+		b[k++] = '-';
+		u = 0ULL - u;
+	}
+	pb_u64_text(b + k, u);
 	pl_arg(pl, c, b);
 }
 
@@ -329,10 +348,15 @@ static pb_err_t pl_exec(pb_state_t *st, pipeline_t *pl, redisReply ***replies,
 	size_t len = 0;
 	for (size_t i = 0; i < pl->n; i++) {
 		cmd_t *c = &pl->cmds[i];
-		len += (size_t)snprintf(buf + len, total - len, "*%d\r\n", c->argc);
+		buf[len++] = '*';
+		len += pb_u64_text(buf + len, (unsigned long long)c->argc);
+		buf[len++] = '\r';
+		buf[len++] = '\n';
 		for (int j = 0; j < c->argc; j++) {
-			len += (size_t)snprintf(buf + len, total - len, "$%zu\r\n",
-						c->argvlen[j]);
+			buf[len++] = '$';
+			len += pb_u64_text(buf + len, c->argvlen[j]);
+			buf[len++] = '\r';
+			buf[len++] = '\n';
 			memcpy(buf + len, c->argv[j], c->argvlen[j]);
 			len += c->argvlen[j];
 			buf[len++] = '\r';
@@ -560,8 +584,7 @@ pb_err_t pb_state_commit(pb_state_t *st, const pb_state_write_t *writes,
 				pl_arg_i64(&pl, c, w->occurred_ms);
 			}
 			if (w->pushed) {
-				char *js = json_dumps(w->pushed,
-						      JSON_COMPACT | JSON_SORT_KEYS);
+				char *js = pb_jt_dumps(w->pushed, true);
 				pl_arg(&pl, c, "p");
 				pl_arg_take(&pl, c, js);
 			}

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "jtext.h"
 #include "log.h"
 #include "util.h"
 
@@ -94,6 +95,131 @@ static void test_err_classes(void **state)
 	assert_string_equal(pb_err_name(PB_ERR_TIMEOUT), "timeout");
 }
 
+/* ---- jtext: the same bytes as json_dumps ------------------------------ */
+
+static uint64_t rng_state = 88172645463325252ULL;
+
+static uint64_t rng(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+/* Text fragments that exercise escaping, multi-byte UTF-8, NUL bytes and
+ * keys that sort by length after a common prefix. */
+static const char *const pieces[] = {
+	"a", "ab", "", "\"", "\\", "/", "\b\f\n\r\t", "\x01\x1f", "\x7f",
+	"caf\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x8f\xa0", "workOrderNumber",
+	"Z", "0",
+};
+
+static json_t *gen_string(size_t *len_out, char *buf, size_t size)
+{
+	size_t len = 0;
+	int parts = (int)(rng() % 4);
+	for (int i = 0; i < parts; i++) {
+		const char *p = pieces[rng() % (sizeof(pieces) / sizeof(*pieces))];
+		size_t n = strlen(p);
+		if (len + n + 2 >= size)
+			break;
+		memcpy(buf + len, p, n);
+		len += n;
+		if (rng() % 16 == 0)
+			buf[len++] = '\0';
+	}
+	buf[len] = '\0';
+	*len_out = len;
+	return json_stringn(buf, len);
+}
+
+static json_t *gen_value(int depth)
+{
+	char buf[128];
+	size_t len;
+	switch (depth > 4 ? rng() % 6 : rng() % 8) {
+	case 0: return json_null();
+	case 1: return rng() % 2 ? json_true() : json_false();
+	case 2: {
+		json_int_t v[] = {0, -1, 7, INT64_MAX, INT64_MIN, 1234567890123};
+		return json_integer(rng() % 2 ? v[rng() % 6]
+					      : (json_int_t)(rng() % 100000) - 50000);
+	}
+	case 3: {
+		double v[] = {0.5, -2.0, 1e300, 3.14159, 1e-7, 100.0};
+		return json_real(v[rng() % 6]);
+	}
+	case 4:
+	case 5:
+		return gen_string(&len, buf, sizeof(buf));
+	case 6: {
+		json_t *a = json_array();
+		int n = (int)(rng() % 5);
+		for (int i = 0; i < n; i++)
+			json_array_append_new(a, gen_value(depth + 1));
+		return a;
+	}
+	default: {
+		json_t *o = json_object();
+		int n = (int)(rng() % 7);
+		for (int i = 0; i < n; i++) {
+			json_t *k = gen_string(&len, buf, sizeof(buf));
+			json_object_setn_new(o, buf, len, gen_value(depth + 1));
+			json_decref(k);
+		}
+		return o;
+	}
+	}
+}
+
+static void test_jtext_matches_jansson(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 5000; i++) {
+		json_t *j = gen_value(0);
+		for (int sort = 0; sort < 2; sort++) {
+			size_t flags = JSON_COMPACT | JSON_ENCODE_ANY |
+				       (sort ? JSON_SORT_KEYS : 0);
+			char *want = json_dumps(j, flags);
+			char *got = pb_jt_dumps(j, sort);
+			assert_non_null(want);
+			assert_non_null(got);
+			assert_string_equal(got, want);
+			free(want);
+			free(got);
+		}
+		json_decref(j);
+	}
+}
+
+static void test_jtext_scalars_and_refusals(void **state)
+{
+	(void)state;
+	pb_jtext_t b = {0};
+	pb_jt_i64(&b, INT64_MIN);
+	pb_jt_lit(&b, " ");
+	pb_jt_i64(&b, 0);
+	pb_jt_lit(&b, " ");
+	pb_jt_str(&b, "say \"hi\"\n");
+	pb_jt_lit(&b, " ");
+	pb_jt_str(&b, NULL);
+	char *s = pb_jt_take(&b);
+	assert_string_equal(s, "-9223372036854775808 0 \"say \\\"hi\\\"\\n\" null");
+	free(s);
+	/* not UTF-8 (a lone continuation byte, an overlong '/', a surrogate) */
+	const char *bad[] = {"x\x80", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80"};
+	for (size_t i = 0; i < 4; i++) {
+		pb_jt_str(&b, bad[i]);
+		assert_null(pb_jt_take(&b));
+	}
+	pb_jt_json(&b, NULL, false);
+	assert_null(pb_jt_take(&b));
+	char n[24];
+	assert_int_equal(pb_u64_text(n, 18446744073709551615ULL), 20);
+	assert_string_equal(n, "18446744073709551615");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -102,6 +228,8 @@ int main(void)
 		cmocka_unit_test(test_log_writes_one_json_object_per_line),
 		cmocka_unit_test(test_log_level_parse),
 		cmocka_unit_test(test_err_classes),
+		cmocka_unit_test(test_jtext_matches_jansson),
+		cmocka_unit_test(test_jtext_scalars_and_refusals),
 	};
 	return cmocka_run_group_tests_name("base", tests, NULL, NULL);
 }

@@ -1,0 +1,47 @@
+/*
+ * jtext.h: JSON text written straight into a growing buffer.
+ *
+ * The worker writes JSON for every event several times (the outcome record,
+ * the order state kept in Redis, the Pruvan request body). jansson's
+ * json_dumps goes through a callback per token and snprintf per number and
+ * was a fifth of the loop's CPU (docs/benchmarks.md). pb_jt_json writes the
+ * same bytes as json_dumps(JSON_COMPACT | JSON_ENCODE_ANY [| JSON_SORT_KEYS])
+ * for any jansson value; tests/unit/test_base.c checks that on generated
+ * trees.
+ */
+#ifndef PB_JTEXT_H
+#define PB_JTEXT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct {
+	char *p;	/* NUL-terminated text, malloc'd; NULL while empty */
+	size_t len, cap;
+	bool bad;	/* out of memory, or a string that is not UTF-8 */
+} pb_jtext_t;
+
+/* Raw bytes / a literal / a decimal integer, appended as they are. */
+void pb_jt_put(pb_jtext_t *b, const char *s, size_t n);
+void pb_jt_lit(pb_jtext_t *b, const char *s);
+void pb_jt_i64(pb_jtext_t *b, long long v);
+
+/* A JSON string (escaped as jansson does), or null for NULL. A string that
+ * is not valid UTF-8 sets bad: jansson would refuse it. */
+void pb_jt_str(pb_jtext_t *b, const char *s);
+
+/* Any jansson value; JSON_COMPACT, object keys in insertion order or
+ * sorted (strcmp) when sort_keys. NULL writes nothing and sets bad. */
+void pb_jt_json(pb_jtext_t *b, const json_t *j, bool sort_keys);
+
+/* The text, handed over to the caller (NULL when bad); b is emptied. */
+char *pb_jt_take(pb_jtext_t *b);
+
+/* pb_jt_json into a new string (free()); NULL on failure. */
+char *pb_jt_dumps(const json_t *j, bool sort_keys);
+
+/* Decimal text of v into buf (>= 21 bytes); returns its length. */
+size_t pb_u64_text(char *buf, unsigned long long v);
+
+#endif
