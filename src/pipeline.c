@@ -938,9 +938,18 @@ static void decide_inbound(pb_pipeline_t *pl, task_t *t)
 	to_record(pl, t);
 }
 
+static void pubmark_stage(pb_pipeline_t *pl);
+
 static void fetch_stage(pb_pipeline_t *pl)
 {
 	if (!pl->ready.n || !redis_may_try(pl))
+		return;
+	/* Acknowledged outcomes get their "published" mark before any
+	 * fetch: a copy of such an event finds no twin in memory any more,
+	 * and an unmarked "done" would read as a crash to recover from and
+	 * report the outcome a second time. */
+	pubmark_stage(pl);
+	if (pl->pubmarks_len)
 		return;
 	refresh_auto_admin(pl);
 	size_t n = pl->ready.n < FETCH_BATCH ? pl->ready.n : FETCH_BATCH;
