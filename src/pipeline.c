@@ -938,85 +938,66 @@ static void decide_inbound(pb_pipeline_t *pl, task_t *t)
 	to_record(pl, t);
 }
 
-static void pubmark_stage(pb_pipeline_t *pl);
-
-static void fetch_stage(pb_pipeline_t *pl)
+/* The "published" mark of t's event is still to be written: its outcome
+ * was acknowledged a moment ago and its task is gone. */
+static bool pubmark_pending(pb_pipeline_t *pl, const task_t *t)
 {
-	if (!pl->ready.n || !redis_may_try(pl))
+	const char *id = task_event_id(t);
+	if (!id)
+		return false;
+	for (size_t i = 0; i < pl->pubmarks_len; i++) {
+		const pubmark_t *m = &pl->pubmarks[i];
+		if (m->event_id && m->won && m->account &&
+		    strcmp(m->event_id, id) == 0 &&
+		    strcmp(m->won, task_won(t)) == 0 &&
+		    strcmp(m->account, task_account(t)) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Decide what to do with an event whose state was fetched (t->view). A
+ * "done" mark is a duplicate while the first copy is still listed with its
+ * order (publishing) or its "published" mark is still to be written;
+ * otherwise a crash came between recording and publishing. */
+static void fetched(pb_pipeline_t *pl, task_t *t)
+{
+	const task_t *twin = t->view.mark == PB_MARK_DONE ? key_twin(t) : NULL;
+	if (t->view.mark == PB_MARK_PUBLISHED || twin ||
+	    (t->view.mark == PB_MARK_DONE && pubmark_pending(pl, t))) {
+		set_outcome(t, "duplicate", NULL,
+			    "already processed (outcome %s); not pushed again",
+			    twin ? twin->outcome : t->view.mark_outcome);
+		t->record = false;
+		key_release(pl, t);
+		tl_push(&pl->to_publish, t);
 		return;
-	/* Acknowledged outcomes get their "published" mark before any
-	 * fetch: a copy of such an event finds no twin in memory any more,
-	 * and an unmarked "done" would read as a crash to recover from and
-	 * report the outcome a second time. */
-	pubmark_stage(pl);
-	if (pl->pubmarks_len)
+	}
+	if (t->view.mark == PB_MARK_DONE) {
+		/* effect recorded, outcome never acknowledged: a crash
+		 * came between; publish the recorded outcome now */
+		static const char *known[] = {
+			"created", "updated", "deleted", "unchanged",
+			"stale", "rejected", "relayed", "discarded"};
+		const char *o = "updated";
+		for (size_t k = 0; k < sizeof(known) / sizeof(*known); k++)
+			if (strcmp(known[k], t->view.mark_outcome) == 0)
+				o = known[k];
+		set_outcome(t, o, t->view.mark_reason[0] ? t->view.mark_reason : NULL,
+			    "outcome recovered after a restart: the effect "
+			    "was recorded before; not pushed again");
+		/* outcome and reason as recorded, so metrics and
+		 * readers see what happened; "recovered" marks it */
+		t->recovered = true;
+		t->needs_publish_mark = true;
+		key_release(pl, t);
+		tl_push(&pl->to_publish, t);
 		return;
-	refresh_auto_admin(pl);
-	size_t n = pl->ready.n < FETCH_BATCH ? pl->ready.n : FETCH_BATCH;
-	pb_state_view_t *views = calloc(n, sizeof(*views));
-	task_t **ts = calloc(n, sizeof(*ts));
-	if (!views || !ts)
-		goto out;
-	task_t *t = pl->ready.head;
-	for (size_t i = 0; i < n; i++, t = t->next) {
-		ts[i] = t;
-		views[i].account = task_account(t);
-		views[i].won = task_won(t);
-		views[i].event_id = task_event_id(t);
-		views[i].key1 = t->in ? t->in->key1 : NULL;
 	}
-	char err[512];
-	int64_t started = pb_mono_ms();
-	if (pb_state_fetch(pl->state, views, n, err, sizeof(err)) != PB_OK) {
-		for (size_t i = 0; i < n; i++)
-			pb_state_view_clear(&views[i]);
-		redis_failed(pl, "fetch", err);
-		goto out;
-	}
-	redis_ok(pl, started);
-	for (size_t i = 0; i < n; i++) {
-		t = tl_pop(&pl->ready);
-		t->view = views[i];
-		t->view_set = true;
-		const task_t *twin = t->view.mark == PB_MARK_DONE ? key_twin(t) : NULL;
-		if (t->view.mark == PB_MARK_PUBLISHED || twin) {
-			set_outcome(t, "duplicate", NULL,
-				    "already processed (outcome %s); not pushed again",
-				    twin ? twin->outcome : t->view.mark_outcome);
-			t->record = false;
-			key_release(pl, t);
-			tl_push(&pl->to_publish, t);
-			continue;
-		}
-		if (t->view.mark == PB_MARK_DONE) {
-			/* effect recorded, outcome never acknowledged: a crash
-			 * came between; publish the recorded outcome now */
-			static const char *known[] = {
-				"created", "updated", "deleted", "unchanged",
-				"stale", "rejected", "relayed", "discarded"};
-			const char *o = "updated";
-			for (size_t k = 0; k < sizeof(known) / sizeof(*known); k++)
-				if (strcmp(known[k], t->view.mark_outcome) == 0)
-					o = known[k];
-			set_outcome(t, o, t->view.mark_reason[0] ? t->view.mark_reason : NULL,
-				    "outcome recovered after a restart: the effect "
-				    "was recorded before; not pushed again");
-			/* outcome and reason as recorded, so metrics and
-			 * readers see what happened; "recovered" marks it */
-			t->recovered = true;
-			t->needs_publish_mark = true;
-			key_release(pl, t);
-			tl_push(&pl->to_publish, t);
-			continue;
-		}
-		if (t->ev)
-			decide_order(pl, t);
-		else
-			decide_inbound(pl, t);
-	}
-out:
-	free(views);
-	free(ts);
+	if (t->ev)
+		decide_order(pl, t);
+	else
+		decide_inbound(pl, t);
 }
 
 /* @locality: inside pb_pusher_poll on the pipeline thread. */
@@ -1074,14 +1055,59 @@ static void on_pushed(pb_push_job_t *job, void *opaque)
 	to_record(pl, t);
 }
 
-static void record_stage(pb_pipeline_t *pl)
+static void pubmark_stage(pb_pipeline_t *pl);
+
+/* The loop's work that needs no Redis, done while Redis executes: see
+ * redis_stage. */
+typedef struct {
+	rd_kafka_message_t **msgs; /* consumed records to take in */
+	size_t n;
+} overlap_t;
+
+static void consume_one(pb_pipeline_t *pl, rd_kafka_message_t *m);
+
+static void overlap_work(pb_pipeline_t *pl, overlap_t *o)
 {
-	if (!pl->to_record.n || !redis_may_try(pl))
+	for (size_t i = 0; o && i < o->n; i++)
+		consume_one(pl, o->msgs[i]);
+	publish_stage(pl);
+	rd_kafka_poll(pl->producer, 0);
+}
+
+/*
+ * Everything that waits on Redis in one round trip, overlapped with the
+ * loop's work that does not wait on it. The records of finished pushes,
+ * the "published" marks of acknowledged outcomes and the fetch of the next
+ * ready events go out in one write, in that order (a fetch sees the marks
+ * written before it); then overlap_work takes in the consumed records,
+ * produces outcomes and serves delivery reports while Redis executes;
+ * then the replies are applied. Holding still for every round trip was a
+ * quarter of the loop's time (docs/benchmarks.md). The overlapping work
+ * only appends to the task lists and never calls Redis; consuming, which
+ * may run a rebalance, happens before.
+ */
+static void redis_stage(pb_pipeline_t *pl, overlap_t *ov)
+{
+	size_t nrec = pl->to_record.n < RECORD_BATCH ? pl->to_record.n : RECORD_BATCH;
+	size_t nmark = pl->pubmarks_len;
+	size_t nfetch = pl->ready.n < FETCH_BATCH ? pl->ready.n : FETCH_BATCH;
+	if (!redis_may_try(pl) || nrec + nmark + nfetch == 0) {
+		overlap_work(pl, ov);
 		return;
-	size_t n = pl->to_record.n < RECORD_BATCH ? pl->to_record.n : RECORD_BATCH;
-	pb_state_write_t *w = calloc(n, sizeof(*w));
-	if (!w)
+	}
+	if (nfetch)
+		refresh_auto_admin(pl); /* synchronous, once a second */
+	pb_state_write_t *w = calloc(nrec + 1, sizeof(*w));
+	pb_state_ref_t *refs = calloc(nmark + 1, sizeof(*refs));
+	pb_state_view_t *views = calloc(nfetch + 1, sizeof(*views));
+	if (!w || !refs || !views) {
+		free(w);
+		free(refs);
+		free(views);
+		overlap_work(pl, ov);
 		return;
+	}
+	size_t n = nrec;
 	task_t *t = pl->to_record.head;
 	for (size_t i = 0; i < n; i++, t = t->next) {
 		w[i].account = task_account(t);
@@ -1103,21 +1129,98 @@ static void record_stage(pb_pipeline_t *pl)
 		w[i].learn_key1 = t->learn_key1;
 		w[i].deleted_key1 = t->deleted_key1;
 	}
+	for (size_t i = 0; i < nmark; i++)
+		refs[i] = pl->pubmarks[i].ref;
+	t = pl->ready.head;
+	for (size_t i = 0; i < nfetch; i++, t = t->next) {
+		views[i].account = task_account(t);
+		views[i].won = task_won(t);
+		views[i].event_id = task_event_id(t);
+		views[i].key1 = t->in ? t->in->key1 : NULL;
+	}
+	pb_state_call_t crec, cmark, cfetch;
 	char err[512];
+	const char *what = "record";
 	int64_t started = pb_mono_ms();
-	if (pb_state_commit(pl->state, w, n, err, sizeof(err)) != PB_OK) {
-		redis_failed(pl, "record", err);
-		free(w);
+	pb_err_t e = pb_state_commit_send(pl->state, w, nrec, &crec, err,
+					  sizeof(err));
+	if (!e) {
+		what = "mark published";
+		e = pb_state_mark_published_send(pl->state, refs, nmark, &cmark,
+						 err, sizeof(err));
+	}
+	if (!e) {
+		what = "fetch";
+		e = pb_state_fetch_send(pl->state, views, nfetch, &cfetch, err,
+					sizeof(err));
+	}
+	if (!e) {
+		what = "write";
+		e = pb_state_flush(pl->state, err, sizeof(err));
+	}
+	free(w);
+	free(refs);
+	if (e) {
+		redis_failed(pl, what, err);
+		free(views);
+		overlap_work(pl, ov);
 		return;
 	}
-	redis_ok(pl, started);
-	free(w);
-	for (size_t i = 0; i < n; i++) {
-		t = tl_pop(&pl->to_record);
-		t->needs_publish_mark = true;
-		key_release(pl, t);
-		tl_push(&pl->to_publish, t);
+
+	int64_t overlap_at = pb_mono_ms();
+	overlap_work(pl, ov);
+	/* the round-trip metric is the time the loop spends on Redis: not
+	 * the overlapping work */
+	started += pb_mono_ms() - overlap_at;
+
+	bool failed = false;
+	if (pb_state_commit_recv(pl->state, &crec, err, sizeof(err)) == PB_OK) {
+		for (size_t i = 0; i < nrec; i++) {
+			t = tl_pop(&pl->to_record);
+			t->needs_publish_mark = true;
+			key_release(pl, t);
+			tl_push(&pl->to_publish, t);
+		}
+	} else {
+		redis_failed(pl, "record", err);
+		failed = true;
 	}
+	if (pb_state_mark_published_recv(pl->state, &cmark, err, sizeof(err)) ==
+	    PB_OK) {
+		/* marks added meanwhile stay for the next round */
+		for (size_t i = 0; i < nmark; i++) {
+			free(pl->pubmarks[i].account);
+			free(pl->pubmarks[i].won);
+			free(pl->pubmarks[i].event_id);
+		}
+		if (nmark) {
+			memmove(pl->pubmarks, pl->pubmarks + nmark,
+				(pl->pubmarks_len - nmark) *
+					sizeof(*pl->pubmarks));
+			pl->pubmarks_len -= nmark;
+		}
+	} else if (!failed) {
+		redis_failed(pl, "mark published", err);
+		failed = true;
+	}
+	if (pb_state_fetch_recv(pl->state, &cfetch, views, nfetch, err,
+				sizeof(err)) == PB_OK) {
+		for (size_t i = 0; i < nfetch; i++) {
+			t = tl_pop(&pl->ready);
+			t->view = views[i];
+			t->view_set = true;
+			fetched(pl, t);
+		}
+	} else {
+		for (size_t i = 0; i < nfetch; i++)
+			pb_state_view_clear(&views[i]);
+		if (!failed)
+			redis_failed(pl, "fetch", err);
+		failed = true;
+	}
+	free(views);
+	if (!failed)
+		redis_ok(pl, started);
 }
 
 static void pubmark_stage(pb_pipeline_t *pl)
@@ -1437,6 +1540,8 @@ static void drain_fd(int fd)
 static void step(pb_pipeline_t *pl, bool consume, int wait_ms)
 {
 	atomic_store(&pl->heartbeat_ms, pb_mono_ms());
+	rd_kafka_message_t *msgs[CONSUME_BATCH];
+	overlap_t ov = {msgs, 0};
 	if (consume) {
 		/* Full (maxPending events held): stop taking messages and let
 		 * librdkafka's bounded prefetch queue hold the rest. Pausing
@@ -1463,22 +1568,25 @@ static void step(pb_pipeline_t *pl, bool consume, int wait_ms)
 		size_t room = full ? 0 : max - pl->alive;
 		if (room > CONSUME_BATCH || pl->paused_all)
 			room = CONSUME_BATCH;
-		rd_kafka_message_t *msgs[CONSUME_BATCH];
 		ssize_t n = room ? rd_kafka_consume_batch_queue(pl->cq, 0, msgs,
 								room)
 				 : 0;
-		for (ssize_t i = 0; i < n; i++)
-			consume_one(pl, msgs[i]);
+		ov.n = n > 0 ? (size_t)n : 0;
 	}
-	fetch_stage(pl);
-	record_stage(pl);
+	/* the records just consumed are taken in while Redis works */
+	redis_stage(pl, &ov);
 	publish_stage(pl);
 	rd_kafka_poll(pl->producer, 0);
-	pubmark_stage(pl);
 
 	/* wait for network activity: Pruvan answers, a Kafka message or a
 	 * delivery report (their queues write to these pipes) */
 	bool busy = pl->ready.n || pl->to_record.n || pl->to_publish.n;
+	/* records left in the consumer's queue wake nobody: the queue
+	 * signals its fd only when it turns non-empty */
+	if (consume && !pl->paused_all &&
+	    pl->alive < (size_t)pl->cfg->worker_max_pending &&
+	    rd_kafka_queue_length(pl->cq) > 0)
+		busy = true;
 	if (busy && (pl->redis_up || redis_may_try(pl)))
 		wait_ms = 0;
 	if (!pl->redis_up && !busy) {
@@ -1495,7 +1603,7 @@ static void step(pb_pipeline_t *pl, bool consume, int wait_ms)
 	drain_fd(pl->cq_fds[0]);
 	drain_fd(pl->pq_fds[0]);
 	rd_kafka_poll(pl->producer, 0);
-	record_stage(pl);
+	redis_stage(pl, NULL);
 	publish_stage(pl);
 	/* An idle worker still probes Redis: every second while it is up
 	 * (readiness notices it going away, Auto-Admin switches reach the
@@ -1669,8 +1777,12 @@ pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 	if (!err)
 		err = conf_set(cc, "auto.commit.interval.ms", "1000", errstr, errstr_size);
 	/* Memory and latency (docs/benchmarks.md). librdkafka prefetches up
-	 * to 64 MB by default; 2 MB (one fetch) still holds several thousand
-	 * events, a tenth of a second at the rate one worker handles.
+	 * to 64 MB per partition by default; 2 MB still holds several
+	 * thousand events, a tenth of a second at the rate one worker
+	 * handles. (8 MB measured ~10% more events/s on a backlog, for
+	 * ~15 MB more resident: a partition over the limit is not fetched
+	 * again until the consumer's broker thread wakes for something else,
+	 * and the loop ran dry meanwhile.)
 	 * A broker that holds an empty fetch for fetch.wait.max.ms (500 by
 	 * default) delays the next events by up to that much. */
 	if (!err)

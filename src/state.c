@@ -32,6 +32,9 @@ struct pb_state {
 	int64_t ttl;
 	int timeout_ms;
 	redisContext *c;
+	uint64_t conn_id;     /* which connection c is (replies belong to one) */
+	size_t outstanding;   /* replies queued on c and not read yet */
+	bool unflushed;       /* commands appended and not written yet */
 	uint64_t round_trips;
 };
 
@@ -132,6 +135,8 @@ static void drop_conn(pb_state_t *st)
 		redisFree(st->c);
 		st->c = NULL;
 	}
+	st->outstanding = 0;
+	st->unflushed = false;
 }
 
 static pb_err_t simple_cmd(redisContext *c, char *errstr, size_t errstr_size,
@@ -180,6 +185,7 @@ static pb_err_t ensure_conn(pb_state_t *st, char *errstr, size_t errstr_size)
 		return err;
 	}
 	st->c = c;
+	st->conn_id++;
 	return PB_OK;
 }
 
@@ -222,65 +228,66 @@ uint64_t pb_state_round_trips(const pb_state_t *st)
 /* ---- pipelines --------------------------------------------------------- */
 
 /*
- * A pipeline collects commands (argv form, binary safe) and sends them in
- * one write; replies are read back in order. Strings passed to pl_arg are
- * copied, so callers may pass temporaries.
+ * A pipeline is written in RESP while it is built (arguments binary safe,
+ * copied, so callers may pass temporaries) and handed to hiredis in one
+ * append; replies are read back in order. Per command,
+ * redisAppendCommandArgv formats through sdscatfmt into a buffer of its
+ * own and copies it again, and an argv of copied arguments cost as much
+ * again (docs/benchmarks.md).
  */
 typedef struct {
-	int argc;
-	char *argv[16];
-	size_t argvlen[16];
-} cmd_t;
-
-typedef struct {
-	cmd_t *cmds;
-	size_t n, cap;
-	bool oom;
+	pb_jtext_t out; /* finished commands */
+	pb_jtext_t cur; /* the arguments of the open command */
+	int argc;       /* of the open command */
+	bool open;
+	size_t n;       /* commands, the open one included */
 } pipeline_t;
 
-static cmd_t *pl_cmd(pipeline_t *pl)
+static void pl_close(pipeline_t *pl)
 {
-	if (pl->oom)
-		return NULL;
-	if (pl->n == pl->cap) {
-		size_t ncap = pl->cap ? pl->cap * 2 : 32;
-		cmd_t *n = realloc(pl->cmds, ncap * sizeof(*n));
-		if (!n) {
-			pl->oom = true;
-			return NULL;
-		}
-		pl->cmds = n;
-		pl->cap = ncap;
-	}
-	cmd_t *c = &pl->cmds[pl->n++];
-	c->argc = 0;
-	return c;
-}
-
-static void pl_arg_len(pipeline_t *pl, cmd_t *c, const char *s, size_t len)
-{
-	if (!c || c->argc >= 16) {
-		pl->oom = true;
+	if (!pl->open)
 		return;
-	}
-	char *d = malloc(len + 1);
-	if (!d) {
-		pl->oom = true;
-		return;
-	}
-	memcpy(d, s, len);
-	d[len] = '\0';
-	c->argv[c->argc] = d;
-	c->argvlen[c->argc] = len;
-	c->argc++;
+	char h[24];
+	h[0] = '*';
+	size_t k = 1 + pb_u64_text(h + 1, (unsigned long long)pl->argc);
+	h[k++] = '\r';
+	h[k++] = '\n';
+	pb_jt_put(&pl->out, h, k);
+	pb_jt_put(&pl->out, pl->cur.p ? pl->cur.p : "", pl->cur.len);
+	if (pl->cur.bad)
+		pl->out.bad = true;
+	pl->cur.len = 0;
+	pl->open = false;
 }
 
-static void pl_arg(pipeline_t *pl, cmd_t *c, const char *s)
+/* Start the next command. */
+static void pl_cmd(pipeline_t *pl)
 {
-	pl_arg_len(pl, c, s, strlen(s));
+	pl_close(pl);
+	pl->open = true;
+	pl->argc = 0;
+	pl->n++;
 }
 
-static void pl_arg_i64(pipeline_t *pl, cmd_t *c, int64_t v)
+static void pl_arg_len(pipeline_t *pl, const char *s, size_t len)
+{
+	char h[24];
+	h[0] = '$';
+	size_t k = 1 + pb_u64_text(h + 1, len);
+	h[k++] = '\r';
+	h[k++] = '\n';
+	pb_jt_put(&pl->cur, h, k);
+	pb_jt_put(&pl->cur, s, len);
+	pb_jt_put(&pl->cur, "\r\n", 2);
+	pl->argc++;
+}
+
+static void pl_arg(pipeline_t *pl, const char *s)
+{
+	pl_arg_len(pl, s, strlen(s));
+}
+
+static void pl_arg_i64(pipeline_t *pl, int64_t v)
 {
 	char b[24];
 	size_t k = 0;
@@ -289,105 +296,130 @@ static void pl_arg_i64(pipeline_t *pl, cmd_t *c, int64_t v)
 		b[k++] = '-';
 		u = 0ULL - u;
 	}
-	pb_u64_text(b + k, u);
-	pl_arg(pl, c, b);
+	k += pb_u64_text(b + k, u);
+	pl_arg_len(pl, b, k);
 }
 
 /* Take ownership of an allocated string as the next argument. */
-static void pl_arg_take(pipeline_t *pl, cmd_t *c, char *s)
+static void pl_arg_take(pipeline_t *pl, char *s)
 {
 	if (!s) {
-		pl->oom = true;
+		pl->cur.bad = true;
 		return;
 	}
-	pl_arg(pl, c, s);
+	pl_arg(pl, s);
 	free(s);
 }
 
 static void pl_free(pipeline_t *pl)
 {
-	for (size_t i = 0; i < pl->n; i++)
-		for (int j = 0; j < pl->cmds[i].argc; j++)
-			free(pl->cmds[i].argv[j]);
-	free(pl->cmds);
+	free(pl->out.p);
+	free(pl->cur.p);
 	memset(pl, 0, sizeof(*pl));
 }
 
-/*
- * Send every command and read every reply into replies[0..n) (caller frees
- * each with freeReplyObject). On a transport error the connection is
- * dropped and no reply is returned.
- */
-static pb_err_t pl_exec(pb_state_t *st, pipeline_t *pl, redisReply ***replies,
+static pb_err_t transport_failed(pb_state_t *st, char *errstr,
+				 size_t errstr_size)
+{
+	pb_errf(errstr, errstr_size, PB_ERR_REDIS, "Redis connection failed: %s",
+		st->c && st->c->errstr[0] ? st->c->errstr : "no reply");
+	drop_conn(st);
+	return PB_ERR_REDIS;
+}
+
+/* Queue pl's commands on the connection (written by pb_state_flush or the
+ * first read); call says how many replies are its and on which
+ * connection. */
+static pb_err_t pl_send(pb_state_t *st, pipeline_t *pl, pb_state_call_t *call,
 			char *errstr, size_t errstr_size)
 {
-	*replies = NULL;
-	if (pl->oom)
+	memset(call, 0, sizeof(*call));
+	pl_close(pl);
+	if (pl->out.bad) {
+		if (st->outstanding) /* their replies would go unread */
+			drop_conn(st);
 		return pb_errf(errstr, errstr_size, PB_ERR_NOMEM,
 			       "out of memory building a Redis pipeline");
+	}
 	if (pl->n == 0)
 		return PB_OK;
 	pb_err_t err = ensure_conn(st, errstr, errstr_size);
 	if (err)
 		return err;
-	/* The whole pipeline in RESP, formatted here into one buffer and
-	 * handed to hiredis once: per command, redisAppendCommandArgv
-	 * formats through sdscatfmt into a buffer of its own and then copies
-	 * it onto the output buffer, a tenth of the loop's CPU at 20,000
-	 * events/s (docs/benchmarks.md). */
-	size_t total = 0;
-	for (size_t i = 0; i < pl->n; i++) {
-		cmd_t *c = &pl->cmds[i];
-		total += 16;
-		for (int j = 0; j < c->argc; j++)
-			total += c->argvlen[j] + 26;
+	if (redisAppendFormattedCommand(st->c, pl->out.p, pl->out.len) !=
+	    REDIS_OK)
+		return transport_failed(st, errstr, errstr_size);
+	call->replies = pl->n;
+	call->conn = st->conn_id;
+	st->outstanding += pl->n;
+	st->unflushed = true;
+	return PB_OK;
+}
+
+/* Read call's replies into *replies[0..call->replies) (caller frees them
+ * with replies_free). On a transport error the connection is dropped and
+ * no reply is returned. */
+static pb_err_t pl_recv(pb_state_t *st, const pb_state_call_t *call,
+			redisReply ***replies, char *errstr, size_t errstr_size)
+{
+	*replies = NULL;
+	if (call->replies == 0)
+		return PB_OK;
+	if (!st->c || st->conn_id != call->conn)
+		return pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+			       "Redis connection lost before its replies "
+			       "were read");
+	if (st->unflushed) {
+		st->unflushed = false;
+		st->round_trips++;
 	}
-	char *buf = malloc(total);
-	if (!buf)
+	redisReply **r = calloc(call->replies, sizeof(*r));
+	if (!r) {
+		drop_conn(st); /* its replies can no longer be matched */
 		return PB_ERR_NOMEM;
-	size_t len = 0;
-	for (size_t i = 0; i < pl->n; i++) {
-		cmd_t *c = &pl->cmds[i];
-		buf[len++] = '*';
-		len += pb_u64_text(buf + len, (unsigned long long)c->argc);
-		buf[len++] = '\r';
-		buf[len++] = '\n';
-		for (int j = 0; j < c->argc; j++) {
-			buf[len++] = '$';
-			len += pb_u64_text(buf + len, c->argvlen[j]);
-			buf[len++] = '\r';
-			buf[len++] = '\n';
-			memcpy(buf + len, c->argv[j], c->argvlen[j]);
-			len += c->argvlen[j];
-			buf[len++] = '\r';
-			buf[len++] = '\n';
-		}
 	}
-	int appended = redisAppendFormattedCommand(st->c, buf, len);
-	free(buf);
-	if (appended != REDIS_OK)
-		goto transport;
-	redisReply **r = calloc(pl->n, sizeof(*r));
-	if (!r)
-		return PB_ERR_NOMEM;
-	for (size_t i = 0; i < pl->n; i++) {
+	for (size_t i = 0; i < call->replies; i++) {
 		void *rep = NULL;
 		if (redisGetReply(st->c, &rep) != REDIS_OK || !rep) {
 			for (size_t j = 0; j < i; j++)
 				freeReplyObject(r[j]);
 			free(r);
-			goto transport;
+			return transport_failed(st, errstr, errstr_size);
 		}
 		r[i] = rep;
 	}
-	st->round_trips++;
+	st->outstanding -= call->replies;
 	*replies = r;
 	return PB_OK;
-transport:
-	pb_errf(errstr, errstr_size, PB_ERR_REDIS, "Redis connection failed: %s",
-		st->c->errstr[0] ? st->c->errstr : "no reply");
-	drop_conn(st);
-	return PB_ERR_REDIS;
+}
+
+pb_err_t pb_state_flush(pb_state_t *st, char *errstr, size_t errstr_size)
+{
+	if (!st->c || !st->unflushed)
+		return PB_OK;
+	st->unflushed = false;
+	st->round_trips++;
+	int done = 0;
+	while (!done)
+		if (redisBufferWrite(st->c, &done) != REDIS_OK)
+			return transport_failed(st, errstr, errstr_size);
+	return PB_OK;
+}
+
+/* Send every command and read every reply (a synchronous round trip). */
+static pb_err_t pl_exec(pb_state_t *st, pipeline_t *pl, redisReply ***replies,
+			char *errstr, size_t errstr_size)
+{
+	*replies = NULL;
+	if (st->outstanding)
+		return pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+			       "internal: a Redis call came between queued "
+			       "commands and their replies");
+	pb_state_call_t call;
+	pb_err_t err = pl_send(st, pl, &call, errstr, errstr_size);
+	if (err)
+		return err;
+	return pl_recv(st, &call, replies, errstr, errstr_size);
 }
 
 static void replies_free(redisReply **r, size_t n)
@@ -445,38 +477,47 @@ void pb_state_view_clear(pb_state_view_t *v)
 	v->key1_learned = NULL;
 }
 
-pb_err_t pb_state_fetch(pb_state_t *st, pb_state_view_t *views, size_t n,
-			char *errstr, size_t errstr_size)
+pb_err_t pb_state_fetch_send(pb_state_t *st, const pb_state_view_t *views,
+			     size_t n, pb_state_call_t *call, char *errstr,
+			     size_t errstr_size)
 {
 	pipeline_t pl = {0};
 	for (size_t i = 0; i < n; i++) {
-		pb_state_view_t *v = &views[i];
-		cmd_t *c = pl_cmd(&pl);
-		pl_arg(&pl, c, "HMGET");
-		pl_arg_take(&pl, c, key_order(st, v->account, v->won));
+		const pb_state_view_t *v = &views[i];
+		pl_cmd(&pl);
+		pl_arg(&pl, "HMGET");
+		pl_arg_take(&pl, key_order(st, v->account, v->won));
 		const char *f[] = {"c", "d", "v", "hv", "t", "p", "k1"};
 		for (size_t j = 0; j < 7; j++)
-			pl_arg(&pl, c, f[j]);
+			pl_arg(&pl, f[j]);
 		if (v->event_id) {
-			c = pl_cmd(&pl);
-			pl_arg(&pl, c, "HMGET");
-			pl_arg_take(&pl, c, key_mark(st, v->account, v->won,
+			pl_cmd(&pl);
+			pl_arg(&pl, "HMGET");
+			pl_arg_take(&pl, key_mark(st, v->account, v->won,
 						     v->event_id));
 			const char *m[] = {"s", "o", "r", "h", "a"};
 			for (size_t j = 0; j < 5; j++)
-				pl_arg(&pl, c, m[j]);
+				pl_arg(&pl, m[j]);
 		}
 		if (v->key1) {
-			c = pl_cmd(&pl);
-			pl_arg(&pl, c, "SISMEMBER");
-			pl_arg_take(&pl, c, key_account(st, v->account, "dk1"));
-			pl_arg(&pl, c, v->key1);
+			pl_cmd(&pl);
+			pl_arg(&pl, "SISMEMBER");
+			pl_arg_take(&pl, key_account(st, v->account, "dk1"));
+			pl_arg(&pl, v->key1);
 		}
 	}
-	redisReply **r = NULL;
-	pb_err_t err = pl_exec(st, &pl, &r, errstr, errstr_size);
-	size_t nr = pl.n;
+	pb_err_t err = pl_send(st, &pl, call, errstr, errstr_size);
 	pl_free(&pl);
+	return err;
+}
+
+pb_err_t pb_state_fetch_recv(pb_state_t *st, const pb_state_call_t *call,
+			     pb_state_view_t *views, size_t n, char *errstr,
+			     size_t errstr_size)
+{
+	redisReply **r = NULL;
+	pb_err_t err = pl_recv(st, call, &r, errstr, errstr_size);
+	size_t nr = call->replies;
 	if (err)
 		return err;
 	err = replies_check(r, nr, errstr, errstr_size);
@@ -532,93 +573,136 @@ out:
 	return err;
 }
 
+pb_err_t pb_state_fetch(pb_state_t *st, pb_state_view_t *views, size_t n,
+			char *errstr, size_t errstr_size)
+{
+	pb_state_call_t call;
+	pb_err_t err = st->outstanding
+			       ? pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+					 "internal: a Redis call came between "
+					 "queued commands and their replies")
+			       : pb_state_fetch_send(st, views, n, &call, errstr,
+						     errstr_size);
+	return err ? err
+		   : pb_state_fetch_recv(st, &call, views, n, errstr, errstr_size);
+}
+
 /* ---- commit ------------------------------------------------------------ */
 
-pb_err_t pb_state_commit(pb_state_t *st, const pb_state_write_t *writes,
-			 size_t n, char *errstr, size_t errstr_size)
+pb_err_t pb_state_commit_send(pb_state_t *st, const pb_state_write_t *writes,
+			      size_t n, pb_state_call_t *call, char *errstr,
+			      size_t errstr_size)
 {
 	pipeline_t pl = {0};
 	for (size_t i = 0; i < n; i++) {
 		const pb_state_write_t *w = &writes[i];
-		cmd_t *c = pl_cmd(&pl);
-		pl_arg(&pl, c, "MULTI");
+		pl_cmd(&pl);
+		pl_arg(&pl, "MULTI");
 		if (w->event_id) {
 			char *mk = key_mark(st, w->account, w->won, w->event_id);
-			c = pl_cmd(&pl);
-			pl_arg(&pl, c, "HSET");
-			pl_arg(&pl, c, mk ? mk : "");
-			pl_arg(&pl, c, "s");
-			pl_arg(&pl, c, "D");
-			pl_arg(&pl, c, "o");
-			pl_arg(&pl, c, w->outcome ? w->outcome : "");
-			pl_arg(&pl, c, "r");
-			pl_arg(&pl, c, w->reason ? w->reason : "");
-			pl_arg(&pl, c, "h");
-			pl_arg_i64(&pl, c, w->http_status);
-			pl_arg(&pl, c, "a");
-			pl_arg_i64(&pl, c, w->attempts);
-			c = pl_cmd(&pl);
-			pl_arg(&pl, c, "EXPIRE");
-			pl_arg_take(&pl, c, mk);
-			pl_arg_i64(&pl, c, st->ttl);
+			pl_cmd(&pl);
+			pl_arg(&pl, "HSET");
+			pl_arg(&pl, mk ? mk : "");
+			pl_arg(&pl, "s");
+			pl_arg(&pl, "D");
+			pl_arg(&pl, "o");
+			pl_arg(&pl, w->outcome ? w->outcome : "");
+			pl_arg(&pl, "r");
+			pl_arg(&pl, w->reason ? w->reason : "");
+			pl_arg(&pl, "h");
+			pl_arg_i64(&pl, w->http_status);
+			pl_arg(&pl, "a");
+			pl_arg_i64(&pl, w->attempts);
+			pl_cmd(&pl);
+			pl_arg(&pl, "EXPIRE");
+			pl_arg_take(&pl, mk);
+			pl_arg_i64(&pl, st->ttl);
 		}
 		char *ok = key_order(st, w->account, w->won);
 		if (w->write_order) {
-			c = pl_cmd(&pl);
-			pl_arg(&pl, c, "HSET");
-			pl_arg(&pl, c, ok ? ok : "");
+			pl_cmd(&pl);
+			pl_arg(&pl, "HSET");
+			pl_arg(&pl, ok ? ok : "");
 			if (w->set_created) {
-				pl_arg(&pl, c, "c");
-				pl_arg(&pl, c, "1");
+				pl_arg(&pl, "c");
+				pl_arg(&pl, "1");
 			}
 			if (w->set_deleted) {
-				pl_arg(&pl, c, "d");
-				pl_arg(&pl, c, "1");
+				pl_arg(&pl, "d");
+				pl_arg(&pl, "1");
 			}
-			pl_arg(&pl, c, "hv");
-			pl_arg(&pl, c, w->has_version ? "1" : "0");
-			pl_arg(&pl, c, "v");
-			pl_arg_i64(&pl, c, w->has_version ? w->version : 0);
+			pl_arg(&pl, "hv");
+			pl_arg(&pl, w->has_version ? "1" : "0");
+			pl_arg(&pl, "v");
+			pl_arg_i64(&pl, w->has_version ? w->version : 0);
 			if (w->occurred_ms) {
-				pl_arg(&pl, c, "t");
-				pl_arg_i64(&pl, c, w->occurred_ms);
+				pl_arg(&pl, "t");
+				pl_arg_i64(&pl, w->occurred_ms);
 			}
 			if (w->pushed) {
 				char *js = pb_jt_dumps(w->pushed, true);
-				pl_arg(&pl, c, "p");
-				pl_arg_take(&pl, c, js);
+				pl_arg(&pl, "p");
+				pl_arg_take(&pl, js);
 			}
 		}
 		if (w->learn_key1) {
-			c = pl_cmd(&pl);
-			pl_arg(&pl, c, "HSETNX");
-			pl_arg(&pl, c, ok ? ok : "");
-			pl_arg(&pl, c, "k1");
-			pl_arg(&pl, c, w->learn_key1);
+			pl_cmd(&pl);
+			pl_arg(&pl, "HSETNX");
+			pl_arg(&pl, ok ? ok : "");
+			pl_arg(&pl, "k1");
+			pl_arg(&pl, w->learn_key1);
 		}
 		free(ok);
-		c = pl_cmd(&pl);
-		pl_arg(&pl, c, "EXEC");
+		pl_cmd(&pl);
+		pl_arg(&pl, "EXEC");
 		if (w->deleted_key1) {
-			c = pl_cmd(&pl);
-			pl_arg(&pl, c, "SADD");
-			pl_arg_take(&pl, c, key_account(st, w->account, "dk1"));
-			pl_arg(&pl, c, w->deleted_key1);
+			pl_cmd(&pl);
+			pl_arg(&pl, "SADD");
+			pl_arg_take(&pl, key_account(st, w->account, "dk1"));
+			pl_arg(&pl, w->deleted_key1);
 		}
 	}
-	redisReply **r = NULL;
-	pb_err_t err = pl_exec(st, &pl, &r, errstr, errstr_size);
-	size_t nr = pl.n;
+	pb_err_t err = pl_send(st, &pl, call, errstr, errstr_size);
 	pl_free(&pl);
-	if (err)
-		return err;
-	err = replies_check(r, nr, errstr, errstr_size);
-	replies_free(r, nr);
 	return err;
 }
 
-pb_err_t pb_state_mark_published(pb_state_t *st, const pb_state_ref_t *refs,
-				 size_t n, char *errstr, size_t errstr_size)
+/* Replies of commands whose only answer is success or an error. */
+static pb_err_t recv_checked(pb_state_t *st, const pb_state_call_t *call,
+			     char *errstr, size_t errstr_size)
+{
+	redisReply **r = NULL;
+	pb_err_t err = pl_recv(st, call, &r, errstr, errstr_size);
+	if (err)
+		return err;
+	err = replies_check(r, call->replies, errstr, errstr_size);
+	replies_free(r, call->replies);
+	return err;
+}
+
+pb_err_t pb_state_commit_recv(pb_state_t *st, const pb_state_call_t *call,
+			      char *errstr, size_t errstr_size)
+{
+	return recv_checked(st, call, errstr, errstr_size);
+}
+
+pb_err_t pb_state_commit(pb_state_t *st, const pb_state_write_t *writes,
+			 size_t n, char *errstr, size_t errstr_size)
+{
+	pb_state_call_t call;
+	pb_err_t err = st->outstanding
+			       ? pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+					 "internal: a Redis call came between "
+					 "queued commands and their replies")
+			       : pb_state_commit_send(st, writes, n, &call,
+						      errstr, errstr_size);
+	return err ? err : recv_checked(st, &call, errstr, errstr_size);
+}
+
+pb_err_t pb_state_mark_published_send(pb_state_t *st,
+				      const pb_state_ref_t *refs, size_t n,
+				      pb_state_call_t *call, char *errstr,
+				      size_t errstr_size)
 {
 	pipeline_t pl = {0};
 	for (size_t i = 0; i < n; i++) {
@@ -626,25 +710,39 @@ pb_err_t pb_state_mark_published(pb_state_t *st, const pb_state_ref_t *refs,
 			continue;
 		char *mk = key_mark(st, refs[i].account, refs[i].won,
 				    refs[i].event_id);
-		cmd_t *c = pl_cmd(&pl);
-		pl_arg(&pl, c, "HSET");
-		pl_arg(&pl, c, mk ? mk : "");
-		pl_arg(&pl, c, "s");
-		pl_arg(&pl, c, "P");
-		c = pl_cmd(&pl);
-		pl_arg(&pl, c, "EXPIRE");
-		pl_arg_take(&pl, c, mk);
-		pl_arg_i64(&pl, c, st->ttl);
+		pl_cmd(&pl);
+		pl_arg(&pl, "HSET");
+		pl_arg(&pl, mk ? mk : "");
+		pl_arg(&pl, "s");
+		pl_arg(&pl, "P");
+		pl_cmd(&pl);
+		pl_arg(&pl, "EXPIRE");
+		pl_arg_take(&pl, mk);
+		pl_arg_i64(&pl, st->ttl);
 	}
-	redisReply **r = NULL;
-	pb_err_t err = pl_exec(st, &pl, &r, errstr, errstr_size);
-	size_t nr = pl.n;
+	pb_err_t err = pl_send(st, &pl, call, errstr, errstr_size);
 	pl_free(&pl);
-	if (err)
-		return err;
-	err = replies_check(r, nr, errstr, errstr_size);
-	replies_free(r, nr);
 	return err;
+}
+
+pb_err_t pb_state_mark_published_recv(pb_state_t *st,
+				      const pb_state_call_t *call,
+				      char *errstr, size_t errstr_size)
+{
+	return recv_checked(st, call, errstr, errstr_size);
+}
+
+pb_err_t pb_state_mark_published(pb_state_t *st, const pb_state_ref_t *refs,
+				 size_t n, char *errstr, size_t errstr_size)
+{
+	pb_state_call_t call;
+	pb_err_t err = st->outstanding
+			       ? pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+					 "internal: a Redis call came between "
+					 "queued commands and their replies")
+			       : pb_state_mark_published_send(st, refs, n, &call,
+							      errstr, errstr_size);
+	return err ? err : recv_checked(st, &call, errstr, errstr_size);
 }
 
 /* ---- Auto-Admin -------------------------------------------------------- */
@@ -655,9 +753,9 @@ pb_err_t pb_state_get_auto_admin(pb_state_t *st, const char *const *accounts,
 {
 	pipeline_t pl = {0};
 	for (size_t i = 0; i < n; i++) {
-		cmd_t *c = pl_cmd(&pl);
-		pl_arg(&pl, c, "GET");
-		pl_arg_take(&pl, c, key_account(st, accounts[i], "aa"));
+		pl_cmd(&pl);
+		pl_arg(&pl, "GET");
+		pl_arg_take(&pl, key_account(st, accounts[i], "aa"));
 	}
 	redisReply **r = NULL;
 	pb_err_t err = pl_exec(st, &pl, &r, errstr, errstr_size);
@@ -681,10 +779,10 @@ pb_err_t pb_state_set_auto_admin(pb_state_t *st, const char *account, bool on,
 				 char *errstr, size_t errstr_size)
 {
 	pipeline_t pl = {0};
-	cmd_t *c = pl_cmd(&pl);
-	pl_arg(&pl, c, "SET");
-	pl_arg_take(&pl, c, key_account(st, account, "aa"));
-	pl_arg(&pl, c, on ? "on" : "off");
+	pl_cmd(&pl);
+	pl_arg(&pl, "SET");
+	pl_arg_take(&pl, key_account(st, account, "aa"));
+	pl_arg(&pl, on ? "on" : "off");
 	redisReply **r = NULL;
 	pb_err_t err = pl_exec(st, &pl, &r, errstr, errstr_size);
 	size_t nr = pl.n;
@@ -699,8 +797,8 @@ pb_err_t pb_state_set_auto_admin(pb_state_t *st, const char *account, bool on,
 pb_err_t pb_state_ping(pb_state_t *st, char *errstr, size_t errstr_size)
 {
 	pipeline_t pl = {0};
-	cmd_t *c = pl_cmd(&pl);
-	pl_arg(&pl, c, "PING");
+	pl_cmd(&pl);
+	pl_arg(&pl, "PING");
 	redisReply **r = NULL;
 	pb_err_t err = pl_exec(st, &pl, &r, errstr, errstr_size);
 	size_t nr = pl.n;

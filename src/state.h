@@ -34,6 +34,23 @@
 
 typedef struct pb_state pb_state_t;
 
+/*
+ * Each operation below comes whole (one synchronous round trip) and in
+ * halves, so that the loop's own work overlaps Redis executing: each
+ * *_send queues its commands on the connection, pb_state_flush writes all
+ * queued commands at once (a round trip), and each *_recv reads its
+ * replies, in the order the sends were made. No other call on the state
+ * may come between a send and its recv (the whole operations refuse to).
+ * A failed send, flush or recv drops the connection: every outstanding
+ * recv then fails as well.
+ */
+typedef struct pb_state_call {
+	size_t replies; /* 0: nothing was sent, the recv succeeds at once */
+	uint64_t conn;
+} pb_state_call_t;
+
+pb_err_t pb_state_flush(pb_state_t *st, char *errstr, size_t errstr_size);
+
 pb_err_t pb_state_new(const char *url, const char *prefix, int64_t ttl_seconds,
 		      int timeout_ms, pb_state_t **out, char *errstr,
 		      size_t errstr_size);
@@ -70,6 +87,12 @@ void pb_state_view_clear(pb_state_view_t *v);
 /* Fill views[0..n) in one round trip. */
 pb_err_t pb_state_fetch(pb_state_t *st, pb_state_view_t *views, size_t n,
 			char *errstr, size_t errstr_size);
+pb_err_t pb_state_fetch_send(pb_state_t *st, const pb_state_view_t *views,
+			     size_t n, pb_state_call_t *call, char *errstr,
+			     size_t errstr_size);
+pb_err_t pb_state_fetch_recv(pb_state_t *st, const pb_state_call_t *call,
+			     pb_state_view_t *views, size_t n, char *errstr,
+			     size_t errstr_size);
 
 /* One event's effect to record. */
 typedef struct pb_state_write {
@@ -94,6 +117,11 @@ typedef struct pb_state_write {
 /* Record writes[0..n) (each atomically, all in one round trip). */
 pb_err_t pb_state_commit(pb_state_t *st, const pb_state_write_t *writes,
 			 size_t n, char *errstr, size_t errstr_size);
+pb_err_t pb_state_commit_send(pb_state_t *st, const pb_state_write_t *writes,
+			      size_t n, pb_state_call_t *call, char *errstr,
+			      size_t errstr_size);
+pb_err_t pb_state_commit_recv(pb_state_t *st, const pb_state_call_t *call,
+			      char *errstr, size_t errstr_size);
 
 /* An event's identity, for marking its outcome published. */
 typedef struct pb_state_ref {
@@ -103,6 +131,13 @@ typedef struct pb_state_ref {
 /* Mark refs[0..n) published ("P"), keeping their expiry. */
 pb_err_t pb_state_mark_published(pb_state_t *st, const pb_state_ref_t *refs,
 				 size_t n, char *errstr, size_t errstr_size);
+pb_err_t pb_state_mark_published_send(pb_state_t *st,
+				      const pb_state_ref_t *refs, size_t n,
+				      pb_state_call_t *call, char *errstr,
+				      size_t errstr_size);
+pb_err_t pb_state_mark_published_recv(pb_state_t *st,
+				      const pb_state_call_t *call,
+				      char *errstr, size_t errstr_size);
 
 /*
  * Auto-Admin switches of accounts[0..n): out[i] is 1 (on), 0 (off) or -1
