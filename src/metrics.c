@@ -691,7 +691,7 @@ static const struct {
 	 "Redis commands that failed (connection or error reply).", NULL, 0,
 	 true},
 	{PB_M_REDIS_RTT, PB_METRIC_HISTOGRAM,
-	 "Redis pipeline round-trip time.", redis_buckets, NB(redis_buckets),
+	 "Time the loop spends on one Redis round trip (its overlapping work excluded).", redis_buckets, NB(redis_buckets),
 	 false},
 	{PB_M_CIRCUIT_OPEN, PB_METRIC_GAUGE,
 	 "1 while the account's circuit breaker to Pruvan is open.", NULL, 0,

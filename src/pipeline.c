@@ -1203,8 +1203,10 @@ static void redis_stage(pb_pipeline_t *pl, overlap_t *ov)
 		redis_failed(pl, "mark published", err);
 		failed = true;
 	}
-	if (pb_state_fetch_recv(pl->state, &cfetch, views, nfetch, err,
-				sizeof(err)) == PB_OK) {
+	pb_err_t fe = pb_state_fetch_recv(pl->state, &cfetch, views, nfetch,
+					  err, sizeof(err));
+	int64_t spent = pb_mono_ms() - started; /* before deciding */
+	if (fe == PB_OK) {
 		for (size_t i = 0; i < nfetch; i++) {
 			t = tl_pop(&pl->ready);
 			t->view = views[i];
@@ -1220,7 +1222,7 @@ static void redis_stage(pb_pipeline_t *pl, overlap_t *ov)
 	}
 	free(views);
 	if (!failed)
-		redis_ok(pl, started);
+		redis_ok(pl, pb_mono_ms() - spent);
 }
 
 static void pubmark_stage(pb_pipeline_t *pl)

@@ -35,3 +35,8 @@ if(PB_REDIS_SERVER)
 else()
   message(STATUS "redis-server not found: integration tests not registered")
 endif()
+
+# The state suite calls the Redis state module directly.
+if(TARGET it_test_state)
+  target_link_libraries(it_test_state PRIVATE pb_state)
+endif()

@@ -1,0 +1,160 @@
+/*
+ * The Redis state against a real redis-server: an order recorded and read
+ * back, the published mark, and the split calls the loop overlaps with its
+ * own work (send, flush, recv in order; a whole call refused while replies
+ * are outstanding; a connection lost between send and recv fails every
+ * outstanding recv and the next call reconnects).
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "state.h"
+
+static pb_state_t *st;
+
+static int setup(void **state)
+{
+	(void)state;
+	signal(SIGPIPE, SIG_IGN); /* as the worker: a dead peer is an error */
+	if (h_setup("state") || h_redis_start())
+		return -1;
+	char url[64], err[256];
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", h_redis_port());
+	return pb_state_new(url, "t:", 3600, 2000, &st, err, sizeof(err)) ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	pb_state_destroy(st);
+	return h_group_teardown(state);
+}
+
+static pb_state_write_t write_of(const char *won, const char *id,
+				 const json_t *pushed)
+{
+	pb_state_write_t w = {0};
+	w.account = "acme";
+	w.won = won;
+	w.event_id = id;
+	w.outcome = "created";
+	w.http_status = 200;
+	w.attempts = 1;
+	w.write_order = true;
+	w.set_created = true;
+	w.has_version = true;
+	w.version = 3;
+	w.occurred_ms = 1795881600123LL;
+	w.pushed = pushed;
+	return w;
+}
+
+static void recorded_order_reads_back(void **state)
+{
+	(void)state;
+	h_begin("recorded_order_reads_back");
+	char err[256];
+	json_t *pushed = json_pack("{s:s,s:s,s:[{s:s}]}", "workOrderNumber",
+				   "WO-1", "workOrderInfo", "gate \"7\"\n",
+				   "services", "serviceName", "Mow");
+	pb_state_write_t w = write_of("WO-1", "e-1", pushed);
+	assert_int_equal(pb_state_commit(st, &w, 1, err, sizeof(err)), PB_OK);
+	pb_state_view_t v = {.account = "acme", .won = "WO-1", .event_id = "e-1"};
+	assert_int_equal(pb_state_fetch(st, &v, 1, err, sizeof(err)), PB_OK);
+	assert_true(v.exists);
+	assert_true(v.order.created);
+	assert_int_equal(v.order.version, 3);
+	assert_int_equal(v.order.occurred_ms, 1795881600123LL);
+	assert_true(json_equal(v.order.pushed, pushed));
+	assert_int_equal(v.mark, PB_MARK_DONE);
+	assert_string_equal(v.mark_outcome, "created");
+	pb_state_view_clear(&v);
+	pb_state_ref_t ref = {"acme", "WO-1", "e-1"};
+	assert_int_equal(pb_state_mark_published(st, &ref, 1, err, sizeof(err)),
+			 PB_OK);
+	assert_int_equal(pb_state_fetch(st, &v, 1, err, sizeof(err)), PB_OK);
+	assert_int_equal(v.mark, PB_MARK_PUBLISHED);
+	pb_state_view_clear(&v);
+	json_decref(pushed);
+	h_end();
+}
+
+static void split_calls_in_one_round_trip(void **state)
+{
+	(void)state;
+	h_begin("split_calls_in_one_round_trip");
+	char err[256];
+	json_t *pushed = json_pack("{s:s}", "workOrderNumber", "WO-2");
+	pb_state_write_t w = write_of("WO-2", "e-2", pushed);
+	pb_state_ref_t ref = {"acme", "WO-2", "e-2"};
+	pb_state_view_t v = {.account = "acme", .won = "WO-2", .event_id = "e-2"};
+	pb_state_call_t cw, cm, cf;
+	uint64_t rt = pb_state_round_trips(st);
+	assert_int_equal(pb_state_commit_send(st, &w, 1, &cw, err, sizeof(err)), PB_OK);
+	assert_int_equal(pb_state_mark_published_send(st, &ref, 1, &cm, err, sizeof(err)), PB_OK);
+	assert_int_equal(pb_state_fetch_send(st, &v, 1, &cf, err, sizeof(err)), PB_OK);
+	/* a whole call now would read the queued replies as its own */
+	assert_int_equal(pb_state_ping(st, err, sizeof(err)), PB_ERR_REDIS);
+	assert_non_null(strstr(err, "between queued commands"));
+	assert_int_equal(pb_state_flush(st, err, sizeof(err)), PB_OK);
+	assert_int_equal(pb_state_commit_recv(st, &cw, err, sizeof(err)), PB_OK);
+	assert_int_equal(pb_state_mark_published_recv(st, &cm, err, sizeof(err)), PB_OK);
+	assert_int_equal(pb_state_fetch_recv(st, &cf, &v, 1, err, sizeof(err)), PB_OK);
+	assert_int_equal(pb_state_round_trips(st) - rt, 1);
+	/* the fetch ran after the commit and the mark, in one write */
+	assert_true(v.order.created);
+	assert_int_equal(v.mark, PB_MARK_PUBLISHED);
+	pb_state_view_clear(&v);
+	assert_int_equal(pb_state_ping(st, err, sizeof(err)), PB_OK);
+	/* nothing to send: the recv succeeds at once */
+	assert_int_equal(pb_state_fetch_send(st, &v, 0, &cf, err, sizeof(err)), PB_OK);
+	assert_int_equal(cf.replies, 0);
+	assert_int_equal(pb_state_fetch_recv(st, &cf, &v, 0, err, sizeof(err)), PB_OK);
+	json_decref(pushed);
+	h_end();
+}
+
+static void connection_lost_between_send_and_recv(void **state)
+{
+	(void)state;
+	h_begin("connection_lost_between_send_and_recv");
+	char err[256];
+	pb_state_view_t v = {.account = "acme", .won = "WO-1", .event_id = "e-1"};
+	pb_state_ref_t ref = {"acme", "WO-3", "e-3"};
+	pb_state_call_t cm, cf;
+	assert_int_equal(pb_state_mark_published_send(st, &ref, 1, &cm, err, sizeof(err)), PB_OK);
+	assert_int_equal(pb_state_fetch_send(st, &v, 1, &cf, err, sizeof(err)), PB_OK);
+	h_redis_kill();
+	pb_err_t e = pb_state_flush(st, err, sizeof(err));
+	if (!e)
+		e = pb_state_mark_published_recv(st, &cm, err, sizeof(err));
+	assert_int_equal(e, PB_ERR_REDIS);
+	/* the fetch's replies can never come: it fails too, at once */
+	assert_int_equal(pb_state_fetch_recv(st, &cf, &v, 1, err, sizeof(err)),
+			 PB_ERR_REDIS);
+	assert_false(v.exists);
+	assert_int_equal(h_redis_restart(), 0);
+	/* the next call reconnects (the restarted Redis is empty) */
+	assert_int_equal(pb_state_fetch(st, &v, 1, err, sizeof(err)), PB_OK);
+	assert_false(v.exists);
+	assert_int_equal(v.mark, PB_MARK_NONE);
+	pb_state_view_clear(&v);
+	h_end();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(recorded_order_reads_back),
+		cmocka_unit_test(split_calls_in_one_round_trip),
+		cmocka_unit_test(connection_lost_between_send_and_recv),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
