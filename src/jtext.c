@@ -56,17 +56,18 @@ size_t pb_u64_text(char *buf, unsigned long long v)
 	return n;
 }
 
+size_t pb_i64_text(char *buf, long long v)
+{
+	if (v >= 0)
+		return pb_u64_text(buf, (unsigned long long)v);
+	buf[0] = '-';
+	return 1 + pb_u64_text(buf + 1, 0ULL - (unsigned long long)v);
+}
+
 void pb_jt_i64(pb_jtext_t *b, long long v)
 {
 	char n[24];
-	size_t k = 0;
-	unsigned long long u = (unsigned long long)v;
-	if (v < 0) {
-		n[k++] = '-';
-		u = 0ULL - u;
-	}
-	k += pb_u64_text(n + k, u);
-	pb_jt_put(b, n, k);
+	pb_jt_put(b, n, pb_i64_text(n, v));
 }
 
 /* UTF-8 as jansson accepts it: no overlong forms, surrogates or values

@@ -41,7 +41,9 @@ char *pb_jt_take(pb_jtext_t *b);
 /* pb_jt_json into a new string (free()); NULL on failure. */
 char *pb_jt_dumps(const json_t *j, bool sort_keys);
 
-/* Decimal text of v into buf (>= 21 bytes); returns its length. */
+/* Decimal text of v into buf (>= 21 / 22 bytes, NUL-terminated); returns
+ * its length. */
 size_t pb_u64_text(char *buf, unsigned long long v);
+size_t pb_i64_text(char *buf, long long v);
 
 #endif

@@ -1174,7 +1174,7 @@ static void redis_stage(pb_pipeline_t *pl, overlap_t *ov)
 	started += pb_mono_ms() - overlap_at;
 
 	bool failed = false;
-	if (pb_state_commit_recv(pl->state, &crec, err, sizeof(err)) == PB_OK) {
+	if (pb_state_write_recv(pl->state, &crec, err, sizeof(err)) == PB_OK) {
 		for (size_t i = 0; i < nrec; i++) {
 			t = tl_pop(&pl->to_record);
 			t->needs_publish_mark = true;
@@ -1185,7 +1185,7 @@ static void redis_stage(pb_pipeline_t *pl, overlap_t *ov)
 		redis_failed(pl, "record", err);
 		failed = true;
 	}
-	if (pb_state_mark_published_recv(pl->state, &cmark, err, sizeof(err)) ==
+	if (pb_state_write_recv(pl->state, &cmark, err, sizeof(err)) ==
 	    PB_OK) {
 		/* marks added meanwhile stay for the next round */
 		for (size_t i = 0; i < nmark; i++) {

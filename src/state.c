@@ -290,14 +290,7 @@ static void pl_arg(pipeline_t *pl, const char *s)
 static void pl_arg_i64(pipeline_t *pl, int64_t v)
 {
 	char b[24];
-	size_t k = 0;
-	unsigned long long u = (unsigned long long)v;
-	if (v < 0) {
-		b[k++] = '-';
-		u = 0ULL - u;
-	}
-	k += pb_u64_text(b + k, u);
-	pl_arg_len(pl, b, k);
+	pl_arg_len(pl, b, pb_i64_text(b, v));
 }
 
 /* Take ownership of an allocated string as the next argument. */
@@ -406,17 +399,27 @@ pb_err_t pb_state_flush(pb_state_t *st, char *errstr, size_t errstr_size)
 	return PB_OK;
 }
 
+/* A whole call reads its replies at once: not while another call's are
+ * still queued, it would take them for its own. */
+static pb_err_t whole_call_allowed(const pb_state_t *st, char *errstr,
+				   size_t errstr_size)
+{
+	if (!st->outstanding)
+		return PB_OK;
+	return pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+		       "internal: a Redis call came between queued commands "
+		       "and their replies");
+}
+
 /* Send every command and read every reply (a synchronous round trip). */
 static pb_err_t pl_exec(pb_state_t *st, pipeline_t *pl, redisReply ***replies,
 			char *errstr, size_t errstr_size)
 {
 	*replies = NULL;
-	if (st->outstanding)
-		return pb_errf(errstr, errstr_size, PB_ERR_REDIS,
-			       "internal: a Redis call came between queued "
-			       "commands and their replies");
 	pb_state_call_t call;
-	pb_err_t err = pl_send(st, pl, &call, errstr, errstr_size);
+	pb_err_t err = whole_call_allowed(st, errstr, errstr_size);
+	if (!err)
+		err = pl_send(st, pl, &call, errstr, errstr_size);
 	if (err)
 		return err;
 	return pl_recv(st, &call, replies, errstr, errstr_size);
@@ -577,12 +580,10 @@ pb_err_t pb_state_fetch(pb_state_t *st, pb_state_view_t *views, size_t n,
 			char *errstr, size_t errstr_size)
 {
 	pb_state_call_t call;
-	pb_err_t err = st->outstanding
-			       ? pb_errf(errstr, errstr_size, PB_ERR_REDIS,
-					 "internal: a Redis call came between "
-					 "queued commands and their replies")
-			       : pb_state_fetch_send(st, views, n, &call, errstr,
-						     errstr_size);
+	pb_err_t err = whole_call_allowed(st, errstr, errstr_size);
+	if (!err)
+		err = pb_state_fetch_send(st, views, n, &call, errstr,
+					  errstr_size);
 	return err ? err
 		   : pb_state_fetch_recv(st, &call, views, n, errstr, errstr_size);
 }
@@ -667,8 +668,9 @@ pb_err_t pb_state_commit_send(pb_state_t *st, const pb_state_write_t *writes,
 	return err;
 }
 
-/* Replies of commands whose only answer is success or an error. */
-static pb_err_t recv_checked(pb_state_t *st, const pb_state_call_t *call,
+/* Replies of commands whose only answer is success or an error: a commit's
+ * or a mark's (pb_state_write_recv). */
+pb_err_t pb_state_write_recv(pb_state_t *st, const pb_state_call_t *call,
 			     char *errstr, size_t errstr_size)
 {
 	redisReply **r = NULL;
@@ -680,23 +682,15 @@ static pb_err_t recv_checked(pb_state_t *st, const pb_state_call_t *call,
 	return err;
 }
 
-pb_err_t pb_state_commit_recv(pb_state_t *st, const pb_state_call_t *call,
-			      char *errstr, size_t errstr_size)
-{
-	return recv_checked(st, call, errstr, errstr_size);
-}
-
 pb_err_t pb_state_commit(pb_state_t *st, const pb_state_write_t *writes,
 			 size_t n, char *errstr, size_t errstr_size)
 {
 	pb_state_call_t call;
-	pb_err_t err = st->outstanding
-			       ? pb_errf(errstr, errstr_size, PB_ERR_REDIS,
-					 "internal: a Redis call came between "
-					 "queued commands and their replies")
-			       : pb_state_commit_send(st, writes, n, &call,
-						      errstr, errstr_size);
-	return err ? err : recv_checked(st, &call, errstr, errstr_size);
+	pb_err_t err = whole_call_allowed(st, errstr, errstr_size);
+	if (!err)
+		err = pb_state_commit_send(st, writes, n, &call, errstr,
+					   errstr_size);
+	return err ? err : pb_state_write_recv(st, &call, errstr, errstr_size);
 }
 
 pb_err_t pb_state_mark_published_send(pb_state_t *st,
@@ -725,24 +719,15 @@ pb_err_t pb_state_mark_published_send(pb_state_t *st,
 	return err;
 }
 
-pb_err_t pb_state_mark_published_recv(pb_state_t *st,
-				      const pb_state_call_t *call,
-				      char *errstr, size_t errstr_size)
-{
-	return recv_checked(st, call, errstr, errstr_size);
-}
-
 pb_err_t pb_state_mark_published(pb_state_t *st, const pb_state_ref_t *refs,
 				 size_t n, char *errstr, size_t errstr_size)
 {
 	pb_state_call_t call;
-	pb_err_t err = st->outstanding
-			       ? pb_errf(errstr, errstr_size, PB_ERR_REDIS,
-					 "internal: a Redis call came between "
-					 "queued commands and their replies")
-			       : pb_state_mark_published_send(st, refs, n, &call,
-							      errstr, errstr_size);
-	return err ? err : recv_checked(st, &call, errstr, errstr_size);
+	pb_err_t err = whole_call_allowed(st, errstr, errstr_size);
+	if (!err)
+		err = pb_state_mark_published_send(st, refs, n, &call, errstr,
+						   errstr_size);
+	return err ? err : pb_state_write_recv(st, &call, errstr, errstr_size);
 }
 
 /* ---- Auto-Admin -------------------------------------------------------- */

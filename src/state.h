@@ -120,8 +120,10 @@ pb_err_t pb_state_commit(pb_state_t *st, const pb_state_write_t *writes,
 pb_err_t pb_state_commit_send(pb_state_t *st, const pb_state_write_t *writes,
 			      size_t n, pb_state_call_t *call, char *errstr,
 			      size_t errstr_size);
-pb_err_t pb_state_commit_recv(pb_state_t *st, const pb_state_call_t *call,
-			      char *errstr, size_t errstr_size);
+/* The replies of a commit or of published marks (both answer only
+ * success or an error). */
+pb_err_t pb_state_write_recv(pb_state_t *st, const pb_state_call_t *call,
+			     char *errstr, size_t errstr_size);
 
 /* An event's identity, for marking its outcome published. */
 typedef struct pb_state_ref {
@@ -135,9 +137,7 @@ pb_err_t pb_state_mark_published_send(pb_state_t *st,
 				      const pb_state_ref_t *refs, size_t n,
 				      pb_state_call_t *call, char *errstr,
 				      size_t errstr_size);
-pb_err_t pb_state_mark_published_recv(pb_state_t *st,
-				      const pb_state_call_t *call,
-				      char *errstr, size_t errstr_size);
+/* its replies: pb_state_write_recv */
 
 /*
  * Auto-Admin switches of accounts[0..n): out[i] is 1 (on), 0 (off) or -1

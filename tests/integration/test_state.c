@@ -104,8 +104,8 @@ static void split_calls_in_one_round_trip(void **state)
 	assert_int_equal(pb_state_ping(st, err, sizeof(err)), PB_ERR_REDIS);
 	assert_non_null(strstr(err, "between queued commands"));
 	assert_int_equal(pb_state_flush(st, err, sizeof(err)), PB_OK);
-	assert_int_equal(pb_state_commit_recv(st, &cw, err, sizeof(err)), PB_OK);
-	assert_int_equal(pb_state_mark_published_recv(st, &cm, err, sizeof(err)), PB_OK);
+	assert_int_equal(pb_state_write_recv(st, &cw, err, sizeof(err)), PB_OK);
+	assert_int_equal(pb_state_write_recv(st, &cm, err, sizeof(err)), PB_OK);
 	assert_int_equal(pb_state_fetch_recv(st, &cf, &v, 1, err, sizeof(err)), PB_OK);
 	assert_int_equal(pb_state_round_trips(st) - rt, 1);
 	/* the fetch ran after the commit and the mark, in one write */
@@ -134,7 +134,7 @@ static void connection_lost_between_send_and_recv(void **state)
 	h_redis_kill();
 	pb_err_t e = pb_state_flush(st, err, sizeof(err));
 	if (!e)
-		e = pb_state_mark_published_recv(st, &cm, err, sizeof(err));
+		e = pb_state_write_recv(st, &cm, err, sizeof(err));
 	assert_int_equal(e, PB_ERR_REDIS);
 	/* the fetch's replies can never come: it fails too, at once */
 	assert_int_equal(pb_state_fetch_recv(st, &cf, &v, 1, err, sizeof(err)),
