@@ -40,6 +40,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "jtext.h"
 #include "util.h"
 
 #define PB_CONFIG_FILE_MAX (1024 * 1024) /* a config file is small */
@@ -51,8 +52,7 @@
 /* ------------------------------------------------------------------ */
 
 typedef struct report {
-	char *buf;
-	size_t len, cap;
+	pb_jtext_t text; /* the lines, '\n' between them */
 	size_t count;
 	bool nomem;
 } report_t;
@@ -72,27 +72,14 @@ static void report_add(report_t *r, const char *path, const char *fmt, ...)
 		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 		va_end(ap);
 	}
-	size_t add = strlen(line) + 1; /* + '\n' separator */
 	r->count++;
 	if (r->nomem)
 		return;
-	if (r->len + add + 1 > r->cap) {
-		size_t cap = r->cap ? r->cap : 1024;
-		while (r->len + add + 1 > cap)
-			cap *= 2;
-		char *nb = realloc(r->buf, cap);
-		if (!nb) {
-			r->nomem = true;
-			return;
-		}
-		r->buf = nb;
-		r->cap = cap;
-	}
-	if (r->len > 0)
-		r->buf[r->len++] = '\n';
-	memcpy(r->buf + r->len, line, add - 1);
-	r->len += add - 1;
-	r->buf[r->len] = '\0';
+	if (r->text.len > 0)
+		pb_jt_put(&r->text, "\n", 1);
+	pb_jt_lit(&r->text, line);
+	if (r->text.bad)
+		r->nomem = true;
 }
 
 /*
@@ -108,19 +95,19 @@ static void report_emit(const report_t *r, char *errstr, size_t size)
 		pb_strlcpy(errstr, "$: out of memory while validating", size);
 		return;
 	}
-	if (!r->buf) {
+	if (!r->text.p) {
 		errstr[0] = '\0';
 		return;
 	}
-	if (r->len < size) {
-		memcpy(errstr, r->buf, r->len + 1);
+	if (r->text.len < size) {
+		memcpy(errstr, r->text.p, r->text.len + 1);
 		return;
 	}
 	size_t kept = 0, lines = 0;
-	const char *p = r->buf;
+	const char *p = r->text.p;
 	for (;;) {
 		const char *nl = strchr(p, '\n');
-		size_t end = nl ? (size_t)(nl - r->buf) : r->len;
+		size_t end = nl ? (size_t)(nl - r->text.p) : r->text.len;
 		char tail[64];
 		snprintf(tail, sizeof(tail), "\n... and %zu more",
 			 r->count - lines - 1);
@@ -134,10 +121,10 @@ static void report_emit(const report_t *r, char *errstr, size_t size)
 	}
 	if (lines == 0) {
 		/* Not even one line fits: cut the first line. */
-		pb_strlcpy(errstr, r->buf, size);
+		pb_strlcpy(errstr, r->text.p, size);
 		return;
 	}
-	memcpy(errstr, r->buf, kept);
+	memcpy(errstr, r->text.p, kept);
 	snprintf(errstr + kept, size - kept, "\n... and %zu more",
 		 r->count - lines);
 }
@@ -1476,7 +1463,7 @@ report:
 	}
 out:
 	json_decref(root);
-	free(L.rep.buf);
+	free(L.rep.text.p);
 	pb_config_destroy(L.cfg);
 	return err;
 }

@@ -1,5 +1,6 @@
 /*
- * jtext.h: JSON text written straight into a growing buffer.
+ * jtext.h: text written straight into a growing buffer, JSON above all
+ * (also the /metrics page and the configuration's mistake report).
  *
  * The worker writes JSON for every event several times (the outcome record,
  * the order state kept in Redis, the Pruvan request body). jansson's

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jtext.h"
 #include "util.h"
 
 #define METRIC_BUCKETS 64   /* metric-name hash table size */
@@ -444,38 +445,6 @@ char *pb_metrics_labels(char *buf, size_t size, ...)
 
 /* ---- rendering ---- */
 
-typedef struct {
-	char *p;
-	size_t len, cap;
-	bool failed;
-} sbuf_t;
-
-static void sb_add(sbuf_t *b, const char *s, size_t n)
-{
-	if (b->failed)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (b->len + n + 1 > cap)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (!p) {
-			b->failed = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void sb_str(sbuf_t *b, const char *s)
-{
-	sb_add(b, s, strlen(s));
-}
-
 /*
  * A sample value as Prometheus clients write it: +Inf/-Inf/NaN, integers
  * without exponent or fraction (below 2^53, where they are exact), else the
@@ -499,39 +468,39 @@ void pb_metrics_format_value(double v, char *buf, size_t size)
 }
 
 /* HELP text escapes backslash and newline only (exposition format 0.0.4). */
-static void sb_help(sbuf_t *b, const char *s)
+static void sb_help(pb_jtext_t *b, const char *s)
 {
 	for (; *s; s++) {
 		if (*s == '\\')
-			sb_str(b, "\\\\");
+			pb_jt_lit(b, "\\\\");
 		else if (*s == '\n')
-			sb_str(b, "\\n");
+			pb_jt_lit(b, "\\n");
 		else
-			sb_add(b, s, 1);
+			pb_jt_put(b, s, 1);
 	}
 }
 
 /* name{labels[,extra]} value\n */
-static void sb_sample(sbuf_t *b, const char *name, const char *suffix,
+static void sb_sample(pb_jtext_t *b, const char *name, const char *suffix,
 		      const char *labels, const char *extra, double v)
 {
 	char num[64];
-	sb_str(b, name);
-	sb_str(b, suffix);
+	pb_jt_lit(b, name);
+	pb_jt_lit(b, suffix);
 	if (labels[0] || extra) {
-		sb_str(b, "{");
-		sb_str(b, labels);
+		pb_jt_lit(b, "{");
+		pb_jt_lit(b, labels);
 		if (extra) {
 			if (labels[0])
-				sb_str(b, ",");
-			sb_str(b, extra);
+				pb_jt_lit(b, ",");
+			pb_jt_lit(b, extra);
 		}
-		sb_str(b, "}");
+		pb_jt_lit(b, "}");
 	}
 	pb_metrics_format_value(v, num, sizeof(num));
-	sb_str(b, " ");
-	sb_str(b, num);
-	sb_str(b, "\n");
+	pb_jt_lit(b, " ");
+	pb_jt_lit(b, num);
+	pb_jt_lit(b, "\n");
 }
 
 static int cmp_metric(const void *a, const void *b)
@@ -561,7 +530,7 @@ static const char *type_name(pb_metric_type_t t)
 	return "untyped";
 }
 
-static void render_series(sbuf_t *b, const struct metric *x,
+static void render_series(pb_jtext_t *b, const struct metric *x,
 			  const struct series *s)
 {
 	if (x->type != PB_METRIC_HISTOGRAM) {
@@ -586,7 +555,7 @@ static void render_series(sbuf_t *b, const struct metric *x,
  * Metrics without any series are left out, as the Go client does for
  * vectors with no children: HELP/TYPE with no sample would only be noise.
  */
-static void render_metric(sbuf_t *b, const struct metric *x,
+static void render_metric(pb_jtext_t *b, const struct metric *x,
 			  struct series **tmp)
 {
 	if (x->n_series == 0)
@@ -595,15 +564,15 @@ static void render_metric(sbuf_t *b, const struct metric *x,
 	for (struct series *s = x->series; s; s = s->mnext)
 		tmp[n++] = s;
 	qsort(tmp, n, sizeof(*tmp), cmp_series);
-	sb_str(b, "# HELP ");
-	sb_str(b, x->name);
-	sb_str(b, " ");
+	pb_jt_lit(b, "# HELP ");
+	pb_jt_lit(b, x->name);
+	pb_jt_lit(b, " ");
 	sb_help(b, x->help);
-	sb_str(b, "\n# TYPE ");
-	sb_str(b, x->name);
-	sb_str(b, " ");
-	sb_str(b, type_name(x->type));
-	sb_str(b, "\n");
+	pb_jt_lit(b, "\n# TYPE ");
+	pb_jt_lit(b, x->name);
+	pb_jt_lit(b, " ");
+	pb_jt_lit(b, type_name(x->type));
+	pb_jt_lit(b, "\n");
 	for (size_t i = 0; i < n; i++)
 		render_series(b, x, tmp[i]);
 }
@@ -612,7 +581,7 @@ char *pb_metrics_render(pb_metrics_t *m)
 {
 	if (!m)
 		return NULL;
-	sbuf_t b = {0};
+	pb_jtext_t b = {0};
 	struct metric **ms = NULL;
 	struct series **tmp = NULL;
 	pthread_mutex_lock(&m->lock);
@@ -620,7 +589,7 @@ char *pb_metrics_render(pb_metrics_t *m)
 	/* +1: the dropped counter's series is not in n_series. */
 	tmp = malloc((m->n_series + 1) * sizeof(*tmp));
 	if (!ms || !tmp) {
-		b.failed = true;
+		b.bad = true;
 		goto out;
 	}
 	size_t n = 0;
@@ -628,18 +597,14 @@ char *pb_metrics_render(pb_metrics_t *m)
 		for (struct metric *x = m->metrics[i]; x; x = x->hnext)
 			ms[n++] = x;
 	qsort(ms, n, sizeof(*ms), cmp_metric);
-	sb_str(&b, ""); /* an empty registry still renders "" */
+	pb_jt_lit(&b, ""); /* an empty registry still renders "" */
 	for (size_t i = 0; i < n; i++)
 		render_metric(&b, ms[i], tmp);
 out:
 	pthread_mutex_unlock(&m->lock);
 	free(ms);
 	free(tmp);
-	if (b.failed) {
-		free(b.p);
-		return NULL;
-	}
-	return b.p;
+	return pb_jt_take(&b);
 }
 
 /* ---- the project's metric set ---- */
