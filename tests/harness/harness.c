@@ -68,20 +68,6 @@ static struct {
 
 /* ---- small things ------------------------------------------------------- */
 
-int64_t h_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t h_wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void h_nap_ms(int ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -210,12 +196,12 @@ static pid_t spawn(const char *const *argv, const char *out, const char *err)
 /* Wait for pid up to timeout_ms; true if reaped (status in *status). */
 static bool reap(pid_t pid, int timeout_ms, int *status)
 {
-	int64_t deadline = h_now_ms() + timeout_ms;
+	int64_t deadline = pb_mono_ms() + timeout_ms;
 	for (;;) {
 		pid_t r = waitpid(pid, status, WNOHANG);
 		if (r == pid || (r < 0 && errno == ECHILD))
 			return true;
-		if (h_now_ms() >= deadline)
+		if (pb_mono_ms() >= deadline)
 			return false;
 		h_nap_ms(5);
 	}
@@ -361,8 +347,8 @@ static int redis_spawn(void)
 	H.redis_pid = spawn(argv, log, log);
 	if (H.redis_pid < 0)
 		return -1;
-	int64_t deadline = h_now_ms() + 10000;
-	while (h_now_ms() < deadline) {
+	int64_t deadline = pb_mono_ms() + 10000;
+	while (pb_mono_ms() < deadline) {
 		if (h_redis_ping())
 			return 0;
 		int st;
@@ -633,11 +619,11 @@ long h_topic_count(const char *topic)
 
 long h_await_count(const char *topic, long n, int timeout_ms)
 {
-	int64_t deadline = h_now_ms() + timeout_ms;
+	int64_t deadline = pb_mono_ms() + timeout_ms;
 	long c = -1;
 	for (;;) {
 		c = h_topic_count(topic);
-		if (c >= n || h_now_ms() >= deadline)
+		if (c >= n || pb_mono_ms() >= deadline)
 			return c;
 		h_nap_ms(50);
 	}
@@ -722,8 +708,8 @@ json_t *h_consume(const char *topic, long min_count, int timeout_ms)
 	bool eof[256] = {0};
 	size_t n = 0, cap = 256;
 	json_t **recs = malloc(cap * sizeof(*recs));
-	int64_t deadline = h_now_ms() + timeout_ms;
-	while (recs && h_now_ms() < deadline) {
+	int64_t deadline = pb_mono_ms() + timeout_ms;
+	while (recs && pb_mono_ms() < deadline) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 50);
 		if (m) {
 			if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -774,8 +760,8 @@ int h_sim_start(int latency_ms)
 	H.sim_pid = spawn(argv, NULL, log);
 	if (H.sim_pid < 0)
 		return -1;
-	int64_t deadline = h_now_ms() + 10000;
-	while (h_now_ms() < deadline) {
+	int64_t deadline = pb_mono_ms() + 10000;
+	while (pb_mono_ms() < deadline) {
 		FILE *f = fopen(pf, "r");
 		if (f) {
 			int port = 0;
@@ -806,14 +792,9 @@ int h_sim_port(void)
 	return H.sim_port;
 }
 
-struct buf {
-	char *data;
-	size_t len;
-};
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
+size_t h_curl_collect(char *ptr, size_t size, size_t nmemb, void *ud)
 {
-	struct buf *b = ud;
+	h_body_t *b = ud;
 	size_t n = size * nmemb;
 	char *nd = realloc(b->data, b->len + n + 1);
 	if (!nd)
@@ -834,13 +815,13 @@ static long http_call(const char *method, const char *url, const char *body,
 	CURL *c = H.curl;
 	if (!c)
 		return 0;
-	struct buf b = {0};
+	h_body_t b = {0};
 	struct curl_slist *hdrs =
 	    curl_slist_append(NULL, "Content-Type: application/json");
 	curl_easy_reset(c);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, h_curl_collect);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -945,11 +926,11 @@ long h_http_get(int port, const char *path, char **body)
 	char url[512];
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
 	CURL *c = curl_easy_init();
-	struct buf b = {0};
+	h_body_t b = {0};
 	long status = 0;
 	if (c) {
 		curl_easy_setopt(c, CURLOPT_URL, url);
-		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, h_curl_collect);
 		curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
 		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -964,11 +945,11 @@ long h_http_get(int port, const char *path, char **body)
 long h_await_http_status(int port, const char *path, long want,
 			 int timeout_ms)
 {
-	int64_t end = h_now_ms() + timeout_ms;
+	int64_t end = pb_mono_ms() + timeout_ms;
 	long st;
 	for (;;) {
 		st = h_http_status(port, path);
-		if (st == want || h_now_ms() >= end)
+		if (st == want || pb_mono_ms() >= end)
 			return st;
 		h_nap_ms(50);
 	}
@@ -1173,11 +1154,11 @@ int h_worker_log_count(const h_worker_t *w, const char *needle)
 
 bool h_worker_log_has(const h_worker_t *w, const char *needle, int timeout_ms)
 {
-	int64_t deadline = h_now_ms() + timeout_ms;
+	int64_t deadline = pb_mono_ms() + timeout_ms;
 	for (;;) {
 		if (h_worker_log_count(w, needle) > 0)
 			return true;
-		if (h_now_ms() >= deadline)
+		if (pb_mono_ms() >= deadline)
 			return false;
 		h_nap_ms(20);
 	}
@@ -1185,7 +1166,7 @@ bool h_worker_log_has(const h_worker_t *w, const char *needle, int timeout_ms)
 
 int h_worker_ops_port(const h_worker_t *w, int timeout_ms)
 {
-	int64_t deadline = h_now_ms() + timeout_ms;
+	int64_t deadline = pb_mono_ms() + timeout_ms;
 	for (;;) {
 		char *text = h_read_file(w->log, NULL);
 		char *line = text ? strstr(text, "operations endpoint listening")
@@ -1208,7 +1189,7 @@ int h_worker_ops_port(const h_worker_t *w, int timeout_ms)
 		free(text);
 		if (port > 0)
 			return port;
-		if (h_now_ms() >= deadline)
+		if (pb_mono_ms() >= deadline)
 			return -1;
 		h_nap_ms(20);
 	}
@@ -1255,6 +1236,15 @@ json_t *h_event(const char *event_id, const char *account, const char *action,
 			      event_id, "account", account, "action", action,
 			      "occurredAt", occurred(version), "version",
 			      (json_int_t)version, "order", order);
+	return e;
+}
+
+json_t *h_event_update(const char *event_id, const char *account,
+		       const char *won, int64_t version, const char *info)
+{
+	json_t *f = json_pack("{s:s}", "workOrderInfo", info);
+	json_t *e = h_event(event_id, account, "update", won, version, f);
+	json_decref(f);
 	return e;
 }
 
@@ -1437,13 +1427,14 @@ int h_produce_series(const char *prefix, const char *account, int orders,
 			char id[128], won[128];
 			snprintf(id, sizeof(id), "%s-%02d-%d", prefix, o, k);
 			snprintf(won, sizeof(won), "WO-%s-%02d", prefix, o);
-			json_t *f = json_pack("{s:s}", "workOrderInfo", id);
-			json_t *ev = k == 0 ? h_event_create(id, account, won, 1)
-					    : h_event(id, account, "update", won,
-						      k + 1, f);
+			json_t *ev =
+			    k == 0
+				? h_event_create(id, account, won, 1)
+				: h_event_update(id, account, won, k + 1, id);
 			if (k == 0)
-				json_object_update(json_object_get(ev, "order"), f);
-			json_decref(f);
+				json_object_set_new(
+				    json_object_get(ev, "order"),
+				    "workOrderInfo", json_string(id));
 			if (h_produce_json(H_TOPIC_ORDERS, ev, false))
 				rc = -1;
 			json_decref(ev);

@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "util.h"
+
 #define H_TOPIC_ORDERS "pruvan.orders"
 #define H_TOPIC_INBOUND "pruvan.inbound"
 #define H_TOPIC_RESULTS "pruvan.results"
@@ -68,8 +70,7 @@ char *h_path(char *buf, size_t size, const char *name);
 
 /* ---- time and waiting ---------------------------------------------------- */
 
-int64_t h_now_ms(void);  /* monotonic */
-int64_t h_wall_ms(void); /* epoch */
+/* clocks: pb_mono_ms() and pb_wall_ms() from util.h */
 void h_nap_ms(int ms);   /* a short nap inside a polling loop */
 /* "2026-11-28T16:00:00.123Z" (or +hh:mm) -> epoch ms; -1 on junk. */
 int64_t h_time_ms(const char *rfc3339);
@@ -185,6 +186,14 @@ int h_worker_ops_port(const h_worker_t *w, int timeout_ms);
  * *out (malloc'd, may be NULL). Returns the exit code (or -1). */
 int h_bridge_cmd(const char *const *args, int timeout_ms, char **out);
 
+/* A curl CURLOPT_WRITEFUNCTION collecting the body into an h_body_t
+ * (CURLOPT_WRITEDATA; data NUL-terminated, malloc'd, NULL while empty). */
+typedef struct {
+	char *data;
+	size_t len;
+} h_body_t;
+size_t h_curl_collect(char *ptr, size_t size, size_t nmemb, void *ud);
+
 /* HTTP GET http://127.0.0.1:port/path: the status code, 0 on failure. */
 long h_http_status(int port, const char *path);
 /* The same, with the body text into *body (malloc'd, "" when none). */
@@ -203,6 +212,9 @@ json_t *h_event_create(const char *event_id, const char *account,
  * borrowed, merged in). New ref. */
 json_t *h_event(const char *event_id, const char *account, const char *action,
 		const char *won, int64_t version, const json_t *fields);
+/* An update of won that sets workOrderInfo to info. New ref. */
+json_t *h_event_update(const char *event_id, const char *account,
+		       const char *won, int64_t version, const char *info);
 
 /* Produce, for order o < orders and k < per_order, event "PREFIX-oo-k" of
  * order "WO-PREFIX-oo" (account's create at k 0, updates after, version

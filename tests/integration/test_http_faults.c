@@ -48,15 +48,6 @@ static json_t *with_info(json_t *ev, const char *info)
 	return ev;
 }
 
-static json_t *update(const char *id, const char *acct, const char *won,
-		      int64_t version, const char *info)
-{
-	json_t *f = json_pack("{s:s}", "workOrderInfo", info);
-	json_t *e = h_event(id, acct, "update", won, version, f);
-	json_decref(f);
-	return e;
-}
-
 static json_t *expect(json_t *by, const char *id, const char *outcome,
 		      const char *reason, int attempts)
 {
@@ -128,10 +119,10 @@ static void faults_of_single_orders(void **state)
 	    0);
 
 	produce(with_info(h_event_create("f-a1", "acme", "WO-A", 1), "a1"));
-	produce(update("f-a2", "acme", "WO-A", 2, "a2"));
-	produce(update("f-a3", "acme", "WO-A", 3, "a3"));
+	produce(h_event_update("f-a2", "acme", "WO-A", 2, "a2"));
+	produce(h_event_update("f-a3", "acme", "WO-A", 3, "a3"));
 	produce(with_info(h_event_create("f-b1", "acme", "WO-B", 1), "b1"));
-	produce(update("f-b2", "acme", "WO-B", 2, "b2"));
+	produce(h_event_update("f-b2", "acme", "WO-B", 2, "b2"));
 	produce(h_event_create("f-c1", "other", "WO-C", 1));
 	produce(h_event_create("f-r1", "acme", "WO-R", 1));
 	produce(h_event_create("f-t1", "acme", "WO-T", 1));

@@ -80,23 +80,18 @@ static json_t *results(long n)
 	return by;
 }
 
-static const char *field(const json_t *o, const char *k)
-{
-	return json_string_value(json_object_get(o, k));
-}
-
 static void expect(const json_t *by, const char *id, const char *outcome,
 		   const char *reason)
 {
 	json_t *o = h_one(by, id);
 	assert_non_null(o);
-	if (strcmp(field(o, "outcome"), outcome) != 0)
-		fail_msg("%s: outcome %s, expected %s", id, field(o, "outcome"),
+	if (strcmp(h_str(o, "outcome"), outcome) != 0)
+		fail_msg("%s: outcome %s, expected %s", id, h_str(o, "outcome"),
 			 outcome);
-	assert_string_equal(field(o, "source"),
+	assert_string_equal(h_str(o, "source"),
 			    id[0] == 'e' ? "orders" : "inbound");
 	if (reason)
-		assert_string_equal(field(o, "reason"), reason);
+		assert_string_equal(h_str(o, "reason"), reason);
 }
 
 /* GET /metrics of the worker's ops port (malloc'd body). */
@@ -120,9 +115,9 @@ static void relay_discard_and_reject(void **state)
 	expect(by, "e-c1", "created", NULL);
 	expect(by, "i-1", "relayed", NULL);
 	json_t *o = h_one(by, "i-1");
-	assert_string_equal(field(o, "kind"), "photo");
-	assert_string_equal(field(o, "workOrderNumber"), "WO-1");
-	assert_string_equal(field(json_object_get(o, "item"), "fileType"),
+	assert_string_equal(h_str(o, "kind"), "photo");
+	assert_string_equal(h_str(o, "workOrderNumber"), "WO-1");
+	assert_string_equal(h_str(json_object_get(o, "item"), "fileType"),
 			    "jpg");
 	json_decref(by);
 
@@ -133,7 +128,7 @@ static void relay_discard_and_reject(void **state)
 	by = results(4);
 	json_t *both = json_object_get(by, "i-1");
 	assert_int_equal(json_array_size(both), 2);
-	assert_string_equal(field(json_array_get(both, 1), "outcome"),
+	assert_string_equal(h_str(json_array_get(both, 1), "outcome"),
 			    "duplicate");
 	expect(by, "i-2", "relayed", NULL);
 	json_decref(by);
@@ -175,8 +170,8 @@ static void relay_discard_and_reject(void **state)
 		json_t *v = json_object_get(r, "value");
 		if (json_is_null(json_object_get(v, "eventId")) ||
 		    !json_object_get(v, "eventId")) {
-			assert_string_equal(field(v, "outcome"), "rejected");
-			assert_string_equal(field(v, "source"), "inbound");
+			assert_string_equal(h_str(v, "outcome"), "rejected");
+			assert_string_equal(h_str(v, "source"), "inbound");
 			rejected_null_id++;
 		}
 	}
@@ -191,9 +186,9 @@ static void relay_discard_and_reject(void **state)
 	json_array_foreach(dlq, i, r)
 	{
 		json_t *h = json_object_get(r, "headers");
-		assert_string_equal(field(h, "x-source-topic"),
+		assert_string_equal(h_str(h, "x-source-topic"),
 				    H_TOPIC_INBOUND);
-		if (strcmp(field(r, "raw"), "{not json") == 0)
+		if (strcmp(h_str(r, "raw"), "{not json") == 0)
 			raw_seen++;
 	}
 	assert_int_equal(raw_seen, 1);
@@ -274,13 +269,13 @@ static void delete_races_items(void **state)
 		size_t want_n = k == 0 ? 2 : 1;
 		if (json_array_size(all) != want_n)
 			fail_msg("%s: %zu outcomes", id, json_array_size(all));
-		const char *oc = field(json_array_get(all, 0), "outcome");
+		const char *oc = h_str(json_array_get(all, 0), "outcome");
 		if (strcmp(oc, "relayed") == 0) {
 			relayed++;
 			last_relayed = k;
 		} else if (strcmp(oc, "discarded") == 0) {
 			assert_string_equal(
-			    field(json_array_get(all, 0), "reason"),
+			    h_str(json_array_get(all, 0), "reason"),
 			    "order_deleted");
 			discarded++;
 			if (first_discarded < 0)
@@ -299,7 +294,7 @@ static void delete_races_items(void **state)
 		expect(by, id, "discarded", "order_deleted");
 	}
 	json_t *again = json_array_get(json_object_get(by, "r-000"), 1);
-	assert_string_equal(field(again, "outcome"), "duplicate");
+	assert_string_equal(h_str(again, "outcome"), "duplicate");
 	fprintf(stderr, "race: %d relayed, %d discarded\n", relayed, discarded);
 	json_decref(by);
 	json_decref(recs);

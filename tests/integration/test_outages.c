@@ -99,18 +99,6 @@ static int count_missing(const json_t *recs, const char *prefix)
 	return missing;
 }
 
-static bool await_http(int port, const char *path, long want, int timeout_ms)
-{
-	int64_t deadline = h_now_ms() + timeout_ms;
-	for (;;) {
-		if (h_http_status(port, path) == want)
-			return true;
-		if (h_now_ms() >= deadline)
-			return false;
-		h_nap_ms(50);
-	}
-}
-
 static void broker_down_and_back(void **state)
 {
 	(void)state;
@@ -143,7 +131,7 @@ static void broker_down_and_back(void **state)
 	 * the session timeout: its partitions are lost */
 	bool lost = h_worker_log_has(w, "partitions lost", 30000);
 	/* not consuming, Kafka unreachable: not ready (contract 8) */
-	bool unready = await_http(port, "/readyz", 503, 10000);
+	bool unready = h_await_http_status(port, "/readyz", 503, 10000) == 503;
 	json_t *st2 = h_sim_stats();
 	int64_t r = json_integer_value(json_object_get(st2, "requests"));
 	json_decref(st2);
@@ -157,23 +145,23 @@ static void broker_down_and_back(void **state)
 	assert_true(r > reqs);
 
 	/* back: it rejoins, gets its partitions again and finishes */
-	int64_t deadline = h_now_ms() + WAIT_MS;
+	int64_t deadline = pb_mono_ms() + WAIT_MS;
 	while (h_worker_log_count(w, "partitions assigned") < 2 &&
-	       h_now_ms() < deadline)
+	       pb_mono_ms() < deadline)
 		h_nap_ms(50);
 	assert_true(h_worker_log_count(w, "partitions assigned") >= 2);
 	/* done when every event has an outcome that is not a duplicate */
 	json_t *all = NULL;
 	int missing = -1;
-	deadline = h_now_ms() + WAIT_MS;
-	while (missing != 0 && h_now_ms() < deadline) {
+	deadline = pb_mono_ms() + WAIT_MS;
+	while (missing != 0 && pb_mono_ms() < deadline) {
 		json_decref(all);
 		all = h_consume(H_TOPIC_RESULTS, before + total, 5000);
 		missing = count_missing(all, "b");
 	}
 	if (missing)
 		fail_msg("%d events without a real outcome", missing);
-	assert_true(await_http(port, "/readyz", 200, 30000));
+	assert_true(h_await_http_status(port, "/readyz", 200, 30000) == 200);
 	assert_int_equal(h_worker_signal(w, SIGTERM), 0);
 	assert_int_equal(h_worker_wait(w, 30000), 0);
 	json_decref(all);
@@ -204,12 +192,12 @@ static void redis_killed_and_restarted(void **state)
 	assert_non_null(w);
 	int port = h_worker_ops_port(w, 20000);
 	assert_true(port > 0);
-	assert_true(await_http(port, "/readyz", 200, 30000));
+	assert_true(h_await_http_status(port, "/readyz", 200, 30000) == 200);
 	assert_true(h_await_count(H_TOPIC_RESULTS, before + 4,
 				  WAIT_MS) >= before + 4);
 
 	h_redis_kill();
-	bool unready = await_http(port, "/readyz", 503, 15000);
+	bool unready = h_await_http_status(port, "/readyz", 503, 15000) == 503;
 	bool logged = h_worker_log_has(w, "Redis unreachable", 5000);
 	long during = h_topic_count(H_TOPIC_RESULTS);
 	assert_int_equal(h_redis_restart(), 0);
@@ -218,7 +206,7 @@ static void redis_killed_and_restarted(void **state)
 	assert_true(during < before + total);
 
 	assert_true(h_worker_log_has(w, "Redis reachable again", 30000));
-	assert_true(await_http(port, "/readyz", 200, 30000));
+	assert_true(h_await_http_status(port, "/readyz", 200, 30000) == 200);
 	assert_true(h_await_count(H_TOPIC_RESULTS, before + total,
 				  WAIT_MS) >= before + total);
 	assert_int_equal(h_worker_signal(w, SIGTERM), 0);

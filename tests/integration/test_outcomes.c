@@ -46,20 +46,6 @@ static void produce(json_t *ev)
 	json_decref(ev);
 }
 
-static json_t *fields(const char *key, const char *value)
-{
-	return json_pack("{s:s}", key, value);
-}
-
-static json_t *update(const char *id, const char *acct, const char *won,
-		      int64_t version, const char *info)
-{
-	json_t *f = fields("workOrderInfo", info);
-	json_t *e = h_event(id, acct, "update", won, version, f);
-	json_decref(f);
-	return e;
-}
-
 /* Assert the single outcome of id is `outcome` and its reason (NULL: null,
  * "*": any string). */
 static json_t *expect(json_t *by, const char *id, const char *outcome,
@@ -100,14 +86,16 @@ static void every_outcome_kind(void **state)
 	produce(h_event_create("o-c1", "acme", "WO-C1", 1)), n++;
 	/* updated: changed fields only */
 	produce(h_event_create("o-u1", "acme", "WO-U", 1)), n++;
-	produce(update("o-u2", "acme", "WO-U", 2, "gate code 4321")), n++;
+	produce(h_event_update("o-u2", "acme", "WO-U", 2, "gate code 4321")),
+	    n++;
 	/* unchanged: same value as last pushed, nothing sent */
 	produce(h_event_create("o-n1", "acme", "WO-N", 1)), n++;
-	produce(update("o-n2", "acme", "WO-N", 2, "Call Office 555-111-2222")),
+	produce(h_event_update("o-n2", "acme", "WO-N", 2,
+			       "Call Office 555-111-2222")),
 	    n++;
 	/* stale: older version than the one applied */
 	produce(h_event_create("o-s1", "acme", "WO-S", 5)), n++;
-	produce(update("o-s2", "acme", "WO-S", 3, "stale value")), n++;
+	produce(h_event_update("o-s2", "acme", "WO-S", 3, "stale value")), n++;
 	/* duplicate: the same record twice in one run */
 	json_t *dup = h_event_create("o-d1", "acme", "WO-DUP", 1);
 	assert_int_equal(h_produce_json(H_TOPIC_ORDERS, dup, false), 0);
@@ -115,7 +103,8 @@ static void every_outcome_kind(void **state)
 	/* deleted, then an update of the deleted order is rejected */
 	produce(h_event_create("o-x1", "delco", "WO-X", 1)), n++;
 	produce(h_event("o-x2", "delco", "delete", "WO-X", 2, NULL)), n++;
-	produce(update("o-x3", "delco", "WO-X", 3, "after delete")), n++;
+	produce(h_event_update("o-x3", "delco", "WO-X", 3, "after delete")),
+	    n++;
 	/* rejected: no address, unknown account, delete not allowed */
 	json_t *f = json_pack("{s:[{s:s}]}", "services", "serviceName", "Mow");
 	produce(h_event("o-r1", "acme", "create", "WO-R1", 1, f)), n++;
@@ -124,7 +113,7 @@ static void every_outcome_kind(void **state)
 	produce(h_event("o-r3", "acme", "delete", "WO-C1", 9, NULL)), n++;
 	/* poison among good neighbours on one key (one partition) */
 	json_t *p1 = h_event_create("o-p1", "acme", "WO-P", 1);
-	json_t *p2 = update("o-p2", "acme", "WO-P", 2, "after poison");
+	json_t *p2 = h_event_update("o-p2", "acme", "WO-P", 2, "after poison");
 	char *t1 = json_dumps(p1, JSON_COMPACT), *t2 = json_dumps(p2, JSON_COMPACT);
 	assert_int_equal(h_produce_nowait(H_TOPIC_ORDERS, "acme/WO-P", t1), 0);
 	assert_int_equal(
@@ -251,7 +240,7 @@ static void duplicate_across_restart(void **state)
 	assert_int_equal(c1, 1);
 	assert_int_equal(u, 2);
 	produce(h_event_create("o-c1", "acme", "WO-C1", 1));
-	produce(update("o-u2", "acme", "WO-U", 2, "gate code 4321"));
+	produce(h_event_update("o-u2", "acme", "WO-U", 2, "gate code 4321"));
 	produce(h_event_create("o-c9", "acme", "WO-C9", 1));
 	assert_int_equal(h_flush(10000), 0);
 
@@ -304,8 +293,9 @@ static void copies_while_acknowledging(void **state)
 				produce(h_event_create(id, "acme", won, 1));
 			} else if (step <= m) {
 				snprintf(id, sizeof(id), "cw-%d-u%d", k, step);
-				produce(update(id, "acme", won, step + 1,
-					       "Call Office 555-111-2222"));
+				produce(
+				    h_event_update(id, "acme", won, step + 1,
+						   "Call Office 555-111-2222"));
 			} else {
 				continue;
 			}

@@ -37,9 +37,9 @@ H_SUITE("relay", 2)
 static int relay_port(h_worker_t *w)
 {
 	/* await the line, but not past the worker's exit */
-	int64_t deadline = h_now_ms() + WAIT_MS;
+	int64_t deadline = pb_mono_ms() + WAIT_MS;
 	while (!h_worker_log_has(w, "relay endpoint listening", 0)) {
-		if (!h_worker_running(w) || h_now_ms() >= deadline)
+		if (!h_worker_running(w) || pb_mono_ms() >= deadline)
 			return -1;
 		h_nap_ms(20);
 	}
@@ -61,24 +61,6 @@ static int relay_port(h_worker_t *w)
 	return port;
 }
 
-struct text {
-	char *data;
-	size_t len;
-};
-
-static size_t on_text(char *p, size_t size, size_t n, void *ud)
-{
-	struct text *t = ud;
-	char *nd = realloc(t->data, t->len + size * n + 1);
-	if (!nd)
-		return 0;
-	memcpy(nd + t->len, p, size * n);
-	t->data = nd;
-	t->len += size * n;
-	t->data[t->len] = '\0';
-	return size * n;
-}
-
 /*
  * POST to the relay: multipart with a payload part and a photo when
  * multipart, else a urlencoded payload=...; header may be NULL. Returns
@@ -90,12 +72,12 @@ static long post(int port, const char *path, const char *header,
 	char url[512];
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
 	CURL *c = curl_easy_init();
-	struct text t = {0};
+	h_body_t t = {0};
 	struct curl_slist *h = header ? curl_slist_append(NULL, header) : NULL;
 	curl_mime *mime = NULL;
 	char *form = NULL;
 	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_text);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, h_curl_collect);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 15000L);
 	if (h)
@@ -131,26 +113,6 @@ static long post(int port, const char *path, const char *header,
 	*body = t.data ? json_loads(t.data, 0, NULL) : NULL;
 	free(t.data);
 	return st;
-}
-
-static char *get_text(int port, const char *path)
-{
-	char url[256];
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-	CURL *c = curl_easy_init();
-	struct text t = {0};
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_text);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-	curl_easy_perform(c);
-	curl_easy_cleanup(c);
-	return t.data ? t.data : strdup("");
-}
-
-static const char *field(const json_t *o, const char *k)
-{
-	return json_string_value(json_object_get(o, k));
 }
 
 /* Await n results and return the outcomes of id (array, borrowed from
@@ -208,30 +170,30 @@ static void relay_calls_end_to_end(void **state)
 			      NULL, PHOTO, true, &ans),
 			 200);
 	assert_true(json_is_true(json_object_get(ans, "status")));
-	assert_string_equal(field(ans, "error"), "");
+	assert_string_equal(h_str(ans, "error"), "");
 	json_decref(ans);
 	/* acknowledged before the answer: on the topic now, no waiting */
 	assert_int_equal(h_topic_count(H_TOPIC_INBOUND), 1);
 	json_t *in = h_consume(H_TOPIC_INBOUND, 1, WAIT_MS);
 	assert_int_equal(json_array_size(in), 1);
 	json_t *rec = json_array_get(in, 0);
-	assert_string_equal(field(rec, "key"), "acme/111");
+	assert_string_equal(h_str(rec, "key"), "acme/111");
 	json_t *v = json_object_get(rec, "value");
-	assert_string_equal(field(v, "account"), "acme");
-	assert_string_equal(field(v, "kind"), "photo");
-	assert_string_equal(field(json_object_get(v, "item"), "uuId"),
+	assert_string_equal(h_str(v, "account"), "acme");
+	assert_string_equal(h_str(v, "kind"), "photo");
+	assert_string_equal(h_str(json_object_get(v, "item"), "uuId"),
 			    "rl-ph-1");
-	assert_null(strstr(field(rec, "raw"), "pruvan-pw"));
+	assert_null(strstr(h_str(rec, "raw"), "pruvan-pw"));
 	json_decref(in);
 
 	json_t *by = NULL;
 	json_t *o = json_array_get(outcomes(2, "rl-ph-1", &by), 0);
-	assert_string_equal(field(o, "outcome"), "relayed");
-	assert_string_equal(field(o, "source"), "inbound");
-	assert_string_equal(field(o, "workOrderNumber"), "WO-1");
-	assert_string_equal(field(json_object_get(o, "item"), "key4"),
+	assert_string_equal(h_str(o, "outcome"), "relayed");
+	assert_string_equal(h_str(o, "source"), "inbound");
+	assert_string_equal(h_str(o, "workOrderNumber"), "WO-1");
+	assert_string_equal(h_str(json_object_get(o, "item"), "key4"),
 			    "Task-01 Mow Grass");
-	assert_string_equal(field(h_one(by, "rl-c1"), "outcome"), "created");
+	assert_string_equal(h_str(h_one(by, "rl-c1"), "outcome"), "created");
 	json_decref(by);
 
 	/* status, urlencoded, secret in a header; twice */
@@ -252,16 +214,16 @@ static void relay_calls_end_to_end(void **state)
 	json_array_foreach(recs, i, rec)
 	{
 		v = json_object_get(rec, "value");
-		if (field(v, "kind") && !strcmp(field(v, "kind"), "status"))
-			status_id = field(v, "eventId");
+		if (h_str(v, "kind") && !strcmp(h_str(v, "kind"), "status"))
+			status_id = h_str(v, "eventId");
 	}
 	assert_non_null(status_id);
 	by = h_by_event(recs);
 	json_t *two = json_object_get(by, status_id);
 	assert_int_equal(json_array_size(two), 2);
-	assert_string_equal(field(json_array_get(two, 0), "outcome"),
+	assert_string_equal(h_str(json_array_get(two, 0), "outcome"),
 			    "relayed");
-	assert_string_equal(field(json_array_get(two, 1), "outcome"),
+	assert_string_equal(h_str(json_array_get(two, 1), "outcome"),
 			    "duplicate");
 	json_decref(by);
 	json_decref(recs);
@@ -271,7 +233,7 @@ static void relay_calls_end_to_end(void **state)
 	assert_int_equal(h_produce_json(H_TOPIC_ORDERS, ev, true), 0);
 	json_decref(ev);
 	o = json_array_get(outcomes(5, "rl-d1", &by), 0);
-	assert_string_equal(field(o, "outcome"), "deleted");
+	assert_string_equal(h_str(o, "outcome"), "deleted");
 	json_decref(by);
 	assert_int_equal(
 	    post(port, "/relay/acme/uploadPictures",
@@ -281,8 +243,8 @@ static void relay_calls_end_to_end(void **state)
 	    200);
 	json_decref(ans);
 	o = json_array_get(outcomes(6, "rl-ph-2", &by), 0);
-	assert_string_equal(field(o, "outcome"), "discarded");
-	assert_string_equal(field(o, "reason"), "recreated_after_delete");
+	assert_string_equal(h_str(o, "outcome"), "discarded");
+	assert_string_equal(h_str(o, "reason"), "recreated_after_delete");
 	json_decref(by);
 
 	/* wrong secret: 401, JSON error, nothing written */
@@ -290,12 +252,13 @@ static void relay_calls_end_to_end(void **state)
 	assert_int_equal(post(port, "/relay/acme/uploadPictures?secret=nope",
 			      NULL, PHOTO, true, &ans),
 			 401);
-	assert_non_null(field(ans, "error"));
+	assert_non_null(h_str(ans, "error"));
 	json_decref(ans);
 	assert_int_equal(h_topic_count(H_TOPIC_INBOUND), before);
 
 	/* metrics by method and status; the secret nowhere */
-	char *m = get_text(ops, "/metrics");
+	char *m = NULL;
+	assert_int_equal(h_http_get(ops, "/metrics", &m), 200);
 	assert_non_null(strstr(m, "pruvan_bridge_relay_requests_total{method="
 				  "\"status\",status=\"200\"} 2\n"));
 	assert_non_null(strstr(m, "pruvan_bridge_relay_requests_total{method="
