@@ -702,6 +702,22 @@ static void pubmark_add(pb_pipeline_t *pl, task_t *t)
 	p->ref.event_id = p->event_id;
 }
 
+/* Forget the first n pending marks (written, or the worker is going);
+ * the ones added after them stay, in order. */
+static void pubmarks_drop(pb_pipeline_t *pl, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(pl->pubmarks[i].account);
+		free(pl->pubmarks[i].won);
+		free(pl->pubmarks[i].event_id);
+	}
+	if (n) {
+		memmove(pl->pubmarks, pl->pubmarks + n,
+			(pl->pubmarks_len - n) * sizeof(*pl->pubmarks));
+		pl->pubmarks_len -= n;
+	}
+}
+
 /* Everything of t is acknowledged: its offset may be committed. */
 static void task_finish(pb_pipeline_t *pl, task_t *t)
 {
@@ -938,33 +954,15 @@ static void decide_inbound(pb_pipeline_t *pl, task_t *t)
 	to_record(pl, t);
 }
 
-/* The "published" mark of t's event is still to be written: its outcome
- * was acknowledged a moment ago and its task is gone. */
-static bool pubmark_pending(pb_pipeline_t *pl, const task_t *t)
-{
-	const char *id = task_event_id(t);
-	if (!id)
-		return false;
-	for (size_t i = 0; i < pl->pubmarks_len; i++) {
-		const pubmark_t *m = &pl->pubmarks[i];
-		if (m->event_id && m->won && m->account &&
-		    strcmp(m->event_id, id) == 0 &&
-		    strcmp(m->won, task_won(t)) == 0 &&
-		    strcmp(m->account, task_account(t)) == 0)
-			return true;
-	}
-	return false;
-}
-
 /* Decide what to do with an event whose state was fetched (t->view). A
  * "done" mark is a duplicate while the first copy is still listed with its
- * order (publishing) or its "published" mark is still to be written;
- * otherwise a crash came between recording and publishing. */
+ * order (publishing); once its outcome is acknowledged its "published"
+ * mark is written before any fetch (redis_stage), so a "done" mark alone
+ * means a crash came between recording and publishing. */
 static void fetched(pb_pipeline_t *pl, task_t *t)
 {
 	const task_t *twin = t->view.mark == PB_MARK_DONE ? key_twin(t) : NULL;
-	if (t->view.mark == PB_MARK_PUBLISHED || twin ||
-	    (t->view.mark == PB_MARK_DONE && pubmark_pending(pl, t))) {
+	if (t->view.mark == PB_MARK_PUBLISHED || twin) {
 		set_outcome(t, "duplicate", NULL,
 			    "already processed (outcome %s); not pushed again",
 			    twin ? twin->outcome : t->view.mark_outcome);
@@ -1055,8 +1053,6 @@ static void on_pushed(pb_push_job_t *job, void *opaque)
 	to_record(pl, t);
 }
 
-static void pubmark_stage(pb_pipeline_t *pl);
-
 /* The loop's work that needs no Redis, done while Redis executes: see
  * redis_stage. */
 typedef struct {
@@ -1071,7 +1067,6 @@ static void overlap_work(pb_pipeline_t *pl, overlap_t *o)
 	for (size_t i = 0; o && i < o->n; i++)
 		consume_one(pl, o->msgs[i]);
 	publish_stage(pl);
-	rd_kafka_poll(pl->producer, 0);
 }
 
 /*
@@ -1079,12 +1074,14 @@ static void overlap_work(pb_pipeline_t *pl, overlap_t *o)
  * loop's work that does not wait on it. The records of finished pushes,
  * the "published" marks of acknowledged outcomes and the fetch of the next
  * ready events go out in one write, in that order (a fetch sees the marks
- * written before it); then overlap_work takes in the consumed records,
- * produces outcomes and serves delivery reports while Redis executes;
- * then the replies are applied. Holding still for every round trip was a
- * quarter of the loop's time (docs/benchmarks.md). The overlapping work
- * only appends to the task lists and never calls Redis; consuming, which
- * may run a rebalance, happens before.
+ * written before it); then overlap_work takes in the consumed records and
+ * produces outcomes while Redis executes; then the replies are applied.
+ * Holding still for every round trip was a quarter of the loop's time
+ * (docs/benchmarks.md). The overlapping work only appends to the task
+ * lists and never calls Redis. Consuming, which may run a rebalance,
+ * happens before, and delivery reports are served outside: a task
+ * acknowledged and freed meanwhile would leave its mark unwritten behind a
+ * fetch already sent, and a copy of its event would read as a crash.
  */
 static void redis_stage(pb_pipeline_t *pl, overlap_t *ov)
 {
@@ -1187,18 +1184,7 @@ static void redis_stage(pb_pipeline_t *pl, overlap_t *ov)
 	}
 	if (pb_state_write_recv(pl->state, &cmark, err, sizeof(err)) ==
 	    PB_OK) {
-		/* marks added meanwhile stay for the next round */
-		for (size_t i = 0; i < nmark; i++) {
-			free(pl->pubmarks[i].account);
-			free(pl->pubmarks[i].won);
-			free(pl->pubmarks[i].event_id);
-		}
-		if (nmark) {
-			memmove(pl->pubmarks, pl->pubmarks + nmark,
-				(pl->pubmarks_len - nmark) *
-					sizeof(*pl->pubmarks));
-			pl->pubmarks_len -= nmark;
-		}
+		pubmarks_drop(pl, nmark);
 	} else if (!failed) {
 		redis_failed(pl, "mark published", err);
 		failed = true;
@@ -1244,12 +1230,7 @@ static void pubmark_stage(pb_pipeline_t *pl)
 		return;
 	}
 	redis_ok(pl, started);
-	for (size_t i = 0; i < pl->pubmarks_len; i++) {
-		free(pl->pubmarks[i].account);
-		free(pl->pubmarks[i].won);
-		free(pl->pubmarks[i].event_id);
-	}
-	pl->pubmarks_len = 0;
+	pubmarks_drop(pl, pl->pubmarks_len);
 }
 
 /* ---- consuming -------------------------------------------------------------- */
@@ -1926,11 +1907,7 @@ void pb_pipeline_destroy(pb_pipeline_t *pl)
 		free(p);
 		p = nx;
 	}
-	for (size_t i = 0; i < pl->pubmarks_len; i++) {
-		free(pl->pubmarks[i].account);
-		free(pl->pubmarks[i].won);
-		free(pl->pubmarks[i].event_id);
-	}
+	pubmarks_drop(pl, pl->pubmarks_len);
 	free(pl->pubmarks);
 	pb_state_destroy(pl->state);
 	free(pl->auto_admin);
