@@ -576,18 +576,6 @@ out:
 	return err;
 }
 
-pb_err_t pb_state_fetch(pb_state_t *st, pb_state_view_t *views, size_t n,
-			char *errstr, size_t errstr_size)
-{
-	pb_state_call_t call;
-	pb_err_t err = whole_call_allowed(st, errstr, errstr_size);
-	if (!err)
-		err = pb_state_fetch_send(st, views, n, &call, errstr,
-					  errstr_size);
-	return err ? err
-		   : pb_state_fetch_recv(st, &call, views, n, errstr, errstr_size);
-}
-
 /* ---- commit ------------------------------------------------------------ */
 
 pb_err_t pb_state_commit_send(pb_state_t *st, const pb_state_write_t *writes,
@@ -680,17 +668,6 @@ pb_err_t pb_state_write_recv(pb_state_t *st, const pb_state_call_t *call,
 	err = replies_check(r, call->replies, errstr, errstr_size);
 	replies_free(r, call->replies);
 	return err;
-}
-
-pb_err_t pb_state_commit(pb_state_t *st, const pb_state_write_t *writes,
-			 size_t n, char *errstr, size_t errstr_size)
-{
-	pb_state_call_t call;
-	pb_err_t err = whole_call_allowed(st, errstr, errstr_size);
-	if (!err)
-		err = pb_state_commit_send(st, writes, n, &call, errstr,
-					   errstr_size);
-	return err ? err : pb_state_write_recv(st, &call, errstr, errstr_size);
 }
 
 pb_err_t pb_state_mark_published_send(pb_state_t *st,

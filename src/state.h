@@ -35,8 +35,8 @@
 typedef struct pb_state pb_state_t;
 
 /*
- * Each operation below comes whole (one synchronous round trip) and in
- * halves, so that the loop's own work overlaps Redis executing: each
+ * The per-event operations come in halves, so that the loop's own work
+ * overlaps Redis executing (the others are whole, synchronous calls): each
  * *_send queues its commands on the connection, pb_state_flush writes all
  * queued commands at once (a round trip), and each *_recv reads its
  * replies, in the order the sends were made. No other call on the state
@@ -84,9 +84,7 @@ typedef struct pb_state_view {
 /* Release what a view owns (not the view itself). */
 void pb_state_view_clear(pb_state_view_t *v);
 
-/* Fill views[0..n) in one round trip. */
-pb_err_t pb_state_fetch(pb_state_t *st, pb_state_view_t *views, size_t n,
-			char *errstr, size_t errstr_size);
+/* Fill views[0..n) (halves only: the loop overlaps them). */
 pb_err_t pb_state_fetch_send(pb_state_t *st, const pb_state_view_t *views,
 			     size_t n, pb_state_call_t *call, char *errstr,
 			     size_t errstr_size);
@@ -114,9 +112,7 @@ typedef struct pb_state_write {
 	const char *deleted_key1; /* add to the account's deleted set */
 } pb_state_write_t;
 
-/* Record writes[0..n) (each atomically, all in one round trip). */
-pb_err_t pb_state_commit(pb_state_t *st, const pb_state_write_t *writes,
-			 size_t n, char *errstr, size_t errstr_size);
+/* Record writes[0..n), each atomically (halves only). */
 pb_err_t pb_state_commit_send(pb_state_t *st, const pb_state_write_t *writes,
 			      size_t n, pb_state_call_t *call, char *errstr,
 			      size_t errstr_size);

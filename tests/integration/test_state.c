@@ -37,6 +37,25 @@ static int teardown(void **state)
 	return h_group_teardown(state);
 }
 
+/* One operation as the loop runs it: send, flush, receive. */
+static pb_err_t fetch1(pb_state_view_t *v, char *err, size_t size)
+{
+	pb_state_call_t c;
+	pb_err_t e = pb_state_fetch_send(st, v, 1, &c, err, size);
+	if (!e)
+		e = pb_state_flush(st, err, size);
+	return e ? e : pb_state_fetch_recv(st, &c, v, 1, err, size);
+}
+
+static pb_err_t commit1(const pb_state_write_t *w, char *err, size_t size)
+{
+	pb_state_call_t c;
+	pb_err_t e = pb_state_commit_send(st, w, 1, &c, err, size);
+	if (!e)
+		e = pb_state_flush(st, err, size);
+	return e ? e : pb_state_write_recv(st, &c, err, size);
+}
+
 static pb_state_write_t write_of(const char *won, const char *id,
 				 const json_t *pushed)
 {
@@ -65,9 +84,9 @@ static void recorded_order_reads_back(void **state)
 				   "WO-1", "workOrderInfo", "gate \"7\"\n",
 				   "services", "serviceName", "Mow");
 	pb_state_write_t w = write_of("WO-1", "e-1", pushed);
-	assert_int_equal(pb_state_commit(st, &w, 1, err, sizeof(err)), PB_OK);
+	assert_int_equal(commit1(&w, err, sizeof(err)), PB_OK);
 	pb_state_view_t v = {.account = "acme", .won = "WO-1", .event_id = "e-1"};
-	assert_int_equal(pb_state_fetch(st, &v, 1, err, sizeof(err)), PB_OK);
+	assert_int_equal(fetch1(&v, err, sizeof(err)), PB_OK);
 	assert_true(v.exists);
 	assert_true(v.order.created);
 	assert_int_equal(v.order.version, 3);
@@ -79,7 +98,7 @@ static void recorded_order_reads_back(void **state)
 	pb_state_ref_t ref = {"acme", "WO-1", "e-1"};
 	assert_int_equal(pb_state_mark_published(st, &ref, 1, err, sizeof(err)),
 			 PB_OK);
-	assert_int_equal(pb_state_fetch(st, &v, 1, err, sizeof(err)), PB_OK);
+	assert_int_equal(fetch1(&v, err, sizeof(err)), PB_OK);
 	assert_int_equal(v.mark, PB_MARK_PUBLISHED);
 	pb_state_view_clear(&v);
 	json_decref(pushed);
@@ -142,7 +161,7 @@ static void connection_lost_between_send_and_recv(void **state)
 	assert_false(v.exists);
 	assert_int_equal(h_redis_restart(), 0);
 	/* the next call reconnects (the restarted Redis is empty) */
-	assert_int_equal(pb_state_fetch(st, &v, 1, err, sizeof(err)), PB_OK);
+	assert_int_equal(fetch1(&v, err, sizeof(err)), PB_OK);
 	assert_false(v.exists);
 	assert_int_equal(v.mark, PB_MARK_NONE);
 	pb_state_view_clear(&v);
