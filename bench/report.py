@@ -20,7 +20,8 @@ def load(d, scen):
     return runs
 
 
-def med(runs, *path):
+def values(runs, *path):
+    """The value at path (nested keys) of each run that has one."""
     vals = []
     for r in runs:
         v = r
@@ -28,19 +29,16 @@ def med(runs, *path):
             v = v.get(p) if isinstance(v, dict) else None
         if v is not None:
             vals.append(v)
-    if not vals:
-        return None
-    return statistics.median(vals)
+    return vals
+
+
+def med(runs, *path):
+    vals = values(runs, *path)
+    return statistics.median(vals) if vals else None
 
 
 def spread(runs, *path):
-    vals = []
-    for r in runs:
-        v = r
-        for p in path:
-            v = v.get(p) if isinstance(v, dict) else None
-        if v is not None:
-            vals.append(v)
+    vals = values(runs, *path)
     return (min(vals), max(vals)) if vals else None
 
 
