@@ -28,9 +28,4 @@ function(pb_bench_add_smoke_test)
   set_tests_properties(bench_smoke PROPERTIES LABELS bench TIMEOUT 180)
 endfunction()
 
-if(CMAKE_VERSION VERSION_GREATER_EQUAL 3.19)
-  cmake_language(DEFER DIRECTORY ${PROJECT_SOURCE_DIR}
-                 CALL pb_bench_add_smoke_test)
-else()
-  pb_bench_add_smoke_test()
-endif()
+pb_after_modules(pb_bench_add_smoke_test)

@@ -26,9 +26,4 @@ function(pb_docker_add_runtime_libs_test)
     LABELS docker SKIP_RETURN_CODE 77)
 endfunction()
 
-if(CMAKE_VERSION VERSION_GREATER_EQUAL 3.19)
-  cmake_language(DEFER DIRECTORY ${PROJECT_SOURCE_DIR}
-                 CALL pb_docker_add_runtime_libs_test)
-else()
-  pb_docker_add_runtime_libs_test()
-endif()
+pb_after_modules(pb_docker_add_runtime_libs_test)
