@@ -2,6 +2,7 @@
  * jtext.c: JSON text written straight into a growing buffer (jtext.h).
  */
 #include "jtext.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,38 +71,11 @@ void pb_jt_i64(pb_jtext_t *b, long long v)
 	pb_jt_put(b, n, pb_i64_text(n, v));
 }
 
-/* UTF-8 as jansson accepts it: no overlong forms, surrogates or values
- * above U+10FFFF. */
 static bool utf8_ok(const unsigned char *s, size_t n)
 {
-	for (size_t i = 0; i < n;) {
-		unsigned c = s[i];
-		size_t k;
-		unsigned cp;
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if (c >= 0xC2 && c <= 0xDF) {
-			k = 1, cp = c & 0x1F;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			k = 2, cp = c & 0x0F;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			k = 3, cp = c & 0x07;
-		} else {
+	for (size_t i = 0, k; i < n; i += k)
+		if ((k = pb_utf8_seq(s + i, n - i)) == 0)
 			return false;
-		}
-		if (i + k >= n)
-			return false;
-		for (size_t j = 1; j <= k; j++) {
-			if ((s[i + j] & 0xC0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + j] & 0x3F);
-		}
-		if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
-		    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-			return false;
-		i += k + 1;
-	}
 	return true;
 }
 

@@ -432,7 +432,7 @@ static void set_outcome(task_t *t, const char *outcome, const char *reason,
 	if (fmt) {
 		va_list ap;
 		va_start(ap, fmt);
-		vsnprintf(t->message, sizeof(t->message), fmt, ap);
+		pb_format_text(t->message, sizeof(t->message), fmt, ap);
 		va_end(ap);
 	}
 }

@@ -193,7 +193,7 @@ reject(pb_decision_t *d, const char *reason, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(d->message, sizeof(d->message), fmt, ap);
+	pb_format_text(d->message, sizeof(d->message), fmt, ap);
 	va_end(ap);
 	d->verdict = PB_VERDICT_REJECTED;
 	d->reason = reason;
@@ -210,7 +210,7 @@ warn(pb_decision_t *d, const char *code, const char *fmt, ...)
 	char msg[512];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	pb_format_text(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	json_array_append_new(d->warnings,
 			      json_pack("{s:s, s:s}", "code", code, "message",

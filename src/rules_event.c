@@ -48,7 +48,7 @@ rej_set(pb_rejection_t *rej, const char *reason, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(rej->message, sizeof(rej->message), fmt, ap);
+	pb_format_text(rej->message, sizeof(rej->message), fmt, ap);
 	va_end(ap);
 	rej->reason = reason;
 	return PB_ERR_INVALID;

@@ -94,3 +94,52 @@ bool pb_parse_i64(const char *s, int64_t *out)
 	*out = (int64_t)v;
 	return true;
 }
+
+size_t pb_utf8_seq(const unsigned char *s, size_t n)
+{
+	if (n == 0)
+		return 0;
+	unsigned c = s[0];
+	size_t k;
+	unsigned cp;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		k = 1, cp = c & 0x1F;
+	else if (c >= 0xE0 && c <= 0xEF)
+		k = 2, cp = c & 0x0F;
+	else if (c >= 0xF0 && c <= 0xF4)
+		k = 3, cp = c & 0x07;
+	else
+		return 0;
+	if (k >= n)
+		return 0;
+	for (size_t j = 1; j <= k; j++) {
+		if ((s[j] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[j] & 0x3F);
+	}
+	if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
+	    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return k + 1;
+}
+
+void pb_format_text(char *buf, size_t size, const char *fmt, va_list ap)
+{
+	if (size == 0)
+		return;
+	vsnprintf(buf, size, fmt, ap);
+	size_t n = strlen(buf), o = 0;
+	for (size_t i = 0; i < n;) {
+		size_t k = pb_utf8_seq((const unsigned char *)buf + i, n - i);
+		if (k == 0) {
+			i++; /* a stray byte: dropped */
+			continue;
+		}
+		memmove(buf + o, buf + i, k);
+		o += k;
+		i += k;
+	}
+	buf[o] = '\0';
+}

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -38,5 +39,16 @@ size_t pb_strlcpy(char *dst, const char *src, size_t size);
 
 /* Parse a whole decimal int64; false on junk, overflow or empty input. */
 bool pb_parse_i64(const char *s, int64_t *out);
+
+/* Length (1..4) of the valid UTF-8 sequence at s[0..n), as jansson accepts
+ * them (no overlong forms, surrogates or values above U+10FFFF); 0 when
+ * s does not start one. */
+size_t pb_utf8_seq(const unsigned char *s, size_t n);
+
+/* vsnprintf for text that people read and JSON carries: a %.32s that cut
+ * a multi-byte character in two leaves no stray bytes behind (they are
+ * dropped), so the result is always valid UTF-8 when the arguments were. */
+void pb_format_text(char *buf, size_t size, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 #endif

@@ -339,12 +339,48 @@ static void copies_while_acknowledging(void **state)
 	h_end();
 }
 
+/* Messages quote what was sent, cut to a bounded length (%.32s): a cut
+ * inside a multi-byte character left bytes that are not UTF-8, the record
+ * lost its "message" key and broke the contract. The message stays
+ * whole characters. */
+static void message_cut_inside_a_character(void **state)
+{
+	(void)state;
+	h_begin("message_cut_inside_a_character");
+	long before = h_topic_count(H_TOPIC_RESULTS);
+	/* "a" then 20 two-byte characters: byte 32 is the first of a pair */
+	char st[64] = "a";
+	for (int i = 0; i < 20; i++)
+		strcat(st, "\xc3\x89");
+	json_t *ev = h_event_create("o-utf8", "acme", "WO-UTF8", 1);
+	json_object_set_new(json_object_get(ev, "order"), "state",
+			    json_string(st));
+	produce(ev);
+	assert_int_equal(h_flush(10000), 0);
+	h_worker_t *w = h_worker_run("worker4", cfg, true);
+	assert_non_null(w);
+	assert_int_equal(h_worker_wait(w, WAIT_MS), 0);
+	json_t *recs = h_consume(H_TOPIC_RESULTS, before + 1, 15000);
+	assert_int_equal(json_array_size(recs), before + 1);
+	assert_int_equal(h_check_schema(recs, "outcome.schema.json"), 0);
+	json_t *by = h_by_event(recs);
+	json_t *o = expect(by, "o-utf8", "rejected", "invalid_address");
+	const char *m = h_str(o, "message");
+	assert_non_null(m);
+	assert_non_null(strstr(m, "state \"a\xc3\x89"));
+	assert_non_null(strstr(m, "is not a US state code"));
+	json_decref(by);
+	json_decref(recs);
+	h_end();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(every_outcome_kind),
-		cmocka_unit_test(duplicate_across_restart),
-		cmocka_unit_test(copies_while_acknowledging),
+	    cmocka_unit_test(every_outcome_kind),
+	    cmocka_unit_test(duplicate_across_restart),
+	    cmocka_unit_test(copies_while_acknowledging),
+	    cmocka_unit_test(message_cut_inside_a_character),
 	};
 	return cmocka_run_group_tests(tests, setup, h_group_teardown);
 }

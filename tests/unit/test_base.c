@@ -220,16 +220,46 @@ static void test_jtext_scalars_and_refusals(void **state)
 	assert_string_equal(n, "18446744073709551615");
 }
 
+static void fmt_text(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	pb_format_text(buf, size, fmt, ap);
+	va_end(ap);
+}
+
+static void test_format_text_keeps_whole_characters(void **state)
+{
+	(void)state;
+	char buf[64];
+	/* %.4s cuts "aÉÉ" after the first byte of the second É */
+	fmt_text(buf, sizeof(buf), "state \"%.4s\" is wrong",
+		 "a\xc3\x89\xc3\x89");
+	assert_string_equal(buf, "state \"a\xc3\x89\" is wrong");
+	/* the buffer's end cuts a € (3 bytes) after its first two */
+	fmt_text(buf, 6, "abc%s", "\xe2\x82\xac");
+	assert_string_equal(buf, "abc");
+	/* whole characters of every length stay */
+	fmt_text(buf, sizeof(buf), "%s",
+		 "\xc3\xa9\xe2\x82\xac\xf0\x9f\x8f\xa0!");
+	assert_string_equal(buf, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x8f\xa0!");
+	assert_int_equal(pb_utf8_seq((const unsigned char *)"\xed\xa0\x80", 3),
+			 0);
+	assert_int_equal(
+	    pb_utf8_seq((const unsigned char *)"\xf0\x9f\x8f\xa0", 4), 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_redact_hides_query_and_userinfo),
-		cmocka_unit_test(test_rfc3339_format),
-		cmocka_unit_test(test_log_writes_one_json_object_per_line),
-		cmocka_unit_test(test_log_level_parse),
-		cmocka_unit_test(test_err_classes),
-		cmocka_unit_test(test_jtext_matches_jansson),
-		cmocka_unit_test(test_jtext_scalars_and_refusals),
+	    cmocka_unit_test(test_redact_hides_query_and_userinfo),
+	    cmocka_unit_test(test_rfc3339_format),
+	    cmocka_unit_test(test_log_writes_one_json_object_per_line),
+	    cmocka_unit_test(test_log_level_parse),
+	    cmocka_unit_test(test_err_classes),
+	    cmocka_unit_test(test_jtext_matches_jansson),
+	    cmocka_unit_test(test_jtext_scalars_and_refusals),
+	    cmocka_unit_test(test_format_text_keeps_whole_characters),
 	};
 	return cmocka_run_group_tests_name("base", tests, NULL, NULL);
 }
