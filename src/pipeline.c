@@ -439,70 +439,6 @@ static void set_outcome(task_t *t, const char *outcome, const char *reason,
 
 /* ---- outcome records ------------------------------------------------------ */
 
-static json_t *jstr_or_null(const char *s)
-{
-	return s ? json_string(s) : json_null();
-}
-
-static json_t *build_outcome(pb_pipeline_t *pl, task_t *t)
-{
-	json_t *o = json_object();
-	char ts[40];
-	pb_now_rfc3339(ts, sizeof(ts));
-	json_object_set_new(o, "eventId", jstr_or_null(task_event_id(t)));
-	json_object_set_new(o, "source", json_string(src_names[t->src]));
-	json_object_set_new(o, "account", jstr_or_null(task_account(t)));
-	json_object_set_new(o, "workOrderNumber", jstr_or_null(task_won(t)));
-	json_object_set_new(o, "outcome", json_string(t->outcome));
-	json_object_set_new(o, "reason", jstr_or_null(t->reason));
-	json_object_set_new(o, "message",
-			    t->message[0] ? json_string(t->message) : json_null());
-	json_object_set_new(o, "warnings",
-			    t->dec_set && t->dec.warnings
-				    ? json_copy(t->dec.warnings)
-				    : json_array());
-	json_object_set_new(o, "withheld",
-			    t->dec_set && t->dec.withheld
-				    ? json_copy(t->dec.withheld)
-				    : json_array());
-	bool pushed = t->dec_set && t->dec.verdict == PB_VERDICT_PUSH &&
-		      t->job.attempts > 0;
-	json_object_set_new(o, "request",
-			    pushed ? json_copy(t->dec.work_order) : json_null());
-	if (pushed) {
-		json_t *body = t->job.body_start[0]
-				       ? json_loads(t->job.body_start, 0, NULL)
-				       : NULL;
-		if (!body && t->job.body_start[0])
-			body = json_string(t->job.body_start);
-		json_object_set_new(o, "response",
-				    json_pack("{s:I,s:o}", "httpStatus",
-					      (json_int_t)t->job.http_status,
-					      "body", body ? body : json_null()));
-		if (t->job.batch_size > 1)
-			json_object_set_new(o, "batchSize",
-					    json_integer(t->job.batch_size));
-	} else {
-		json_object_set_new(o, "response", json_null());
-	}
-	json_object_set_new(o, "attempts",
-			    json_integer(pushed ? t->job.attempts : 0));
-	json_object_set_new(o, "partition",
-			    json_integer(t->part ? t->part->partition : -1));
-	json_object_set_new(o, "offset", json_integer(t->offset));
-	json_object_set_new(o, "processedAt", json_string(ts));
-	if (t->recovered)
-		json_object_set_new(o, "recovered", json_true());
-	if (t->in && strcmp(t->outcome, "relayed") == 0) {
-		json_object_set_new(o, "kind", json_string(t->in->kind));
-		json_object_set(o, "item", t->in->item);
-	}
-	(void)pl;
-	return o;
-}
-
-/* ---- Kafka -------------------------------------------------------------- */
-
 static void count_outcome(pb_pipeline_t *pl, task_t *t)
 {
 	char lbl[512];
@@ -527,13 +463,13 @@ static void count_outcome(pb_pipeline_t *pl, task_t *t)
 }
 
 /*
- * The outcome record's text, written directly: the same bytes as
- * build_outcome + json_dumps(JSON_COMPACT), without building a tree of
- * the envelope and re-parsing the response body for every event (that was
- * a sixth of the loop's CPU; docs/benchmarks.md); nested values (warnings,
- * request, item) through pb_jt_json (jtext.h). NULL when a string is not
- * valid UTF-8, which jansson refuses: the caller then takes the tree path,
- * which drops that key as it always did.
+ * The outcome record's text (contract section 6), written directly: a
+ * jansson tree of the envelope, dumped, with the response body parsed again
+ * for every event, was a sixth of the loop's CPU (docs/benchmarks.md).
+ * Nested values (warnings, request, item) go through pb_jt_json. Every
+ * string is UTF-8: identifiers come from parsed JSON and messages are
+ * formatted whole (pb_format_text); NULL only when out of memory, and the
+ * record is produced again on the next turn.
  */
 static void sb_json(pb_jtext_t *b, const json_t *j, const char *dflt)
 {
@@ -543,7 +479,7 @@ static void sb_json(pb_jtext_t *b, const json_t *j, const char *dflt)
 		pb_jt_lit(b, dflt);
 }
 
-/* The response body as build_outcome puts it: parsed when it is JSON,
+/* The response body as the record carries it: parsed when it is JSON,
  * else the text as a string; cached for the next event of the batch. */
 static const char *body_text(pb_pipeline_t *pl, const char *body_start)
 {
@@ -624,12 +560,7 @@ static char *outcome_text(pb_pipeline_t *pl, task_t *t)
 
 static rd_kafka_resp_err_t produce_result(pb_pipeline_t *pl, task_t *t)
 {
-	char *val = t->outcome ? outcome_text(pl, t) : NULL;
-	if (!val) {
-		json_t *o = build_outcome(pl, t);
-		val = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		json_decref(o);
-	}
+	char *val = outcome_text(pl, t);
 	if (!val)
 		return RD_KAFKA_RESP_ERR__NOENT;
 	rd_kafka_resp_err_t err = rd_kafka_producev(
