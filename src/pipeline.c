@@ -823,8 +823,9 @@ static void decide_order(pb_pipeline_t *pl, task_t *t)
 	pb_rules_decide(ev, t->acct, t->acct ? auto_admin_of(pl, t->acct) : true,
 			st, &t->dec);
 	t->dec_set = true;
-	/* the decision holds its own copy (pushed_after); the fetched state
-	 * need not stay resident while the push waits */
+	/* the decision holds what it needs (pushed_after keeps references
+	 * to the values it shares); the rest of the fetched state need not
+	 * stay resident while the push waits */
 	json_decref(t->view.order.pushed);
 	t->view.order.pushed = NULL;
 	json_decref(ev->order); /* nor the event as received */
