@@ -226,6 +226,48 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 			   "{\"status\":\"fail\",\"reason\":\"not found\"}");
 }
 
+pb_err_t pb_ops_listen(const pb_http_listen_t *l,
+		       struct MHD_Daemon **daemon_out, int *port_out,
+		       char *errstr, size_t errstr_size)
+{
+	*daemon_out = NULL;
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	pb_err_t err = pb_ops_parse_listen(l->listen, &addr, &addr_len, errstr,
+					   errstr_size);
+	if (err != PB_OK)
+		return err;
+	unsigned int flags = l->flags;
+	if (addr.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	errno = 0;
+	/* The port argument is ignored when MHD_OPTION_SOCK_ADDR is given. */
+	struct MHD_Daemon *d = MHD_start_daemon(
+	    flags, 0, NULL, NULL, l->handler, l->cls, MHD_OPTION_SOCK_ADDR,
+	    (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
+	    l->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, l->timeout_s,
+	    MHD_OPTION_NOTIFY_COMPLETED, l->completed, NULL, MHD_OPTION_END);
+	if (!d) {
+		/* MHD keeps errno from the failing bind/listen. */
+		int e = errno;
+		return pb_errf(errstr, errstr_size, PB_ERR_IO,
+			       "%s cannot listen on %s: %s", l->what, l->listen,
+			       e ? strerror(e) : "libmicrohttpd failed");
+	}
+	const union MHD_DaemonInfo *info =
+	    MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+	int port = info ? (int)info->port : -1;
+	if (port <= 0) {
+		MHD_stop_daemon(d);
+		return pb_errf(errstr, errstr_size, PB_ERR_IO,
+			       "%s on %s: cannot read the bound port", l->what,
+			       l->listen);
+	}
+	*daemon_out = d;
+	*port_out = port;
+	return PB_OK;
+}
+
 pb_err_t pb_ops_start(const char *listen, pb_metrics_t *metrics,
 		      pb_ops_probe_cb alive, pb_ops_probe_cb ready,
 		      void *opaque, pb_ops_t **ops_out, char *errstr,
@@ -234,15 +276,6 @@ pb_err_t pb_ops_start(const char *listen, pb_metrics_t *metrics,
 	if (!metrics || !ops_out)
 		return pb_errf(errstr, errstr_size, PB_ERR_INVALID,
 			       "pb_ops_start: metrics and ops_out required");
-	struct sockaddr_storage addr;
-	socklen_t addr_len;
-	pb_err_t err =
-		pb_ops_parse_listen(listen, &addr, &addr_len, errstr,
-				    errstr_size);
-	if (err != PB_OK)
-		return err;
-	(void)addr_len;
-
 	pb_ops_t *ops = calloc(1, sizeof(*ops));
 	if (!ops)
 		return pb_errf(errstr, errstr_size, PB_ERR_NOMEM,
@@ -251,39 +284,23 @@ pb_err_t pb_ops_start(const char *listen, pb_metrics_t *metrics,
 	ops->alive = alive;
 	ops->ready = ready;
 	ops->opaque = opaque;
-
-	unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD;
-	if (addr.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
-	/* The port argument is ignored when MHD_OPTION_SOCK_ADDR is given. */
-	ops->daemon = MHD_start_daemon(
-		flags, 0, NULL, NULL, handle, ops, MHD_OPTION_SOCK_ADDR,
-		(struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
-		(unsigned int)OPS_MAX_CONNECTIONS,
-		MHD_OPTION_CONNECTION_TIMEOUT,
-		(unsigned int)OPS_CONNECTION_TIMEOUT_S, MHD_OPTION_END);
-	if (!ops->daemon) {
-		/* MHD keeps errno from the failing bind/listen. */
-		int e = errno;
-		err = pb_errf(errstr, errstr_size, PB_ERR_IO,
-			      "ops server cannot listen on %s: %s", listen,
-			      e ? strerror(e) : "libmicrohttpd failed");
-		goto fail;
-	}
-	const union MHD_DaemonInfo *info =
-		MHD_get_daemon_info(ops->daemon, MHD_DAEMON_INFO_BIND_PORT);
-	ops->port = info ? (int)info->port : -1;
-	if (ops->port <= 0) {
-		err = pb_errf(errstr, errstr_size, PB_ERR_IO,
-			      "ops server on %s: cannot read bound port",
-			      listen);
-		goto fail;
+	pb_http_listen_t l = {
+	    .listen = listen,
+	    .what = "ops server",
+	    .flags = MHD_USE_AUTO_INTERNAL_THREAD,
+	    .handler = handle,
+	    .cls = ops,
+	    .max_connections = OPS_MAX_CONNECTIONS,
+	    .timeout_s = OPS_CONNECTION_TIMEOUT_S,
+	};
+	pb_err_t err =
+	    pb_ops_listen(&l, &ops->daemon, &ops->port, errstr, errstr_size);
+	if (err) {
+		free(ops);
+		return err;
 	}
 	*ops_out = ops;
 	return PB_OK;
-fail:
-	pb_ops_stop(ops);
-	return err;
 }
 
 int pb_ops_port(const pb_ops_t *ops)

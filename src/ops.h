@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <microhttpd.h>
 #include <sys/socket.h>
 
 #include "err.h"
@@ -57,5 +58,24 @@ pb_err_t pb_ops_parse_listen(const char *listen,
 			     struct sockaddr_storage *addr_out,
 			     socklen_t *len_out, char *errstr,
 			     size_t errstr_size);
+
+/* An HTTP server of this worker (libmicrohttpd) to start on an address. */
+typedef struct pb_http_listen {
+	const char *listen; /* pb_ops_parse_listen syntax */
+	const char *what;   /* names it in errors: "ops server", "relay" */
+	unsigned int flags; /* MHD threading flags; IPv6 is added as needed */
+	MHD_AccessHandlerCallback handler;
+	void *cls;
+	unsigned int max_connections;
+	unsigned int timeout_s;			/* idle connection timeout */
+	MHD_RequestCompletedCallback completed; /* may be NULL */
+} pb_http_listen_t;
+
+/* Start it: *daemon_out and the bound port (the real one when 0 was
+ * asked) on success; on failure nothing is left running and errstr says
+ * which address and why. */
+pb_err_t pb_ops_listen(const pb_http_listen_t *l,
+		       struct MHD_Daemon **daemon_out, int *port_out,
+		       char *errstr, size_t errstr_size);
 
 #endif

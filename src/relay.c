@@ -816,12 +816,7 @@ pb_err_t pb_relay_start(const pb_config_t *cfg, pb_metrics_t *metrics,
 		return pb_errf(errstr, errstr_size, PB_ERR_CONFIG,
 			       "the relay needs relay.listen and a non-empty "
 			       "relay.secret");
-	struct sockaddr_storage addr;
-	socklen_t addr_len;
-	pb_err_t err = pb_ops_parse_listen(cfg->relay_listen, &addr, &addr_len,
-					   errstr, errstr_size);
-	if (err)
-		return err;
+	pb_err_t err;
 	pb_relay_t *r = calloc(1, sizeof(*r));
 	if (!r)
 		return pb_errf(errstr, errstr_size, PB_ERR_NOMEM,
@@ -840,35 +835,20 @@ pb_err_t pb_relay_start(const pb_config_t *cfg, pb_metrics_t *metrics,
 	}
 	r->poller_started = true;
 
-	unsigned int flags =
-	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD;
-	if (addr.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
-	errno = 0;
-	r->daemon = MHD_start_daemon(
-	    flags, 0, NULL, NULL, handle, r, MHD_OPTION_SOCK_ADDR,
-	    (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
-	    (unsigned int)PB_RELAY_MAX_CONNECTIONS,
-	    MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned int)RELAY_CONNECTION_TIMEOUT_S,
-	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
-	if (!r->daemon) {
-		int e = errno;
-		err =
-		    pb_errf(errstr, errstr_size, PB_ERR_IO,
-			    "relay cannot listen on %s: %s", cfg->relay_listen,
-			    e ? strerror(e) : "libmicrohttpd failed");
+	pb_http_listen_t l = {
+	    .listen = cfg->relay_listen,
+	    .what = "relay",
+	    .flags =
+		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
+	    .handler = handle,
+	    .cls = r,
+	    .max_connections = PB_RELAY_MAX_CONNECTIONS,
+	    .timeout_s = RELAY_CONNECTION_TIMEOUT_S,
+	    .completed = on_completed,
+	};
+	err = pb_ops_listen(&l, &r->daemon, &r->port, errstr, errstr_size);
+	if (err)
 		goto fail;
-	}
-	const union MHD_DaemonInfo *info =
-	    MHD_get_daemon_info(r->daemon, MHD_DAEMON_INFO_BIND_PORT);
-	r->port = info ? (int)info->port : -1;
-	if (r->port <= 0) {
-		err = pb_errf(errstr, errstr_size, PB_ERR_IO,
-			      "relay on %s: cannot read the bound port",
-			      cfg->relay_listen);
-		goto fail;
-	}
 	*relay_out = r;
 	return PB_OK;
 fail:
