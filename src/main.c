@@ -101,6 +101,29 @@ static int cmd_check_config(const char *path)
 	return 0;
 }
 
+/* Log an HTTP endpoint's start: where it listens, or why it could not
+ * and what to do. False when it did not start. */
+static bool endpoint_started(const char *name, const char *setting,
+			     const char *listen, pb_err_t e, const char *err,
+			     int port)
+{
+	char msg[64], todo[64];
+	if (e != PB_OK) {
+		snprintf(msg, sizeof(msg), "cannot start the %s endpoint",
+			 name);
+		snprintf(todo, sizeof(todo), "free the port or change %s",
+			 setting);
+		pb_log(PB_LOG_ERROR, msg, "listen", listen, "error", err,
+		       "what_to_do", todo, NULL);
+		return false;
+	}
+	char p[16];
+	snprintf(msg, sizeof(msg), "%s endpoint listening", name);
+	snprintf(p, sizeof(p), "%d", port);
+	pb_log(PB_LOG_INFO, msg, "listen", listen, "port", p, NULL);
+	return true;
+}
+
 static int cmd_run(const char *path, bool exit_on_eof)
 {
 	pb_config_t *cfg = load_config(path);
@@ -135,32 +158,20 @@ static int cmd_run(const char *path, bool exit_on_eof)
 		goto out;
 	}
 	if (cfg->http_listen && cfg->http_listen[0]) {
-		if (pb_ops_start(cfg->http_listen, m, pb_pipeline_alive,
-				 pb_pipeline_ready, pl, &ops, err,
-				 sizeof(err)) != PB_OK) {
-			pb_log(PB_LOG_ERROR, "cannot start the operations endpoint",
-			       "listen", cfg->http_listen, "error", err,
-			       "what_to_do", "free the port or change http.listen",
-			       NULL);
+		pb_err_t e =
+		    pb_ops_start(cfg->http_listen, m, pb_pipeline_alive,
+				 pb_pipeline_ready, pl, &ops, err, sizeof(err));
+		if (!endpoint_started("operations", "http.listen",
+				      cfg->http_listen, e, err,
+				      pb_ops_port(ops)))
 			goto out;
-		}
-		char port[16];
-		snprintf(port, sizeof(port), "%d", pb_ops_port(ops));
-		pb_log(PB_LOG_INFO, "operations endpoint listening", "listen",
-		       cfg->http_listen, "port", port, NULL);
 	}
 	if (cfg->relay_listen) {
-		if (pb_relay_start(cfg, m, &relay, err, sizeof(err)) != PB_OK) {
-			pb_log(PB_LOG_ERROR, "cannot start the relay endpoint",
-			       "listen", cfg->relay_listen, "error", err,
-			       "what_to_do", "free the port or change relay.listen",
-			       NULL);
+		pb_err_t e = pb_relay_start(cfg, m, &relay, err, sizeof(err));
+		if (!endpoint_started("relay", "relay.listen",
+				      cfg->relay_listen, e, err,
+				      pb_relay_port(relay)))
 			goto out;
-		}
-		char port[16];
-		snprintf(port, sizeof(port), "%d", pb_relay_port(relay));
-		pb_log(PB_LOG_INFO, "relay endpoint listening", "listen",
-		       cfg->relay_listen, "port", port, NULL);
 	}
 	if (pb_pipeline_run(pl, err, sizeof(err)) != PB_OK) {
 		pb_log(PB_LOG_ERROR, "worker failed", "error", err, NULL);
