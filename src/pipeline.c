@@ -118,6 +118,13 @@ struct part {
 	int32_t partition;
 	pb_partition_track_t *track;
 	int64_t held; /* tasks of this partition alive */
+	/* next offset to commit, stored with librdkafka since the partition
+	 * was assigned; -1: none */
+	int64_t stored;
+	/* a stored offset the group did not take at revoke (commit refused,
+	 * assignment lost): every event below it has its outcome, so it is
+	 * where this worker resumes if the partition comes back; -1: none */
+	int64_t carry;
 	bool eof;
 	bool assigned;
 	bool paused;
@@ -153,6 +160,8 @@ struct pb_pipeline {
 	tlist_t ready, to_record, to_publish;
 	size_t alive; /* tasks consumed and not finished */
 	size_t in_revoke;
+	bool stopping;	  /* the grace period was spent: revoke hands back */
+	uint64_t assigns; /* assignments received */
 
 	pubmark_t *pubmarks;
 	size_t pubmarks_len, pubmarks_cap;
@@ -369,6 +378,7 @@ static part_t *part_get(pb_pipeline_t *pl, const char *topic, int32_t p)
 	x->src = strcmp(topic, pl->cfg->topic_inbound) == 0 ? SRC_INBOUND
 							    : SRC_ORDERS;
 	x->track = pb_track_new();
+	x->stored = x->carry = -1;
 	x->next = pl->parts;
 	pl->parts = x;
 	return x;
@@ -649,23 +659,33 @@ static void pubmarks_drop(pb_pipeline_t *pl, size_t n)
 	}
 }
 
+static void store_offset(pb_pipeline_t *pl, part_t *p, int64_t offset)
+{
+	rd_kafka_topic_partition_list_t *l =
+	    rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset =
+	    offset;
+	rd_kafka_resp_err_t err = rd_kafka_offsets_store(pl->consumer, l);
+	if (err)
+		pb_log(PB_LOG_WARN, "cannot store offset", "topic", p->topic,
+		       "error", rd_kafka_err2str(err), NULL);
+	else
+		p->stored = offset;
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
 /* Everything of t is acknowledged: its offset may be committed. */
 static void task_finish(pb_pipeline_t *pl, task_t *t)
 {
 	int64_t commit;
 	part_t *p = t->part;
-	if (!t->abandoned && p && p->assigned &&
-	    pb_track_done(p->track, t->offset, &commit)) {
-		rd_kafka_topic_partition_list_t *l =
-			rd_kafka_topic_partition_list_new(1);
-		rd_kafka_topic_partition_list_add(l, p->topic, p->partition)
-			->offset = commit;
-		rd_kafka_resp_err_t err = rd_kafka_offsets_store(pl->consumer, l);
-		if (err)
-			pb_log(PB_LOG_WARN, "cannot store offset",
-			       "topic", p->topic, "error",
-			       rd_kafka_err2str(err), NULL);
-		rd_kafka_topic_partition_list_destroy(l);
+	if (!t->abandoned && p && pb_track_done(p->track, t->offset, &commit)) {
+		if (p->assigned)
+			store_offset(pl, p, commit);
+		else if (commit > p->carry)
+			/* revoked while its outcome was on its way: not ours
+			 * to commit, but where to resume if it comes back */
+			p->carry = commit;
 	}
 	if (t->needs_publish_mark && !t->abandoned)
 		pubmark_add(pl, t);
@@ -1297,6 +1317,9 @@ static void set_paused(pb_pipeline_t *pl, bool pause)
 
 /* ---- rebalance ------------------------------------------------------------ */
 
+/* how long an assignment waits for the committed offsets it may carry past */
+#define CARRY_QUERY_MS 5000
+
 static void step(pb_pipeline_t *pl, bool consume, int wait_ms);
 
 static bool job_of_revoked(pb_push_job_t *j, void *opaque)
@@ -1353,6 +1376,82 @@ static int64_t held_in(pb_pipeline_t *pl, rd_kafka_topic_partition_list_t *l)
 	return n;
 }
 
+/* Partitions assigned after a revoke whose commit the group did not take
+ * (a refused commit, a lost assignment): resume where this worker's
+ * outcomes end (carry), not at the older committed offset, unless an owner
+ * in between committed further. Without it every event between the two
+ * offsets is consumed again and gets a second outcome record. Sets the
+ * start offsets in parts and returns them (NULL: none); every carry of
+ * parts is used up. */
+static rd_kafka_topic_partition_list_t *
+carry_offsets(pb_pipeline_t *pl, rd_kafka_t *rk,
+	      rd_kafka_topic_partition_list_t *parts)
+{
+	rd_kafka_topic_partition_list_t *q =
+	    rd_kafka_topic_partition_list_new(parts->cnt);
+	for (int i = 0; i < parts->cnt; i++) {
+		part_t *p = part_find(pl, parts->elems[i].topic,
+				      parts->elems[i].partition);
+		if (p && p->carry >= 0)
+			rd_kafka_topic_partition_list_add(q, p->topic,
+							  p->partition);
+	}
+	rd_kafka_topic_partition_list_t *carried = NULL;
+	rd_kafka_resp_err_t err =
+	    q->cnt ? rd_kafka_committed(rk, q, CARRY_QUERY_MS) : 0;
+	if (err)
+		pb_log(PB_LOG_WARN,
+		       "cannot read the committed offsets; resuming from "
+		       "them, events after them come again as duplicates",
+		       "error", rd_kafka_err2str(err), NULL);
+	for (int i = 0; i < q->cnt; i++) {
+		rd_kafka_topic_partition_t *c = &q->elems[i];
+		part_t *p = part_find(pl, c->topic, c->partition);
+		/* nothing committed reads RD_KAFKA_OFFSET_INVALID: below */
+		if (!err && !c->err && c->offset < p->carry) {
+			rd_kafka_topic_partition_list_find(parts, c->topic,
+							   c->partition)
+			    ->offset = p->carry;
+			if (!carried)
+				carried =
+				    rd_kafka_topic_partition_list_new(q->cnt);
+			rd_kafka_topic_partition_list_add(carried, p->topic,
+							  p->partition)
+			    ->offset = p->carry;
+		}
+		p->carry = -1;
+	}
+	rd_kafka_topic_partition_list_destroy(q);
+	return carried;
+}
+
+/* The carried start offsets, once assigned, become the partitions' stored
+ * offsets, so the next commit records them. Frees carried. */
+static void store_carried(pb_pipeline_t *pl, rd_kafka_t *rk,
+			  rd_kafka_topic_partition_list_t *carried)
+{
+	rd_kafka_resp_err_t err = rd_kafka_offsets_store(rk, carried);
+	for (int i = 0; !err && i < carried->cnt; i++) {
+		rd_kafka_topic_partition_t *e = &carried->elems[i];
+		if (!e->err)
+			part_find(pl, e->topic, e->partition)->stored =
+			    e->offset;
+	}
+	char n[32];
+	snprintf(n, sizeof(n), "%d", carried->cnt);
+	if (err)
+		pb_log(PB_LOG_WARN,
+		       "cannot store the carried offsets; their "
+		       "events come again as duplicates",
+		       "partitions", n, "error", rd_kafka_err2str(err), NULL);
+	else
+		pb_log(PB_LOG_INFO,
+		       "resuming where this worker's outcomes "
+		       "end, past the committed offset",
+		       "partitions", n, NULL);
+	rd_kafka_topic_partition_list_destroy(carried);
+}
+
 /* @locality: inside rd_kafka_consume_batch_queue on the pipeline thread. */
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			 rd_kafka_topic_partition_list_t *parts, void *opaque)
@@ -1360,6 +1459,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	pb_pipeline_t *pl = opaque;
 	bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		rd_kafka_topic_partition_list_t *carried =
+		    carry_offsets(pl, rk, parts);
 		for (int i = 0; i < parts->cnt; i++) {
 			part_t *p = part_get(pl, parts->elems[i].topic,
 					     parts->elems[i].partition);
@@ -1370,6 +1471,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			}
 		}
 		pl->assigned_once = true;
+		pl->assigns++;
 		atomic_store(&pl->ready_kafka, 1); /* the coordinator answered */
 		pb_log(PB_LOG_INFO, "partitions assigned", NULL);
 		if (cooperative)
@@ -1378,6 +1480,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			rd_kafka_assign(rk, parts);
 		if (pl->paused_all)
 			rd_kafka_pause_partitions(rk, parts);
+		if (carried)
+			store_carried(pl, rk, carried);
 		return;
 	}
 	/* revoke (or lost): finish what we can within the grace budget */
@@ -1390,17 +1494,23 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		atomic_store(&pl->ready_kafka, 0);
 	int64_t deadline = pb_mono_ms() + pl->cfg->worker_shutdown_grace_ms;
 	pl->in_revoke++;
-	while (!lost && held_in(pl, parts) > 0 && pb_mono_ms() < deadline)
+	while (!lost && !pl->stopping && held_in(pl, parts) > 0 &&
+	       pb_mono_ms() < deadline)
 		step(pl, false, 10);
 	pl->in_revoke--;
 	int64_t left = held_in(pl, parts);
-	if (!lost)
-		rd_kafka_commit(rk, NULL, 0); /* stored offsets, synchronously */
+	/* stored offsets, synchronously */
+	rd_kafka_resp_err_t cerr = lost ? RD_KAFKA_RESP_ERR__ASSIGNMENT_LOST
+					: rd_kafka_commit(rk, NULL, 0);
+	bool taken = !cerr || cerr == RD_KAFKA_RESP_ERR__NO_OFFSET;
 	for (int i = 0; i < parts->cnt; i++) {
 		part_t *p = part_find(pl, parts->elems[i].topic,
 				      parts->elems[i].partition);
-		if (p)
-			p->assigned = false;
+		if (!p)
+			continue;
+		p->assigned = false;
+		p->carry = taken ? -1 : p->stored;
+		p->stored = -1;
 	}
 	abandon_revoked(pl);
 	char n[32];
@@ -1560,6 +1670,46 @@ static bool all_eof(pb_pipeline_t *pl)
 	return any;
 }
 
+/* A commit refused because the group went on to a new generation without
+ * this worker's offsets (a member left or joined while it finished). */
+static bool group_moved_on(rd_kafka_resp_err_t e)
+{
+	return e == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
+	       e == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID ||
+	       e == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS;
+}
+
+/* The final commit was refused (group_moved_on). The offsets count once
+ * the coordinator assigns the partitions again: serve the rebalance,
+ * paused, until an assignment arrives or the shutdown budget ends; the
+ * assignment carries the offsets (carry_offsets) and they are committed.
+ * Partitions that go to another member are redone there, as duplicates. */
+static rd_kafka_resp_err_t commit_after_rejoin(pb_pipeline_t *pl,
+					       int64_t deadline,
+					       rd_kafka_resp_err_t cerr)
+{
+	pb_log(PB_LOG_WARN,
+	       "final commit refused by the group; rejoining to "
+	       "commit within the shutdown grace period",
+	       "error", rd_kafka_err2str(cerr), NULL);
+	pl->stopping = true;
+	for (part_t *p = pl->parts; p; p = p->next)
+		if (p->assigned && p->stored >= 0)
+			p->carry = p->stored;
+	uint64_t seen = pl->assigns;
+	while (pl->assigns == seen && pb_mono_ms() < deadline) {
+		rd_kafka_message_t *m[64];
+		ssize_t n = rd_kafka_consume_batch_queue(pl->cq, 100, m, 64);
+		/* paused; a record that still arrives is not taken, and its
+		 * offset is never stored */
+		for (ssize_t i = 0; i < n; i++)
+			rd_kafka_message_destroy(m[i]);
+	}
+	if (pl->assigns == seen)
+		return cerr;
+	return rd_kafka_commit(pl->consumer, NULL, 0);
+}
+
 pb_err_t pb_pipeline_run(pb_pipeline_t *pl, char *errstr, size_t errstr_size)
 {
 	const pb_config_t *c = pl->cfg;
@@ -1611,6 +1761,8 @@ pb_err_t pb_pipeline_run(pb_pipeline_t *pl, char *errstr, size_t errstr_size)
 		       "events", n, NULL);
 	}
 	rd_kafka_resp_err_t cerr = rd_kafka_commit(pl->consumer, NULL, 0);
+	if (group_moved_on(cerr))
+		cerr = commit_after_rejoin(pl, deadline, cerr);
 	if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
 		pb_log(PB_LOG_WARN, "final commit failed", "error",
 		       rd_kafka_err2str(cerr), NULL);

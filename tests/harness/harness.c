@@ -504,6 +504,19 @@ int h_kafka_set_down(bool down)
 	return 0;
 }
 
+int h_kafka_refuse_commits(int n)
+{
+	enum { API_OFFSET_COMMIT = 8 }; /* the Kafka protocol's ApiKey */
+	if (!H.mc || n <= 0 || n > 64)
+		return -1;
+	rd_kafka_resp_err_t errs[64];
+	for (int i = 0; i < n; i++)
+		errs[i] = RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION;
+	rd_kafka_mock_push_request_errors_array(H.mc, API_OFFSET_COMMIT,
+						(size_t)n, errs);
+	return 0;
+}
+
 int h_produce_nowait(const char *topic, const char *key, const char *value)
 {
 	if (!H.producer)

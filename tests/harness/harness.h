@@ -93,6 +93,10 @@ const char *h_kafka_bootstraps(void);
 int h_kafka_partitions(void);
 /* All brokers down (true) or up (false). */
 int h_kafka_set_down(bool down);
+/* The next n offset commits, from any client, are refused with
+ * ILLEGAL_GENERATION: what a member sees when the group went on to a new
+ * generation without it. */
+int h_kafka_refuse_commits(int n);
 
 /* Produce and wait for delivery; value NULL is a null value. 0 on success. */
 int h_produce(const char *topic, const char *key, const char *value);
