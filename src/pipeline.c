@@ -1317,6 +1317,8 @@ static void set_paused(pb_pipeline_t *pl, bool pause)
 
 /* ---- rebalance ------------------------------------------------------------ */
 
+/* how long the start waits for an outcome topic's partitions */
+#define METADATA_WAIT_MS 2000
 /* how long an assignment waits for the committed offsets it may carry past */
 #define CARRY_QUERY_MS 5000
 
@@ -1710,12 +1712,46 @@ static rd_kafka_resp_err_t commit_after_rejoin(pb_pipeline_t *pl,
 	return rd_kafka_commit(pl->consumer, NULL, 0);
 }
 
+/* Learn where the outcome topics live before the first event. Without it
+ * librdkafka holds the first outcomes until it has fetched the topic's
+ * metadata (about 0.5 s measured), every later event of those orders waits
+ * behind them, and the first second's latency rose to 600-800 ms
+ * (docs/benchmarks.md). Not fatal: the producer still learns it on first
+ * use. */
+static void learn_outcome_topics(pb_pipeline_t *pl)
+{
+	const char *topics[] = {pl->cfg->topic_results, pl->cfg->topic_dlq};
+	for (size_t i = 0; i < 2; i++) {
+		rd_kafka_topic_t *rkt =
+		    rd_kafka_topic_new(pl->producer, topics[i], NULL);
+		if (!rkt)
+			continue;
+		const struct rd_kafka_metadata *md = NULL;
+		rd_kafka_resp_err_t err = rd_kafka_metadata(
+		    pl->producer, 0, rkt, &md, METADATA_WAIT_MS);
+		if (!err && md->topic_cnt == 1 && md->topics[0].err)
+			err = md->topics[0].err;
+		if (err)
+			pb_log(
+			    PB_LOG_WARN,
+			    "cannot learn the outcome topic's "
+			    "partitions yet; check that it exists, the first "
+			    "outcomes wait for it",
+			    "topic", topics[i], "error", rd_kafka_err2str(err),
+			    NULL);
+		if (md)
+			rd_kafka_metadata_destroy(md);
+		rd_kafka_topic_destroy(rkt);
+	}
+}
+
 pb_err_t pb_pipeline_run(pb_pipeline_t *pl, char *errstr, size_t errstr_size)
 {
 	const pb_config_t *c = pl->cfg;
 	rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
 	rd_kafka_topic_partition_list_add(topics, c->topic_orders, RD_KAFKA_PARTITION_UA);
 	rd_kafka_topic_partition_list_add(topics, c->topic_inbound, RD_KAFKA_PARTITION_UA);
+	learn_outcome_topics(pl);
 	rd_kafka_resp_err_t kerr = rd_kafka_subscribe(pl->consumer, topics);
 	rd_kafka_topic_partition_list_destroy(topics);
 	if (kerr)
