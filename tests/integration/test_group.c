@@ -171,97 +171,73 @@ static void one_of_two_sigtermed(void **state)
 	h_end();
 }
 
-/* A worker of group that consumes the whole topic, with the simulator
- * slow enough that events are still held when the test acts. */
-static void slow_worker_config(const char *group, const char *commit_ms,
-			       char *cfg, size_t cap)
+/* A worker of a group of its own runs series prefix against a slow
+ * simulator. After ten of its outcomes the mock cluster refuses commits:
+ * - final: auto-commit is off, so the one refused is the final commit at
+ *   SIGTERM; the worker must rejoin within its grace period and commit;
+ * - otherwise: auto-commit runs every 200 ms and two are refused mid-run;
+ *   librdkafka counts the assignment lost and rejoins.
+ * Either way the partitions come back and the worker resumes where its
+ * outcomes end, past the committed offset, so the group's next worker
+ * finds nothing to redo: the results topic holds exactly one record per
+ * event for this group (the earlier events come as duplicates, once).
+ * Before, every event since the last commit was redone. */
+static void refused_commits(const char *group, const char *prefix, bool final)
 {
-	char file[64];
+	char cfg[512], file[64], label[64];
 	snprintf(file, sizeof(file), "%s.json", group);
-	json_t *ov = json_pack("{s:{s:s,s:s},s:{s:i,s:i},s:{s:i}}", "kafka",
-			       "group.id", group, "auto.commit.interval.ms",
-			       commit_ms, "pruvan", "batchMaxOrders", 1,
-			       "maxInFlight", 1, "worker", "maxPending", 4);
-	assert_int_equal(h_write_config(file, ov, cfg, cap), 0);
+	json_t *ov = json_pack(
+	    "{s:{s:s,s:s},s:{s:i,s:i},s:{s:i}}", "kafka", "group.id", group,
+	    "auto.commit.interval.ms", final ? "600000" : "200", "pruvan",
+	    "batchMaxOrders", 1, "maxInFlight", 1, "worker", "maxPending", 4);
+	assert_int_equal(h_write_config(file, ov, cfg, sizeof(cfg)), 0);
 	json_decref(ov);
 	assert_int_equal(h_sim_faults("{\"latencyMs\":50}"), 0);
-}
+	long before = h_topic_count(H_TOPIC_RESULTS);
+	long earlier = h_topic_count(H_TOPIC_ORDERS);
+	assert_int_equal(h_produce_series(prefix, "acme", ORDERS, PER_ORDER),
+			 0);
+	const long expected = before + earlier + ORDERS * PER_ORDER;
 
-/* The group's second worker, started once the first stopped, finds
- * nothing to redo: the results topic holds exactly one record per event
- * for this group (the earlier events come as duplicates, once). */
-static void next_worker_redoes_nothing(const char *label, const char *cfg,
-				       long expected)
-{
-	h_worker_t *w = h_worker_run(label, cfg, true);
+	h_worker_t *w = h_worker_run(group, cfg, false);
 	assert_non_null(w);
-	assert_int_equal(h_worker_wait(w, WAIT_MS), 0);
+	assert_true(h_await_count(H_TOPIC_RESULTS, before + earlier + 10,
+				  WAIT_MS) >= before + earlier + 10);
+	assert_int_equal(h_kafka_refuse_commits(final ? 1 : 2), 0);
+	if (!final)
+		assert_true(h_await_count(H_TOPIC_RESULTS, expected, WAIT_MS) >=
+			    expected);
+	assert_int_equal(h_worker_signal(w, SIGTERM), 0);
+	assert_int_equal(h_worker_wait(w, 60000), 0);
+	if (final)
+		assert_int_equal(
+		    h_worker_log_count(w, "final commit refused by the group"),
+		    1);
+	assert_true(h_worker_log_count(w, "resuming where this worker's "
+					  "outcomes end") >= 1);
+
+	snprintf(label, sizeof(label), "%s-next", group);
+	h_worker_t *next = h_worker_run(label, cfg, true);
+	assert_non_null(next);
+	assert_int_equal(h_worker_wait(next, WAIT_MS), 0);
 	assert_int_equal(h_topic_count(H_TOPIC_RESULTS), expected);
+	check_union(prefix);
+	json_decref(h_sim_delete("/_sim/faults"));
 }
 
-/* The final commit is refused (the group went on to a new generation
- * while the worker finished): the worker rejoins within its grace period,
- * resumes past the committed offset where its outcomes end, and commits
- * that. Before, the next owner redid every event since the last commit. */
 static void final_commit_refused(void **state)
 {
 	(void)state;
 	h_begin("final_commit_refused");
-	char cfg[512];
-	/* no commits but the final one */
-	slow_worker_config("pb-it-refused-final", "600000", cfg, sizeof(cfg));
-	long before = h_topic_count(H_TOPIC_RESULTS);
-	long earlier = h_topic_count(H_TOPIC_ORDERS);
-	assert_int_equal(h_produce_series("f", "acme", ORDERS, PER_ORDER), 0);
-	const long total = ORDERS * PER_ORDER;
-
-	h_worker_t *w = h_worker_run("refused", cfg, false);
-	assert_non_null(w);
-	assert_true(h_await_count(H_TOPIC_RESULTS, before + earlier + 10,
-				  WAIT_MS) >= before + earlier + 10);
-	assert_int_equal(h_kafka_refuse_commits(1), 0);
-	assert_int_equal(h_worker_signal(w, SIGTERM), 0);
-	assert_int_equal(h_worker_wait(w, 60000), 0);
-	assert_int_equal(
-	    h_worker_log_count(w, "final commit refused by the group"), 1);
-	assert_true(h_worker_log_count(w, "resuming where this worker's "
-					  "outcomes end") >= 1);
-	next_worker_redoes_nothing("refused-next", cfg,
-				   before + earlier + total);
-	check_union("f");
-	json_decref(h_sim_delete("/_sim/faults"));
+	refused_commits("pb-it-refused-final", "f", true);
 	h_end();
 }
 
-/* Commits refused mid-run: librdkafka counts the assignment lost and
- * rejoins; the partitions come back and the worker resumes where its
- * outcomes end instead of consuming again from the committed offset. */
 static void commit_refused_mid_run(void **state)
 {
 	(void)state;
 	h_begin("commit_refused_mid_run");
-	char cfg[512];
-	slow_worker_config("pb-it-refused-run", "200", cfg, sizeof(cfg));
-	long before = h_topic_count(H_TOPIC_RESULTS);
-	long earlier = h_topic_count(H_TOPIC_ORDERS);
-	assert_int_equal(h_produce_series("m", "acme", ORDERS, PER_ORDER), 0);
-	const long total = ORDERS * PER_ORDER;
-
-	h_worker_t *w = h_worker_run("refused-run", cfg, false);
-	assert_non_null(w);
-	assert_true(h_await_count(H_TOPIC_RESULTS, before + earlier + 10,
-				  WAIT_MS) >= before + earlier + 10);
-	assert_int_equal(h_kafka_refuse_commits(2), 0);
-	assert_true(h_await_count(H_TOPIC_RESULTS, before + earlier + total,
-				  WAIT_MS) >= before + earlier + total);
-	assert_int_equal(h_worker_signal(w, SIGTERM), 0);
-	assert_int_equal(h_worker_wait(w, 60000), 0);
-	assert_true(h_worker_log_count(w, "resuming where this worker's "
-					  "outcomes end") >= 1);
-	next_worker_redoes_nothing("refused-run-next", cfg,
-				   before + earlier + total);
-	check_union("m");
-	json_decref(h_sim_delete("/_sim/faults"));
+	refused_commits("pb-it-refused-run", "m", false);
 	h_end();
 }
 
