@@ -160,7 +160,7 @@ struct pb_pipeline {
 	tlist_t ready, to_record, to_publish;
 	size_t alive; /* tasks consumed and not finished */
 	size_t in_revoke;
-	bool stopping;	  /* the grace period was spent: revoke hands back */
+	bool stopping;	  /* the shutdown grace period is spent */
 	uint64_t assigns; /* assignments received */
 
 	pubmark_t *pubmarks;
@@ -1694,7 +1694,6 @@ static rd_kafka_resp_err_t commit_after_rejoin(pb_pipeline_t *pl,
 	       "final commit refused by the group; rejoining to "
 	       "commit within the shutdown grace period",
 	       "error", rd_kafka_err2str(cerr), NULL);
-	pl->stopping = true;
 	for (part_t *p = pl->parts; p; p = p->next)
 		if (p->assigned && p->stored >= 0)
 			p->carry = p->stored;
@@ -1786,6 +1785,9 @@ pb_err_t pb_pipeline_run(pb_pipeline_t *pl, char *errstr, size_t errstr_size)
 		pb_pusher_flush(pl->pusher);
 		step(pl, false, 10);
 	}
+	/* the grace period is spent: a revoke from here on (the close, a
+	 * rejoin) hands back what is held instead of waiting again */
+	pl->stopping = true;
 	rd_kafka_flush(pl->producer, 5000);
 	rd_kafka_poll(pl->producer, 0);
 	pubmark_stage(pl);
@@ -1974,9 +1976,19 @@ void pb_pipeline_destroy(pb_pipeline_t *pl)
 {
 	if (!pl)
 		return;
-	/* pushes still on the wire are abandoned with the pusher */
-	pb_pusher_destroy(pl->pusher);
+	/* pushes still on the wire (the grace period ran out) are abandoned
+	 * with the pusher; no answer comes to free their events, so free
+	 * them here. A task whose push is out owns its order's key (t->kq)
+	 * without waiting in it; the keys are freed below. */
+	pb_push_job_t *j = pb_pusher_destroy(pl->pusher);
 	pl->pusher = NULL;
+	while (j) {
+		pb_push_job_t *nx = j->next;
+		task_t *t = j->opaque;
+		t->kq = NULL;
+		task_free(pl, t);
+		j = nx;
+	}
 	tlist_t *lists[] = {&pl->ready, &pl->to_record, &pl->to_publish};
 	for (size_t li = 0; li < 3; li++) {
 		task_t *t;

@@ -174,31 +174,53 @@ pb_err_t pb_pusher_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 	return PB_OK;
 }
 
-void pb_pusher_destroy(pb_pusher_t *p)
+/* Moves the jobs of b onto the list out. */
+static pb_push_job_t *take_jobs(batch_t *b, pb_push_job_t *out)
+{
+	for (int k = 0; k < b->n; k++) {
+		b->jobs[k]->next = out;
+		out = b->jobs[k];
+	}
+	b->n = 0;
+	return out;
+}
+
+pb_push_job_t *pb_pusher_destroy(pb_pusher_t *p)
 {
 	if (!p)
-		return;
-	/* abandon requests on the wire: their jobs belong to the caller,
-	 * which is shutting down or handing the partitions back */
+		return NULL;
+	/* abandon requests on the wire and retries: their jobs belong to the
+	 * caller, which is shutting down, and go back to it */
+	pb_push_job_t *out = NULL;
 	while (p->flying) {
 		batch_t *b = p->flying;
 		p->flying = b->fly_next;
 		curl_multi_remove_handle(p->multi, b->easy);
 		curl_easy_cleanup(b->easy);
+		out = take_jobs(b, out);
 		batch_free(b);
 	}
 	for (size_t i = 0; i < p->n_accts; i++) {
 		batch_t *b = p->accts[i].retries;
 		while (b) {
 			batch_t *nx = b->next;
+			out = take_jobs(b, out);
 			batch_free(b);
 			b = nx;
+		}
+		pb_push_job_t *j = p->accts[i].q_head;
+		while (j) {
+			pb_push_job_t *nx = j->next;
+			j->next = out;
+			out = j;
+			j = nx;
 		}
 	}
 	if (p->multi)
 		curl_multi_cleanup(p->multi);
 	free(p->accts);
 	free(p);
+	return out;
 }
 
 void pb_pusher_submit(pb_pusher_t *p, pb_push_job_t *job)

@@ -73,7 +73,10 @@ typedef struct pb_pusher pb_pusher_t;
 pb_err_t pb_pusher_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 		       pb_push_done_cb done, void *done_opaque,
 		       pb_pusher_t **out, char *errstr, size_t errstr_size);
-void pb_pusher_destroy(pb_pusher_t *p); /* in-flight jobs are abandoned */
+/* Requests on the wire are abandoned. Returns every job not handed back
+ * yet (on the wire, waiting for a retry, queued), linked by ->next and not
+ * passed to the done callback, for the caller to free what they belong to. */
+pb_push_job_t *pb_pusher_destroy(pb_pusher_t *p);
 
 /* Queue a job; its account must be one of the configuration's. */
 void pb_pusher_submit(pb_pusher_t *p, pb_push_job_t *job);

@@ -968,6 +968,26 @@ long h_await_http_status(int port, const char *path, long want,
 	}
 }
 
+double h_await_metric(int port, const char *name, double min, int timeout_ms)
+{
+	char needle[160];
+	snprintf(needle, sizeof(needle), "\n%s ", name);
+	int64_t end = pb_mono_ms() + timeout_ms;
+	double v = -1;
+	for (;;) {
+		char *m = NULL;
+		if (h_http_get(port, "/metrics", &m) == 200) {
+			const char *at = strstr(m, needle);
+			if (at)
+				v = atof(at + strlen(needle));
+		}
+		free(m);
+		if (v >= min || pb_mono_ms() >= end)
+			return v;
+		h_nap_ms(50);
+	}
+}
+
 /* ---- configuration ------------------------------------------------------ */
 
 static void deep_merge(json_t *dst, const json_t *src)

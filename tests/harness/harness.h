@@ -204,6 +204,9 @@ long h_http_status(int port, const char *path);
 long h_http_get(int port, const char *path, char **body);
 /* Poll GET path until it answers want or timeout_ms passed: the last
  * status seen. */
+/* Polls the worker's /metrics until the unlabelled sample name reaches
+ * at least min; returns its last value (-1: never read). */
+double h_await_metric(int port, const char *name, double min, int timeout_ms);
 long h_await_http_status(int port, const char *path, long want,
 			 int timeout_ms);
 

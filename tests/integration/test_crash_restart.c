@@ -6,7 +6,9 @@
  *     duplicates; the simulator saw each event's effect at least once, in
  *     order per order, and never again after its outcome was published;
  *   - SIGTERM: the worker drains what it holds, commits and exits 0; the
- *     next worker of the group does not redo a single published event.
+ *     next worker of the group does not redo a single published event;
+ *   - SIGTERM while pushes hang: the worker hands its events back when the
+ *     grace period ends, not a grace period later.
  * Every event carries its own eventId as workOrderInfo, so the simulator's
  * request log tells which event each push belonged to.
  */
@@ -242,11 +244,51 @@ static void sigterm_drains_and_commits(void **state)
 	h_end();
 }
 
+/* Events still held when the grace period ends are handed back at once:
+ * the revoke at close does not wait a second grace period (it did, which
+ * took a worker past Kubernetes' terminationGracePeriodSeconds). */
+static void sigterm_past_the_grace_period(void **state)
+{
+	(void)state;
+	h_begin("sigterm_past_the_grace_period");
+	const int grace = 5000;
+	char cfg[512];
+	json_t *ov =
+	    json_pack("{s:{s:i,s:i},s:{s:i}}", "pruvan", "batchMaxOrders", 1,
+		      "maxInFlight", 1, "worker", "shutdownGraceMs", grace);
+	assert_int_equal(h_write_config("grace.json", ov, cfg, sizeof(cfg)), 0);
+	json_decref(ov);
+	/* every push hangs far beyond the grace period */
+	assert_int_equal(h_sim_faults("{\"latencyMs\":60000}"), 0);
+	assert_int_equal(h_produce_series("g", "acme", ORDERS, PER_ORDER), 0);
+
+	h_worker_t *w = h_worker_run("grace", cfg, false);
+	assert_non_null(w);
+	int port = h_worker_ops_port(w, 20000);
+	assert_true(port > 0);
+	/* the worker holds events (a push on the wire) */
+	assert_true(h_await_metric(port, "pruvan_bridge_in_flight_events", 1,
+				   WAIT_MS) >= 1);
+	int64_t t0 = pb_mono_ms();
+	assert_int_equal(h_worker_signal(w, SIGTERM), 0);
+	assert_int_equal(h_worker_wait(w, 4 * grace), 0);
+	int64_t took = pb_mono_ms() - t0;
+	assert_int_equal(h_worker_log_count(w, "grace period over"), 1);
+	print_message("stopped %lld ms after SIGTERM (grace %d ms)\n",
+		      (long long)took, grace);
+	if (took >= 2 * grace)
+		fail_msg("stopping took %lld ms with a %d ms grace period",
+			 (long long)took, grace);
+	json_decref(h_sim_delete("/_sim/faults"));
+	h_end();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(sigkill_mid_batch),
-		cmocka_unit_test(sigterm_drains_and_commits),
+	    cmocka_unit_test(sigkill_mid_batch),
+	    cmocka_unit_test(sigterm_drains_and_commits),
+	    cmocka_unit_test(sigterm_past_the_grace_period),
 	};
 	return cmocka_run_group_tests(tests, h_suite_setup, h_suite_teardown);
 }
