@@ -395,26 +395,23 @@ size_t pb_metrics_series_count(pb_metrics_t *m)
 
 /* ---- label sets ---- */
 
-/* Append s to buf at *off, escaping if asked; false when it does not fit. */
+/* Append s to buf at *off, escaping if asked; false when it does not fit.
+ * Runs of plain bytes go in one copy: labels are built for every event. */
 static bool put(char *buf, size_t size, size_t *off, const char *s,
 		bool escape)
 {
-	for (; *s; s++) {
-		const char *rep = NULL;
-		char one[2] = {*s, '\0'};
-		if (escape && *s == '\\')
-			rep = "\\\\";
-		else if (escape && *s == '"')
-			rep = "\\\"";
-		else if (escape && *s == '\n')
-			rep = "\\n";
-		else
-			rep = one;
-		size_t n = strlen(rep);
+	while (*s) {
+		size_t n = escape ? strcspn(s, "\\\"\n") : strlen(s);
+		const char *from = s;
+		if (n == 0) { /* one byte to escape */
+			from = *s == '\\' ? "\\\\" : *s == '"' ? "\\\"" : "\\n";
+			n = 2;
+		}
 		if (*off + n >= size)
 			return false;
-		memcpy(buf + *off, rep, n);
+		memcpy(buf + *off, from, n);
 		*off += n;
+		s += from == s ? n : 1;
 	}
 	buf[*off] = '\0';
 	return true;
