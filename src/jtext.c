@@ -262,3 +262,291 @@ char *pb_jt_dumps(const json_t *j, bool sort_keys)
 	pb_jt_json(&b, j, sort_keys);
 	return pb_jt_take(&b);
 }
+
+/* ---- reading ------------------------------------------------------------ */
+
+/* A recursive-descent reader for plain JSON text (pb_json_load). Every
+ * function returns NULL when the text is not plain or not JSON, and the
+ * caller then lets jansson read the whole text: its values and its error
+ * messages are the reference. */
+
+#define RD_MAX_DEPTH 64
+
+typedef struct {
+	const char *p, *end;
+	bool no_dups;
+	int depth;
+} reader_t;
+
+static void rd_ws(reader_t *r)
+{
+	while (r->p < r->end && (*r->p == ' ' || *r->p == '\n' ||
+				 *r->p == '\t' || *r->p == '\r'))
+		r->p++;
+}
+
+static json_t *rd_value(reader_t *r);
+
+/* A string's text into a malloc'd, NUL-terminated buffer; *len its length. */
+static char *rd_string(reader_t *r, size_t *len)
+{
+	const char *s = ++r->p; /* past the quote */
+	const char *q = s;
+	bool escaped = false;
+	for (;; q++) {
+		if (q >= r->end)
+			return NULL;
+		unsigned char c = (unsigned char)*q;
+		if (c == '"')
+			break;
+		if (c < 0x20 || c >= 0x80)
+			return NULL; /* control bytes and UTF-8: jansson's */
+		if (c == '\\') {
+			if (++q >= r->end)
+				return NULL;
+			escaped = true;
+		}
+	}
+	char *out = malloc((size_t)(q - s) + 1);
+	if (!out)
+		return NULL;
+	size_t n = 0;
+	if (!escaped) {
+		memcpy(out, s, (size_t)(q - s));
+		n = (size_t)(q - s);
+	} else {
+		for (const char *c = s; c < q; c++) {
+			if (*c != '\\') {
+				out[n++] = *c;
+				continue;
+			}
+			char e;
+			switch (*++c) {
+			case '"':
+				e = '"';
+				break;
+			case '\\':
+				e = '\\';
+				break;
+			case '/':
+				e = '/';
+				break;
+			case 'b':
+				e = '\b';
+				break;
+			case 'f':
+				e = '\f';
+				break;
+			case 'n':
+				e = '\n';
+				break;
+			case 'r':
+				e = '\r';
+				break;
+			case 't':
+				e = '\t';
+				break;
+			default: /* \u and invalid escapes: jansson's */
+				free(out);
+				return NULL;
+			}
+			out[n++] = e;
+		}
+	}
+	out[n] = '\0';
+	*len = n;
+	r->p = q + 1;
+	return out;
+}
+
+static json_t *rd_number(reader_t *r)
+{
+	const char *s = r->p, *q = s;
+	if (q < r->end && *q == '-')
+		q++;
+	const char *digits = q;
+	while (q < r->end && *q >= '0' && *q <= '9')
+		q++;
+	size_t nd = (size_t)(q - digits);
+	if (nd == 0 || (nd > 1 && *digits == '0'))
+		return NULL;
+	bool real = false;
+	if (q < r->end && *q == '.') {
+		real = true;
+		const char *f = ++q;
+		while (q < r->end && *q >= '0' && *q <= '9')
+			q++;
+		if (q == f)
+			return NULL;
+	}
+	if (q < r->end && (*q == 'e' || *q == 'E')) {
+		real = true;
+		q++;
+		if (q < r->end && (*q == '+' || *q == '-'))
+			q++;
+		const char *x = q;
+		while (q < r->end && *q >= '0' && *q <= '9')
+			q++;
+		if (q == x)
+			return NULL;
+	}
+	r->p = q;
+	if (!real) {
+		if (nd > 18)
+			return NULL; /* may overflow: jansson says how */
+		long long v = 0;
+		for (const char *d = digits; d < q; d++)
+			v = v * 10 + (*d - '0');
+		return json_integer(*s == '-' ? -v : v);
+	}
+	char buf[64];
+	if ((size_t)(q - s) >= sizeof(buf))
+		return NULL;
+	memcpy(buf, s, (size_t)(q - s));
+	buf[q - s] = '\0';
+	char *stop;
+	double v = strtod(buf, &stop);
+	if (*stop || v > 1.7976931348623157e308 || v < -1.7976931348623157e308)
+		return NULL; /* overflow: jansson's error */
+	return json_real(v);
+}
+
+static json_t *rd_object(reader_t *r)
+{
+	r->p++;
+	json_t *o = json_object();
+	rd_ws(r);
+	if (r->p < r->end && *r->p == '}') {
+		r->p++;
+		return o;
+	}
+	for (;;) {
+		rd_ws(r);
+		if (!o || r->p >= r->end || *r->p != '"')
+			break;
+		size_t klen;
+		char *key = rd_string(r, &klen);
+		if (!key)
+			break;
+		json_t *v = NULL;
+		rd_ws(r);
+		/* a NUL inside a key, or a duplicate the caller refuses */
+		bool bad = strlen(key) != klen ||
+			   (r->no_dups && json_object_get(o, key));
+		if (!bad && r->p < r->end && *r->p == ':') {
+			r->p++;
+			v = rd_value(r);
+		}
+		if (!v || json_object_set_new_nocheck(o, key, v)) {
+			free(key);
+			break;
+		}
+		free(key);
+		rd_ws(r);
+		if (r->p < r->end && *r->p == ',') {
+			r->p++;
+			continue;
+		}
+		if (r->p < r->end && *r->p == '}') {
+			r->p++;
+			return o;
+		}
+		break;
+	}
+	json_decref(o);
+	return NULL;
+}
+
+static json_t *rd_array(reader_t *r)
+{
+	r->p++;
+	json_t *a = json_array();
+	rd_ws(r);
+	if (r->p < r->end && *r->p == ']') {
+		r->p++;
+		return a;
+	}
+	for (;;) {
+		json_t *v = a ? rd_value(r) : NULL;
+		if (!v || json_array_append_new(a, v))
+			break;
+		rd_ws(r);
+		if (r->p < r->end && *r->p == ',') {
+			r->p++;
+			continue;
+		}
+		if (r->p < r->end && *r->p == ']') {
+			r->p++;
+			return a;
+		}
+		break;
+	}
+	json_decref(a);
+	return NULL;
+}
+
+static json_t *rd_word(reader_t *r, const char *w, json_t *v)
+{
+	size_t n = strlen(w);
+	if ((size_t)(r->end - r->p) < n || memcmp(r->p, w, n)) {
+		json_decref(v);
+		return NULL;
+	}
+	r->p += n;
+	return v;
+}
+
+static json_t *rd_value(reader_t *r)
+{
+	rd_ws(r);
+	if (r->p >= r->end)
+		return NULL;
+	json_t *v = NULL;
+	switch (*r->p) {
+	case '{':
+	case '[':
+		if (++r->depth > RD_MAX_DEPTH)
+			return NULL;
+		v = *r->p == '{' ? rd_object(r) : rd_array(r);
+		r->depth--;
+		return v;
+	case '"': {
+		size_t n;
+		char *s = rd_string(r, &n);
+		if (!s)
+			return NULL;
+		v = json_stringn_nocheck(s, n);
+		free(s);
+		return v;
+	}
+	case 't':
+		return rd_word(r, "true", json_true());
+	case 'f':
+		return rd_word(r, "false", json_false());
+	case 'n':
+		return rd_word(r, "null", json_null());
+	default:
+		return rd_number(r);
+	}
+}
+
+json_t *pb_json_load(const char *text, size_t n, size_t flags,
+		     json_error_t *err)
+{
+	if (text && (flags & ~(size_t)JSON_REJECT_DUPLICATES) == 0) {
+		reader_t r = {text, text + n, flags & JSON_REJECT_DUPLICATES,
+			      0};
+		rd_ws(&r);
+		/* jansson's default: an object or an array at the top */
+		json_t *v = r.p < r.end && (*r.p == '{' || *r.p == '[')
+				? rd_value(&r)
+				: NULL;
+		if (v) {
+			rd_ws(&r);
+			if (r.p == r.end)
+				return v;
+			json_decref(v);
+		}
+	}
+	return json_loadb(text, n, flags, err);
+}

@@ -15,6 +15,8 @@
  */
 #include "rules_internal.h"
 
+#include "jtext.h"
+
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -125,7 +127,7 @@ static json_t *load_object(const char *buf, size_t len, pb_rejection_t *rej)
 		return NULL;
 	}
 	json_error_t jerr;
-	json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *root = pb_json_load(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
 		rej_set(rej, "invalid_json",
 			"the record is not valid JSON (line %d, column %d: "

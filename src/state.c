@@ -543,7 +543,7 @@ pb_err_t pb_state_fetch_recv(pb_state_t *st, const pb_state_call_t *call,
 		v->order.occurred_ms = elem_i64(o, 4, 0);
 		const char *p = elem_str(o, 5);
 		if (p)
-			v->order.pushed = json_loads(p, 0, NULL);
+			v->order.pushed = pb_json_load(p, strlen(p), 0, NULL);
 		v->key1_learned = pb_strdup(elem_str(o, 6));
 		v->mark = PB_MARK_NONE;
 		v->mark_outcome[0] = v->mark_reason[0] = '\0';

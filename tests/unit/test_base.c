@@ -193,6 +193,80 @@ static void test_jtext_matches_jansson(void **state)
 	}
 }
 
+/* pb_json_load against json_loadb: the same value, or the same error, for
+ * generated texts (compact and indented) and for copies with one byte
+ * replaced, removed or inserted. */
+static void load_both(const char *text, size_t n)
+{
+	static const size_t flag_sets[] = {0, JSON_REJECT_DUPLICATES};
+	for (size_t f = 0; f < 2; f++) {
+		json_error_t ea, eb;
+		json_t *a = json_loadb(text, n, flag_sets[f], &ea);
+		json_t *b = pb_json_load(text, n, flag_sets[f], &eb);
+		if (!a != !b)
+			fail_msg("%s by jansson, %s by pb_json_load: %.*s",
+				 a ? "read" : "refused", b ? "read" : "refused",
+				 (int)n, text);
+		if (a)
+			assert_true(json_equal(a, b));
+		else
+			assert_string_equal(ea.text, eb.text);
+		json_decref(a);
+		json_decref(b);
+	}
+}
+
+static void test_json_load_matches_jansson(void **state)
+{
+	(void)state;
+	static const char bytes[] =
+	    "{}[],:\"\\ 0123456789-+.eEtrufalsn\x00\x1f\xc3";
+	for (int i = 0; i < 5000; i++) {
+		json_t *j = gen_value(0);
+		char *texts[2] = {
+		    json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY),
+		    json_dumps(j, JSON_INDENT(2) | JSON_ENCODE_ANY)};
+		for (int t = 0; t < 2; t++) {
+			char *text = texts[t];
+			assert_non_null(text);
+			size_t n = strlen(text);
+			load_both(text, n);
+			char *m = malloc(n + 2);
+			assert_non_null(m);
+			for (int k = 0; k < 8 && n > 0; k++) {
+				size_t at = rng() % n;
+				char b = bytes[rng() % (sizeof(bytes) - 1)];
+				memcpy(m, text, n); /* replaced */
+				m[at] = b;
+				load_both(m, n);
+				memcpy(m, text, at); /* removed */
+				memcpy(m + at, text + at + 1, n - at - 1);
+				load_both(m, n - 1);
+				memcpy(m, text, at); /* inserted */
+				m[at] = b;
+				memcpy(m + at + 1, text + at, n - at);
+				load_both(m, n + 1);
+			}
+			free(m);
+			free(text);
+		}
+		json_decref(j);
+	}
+	const char *cases[] = {
+	    "{\"a\":1,\"a\":2}",
+	    "[-0, -0.0, 1e400, 1e-400, 123456789012345678]",
+	    "[1234567890123456789, -9223372036854775808, 01, 1., .5, -]",
+	    "{\"k\\u00e9\":\"v\\/\\b\"}",
+	    "  [ true , false , null ]  ",
+	    "7",
+	    "",
+	    "[1] x",
+	    "{\"a\" 1}",
+	};
+	for (size_t c = 0; c < sizeof(cases) / sizeof(*cases); c++)
+		load_both(cases[c], strlen(cases[c]));
+}
+
 static void test_jtext_scalars_and_refusals(void **state)
 {
 	(void)state;
@@ -259,6 +333,7 @@ int main(void)
 	    cmocka_unit_test(test_err_classes),
 	    cmocka_unit_test(test_jtext_matches_jansson),
 	    cmocka_unit_test(test_jtext_scalars_and_refusals),
+	    cmocka_unit_test(test_json_load_matches_jansson),
 	    cmocka_unit_test(test_format_text_keeps_whole_characters),
 	};
 	return cmocka_run_group_tests_name("base", tests, NULL, NULL);
