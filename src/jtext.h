@@ -8,7 +8,8 @@
  * was a fifth of the loop's CPU (docs/benchmarks.md). pb_jt_json writes the
  * same bytes as json_dumps(JSON_COMPACT | JSON_ENCODE_ANY [| JSON_SORT_KEYS])
  * for any jansson value; tests/unit/test_base.c checks that on generated
- * trees.
+ * trees. pb_json_load reads the plain JSON of events and stored order
+ * states back, with json_loadb's values and errors (checked the same way).
  */
 #ifndef PB_JTEXT_H
 #define PB_JTEXT_H
