@@ -411,78 +411,59 @@ static json_t *rd_number(reader_t *r)
 	return json_real(v);
 }
 
-static json_t *rd_object(reader_t *r)
+/* Skips white space; steps over the next byte when it is c. */
+static bool rd_take(reader_t *r, char c)
 {
-	r->p++;
-	json_t *o = json_object();
 	rd_ws(r);
-	if (r->p < r->end && *r->p == '}') {
+	if (r->p < r->end && *r->p == c) {
 		r->p++;
-		return o;
+		return true;
 	}
-	for (;;) {
-		rd_ws(r);
-		if (!o || r->p >= r->end || *r->p != '"')
-			break;
-		size_t klen;
-		char *key = rd_string(r, &klen);
-		if (!key)
-			break;
-		json_t *v = NULL;
-		rd_ws(r);
-		/* a NUL inside a key, or a duplicate the caller refuses */
-		bool bad = strlen(key) != klen ||
-			   (r->no_dups && json_object_get(o, key));
-		if (!bad && r->p < r->end && *r->p == ':') {
-			r->p++;
-			v = rd_value(r);
-		}
-		if (!v || json_object_set_new_nocheck(o, key, v)) {
-			free(key);
-			break;
-		}
-		free(key);
-		rd_ws(r);
-		if (r->p < r->end && *r->p == ',') {
-			r->p++;
-			continue;
-		}
-		if (r->p < r->end && *r->p == '}') {
-			r->p++;
-			return o;
-		}
-		break;
-	}
-	json_decref(o);
-	return NULL;
+	return false;
 }
 
-static json_t *rd_array(reader_t *r)
+/* "key": value, into o. */
+static bool rd_member(reader_t *r, json_t *o)
+{
+	rd_ws(r);
+	if (r->p >= r->end || *r->p != '"')
+		return false;
+	size_t klen;
+	char *key = rd_string(r, &klen);
+	if (!key)
+		return false;
+	/* a NUL inside a key, or a duplicate the caller refuses */
+	bool ok = strlen(key) == klen &&
+		  !(r->no_dups && json_object_get(o, key)) && rd_take(r, ':');
+	json_t *v = ok ? rd_value(r) : NULL;
+	ok = v && json_object_set_new_nocheck(o, key, v) == 0;
+	free(key);
+	return ok;
+}
+
+/* An object or an array, its opening byte at r->p. */
+static json_t *rd_container(reader_t *r, bool object)
 {
 	r->p++;
-	json_t *a = json_array();
-	rd_ws(r);
-	if (r->p < r->end && *r->p == ']') {
-		r->p++;
-		return a;
-	}
-	for (;;) {
-		json_t *v = a ? rd_value(r) : NULL;
-		if (!v || json_array_append_new(a, v))
-			break;
-		rd_ws(r);
-		if (r->p < r->end && *r->p == ',') {
-			r->p++;
-			continue;
+	json_t *c = object ? json_object() : json_array();
+	char close = object ? '}' : ']';
+	if (c && !rd_take(r, close)) {
+		do {
+			json_t *v = object ? NULL : rd_value(r);
+			bool ok = object
+				      ? rd_member(r, c)
+				      : v && json_array_append_new(c, v) == 0;
+			if (!ok) {
+				json_decref(c);
+				return NULL;
+			}
+		} while (rd_take(r, ','));
+		if (!rd_take(r, close)) {
+			json_decref(c);
+			return NULL;
 		}
-		if (r->p < r->end && *r->p == ']') {
-			r->p++;
-			return a;
-		}
-		break;
 	}
-	json_decref(a);
-	return NULL;
+	return c;
 }
 
 static json_t *rd_word(reader_t *r, const char *w, json_t *v)
@@ -507,7 +488,7 @@ static json_t *rd_value(reader_t *r)
 	case '[':
 		if (++r->depth > RD_MAX_DEPTH)
 			return NULL;
-		v = *r->p == '{' ? rd_object(r) : rd_array(r);
+		v = rd_container(r, *r->p == '{');
 		r->depth--;
 		return v;
 	case '"': {
