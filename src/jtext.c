@@ -287,12 +287,14 @@ static void rd_ws(reader_t *r)
 
 static json_t *rd_value(reader_t *r);
 
-/* A string's text into a malloc'd, NUL-terminated buffer; *len its length. */
-static char *rd_string(reader_t *r, size_t *len)
+/* A string's text and length. Without escapes it points into the input
+ * and *owned is NULL; with them it is decoded into *owned (malloc'd). */
+static const char *rd_string(reader_t *r, size_t *len, char **owned)
 {
 	const char *s = ++r->p; /* past the quote */
 	const char *q = s;
 	bool escaped = false;
+	*owned = NULL;
 	for (;; q++) {
 		if (q >= r->end)
 			return NULL;
@@ -307,55 +309,54 @@ static char *rd_string(reader_t *r, size_t *len)
 			escaped = true;
 		}
 	}
-	char *out = malloc((size_t)(q - s) + 1);
+	r->p = q + 1;
+	if (!escaped) {
+		*len = (size_t)(q - s);
+		return s;
+	}
+	char *out = malloc((size_t)(q - s));
 	if (!out)
 		return NULL;
 	size_t n = 0;
-	if (!escaped) {
-		memcpy(out, s, (size_t)(q - s));
-		n = (size_t)(q - s);
-	} else {
-		for (const char *c = s; c < q; c++) {
-			if (*c != '\\') {
-				out[n++] = *c;
-				continue;
-			}
-			char e;
-			switch (*++c) {
-			case '"':
-				e = '"';
-				break;
-			case '\\':
-				e = '\\';
-				break;
-			case '/':
-				e = '/';
-				break;
-			case 'b':
-				e = '\b';
-				break;
-			case 'f':
-				e = '\f';
-				break;
-			case 'n':
-				e = '\n';
-				break;
-			case 'r':
-				e = '\r';
-				break;
-			case 't':
-				e = '\t';
-				break;
-			default: /* \u and invalid escapes: jansson's */
-				free(out);
-				return NULL;
-			}
-			out[n++] = e;
+	for (const char *c = s; c < q; c++) {
+		if (*c != '\\') {
+			out[n++] = *c;
+			continue;
 		}
+		char e;
+		switch (*++c) {
+		case '"':
+			e = '"';
+			break;
+		case '\\':
+			e = '\\';
+			break;
+		case '/':
+			e = '/';
+			break;
+		case 'b':
+			e = '\b';
+			break;
+		case 'f':
+			e = '\f';
+			break;
+		case 'n':
+			e = '\n';
+			break;
+		case 'r':
+			e = '\r';
+			break;
+		case 't':
+			e = '\t';
+			break;
+		default: /* \u and invalid escapes: jansson's */
+			free(out);
+			return NULL;
+		}
+		out[n++] = e;
 	}
-	out[n] = '\0';
 	*len = n;
-	r->p = q + 1;
+	*owned = out;
 	return out;
 }
 
@@ -422,22 +423,22 @@ static bool rd_take(reader_t *r, char c)
 	return false;
 }
 
-/* "key": value, into o. */
+/* "key": value, into o. A key can hold no NUL here: raw control bytes
+ * and \u go to jansson. */
 static bool rd_member(reader_t *r, json_t *o)
 {
 	rd_ws(r);
 	if (r->p >= r->end || *r->p != '"')
 		return false;
 	size_t klen;
-	char *key = rd_string(r, &klen);
-	if (!key)
-		return false;
-	/* a NUL inside a key, or a duplicate the caller refuses */
-	bool ok = strlen(key) == klen &&
-		  !(r->no_dups && json_object_get(o, key)) && rd_take(r, ':');
+	char *owned;
+	const char *key = rd_string(r, &klen, &owned);
+	/* a duplicate the caller refuses is jansson's to report */
+	bool ok = key && !(r->no_dups && json_object_getn(o, key, klen)) &&
+		  rd_take(r, ':');
 	json_t *v = ok ? rd_value(r) : NULL;
-	ok = v && json_object_set_new_nocheck(o, key, v) == 0;
-	free(key);
+	ok = v && json_object_setn_new_nocheck(o, key, klen, v) == 0;
+	free(owned);
 	return ok;
 }
 
@@ -493,11 +494,10 @@ static json_t *rd_value(reader_t *r)
 		return v;
 	case '"': {
 		size_t n;
-		char *s = rd_string(r, &n);
-		if (!s)
-			return NULL;
-		v = json_stringn_nocheck(s, n);
-		free(s);
+		char *owned;
+		const char *s = rd_string(r, &n, &owned);
+		v = s ? json_stringn_nocheck(s, n) : NULL;
+		free(owned);
 		return v;
 	}
 	case 't':
