@@ -1429,28 +1429,20 @@ carry_offsets(pb_pipeline_t *pl, rd_kafka_t *rk,
 
 /* The carried start offsets, once assigned, become the partitions' stored
  * offsets, so the next commit records them. Frees carried. */
-static void store_carried(pb_pipeline_t *pl, rd_kafka_t *rk,
+static void store_carried(pb_pipeline_t *pl,
 			  rd_kafka_topic_partition_list_t *carried)
 {
-	rd_kafka_resp_err_t err = rd_kafka_offsets_store(rk, carried);
-	for (int i = 0; !err && i < carried->cnt; i++) {
+	for (int i = 0; i < carried->cnt; i++) {
 		rd_kafka_topic_partition_t *e = &carried->elems[i];
-		if (!e->err)
-			part_find(pl, e->topic, e->partition)->stored =
-			    e->offset;
+		store_offset(pl, part_find(pl, e->topic, e->partition),
+			     e->offset);
 	}
 	char n[32];
 	snprintf(n, sizeof(n), "%d", carried->cnt);
-	if (err)
-		pb_log(PB_LOG_WARN,
-		       "cannot store the carried offsets; their "
-		       "events come again as duplicates",
-		       "partitions", n, "error", rd_kafka_err2str(err), NULL);
-	else
-		pb_log(PB_LOG_INFO,
-		       "resuming where this worker's outcomes "
-		       "end, past the committed offset",
-		       "partitions", n, NULL);
+	pb_log(PB_LOG_INFO,
+	       "resuming where this worker's outcomes end, past the "
+	       "committed offset",
+	       "partitions", n, NULL);
 	rd_kafka_topic_partition_list_destroy(carried);
 }
 
@@ -1483,7 +1475,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		if (pl->paused_all)
 			rd_kafka_pause_partitions(rk, parts);
 		if (carried)
-			store_carried(pl, rk, carried);
+			store_carried(pl, carried);
 		return;
 	}
 	/* revoke (or lost): finish what we can within the grace budget */
