@@ -42,6 +42,8 @@ struct sim_proc {
 static struct sim_proc g_sim;
 static CURL *g_curl;	      /* reused: keep-alive, like the worker */
 static bool fresh_connection; /* next request on a new connection */
+/* next request asks "Expect: 100-continue" and waits for the answer */
+static bool expect_continue;
 
 static void sleep_ms(long ms)
 {
@@ -189,7 +191,12 @@ static void http_on(unsigned int port, const char *method, const char *path,
 		snprintf(ct, sizeof(ct), "Content-Type: %s", ctype);
 		hdrs = curl_slist_append(hdrs, ct);
 	}
-	hdrs = curl_slist_append(hdrs, "Expect:");
+	if (expect_continue) {
+		hdrs = curl_slist_append(hdrs, "Expect: 100-continue");
+		curl_easy_setopt(g_curl, CURLOPT_EXPECT_100_TIMEOUT_MS, 20000L);
+	} else {
+		hdrs = curl_slist_append(hdrs, "Expect:");
+	}
 	curl_easy_setopt(g_curl, CURLOPT_HTTPHEADER, hdrs);
 
 	int64_t t0 = pb_mono_ms();
@@ -532,8 +539,14 @@ static void test_body_over_8mib_is_413(void **state)
 	char *big = malloc(n);
 	assert_non_null(big);
 	memset(big, ' ', n);
+	/* The sim answers from the headers and closes without reading the
+	 * body. A client still writing it can see the connection reset
+	 * before it reads the answer (status 0, seen on a loaded machine);
+	 * with 100-continue the body is never sent. */
+	expect_continue = true;
 	http_on(g_sim.port, "POST", "/api/?apiKey=K1", "application/json", big,
 		n, &r);
+	expect_continue = false;
 	free(big);
 	assert_int_equal(r.status, 413);
 	release(&r);
