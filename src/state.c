@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,9 @@ struct pb_state {
 	size_t outstanding;   /* replies queued on c and not read yet */
 	bool unflushed;       /* commands appended and not written yet */
 	uint64_t round_trips;
+	/* replies read ahead by pb_state_pump, oldest at got[got_head] */
+	redisReply **got;
+	size_t got_head, got_len, got_cap;
 };
 
 /* ---- keys -------------------------------------------------------------- */
@@ -135,6 +139,9 @@ static void drop_conn(pb_state_t *st)
 		redisFree(st->c);
 		st->c = NULL;
 	}
+	for (size_t i = st->got_head; i < st->got_len; i++)
+		freeReplyObject(st->got[i]);
+	st->got_head = st->got_len = 0;
 	st->outstanding = 0;
 	st->unflushed = false;
 }
@@ -213,11 +220,17 @@ void pb_state_destroy(pb_state_t *st)
 	if (!st)
 		return;
 	drop_conn(st);
+	free(st->got);
 	free(st->host);
 	free(st->unix_path);
 	free(st->password);
 	free(st->prefix);
 	free(st);
+}
+
+void pb_state_disconnect(pb_state_t *st)
+{
+	drop_conn(st);
 }
 
 uint64_t pb_state_round_trips(const pb_state_t *st)
@@ -373,6 +386,12 @@ static pb_err_t pl_recv(pb_state_t *st, const pb_state_call_t *call,
 	}
 	for (size_t i = 0; i < call->replies; i++) {
 		void *rep = NULL;
+		if (st->got_head < st->got_len) {
+			r[i] = st->got[st->got_head++];
+			if (st->got_head == st->got_len)
+				st->got_head = st->got_len = 0;
+			continue;
+		}
 		if (redisGetReply(st->c, &rep) != REDIS_OK || !rep) {
 			for (size_t j = 0; j < i; j++)
 				freeReplyObject(r[j]);
@@ -397,6 +416,68 @@ pb_err_t pb_state_flush(pb_state_t *st, char *errstr, size_t errstr_size)
 		if (redisBufferWrite(st->c, &done) != REDIS_OK)
 			return transport_failed(st, errstr, errstr_size);
 	return PB_OK;
+}
+
+int pb_state_fd(const pb_state_t *st)
+{
+	return st->c && st->outstanding > st->got_len - st->got_head ? st->c->fd
+								     : -1;
+}
+
+void pb_state_pump(pb_state_t *st)
+{
+	for (;;) {
+		/* replies already read into hiredis' buffer first: a blocking
+		 * read may have taken in more than the replies it waited for */
+		while (st->c && st->outstanding > st->got_len - st->got_head) {
+			void *rep = NULL;
+			if (redisReaderGetReply(st->c->reader, &rep) !=
+			    REDIS_OK) {
+				drop_conn(
+				    st); /* the recv that follows says so */
+				return;
+			}
+			if (!rep)
+				break;
+			if (st->got_len == st->got_cap) {
+				size_t nc =
+				    st->got_cap ? st->got_cap * 2 : 1024;
+				redisReply **g =
+				    realloc(st->got, nc * sizeof(*g));
+				if (!g) {
+					freeReplyObject(rep);
+					drop_conn(st);
+					return;
+				}
+				st->got = g;
+				st->got_cap = nc;
+			}
+			st->got[st->got_len++] = rep;
+		}
+		if (!st->c || st->outstanding <= st->got_len - st->got_head)
+			return;
+		struct pollfd p = {.fd = st->c->fd, .events = POLLIN};
+		if (poll(&p, 1, 0) != 1)
+			return;
+		if (redisBufferRead(st->c) != REDIS_OK) {
+			drop_conn(st);
+			return;
+		}
+	}
+}
+
+bool pb_state_ready(const pb_state_t *st, const pb_state_call_t *calls,
+		    size_t n)
+{
+	size_t need = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!calls[i].replies)
+			continue;
+		if (!st->c || calls[i].conn != st->conn_id)
+			return true; /* lost: the recv fails at once */
+		need += calls[i].replies;
+	}
+	return st->got_len - st->got_head >= need;
 }
 
 /* A whole call reads its replies at once: not while another call's are

@@ -50,6 +50,19 @@ typedef struct pb_state_call {
 } pb_state_call_t;
 
 pb_err_t pb_state_flush(pb_state_t *st, char *errstr, size_t errstr_size);
+/* Without blocking, read the replies that have arrived (kept for the recvs
+ * to come). The loop polls pb_state_fd (-1: no reply awaited) and asks
+ * pb_state_ready whether calls[0..n), the oldest outstanding, can be
+ * received without waiting (also true when their connection is lost: the
+ * recv then fails at once). */
+void pb_state_pump(pb_state_t *st);
+int pb_state_fd(const pb_state_t *st);
+bool pb_state_ready(const pb_state_t *st, const pb_state_call_t *calls,
+		    size_t n);
+/* Drop the connection on purpose: every outstanding recv fails, the next
+ * call reconnects. For a caller that can no longer use replies it has
+ * queued (an earlier call in the same write failed). */
+void pb_state_disconnect(pb_state_t *st);
 
 pb_err_t pb_state_new(const char *url, const char *prefix, int64_t ttl_seconds,
 		      int timeout_ms, pb_state_t **out, char *errstr,

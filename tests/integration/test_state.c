@@ -3,9 +3,11 @@
  * back, the published mark, and the split calls the loop overlaps with its
  * own work (send, flush, recv in order; a whole call refused while replies
  * are outstanding; a connection lost between send and recv fails every
- * outstanding recv and the next call reconnects).
+ * outstanding recv and the next call reconnects), and replies read ahead
+ * without blocking (pump, ready) for a loop that keeps several calls out.
  */
 #include <setjmp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -168,12 +170,88 @@ static void connection_lost_between_send_and_recv(void **state)
 	h_end();
 }
 
+/* Pump until calls are ready, waiting on the socket as the loop does. */
+static void await_ready(const pb_state_call_t *calls, size_t n)
+{
+	for (int i = 0; i < 500; i++) {
+		pb_state_pump(st);
+		if (pb_state_ready(st, calls, n))
+			return;
+		int fd = pb_state_fd(st);
+		assert_true(fd >= 0);
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		poll(&p, 1, 20);
+	}
+	fail_msg("replies never arrived");
+}
+
+static void replies_read_ahead(void **state)
+{
+	(void)state;
+	h_begin("replies_read_ahead");
+	char err[256];
+	json_t *pushed = json_pack("{s:s}", "workOrderNumber", "WO-4");
+	pb_state_write_t w = write_of("WO-4", "e-4", pushed);
+	pb_state_view_t v = {
+	    .account = "acme", .won = "WO-4", .event_id = "e-4"};
+	pb_state_call_t cw, cf, cf2;
+	assert_int_equal(pb_state_commit_send(st, &w, 1, &cw, err, sizeof(err)),
+			 PB_OK);
+	assert_int_equal(pb_state_fetch_send(st, &v, 1, &cf, err, sizeof(err)),
+			 PB_OK);
+	/* nothing is read without a pump */
+	assert_false(pb_state_ready(st, &cw, 1));
+	assert_int_equal(pb_state_flush(st, err, sizeof(err)), PB_OK);
+	pb_state_call_t both[2] = {cw, cf};
+	await_ready(both, 2);
+	/* everything awaited is in: nothing to poll for */
+	assert_int_equal(pb_state_fd(st), -1);
+	assert_int_equal(pb_state_write_recv(st, &cw, err, sizeof(err)), PB_OK);
+	assert_int_equal(pb_state_fetch_recv(st, &cf, &v, 1, err, sizeof(err)),
+			 PB_OK);
+	assert_true(v.order.created);
+	assert_int_equal(v.mark, PB_MARK_DONE);
+	pb_state_view_clear(&v);
+
+	/* A blocking recv reads what the socket holds, the replies of later
+	 * calls too (both answers come in one write here); a pump then
+	 * finds them in hiredis' buffer with nothing left on the socket. */
+	assert_int_equal(pb_state_fetch_send(st, &v, 1, &cf, err, sizeof(err)),
+			 PB_OK);
+	assert_int_equal(pb_state_fetch_send(st, &v, 1, &cf2, err, sizeof(err)),
+			 PB_OK);
+	assert_int_equal(pb_state_flush(st, err, sizeof(err)), PB_OK);
+	assert_int_equal(pb_state_fetch_recv(st, &cf, &v, 1, err, sizeof(err)),
+			 PB_OK);
+	pb_state_view_clear(&v);
+	pb_state_pump(st);
+	assert_true(pb_state_ready(st, &cf2, 1));
+	assert_int_equal(pb_state_fetch_recv(st, &cf2, &v, 1, err, sizeof(err)),
+			 PB_OK);
+	assert_true(v.order.created);
+	pb_state_view_clear(&v);
+
+	/* a lost connection: ready at once, and the recv fails */
+	assert_int_equal(pb_state_fetch_send(st, &v, 1, &cf, err, sizeof(err)),
+			 PB_OK);
+	assert_int_equal(pb_state_flush(st, err, sizeof(err)), PB_OK);
+	pb_state_disconnect(st);
+	assert_true(pb_state_ready(st, &cf, 1));
+	assert_int_equal(pb_state_fd(st), -1);
+	assert_int_equal(pb_state_fetch_recv(st, &cf, &v, 1, err, sizeof(err)),
+			 PB_ERR_REDIS);
+	assert_int_equal(pb_state_ping(st, err, sizeof(err)), PB_OK);
+	json_decref(pushed);
+	h_end();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(recorded_order_reads_back),
-		cmocka_unit_test(split_calls_in_one_round_trip),
-		cmocka_unit_test(connection_lost_between_send_and_recv),
+	    cmocka_unit_test(recorded_order_reads_back),
+	    cmocka_unit_test(split_calls_in_one_round_trip),
+	    cmocka_unit_test(connection_lost_between_send_and_recv),
+	    cmocka_unit_test(replies_read_ahead),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
