@@ -51,6 +51,8 @@
 #define FULL_PAUSE_MS 10000
 #define FETCH_BATCH 512
 #define RECORD_BATCH 512
+/* stages written to Redis and not applied yet (see redis_stage) */
+#define MAX_FLIGHTS	 3
 #define PUBLISH_MARK_MAX 200000
 
 enum { SRC_ORDERS = 0, SRC_INBOUND = 1 };
@@ -102,6 +104,7 @@ typedef struct task {
 	int acks_pending;
 	bool needs_publish_mark;
 	bool abandoned;
+	uint64_t linger_seq; /* acknowledged: freed once this stage applied */
 } task_t;
 
 struct keyq {
@@ -141,6 +144,17 @@ typedef struct {
 	char *account, *won, *event_id;
 } pubmark_t;
 
+/* One write to Redis whose replies the loop has not applied yet (see
+ * redis_stage): its records are the first nrec of to_record, its marks the
+ * first nmark pending ones, its fetches the first nfetch of ready. */
+typedef struct {
+	uint64_t seq;
+	size_t nrec, nmark, nfetch;
+	pb_state_view_t *views;
+	pb_state_call_t crec, cmark, cfetch;
+	int64_t spent_ms; /* the loop's time writing it */
+} stage_t;
+
 struct pb_pipeline {
 	const pb_config_t *cfg;
 	pb_metrics_t *m;
@@ -158,6 +172,13 @@ struct pb_pipeline {
 	size_t keys_cap, keys_len;
 
 	tlist_t ready, to_record, to_publish;
+	stage_t flights[MAX_FLIGHTS]; /* written, oldest first */
+	size_t nflights;
+	uint64_t stage_seq;   /* stages written */
+	uint64_t applied_seq; /* stages applied (or given up) */
+	/* acknowledged tasks kept listed with their order while a stage
+	 * written before their "published" mark is in flight (task_finish) */
+	tlist_t lingering;
 	size_t alive; /* tasks consumed and not finished */
 	size_t in_revoke;
 	bool stopping;	  /* the shutdown grace period is spent */
@@ -689,6 +710,15 @@ static void task_finish(pb_pipeline_t *pl, task_t *t)
 	}
 	if (t->needs_publish_mark && !t->abandoned)
 		pubmark_add(pl, t);
+	if (pl->nflights) {
+		/* A stage in flight may fetch a second copy of t's event, and
+		 * its replies show t's mark as "done": t stays listed with its
+		 * order until they are applied, so the copy is a duplicate.
+		 * Later stages write t's "published" mark before they fetch. */
+		t->linger_seq = pl->stage_seq;
+		tl_push(&pl->lingering, t);
+		return;
+	}
 	task_free(pl, t);
 }
 
@@ -786,10 +816,16 @@ static bool redis_may_try(pb_pipeline_t *pl)
 	return pl->redis_up || pb_mono_ms() >= pl->redis_retry_at;
 }
 
+static bool auto_admin_due(const pb_pipeline_t *pl)
+{
+	return pl->cfg->accounts_len &&
+	       pb_mono_ms() - pl->auto_admin_at >= 1000;
+}
+
 static void refresh_auto_admin(pb_pipeline_t *pl)
 {
 	const pb_config_t *c = pl->cfg;
-	if (c->accounts_len == 0 || pb_mono_ms() - pl->auto_admin_at < 1000)
+	if (!auto_admin_due(pl))
 		return;
 	const char **names = calloc(c->accounts_len, sizeof(*names));
 	int *vals = calloc(c->accounts_len, sizeof(*vals));
@@ -1021,31 +1057,72 @@ static void overlap_work(pb_pipeline_t *pl, overlap_t *o)
 	publish_stage(pl);
 }
 
-/*
- * Everything that waits on Redis in one round trip, overlapped with the
- * loop's work that does not wait on it. The records of finished pushes,
- * the "published" marks of acknowledged outcomes and the fetch of the next
- * ready events go out in one write, in that order (a fetch sees the marks
- * written before it); then overlap_work takes in the consumed records and
- * produces outcomes while Redis executes; then the replies are applied.
- * Holding still for every round trip was a quarter of the loop's time
- * (docs/benchmarks.md). The overlapping work only appends to the task
- * lists and never calls Redis. Consuming, which may run a rebalance,
- * happens before, and delivery reports are served outside: a task
- * acknowledged and freed meanwhile would leave its mark unwritten behind a
- * fetch already sent, and a copy of its event would read as a crash.
- */
-static void redis_stage(pb_pipeline_t *pl, overlap_t *ov)
+static void stage_settle(pb_pipeline_t *pl);
+
+/* Free the tasks held back for stages up to seq (see task_finish). */
+static void free_lingering(pb_pipeline_t *pl, uint64_t seq)
 {
-	size_t nrec = pl->to_record.n < RECORD_BATCH ? pl->to_record.n : RECORD_BATCH;
-	size_t nmark = pl->pubmarks_len;
-	size_t nfetch = pl->ready.n < FETCH_BATCH ? pl->ready.n : FETCH_BATCH;
-	if (!redis_may_try(pl) || nrec + nmark + nfetch == 0) {
-		overlap_work(pl, ov);
-		return;
+	if (seq > pl->applied_seq)
+		pl->applied_seq = seq;
+	while (pl->lingering.head &&
+	       pl->lingering.head->linger_seq <= pl->applied_seq)
+		task_free(pl, tl_pop(&pl->lingering));
+}
+
+/* Forget a stage whose replies will not be applied. */
+static void stage_discard(pb_pipeline_t *pl, stage_t *s)
+{
+	uint64_t seq = s->seq;
+	for (size_t i = 0; s->views && i < s->nfetch; i++)
+		pb_state_view_clear(&s->views[i]);
+	free(s->views);
+	memset(s, 0, sizeof(*s));
+	free_lingering(pl, seq);
+}
+
+/* What the stages in flight carry: the first *nrec of to_record, *nmark
+ * of the pending marks and *nfetch of ready. */
+static void in_flight(const pb_pipeline_t *pl, size_t *nrec, size_t *nmark,
+		      size_t *nfetch)
+{
+	*nrec = *nmark = *nfetch = 0;
+	for (size_t i = 0; i < pl->nflights; i++) {
+		*nrec += pl->flights[i].nrec;
+		*nmark += pl->flights[i].nmark;
+		*nfetch += pl->flights[i].nfetch;
 	}
-	if (nfetch)
-		refresh_auto_admin(pl); /* synchronous, once a second */
+}
+
+/* Work for a stage not yet written. */
+static bool stage_wanted(const pb_pipeline_t *pl)
+{
+	size_t nrec, nmark, nfetch;
+	in_flight(pl, &nrec, &nmark, &nfetch);
+	return pl->to_record.n > nrec || pl->pubmarks_len > nmark ||
+	       pl->ready.n > nfetch;
+}
+
+/*
+ * Write a stage: the records of finished pushes, the "published" marks of
+ * acknowledged outcomes and the fetch of ready events, in that order (a
+ * fetch sees the marks written before it), taken from the lists past what
+ * the stages in flight carry. A failure drops the connection, and the
+ * stages in flight fail with it.
+ */
+static void stage_send(pb_pipeline_t *pl)
+{
+	if (pl->nflights == MAX_FLIGHTS || !redis_may_try(pl) ||
+	    !stage_wanted(pl))
+		return;
+	size_t rec_skip, mark_skip, fetch_skip;
+	in_flight(pl, &rec_skip, &mark_skip, &fetch_skip);
+	size_t nrec = pl->to_record.n - rec_skip;
+	size_t nmark = pl->pubmarks_len - mark_skip;
+	size_t nfetch = pl->ready.n - fetch_skip;
+	if (nrec > RECORD_BATCH)
+		nrec = RECORD_BATCH;
+	if (nfetch > FETCH_BATCH)
+		nfetch = FETCH_BATCH;
 	pb_state_write_t *w = calloc(nrec + 1, sizeof(*w));
 	pb_state_ref_t *refs = calloc(nmark + 1, sizeof(*refs));
 	pb_state_view_t *views = calloc(nfetch + 1, sizeof(*views));
@@ -1053,12 +1130,12 @@ static void redis_stage(pb_pipeline_t *pl, overlap_t *ov)
 		free(w);
 		free(refs);
 		free(views);
-		overlap_work(pl, ov);
 		return;
 	}
-	size_t n = nrec;
 	task_t *t = pl->to_record.head;
-	for (size_t i = 0; i < n; i++, t = t->next) {
+	for (size_t i = 0; i < rec_skip; i++)
+		t = t->next;
+	for (size_t i = 0; i < nrec; i++, t = t->next) {
 		w[i].account = task_account(t);
 		w[i].won = task_won(t);
 		w[i].event_id = task_event_id(t);
@@ -1079,29 +1156,32 @@ static void redis_stage(pb_pipeline_t *pl, overlap_t *ov)
 		w[i].deleted_key1 = t->deleted_key1;
 	}
 	for (size_t i = 0; i < nmark; i++)
-		refs[i] = pl->pubmarks[i].ref;
+		refs[i] = pl->pubmarks[mark_skip + i].ref;
 	t = pl->ready.head;
+	for (size_t i = 0; i < fetch_skip; i++)
+		t = t->next;
 	for (size_t i = 0; i < nfetch; i++, t = t->next) {
 		views[i].account = task_account(t);
 		views[i].won = task_won(t);
 		views[i].event_id = task_event_id(t);
 		views[i].key1 = t->in ? t->in->key1 : NULL;
 	}
-	pb_state_call_t crec, cmark, cfetch;
+	stage_t *s = &pl->flights[pl->nflights];
+	memset(s, 0, sizeof(*s));
 	char err[512];
 	const char *what = "record";
 	int64_t started = pb_mono_ms();
-	pb_err_t e = pb_state_commit_send(pl->state, w, nrec, &crec, err,
+	pb_err_t e = pb_state_commit_send(pl->state, w, nrec, &s->crec, err,
 					  sizeof(err));
 	if (!e) {
 		what = "mark published";
-		e = pb_state_mark_published_send(pl->state, refs, nmark, &cmark,
-						 err, sizeof(err));
+		e = pb_state_mark_published_send(pl->state, refs, nmark,
+						 &s->cmark, err, sizeof(err));
 	}
 	if (!e) {
 		what = "fetch";
-		e = pb_state_fetch_send(pl->state, views, nfetch, &cfetch, err,
-					sizeof(err));
+		e = pb_state_fetch_send(pl->state, views, nfetch, &s->cfetch,
+					err, sizeof(err));
 	}
 	if (!e) {
 		what = "write";
@@ -1112,59 +1192,126 @@ static void redis_stage(pb_pipeline_t *pl, overlap_t *ov)
 	if (e) {
 		redis_failed(pl, what, err);
 		free(views);
-		overlap_work(pl, ov);
+		memset(s, 0, sizeof(*s));
 		return;
 	}
+	s->seq = ++pl->stage_seq;
+	s->nrec = nrec;
+	s->nmark = nmark;
+	s->nfetch = nfetch;
+	s->views = views;
+	s->spent_ms = pb_mono_ms() - started;
+	pl->nflights++;
+}
 
-	int64_t overlap_at = pb_mono_ms();
-	overlap_work(pl, ov);
-	/* the round-trip metric is the time the loop spends on Redis: not
-	 * the overlapping work */
-	started += pb_mono_ms() - overlap_at;
+static bool stage_ready(pb_pipeline_t *pl)
+{
+	const stage_t *s = &pl->flights[0];
+	pb_state_call_t calls[3] = {s->crec, s->cmark, s->cfetch};
+	return pb_state_ready(pl->state, calls, 3);
+}
 
-	bool failed = false;
-	if (pb_state_write_recv(pl->state, &crec, err, sizeof(err)) == PB_OK) {
-		for (size_t i = 0; i < nrec; i++) {
-			t = tl_pop(&pl->to_record);
+/*
+ * Read the replies of the oldest stage in flight (waiting for them unless
+ * wait is false and they are not in yet) and apply them: recorded tasks go
+ * on to publish (their order's next event may go), written marks are
+ * forgotten, fetched events are decided. The first failure drops the
+ * connection and leaves the rest unapplied: their tasks stay listed and go
+ * in a later stage, and every later stage in flight is discarded, as its
+ * replies are lost with the connection. False when nothing was applied.
+ */
+static bool stage_apply(pb_pipeline_t *pl, bool wait)
+{
+	if (!pl->nflights)
+		return false;
+	if (!wait) {
+		pb_state_pump(pl->state);
+		if (!stage_ready(pl))
+			return false;
+	}
+	stage_t st = pl->flights[0];
+	pl->nflights--;
+	memmove(pl->flights, pl->flights + 1, pl->nflights * sizeof(st));
+	char err[512];
+	int64_t started = pb_mono_ms();
+	const char *what = "record";
+	pb_err_t e = pb_state_write_recv(pl->state, &st.crec, err, sizeof(err));
+	if (!e) {
+		for (size_t i = 0; i < st.nrec; i++) {
+			task_t *t = tl_pop(&pl->to_record);
 			t->needs_publish_mark = true;
 			key_release(pl, t);
 			tl_push(&pl->to_publish, t);
 		}
-	} else {
-		redis_failed(pl, "record", err);
-		failed = true;
+		what = "mark published";
+		e = pb_state_write_recv(pl->state, &st.cmark, err, sizeof(err));
 	}
-	if (pb_state_write_recv(pl->state, &cmark, err, sizeof(err)) ==
-	    PB_OK) {
-		pubmarks_drop(pl, nmark);
-	} else if (!failed) {
-		redis_failed(pl, "mark published", err);
-		failed = true;
+	if (!e) {
+		pubmarks_drop(pl, st.nmark);
+		what = "fetch";
+		e = pb_state_fetch_recv(pl->state, &st.cfetch, st.views,
+					st.nfetch, err, sizeof(err));
 	}
-	pb_err_t fe = pb_state_fetch_recv(pl->state, &cfetch, views, nfetch,
-					  err, sizeof(err));
-	int64_t spent = pb_mono_ms() - started; /* before deciding */
-	if (fe == PB_OK) {
-		for (size_t i = 0; i < nfetch; i++) {
-			t = tl_pop(&pl->ready);
-			t->view = views[i];
-			t->view_set = true;
-			fetched(pl, t);
-		}
-	} else {
-		for (size_t i = 0; i < nfetch; i++)
-			pb_state_view_clear(&views[i]);
-		if (!failed)
-			redis_failed(pl, "fetch", err);
-		failed = true;
+	int64_t spent = st.spent_ms + pb_mono_ms() - started;
+	if (e) {
+		pb_state_disconnect(pl->state);
+		redis_failed(pl, what, err);
+		stage_discard(pl, &st);
+		while (pl->nflights)
+			stage_discard(pl, &pl->flights[--pl->nflights]);
+		return false;
 	}
-	free(views);
-	if (!failed)
-		redis_ok(pl, pb_mono_ms() - spent);
+	for (size_t i = 0; i < st.nfetch; i++) {
+		task_t *t = tl_pop(&pl->ready);
+		t->view = st.views[i];
+		t->view_set = true;
+		fetched(pl, t);
+	}
+	free(st.views);
+	free_lingering(pl, st.seq);
+	redis_ok(pl, pb_mono_ms() - spent);
+	return true;
+}
+
+/*
+ * Everything that waits on Redis, in stages kept in flight (up to
+ * MAX_FLIGHTS): a stage is written as soon as there is work for it, and
+ * its replies are applied when they are in, in the order written; the
+ * loop meanwhile takes in consumed records, produces outcomes, serves
+ * Pruvan's answers and decides the events of earlier stages, and its poll
+ * waits on the Redis socket too. Holding still for every round trip was a
+ * third of the loop's time (docs/benchmarks.md). A stage never carries a
+ * task of one in flight, and an order's next event is ready only once its
+ * previous one is recorded (key_release, on applying), so stages never
+ * race over an order. A whole call (Auto-Admin, ping, marks at shutdown)
+ * first settles every stage in flight (stage_settle).
+ */
+static void redis_stage(pb_pipeline_t *pl, overlap_t *ov)
+{
+	while (stage_apply(pl, false))
+		;
+	if (auto_admin_due(pl) && stage_wanted(pl)) {
+		stage_settle(pl); /* the refresh is a whole call */
+		refresh_auto_admin(pl);
+	}
+	stage_send(pl);
+	overlap_work(pl, ov);
+	while (stage_apply(pl, false))
+		;
+	stage_send(pl);
+}
+
+/* Apply every stage in flight, waiting for their replies: before a whole
+ * call, or when the loop has nothing else to do. */
+static void stage_settle(pb_pipeline_t *pl)
+{
+	while (stage_apply(pl, true))
+		;
 }
 
 static void pubmark_stage(pb_pipeline_t *pl)
 {
+	stage_settle(pl);
 	if (!pl->pubmarks_len || !redis_may_try(pl))
 		return;
 	pb_state_ref_t *refs = calloc(pl->pubmarks_len, sizeof(*refs));
@@ -1334,6 +1481,7 @@ static bool job_of_revoked(pb_push_job_t *j, void *opaque)
 /* Abandon every task of partitions no longer assigned. */
 static void abandon_revoked(pb_pipeline_t *pl)
 {
+	stage_settle(pl); /* the lists below are rebuilt */
 	pb_push_job_t *j = pb_pusher_take_queued(pl->pusher, job_of_revoked, NULL);
 	while (j) {
 		pb_push_job_t *nx = j->next;
@@ -1599,7 +1747,8 @@ static void step(pb_pipeline_t *pl, bool consume, int wait_ms)
 
 	/* wait for network activity: Pruvan answers, a Kafka message or a
 	 * delivery report (their queues write to these pipes) */
-	bool busy = pl->ready.n || pl->to_record.n || pl->to_publish.n;
+	bool busy = pl->to_publish.n ||
+		    (stage_wanted(pl) && pl->nflights < MAX_FLIGHTS);
 	/* records left in the consumer's queue wake nobody: the queue
 	 * signals its fd only when it turns non-empty */
 	if (consume && !pl->paused_all &&
@@ -1613,12 +1762,17 @@ static void step(pb_pipeline_t *pl, bool consume, int wait_ms)
 		if (d >= 0 && d < wait_ms)
 			wait_ms = (int)d;
 	}
-	struct curl_waitfd fds[2] = {
-		{.fd = pl->cq_fds[0], .events = CURL_WAIT_POLLIN},
-		{.fd = pl->pq_fds[0], .events = CURL_WAIT_POLLIN},
+	/* and the replies of a stage in flight */
+	struct curl_waitfd fds[3] = {
+	    {.fd = pl->cq_fds[0], .events = CURL_WAIT_POLLIN},
+	    {.fd = pl->pq_fds[0], .events = CURL_WAIT_POLLIN},
+	    {.fd = pb_state_fd(pl->state), .events = CURL_WAIT_POLLIN},
 	};
-	pb_pusher_poll(pl->pusher, consume ? fds : fds + 1, consume ? 2 : 1,
-		       wait_ms);
+	struct curl_waitfd *wfd = consume ? fds : fds + 1;
+	unsigned nfd = consume ? 2 : 1;
+	if (fds[2].fd >= 0)
+		nfd++;
+	pb_pusher_poll(pl->pusher, wfd, nfd, wait_ms);
 	drain_fd(pl->cq_fds[0]);
 	drain_fd(pl->pq_fds[0]);
 	rd_kafka_poll(pl->producer, 0);
@@ -1631,6 +1785,7 @@ static void step(pb_pipeline_t *pl, bool consume, int wait_ms)
 				  : redis_may_try(pl);
 	if (probe && !busy) {
 		char err[256];
+		stage_settle(pl);
 		int64_t started = pb_mono_ms();
 		if (pb_state_ping(pl->state, err, sizeof(err)) == PB_OK) {
 			redis_ok(pl, started);
@@ -1972,6 +2127,8 @@ void pb_pipeline_destroy(pb_pipeline_t *pl)
 	 * with the pusher; no answer comes to free their events, so free
 	 * them here. A task whose push is out owns its order's key (t->kq)
 	 * without waiting in it; the keys are freed below. */
+	while (pl->nflights)
+		stage_discard(pl, &pl->flights[--pl->nflights]);
 	pb_push_job_t *j = pb_pusher_destroy(pl->pusher);
 	pl->pusher = NULL;
 	while (j) {
@@ -1981,8 +2138,9 @@ void pb_pipeline_destroy(pb_pipeline_t *pl)
 		task_free(pl, t);
 		j = nx;
 	}
-	tlist_t *lists[] = {&pl->ready, &pl->to_record, &pl->to_publish};
-	for (size_t li = 0; li < 3; li++) {
+	tlist_t *lists[] = {&pl->ready, &pl->to_record, &pl->to_publish,
+			    &pl->lingering};
+	for (size_t li = 0; li < 4; li++) {
 		task_t *t;
 		while ((t = tl_pop(lists[li])))
 			task_free(pl, t);
