@@ -39,6 +39,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fetchwake.h"
 #include "jtext.h"
 #include "log.h"
 #include "pusher.h"
@@ -195,6 +196,11 @@ struct pb_pipeline {
 	int redis_backoff_ms;
 	bool paused_all;
 	bool assigned_once;
+	/* the fetch waker (wake_fetcher): librdkafka's prefetch limits, the
+	 * average record size seen, and whether the queue went over them */
+	pb_fetchwake_t *wake;
+	double prefetch_max_bytes, prefetch_max_msgs, avg_record;
+	bool wake_armed;
 	int64_t lag_at;
 	int64_t full_since; /* when alive reached maxPending; 0: not full */
 	/* the last push response body and its JSON text in outcome records:
@@ -1426,6 +1432,7 @@ static void consume_one(pb_pipeline_t *pl, rd_kafka_message_t *m)
 	t->src = p->src;
 	t->offset = m->offset;
 	t->consumed_ms = pb_mono_ms();
+	pl->avg_record += ((double)(m->key_len + m->len) - pl->avg_record) / 64;
 	p->held++;
 	pl->alive++;
 	pb_err_t err = t->src == SRC_ORDERS
@@ -1697,6 +1704,37 @@ static void update_lag(pb_pipeline_t *pl)
 	pb_metrics_set(pl->m, PB_M_PARTITIONS_ASSIGNED, "", assigned);
 }
 
+/*
+ * Wake librdkafka's fetcher once the consumer queue, having gone over the
+ * prefetch limits (so librdkafka stopped fetching), has drained to half of
+ * them: otherwise the next fetch waits for the broker thread's own wake-up,
+ * up to a second, and the loop runs dry (fetchwake.h). The queue's size in
+ * bytes is estimated from the records consumed so far.
+ */
+static void wake_fetcher(pb_pipeline_t *pl)
+{
+	if (!pl->wake || pl->paused_all)
+		return;
+	double n = (double)rd_kafka_queue_length(pl->cq);
+	double bytes = n * pl->avg_record;
+	if (bytes >= pl->prefetch_max_bytes || n >= pl->prefetch_max_msgs) {
+		pl->wake_armed = true;
+		return;
+	}
+	if (!pl->wake_armed || bytes > pl->prefetch_max_bytes / 2 ||
+	    n > pl->prefetch_max_msgs / 2)
+		return;
+	pl->wake_armed = false;
+	rd_kafka_topic_partition_list_t *l =
+	    rd_kafka_topic_partition_list_new(8);
+	for (part_t *p = pl->parts; p; p = p->next)
+		if (p->assigned && !p->paused)
+			rd_kafka_topic_partition_list_add(l, p->topic,
+							  p->partition);
+	pb_fetchwake_request(pl->wake, l);
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
 static void drain_fd(int fd)
 {
 	char buf[64];
@@ -1735,10 +1773,12 @@ static void step(pb_pipeline_t *pl, bool consume, int wait_ms)
 		size_t room = full ? 0 : max - pl->alive;
 		if (room > CONSUME_BATCH || pl->paused_all)
 			room = CONSUME_BATCH;
+		wake_fetcher(pl); /* before: arms it, after: wakes */
 		ssize_t n = room ? rd_kafka_consume_batch_queue(pl->cq, 0, msgs,
 								room)
 				 : 0;
 		ov.n = n > 0 ? (size_t)n : 0;
+		wake_fetcher(pl);
 	}
 	/* the records just consumed are taken in while Redis works */
 	redis_stage(pl, &ov);
@@ -1951,10 +1991,15 @@ pb_err_t pb_pipeline_run(pb_pipeline_t *pl, char *errstr, size_t errstr_size)
 	if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
 		pb_log(PB_LOG_WARN, "final commit failed", "error",
 		       rd_kafka_err2str(cerr), NULL);
+	char fw[32];
+	snprintf(fw, sizeof(fw), "%" PRIu64, pb_fetchwake_count(pl->wake));
+	pb_fetchwake_destroy(pl->wake);
+	pl->wake = NULL;
 	rd_kafka_consumer_close(pl->consumer);
 	char rt[32]; /* Redis round trips made, read by bench/ */
 	snprintf(rt, sizeof(rt), "%" PRIu64, pb_state_round_trips(pl->state));
-	pb_log(PB_LOG_INFO, "stopped", "redis_round_trips", rt, NULL);
+	pb_log(PB_LOG_INFO, "stopped", "redis_round_trips", rt, "fetch_wakeups",
+	       fw, NULL);
 	return PB_OK;
 }
 
@@ -2031,10 +2076,8 @@ pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 	/* Memory and latency (docs/benchmarks.md). librdkafka prefetches up
 	 * to 64 MB per partition by default; 2 MB still holds several
 	 * thousand events, a tenth of a second at the rate one worker
-	 * handles. (8 MB measured ~10% more events/s on a backlog, for
-	 * ~15 MB more resident: a partition over the limit is not fetched
-	 * again until the consumer's broker thread wakes for something else,
-	 * and the loop ran dry meanwhile.)
+	 * handles. A queue over the limit is fetched again only when the
+	 * broker thread wakes, which the fetch waker sees to (wake_fetcher).
 	 * A broker that holds an empty fetch for fetch.wait.max.ms (500 by
 	 * default) delays the next events by up to that much. */
 	if (!err)
@@ -2074,6 +2117,23 @@ pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 	}
 	rd_kafka_poll_set_consumer(pl->consumer);
 	pl->cq = rd_kafka_queue_get_consumer(pl->consumer);
+	char v[64];
+	size_t vn = sizeof(v);
+	const rd_kafka_conf_t *ec = rd_kafka_conf(pl->consumer);
+	int64_t kb = 2048, msgs = 100000;
+	if (rd_kafka_conf_get(ec, "queued.max.messages.kbytes", v, &vn) ==
+	    RD_KAFKA_CONF_OK)
+		pb_parse_i64(v, &kb);
+	vn = sizeof(v);
+	if (rd_kafka_conf_get(ec, "queued.min.messages", v, &vn) ==
+	    RD_KAFKA_CONF_OK)
+		pb_parse_i64(v, &msgs);
+	pl->prefetch_max_bytes = (double)kb * 1024;
+	pl->prefetch_max_msgs = (double)msgs;
+	pl->avg_record = 256;
+	err = pb_fetchwake_new(pl->consumer, &pl->wake, errstr, errstr_size);
+	if (err)
+		goto fail;
 
 	/* producer */
 	rd_kafka_conf_t *pc = rd_kafka_conf_new();
@@ -2169,6 +2229,7 @@ void pb_pipeline_destroy(pb_pipeline_t *pl)
 	}
 	for (part_t *p = pl->parts; p; p = p->next)
 		p->assigned = false; /* late delivery reports store no offset */
+	pb_fetchwake_destroy(pl->wake);
 	if (pl->consumer)
 		rd_kafka_destroy(pl->consumer);
 	if (pl->producer) {
