@@ -38,6 +38,18 @@ static void test_rfc3339_format(void **state)
 	char buf[40];
 	pb_ms_to_rfc3339(1795881600123LL, buf, sizeof(buf));
 	assert_string_equal(buf, "2026-11-28T16:00:00.123Z");
+	/* the same second again (its text is kept), the next, one before */
+	pb_ms_to_rfc3339(1795881600007LL, buf, sizeof(buf));
+	assert_string_equal(buf, "2026-11-28T16:00:00.007Z");
+	pb_ms_to_rfc3339(1795881601999LL, buf, sizeof(buf));
+	assert_string_equal(buf, "2026-11-28T16:00:01.999Z");
+	pb_ms_to_rfc3339(1795881599000LL, buf, sizeof(buf));
+	assert_string_equal(buf, "2026-11-28T15:59:59.000Z");
+	pb_ms_to_rfc3339(-1, buf, sizeof(buf));
+	assert_string_equal(buf, "1969-12-31T23:59:59.999Z");
+	char small[11];
+	pb_ms_to_rfc3339(1795881600123LL, small, sizeof(small));
+	assert_string_equal(small, "2026-11-28");
 }
 
 static void test_log_writes_one_json_object_per_line(void **state)
