@@ -90,6 +90,9 @@ typedef struct task {
 	pb_decision_t dec;
 	bool dec_set;
 	pb_push_job_t job;
+	/* dec.work_order's JSON text: written once for the request body and
+	 * the outcome record's "request" */
+	char *work_order_text;
 
 	/* what to record and publish */
 	const char *outcome;
@@ -426,6 +429,7 @@ static void task_free(pb_pipeline_t *pl, task_t *t)
 		pb_state_view_clear(&t->view);
 	if (t->dec_set)
 		pb_decision_clear(&t->dec);
+	free(t->work_order_text);
 	free(t->bytes);
 	free(t);
 }
@@ -559,7 +563,10 @@ static char *outcome_text(pb_pipeline_t *pl, task_t *t)
 	bool pushed = t->dec_set && t->dec.verdict == PB_VERDICT_PUSH &&
 		      t->job.attempts > 0;
 	pb_jt_lit(&b, ",\"request\":");
-	sb_json(&b, pushed ? t->dec.work_order : NULL, "null");
+	if (pushed && t->work_order_text)
+		pb_jt_lit(&b, t->work_order_text);
+	else
+		sb_json(&b, pushed ? t->dec.work_order : NULL, "null");
 	pb_jt_lit(&b, ",\"response\":");
 	if (pushed) {
 		pb_jt_lit(&b, "{\"httpStatus\":");
@@ -630,13 +637,9 @@ static rd_kafka_resp_err_t produce_dlq(pb_pipeline_t *pl, task_t *t)
 		snprintf(st, sizeof(st), "%ld", t->job.http_status);
 		rd_kafka_header_add(h, "x-http-status", -1, st, -1);
 		rd_kafka_header_add(h, "x-response-body", -1, t->job.body_start, -1);
-		if (t->dec_set && t->dec.work_order) {
-			char *req = pb_jt_dumps(t->dec.work_order, false);
-			if (req) {
-				rd_kafka_header_add(h, "x-request", -1, req, -1);
-				free(req);
-			}
-		}
+		if (t->work_order_text)
+			rd_kafka_header_add(h, "x-request", -1,
+					    t->work_order_text, -1);
 	}
 	rd_kafka_resp_err_t err = rd_kafka_producev(
 		pl->producer, RD_KAFKA_V_TOPIC(pl->cfg->topic_dlq),
@@ -896,6 +899,8 @@ static void decide_order(pb_pipeline_t *pl, task_t *t)
 	case PB_VERDICT_PUSH:
 		t->job.acct = t->acct;
 		t->job.work_order = t->dec.work_order;
+		t->work_order_text = pb_jt_dumps(t->dec.work_order, false);
+		t->job.work_order_text = t->work_order_text;
 		t->job.alone = t->dec.unknown_order;
 		t->job.opaque = t;
 		pb_pusher_submit(pl->pusher, &t->job);

@@ -317,7 +317,10 @@ static char *build_body(const pb_account_t *a, batch_t *b)
 	for (int i = 0; i < b->n; i++) {
 		if (i)
 			pb_jt_put(&t, ",", 1);
-		pb_jt_json(&t, b->jobs[i]->work_order, false);
+		if (b->jobs[i]->work_order_text)
+			pb_jt_lit(&t, b->jobs[i]->work_order_text);
+		else
+			pb_jt_json(&t, b->jobs[i]->work_order, false);
 	}
 	pb_jt_lit(&t, "]}");
 	char *js = pb_jt_take(&t);

@@ -46,6 +46,9 @@ typedef struct pb_push_job {
 	/* in: set by the caller before pb_pusher_submit */
 	const pb_account_t *acct;
 	json_t *work_order; /* borrowed until the done callback */
+	/* work_order as pb_jt_json writes it (without sorting keys), or NULL
+	 * to have the pusher write it; borrowed until the done callback */
+	const char *work_order_text;
 	bool alone;         /* send in a request of its own */
 	void *opaque;
 
