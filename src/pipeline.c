@@ -145,7 +145,7 @@ typedef struct {
 
 typedef struct {
 	pb_state_ref_t ref;
-	char *account, *won, *event_id;
+	char *account, *won, *event_id, *reason;
 } pubmark_t;
 
 /* One write to Redis whose replies the loop has not applied yet (see
@@ -668,9 +668,15 @@ static void pubmark_add(pb_pipeline_t *pl, task_t *t)
 	p->account = strdup(task_account(t));
 	p->won = strdup(task_won(t));
 	p->event_id = strdup(task_event_id(t));
+	p->reason = t->reason ? strdup(t->reason) : NULL;
 	p->ref.account = p->account;
 	p->ref.won = p->won;
 	p->ref.event_id = p->event_id;
+	/* the mark as recorded (redis_stage), now published */
+	p->ref.outcome = t->outcome; /* a string literal */
+	p->ref.reason = p->reason;
+	p->ref.http_status = (int)t->job.http_status;
+	p->ref.attempts = t->job.attempts;
 }
 
 /* Forget the first n pending marks (written, or the worker is going);
@@ -681,6 +687,7 @@ static void pubmarks_drop(pb_pipeline_t *pl, size_t n)
 		free(pl->pubmarks[i].account);
 		free(pl->pubmarks[i].won);
 		free(pl->pubmarks[i].event_id);
+		free(pl->pubmarks[i].reason);
 	}
 	if (n) {
 		memmove(pl->pubmarks, pl->pubmarks + n,

@@ -69,12 +69,31 @@ static char *key_order(const pb_state_t *st, const char *a, const char *w)
 	return key_cat(p, 6);
 }
 
-/* PREFIX{ACCOUNT/WON}:e:EVENTID */
+/* PREFIX{ACCOUNT/WON}:m:EVENTID */
 static char *key_mark(const pb_state_t *st, const char *a, const char *w,
 		      const char *id)
 {
-	const char *p[] = {st->prefix, "{", a, "/", w, "}:e:", id};
+	const char *p[] = {st->prefix, "{", a, "/", w, "}:m:", id};
 	return key_cat(p, 7);
+}
+
+/* A mark's value: "S|OUTCOME|REASON|HTTP|ATTEMPTS" (state.h). Outcomes and
+ * reasons are the worker's own identifiers, never containing '|'. */
+static char *mark_value(char s, const char *outcome, const char *reason,
+			int http_status, int attempts)
+{
+	char h[24], a[24];
+	pb_i64_text(h, http_status);
+	pb_i64_text(a, attempts);
+	const char *p[] = {s == 'P' ? "P|" : "D|",
+			   outcome ? outcome : "",
+			   "|",
+			   reason ? reason : "",
+			   "|",
+			   h,
+			   "|",
+			   a};
+	return key_cat(p, 8);
 }
 
 /* PREFIX{ACCOUNT}:WHAT */
@@ -576,12 +595,9 @@ pb_err_t pb_state_fetch_send(pb_state_t *st, const pb_state_view_t *views,
 			pl_arg(&pl, f[j]);
 		if (v->event_id) {
 			pl_cmd(&pl);
-			pl_arg(&pl, "HMGET");
-			pl_arg_take(&pl, key_mark(st, v->account, v->won,
-						     v->event_id));
-			const char *m[] = {"s", "o", "r", "h", "a"};
-			for (size_t j = 0; j < 5; j++)
-				pl_arg(&pl, m[j]);
+			pl_arg(&pl, "GET");
+			pl_arg_take(
+			    &pl, key_mark(st, v->account, v->won, v->event_id));
 		}
 		if (v->key1) {
 			pl_cmd(&pl);
@@ -593,6 +609,43 @@ pb_err_t pb_state_fetch_send(pb_state_t *st, const pb_state_view_t *views,
 	pb_err_t err = pl_send(st, &pl, call, errstr, errstr_size);
 	pl_free(&pl);
 	return err;
+}
+
+/* Fill v's mark from its value (mark_value); an unknown state leaves it
+ * PB_MARK_NONE. */
+static void mark_parse(const char *s, size_t n, pb_state_view_t *v)
+{
+	const char *f[5] = {0};
+	size_t len[5] = {0}, k = 0;
+	f[0] = s;
+	for (size_t i = 0; i < n && k < 5; i++) {
+		if (s[i] == '|') {
+			if (++k < 5)
+				f[k] = s + i + 1;
+		} else {
+			len[k]++;
+		}
+	}
+	if (len[0] != 1 || (s[0] != 'P' && s[0] != 'D'))
+		return;
+	v->mark = s[0] == 'P' ? PB_MARK_PUBLISHED : PB_MARK_DONE;
+	char num[24];
+	for (size_t j = 1; j < 5 && f[j]; j++) {
+		char *dst = j == 1   ? v->mark_outcome
+			    : j == 2 ? v->mark_reason
+				     : num;
+		size_t cap = j == 1   ? sizeof(v->mark_outcome)
+			     : j == 2 ? sizeof(v->mark_reason)
+				      : sizeof(num);
+		size_t c = len[j] < cap - 1 ? len[j] : cap - 1;
+		memcpy(dst, f[j], c);
+		dst[c] = '\0';
+		int64_t x = 0;
+		if (j == 3 && pb_parse_i64(num, &x))
+			v->mark_http = (int)x;
+		if (j == 4 && pb_parse_i64(num, &x))
+			v->mark_attempts = (int)x;
+	}
 }
 
 pb_err_t pb_state_fetch_recv(pb_state_t *st, const pb_state_call_t *call,
@@ -631,19 +684,8 @@ pb_err_t pb_state_fetch_recv(pb_state_t *st, const pb_state_call_t *call,
 		v->mark_http = v->mark_attempts = 0;
 		if (v->event_id) {
 			redisReply *m = r[k++];
-			const char *s = elem_str(m, 0);
-			if (s && s[0] == 'P')
-				v->mark = PB_MARK_PUBLISHED;
-			else if (s && s[0] == 'D')
-				v->mark = PB_MARK_DONE;
-			if (elem_str(m, 1))
-				pb_strlcpy(v->mark_outcome, elem_str(m, 1),
-					   sizeof(v->mark_outcome));
-			if (elem_str(m, 2))
-				pb_strlcpy(v->mark_reason, elem_str(m, 2),
-					   sizeof(v->mark_reason));
-			v->mark_http = (int)elem_i64(m, 3, 0);
-			v->mark_attempts = (int)elem_i64(m, 4, 0);
+			if (m->type == REDIS_REPLY_STRING)
+				mark_parse(m->str, m->len, v);
 		}
 		v->key1_deleted = false;
 		if (v->key1) {
@@ -669,23 +711,14 @@ pb_err_t pb_state_commit_send(pb_state_t *st, const pb_state_write_t *writes,
 		pl_cmd(&pl);
 		pl_arg(&pl, "MULTI");
 		if (w->event_id) {
-			char *mk = key_mark(st, w->account, w->won, w->event_id);
 			pl_cmd(&pl);
-			pl_arg(&pl, "HSET");
-			pl_arg(&pl, mk ? mk : "");
-			pl_arg(&pl, "s");
-			pl_arg(&pl, "D");
-			pl_arg(&pl, "o");
-			pl_arg(&pl, w->outcome ? w->outcome : "");
-			pl_arg(&pl, "r");
-			pl_arg(&pl, w->reason ? w->reason : "");
-			pl_arg(&pl, "h");
-			pl_arg_i64(&pl, w->http_status);
-			pl_arg(&pl, "a");
-			pl_arg_i64(&pl, w->attempts);
-			pl_cmd(&pl);
-			pl_arg(&pl, "EXPIRE");
-			pl_arg_take(&pl, mk);
+			pl_arg(&pl, "SET");
+			pl_arg_take(
+			    &pl, key_mark(st, w->account, w->won, w->event_id));
+			pl_arg_take(&pl,
+				    mark_value('D', w->outcome, w->reason,
+					       w->http_status, w->attempts));
+			pl_arg(&pl, "EX");
 			pl_arg_i64(&pl, st->ttl);
 		}
 		char *ok = key_order(st, w->account, w->won);
@@ -760,16 +793,14 @@ pb_err_t pb_state_mark_published_send(pb_state_t *st,
 	for (size_t i = 0; i < n; i++) {
 		if (!refs[i].event_id)
 			continue;
-		char *mk = key_mark(st, refs[i].account, refs[i].won,
-				    refs[i].event_id);
 		pl_cmd(&pl);
-		pl_arg(&pl, "HSET");
-		pl_arg(&pl, mk ? mk : "");
-		pl_arg(&pl, "s");
-		pl_arg(&pl, "P");
-		pl_cmd(&pl);
-		pl_arg(&pl, "EXPIRE");
-		pl_arg_take(&pl, mk);
+		pl_arg(&pl, "SET");
+		pl_arg_take(&pl, key_mark(st, refs[i].account, refs[i].won,
+					  refs[i].event_id));
+		pl_arg_take(&pl,
+			    mark_value('P', refs[i].outcome, refs[i].reason,
+				       refs[i].http_status, refs[i].attempts));
+		pl_arg(&pl, "EX");
 		pl_arg_i64(&pl, st->ttl);
 	}
 	pb_err_t err = pl_send(st, &pl, call, errstr, errstr_size);

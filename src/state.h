@@ -6,10 +6,14 @@
  *   P{A/W}:o          hash: c (created), d (deleted), v/hv (version),
  *                     t (occurredAt ms), p (last pushed fields, JSON),
  *                     k1 (Key1 learned from relayed data)
- *   P{A/W}:e:ID       hash: the event's mark: s ("D" effect done, outcome
- *                     not yet acknowledged; "P" outcome published), o
- *                     (outcome), r (reason), h (HTTP status), a (attempts);
- *                     expires after dedupe.ttlSeconds
+ *   P{A/W}:m:ID       string, the event's mark
+ * "S|OUTCOME|REASON|HTTP|ATTEMPTS": S "D" (effect done, outcome not yet
+ * acknowledged) or "P" (outcome published), the outcome, its reason (may be
+ * empty), the last HTTP status and the push attempts; expires after
+ * dedupe.ttlSeconds. One SET EX writes it and one GET reads it (the hash marks
+ *                     P{A/W}:e:ID of earlier builds took HSET + EXPIRE
+ *                     and a five-field HMGET; they are no longer read and
+ *                     expire on their own)
  *   P{A}:dk1          set: Key1s of orders the remote system deleted
  *   P{A}:aa           "on" / "off": the account's Auto-Admin switch
  * where P is the key prefix, A the account and W the work order number.
@@ -137,9 +141,12 @@ pb_err_t pb_state_write_recv(pb_state_t *st, const pb_state_call_t *call,
 /* An event's identity, for marking its outcome published. */
 typedef struct pb_state_ref {
 	const char *account, *won, *event_id;
+	/* the mark's content, as recorded */
+	const char *outcome, *reason; /* reason may be NULL */
+	int http_status, attempts;
 } pb_state_ref_t;
 
-/* Mark refs[0..n) published ("P"), keeping their expiry. */
+/* Mark refs[0..n) published ("P"); the expiry starts again. */
 pb_err_t pb_state_mark_published(pb_state_t *st, const pb_state_ref_t *refs,
 				 size_t n, char *errstr, size_t errstr_size);
 pb_err_t pb_state_mark_published_send(pb_state_t *st,

@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include <hiredis/hiredis.h>
+
 #include "harness.h"
 #include "state.h"
 
@@ -37,6 +39,21 @@ static int teardown(void **state)
 {
 	pb_state_destroy(st);
 	return h_group_teardown(state);
+}
+
+/* An integer reply of a command sent straight to Redis; -100 on error. */
+static long long h_redis_cmd_int(const char *cmd)
+{
+	redisContext *c = redisConnect("127.0.0.1", h_redis_port());
+	long long v = -100;
+	if (c && !c->err) {
+		redisReply *r = redisCommand(c, cmd);
+		if (r && r->type == REDIS_REPLY_INTEGER)
+			v = r->integer;
+		freeReplyObject(r);
+	}
+	redisFree(c);
+	return v;
 }
 
 /* One operation as the loop runs it: send, flush, receive. */
@@ -97,12 +114,47 @@ static void recorded_order_reads_back(void **state)
 	assert_int_equal(v.mark, PB_MARK_DONE);
 	assert_string_equal(v.mark_outcome, "created");
 	pb_state_view_clear(&v);
-	pb_state_ref_t ref = {"acme", "WO-1", "e-1"};
+	pb_state_ref_t ref = {"acme", "WO-1", "e-1", "created", NULL, 200, 1};
 	assert_int_equal(pb_state_mark_published(st, &ref, 1, err, sizeof(err)),
 			 PB_OK);
 	assert_int_equal(fetch1(&v, err, sizeof(err)), PB_OK);
 	assert_int_equal(v.mark, PB_MARK_PUBLISHED);
+	assert_string_equal(v.mark_outcome, "created");
+	assert_string_equal(v.mark_reason, "");
+	assert_int_equal(v.mark_http, 200);
+	assert_int_equal(v.mark_attempts, 1);
 	pb_state_view_clear(&v);
+
+	/* a mark with a reason and other counts reads back as written */
+	pb_state_write_t w2 = {.account = "acme",
+			       .won = "WO-1",
+			       .event_id = "e-1b",
+			       .outcome = "rejected",
+			       .reason = "order_deleted",
+			       .http_status = 0,
+			       .attempts = 0};
+	assert_int_equal(commit1(&w2, err, sizeof(err)), PB_OK);
+	pb_state_view_t v2 = {
+	    .account = "acme", .won = "WO-1", .event_id = "e-1b"};
+	assert_int_equal(fetch1(&v2, err, sizeof(err)), PB_OK);
+	assert_int_equal(v2.mark, PB_MARK_DONE);
+	assert_string_equal(v2.mark_outcome, "rejected");
+	assert_string_equal(v2.mark_reason, "order_deleted");
+	assert_int_equal(v2.mark_http, 0);
+	assert_int_equal(v2.mark_attempts, 0);
+	pb_state_view_clear(&v2);
+	pb_state_ref_t ref2 = {"acme",		"WO-1", "e-1b", "rejected",
+			       "order_deleted", 422,	3};
+	assert_int_equal(
+	    pb_state_mark_published(st, &ref2, 1, err, sizeof(err)), PB_OK);
+	assert_int_equal(fetch1(&v2, err, sizeof(err)), PB_OK);
+	assert_int_equal(v2.mark, PB_MARK_PUBLISHED);
+	assert_string_equal(v2.mark_reason, "order_deleted");
+	assert_int_equal(v2.mark_http, 422);
+	assert_int_equal(v2.mark_attempts, 3);
+	pb_state_view_clear(&v2);
+	/* one string key per mark, expiring */
+	assert_true(h_redis_cmd_int("TTL t:{acme/WO-1}:m:e-1b") > 0);
 	json_decref(pushed);
 	h_end();
 }
@@ -114,7 +166,7 @@ static void split_calls_in_one_round_trip(void **state)
 	char err[256];
 	json_t *pushed = json_pack("{s:s}", "workOrderNumber", "WO-2");
 	pb_state_write_t w = write_of("WO-2", "e-2", pushed);
-	pb_state_ref_t ref = {"acme", "WO-2", "e-2"};
+	pb_state_ref_t ref = {"acme", "WO-2", "e-2", "created", NULL, 200, 1};
 	pb_state_view_t v = {.account = "acme", .won = "WO-2", .event_id = "e-2"};
 	pb_state_call_t cw, cm, cf;
 	uint64_t rt = pb_state_round_trips(st);
@@ -148,7 +200,7 @@ static void connection_lost_between_send_and_recv(void **state)
 	h_begin("connection_lost_between_send_and_recv");
 	char err[256];
 	pb_state_view_t v = {.account = "acme", .won = "WO-1", .event_id = "e-1"};
-	pb_state_ref_t ref = {"acme", "WO-3", "e-3"};
+	pb_state_ref_t ref = {"acme", "WO-3", "e-3", "created", NULL, 200, 1};
 	pb_state_call_t cm, cf;
 	assert_int_equal(pb_state_mark_published_send(st, &ref, 1, &cm, err, sizeof(err)), PB_OK);
 	assert_int_equal(pb_state_fetch_send(st, &v, 1, &cf, err, sizeof(err)), PB_OK);
