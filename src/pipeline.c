@@ -7,13 +7,19 @@
  *   consumed -> parsed --(order busy)--> waits behind its order's key
  *                  |                         |
  *                  v                         v (previous one recorded)
- *               ready  --fetch state (1 round trip for all ready)-->
+ *               ready  --fetch state (a Redis stage)-->
  *               decide --push--> pusher (batched, retried) --+
  *                  |                                          |
  *                  +-------------> to_record <----------------+
- *               record effects (1 round trip) -> release the order's key
+ *               record effects (a Redis stage) -> release the order's key
  *               -> to_publish -> produce outcome (+DLQ) -> acked
  *               -> offset done in the partition tracker -> offsets_store
+ *               -> "published" mark (a Redis stage)
+ *
+ * A Redis stage is one pipelined write carrying records, published marks
+ * and fetches for many tasks; up to MAX_FLIGHTS are in flight, each
+ * applied when its replies are in (redis_stage). librdkafka's prefetch is
+ * refilled as it drains (wake_fetcher, fetchwake.h).
  *
  * Failure handling: Redis errors leave tasks where they are (nothing is
  * pushed without state, nothing is published before its effect is

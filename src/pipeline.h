@@ -3,10 +3,11 @@
  * outcomes out (contract sections 2-7).
  *
  * One thread runs the loop: consume a batch, parse, serialise per order,
- * fetch state for every ready event in one Redis round trip, decide, push
- * (batched per account), record effects in one round trip, publish the
- * outcome (and DLQ record), and store an event's offset only once Kafka
- * acknowledged them and every earlier event of its partition is done.
+ * fetch the state of ready events, decide, push (batched per account),
+ * record effects, publish the outcome (and DLQ record), and store an
+ * event's offset only once Kafka acknowledged them and every earlier event
+ * of its partition is done. Fetches and records go to Redis in pipelined
+ * stages, several in flight while the loop does the rest.
  *
  * Guarantees:
  *  - at least once: an offset is stored for commit only after the event's
