@@ -33,13 +33,15 @@ void pb_ms_to_rfc3339(int64_t ms, char *buf, size_t size)
 	/* the second's text is kept per thread: outcome records and log
 	 * lines come many to a second, and gmtime_r + strftime were a
 	 * percent of the loop's CPU */
-	static _Thread_local time_t base_secs = -1;
+	static _Thread_local bool base_set;
+	static _Thread_local time_t base_secs;
 	static _Thread_local char base[32];
-	if (secs != base_secs) {
+	if (!base_set || secs != base_secs) {
 		struct tm tm;
 		gmtime_r(&secs, &tm);
 		strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
 		base_secs = secs;
+		base_set = true;
 	}
 	char text[40];
 	size_t n = strlen(base);

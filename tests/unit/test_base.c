@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,6 +33,14 @@ static void test_redact_hides_query_and_userinfo(void **state)
 	assert_string_equal(buf, "(none)");
 }
 
+/* A thread's first timestamp in the second before the epoch: that second
+ * must not be taken for the one already formatted. */
+static void *first_in_thread(void *buf)
+{
+	pb_ms_to_rfc3339(-1, buf, 40);
+	return NULL;
+}
+
 static void test_rfc3339_format(void **state)
 {
 	(void)state;
@@ -47,6 +56,11 @@ static void test_rfc3339_format(void **state)
 	assert_string_equal(buf, "2026-11-28T15:59:59.000Z");
 	pb_ms_to_rfc3339(-1, buf, sizeof(buf));
 	assert_string_equal(buf, "1969-12-31T23:59:59.999Z");
+	pthread_t th;
+	char fresh[40] = "";
+	assert_int_equal(pthread_create(&th, NULL, first_in_thread, fresh), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_string_equal(fresh, "1969-12-31T23:59:59.999Z");
 	char small[11];
 	pb_ms_to_rfc3339(1795881600123LL, small, sizeof(small));
 	assert_string_equal(small, "2026-11-28");
