@@ -155,8 +155,10 @@ typedef struct {
 } pubmark_t;
 
 /* One write to Redis whose replies the loop has not applied yet (see
- * redis_stage): its records are the first nrec of to_record, its marks the
- * first nmark pending ones, its fetches the first nfetch of ready. */
+ * redis_stage). Stages take their tasks from the heads of the lists in the
+ * order they are written: a stage's nrec records follow those of the
+ * stages in flight before it in to_record, and likewise its nmark pending
+ * marks and its nfetch fetches in ready. */
 typedef struct {
 	uint64_t seq;
 	size_t nrec, nmark, nfetch;
@@ -1104,6 +1106,13 @@ static void stage_discard(pb_pipeline_t *pl, stage_t *s)
 	free_lingering(pl, seq);
 }
 
+/* Forget every stage in flight (their replies are lost). */
+static void stages_discard(pb_pipeline_t *pl)
+{
+	while (pl->nflights)
+		stage_discard(pl, &pl->flights[--pl->nflights]);
+}
+
 /* What the stages in flight carry: the first *nrec of to_record, *nmark
  * of the pending marks and *nfetch of ready. */
 static void in_flight(const pb_pipeline_t *pl, size_t *nrec, size_t *nmark,
@@ -1135,14 +1144,15 @@ static bool stage_wanted(const pb_pipeline_t *pl)
  */
 static void stage_send(pb_pipeline_t *pl)
 {
-	if (pl->nflights == MAX_FLIGHTS || !redis_may_try(pl) ||
-	    !stage_wanted(pl))
+	if (pl->nflights == MAX_FLIGHTS || !redis_may_try(pl))
 		return;
 	size_t rec_skip, mark_skip, fetch_skip;
 	in_flight(pl, &rec_skip, &mark_skip, &fetch_skip);
 	size_t nrec = pl->to_record.n - rec_skip;
 	size_t nmark = pl->pubmarks_len - mark_skip;
 	size_t nfetch = pl->ready.n - fetch_skip;
+	if (nrec + nmark + nfetch == 0)
+		return;
 	if (nrec > RECORD_BATCH)
 		nrec = RECORD_BATCH;
 	if (nfetch > FETCH_BATCH)
@@ -1281,8 +1291,7 @@ static bool stage_apply(pb_pipeline_t *pl, bool wait)
 		pb_state_disconnect(pl->state);
 		redis_failed(pl, what, err);
 		stage_discard(pl, &st);
-		while (pl->nflights)
-			stage_discard(pl, &pl->flights[--pl->nflights]);
+		stages_discard(pl);
 		return false;
 	}
 	for (size_t i = 0; i < st.nfetch; i++) {
@@ -2032,6 +2041,20 @@ static pb_err_t conf_set(rd_kafka_conf_t *kc, const char *k, const char *v,
 	return PB_OK;
 }
 
+/* A numeric property of rk's configuration, as in effect (dflt when it
+ * cannot be read). */
+static double conf_number(rd_kafka_t *rk, const char *name, int64_t dflt)
+{
+	char v[64];
+	size_t n = sizeof(v);
+	int64_t x = dflt;
+	if (rd_kafka_conf_get(rd_kafka_conf(rk), name, v, &n) !=
+		RD_KAFKA_CONF_OK ||
+	    !pb_parse_i64(v, &x))
+		x = dflt;
+	return (double)x;
+}
+
 static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
 			 const char *buf)
 {
@@ -2135,19 +2158,11 @@ pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 	}
 	rd_kafka_poll_set_consumer(pl->consumer);
 	pl->cq = rd_kafka_queue_get_consumer(pl->consumer);
-	char v[64];
-	size_t vn = sizeof(v);
-	const rd_kafka_conf_t *ec = rd_kafka_conf(pl->consumer);
-	int64_t kb = 2048, msgs = 100000;
-	if (rd_kafka_conf_get(ec, "queued.max.messages.kbytes", v, &vn) ==
-	    RD_KAFKA_CONF_OK)
-		pb_parse_i64(v, &kb);
-	vn = sizeof(v);
-	if (rd_kafka_conf_get(ec, "queued.min.messages", v, &vn) ==
-	    RD_KAFKA_CONF_OK)
-		pb_parse_i64(v, &msgs);
-	pl->prefetch_max_bytes = (double)kb * 1024;
-	pl->prefetch_max_msgs = (double)msgs;
+	pl->prefetch_max_bytes =
+	    conf_number(pl->consumer, "queued.max.messages.kbytes", 2048) *
+	    1024;
+	pl->prefetch_max_msgs =
+	    conf_number(pl->consumer, "queued.min.messages", 100000);
 	pl->avg_record = 256;
 	err = pb_fetchwake_new(pl->consumer, &pl->wake, errstr, errstr_size);
 	if (err)
@@ -2201,12 +2216,11 @@ void pb_pipeline_destroy(pb_pipeline_t *pl)
 {
 	if (!pl)
 		return;
+	stages_discard(pl);
 	/* pushes still on the wire (the grace period ran out) are abandoned
 	 * with the pusher; no answer comes to free their events, so free
 	 * them here. A task whose push is out owns its order's key (t->kq)
 	 * without waiting in it; the keys are freed below. */
-	while (pl->nflights)
-		stage_discard(pl, &pl->flights[--pl->nflights]);
 	pb_push_job_t *j = pb_pusher_destroy(pl->pusher);
 	pl->pusher = NULL;
 	while (j) {
