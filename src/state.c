@@ -611,41 +611,43 @@ pb_err_t pb_state_fetch_send(pb_state_t *st, const pb_state_view_t *views,
 	return err;
 }
 
+/* Copy the span f[0..n) into dst (cut to size, NUL-terminated). */
+static void span_copy(char *dst, size_t size, const char *f, size_t n)
+{
+	if (n > size - 1)
+		n = size - 1;
+	if (n)
+		memcpy(dst, f, n);
+	dst[n] = '\0';
+}
+
 /* Fill v's mark from its value (mark_value); an unknown state leaves it
- * PB_MARK_NONE. */
+ * PB_MARK_NONE. Missing fields read as empty or 0. */
 static void mark_parse(const char *s, size_t n, pb_state_view_t *v)
 {
-	const char *f[5] = {0};
+	/* the five fields, split at '|' */
+	const char *f[5] = {s, NULL, NULL, NULL, NULL};
 	size_t len[5] = {0}, k = 0;
-	f[0] = s;
-	for (size_t i = 0; i < n && k < 5; i++) {
-		if (s[i] == '|') {
-			if (++k < 5)
-				f[k] = s + i + 1;
-		} else {
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] != '|') {
 			len[k]++;
+			continue;
 		}
+		if (++k == 5)
+			break;
+		f[k] = s + i + 1;
 	}
 	if (len[0] != 1 || (s[0] != 'P' && s[0] != 'D'))
 		return;
 	v->mark = s[0] == 'P' ? PB_MARK_PUBLISHED : PB_MARK_DONE;
+	span_copy(v->mark_outcome, sizeof(v->mark_outcome), f[1], len[1]);
+	span_copy(v->mark_reason, sizeof(v->mark_reason), f[2], len[2]);
 	char num[24];
-	for (size_t j = 1; j < 5 && f[j]; j++) {
-		char *dst = j == 1   ? v->mark_outcome
-			    : j == 2 ? v->mark_reason
-				     : num;
-		size_t cap = j == 1   ? sizeof(v->mark_outcome)
-			     : j == 2 ? sizeof(v->mark_reason)
-				      : sizeof(num);
-		size_t c = len[j] < cap - 1 ? len[j] : cap - 1;
-		memcpy(dst, f[j], c);
-		dst[c] = '\0';
-		int64_t x = 0;
-		if (j == 3 && pb_parse_i64(num, &x))
-			v->mark_http = (int)x;
-		if (j == 4 && pb_parse_i64(num, &x))
-			v->mark_attempts = (int)x;
-	}
+	int64_t x;
+	span_copy(num, sizeof(num), f[3], len[3]);
+	v->mark_http = pb_parse_i64(num, &x) ? (int)x : 0;
+	span_copy(num, sizeof(num), f[4], len[4]);
+	v->mark_attempts = pb_parse_i64(num, &x) ? (int)x : 0;
 }
 
 pb_err_t pb_state_fetch_recv(pb_state_t *st, const pb_state_call_t *call,
