@@ -42,7 +42,7 @@ static int teardown(void **state)
 }
 
 /* An integer reply of a command sent straight to Redis; -100 on error. */
-static long long h_redis_cmd_int(const char *cmd)
+static long long redis_int(const char *cmd)
 {
 	redisContext *c = redisConnect("127.0.0.1", h_redis_port());
 	long long v = -100;
@@ -54,6 +54,18 @@ static long long h_redis_cmd_int(const char *cmd)
 	}
 	redisFree(c);
 	return v;
+}
+
+/* The mark a view read. */
+static void assert_mark(const pb_state_view_t *v, pb_mark_t mark,
+			const char *outcome, const char *reason, int http,
+			int attempts)
+{
+	assert_int_equal(v->mark, mark);
+	assert_string_equal(v->mark_outcome, outcome);
+	assert_string_equal(v->mark_reason, reason);
+	assert_int_equal(v->mark_http, http);
+	assert_int_equal(v->mark_attempts, attempts);
 }
 
 /* One operation as the loop runs it: send, flush, receive. */
@@ -118,11 +130,7 @@ static void recorded_order_reads_back(void **state)
 	assert_int_equal(pb_state_mark_published(st, &ref, 1, err, sizeof(err)),
 			 PB_OK);
 	assert_int_equal(fetch1(&v, err, sizeof(err)), PB_OK);
-	assert_int_equal(v.mark, PB_MARK_PUBLISHED);
-	assert_string_equal(v.mark_outcome, "created");
-	assert_string_equal(v.mark_reason, "");
-	assert_int_equal(v.mark_http, 200);
-	assert_int_equal(v.mark_attempts, 1);
+	assert_mark(&v, PB_MARK_PUBLISHED, "created", "", 200, 1);
 	pb_state_view_clear(&v);
 
 	/* a mark with a reason and other counts reads back as written */
@@ -137,24 +145,18 @@ static void recorded_order_reads_back(void **state)
 	pb_state_view_t v2 = {
 	    .account = "acme", .won = "WO-1", .event_id = "e-1b"};
 	assert_int_equal(fetch1(&v2, err, sizeof(err)), PB_OK);
-	assert_int_equal(v2.mark, PB_MARK_DONE);
-	assert_string_equal(v2.mark_outcome, "rejected");
-	assert_string_equal(v2.mark_reason, "order_deleted");
-	assert_int_equal(v2.mark_http, 0);
-	assert_int_equal(v2.mark_attempts, 0);
+	assert_mark(&v2, PB_MARK_DONE, "rejected", "order_deleted", 0, 0);
 	pb_state_view_clear(&v2);
 	pb_state_ref_t ref2 = {"acme",		"WO-1", "e-1b", "rejected",
 			       "order_deleted", 422,	3};
 	assert_int_equal(
 	    pb_state_mark_published(st, &ref2, 1, err, sizeof(err)), PB_OK);
 	assert_int_equal(fetch1(&v2, err, sizeof(err)), PB_OK);
-	assert_int_equal(v2.mark, PB_MARK_PUBLISHED);
-	assert_string_equal(v2.mark_reason, "order_deleted");
-	assert_int_equal(v2.mark_http, 422);
-	assert_int_equal(v2.mark_attempts, 3);
+	assert_mark(&v2, PB_MARK_PUBLISHED, "rejected", "order_deleted", 422,
+		    3);
 	pb_state_view_clear(&v2);
 	/* one string key per mark, expiring */
-	assert_true(h_redis_cmd_int("TTL t:{acme/WO-1}:m:e-1b") > 0);
+	assert_true(redis_int("TTL t:{acme/WO-1}:m:e-1b") > 0);
 	json_decref(pushed);
 	h_end();
 }
