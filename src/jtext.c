@@ -531,3 +531,319 @@ json_t *pb_json_load(const char *text, size_t n, size_t flags,
 	}
 	return json_loadb(text, n, flags, err);
 }
+
+/* ---- an object's members as spans --------------------------------------- */
+
+static const char *sp_ws(const char *p, const char *e)
+{
+	while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+static bool sp_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+	       (c >= 'A' && c <= 'F');
+}
+
+/* p at '"': past the closing quote, or NULL. */
+static const char *sp_string(const char *p, const char *e, bool *escaped)
+{
+	for (p++; p < e; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c == '"')
+			return p + 1;
+		if (c < 0x20)
+			return NULL;
+		if (c != '\\')
+			continue;
+		*escaped = true;
+		if (++p >= e)
+			return NULL;
+		if (*p == 'u') {
+			if (e - p < 5 || !sp_hex(p[1]) || !sp_hex(p[2]) ||
+			    !sp_hex(p[3]) || !sp_hex(p[4]))
+				return NULL;
+			p += 4;
+		} else if (!strchr("\"\\/bfnrt", *p)) {
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+static const char *sp_digits(const char *p, const char *e)
+{
+	if (p >= e || *p < '0' || *p > '9')
+		return NULL;
+	while (p < e && *p >= '0' && *p <= '9')
+		p++;
+	return p;
+}
+
+static const char *sp_number(const char *p, const char *e)
+{
+	if (p < e && *p == '-')
+		p++;
+	if (p < e && *p == '0')
+		p++;
+	else if (!(p = sp_digits(p, e)))
+		return NULL;
+	if (p < e && *p == '.' && !(p = sp_digits(p + 1, e)))
+		return NULL;
+	if (p < e && (*p == 'e' || *p == 'E')) {
+		p++;
+		if (p < e && (*p == '+' || *p == '-'))
+			p++;
+		p = sp_digits(p, e);
+	}
+	return p;
+}
+
+static const char *sp_value(const char *p, const char *e, int depth);
+
+/* p at '{' or '['. */
+static const char *sp_container(const char *p, const char *e, int depth)
+{
+	char close = *p == '{' ? '}' : ']';
+	bool escaped = false;
+	p = sp_ws(p + 1, e);
+	if (p < e && *p == close)
+		return p + 1;
+	for (;;) {
+		if (close == '}') {
+			if (p >= e || *p != '"' ||
+			    !(p = sp_string(p, e, &escaped)))
+				return NULL;
+			p = sp_ws(p, e);
+			if (p >= e || *p != ':')
+				return NULL;
+			p = sp_ws(p + 1, e);
+		}
+		if (!(p = sp_value(p, e, depth + 1)))
+			return NULL;
+		p = sp_ws(p, e);
+		if (p < e && *p == ',') {
+			p = sp_ws(p + 1, e);
+			continue;
+		}
+		return p < e && *p == close ? p + 1 : NULL;
+	}
+}
+
+static const char *sp_value(const char *p, const char *e, int depth)
+{
+	bool escaped = false;
+	if (p >= e || depth > JT_MAX_DEPTH)
+		return NULL;
+	switch (*p) {
+	case '"':
+		return sp_string(p, e, &escaped);
+	case '{':
+	case '[':
+		return sp_container(p, e, depth);
+	case 't':
+		return e - p >= 4 && !memcmp(p, "true", 4) ? p + 4 : NULL;
+	case 'f':
+		return e - p >= 5 && !memcmp(p, "false", 5) ? p + 5 : NULL;
+	case 'n':
+		return e - p >= 4 && !memcmp(p, "null", 4) ? p + 4 : NULL;
+	default:
+		return sp_number(p, e);
+	}
+}
+
+/* member_cmp's order (jansson's) of two names */
+static int span_key_cmp(const pb_jt_member_t *x, const pb_jt_member_t *y)
+{
+	size_t n = x->klen < y->klen ? x->klen : y->klen;
+	int r = memcmp(x->key, y->key, n);
+	if (r || x->klen == y->klen)
+		return r;
+	return x->klen < y->klen ? -1 : 1;
+}
+
+/* ... and of equal names, the later member first */
+static int span_member_cmp(const void *a, const void *b)
+{
+	const pb_jt_member_t *x = a, *y = b;
+	int r = span_key_cmp(x, y);
+	if (r)
+		return r;
+	return x->pos > y->pos ? -1 : x->pos < y->pos;
+}
+
+void pb_jt_members_free(pb_jt_members_t *ms)
+{
+	for (size_t i = 0; ms->m && i < ms->n; i++)
+		free(ms->m[i].owned);
+	if (ms->m != ms->local)
+		free(ms->m);
+	ms->m = NULL;
+	ms->n = 0;
+}
+
+static bool members_add(pb_jt_members_t *ms, size_t *cap,
+			const pb_jt_member_t *x)
+{
+	if (ms->n == *cap) {
+		size_t nc = *cap * 2;
+		pb_jt_member_t *m = malloc(nc * sizeof(*m));
+		if (!m)
+			return false;
+		memcpy(m, ms->m, ms->n * sizeof(*m));
+		if (ms->m != ms->local)
+			free(ms->m);
+		ms->m = m;
+		*cap = nc;
+	}
+	ms->m[ms->n++] = *x;
+	return true;
+}
+
+/* A raw key with escapes, decoded (jansson reads it). */
+static bool member_decode_key(pb_jt_member_t *x)
+{
+	json_t *s = json_loadb(x->raw_key, x->raw_klen, JSON_DECODE_ANY, NULL);
+	bool ok = json_is_string(s);
+	if (ok) {
+		x->klen = json_string_length(s);
+		x->owned = malloc(x->klen + 1);
+		ok = x->owned != NULL;
+		if (ok)
+			memcpy(x->owned, json_string_value(s), x->klen + 1);
+		x->key = x->owned;
+	}
+	json_decref(s);
+	return ok;
+}
+
+bool pb_jt_members_split(const char *text, size_t n, pb_jt_members_t *out)
+{
+	const char *p = text, *e = text + n;
+	size_t cap = sizeof(out->local) / sizeof(out->local[0]);
+	bool sorted = true;
+	out->m = out->local;
+	out->n = 0;
+	p = sp_ws(p, e);
+	if (p >= e || *p != '{')
+		goto bad;
+	p = sp_ws(p + 1, e);
+	if (p < e && *p == '}') {
+		p++;
+		goto end;
+	}
+	for (;;) {
+		pb_jt_member_t x = {0};
+		bool escaped = false;
+		if (p >= e || *p != '"')
+			goto bad;
+		x.raw_key = p;
+		if (!(p = sp_string(p, e, &escaped)))
+			goto bad;
+		x.raw_klen = (size_t)(p - x.raw_key);
+		x.key = x.raw_key + 1;
+		x.klen = x.raw_klen - 2;
+		x.pos = out->n;
+		if (escaped && !member_decode_key(&x))
+			goto bad;
+		p = sp_ws(p, e);
+		if (p >= e || *p != ':') {
+			free(x.owned);
+			goto bad;
+		}
+		x.val = sp_ws(p + 1, e);
+		p = sp_value(x.val, e, 1);
+		if (p)
+			x.vlen = (size_t)(p - x.val);
+		if (!p || !members_add(out, &cap, &x)) {
+			free(x.owned);
+			goto bad;
+		}
+		if (out->n > 1 &&
+		    span_key_cmp(&out->m[out->n - 2], &out->m[out->n - 1]) >= 0)
+			sorted = false;
+		p = sp_ws(p, e);
+		if (p < e && *p == ',') {
+			p = sp_ws(p + 1, e);
+			continue;
+		}
+		if (p >= e || *p != '}')
+			goto bad;
+		p++;
+		break;
+	}
+end:
+	if (sp_ws(p, e) != e)
+		goto bad;
+	if (!sorted) {
+		qsort(out->m, out->n, sizeof(*out->m), span_member_cmp);
+		size_t k = 0; /* of equal keys, the first (the latest) stays */
+		for (size_t i = 0; i < out->n; i++) {
+			if (k && !span_key_cmp(&out->m[k - 1], &out->m[i])) {
+				free(out->m[i].owned);
+				continue;
+			}
+			out->m[k++] = out->m[i];
+		}
+		out->n = k;
+	}
+	return true;
+bad:
+	pb_jt_members_free(out);
+	return false;
+}
+
+const pb_jt_member_t *pb_jt_members_find(const pb_jt_members_t *ms,
+					 const char *key)
+{
+	pb_jt_member_t k = {.key = key, .klen = strlen(key)};
+	size_t lo = 0, hi = ms->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int r = span_key_cmp(&k, &ms->m[mid]);
+		if (!r)
+			return &ms->m[mid];
+		if (r < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+static void member_put(pb_jtext_t *b, const pb_jt_member_t *x, bool first)
+{
+	if (!first)
+		pb_jt_put(b, ",", 1);
+	pb_jt_put(b, x->raw_key, x->raw_klen);
+	pb_jt_put(b, ":", 1);
+	pb_jt_put(b, x->val, x->vlen);
+}
+
+char *pb_jt_members_merge(const pb_jt_members_t *a, const pb_jt_members_t *b)
+{
+	pb_jtext_t t = {0};
+	size_t i = 0, j = 0, na = a ? a->n : 0;
+	pb_jt_put(&t, "{", 1);
+	while (i < na || j < b->n) {
+		const pb_jt_member_t *x;
+		if (j == b->n) {
+			x = &a->m[i++];
+		} else if (i == na) {
+			x = &b->m[j++];
+		} else {
+			int r = span_key_cmp(&a->m[i], &b->m[j]);
+			if (r < 0) {
+				x = &a->m[i++];
+			} else {
+				x = &b->m[j++];
+				i += r == 0; /* the same name: b's value */
+			}
+		}
+		member_put(&t, x, t.len == 1);
+	}
+	pb_jt_put(&t, "}", 1);
+	return pb_jt_take(&t);
+}

@@ -57,4 +57,43 @@ char *pb_jt_dumps(const json_t *j, bool sort_keys);
 size_t pb_u64_text(char *buf, unsigned long long v);
 size_t pb_i64_text(char *buf, long long v);
 
+/*
+ * The members of a JSON object's text, as spans into it (no tree built):
+ * how the worker reads the last pushed fields it keeps per order. Each raw
+ * key (with its quotes) and value is exactly as written in the text; key is
+ * the decoded name (the raw key itself unless it has an escape). Members are
+ * sorted as pb_jt_json sorts keys; of repeated keys the last one stays, as
+ * json_loadb keeps it. A member's value is checked against JSON's grammar,
+ * not for valid UTF-8 or a number's range (a stored value jansson would
+ * refuse is then copied as it is, and compares unequal to any other).
+ */
+typedef struct {
+	const char *key; /* decoded name (not NUL-terminated) */
+	size_t klen;
+	const char *raw_key; /* "..." as in the text */
+	size_t raw_klen;
+	const char *val;
+	size_t vlen;
+	char *owned; /* the decoded name when the raw one has an escape */
+	size_t pos;  /* order in the text */
+} pb_jt_member_t;
+
+typedef struct {
+	pb_jt_member_t *m;
+	size_t n;
+	pb_jt_member_t local[32];
+} pb_jt_members_t;
+
+/* Split text[0..n) (a JSON object) into *out; false (and *out empty) when
+ * it is not one. Call pb_jt_members_free after either. */
+bool pb_jt_members_split(const char *text, size_t n, pb_jt_members_t *out);
+void pb_jt_members_free(pb_jt_members_t *ms);
+const pb_jt_member_t *pb_jt_members_find(const pb_jt_members_t *ms,
+					 const char *key);
+
+/* The text of an object with a's members overlaid by b's (b's win), keys
+ * sorted: pb_jt_json(sorted) of the merged tree. a may be NULL. NULL when
+ * out of memory. */
+char *pb_jt_members_merge(const pb_jt_members_t *a, const pb_jt_members_t *b);
+
 #endif

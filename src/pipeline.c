@@ -903,11 +903,12 @@ static void decide_order(pb_pipeline_t *pl, task_t *t)
 	pb_rules_decide(ev, t->acct, t->acct ? auto_admin_of(pl, t->acct) : true,
 			st, &t->dec);
 	t->dec_set = true;
-	/* the decision holds what it needs (pushed_after keeps references
-	 * to the values it shares); the rest of the fetched state need not
-	 * stay resident while the push waits */
-	json_decref(t->view.order.pushed);
+	/* the decision holds what it needs; the rest of the fetched state
+	 * need not stay resident while the push waits */
+	free(t->view.pushed_text);
+	t->view.pushed_text = NULL;
 	t->view.order.pushed = NULL;
+	t->view.order.pushed_len = 0;
 	json_decref(ev->order); /* nor the event as received */
 	ev->order = NULL;
 	switch (t->dec.verdict) {

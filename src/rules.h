@@ -84,7 +84,10 @@ typedef struct pb_order_state {
 	bool has_version; /* last applied event had a version */
 	int64_t version;
 	int64_t occurred_ms; /* last applied event's occurredAt; 0 = none */
-	json_t *pushed;   /* field -> last pushed value (object) or NULL */
+	/* the last pushed value of each field: a JSON object's text as the
+	 * worker stored it (keys sorted, compact), or NULL */
+	const char *pushed;
+	size_t pushed_len;
 } pb_order_state_t;
 
 typedef enum {
@@ -104,9 +107,9 @@ typedef struct pb_decision {
 	const char *reason; /* for REJECTED/STALE, static */
 	char message[512];
 	json_t *work_order;   /* owned: the Pruvan work order object to push */
-	json_t *pushed_after; /* owned: st->pushed merged with what is pushed;
-				 store it as the order's state once Pruvan
-				 accepted the push */
+	char *pushed_after;   /* owned: st->pushed merged with what is pushed
+				 (the same form); store it as the order's
+				 state once Pruvan accepted the push */
 	json_t *warnings;     /* owned array of {"code": "...", "message": "..."} */
 	json_t *withheld;     /* owned array of field names (strings) */
 } pb_decision_t;

@@ -574,8 +574,10 @@ void pb_state_view_clear(pb_state_view_t *v)
 {
 	if (!v)
 		return;
-	json_decref(v->order.pushed);
+	free(v->pushed_text);
+	v->pushed_text = NULL;
 	v->order.pushed = NULL;
+	v->order.pushed_len = 0;
 	free(v->key1_learned);
 	v->key1_learned = NULL;
 }
@@ -667,7 +669,7 @@ pb_err_t pb_state_fetch_recv(pb_state_t *st, const pb_state_call_t *call,
 		pb_state_view_t *v = &views[i];
 		redisReply *o = r[k++];
 		pb_state_view_clear(v);
-		memset(&v->order, 0, sizeof(v->order));
+		v->order = (pb_order_state_t){0};
 		v->exists = false;
 		for (size_t j = 0; j < 7; j++)
 			if (elem_str(o, j))
@@ -677,9 +679,19 @@ pb_err_t pb_state_fetch_recv(pb_state_t *st, const pb_state_call_t *call,
 		v->order.has_version = elem_i64(o, 3, 0) == 1;
 		v->order.version = elem_i64(o, 2, 0);
 		v->order.occurred_ms = elem_i64(o, 4, 0);
-		const char *p = elem_str(o, 5);
-		if (p)
-			v->order.pushed = pb_json_load(p, strlen(p), 0, NULL);
+		redisReply *p = o->type == REDIS_REPLY_ARRAY && o->elements > 5
+				    ? o->element[5]
+				    : NULL;
+		if (p && p->type == REDIS_REPLY_STRING) {
+			/* the text stays as it is: the rules read the fields
+			 * they need from it (pb_jt_members_split) */
+			v->pushed_text = malloc(p->len + 1);
+			if (v->pushed_text) {
+				memcpy(v->pushed_text, p->str, p->len + 1);
+				v->order.pushed = v->pushed_text;
+				v->order.pushed_len = p->len;
+			}
+		}
 		v->key1_learned = pb_strdup(elem_str(o, 6));
 		v->mark = PB_MARK_NONE;
 		v->mark_outcome[0] = v->mark_reason[0] = '\0';
@@ -745,9 +757,8 @@ pb_err_t pb_state_commit_send(pb_state_t *st, const pb_state_write_t *writes,
 				pl_arg_i64(&pl, w->occurred_ms);
 			}
 			if (w->pushed) {
-				char *js = pb_jt_dumps(w->pushed, true);
 				pl_arg(&pl, "p");
-				pl_arg_take(&pl, js);
+				pl_arg(&pl, w->pushed);
 			}
 		}
 		if (w->learn_key1) {

@@ -93,7 +93,8 @@ typedef struct pb_state_view {
 	int mark_http;
 	int mark_attempts;
 	bool exists;           /* the order hash exists */
-	pb_order_state_t order; /* order.pushed owned by the view */
+	pb_order_state_t order; /* order.pushed points into pushed_text */
+	char *pushed_text;	/* owned, may be NULL */
 	char *key1_learned;    /* owned, may be NULL */
 	bool key1_deleted;     /* key1 is in the account's deleted set */
 } pb_state_view_t;
@@ -124,7 +125,7 @@ typedef struct pb_state_write {
 	bool has_version;
 	int64_t version;
 	int64_t occurred_ms;   /* 0: leave */
-	const json_t *pushed;  /* NULL: leave */
+	const char *pushed;    /* the last pushed fields' text; NULL: leave */
 	const char *learn_key1;   /* set k1 if not set yet */
 	const char *deleted_key1; /* add to the account's deleted set */
 } pb_state_write_t;

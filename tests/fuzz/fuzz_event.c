@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jtext.h"
 #include "rules.h"
 #include "rules_internal.h"
 
@@ -28,8 +29,12 @@ static void check(const pb_event_t *ev, const pb_decision_t *d)
 	case PB_VERDICT_PUSH: {
 		const char *won = json_string_value(
 			json_object_get(d->work_order, "workOrderNumber"));
-		if (!won || strcmp(won, ev->work_order_number) ||
-		    !json_is_object(d->pushed_after))
+		json_t *after = d->pushed_after
+				    ? json_loads(d->pushed_after, 0, NULL)
+				    : NULL;
+		bool after_ok = json_is_object(after);
+		json_decref(after);
+		if (!won || strcmp(won, ev->work_order_number) || !after_ok)
 			abort();
 		/* A create always carries the minimum Pruvan needs. */
 		if (d->push_action == PB_ACTION_CREATE &&
@@ -87,11 +92,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		"111 East Main", "city", "Round Rock", "state", "TX", "zip",
 		"78664", "clientStatus", "Order Created", "services",
 		"serviceName", "Task-01", "assignedTo", "jsmith");
+	/* stored as the worker writes it */
+	char *pushed_text = pb_jt_dumps(pushed, true);
+	size_t pushed_len = pushed_text ? strlen(pushed_text) : 0;
 	pb_order_state_t states[3] = {
-		{0},
-		{.created = true, .has_version = true, .version = 3,
-		 .occurred_ms = 1700000000000LL, .pushed = pushed},
-		{.created = true, .deleted = true, .pushed = pushed},
+	    {0},
+	    {.created = true,
+	     .has_version = true,
+	     .version = 3,
+	     .occurred_ms = 1700000000000LL,
+	     .pushed = pushed_text,
+	     .pushed_len = pushed_len},
+	    {.created = true,
+	     .deleted = true,
+	     .pushed = pushed_text,
+	     .pushed_len = pushed_len},
 	};
 	for (int m = 0; m < 8; m++) {
 		pb_account_t acct = {
@@ -119,6 +134,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	pb_decision_clear(&d);
 	json_decref(pushed);
+	free(pushed_text);
 	pb_event_destroy(ev);
 	return 0;
 }

@@ -88,7 +88,7 @@ static pb_err_t commit1(const pb_state_write_t *w, char *err, size_t size)
 }
 
 static pb_state_write_t write_of(const char *won, const char *id,
-				 const json_t *pushed)
+				 const char *pushed)
 {
 	pb_state_write_t w = {0};
 	w.account = "acme";
@@ -111,9 +111,9 @@ static void recorded_order_reads_back(void **state)
 	(void)state;
 	h_begin("recorded_order_reads_back");
 	char err[256];
-	json_t *pushed = json_pack("{s:s,s:s,s:[{s:s}]}", "workOrderNumber",
-				   "WO-1", "workOrderInfo", "gate \"7\"\n",
-				   "services", "serviceName", "Mow");
+	const char *pushed = "{\"services\":[{\"serviceName\":\"Mow\"}],"
+			     "\"workOrderInfo\":\"gate \\\"7\\\"\\n\","
+			     "\"workOrderNumber\":\"WO-1\"}";
 	pb_state_write_t w = write_of("WO-1", "e-1", pushed);
 	assert_int_equal(commit1(&w, err, sizeof(err)), PB_OK);
 	pb_state_view_t v = {.account = "acme", .won = "WO-1", .event_id = "e-1"};
@@ -122,7 +122,9 @@ static void recorded_order_reads_back(void **state)
 	assert_true(v.order.created);
 	assert_int_equal(v.order.version, 3);
 	assert_int_equal(v.order.occurred_ms, 1795881600123LL);
-	assert_true(json_equal(v.order.pushed, pushed));
+	/* the last pushed fields come back as the text written */
+	assert_int_equal(v.order.pushed_len, strlen(pushed));
+	assert_string_equal(v.order.pushed, pushed);
 	assert_int_equal(v.mark, PB_MARK_DONE);
 	assert_string_equal(v.mark_outcome, "created");
 	pb_state_view_clear(&v);
@@ -157,7 +159,6 @@ static void recorded_order_reads_back(void **state)
 	pb_state_view_clear(&v2);
 	/* one string key per mark, expiring */
 	assert_true(redis_int("TTL t:{acme/WO-1}:m:e-1b") > 0);
-	json_decref(pushed);
 	h_end();
 }
 
@@ -166,7 +167,7 @@ static void split_calls_in_one_round_trip(void **state)
 	(void)state;
 	h_begin("split_calls_in_one_round_trip");
 	char err[256];
-	json_t *pushed = json_pack("{s:s}", "workOrderNumber", "WO-2");
+	const char *pushed = "{\"workOrderNumber\":\"WO-2\"}";
 	pb_state_write_t w = write_of("WO-2", "e-2", pushed);
 	pb_state_ref_t ref = {"acme", "WO-2", "e-2", "created", NULL, 200, 1};
 	pb_state_view_t v = {.account = "acme", .won = "WO-2", .event_id = "e-2"};
@@ -191,8 +192,8 @@ static void split_calls_in_one_round_trip(void **state)
 	/* nothing to send: the recv succeeds at once */
 	assert_int_equal(pb_state_fetch_send(st, &v, 0, &cf, err, sizeof(err)), PB_OK);
 	assert_int_equal(cf.replies, 0);
-	assert_int_equal(pb_state_fetch_recv(st, &cf, &v, 0, err, sizeof(err)), PB_OK);
-	json_decref(pushed);
+	assert_int_equal(pb_state_fetch_recv(st, &cf, &v, 0, err, sizeof(err)),
+			 PB_OK);
 	h_end();
 }
 
@@ -244,7 +245,7 @@ static void replies_read_ahead(void **state)
 	(void)state;
 	h_begin("replies_read_ahead");
 	char err[256];
-	json_t *pushed = json_pack("{s:s}", "workOrderNumber", "WO-4");
+	const char *pushed = "{\"workOrderNumber\":\"WO-4\"}";
 	pb_state_write_t w = write_of("WO-4", "e-4", pushed);
 	pb_state_view_t v = {
 	    .account = "acme", .won = "WO-4", .event_id = "e-4"};
@@ -295,7 +296,6 @@ static void replies_read_ahead(void **state)
 	assert_int_equal(pb_state_fetch_recv(st, &cf, &v, 1, err, sizeof(err)),
 			 PB_ERR_REDIS);
 	assert_int_equal(pb_state_ping(st, err, sizeof(err)), PB_OK);
-	json_decref(pushed);
 	h_end();
 }
 

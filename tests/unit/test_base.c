@@ -293,6 +293,167 @@ static void test_json_load_matches_jansson(void **state)
 		load_both(cases[c], strlen(cases[c]));
 }
 
+/* An object of generated members (gen_value's keys and values). */
+static json_t *gen_object(void)
+{
+	json_t *o = json_object();
+	char buf[128];
+	size_t len;
+	int n = (int)(rng() % 40);
+	for (int i = 0; i < n; i++) {
+		json_t *k = gen_string(&len, buf, sizeof(buf));
+		json_object_setn_new(o, buf, len, gen_value(1));
+		json_decref(k);
+	}
+	return o;
+}
+
+/* pb_jt_members_split of text reads what json_loadb reads: every member,
+ * each value equal to jansson's, names in sorted order. */
+static void check_members(const char *text, size_t n)
+{
+	json_t *j = json_loadb(text, n, 0, NULL);
+	pb_jt_members_t ms;
+	bool ok = pb_jt_members_split(text, n, &ms);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		pb_jt_members_free(&ms);
+		return; /* not an object for jansson: checked apart */
+	}
+	if (!ok)
+		fail_msg("an object for jansson, refused: %.*s", (int)n, text);
+	assert_int_equal(ms.n, json_object_size(j));
+	for (size_t i = 0; i < ms.n; i++) {
+		const pb_jt_member_t *x = &ms.m[i];
+		json_t *want = json_object_getn(j, x->key, x->klen);
+		json_t *got =
+		    json_loadb(x->val, x->vlen, JSON_DECODE_ANY, NULL);
+		assert_non_null(want);
+		assert_true(json_equal(want, got));
+		json_decref(got);
+		if (i) {
+			const pb_jt_member_t *p = &ms.m[i - 1];
+			size_t k = p->klen < x->klen ? p->klen : x->klen;
+			int r = memcmp(p->key, x->key, k);
+			assert_true(r < 0 || (r == 0 && p->klen < x->klen));
+		}
+	}
+	pb_jt_members_free(&ms);
+	json_decref(j);
+}
+
+static void test_members_match_jansson(void **state)
+{
+	(void)state;
+	static const char bytes[] = "{}[],:\"\\ 0123456789-eEtrufalsn\x1f";
+	for (int i = 0; i < 3000; i++) {
+		json_t *a = gen_object(), *b = gen_object();
+		char *texts[3] = {json_dumps(a, JSON_COMPACT | JSON_SORT_KEYS),
+				  json_dumps(a, JSON_COMPACT),
+				  json_dumps(a, JSON_INDENT(2))};
+		char *bt = pb_jt_dumps(b, true);
+		json_t *merged = json_deep_copy(a);
+		json_object_update(merged, b);
+		char *want = pb_jt_dumps(merged, true);
+		pb_jt_members_t mb;
+		bool b_ok = pb_jt_members_split(bt, strlen(bt), &mb);
+		for (int t = 0; t < 3; t++) {
+			size_t n = strlen(texts[t]);
+			check_members(texts[t], n);
+			pb_jt_members_t ma = {0};
+			if (!b_ok || !pb_jt_members_split(texts[t], n, &ma)) {
+				pb_jt_members_free(&ma);
+				continue; /* NUL in a name: jansson refuses */
+			}
+			/* the merge: the same bytes as the merged tree
+			 * written sorted, when a was (values are copied as
+			 * they are: the same values otherwise). Trees with a
+			 * NUL in a name are left out: jansson reads no such
+			 * name, and its deep copy cuts it at the NUL. */
+			char *got = pb_jt_members_merge(&ma, &mb);
+			assert_non_null(got);
+			json_t *ja = json_loads(texts[t], 0, NULL);
+			json_t *jb = json_loads(bt, 0, NULL);
+			json_t *g = json_loads(got, 0, NULL);
+			if (ja && jb && t == 0)
+				assert_string_equal(got, want);
+			if (ja && jb)
+				assert_true(json_equal(g, merged));
+			json_decref(ja);
+			json_decref(jb);
+			json_decref(g);
+			free(got);
+			pb_jt_members_free(&ma);
+			/* truncated, it is no object; mutated, it is read
+			 * as jansson reads it */
+			for (size_t k = 0; k < n; k += 1 + n / 16)
+				assert_false(
+				    pb_jt_members_split(texts[t], k, &ma));
+			char *m = malloc(n + 1);
+			assert_non_null(m);
+			for (int k = 0; k < 8 && n > 0; k++) {
+				memcpy(m, texts[t], n);
+				m[rng() % n] =
+				    bytes[rng() % (sizeof(bytes) - 1)];
+				check_members(m, n);
+			}
+			free(m);
+		}
+		if (b_ok) {
+			char *got = pb_jt_members_merge(NULL, &mb);
+			assert_string_equal(got, bt);
+			free(got);
+		}
+		pb_jt_members_free(&mb);
+		for (int t = 0; t < 3; t++)
+			free(texts[t]);
+		free(bt);
+		free(want);
+		json_decref(merged);
+		json_decref(a);
+		json_decref(b);
+	}
+	/* repeated names: the last one, as jansson keeps it */
+	pb_jt_members_t ms;
+	const char *dup = " { \"b\" : 1 , \"a\":[2, {\"x\":\"}\"}] ,\"b\":3}  ";
+	assert_true(pb_jt_members_split(dup, strlen(dup), &ms));
+	assert_int_equal(ms.n, 2);
+	assert_memory_equal(ms.m[1].val, "3", 1);
+	assert_int_equal(ms.m[1].vlen, 1);
+	assert_non_null(pb_jt_members_find(&ms, "a"));
+	assert_null(pb_jt_members_find(&ms, "c"));
+	pb_jt_members_free(&ms);
+	const char *not_objects[] = {"",
+				     "[]",
+				     "7",
+				     "\"x\"",
+				     "{\"a\" 1}",
+				     "{\"a\":01}",
+				     "{\"a\":1,}",
+				     "{\"a\":1} x",
+				     "{\"a\":\"\\x\"}",
+				     "{\"a\":tru}",
+				     "{\"a\":-}",
+				     "{\"a\":1.}"};
+	for (size_t c = 0; c < sizeof(not_objects) / sizeof(*not_objects);
+	     c++) {
+		assert_false(pb_jt_members_split(not_objects[c],
+						 strlen(not_objects[c]), &ms));
+		assert_int_equal(ms.n, 0);
+	}
+	/* more members than the split keeps in place */
+	json_t *big = json_object();
+	for (int i = 0; i < 100; i++) {
+		char k[8];
+		snprintf(k, sizeof(k), "k%03d", 99 - i);
+		json_object_set_new(big, k, json_integer(i));
+	}
+	char *bigt = json_dumps(big, JSON_COMPACT);
+	check_members(bigt, strlen(bigt));
+	free(bigt);
+	json_decref(big);
+}
+
 static void test_jtext_scalars_and_refusals(void **state)
 {
 	(void)state;
@@ -360,6 +521,7 @@ int main(void)
 	    cmocka_unit_test(test_jtext_matches_jansson),
 	    cmocka_unit_test(test_jtext_scalars_and_refusals),
 	    cmocka_unit_test(test_json_load_matches_jansson),
+	    cmocka_unit_test(test_members_match_jansson),
 	    cmocka_unit_test(test_format_text_keeps_whole_characters),
 	};
 	return cmocka_run_group_tests_name("base", tests, NULL, NULL);

@@ -498,31 +498,31 @@ static void test_decide_never_mutates_state(void **state)
 	pb_event_t *ev = parse_ok(
 		"{" HEAD ",\"order\":{\"workOrderNumber\":\"W1\","
 		"\"services\":[{\"serviceName\":\"B\"}],\"clientStatus\":\"x\"}}");
-	json_t *pushed = json_pack("{s:s, s:[{s:s}]}", "workOrderNumber", "W1",
-				   "services", "serviceName", "A");
-	json_t *before = json_deep_copy(pushed);
+	const char *before = "{\"services\":[{\"serviceName\":\"A\"}],"
+			     "\"workOrderNumber\":\"W1\"}";
+	char *pushed = strdup(before);
 	json_t *order_before = json_deep_copy(ev->order);
-	pb_order_state_t st = {.created = true, .pushed = pushed};
+	pb_order_state_t st = {
+	    .created = true, .pushed = pushed, .pushed_len = strlen(pushed)};
 	pb_decision_t d;
 	pb_rules_decide(ev, &acct, true, &st, &d);
 	assert_int_equal(d.verdict, PB_VERDICT_PUSH);
+	/* pushed_after: the stored fields overlaid with what is pushed */
+	assert_string_equal(d.pushed_after,
+			    "{\"clientStatus\":\"x\",\"services\":"
+			    "[{\"serviceName\":\"B\"}],"
+			    "\"workOrderNumber\":\"W1\"}");
 	/* Changing the outputs must not reach the borrowed inputs. */
-	json_object_set_new(json_array_get(json_object_get(d.pushed_after,
-							   "services"),
-					   0),
-			    "serviceName", json_string("Z"));
 	json_object_set_new(json_array_get(json_object_get(d.work_order,
 							   "services"),
 					   0),
 			    "serviceName", json_string("Y"));
-	assert_true(json_equal(pushed, before));
+	assert_string_equal(pushed, before);
 	assert_true(json_equal(ev->order, order_before));
-	assert_int_equal(pushed->refcount, 1);
 	pb_decision_clear(&d);
 	pb_decision_clear(&d); /* idempotent */
-	json_decref(before);
 	json_decref(order_before);
-	json_decref(pushed);
+	free(pushed);
 	pb_event_destroy(ev);
 }
 

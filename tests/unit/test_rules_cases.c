@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jtext.h"
 #include "rules.h"
 #include "rules_internal.h"
 
@@ -191,6 +192,7 @@ static void run_case(const char *file, const json_t *c)
 
 	pb_order_state_t st = {0};
 	const pb_order_state_t *stp = NULL;
+	char *pushed_text = NULL;
 	const json_t *sj = json_object_get(c, "state");
 	if (json_is_object(sj)) {
 		stp = &st;
@@ -203,7 +205,13 @@ static void run_case(const char *file, const json_t *c)
 			json_string_value(json_object_get(sj, "occurredAt"));
 		if (occ && !pb_rfc3339_to_ms(occ, &st.occurred_ms))
 			fail_case(file, "bad state.occurredAt", NULL, NULL);
-		st.pushed = json_object_get(sj, "pushed");
+		const json_t *pj = json_object_get(sj, "pushed");
+		if (pj) {
+			/* stored as the worker writes it */
+			pushed_text = pb_jt_dumps(pj, true);
+			st.pushed = pushed_text;
+			st.pushed_len = strlen(pushed_text);
+		}
 	}
 
 	pb_decision_t d;
@@ -242,11 +250,20 @@ static void run_case(const char *file, const json_t *c)
 	const json_t *uo = json_object_get(expect, "unknownOrder");
 	if (uo && json_is_true(uo) != d.unknown_order)
 		fail_case(file, "unknownOrder", NULL, uo);
+	/* pushed_after: an object's text, written as the worker writes it */
+	json_t *after =
+	    d.pushed_after ? json_loads(d.pushed_after, 0, NULL) : NULL;
+	char *canon = after ? pb_jt_dumps(after, true) : NULL;
+	if (after && strcmp(canon, d.pushed_after))
+		expect_str(file, "pushedAfter's form", d.pushed_after, canon);
+	free(canon);
 	const json_t *pa2 = json_object_get(expect, "pushedAfter");
-	if (pa2 && !json_equal(d.pushed_after, pa2))
-		fail_case(file, "pushedAfter", d.pushed_after, pa2);
-	if (d.verdict == PB_VERDICT_PUSH && !json_is_object(d.pushed_after))
+	if (pa2 && !json_equal(after, pa2))
+		fail_case(file, "pushedAfter", after, pa2);
+	if (d.verdict == PB_VERDICT_PUSH && !json_is_object(after))
 		fail_case(file, "push without pushed_after", NULL, NULL);
+	json_decref(after);
+	free(pushed_text);
 	const char *mc =
 		json_string_value(json_object_get(expect, "messageContains"));
 	if (mc && !strstr(d.message, mc))

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jtext.h"
 #include "rules.h"
 #include "rules_internal.h"
 
@@ -165,7 +166,10 @@ static void check_row(const csv_row_t *row, const char *status_as_sent,
 	json_t *pushed = base_order();
 	json_object_set_new(pushed, "assignedTo", json_string("jsmith"));
 	json_object_set_new(pushed, "description", json_string("old"));
-	pb_order_state_t st = {.created = true, .pushed = pushed};
+	char *pushed_text = pb_jt_dumps(pushed, true);
+	pb_order_state_t st = {.created = true,
+			       .pushed = pushed_text,
+			       .pushed_len = strlen(pushed_text)};
 
 	pb_decision_t d;
 	pb_rules_decide(ev, &acct, true, update ? &st : NULL, &d);
@@ -244,6 +248,7 @@ static void check_row(const csv_row_t *row, const char *status_as_sent,
 	pb_decision_clear(&d);
 	pb_event_destroy(ev);
 	json_decref(pushed);
+	free(pushed_text);
 }
 
 static void test_every_row_every_mode_every_policy(void **state)
