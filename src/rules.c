@@ -306,22 +306,33 @@ static char *merge_pushed(const pb_jt_members_t *pushed, const json_t *wo)
 	return out;
 }
 
-/* Whether a last pushed value (its text) equals v. Both sides come from the
- * same writer, so equal text is the rule; text that differs is read and
- * compared as values, as json_equal would. */
+/* Whether a last pushed value (its text) equals v: whether it is the text
+ * pb_jt_json writes for v. The stored fields were all written that way
+ * (pb_jt_members_merge copies values as they are), so equal values have
+ * equal text; a value stored in any other form counts as changed and is
+ * sent again, never skipped. */
 static bool pushed_equal(const pb_jt_member_t *prev, const json_t *v,
 			 pb_jtext_t *scratch)
 {
 	scratch->len = 0;
 	scratch->bad = false;
 	pb_jt_json(scratch, v, true);
-	if (!scratch->bad && scratch->len == prev->vlen &&
-	    !memcmp(scratch->p, prev->val, prev->vlen))
-		return true;
-	json_t *p = json_loadb(prev->val, prev->vlen, JSON_DECODE_ANY, NULL);
-	bool eq = p && json_equal(p, (json_t *)v);
-	json_decref(p);
-	return eq;
+	return !scratch->bad && scratch->len == prev->vlen &&
+	       !memcmp(scratch->p, prev->val, prev->vlen);
+}
+
+/* The string a stored member holds (owned), or NULL when it holds none.
+ * Text without escapes is taken as it is; jansson reads the rest. */
+static char *member_string(const pb_jt_member_t *m)
+{
+	if (!m || m->vlen < 2 || m->val[0] != '"')
+		return NULL;
+	if (!memchr(m->val, '\\', m->vlen))
+		return strndup(m->val + 1, m->vlen - 2);
+	json_t *j = json_loadb(m->val, m->vlen, JSON_DECODE_ANY, NULL);
+	char *s = json_is_string(j) ? pb_strdup(json_string_value(j)) : NULL;
+	json_decref(j);
+	return s;
 }
 
 /* ---- field normalisation --------------------------------------------- */
@@ -488,7 +499,7 @@ static void decide_upsert(const pb_event_t *ev, const pb_account_t *acct,
 {
 	pb_jt_members_t pm;
 	const pb_jt_members_t *pushed = pushed_split(st, &pm) ? &pm : NULL;
-	json_t *pushed_user_j = NULL;
+	char *pushed_user = NULL;
 	pb_jtext_t scratch = {0};
 	bool creating = ev->action == PB_ACTION_CREATE && (!st || !st->created);
 	bool unknown = false;
@@ -583,12 +594,9 @@ static void decide_upsert(const pb_event_t *ev, const pb_account_t *acct,
 
 	/* 8. assignedTo. */
 	const json_t *av = json_object_get(ev->order, "assignedTo");
-	const pb_jt_member_t *pu =
-	    pushed ? pb_jt_members_find(pushed, "assignedTo") : NULL;
-	if (pu && pu->val[0] == '"')
-		pushed_user_j =
-		    json_loadb(pu->val, pu->vlen, JSON_DECODE_ANY, NULL);
-	const char *pushed_user = json_string_value(pushed_user_j);
+	if (pushed)
+		pushed_user =
+		    member_string(pb_jt_members_find(pushed, "assignedTo"));
 	bool has_assigned = false;
 	const char *assigned = NULL; /* NULL = unassigned */
 	if (av && acct->mode == PB_MODE_EXTERNAL) {
@@ -732,7 +740,7 @@ static void decide_upsert(const pb_event_t *ev, const pb_account_t *acct,
 out:
 	json_decref(wo);
 	json_decref(fields);
-	json_decref(pushed_user_j);
+	free(pushed_user);
 	free(scratch.p);
 	pb_jt_members_free(&pm);
 }
