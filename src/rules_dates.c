@@ -205,7 +205,24 @@ bool pb_date_to_pruvan(const char *s, char *out, size_t out_size)
 		t.min = (int)(rem % 60);
 		t.off_min = 0;
 	}
-	snprintf(out, out_size, "%04d-%02d-%02d %02d%02d %+d", t.year, t.mon,
-		 t.day, t.hour, t.min, t.off_min / 60);
+	/* "%04d-%02d-%02d %02d%02d %+d", written by hand: every dated
+	 * field of every event comes through here */
+	int v[] = {t.year / 100, t.year % 100, t.mon, t.day, t.hour, t.min};
+	static const char sep[6] = {0, 0, '-', '-', ' ', 0}; /* before v[i] */
+	char *o = out;
+	for (size_t i = 0; i < 6; i++) {
+		if (sep[i])
+			*o++ = sep[i];
+		*o++ = (char)('0' + v[i] / 10);
+		*o++ = (char)('0' + v[i] % 10);
+	}
+	int h = t.off_min / 60;
+	*o++ = ' ';
+	*o++ = h < 0 ? '-' : '+';
+	h = h < 0 ? -h : h;
+	if (h >= 10)
+		*o++ = (char)('0' + h / 10);
+	*o++ = (char)('0' + h % 10);
+	*o = '\0';
 	return true;
 }
