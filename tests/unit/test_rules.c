@@ -526,6 +526,44 @@ static void test_decide_never_mutates_state(void **state)
 	pb_event_destroy(ev);
 }
 
+/* The stored fields are read as text: a user stored with escapes is still
+ * that user, and a value stored in another form than the worker writes
+ * counts as changed (sent again, never skipped). */
+static void test_decide_reads_stored_fields_as_text(void **state)
+{
+	(void)state;
+	static char *users[] = {"jsmith"};
+	pb_account_t acct = {.name = "a", .users = users, .users_len = 1};
+	pb_event_t *ev =
+	    parse_ok("{" HEAD ",\"order\":{\"workOrderNumber\":\"W1\","
+		     "\"status\":\"assigned\",\"workOrderInfo\":\"gate 7\","
+		     "\"instructions\":\"same\"}}");
+	const char *stored =
+	    "{ \"assignedTo\" : \"js\\u006dith\", \"instructions\":\"same\","
+	    "\"workOrderInfo\":\"gate\\u00207\", "
+	    "\"workOrderNumber\":\"W1\" }";
+	pb_order_state_t st = {
+	    .created = true, .pushed = stored, .pushed_len = strlen(stored)};
+	pb_decision_t d;
+	pb_rules_decide(ev, &acct, true, &st, &d);
+	/* "assigned" needs a user: the stored one, read through its escape */
+	assert_int_equal(d.verdict, PB_VERDICT_PUSH);
+	assert_string_equal(
+	    json_string_value(json_object_get(d.work_order, "status")),
+	    "assigned");
+	/* the same text: unchanged; another form of the same value: sent */
+	assert_null(json_object_get(d.work_order, "instructions"));
+	assert_string_equal(
+	    json_string_value(json_object_get(d.work_order, "workOrderInfo")),
+	    "gate 7");
+	/* pushed_after: sorted, the stored values copied as they are */
+	assert_non_null(
+	    strstr(d.pushed_after, "\"assignedTo\":\"js\\u006dith\""));
+	assert_non_null(strstr(d.pushed_after, "\"workOrderInfo\":\"gate 7\""));
+	pb_decision_clear(&d);
+	pb_event_destroy(ev);
+}
+
 static void test_decide_caps_warnings(void **state)
 {
 	(void)state;
@@ -580,22 +618,23 @@ static void test_action_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_event_parse_failures),
-		cmocka_unit_test(test_event_parse_keeps_identity_on_failure),
-		cmocka_unit_test(test_event_parse_success_and_not_nul_terminated),
-		cmocka_unit_test(test_event_parse_size_cap),
-		cmocka_unit_test(test_dates_table),
-		cmocka_unit_test(test_rfc3339_to_ms),
-		cmocka_unit_test(test_response_parse_table),
-		cmocka_unit_test(test_response_error_truncated),
-		cmocka_unit_test(test_outcome_for_table),
-		cmocka_unit_test(test_inbound_parse_table),
-		cmocka_unit_test(test_inbound_rejection_identity),
-		cmocka_unit_test(test_inbound_discard_table),
-		cmocka_unit_test(test_decide_never_mutates_state),
-		cmocka_unit_test(test_decide_caps_warnings),
-		cmocka_unit_test(test_warning_shape),
-		cmocka_unit_test(test_action_names),
+	    cmocka_unit_test(test_event_parse_failures),
+	    cmocka_unit_test(test_event_parse_keeps_identity_on_failure),
+	    cmocka_unit_test(test_event_parse_success_and_not_nul_terminated),
+	    cmocka_unit_test(test_event_parse_size_cap),
+	    cmocka_unit_test(test_dates_table),
+	    cmocka_unit_test(test_rfc3339_to_ms),
+	    cmocka_unit_test(test_response_parse_table),
+	    cmocka_unit_test(test_response_error_truncated),
+	    cmocka_unit_test(test_outcome_for_table),
+	    cmocka_unit_test(test_inbound_parse_table),
+	    cmocka_unit_test(test_inbound_rejection_identity),
+	    cmocka_unit_test(test_inbound_discard_table),
+	    cmocka_unit_test(test_decide_never_mutates_state),
+	    cmocka_unit_test(test_decide_reads_stored_fields_as_text),
+	    cmocka_unit_test(test_decide_caps_warnings),
+	    cmocka_unit_test(test_warning_shape),
+	    cmocka_unit_test(test_action_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
