@@ -16,6 +16,11 @@
  *
  * The request is synchronous, so it runs on a thread of its own: the
  * pipeline asks (pb_fetchwake_request, never blocking) and goes on.
+ *
+ * From librdkafka 2.2 a wake-up no longer shortens the wait: a partition
+ * stays unfetchable until fetch.queue.backoff.ms has passed. The worker
+ * sets that to 20 ms where the library knows it (pb_pipeline_new); the
+ * waker then only costs its few requests.
  */
 #ifndef PB_FETCHWAKE_H
 #define PB_FETCHWAKE_H

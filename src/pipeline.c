@@ -2126,6 +2126,19 @@ pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 		err = conf_set(cc, "queued.max.messages.kbytes", "2048", errstr, errstr_size);
 	if (!err)
 		err = conf_set(cc, "fetch.wait.max.ms", "50", errstr, errstr_size);
+	/* librdkafka 2.2 and later hold a partition whose queue went over the
+	 * limit for fetch.queue.backoff.ms (1000 by default) whatever wakes
+	 * the broker thread, the same one-second stall the fetch waker ends
+	 * on older versions: there it is made short. Versions that do not
+	 * know the property answer RD_KAFKA_CONF_UNKNOWN and keep the waker
+	 * alone. */
+	if (!err) {
+		char e[512];
+		if (rd_kafka_conf_set(cc, "fetch.queue.backoff.ms", "20", e,
+				      sizeof(e)) == RD_KAFKA_CONF_INVALID)
+			err = pb_errf(errstr, errstr_size, PB_ERR_CONFIG,
+				      "fetch.queue.backoff.ms: %s", e);
+	}
 	/* a 50 MB fetch (8 partitions x 1 MB, decompressed) doubled the
 	 * resident size for the first seconds of a backlog */
 	if (!err)
