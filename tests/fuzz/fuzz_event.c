@@ -8,6 +8,9 @@
  * checks the decision's invariants, not only the absence of crashes: a push
  * always carries a work order naming the event's order, a rejection always
  * has a reason, and every owned reference is released (ASan's leak check).
+ * The same bytes are also read as an order's stored fields (the text the
+ * worker keeps in Redis), which the rules split and merge without a JSON
+ * library (check_stored).
  * Also linked into fuzz_replay_event (tests/fuzz/replay.c) for ctest.
  */
 #include <stdint.h>
@@ -75,10 +78,81 @@ static void check_date(const uint8_t *data, size_t size)
 		abort();
 }
 
+/* Members split from t[0..n) lie inside it, named in strictly increasing
+ * order; false when the split fails. */
+static bool members_sane(const char *t, size_t n, size_t *count)
+{
+	pb_jt_members_t ms;
+	bool ok = pb_jt_members_split(t, n, &ms);
+	for (size_t i = 0; ok && i < ms.n; i++) {
+		const pb_jt_member_t *x = &ms.m[i];
+		if (x->val < t || x->val + x->vlen > t + n || x->raw_key < t ||
+		    x->raw_key + x->raw_klen > t + n || x->vlen == 0 ||
+		    x->raw_klen < 2 || (!x->owned && x->key != x->raw_key + 1))
+			abort();
+		if (i) {
+			const pb_jt_member_t *p = &ms.m[i - 1];
+			size_t k = p->klen < x->klen ? p->klen : x->klen;
+			int r = memcmp(p->key, x->key, k);
+			if (r > 0 || (r == 0 && p->klen >= x->klen))
+				abort();
+		}
+	}
+	if (count)
+		*count = ms.n;
+	pb_jt_members_free(&ms);
+	return ok;
+}
+
+/*
+ * The bytes as an order's stored fields: split, merged with themselves
+ * (the same members again), and decided against by an update; whatever
+ * they are, what the worker would store next splits again.
+ */
+static void check_stored(const uint8_t *data, size_t size)
+{
+	const char *t = (const char *)data;
+	size_t n = 0, n2 = 0;
+	if (members_sane(t, size, &n)) {
+		pb_jt_members_t ms;
+		if (!pb_jt_members_split(t, size, &ms))
+			abort();
+		char *m = pb_jt_members_merge(&ms, &ms);
+		pb_jt_members_free(&ms);
+		if (m && (!members_sane(m, strlen(m), &n2) || n2 != n))
+			abort();
+		free(m);
+	}
+	static const char update[] =
+	    "{\"eventId\":\"f1\",\"account\":\"fuzz\",\"action\":"
+	    "\"update\",\"occurredAt\":\"2026-11-28T16:00:00Z\",\"order\":"
+	    "{\"workOrderNumber\":\"W1\",\"status\":\"assigned\","
+	    "\"description\":\"d\",\"services\":[{\"serviceName\":\"S\"}]}}";
+	pb_event_t *ev = NULL;
+	pb_rejection_t rej;
+	if (pb_event_parse(update, sizeof(update) - 1, &ev, &rej) != PB_OK)
+		abort();
+	pb_account_t acct = {.name = "fuzz", .users = users, .users_len = 2};
+	pb_order_state_t st = {
+	    .created = true, .pushed = t, .pushed_len = size};
+	for (int aa = 0; aa < 2; aa++) {
+		pb_decision_t d;
+		pb_rules_decide(ev, &acct, aa, &st, &d);
+		if (d.verdict == PB_VERDICT_PUSH &&
+		    (!d.pushed_after ||
+		     !members_sane(d.pushed_after, strlen(d.pushed_after),
+				   NULL)))
+			abort();
+		pb_decision_clear(&d);
+	}
+	pb_event_destroy(ev);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	pb_event_t *ev = NULL;
 	check_date(data, size);
+	check_stored(data, size);
 	pb_rejection_t rej;
 	if (pb_event_parse((const char *)data, size, &ev, &rej) != PB_OK) {
 		if (!rej.reason)
