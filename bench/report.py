@@ -67,6 +67,18 @@ def main():
             "peak_rss_mib": med(inst, "peak_rss_mib"),
             "outcomes": inst[0].get("outcomes"),
         }
+        # CPU per event of each part of the stack, against what the whole
+        # machine may spend per event at 30% of the raw pipe
+        per = {"worker": round(med(inst, "cpu_s_per_1k") * 1000, 1)}
+        for name, label in (("redis-server", "redis"), ("pruvan-sim", "simulator"),
+                            ("pb-mock-kafka", "broker")):
+            vals = [r["services_cpu_s"][name] * 1e6 / r["events"] for r in inst
+                    if name in r.get("services_cpu_s", {}) and r.get("events")]
+            if vals:
+                per[label] = round(statistics.median(vals), 1)
+        s["instant"]["cpu_us_per_event"] = per
+        s["instant"]["budget_us_per_event_at_0_30"] = round(
+            (os.cpu_count() or 1) * 1e6 / (0.30 * s["instant"]["raw_eps_steady"]), 1)
     if slow:
         s["slow"] = {
             "eps_steady": med(slow, "eps_steady"),
@@ -117,6 +129,13 @@ def main():
     for k in ("instant", "slow", "latency"):
         if k in s:
             lines.append("%s: %s" % (k, json.dumps(s[k])))
+    if "instant" in s and "cpu_us_per_event" in s["instant"]:
+        i = s["instant"]
+        lines.append("")
+        lines.append("instant: CPU per event (us): %s; at 0.30 of the raw pipe the whole "
+                     "machine (%d cores) has %s us per event" % (
+                         ", ".join("%s %s" % kv for kv in i["cpu_us_per_event"].items()),
+                         os.cpu_count() or 1, i["budget_us_per_event_at_0_30"]))
     lines.append("")
     for t in s["targets"]:
         lines.append("%-45s %12s  %s" % (t["target"], t["value"], "met" if t["met"] else "MISSED"))
