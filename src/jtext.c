@@ -263,6 +263,53 @@ char *pb_jt_dumps(const json_t *j, bool sort_keys)
 	return pb_jt_take(&b);
 }
 
+/* ---- JSON's grammar: white space and numbers ----------------------------
+ * Shared by the reader (pb_json_load) and the members' split. */
+
+/* Past the white space at p (p itself when there is none). */
+static const char *ws_end(const char *p, const char *e)
+{
+	while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+static const char *digits_end(const char *p, const char *e)
+{
+	if (p >= e || *p < '0' || *p > '9')
+		return NULL;
+	while (p < e && *p >= '0' && *p <= '9')
+		p++;
+	return p;
+}
+
+/* Past the number at p, or NULL when none starts there; *real: it has a
+ * fraction or an exponent. A leading zero ends the integer part ("01" is
+ * the number 0, then a stray "1" for the caller to refuse). */
+static const char *number_end(const char *p, const char *e, bool *real)
+{
+	*real = false;
+	if (p < e && *p == '-')
+		p++;
+	if (p < e && *p == '0')
+		p++;
+	else if (!(p = digits_end(p, e)))
+		return NULL;
+	if (p < e && *p == '.') {
+		*real = true;
+		if (!(p = digits_end(p + 1, e)))
+			return NULL;
+	}
+	if (p < e && (*p == 'e' || *p == 'E')) {
+		*real = true;
+		p++;
+		if (p < e && (*p == '+' || *p == '-'))
+			p++;
+		p = digits_end(p, e);
+	}
+	return p;
+}
+
 /* ---- reading ------------------------------------------------------------ */
 
 /* A recursive-descent reader for plain JSON text (pb_json_load). Every
@@ -280,9 +327,7 @@ typedef struct {
 
 static void rd_ws(reader_t *r)
 {
-	while (r->p < r->end && (*r->p == ' ' || *r->p == '\n' ||
-				 *r->p == '\t' || *r->p == '\r'))
-		r->p++;
+	r->p = ws_end(r->p, r->end);
 }
 
 static json_t *rd_value(reader_t *r);
@@ -362,38 +407,15 @@ static const char *rd_string(reader_t *r, size_t *len, char **owned)
 
 static json_t *rd_number(reader_t *r)
 {
-	const char *s = r->p, *q = s;
-	if (q < r->end && *q == '-')
-		q++;
-	const char *digits = q;
-	while (q < r->end && *q >= '0' && *q <= '9')
-		q++;
-	size_t nd = (size_t)(q - digits);
-	if (nd == 0 || (nd > 1 && *digits == '0'))
+	const char *s = r->p;
+	bool real;
+	const char *q = number_end(s, r->end, &real);
+	if (!q)
 		return NULL;
-	bool real = false;
-	if (q < r->end && *q == '.') {
-		real = true;
-		const char *f = ++q;
-		while (q < r->end && *q >= '0' && *q <= '9')
-			q++;
-		if (q == f)
-			return NULL;
-	}
-	if (q < r->end && (*q == 'e' || *q == 'E')) {
-		real = true;
-		q++;
-		if (q < r->end && (*q == '+' || *q == '-'))
-			q++;
-		const char *x = q;
-		while (q < r->end && *q >= '0' && *q <= '9')
-			q++;
-		if (q == x)
-			return NULL;
-	}
 	r->p = q;
 	if (!real) {
-		if (nd > 18)
+		const char *digits = s + (*s == '-');
+		if (q - digits > 18)
 			return NULL; /* may overflow: jansson says how */
 		long long v = 0;
 		for (const char *d = digits; d < q; d++)
@@ -534,13 +556,6 @@ json_t *pb_json_load(const char *text, size_t n, size_t flags,
 
 /* ---- an object's members as spans --------------------------------------- */
 
-static const char *sp_ws(const char *p, const char *e)
-{
-	while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-		p++;
-	return p;
-}
-
 static bool sp_hex(char c)
 {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
@@ -573,34 +588,6 @@ static const char *sp_string(const char *p, const char *e, bool *escaped)
 	return NULL;
 }
 
-static const char *sp_digits(const char *p, const char *e)
-{
-	if (p >= e || *p < '0' || *p > '9')
-		return NULL;
-	while (p < e && *p >= '0' && *p <= '9')
-		p++;
-	return p;
-}
-
-static const char *sp_number(const char *p, const char *e)
-{
-	if (p < e && *p == '-')
-		p++;
-	if (p < e && *p == '0')
-		p++;
-	else if (!(p = sp_digits(p, e)))
-		return NULL;
-	if (p < e && *p == '.' && !(p = sp_digits(p + 1, e)))
-		return NULL;
-	if (p < e && (*p == 'e' || *p == 'E')) {
-		p++;
-		if (p < e && (*p == '+' || *p == '-'))
-			p++;
-		p = sp_digits(p, e);
-	}
-	return p;
-}
-
 static const char *sp_value(const char *p, const char *e, int depth);
 
 /* p at '{' or '['. */
@@ -608,7 +595,7 @@ static const char *sp_container(const char *p, const char *e, int depth)
 {
 	char close = *p == '{' ? '}' : ']';
 	bool escaped = false;
-	p = sp_ws(p + 1, e);
+	p = ws_end(p + 1, e);
 	if (p < e && *p == close)
 		return p + 1;
 	for (;;) {
@@ -616,16 +603,16 @@ static const char *sp_container(const char *p, const char *e, int depth)
 			if (p >= e || *p != '"' ||
 			    !(p = sp_string(p, e, &escaped)))
 				return NULL;
-			p = sp_ws(p, e);
+			p = ws_end(p, e);
 			if (p >= e || *p != ':')
 				return NULL;
-			p = sp_ws(p + 1, e);
+			p = ws_end(p + 1, e);
 		}
 		if (!(p = sp_value(p, e, depth + 1)))
 			return NULL;
-		p = sp_ws(p, e);
+		p = ws_end(p, e);
 		if (p < e && *p == ',') {
-			p = sp_ws(p + 1, e);
+			p = ws_end(p + 1, e);
 			continue;
 		}
 		return p < e && *p == close ? p + 1 : NULL;
@@ -634,7 +621,7 @@ static const char *sp_container(const char *p, const char *e, int depth)
 
 static const char *sp_value(const char *p, const char *e, int depth)
 {
-	bool escaped = false;
+	bool escaped = false, real;
 	if (p >= e || depth > JT_MAX_DEPTH)
 		return NULL;
 	switch (*p) {
@@ -650,7 +637,7 @@ static const char *sp_value(const char *p, const char *e, int depth)
 	case 'n':
 		return e - p >= 4 && !memcmp(p, "null", 4) ? p + 4 : NULL;
 	default:
-		return sp_number(p, e);
+		return number_end(p, e, &real);
 	}
 }
 
@@ -702,21 +689,35 @@ static bool members_add(pb_jt_members_t *ms, size_t *cap,
 	return true;
 }
 
-/* A raw key with escapes, decoded (jansson reads it). */
-static bool member_decode_key(pb_jt_member_t *x)
+char *pb_jt_string_text(const char *text, size_t n, size_t *len)
 {
-	json_t *s = json_loadb(x->raw_key, x->raw_klen, JSON_DECODE_ANY, NULL);
-	bool ok = json_is_string(s);
-	if (ok) {
-		x->klen = json_string_length(s);
-		x->owned = malloc(x->klen + 1);
-		ok = x->owned != NULL;
-		if (ok)
-			memcpy(x->owned, json_string_value(s), x->klen + 1);
-		x->key = x->owned;
+	if (n < 2 || text[0] != '"' || text[n - 1] != '"')
+		return NULL;
+	bool plain = true;
+	for (size_t i = 1; plain && i < n - 1; i++)
+		plain = text[i] != '\\' && text[i] != '"' &&
+			(unsigned char)text[i] >= 0x20;
+	char *out = NULL;
+	size_t k = n - 2;
+	if (plain) {
+		out = malloc(k + 1);
+		if (out) {
+			memcpy(out, text + 1, k);
+			out[k] = '\0';
+		}
+	} else {
+		json_t *j = json_loadb(text, n, JSON_DECODE_ANY, NULL);
+		if (json_is_string(j)) {
+			k = json_string_length(j);
+			out = malloc(k + 1);
+			if (out)
+				memcpy(out, json_string_value(j), k + 1);
+		}
+		json_decref(j);
 	}
-	json_decref(s);
-	return ok;
+	if (out && len)
+		*len = k;
+	return out;
 }
 
 bool pb_jt_members_split(const char *text, size_t n, pb_jt_members_t *out)
@@ -726,10 +727,10 @@ bool pb_jt_members_split(const char *text, size_t n, pb_jt_members_t *out)
 	bool sorted = true;
 	out->m = out->local;
 	out->n = 0;
-	p = sp_ws(p, e);
+	p = ws_end(p, e);
 	if (p >= e || *p != '{')
 		goto bad;
-	p = sp_ws(p + 1, e);
+	p = ws_end(p + 1, e);
 	if (p < e && *p == '}') {
 		p++;
 		goto end;
@@ -746,14 +747,19 @@ bool pb_jt_members_split(const char *text, size_t n, pb_jt_members_t *out)
 		x.key = x.raw_key + 1;
 		x.klen = x.raw_klen - 2;
 		x.pos = out->n;
-		if (escaped && !member_decode_key(&x))
-			goto bad;
-		p = sp_ws(p, e);
+		if (escaped) {
+			x.owned =
+			    pb_jt_string_text(x.raw_key, x.raw_klen, &x.klen);
+			x.key = x.owned;
+			if (!x.owned)
+				goto bad;
+		}
+		p = ws_end(p, e);
 		if (p >= e || *p != ':') {
 			free(x.owned);
 			goto bad;
 		}
-		x.val = sp_ws(p + 1, e);
+		x.val = ws_end(p + 1, e);
 		p = sp_value(x.val, e, 1);
 		if (p)
 			x.vlen = (size_t)(p - x.val);
@@ -764,9 +770,9 @@ bool pb_jt_members_split(const char *text, size_t n, pb_jt_members_t *out)
 		if (out->n > 1 &&
 		    span_key_cmp(&out->m[out->n - 2], &out->m[out->n - 1]) >= 0)
 			sorted = false;
-		p = sp_ws(p, e);
+		p = ws_end(p, e);
 		if (p < e && *p == ',') {
-			p = sp_ws(p + 1, e);
+			p = ws_end(p + 1, e);
 			continue;
 		}
 		if (p >= e || *p != '}')
@@ -775,7 +781,7 @@ bool pb_jt_members_split(const char *text, size_t n, pb_jt_members_t *out)
 		break;
 	}
 end:
-	if (sp_ws(p, e) != e)
+	if (ws_end(p, e) != e)
 		goto bad;
 	if (!sorted) {
 		qsort(out->m, out->n, sizeof(*out->m), span_member_cmp);

@@ -91,6 +91,12 @@ void pb_jt_members_free(pb_jt_members_t *ms);
 const pb_jt_member_t *pb_jt_members_find(const pb_jt_members_t *ms,
 					 const char *key);
 
+/* The string that the JSON text[0..n) holds (malloc'd, NUL-terminated;
+ * its length in *len when len is not NULL), or NULL when the text is not
+ * one JSON string, or holds a NUL. Text without escapes is copied as it
+ * is; jansson reads the rest. */
+char *pb_jt_string_text(const char *text, size_t n, size_t *len);
+
 /* The text of an object with a's members overlaid by b's (b's win), keys
  * sorted: pb_jt_json(sorted) of the merged tree. a may be NULL. NULL when
  * out of memory. */

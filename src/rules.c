@@ -321,20 +321,6 @@ static bool pushed_equal(const pb_jt_member_t *prev, const json_t *v,
 	       !memcmp(scratch->p, prev->val, prev->vlen);
 }
 
-/* The string a stored member holds (owned), or NULL when it holds none.
- * Text without escapes is taken as it is; jansson reads the rest. */
-static char *member_string(const pb_jt_member_t *m)
-{
-	if (!m || m->vlen < 2 || m->val[0] != '"')
-		return NULL;
-	if (!memchr(m->val, '\\', m->vlen))
-		return strndup(m->val + 1, m->vlen - 2);
-	json_t *j = json_loadb(m->val, m->vlen, JSON_DECODE_ANY, NULL);
-	char *s = json_is_string(j) ? pb_strdup(json_string_value(j)) : NULL;
-	json_decref(j);
-	return s;
-}
-
 /* ---- field normalisation --------------------------------------------- */
 
 /*
@@ -594,9 +580,10 @@ static void decide_upsert(const pb_event_t *ev, const pb_account_t *acct,
 
 	/* 8. assignedTo. */
 	const json_t *av = json_object_get(ev->order, "assignedTo");
-	if (pushed)
-		pushed_user =
-		    member_string(pb_jt_members_find(pushed, "assignedTo"));
+	const pb_jt_member_t *pu =
+	    pushed ? pb_jt_members_find(pushed, "assignedTo") : NULL;
+	if (pu)
+		pushed_user = pb_jt_string_text(pu->val, pu->vlen, NULL);
 	bool has_assigned = false;
 	const char *assigned = NULL; /* NULL = unassigned */
 	if (av && acct->mode == PB_MODE_EXTERNAL) {
