@@ -112,10 +112,11 @@ int main(int argc, char **argv)
 		char *f[MAX_FIELDS];
 		int n = split_csv(line, f, MAX_FIELDS);
 		if (lineno == 1) {
-			if (n != 5 || strcmp(f[0], "action") ||
-			    strcmp(f[1], "status") || strcmp(f[2], "allowed") ||
-			    strcmp(f[3], "client_status_suggestion") ||
-			    strcmp(f[4], "notes")) {
+			if (n != 5 || strcmp(f[0], "action") != 0 ||
+			    strcmp(f[1], "status") != 0 ||
+			    strcmp(f[2], "allowed") != 0 ||
+			    strcmp(f[3], "client_status_suggestion") != 0 ||
+			    strcmp(f[4], "notes") != 0) {
 				fprintf(stderr, "%s:1: unexpected header\n",
 					argv[1]);
 				rc = 1;

@@ -122,7 +122,8 @@ static void backlog_over_the_prefetch_limit(void **state)
 	assert_non_null(log);
 	const char *fw = strstr(log, "\"fetch_wakeups\":\"");
 	assert_non_null(fw);
-	assert_true(atoi(fw + strlen("\"fetch_wakeups\":\"")) >= 20);
+	assert_true(strtol(fw + strlen("\"fetch_wakeups\":\""), NULL, 10) >=
+		    20);
 	free(log);
 	h_end();
 }

@@ -351,7 +351,7 @@ static void message_cut_inside_a_character(void **state)
 	/* "a" then 20 two-byte characters: byte 32 is the first of a pair */
 	char st[64] = "a";
 	for (int i = 0; i < 20; i++)
-		strcat(st, "\xc3\x89");
+		memcpy(st + 1 + 2 * i, "\xc3\x89", 3);
 	json_t *ev = h_event_create("o-utf8", "acme", "WO-UTF8", 1);
 	json_object_set_new(json_object_get(ev, "order"), "state",
 			    json_string(st));
