@@ -25,7 +25,7 @@
  * honoured within about two seconds even while the cluster is down.
  */
 #include "watch.h"
-#include "kafka_conf.h"
+#include "kafka_client.h"
 
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
@@ -56,43 +56,24 @@ typedef struct part {
 static pb_err_t consumer_new(const pb_config_t *cfg, const char *role,
 			     rd_kafka_t **out, char *errstr, size_t errstr_size)
 {
-	static const char *const fixed[][2] = {
-	    {"enable.auto.commit", "false"},
-	    {"enable.auto.offset.store", "false"},
-	    {"enable.partition.eof", "true"},
-	    {"auto.offset.reset", "earliest"},
-	};
-	char e[512], gid[64];
-	pb_err_t err;
-	rd_kafka_conf_t *kc = rd_kafka_conf_new();
-	if ((err = pb_kafka_conf_apply(cfg, kc, PB_KAFKA_READER, errstr,
-					 errstr_size)))
-		goto fail;
+	char gid[64];
 	snprintf(gid, sizeof(gid), "pruvan-bridge-watch%s-%ld", role,
 		 (long)getpid());
-	if (rd_kafka_conf_set(kc, "group.id", gid, e, sizeof(e))) {
-		err = pb_errf(errstr, errstr_size, PB_ERR_KAFKA, "group.id: %s",
-			      e);
-		goto fail;
-	}
-	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
-		if (rd_kafka_conf_set(kc, fixed[i][0], fixed[i][1], e,
-				      sizeof(e))) {
-			err = pb_errf(errstr, errstr_size, PB_ERR_KAFKA,
-				      "%s: %s", fixed[i][0], e);
-			goto fail;
-		}
-	}
-	*out = rd_kafka_new(RD_KAFKA_CONSUMER, kc, e, sizeof(e));
-	if (!*out) {
-		err = pb_errf(errstr, errstr_size, PB_ERR_KAFKA, "consumer: %s",
-			      e);
-		goto fail;
-	}
-	return PB_OK; /* rd_kafka_new took kc */
-fail:
-	rd_kafka_conf_destroy(kc);
-	return err;
+	/* a watcher never commits and reads every partition from its start */
+	const pb_kafka_prop_t fixed[] = {
+	    {"group.id", gid, false},
+	    {"enable.auto.commit", "false", false},
+	    {"enable.auto.offset.store", "false", false},
+	    {"enable.partition.eof", "true", false},
+	    {"auto.offset.reset", "earliest", false},
+	};
+	const pb_kafka_client_spec_t spec = {
+	    .role = PB_KAFKA_READER,
+	    .name = "watch reader",
+	    .fixed = fixed,
+	    .n_fixed = sizeof(fixed) / sizeof(fixed[0]),
+	};
+	return pb_kafka_client_new(cfg, &spec, out, errstr, errstr_size);
 }
 
 /*
