@@ -47,6 +47,7 @@
 
 #include "fetchwake.h"
 #include "jtext.h"
+#include "orderq.h"
 #include "log.h"
 #include "pusher.h"
 #include "rules.h"
@@ -66,11 +67,11 @@ enum { SRC_ORDERS = 0, SRC_INBOUND = 1 };
 static const char *src_names[] = {"orders", "inbound"};
 
 typedef struct part part_t;
-typedef struct keyq keyq_t;
 
 typedef struct task {
-	struct task *next;     /* stage list */
-	struct task *next_key; /* queue behind the same order */
+	/* first: the order's queues hand back links, which are tasks */
+	pb_orderq_link_t order;
+	struct task *next; /* stage list */
 	/* The record's key and value, copied: a held rd_kafka_message_t pins
 	 * the whole (decompressed) fetch buffer it points into, so a few slow
 	 * events kept megabytes resident. One allocation, value after key;
@@ -87,9 +88,6 @@ typedef struct task {
 	pb_inbound_t *in;
 	pb_rejection_t rej;
 	const pb_account_t *acct;
-	keyq_t *kq;
-	keyq_t *pub_kq;        /* recorded, its outcome not yet acknowledged */
-	struct task *next_pub; /* in pub_kq->pub */
 
 	pb_state_view_t view;
 	bool view_set;
@@ -116,14 +114,6 @@ typedef struct task {
 	bool abandoned;
 	uint64_t linger_seq; /* acknowledged: freed once this stage applied */
 } task_t;
-
-struct keyq {
-	keyq_t *next; /* hash chain */
-	char *key;
-	task_t *head, *tail; /* waiting behind the busy one */
-	task_t *pub; /* recorded here, outcome not yet acknowledged */
-	bool busy;
-};
 
 struct part {
 	char *topic;
@@ -180,8 +170,7 @@ struct pb_pipeline {
 	pb_pusher_t *pusher;
 
 	part_t *parts;
-	keyq_t **keys;
-	size_t keys_cap, keys_len;
+	pb_orderq_t *orders; /* per-order queues (orderq.h) */
 
 	tlist_t ready, to_record, to_publish;
 	stage_t flights[MAX_FLIGHTS]; /* written, oldest first */
@@ -257,126 +246,37 @@ static task_t *tl_pop(tlist_t *l)
 	return t;
 }
 
-/* ---- order keys ---------------------------------------------------------- */
+/* ---- order queues ---------------------------------------------------------- */
 
-static uint64_t hash_str(const char *s)
+static task_t *task_of(pb_orderq_link_t *l)
 {
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
-static pb_err_t keys_grow(pb_pipeline_t *pl)
-{
-	size_t ncap = pl->keys_cap ? pl->keys_cap * 2 : 4096;
-	keyq_t **n = calloc(ncap, sizeof(*n));
-	if (!n)
-		return PB_ERR_NOMEM;
-	for (size_t i = 0; i < pl->keys_cap; i++) {
-		keyq_t *k = pl->keys[i];
-		while (k) {
-			keyq_t *nx = k->next;
-			size_t b = hash_str(k->key) & (ncap - 1);
-			k->next = n[b];
-			n[b] = k;
-			k = nx;
-		}
-	}
-	free(pl->keys);
-	pl->keys = n;
-	pl->keys_cap = ncap;
-	return PB_OK;
-}
-
-static keyq_t *key_get(pb_pipeline_t *pl, const char *key)
-{
-	if (pl->keys_len >= pl->keys_cap / 2 && keys_grow(pl))
-		return NULL;
-	size_t b = hash_str(key) & (pl->keys_cap - 1);
-	for (keyq_t *k = pl->keys[b]; k; k = k->next)
-		if (strcmp(k->key, key) == 0)
-			return k;
-	keyq_t *k = calloc(1, sizeof(*k));
-	if (!k)
-		return NULL;
-	k->key = strdup(key);
-	k->next = pl->keys[b];
-	pl->keys[b] = k;
-	pl->keys_len++;
-	return k;
-}
-
-static void key_drop(pb_pipeline_t *pl, keyq_t *kq)
-{
-	size_t b = hash_str(kq->key) & (pl->keys_cap - 1);
-	for (keyq_t **pp = &pl->keys[b]; *pp; pp = &(*pp)->next) {
-		if (*pp == kq) {
-			*pp = kq->next;
-			pl->keys_len--;
-			free(kq->key);
-			free(kq);
-			return;
-		}
-	}
+	return (task_t *)l; /* the link is a task's first member */
 }
 
 static void task_free(pb_pipeline_t *pl, task_t *t);
 
 /* The order's previous event is recorded: let the next one go. A task
  * whose effect is recorded stays listed with its order until its outcome is
- * acknowledged, so that a second copy of the same event arriving meanwhile
- * is recognised as a duplicate and not as a crash to recover from. */
+ * acknowledged (orderq.h: publishing), so that a second copy of the same
+ * event arriving meanwhile is recognised as a duplicate and not as a crash
+ * to recover from. */
 static void key_release(pb_pipeline_t *pl, task_t *t)
 {
-	keyq_t *kq = t->kq;
-	t->kq = NULL;
-	if (!kq)
-		return;
-	if (t->needs_publish_mark && !t->abandoned && !t->pub_kq) {
-		t->pub_kq = kq;
-		t->next_pub = kq->pub;
-		kq->pub = t;
-	}
-	task_t *nx;
-	while ((nx = kq->head)) {
-		kq->head = nx->next_key;
-		if (!kq->head)
-			kq->tail = NULL;
-		nx->next_key = NULL;
-		if (nx->abandoned) {
-			/* its partition was revoked or lost while it waited:
-			 * the next owner redoes it; pushing it here could
-			 * race that owner into a second push */
-			nx->kq = NULL;
-			task_free(pl, nx);
-			continue;
+	bool publishing = t->needs_publish_mark && !t->abandoned;
+	pb_orderq_link_t *nx = pb_orderq_release(pl->orders, &t->order,
+						 publishing);
+	while (nx) {
+		task_t *n = task_of(nx);
+		if (!n->abandoned) {
+			tl_push(&pl->ready, n);
+			return;
 		}
-		tl_push(&pl->ready, nx);
-		return;
+		/* its partition was revoked or lost while it waited: the
+		 * next owner redoes it; pushing it here could race that owner
+		 * into a second push */
+		nx = pb_orderq_release(pl->orders, &n->order, false);
+		task_free(pl, n);
 	}
-	kq->busy = false;
-	if (!kq->pub)
-		key_drop(pl, kq);
-}
-
-static void key_unpublished(pb_pipeline_t *pl, task_t *t)
-{
-	keyq_t *kq = t->pub_kq;
-	t->pub_kq = NULL;
-	if (!kq)
-		return;
-	for (task_t **pp = &kq->pub; *pp; pp = &(*pp)->next_pub) {
-		if (*pp == t) {
-			*pp = t->next_pub;
-			break;
-		}
-	}
-	t->next_pub = NULL;
-	if (!kq->busy && !kq->head && !kq->pub)
-		key_drop(pl, kq);
 }
 
 static const char *task_event_id(const task_t *t);
@@ -384,12 +284,13 @@ static const char *task_event_id(const task_t *t);
 /* Another copy of t's event, recorded by this worker, still publishing. */
 static const task_t *key_twin(const task_t *t)
 {
-	if (!t->kq)
-		return NULL;
 	const char *id = task_event_id(t);
-	for (const task_t *x = t->kq->pub; x; x = x->next_pub)
+	for (pb_orderq_link_t *l = pb_orderq_publishing(&t->order); l;
+	     l = l->next_pub) {
+		const task_t *x = task_of(l);
 		if (!x->abandoned && x != t && strcmp(task_event_id(x), id) == 0)
 			return x;
+	}
 	return NULL;
 }
 
@@ -426,7 +327,7 @@ static part_t *part_get(pb_pipeline_t *pl, const char *topic, int32_t p)
 
 static void task_free(pb_pipeline_t *pl, task_t *t)
 {
-	key_unpublished(pl, t);
+	pb_orderq_unpublish(pl->orders, &t->order);
 	if (t->part)
 		t->part->held--;
 	pl->alive--;
@@ -1379,35 +1280,16 @@ static void reject_parse(pb_pipeline_t *pl, task_t *t)
 
 static void admit(pb_pipeline_t *pl, task_t *t)
 {
-	const char *acct = task_account(t), *won = task_won(t);
-	size_t n = strlen(acct) + strlen(won) + 2;
-	char *key = malloc(n);
-	if (!key) {
+	bool go = false;
+	if (pb_orderq_admit(pl->orders, task_account(t), task_won(t),
+			    &t->order, &go)) {
 		t->rej.reason = "internal";
 		pb_strlcpy(t->rej.message, "out of memory", sizeof(t->rej.message));
 		reject_parse(pl, t);
 		return;
 	}
-	snprintf(key, n, "%s/%s", acct, won);
-	keyq_t *kq = key_get(pl, key);
-	free(key);
-	if (!kq) {
-		t->rej.reason = "internal";
-		pb_strlcpy(t->rej.message, "out of memory", sizeof(t->rej.message));
-		reject_parse(pl, t);
-		return;
-	}
-	t->kq = kq;
-	if (kq->busy) {
-		if (kq->tail)
-			kq->tail->next_key = t;
-		else
-			kq->head = t;
-		kq->tail = t;
-		return;
-	}
-	kq->busy = true;
-	tl_push(&pl->ready, t);
+	if (go)
+		tl_push(&pl->ready, t);
 }
 
 static void consume_one(pb_pipeline_t *pl, rd_kafka_message_t *m)
@@ -1513,6 +1395,14 @@ static bool job_of_revoked(pb_push_job_t *j, void *opaque)
 	return t->part && !t->part->assigned;
 }
 
+static void abandon_if_revoked(pb_orderq_link_t *l, void *opaque)
+{
+	task_t *t = task_of(l);
+	(void)opaque;
+	if (t->part && !t->part->assigned)
+		t->abandoned = true;
+}
+
 /* Abandon every task of partitions no longer assigned. */
 static void abandon_revoked(pb_pipeline_t *pl)
 {
@@ -1541,13 +1431,9 @@ static void abandon_revoked(pb_pipeline_t *pl)
 		}
 		*lists[li] = keep;
 	}
-	/* tasks waiting behind a key, and pushes on the wire, are freed when
-	 * their turn or answer comes (abandoned flag) */
-	for (size_t b = 0; b < pl->keys_cap; b++)
-		for (keyq_t *k = pl->keys[b]; k; k = k->next)
-			for (task_t *t = k->head; t; t = t->next_key)
-				if (t->part && !t->part->assigned)
-					t->abandoned = true;
+	/* tasks waiting behind their order, and pushes on the wire, are
+	 * freed when their turn or answer comes (abandoned flag) */
+	pb_orderq_each_waiting(pl->orders, abandon_if_revoked, NULL);
 }
 
 static int64_t held_in(pb_pipeline_t *pl, rd_kafka_topic_partition_list_t *l)
@@ -2091,7 +1977,7 @@ pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 	}
 	for (size_t i = 0; i < cfg->accounts_len; i++)
 		pl->auto_admin[i] = -1;
-	if (keys_grow(pl)) {
+	if (pb_orderq_new(&pl->orders)) {
 		err = PB_ERR_NOMEM;
 		goto fail;
 	}
@@ -2226,6 +2112,11 @@ fail:
 	return err ? err : PB_ERR_NOMEM;
 }
 
+static void free_waiting_task(pb_orderq_link_t *l, void *opaque)
+{
+	task_free(opaque, task_of(l));
+}
+
 void pb_pipeline_destroy(pb_pipeline_t *pl)
 {
 	if (!pl)
@@ -2233,14 +2124,14 @@ void pb_pipeline_destroy(pb_pipeline_t *pl)
 	stages_discard(pl);
 	/* pushes still on the wire (the grace period ran out) are abandoned
 	 * with the pusher; no answer comes to free their events, so free
-	 * them here. A task whose push is out owns its order's key (t->kq)
-	 * without waiting in it; the keys are freed below. */
+	 * them here. A task whose push is out holds its order without
+	 * waiting in it; the order queues are freed below. */
 	pb_push_job_t *j = pb_pusher_destroy(pl->pusher);
 	pl->pusher = NULL;
 	while (j) {
 		pb_push_job_t *nx = j->next;
 		task_t *t = j->opaque;
-		t->kq = NULL;
+		t->order.key = NULL;
 		task_free(pl, t);
 		j = nx;
 	}
@@ -2251,24 +2142,10 @@ void pb_pipeline_destroy(pb_pipeline_t *pl)
 		while ((t = tl_pop(lists[li])))
 			task_free(pl, t);
 	}
-	for (size_t b = 0; b < pl->keys_cap; b++) {
-		keyq_t *k = pl->keys[b];
-		while (k) {
-			keyq_t *nx = k->next;
-			task_t *t = k->head;
-			while (t) {
-				task_t *tn = t->next_key;
-				task_free(pl, t);
-				t = tn;
-			}
-			for (t = k->pub; t; t = t->next_pub)
-				t->pub_kq = NULL; /* outcomes still in the producer */
-			free(k->key);
-			free(k);
-			k = nx;
-		}
-	}
-	free(pl->keys);
+	/* tasks still waiting behind their order are freed with the queues;
+	 * outcomes still in the producer are unlinked from them */
+	pb_orderq_destroy(pl->orders, free_waiting_task, pl);
+	pl->orders = NULL;
 	if (pl->cq) {
 		rd_kafka_queue_io_event_enable(pl->cq, -1, NULL, 0);
 		rd_kafka_queue_destroy(pl->cq);

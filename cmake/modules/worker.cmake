@@ -1,7 +1,7 @@
 # The worker: pipeline and the pruvan-bridge binary. Named to sort after
 # the modules it links (config, core, ops, rules).
 add_library(pb_pipeline STATIC src/pipeline.c src/fetchwake.c)
-target_link_libraries(pb_pipeline PUBLIC pb_kafka_conf pb_base pb_tracker pb_state pb_pusher
+target_link_libraries(pb_pipeline PUBLIC pb_kafka_conf pb_base pb_tracker pb_orderq pb_state pb_pusher
   pb_rules pb_metrics PkgConfig::RDKAFKA PkgConfig::CURL PkgConfig::JANSSON Threads::Threads)
 
 add_library(pb_replay STATIC src/replay.c)
