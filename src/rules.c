@@ -387,8 +387,9 @@ static bool coord_ok(const json_t *v, double limit)
 	} else {
 		const char *s = json_string_value(v);
 		char *end;
-		if (!s || !*s || strlen(s) > 32)
-			return false;
+		if (!s || !*s || strlen(s) > 32 ||
+		    !strchr("+-.0123456789", s[0]))
+			return false; /* no blanks, inf, nan */
 		x = strtod(s, &end);
 		if (*end)
 			return false;
