@@ -577,7 +577,9 @@ static void test_multipart_encoding(void **state)
 	push_multipart("K1", "{\"workOrders\":[" WO("M1", "") "]}", &r);
 	assert_counts(&r, 1, 0, 0);
 	release(&r);
-	assert_non_null(order_of("K1", "M1"));
+	json_t *rec = order_of("K1", "M1");
+	assert_non_null(rec);
+	json_decref(rec);
 	/* only a file part named workOrders: not the field */
 	push_multipart("K1", NULL, &r);
 	assert_int_equal(r.status, 400);
