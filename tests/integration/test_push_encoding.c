@@ -6,7 +6,8 @@
  * field as multipart/form-data, and bodyEncoding json pushes a raw JSON
  * body, which the simulator, like Pruvan's documentation, refuses until it
  * is told to accept it: the event then fails (http_4xx), it is not
- * retried, and its neighbours of other accounts go through.
+ * retried, and its neighbours of other accounts go through. A multipart
+ * push that meets a 503 is sent again, the same body in a new form.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,13 +26,13 @@ H_SUITE("push_encoding", 2)
 /* Text a form encoder must escape: separators, '+', '%', quotes, UTF-8. */
 #define TRICKY "Gate 1&2=open + 100% \"quoted\" caf\xc3\xa9 #5"
 
-/* The one request the simulator kept for api_key (asserts exactly one). */
-static json_t *only_request(const char *api_key)
+/* The last request the simulator kept for api_key, asserting it kept n. */
+static json_t *last_request(const char *api_key, size_t n)
 {
 	json_t *reqs = h_sim_requests(api_key);
 	assert_non_null(reqs);
-	assert_int_equal(json_array_size(reqs), 1);
-	json_t *r = json_incref(json_array_get(reqs, 0));
+	assert_int_equal(json_array_size(reqs), n);
+	json_t *r = json_incref(json_array_get(reqs, n - 1));
 	json_decref(reqs);
 	return r;
 }
@@ -67,6 +68,10 @@ static void each_body_encoding_on_the_wire(void **state)
 	produce_create("pe-form", "acme", "WO-F");
 	produce_create("pe-mp", "mp", "WO-M");
 	produce_create("pe-js-1", "js", "WO-J1");
+	assert_int_equal(
+	    h_sim_faults("{\"fail\":{\"count\":1,\"status\":503,"
+			 "\"workOrder\":\"WO-M\"}}"),
+	    0);
 
 	h_worker_t *w = h_worker_run("worker", cfg, true);
 	assert_non_null(w);
@@ -75,6 +80,9 @@ static void each_body_encoding_on_the_wire(void **state)
 	json_t *by = h_by_event(recs);
 	assert_string_equal(outcome_of(by, "pe-form"), "created");
 	assert_string_equal(outcome_of(by, "pe-mp"), "created");
+	assert_int_equal(
+	    json_integer_value(json_object_get(h_one(by, "pe-mp"), "attempts")),
+	    2);
 	json_t *js = h_one(by, "pe-js-1");
 	assert_string_equal(h_str(js, "outcome"), "failed");
 	assert_string_equal(h_str(js, "reason"), "http_4xx");
@@ -82,17 +90,18 @@ static void each_body_encoding_on_the_wire(void **state)
 	json_decref(by);
 	json_decref(recs);
 
-	json_t *r = only_request("acme");
+	json_t *r = last_request("acme", 1);
 	assert_string_equal(h_str(r, "encoding"), "form");
 	assert_string_equal(h_str(r, "contentType"),
 			    "application/x-www-form-urlencoded");
 	json_decref(r);
-	r = only_request("mp");
+	r = last_request("mp", 2);
+	assert_int_equal(json_integer_value(json_object_get(r, "status")), 200);
 	assert_string_equal(h_str(r, "encoding"), "multipart");
 	assert_non_null(strstr(h_str(r, "contentType"),
 			       "multipart/form-data; boundary="));
 	json_decref(r);
-	r = only_request("js");
+	r = last_request("js", 1);
 	assert_string_equal(h_str(r, "encoding"), "json");
 	assert_int_equal(json_integer_value(json_object_get(r, "status")), 400);
 	json_decref(r);
