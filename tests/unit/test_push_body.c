@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <curl/curl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,6 +53,20 @@ static void test_every_byte_round_trips(void **state)
 	 * form decoder would split on or read as a space */
 	for (size_t i = 11; i < n; i++)
 		assert_null(strchr("&=+ ", f[i]));
+	/* each byte on its own: kept exactly when RFC 3986 unreserved */
+	for (int c = 0; c < 256; c++) {
+		char one = (char)c, out[16];
+		bool keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+			    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+			    c == '_' || c == '~';
+		size_t l = pb_push_form_write(&one, 1, out);
+		assert_int_equal(l, pb_push_form_len(&one, 1));
+		assert_int_equal(l, keep ? 12u : 14u);
+		if (keep)
+			assert_int_equal(out[11], c);
+		else
+			assert_int_equal(out[11], '%');
+	}
 	int got = 0;
 	char *dec = curl_easy_unescape(NULL, f + 11, (int)(n - 11), &got);
 	assert_non_null(dec);
