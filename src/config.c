@@ -911,14 +911,27 @@ static void load_kafka(loader_t *L, json_t *obj)
 
 /* ---- accounts ---- */
 
-/* Every field Pruvan knows (contract section 4): not "extra". */
+/* Every field the rules know (contract section 4): not "extra". The
+ * rules' table (rules.c) is the reference; attribute7..attribute30 are
+ * checked by pruvan_attribute_field. */
 static const char *const pruvan_known_fields[] = {
-	"clientDueDate", "clientStatus", "clientInstructions", "description",
-	"reference", "workOrderInfo", "projectOptions", "projectInstructions",
-	"status", "dueDate", "services", "name", "instructions", "options",
+	"clientDueDate", "clientStatus", "clientInstructions", "source_wo_id",
+	"source_wo_number", "source_wo_provider", "description", "reference",
+	"workOrderInfo", "options", "instructions", "projectOptions",
+	"projectInstructions", "status", "dueDate", "startDate", "services",
 	"workOrderNumber", "address1", "address2", "city", "state", "zip",
-	"country", "assignedTo",
+	"country", "gpsLatitude", "gpsLongitude", "assignedTo",
 };
+
+/* attribute7 .. attribute30: the remote system's correlation fields. */
+static bool pruvan_attribute_field(const char *s)
+{
+	if (strncmp(s, "attribute", 9) != 0 || !s[9] || s[9] == '0' ||
+	    strlen(s + 9) > 2 || strspn(s + 9, "0123456789") != strlen(s + 9))
+		return false;
+	long n = strtol(s + 9, NULL, 10);
+	return n >= 7 && n <= 30;
+}
 
 static const char *const account_keys[] = {
 	"pushKeyUrl", "mode", "autoAdmin", "allowDeletes", "statusPolicy",
@@ -981,7 +994,7 @@ static void load_string_list(loader_t *L, const char *path, json_t *v,
 			continue;
 		}
 		if (extra) {
-			bool known = false;
+			bool known = pruvan_attribute_field(s);
 			for (size_t j = 0; j < NFIELDS(pruvan_known_fields);
 			     j++)
 				known = known ||
@@ -1008,7 +1021,7 @@ static void load_string_list(loader_t *L, const char *path, json_t *v,
 	*out_len = len;
 }
 
-/* mode / statusPolicy / bodyEncoding: one of two names. */
+/* mode / statusPolicy: one of two names. */
 static bool load_enum(loader_t *L, const char *path, json_t *v,
 		      const char *what, const char *a, const char *b,
 		      int *out)
@@ -1032,6 +1045,44 @@ static bool load_enum(loader_t *L, const char *path, json_t *v,
 	report_add(&L->rep, path, "unknown %s %s (expected \"%s\" or \"%s\")",
 		   what, q, a, b);
 	return false;
+}
+
+const char *pb_body_encoding_name(pb_body_encoding_t e)
+{
+	switch (e) {
+	case PB_BODY_MULTIPART:
+		return "multipart";
+	case PB_BODY_JSON:
+		return "json";
+	case PB_BODY_FORM:
+		break;
+	}
+	return "form";
+}
+
+/* bodyEncoding: form (default), multipart or json. */
+static void load_body_encoding(loader_t *L, const char *path, json_t *v,
+			       pb_body_encoding_t *out)
+{
+	static const pb_body_encoding_t all[] = {PB_BODY_FORM,
+						 PB_BODY_MULTIPART, PB_BODY_JSON};
+	if (!json_is_string(v)) {
+		report_add(&L->rep, path, "expected a string, got %s",
+			   type_name(v));
+		return;
+	}
+	for (size_t i = 0; i < NFIELDS(all); i++) {
+		if (strcmp(json_string_value(v), pb_body_encoding_name(all[i])) == 0) {
+			*out = all[i];
+			return;
+		}
+	}
+	char q[64];
+	quote(json_string_value(v), q, sizeof(q));
+	report_add(&L->rep, path,
+		   "unknown bodyEncoding %s (expected \"form\", what Pruvan "
+		   "documents, \"multipart\" or \"json\")",
+		   q);
 }
 
 static void load_bool(loader_t *L, const char *path, json_t *v, bool *out)
@@ -1126,10 +1177,7 @@ static void load_account(loader_t *L, const char *path, const char *name,
 				a->status_policy = tmp ? PB_STATUS_POLICY_REJECT
 						       : PB_STATUS_POLICY_DROP;
 		} else if (strcmp(key, "bodyEncoding") == 0) {
-			if (load_enum(L, p, v, "bodyEncoding", "json", "form",
-				      &tmp))
-				a->body_encoding = tmp ? PB_BODY_FORM
-						       : PB_BODY_JSON;
+			load_body_encoding(L, p, v, &a->body_encoding);
 		} else if (strcmp(key, "autoAdmin") == 0) {
 			load_bool(L, p, v, &a->auto_admin);
 		} else if (strcmp(key, "allowDeletes") == 0) {
@@ -1678,8 +1726,7 @@ char *pb_config_describe(const pb_config_t *c)
 			"users", str_array(a->users, a->users_len, &ok),
 			"extraFields",
 			str_array(a->extra_fields, a->extra_fields_len, &ok),
-			"bodyEncoding",
-			a->body_encoding == PB_BODY_FORM ? "form" : "json");
+			"bodyEncoding", pb_body_encoding_name(a->body_encoding));
 		put(accts, a->name ? a->name : "", o, &ok);
 	}
 	put(root, "accounts", accts, &ok);

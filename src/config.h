@@ -23,7 +23,17 @@
 
 typedef enum { PB_MODE_INTERNAL = 0, PB_MODE_EXTERNAL } pb_mode_t;
 typedef enum { PB_STATUS_POLICY_DROP = 0, PB_STATUS_POLICY_REJECT } pb_status_policy_t;
-typedef enum { PB_BODY_JSON = 0, PB_BODY_FORM } pb_body_encoding_t;
+/* How a push carries {"workOrders":[...]} (contract section 8): form is
+ * what Pruvan documents (urlencoded field workOrders), multipart the same
+ * field as multipart/form-data, json a raw application/json body. */
+typedef enum {
+	PB_BODY_FORM = 0,
+	PB_BODY_MULTIPART,
+	PB_BODY_JSON,
+} pb_body_encoding_t;
+
+/* "form", "multipart" or "json". */
+const char *pb_body_encoding_name(pb_body_encoding_t e);
 
 typedef struct pb_account {
 	char *name;
@@ -36,7 +46,7 @@ typedef struct pb_account {
 	size_t users_len;
 	char **extra_fields; /* order fields passed through as shared */
 	size_t extra_fields_len;
-	pb_body_encoding_t body_encoding; /* default json */
+	pb_body_encoding_t body_encoding; /* default form */
 	/* Added: where push_key_url came from, "env:NAME" or "file:/path"
 	 * (not secret; safe to print, unlike the URL itself). */
 	char *push_key_source;

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "jtext.h"
+#include "push_body.h"
 #include "util.h"
 
 #define BODY_MAX (1 << 20) /* responses larger than this are cut */
@@ -36,7 +37,10 @@ typedef struct batch {
 	int attempts;
 	int64_t not_before;
 	int64_t started_ms;
-	char *body;
+	char *body;      /* what is sent (form text, or the JSON for json and
+			    multipart); built once, kept across retries */
+	size_t body_len;
+	curl_mime *mime; /* multipart: the form of the request on the wire */
 	CURL *easy;
 	struct curl_slist *headers;
 	char *resp;
@@ -70,6 +74,7 @@ struct pb_pusher {
 	uint64_t rng;
 	bool flush_all;
 	batch_t *flying;
+	pb_jtext_t json; /* scratch for a batch's JSON text, reused */
 };
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -98,6 +103,7 @@ static void batch_free(batch_t *b)
 	free(b->jobs);
 	free(b->body);
 	free(b->resp);
+	curl_mime_free(b->mime);
 	if (b->headers)
 		curl_slist_free_all(b->headers);
 	free(b);
@@ -219,6 +225,7 @@ pb_push_job_t *pb_pusher_destroy(pb_pusher_t *p)
 	if (p->multi)
 		curl_multi_cleanup(p->multi);
 	free(p->accts);
+	free(p->json.p);
 	free(p);
 	return out;
 }
@@ -310,39 +317,98 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 	return n;
 }
 
-static char *build_body(const pb_account_t *a, batch_t *b)
+/* Copy of n bytes of s, NUL-terminated. */
+static char *dup_bytes(const char *s, size_t n)
 {
-	pb_jtext_t t = {0};
-	pb_jt_lit(&t, "{\"workOrders\":[");
+	char *d = malloc(n + 1);
+	if (d) {
+		memcpy(d, s, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+/*
+ * b->body for the account's bodyEncoding (contract section 8): the JSON
+ * object {"workOrders":[...]} as it is (json, and multipart, which puts it
+ * in a part), or as the urlencoded field workOrders (form). The JSON is
+ * written into the pusher's scratch buffer, so only the body itself is
+ * allocated. False when out of memory or an order cannot be written.
+ */
+static bool build_body(pb_pusher_t *p, const pb_account_t *a, batch_t *b)
+{
+	pb_jtext_t *t = &p->json;
+	t->len = 0;
+	t->bad = false;
+	pb_jt_lit(t, "{\"workOrders\":[");
 	for (int i = 0; i < b->n; i++) {
 		if (i)
-			pb_jt_put(&t, ",", 1);
+			pb_jt_put(t, ",", 1);
 		if (b->jobs[i]->work_order_text)
-			pb_jt_lit(&t, b->jobs[i]->work_order_text);
+			pb_jt_lit(t, b->jobs[i]->work_order_text);
 		else
-			pb_jt_json(&t, b->jobs[i]->work_order, false);
+			pb_jt_json(t, b->jobs[i]->work_order, false);
 	}
-	pb_jt_lit(&t, "]}");
-	char *js = pb_jt_take(&t);
-	if (!js || a->body_encoding == PB_BODY_JSON)
-		return js;
-	char *esc = curl_easy_escape(NULL, js, 0);
-	free(js);
-	if (!esc)
-		return NULL;
-	size_t n = strlen(esc) + 16;
-	char *form = malloc(n);
-	if (form)
-		snprintf(form, n, "workOrders=%s", esc);
-	curl_free(esc);
-	return form;
+	pb_jt_lit(t, "]}");
+	if (t->bad || !t->p)
+		return false;
+	if (a->body_encoding != PB_BODY_FORM) {
+		b->body = dup_bytes(t->p, t->len);
+		b->body_len = t->len;
+		return b->body != NULL;
+	}
+	size_t n = pb_push_form_len(t->p, t->len);
+	b->body = malloc(n + 1);
+	if (!b->body)
+		return false;
+	b->body_len = pb_push_form_write(t->p, t->len, b->body);
+	return true;
+}
+
+/* The request's body and headers as the account's bodyEncoding wants. */
+static bool set_body(batch_t *b, CURL *e, pb_body_encoding_t enc)
+{
+	const char *ctype = NULL;
+	if (enc == PB_BODY_MULTIPART) {
+		b->mime = curl_mime_init(e);
+		curl_mimepart *part = b->mime ? curl_mime_addpart(b->mime) : NULL;
+		if (!part ||
+		    curl_mime_name(part, PB_PUSH_FORM_FIELD) != CURLE_OK ||
+		    curl_mime_data(part, b->body, b->body_len) != CURLE_OK)
+			return false;
+		/* curl writes Content-Type with the boundary itself */
+		curl_easy_setopt(e, CURLOPT_MIMEPOST, b->mime);
+	} else {
+		ctype = enc == PB_BODY_JSON
+				? "Content-Type: application/json"
+				: "Content-Type: application/x-www-form-urlencoded";
+		curl_easy_setopt(e, CURLOPT_POST, 1L);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, b->body);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)b->body_len);
+	}
+	struct curl_slist *h = ctype ? curl_slist_append(NULL, ctype) : NULL;
+	if (ctype && !h)
+		return false;
+	b->headers = h;
+	h = curl_slist_append(b->headers, "Accept: application/json");
+	if (!h)
+		return false;
+	b->headers = h;
+	h = curl_slist_append(b->headers, "Expect:");
+	if (!h)
+		return false;
+	b->headers = h;
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, b->headers);
+	return true;
 }
 
 static bool send_batch(pb_pusher_t *p, acct_state_t *as, batch_t *b)
 {
 	const pb_config_t *cfg = p->cfg;
-	free(b->body);
-	b->body = build_body(as->acct, b);
+	/* a retry sends the same orders: the body built for the first send */
+	if (!b->body && !build_body(p, as->acct, b))
+		return false;
 	free(b->resp);
 	b->resp = NULL;
 	b->resp_len = 0;
@@ -352,23 +418,16 @@ static bool send_batch(pb_pusher_t *p, acct_state_t *as, batch_t *b)
 		curl_slist_free_all(b->headers);
 		b->headers = NULL;
 	}
+	curl_mime_free(b->mime);
+	b->mime = NULL;
 	CURL *e = curl_easy_init();
-	if (!b->body || !e) {
-		if (e)
-			curl_easy_cleanup(e);
+	if (!e)
+		return false;
+	if (!set_body(b, e, as->acct->body_encoding)) {
+		curl_easy_cleanup(e);
 		return false;
 	}
-	b->headers = curl_slist_append(
-		NULL, as->acct->body_encoding == PB_BODY_JSON
-			      ? "Content-Type: application/json"
-			      : "Content-Type: application/x-www-form-urlencoded");
-	b->headers = curl_slist_append(b->headers, "Accept: application/json");
-	b->headers = curl_slist_append(b->headers, "Expect:");
 	curl_easy_setopt(e, CURLOPT_URL, as->acct->push_key_url);
-	curl_easy_setopt(e, CURLOPT_POST, 1L);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, b->body);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(b->body));
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, b->headers);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "pruvan-bridge/" "0.1.0");
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)cfg->pruvan_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
@@ -580,6 +639,8 @@ static void on_done(pb_pusher_t *p, CURL *e, CURLcode rc)
 	curl_multi_remove_handle(p->multi, e);
 	curl_easy_cleanup(e);
 	b->easy = NULL;
+	curl_mime_free(b->mime); /* after the handle that used it */
+	b->mime = NULL;
 	for (batch_t **fp = &p->flying; *fp; fp = &(*fp)->fly_next) {
 		if (*fp == b) {
 			*fp = b->fly_next;

@@ -3,7 +3,11 @@
  *
  * The pipeline submits one job per event; the pusher batches jobs per
  * account ({"workOrders":[...]}, up to pruvan.batchMaxOrders, waiting at
- * most pruvan.batchMaxWaitMs to fill a batch), sends them with libcurl's
+ * most pruvan.batchMaxWaitMs to fill a batch), encodes each batch as the
+ * account's bodyEncoding says (form: the urlencoded field workOrders, what
+ * Pruvan documents, the default; multipart: the same field as
+ * multipart/form-data; json: a raw application/json body), built once per
+ * batch and sent again as it is on a retry, sends them with libcurl's
  * multi interface (keep-alive, TLS verification on, at most
  * pruvan.maxInFlight requests per account), and hands every job back
  * exactly once through the done callback with its result.

@@ -9,17 +9,21 @@
  *   3. staleness (version when both sides have one, else occurredAt);
  *   4. delete (only where allowDeletes);
  *   5. create vs update against the state (already_created, unknown_order);
- *   6. field classes: every order field is remote-owned, shared, identity/
- *      address or assignedTo; anything else is dropped with a warning
- *      unless the account lists it in extraFields (then shared); values
- *      are type-checked and normalised (dates to Pruvan's form, state to
- *      upper case, status to the table's lower-case name);
+ *   6. field classes (the field_specs table): every order field is
+ *      remote-owned, shared, identity/address or assignedTo; the names no
+ *      Pruvan source knows (projectOptions, projectInstructions) are taken
+ *      under their Pruvan names with a warning; anything else is dropped
+ *      with a warning unless the account lists it in extraFields (then
+ *      shared); values are type-checked and normalised (dates to
+ *      Pruvan's form, state to upper case, status to the table's
+ *      lower-case name);
  *   7. status against the compiled status table, by statusPolicy;
- *   8. assignedTo (internal accounts only, configured users only);
+ *   8. assignedTo (internal accounts only, configured users or ~all~);
  *   9. Client Status suggestion from the table;
  *  10. create minimum (address, one service);
- *  11. update: changed fields only, shared/address fields withheld while
- *      Auto-Admin is OFF.
+ *  11. update: changed fields only, shared fields withheld while
+ *      Auto-Admin is OFF (identity and address fields are sent whatever
+ *      Auto-Admin says).
  *
  * Invariants: never does I/O, logs, reads the clock or mutates a global;
  * borrowed inputs are never modified (state and event JSON are copied
@@ -76,7 +80,9 @@ typedef enum {
 	CLS_IDENTITY, /* workOrderNumber: always sent */
 	CLS_REMOTE,   /* remote-owned: always sent when changed */
 	CLS_SHARED,   /* withheld on update while Auto-Admin is OFF */
-	CLS_ADDRESS,  /* like shared on update */
+	CLS_ADDRESS,  /* identity and address: sent when changed, whatever
+			 Auto-Admin says (Pruvan lets integrations update
+			 them and keeps them out of Auto-Admin) */
 	CLS_ASSIGNED, /* internal remote system's to make: always sent */
 } field_class_t;
 
@@ -85,49 +91,89 @@ typedef enum {
 	T_NONEMPTY, /* non-empty string (address1, city) */
 	T_DATE,     /* RFC 3339 or Pruvan form -> Pruvan form */
 	T_ANY,      /* any JSON value, passed as given */
+	T_SCALAR,   /* string or number, passed as given (correlation ids) */
+	T_COORD,    /* number or numeric string within +-limit (GPS) */
 	T_SERVICES, /* array of objects with serviceName */
 	T_STATE,    /* US state code -> upper case */
 	T_ZIP,      /* 12345 or 12345-6789 */
 	T_SPECIAL,  /* status, assignedTo: handled by their own rules */
 } field_type_t;
 
+/*
+ * One row per field name Pruvan's API knows (contract section 4). A row
+ * with last > 0 is a family: the name is a prefix followed by a number in
+ * [first, last] (attribute7..attribute30). A row with renamed_to names a
+ * field no Pruvan source knows that is accepted under its Pruvan name
+ * with a warning (renamed_field).
+ */
 typedef struct {
 	const char *name;
 	field_class_t cls;
 	field_type_t type;
+	int first, last;        /* family range, when last > 0 */
+	double limit;           /* T_COORD: largest absolute value */
+	const char *renamed_to; /* accepted as this field, with a warning */
 } field_spec_t;
 
 static const field_spec_t field_specs[] = {
-	{"workOrderNumber", CLS_IDENTITY, T_TEXT},
-	{"clientDueDate", CLS_REMOTE, T_DATE},
-	{"clientStatus", CLS_REMOTE, T_TEXT},
-	{"clientInstructions", CLS_REMOTE, T_TEXT},
-	{"description", CLS_SHARED, T_TEXT},
-	{"reference", CLS_SHARED, T_TEXT},
-	{"workOrderInfo", CLS_SHARED, T_TEXT},
-	{"projectOptions", CLS_SHARED, T_ANY},
-	{"projectInstructions", CLS_SHARED, T_ANY},
-	{"status", CLS_SHARED, T_SPECIAL},
-	{"dueDate", CLS_SHARED, T_DATE},
-	{"services", CLS_SHARED, T_SERVICES},
-	{"name", CLS_SHARED, T_TEXT},
-	{"instructions", CLS_SHARED, T_ANY},
-	{"options", CLS_SHARED, T_ANY},
-	{"address1", CLS_ADDRESS, T_NONEMPTY},
-	{"address2", CLS_ADDRESS, T_TEXT},
-	{"city", CLS_ADDRESS, T_NONEMPTY},
-	{"state", CLS_ADDRESS, T_STATE},
-	{"zip", CLS_ADDRESS, T_ZIP},
-	{"country", CLS_ADDRESS, T_TEXT},
-	{"assignedTo", CLS_ASSIGNED, T_SPECIAL},
+	{"workOrderNumber", CLS_IDENTITY, T_TEXT, 0, 0, 0, NULL},
+	{"clientDueDate", CLS_REMOTE, T_DATE, 0, 0, 0, NULL},
+	{"clientStatus", CLS_REMOTE, T_TEXT, 0, 0, 0, NULL},
+	{"clientInstructions", CLS_REMOTE, T_TEXT, 0, 0, 0, NULL},
+	{"source_wo_id", CLS_REMOTE, T_SCALAR, 0, 0, 0, NULL},
+	{"source_wo_number", CLS_REMOTE, T_SCALAR, 0, 0, 0, NULL},
+	{"source_wo_provider", CLS_REMOTE, T_SCALAR, 0, 0, 0, NULL},
+	{"attribute", CLS_REMOTE, T_SCALAR, 7, 30, 0, NULL},
+	{"description", CLS_SHARED, T_TEXT, 0, 0, 0, NULL},
+	{"reference", CLS_SHARED, T_TEXT, 0, 0, 0, NULL},
+	{"workOrderInfo", CLS_SHARED, T_TEXT, 0, 0, 0, NULL},
+	{"options", CLS_SHARED, T_ANY, 0, 0, 0, NULL},
+	{"instructions", CLS_SHARED, T_ANY, 0, 0, 0, NULL},
+	{"status", CLS_SHARED, T_SPECIAL, 0, 0, 0, NULL},
+	{"dueDate", CLS_SHARED, T_DATE, 0, 0, 0, NULL},
+	{"startDate", CLS_SHARED, T_DATE, 0, 0, 0, NULL},
+	{"services", CLS_SHARED, T_SERVICES, 0, 0, 0, NULL},
+	{"projectOptions", CLS_SHARED, T_ANY, 0, 0, 0, "options"},
+	{"projectInstructions", CLS_SHARED, T_ANY, 0, 0, 0, "instructions"},
+	{"address1", CLS_ADDRESS, T_NONEMPTY, 0, 0, 0, NULL},
+	{"address2", CLS_ADDRESS, T_TEXT, 0, 0, 0, NULL},
+	{"city", CLS_ADDRESS, T_NONEMPTY, 0, 0, 0, NULL},
+	{"state", CLS_ADDRESS, T_STATE, 0, 0, 0, NULL},
+	{"zip", CLS_ADDRESS, T_ZIP, 0, 0, 0, NULL},
+	{"country", CLS_ADDRESS, T_TEXT, 0, 0, 0, NULL},
+	{"gpsLatitude", CLS_ADDRESS, T_COORD, 0, 0, 90.0, NULL},
+	{"gpsLongitude", CLS_ADDRESS, T_COORD, 0, 0, 180.0, NULL},
+	{"assignedTo", CLS_ASSIGNED, T_SPECIAL, 0, 0, 0, NULL},
 };
+
+/* Whether name is prefix followed by a decimal number in [first, last]
+ * without leading zeros. */
+static bool family_member(const field_spec_t *fs, const char *name)
+{
+	size_t pl = strlen(fs->name);
+	if (strncmp(name, fs->name, pl) != 0)
+		return false;
+	const char *d = name + pl;
+	if (!*d || *d == '0' || strlen(d) > 3)
+		return false;
+	int n = 0;
+	for (; *d; d++) {
+		if (*d < '0' || *d > '9')
+			return false;
+		n = n * 10 + (*d - '0');
+	}
+	return n >= fs->first && n <= fs->last;
+}
 
 static const field_spec_t *field_spec(const char *name)
 {
 	for (size_t i = 0; i < sizeof(field_specs) / sizeof(field_specs[0]);
-	     i++)
-		if (!strcmp(field_specs[i].name, name))
-			return &field_specs[i];
+	     i++) {
+		const field_spec_t *fs = &field_specs[i];
+		if (fs->last > 0 ? family_member(fs, name)
+				 : !strcmp(fs->name, name))
+			return fs;
+	}
 	return NULL;
 }
 
@@ -145,6 +191,15 @@ static bool is_user(const pb_account_t *acct, const char *name)
 		if (acct->users[i] && !strcmp(acct->users[i], name))
 			return true;
 	return false;
+}
+
+/* Pruvan's assignee for "every sub-user of the account". */
+#define PB_ASSIGN_ALL "~all~"
+
+/* Whether an internal account may assign an order to name. */
+static bool assignable(const pb_account_t *acct, const char *name)
+{
+	return name && (!strcmp(name, PB_ASSIGN_ALL) || is_user(acct, name));
 }
 
 /* The 50 states, DC, the territories and the military "states". */
@@ -323,18 +378,56 @@ static bool pushed_equal(const pb_jt_member_t *prev, const json_t *v,
 
 /* ---- field normalisation --------------------------------------------- */
 
+/* A GPS coordinate: a number, or a string holding one, within +-limit. */
+static bool coord_ok(const json_t *v, double limit)
+{
+	double x;
+	if (json_is_number(v)) {
+		x = json_number_value(v);
+	} else {
+		const char *s = json_string_value(v);
+		char *end;
+		if (!s || !*s || strlen(s) > 32 ||
+		    !strchr("+-.0123456789", s[0]))
+			return false; /* no blanks, inf, nan */
+		x = strtod(s, &end);
+		if (*end)
+			return false;
+	}
+	return x >= -limit && x <= limit; /* false for NaN too */
+}
+
 /*
- * Validate and normalise one known, non-special field into fields
+ * Validate and normalise one known, non-special field, under the name
+ * name (a family member's or a renamed field's Pruvan name), into fields
  * (a deep copy: the event is borrowed). False when d was rejected.
  */
 static bool normalise_field(pb_decision_t *d, const field_spec_t *fs,
-			    const json_t *v, json_t *fields,
+			    const char *name, const json_t *v, json_t *fields,
 			    bool *services_bad, size_t *services_good)
 {
-	const char *name = fs->name;
 	const char *s = json_string_value(v);
 	switch (fs->type) {
 	case T_ANY:
+		json_object_set_new(fields, name, json_deep_copy(v));
+		return true;
+	case T_SCALAR:
+		if (!json_is_string(v) && !json_is_number(v)) {
+			reject(d, "invalid_field",
+			       "order.%s must be a string or a number", name);
+			return false;
+		}
+		json_object_set_new(fields, name, json_deep_copy(v));
+		return true;
+	case T_COORD:
+		if (!coord_ok(v, fs->limit)) {
+			reject(d, "invalid_field",
+			       "order.%s must be a number (or a string "
+			       "holding one) between -%g and %g: decimal "
+			       "degrees, e.g. 30.5083",
+			       name, fs->limit, fs->limit);
+			return false;
+		}
 		json_object_set_new(fields, name, json_deep_copy(v));
 		return true;
 	case T_SERVICES: {
@@ -479,6 +572,57 @@ static void decide_delete(const pb_event_t *ev, const pb_account_t *acct,
 	pb_jt_members_free(&pm);
 }
 
+/*
+ * Step 6: every order field into fields under its Pruvan name, checked and
+ * normalised; unknown fields dropped with a warning unless they are the
+ * account's extraFields; renamed fields (projectOptions...) taken under
+ * their Pruvan name with a warning, unless the order also carries that
+ * name (then the Pruvan name wins). False when d was rejected.
+ */
+static bool classify_fields(const pb_event_t *ev, const pb_account_t *acct,
+			    pb_decision_t *d, json_t *fields,
+			    bool *services_bad, size_t *services_good)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach(ev->order, key, v)
+	{
+		const field_spec_t *fs = field_spec(key);
+		const char *name = key;
+		if (!fs) {
+			if (is_extra_field(acct, key))
+				json_object_set_new(fields, key,
+						    json_deep_copy(v));
+			else
+				warn(d, "unknown_field",
+				     "order.%.64s is not a Pruvan field this "
+				     "bridge sends: dropped (list it in the "
+				     "account's extraFields to pass it through)",
+				     key);
+			continue;
+		}
+		if (fs->renamed_to) {
+			name = fs->renamed_to;
+			if (json_object_get(ev->order, name)) {
+				warn(d, "renamed_field",
+				     "order.%s is not a Pruvan field: dropped, "
+				     "since the order also carries its Pruvan "
+				     "name %s",
+				     key, name);
+				continue;
+			}
+			warn(d, "renamed_field",
+			     "order.%s is not a Pruvan field: sent as %s "
+			     "(rename it at the source)",
+			     key, name);
+		}
+		if (!normalise_field(d, fs, name, v, fields, services_bad,
+				     services_good))
+			return false;
+	}
+	return true;
+}
+
 static void decide_upsert(const pb_event_t *ev, const pb_account_t *acct,
 			  bool auto_admin, const pb_order_state_t *st,
 			  pb_decision_t *d)
@@ -516,25 +660,9 @@ static void decide_upsert(const pb_event_t *ev, const pb_account_t *acct,
 	json_t *v;
 
 	/* 6. classes, types, normalisation. */
-	json_object_foreach(ev->order, key, v)
-	{
-		const field_spec_t *fs = field_spec(key);
-		if (!fs) {
-			if (is_extra_field(acct, key))
-				json_object_set_new(fields, key,
-						    json_deep_copy(v));
-			else
-				warn(d, "unknown_field",
-				     "order.%.64s is not a Pruvan field this "
-				     "bridge sends: dropped (list it in the "
-				     "account's extraFields to pass it through)",
-				     key);
-			continue;
-		}
-		if (!normalise_field(d, fs, v, fields, &services_bad,
-				     &services_good))
-			goto out;
-	}
+	if (!classify_fields(ev, acct, d, fields, &services_bad,
+			     &services_good))
+		goto out;
 
 	/* 7. status against the table. */
 	const char *status = NULL; /* table name, when allowed */
@@ -594,14 +722,14 @@ static void decide_upsert(const pb_event_t *ev, const pb_account_t *acct,
 		const char *a = json_string_value(av);
 		if (json_is_null(av) || (a && !strcmp(a, "unassigned"))) {
 			has_assigned = true;
-		} else if (a && is_user(acct, a)) {
+		} else if (assignable(acct, a)) {
 			has_assigned = true;
 			assigned = a;
 		} else {
 			reject(d, "assigned_to_not_allowed",
 			       "assignedTo \"%.64s\" is not a user of account "
-			       "\"%.64s\": name one of the account's users, or "
-			       "\"unassigned\"",
+			       "\"%.64s\": name one of the account's users, "
+			       "\"~all~\" (every sub-user) or \"unassigned\"",
 			       a ? a : "(not a string)",
 			       acct->name ? acct->name : "");
 			goto out;
@@ -619,7 +747,7 @@ static void decide_upsert(const pb_event_t *ev, const pb_account_t *acct,
 	}
 	if (status && !strcmp(status, "assigned")) {
 		const char *who = has_assigned ? assigned : pushed_user;
-		if (!who || !is_user(acct, who)) {
+		if (!assignable(acct, who)) {
 			reject(d, "assigned_to_not_allowed",
 			       "status assigned needs assignedTo naming one of "
 			       "the users of account \"%.64s\"",
@@ -697,8 +825,7 @@ static void decide_upsert(const pb_event_t *ev, const pb_account_t *acct,
 			 * (allowDeletes), not a shared-field edit. */
 			bool exempt = !strcmp(key, "status") && status &&
 				      !strcmp(status, "deleted");
-			if ((cls == CLS_SHARED || cls == CLS_ADDRESS) &&
-			    !auto_admin && !exempt) {
+			if (cls == CLS_SHARED && !auto_admin && !exempt) {
 				json_array_append_new(d->withheld,
 						      json_string(key));
 				continue;

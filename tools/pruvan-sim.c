@@ -6,21 +6,32 @@
  *
  * USAGE
  *   pruvan-sim [--port N] [--port-file PATH] [--latency-ms N]
- *              [--max-kept N] [--quiet]
+ *              [--max-kept N] [--accept-json] [--quiet]
  *     --port N        listen on 127.0.0.1:N (default 0: pick a free port)
  *     --port-file P   once listening, write the port (decimal + "\n") to P,
  *                     atomically (temp file + rename): await the file.
  *     --latency-ms N  baseline delay before every /api/ answer (default 0)
  *     --max-kept N    requests kept for /_sim/requests (default 100000);
  *                     older ones are dropped, stats keep counting
+ *     --accept-json   also accept a raw application/json push body (for
+ *                     accounts with bodyEncoding json); see below
  *     --quiet         log warnings and errors only
  *   Logs are JSON lines on stderr. SIGTERM or SIGINT: exit 0.
  *
  * PRUVAN API (what the worker talks to)
  *   POST /api/?apiKey=KEY
- *     body application/json {"workOrders":[...]}, or
- *     application/x-www-form-urlencoded with field workOrders holding
- *     {"workOrders":[...]} or just [...]. Body limit 8 MiB (413 beyond).
+ *     As Pruvan documents it: the form field workOrders holding the JSON
+ *     object {"workOrders":[...]}, in an application/x-www-form-urlencoded
+ *     body ("form") or a multipart/form-data body ("multipart"; a part
+ *     that is a file does not count). A raw application/json body holding
+ *     the object ("json") is accepted only with --accept-json or
+ *     /_sim/settings acceptJson; otherwise it is answered like any body
+ *     without the field, since no Pruvan source shows raw JSON accepted:
+ *       400 {"response":{"created":0,"updated":0,"deleted":0},
+ *            "error":"form field workOrders missing: ..."}
+ *     Body limit 8 MiB (413 beyond). The field's value not JSON: 400 with
+ *     the same shape. Valid JSON that is not {"workOrders":[...]}: 200 with
+ *     an error, as Pruvan answers a bad payload.
  *     Per apiKey the sim keeps orders by workOrderNumber. Each order is:
  *     status "deleted" -> deleted; known and not deleted -> updated (fields
  *     merged); else a create, which needs workOrderNumber, address1, city,
@@ -28,8 +39,7 @@
  *     serviceName. Any problem refuses the WHOLE batch, nothing applied:
  *       200 {"response":{"created":0,"updated":0,"deleted":0},
  *            "error":"TESTPOST: missing services"}
- *     Missing apiKey: 200 with "error":"invalid apiKey". Body not JSON: 400
- *     with the same shape. Success:
+ *     Missing apiKey: 200 with "error":"invalid apiKey". Success:
  *       200 {"response":{"created":N,"updated":N,"deleted":N},"error":null}
  *   GET /api/?apiKey=KEY -> {"response":true,"error":"success"} (Pruvan's
  *     integration refresh; counted in stats.refreshes, no faults, no log).
@@ -54,9 +64,12 @@
  *     Unknown keys or out-of-range values: 400 {"error":"..."}.
  *   GET /_sim/faults     what is armed.
  *   DELETE /_sim/faults  disarm all; latency back to --latency-ms.
+ *   GET /_sim/settings   {"acceptJson":bool}
+ *   POST /_sim/settings  {"acceptJson":true|false}: whether a raw JSON push
+ *     body is accepted (default: --accept-json); /_sim/reset restores it.
  *   GET /_sim/requests[?since=SEQ][&apiKey=K]
  *     {"requests":[{"seq":1,"apiKey":"K","contentType":"...",
- *       "encoding":"json|form","workOrders":[...],"status":200,
+ *       "encoding":"form|multipart|json|other","workOrders":[...],"status":200,
  *       "response":{...},"fault":null|"fail"|...,"receivedAt":"RFC3339"}]}
  *   GET /_sim/orders?apiKey=K
  *     {"orders":{"WO":{...merged fields...,"_created":n,"_updated":n,
@@ -98,7 +111,15 @@ struct server {
 	pthread_mutex_t mu; /* guards stopping, for the waits below */
 	pthread_cond_t cond;
 	bool stopping;
+	bool accept_json_default; /* --accept-json */
+	bool accept_json;         /* now; guarded by mu */
 };
+
+/* How a push body carries its work orders (by its Content-Type). */
+enum body_kind { BODY_FORM, BODY_MULTIPART, BODY_JSON, BODY_OTHER };
+
+static const char *const body_kind_names[] = {"form", "multipart", "json",
+					      "other"};
 
 /* Per-request state: the body as it arrives. */
 struct request {
@@ -222,40 +243,121 @@ static char *form_work_orders(char *body, size_t len, size_t *out_len)
 	return NULL;
 }
 
-/*
- * Turn a push body into the workOrders array. NULL with *status/err set
- * (400) when it cannot be read.
- */
-static json_t *read_work_orders(struct request *rq, bool form, int *status,
-				char *err, size_t err_size)
+/* The multipart field workOrders as it arrives (MHD's post processor). */
+struct mp_field {
+	char *buf;
+	size_t len;
+	bool found, nomem;
+};
+
+static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind,
+			       const char *key, const char *filename,
+			       const char *content_type,
+			       const char *transfer_encoding, const char *data,
+			       uint64_t off, size_t size)
 {
-	const char *text = rq->buf ? rq->buf : "";
-	size_t len = rq->len;
+	(void)kind;
+	(void)content_type;
+	(void)transfer_encoding;
+	(void)off;
+	struct mp_field *f = cls;
+	if (!key || strcmp(key, "workOrders") != 0 || filename)
+		return MHD_YES; /* other fields, and files, are not it */
+	char *nb = realloc(f->buf, f->len + size + 1);
+	if (!nb) {
+		f->nomem = true;
+		return MHD_NO;
+	}
+	memcpy(nb + f->len, data, size);
+	f->buf = nb;
+	f->len += size;
+	f->buf[f->len] = '\0';
+	f->found = true;
+	return MHD_YES;
+}
+
+/* The field workOrders of a multipart/form-data body (malloc'd, *out_len),
+ * or NULL when absent or the body cannot be read. */
+static char *multipart_work_orders(struct MHD_Connection *c,
+				   struct request *rq, size_t *out_len)
+{
+	struct mp_field f = {0};
+	struct MHD_PostProcessor *pp =
+	    MHD_create_post_processor(c, 64 * 1024, on_part, &f);
+	if (!pp)
+		return NULL; /* no boundary: not a readable form */
+	if (rq->len)
+		MHD_post_process(pp, rq->buf, rq->len);
+	MHD_destroy_post_processor(pp);
+	if (!f.found || f.nomem) {
+		free(f.buf);
+		return NULL;
+	}
+	*out_len = f.len;
+	return f.buf;
+}
+
+static enum body_kind body_kind_of(const char *ctype)
+{
+	if (!ctype)
+		return BODY_OTHER;
+	if (strncasecmp(ctype, "application/x-www-form-urlencoded", 33) == 0)
+		return BODY_FORM;
+	if (strncasecmp(ctype, "multipart/form-data", 19) == 0)
+		return BODY_MULTIPART;
+	if (strncasecmp(ctype, "application/json", 16) == 0)
+		return BODY_JSON;
+	return BODY_OTHER;
+}
+
+/*
+ * Turn a push body into the workOrders array: the JSON object
+ * {"workOrders":[...]} from the form field workOrders (form, multipart),
+ * or the whole body (json, when accepted). NULL with *status/err set when
+ * it cannot be read: 400 when there is no field or no JSON, 200 when the
+ * JSON is not that object (Pruvan's error for a bad payload).
+ */
+static json_t *read_work_orders(struct MHD_Connection *c, struct request *rq,
+				enum body_kind kind, bool accept_json,
+				int *status, char *err, size_t err_size)
+{
+	const char *text = NULL;
+	char *owned = NULL;
+	size_t len = 0;
 	json_error_t jerr;
-	json_t *doc = NULL, *wos = NULL;
 
 	*status = 400;
-	if (form) {
-		char *v = form_work_orders(rq->buf, rq->len, &len);
-		if (!v) {
-			snprintf(err, err_size,
-				 "form field workOrders missing");
-			return NULL;
-		}
-		text = v;
+	if (kind == BODY_FORM && rq->buf)
+		text = form_work_orders(rq->buf, rq->len, &len);
+	else if (kind == BODY_MULTIPART)
+		text = owned = multipart_work_orders(c, rq, &len);
+	else if (kind == BODY_JSON && accept_json) {
+		text = rq->buf ? rq->buf : "";
+		len = rq->len;
 	}
-	doc = pb_json_load(text, len, 0, &jerr); /* json_loadb, faster */
+	if (!text) {
+		snprintf(err, err_size,
+			 "form field workOrders missing: post it in an "
+			 "application/x-www-form-urlencoded or "
+			 "multipart/form-data body%s",
+			 kind == BODY_JSON ? " (a raw JSON body is not "
+					     "accepted)"
+					   : "");
+		return NULL;
+	}
+	json_t *doc = pb_json_load(text, len, 0, &jerr); /* json_loadb, faster */
+	free(owned);
 	if (!doc) {
 		snprintf(err, err_size, "invalid JSON: %s (line %d)", jerr.text,
 			 jerr.line);
 		return NULL;
 	}
-	if (form && json_is_array(doc))
-		return doc; /* the form may carry just the array */
-	wos = json_object_get(doc, "workOrders");
+	json_t *wos = json_object_get(doc, "workOrders");
 	if (!json_is_object(doc) || !wos) {
 		json_decref(doc);
-		*status = 200; /* valid JSON, wrong shape: Pruvan's error */
+		/* valid JSON, wrong shape: the model answers it with 200
+		 * and "workOrders must be an array", Pruvan's kind of error */
+		*status = 200;
 		snprintf(err, err_size, "workOrders missing");
 		return NULL;
 	}
@@ -275,22 +377,23 @@ static enum MHD_Result handle_push(struct server *srv, struct MHD_Connection *c,
 	int64_t latency = 0;
 	const char *ctype = MHD_lookup_connection_value(
 	    c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-	bool form =
-	    ctype &&
-	    strncasecmp(ctype, "application/x-www-form-urlencoded", 33) == 0;
+	enum body_kind kind = body_kind_of(ctype);
+	pthread_mutex_lock(&srv->mu);
+	bool accept_json = srv->accept_json;
+	pthread_mutex_unlock(&srv->mu);
 
 	push.received_ms = pb_wall_ms();
 	push.api_key =
 	    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "apiKey");
 	push.content_type = ctype;
-	push.encoding = form ? "form" : "json";
+	push.encoding = body_kind_names[kind];
 	if (rq->too_big) {
 		push.reject_status = 413;
 		push.reject_error = "body larger than 8 MiB";
 	} else {
 		int status = 0;
-		push.work_orders =
-		    read_work_orders(rq, form, &status, err, sizeof(err));
+		push.work_orders = read_work_orders(c, rq, kind, accept_json,
+						    &status, err, sizeof(err));
 		/* Readable JSON without workOrders (status 200) is no
 		 * reject: the model answers "workOrders must be an array"
 		 * as Pruvan answers a bad payload, with 200 and an error. */
@@ -375,6 +478,37 @@ static enum MHD_Result handle_faults(struct server *srv,
 	return respond_json(c, 200, pb_sim_faults_json(srv->sim));
 }
 
+/* GET/POST /_sim/settings: {"acceptJson": bool}. */
+static enum MHD_Result handle_settings(struct server *srv,
+				       struct MHD_Connection *c,
+				       const char *method, struct request *rq)
+{
+	if (strcmp(method, MHD_HTTP_METHOD_POST) == 0) {
+		json_t *spec = rq->too_big ? NULL
+					   : json_loadb(rq->buf ? rq->buf : "",
+							rq->len, 0, NULL);
+		json_t *aj = json_object_get(spec, "acceptJson");
+		bool ok = json_is_object(spec) && json_is_boolean(aj) &&
+			  json_object_size(spec) == 1;
+		bool v = json_is_true(aj);
+		json_decref(spec);
+		if (!ok)
+			return respond_error(c, 400,
+					     "expected {\"acceptJson\": true|false}");
+		pthread_mutex_lock(&srv->mu);
+		srv->accept_json = v;
+		pthread_mutex_unlock(&srv->mu);
+		pb_log(PB_LOG_INFO, "settings", "acceptJson",
+		       v ? "true" : "false", NULL);
+	} else if (strcmp(method, MHD_HTTP_METHOD_GET) != 0) {
+		return respond_error(c, 405, "method not allowed");
+	}
+	pthread_mutex_lock(&srv->mu);
+	bool now = srv->accept_json;
+	pthread_mutex_unlock(&srv->mu);
+	return respond_json(c, 200, json_pack("{s:b}", "acceptJson", now));
+}
+
 static enum MHD_Result handle_control(struct server *srv,
 				      struct MHD_Connection *c, const char *url,
 				      const char *method, struct request *rq)
@@ -382,6 +516,8 @@ static enum MHD_Result handle_control(struct server *srv,
 	bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
 	if (strcmp(url, "/_sim/faults") == 0)
 		return handle_faults(srv, c, method, rq);
+	if (strcmp(url, "/_sim/settings") == 0)
+		return handle_settings(srv, c, method, rq);
 	if (strcmp(url, "/_sim/requests") == 0 && get) {
 		const char *s = MHD_lookup_connection_value(
 		    c, MHD_GET_ARGUMENT_KIND, "since");
@@ -407,6 +543,9 @@ static enum MHD_Result handle_control(struct server *srv,
 	if (strcmp(url, "/_sim/reset") == 0 &&
 	    strcmp(method, MHD_HTTP_METHOD_POST) == 0) {
 		pb_sim_reset(srv->sim);
+		pthread_mutex_lock(&srv->mu);
+		srv->accept_json = srv->accept_json_default;
+		pthread_mutex_unlock(&srv->mu);
 		pb_log(PB_LOG_INFO, "reset", NULL);
 		return respond_json(c, 200, json_pack("{s:b}", "reset", 1));
 	}
@@ -496,7 +635,8 @@ on_mhd_log(void *cls, const char *fmt, va_list ap)
 static void usage(void)
 {
 	fprintf(stderr, "usage: pruvan-sim [--port N] [--port-file PATH] "
-			"[--latency-ms N] [--max-kept N] [--quiet]\n");
+			"[--latency-ms N] [--max-kept N] [--accept-json] "
+			"[--quiet]\n");
 }
 
 /* Write the port to path atomically, so a watcher never reads half. */
@@ -554,6 +694,10 @@ int main(int argc, char **argv)
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(a, "--quiet") == 0) {
 			pb_log_set_level(PB_LOG_WARN);
+			continue;
+		}
+		if (strcmp(a, "--accept-json") == 0) {
+			srv.accept_json = srv.accept_json_default = true;
 			continue;
 		}
 		if (strcmp(a, "--port") == 0) {

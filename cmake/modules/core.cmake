@@ -6,5 +6,6 @@ pb_unit_test(test_tracker tests/unit/test_tracker.c pb_tracker)
 add_library(pb_state STATIC src/state.c)
 target_link_libraries(pb_state PUBLIC pb_base PkgConfig::HIREDIS PkgConfig::JANSSON)
 
-add_library(pb_pusher STATIC src/pusher.c)
+add_library(pb_pusher STATIC src/pusher.c src/push_body.c)
 target_link_libraries(pb_pusher PUBLIC pb_base PkgConfig::CURL PkgConfig::JANSSON)
+pb_unit_test(test_push_body tests/unit/test_push_body.c pb_pusher)

@@ -2,9 +2,10 @@
  * Operator commands against a live system:
  *   - `pruvan-bridge auto-admin ACCOUNT on|off -c CFG` switches Auto-Admin
  *     at run time; the running worker picks it up without a restart:
- *     while OFF an update withholds shared and address fields (listed in
- *     the outcome's withheld, absent from the push) and still sends
- *     remote-owned ones; back ON they are sent again. Bad arguments exit 2.
+ *     while OFF an update withholds shared fields (listed in the
+ *     outcome's withheld, absent from the push) and still sends
+ *     remote-owned and address ones (Pruvan keeps the address out of
+ *     Auto-Admin); back ON shared ones are sent again. Bad arguments exit 2.
  *   - `pruvan-bridge replay` copies DLQ records back to the orders topic:
  *     --dry-run changes nothing, --reason/--partition/--from/--to select,
  *     a replayed event that failed before is pushed and created.
@@ -100,17 +101,17 @@ static void auto_admin_at_run_time(void **state)
 	assert_string_equal(h_str(o, "outcome"), "updated");
 	json_t *wh = json_object_get(o, "withheld");
 	assert_true(has_string(wh, "workOrderInfo"));
-	assert_true(has_string(wh, "address1"));
+	assert_false(has_string(wh, "address1"));
 	json_t *req = json_object_get(o, "request");
 	assert_null(json_object_get(req, "workOrderInfo"));
-	assert_null(json_object_get(req, "address1"));
+	assert_string_equal(h_str(req, "address1"), "222 West Main");
 	assert_string_equal(h_str(req, "clientStatus"),
 			    "Remote Order Status is Waiting");
 	json_decref(o);
 	json_t *orders = h_sim_orders("acme");
 	json_t *so = json_object_get(orders, "WO-AA");
 	assert_string_equal(h_str(so, "workOrderInfo"), "v1");
-	assert_string_equal(h_str(so, "address1"), "111 East Main");
+	assert_string_equal(h_str(so, "address1"), "222 West Main");
 	json_decref(orders);
 
 	const char *on[] = {"auto-admin", "-c", cfg, "acme", "on", NULL};

@@ -256,7 +256,7 @@ static void test_defaults(void **state)
 	assert_int_equal(a->status_policy, PB_STATUS_POLICY_DROP);
 	assert_int_equal(a->users_len, 0);
 	assert_int_equal(a->extra_fields_len, 0);
-	assert_int_equal(a->body_encoding, PB_BODY_JSON);
+	assert_int_equal(a->body_encoding, PB_BODY_FORM);
 	assert_null(pb_config_account(cfg, "ACME"));
 	assert_null(pb_config_account(cfg, NULL));
 	assert_null(pb_config_kafka_get(cfg, "client.id"));
@@ -285,8 +285,9 @@ static void test_every_value_read(void **state)
 		" \"mode\": \"external\", \"autoAdmin\": false, "
 		"\"allowDeletes\": true, \"statusPolicy\": \"reject\", "
 		"\"users\": [\"u1\", \"u2\"], \"extraFields\": [\"lockbox\"], "
-		"\"bodyEncoding\": \"form\"}, "
-		"\"a\": {\"pushKeyUrl\": \"env:PB_TEST_PUSHKEY\"}}}");
+		"\"bodyEncoding\": \"multipart\"}, "
+		"\"a\": {\"pushKeyUrl\": \"env:PB_TEST_PUSHKEY\", "
+		"\"bodyEncoding\": \"json\"}}}");
 	assert_string_equal(cfg->topic_orders, "a");
 	assert_string_equal(cfg->topic_dlq, "d");
 	assert_string_equal(cfg->redis_url, "redis://r:6380/2");
@@ -314,7 +315,9 @@ static void test_every_value_read(void **state)
 	assert_string_equal(b->users[1], "u2");
 	assert_int_equal(b->extra_fields_len, 1);
 	assert_string_equal(b->extra_fields[0], "lockbox");
-	assert_int_equal(b->body_encoding, PB_BODY_FORM);
+	assert_int_equal(b->body_encoding, PB_BODY_MULTIPART);
+	assert_int_equal(pb_config_account(cfg, "a")->body_encoding,
+			 PB_BODY_JSON);
 	pb_config_destroy(cfg);
 }
 

@@ -4,7 +4,8 @@
  * Starts the real binary (path in argv[1] or $PB_SIM) on a free port, awaits
  * its port file (bounded polling, no fixed sleeps), and drives it over HTTP
  * with libcurl: Pruvan's answers to creates, updates, deletes and refused
- * batches, both body encodings, the refresh GET, every fault kind and the
+ * batches, the three body encodings (form and multipart as Pruvan
+ * documents them; raw JSON only when told to accept it), the refresh GET, every fault kind and the
  * control endpoints. Each test starts from POST /_sim/reset. The last test
  * sends SIGTERM and requires exit status 0.
  */
@@ -216,12 +217,77 @@ static void http(const char *method, const char *path, const char *ctype,
 		r);
 }
 
-/* POST a JSON body to /api/?apiKey=key and expect a transport success. */
-static void push_json(const char *key, const char *body, struct http_result *r)
+/* "workOrders=" + json urlencoded, as Pruvan documents a push (malloc'd). */
+static char *form_body(const char *json)
+{
+	char *esc = curl_easy_escape(g_curl, json, (int)strlen(json));
+	assert_non_null(esc);
+	size_t n = strlen(esc) + 16;
+	char *body = malloc(n);
+	assert_non_null(body);
+	snprintf(body, n, "workOrders=%s", esc);
+	curl_free(esc);
+	return body;
+}
+
+/* POST the JSON text json to /api/?apiKey=key in the documented form (the
+ * urlencoded field workOrders) and expect a transport success. */
+static void push_form(const char *key, const char *json, struct http_result *r)
 {
 	char path[256];
 	snprintf(path, sizeof(path), "/api/?apiKey=%s", key);
-	http("POST", path, "application/json", body, r);
+	char *body = form_body(json);
+	http("POST", path, "application/x-www-form-urlencoded", body, r);
+	free(body);
+	assert_int_equal(r->rc, CURLE_OK);
+}
+
+/* POST json as the field workOrders of a multipart/form-data body, with
+ * an unrelated field and a file part named workOrders before it (neither
+ * is the field Pruvan reads). */
+static void push_multipart(const char *key, const char *json,
+			   struct http_result *r)
+{
+	char url[256];
+	struct buf b = {0};
+	memset(r, 0, sizeof(*r));
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/api/?apiKey=%s",
+		 g_sim.port, key);
+	curl_easy_reset(g_curl);
+	curl_mime *m = curl_mime_init(g_curl);
+	curl_mimepart *part = curl_mime_addpart(m);
+	curl_mime_name(part, "other");
+	curl_mime_data(part, "1", CURL_ZERO_TERMINATED);
+	part = curl_mime_addpart(m);
+	curl_mime_name(part, "workOrders");
+	curl_mime_filename(part, "orders.json");
+	curl_mime_data(part, "not the field", CURL_ZERO_TERMINATED);
+	if (json) {
+		part = curl_mime_addpart(m);
+		curl_mime_name(part, "workOrders");
+		curl_mime_data(part, json, CURL_ZERO_TERMINATED);
+	}
+	curl_easy_setopt(g_curl, CURLOPT_URL, url);
+	curl_easy_setopt(g_curl, CURLOPT_MIMEPOST, m);
+	curl_easy_setopt(g_curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(g_curl, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(g_curl, CURLOPT_TIMEOUT_MS, 20000L);
+	r->rc = curl_easy_perform(g_curl);
+	curl_easy_getinfo(g_curl, CURLINFO_RESPONSE_CODE, &r->status);
+	if (b.data)
+		r->body = json_loadb(b.data, b.len, 0, NULL);
+	free(b.data);
+	curl_mime_free(m);
+	assert_int_equal(r->rc, CURLE_OK);
+}
+
+/* POST json as a raw application/json body. */
+static void push_raw_json(const char *key, const char *json,
+			  struct http_result *r)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "/api/?apiKey=%s", key);
+	http("POST", path, "application/json", json, r);
 	assert_int_equal(r->rc, CURLE_OK);
 }
 
@@ -342,13 +408,13 @@ static void test_create_then_update(void **state)
 	char *create = read_fixture("create_testpost.json");
 	char *update = read_fixture("update_testpost.json");
 
-	push_json("K1", create, &r);
+	push_form("K1", create, &r);
 	assert_counts(&r, 1, 0, 0);
 	release(&r);
-	push_json("K1", update, &r); /* Pruvan's own update example */
+	push_form("K1", update, &r); /* Pruvan's own update example */
 	assert_counts(&r, 0, 1, 0);
 	release(&r);
-	push_json("K1", create, &r); /* the same order again: an update */
+	push_form("K1", create, &r); /* the same order again: an update */
 	assert_counts(&r, 0, 1, 0);
 	release(&r);
 
@@ -366,7 +432,7 @@ static void test_create_then_update(void **state)
 	json_decref(rec);
 
 	/* Orders are per apiKey: another key sees a create. */
-	push_json("K2", update, &r);
+	push_form("K2", update, &r);
 	assert_refused(&r, "TESTPOST: missing address1");
 	release(&r);
 	free(create);
@@ -377,7 +443,7 @@ static void test_create_missing_services_refuses_whole_batch(void **state)
 {
 	(void)state;
 	struct http_result r;
-	push_json(
+	push_form(
 	    "K1",
 	    "{\"workOrders\":[" WO(
 		"GOOD",
@@ -392,14 +458,14 @@ static void test_create_missing_services_refuses_whole_batch(void **state)
 	assert_int_equal(stat_of("created"), 0);
 	assert_int_equal(stat_of("refused"), 1);
 
-	push_json("K1",
+	push_form("K1",
 		  "{\"workOrders\":[{\"workOrderNumber\":\"E\",\"address1\":"
 		  "\"1 Main\",\"city\":\"Austin\",\"state\":\"Texas\",\"zip\":"
 		  "\"787\",\"services\":[{\"serviceName\":\"\"}]}]}",
 		  &r);
 	assert_refused(&r, "E: invalid state, invalid zip, no service");
 	release(&r);
-	push_json("K1", "{\"workOrders\":[" WO("A", "") ",{\"city\":\"X\"}]}",
+	push_form("K1", "{\"workOrders\":[" WO("A", "") ",{\"city\":\"X\"}]}",
 		  &r);
 	assert_refused(&r, "workOrders[1]: missing workOrderNumber");
 	release(&r);
@@ -411,14 +477,14 @@ static void test_batch_counts_and_delete(void **state)
 	(void)state;
 	struct http_result r;
 	/* Create and update of one order in one batch, plus another create. */
-	push_json("K1",
+	push_form("K1",
 		  "{\"workOrders\":[" WO("A", "") ",{\"workOrderNumber\":\"A\","
 						  "\"clientStatus\":\"x\"}," WO(
 						      "B", "") "]}",
 		  &r);
 	assert_counts(&r, 2, 1, 0);
 	release(&r);
-	push_json("K1",
+	push_form("K1",
 		  "{\"workOrders\":[{\"workOrderNumber\":\"A\",\"status\":"
 		  "\"deleted\",\"clientStatus\":\"Order Deleted\"}]}",
 		  &r);
@@ -432,13 +498,13 @@ static void test_batch_counts_and_delete(void **state)
 	json_decref(rec);
 	/* After a delete, an update is a create and needs the create minimum.
 	 */
-	push_json("K1",
+	push_form("K1",
 		  "{\"workOrders\":[{\"workOrderNumber\":\"A\","
 		  "\"clientStatus\":\"y\"}]}",
 		  &r);
 	assert_refused(&r, "A: missing address1");
 	release(&r);
-	push_json("K1", "{\"workOrders\":[" WO("A", "") "]}", &r);
+	push_form("K1", "{\"workOrders\":[" WO("A", "") "]}", &r);
 	assert_counts(&r, 1, 0, 0);
 	release(&r);
 	rec = order_of("K1", "A");
@@ -467,7 +533,7 @@ static void test_form_encoding(void **state)
 	release(&r);
 	free(body);
 
-	/* Just the array. */
+	/* Just the array: Pruvan documents the whole object in the field. */
 	esc = curl_easy_escape(g_curl, "[" WO("F2", "") "]", 0);
 	n = strlen(esc) + 64;
 	body = malloc(n);
@@ -476,21 +542,129 @@ static void test_form_encoding(void **state)
 	curl_free(esc);
 	http("POST", "/api/?apiKey=K1", "application/x-www-form-urlencoded",
 	     body, &r);
-	assert_counts(&r, 1, 0, 0);
+	assert_refused(&r, "workOrders must be an array");
 	release(&r);
 	free(body);
+	assert_null(order_of("K1", "F2"));
+
+	/* A form without the field. */
+	http("POST", "/api/?apiKey=K1", "application/x-www-form-urlencoded",
+	     "orders=1", &r);
+	assert_int_equal(r.status, 400);
+	assert_non_null(strstr(error_of(r.body), "form field workOrders"));
+	release(&r);
+
+	json_t *reqs = get_json("/_sim/requests");
+	json_t *list = json_object_get(reqs, "requests");
+	assert_int_equal(json_array_size(list), 3);
+	json_t *first = json_array_get(list, 0);
+	assert_string_equal(
+	    json_string_value(json_object_get(first, "encoding")), "form");
+	assert_string_equal(
+	    json_string_value(json_object_get(first, "contentType")),
+	    "application/x-www-form-urlencoded");
+	json_t *wos = json_object_get(first, "workOrders");
+	assert_string_equal(json_string_value(json_object_get(
+				json_array_get(wos, 0), "workOrderNumber")),
+			    "F1");
+	json_decref(reqs);
+}
+
+static void test_multipart_encoding(void **state)
+{
+	(void)state;
+	struct http_result r;
+	push_multipart("K1", "{\"workOrders\":[" WO("M1", "") "]}", &r);
+	assert_counts(&r, 1, 0, 0);
+	release(&r);
+	json_t *rec = order_of("K1", "M1");
+	assert_non_null(rec);
+	json_decref(rec);
+	/* only a file part named workOrders: not the field */
+	push_multipart("K1", NULL, &r);
+	assert_int_equal(r.status, 400);
+	assert_non_null(strstr(error_of(r.body), "form field workOrders"));
+	release(&r);
 
 	json_t *reqs = get_json("/_sim/requests");
 	json_t *list = json_object_get(reqs, "requests");
 	assert_int_equal(json_array_size(list), 2);
 	json_t *first = json_array_get(list, 0);
 	assert_string_equal(
-	    json_string_value(json_object_get(first, "encoding")), "form");
-	json_t *wos = json_object_get(first, "workOrders");
-	assert_string_equal(json_string_value(json_object_get(
-				json_array_get(wos, 0), "workOrderNumber")),
-			    "F1");
+	    json_string_value(json_object_get(first, "encoding")), "multipart");
+	assert_string_equal(
+	    json_string_value(json_object_get(json_array_get(
+		json_object_get(first, "workOrders"), 0), "workOrderNumber")),
+	    "M1");
 	json_decref(reqs);
+}
+
+/* No Pruvan source shows a raw JSON push accepted: by default it is
+ * answered as a body without the workOrders field; acceptJson lets it in
+ * (for accounts with bodyEncoding json) until the next reset. */
+static void test_raw_json_needs_accept_json(void **state)
+{
+	(void)state;
+	struct http_result r;
+	const char *one = "{\"workOrders\":[" WO("J1", "") "]}";
+	push_raw_json("K1", one, &r);
+	assert_int_equal(r.status, 400);
+	assert_int_equal(count_of(r.body, "created"), 0);
+	assert_non_null(strstr(error_of(r.body), "raw JSON body"));
+	release(&r);
+	assert_null(order_of("K1", "J1"));
+	json_t *reqs = get_json("/_sim/requests");
+	assert_string_equal(json_string_value(json_object_get(
+				json_array_get(json_object_get(reqs, "requests"), 0),
+				"encoding")),
+			    "json");
+	json_decref(reqs);
+
+	http("POST", "/_sim/settings", "application/json",
+	     "{\"acceptJson\":true}", &r);
+	assert_int_equal(r.status, 200);
+	assert_true(json_is_true(json_object_get(r.body, "acceptJson")));
+	release(&r);
+	push_raw_json("K1", one, &r);
+	assert_counts(&r, 1, 0, 0);
+	release(&r);
+	/* the documented form still works meanwhile */
+	push_form("K1", "{\"workOrders\":[" WO("J2", "") "]}", &r);
+	assert_counts(&r, 1, 0, 0);
+	release(&r);
+
+	http("POST", "/_sim/settings", "application/json",
+	     "{\"acceptJson\":1}", &r);
+	assert_int_equal(r.status, 400);
+	release(&r);
+	http("POST", "/_sim/reset", NULL, "", &r);
+	release(&r);
+	json_t *st = get_json("/_sim/settings");
+	assert_true(json_is_false(json_object_get(st, "acceptJson")));
+	json_decref(st);
+	push_raw_json("K1", one, &r);
+	assert_int_equal(r.status, 400);
+	release(&r);
+}
+
+static void test_accept_json_flag(void **state)
+{
+	(void)state;
+	struct sim_proc lax;
+	struct http_result r;
+	assert_int_equal(sim_start(&lax, "--accept-json", NULL), 0);
+	const char *one = "{\"workOrders\":[" WO("J1", "") "]}";
+	http_on(lax.port, "POST", "/api/?apiKey=K", "application/json", one,
+		strlen(one), &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(count_of(r.body, "created"), 1);
+	release(&r);
+	http_on(lax.port, "POST", "/_sim/reset", NULL, "", 0, &r);
+	release(&r);
+	http_on(lax.port, "GET", "/_sim/settings", NULL, NULL, 0, &r);
+	assert_true(json_is_true(json_object_get(r.body, "acceptJson")));
+	release(&r);
+	sim_stop(&lax);
 }
 
 static void test_refresh_get_and_api_key(void **state)
@@ -505,11 +679,12 @@ static void test_refresh_get_and_api_key(void **state)
 	assert_int_equal(stat_of("refreshes"), 1);
 	assert_int_equal(stat_of("requests"), 0); /* counted separately */
 
-	push_json("", "{\"workOrders\":[" WO("X", "") "]}", &r);
+	push_form("", "{\"workOrders\":[" WO("X", "") "]}", &r);
 	assert_refused(&r, "invalid apiKey");
 	release(&r);
-	http("POST", "/api/", "application/json",
-	     "{\"workOrders\":[" WO("X", "") "]}", &r);
+	char *form = form_body("{\"workOrders\":[" WO("X", "") "]}");
+	http("POST", "/api/", "application/x-www-form-urlencoded", form, &r);
+	free(form);
 	assert_refused(&r, "invalid apiKey");
 	release(&r);
 }
@@ -518,7 +693,7 @@ static void test_invalid_json_is_400(void **state)
 {
 	(void)state;
 	struct http_result r;
-	push_json("K1", "{\"workOrders\":[", &r);
+	push_form("K1", "{\"workOrders\":[", &r);
 	assert_int_equal(r.status, 400);
 	assert_non_null(r.body);
 	assert_int_equal(count_of(r.body, "created"), 0);
@@ -561,14 +736,14 @@ static void test_fault_fail_503(void **state)
 	struct http_result r;
 	arm("{\"fail\":{\"count\":2,\"status\":503}}");
 	for (int i = 0; i < 2; i++) {
-		push_json("K1", "{\"workOrders\":[" WO("A", "") "]}", &r);
+		push_form("K1", "{\"workOrders\":[" WO("A", "") "]}", &r);
 		assert_int_equal(r.status, 503);
 		assert_true(json_is_null(json_object_get(r.body, "response")));
 		assert_string_equal(error_of(r.body), "simulated 503");
 		release(&r);
 	}
 	assert_null(order_of("K1", "A"));
-	push_json("K1", "{\"workOrders\":[" WO("A", "") "]}", &r);
+	push_form("K1", "{\"workOrders\":[" WO("A", "") "]}", &r);
 	assert_counts(&r, 1, 0, 0);
 	release(&r);
 	assert_int_equal(stat_of("faulted"), 2);
@@ -579,11 +754,11 @@ static void test_fault_rate_limit_429(void **state)
 	(void)state;
 	struct http_result r;
 	arm("{\"rateLimit\":{\"count\":1,\"retryAfter\":7}}");
-	push_json("K1", "{\"workOrders\":[" WO("A", "") "]}", &r);
+	push_form("K1", "{\"workOrders\":[" WO("A", "") "]}", &r);
 	assert_int_equal(r.status, 429);
 	assert_string_equal(r.retry_after, "7");
 	release(&r);
-	push_json("K1", "{\"workOrders\":[" WO("A", "") "]}", &r);
+	push_form("K1", "{\"workOrders\":[" WO("A", "") "]}", &r);
 	assert_counts(&r, 1, 0, 0);
 	assert_string_equal(r.retry_after, "");
 	release(&r);
@@ -598,7 +773,7 @@ static void test_faults_consumed_in_order(void **state)
 	    "\"errorNext\":{\"count\":1,\"error\":\"boom\"}}");
 	const long want[] = {500, 429, 200, 200};
 	for (int i = 0; i < 4; i++) {
-		push_json("K1", "{\"workOrders\":[" WO("A", "") "]}", &r);
+		push_form("K1", "{\"workOrders\":[" WO("A", "") "]}", &r);
 		assert_int_equal(r.status, want[i]);
 		if (i == 2)
 			assert_refused(&r, "boom");
@@ -615,17 +790,17 @@ static void test_fault_for_one_work_order(void **state)
 	(void)state;
 	struct http_result r;
 	arm("{\"fail\":{\"count\":2,\"status\":502,\"workOrder\":\"B\"}}");
-	push_json("K1", "{\"workOrders\":[" WO("A", "") "]}", &r);
+	push_form("K1", "{\"workOrders\":[" WO("A", "") "]}", &r);
 	assert_counts(&r, 1, 0, 0);
 	release(&r);
 	for (int i = 0; i < 2; i++) {
-		push_json("K1",
+		push_form("K1",
 			  "{\"workOrders\":[" WO("C", "") "," WO("B", "") "]}",
 			  &r);
 		assert_int_equal(r.status, 502);
 		release(&r);
 	}
-	push_json("K1", "{\"workOrders\":[" WO("B", "") "]}", &r);
+	push_form("K1", "{\"workOrders\":[" WO("B", "") "]}", &r);
 	assert_counts(&r, 1, 0, 0);
 	release(&r);
 	assert_int_equal(stat_of("faulted"), 2);
@@ -640,7 +815,7 @@ static void test_fault_latency(void **state)
 	(void)state;
 	struct http_result r;
 	arm("{\"latencyMs\":300}");
-	push_json("K1", "{\"workOrders\":[" WO("A", "") "]}", &r);
+	push_form("K1", "{\"workOrders\":[" WO("A", "") "]}", &r);
 	assert_counts(&r, 1, 0, 0);
 	assert_true(r.elapsed_ms >= 300);
 	release(&r);
@@ -648,7 +823,7 @@ static void test_fault_latency(void **state)
 	http("DELETE", "/_sim/faults", NULL, NULL, &r);
 	assert_int_equal(r.status, 200);
 	release(&r);
-	push_json("K1", "{\"workOrders\":[" WO("B", "") "]}", &r);
+	push_form("K1", "{\"workOrders\":[" WO("B", "") "]}", &r);
 	assert_counts(&r, 1, 0, 0);
 	assert_true(r.elapsed_ms < 300);
 	release(&r);
@@ -659,7 +834,7 @@ static void test_fault_timeout_hold_and_close(void **state)
 	(void)state;
 	struct http_result r;
 	arm("{\"timeout\":{\"count\":1,\"holdMs\":250}}");
-	push_json("K1", "{\"workOrders\":[" WO("A", "") "]}", &r);
+	push_form("K1", "{\"workOrders\":[" WO("A", "") "]}", &r);
 	assert_true(r.elapsed_ms >= 250);
 	assert_counts(&r, 1, 0, 0); /* held, then answered normally */
 	release(&r);
@@ -669,8 +844,10 @@ static void test_fault_timeout_hold_and_close(void **state)
 	 * that got no answer (and the resend would succeed): the worker
 	 * must expect that too. Here a fresh connection shows the close. */
 	fresh_connection = true;
-	http("POST", "/api/?apiKey=K1", "application/json",
-	     "{\"workOrders\":[" WO("B", "") "]}", &r);
+	char *form = form_body("{\"workOrders\":[" WO("B", "") "]}");
+	http("POST", "/api/?apiKey=K1", "application/x-www-form-urlencoded",
+	     form, &r);
+	free(form);
 	fresh_connection = false;
 	assert_int_not_equal(r.rc, CURLE_OK); /* no answer at all */
 	release(&r);
@@ -695,12 +872,12 @@ static void test_held_request_does_not_block_others(void **state)
 	char url[128];
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u/api/?apiKey=K1",
 		 g_sim.port);
-	const char *bodies[2] = {"{\"workOrders\":[" WO("P1", "") "]}",
-				 "{\"workOrders\":[" WO("P2", "") "]}"};
+	char *bodies[2] = {form_body("{\"workOrders\":[" WO("P1", "") "]}"),
+			   form_body("{\"workOrders\":[" WO("P2", "") "]}")};
 	CURLM *m = curl_multi_init();
 	CURL *e[2];
-	struct curl_slist *hdrs =
-	    curl_slist_append(NULL, "Content-Type: application/json");
+	struct curl_slist *hdrs = curl_slist_append(
+	    NULL, "Content-Type: application/x-www-form-urlencoded");
 	struct buf sink[2] = {{0}, {0}};
 	int64_t done_ms[2] = {0, 0};
 	assert_non_null(m);
@@ -746,6 +923,8 @@ static void test_held_request_does_not_block_others(void **state)
 	}
 	curl_multi_cleanup(m);
 	curl_slist_free_all(hdrs);
+	free(bodies[0]);
+	free(bodies[1]);
 	assert_int_equal(stat_of("created"), 2);
 }
 
@@ -754,23 +933,23 @@ static void test_fault_reject_work_orders(void **state)
 	(void)state;
 	struct http_result r;
 	arm("{\"rejectWorkOrders\":[\"BAD1\",\"BAD2\"]}");
-	push_json("K1",
+	push_form("K1",
 		  "{\"workOrders\":[" WO("OK1", "") "," WO("BAD2", "") "]}",
 		  &r);
 	assert_refused(&r, "BAD2");
 	release(&r);
 	assert_null(order_of("K1", "OK1"));
 	/* The worker's split: the good half alone goes through. */
-	push_json("K1", "{\"workOrders\":[" WO("OK1", "") "]}", &r);
+	push_form("K1", "{\"workOrders\":[" WO("OK1", "") "]}", &r);
 	assert_counts(&r, 1, 0, 0);
 	release(&r);
 	/* Not consumed: still refused until cleared. */
-	push_json("K1", "{\"workOrders\":[" WO("BAD1", "") "]}", &r);
+	push_form("K1", "{\"workOrders\":[" WO("BAD1", "") "]}", &r);
 	assert_refused(&r, "BAD1");
 	release(&r);
 	http("DELETE", "/_sim/faults", NULL, NULL, &r);
 	release(&r);
-	push_json("K1", "{\"workOrders\":[" WO("BAD1", "") "]}", &r);
+	push_form("K1", "{\"workOrders\":[" WO("BAD1", "") "]}", &r);
 	assert_counts(&r, 1, 0, 0);
 	release(&r);
 }
@@ -781,11 +960,11 @@ static void test_fault_error_next(void **state)
 	struct http_result r;
 	arm("{\"errorNext\":{\"count\":2,\"error\":\"account locked\"}}");
 	for (int i = 0; i < 2; i++) {
-		push_json("K1", "{\"workOrders\":[" WO("A", "") "]}", &r);
+		push_form("K1", "{\"workOrders\":[" WO("A", "") "]}", &r);
 		assert_refused(&r, "account locked");
 		release(&r);
 	}
-	push_json("K1", "{\"workOrders\":[" WO("A", "") "]}", &r);
+	push_form("K1", "{\"workOrders\":[" WO("A", "") "]}", &r);
 	assert_counts(&r, 1, 0, 0);
 	release(&r);
 }
@@ -809,7 +988,7 @@ static void test_bad_fault_spec_is_400(void **state)
 		release(&r);
 	}
 	/* Nothing half-armed: a valid push goes straight through. */
-	push_json("K1", "{\"workOrders\":[" WO("A", "") "]}", &r);
+	push_form("K1", "{\"workOrders\":[" WO("A", "") "]}", &r);
 	assert_counts(&r, 1, 0, 0);
 	release(&r);
 }
@@ -820,12 +999,12 @@ static void test_requests_orders_stats(void **state)
 {
 	(void)state;
 	struct http_result r;
-	push_json("K1", "{\"workOrders\":[" WO("A", "") "]}", &r);
+	push_form("K1", "{\"workOrders\":[" WO("A", "") "]}", &r);
 	release(&r);
-	push_json("K2", "{\"workOrders\":[" WO("B", "") "," WO("C", "") "]}",
+	push_form("K2", "{\"workOrders\":[" WO("B", "") "," WO("C", "") "]}",
 		  &r);
 	release(&r);
-	push_json("K1", "{\"workOrders\":[{\"workOrderNumber\":\"A\"}]}", &r);
+	push_form("K1", "{\"workOrders\":[{\"workOrderNumber\":\"A\"}]}", &r);
 	release(&r);
 
 	json_t *j = get_json("/_sim/requests?since=1");
@@ -837,9 +1016,9 @@ static void test_requests_orders_stats(void **state)
 			    "K2");
 	assert_string_equal(
 	    json_string_value(json_object_get(e, "contentType")),
-	    "application/json");
+	    "application/x-www-form-urlencoded");
 	assert_string_equal(json_string_value(json_object_get(e, "encoding")),
-			    "json");
+			    "form");
 	assert_int_equal(json_integer_value(json_object_get(e, "status")), 200);
 	assert_int_equal(count_of(json_object_get(e, "response"), "created"),
 			 2);
@@ -896,8 +1075,11 @@ static void test_max_kept_bounds_log_not_stats(void **state)
 			 "\"state\":\"TX\",\"zip\":\"78701\",\"services\":"
 			 "[{\"serviceName\":\"Mow\"}]}]}",
 			 won);
+		char *form = form_body(body);
 		http_on(small.port, "POST", "/api/?apiKey=K",
-			"application/json", body, strlen(body), &r);
+			"application/x-www-form-urlencoded", form, strlen(form),
+			&r);
+		free(form);
 		assert_int_equal(r.status, 200);
 		release(&r);
 	}
@@ -961,6 +1143,9 @@ int main(int argc, char **argv)
 	    T(test_create_missing_services_refuses_whole_batch),
 	    T(test_batch_counts_and_delete),
 	    T(test_form_encoding),
+	    T(test_multipart_encoding),
+	    T(test_raw_json_needs_accept_json),
+	    T(test_accept_json_flag),
 	    T(test_refresh_get_and_api_key),
 	    T(test_invalid_json_is_400),
 	    T(test_body_over_8mib_is_413),
