@@ -55,6 +55,10 @@ typedef struct report {
 	pb_jtext_t text; /* the lines, '\n' between them */
 	size_t count;
 	bool nomem;
+	/* check-config --no-env: secret references are checked for their
+	 * form but not resolved (resolve_secret answers NULL without a
+	 * mistake, so the setting keeps its default). */
+	bool no_env;
 } report_t;
 
 static void report_add(report_t *r, const char *path, const char *fmt, ...)
@@ -541,6 +545,8 @@ static char *resolve_secret(report_t *r, const char *path, const char *ref,
 		if (origin)
 			snprintf(origin, origin_size,
 				 "environment variable %s", name);
+		if (r->no_env)
+			return NULL;
 		const char *v = getenv(name);
 		if (!v) {
 			report_add(r, path,
@@ -569,6 +575,8 @@ static char *resolve_secret(report_t *r, const char *path, const char *ref,
 	}
 	if (origin)
 		snprintf(origin, origin_size, "secret file %s", file);
+	if (r->no_env)
+		return NULL;
 	return read_secret_file(r, path, file);
 }
 
@@ -1367,10 +1375,11 @@ static const char *const top_keys[] = {
 };
 
 static pb_err_t load_json(const char *text, size_t len, const char *source,
-			  pb_config_t **cfg_out, char *errstr,
+			  bool no_env, pb_config_t **cfg_out, char *errstr,
 			  size_t errstr_size)
 {
 	loader_t L = {0};
+	L.rep.no_env = no_env;
 	pb_err_t err = PB_OK;
 	json_error_t jerr;
 	json_t *root = NULL;
@@ -1444,7 +1453,8 @@ static pb_err_t load_json(const char *text, size_t len, const char *source,
 		else
 			L.rep.nomem = true;
 	}
-	apply_env(&L);
+	if (!no_env)
+		apply_env(&L);
 	check_cross(&L);
 
 report:
@@ -1474,12 +1484,29 @@ pb_err_t pb_config_load_string(const char *json_text, pb_config_t **cfg_out,
 	if (!json_text || !cfg_out)
 		return pb_errf(errstr, errstr_size, PB_ERR_INVALID,
 			       "$: no configuration text");
-	return load_json(json_text, strlen(json_text), NULL, cfg_out, errstr,
-			 errstr_size);
+	return load_json(json_text, strlen(json_text), NULL, false, cfg_out,
+			 errstr, errstr_size);
 }
+
+static pb_err_t load_file(const char *path, bool no_env,
+			  pb_config_t **cfg_out, char *errstr,
+			  size_t errstr_size);
 
 pb_err_t pb_config_load(const char *path, pb_config_t **cfg_out,
 			char *errstr, size_t errstr_size)
+{
+	return load_file(path, false, cfg_out, errstr, errstr_size);
+}
+
+pb_err_t pb_config_load_no_env(const char *path, pb_config_t **cfg_out,
+			       char *errstr, size_t errstr_size)
+{
+	return load_file(path, true, cfg_out, errstr, errstr_size);
+}
+
+static pb_err_t load_file(const char *path, bool no_env,
+			  pb_config_t **cfg_out, char *errstr,
+			  size_t errstr_size)
 {
 	pb_err_t err = PB_OK;
 	char *buf = NULL;
@@ -1525,7 +1552,7 @@ pb_err_t pb_config_load(const char *path, pb_config_t **cfg_out,
 		got += (size_t)n;
 	}
 	buf[got] = '\0';
-	err = load_json(buf, got, path, cfg_out, errstr, errstr_size);
+	err = load_json(buf, got, path, no_env, cfg_out, errstr, errstr_size);
 out:
 	if (fd >= 0)
 		close(fd);

@@ -108,6 +108,16 @@ typedef struct pb_config {
 pb_err_t pb_config_load(const char *path, pb_config_t **cfg_out,
 			char *errstr, size_t errstr_size);
 
+/*
+ * Same, for check-config --no-env (CI, GitOps): every "env:NAME" and
+ * "file:/path" reference is checked for its form but not resolved, the
+ * settings they name stay unset (a PushKey URL NULL, redis.url its
+ * default) and the environment overrides are not applied. For checking
+ * only: such a configuration is not fit to run.
+ */
+pb_err_t pb_config_load_no_env(const char *path, pb_config_t **cfg_out,
+			       char *errstr, size_t errstr_size);
+
 /* Same, from a JSON text already in memory (for tests and defaults). */
 pb_err_t pb_config_load_string(const char *json_text, pb_config_t **cfg_out,
 			       char *errstr, size_t errstr_size);

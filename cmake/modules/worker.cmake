@@ -9,7 +9,7 @@ target_link_libraries(pb_replay PUBLIC pb_kafka_conf pb_base pb_config PkgConfig
 
 add_executable(pruvan-bridge src/main.c)
 target_compile_definitions(pruvan-bridge PRIVATE PB_VERSION="${PROJECT_VERSION}")
-target_link_libraries(pruvan-bridge PRIVATE pb_pipeline pb_replay pb_watch pb_ops
+target_link_libraries(pruvan-bridge PRIVATE pb_cli pb_explain pb_pipeline pb_replay pb_watch pb_ops
   pb_relay pb_metrics pb_config pb_state pb_base PkgConfig::RDKAFKA PkgConfig::CURL Threads::Threads)
 # jemalloc as the allocator: the loop allocates and frees many small JSON
 # nodes per event next to large pipelined Redis buffers, which makes glibc
