@@ -14,3 +14,11 @@ pb_unit_test(test_explain tests/unit/test_explain.c pb_explain)
 
 # check-config: kafka properties applied to librdkafka, --no-env.
 pb_unit_test(test_config_check tests/unit/test_config_check.c pb_kafka_conf)
+
+# The back office's Kafka headers through outcome, DLQ and replay
+# (pb_headers), and Schema Registry framing on input records (in the same
+# small library: both are what the worker does with a record's envelope).
+add_library(pb_headers STATIC src/headers.c src/framing.c)
+target_include_directories(pb_headers PUBLIC ${PROJECT_SOURCE_DIR}/src)
+target_link_libraries(pb_headers PUBLIC pb_base PkgConfig::RDKAFKA)
+pb_unit_test(test_headers tests/unit/test_headers.c pb_headers)

@@ -1,11 +1,12 @@
 # The worker: pipeline and the pruvan-bridge binary. Named to sort after
 # the modules it links (config, core, ops, rules).
 add_library(pb_pipeline STATIC src/pipeline.c src/fetchwake.c)
+target_link_libraries(pb_pipeline PUBLIC pb_headers)
 target_link_libraries(pb_pipeline PUBLIC pb_kafka_conf pb_base pb_tracker pb_state pb_pusher
   pb_rules pb_metrics PkgConfig::RDKAFKA PkgConfig::CURL PkgConfig::JANSSON Threads::Threads)
 
 add_library(pb_replay STATIC src/replay.c)
-target_link_libraries(pb_replay PUBLIC pb_kafka_conf pb_base pb_config PkgConfig::RDKAFKA)
+target_link_libraries(pb_replay PUBLIC pb_headers pb_kafka_conf pb_base pb_config PkgConfig::RDKAFKA)
 
 add_executable(pruvan-bridge src/main.c)
 target_compile_definitions(pruvan-bridge PRIVATE PB_VERSION="${PROJECT_VERSION}")
