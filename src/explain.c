@@ -307,11 +307,11 @@ static void order_apply(seen_order_t *o, const pb_event_t *ev,
 
 /* ---- Redis, read only --------------------------------------------------- */
 
-/* Read an order's stored state and whether event_id was processed (its
- * mark) into o. */
+/* Read whether event_id was processed (its mark), and when fresh (the
+ * order's first event in the input) the order's stored state into o. */
 static pb_err_t order_fetch(session_t *s, seen_order_t *o,
-			    const char *event_id, bool *dup, char *err,
-			    size_t size)
+			    const char *event_id, bool fresh, bool *dup,
+			    char *err, size_t size)
 {
 	pb_state_view_t v = {.account = o->account, .won = o->won,
 			     .event_id = event_id};
@@ -324,7 +324,7 @@ static pb_err_t order_fetch(session_t *s, seen_order_t *o,
 	if (e)
 		return e;
 	*dup = v.mark != PB_MARK_NONE;
-	if (v.exists) {
+	if (fresh && v.exists) {
 		o->created = v.order.created;
 		o->deleted = v.order.deleted;
 		o->has_version = v.order.has_version;
@@ -407,8 +407,8 @@ static pb_err_t explain_line(session_t *s, long lineno, const char *buf,
 		e = pb_errf(err, size, PB_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	if (fresh && s->st && acct &&
-	    (e = order_fetch(s, o, ev->event_id, &dup, err, size)))
+	if (!dup && s->st && acct &&
+	    (e = order_fetch(s, o, ev->event_id, fresh, &dup, err, size)))
 		goto out;
 	const char *state = o->from_redis ? "stored in Redis"
 			    : !fresh      ? "from earlier events of this input"

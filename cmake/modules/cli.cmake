@@ -22,3 +22,11 @@ add_library(pb_headers STATIC src/headers.c src/framing.c)
 target_include_directories(pb_headers PUBLIC ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(pb_headers PUBLIC pb_base PkgConfig::RDKAFKA)
 pb_unit_test(test_headers tests/unit/test_headers.c pb_headers)
+
+# The explain-with-state suite reads Redis's key count directly.
+function(pb_cli_link_it)
+  if(TARGET it_test_cli_live)
+    target_link_libraries(it_test_cli_live PRIVATE PkgConfig::HIREDIS)
+  endif()
+endfunction()
+pb_after_modules(pb_cli_link_it)
