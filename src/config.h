@@ -15,6 +15,7 @@
 #ifndef PB_CONFIG_H
 #define PB_CONFIG_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -140,5 +141,15 @@ const char *pb_config_kafka_get(const pb_config_t *cfg, const char *key);
  * of memory.
  */
 char *pb_config_describe(const pb_config_t *cfg);
+
+/*
+ * The reference of every configuration key, for tools/gen_config_doc
+ * (docs/configuration.md and docs/schemas/config.schema.json): an owned
+ * JSON array of {"path", "type", "default", "minimum", "maximum", "unit",
+ * "enum", "required", "description"} in the file's order, "*" in a path
+ * standing for an account's name. NULL with the reasons in errstr when a
+ * key of the tables has no description or a description names no key.
+ */
+json_t *pb_config_reference(char *errstr, size_t errstr_size);
 
 #endif

@@ -30,3 +30,29 @@ function(pb_cli_link_it)
   endif()
 endfunction()
 pb_after_modules(pb_cli_link_it)
+
+# The configuration reference: docs/configuration.md and
+# docs/schemas/config.schema.json generated from src/config.c. The test
+# regenerates both into the build tree and diffs them against the
+# committed files, then validates config/*.json, config/examples/*.json and
+# the deploy ConfigMap's config.json against the schema and checks each
+# example with `check-config --no-env`. Regenerate with
+#   cmake --build build --target config_reference
+add_executable(gen_config_doc tools/gen_config_doc.c)
+target_link_libraries(gen_config_doc PRIVATE pb_config)
+add_custom_target(config_reference
+  COMMAND gen_config_doc ${PROJECT_SOURCE_DIR}/docs/configuration.md
+          ${PROJECT_SOURCE_DIR}/docs/schemas/config.schema.json
+  COMMENT "Writing docs/configuration.md and docs/schemas/config.schema.json")
+function(pb_cli_add_reference_test)
+  if(NOT (PB_PYTHON3 AND TARGET pruvan-bridge))
+    return()
+  endif()
+  add_test(NAME config_reference
+    COMMAND ${PROJECT_SOURCE_DIR}/tests/config/check_reference.sh
+            $<TARGET_FILE:gen_config_doc> $<TARGET_FILE:pruvan-bridge>
+            ${PROJECT_SOURCE_DIR} ${CMAKE_BINARY_DIR}/config-reference)
+  set_tests_properties(config_reference PROPERTIES LABELS "schemas"
+                       SKIP_RETURN_CODE 77)
+endfunction()
+pb_after_modules(pb_cli_add_reference_test)
