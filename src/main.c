@@ -35,6 +35,7 @@
 #include "ops.h"
 #include "relay.h"
 #include "pipeline.h"
+#include "procstat.h"
 #include "replay.h"
 #include "state.h"
 #include "util.h"
@@ -142,7 +143,9 @@ static int cmd_run(const char *path, bool exit_on_eof)
 	pb_ops_t *ops = NULL;
 	pb_relay_t *relay = NULL;
 	pb_metrics_t *m = pb_metrics_new();
-	if (!m || pb_metrics_declare_standard(m) != PB_OK) {
+	pb_procstat_t ps = {0};
+	if (!m || pb_metrics_declare_standard(m) != PB_OK ||
+	    pb_procstat_attach(m, &ps) != PB_OK) {
 		pb_log(PB_LOG_ERROR, "cannot set up metrics", NULL);
 		goto out;
 	}

@@ -49,6 +49,7 @@
 #include "framing.h"
 #include "headers.h"
 #include "jtext.h"
+#include "kstats.h"
 #include "log.h"
 #include "pusher.h"
 #include "rules.h"
@@ -2114,6 +2115,17 @@ static double conf_number(rd_kafka_t *rk, const char *name, int64_t dflt)
 	return (double)x;
 }
 
+/* @locality: inside rd_kafka_poll / rd_kafka_consumer_poll on the
+ * pipeline thread. Returns 0: librdkafka frees json. */
+static int on_kafka_stats(rd_kafka_t *rk, char *json, size_t len,
+			  void *opaque)
+{
+	pb_pipeline_t *pl = opaque;
+	(void)rk;
+	pb_kstats_update(pl->m, json, len);
+	return 0;
+}
+
 static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
 			 const char *buf)
 {
@@ -2167,6 +2179,9 @@ pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 	/* consumer */
 	rd_kafka_conf_t *cc = rd_kafka_conf_new();
 	err = conf_set(cc, "group.id", "pruvan-bridge", errstr, errstr_size);
+	if (!err) /* before the file's own, which may change or disable it */
+		err = conf_set(cc, "statistics.interval.ms",
+			       PB_KSTATS_DEFAULT_INTERVAL_MS, errstr, errstr_size);
 	if (!err)
 		err = conf_set(cc, "auto.offset.reset", "earliest", errstr, errstr_size);
 	if (!err)
@@ -2220,6 +2235,7 @@ pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 	rd_kafka_conf_set_opaque(cc, pl);
 	rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
 	rd_kafka_conf_set_log_cb(cc, on_kafka_log);
+	rd_kafka_conf_set_stats_cb(cc, on_kafka_stats);
 	char kerr[512];
 	pl->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, kerr, sizeof(kerr));
 	if (!pl->consumer) {
@@ -2244,6 +2260,9 @@ pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 	rd_kafka_conf_t *pc = rd_kafka_conf_new();
 	err = conf_set(pc, "linger.ms", "5", errstr, errstr_size);
 	if (!err)
+		err = conf_set(pc, "statistics.interval.ms",
+			       PB_KSTATS_DEFAULT_INTERVAL_MS, errstr, errstr_size);
+	if (!err)
 		err = pb_kafka_conf_apply(cfg, pc, PB_KAFKA_PRODUCER, errstr,
 					  errstr_size);
 	if (!err)
@@ -2255,6 +2274,7 @@ pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 	rd_kafka_conf_set_opaque(pc, pl);
 	rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
 	rd_kafka_conf_set_log_cb(pc, on_kafka_log);
+	rd_kafka_conf_set_stats_cb(pc, on_kafka_stats);
 	pl->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, kerr, sizeof(kerr));
 	if (!pl->producer) {
 		rd_kafka_conf_destroy(pc);

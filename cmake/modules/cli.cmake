@@ -56,3 +56,6 @@ function(pb_cli_add_reference_test)
                        SKIP_RETURN_CODE 77)
 endfunction()
 pb_after_modules(pb_cli_add_reference_test)
+
+# librdkafka's statistics and the process_* metrics (in pb_metrics).
+pb_unit_test(test_kstats tests/unit/test_kstats.c pb_metrics)

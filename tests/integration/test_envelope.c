@@ -7,7 +7,9 @@
  *     no "headers" field;
  *   - the worker's log line for an event carries its W3C traceparent;
  *   - a value in Schema Registry framing (magic byte 0, 4-byte schema id)
- *     is read as the JSON after it, its schemaId on the outcome.
+ *     is read as the JSON after it, its schemaId on the outcome;
+ *   - /metrics carries librdkafka's statistics (broker state and round
+ *     trips, per-partition lag, the producer's queue) and process_*.
  * Every outcome is validated against the outcome schema.
  */
 #include <setjmp.h>
@@ -33,7 +35,10 @@ static int setup(void **state)
 	(void)state;
 	if (h_start_all("envelope", 1))
 		return -1;
-	return h_write_config("config.json", NULL, cfg, sizeof(cfg));
+	json_t *o = json_pack("{s:{s:i}}", "kafka", "statistics.interval.ms", 100);
+	int rc = h_write_config("config.json", o, cfg, sizeof(cfg));
+	json_decref(o);
+	return rc;
 }
 
 /* Produce value[0..len) with headers (name, value pairs, NULL-ended). */
@@ -149,6 +154,32 @@ static void headers_framing_and_replay(void **state)
 
 	/* the event's log line carries its traceparent */
 	assert_true(h_worker_log_has(w, "\"traceparent\":\"" TP "\"", 10000));
+
+	/* librdkafka's statistics and the process metrics on /metrics */
+	int port = h_worker_ops_port(w, 10000);
+	assert_true(port > 0);
+	const char *want[] = {
+		"\npruvan_bridge_kafka_broker_up{client=\"consumer\",broker=",
+		"\npruvan_bridge_kafka_broker_up{client=\"producer\",broker=",
+		"\npruvan_bridge_kafka_broker_rtt_avg_seconds{client=\"producer\"",
+		"\npruvan_bridge_kafka_partition_lag{topic=\"pruvan.orders\",partition=\"0\"} 0\n",
+		"\npruvan_bridge_kafka_producer_queue_messages ",
+		"\nprocess_open_fds ", "\nprocess_cpu_seconds_total ",
+		"\nprocess_resident_memory_bytes ", "\nprocess_start_time_seconds "};
+	for (size_t i = 0; i < sizeof(want) / sizeof(*want); i++) {
+		bool seen = false;
+		for (int k = 0; k < 200 && !seen; k++) {
+			char *body = NULL;
+			if (h_http_get(port, "/metrics", &body) == 200)
+				seen = strstr(body, want[i]) != NULL;
+			free(body);
+			if (!seen)
+				h_nap_ms(50);
+		}
+		if (!seen)
+			fprintf(stderr, "not on /metrics: %s\n", want[i] + 1);
+		assert_true(seen);
+	}
 
 	/* replay: back on the orders topic with its headers, not the DLQ's */
 	const char *rp[] = {"replay", "-c", cfg, NULL};
