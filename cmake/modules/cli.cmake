@@ -59,3 +59,15 @@ pb_after_modules(pb_cli_add_reference_test)
 
 # librdkafka's statistics and the process_* metrics (in pb_metrics).
 pb_unit_test(test_kstats tests/unit/test_kstats.c pb_metrics)
+
+# The Grafana dashboard (deploy/grafana/) and the alerts: every PromQL
+# expression parsed by promtool (as recording rules) and naming only
+# metrics the worker declares.
+find_program(PB_PROMTOOL promtool)
+if(PB_PROMTOOL AND PB_PYTHON3)
+  add_test(NAME grafana_dashboard
+    COMMAND ${PROJECT_SOURCE_DIR}/tests/grafana/check_dashboard.sh
+            ${PROJECT_SOURCE_DIR} ${CMAKE_BINARY_DIR}/grafana-check)
+  set_tests_properties(grafana_dashboard PROPERTIES LABELS "deploy"
+                       SKIP_RETURN_CODE 77)
+endif()
