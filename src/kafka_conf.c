@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "oidc.h"
+
 /* Properties only one kind of client understands (prefix match). */
 static const char *const consumer_only[] = {
 	"group.", "session.timeout.ms", "heartbeat.interval.ms",
@@ -54,6 +56,13 @@ pb_err_t pb_kafka_conf_apply(const pb_config_t *c, rd_kafka_conf_t *kc,
 			return pb_errf(errstr, errstr_size, PB_ERR_CONFIG,
 				       "$.kafka.%s: %s", c->kafka_keys[i], e);
 	}
+	/* OIDC tokens fetched by the worker (oidc.h) */
+	pb_oidc_t o;
+	if (pb_oidc_parse(pb_config_kafka_get(c, "sasl.oauthbearer.config"), &o,
+			  e, sizeof(e)) == PB_OK)
+		rd_kafka_conf_set_oauthbearer_token_refresh_cb(kc,
+							       pb_oidc_refresh_cb);
+	memset(o.client_secret, 0, sizeof(o.client_secret));
 	return PB_OK;
 }
 
@@ -114,6 +123,19 @@ pb_err_t pb_kafka_conf_check(const pb_config_t *c, bool create, char *errstr,
 				bad++;
 			}
 		}
+	}
+	pb_oidc_t o;
+	pb_err_t oe = pb_oidc_parse(
+	    pb_config_kafka_get(c, "sasl.oauthbearer.config"), &o, e, sizeof(e));
+	memset(o.client_secret, 0, sizeof(o.client_secret));
+	if (oe == PB_ERR_INVALID) {
+		report_line(errstr, errstr_size, &used, "sasl.oauthbearer.config",
+			    e + strlen("sasl.oauthbearer.config: "));
+		bad++;
+	} else if (oe == PB_OK) {
+		for (size_t r = 0; r < 2; r++)
+			rd_kafka_conf_set_oauthbearer_token_refresh_cb(
+			    kc[r], pb_oidc_refresh_cb);
 	}
 	if (!bad && create) {
 		if (!try_create(RD_KAFKA_PRODUCER, kc[1], e, sizeof(e))) {

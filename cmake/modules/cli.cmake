@@ -71,3 +71,6 @@ if(PB_PROMTOOL AND PB_PYTHON3)
   set_tests_properties(grafana_dashboard PROPERTIES LABELS "deploy"
                        SKIP_RETURN_CODE 77)
 endif()
+
+# OIDC tokens for SASL/OAUTHBEARER, fetched by the worker (in pb_kafka_conf).
+pb_unit_test(test_oidc tests/unit/test_oidc.c pb_kafka_conf PkgConfig::MHD)
