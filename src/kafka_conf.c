@@ -143,11 +143,13 @@ pb_err_t pb_kafka_conf_check(const pb_config_t *c, bool create, char *errstr,
 			bad++;
 		}
 		kc[1] = NULL;
-		if (!bad && !try_create(RD_KAFKA_CONSUMER, kc[0], e, sizeof(e))) {
-			report_line(errstr, errstr_size, &used, NULL, e);
-			bad++;
+		if (!bad) {
+			if (!try_create(RD_KAFKA_CONSUMER, kc[0], e, sizeof(e))) {
+				report_line(errstr, errstr_size, &used, NULL, e);
+				bad++;
+			}
+			kc[0] = NULL;
 		}
-		kc[0] = NULL;
 	}
 	for (size_t r = 0; r < 2; r++)
 		if (kc[r])

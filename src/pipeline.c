@@ -840,9 +840,8 @@ static void publish_stage(pb_pipeline_t *pl)
 			if (err) {
 				pb_log(PB_LOG_ERROR, "cannot produce outcome",
 				       "error", rd_kafka_err2str(err),
-				       "eventId", task_event_id(t), 
-				       TRACEPARENT_KV(t),
-				       NULL);
+				       "eventId", task_event_id(t),
+				       TRACEPARENT_KV(t), NULL);
 				t->acks_pending = 0;
 				return;
 			}
