@@ -127,11 +127,17 @@ void pb_headers_render(pb_jtext_t *b, const rd_kafka_headers_t *h)
 	pb_jt_lit(b, ",\"headers\":{");
 	const char *name;
 	const void *v;
-	size_t n;
-	bool first = true;
+	size_t n, used = 0;
+	bool first = true, cut = false;
 	for (size_t i = 0; !rd_kafka_header_get_all(h, i, &name, &v, &n); i++) {
 		if (repeated_later(h, i, name))
 			continue;
+		size_t size = strlen(name) + (v ? n : 0);
+		if (used + size > PB_HEADERS_RENDER_MAX) {
+			cut = true;
+			continue;
+		}
+		used += size;
 		if (!first)
 			pb_jt_lit(b, ",");
 		first = false;
@@ -140,6 +146,8 @@ void pb_headers_render(pb_jtext_t *b, const rd_kafka_headers_t *h)
 		put_string(b, v ? v : (const void *)"", v ? n : 0);
 	}
 	pb_jt_lit(b, "}");
+	if (cut)
+		pb_jt_lit(b, ",\"headersTruncated\":true");
 }
 
 static bool is_hex(const char *s, size_t n)

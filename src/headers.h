@@ -24,6 +24,10 @@
 /* A W3C traceparent is 55 characters: 00-<32 hex>-<16 hex>-<2 hex>. */
 #define PB_TRACEPARENT_LEN 55
 
+/* The outcome's "headers" object holds at most this many bytes of names
+ * and values (a producer may send up to the topic's limit in headers; the
+ * outcome carries them twice, as Kafka headers and as JSON). */
+#define PB_HEADERS_RENDER_MAX (64 * 1024)
 /* An owned copy of a consumed message's headers; NULL when it has none. */
 rd_kafka_headers_t *pb_headers_of_message_new(const rd_kafka_message_t *m);
 
@@ -43,6 +47,9 @@ rd_kafka_headers_t *pb_headers_copy_new(const rd_kafka_headers_t *h);
  * appended to b; nothing when h is NULL or empty. A name given twice keeps
  * its last value; a NULL value is ""; bytes that are not UTF-8 become
  * U+FFFD, so the record stays valid JSON whatever the producer sent.
+ * Headers beyond PB_HEADERS_RENDER_MAX bytes are left out of the object
+ * (not off the record's Kafka headers), and `,"headersTruncated":true`
+ * follows it then.
  */
 void pb_headers_render(pb_jtext_t *b, const rd_kafka_headers_t *h);
 

@@ -52,6 +52,29 @@ static void rendered_as_object_of_strings(void **state)
 	rd_kafka_headers_destroy(h);
 }
 
+static void bounded_when_huge(void **state)
+{
+	(void)state;
+	rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+	static char big[40000];
+	memset(big, 'x', sizeof(big) - 1);
+	rd_kafka_header_add(h, "a", -1, big, -1);
+	rd_kafka_header_add(h, "b", -1, big, -1); /* over 64 KiB with a */
+	rd_kafka_header_add(h, "c", -1, "small", -1);
+	char *t = render(h);
+	json_error_t je;
+	json_t *j = json_loads(t, 0, &je);
+	assert_non_null(j);
+	json_t *hd = json_object_get(j, "headers");
+	assert_int_equal(json_string_length(json_object_get(hd, "a")), sizeof(big) - 1);
+	assert_null(json_object_get(hd, "b"));
+	assert_string_equal(json_string_value(json_object_get(hd, "c")), "small");
+	assert_true(json_is_true(json_object_get(j, "headersTruncated")));
+	json_decref(j);
+	free(t);
+	rd_kafka_headers_destroy(h);
+}
+
 static void traceparent_form_checked(void **state)
 {
 	(void)state;
@@ -118,6 +141,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(rendered_as_object_of_strings),
+		cmocka_unit_test(bounded_when_huge),
 		cmocka_unit_test(traceparent_form_checked),
 		cmocka_unit_test(reserved_left_out),
 		cmocka_unit_test(schema_registry_framing),
