@@ -93,7 +93,7 @@ json_t *pb_explain_describe(long line, const pb_event_t *ev,
 	json_object_set_new(x, "pushAction",
 			    push ? json_string(pb_action_name(d->push_action))
 				 : json_null());
-	json_object_set_new(x, "workOrder",
+	json_object_set_new(x, "request",
 			    push && d->work_order ? json_deep_copy(d->work_order)
 						  : json_null());
 	if (push && d->unknown_order)
@@ -162,7 +162,7 @@ char *pb_explain_table(const json_t *x)
 		pb_jt_lit(&b, jstr(x, "message"));
 		pb_jt_lit(&b, "\n");
 	}
-	const json_t *wo = json_object_get(x, "workOrder");
+	const json_t *wo = json_object_get(x, "request");
 	if (json_is_object(wo)) {
 		pb_jt_lit(&b, "    would push (");
 		pb_jt_lit(&b, jstr(x, "pushAction"));
@@ -377,7 +377,7 @@ static void emit(session_t *s, json_t *x)
 	const char *outcome = jstr(x, "outcome");
 	if (!strcmp(outcome, "rejected"))
 		s->counts[2]++;
-	else if (json_is_object(json_object_get(x, "workOrder")))
+	else if (json_is_object(json_object_get(x, "request")))
 		s->counts[0]++;
 	else
 		s->counts[1]++;

@@ -41,9 +41,12 @@ int pb_explain_run(const pb_config_t *cfg, const pb_explain_opts_t *o,
 
 /*
  * The explanation of one decision, as the JSON object --json prints
- * (owned): line, eventId, account, workOrderNumber, action, outcome,
- * reason, message, pushAction, workOrder, withheld, warnings, autoAdmin,
- * state. ev NULL: rej says why the event could not be read.
+ * (owned): line, eventId, account, workOrderNumber, action, outcome (the
+ * outcome record's, as if Pruvan accepted the push), reason, message,
+ * pushAction, request (the work order that would be pushed, as the
+ * outcome record names it; null when nothing would be), unknownOrder,
+ * withheld, warnings, autoAdmin, state. ev NULL: rej says why the event
+ * could not be read.
  */
 json_t *pb_explain_describe(long line, const pb_event_t *ev,
 			    const pb_rejection_t *rej,

@@ -101,7 +101,7 @@ static void explain_with_state(void **state)
 	assert_non_null(x1);
 	assert_string_equal(h_str(x2, "outcome"), "updated");
 	assert_string_equal(h_str(x2, "state"), "stored in Redis");
-	json_t *wo = json_object_get(x2, "workOrder");
+	json_t *wo = json_object_get(x2, "request");
 	assert_string_equal(h_str(wo, "workOrderInfo"), "changed");
 	assert_null(json_object_get(wo, "address1")); /* unchanged: not sent */
 	assert_null(json_object_get(x2, "unknownOrder"));

@@ -119,18 +119,18 @@ static void create_then_update_chain(void **state)
 	json_t *x = json_array_get(all, 0);
 	assert_string_equal(s(x, "outcome"), "created");
 	assert_string_equal(s(x, "pushAction"), "create");
-	assert_string_equal(s(json_object_get(x, "workOrder"), "workOrderInfo"), "v1");
+	assert_string_equal(s(json_object_get(x, "request"), "workOrderInfo"), "v1");
 	x = json_array_get(all, 1);
 	assert_string_equal(s(x, "outcome"), "updated");
 	assert_string_equal(s(x, "state"), "from earlier events of this input");
 	/* only what changed */
-	json_t *wo = json_object_get(x, "workOrder");
+	json_t *wo = json_object_get(x, "request");
 	assert_string_equal(s(wo, "workOrderInfo"), "v2");
 	assert_string_equal(s(wo, "clientInstructions"), "Call first");
 	assert_null(json_object_get(wo, "address1"));
 	x = json_array_get(all, 2);
 	assert_string_equal(s(x, "outcome"), "unchanged");
-	assert_true(json_is_null(json_object_get(x, "workOrder")));
+	assert_true(json_is_null(json_object_get(x, "request")));
 	x = json_array_get(all, 3);
 	assert_string_equal(s(x, "outcome"), "duplicate");
 	json_decref(all);
@@ -153,7 +153,7 @@ static void withheld_rejected_and_unreadable(void **state)
 	json_t *wh = json_object_get(x, "withheld");
 	assert_int_equal(json_array_size(wh), 1);
 	assert_string_equal(json_string_value(json_array_get(wh, 0)), "workOrderInfo");
-	assert_string_equal(s(json_object_get(x, "workOrder"), "clientInstructions"),
+	assert_string_equal(s(json_object_get(x, "request"), "clientInstructions"),
 			    "Call first");
 	assert_false(json_is_true(json_object_get(x, "autoAdmin")));
 	x = json_array_get(all, 2);
