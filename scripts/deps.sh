@@ -13,6 +13,9 @@ if [ "${1:-}" = "--test" ]; then
   # Dockerfile lint and Kubernetes manifest validation.
   pkgs+=(clang libclang-rt-14-dev python3 python3-jsonschema prometheus git curl)
   command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
+  # python3-yaml: the ConfigMaps' config.json checked against the
+  # configuration schema (tests/config/check_reference.sh).
+  pkgs+=(python3-yaml)
 fi
 
 missing=()

@@ -55,6 +55,10 @@ typedef struct report {
 	pb_jtext_t text; /* the lines, '\n' between them */
 	size_t count;
 	bool nomem;
+	/* check-config --no-env: secret references are checked for their
+	 * form but not resolved (resolve_secret answers NULL without a
+	 * mistake, so the setting keeps its default). */
+	bool no_env;
 } report_t;
 
 static void report_add(report_t *r, const char *path, const char *fmt, ...)
@@ -541,6 +545,8 @@ static char *resolve_secret(report_t *r, const char *path, const char *ref,
 		if (origin)
 			snprintf(origin, origin_size,
 				 "environment variable %s", name);
+		if (r->no_env)
+			return NULL;
 		const char *v = getenv(name);
 		if (!v) {
 			report_add(r, path,
@@ -569,6 +575,8 @@ static char *resolve_secret(report_t *r, const char *path, const char *ref,
 	}
 	if (origin)
 		snprintf(origin, origin_size, "secret file %s", file);
+	if (r->no_env)
+		return NULL;
 	return read_secret_file(r, path, file);
 }
 
@@ -1415,10 +1423,11 @@ static const char *const top_keys[] = {
 };
 
 static pb_err_t load_json(const char *text, size_t len, const char *source,
-			  pb_config_t **cfg_out, char *errstr,
+			  bool no_env, pb_config_t **cfg_out, char *errstr,
 			  size_t errstr_size)
 {
 	loader_t L = {0};
+	L.rep.no_env = no_env;
 	pb_err_t err = PB_OK;
 	json_error_t jerr;
 	json_t *root = NULL;
@@ -1492,7 +1501,8 @@ static pb_err_t load_json(const char *text, size_t len, const char *source,
 		else
 			L.rep.nomem = true;
 	}
-	apply_env(&L);
+	if (!no_env)
+		apply_env(&L);
 	check_cross(&L);
 
 report:
@@ -1522,12 +1532,29 @@ pb_err_t pb_config_load_string(const char *json_text, pb_config_t **cfg_out,
 	if (!json_text || !cfg_out)
 		return pb_errf(errstr, errstr_size, PB_ERR_INVALID,
 			       "$: no configuration text");
-	return load_json(json_text, strlen(json_text), NULL, cfg_out, errstr,
-			 errstr_size);
+	return load_json(json_text, strlen(json_text), NULL, false, cfg_out,
+			 errstr, errstr_size);
 }
+
+static pb_err_t load_file(const char *path, bool no_env,
+			  pb_config_t **cfg_out, char *errstr,
+			  size_t errstr_size);
 
 pb_err_t pb_config_load(const char *path, pb_config_t **cfg_out,
 			char *errstr, size_t errstr_size)
+{
+	return load_file(path, false, cfg_out, errstr, errstr_size);
+}
+
+pb_err_t pb_config_load_no_env(const char *path, pb_config_t **cfg_out,
+			       char *errstr, size_t errstr_size)
+{
+	return load_file(path, true, cfg_out, errstr, errstr_size);
+}
+
+static pb_err_t load_file(const char *path, bool no_env,
+			  pb_config_t **cfg_out, char *errstr,
+			  size_t errstr_size)
 {
 	pb_err_t err = PB_OK;
 	char *buf = NULL;
@@ -1573,7 +1600,7 @@ pb_err_t pb_config_load(const char *path, pb_config_t **cfg_out,
 		got += (size_t)n;
 	}
 	buf[got] = '\0';
-	err = load_json(buf, got, path, cfg_out, errstr, errstr_size);
+	err = load_json(buf, got, path, no_env, cfg_out, errstr, errstr_size);
 out:
 	if (fd >= 0)
 		close(fd);
@@ -1735,4 +1762,273 @@ char *pb_config_describe(const pb_config_t *c)
 		text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(root);
 	return text;
+}
+
+/* ------------------------------------------------------------------ */
+/* The reference (docs/configuration.md, docs/schemas/config.schema.json) */
+/* ------------------------------------------------------------------ */
+
+/*
+ * What each key does, for the generated reference. The table-driven
+ * sections' keys, types, bounds and defaults come from the tables above
+ * and set_defaults; this table adds their description column, keyed by
+ * path, and the rows of the keys checked by hand (kafka, relay,
+ * accounts). tools/gen_config_doc refuses to write the reference while a
+ * table key has no description here or a description names no key, so
+ * the reference cannot drift from the code.
+ */
+typedef struct key_doc {
+	const char *path; /* "section.key"; "*" an account's name */
+	const char *desc;
+	/* hand rows only (type NULL: a table row, described above) */
+	const char *type;   /* JSON Schema type, or "secret" */
+	const char *dflt;   /* JSON text of the default; NULL: none */
+	const char *enums;  /* "a|b": the allowed values */
+	bool required;
+} key_doc_t;
+
+static const key_doc_t key_docs[] = {
+	{"kafka", "librdkafka properties, passed through to every client "
+		  "the worker makes (each gets the ones it understands); "
+		  "check-config applies each to librdkafka. Values may be "
+		  "\"env:NAME\" or \"file:/path\" secrets.",
+	 "object", "{\"bootstrap.servers\": \"127.0.0.1:9092\", "
+		   "\"group.id\": \"pruvan-bridge\"}", NULL, false},
+	{"topics", "Topic names.", "object", NULL, NULL, false},
+	{"topics.orders", "Order events consumed (the back office "
+			  "produces them).", NULL, NULL, NULL, false},
+	{"topics.inbound", "Relayed Pruvan data consumed.", NULL, NULL, NULL,
+	 false},
+	{"topics.results", "One outcome record per consumed record.", NULL,
+	 NULL, NULL, false},
+	{"topics.dlq", "Records that failed or could not be read, as they "
+		       "came, with x-error-* headers.", NULL, NULL, NULL,
+	 false},
+	{"redis", "Where the shared state lives.", "object", NULL, NULL,
+	 false},
+	{"redis.url", "redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], or a "
+		      "secret reference holding one (it may carry a "
+		      "password). Environment: REDIS_URL.", NULL, NULL, NULL,
+	 false},
+	{"redis.keyPrefix", "Prefix of every key the worker writes; "
+			    "replicas of one deployment share it.", NULL,
+	 NULL, NULL, false},
+	{"pruvan", "Pushing to Pruvan.", "object", NULL, NULL, false},
+	{"pruvan.timeoutMs", "How long one push request may take.", NULL,
+	 NULL, NULL, false},
+	{"pruvan.maxAttempts", "Attempts per event for retriable failures "
+			       "(timeouts, 5xx, 429) before it fails "
+			       "with retries_exhausted.", NULL, NULL, NULL,
+	 false},
+	{"pruvan.backoffBaseMs", "First retry delay; doubles per attempt, "
+				 "with jitter.", NULL, NULL, NULL, false},
+	{"pruvan.backoffMaxMs", "Longest retry delay (at least "
+				"backoffBaseMs).", NULL, NULL, NULL, false},
+	{"pruvan.batchMaxOrders", "Most work orders in one POST of an "
+				  "account.", NULL, NULL, NULL, false},
+	{"pruvan.batchMaxWaitMs", "How long a batch waits to fill; 0 "
+				  "pushes at once.", NULL, NULL, NULL, false},
+	{"pruvan.maxInFlight", "Concurrent requests per account.", NULL,
+	 NULL, NULL, false},
+	{"pruvan.circuitFailures", "Consecutive failed requests that open "
+				   "an account's circuit (pushes pause).",
+	 NULL, NULL, NULL, false},
+	{"pruvan.circuitOpenMs", "How long an open circuit waits before "
+				 "one probe request.", NULL, NULL, NULL,
+	 false},
+	{"dedupe", "Deduplication.", "object", NULL, NULL, false},
+	{"dedupe.ttlSeconds", "How long an event id is remembered: a "
+			      "replay within it is a duplicate.", NULL, NULL,
+	 NULL, false},
+	{"http", "The operations endpoint.", "object", NULL, NULL, false},
+	{"http.listen", "HOST:PORT of /metrics, /healthz and /readyz; "
+			"empty turns it off. Environment: "
+			"PRUVAN_BRIDGE_HTTP_LISTEN.", NULL, NULL, NULL, false},
+	{"worker", "The worker loop.", "object", NULL, NULL, false},
+	{"worker.maxPending", "Events held in memory before consumption "
+			      "pauses (memory against throughput).", NULL,
+	 NULL, NULL, false},
+	{"worker.shutdownGraceMs", "Budget to finish in-flight events on "
+				   "SIGTERM or a revoke; keep it below the "
+				   "pod's terminationGracePeriodSeconds.",
+	 NULL, NULL, NULL, false},
+	{"relay", "The receiver for Pruvan's relay calls (off unless "
+		  "listen is set).", "object", NULL, NULL, false},
+	{"relay.listen", "HOST:PORT to serve on; null or absent: off.",
+	 "string", "null", NULL, false},
+	{"relay.secret", "Shared secret of the relay calls (\"env:NAME\" "
+			 "or \"file:/path\"); required when listen is set.",
+	 "secret", NULL, NULL, false},
+	{"relay.ackTimeoutMs", "How long a relay call waits for Kafka to "
+			       "acknowledge its items before answering 503 "
+			       "(100..120000 ms).", "integer", "10000", NULL,
+	 false},
+	{"accounts", "The integrations, by account name (1..128 "
+		     "characters, no '/' or spaces): the events' account.",
+	 "object", NULL, NULL, true},
+	{"accounts.*.pushKeyUrl", "The account's PushKey URL, only as "
+				  "\"env:NAME\" or \"file:/path\"; never "
+				  "printed or logged.", "secret", NULL, NULL,
+	 true},
+	{"accounts.*.mode", "internal: the account's own staff (internal "
+			    "statuses, assignedTo); external: a vendor.",
+	 "string", "\"internal\"", "internal|external", false},
+	{"accounts.*.autoAdmin", "Auto-Admin's initial value; switched at "
+				 "run time with `pruvan-bridge auto-admin`.",
+	 "boolean", "true", NULL, false},
+	{"accounts.*.allowDeletes", "Whether delete events are pushed "
+				    "(else rejected, delete_not_allowed).",
+	 "boolean", "false", NULL, false},
+	{"accounts.*.statusPolicy", "A status the table does not allow: "
+				    "dropped with a warning, or the event "
+				    "rejected.", "string", "\"drop\"",
+	 "drop|reject", false},
+	{"accounts.*.users", "Sub-users an internal account's assignedTo "
+			     "may name.", "array", "[]", NULL, false},
+	{"accounts.*.extraFields", "Order fields outside Pruvan's classes "
+				   "passed through as shared fields.",
+	 "array", "[]", NULL, false},
+	{"accounts.*.bodyEncoding", "How the push body is encoded.",
+	 "string", "\"json\"", "json|form", false},
+};
+
+typedef struct table_ref {
+	const char *section;
+	const field_t *fields;
+	size_t n;
+} table_ref_t;
+
+static const table_ref_t table_refs[] = {
+	{"topics", topics_fields, NFIELDS(topics_fields)},
+	{"redis", redis_fields, NFIELDS(redis_fields)},
+	{"pruvan", pruvan_fields, NFIELDS(pruvan_fields)},
+	{"dedupe", dedupe_fields, NFIELDS(dedupe_fields)},
+	{"http", http_fields, NFIELDS(http_fields)},
+	{"worker", worker_fields, NFIELDS(worker_fields)},
+};
+
+static const key_doc_t *key_doc_find(const char *path)
+{
+	for (size_t i = 0; i < NFIELDS(key_docs); i++)
+		if (strcmp(key_docs[i].path, path) == 0)
+			return &key_docs[i];
+	return NULL;
+}
+
+static json_t *table_row(const pb_config_t *d, const char *section,
+			 const field_t *f)
+{
+	char path[PB_PATH_MAX];
+	snprintf(path, sizeof(path), "%s.%s", section, f->key);
+	const key_doc_t *doc = key_doc_find(path);
+	const char *base = (const char *)d + f->offset;
+	json_t *row = json_pack("{s:s,s:s}", "path", path, "type",
+				f->type == F_STRING ? "string" : "integer");
+	if (!row)
+		return NULL;
+	if (f->type == F_STRING) {
+		const char *v = *(char *const *)base;
+		json_object_set_new(row, "default",
+				    v ? json_string(v) : json_null());
+	} else {
+		json_int_t v = f->type == F_INT ? *(const int *)base
+						: (json_int_t) *
+							  (const int64_t *)base;
+		json_object_set_new(row, "default", json_integer(v));
+		json_object_set_new(row, "minimum", json_integer(f->min));
+		json_object_set_new(row, "maximum", json_integer(f->max));
+		if (f->unit)
+			json_object_set_new(row, "unit", json_string(f->unit));
+	}
+	if (doc)
+		json_object_set_new(row, "description", json_string(doc->desc));
+	return row;
+}
+
+static json_t *hand_row(const key_doc_t *k)
+{
+	json_t *row = json_pack("{s:s,s:s,s:s,s:b}", "path", k->path, "type",
+				k->type, "description", k->desc, "required",
+				k->required);
+	if (!row)
+		return NULL;
+	if (k->dflt) {
+		json_error_t je;
+		json_object_set_new(row, "default",
+				    json_loads(k->dflt, JSON_DECODE_ANY, &je));
+	}
+	if (k->enums) {
+		json_t *e = json_array();
+		const char *p = k->enums;
+		while (e && *p) {
+			size_t n = strcspn(p, "|");
+			json_array_append_new(e, json_stringn(p, n));
+			p += n + (p[n] == '|');
+		}
+		json_object_set_new(row, "enum", e);
+	}
+	return row;
+}
+
+json_t *pb_config_reference(char *errstr, size_t errstr_size)
+{
+	pb_config_t d = {0};
+	json_t *rows = json_array();
+	report_t rep = {0};
+	if (!rows || set_defaults(&d) != PB_OK) {
+		json_decref(rows);
+		rows = NULL;
+		pb_errf(errstr, errstr_size, PB_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < NFIELDS(key_docs); i++) {
+		const key_doc_t *k = &key_docs[i];
+		if (k->type) {
+			json_array_append_new(rows, hand_row(k));
+			continue;
+		}
+		const table_ref_t *t = NULL;
+		const field_t *f = NULL;
+		for (size_t s = 0; s < NFIELDS(table_refs) && !f; s++) {
+			size_t n = strlen(table_refs[s].section);
+			if (strncmp(k->path, table_refs[s].section, n) ||
+			    k->path[n] != '.')
+				continue;
+			for (size_t j = 0; j < table_refs[s].n; j++)
+				if (!strcmp(table_refs[s].fields[j].key,
+					    k->path + n + 1))
+					t = &table_refs[s],
+					f = &table_refs[s].fields[j];
+		}
+		if (!f)
+			report_add(&rep, k->path, "described, but no table "
+				   "row has this key: remove its description");
+		else
+			json_array_append_new(rows, table_row(&d, t->section, f));
+	}
+	for (size_t s = 0; s < NFIELDS(table_refs); s++)
+		for (size_t j = 0; j < table_refs[s].n; j++) {
+			char path[PB_PATH_MAX];
+			snprintf(path, sizeof(path), "%s.%s",
+				 table_refs[s].section, table_refs[s].fields[j].key);
+			if (!key_doc_find(path))
+				report_add(&rep, path, "a table row without a "
+					   "description: add one to key_docs "
+					   "in src/config.c");
+		}
+	if (rep.count || rep.nomem) {
+		report_emit(&rep, errstr, errstr_size);
+		json_decref(rows);
+		rows = NULL;
+	}
+out:
+	free(rep.text.p);
+	free(d.topic_orders);
+	free(d.topic_inbound);
+	free(d.topic_results);
+	free(d.topic_dlq);
+	free(d.redis_url);
+	free(d.redis_key_prefix);
+	free(d.http_listen);
+	return rows;
 }

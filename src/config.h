@@ -15,6 +15,7 @@
 #ifndef PB_CONFIG_H
 #define PB_CONFIG_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -118,6 +119,16 @@ typedef struct pb_config {
 pb_err_t pb_config_load(const char *path, pb_config_t **cfg_out,
 			char *errstr, size_t errstr_size);
 
+/*
+ * Same, for check-config --no-env (CI, GitOps): every "env:NAME" and
+ * "file:/path" reference is checked for its form but not resolved, the
+ * settings they name stay unset (a PushKey URL NULL, redis.url its
+ * default) and the environment overrides are not applied. For checking
+ * only: such a configuration is not fit to run.
+ */
+pb_err_t pb_config_load_no_env(const char *path, pb_config_t **cfg_out,
+			       char *errstr, size_t errstr_size);
+
 /* Same, from a JSON text already in memory (for tests and defaults). */
 pb_err_t pb_config_load_string(const char *json_text, pb_config_t **cfg_out,
 			       char *errstr, size_t errstr_size);
@@ -140,5 +151,15 @@ const char *pb_config_kafka_get(const pb_config_t *cfg, const char *key);
  * of memory.
  */
 char *pb_config_describe(const pb_config_t *cfg);
+
+/*
+ * The reference of every configuration key, for tools/gen_config_doc
+ * (docs/configuration.md and docs/schemas/config.schema.json): an owned
+ * JSON array of {"path", "type", "default", "minimum", "maximum", "unit",
+ * "enum", "required", "description"} in the file's order, "*" in a path
+ * standing for an account's name. NULL with the reasons in errstr when a
+ * key of the tables has no description or a description names no key.
+ */
+json_t *pb_config_reference(char *errstr, size_t errstr_size);
 
 #endif

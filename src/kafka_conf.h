@@ -30,4 +30,18 @@ pb_err_t pb_kafka_conf_apply(const pb_config_t *c, rd_kafka_conf_t *kc,
 			     pb_kafka_role_t role, char *errstr,
 			     size_t errstr_size);
 
+/*
+ * check-config (and every command before it starts): apply each "kafka"
+ * property to a librdkafka configuration of the kind(s) of client it
+ * applies to, reporting every refusal, one per line, as
+ * "$.kafka.KEY: librdkafka's message". When create is true, also create
+ * (and at once destroy, without connecting anywhere first) a producer
+ * and a consumer from them, so that what librdkafka checks only then
+ * (a missing SASL mechanism's settings, an unreadable ssl.ca.location) is
+ * reported too, as "$.kafka: librdkafka's message". PB_ERR_CONFIG with
+ * the report in errstr when anything was refused.
+ */
+pb_err_t pb_kafka_conf_check(const pb_config_t *c, bool create, char *errstr,
+			     size_t errstr_size);
+
 #endif

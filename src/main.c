@@ -2,20 +2,22 @@
  * main.c: the pruvan-bridge command line.
  *
  *   pruvan-bridge run [-c FILE] [--exit-on-eof]
- *   pruvan-bridge check-config [-c FILE]
+ *   pruvan-bridge check-config [-c FILE] [--no-env]
  *   pruvan-bridge auto-admin [-c FILE] ACCOUNT on|off
  *   pruvan-bridge replay [-c FILE] [--partition N] [--from OFFSET]
  *                        [--to OFFSET] [--reason REASON] [--dry-run]
  *   pruvan-bridge watch [-c FILE] [--once]
- *   pruvan-bridge version
- * Global: --log-level debug|info|warn|error (default info).
- * FILE defaults to $PRUVAN_BRIDGE_CONFIG, else /etc/pruvan-bridge/config.json.
+ *   pruvan-bridge explain [-c FILE] [--json] [--with-state] [FILE|-]
+ *   pruvan-bridge version | --version | help [COMMAND] | COMMAND --help
+ * Every command also takes --log-level debug|info|warn|error (default
+ * info). FILE defaults to $PRUVAN_BRIDGE_CONFIG, else
+ * /etc/pruvan-bridge/config.json. The options and help texts live in
+ * cli.c; this file only runs the commands.
  *
  * Exit codes: 0 success; 1 runtime failure; 2 usage error; 3 invalid
  * configuration. Only main decides exit codes and installs signal
  * handlers; the handler only sets a flag.
  */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,20 +26,24 @@
 #include <curl/curl.h>
 #include <librdkafka/rdkafka.h>
 
+#include "cli.h"
 #include "config.h"
+#include "explain.h"
+#include "kafka_conf.h"
 #include "log.h"
 #include "metrics.h"
 #include "ops.h"
 #include "relay.h"
 #include "pipeline.h"
+#include "procstat.h"
 #include "replay.h"
 #include "state.h"
 #include "util.h"
 #include "watch.h"
 
-#define EXIT_RUNTIME 1
-#define EXIT_USAGE 2
-#define EXIT_CONFIG 3
+#define EXIT_RUNTIME PB_EXIT_RUNTIME
+#define EXIT_USAGE PB_EXIT_USAGE
+#define EXIT_CONFIG PB_EXIT_CONFIG
 
 #ifndef PB_VERSION
 #define PB_VERSION "0.1.0"
@@ -51,37 +57,32 @@ static void on_signal(int sig)
 	stop_flag = 1;
 }
 
-static void usage(FILE *f)
-{
-	fputs("usage: pruvan-bridge [--log-level LEVEL] COMMAND [options]\n"
-	      "\n"
-	      "commands:\n"
-	      "  run [-c FILE] [--exit-on-eof]     consume, push, publish outcomes\n"
-	      "  check-config [-c FILE]            validate the configuration offline\n"
-	      "  auto-admin [-c FILE] ACCOUNT on|off\n"
-	      "                                    switch an account's Auto-Admin at run time\n"
-	      "  replay [-c FILE] [--partition N] [--from OFFSET] [--to OFFSET]\n"
-	      "         [--reason REASON] [--dry-run]\n"
-	      "                                    copy DLQ records back to the orders topic\n"
-	      "  watch [-c FILE] [--once]          live view of the results topic\n"
-	      "  version                           print the version\n"
-	      "\n"
-	      "FILE defaults to $PRUVAN_BRIDGE_CONFIG, else /etc/pruvan-bridge/config.json.\n"
-	      "Exit codes: 0 ok, 1 runtime failure, 2 usage, 3 invalid configuration.\n",
-	      f);
-}
-
 static const char *default_config(void)
 {
 	const char *e = getenv("PRUVAN_BRIDGE_CONFIG");
 	return e && *e ? e : "/etc/pruvan-bridge/config.json";
 }
 
-static pb_config_t *load_config(const char *path)
+/*
+ * Load and check the configuration: the file's own checks, then every
+ * "kafka" property applied to a librdkafka configuration of each client
+ * kind, so a wrong property name or value is an invalid configuration
+ * (exit 3) before anything starts. no_env: secrets are not resolved
+ * (their references' form is still checked).
+ */
+static pb_config_t *load_config_opts(const char *path, bool no_env)
 {
 	static char err[16384];
 	pb_config_t *cfg = NULL;
-	if (pb_config_load(path, &cfg, err, sizeof(err)) != PB_OK) {
+	pb_err_t e = no_env ? pb_config_load_no_env(path, &cfg, err, sizeof(err))
+			    : pb_config_load(path, &cfg, err, sizeof(err));
+	if (e == PB_OK && pb_kafka_conf_check(cfg, !no_env, err,
+					      sizeof(err)) != PB_OK) {
+		pb_config_destroy(cfg);
+		cfg = NULL;
+		e = PB_ERR_CONFIG;
+	}
+	if (e != PB_OK) {
 		fprintf(stderr, "%s: invalid configuration:\n%s%s", path, err,
 			err[0] && err[strlen(err) - 1] == '\n' ? "" : "\n");
 		return NULL;
@@ -89,13 +90,20 @@ static pb_config_t *load_config(const char *path)
 	return cfg;
 }
 
-static int cmd_check_config(const char *path)
+static pb_config_t *load_config(const char *path)
 {
-	pb_config_t *cfg = load_config(path);
+	return load_config_opts(path, false);
+}
+
+static int cmd_check_config(const char *path, bool no_env)
+{
+	pb_config_t *cfg = load_config_opts(path, no_env);
 	if (!cfg)
 		return EXIT_CONFIG;
 	char *desc = pb_config_describe(cfg);
-	printf("%s: valid\n%s\n", path, desc ? desc : "");
+	printf("%s: valid%s\n%s\n", path,
+	       no_env ? " (secrets not resolved: --no-env)" : "",
+	       desc ? desc : "");
 	free(desc);
 	pb_config_destroy(cfg);
 	return 0;
@@ -135,7 +143,9 @@ static int cmd_run(const char *path, bool exit_on_eof)
 	pb_ops_t *ops = NULL;
 	pb_relay_t *relay = NULL;
 	pb_metrics_t *m = pb_metrics_new();
-	if (!m || pb_metrics_declare_standard(m) != PB_OK) {
+	pb_procstat_t ps = {0};
+	if (!m || pb_metrics_declare_standard(m) != PB_OK ||
+	    pb_procstat_attach(m, &ps) != PB_OK) {
 		pb_log(PB_LOG_ERROR, "cannot set up metrics", NULL);
 		goto out;
 	}
@@ -187,18 +197,8 @@ out:
 	return rc;
 }
 
-static int cmd_auto_admin(const char *path, const char *account,
-			  const char *value)
+static int cmd_auto_admin(const char *path, const char *account, bool on)
 {
-	bool on;
-	if (strcmp(value, "on") == 0)
-		on = true;
-	else if (strcmp(value, "off") == 0)
-		on = false;
-	else {
-		fprintf(stderr, "auto-admin: the value must be on or off, not \"%s\"\n", value);
-		return EXIT_USAGE;
-	}
 	pb_config_t *cfg = load_config(path);
 	if (!cfg)
 		return EXIT_CONFIG;
@@ -225,119 +225,102 @@ out:
 	return rc;
 }
 
-static bool parse_i64_arg(const char *name, const char *s, int64_t *out)
+static int cmd_replay(const pb_cli_t *c, const char *path)
 {
-	if (pb_parse_i64(s, out) && *out >= 0)
-		return true;
-	fprintf(stderr, "%s: expected a non-negative integer, got \"%s\"\n", name, s);
-	return false;
+	pb_config_t *cfg = load_config(path);
+	if (!cfg)
+		return EXIT_CONFIG;
+	pb_replay_opts_t ro = {.partition = c->partition, .from = c->from,
+			       .to = c->to, .reason = c->reason,
+			       .dry_run = c->dry_run};
+	long n = 0;
+	char err[512];
+	int rc = 0;
+	if (pb_replay_run(cfg, &ro, &n, err, sizeof(err)) != PB_OK) {
+		fprintf(stderr, "replay: %s\n", err);
+		rc = EXIT_RUNTIME;
+	} else {
+		fprintf(stderr, "replay: %ld record%s %s\n", n,
+			n == 1 ? "" : "s",
+			c->dry_run ? "would be replayed (dry run)" : "replayed");
+	}
+	pb_config_destroy(cfg);
+	return rc;
+}
+
+static int cmd_watch(const char *path, bool once)
+{
+	pb_config_t *cfg = load_config(path);
+	if (!cfg)
+		return EXIT_CONFIG;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	int rc = pb_watch_run(cfg, once, &stop_flag) == PB_OK ? 0 : EXIT_RUNTIME;
+	pb_config_destroy(cfg);
+	return rc;
+}
+
+/* explain reads no secret unless it reads stored state (Redis). */
+static int cmd_explain(const pb_cli_t *c, const char *path)
+{
+	pb_config_t *cfg = load_config_opts(path, !c->with_state);
+	if (!cfg)
+		return EXIT_CONFIG;
+	pb_explain_opts_t eo = {.json = c->json, .with_state = c->with_state};
+	char err[512];
+	int rc = pb_explain_run(cfg, &eo, c->input, stdout, err, sizeof(err));
+	if (rc != 0)
+		fprintf(stderr, "explain: %s\n", err);
+	pb_config_destroy(cfg);
+	return rc;
+}
+
+static void print_version(void)
+{
+	printf("pruvan-bridge %s (librdkafka %s, %s)\n", PB_VERSION,
+	       rd_kafka_version_str(), curl_version());
 }
 
 int main(int argc, char **argv)
 {
-	pb_log_level_t level = PB_LOG_INFO;
-	const char *cfg_path = default_config();
-	bool exit_on_eof = false, dry_run = false, once = false;
-	pb_replay_opts_t ro = {.partition = -1, .from = -1, .to = -1};
-	int64_t v;
-
-	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"log-level", required_argument, NULL, 'l'},
-		{"exit-on-eof", no_argument, NULL, 'e'},
-		{"dry-run", no_argument, NULL, 'n'},
-		{"partition", required_argument, NULL, 'p'},
-		{"from", required_argument, NULL, 'f'},
-		{"to", required_argument, NULL, 't'},
-		{"reason", required_argument, NULL, 'r'},
-		{"once", no_argument, NULL, 'o'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	int c;
-	while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'c': cfg_path = optarg; break;
-		case 'l':
-			if (!pb_log_level_parse(optarg, &level)) {
-				fprintf(stderr, "--log-level: unknown level \"%s\" (debug, info, warn, error)\n", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case 'e': exit_on_eof = true; break;
-		case 'n': dry_run = true; break;
-		case 'o': once = true; break;
-		case 'p':
-			if (!parse_i64_arg("--partition", optarg, &v))
-				return EXIT_USAGE;
-			ro.partition = (int32_t)v;
-			break;
-		case 'f':
-			if (!parse_i64_arg("--from", optarg, &ro.from))
-				return EXIT_USAGE;
-			break;
-		case 't':
-			if (!parse_i64_arg("--to", optarg, &ro.to))
-				return EXIT_USAGE;
-			break;
-		case 'r': ro.reason = optarg; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return EXIT_USAGE;
-		}
-	}
-	pb_log_set_level(level);
-	if (optind >= argc) {
-		usage(stderr);
+	pb_cli_t c;
+	char err[256];
+	switch (pb_cli_parse(argc, argv, &c, err, sizeof(err))) {
+	case PB_CLI_USAGE: {
+		const char *name = pb_cli_cmd_name(c.cmd);
+		fprintf(stderr, "pruvan-bridge: %s\nTry `pruvan-bridge %s%s--help`.\n",
+			err, name ? name : "", name ? " " : "");
 		return EXIT_USAGE;
 	}
-	const char *cmd = argv[optind++];
-	int rest = argc - optind;
-	char **args = argv + optind;
-
-	if (strcmp(cmd, "version") == 0) {
-		printf("pruvan-bridge %s (librdkafka %s, %s)\n", PB_VERSION,
-		       rd_kafka_version_str(), curl_version());
+	case PB_CLI_HELP:
+		pb_cli_help(stdout, c.cmd);
+		return 0;
+	case PB_CLI_VERSION:
+		print_version();
+		return 0;
+	case PB_CLI_RUN:
+		break;
+	}
+	pb_log_set_level(c.log_level);
+	const char *cfg_path = c.config ? c.config : default_config();
+	if (c.cmd == PB_CMD_VERSION) {
+		print_version();
 		return 0;
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	int rc;
-	if (strcmp(cmd, "run") == 0 && rest == 0) {
-		rc = cmd_run(cfg_path, exit_on_eof);
-	} else if (strcmp(cmd, "check-config") == 0 && rest == 0) {
-		rc = cmd_check_config(cfg_path);
-	} else if (strcmp(cmd, "auto-admin") == 0 && rest == 2) {
-		rc = cmd_auto_admin(cfg_path, args[0], args[1]);
-	} else if (strcmp(cmd, "replay") == 0 && rest == 0) {
-		pb_config_t *cfg = load_config(cfg_path);
-		if (!cfg)
-			return EXIT_CONFIG;
-		ro.dry_run = dry_run;
-		long n = 0;
-		char err[512];
-		if (pb_replay_run(cfg, &ro, &n, err, sizeof(err)) != PB_OK) {
-			fprintf(stderr, "replay: %s\n", err);
-			rc = EXIT_RUNTIME;
-		} else {
-			fprintf(stderr, "replay: %ld record%s %s\n", n,
-				n == 1 ? "" : "s",
-				dry_run ? "would be replayed (dry run)" : "replayed");
-			rc = 0;
-		}
-		pb_config_destroy(cfg);
-	} else if (strcmp(cmd, "watch") == 0 && rest == 0) {
-		pb_config_t *cfg = load_config(cfg_path);
-		if (!cfg)
-			return EXIT_CONFIG;
-		struct sigaction sa;
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = on_signal;
-		sigaction(SIGTERM, &sa, NULL);
-		sigaction(SIGINT, &sa, NULL);
-		rc = pb_watch_run(cfg, once, &stop_flag) == PB_OK ? 0 : EXIT_RUNTIME;
-		pb_config_destroy(cfg);
-	} else {
-		usage(stderr);
-		rc = EXIT_USAGE;
+	int rc = EXIT_USAGE;
+	switch (c.cmd) {
+	case PB_CMD_RUN: rc = cmd_run(cfg_path, c.exit_on_eof); break;
+	case PB_CMD_CHECK_CONFIG: rc = cmd_check_config(cfg_path, c.no_env); break;
+	case PB_CMD_AUTO_ADMIN: rc = cmd_auto_admin(cfg_path, c.account, c.on); break;
+	case PB_CMD_REPLAY: rc = cmd_replay(&c, cfg_path); break;
+	case PB_CMD_WATCH: rc = cmd_watch(cfg_path, c.once); break;
+	case PB_CMD_EXPLAIN: rc = cmd_explain(&c, cfg_path); break;
+	case PB_CMD_VERSION:
+	case PB_CMD_NONE: break;
 	}
 	curl_global_cleanup();
 	return rc;

@@ -65,6 +65,9 @@ struct pb_metrics {
 	struct series *series[SERIES_BUCKETS];
 	size_t n_series;
 	struct series *dropped; /* PB_M_SERIES_DROPPED, always present */
+	/* called by pb_metrics_render before it renders (outside the lock) */
+	pb_metrics_collect_fn collect;
+	void *collect_opaque;
 };
 
 /* FNV-1a; name and labels are separated by a byte neither contains. */
@@ -574,10 +577,25 @@ static void render_metric(pb_jtext_t *b, const struct metric *x,
 		render_series(b, x, tmp[i]);
 }
 
+void pb_metrics_set_collector(pb_metrics_t *m, pb_metrics_collect_fn fn,
+			      void *opaque)
+{
+	pthread_mutex_lock(&m->lock);
+	m->collect = fn;
+	m->collect_opaque = opaque;
+	pthread_mutex_unlock(&m->lock);
+}
+
 char *pb_metrics_render(pb_metrics_t *m)
 {
 	if (!m)
 		return NULL;
+	pthread_mutex_lock(&m->lock);
+	pb_metrics_collect_fn collect = m->collect;
+	void *opaque = m->collect_opaque;
+	pthread_mutex_unlock(&m->lock);
+	if (collect)
+		collect(m, opaque);
 	pb_jtext_t b = {0};
 	struct metric **ms = NULL;
 	struct series **tmp = NULL;
@@ -680,6 +698,25 @@ static const struct {
 	{PB_M_RELAY_ITEMS, PB_METRIC_COUNTER,
 	 "Relayed items the relay receiver wrote to the inbound topic "
 	 "(acknowledged by Kafka), by account and kind.", NULL, 0, false},
+	{PB_M_KAFKA_PARTITION_LAG, PB_METRIC_GAUGE,
+	 "librdkafka's consumer lag (high watermark minus the committed "
+	 "offset) by topic and partition, from its statistics.", NULL, 0,
+	 false},
+	{PB_M_KAFKA_BROKER_RTT_AVG, PB_METRIC_GAUGE,
+	 "Mean request round trip to a broker over librdkafka's last "
+	 "statistics window, by client (consumer|producer) and broker.",
+	 NULL, 0, false},
+	{PB_M_KAFKA_BROKER_RTT_P99, PB_METRIC_GAUGE,
+	 "99th percentile of the request round trip to a broker over "
+	 "librdkafka's last statistics window.", NULL, 0, false},
+	{PB_M_KAFKA_BROKER_UP, PB_METRIC_GAUGE,
+	 "1 while librdkafka's connection to the broker is up.", NULL, 0,
+	 false},
+	{PB_M_KAFKA_PRODUCER_QUEUE_MSGS, PB_METRIC_GAUGE,
+	 "Outcome and DLQ records in the producer's queue, not yet "
+	 "acknowledged.", NULL, 0, true},
+	{PB_M_KAFKA_PRODUCER_QUEUE_BYTES, PB_METRIC_GAUGE,
+	 "Bytes of those records.", NULL, 0, true},
 };
 
 pb_err_t pb_metrics_declare_standard(pb_metrics_t *m)

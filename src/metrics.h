@@ -132,6 +132,24 @@ size_t pb_metrics_series_count(pb_metrics_t *m);
  */
 pb_err_t pb_metrics_declare_standard(pb_metrics_t *m);
 
+/*
+ * A collector refreshes metrics that are read rather than counted (the
+ * process_* ones): pb_metrics_render calls it first, on the rendering
+ * thread, outside the registry's lock (it updates through the usual
+ * calls). One per registry; NULL removes it.
+ */
+typedef void (*pb_metrics_collect_fn)(pb_metrics_t *m, void *opaque);
+void pb_metrics_set_collector(pb_metrics_t *m, pb_metrics_collect_fn fn,
+			      void *opaque);
+
+/* librdkafka's statistics (statistics.interval.ms), see kstats.h */
+#define PB_M_KAFKA_PARTITION_LAG "pruvan_bridge_kafka_partition_lag" /* topic,partition */
+#define PB_M_KAFKA_BROKER_RTT_AVG "pruvan_bridge_kafka_broker_rtt_avg_seconds" /* client,broker */
+#define PB_M_KAFKA_BROKER_RTT_P99 "pruvan_bridge_kafka_broker_rtt_p99_seconds" /* client,broker */
+#define PB_M_KAFKA_BROKER_UP "pruvan_bridge_kafka_broker_up" /* client,broker; 0|1 */
+#define PB_M_KAFKA_PRODUCER_QUEUE_MSGS "pruvan_bridge_kafka_producer_queue_messages" /* - */
+#define PB_M_KAFKA_PRODUCER_QUEUE_BYTES "pruvan_bridge_kafka_producer_queue_bytes" /* - */
+
 /* Set PB_M_BUILD_INFO{version="..."} to 1. */
 void pb_metrics_set_build_info(pb_metrics_t *m, const char *version);
 

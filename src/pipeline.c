@@ -46,7 +46,10 @@
 #include <unistd.h>
 
 #include "fetchwake.h"
+#include "framing.h"
+#include "headers.h"
 #include "jtext.h"
+#include "kstats.h"
 #include "orderq.h"
 #include "log.h"
 #include "pusher.h"
@@ -83,6 +86,14 @@ typedef struct task {
 	part_t *part;
 	int64_t offset;
 	int64_t consumed_ms;
+	/* the input's headers (owned, NULL when none): copied onto the
+	 * outcome and DLQ records (headers.h); its W3C traceparent, "" when
+	 * none, for the log lines about this event */
+	rd_kafka_headers_t *headers;
+	char traceparent[PB_TRACEPARENT_LEN + 1];
+	/* Schema Registry framing (framing.h): the schema id, -1 when the
+	 * record was plain JSON */
+	int64_t schema_id;
 
 	pb_event_t *ev;
 	pb_inbound_t *in;
@@ -325,6 +336,11 @@ static part_t *part_get(pb_pipeline_t *pl, const char *topic, int32_t p)
 
 /* ---- tasks -------------------------------------------------------------- */
 
+/* The last key/value pair of a log line about t: its traceparent, or the
+ * end of the list when it has none (pb_log stops at a NULL key). */
+#define TRACEPARENT_KV(t)                                                   \
+	((t)->traceparent[0] ? "traceparent" : NULL), (t)->traceparent
+
 static void task_free(pb_pipeline_t *pl, task_t *t)
 {
 	pb_orderq_unpublish(pl->orders, &t->order);
@@ -339,6 +355,8 @@ static void task_free(pb_pipeline_t *pl, task_t *t)
 	if (t->dec_set)
 		pb_decision_clear(&t->dec);
 	free(t->work_order_text);
+	if (t->headers)
+		rd_kafka_headers_destroy(t->headers);
 	free(t->bytes);
 	free(t);
 }
@@ -501,6 +519,11 @@ static char *outcome_text(pb_pipeline_t *pl, task_t *t)
 	pb_jt_str(&b, ts);
 	if (t->recovered)
 		pb_jt_lit(&b, ",\"recovered\":true");
+	if (t->schema_id >= 0) {
+		pb_jt_lit(&b, ",\"schemaId\":");
+		pb_jt_i64(&b, (long long)t->schema_id);
+	}
+	pb_headers_render(&b, t->headers);
 	if (t->in && strcmp(t->outcome, "relayed") == 0) {
 		pb_jt_lit(&b, ",\"kind\":");
 		pb_jt_str(&b, t->in->kind);
@@ -516,14 +539,18 @@ static rd_kafka_resp_err_t produce_result(pb_pipeline_t *pl, task_t *t)
 	char *val = outcome_text(pl, t);
 	if (!val)
 		return RD_KAFKA_RESP_ERR__NOENT;
+	rd_kafka_headers_t *h = pb_headers_copy_new(t->headers);
 	rd_kafka_resp_err_t err = rd_kafka_producev(
 		pl->producer, RD_KAFKA_V_TOPIC(pl->cfg->topic_results),
 		RD_KAFKA_V_KEY(t->key, t->key_len),
 		RD_KAFKA_V_VALUE(val, strlen(val)),
 		RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-		RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
-	if (err)
+		RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
+	if (err) {
 		free(val);
+		if (h)
+			rd_kafka_headers_destroy(h);
+	}
 	return err;
 }
 
@@ -534,6 +561,8 @@ static rd_kafka_resp_err_t produce_dlq(pb_pipeline_t *pl, task_t *t)
 	snprintf(off, sizeof(off), "%" PRId64, t->offset);
 	snprintf(att, sizeof(att), "%d", t->job.attempts);
 	rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+	/* the back office's own headers first, then the DLQ's */
+	pb_headers_add_all(h, t->headers, true);
 	const char *reason = t->reason ? t->reason : "";
 	rd_kafka_header_add(h, "x-error-reason", -1, reason, -1);
 	rd_kafka_header_add(h, "x-error-message", -1, t->message, -1);
@@ -661,7 +690,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 		 * offset stays uncommitted until it gets through */
 		pb_log(PB_LOG_ERROR, "outcome delivery failed; producing again",
 		       "topic", rd_kafka_topic_name(m->rkt), "error",
-		       rd_kafka_err2str(m->err), NULL);
+		       rd_kafka_err2str(m->err), "eventId", task_event_id(t),
+		       TRACEPARENT_KV(t), NULL);
 		atomic_store(&pl->ready_kafka, 0);
 		bool dlq = strcmp(rd_kafka_topic_name(m->rkt), pl->cfg->topic_dlq) == 0;
 		rd_kafka_resp_err_t e = dlq ? produce_dlq(pl, t) : produce_result(pl, t);
@@ -674,6 +704,19 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 	atomic_store(&pl->ready_kafka, 1);
 	if (--t->acks_pending == 0)
 		task_finish(pl, t);
+}
+
+/* One line per event: a warning when it failed, else at debug level;
+ * with the event's traceparent so a trace finds its lines. */
+static void log_event(const task_t *t)
+{
+	bool failed = t->outcome && strcmp(t->outcome, "failed") == 0;
+	pb_log_level_t lvl = failed ? PB_LOG_WARN : PB_LOG_DEBUG;
+	if (lvl < pb_log_get_level())
+		return;
+	pb_log(lvl, failed ? "event failed" : "event processed", "eventId",
+	       task_event_id(t), "account", task_account(t), "outcome",
+	       t->outcome, "reason", t->reason, TRACEPARENT_KV(t), NULL);
 }
 
 static void publish_stage(pb_pipeline_t *pl)
@@ -697,11 +740,14 @@ static void publish_stage(pb_pipeline_t *pl)
 			}
 			if (err) {
 				pb_log(PB_LOG_ERROR, "cannot produce outcome",
-				       "error", rd_kafka_err2str(err), NULL);
+				       "error", rd_kafka_err2str(err),
+				       "eventId", task_event_id(t),
+				       TRACEPARENT_KV(t), NULL);
 				t->acks_pending = 0;
 				return;
 			}
 			count_outcome(pl, t);
+			log_event(t);
 		}
 		tl_pop(&pl->to_publish);
 	}
@@ -1345,9 +1391,21 @@ static void consume_one(pb_pipeline_t *pl, rd_kafka_message_t *m)
 	pl->avg_record += ((double)(m->key_len + m->len) - pl->avg_record) / 64;
 	p->held++;
 	pl->alive++;
+	t->headers = pb_headers_of_message_new(m);
+	pb_headers_traceparent(t->headers, t->traceparent,
+			       sizeof(t->traceparent));
+	const char *json = t->value;
+	size_t json_len = t->value_len;
+	uint32_t sid;
+	t->schema_id = -1;
+	if (pb_sr_framed(json, json_len, &sid)) {
+		t->schema_id = sid;
+		json += PB_SR_PREFIX_LEN;
+		json_len -= PB_SR_PREFIX_LEN;
+	}
 	pb_err_t err = t->src == SRC_ORDERS
-			       ? pb_event_parse(t->value, t->value_len, &t->ev, &t->rej)
-			       : pb_inbound_parse(t->value, t->value_len, &t->in, &t->rej);
+			       ? pb_event_parse(json, json_len, &t->ev, &t->rej)
+			       : pb_inbound_parse(json, json_len, &t->in, &t->rej);
 	rd_kafka_message_destroy(m);
 	char lbl[300];
 	const char *acct = t->ev ? t->ev->account : t->in ? t->in->account : NULL;
@@ -1942,6 +2000,17 @@ static double conf_number(rd_kafka_t *rk, const char *name, int64_t dflt)
 	return (double)x;
 }
 
+/* @locality: inside rd_kafka_poll / rd_kafka_consumer_poll on the
+ * pipeline thread. Returns 0: librdkafka frees json. */
+static int on_kafka_stats(rd_kafka_t *rk, char *json, size_t len,
+			  void *opaque)
+{
+	pb_pipeline_t *pl = opaque;
+	(void)rk;
+	pb_kstats_update(pl->m, json, len);
+	return 0;
+}
+
 static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
 			 const char *buf)
 {
@@ -1995,6 +2064,9 @@ pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 	/* consumer */
 	rd_kafka_conf_t *cc = rd_kafka_conf_new();
 	err = conf_set(cc, "group.id", "pruvan-bridge", errstr, errstr_size);
+	if (!err) /* before the file's own, which may change or disable it */
+		err = conf_set(cc, "statistics.interval.ms",
+			       PB_KSTATS_DEFAULT_INTERVAL_MS, errstr, errstr_size);
 	if (!err)
 		err = conf_set(cc, "auto.offset.reset", "earliest", errstr, errstr_size);
 	if (!err)
@@ -2048,6 +2120,7 @@ pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 	rd_kafka_conf_set_opaque(cc, pl);
 	rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
 	rd_kafka_conf_set_log_cb(cc, on_kafka_log);
+	rd_kafka_conf_set_stats_cb(cc, on_kafka_stats);
 	char kerr[512];
 	pl->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, kerr, sizeof(kerr));
 	if (!pl->consumer) {
@@ -2072,6 +2145,9 @@ pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 	rd_kafka_conf_t *pc = rd_kafka_conf_new();
 	err = conf_set(pc, "linger.ms", "5", errstr, errstr_size);
 	if (!err)
+		err = conf_set(pc, "statistics.interval.ms",
+			       PB_KSTATS_DEFAULT_INTERVAL_MS, errstr, errstr_size);
+	if (!err)
 		err = pb_kafka_conf_apply(cfg, pc, PB_KAFKA_PRODUCER, errstr,
 					  errstr_size);
 	if (!err)
@@ -2083,6 +2159,7 @@ pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 	rd_kafka_conf_set_opaque(pc, pl);
 	rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
 	rd_kafka_conf_set_log_cb(pc, on_kafka_log);
+	rd_kafka_conf_set_stats_cb(pc, on_kafka_stats);
 	pl->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, kerr, sizeof(kerr));
 	if (!pl->producer) {
 		rd_kafka_conf_destroy(pc);

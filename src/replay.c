@@ -5,7 +5,9 @@
  * operator's one-off and must not disturb the worker's group), from the
  * chosen offsets to the end as it was when the replay started, and
  * produces each selected record's key and value unchanged to the orders
- * topic with an x-replayed-from header. Waits for every produce to be
+ * topic with the back office's headers as the DLQ record kept them (the
+ * DLQ's own x-error-*, x-source-* and similar left out, headers.h) and an
+ * x-replayed-from header. Waits for every produce to be
  * acknowledged before it reports success.
  */
 #include "replay.h"
@@ -17,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "headers.h"
 #include "util.h"
 
 static bool header_is(rd_kafka_message_t *m, const char *name, const char *want)
@@ -131,7 +134,9 @@ pb_err_t pb_replay_run(const pb_config_t *cfg, const pb_replay_opts_t *o,
 			char from[64];
 			snprintf(from, sizeof(from), "%s/%" PRId32 "/%" PRId64,
 				 cfg->topic_dlq, m->partition, m->offset);
-			rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+			rd_kafka_headers_t *h = rd_kafka_headers_new(8), *dh = NULL;
+			if (!rd_kafka_message_headers(m, &dh))
+				pb_headers_add_all(h, dh, true);
 			rd_kafka_header_add(h, "x-replayed-from", -1, from, -1);
 			kerr = rd_kafka_producev(
 				prod, RD_KAFKA_V_TOPIC(cfg->topic_orders),

@@ -9,6 +9,7 @@ target_compile_definitions(test_config PRIVATE
   PB_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 
 # The "kafka" section applied per kind of librdkafka client.
-add_library(pb_kafka_conf STATIC src/kafka_conf.c src/kafka_client.c)
-target_link_libraries(pb_kafka_conf PUBLIC pb_config PkgConfig::RDKAFKA)
+add_library(pb_kafka_conf STATIC src/kafka_conf.c src/kafka_client.c src/oidc.c)
+target_link_libraries(pb_kafka_conf PUBLIC pb_config PkgConfig::RDKAFKA
+                      PkgConfig::CURL)
 pb_unit_test(test_kafka_conf tests/unit/test_kafka_conf.c pb_kafka_conf)

@@ -2,7 +2,7 @@
 # exposes /metrics, /healthz and /readyz (pb_ops, libmicrohttpd on its own
 # thread). pb_metrics has no dependency beyond pthreads and libm so every
 # module can link it.
-add_library(pb_metrics STATIC src/metrics.c)
+add_library(pb_metrics STATIC src/metrics.c src/kstats.c src/procstat.c)
 target_include_directories(pb_metrics PUBLIC ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(pb_metrics PUBLIC pb_base Threads::Threads m)
 

@@ -665,7 +665,7 @@ static void test_example_config(void **state)
 	setenv("KAFKA_SASL_PASSWORD", "hunter2", 1);
 	setenv("PRUVAN_BRIDGE_RELAY_SECRET", "relaysecret", 1);
 	char path[1200];
-	snprintf(path, sizeof(path), "%s/../../../config/config.example.json",
+	snprintf(path, sizeof(path), "%s/../../../config/examples/sasl-scram.json",
 		 fixtures);
 	pb_config_t *cfg = NULL;
 	char err[4096];
