@@ -55,3 +55,10 @@ pb_err_t pb_kafka_conf_apply(const pb_config_t *c, rd_kafka_conf_t *kc,
 	}
 	return PB_OK;
 }
+
+const char *pb_kafka_default_assignor(int rdkafka_version)
+{
+	return rdkafka_version >= PB_KAFKA_COOPERATIVE_MIN_VERSION
+		       ? "cooperative-sticky"
+		       : "range,roundrobin";
+}
