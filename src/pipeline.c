@@ -224,6 +224,10 @@ struct pb_pipeline {
 	/* the largest record (key + value + headers) the producer takes
 	 * (its message.max.bytes less framing, produce.h) */
 	size_t record_max;
+	/* per outcome topic (REC_*): a permanent error its metadata showed
+	 * after a record timed out, and when it was asked (topic_refusal) */
+	rd_kafka_resp_err_t refusal[2];
+	int64_t refusal_at[2];
 	/* the producer or consumer hit a fatal error: stop, exit 1 */
 	bool fatal;
 	char fatal_msg[512];
@@ -1008,6 +1012,33 @@ static bool produce_task(pb_pipeline_t *pl, task_t *t)
 	return true;
 }
 
+/* After a record of topic rec failed in a way a retry might heal (above
+ * all message.timeout.ms): whether the topic itself refuses us (unknown,
+ * not authorised), which librdkafka reports only as a timeout, so that the
+ * record is not retried forever. Asked at most every 5 s per topic. */
+static rd_kafka_resp_err_t topic_refusal(pb_pipeline_t *pl, int rec)
+{
+	int64_t now = pb_mono_ms();
+	if (pl->refusal_at[rec] && now - pl->refusal_at[rec] < 5000)
+		return pl->refusal[rec];
+	pl->refusal_at[rec] = now;
+	pl->refusal[rec] = RD_KAFKA_RESP_ERR_NO_ERROR;
+	rd_kafka_topic_t *rkt =
+	    rd_kafka_topic_new(pl->producer, rec_topic(pl, rec), NULL);
+	if (!rkt)
+		return RD_KAFKA_RESP_ERR_NO_ERROR;
+	const struct rd_kafka_metadata *md = NULL;
+	if (rd_kafka_metadata(pl->producer, 0, rkt, &md, 1000) ==
+		RD_KAFKA_RESP_ERR_NO_ERROR &&
+	    md->topic_cnt == 1 &&
+	    pb_produce_classify(md->topics[0].err) == PB_PRODUCE_PERMANENT)
+		pl->refusal[rec] = md->topics[0].err;
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	rd_kafka_topic_destroy(rkt);
+	return pl->refusal[rec];
+}
+
 /* @locality: inside rd_kafka_poll(producer) on the pipeline thread. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 			void *opaque)
@@ -1024,13 +1055,18 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 		/* librdkafka gave up on it (message.timeout.ms, or the
 		 * broker refused it): the offset stays uncommitted until
 		 * the record gets through or is given up */
-		pb_produce_class_t c = pb_produce_classify(m->err);
+		rd_kafka_resp_err_t err = m->err;
+		pb_produce_class_t c = pb_produce_classify(err);
+		if (c == PB_PRODUCE_RETRIABLE && topic_refusal(pl, r->rec)) {
+			err = topic_refusal(pl, r->rec);
+			c = PB_PRODUCE_PERMANENT;
+		}
 		if (c == PB_PRODUCE_FATAL)
 			producer_fatal(pl, rk);
 		else if (c == PB_PRODUCE_FULL)
 			t->to_produce |= 1u << r->rec;
 		else
-			produce_failed(pl, t, r->rec, m->err, c);
+			produce_failed(pl, t, r->rec, err, c);
 		if (t->to_produce)
 			publish_task(pl, t);
 	}
