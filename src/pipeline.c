@@ -2492,6 +2492,25 @@ static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
 	       buf, "component", "librdkafka", "facility", fac, NULL);
 }
 
+/* A cooperative-sticky assignor set explicitly on a librdkafka that
+ * aborts with it when closed before the first assignment (kafka_conf.h). */
+static void warn_assignor(rd_kafka_conf_t *cc)
+{
+	char v[256];
+	size_t n = sizeof(v);
+	if (rd_kafka_version() >= PB_KAFKA_COOPERATIVE_MIN_VERSION ||
+	    rd_kafka_conf_get(cc, "partition.assignment.strategy", v, &n) !=
+		RD_KAFKA_CONF_OK ||
+	    !strstr(v, "cooperative-sticky"))
+		return;
+	pb_log(PB_LOG_WARN,
+	       "partition.assignment.strategy cooperative-sticky on a "
+	       "librdkafka older than 2.3.0 can abort the worker when it stops "
+	       "before its first assignment; remove the setting (the default "
+	       "is range,roundrobin there) or upgrade librdkafka",
+	       "librdkafka", rd_kafka_version_str(), NULL);
+}
+
 pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 			 const pb_pipeline_opts_t *opts, pb_pipeline_t **out,
 			 char *errstr, size_t errstr_size)
@@ -2589,6 +2608,7 @@ pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 		rd_kafka_conf_destroy(cc);
 		goto fail;
 	}
+	warn_assignor(cc);
 	rd_kafka_conf_set_opaque(cc, pl);
 	rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
 	rd_kafka_conf_set_log_cb(cc, on_kafka_log);
