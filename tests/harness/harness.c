@@ -539,14 +539,16 @@ int h_produce_nowait(const char *topic, const char *key, const char *value)
 	}
 }
 
-int h_produce_raw(const char *topic, const void *key, size_t key_len,
-		  const void *value, size_t value_len)
+int h_produce_raw(const char *topic, int partition, const void *key,
+		  size_t key_len, const void *value, size_t value_len)
 {
 	if (!H.producer)
 		return -1;
 	for (;;) {
 		rd_kafka_resp_err_t e = rd_kafka_producev(
 		    H.producer, RD_KAFKA_V_TOPIC(topic),
+		    RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA
+						       : partition),
 		    RD_KAFKA_V_KEY(key, key ? key_len : 0),
 		    RD_KAFKA_V_VALUE((void *)value, value ? value_len : 0),
 		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);

@@ -54,7 +54,7 @@ static char *padded_create(const char *id, const char *won, size_t total)
 static void produce_text(const char *key, const char *text)
 {
 	assert_int_equal(
-	    h_produce_raw(H_TOPIC_ORDERS, key, strlen(key), text, strlen(text)),
+	    h_produce_raw(H_TOPIC_ORDERS, -1, key, strlen(key), text, strlen(text)),
 	    0);
 }
 
