@@ -33,3 +33,5 @@ if(PB_JEMALLOC AND NOT PB_SANITIZE)
   endif()
 endif()
 install(TARGETS pruvan-bridge RUNTIME DESTINATION bin)
+
+pb_unit_test(test_produce tests/unit/test_produce.c pb_produce)
