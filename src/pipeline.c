@@ -24,7 +24,11 @@
  * Failure handling: Redis errors leave tasks where they are (nothing is
  * pushed without state, nothing is published before its effect is
  * recorded) and pause consumption until Redis answers again. Kafka
- * delivery errors re-produce. Events of revoked partitions are drained
+ * produce and delivery errors are handled per record by their class
+ * (produce.h, publish_stage): pause, back off, shrink or give up, or stop
+ * on a fatal one; never a retry without a pause. Records rejected as they
+ * are read are marked by topic/partition/offset (task_mark_won) so that a
+ * replay reports them duplicate. Events of revoked partitions are drained
  * within the grace budget, then abandoned (the next owner redoes them; the
  * marks in Redis stop a double push).
  *
