@@ -234,7 +234,7 @@ struct pb_pipeline {
 	int64_t refusal_at[2];
 	/* the producer or consumer hit a fatal error: stop, exit 1 */
 	bool fatal;
-	char fatal_msg[512];
+	char fatal_msg[1024];
 	stage_t flights[MAX_FLIGHTS]; /* written, oldest first */
 	size_t nflights;
 	uint64_t stage_seq;   /* stages written */
