@@ -1130,7 +1130,9 @@ static void publish_stage(pb_pipeline_t *pl)
 			pl->publish_next_at = now + 10;
 			return;
 		}
-		if (t->to_produce && !pl->fatal) {
+		if (t->to_produce) {
+			/* backing off (or the producer failed fatally: the
+			 * task stays listed for pb_pipeline_destroy) */
 			if (t->retry_at < pl->publish_next_at)
 				pl->publish_next_at = t->retry_at;
 			prev = t;
