@@ -8,6 +8,9 @@
  *   - Produce requests answered MSG_SIZE_TOO_LARGE (a topic whose
  *     max.message.bytes is below the worker's): the records go out in
  *     their minimal form, once each, and the partition goes on;
+ *   - Produce requests failing with a retriable error for longer than
+ *     message.timeout.ms: the records are produced again after a backoff,
+ *     a bounded number of times, and each arrives once;
  *   - a DLQ topic the worker may not write (TOPIC_AUTHORIZATION_FAILED):
  *     the DLQ copies are given up with an error log, every outcome is
  *     still published, and --exit-on-eof exits 0.
@@ -158,11 +161,43 @@ static void dlq_not_authorised(void **state)
 	h_end();
 }
 
+static void produce_retriable_timeouts(void **state)
+{
+	(void)state;
+	h_begin("produce_retriable_timeouts");
+	long first = produce_mix("retry", 3);
+	long dlq_before = h_topic_count(H_TOPIC_DLQ);
+	/* about 4 s of NOT_ENOUGH_REPLICAS: librdkafka retries them itself
+	 * until message.timeout.ms (1 s), then the worker backs off */
+	rd_kafka_resp_err_t errs[40];
+	for (size_t i = 0; i < 40; i++)
+		errs[i] = RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS;
+	rd_kafka_mock_push_request_errors_array(h_kafka_mock(), API_PRODUCE, 40,
+						errs);
+	json_t *ov = json_pack("{s:{s:s,s:s}}", "kafka", "message.timeout.ms",
+			       "1000", "retry.backoff.ms", "100");
+	char c[512];
+	assert_int_equal(h_write_config("retry.json", ov, c, sizeof(c)), 0);
+	json_decref(ov);
+	h_worker_t *w = run_to_end("retry", c);
+	one_outcome_each(first, 3);
+	int tries = h_worker_log_count(w, "trying again after a backoff");
+	fprintf(stderr, "[retry] %d backoffs logged\n", tries);
+	assert_true(tries >= 1);
+	assert_true(tries < 100); /* backed off, not a loop */
+	json_t *dlq = h_consume(H_TOPIC_DLQ, dlq_before + 3, 20000);
+	assert_int_equal(json_array_size(dlq), dlq_before + 3);
+	json_decref(dlq);
+	rd_kafka_mock_clear_request_errors(h_kafka_mock(), API_PRODUCE);
+	h_end();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(queue_of_one),
 	    cmocka_unit_test(produce_refused_too_large),
+	    cmocka_unit_test(produce_retriable_timeouts),
 	    cmocka_unit_test(dlq_not_authorised),
 	};
 	return cmocka_run_group_tests(tests, setup, h_group_teardown);
