@@ -27,6 +27,7 @@ RUN apt-get update \
         libhiredis-dev \
         libmicrohttpd-dev \
         libjemalloc-dev \
+        libssl-dev \
         libcmocka-dev \
     && rm -rf /var/lib/apt/lists/*
 

@@ -8,8 +8,11 @@
 #      and JSON Schema validation, the benchmark smoke run);
 #   3. builds again with AddressSanitizer + UndefinedBehaviorSanitizer and
 #      runs the code tests there;
-#   4. runs each libFuzzer target for a bounded time.
-# Env: PB_FUZZ_SECONDS (default 30), PB_TEST_JOBS (default: nproc).
+#   4. replays the fuzz regressions and runs each libFuzzer target for a
+#      bounded time from a fixed seed (a failure reproduces with the
+#      command it prints; scripts/fuzz.sh is the longer, unseeded run).
+# Env: PB_FUZZ_SECONDS (default 30), PB_FUZZ_SEED (default 1),
+#      PB_TEST_JOBS (default: nproc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=${PB_TEST_JOBS:-$(nproc)}
@@ -34,7 +37,7 @@ stage "tests (sanitizers)"
    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
    ctest -j"$jobs" --output-on-failure --timeout 900 -LE 'docker|deploy|schemas|bench')
 
-stage "fuzzing (${PB_FUZZ_SECONDS:-30}s per target)"
-tests/fuzz/run.sh "${PB_FUZZ_SECONDS:-30}"
+stage "fuzzing (${PB_FUZZ_SECONDS:-30}s per target, seed ${PB_FUZZ_SEED:-1})"
+tests/fuzz/run.sh "${PB_FUZZ_SECONDS:-30}" "${PB_FUZZ_SEED:-1}"
 
 stage "all tests passed"

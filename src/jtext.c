@@ -562,8 +562,17 @@ static bool sp_hex(char c)
 	       (c >= 'A' && c <= 'F');
 }
 
+/*
+ * The span scan (sp_*) checks JSON's grammar; what only jansson decides
+ * (valid UTF-8, \u escapes: surrogate pairs and U+0000, a number's range,
+ * nesting near its depth limit) it flags in *check, and the split then has
+ * jansson read the whole text, so that it accepts exactly what json_loadb
+ * accepts (tests/fuzz/fuzz_event.c checks that).
+ */
+
 /* p at '"': past the closing quote, or NULL. */
-static const char *sp_string(const char *p, const char *e, bool *escaped)
+static const char *sp_string(const char *p, const char *e, bool *escaped,
+			     bool *check)
 {
 	for (p++; p < e; p++) {
 		unsigned char c = (unsigned char)*p;
@@ -571,6 +580,8 @@ static const char *sp_string(const char *p, const char *e, bool *escaped)
 			return p + 1;
 		if (c < 0x20)
 			return NULL;
+		if (c >= 0x80)
+			*check = true;
 		if (c != '\\')
 			continue;
 		*escaped = true;
@@ -580,35 +591,41 @@ static const char *sp_string(const char *p, const char *e, bool *escaped)
 			if (e - p < 5 || !sp_hex(p[1]) || !sp_hex(p[2]) ||
 			    !sp_hex(p[3]) || !sp_hex(p[4]))
 				return NULL;
+			*check = true;
 			p += 4;
-		} else if (!strchr("\"\\/bfnrt", *p)) {
+		} else if (*p == '\0' || !strchr("\"\\/bfnrt", *p)) {
+			/* strchr finds the terminator: a NUL is no escape */
 			return NULL;
 		}
 	}
 	return NULL;
 }
 
-static const char *sp_value(const char *p, const char *e, int depth);
+static const char *sp_value(const char *p, const char *e, int depth,
+			    bool *check);
 
 /* p at '{' or '['. */
-static const char *sp_container(const char *p, const char *e, int depth)
+static const char *sp_container(const char *p, const char *e, int depth,
+				bool *check)
 {
 	char close = *p == '{' ? '}' : ']';
 	bool escaped = false;
+	if (depth >= 64)
+		*check = true; /* jansson counts its depth limit its own way */
 	p = ws_end(p + 1, e);
 	if (p < e && *p == close)
 		return p + 1;
 	for (;;) {
 		if (close == '}') {
 			if (p >= e || *p != '"' ||
-			    !(p = sp_string(p, e, &escaped)))
+			    !(p = sp_string(p, e, &escaped, check)))
 				return NULL;
 			p = ws_end(p, e);
 			if (p >= e || *p != ':')
 				return NULL;
 			p = ws_end(p + 1, e);
 		}
-		if (!(p = sp_value(p, e, depth + 1)))
+		if (!(p = sp_value(p, e, depth + 1, check)))
 			return NULL;
 		p = ws_end(p, e);
 		if (p < e && *p == ',') {
@@ -619,17 +636,19 @@ static const char *sp_container(const char *p, const char *e, int depth)
 	}
 }
 
-static const char *sp_value(const char *p, const char *e, int depth)
+static const char *sp_value(const char *p, const char *e, int depth,
+			    bool *check)
 {
 	bool escaped = false, real;
+	const char *q;
 	if (p >= e || depth > JT_MAX_DEPTH)
 		return NULL;
 	switch (*p) {
 	case '"':
-		return sp_string(p, e, &escaped);
+		return sp_string(p, e, &escaped, check);
 	case '{':
 	case '[':
-		return sp_container(p, e, depth);
+		return sp_container(p, e, depth, check);
 	case 't':
 		return e - p >= 4 && !memcmp(p, "true", 4) ? p + 4 : NULL;
 	case 'f':
@@ -637,7 +656,14 @@ static const char *sp_value(const char *p, const char *e, int depth)
 	case 'n':
 		return e - p >= 4 && !memcmp(p, "null", 4) ? p + 4 : NULL;
 	default:
-		return number_end(p, e, &real);
+		q = number_end(p, e, &real);
+		/* an integer of 19 digits or more may not fit json_int_t, a
+		 * real with an exponent or 300 digits may overflow a double */
+		if (q && (real ? q - p >= 300 || memchr(p, 'e', (size_t)(q - p)) ||
+				     memchr(p, 'E', (size_t)(q - p))
+			       : q - p >= 19))
+			*check = true;
+		return q;
 	}
 }
 
@@ -724,7 +750,7 @@ bool pb_jt_members_split(const char *text, size_t n, pb_jt_members_t *out)
 {
 	const char *p = text, *e = text + n;
 	size_t cap = sizeof(out->local) / sizeof(out->local[0]);
-	bool sorted = true;
+	bool sorted = true, check = false;
 	out->m = out->local;
 	out->n = 0;
 	p = ws_end(p, e);
@@ -741,7 +767,7 @@ bool pb_jt_members_split(const char *text, size_t n, pb_jt_members_t *out)
 		if (p >= e || *p != '"')
 			goto bad;
 		x.raw_key = p;
-		if (!(p = sp_string(p, e, &escaped)))
+		if (!(p = sp_string(p, e, &escaped, &check)))
 			goto bad;
 		x.raw_klen = (size_t)(p - x.raw_key);
 		x.key = x.raw_key + 1;
@@ -760,7 +786,7 @@ bool pb_jt_members_split(const char *text, size_t n, pb_jt_members_t *out)
 			goto bad;
 		}
 		x.val = ws_end(p + 1, e);
-		p = sp_value(x.val, e, 1);
+		p = sp_value(x.val, e, 2, &check);
 		if (p)
 			x.vlen = (size_t)(p - x.val);
 		if (!p || !members_add(out, &cap, &x)) {
@@ -783,6 +809,12 @@ bool pb_jt_members_split(const char *text, size_t n, pb_jt_members_t *out)
 end:
 	if (ws_end(p, e) != e)
 		goto bad;
+	if (check) {
+		json_t *j = json_loadb(text, n, 0, NULL);
+		if (!j)
+			goto bad;
+		json_decref(j);
+	}
 	if (!sorted) {
 		qsort(out->m, out->n, sizeof(*out->m), span_member_cmp);
 		size_t k = 0; /* of equal keys, the first (the latest) stays */

@@ -63,9 +63,10 @@ size_t pb_i64_text(char *buf, long long v);
  * key (with its quotes) and value is exactly as written in the text; key is
  * the decoded name (the raw key itself unless it has an escape). Members are
  * sorted as pb_jt_json sorts keys; of repeated keys the last one stays, as
- * json_loadb keeps it. A member's value is checked against JSON's grammar,
- * not for valid UTF-8 or a number's range (a stored value jansson would
- * refuse is then copied as it is, and compares unequal to any other).
+ * json_loadb keeps it. The split accepts exactly the texts json_loadb
+ * accepts: the scan checks JSON's grammar itself and has jansson read the
+ * text when it holds what only jansson decides (bytes beyond ASCII, \u
+ * escapes, very long or exponent numbers, deep nesting).
  */
 typedef struct {
 	const char *key; /* decoded name (not NUL-terminated) */

@@ -156,3 +156,10 @@ pb_err_t pb_kafka_conf_check(const pb_config_t *c, bool create, char *errstr,
 			rd_kafka_conf_destroy(kc[r]);
 	return bad ? PB_ERR_CONFIG : PB_OK;
 }
+
+const char *pb_kafka_default_assignor(int rdkafka_version)
+{
+	return rdkafka_version >= PB_KAFKA_COOPERATIVE_MIN_VERSION
+		       ? "cooperative-sticky"
+		       : "range,roundrobin";
+}

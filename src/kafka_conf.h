@@ -44,4 +44,18 @@ pb_err_t pb_kafka_conf_apply(const pb_config_t *c, rd_kafka_conf_t *kc,
 pb_err_t pb_kafka_conf_check(const pb_config_t *c, bool create, char *errstr,
 			     size_t errstr_size);
 
+/*
+ * The worker's default partition.assignment.strategy for the librdkafka
+ * version it runs against (rd_kafka_version()); a value in the "kafka"
+ * section still wins. cooperative-sticky (incremental rebalances: a member
+ * joining or leaving moves only the partitions that must move) from
+ * librdkafka 2.3.0 on. Before 2.3.0 the cooperative-sticky assignor aborts
+ * the process when the consumer is closed before its first assignment
+ * (rdkafka_sticky_assignor.c: assertion 'assignor_state'; fixed upstream in
+ * 2.3.0), so a SIGTERM during the first group join would end in SIGABRT
+ * instead of exit 0: those versions get the eager "range,roundrobin".
+ */
+#define PB_KAFKA_COOPERATIVE_MIN_VERSION 0x020300ff
+const char *pb_kafka_default_assignor(int rdkafka_version);
+
 #endif

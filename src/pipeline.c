@@ -24,7 +24,11 @@
  * Failure handling: Redis errors leave tasks where they are (nothing is
  * pushed without state, nothing is published before its effect is
  * recorded) and pause consumption until Redis answers again. Kafka
- * delivery errors re-produce. Events of revoked partitions are drained
+ * produce and delivery errors are handled per record by their class
+ * (produce.h, publish_stage): pause, back off, shrink or give up, or stop
+ * on a fatal one; never a retry without a pause. Records rejected as they
+ * are read are marked by topic/partition/offset (task_mark_won) so that a
+ * replay reports them duplicate. Events of revoked partitions are drained
  * within the grace budget, then abandoned (the next owner redoes them; the
  * marks in Redis stop a double push).
  *
@@ -52,6 +56,7 @@
 #include "kstats.h"
 #include "orderq.h"
 #include "log.h"
+#include "produce.h"
 #include "pusher.h"
 #include "rules.h"
 #include "state.h"
@@ -65,13 +70,29 @@
 /* stages written to Redis and not applied yet (see redis_stage) */
 #define MAX_FLIGHTS	 3
 #define PUBLISH_MARK_MAX 200000
+/* The largest record value read as an event (the event parser's own limit,
+ * 1 MiB); a larger one is rejected too_large, and only as much of it as a
+ * DLQ copy can carry is kept. */
+#define RECORD_INPUT_MAX (1024 * 1024)
 
 enum { SRC_ORDERS = 0, SRC_INBOUND = 1 };
 static const char *src_names[] = {"orders", "inbound"};
 
 typedef struct part part_t;
+typedef struct task task_t;
 
-typedef struct task {
+/* The two records a task may write, each its own delivery report: the
+ * message opaque points at one of these (on_delivery). */
+enum { REC_OUTCOME = 0, REC_DLQ = 1 };
+/* How much of a record is kept after the topic refused it permanently
+ * (produce.h): all of it (cut to the size bound), a minimal form, none. */
+enum { FORM_FULL = 0, FORM_MINIMAL = 1, FORM_NONE = 2 };
+typedef struct {
+	task_t *t;
+	int rec; /* REC_OUTCOME or REC_DLQ */
+} task_rec_t;
+
+struct task {
 	/* first: the order's queues hand back links, which are tasks */
 	pb_orderq_link_t order;
 	struct task *next; /* stage list */
@@ -80,8 +101,14 @@ typedef struct task {
 	 * events kept megabytes resident. One allocation, value after key;
 	 * key NULL when the record had none. */
 	char *bytes;
-	char *key, *value;
+	char *key, *value; /* value NULL: a NULL value (a tombstone) */
 	size_t key_len, value_len;
+	/* the value's size as consumed; larger than value_len when only its
+	 * first bytes were kept (a record too large to read) */
+	size_t value_size;
+	/* a parse rejection: its mark's identity in Redis (task_mark_*), so
+	 * that a replay of the offset is a duplicate; owned */
+	char *mark_won;
 	int src;
 	part_t *part;
 	int64_t offset;
@@ -120,11 +147,21 @@ typedef struct task {
 	const char *deleted_key1;
 	bool to_dlq;
 	bool recovered; /* outcome taken from a mark left by a crash */
+	/* publishing (publish_stage, on_delivery): the records still to
+	 * produce (1 << REC_*), those produced and not yet reported, the form
+	 * each is written in, and when a retriable failure may try again */
+	unsigned to_produce;
 	int acks_pending;
+	int form[2];
+	int produce_tries;
+	int64_t retry_at;
+	bool publishing; /* listed in to_publish */
+	bool pub_started;
+	task_rec_t recs[2];
 	bool needs_publish_mark;
 	bool abandoned;
 	uint64_t linger_seq; /* acknowledged: freed once this stage applied */
-} task_t;
+};
 
 struct part {
 	char *topic;
@@ -184,6 +221,20 @@ struct pb_pipeline {
 	pb_orderq_t *orders; /* per-order queues (orderq.h) */
 
 	tlist_t ready, to_record, to_publish;
+	/* publish_stage's pace: nothing before publish_hold_until (the
+	 * producer's queue was full), the earliest retry due at
+	 * publish_next_at */
+	int64_t publish_hold_until, publish_next_at;
+	/* the largest record (key + value + headers) the producer takes
+	 * (its message.max.bytes less framing, produce.h) */
+	size_t record_max;
+	/* per outcome topic (REC_*): a permanent error its metadata showed
+	 * after a record timed out, and when it was asked (topic_refusal) */
+	rd_kafka_resp_err_t refusal[2];
+	int64_t refusal_at[2];
+	/* the producer or consumer hit a fatal error: stop, exit 1 */
+	bool fatal;
+	char fatal_msg[1024];
 	stage_t flights[MAX_FLIGHTS]; /* written, oldest first */
 	size_t nflights;
 	uint64_t stage_seq;   /* stages written */
@@ -290,16 +341,16 @@ static void key_release(pb_pipeline_t *pl, task_t *t)
 	}
 }
 
-static const char *task_event_id(const task_t *t);
+static const char *task_mark_id(const task_t *t);
 
 /* Another copy of t's event, recorded by this worker, still publishing. */
 static const task_t *key_twin(const task_t *t)
 {
-	const char *id = task_event_id(t);
+	const char *id = task_mark_id(t);
 	for (pb_orderq_link_t *l = pb_orderq_publishing(&t->order); l;
 	     l = l->next_pub) {
 		const task_t *x = task_of(l);
-		if (!x->abandoned && x != t && strcmp(task_event_id(x), id) == 0)
+		if (!x->abandoned && x != t && strcmp(task_mark_id(x), id) == 0)
 			return x;
 	}
 	return NULL;
@@ -357,6 +408,7 @@ static void task_free(pb_pipeline_t *pl, task_t *t)
 	free(t->work_order_text);
 	if (t->headers)
 		rd_kafka_headers_destroy(t->headers);
+	free(t->mark_won);
 	free(t->bytes);
 	free(t);
 }
@@ -386,6 +438,27 @@ static const char *task_event_id(const task_t *t)
 	if (t->in)
 		return t->in->uuid;
 	return t->rej.event_id;
+}
+
+/* The identity of t's mark in Redis: the event's own, or for a record
+ * rejected as it was read (its eventId may be unreadable) one made of its
+ * topic, partition and offset (contract section 6), so that a replay of
+ * that offset finds the mark and reports a duplicate. */
+#define MARK_ACCOUNT_RECORD "~"
+#define MARK_ID_RECORD "record"
+static const char *task_mark_account(const task_t *t)
+{
+	return t->mark_won ? MARK_ACCOUNT_RECORD : task_account(t);
+}
+
+static const char *task_mark_won(const task_t *t)
+{
+	return t->mark_won ? t->mark_won : task_won(t);
+}
+
+static const char *task_mark_id(const task_t *t)
+{
+	return t->mark_won ? MARK_ID_RECORD : task_event_id(t);
 }
 
 static void set_outcome(task_t *t, const char *outcome, const char *reason,
@@ -464,7 +537,28 @@ static const char *body_text(pb_pipeline_t *pl, const char *body_start)
 	return pl->body_out ? pl->body_out : "null";
 }
 
-static char *outcome_text(pb_pipeline_t *pl, task_t *t)
+/* A nested part (request, item) whole, or in its truncated form (cut). */
+static void jt_part(pb_jtext_t *b, const json_t *j, const char *text,
+		    bool cut)
+{
+	if (!cut) {
+		if (text)
+			pb_jt_lit(b, text);
+		else
+			sb_json(b, j, "null");
+		return;
+	}
+	char *own = text ? NULL : pb_jt_dumps(j, false);
+	const char *x = text ? text : own;
+	pb_jt_truncated(b, x, x ? strlen(x) : 0);
+	free(own);
+}
+
+/* The outcome's text: every part whole, or request and item in their
+ * truncated form (cut), and without warnings and withheld fields too
+ * (minimal: what still fits any topic). */
+static char *outcome_text_as(pb_pipeline_t *pl, task_t *t, bool cut,
+			     bool minimal)
 {
 	pb_jtext_t b = {0};
 	char ts[40];
@@ -484,16 +578,16 @@ static char *outcome_text(pb_pipeline_t *pl, task_t *t)
 	pb_jt_lit(&b, ",\"message\":");
 	pb_jt_str(&b, t->message[0] ? t->message : NULL);
 	pb_jt_lit(&b, ",\"warnings\":");
-	sb_json(&b, t->dec_set ? t->dec.warnings : NULL, "[]");
+	sb_json(&b, t->dec_set && !minimal ? t->dec.warnings : NULL, "[]");
 	pb_jt_lit(&b, ",\"withheld\":");
-	sb_json(&b, t->dec_set ? t->dec.withheld : NULL, "[]");
+	sb_json(&b, t->dec_set && !minimal ? t->dec.withheld : NULL, "[]");
 	bool pushed = t->dec_set && t->dec.verdict == PB_VERDICT_PUSH &&
 		      t->job.attempts > 0;
 	pb_jt_lit(&b, ",\"request\":");
-	if (pushed && t->work_order_text)
-		pb_jt_lit(&b, t->work_order_text);
+	if (pushed)
+		jt_part(&b, t->dec.work_order, t->work_order_text, cut);
 	else
-		sb_json(&b, pushed ? t->dec.work_order : NULL, "null");
+		pb_jt_lit(&b, "null");
 	pb_jt_lit(&b, ",\"response\":");
 	if (pushed) {
 		pb_jt_lit(&b, "{\"httpStatus\":");
@@ -528,24 +622,70 @@ static char *outcome_text(pb_pipeline_t *pl, task_t *t)
 		pb_jt_lit(&b, ",\"kind\":");
 		pb_jt_str(&b, t->in->kind);
 		pb_jt_lit(&b, ",\"item\":");
-		sb_json(&b, t->in->item, "null");
+		jt_part(&b, t->in->item, NULL, cut);
 	}
 	pb_jt_lit(&b, "}");
 	return pb_jt_take(&b);
 }
 
-static rd_kafka_resp_err_t produce_result(pb_pipeline_t *pl, task_t *t)
+/* The outcome's text in the task's form, within budget bytes (contract
+ * section 6): whole when it fits, else with its request or item in their
+ * truncated form, else minimal. NULL when out of memory. */
+static char *outcome_text(pb_pipeline_t *pl, task_t *t, size_t budget)
 {
-	char *val = outcome_text(pl, t);
-	if (!val)
+	bool minimal = t->form[REC_OUTCOME] >= FORM_MINIMAL;
+	char *v = outcome_text_as(pl, t, minimal, minimal);
+	if (v && strlen(v) > budget) {
+		free(v);
+		v = outcome_text_as(pl, t, true, false);
+	}
+	if (v && strlen(v) > budget) {
+		free(v);
+		v = outcome_text_as(pl, t, true, true);
+	}
+	return v;
+}
+
+/* The size of the input's headers (contract section 6) as the rec record
+ * of t carries them: 0 when there are none, in the minimal form, and when
+ * they would take more than half the record bound (the record then goes
+ * without them rather than not at all). */
+static size_t input_headers_size(const pb_pipeline_t *pl, const task_t *t,
+				 int rec)
+{
+	if (!t->headers || t->form[rec] >= FORM_MINIMAL)
+		return 0;
+	size_t n = 0;
+	const char *name;
+	const void *v;
+	size_t vlen;
+	for (size_t i = 0;
+	     !rd_kafka_header_get_all(t->headers, i, &name, &v, &vlen); i++)
+		n += pb_produce_header_size(name, vlen);
+	return n <= pl->record_max / 2 ? n : 0;
+}
+
+/* Produce t's outcome record (one function, so that whatever goes onto the
+ * record, e.g. headers, is counted against its size bound here). */
+static rd_kafka_resp_err_t produce_outcome(pb_pipeline_t *pl, task_t *t)
+{
+	size_t hsz = input_headers_size(pl, t, REC_OUTCOME);
+	rd_kafka_headers_t *h = hsz ? pb_headers_copy_new(t->headers) : NULL;
+	size_t used = t->key_len + hsz;
+	size_t budget = pl->record_max > used ? pl->record_max - used : 0;
+	char *val = outcome_text(pl, t, budget);
+	if (!val) {
+		if (h)
+			rd_kafka_headers_destroy(h);
 		return RD_KAFKA_RESP_ERR__NOENT;
-	rd_kafka_headers_t *h = pb_headers_copy_new(t->headers);
+	}
 	rd_kafka_resp_err_t err = rd_kafka_producev(
 		pl->producer, RD_KAFKA_V_TOPIC(pl->cfg->topic_results),
 		RD_KAFKA_V_KEY(t->key, t->key_len),
 		RD_KAFKA_V_VALUE(val, strlen(val)),
 		RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-		RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
+		RD_KAFKA_V_HEADERS(h),
+		RD_KAFKA_V_OPAQUE(&t->recs[REC_OUTCOME]), RD_KAFKA_V_END);
 	if (err) {
 		free(val);
 		if (h)
@@ -554,37 +694,83 @@ static rd_kafka_resp_err_t produce_result(pb_pipeline_t *pl, task_t *t)
 	return err;
 }
 
-static rd_kafka_resp_err_t produce_dlq(pb_pipeline_t *pl, task_t *t)
+/* Add a header, counting its size into *used. */
+static void hdr_add(rd_kafka_headers_t *h, const char *name, const char *v,
+		    size_t *used)
+{
+	size_t n = v ? strlen(v) : 0;
+	rd_kafka_header_add(h, name, -1, v ? v : "", (ssize_t)n);
+	*used += pb_produce_header_size(name, n);
+}
+
+/* The DLQ copy's headers (contract section 2); the Pruvan request only
+ * while it takes at most a quarter of the record (else its truncated
+ * form), none of the push details in the minimal form. */
+static rd_kafka_headers_t *dlq_headers_new(pb_pipeline_t *pl, task_t *t,
+					   size_t *used)
 {
 	char part[16], off[32], att[16];
 	snprintf(part, sizeof(part), "%" PRId32, t->part->partition);
 	snprintf(off, sizeof(off), "%" PRId64, t->offset);
 	snprintf(att, sizeof(att), "%d", t->job.attempts);
-	rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+	rd_kafka_headers_t *h = rd_kafka_headers_new(10);
 	/* the back office's own headers first, then the DLQ's */
-	pb_headers_add_all(h, t->headers, true);
-	const char *reason = t->reason ? t->reason : "";
-	rd_kafka_header_add(h, "x-error-reason", -1, reason, -1);
-	rd_kafka_header_add(h, "x-error-message", -1, t->message, -1);
-	rd_kafka_header_add(h, "x-source-topic", -1, t->part->topic, -1);
-	rd_kafka_header_add(h, "x-source-partition", -1, part, -1);
-	rd_kafka_header_add(h, "x-source-offset", -1, off, -1);
-	rd_kafka_header_add(h, "x-attempts", -1, att, -1);
-	if (t->job.attempts > 0) {
+	size_t hsz = input_headers_size(pl, t, REC_DLQ);
+	if (hsz) {
+		pb_headers_add_all(h, t->headers, true);
+		*used += hsz;
+	}
+	hdr_add(h, "x-error-reason", t->reason ? t->reason : "", used);
+	hdr_add(h, "x-error-message", t->message, used);
+	hdr_add(h, "x-source-topic", t->part->topic, used);
+	hdr_add(h, "x-source-partition", part, used);
+	hdr_add(h, "x-source-offset", off, used);
+	hdr_add(h, "x-attempts", att, used);
+	if (t->job.attempts > 0 && t->form[REC_DLQ] == FORM_FULL) {
 		char st[16];
 		snprintf(st, sizeof(st), "%ld", t->job.http_status);
-		rd_kafka_header_add(h, "x-http-status", -1, st, -1);
-		rd_kafka_header_add(h, "x-response-body", -1, t->job.body_start, -1);
-		if (t->work_order_text)
-			rd_kafka_header_add(h, "x-request", -1,
-					    t->work_order_text, -1);
+		hdr_add(h, "x-http-status", st, used);
+		hdr_add(h, "x-response-body", t->job.body_start, used);
+		const char *req = t->work_order_text;
+		if (req && strlen(req) <= pl->record_max / 4) {
+			hdr_add(h, "x-request", req, used);
+		} else if (req) {
+			pb_jtext_t b = {0};
+			pb_jt_truncated(&b, req, strlen(req));
+			char *cut = pb_jt_take(&b);
+			hdr_add(h, "x-request", cut ? cut : "", used);
+			free(cut);
+		}
+	}
+	return h;
+}
+
+/* Produce t's DLQ copy: the input unchanged (a NULL value stays NULL), or
+ * its first bytes with x-truncated = the original size when the whole
+ * would not fit the record bound (1 KiB of it in the minimal form). */
+static rd_kafka_resp_err_t produce_dlq(pb_pipeline_t *pl, task_t *t)
+{
+	size_t used = t->key_len;
+	rd_kafka_headers_t *h = dlq_headers_new(pl, t, &used);
+	size_t room = pl->record_max > used + 64 ? pl->record_max - used - 64
+						 : 0;
+	if (t->form[REC_DLQ] >= FORM_MINIMAL && room > 1024)
+		room = 1024;
+	size_t n = t->value_len;
+	if (n > room)
+		n = room;
+	if (t->value && (n < t->value_size)) {
+		char sz[32];
+		snprintf(sz, sizeof(sz), "%zu", t->value_size);
+		hdr_add(h, "x-truncated", sz, &used);
 	}
 	rd_kafka_resp_err_t err = rd_kafka_producev(
 		pl->producer, RD_KAFKA_V_TOPIC(pl->cfg->topic_dlq),
 		RD_KAFKA_V_KEY(t->key, t->key_len),
-		RD_KAFKA_V_VALUE(t->value, t->value_len),
+		RD_KAFKA_V_VALUE(t->value, t->value ? n : 0),
 		RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-		RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
+		RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(&t->recs[REC_DLQ]),
+		RD_KAFKA_V_END);
 	if (err)
 		rd_kafka_headers_destroy(h);
 	return err;
@@ -603,9 +789,9 @@ static void pubmark_add(pb_pipeline_t *pl, task_t *t)
 		pl->pubmarks_cap = nc;
 	}
 	pubmark_t *p = &pl->pubmarks[pl->pubmarks_len++];
-	p->account = strdup(task_account(t));
-	p->won = strdup(task_won(t));
-	p->event_id = strdup(task_event_id(t));
+	p->account = strdup(task_mark_account(t));
+	p->won = strdup(task_mark_won(t));
+	p->event_id = strdup(task_mark_id(t));
 	p->reason = t->reason ? strdup(t->reason) : NULL;
 	p->ref.account = p->account;
 	p->ref.won = p->won;
@@ -676,34 +862,191 @@ static void task_finish(pb_pipeline_t *pl, task_t *t)
 	task_free(pl, t);
 }
 
+/* ---- publishing -------------------------------------------------------------
+ *
+ * A task to publish writes its outcome record and, for rejected-as-input
+ * and failed events, its DLQ copy. Each record is accounted on its own
+ * (to_produce: not produced yet; acks_pending: produced, its delivery
+ * report not in), so a record is produced again only when its own delivery
+ * failed, and the task is finished once both bits are clear and every
+ * report is in. Failures follow their class (produce.h): a full queue
+ * pauses publishing briefly, a retriable error backs the task off, a
+ * permanent one makes the record smaller and, past its minimal form,
+ * drops it; a fatal one stops the worker. So no record keeps a partition
+ * waiting and no failure is retried without a pause.
+ */
+
+static const char *rec_topic(const pb_pipeline_t *pl, int rec)
+{
+	return rec == REC_DLQ ? pl->cfg->topic_dlq : pl->cfg->topic_results;
+}
+
+static void publish_task(pb_pipeline_t *pl, task_t *t)
+{
+	if (t->publishing)
+		return;
+	t->publishing = true;
+	tl_push(&pl->to_publish, t);
+	if (t->retry_at < pl->publish_next_at)
+		pl->publish_next_at = t->retry_at;
+}
+
+static void producer_fatal(pb_pipeline_t *pl, rd_kafka_t *rk)
+{
+	if (pl->fatal)
+		return;
+	char why[400] = "";
+	rd_kafka_resp_err_t e = rd_kafka_fatal_error(rk, why, sizeof(why));
+	pl->fatal = true;
+	snprintf(pl->fatal_msg, sizeof(pl->fatal_msg),
+		 "Kafka client fatal error: %s (%s): the client cannot "
+		 "continue; check the broker's log and the idempotence "
+		 "settings, then start the worker again (events without an "
+		 "acknowledged outcome are redone)",
+		 why[0] ? why : "unknown", rd_kafka_err2name(e));
+}
+
+/* Record rec of t met err (class c, not full and not fatal): set it up to
+ * be produced again, after a backoff or in a smaller form; or give it up. */
+static void produce_failed(pb_pipeline_t *pl, task_t *t, int rec,
+			   rd_kafka_resp_err_t err, pb_produce_class_t c)
+{
+	const char *topic = rec_topic(pl, rec);
+	char off[32];
+	snprintf(off, sizeof(off), "%" PRId64, t->offset);
+	if (c == PB_PRODUCE_RETRIABLE) {
+		int ms = pb_produce_backoff_ms(t->produce_tries++);
+		t->retry_at = pb_mono_ms() + ms;
+		t->to_produce |= 1u << rec;
+		atomic_store(&pl->ready_kafka, 0);
+		pb_log(PB_LOG_ERROR, "cannot write a record to Kafka; trying "
+		       "again after a backoff (check that the brokers are "
+		       "reachable)", "topic", topic, "source_offset", off,
+		       "error", rd_kafka_err2str(err), "eventId",
+		       task_event_id(t), TRACEPARENT_KV(t), NULL);
+		return;
+	}
+	t->form[rec]++;
+	if (t->form[rec] < FORM_NONE) {
+		t->to_produce |= 1u << rec;
+		pb_log(PB_LOG_WARN, "the topic refused a record; writing a "
+		       "minimal form of it instead (check the topic's "
+		       "max.message.bytes and ACLs)", "topic", topic,
+		       "source_offset", off, "error", rd_kafka_err2str(err),
+		       "eventId", task_event_id(t), TRACEPARENT_KV(t), NULL);
+		return;
+	}
+	t->to_produce &= ~(1u << rec);
+	pb_log(PB_LOG_ERROR, "the topic refused even the minimal form of a "
+	       "record; it is dropped so that its partition goes on (create "
+	       "the topic, grant the worker write access to it, or raise its "
+	       "max.message.bytes)", "topic", topic, "source_offset", off,
+	       "error", rd_kafka_err2str(err), "eventId",
+		       task_event_id(t), TRACEPARENT_KV(t), NULL);
+}
+
+/* Produce what t still has to produce. False when the producer's queue is
+ * full (publishing pauses). */
+static bool produce_task(pb_pipeline_t *pl, task_t *t)
+{
+	for (int rec = REC_OUTCOME; rec <= REC_DLQ; rec++) {
+		while (t->to_produce & (1u << rec)) {
+			rd_kafka_resp_err_t e = rec == REC_OUTCOME
+							? produce_outcome(pl, t)
+							: produce_dlq(pl, t);
+			pb_produce_class_t c = pb_produce_classify(e);
+			if (c == PB_PRODUCE_OK) {
+				t->to_produce &= ~(1u << rec);
+				t->acks_pending++;
+				break;
+			}
+			if (c == PB_PRODUCE_FULL)
+				return false;
+			if (c == PB_PRODUCE_FATAL) {
+				producer_fatal(pl, pl->producer);
+				return true;
+			}
+			t->to_produce &= ~(1u << rec);
+			produce_failed(pl, t, rec, e, c);
+			if (t->retry_at > pb_mono_ms())
+				return true; /* backing off */
+		}
+	}
+	return true;
+}
+
+/* After a record of topic rec failed in a way a retry might heal (above
+ * all message.timeout.ms): whether the topic itself refuses us (unknown,
+ * not authorised), which librdkafka reports only as a timeout, so that the
+ * record is not retried forever. Asked at most every 5 s per topic. */
+static rd_kafka_resp_err_t topic_refusal(pb_pipeline_t *pl, int rec)
+{
+	int64_t now = pb_mono_ms();
+	if (pl->refusal_at[rec] && now - pl->refusal_at[rec] < 5000)
+		return pl->refusal[rec];
+	pl->refusal_at[rec] = now;
+	pl->refusal[rec] = RD_KAFKA_RESP_ERR_NO_ERROR;
+	rd_kafka_topic_t *rkt =
+	    rd_kafka_topic_new(pl->producer, rec_topic(pl, rec), NULL);
+	if (!rkt)
+		return RD_KAFKA_RESP_ERR_NO_ERROR;
+	const struct rd_kafka_metadata *md = NULL;
+	if (rd_kafka_metadata(pl->producer, 0, rkt, &md, 1000) ==
+		RD_KAFKA_RESP_ERR_NO_ERROR &&
+	    md->topic_cnt == 1 &&
+	    pb_produce_classify(md->topics[0].err) == PB_PRODUCE_PERMANENT)
+		pl->refusal[rec] = md->topics[0].err;
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	rd_kafka_topic_destroy(rkt);
+	return pl->refusal[rec];
+}
+
 /* @locality: inside rd_kafka_poll(producer) on the pipeline thread. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 			void *opaque)
 {
 	pb_pipeline_t *pl = opaque;
-	task_t *t = m->_private;
-	(void)rk;
-	if (!t)
+	task_rec_t *r = m->_private;
+	if (!r)
 		return;
-	if (m->err) {
-		/* librdkafka gave up (message.timeout.ms): try again; the
-		 * offset stays uncommitted until it gets through */
-		pb_log(PB_LOG_ERROR, "outcome delivery failed; producing again",
-		       "topic", rd_kafka_topic_name(m->rkt), "error",
-		       rd_kafka_err2str(m->err), "eventId", task_event_id(t),
-		       TRACEPARENT_KV(t), NULL);
-		atomic_store(&pl->ready_kafka, 0);
-		bool dlq = strcmp(rd_kafka_topic_name(m->rkt), pl->cfg->topic_dlq) == 0;
-		rd_kafka_resp_err_t e = dlq ? produce_dlq(pl, t) : produce_result(pl, t);
-		if (!e)
-			return;
-		pb_log(PB_LOG_ERROR, "cannot produce outcome again", "error",
-		       rd_kafka_err2str(e), NULL);
-		return;
+	task_t *t = r->t;
+	t->acks_pending--;
+	if (!m->err) {
+		atomic_store(&pl->ready_kafka, 1);
+	} else if (!t->abandoned) {
+		/* librdkafka gave up on it (message.timeout.ms, or the
+		 * broker refused it): the offset stays uncommitted until
+		 * the record gets through or is given up */
+		rd_kafka_resp_err_t err = m->err;
+		pb_produce_class_t c = pb_produce_classify(err);
+		if (c == PB_PRODUCE_RETRIABLE && topic_refusal(pl, r->rec)) {
+			err = topic_refusal(pl, r->rec);
+			c = PB_PRODUCE_PERMANENT;
+		}
+		if (c == PB_PRODUCE_FATAL)
+			producer_fatal(pl, rk);
+		else if (c == PB_PRODUCE_FULL)
+			t->to_produce |= 1u << r->rec;
+		else
+			produce_failed(pl, t, r->rec, err, c);
+		if (t->to_produce)
+			publish_task(pl, t);
 	}
-	atomic_store(&pl->ready_kafka, 1);
-	if (--t->acks_pending == 0)
+	if (t->acks_pending == 0 && !t->to_produce && !t->publishing)
 		task_finish(pl, t);
+}
+
+static void tl_unlink(tlist_t *l, task_t *prev, task_t *t)
+{
+	if (prev)
+		prev->next = t->next;
+	else
+		l->head = t->next;
+	if (l->tail == t)
+		l->tail = prev;
+	l->n--;
+	t->next = NULL;
 }
 
 /* One line per event: a warning when it failed, else at debug level;
@@ -721,36 +1064,72 @@ static void log_event(const task_t *t)
 
 static void publish_stage(pb_pipeline_t *pl)
 {
-	task_t *t;
-	while ((t = pl->to_publish.head)) {
-		if (t->abandoned) {
-			tl_pop(&pl->to_publish);
-			task_free(pl, t);
+	int64_t now = pb_mono_ms();
+	if (now < pl->publish_hold_until || pl->fatal)
+		return;
+	pl->publish_next_at = INT64_MAX;
+	task_t *prev = NULL, *t = pl->to_publish.head;
+	while (t) {
+		task_t *nx = t->next;
+		if (t->abandoned || (t->pub_started && t->retry_at > now)) {
+			if (t->abandoned) {
+				tl_unlink(&pl->to_publish, prev, t);
+				t->publishing = false;
+				t->to_produce = 0;
+				if (t->acks_pending == 0)
+					task_free(pl, t);
+				/* else freed by its last delivery report */
+			} else {
+				if (t->retry_at < pl->publish_next_at)
+					pl->publish_next_at = t->retry_at;
+				prev = t;
+			}
+			t = nx;
 			continue;
 		}
-		if (t->acks_pending == 0) {
-			t->acks_pending = t->to_dlq ? 2 : 1;
-			rd_kafka_resp_err_t err = produce_result(pl, t);
-			if (!err && t->to_dlq)
-				err = produce_dlq(pl, t);
-			if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-				/* try again next turn; outq drains meanwhile */
-				t->acks_pending = 0;
-				return;
-			}
-			if (err) {
-				pb_log(PB_LOG_ERROR, "cannot produce outcome",
-				       "error", rd_kafka_err2str(err),
-				       "eventId", task_event_id(t),
-				       TRACEPARENT_KV(t), NULL);
-				t->acks_pending = 0;
-				return;
-			}
+		if (!t->pub_started) {
+			t->pub_started = true;
+			t->recs[REC_OUTCOME] = (task_rec_t){t, REC_OUTCOME};
+			t->recs[REC_DLQ] = (task_rec_t){t, REC_DLQ};
+			t->to_produce = 1u << REC_OUTCOME;
+			if (t->to_dlq)
+				t->to_produce |= 1u << REC_DLQ;
 			count_outcome(pl, t);
 			log_event(t);
 		}
-		tl_pop(&pl->to_publish);
+		if (!produce_task(pl, t)) {
+			/* the queue drains as delivery reports come in */
+			pl->publish_hold_until = now + 10;
+			pl->publish_next_at = now + 10;
+			return;
+		}
+		if (t->to_produce) {
+			/* backing off (or the producer failed fatally: the
+			 * task stays listed for pb_pipeline_destroy) */
+			if (t->retry_at < pl->publish_next_at)
+				pl->publish_next_at = t->retry_at;
+			prev = t;
+			t = nx;
+			continue;
+		}
+		tl_unlink(&pl->to_publish, prev, t);
+		t->publishing = false;
+		if (t->acks_pending == 0 && !t->to_produce)
+			task_finish(pl, t); /* every record given up */
+		t = nx;
 	}
+}
+
+/* Milliseconds until publish_stage has work (0: now; -1: none). */
+static int publish_wait_ms(const pb_pipeline_t *pl)
+{
+	if (!pl->to_publish.n || pl->fatal)
+		return -1;
+	int64_t at = pl->publish_next_at > pl->publish_hold_until
+			 ? pl->publish_next_at
+			 : pl->publish_hold_until;
+	int64_t d = at - pb_mono_ms();
+	return d <= 0 ? 0 : d > 10000 ? 10000 : (int)d;
 }
 
 /* ---- Redis ---------------------------------------------------------------- */
@@ -929,8 +1308,18 @@ static void fetched(pb_pipeline_t *pl, task_t *t)
 			    "already processed (outcome %s); not pushed again",
 			    twin ? twin->outcome : t->view.mark_outcome);
 		t->record = false;
+		t->to_dlq = false; /* its first copy went there */
 		key_release(pl, t);
-		tl_push(&pl->to_publish, t);
+		publish_task(pl, t);
+		return;
+	}
+	if (t->mark_won) {
+		/* a record rejected as read, not seen before: publish the
+		 * rejection; its "published" mark makes a replay a
+		 * duplicate (nothing to record first: it has no effect) */
+		t->needs_publish_mark = true;
+		key_release(pl, t);
+		publish_task(pl, t);
 		return;
 	}
 	if (t->view.mark == PB_MARK_DONE) {
@@ -951,7 +1340,7 @@ static void fetched(pb_pipeline_t *pl, task_t *t)
 		t->recovered = true;
 		t->needs_publish_mark = true;
 		key_release(pl, t);
-		tl_push(&pl->to_publish, t);
+		publish_task(pl, t);
 		return;
 	}
 	if (t->ev)
@@ -975,7 +1364,7 @@ static void on_pushed(pb_push_job_t *job, void *opaque)
 		t->to_dlq = true;
 		/* no mark: a replay from the DLQ must push again */
 		key_release(pl, t);
-		tl_push(&pl->to_publish, t);
+		publish_task(pl, t);
 		return;
 	}
 	const char *o = NULL;
@@ -1000,7 +1389,7 @@ static void on_pushed(pb_push_job_t *job, void *opaque)
 			    "order in Pruvan");
 		t->to_dlq = true;
 		key_release(pl, t);
-		tl_push(&pl->to_publish, t);
+		publish_task(pl, t);
 		return;
 	}
 	set_outcome(t, o, NULL, NULL);
@@ -1118,9 +1507,9 @@ static void stage_send(pb_pipeline_t *pl)
 	for (size_t i = 0; i < rec_skip; i++)
 		t = t->next;
 	for (size_t i = 0; i < nrec; i++, t = t->next) {
-		w[i].account = task_account(t);
-		w[i].won = task_won(t);
-		w[i].event_id = task_event_id(t);
+		w[i].account = task_mark_account(t);
+		w[i].won = task_mark_won(t);
+		w[i].event_id = task_mark_id(t);
 		w[i].outcome = t->outcome;
 		w[i].reason = t->reason;
 		w[i].http_status = (int)t->job.http_status;
@@ -1143,9 +1532,9 @@ static void stage_send(pb_pipeline_t *pl)
 	for (size_t i = 0; i < fetch_skip; i++)
 		t = t->next;
 	for (size_t i = 0; i < nfetch; i++, t = t->next) {
-		views[i].account = task_account(t);
-		views[i].won = task_won(t);
-		views[i].event_id = task_event_id(t);
+		views[i].account = task_mark_account(t);
+		views[i].won = task_mark_won(t);
+		views[i].event_id = task_mark_id(t);
 		views[i].key1 = t->in ? t->in->key1 : NULL;
 	}
 	stage_t *s = &pl->flights[pl->nflights];
@@ -1223,7 +1612,7 @@ static bool stage_apply(pb_pipeline_t *pl, bool wait)
 			task_t *t = tl_pop(&pl->to_record);
 			t->needs_publish_mark = true;
 			key_release(pl, t);
-			tl_push(&pl->to_publish, t);
+			publish_task(pl, t);
 		}
 		what = "mark published";
 		e = pb_state_write_recv(pl->state, &st.cmark, err, sizeof(err));
@@ -1315,27 +1704,89 @@ static void pubmark_stage(pb_pipeline_t *pl)
 
 /* ---- consuming -------------------------------------------------------------- */
 
-static void reject_parse(pb_pipeline_t *pl, task_t *t)
+static bool admit_key(pb_pipeline_t *pl, task_t *t);
+
+/* A record rejected as it was read. It goes through the state fetch under
+ * its record identity (task_mark_won) so that a replay is a duplicate; only
+ * when that cannot be set up (out of memory) is it published at once. */
+static void reject_parse(pb_pipeline_t *pl, task_t *t, bool dedupe)
 {
 	set_outcome(t, "rejected", t->rej.reason, "%s", t->rej.message);
-	/* invalid JSON and malformed relayed items go to the DLQ */
-	t->to_dlq = t->src == SRC_INBOUND ||
-		    (t->rej.reason && strcmp(t->rej.reason, "invalid_json") == 0);
-	tl_push(&pl->to_publish, t);
+	/* records that are not events and malformed relayed items go to
+	 * the DLQ */
+	const char *r = t->rej.reason ? t->rej.reason : "";
+	t->to_dlq = t->src == SRC_INBOUND || strcmp(r, "invalid_json") == 0 ||
+		    strcmp(r, "too_large") == 0 ||
+		    strcmp(r, "empty_record") == 0;
+	if (dedupe && t->part && !t->mark_won) {
+		char w[400];
+		snprintf(w, sizeof(w), "%s/%" PRId32 "/%" PRId64, t->part->topic,
+			 t->part->partition, t->offset);
+		t->mark_won = strdup(w);
+		if (t->mark_won && admit_key(pl, t))
+			return;
+		free(t->mark_won);
+		t->mark_won = NULL;
+	}
+	publish_task(pl, t);
+}
+
+/* Queue t behind its order's key (the record's, for a rejection), or
+ * make it ready when the order is idle. False when out of memory. */
+static bool admit_key(pb_pipeline_t *pl, task_t *t)
+{
+	bool go = false;
+	if (pb_orderq_admit(pl->orders, task_mark_account(t), task_mark_won(t),
+			    &t->order, &go))
+		return false;
+	if (go)
+		tl_push(&pl->ready, t);
+	return true;
 }
 
 static void admit(pb_pipeline_t *pl, task_t *t)
 {
-	bool go = false;
-	if (pb_orderq_admit(pl->orders, task_account(t), task_won(t),
-			    &t->order, &go)) {
-		t->rej.reason = "internal";
-		pb_strlcpy(t->rej.message, "out of memory", sizeof(t->rej.message));
-		reject_parse(pl, t);
+	if (admit_key(pl, t))
 		return;
+	t->rej.reason = "internal";
+	pb_strlcpy(t->rej.message, "out of memory", sizeof(t->rej.message));
+	reject_parse(pl, t, false);
+}
+
+/* Read a consumed record into t: a NULL value and a value larger than any
+ * event may be are rejected here (empty_record, too_large), the rest is
+ * parsed. PB_OK when t holds an event or relayed item. */
+static pb_err_t parse_record(task_t *t)
+{
+	if (!t->value) {
+		t->rej.reason = "empty_record";
+		pb_strlcpy(t->rej.message,
+			   "the record has a NULL value (a tombstone), not an "
+			   "event: send the event as a JSON object",
+			   sizeof(t->rej.message));
+		return PB_ERR_INVALID;
 	}
-	if (go)
-		tl_push(&pl->ready, t);
+	if (t->value_size > RECORD_INPUT_MAX) {
+		t->rej.reason = "too_large";
+		snprintf(t->rej.message, sizeof(t->rej.message),
+			 "the record is %zu bytes, more than the %d a record "
+			 "may have: shorten its longest fields or split the "
+			 "order's services over several events",
+			 t->value_size, RECORD_INPUT_MAX);
+		return PB_ERR_INVALID;
+	}
+	/* Schema Registry's wire format: the JSON after the schema id */
+	const char *json = t->value;
+	size_t json_len = t->value_len;
+	uint32_t sid;
+	if (pb_sr_framed(json, json_len, &sid)) {
+		t->schema_id = sid;
+		json += PB_SR_PREFIX_LEN;
+		json_len -= PB_SR_PREFIX_LEN;
+	}
+	return t->src == SRC_ORDERS
+		       ? pb_event_parse(json, json_len, &t->ev, &t->rej)
+		       : pb_inbound_parse(json, json_len, &t->in, &t->rej);
 }
 
 static void consume_one(pb_pipeline_t *pl, rd_kafka_message_t *m)
@@ -1366,8 +1817,12 @@ static void consume_one(pb_pipeline_t *pl, rd_kafka_message_t *m)
 		rd_kafka_message_destroy(m); /* already seen (re-fetch) */
 		return;
 	}
+	/* of a value too large to read, keep what its DLQ copy can carry */
+	size_t keep = m->len;
+	if (keep > RECORD_INPUT_MAX && keep > pl->record_max)
+		keep = pl->record_max;
 	task_t *t = calloc(1, sizeof(*t));
-	char *bytes = malloc(m->key_len + m->len + 1);
+	char *bytes = malloc(m->key_len + keep + 1);
 	if (!t || !bytes) {
 		free(t);
 		free(bytes);
@@ -1376,17 +1831,19 @@ static void consume_one(pb_pipeline_t *pl, rd_kafka_message_t *m)
 	}
 	if (m->key_len)
 		memcpy(bytes, m->key, m->key_len);
-	if (m->len)
-		memcpy(bytes + m->key_len, m->payload, m->len);
-	bytes[m->key_len + m->len] = '\0';
+	if (keep && m->payload)
+		memcpy(bytes + m->key_len, m->payload, keep);
+	bytes[m->key_len + keep] = '\0';
 	t->bytes = bytes;
 	t->key = m->key ? bytes : NULL;
 	t->key_len = m->key ? m->key_len : 0;
-	t->value = bytes + m->key_len;
-	t->value_len = m->len;
+	t->value = m->payload ? bytes + m->key_len : NULL;
+	t->value_len = m->payload ? keep : 0;
+	t->value_size = m->payload ? m->len : 0;
 	t->part = p;
 	t->src = p->src;
 	t->offset = m->offset;
+	t->schema_id = -1; /* plain JSON until parse_record sees framing */
 	t->consumed_ms = pb_mono_ms();
 	pl->avg_record += ((double)(m->key_len + m->len) - pl->avg_record) / 64;
 	p->held++;
@@ -1394,18 +1851,7 @@ static void consume_one(pb_pipeline_t *pl, rd_kafka_message_t *m)
 	t->headers = pb_headers_of_message_new(m);
 	pb_headers_traceparent(t->headers, t->traceparent,
 			       sizeof(t->traceparent));
-	const char *json = t->value;
-	size_t json_len = t->value_len;
-	uint32_t sid;
-	t->schema_id = -1;
-	if (pb_sr_framed(json, json_len, &sid)) {
-		t->schema_id = sid;
-		json += PB_SR_PREFIX_LEN;
-		json_len -= PB_SR_PREFIX_LEN;
-	}
-	pb_err_t err = t->src == SRC_ORDERS
-			       ? pb_event_parse(json, json_len, &t->ev, &t->rej)
-			       : pb_inbound_parse(json, json_len, &t->in, &t->rej);
+	pb_err_t err = parse_record(t);
 	rd_kafka_message_destroy(m);
 	char lbl[300];
 	const char *acct = t->ev ? t->ev->account : t->in ? t->in->account : NULL;
@@ -1415,7 +1861,7 @@ static void consume_one(pb_pipeline_t *pl, rd_kafka_message_t *m)
 			  "account", acct, NULL);
 	pb_metrics_add(pl->m, PB_M_EVENTS_CONSUMED, lbl, 1);
 	if (err) {
-		reject_parse(pl, t);
+		reject_parse(pl, t, true);
 		return;
 	}
 	admit(pl, t);
@@ -1759,8 +2205,11 @@ static void step(pb_pipeline_t *pl, bool consume, int wait_ms)
 
 	/* wait for network activity: Pruvan answers, a Kafka message or a
 	 * delivery report (their queues write to these pipes) */
-	bool busy = pl->to_publish.n ||
+	int pub_wait = publish_wait_ms(pl);
+	bool busy = pub_wait == 0 ||
 		    (stage_wanted(pl) && pl->nflights < MAX_FLIGHTS);
+	if (pub_wait > 0 && pub_wait < wait_ms)
+		wait_ms = pub_wait;
 	/* records left in the consumer's queue wake nobody: the queue
 	 * signals its fd only when it turns non-empty */
 	if (consume && !pl->paused_all &&
@@ -1903,6 +2352,19 @@ static void learn_outcome_topics(pb_pipeline_t *pl)
 	}
 }
 
+/* A fatal error of either Kafka client (rd_kafka_fatal_error): retrying
+ * cannot heal it, the worker stops (exit 1, pb_pipeline_run). */
+static bool kafka_fatal(pb_pipeline_t *pl)
+{
+	if (!pl->fatal &&
+	    rd_kafka_fatal_error(pl->producer, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		producer_fatal(pl, pl->producer);
+	if (!pl->fatal &&
+	    rd_kafka_fatal_error(pl->consumer, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		producer_fatal(pl, pl->consumer);
+	return pl->fatal;
+}
+
 pb_err_t pb_pipeline_run(pb_pipeline_t *pl, char *errstr, size_t errstr_size)
 {
 	const pb_config_t *c = pl->cfg;
@@ -1919,7 +2381,7 @@ pb_err_t pb_pipeline_run(pb_pipeline_t *pl, char *errstr, size_t errstr_size)
 	       c->topic_inbound, "results", c->topic_results, "worker",
 	       pl->worker_id, NULL);
 	int64_t last_progress = pb_mono_ms();
-	while (!*pl->opts.stop_flag) {
+	while (!*pl->opts.stop_flag && !kafka_fatal(pl)) {
 		step(pl, true, 100);
 		if (pl->opts.exit_on_eof && pl->alive == 0 && all_eof(pl) &&
 		    rd_kafka_outq_len(pl->producer) == 0 && pl->pubmarks_len == 0)
@@ -1940,7 +2402,7 @@ pb_err_t pb_pipeline_run(pb_pipeline_t *pl, char *errstr, size_t errstr_size)
 	set_paused(pl, true);
 	pb_pusher_flush(pl->pusher);
 	int64_t deadline = pb_mono_ms() + c->worker_shutdown_grace_ms;
-	while (pl->alive > 0 && pb_mono_ms() < deadline) {
+	while (pl->alive > 0 && pb_mono_ms() < deadline && !kafka_fatal(pl)) {
 		pb_pusher_flush(pl->pusher);
 		step(pl, false, 10);
 	}
@@ -1972,6 +2434,9 @@ pb_err_t pb_pipeline_run(pb_pipeline_t *pl, char *errstr, size_t errstr_size)
 	snprintf(rt, sizeof(rt), "%" PRIu64, pb_state_round_trips(pl->state));
 	pb_log(PB_LOG_INFO, "stopped", "redis_round_trips", rt, "fetch_wakeups",
 	       fw, NULL);
+	if (pl->fatal)
+		return pb_errf(errstr, errstr_size, PB_ERR_KAFKA, "%s",
+			       pl->fatal_msg);
 	return PB_OK;
 }
 
@@ -2017,6 +2482,25 @@ static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
 	(void)rk;
 	pb_log(level <= 3 ? PB_LOG_ERROR : level <= 4 ? PB_LOG_WARN : level <= 6 ? PB_LOG_INFO : PB_LOG_DEBUG,
 	       buf, "component", "librdkafka", "facility", fac, NULL);
+}
+
+/* A cooperative-sticky assignor set explicitly on a librdkafka that
+ * aborts with it when closed before the first assignment (kafka_conf.h). */
+static void warn_assignor(rd_kafka_conf_t *cc)
+{
+	char v[256];
+	size_t n = sizeof(v);
+	if (rd_kafka_version() >= PB_KAFKA_COOPERATIVE_MIN_VERSION ||
+	    rd_kafka_conf_get(cc, "partition.assignment.strategy", v, &n) !=
+		RD_KAFKA_CONF_OK ||
+	    !strstr(v, "cooperative-sticky"))
+		return;
+	pb_log(PB_LOG_WARN,
+	       "partition.assignment.strategy cooperative-sticky on a "
+	       "librdkafka older than 2.3.0 can abort the worker when it stops "
+	       "before its first assignment; remove the setting (the default "
+	       "is range,roundrobin there) or upgrade librdkafka",
+	       "librdkafka", rd_kafka_version_str(), NULL);
 }
 
 pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
@@ -2070,7 +2554,9 @@ pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 	if (!err)
 		err = conf_set(cc, "auto.offset.reset", "earliest", errstr, errstr_size);
 	if (!err)
-		err = conf_set(cc, "partition.assignment.strategy", "cooperative-sticky", errstr, errstr_size);
+		err = conf_set(cc, "partition.assignment.strategy",
+			       pb_kafka_default_assignor(rd_kafka_version()),
+			       errstr, errstr_size);
 	if (!err)
 		err = conf_set(cc, "auto.commit.interval.ms", "1000", errstr, errstr_size);
 	/* Memory and latency (docs/benchmarks.md). librdkafka prefetches up
@@ -2117,6 +2603,7 @@ pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 		rd_kafka_conf_destroy(cc);
 		goto fail;
 	}
+	warn_assignor(cc);
 	rd_kafka_conf_set_opaque(cc, pl);
 	rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
 	rd_kafka_conf_set_log_cb(cc, on_kafka_log);
@@ -2167,6 +2654,10 @@ pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 			      "cannot create the Kafka producer: %s", kerr);
 		goto fail;
 	}
+	/* every record written is bounded by what the producer takes (an
+	 * outcome's large parts truncated, a DLQ copy cut, produce.h) */
+	pl->record_max = pb_produce_record_max(
+	    (int64_t)conf_number(pl->producer, "message.max.bytes", 1000000));
 
 	/* let Kafka queues wake the loop's poll (one loop, no busy wait) */
 	if (pipe(pl->cq_fds) || pipe(pl->pq_fds)) {

@@ -11,7 +11,10 @@
  *
  * Guarantees:
  *  - at least once: an offset is stored for commit only after the event's
- *    outcome (and DLQ record) is acknowledged;
+ *    outcome (and DLQ record) is acknowledged, or given up because the
+ *    topic refuses even its minimal form (logged: the partition goes on);
+ *  - bounded records: no outcome or DLQ record exceeds the producer's
+ *    message.max.bytes (large parts truncated with their digest);
  *  - per order, in order: an event waits until the previous event of the
  *    same order is recorded, including while that one is being retried;
  *    events of other orders flow past it;

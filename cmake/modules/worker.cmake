@@ -1,9 +1,15 @@
 # The worker: pipeline and the pruvan-bridge binary. Named to sort after
 # the modules it links (config, core, ops, rules).
+# produce.c: producer error classes and record size bounds; SHA-256 of the
+# parts an outcome record carries truncated comes from OpenSSL's libcrypto.
+pkg_check_modules(LIBCRYPTO REQUIRED IMPORTED_TARGET libcrypto)
+add_library(pb_produce STATIC src/produce.c)
+target_link_libraries(pb_produce PUBLIC pb_base PkgConfig::RDKAFKA PkgConfig::LIBCRYPTO)
+
 add_library(pb_pipeline STATIC src/pipeline.c src/fetchwake.c)
 target_link_libraries(pb_pipeline PUBLIC pb_headers)
 target_link_libraries(pb_pipeline PUBLIC pb_kafka_conf pb_base pb_tracker pb_orderq pb_state pb_pusher
-  pb_rules pb_metrics PkgConfig::RDKAFKA PkgConfig::CURL PkgConfig::JANSSON Threads::Threads)
+  pb_rules pb_metrics pb_produce PkgConfig::RDKAFKA PkgConfig::CURL PkgConfig::JANSSON Threads::Threads)
 
 add_library(pb_replay STATIC src/replay.c)
 target_link_libraries(pb_replay PUBLIC pb_headers pb_kafka_conf pb_base pb_config PkgConfig::RDKAFKA)
@@ -28,3 +34,5 @@ if(PB_JEMALLOC AND NOT PB_SANITIZE)
   endif()
 endif()
 install(TARGETS pruvan-bridge RUNTIME DESTINATION bin)
+
+pb_unit_test(test_produce tests/unit/test_produce.c pb_produce)

@@ -113,6 +113,12 @@ static void check_stored(const uint8_t *data, size_t size)
 {
 	const char *t = (const char *)data;
 	size_t n = 0, n2 = 0;
+	/* the split takes exactly the objects jansson reads */
+	json_t *jt = json_loadb(t, size, 0, NULL);
+	bool jansson_ok = json_is_object(jt);
+	json_decref(jt);
+	if (members_sane(t, size, NULL) != jansson_ok)
+		abort();
 	if (members_sane(t, size, &n)) {
 		pb_jt_members_t ms;
 		if (!pb_jt_members_split(t, size, &ms))

@@ -415,6 +415,9 @@ static int producer_new(void)
 	if (rd_kafka_conf_set(conf, "bootstrap.servers", H.bootstraps, err,
 			      sizeof(err)) ||
 	    rd_kafka_conf_set(conf, "linger.ms", "1", err, sizeof(err)) ||
+	    /* records beyond the worker's bounds (too_large tests) */
+	    rd_kafka_conf_set(conf, "message.max.bytes", "16000000", err,
+			      sizeof(err)) ||
 	    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err))) {
 		rd_kafka_conf_destroy(conf);
 		return -1;
@@ -534,6 +537,33 @@ int h_produce_nowait(const char *topic, const char *key, const char *value)
 		rd_kafka_poll(H.producer, 0);
 		return e ? -1 : 0;
 	}
+}
+
+int h_produce_raw(const char *topic, int partition, const void *key,
+		  size_t key_len, const void *value, size_t value_len)
+{
+	if (!H.producer)
+		return -1;
+	for (;;) {
+		rd_kafka_resp_err_t e = rd_kafka_producev(
+		    H.producer, RD_KAFKA_V_TOPIC(topic),
+		    RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA
+						       : partition),
+		    RD_KAFKA_V_KEY(key, key ? key_len : 0),
+		    RD_KAFKA_V_VALUE((void *)value, value ? value_len : 0),
+		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+		if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+			rd_kafka_poll(H.producer, 10);
+			continue;
+		}
+		rd_kafka_poll(H.producer, 0);
+		return e ? -1 : 0;
+	}
+}
+
+rd_kafka_mock_cluster_t *h_kafka_mock(void)
+{
+	return H.mc;
 }
 
 int h_flush(int timeout_ms)

@@ -103,6 +103,13 @@ int h_produce(const char *topic, const char *key, const char *value);
 /* Queue without waiting; h_flush() waits for every queued one. */
 int h_produce_nowait(const char *topic, const char *key, const char *value);
 int h_flush(int timeout_ms);
+/* Queue raw bytes (key or value NULL: a NULL key or value) to partition
+ * (-1: by key) without waiting; h_flush() waits. */
+int h_produce_raw(const char *topic, int partition, const void *key,
+		  size_t key_len, const void *value, size_t value_len);
+/* The mock cluster, for fault injection (rd_kafka_mock_*). */
+struct rd_kafka_mock_cluster_s;
+struct rd_kafka_mock_cluster_s *h_kafka_mock(void);
 /* An order event (or inbound wrapper): key ACCOUNT/WON (from "account" and
  * order.workOrderNumber, or item.uuId's key1 for inbound: ACCOUNT/KEY1). */
 int h_produce_json(const char *topic, const json_t *value, bool wait);

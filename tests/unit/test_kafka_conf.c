@@ -87,9 +87,33 @@ static void refused_property_names_its_path(void **state)
 	rd_kafka_conf_destroy(kc);
 }
 
+/* cooperative-sticky only where its close-before-assignment abort is
+ * fixed (librdkafka 2.3.0), and librdkafka accepts what is chosen */
+static void default_assignor_by_version(void **state)
+{
+	(void)state;
+	assert_string_equal(pb_kafka_default_assignor(0x020002ff),
+			    "range,roundrobin");
+	assert_string_equal(pb_kafka_default_assignor(0x020201ff),
+			    "range,roundrobin");
+	assert_string_equal(pb_kafka_default_assignor(0x020300ff),
+			    "cooperative-sticky");
+	assert_string_equal(pb_kafka_default_assignor(0x020b01ff),
+			    "cooperative-sticky");
+	rd_kafka_conf_t *kc = rd_kafka_conf_new();
+	char err[256];
+	assert_int_equal(rd_kafka_conf_set(kc, "partition.assignment.strategy",
+					   pb_kafka_default_assignor(
+					       rd_kafka_version()),
+					   err, sizeof(err)),
+			 RD_KAFKA_CONF_OK);
+	rd_kafka_conf_destroy(kc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(default_assignor_by_version),
 		cmocka_unit_test(group_consumer),
 		cmocka_unit_test(reader),
 		cmocka_unit_test(producer),
