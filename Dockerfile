@@ -26,6 +26,7 @@ RUN apt-get update \
         libcurl4-openssl-dev \
         libhiredis-dev \
         libmicrohttpd-dev \
+        libssl-dev \
         libjemalloc-dev \
         libcmocka-dev \
     && rm -rf /var/lib/apt/lists/*
@@ -52,6 +53,7 @@ RUN apt-get update \
         libcurl4 \
         libhiredis0.14 \
         libmicrohttpd12 \
+        libssl3 \
         libjemalloc2 \
         ca-certificates \
     && rm -rf /var/lib/apt/lists/* \

@@ -6,7 +6,7 @@ set -euo pipefail
 
 pkgs=(cmake ninja-build gcc pkg-config librdkafka-dev libjansson-dev
       libcurl4-openssl-dev libhiredis-dev libcmocka-dev libmicrohttpd-dev
-      libjemalloc-dev redis-server kcat ca-certificates)
+      libjemalloc-dev libssl-dev redis-server kcat ca-certificates)
 if [ "${1:-}" = "--test" ]; then
   # clang: libFuzzer targets; python3-jsonschema: outcome/event schemas;
   # prometheus: promtool checks the /metrics exposition; nodejs/npm:

@@ -680,6 +680,9 @@ static const struct {
 	{PB_M_RELAY_ITEMS, PB_METRIC_COUNTER,
 	 "Relayed items the relay receiver wrote to the inbound topic "
 	 "(acknowledged by Kafka), by account and kind.", NULL, 0, false},
+	{PB_M_PUSH_KEY_LEARNED, PB_METRIC_GAUGE,
+	 "When the account's PushKey was learned from Pruvan's validate call "
+	 "(Unix seconds), by account; absent until one is.", NULL, 0, false},
 };
 
 pb_err_t pb_metrics_declare_standard(pb_metrics_t *m)

@@ -55,6 +55,7 @@ typedef struct acct_state {
 	int64_t open_until; /* 0: closed */
 	bool probing;
 	char labels[256];
+	char *url; /* owned: a learned PushKey URL (pb_pusher_set_url) */
 } acct_state_t;
 
 struct pb_pusher {
@@ -73,6 +74,13 @@ struct pb_pusher {
 };
 
 /* ---- helpers ----------------------------------------------------------- */
+
+/* Where the account's pushes go; NULL while a learned key is awaited (its
+ * jobs wait in the queue). */
+static const char *url_of(const acct_state_t *as)
+{
+	return as->url ? as->url : as->acct->push_key_url;
+}
 
 static uint64_t rng_next(pb_pusher_t *p)
 {
@@ -218,6 +226,8 @@ pb_push_job_t *pb_pusher_destroy(pb_pusher_t *p)
 	}
 	if (p->multi)
 		curl_multi_cleanup(p->multi);
+	for (size_t i = 0; i < p->n_accts; i++)
+		free(p->accts[i].url);
 	free(p->accts);
 	free(p);
 	return out;
@@ -364,7 +374,7 @@ static bool send_batch(pb_pusher_t *p, acct_state_t *as, batch_t *b)
 			      : "Content-Type: application/x-www-form-urlencoded");
 	b->headers = curl_slist_append(b->headers, "Accept: application/json");
 	b->headers = curl_slist_append(b->headers, "Expect:");
-	curl_easy_setopt(e, CURLOPT_URL, as->acct->push_key_url);
+	curl_easy_setopt(e, CURLOPT_URL, url_of(as));
 	curl_easy_setopt(e, CURLOPT_POST, 1L);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, b->body);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(b->body));
@@ -447,7 +457,8 @@ static void dispatch(pb_pusher_t *p, int64_t now)
 {
 	for (size_t i = 0; i < p->n_accts; i++) {
 		acct_state_t *as = &p->accts[i];
-		while (as->in_flight < p->cfg->pruvan_max_in_flight &&
+		while (url_of(as) &&
+		       as->in_flight < p->cfg->pruvan_max_in_flight &&
 		       circuit_allows(as, now)) {
 			batch_t *b = NULL;
 			for (batch_t **pp = &as->retries; *pp; pp = &(*pp)->next) {
@@ -659,7 +670,8 @@ static int64_t next_due(pb_pusher_t *p, int64_t now)
 				due = due < as->open_until ? due : as->open_until;
 			continue;
 		}
-		if (as->in_flight >= p->cfg->pruvan_max_in_flight)
+		if (as->in_flight >= p->cfg->pruvan_max_in_flight ||
+		    !url_of(as))
 			continue;
 		for (batch_t *b = as->retries; b; b = b->next)
 			due = due < b->not_before ? due : b->not_before;
@@ -750,4 +762,18 @@ pb_push_job_t *pb_pusher_take_queued(pb_pusher_t *p,
 		}
 	}
 	return out;
+}
+
+pb_err_t pb_pusher_set_url(pb_pusher_t *p, const pb_account_t *acct,
+			   const char *url)
+{
+	acct_state_t *as = acct_of(p, acct);
+	if (!as)
+		return PB_ERR_NOT_FOUND;
+	char *dup = url ? strdup(url) : NULL;
+	if (url && !dup)
+		return PB_ERR_NOMEM;
+	free(as->url);
+	as->url = dup;
+	return PB_OK;
 }

@@ -3,10 +3,10 @@
 # inbound topic through its own idempotent producer (pb_relay). Uses the
 # rules library's inbound parser so what it writes is what the worker
 # accepts, and the ops module's listen-address parser.
-add_library(pb_relay STATIC src/relay.c)
+add_library(pb_relay STATIC src/relay.c src/relay_items.c)
 target_include_directories(pb_relay PUBLIC ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(pb_relay PUBLIC pb_kafka_conf pb_rules pb_ops pb_metrics pb_config
-  pb_base PkgConfig::RDKAFKA PkgConfig::MHD PkgConfig::JANSSON
+  pb_state pb_base PkgConfig::RDKAFKA PkgConfig::MHD PkgConfig::JANSSON PkgConfig::CRYPTO
   Threads::Threads)
 
 pb_unit_test(test_relay tests/unit/test_relay.c pb_relay PkgConfig::CURL)
