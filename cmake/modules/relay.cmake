@@ -10,3 +10,10 @@ target_link_libraries(pb_relay PUBLIC pb_kafka_conf pb_rules pb_ops pb_metrics p
   Threads::Threads)
 
 pb_unit_test(test_relay tests/unit/test_relay.c pb_relay PkgConfig::CURL)
+
+# The relay's integration suites check media hashes and SHA-1 passwords.
+foreach(t it_test_relay it_test_relay_pushkey it_test_relay_orders)
+  if(TARGET ${t})
+    target_link_libraries(${t} PRIVATE PkgConfig::CRYPTO)
+  endif()
+endforeach()
