@@ -7,6 +7,8 @@
 #ifndef PB_RELAY_IT_H
 #define PB_RELAY_IT_H
 
+#include <sys/wait.h>
+
 
 /* The relay port from the worker's "relay endpoint listening" line. */
 static inline int relay_port(h_worker_t *w)
@@ -185,6 +187,31 @@ static inline size_t pushed_to(const char *key, const char *won)
 	size_t n = json_array_size(p);
 	json_decref(p);
 	return n;
+}
+
+/*
+ * Run pruvan-call (PB_CALL) against the relay on port for account "lrn" or
+ * "acme" with acme-int's credentials from the environment; its stdout
+ * (the answer) into *out (owned). Returns its exit status.
+ */
+static inline int pruvan_call(int port, const char *account, const char *args,
+			      char **out)
+{
+	const char *bin = getenv("PB_CALL");
+	assert_non_null(bin);
+	char cmd[2048];
+	snprintf(cmd, sizeof(cmd),
+		 "%s --url http://127.0.0.1:%d/pruvan/%s --username acme-int "
+		 "--password-env PB_IT_RELAY_PASSWORD --ext aspx %s",
+		 bin, port, account, args);
+	FILE *f = popen(cmd, "r");
+	assert_non_null(f);
+	char *buf = calloc(1, 65536);
+	size_t n = fread(buf, 1, 65535, f);
+	buf[n] = '\0';
+	int st = pclose(f);
+	*out = buf;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 #endif

@@ -130,6 +130,24 @@ static void relay_get_work_orders(void **state)
 	assert_int_equal(json_object_size(since), 0);
 	json_decref(since);
 
+	/* the same through pruvan-call, as Pruvan's Full Refresh and an
+	 * incremental import ask */
+	char *out = NULL, args[64];
+	assert_int_equal(pruvan_call(r2, "acme", "getWorkOrders", &out), 0);
+	json_t *full = json_loads(out, 0, NULL);
+	free(out);
+	assert_int_equal(json_array_size(json_object_get(full, "workOrders")),
+			 2);
+	json_decref(full);
+	snprintf(args, sizeof(args), "getWorkOrders --timestamp %lld",
+		 (long long)t);
+	assert_int_equal(pruvan_call(r1, "acme", args, &out), 0);
+	full = json_loads(out, 0, NULL);
+	free(out);
+	assert_int_equal(json_array_size(json_object_get(full, "workOrders")),
+			 1);
+	json_decref(full);
+
 	/* malformed timestamp: 400 */
 	json_t *ans = NULL;
 	assert_int_equal(post(r1, "/pruvan/acme/getWorkOrders.php", NULL,
