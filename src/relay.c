@@ -706,7 +706,12 @@ static enum MHD_Result do_validate(pb_relay_t *r, request_t *rq,
 			     strlen(key) == n;
 		for (size_t i = 0; clean && i < n; i++)
 			clean = (unsigned char)key[i] > ' ' && key[i] != 0x7f;
-		if (!key) {
+		if (pk && !json_is_null(pk) && !key) {
+			return answer_error(rq, conn, MHD_HTTP_BAD_REQUEST,
+					    "pushkey must be a string");
+		} else if (!key || n == 0) {
+			/* the credentials are right: validated, but the key
+			 * stays what it was */
 			pb_log(PB_LOG_WARN, "validate brought no pushkey",
 			       "account", rq->account, "what_to_do",
 			       "set the integration up again in Pruvan so "

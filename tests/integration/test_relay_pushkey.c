@@ -89,6 +89,21 @@ static void relay_learned_push_key(void **state)
 	    1, WAIT_MS);
 	assert_true(t1 > 1e9);
 
+	/* a validate with wrong credentials teaches nothing; nor does one
+	 * whose pushkey is not a string */
+	json_t *ans = NULL;
+	assert_int_equal(post(r1, "/pruvan/lrn/validate.php", NULL,
+			      "{\"username\":\"acme-int\",\"token\":\"x\","
+			      "\"pushkey\":\"evil\"}",
+			      false, &ans),
+			 401);
+	assert_true(json_is_false(json_object_get(ans, "validated")));
+	json_decref(ans);
+	assert_int_equal(post(r1, "/pruvan/lrn/validate.php", NULL,
+			      "{" CRED ",\"pushkey\":42}", false, &ans),
+			 400);
+	json_decref(ans);
+
 	/* Pruvan's integration is set up again: a new key, delivered
 	 * through replica 2; once both replicas show it learned, every push
 	 * of either goes to it */
@@ -125,6 +140,7 @@ static void relay_learned_push_key(void **state)
 		assert_string_equal(h_str(h_one(by, id), "outcome"), "created");
 		assert_int_equal(pushed_to("key-B", won), 1);
 		assert_int_equal(pushed_to("key-A", won), 0);
+		assert_int_equal(pushed_to("evil", won), 0);
 	}
 	json_decref(by);
 
