@@ -214,4 +214,16 @@ static inline int pruvan_call(int port, const char *account, const char *args,
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/*
+ * Both replicas hold their partitions. Awaited before a test relies on
+ * either and before it stops them: librdkafka 2.0.2 aborts a consumer
+ * destroyed before its first cooperative-sticky assignment
+ * (rd_kafka_sticky_assignor_state_destroy, fixed upstream in 2.3.0).
+ */
+static inline void await_assigned(h_worker_t *a, h_worker_t *b)
+{
+	assert_true(h_worker_log_has(a, "partitions assigned", WAIT_MS));
+	assert_true(h_worker_log_has(b, "partitions assigned", WAIT_MS));
+}
+
 #endif

@@ -71,6 +71,7 @@ static void relay_get_work_orders(void **state)
 	int r1, o1, r2, o2;
 	h_worker_t *w1 = learned_worker("w1", cfg, &r1, &o1);
 	h_worker_t *w2 = learned_worker("w2", cfg, &r2, &o2);
+	await_assigned(w1, w2);
 
 	const char *wons[] = {"GW-A", "GW-B", "GW-C"};
 	for (int i = 0; i < 3; i++) {

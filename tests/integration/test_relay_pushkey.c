@@ -51,6 +51,7 @@ static void relay_learned_push_key(void **state)
 	int r1, o1, r2, o2;
 	h_worker_t *w1 = learned_worker("w1", cfg, &r1, &o1);
 	h_worker_t *w2 = learned_worker("w2", cfg, &r2, &o2);
+	await_assigned(w1, w2);
 
 	/* no key yet: not ready, and the event waits (nothing pushed) */
 	assert_int_equal(h_await_http_status(o1, "/readyz", 503, WAIT_MS), 503);
