@@ -1,8 +1,10 @@
-# Relay receiver: an optional HTTP endpoint (libmicrohttpd, thread per
-# connection) for Pruvan's relay calls, writing each relayed item onto the
-# inbound topic through its own idempotent producer (pb_relay). Uses the
-# rules library's inbound parser so what it writes is what the worker
-# accepts, and the ops module's listen-address parser.
+# Relay web service: the optional HTTP endpoint (libmicrohttpd, thread per
+# connection) Pruvan's integration calls (validate, getWorkOrders, status,
+# uploadPictures), writing each relayed item onto the inbound topic through
+# its own idempotent producer and reading learned keys and the change index
+# from Redis (pb_relay; pure parts in relay_items.c). Uses the rules
+# library's inbound parser so what it writes is what the worker accepts,
+# the ops module's listen-address parser, and libcrypto for SHA-1/SHA-256.
 add_library(pb_relay STATIC src/relay.c src/relay_items.c)
 target_include_directories(pb_relay PUBLIC ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(pb_relay PUBLIC pb_kafka_conf pb_rules pb_ops pb_metrics pb_config
