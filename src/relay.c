@@ -259,6 +259,7 @@ typedef struct request {
 	char file_type[128];
 	rq_problem_t problem;
 	char problem_msg[256];
+	bool body_too_big; /* past relay.maxBodyBytes: read on, not kept */
 } request_t;
 
 static void count_request(request_t *rq, unsigned int status)
@@ -637,14 +638,23 @@ static enum MHD_Result begin(pb_relay_t *r, request_t *rq,
 	return MHD_YES;
 }
 
-/* One chunk of the body. MHD_NO cuts the connection: only for a body past
- * relay.maxBodyBytes that no Content-Length announced (chunked). */
+/*
+ * One chunk of the body. A body past relay.maxBodyBytes that no
+ * Content-Length announced (chunked) is read on without being kept, so
+ * that the client can read its 413 at the end (a client still sending
+ * when the connection closes sees no answer at all); past twice the bound
+ * the connection is cut, reading on would be the harm.
+ */
 static enum MHD_Result body_chunk(request_t *rq, const char *data, size_t n)
 {
 	const pb_config_t *c = rq->relay->cfg;
 	rq->total += n;
-	if (rq->total > (uint64_t)c->relay_max_body_bytes)
+	if (rq->total > 2 * (uint64_t)c->relay_max_body_bytes)
 		return MHD_NO;
+	if (rq->total > (uint64_t)c->relay_max_body_bytes) {
+		rq->body_too_big = true;
+		return MHD_YES;
+	}
 	if (rq->mode == BODY_FORM) {
 		MHD_post_process(rq->pp, data, n);
 	} else if (!rq->problem &&
@@ -1029,6 +1039,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 		*upload_data_size = 0;
 		return body_chunk(rq, upload_data, n);
 	}
+	if (rq->body_too_big)
+		return answer_error(rq, conn, MHD_HTTP_CONTENT_TOO_LARGE,
+				    "the body is larger than relay.maxBodyBytes "
+				    "(%" PRId64 " bytes)",
+				    r->cfg->relay_max_body_bytes);
 	return finish(r, rq, conn);
 }
 

@@ -726,6 +726,10 @@ static void test_live_refusals(void **state)
 	r.body = huge;
 	r.body_len = sizeof(huge);
 	expect_status(&r, 413);
+	/* the same without a Content-Length (chunked): 413 all the same */
+	r.header = "Transfer-Encoding: chunked";
+	expect_status(&r, 413);
+	r.header = NULL;
 	/* JSON over relay.maxPayloadBytes */
 	r.body_len = 100010;
 	expect_status(&r, 413);
