@@ -836,10 +836,9 @@ typedef struct gwo {
 	pb_relay_t *relay;
 	char account[129];
 	int64_t since_ms, until_ms;
-	size_t offset; /* index entries read so far */
-	bool any;      /* an order was written */
-	bool last;     /* the index is read to its end */
-	bool done;     /* the tail is written */
+	pb_state_cursor_t cur; /* how far the index is read */
+	bool any;	       /* an order was written */
+	bool done;	       /* the tail is written */
 	pb_jtext_t buf;
 	size_t pos; /* of buf sent */
 } gwo_t;
@@ -865,20 +864,18 @@ static pb_err_t gwo_page(gwo_t *g, char *errstr, size_t errstr_size)
 {
 	pb_relay_t *r = g->relay;
 	pb_state_changed_t *c = NULL;
-	size_t n = 0, scanned = 0;
+	size_t n = 0;
 	pthread_mutex_lock(&r->state_mu);
 	pb_err_t e = pb_state_changed_page(
-	    r->state, g->account, g->since_ms, g->until_ms, g->offset,
-	    PB_RELAY_WORK_ORDERS_PAGE, &c, &n, &scanned, errstr, errstr_size);
+	    r->state, g->account, g->since_ms, g->until_ms, &g->cur,
+	    PB_RELAY_WORK_ORDERS_PAGE, &c, &n, errstr, errstr_size);
 	pthread_mutex_unlock(&r->state_mu);
 	if (e)
 		return e;
-	g->offset += scanned;
-	g->last = scanned < PB_RELAY_WORK_ORDERS_PAGE;
 	for (size_t i = 0; i < n; i++)
 		gwo_order(g, &c[i]);
 	pb_state_changed_free(c, n);
-	if (g->last) {
+	if (g->cur.done) {
 		pb_jt_lit(&g->buf, "],\"error\":\"\"}");
 		g->done = true;
 	}
@@ -919,6 +916,7 @@ static ssize_t gwo_read(void *cls, uint64_t pos, char *out, size_t max)
 static void gwo_free(void *cls)
 {
 	gwo_t *g = cls;
+	pb_state_cursor_clear(&g->cur);
 	free(g->buf.p);
 	free(g);
 }

@@ -191,20 +191,29 @@ typedef struct pb_state_changed {
 	char *pushed; /* owned: the last pushed fields, a JSON object's text */
 } pb_state_changed_t;
 
+/* Where a getWorkOrders read is: after (score, member), the index's own
+ * order. Zero it to start; pb_state_cursor_clear releases it. */
+typedef struct pb_state_cursor {
+	bool started, done;
+	int64_t score;
+	char *member; /* owned */
+} pb_state_cursor_t;
+void pb_state_cursor_clear(pb_state_cursor_t *cur);
+
 /*
- * One page of the account's change index: the orders scored in
- * [since_ms, until_ms] (since_ms < 0: from the start), ordered by change
- * time, skipping offset of them and reading at most count. *out (free
- * with pb_state_changed_free) holds the live ones with pushed fields;
- * *scanned_out says how many index entries the page covered (fewer than
- * count: the end).
+ * The next page of the account's change index: at most count orders
+ * scored in [since_ms, until_ms] (since_ms < 0: from the start) after the
+ * cursor, in change order; the cursor moves past them (cur->done at the
+ * end). *out (free with pb_state_changed_free) holds the live ones with
+ * pushed fields, so a page may hold fewer than it read. Reading by cursor,
+ * not by offset, an order that changes meanwhile (rescored past until_ms,
+ * or deleted) never makes the read skip another.
  */
 pb_err_t pb_state_changed_page(pb_state_t *st, const char *account,
 			       int64_t since_ms, int64_t until_ms,
-			       size_t offset, size_t count,
+			       pb_state_cursor_t *cur, size_t count,
 			       pb_state_changed_t **out, size_t *n_out,
-			       size_t *scanned_out, char *errstr,
-			       size_t errstr_size);
+			       char *errstr, size_t errstr_size);
 void pb_state_changed_free(pb_state_changed_t *c, size_t n);
 
 /* PING; PB_OK when Redis answers. */

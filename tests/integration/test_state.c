@@ -336,16 +336,18 @@ static void change_index_pages(void **state)
 	assert_int_equal(commit1(&f, err, sizeof(err)), PB_OK);
 	assert_int_equal(redis_int("ZCARD t:{ixacct}:ix"), 449);
 
-	/* pages of 200: 449 entries, each once, in change order */
-	size_t offset = 0, total = 0, scanned = 0;
+	/* pages of 200: 449 entries, each once; after the first page an
+	 * order already read and one not yet read change (rescored past the
+	 * read's bound), and neither makes the read skip any other */
 	int64_t now = pb_wall_ms();
 	bool seen[450] = {false};
-	do {
+	size_t total = 0, pages = 0;
+	pb_state_cursor_t cur = {0};
+	while (!cur.done) {
 		pb_state_changed_t *c = NULL;
 		size_t n = 0;
 		assert_int_equal(pb_state_changed_page(st, "ixacct", -1, now,
-						       offset, 200, &c, &n,
-						       &scanned, err,
+						       &cur, 200, &c, &n, err,
 						       sizeof(err)),
 				 PB_OK);
 		for (size_t i = 0; i < n; i++) {
@@ -355,20 +357,42 @@ static void change_index_pages(void **state)
 			assert_non_null(strstr(c[i].pushed, c[i].won));
 		}
 		total += n;
-		offset += scanned;
 		pb_state_changed_free(c, n);
-	} while (scanned == 200);
-	assert_int_equal(total, 449);
+		if (pages++ == 0) {
+			assert_true(seen[0]);
+			const char *moved[] = {"IX-000", "IX-300"};
+			for (int i = 0; i < 2; i++) {
+				pb_state_write_t m = write_of(
+				    moved[i], i ? "ix-m1" : "ix-m0",
+				    "{\"workOrderNumber\":\"moved\"}");
+				m.account = "ixacct";
+				while (pb_wall_ms() <= now)
+					;
+				assert_int_equal(commit1(&m, err, sizeof(err)),
+						 PB_OK);
+			}
+		}
+	}
+	pb_state_cursor_clear(&cur);
+	/* 449 less IX-300, which moved past the bound before it was read */
+	assert_int_equal(total, 448);
 	assert_false(seen[7]);
+	assert_false(seen[300]);
+	for (int i = 0; i < 450; i++)
+		if (i != 7 && i != 300 && !seen[i])
+			fail_msg("IX-%03d skipped", i);
 	/* since after every change: nothing */
 	pb_state_changed_t *c = NULL;
 	size_t n = 0;
-	assert_int_equal(pb_state_changed_page(st, "ixacct", now + 1, now + 2,
-					       0, 200, &c, &n, &scanned, err,
+	int64_t after = pb_wall_ms() + 1000;
+	assert_int_equal(pb_state_changed_page(st, "ixacct", after, after + 1,
+					       &cur, 200, &c, &n, err,
 					       sizeof(err)),
 			 PB_OK);
 	assert_int_equal(n, 0);
+	assert_true(cur.done);
 	pb_state_changed_free(c, n);
+	pb_state_cursor_clear(&cur);
 	/* an update rescores: since t1 finds only it */
 	int64_t t1 = pb_wall_ms() + 1;
 	while (pb_wall_ms() < t1)
@@ -379,13 +403,37 @@ static void change_index_pages(void **state)
 	u.account = "ixacct";
 	assert_int_equal(commit1(&u, err, sizeof(err)), PB_OK);
 	assert_int_equal(pb_state_changed_page(st, "ixacct", t1, pb_wall_ms(),
-					       0, 200, &c, &n, &scanned, err,
+					       &cur, 200, &c, &n, err,
 					       sizeof(err)),
 			 PB_OK);
 	assert_int_equal(n, 1);
 	assert_string_equal(c[0].won, "IX-100");
 	assert_non_null(strstr(c[0].pushed, "Round Rock"));
 	pb_state_changed_free(c, n);
+	pb_state_cursor_clear(&cur);
+
+	/* many orders changed in the same millisecond: ties are ordered by
+	 * name and read once each across pages of 3 */
+	redisContext *rc = redisConnect("127.0.0.1", h_redis_port());
+	for (int i = 0; i < 10; i++) {
+		redisReply *rr = redisCommand(
+		    rc, "ZADD t:{tie}:ix 5000 T-%02d", i);
+		freeReplyObject(rr);
+		rr = redisCommand(rc, "HSET t:{tie/T-%02d}:o p {}", i);
+		freeReplyObject(rr);
+	}
+	redisFree(rc);
+	total = 0;
+	while (!cur.done) {
+		assert_int_equal(pb_state_changed_page(st, "tie", -1, 6000,
+						       &cur, 3, &c, &n, err,
+						       sizeof(err)),
+				 PB_OK);
+		total += n;
+		pb_state_changed_free(c, n);
+	}
+	pb_state_cursor_clear(&cur);
+	assert_int_equal(total, 10);
 
 	/* learned PushKeys */
 	const char *accts[] = {"ixacct", "other"};
