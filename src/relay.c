@@ -260,6 +260,12 @@ typedef struct request {
 	rq_problem_t problem;
 	char problem_msg[256];
 	bool body_too_big; /* past relay.maxBodyBytes: read on, not kept */
+	/* an urlencoded body as it came (bounded by relay.maxPayloadBytes):
+	 * a client that labels raw JSON urlencoded (curl -d) sent no field */
+	bool urlencoded;
+	char *raw;
+	size_t raw_len;
+	bool raw_over;
 } request_t;
 
 static void count_request(request_t *rq, unsigned int status)
@@ -559,6 +565,7 @@ static void request_free(request_t *rq)
 	file_discard(rq);
 	free(rq->json);
 	free(rq->field);
+	free(rq->raw);
 	free(rq);
 }
 
@@ -619,6 +626,8 @@ static enum MHD_Result begin(pb_relay_t *r, request_t *rq,
 	    (strncasecmp(ct, "multipart/form-data", 19) == 0 ||
 	     strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0)) {
 		rq->mode = BODY_FORM;
+		rq->urlencoded = strncasecmp(ct, "application/x-www-form-"
+						 "urlencoded", 33) == 0;
 		rq->pp = MHD_create_post_processor(conn, RELAY_PP_BUFFER,
 						   on_field, rq);
 		if (!rq->pp)
@@ -656,6 +665,10 @@ static enum MHD_Result body_chunk(request_t *rq, const char *data, size_t n)
 		return MHD_YES;
 	}
 	if (rq->mode == BODY_FORM) {
+		if (rq->urlencoded && !rq->raw_over &&
+		    !append(&rq->raw, &rq->raw_len, data, n,
+			    (size_t)c->relay_max_payload_bytes))
+			rq->raw_over = true;
 		MHD_post_process(rq->pp, data, n);
 	} else if (!rq->problem &&
 		   !append(&rq->json, &rq->json_len, data, n,
@@ -674,6 +687,11 @@ static json_t *payload_of(request_t *rq, struct MHD_Connection *conn,
 {
 	if (rq->mode == BODY_FORM)
 		field_done(rq);
+	if (!rq->json && rq->raw && !rq->raw_over && rq->raw[0] == '{') {
+		rq->json = rq->raw; /* raw JSON labelled as a form */
+		rq->json_len = rq->raw_len;
+		rq->raw = NULL;
+	}
 	if (!rq->json || !rq->json_len) {
 		*ret = answer_error(rq, conn, MHD_HTTP_BAD_REQUEST,
 				    rq->mode == BODY_FORM

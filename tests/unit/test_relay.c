@@ -819,6 +819,13 @@ static void test_live_accepts(void **state)
 	json_decref(j);
 	assert_int_equal(topic_count(), before + 4);
 
+	/* raw JSON labelled urlencoded (what curl -d sends): read as JSON */
+	req_t raw = {.path = "/pruvan/acme/validate",
+		     .ctype = "application/x-www-form-urlencoded",
+		     .body = "{" CRED "}"};
+	assert_int_equal(call(&raw, &j), 200);
+	json_decref(j);
+
 	/* validate (a configured PushKey): answers, writes nothing */
 	req_t v = {.path = "/pruvan/acme/VALIDATE.php",
 		   .ctype = "application/x-www-form-urlencoded",
