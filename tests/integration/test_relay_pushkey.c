@@ -2,8 +2,9 @@
  * validate teaches a pruvan:validate account its PushKey (contract 5.1,
  * 8), with two replicas of the worker: the account's events wait (not
  * ready, nothing pushed, nothing lost) until a key is known, then go to
- * the learned key; a second validate through the other replica switches
- * both replicas without a restart; the key never reaches a log.
+ * the learned key, also when both replicas restarted meanwhile; a second
+ * validate through the other replica switches both replicas without a
+ * restart; the key never reaches a log.
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -44,6 +45,9 @@ static void relay_learned_push_key(void **state)
 			     "pruvan:validate", "users", "jsmith", "relay",
 			     relay_creds()));
 	json_object_set_new(ov, "pruvan", json_pack("{s:s}", "apiUrl", api));
+	/* a stop while events wait for the key hands them back after it */
+	json_object_set_new(ov, "worker",
+			    json_pack("{s:i}", "shutdownGraceMs", 1500));
 	char cfg[512];
 	assert_int_equal(h_write_config("config.json", ov, cfg, sizeof(cfg)),
 			 0);
@@ -73,6 +77,18 @@ static void relay_learned_push_key(void **state)
 	}
 	assert_int_equal(h_topic_count(H_TOPIC_RESULTS), 0);
 	assert_int_equal(pushed_to("key-A", "LK-1"), 0);
+
+	/* both replicas restart meanwhile: the waiting event was never
+	 * committed, so the new replicas have it again (not lost) */
+	assert_int_equal(h_worker_signal(w1, SIGTERM), 0);
+	assert_int_equal(h_worker_signal(w2, SIGTERM), 0);
+	assert_int_equal(h_worker_wait(w1, WAIT_MS), 0);
+	assert_int_equal(h_worker_wait(w2, WAIT_MS), 0);
+	assert_int_equal(h_topic_count(H_TOPIC_RESULTS), 0);
+	w1 = learned_worker("w3", cfg, &r1, &o1);
+	w2 = learned_worker("w4", cfg, &r2, &o2);
+	await_assigned(w1, w2);
+	assert_int_equal(h_await_http_status(o2, "/readyz", 503, WAIT_MS), 503);
 
 	/* validate through replica 1: both become ready, the event goes to
 	 * the learned key */
