@@ -103,6 +103,9 @@ northwind uploadPictures --meta "$(cat examples/relay/survey-sv-1.json)" --file 
   --content-type application/json
 northwind uploadPictures --meta "$(cat examples/relay/photo-ph-2.json)" --file "$run/after.jpg"
 await_results $((n + 6))
+echo "== Pruvan imports acme-internal's orders (getWorkOrders, a full refresh)" >&2
+imported=$("$call" --url "$relay/acme-internal" --username acme --password-env DEMO_ACME_RELAY_PASSWORD \
+  --token-env DEMO_ACME_RELAY_TOKEN getWorkOrders | tee -a "$run/calls.log")
 kill -TERM "$worker"; wait "$worker" || true
 
 echo >&2
@@ -112,6 +115,7 @@ echo "Media store ($media): kept $(ls "$media" | tr '\n' ' ')"
 for f in northwind_sv-1 northwind_ph-2; do
   [ -e "$media/$f" ] && echo "  $f: STILL THERE (expected deleted)" || echo "  $f: discarded, file deleted"
 done
+echo "getWorkOrders answered: $(printf '%s' "$imported" | python3 -c 'import json,sys; print(", ".join(sorted(o["workOrderNumber"] for o in json.load(sys.stdin)["workOrders"])))' 2>/dev/null || echo "(see $run/calls.log)")"
 echo "Pruvan simulator saw: $(curl -s "$sim/_sim/stats")"
 echo "Pushed with the learned key: $(curl -s "$sim/_sim/orders?apiKey=ACME-DEMO" | python3 -c 'import json,sys; print(", ".join(sorted(json.load(sys.stdin)["orders"])))' 2>/dev/null || echo "(see $sim/_sim/orders?apiKey=ACME-DEMO)")"
 echo "Worker log: $(wc -l < "$run/worker.log") JSON lines$( [ -n "${KEEP:-}" ] && echo " in $run/worker.log")"
