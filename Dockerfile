@@ -26,6 +26,7 @@ RUN apt-get update \
         libcurl4-openssl-dev \
         libhiredis-dev \
         libmicrohttpd-dev \
+        libssl-dev \
         libjemalloc-dev \
         libssl-dev \
         libcmocka-dev \
@@ -53,6 +54,7 @@ RUN apt-get update \
         libcurl4 \
         libhiredis0.14 \
         libmicrohttpd12 \
+        libssl3 \
         libjemalloc2 \
         ca-certificates \
     && rm -rf /var/lib/apt/lists/* \

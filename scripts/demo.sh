@@ -2,8 +2,10 @@
 # The worker's main job on an embedded default, end to end on one machine:
 # a librdkafka mock cluster (real Kafka protocol), a private redis-server on
 # a free loopback port, the Pruvan simulator, the sample events under
-# examples/, the worker consuming them (--exit-on-eof), and a summary of the
-# outcomes from `pruvan-bridge watch --once`.
+# examples/, one worker consuming them and serving the relay web service,
+# pruvan-call making Pruvan's calls to it (validate delivering a PushKey,
+# uploadPictures with real files, status), and a summary of the outcomes
+# from `pruvan-bridge watch --once` and of the media store.
 #
 #   scripts/demo.sh            (installs what is missing, builds, runs)
 # Env: BUILD_DIR (default build), KEEP=1 keeps the run directory.
@@ -13,10 +15,10 @@ root=$PWD
 build=${BUILD_DIR:-build}
 
 scripts/deps.sh
-if [ ! -x "$build/pruvan-bridge" ] || [ -n "$(find src tools cmake CMakeLists.txt -newer "$build/pruvan-bridge" -print -quit)" ]; then
+if [ ! -x "$build/pruvan-bridge" ] || [ ! -x "$build/pruvan-call" ] || [ -n "$(find src tools cmake CMakeLists.txt -newer "$build/pruvan-bridge" -print -quit)" ]; then
   echo "== building into $build" >&2
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build "$build" --target pruvan-bridge pruvan-sim pb-mock-kafka >/dev/null
+  cmake --build "$build" --target pruvan-bridge pruvan-sim pruvan-call pb-mock-kafka >/dev/null
 fi
 
 run=$(mktemp -d /tmp/pruvan-bridge-demo.XXXXXX)
@@ -49,28 +51,71 @@ for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; slee
 export KAFKA_BOOTSTRAP_SERVERS=$(cat "$run/bootstrap")
 export REDIS_URL="redis://127.0.0.1:$rport/0"
 sim="http://127.0.0.1:$(cat "$run/sim.port")"
-export DEMO_ACME_PUSHKEY_URL="$sim/api/?apiKey=ACME-DEMO"
 export DEMO_NORTHWIND_PUSHKEY_URL="$sim/api/?apiKey=NORTHWIND-DEMO"
-cfg=examples/demo-config.json
+# the integrations' credentials, as entered in Pruvan's setup screen
+export DEMO_ACME_RELAY_PASSWORD=acme-demo-password DEMO_ACME_RELAY_TOKEN=acme-demo-token
+export DEMO_NORTHWIND_RELAY_PASSWORD=northwind-demo-password
+media="$run/media"
+cfg="$run/config.json"
+sed -e "s|@SIM@|$sim|" -e "s|@MEDIA@|$media|" examples/demo-config.json > "$cfg"
 bridge="$build/pruvan-bridge"
+call="$build/pruvan-call"
 
 produce() { kcat -P -b "$KAFKA_BOOTSTRAP_SERVERS" -t "$1" -K $'\t' -l "$2" 2>>"$run/kcat.log"; }
+results() { kcat -C -b "$KAFKA_BOOTSTRAP_SERVERS" -t pruvan.results -o beginning -e -q 2>>"$run/kcat.log" | wc -l; }
+await_results() {
+  for _ in $(seq 300); do [ "$(results)" -ge "$1" ] && return 0; sleep 0.1; done
+  echo "timed out waiting for $1 outcomes (have $(results)); see $run/worker.log" >&2; return 1
+}
 
-echo "== phase 1: $(wc -l < examples/events.jsonl) order events and $(wc -l < examples/inbound.jsonl) relayed items" >&2
+echo "== starting the worker with its relay web service" >&2
+"$bridge" run -c "$cfg" 2>>"$run/worker.log" &
+worker=$!
+pids+=($worker)
+for _ in $(seq 100); do grep -q '"relay endpoint listening"' "$run/worker.log" 2>/dev/null && break; sleep 0.1; done
+relay_port=$(grep '"relay endpoint listening"' "$run/worker.log" | sed -E 's/.*"port":"([0-9]+)".*/\1/')
+relay="http://127.0.0.1:$relay_port/pruvan"
+acme() { "$call" --url "$relay/acme-internal" --username acme --password-env DEMO_ACME_RELAY_PASSWORD \
+  --token-env DEMO_ACME_RELAY_TOKEN "$@" >>"$run/calls.log"; }
+northwind() { "$call" --url "$relay/northwind" --username northwind \
+  --password-env DEMO_NORTHWIND_RELAY_PASSWORD "$@" >>"$run/calls.log"; }
+head -c 48000 /dev/urandom > "$run/front-door.jpg"
+head -c 52000 /dev/urandom > "$run/after.jpg"
+cp examples/relay/survey-sv-1.json "$run/survey.json"
+
+echo "== Pruvan validates acme-internal's integration and delivers its PushKey" >&2
+acme validate --pushkey ACME-DEMO
+
+n=$(wc -l < examples/events.jsonl)
+echo "== phase 1: $n order events; Pruvan relays a photo and a status" >&2
 produce pruvan.orders examples/events.jsonl
-produce pruvan.inbound examples/inbound.jsonl
-"$bridge" run -c "$cfg" --exit-on-eof 2>>"$run/worker.log"
+await_results "$n"
+northwind uploadPictures --meta "$(cat examples/relay/photo-ph-1.json)" --file "$run/front-door.jpg"
+acme status --entry "$(cat examples/relay/status-testpost.json)"
+await_results $((n + 2))
 
 echo "== phase 2: the back office deletes NW-1001, then sends an update for it" >&2
 produce pruvan.orders examples/events-after-delete.jsonl
-"$bridge" run -c "$cfg" --exit-on-eof 2>>"$run/worker.log"
+await_results $((n + 4))
 
-echo "== phase 3: Pruvan relays queued data for the deleted order (old and new Key1)" >&2
-produce pruvan.inbound examples/inbound-after-delete.jsonl
-"$bridge" run -c "$cfg" --exit-on-eof 2>>"$run/worker.log"
+echo "== phase 3: Pruvan relays queued data for the deleted order (old Key1, and a new one)" >&2
+northwind uploadPictures --meta "$(cat examples/relay/survey-sv-1.json)" --file "$run/survey.json" \
+  --content-type application/json
+northwind uploadPictures --meta "$(cat examples/relay/photo-ph-2.json)" --file "$run/after.jpg"
+await_results $((n + 6))
+echo "== Pruvan imports acme-internal's orders (getWorkOrders, a full refresh)" >&2
+imported=$("$call" --url "$relay/acme-internal" --username acme --password-env DEMO_ACME_RELAY_PASSWORD \
+  --token-env DEMO_ACME_RELAY_TOKEN getWorkOrders | tee -a "$run/calls.log")
+kill -TERM "$worker"; wait "$worker" || true
 
 echo >&2
 "$bridge" watch -c "$cfg" --once
 echo
+echo "Media store ($media): kept $(ls "$media" | tr '\n' ' ')"
+for f in northwind_sv-1 northwind_ph-2; do
+  [ -e "$media/$f" ] && echo "  $f: STILL THERE (expected deleted)" || echo "  $f: discarded, file deleted"
+done
+echo "getWorkOrders answered: $(printf '%s' "$imported" | python3 -c 'import json,sys; print(", ".join(sorted(o["workOrderNumber"] for o in json.load(sys.stdin)["workOrders"])))' 2>/dev/null || echo "(see $run/calls.log)")"
 echo "Pruvan simulator saw: $(curl -s "$sim/_sim/stats")"
+echo "Pushed with the learned key: $(curl -s "$sim/_sim/orders?apiKey=ACME-DEMO" | python3 -c 'import json,sys; print(", ".join(sorted(json.load(sys.stdin)["orders"])))' 2>/dev/null || echo "(see $sim/_sim/orders?apiKey=ACME-DEMO)")"
 echo "Worker log: $(wc -l < "$run/worker.log") JSON lines$( [ -n "${KEEP:-}" ] && echo " in $run/worker.log")"

@@ -15,8 +15,9 @@
  * did-you-mean, type checks and range checks. Accounts and relay carry
  * secrets and enums and are checked by hand.
  *
- * Secrets. A PushKey URL (and the relay secret) is "env:NAME" or
- * "file:/path", resolved here; a literal URL in the file is refused because
+ * Secrets. A PushKey URL (and an account's relay password and token) is
+ * "env:NAME" or "file:/path", resolved here (a PushKey may also be
+ * "pruvan:validate": learned at run time); a literal URL in the file is refused because
  * config files end up in Git and ConfigMaps. Other string values that may
  * hold credentials (redis.url, librdkafka properties) accept the same forms.
  * Invariant: no message ever contains a secret value, not even a piece of
@@ -616,6 +617,15 @@ static bool set_str(loader_t *L, char **slot, const char *v)
 	return true;
 }
 
+/* pruvan.apiUrl: where a learned PushKey is pushed (not a secret). */
+static void check_api_url(report_t *r, const char *path, const char *v)
+{
+	if (!http_url_valid(v) || strchr(v, '?'))
+		report_add(r, path,
+			   "expected an http:// or https:// URL without a "
+			   "query, e.g. \"https://direct.pruvan.com/api/\"");
+}
+
 /* Table-driven scalar sections. */
 typedef enum { F_STRING, F_INT, F_INT64 } field_type_t;
 typedef void (*str_check_fn)(report_t *r, const char *path, const char *v);
@@ -666,6 +676,7 @@ static const field_t pruvan_fields[] = {
 	 NULL, NULL},
 	{"circuitOpenMs", F_INT, OFF(pruvan_circuit_open_ms), 100, 3600000,
 	 NULL, "ms"},
+	{"apiUrl", F_STRING, OFF(pruvan_api_url), 0, 0, check_api_url, NULL},
 };
 
 static const field_t dedupe_fields[] = {
@@ -943,7 +954,7 @@ static bool pruvan_attribute_field(const char *s)
 
 static const char *const account_keys[] = {
 	"pushKeyUrl", "mode", "autoAdmin", "allowDeletes", "statusPolicy",
-	"users", "extraFields", "bodyEncoding",
+	"users", "extraFields", "bodyEncoding", "relay",
 };
 
 static void account_destroy_fields(pb_account_t *a)
@@ -953,6 +964,11 @@ static void account_destroy_fields(pb_account_t *a)
 	free(a->name);
 	free(a->push_key_url);
 	free(a->push_key_source);
+	free(a->relay_username);
+	free(a->relay_password);
+	free(a->relay_token);
+	free(a->relay_password_source);
+	free(a->relay_token_source);
 	for (size_t i = 0; i < a->users_len; i++)
 		free(a->users[i]);
 	free(a->users);
@@ -1112,12 +1128,18 @@ static void load_push_key(loader_t *L, const char *path, json_t *v,
 		return;
 	}
 	const char *s = json_string_value(v);
+	if (strcmp(s, PB_PUSH_KEY_LEARNED) == 0) {
+		a->push_key_learned = true;
+		set_str(L, &a->push_key_source, s);
+		return;
+	}
 	if (!is_secret_ref(s)) {
 		/* Never quote it: it is most likely the PushKey itself. */
 		report_add(&L->rep, path,
-			   "PushKeys come only from the environment or a "
-			   "mounted secret file: use \"env:NAME\" or "
-			   "\"file:/path\"");
+			   "PushKeys come only from the environment, a "
+			   "mounted secret file or Pruvan's validate call: "
+			   "use \"env:NAME\", \"file:/path\" or "
+			   "\"pruvan:validate\"");
 		return;
 	}
 	char origin[PB_PATH_MAX];
@@ -1141,6 +1163,105 @@ static void load_push_key(loader_t *L, const char *path, json_t *v,
 	}
 	a->push_key_url = url;
 	a->push_key_source = src;
+}
+
+/*
+ * One credential of an account's "relay" object: a string, which must be a
+ * secret reference when secret is true. Resolved only when the relay is
+ * on (an unused secret need not exist); *source_out keeps the reference.
+ */
+static void load_relay_credential(loader_t *L, const char *path, json_t *v,
+				  bool secret, char **value_out,
+				  char **source_out)
+{
+	if (!json_is_string(v) || !json_string_length(v) ||
+	    strlen(json_string_value(v)) != json_string_length(v)) {
+		report_add(&L->rep, path, "expected a non-empty string, got %s",
+			   type_name(v));
+		return;
+	}
+	const char *s = json_string_value(v);
+	bool ref = is_secret_ref(s);
+	if (secret && !ref) {
+		/* Never quote it: it is most likely the secret itself. */
+		report_add(&L->rep, path,
+			   "relay passwords and tokens come only from the "
+			   "environment or a mounted secret file: use "
+			   "\"env:NAME\" or \"file:/path\"");
+		return;
+	}
+	if (source_out && ref)
+		set_str(L, source_out, s);
+	if (!L->cfg->relay_listen)
+		return;
+	char *val = ref ? resolve_secret(&L->rep, path, s, NULL, 0)
+			: strdup(s);
+	if (!ref && !val)
+		L->rep.nomem = true;
+	free(*value_out);
+	*value_out = val;
+}
+
+/* accounts.X.relay: {username, password, token} (contract 9). */
+static void load_account_relay(loader_t *L, const char *path, json_t *obj,
+			       pb_account_t *a)
+{
+	static const char *const keys[] = {"username", "password", "token"};
+	if (!json_is_object(obj)) {
+		report_add(&L->rep, path, "expected an object, got %s",
+			   type_name(obj));
+		return;
+	}
+	const char *key;
+	json_t *v;
+	json_object_foreach(obj, key, v) {
+		char p[PB_PATH_MAX];
+		path_key(p, sizeof(p), path, key);
+		if (strcmp(key, "username") == 0)
+			load_relay_credential(L, p, v, false,
+					      &a->relay_username, NULL);
+		else if (strcmp(key, "password") == 0)
+			load_relay_credential(L, p, v, true,
+					      &a->relay_password,
+					      &a->relay_password_source);
+		else if (strcmp(key, "token") == 0)
+			load_relay_credential(L, p, v, true, &a->relay_token,
+					      &a->relay_token_source);
+		else
+			report_unknown_key(&L->rep, p, key, keys,
+					   NFIELDS(keys));
+	}
+	char p[PB_PATH_MAX];
+	path_key(p, sizeof(p), path, "username");
+	if (!json_object_get(obj, "username"))
+		report_add(&L->rep, p,
+			   "missing (the username of the integration in "
+			   "Pruvan's setup screen)");
+	if (!json_object_get(obj, "password") && !json_object_get(obj, "token"))
+		report_add(&L->rep, path,
+			   "needs a password or a token (or both), as "
+			   "entered in Pruvan's setup screen");
+}
+
+/* A learned PushKey arrives only through the relay's validate call. */
+static void check_learned_key(loader_t *L, const char *path,
+			      const pb_account_t *a)
+{
+	if (!a->push_key_learned)
+		return;
+	char p[PB_PATH_MAX];
+	path_key(p, sizeof(p), path, "pushKeyUrl");
+	if (!L->cfg->relay_listen)
+		report_add(&L->rep, p,
+			   "\"pruvan:validate\" needs the relay web service "
+			   "($.relay.listen): Pruvan delivers the key in its "
+			   "validate call");
+	else if (!a->relay_username && !a->relay_password_source &&
+		 !a->relay_token_source)
+		report_add(&L->rep, p,
+			   "\"pruvan:validate\" needs the account's relay "
+			   "credentials ($.accounts.%s.relay) to check the "
+			   "validate call", a->name ? a->name : "");
 }
 
 static void load_account(loader_t *L, const char *path, const char *name,
@@ -1196,6 +1317,8 @@ static void load_account(loader_t *L, const char *path, const char *name,
 		} else if (strcmp(key, "extraFields") == 0) {
 			load_string_list(L, p, v, true, &a->extra_fields,
 					 &a->extra_fields_len);
+		} else if (strcmp(key, "relay") == 0) {
+			load_account_relay(L, p, v, a);
 		} else {
 			report_unknown_key(&L->rep, p, key, account_keys,
 					   NFIELDS(account_keys));
@@ -1206,8 +1329,10 @@ static void load_account(loader_t *L, const char *path, const char *name,
 		path_key(p, sizeof(p), path, "pushKeyUrl");
 		report_add(&L->rep, p,
 			   "missing (every account needs its PushKey URL as "
-			   "\"env:NAME\" or \"file:/path\")");
+			   "\"env:NAME\", \"file:/path\" or "
+			   "\"pruvan:validate\")");
 	}
+	check_learned_key(L, path, a);
 }
 
 static void load_accounts(loader_t *L, json_t *obj)
@@ -1245,74 +1370,90 @@ static void load_accounts(loader_t *L, json_t *obj)
 
 /* ---- relay ---- */
 
+/* relay.basePath: "/" followed by URL path segments, no trailing '/'. */
+static void check_base_path(report_t *r, const char *path, const char *v)
+{
+	size_t n = strlen(v);
+	bool ok = n >= 2 && n <= 128 && v[0] == '/' && v[n - 1] != '/' &&
+		  !strstr(v, "//");
+	for (const char *p = v; ok && *p; p++)
+		ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		     (*p >= '0' && *p <= '9') || strchr("/._-~", *p);
+	if (!ok)
+		report_add(r, path,
+			   "expected a URL path such as \"/pruvan\" (starts "
+			   "with '/', no trailing '/', letters, digits and "
+			   "/._-~ only)");
+}
+
+static void check_media_dir(report_t *r, const char *path, const char *v)
+{
+	if (v[0] != '/' || strlen(v) > 200 || has_space_or_ctl(v))
+		report_add(r, path,
+			   "expected an absolute directory path without "
+			   "spaces, e.g. \"/var/lib/pruvan-bridge/media\"");
+}
+
+static const field_t relay_fields[] = {
+	/* how long a relay call waits for Kafka's acknowledgement */
+	{"ackTimeoutMs", F_INT, OFF(relay_ack_timeout_ms), 100, 120000, NULL,
+	 "ms"},
+	{"basePath", F_STRING, OFF(relay_base_path), 0, 0, check_base_path,
+	 NULL},
+	{"mediaDir", F_STRING, OFF(relay_media_dir), 0, 0, check_media_dir,
+	 NULL},
+	{"maxBodyBytes", F_INT64, OFF(relay_max_body_bytes), 1024,
+	 1073741824, NULL, "bytes"},
+	{"maxPayloadBytes", F_INT64, OFF(relay_max_payload_bytes), 256,
+	 67108864, NULL, "bytes"},
+	{"maxFileBytes", F_INT64, OFF(relay_max_file_bytes), 1, 1073741824,
+	 NULL, "bytes"},
+	{"maxItems", F_INT, OFF(relay_max_items), 1, 100000, NULL, NULL},
+	{"listen", F_STRING, 0, 0, 0, NULL, NULL}, /* by hand: may be null */
+};
+
+static void relay_special(loader_t *L, const char *path, json_t *v,
+			  const char *key)
+{
+	(void)key;
+	if (json_is_null(v))
+		return;
+	if (!json_is_string(v)) {
+		report_add(&L->rep, path,
+			   "expected a string (or null for off), got %s",
+			   type_name(v));
+		return;
+	}
+	if (!json_string_length(v))
+		return; /* "" is off, as in the contract's example */
+	size_t before = L->rep.count;
+	check_listen(&L->rep, path, json_string_value(v));
+	if (L->rep.count == before)
+		set_str(L, &L->cfg->relay_listen, json_string_value(v));
+}
+
 static void load_relay(loader_t *L, json_t *obj)
 {
-	if (!json_is_object(obj)) {
-		report_add(&L->rep, "$.relay", "expected an object, got %s",
-			   type_name(obj));
-		return;
-	}
-	static const char *const keys[] = {"listen", "secret", "ackTimeoutMs"};
-	/* how long a relay call waits for Kafka's acknowledgement */
-	static const field_t ack_field = {"ackTimeoutMs", F_INT,
-					  OFF(relay_ack_timeout_ms), 100,
-					  120000, NULL, "ms"};
-	const char *key;
-	json_t *v;
-	json_object_foreach(obj, key, v) {
-		char p[PB_PATH_MAX];
-		path_key(p, sizeof(p), "$.relay", key);
-		if (strcmp(key, "ackTimeoutMs") == 0)
-			check_field(L, p, &ack_field, v);
-		else if (strcmp(key, "listen") != 0 && strcmp(key, "secret") != 0)
-			report_unknown_key(&L->rep, p, key, keys, 3);
-	}
-	json_t *listen = json_object_get(obj, "listen");
-	json_t *secret = json_object_get(obj, "secret");
-	bool on = false;
-	if (listen && !json_is_null(listen)) {
-		if (!json_is_string(listen)) {
-			report_add(&L->rep, "$.relay.listen",
-				   "expected a string (or null for off), "
-				   "got %s", type_name(listen));
-		} else {
-			size_t before = L->rep.count;
-			check_listen(&L->rep, "$.relay.listen",
-				     json_string_value(listen));
-			if (L->rep.count == before)
-				set_str(L, &L->cfg->relay_listen,
-					json_string_value(listen));
-			on = true;
-		}
-	}
-	if (!secret || json_is_null(secret)) {
-		if (on)
-			report_add(&L->rep, "$.relay.secret",
-				   "required when $.relay.listen is set "
-				   "(\"env:NAME\" or \"file:/path\")");
-		return;
-	}
-	if (!json_is_string(secret)) {
+	if (json_is_object(obj) && json_object_get(obj, "secret"))
 		report_add(&L->rep, "$.relay.secret",
-			   "expected a string, got %s", type_name(secret));
-		return;
-	}
-	const char *s = json_string_value(secret);
-	if (!is_secret_ref(s)) {
-		report_add(&L->rep, "$.relay.secret",
-			   "secrets come only from the environment or a "
-			   "mounted secret file: use \"env:NAME\" or "
-			   "\"file:/path\"");
-		return;
-	}
-	/* Resolve only when the relay is on: an unused secret need not exist. */
-	if (!on)
-		return;
-	char *val = resolve_secret(&L->rep, "$.relay.secret", s, NULL, 0);
-	if (!val)
-		return;
-	L->cfg->relay_secret = val;
-	set_str(L, &L->cfg->relay_secret_source, s);
+			   "the shared relay secret is gone: Pruvan sends "
+			   "each integration's own credentials, so set "
+			   "$.accounts.NAME.relay {username, password, token} "
+			   "instead");
+	json_t *copy = json_is_object(obj) ? json_copy(obj) : NULL;
+	if (copy)
+		json_object_del(copy, "secret");
+	load_section(L, copy ? copy : obj, "$.relay", relay_fields,
+		     NFIELDS(relay_fields), relay_special);
+	json_decref(copy);
+	if (L->cfg->relay_max_payload_bytes > L->cfg->relay_max_body_bytes)
+		report_add(&L->rep, "$.relay.maxPayloadBytes",
+			   "must be at most $.relay.maxBodyBytes (%" PRId64
+			   " bytes)", L->cfg->relay_max_body_bytes);
+	if (L->cfg->relay_max_file_bytes > L->cfg->relay_max_body_bytes)
+		report_add(&L->rep, "$.relay.maxFileBytes",
+			   "must be at most $.relay.maxBodyBytes (%" PRId64
+			   " bytes)", L->cfg->relay_max_body_bytes);
 }
 
 /* ---- environment overrides ---- */
@@ -1410,6 +1551,15 @@ static pb_err_t set_defaults(pb_config_t *c)
 	c->worker_max_pending = 2000; /* docs/benchmarks.md: memory vs throughput */
 	c->worker_shutdown_grace_ms = 25000;
 	c->relay_ack_timeout_ms = 10000;
+	c->relay_base_path = strdup("/pruvan");
+	c->relay_media_dir = strdup("/var/lib/pruvan-bridge/media");
+	c->relay_max_body_bytes = 32 * 1024 * 1024;
+	c->relay_max_payload_bytes = 1024 * 1024;
+	c->relay_max_file_bytes = 25 * 1024 * 1024;
+	c->relay_max_items = 1000;
+	c->pruvan_api_url = strdup("https://direct.pruvan.com/api/");
+	if (!c->relay_base_path || !c->relay_media_dir || !c->pruvan_api_url)
+		return PB_ERR_NOMEM;
 	if (!c->topic_orders || !c->topic_inbound || !c->topic_results ||
 	    !c->topic_dlq || !c->redis_url || !c->redis_key_prefix ||
 	    !c->http_listen)
@@ -1627,8 +1777,9 @@ void pb_config_destroy(pb_config_t *cfg)
 	free(cfg->redis_key_prefix);
 	free(cfg->http_listen);
 	free(cfg->relay_listen);
-	free(cfg->relay_secret);
-	free(cfg->relay_secret_source);
+	free(cfg->relay_base_path);
+	free(cfg->relay_media_dir);
+	free(cfg->pruvan_api_url);
 	for (size_t i = 0; i < cfg->accounts_len; i++)
 		account_destroy_fields(&cfg->accounts[i]);
 	free(cfg->accounts);
@@ -1688,6 +1839,29 @@ static json_t *redacted_url(const char *url)
 	return json_string(buf);
 }
 
+static json_t *describe_relay(const pb_config_t *c)
+{
+	return json_pack("{s:s?, s:s, s:s, s:i, s:I, s:I, s:I, s:i}", "listen",
+			 c->relay_listen, "basePath", c->relay_base_path,
+			 "mediaDir", c->relay_media_dir, "ackTimeoutMs",
+			 c->relay_ack_timeout_ms, "maxBodyBytes",
+			 (json_int_t)c->relay_max_body_bytes, "maxPayloadBytes",
+			 (json_int_t)c->relay_max_payload_bytes,
+			 "maxFileBytes", (json_int_t)c->relay_max_file_bytes,
+			 "maxItems", c->relay_max_items);
+}
+
+/* The username is not a secret; password and token show where from. */
+static json_t *describe_account_relay(const pb_account_t *a)
+{
+	return json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?}", "username",
+			 a->relay_username, "password",
+			 a->relay_password ? "<redacted>" : NULL, "passwordFrom",
+			 a->relay_password_source, "token",
+			 a->relay_token ? "<redacted>" : NULL, "tokenFrom",
+			 a->relay_token_source);
+}
+
 char *pb_config_describe(const pb_config_t *c)
 {
 	if (!c)
@@ -1723,6 +1897,9 @@ char *pb_config_describe(const pb_config_t *c)
 		      "maxInFlight", c->pruvan_max_in_flight,
 		      "circuitFailures", c->pruvan_circuit_failures,
 		      "circuitOpenMs", c->pruvan_circuit_open_ms), &ok);
+	if (json_object_set_new(json_object_get(root, "pruvan"), "apiUrl",
+				json_string(c->pruvan_api_url)) != 0)
+		ok = false;
 	put(root, "dedupe",
 	    json_pack("{s:I}", "ttlSeconds", (json_int_t)c->dedupe_ttl_seconds),
 	    &ok);
@@ -1730,11 +1907,7 @@ char *pb_config_describe(const pb_config_t *c)
 	put(root, "worker",
 	    json_pack("{s:i, s:i}", "maxPending", c->worker_max_pending,
 		      "shutdownGraceMs", c->worker_shutdown_grace_ms), &ok);
-	put(root, "relay",
-	    json_pack("{s:s?, s:s?, s:s?, s:i}", "listen", c->relay_listen,
-		      "secret", c->relay_secret ? "<redacted>" : NULL,
-		      "secretFrom", c->relay_secret_source, "ackTimeoutMs",
-		      c->relay_ack_timeout_ms), &ok);
+	put(root, "relay", describe_relay(c), &ok);
 
 	json_t *accts = json_object();
 	for (size_t i = 0; i < c->accounts_len; i++) {
@@ -1754,6 +1927,9 @@ char *pb_config_describe(const pb_config_t *c)
 			"extraFields",
 			str_array(a->extra_fields, a->extra_fields_len, &ok),
 			"bodyEncoding", pb_body_encoding_name(a->body_encoding));
+		if (a->relay_username || a->relay_password_source ||
+		    a->relay_token_source)
+			put(o, "relay", describe_account_relay(a), &ok);
 		put(accts, a->name ? a->name : "", o, &ok);
 	}
 	put(root, "accounts", accts, &ok);
@@ -1814,6 +1990,9 @@ static const key_doc_t key_docs[] = {
 			    "replicas of one deployment share it.", NULL,
 	 NULL, NULL, false},
 	{"pruvan", "Pushing to Pruvan.", "object", NULL, NULL, false},
+	{"pruvan.apiUrl", "Where a learned PushKey is pushed: "
+			  "APIURL?apiKey=KEY (a key that is a URL is used as "
+			  "it is).", NULL, NULL, NULL, false},
 	{"pruvan.timeoutMs", "How long one push request may take.", NULL,
 	 NULL, NULL, false},
 	{"pruvan.maxAttempts", "Attempts per event for retriable failures "
@@ -1856,20 +2035,35 @@ static const key_doc_t key_docs[] = {
 		  "listen is set).", "object", NULL, NULL, false},
 	{"relay.listen", "HOST:PORT to serve on; null or absent: off.",
 	 "string", "null", NULL, false},
-	{"relay.secret", "Shared secret of the relay calls (\"env:NAME\" "
-			 "or \"file:/path\"); required when listen is set.",
-	 "secret", NULL, NULL, false},
+	{"relay.basePath", "The web service's base path: each account "
+			   "answers under BASEPATH/ACCOUNT/METHOD[.EXT].",
+	 "string", "\"/pruvan\"", NULL, false},
+	{"relay.mediaDir", "Where uploadPictures files are kept (a mounted "
+			   "volume); a discarded item's file is deleted.",
+	 "string", "\"/var/lib/pruvan-bridge/media\"", NULL, false},
 	{"relay.ackTimeoutMs", "How long a relay call waits for Kafka to "
 			       "acknowledge its items before answering 503 "
 			       "(100..120000 ms).", "integer", "10000", NULL,
 	 false},
+	{"relay.maxBodyBytes", "Largest request body (1024..1073741824); "
+			       "beyond it 413.", "integer", "33554432", NULL,
+	 false},
+	{"relay.maxPayloadBytes", "Largest JSON payload (256..67108864, at "
+				  "most maxBodyBytes); beyond it 413.",
+	 "integer", "1048576", NULL, false},
+	{"relay.maxFileBytes", "Largest uploaded file (1..1073741824, at "
+			       "most maxBodyBytes); beyond it 413.",
+	 "integer", "26214400", NULL, false},
+	{"relay.maxItems", "Most items per call (1..100000); beyond it 413.",
+	 "integer", "1000", NULL, false},
 	{"accounts", "The integrations, by account name (1..128 "
 		     "characters, no '/' or spaces): the events' account.",
 	 "object", NULL, NULL, true},
 	{"accounts.*.pushKeyUrl", "The account's PushKey URL, only as "
-				  "\"env:NAME\" or \"file:/path\"; never "
-				  "printed or logged.", "secret", NULL, NULL,
-	 true},
+				  "\"env:NAME\" or \"file:/path\", or "
+				  "\"pruvan:validate\" to learn it from "
+				  "Pruvan's validate call; never printed or "
+				  "logged.", "secret", NULL, NULL, true},
 	{"accounts.*.mode", "internal: the account's own staff (internal "
 			    "statuses, assignedTo); external: a vendor.",
 	 "string", "\"internal\"", "internal|external", false},
@@ -1888,8 +2082,15 @@ static const key_doc_t key_docs[] = {
 	{"accounts.*.extraFields", "Order fields outside Pruvan's classes "
 				   "passed through as shared fields.",
 	 "array", "[]", NULL, false},
-	{"accounts.*.bodyEncoding", "How the push body is encoded.",
-	 "string", "\"json\"", "json|form", false},
+	{"accounts.*.bodyEncoding", "How the push body is encoded: form "
+				    "(Pruvan's documented field workOrders), "
+				    "multipart, or a raw json body.",
+	 "string", "\"form\"", "form|multipart|json", false},
+	{"accounts.*.relay", "The integration's credentials as entered in "
+			     "Pruvan's setup screen, checked on every call "
+			     "of the web service: username, and token or "
+			     "password (\"env:NAME\" or \"file:/path\").",
+	 "object", NULL, NULL, false},
 };
 
 typedef struct table_ref {

@@ -3,9 +3,11 @@
  *
  * The file is JSON; every key but "accounts" has a default. Environment
  * overrides: KAFKA_BOOTSTRAP_SERVERS, REDIS_URL, PRUVAN_BRIDGE_HTTP_LISTEN.
- * Secrets (PushKey URLs, the relay secret) are "env:NAME" or "file:/path"
- * and are resolved at load time; a literal PushKey URL in the file is a
- * mistake (PushKeys come only from the environment or a mounted secret).
+ * Secrets (PushKey URLs, the accounts' relay passwords and tokens) are
+ * "env:NAME" or "file:/path" and are resolved at load time; a literal
+ * PushKey URL in the file is a mistake (PushKeys come only from the
+ * environment, a mounted secret, or Pruvan's validate call:
+ * "pruvan:validate").
  *
  * Loading validates everything and reports every mistake, one per line,
  * each starting with its JSON path ("$.accounts.acme.mode: ..."). The loaded
@@ -36,6 +38,9 @@ typedef enum {
 /* "form", "multipart" or "json". */
 const char *pb_body_encoding_name(pb_body_encoding_t e);
 
+/* pushKeyUrl value for a PushKey learned from Pruvan's validate call. */
+#define PB_PUSH_KEY_LEARNED "pruvan:validate"
+
 typedef struct pb_account {
 	char *name;
 	char *push_key_url; /* SECRET: never log, print or export */
@@ -51,6 +56,18 @@ typedef struct pb_account {
 	/* Added: where push_key_url came from, "env:NAME" or "file:/path"
 	 * (not secret; safe to print, unlike the URL itself). */
 	char *push_key_source;
+	/* pushKeyUrl "pruvan:validate": push_key_url is NULL and the key is
+	 * the one Pruvan delivers in its validate call (kept in Redis). */
+	bool push_key_learned;
+	/* "relay": the credentials of the account's integration in Pruvan's
+	 * setup screen. username may be literal; password and token are
+	 * SECRETS (env:/file:), either may be NULL. All NULL when absent or
+	 * when the relay is off. */
+	char *relay_username;
+	char *relay_password; /* SECRET */
+	char *relay_token;    /* SECRET */
+	char *relay_password_source; /* "env:NAME" / "file:/path" */
+	char *relay_token_source;
 } pb_account_t;
 
 typedef struct pb_config {
@@ -88,7 +105,6 @@ typedef struct pb_config {
 
 	/* "relay": optional receiver for Pruvan's relay calls; off when listen is NULL */
 	char *relay_listen; /* e.g. "0.0.0.0:9465"; NULL = off */
-	char *relay_secret; /* SECRET: env:/file: */
 
 	pb_account_t *accounts;
 	size_t accounts_len;
@@ -99,11 +115,24 @@ typedef struct pb_config {
 	 * from env:/file:, or a property whose name says password, secret or
 	 * private key); pb_config_describe redacts those. */
 	bool *kafka_sensitive;
-	/* Where relay_secret came from ("env:NAME" / "file:/path"), or NULL. */
-	char *relay_secret_source;
 	/* relay.ackTimeoutMs (10000): how long a relay call waits for Kafka
 	 * to acknowledge its items before answering 503. */
 	int relay_ack_timeout_ms;
+	/* relay.basePath ("/pruvan"): the web service is
+	 * POST {basePath}/ACCOUNT/METHOD[.EXT] (contract 5.1). */
+	char *relay_base_path;
+	/* relay.mediaDir ("/var/lib/pruvan-bridge/media"): where uploaded
+	 * files are kept (a mounted volume shared with the workers). */
+	char *relay_media_dir;
+	/* relay bounds: a request body (33554432), the JSON payload
+	 * (1048576), one uploaded file (26214400), items per call (1000). */
+	int64_t relay_max_body_bytes;
+	int64_t relay_max_payload_bytes;
+	int64_t relay_max_file_bytes;
+	int relay_max_items;
+	/* pruvan.apiUrl ("https://direct.pruvan.com/api/"): a PushKey learned
+	 * from validate that is not a URL is pushed to apiUrl?apiKey=KEY. */
+	char *pruvan_api_url;
 } pb_config_t;
 
 /*
@@ -145,7 +174,8 @@ const char *pb_config_kafka_get(const pb_config_t *cfg, const char *key);
  * The effective configuration as JSON text (same keys as the file, indented,
  * defaults and environment overrides applied), for check-config. Every
  * secret is redacted: PushKey URLs and the Redis URL through pb_redact_url,
- * the relay secret and sensitive librdkafka properties as "<redacted>";
+ * relay passwords and tokens and sensitive librdkafka properties as
+ * "<redacted>";
  * where a secret came from (env:NAME / file:/path) is shown instead.
  * Returns a malloc'd string the caller frees with free(), or NULL when out
  * of memory.

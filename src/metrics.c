@@ -717,6 +717,9 @@ static const struct {
 	 "acknowledged.", NULL, 0, true},
 	{PB_M_KAFKA_PRODUCER_QUEUE_BYTES, PB_METRIC_GAUGE,
 	 "Bytes of those records.", NULL, 0, true},
+	{PB_M_PUSH_KEY_LEARNED, PB_METRIC_GAUGE,
+	 "When the account's PushKey was learned from Pruvan's validate call "
+	 "(Unix seconds), by account; absent until one is.", NULL, 0, false},
 };
 
 pb_err_t pb_metrics_declare_standard(pb_metrics_t *m)

@@ -124,6 +124,7 @@ size_t pb_metrics_series_count(pb_metrics_t *m);
 #define PB_M_PAUSED "pruvan_bridge_paused" /* - ; 0|1 */
 #define PB_M_RELAY_REQUESTS "pruvan_bridge_relay_requests_total" /* method,status */
 #define PB_M_RELAY_ITEMS "pruvan_bridge_relay_items_total" /* account,kind */
+#define PB_M_PUSH_KEY_LEARNED "pruvan_bridge_push_key_learned_timestamp_seconds" /* account */
 
 /*
  * Declare every PB_M_* metric with its type, help text and buckets, and

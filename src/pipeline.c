@@ -145,6 +145,8 @@ struct task {
 	bool set_created, set_deleted;
 	const char *learn_key1;
 	const char *deleted_key1;
+	char *won_k1; /* owned: the state's order name of an item with only
+			 a key1 (task_state_won) */
 	bool to_dlq;
 	bool recovered; /* outcome taken from a mark left by a crash */
 	/* publishing (publish_stage, on_delivery): the records still to
@@ -252,6 +254,11 @@ struct pb_pipeline {
 
 	int *auto_admin; /* per account: -1 configured, 0, 1 */
 	int64_t auto_admin_at;
+	/* per account: the PushKey learned from validate as last read from
+	 * Redis (owned, SECRET), refreshed with the Auto-Admin switches */
+	char **push_keys;
+	_Atomic int keys_missing;      /* learned accounts still without one */
+	_Atomic int key_missing_first; /* the first of them (account index) */
 
 	bool redis_up;
 	int64_t redis_retry_at;
@@ -400,6 +407,7 @@ static void task_free(pb_pipeline_t *pl, task_t *t)
 	pl->alive--;
 	pb_event_destroy(t->ev);
 	pb_inbound_destroy(t->in);
+	free(t->won_k1);
 	pb_rejection_clear(&t->rej);
 	if (t->view_set)
 		pb_state_view_clear(&t->view);
@@ -431,6 +439,16 @@ static const char *task_won(const task_t *t)
 	return t->rej.work_order_number;
 }
 
+/* The order name state keys use: an item with only a key1 has no work
+ * order number; its marks live under "#key1:KEY1" (no order hash exists
+ * there, so only the deleted-Key1 set decides it). */
+static const char *task_state_won(const task_t *t)
+{
+	if (t->in && !t->in->key2)
+		return t->won_k1 ? t->won_k1 : "";
+	return task_won(t);
+}
+
 static const char *task_event_id(const task_t *t)
 {
 	if (t->ev)
@@ -453,7 +471,7 @@ static const char *task_mark_account(const task_t *t)
 
 static const char *task_mark_won(const task_t *t)
 {
-	return t->mark_won ? t->mark_won : task_won(t);
+	return t->mark_won ? t->mark_won : task_state_won(t);
 }
 
 static const char *task_mark_id(const task_t *t)
@@ -1172,6 +1190,89 @@ static bool auto_admin_due(const pb_pipeline_t *pl)
 	       pb_mono_ms() - pl->auto_admin_at >= 1000;
 }
 
+/*
+ * The URL a learned PushKey is pushed to: the key itself when Pruvan sent
+ * a URL, else pruvan.apiUrl?apiKey=KEY (the key percent-encoded).
+ */
+static char *learned_push_url(const pb_config_t *c, const char *key)
+{
+	if (strncmp(key, "https://", 8) == 0 || strncmp(key, "http://", 7) == 0)
+		return strdup(key);
+	char *enc = curl_easy_escape(NULL, key, 0);
+	if (!enc)
+		return NULL;
+	size_t n = strlen(c->pruvan_api_url) + strlen(enc) + 10;
+	char *url = malloc(n);
+	if (url)
+		snprintf(url, n, "%s?apiKey=%s", c->pruvan_api_url, enc);
+	curl_free(enc);
+	return url;
+}
+
+/* One account's key as read: a change goes to the pusher at once (the
+ * next request uses it), never to a log. */
+static void push_key_apply(pb_pipeline_t *pl, size_t i, char *key_take,
+			   int64_t at_ms)
+{
+	const pb_account_t *a = &pl->cfg->accounts[i];
+	char lbl[300];
+	pb_metrics_labels(lbl, sizeof(lbl), "account", a->name, NULL);
+	if (at_ms > 0)
+		pb_metrics_set(pl->m, PB_M_PUSH_KEY_LEARNED, lbl,
+			       (double)at_ms / 1000.0);
+	if (!key_take || (pl->push_keys[i] &&
+			  strcmp(pl->push_keys[i], key_take) == 0)) {
+		free(key_take);
+		return;
+	}
+	char *url = learned_push_url(pl->cfg, key_take);
+	if (!url || pb_pusher_set_url(pl->pusher, a, url) != PB_OK) {
+		free(url);
+		free(key_take);
+		return; /* out of memory: the next refresh tries again */
+	}
+	free(url);
+	pb_log(PB_LOG_INFO,
+	       pl->push_keys[i] ? "learned PushKey changed: pushing with "
+				  "the new one"
+				: "learned PushKey in use",
+	       "account", a->name, NULL);
+	free(pl->push_keys[i]);
+	pl->push_keys[i] = key_take;
+}
+
+/* The learned PushKeys of the accounts configured "pruvan:validate". */
+static void refresh_push_keys(pb_pipeline_t *pl, const char **names)
+{
+	const pb_config_t *c = pl->cfg;
+	size_t n = 0;
+	for (size_t i = 0; i < c->accounts_len; i++)
+		n += c->accounts[i].push_key_learned;
+	if (n == 0)
+		return;
+	char **keys = calloc(c->accounts_len, sizeof(*keys));
+	int64_t *at = calloc(c->accounts_len, sizeof(*at));
+	char err[256];
+	if (keys && at &&
+	    pb_state_get_push_keys(pl->state, names, c->accounts_len, keys, at,
+				   err, sizeof(err)) == PB_OK) {
+		int missing = 0, first = -1;
+		for (size_t i = 0; i < c->accounts_len; i++) {
+			if (!c->accounts[i].push_key_learned) {
+				free(keys[i]);
+				continue;
+			}
+			push_key_apply(pl, i, keys[i], at[i]);
+			if (!pl->push_keys[i] && missing++ == 0)
+				first = (int)i;
+		}
+		atomic_store(&pl->key_missing_first, first);
+		atomic_store(&pl->keys_missing, missing);
+	}
+	free(keys);
+	free(at);
+}
+
 static void refresh_auto_admin(pb_pipeline_t *pl)
 {
 	const pb_config_t *c = pl->cfg;
@@ -1199,6 +1300,7 @@ static void refresh_auto_admin(pb_pipeline_t *pl)
 			pb_metrics_set(pl->m, PB_M_AUTO_ADMIN, lbl, on);
 		}
 		pl->auto_admin_at = pb_mono_ms();
+		refresh_push_keys(pl, names);
 	}
 out:
 	free(names);
@@ -1263,6 +1365,29 @@ static void decide_order(pb_pipeline_t *pl, task_t *t)
 	to_record(pl, t);
 }
 
+/*
+ * A discarded item's media file is deleted: nothing relayed for a deleted
+ * order is kept (contract 5.1). Only a plain file name directly inside
+ * relay.mediaDir is ever removed, whatever path the record names.
+ */
+static void discard_media(pb_pipeline_t *pl, const pb_inbound_t *in)
+{
+	const char *path = json_string_value(
+		json_object_get(json_object_get(in->item, "media"), "path"));
+	const char *dir = pl->cfg->relay_media_dir;
+	size_t dl = dir ? strlen(dir) : 0;
+	if (!path || !dl || strncmp(path, dir, dl) != 0 || path[dl] != '/')
+		return;
+	const char *name = path + dl + 1;
+	if (!*name || name[0] == '.' || strchr(name, '/'))
+		return;
+	if (unlink(path) != 0 && errno != ENOENT)
+		pb_log(PB_LOG_WARN, "cannot delete a discarded item's media",
+		       "account", in->account, "error", strerror(errno),
+		       "what_to_do", "delete it from relay.mediaDir by hand",
+		       NULL);
+}
+
 static void decide_inbound(pb_pipeline_t *pl, task_t *t)
 {
 	pb_inbound_t *in = t->in;
@@ -1286,9 +1411,10 @@ static void decide_inbound(pb_pipeline_t *pl, task_t *t)
 				      "relay queued data, which is discarded"
 				    : "the order was deleted by the back office; "
 				      "its relayed data is discarded");
+		discard_media(pl, in);
 	} else {
 		set_outcome(t, "relayed", NULL, NULL);
-		if (in->key1 && !t->view.key1_learned)
+		if (in->key1 && in->key2 && !t->view.key1_learned)
 			t->learn_key1 = in->key1;
 	}
 	t->record = true;
@@ -1860,6 +1986,14 @@ static void consume_one(pb_pipeline_t *pl, rd_kafka_message_t *m)
 	pb_metrics_labels(lbl, sizeof(lbl), "source", src_names[t->src],
 			  "account", acct, NULL);
 	pb_metrics_add(pl->m, PB_M_EVENTS_CONSUMED, lbl, 1);
+	if (!err && t->in && !t->in->key2) {
+		size_t n = strlen(t->in->key1) + 8;
+		t->won_k1 = malloc(n);
+		if (t->won_k1)
+			snprintf(t->won_k1, n, "#key1:%s", t->in->key1);
+		else
+			err = PB_ERR_NOMEM;
+	}
 	if (err) {
 		reject_parse(pl, t, true);
 		return;
@@ -2530,6 +2664,14 @@ pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 	}
 	for (size_t i = 0; i < cfg->accounts_len; i++)
 		pl->auto_admin[i] = -1;
+	pl->push_keys = calloc(cfg->accounts_len + 1, sizeof(char *));
+	if (!pl->push_keys) {
+		err = PB_ERR_NOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; i < cfg->accounts_len; i++)
+		if (cfg->accounts[i].push_key_learned)
+			atomic_fetch_add(&pl->keys_missing, 1);
 	if (pb_orderq_new(&pl->orders)) {
 		err = PB_ERR_NOMEM;
 		goto fail;
@@ -2745,6 +2887,9 @@ void pb_pipeline_destroy(pb_pipeline_t *pl)
 	free(pl->pubmarks);
 	pb_state_destroy(pl->state);
 	free(pl->auto_admin);
+	for (size_t i = 0; pl->push_keys && i < pl->cfg->accounts_len; i++)
+		free(pl->push_keys[i]);
+	free(pl->push_keys);
 	free(pl->body_out);
 	free(pl);
 }
@@ -2771,6 +2916,18 @@ bool pb_pipeline_ready(void *opaque, char *reason, size_t reason_size)
 	}
 	if (!atomic_load(&pl->ready_kafka)) {
 		snprintf(reason, reason_size, "kafka unreachable");
+		return false;
+	}
+	int missing = atomic_load(&pl->keys_missing);
+	if (missing > 0) {
+		int first = atomic_load(&pl->key_missing_first);
+		snprintf(reason, reason_size,
+			 "no PushKey yet for account %s%s: its events wait "
+			 "until Pruvan's validate call delivers one",
+			 first >= 0 && (size_t)first < pl->cfg->accounts_len
+				 ? pl->cfg->accounts[first].name
+				 : "?",
+			 missing > 1 ? " (and others)" : "");
 		return false;
 	}
 	int open = atomic_load(&pl->ready_circuits);

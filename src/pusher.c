@@ -59,6 +59,7 @@ typedef struct acct_state {
 	int64_t open_until; /* 0: closed */
 	bool probing;
 	char labels[256];
+	char *url; /* owned: a learned PushKey URL (pb_pusher_set_url) */
 } acct_state_t;
 
 struct pb_pusher {
@@ -78,6 +79,13 @@ struct pb_pusher {
 };
 
 /* ---- helpers ----------------------------------------------------------- */
+
+/* Where the account's pushes go; NULL while a learned key is awaited (its
+ * jobs wait in the queue). */
+static const char *url_of(const acct_state_t *as)
+{
+	return as->url ? as->url : as->acct->push_key_url;
+}
 
 static uint64_t rng_next(pb_pusher_t *p)
 {
@@ -224,6 +232,8 @@ pb_push_job_t *pb_pusher_destroy(pb_pusher_t *p)
 	}
 	if (p->multi)
 		curl_multi_cleanup(p->multi);
+	for (size_t i = 0; i < p->n_accts; i++)
+		free(p->accts[i].url);
 	free(p->accts);
 	free(p->json.p);
 	free(p);
@@ -427,7 +437,7 @@ static bool send_batch(pb_pusher_t *p, acct_state_t *as, batch_t *b)
 		curl_easy_cleanup(e);
 		return false;
 	}
-	curl_easy_setopt(e, CURLOPT_URL, as->acct->push_key_url);
+	curl_easy_setopt(e, CURLOPT_URL, url_of(as));
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "pruvan-bridge/" "0.1.0");
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)cfg->pruvan_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
@@ -506,7 +516,8 @@ static void dispatch(pb_pusher_t *p, int64_t now)
 {
 	for (size_t i = 0; i < p->n_accts; i++) {
 		acct_state_t *as = &p->accts[i];
-		while (as->in_flight < p->cfg->pruvan_max_in_flight &&
+		while (url_of(as) &&
+		       as->in_flight < p->cfg->pruvan_max_in_flight &&
 		       circuit_allows(as, now)) {
 			batch_t *b = NULL;
 			for (batch_t **pp = &as->retries; *pp; pp = &(*pp)->next) {
@@ -720,7 +731,8 @@ static int64_t next_due(pb_pusher_t *p, int64_t now)
 				due = due < as->open_until ? due : as->open_until;
 			continue;
 		}
-		if (as->in_flight >= p->cfg->pruvan_max_in_flight)
+		if (as->in_flight >= p->cfg->pruvan_max_in_flight ||
+		    !url_of(as))
 			continue;
 		for (batch_t *b = as->retries; b; b = b->next)
 			due = due < b->not_before ? due : b->not_before;
@@ -811,4 +823,18 @@ pb_push_job_t *pb_pusher_take_queued(pb_pusher_t *p,
 		}
 	}
 	return out;
+}
+
+pb_err_t pb_pusher_set_url(pb_pusher_t *p, const pb_account_t *acct,
+			   const char *url)
+{
+	acct_state_t *as = acct_of(p, acct);
+	if (!as)
+		return PB_ERR_NOT_FOUND;
+	char *dup = url ? strdup(url) : NULL;
+	if (url && !dup)
+		return PB_ERR_NOMEM;
+	free(as->url);
+	as->url = dup;
+	return PB_OK;
 }

@@ -116,4 +116,12 @@ pb_push_job_t *pb_pusher_take_queued(pb_pusher_t *p,
 				     bool (*pred)(pb_push_job_t *, void *),
 				     void *pred_opaque);
 
+/*
+ * Push acct's orders to url from the next request on (a PushKey learned
+ * from Pruvan's validate call; copied, SECRET). NULL: back to the
+ * configured URL; an account with neither keeps its jobs queued.
+ */
+pb_err_t pb_pusher_set_url(pb_pusher_t *p, const pb_account_t *acct,
+			   const char *url);
+
 #endif

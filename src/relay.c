@@ -1,52 +1,71 @@
 /*
- * relay.c: see relay.h. The receiver for Pruvan's relay calls.
+ * relay.c: see relay.h. The web service Pruvan calls (contract 5.1).
  *
- * Design. libmicrohttpd in thread-per-connection mode: a call's handler
- * reads the body (bounded), turns the payload into inbound records, hands
- * them to a producer of its own (idempotent, acks=all, message.timeout.ms =
- * relay.ackTimeoutMs) and blocks on a condition variable until every
- * record's delivery report came back or the deadline passed. Only then
- * does it answer: Pruvan's success body when Kafka acknowledged all of
- * them, 503 otherwise. A poll thread serves the producer's delivery
- * reports.
+ * Design. libmicrohttpd in thread-per-connection mode. The first call of a
+ * request decides what the headers can (path, account, method, size); the
+ * body is then read bounded: the JSON (the form field `payload`, or a raw
+ * application/json body) into memory up to relay.maxPayloadBytes, an
+ * uploaded file part straight into a temporary file in relay.mediaDir
+ * while its SHA-256 is computed (never buffered). The last call checks the
+ * credentials and runs the method. status and uploadPictures hand their
+ * items to a producer of their own (idempotent, acks=all,
+ * message.timeout.ms = relay.ackTimeoutMs) and block on a condition
+ * variable until every delivery report came back or the deadline passed;
+ * only then do they answer, Pruvan's success body when Kafka acknowledged
+ * all, 503 otherwise. getWorkOrders streams its answer from Redis a page
+ * at a time (a response callback), so memory does not grow with the
+ * account.
  *
  * Invariants:
  *  - a success answer means every item of the call is on the inbound
- *    topic (acknowledged by all in-sync replicas);
+ *    topic (acknowledged by all in-sync replicas) and its file, if any, is
+ *    in the media store under its final name, fsynced with its directory;
  *  - a call's wait state (call_t) is reference counted: one reference per
  *    record in the producer plus one for the handler, so a report that
  *    arrives after the handler gave up (503) never touches freed memory;
- *  - the secret is compared in constant time and never written anywhere;
- *    MHD's own error log is off and the query string never reaches a log.
+ *  - credentials and PushKeys are never written anywhere but Redis (the
+ *    key); MHD's own error log is off and no payload reaches a log;
+ *  - a media file's name is derived from the account and the item's uuId
+ *    (pb_relay_media_name), never from a name the caller sent.
  *
  * Must never: answer success before Kafka acknowledged, buffer uploaded
- * file bytes, let one call hold more than PB_RELAY_MAX_JSON of JSON.
+ * file bytes, hold more than relay.maxPayloadBytes of JSON per call.
  */
 #include "relay.h"
 #include "kafka_conf.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
 #include <microhttpd.h>
+#include <openssl/evp.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "jtext.h"
 #include "log.h"
 #include "ops.h"
 #include "rules.h"
+#include "state.h"
 #include "util.h"
 
 #define RELAY_PP_BUFFER		   16384
 #define RELAY_CONNECTION_TIMEOUT_S 60
 #define RELAY_ACK_MARGIN_MS	   1000
-#define RELAY_PATH_PREFIX	   "/relay/"
+#define RELAY_REDIS_TIMEOUT_MS	   5000
+#define RELAY_STREAM_BLOCK	   16384
+#define RELAY_PUSH_KEY_MAX	   2048
 #define CT_JSON			   "application/json"
+#define BAD_CREDENTIALS		   "invalid username or password"
 
 struct pb_relay {
 	const pb_config_t *cfg;
@@ -57,6 +76,10 @@ struct pb_relay {
 	bool poller_started;
 	atomic_int stop;
 	int port;
+	/* one Redis connection for validate and getWorkOrders */
+	pthread_mutex_t state_mu;
+	pb_state_t *state;
+	atomic_uint upload_seq; /* temporary file names */
 };
 
 /* ---- waiting for Kafka ----------------------------------------------------
@@ -197,227 +220,28 @@ static pb_err_t produce_and_wait(pb_relay_t *r, const pb_relay_record_t *recs,
 	return err;
 }
 
-/* ---- pure parts ------------------------------------------------------------
- */
-
-bool pb_relay_secret_equal(const char *given, const char *secret)
-{
-	if (!given || !secret)
-		return false;
-	size_t gl = strlen(given), sl = strlen(secret);
-	/* Runs over the whole secret whatever was given: the time taken
-	 * tells nothing about how much of it matched. */
-	volatile unsigned char diff = gl != sl;
-	for (size_t i = 0; i < sl; i++) {
-		unsigned char g = i < gl ? (unsigned char)given[i] : 0;
-		diff |= (unsigned char)(g ^ (unsigned char)secret[i]);
-	}
-	return diff == 0;
-}
-
-pb_err_t pb_relay_parse_path(const char *url, char *account,
-			     size_t account_size, char *method,
-			     size_t method_size)
-{
-	size_t plen = strlen(RELAY_PATH_PREFIX);
-	if (!url || strncmp(url, RELAY_PATH_PREFIX, plen) != 0)
-		return PB_ERR_NOT_FOUND;
-	const char *a = url + plen;
-	const char *slash = strchr(a, '/');
-	if (!slash || slash == a)
-		return PB_ERR_NOT_FOUND;
-	const char *m = slash + 1;
-	size_t alen = (size_t)(slash - a), mlen = strlen(m);
-	if (mlen && m[mlen - 1] == '/')
-		mlen--; /* a trailing slash is harmless */
-	if (mlen == 0 || memchr(m, '/', mlen) || alen >= account_size ||
-	    mlen >= method_size)
-		return PB_ERR_NOT_FOUND;
-	memcpy(account, a, alen);
-	account[alen] = '\0';
-	memcpy(method, m, mlen);
-	method[mlen] = '\0';
-	return PB_OK;
-}
-
-/* Two FNV-1a 64 passes with different bases: an id, not a MAC. */
-static void content_id(const char *account, const char *kind, const char *text,
-		       char *out, size_t out_size)
-{
-	uint64_t h1 = 0xcbf29ce484222325ULL, h2 = 0x84222325cbf29ce4ULL;
-	const char *parts[] = {account, kind, text};
-	for (size_t p = 0; p < 3; p++) {
-		const unsigned char *s = (const unsigned char *)parts[p];
-		for (;; s++) {
-			h1 = (h1 ^ *s) * 0x100000001b3ULL;
-			h2 = (h2 ^ *s) * 0x100000001b3ULL;
-			h2 ^= h2 >> 29;
-			if (!*s)
-				break; /* the NUL separates the parts */
-		}
-	}
-	snprintf(out, out_size, "relay-%016" PRIx64 "%016" PRIx64, h1, h2);
-}
-
-/* Fields Pruvan sends for its own authentication: never passed on. */
-static const char *const credential_fields[] = {
-    "username", "password", "token",  "pushkey",
-    "pushKey",	"apiKey",   "apikey", NULL};
-
-/*
- * One item (a copy of src) to one record. label names the item in
- * errors ("metadata", "workOrders[3]").
- */
-static pb_err_t build_record(const char *account, const char *kind,
-			     const json_t *src, const char *label,
-			     pb_relay_record_t *rec, char *errstr,
-			     size_t errstr_size)
-{
-	if (!json_is_object(src))
-		return pb_errf(errstr, errstr_size, PB_ERR_INVALID,
-			       "%s must be a JSON object", label);
-	json_t *item = json_deep_copy(src);
-	json_t *wrap = NULL;
-	char *text = NULL;
-	pb_inbound_t *in = NULL;
-	pb_rejection_t rej;
-	memset(&rej, 0, sizeof(rej));
-	pb_err_t err = PB_ERR_NOMEM;
-	if (!item)
-		goto out_nomem;
-	for (size_t i = 0; credential_fields[i]; i++)
-		json_object_del(item, credential_fields[i]);
-	/* status items name their order as Pruvan's own imports do */
-	const json_t *won = json_object_get(item, "workOrderNumber");
-	if (!json_object_get(item, "key2") && json_is_string(won))
-		json_object_set(item, "key2", (json_t *)won);
-	if (!json_object_get(item, "uuId")) {
-		char *canon = json_dumps(item, JSON_COMPACT | JSON_SORT_KEYS);
-		if (!canon)
-			goto out_nomem;
-		char id[64];
-		content_id(account, kind, canon, id, sizeof(id));
-		free(canon);
-		json_object_set_new(item, "uuId", json_string(id));
-	}
-	wrap = json_pack("{s:s, s:s, s:O}", "account", account, "kind", kind,
-			 "item", item);
-	text =
-	    wrap ? json_dumps(wrap, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-	if (!text)
-		goto out_nomem;
-	/* the worker's own parser: what passes here is consumable there */
-	if (pb_inbound_parse(text, strlen(text), &in, &rej) != PB_OK) {
-		err = pb_errf(errstr, errstr_size, PB_ERR_INVALID, "%s: %s",
-			      label, rej.message);
-		goto out;
-	}
-	const char *k = in->key1 ? in->key1 : in->key2;
-	size_t klen = strlen(account) + strlen(k) + 2;
-	rec->key = malloc(klen);
-	if (!rec->key)
-		goto out_nomem;
-	snprintf(rec->key, klen, "%s/%s", account, k);
-	rec->value = text;
-	rec->kind = kind;
-	text = NULL;
-	err = PB_OK;
-	goto out;
-out_nomem:
-	err = pb_errf(errstr, errstr_size, PB_ERR_NOMEM, "out of memory");
-out:
-	pb_inbound_destroy(in);
-	pb_rejection_clear(&rej);
-	free(text);
-	json_decref(wrap);
-	json_decref(item);
-	return err;
-}
-
-void pb_relay_records_free(pb_relay_record_t *recs, size_t n)
-{
-	if (!recs)
-		return;
-	for (size_t i = 0; i < n; i++) {
-		free(recs[i].key);
-		free(recs[i].value);
-	}
-	free(recs);
-}
-
-static bool has_survey(const json_t *meta)
-{
-	const json_t *s = json_object_get(meta, "survey");
-	if (json_is_string(s))
-		return json_string_length(s) > 0;
-	return json_is_object(s) || json_is_array(s);
-}
-
-pb_err_t pb_relay_records(const char *account, const char *method,
-			  const json_t *payload, pb_relay_record_t **out,
-			  size_t *n_out, char *errstr, size_t errstr_size)
-{
-	if (!json_is_object(payload))
-		return pb_errf(errstr, errstr_size, PB_ERR_INVALID,
-			       "the payload must be a JSON object");
-	const json_t *list = NULL;
-	size_t n;
-	if (strcmp(method, "uploadPictures") == 0) {
-		n = 1;
-	} else if (strcmp(method, "status") == 0) {
-		list = json_object_get(payload, "workOrders");
-		if (!json_is_array(list))
-			return pb_errf(errstr, errstr_size, PB_ERR_INVALID,
-				       "workOrders is missing or not an array");
-		n = json_array_size(list);
-		if (n > PB_RELAY_MAX_ITEMS)
-			return pb_errf(errstr, errstr_size, PB_ERR_INVALID,
-				       "%zu workOrders in one call: at most %d",
-				       n, PB_RELAY_MAX_ITEMS);
-	} else {
-		return pb_errf(errstr, errstr_size, PB_ERR_INVALID,
-			       "method \"%.64s\" relays no items", method);
-	}
-	pb_relay_record_t *recs = calloc(n ? n : 1, sizeof(*recs));
-	if (!recs)
-		return pb_errf(errstr, errstr_size, PB_ERR_NOMEM,
-			       "out of memory");
-	for (size_t i = 0; i < n; i++) {
-		pb_err_t err;
-		if (!list) {
-			err = build_record(
-			    account, has_survey(payload) ? "survey" : "photo",
-			    payload, "metadata", &recs[i], errstr, errstr_size);
-		} else {
-			char label[48];
-			snprintf(label, sizeof(label), "workOrders[%zu]", i);
-			err = build_record(account, "status",
-					   json_array_get(list, i), label,
-					   &recs[i], errstr, errstr_size);
-		}
-		if (err) {
-			pb_relay_records_free(recs, i);
-			return err;
-		}
-	}
-	*out = recs;
-	*n_out = n;
-	return PB_OK;
-}
-
-/* ---- HTTP -------------------------------------------------------------------
+/* ---- requests ----------------------------------------------------------------
  */
 
 typedef enum { BODY_RAW = 0, BODY_FORM } body_mode_t;
 
+/* What went wrong while the body was read; answered at its end. */
+typedef enum {
+	RQ_OK = 0,
+	RQ_PAYLOAD_TOO_BIG,
+	RQ_FILE_TOO_BIG,
+	RQ_MEDIA_IO, /* the media store could not be written */
+} rq_problem_t;
+
 /* One request's state across MHD's calls of the handler. */
 typedef struct request {
 	pb_relay_t *relay;
-	char account[128];
-	char method[32];
+	const pb_account_t *acct;
+	char account[129];
+	pb_relay_method_t method;
 	body_mode_t mode;
 	struct MHD_PostProcessor *pp;
-	size_t total; /* body bytes seen */
+	uint64_t total; /* body bytes seen */
 	/* JSON text: the raw body, or the payload / metadata field */
 	char *json;
 	size_t json_len;
@@ -425,26 +249,43 @@ typedef struct request {
 	char *field; /* what is being collected (a field may come in chunks) */
 	size_t field_len;
 	int field_rank;
-	bool too_big;
+	bool in_file; /* the current multipart part is the kept file */
+	/* the uploaded file, while it is written */
+	int fd;
+	bool file_seen;
+	char tmp_path[512];
+	int64_t file_bytes;
+	EVP_MD_CTX *sha;
+	char file_type[128];
+	rq_problem_t problem;
+	char problem_msg[256];
+	bool body_too_big; /* past relay.maxBodyBytes: read on, not kept */
+	/* an urlencoded body as it came (bounded by relay.maxPayloadBytes):
+	 * a client that labels raw JSON urlencoded (curl -d) sent no field */
+	bool urlencoded;
+	char *raw;
+	size_t raw_len;
+	bool raw_over;
 } request_t;
 
-static const char *method_label(const char *m)
+static void count_request(request_t *rq, unsigned int status)
 {
-	static const char *const known[] = {"status", "uploadPictures",
-					    "validate", NULL};
-	for (size_t i = 0; m && known[i]; i++)
-		if (strcmp(m, known[i]) == 0)
-			return known[i];
-	return "other";
+	char lbl[128], code[8];
+	snprintf(code, sizeof(code), "%u", status);
+	pb_metrics_labels(lbl, sizeof(lbl), "method",
+			  pb_relay_method_name(rq->method), "status", code,
+			  NULL);
+	pb_metrics_add(rq->relay->metrics, PB_M_RELAY_REQUESTS, lbl, 1);
 }
 
 static enum MHD_Result answer(request_t *rq, struct MHD_Connection *conn,
 			      unsigned int status, json_t *body)
 {
-	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER)
+			  : NULL;
 	json_decref(body);
 	if (!text)
-		text = strdup("{\"error\":\"out of memory\"}");
+		text = strdup("{\"status\":false,\"error\":\"out of memory\"}");
 	if (!text)
 		return MHD_NO;
 	struct MHD_Response *r = MHD_create_response_from_buffer(
@@ -459,11 +300,7 @@ static enum MHD_Result answer(request_t *rq, struct MHD_Connection *conn,
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "POST");
 	enum MHD_Result ret = MHD_queue_response(conn, status, r);
 	MHD_destroy_response(r);
-	char lbl[128], code[8];
-	snprintf(code, sizeof(code), "%u", status);
-	pb_metrics_labels(lbl, sizeof(lbl), "method", method_label(rq->method),
-			  "status", code, NULL);
-	pb_metrics_add(rq->relay->metrics, PB_M_RELAY_REQUESTS, lbl, 1);
+	count_request(rq, status);
 	return ret;
 }
 
@@ -471,6 +308,8 @@ static enum MHD_Result answer_error(request_t *rq, struct MHD_Connection *conn,
 				    unsigned int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* {"status":false,"error":...} (validate's 401 and 503 keep validate's
+ * own shape), logged without anything the caller sent but the path. */
 static enum MHD_Result answer_error(request_t *rq, struct MHD_Connection *conn,
 				    unsigned int status, const char *fmt, ...)
 {
@@ -481,34 +320,24 @@ static enum MHD_Result answer_error(request_t *rq, struct MHD_Connection *conn,
 	va_end(ap);
 	char code[8];
 	snprintf(code, sizeof(code), "%u", status);
-	/* the path only: MHD hands the query (which may hold the secret)
-	 * over separately, and it is never logged */
-	pb_log(status >= 500 ? PB_LOG_WARN : PB_LOG_DEBUG, "relay call refused",
-	       "status", code, "method", method_label(rq->method), "account",
-	       rq->account[0] ? rq->account : "-", "error", msg, NULL);
-	return answer(rq, conn, status, json_pack("{s:s}", "error", msg));
+	pb_log(status >= 500 ? PB_LOG_WARN : PB_LOG_INFO, "relay call refused",
+	       "status", code, "method", pb_relay_method_name(rq->method),
+	       "account", rq->acct ? rq->account : "-", "error", msg, NULL);
+	bool validate_shape =
+	    rq->method == PB_RELAY_M_VALIDATE &&
+	    (status == MHD_HTTP_UNAUTHORIZED ||
+	     status == MHD_HTTP_SERVICE_UNAVAILABLE);
+	return answer(rq, conn, status,
+		      validate_shape
+			  ? json_pack("{s:s, s:b}", "error", msg, "validated", 0)
+			  : json_pack("{s:b, s:s}", "status", 0, "error", msg));
 }
 
-/* The secret from the header X-Relay-Secret, Authorization: Bearer, or
- * the query parameter secret; NULL when none is given. */
-static const char *given_secret(struct MHD_Connection *conn)
+/* Append to a bounded buffer; false when it would exceed max. */
+static bool append(char **buf, size_t *len, const char *data, size_t n,
+		   size_t max)
 {
-	const char *s = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-						    "X-Relay-Secret");
-	if (s)
-		return s;
-	s = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-					MHD_HTTP_HEADER_AUTHORIZATION);
-	if (s && strncasecmp(s, "Bearer ", 7) == 0)
-		return s + 7;
-	return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
-					   "secret");
-}
-
-/* Append to a bounded buffer; false when it would exceed the JSON cap. */
-static bool append(char **buf, size_t *len, const char *data, size_t n)
-{
-	if (*len + n > PB_RELAY_MAX_JSON)
+	if (*len + n > max)
 		return false;
 	char *nb = realloc(*buf, *len + n + 1);
 	if (!nb)
@@ -536,6 +365,150 @@ static void field_done(request_t *rq)
 	rq->field_rank = 0;
 }
 
+static void problem(request_t *rq, rq_problem_t p, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void problem(request_t *rq, rq_problem_t p, const char *fmt, ...)
+{
+	if (rq->problem)
+		return; /* the first one is the one to answer */
+	rq->problem = p;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(rq->problem_msg, sizeof(rq->problem_msg), fmt, ap);
+	va_end(ap);
+}
+
+/* ---- the media store -----------------------------------------------------------
+ */
+
+static void file_discard(request_t *rq)
+{
+	if (rq->fd >= 0) {
+		close(rq->fd);
+		rq->fd = -1;
+	}
+	if (rq->tmp_path[0]) {
+		unlink(rq->tmp_path);
+		rq->tmp_path[0] = '\0';
+	}
+	EVP_MD_CTX_free(rq->sha);
+	rq->sha = NULL;
+}
+
+/* The file part begins: a temporary file of its own in the media dir. */
+static void file_open(request_t *rq, const char *content_type)
+{
+	const pb_config_t *c = rq->relay->cfg;
+	rq->file_seen = true;
+	pb_strlcpy(rq->file_type, content_type ? content_type : "",
+		   sizeof(rq->file_type));
+	unsigned seq = atomic_fetch_add(&rq->relay->upload_seq, 1);
+	snprintf(rq->tmp_path, sizeof(rq->tmp_path), "%s/.upload-%ld-%u-%" PRId64,
+		 c->relay_media_dir, (long)getpid(), seq, pb_mono_ms());
+	rq->fd = open(rq->tmp_path,
+		      O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+		      0640);
+	rq->sha = EVP_MD_CTX_new();
+	if (rq->fd < 0 || !rq->sha ||
+	    EVP_DigestInit_ex(rq->sha, EVP_sha256(), NULL) != 1) {
+		int e = errno;
+		if (rq->fd < 0)
+			rq->tmp_path[0] = '\0';
+		file_discard(rq);
+		problem(rq, RQ_MEDIA_IO,
+			"cannot write to relay.mediaDir %s: %s; mount a "
+			"writable volume there",
+			c->relay_media_dir, strerror(e));
+	}
+}
+
+static void file_write(request_t *rq, const char *data, size_t size)
+{
+	if (rq->fd < 0 || size == 0)
+		return;
+	int64_t max = rq->relay->cfg->relay_max_file_bytes;
+	if (rq->file_bytes + (int64_t)size > max) {
+		file_discard(rq);
+		problem(rq, RQ_FILE_TOO_BIG,
+			"the file is larger than relay.maxFileBytes (%" PRId64
+			" bytes)",
+			max);
+		return;
+	}
+	EVP_DigestUpdate(rq->sha, data, size);
+	rq->file_bytes += (int64_t)size;
+	while (size > 0) {
+		ssize_t n = write(rq->fd, data, size);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int e = errno;
+			file_discard(rq);
+			problem(rq, RQ_MEDIA_IO,
+				"cannot write to relay.mediaDir: %s; free "
+				"space on the volume",
+				strerror(e));
+			return;
+		}
+		data += n;
+		size -= (size_t)n;
+	}
+}
+
+static bool fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool ok = fsync(fd) == 0;
+	close(fd);
+	return ok;
+}
+
+/*
+ * The whole file is in: fsync it, give it its final name (uuid's), fsync
+ * the directory. path_out and sha_out receive what media records.
+ */
+static pb_err_t file_keep(request_t *rq, const char *uuid, char *path_out,
+			  size_t path_size, char sha_out[65], char *errstr,
+			  size_t errstr_size)
+{
+	const char *dir = rq->relay->cfg->relay_media_dir;
+	unsigned char d[EVP_MAX_MD_SIZE];
+	unsigned int dl = 0;
+	if (EVP_DigestFinal_ex(rq->sha, d, &dl) != 1 || dl != 32)
+		return pb_errf(errstr, errstr_size, PB_ERR_IO,
+			       "cannot hash the uploaded file");
+	for (unsigned i = 0; i < dl; i++)
+		snprintf(sha_out + 2 * i, 3, "%02x", d[i]);
+	char name[256];
+	pb_relay_media_name(rq->account, uuid, name, sizeof(name));
+	snprintf(path_out, path_size, "%s/%s", dir, name);
+	bool ok = fsync(rq->fd) == 0;
+	int e = errno;
+	close(rq->fd);
+	rq->fd = -1;
+	if (ok) {
+		ok = rename(rq->tmp_path, path_out) == 0;
+		e = errno;
+	}
+	if (ok)
+		rq->tmp_path[0] = '\0'; /* it is the kept file now */
+	if (ok && !fsync_dir(dir)) {
+		ok = false;
+		e = errno;
+	}
+	if (!ok)
+		return pb_errf(errstr, errstr_size, PB_ERR_IO,
+			       "cannot keep the file in relay.mediaDir %s: %s",
+			       dir, strerror(e));
+	return PB_OK;
+}
+
+/* ---- the body ------------------------------------------------------------------
+ */
+
 /* @locality: inside MHD_post_process on the connection's thread. */
 static enum MHD_Result on_field(void *cls, enum MHD_ValueKind kind,
 				const char *key, const char *filename,
@@ -547,24 +520,39 @@ static enum MHD_Result on_field(void *cls, enum MHD_ValueKind kind,
 	(void)kind;
 	(void)transfer_encoding;
 	int rank = 0;
-	if (key && strcmp(key, "payload") == 0)
+	bool file = false;
+	if (key && strcmp(key, "payload") == 0 && !filename)
 		rank = 2;
 	else if ((key && strcmp(key, "metadata") == 0) ||
 		 (content_type &&
-		  strncasecmp(content_type, "application/json", 16) == 0))
+		  strncasecmp(content_type, "application/json", 16) == 0 &&
+		  !(key && strcmp(key, "file") == 0)))
 		rank = 1;
-	else if (filename)
-		return MHD_YES; /* the photo itself: read and dropped */
+	else if (filename || (key && strcmp(key, "file") == 0))
+		file = true;
 	if (off == 0) {
 		field_done(rq);
 		rq->field_rank = rank;
+		/* the first file part is the one kept; others are read and
+		 * dropped, like every file sent to another method */
+		rq->in_file = file && !rq->file_seen &&
+			      rq->method == PB_RELAY_M_UPLOAD_PICTURES;
+		if (rq->in_file)
+			file_open(rq, content_type);
+	}
+	if (file) {
+		if (rq->in_file)
+			file_write(rq, data, size);
+		return MHD_YES;
 	}
 	if (rank == 0 || size == 0)
 		return MHD_YES;
-	if (!append(&rq->field, &rq->field_len, data, size)) {
-		rq->too_big = true;
-		return MHD_NO;
-	}
+	if (!append(&rq->field, &rq->field_len, data, size,
+		    (size_t)rq->relay->cfg->relay_max_payload_bytes))
+		problem(rq, RQ_PAYLOAD_TOO_BIG,
+			"the JSON payload is larger than "
+			"relay.maxPayloadBytes (%" PRId64 " bytes)",
+			rq->relay->cfg->relay_max_payload_bytes);
 	return MHD_YES;
 }
 
@@ -574,8 +562,10 @@ static void request_free(request_t *rq)
 		return;
 	if (rq->pp)
 		MHD_destroy_post_processor(rq->pp);
+	file_discard(rq);
 	free(rq->json);
 	free(rq->field);
+	free(rq->raw);
 	free(rq);
 }
 
@@ -595,52 +585,49 @@ static enum MHD_Result begin(pb_relay_t *r, request_t *rq,
 			     struct MHD_Connection *conn, const char *url,
 			     const char *method)
 {
-	char acct[sizeof(rq->account)], meth[sizeof(rq->method)];
-	bool path_ok = pb_relay_parse_path(url, acct, sizeof(acct), meth,
+	const pb_config_t *c = r->cfg;
+	char acct[sizeof(rq->account)], meth[40];
+	bool path_ok = pb_relay_parse_path(url, c->relay_base_path, acct,
+					   sizeof(acct), meth,
 					   sizeof(meth)) == PB_OK;
 	if (path_ok)
-		pb_strlcpy(rq->method, meth, sizeof(rq->method));
+		rq->method = pb_relay_method_of(meth);
 	if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
 		return answer_error(rq, conn, MHD_HTTP_METHOD_NOT_ALLOWED,
 				    "only POST is accepted");
-	/* authenticate before anything else tells the caller what exists */
-	const char *given = given_secret(conn);
-	if (!given)
-		return answer_error(rq, conn, MHD_HTTP_UNAUTHORIZED,
-				    "the relay secret is missing: pass it as "
-				    "?secret=... or in the X-Relay-Secret "
-				    "header");
-	if (!pb_relay_secret_equal(given, r->cfg->relay_secret))
-		return answer_error(rq, conn, MHD_HTTP_UNAUTHORIZED,
-				    "the relay secret is wrong");
 	if (!path_ok)
 		return answer_error(rq, conn, MHD_HTTP_NOT_FOUND,
-				    "unknown path: use /relay/ACCOUNT/"
-				    "uploadPictures, /relay/ACCOUNT/status or "
-				    "/relay/ACCOUNT/validate");
-	if (!pb_config_account(r->cfg, acct))
+				    "unknown path: Pruvan's web service URL "
+				    "is %s/ACCOUNT, called as "
+				    "%s/ACCOUNT/METHOD.EXT",
+				    c->relay_base_path, c->relay_base_path);
+	rq->acct = pb_config_account(c, acct);
+	if (!rq->acct)
 		return answer_error(rq, conn, MHD_HTTP_NOT_FOUND,
-				    "account \"%.64s\" is not configured",
-				    acct);
+				    "unknown account: set the web service URL "
+				    "to %s/ACCOUNT with a configured account",
+				    c->relay_base_path);
 	pb_strlcpy(rq->account, acct, sizeof(rq->account));
-	if (strcmp(method_label(meth), "other") == 0)
+	if (rq->method == PB_RELAY_M_UNKNOWN)
 		return answer_error(rq, conn, MHD_HTTP_NOT_FOUND,
-				    "method \"%.32s\" is not supported: "
-				    "uploadPictures, status or validate",
-				    meth);
+				    "unknown method: validate, getWorkOrders, "
+				    "status or uploadPictures");
 	const char *cl = MHD_lookup_connection_value(
 	    conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	int64_t len;
-	if (cl && pb_parse_i64(cl, &len) && len > (int64_t)PB_RELAY_MAX_BODY)
+	if (cl && pb_parse_i64(cl, &len) && len > c->relay_max_body_bytes)
 		return answer_error(rq, conn, MHD_HTTP_CONTENT_TOO_LARGE,
-				    "the body is %" PRId64 " bytes: at most %u",
-				    len, PB_RELAY_MAX_BODY);
+				    "the body is %" PRId64 " bytes: "
+				    "relay.maxBodyBytes is %" PRId64,
+				    len, c->relay_max_body_bytes);
 	const char *ct = MHD_lookup_connection_value(
 	    conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 	if (ct &&
 	    (strncasecmp(ct, "multipart/form-data", 19) == 0 ||
 	     strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0)) {
 		rq->mode = BODY_FORM;
+		rq->urlencoded = strncasecmp(ct, "application/x-www-form-"
+						 "urlencoded", 33) == 0;
 		rq->pp = MHD_create_post_processor(conn, RELAY_PP_BUFFER,
 						   on_field, rq);
 		if (!rq->pp)
@@ -651,50 +638,164 @@ static enum MHD_Result begin(pb_relay_t *r, request_t *rq,
 		   strncasecmp(ct, "text/plain", 10) == 0) {
 		rq->mode = BODY_RAW;
 	} else {
-		return answer_error(rq, conn, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+		return answer_error(rq, conn, MHD_HTTP_BAD_REQUEST,
 				    "Content-Type \"%.64s\" is not accepted: "
-				    "send a form with a payload field or "
+				    "send the form field payload or "
 				    "application/json",
 				    ct);
 	}
 	return MHD_YES;
 }
 
-/* The last call: the whole body is in; decide, produce, answer. */
-static enum MHD_Result finish(pb_relay_t *r, request_t *rq,
-			      struct MHD_Connection *conn)
+/*
+ * One chunk of the body. A body past relay.maxBodyBytes that no
+ * Content-Length announced (chunked) is read on without being kept, so
+ * that the client can read its 413 at the end (a client still sending
+ * when the connection closes sees no answer at all); past twice the bound
+ * the connection is cut, reading on would be the harm.
+ */
+static enum MHD_Result body_chunk(request_t *rq, const char *data, size_t n)
 {
-	if (strcmp(rq->method, "validate") == 0)
-		return answer(
-		    rq, conn, MHD_HTTP_OK,
-		    json_pack("{s:s, s:b}", "error", "", "validated", 1));
-	if (rq->mode == BODY_FORM) {
-		field_done(rq);
-		if (!rq->json)
-			return answer_error(rq, conn, MHD_HTTP_BAD_REQUEST,
-					    "no JSON found: send it in the "
-					    "form field payload");
+	const pb_config_t *c = rq->relay->cfg;
+	rq->total += n;
+	if (rq->total > 2 * (uint64_t)c->relay_max_body_bytes)
+		return MHD_NO;
+	if (rq->total > (uint64_t)c->relay_max_body_bytes) {
+		rq->body_too_big = true;
+		return MHD_YES;
 	}
-	if (!rq->json || !rq->json_len)
-		return answer_error(rq, conn, MHD_HTTP_BAD_REQUEST,
-				    "the body is empty");
+	if (rq->mode == BODY_FORM) {
+		if (rq->urlencoded && !rq->raw_over &&
+		    !append(&rq->raw, &rq->raw_len, data, n,
+			    (size_t)c->relay_max_payload_bytes))
+			rq->raw_over = true;
+		MHD_post_process(rq->pp, data, n);
+	} else if (!rq->problem &&
+		   !append(&rq->json, &rq->json_len, data, n,
+			   (size_t)c->relay_max_payload_bytes)) {
+		problem(rq, RQ_PAYLOAD_TOO_BIG,
+			"the JSON body is larger than relay.maxPayloadBytes "
+			"(%" PRId64 " bytes)",
+			c->relay_max_payload_bytes);
+	}
+	return MHD_YES;
+}
+
+/* The payload, parsed: NULL (after answering) when there is none usable. */
+static json_t *payload_of(request_t *rq, struct MHD_Connection *conn,
+			  enum MHD_Result *ret)
+{
+	if (rq->mode == BODY_FORM)
+		field_done(rq);
+	if (!rq->json && rq->raw && !rq->raw_over && rq->raw[0] == '{') {
+		rq->json = rq->raw; /* raw JSON labelled as a form */
+		rq->json_len = rq->raw_len;
+		rq->raw = NULL;
+	}
+	if (!rq->json || !rq->json_len) {
+		*ret = answer_error(rq, conn, MHD_HTTP_BAD_REQUEST,
+				    rq->mode == BODY_FORM
+					? "no JSON found: send it in the "
+					  "form field payload"
+					: "the body is empty: send the JSON "
+					  "in the form field payload");
+		return NULL;
+	}
 	json_error_t je;
 	json_t *payload = json_loadb(rq->json, rq->json_len, 0, &je);
-	if (!payload)
-		return answer_error(rq, conn, MHD_HTTP_BAD_REQUEST,
-				    "the payload is not JSON: %s (line %d)",
-				    je.text, je.line);
+	if (!json_is_object(payload)) {
+		*ret = payload ? answer_error(rq, conn, MHD_HTTP_BAD_REQUEST,
+					      "the payload must be a JSON "
+					      "object")
+			       : answer_error(rq, conn, MHD_HTTP_BAD_REQUEST,
+					      "the payload is not JSON: %s "
+					      "(line %d)",
+					      je.text, je.line);
+		json_decref(payload);
+		return NULL;
+	}
+	return payload;
+}
+
+/* ---- methods -------------------------------------------------------------------
+ */
+
+static enum MHD_Result do_validate(pb_relay_t *r, request_t *rq,
+				   struct MHD_Connection *conn,
+				   const json_t *payload)
+{
+	const json_t *pk = json_object_get(payload, "pushkey");
+	if (!pk)
+		pk = json_object_get(payload, "pushKey");
+	if (rq->acct->push_key_learned) {
+		const char *key = json_string_value(pk);
+		size_t n = key ? json_string_length(pk) : 0;
+		bool clean = n > 0 && n <= RELAY_PUSH_KEY_MAX &&
+			     strlen(key) == n;
+		for (size_t i = 0; clean && i < n; i++)
+			clean = (unsigned char)key[i] > ' ' && key[i] != 0x7f;
+		if (pk && !json_is_null(pk) && !key) {
+			return answer_error(rq, conn, MHD_HTTP_BAD_REQUEST,
+					    "pushkey must be a string");
+		} else if (!key || n == 0) {
+			/* the credentials are right: validated, but the key
+			 * stays what it was */
+			pb_log(PB_LOG_WARN, "validate brought no pushkey",
+			       "account", rq->account, "what_to_do",
+			       "set the integration up again in Pruvan so "
+			       "that it delivers its PushKey",
+			       NULL);
+		} else if (!clean) {
+			return answer_error(
+			    rq, conn, MHD_HTTP_BAD_REQUEST,
+			    "pushkey must be 1..%d printable characters",
+			    RELAY_PUSH_KEY_MAX);
+		} else {
+			char err[256];
+			pthread_mutex_lock(&r->state_mu);
+			pb_err_t e = pb_state_set_push_key(
+			    r->state, rq->account, key, pb_wall_ms(), err,
+			    sizeof(err));
+			pthread_mutex_unlock(&r->state_mu);
+			if (e)
+				return answer_error(
+				    rq, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+				    "the PushKey could not be stored (%s); "
+				    "validate again",
+				    err);
+			pb_log(PB_LOG_INFO, "PushKey learned from validate",
+			       "account", rq->account, NULL);
+		}
+	}
+	return answer(rq, conn, MHD_HTTP_OK,
+		      json_pack("{s:s, s:b}", "error", "", "validated", 1));
+}
+
+/* status and uploadPictures: items to Kafka, then Pruvan's answer. */
+static enum MHD_Result do_items(pb_relay_t *r, request_t *rq,
+				struct MHD_Connection *conn,
+				const json_t *payload,
+				const pb_relay_media_t *media)
+{
+	const pb_config_t *c = r->cfg;
+	const json_t *list = json_object_get(payload, "workOrders");
+	if (rq->method == PB_RELAY_M_STATUS && json_is_array(list) &&
+	    json_array_size(list) > (size_t)c->relay_max_items)
+		return answer_error(rq, conn, MHD_HTTP_CONTENT_TOO_LARGE,
+				    "%zu workOrders in one call: "
+				    "relay.maxItems is %d",
+				    json_array_size(list), c->relay_max_items);
 	pb_relay_record_t *recs = NULL;
 	size_t n = 0;
 	char err[512];
-	pb_err_t e = pb_relay_records(rq->account, rq->method, payload, &recs,
-				      &n, err, sizeof(err));
-	json_decref(payload);
+	pb_err_t e = pb_relay_records(rq->account, rq->method, payload, media,
+				      (size_t)c->relay_max_items, &recs, &n,
+				      err, sizeof(err));
 	if (e)
 		return answer_error(rq, conn,
 				    e == PB_ERR_INVALID
-					? MHD_HTTP_UNPROCESSABLE_CONTENT
-					: MHD_HTTP_INTERNAL_SERVER_ERROR,
+					? MHD_HTTP_BAD_REQUEST
+					: MHD_HTTP_SERVICE_UNAVAILABLE,
 				    "%s", err);
 	e = produce_and_wait(r, recs, n, err, sizeof(err));
 	if (e == PB_OK) {
@@ -710,12 +811,225 @@ static enum MHD_Result finish(pb_relay_t *r, request_t *rq,
 	if (e)
 		return answer_error(rq, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
 				    "%s; nothing is lost, call again", err);
-	/* Pruvan's own success answers */
-	if (strcmp(rq->method, "status") == 0)
+	if (rq->method == PB_RELAY_M_STATUS)
 		return answer(rq, conn, MHD_HTTP_OK,
 			      json_pack("{s:b, s:n}", "status", 1, "error"));
 	return answer(rq, conn, MHD_HTTP_OK,
 		      json_pack("{s:b, s:s}", "status", 1, "error", ""));
+}
+
+static enum MHD_Result do_upload(pb_relay_t *r, request_t *rq,
+				 struct MHD_Connection *conn,
+				 const json_t *payload)
+{
+	if (!rq->file_seen)
+		return do_items(r, rq, conn, payload, NULL);
+	/* the uuId the item will carry names the file */
+	const char *uuid = json_string_value(json_object_get(payload, "uuId"));
+	char derived[65];
+	if (!uuid) {
+		if (!pb_relay_derived_uuid(payload, derived))
+			return answer_error(rq, conn,
+					    MHD_HTTP_SERVICE_UNAVAILABLE,
+					    "out of memory");
+		uuid = derived;
+	}
+	char path[768], sha[65], err[512];
+	if (file_keep(rq, uuid, path, sizeof(path), sha, err, sizeof(err)))
+		return answer_error(rq, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+				    "%s; nothing is lost, call again", err);
+	pb_relay_media_t media = {.path = path,
+				  .sha256 = sha,
+				  .bytes = rq->file_bytes,
+				  .content_type =
+				      rq->file_type[0] ? rq->file_type : NULL};
+	return do_items(r, rq, conn, payload, &media);
+}
+
+/* ---- getWorkOrders ---------------------------------------------------------------
+ */
+
+/* A streamed answer: {"workOrders":[ page... ],"error":""}. */
+typedef struct gwo {
+	pb_relay_t *relay;
+	char account[129];
+	int64_t since_ms, until_ms;
+	pb_state_cursor_t cur; /* how far the index is read */
+	bool any;	       /* an order was written */
+	bool done;	       /* the tail is written */
+	pb_jtext_t buf;
+	size_t pos; /* of buf sent */
+} gwo_t;
+
+/* One order of the answer: its last pushed fields, workOrderNumber set. */
+static void gwo_order(gwo_t *g, const pb_state_changed_t *c)
+{
+	json_t *o = json_loads(c->pushed, 0, NULL);
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return; /* not an object: nothing Pruvan could import */
+	}
+	json_object_set_new(o, "workOrderNumber", json_string(c->won));
+	if (g->any)
+		pb_jt_lit(&g->buf, ",");
+	pb_jt_json(&g->buf, o, false);
+	g->any = true;
+	json_decref(o);
+}
+
+/* Read the next page into buf. */
+static pb_err_t gwo_page(gwo_t *g, char *errstr, size_t errstr_size)
+{
+	pb_relay_t *r = g->relay;
+	pb_state_changed_t *c = NULL;
+	size_t n = 0;
+	pthread_mutex_lock(&r->state_mu);
+	pb_err_t e = pb_state_changed_page(
+	    r->state, g->account, g->since_ms, g->until_ms, &g->cur,
+	    PB_RELAY_WORK_ORDERS_PAGE, &c, &n, errstr, errstr_size);
+	pthread_mutex_unlock(&r->state_mu);
+	if (e)
+		return e;
+	for (size_t i = 0; i < n; i++)
+		gwo_order(g, &c[i]);
+	pb_state_changed_free(c, n);
+	if (g->cur.done) {
+		pb_jt_lit(&g->buf, "],\"error\":\"\"}");
+		g->done = true;
+	}
+	return g->buf.bad ? pb_errf(errstr, errstr_size, PB_ERR_NOMEM,
+				    "out of memory")
+			  : PB_OK;
+}
+
+/* @locality: MHD, on the connection's thread, as the client reads. */
+static ssize_t gwo_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+	gwo_t *g = cls;
+	(void)pos;
+	while (g->pos == g->buf.len) {
+		if (g->done)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		g->buf.len = 0;
+		g->pos = 0;
+		char err[256];
+		if (gwo_page(g, err, sizeof(err)) != PB_OK) {
+			/* the status line is gone: all that is left is to cut
+			 * the answer short, which Pruvan sees as a failure */
+			pb_log(PB_LOG_WARN, "getWorkOrders answer cut short",
+			       "account", g->account, "error", err,
+			       "what_to_do", "check Redis; Pruvan asks again",
+			       NULL);
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		}
+	}
+	size_t n = g->buf.len - g->pos;
+	if (n > max)
+		n = max;
+	memcpy(out, g->buf.p + g->pos, n);
+	g->pos += n;
+	return (ssize_t)n;
+}
+
+static void gwo_free(void *cls)
+{
+	gwo_t *g = cls;
+	pb_state_cursor_clear(&g->cur);
+	free(g->buf.p);
+	free(g);
+}
+
+static enum MHD_Result do_get_work_orders(pb_relay_t *r, request_t *rq,
+					  struct MHD_Connection *conn,
+					  const json_t *payload)
+{
+	int64_t since;
+	if (pb_relay_since_ms(payload, &since) != PB_OK)
+		return answer_error(rq, conn, MHD_HTTP_BAD_REQUEST,
+				    "timestamp must be Unix seconds or null");
+	gwo_t *g = calloc(1, sizeof(*g));
+	if (!g)
+		return answer_error(rq, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+				    "out of memory");
+	g->relay = r;
+	pb_strlcpy(g->account, rq->account, sizeof(g->account));
+	g->since_ms = since;
+	g->until_ms = pb_wall_ms(); /* later changes: the next call */
+	pb_jt_lit(&g->buf, "{\"workOrders\":[");
+	/* the first page before the status line: Redis down is a 503 */
+	char err[256];
+	if (gwo_page(g, err, sizeof(err)) != PB_OK) {
+		gwo_free(g);
+		return answer_error(rq, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+				    "cannot read the orders: %s; call again",
+				    err);
+	}
+	struct MHD_Response *resp = MHD_create_response_from_callback(
+	    MHD_SIZE_UNKNOWN, RELAY_STREAM_BLOCK, gwo_read, g, gwo_free);
+	if (!resp) {
+		gwo_free(g);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, CT_JSON);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+				"no-store");
+	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	count_request(rq, MHD_HTTP_OK);
+	return ret;
+}
+
+/* ---- dispatch ---------------------------------------------------------------------
+ */
+
+/* The last call: the whole body is in; check, run the method, answer. */
+static enum MHD_Result finish(pb_relay_t *r, request_t *rq,
+			      struct MHD_Connection *conn)
+{
+	if (rq->problem == RQ_PAYLOAD_TOO_BIG || rq->problem == RQ_FILE_TOO_BIG)
+		return answer_error(rq, conn, MHD_HTTP_CONTENT_TOO_LARGE, "%s",
+				    rq->problem_msg);
+	enum MHD_Result ret = MHD_NO;
+	json_t *payload = payload_of(rq, conn, &ret);
+	if (!payload)
+		return ret;
+	if (!pb_relay_credentials_ok(rq->acct, payload)) {
+		json_decref(payload);
+		if (!rq->acct->relay_username)
+			pb_log(PB_LOG_WARN,
+			       "relay call for an account without relay "
+			       "credentials",
+			       "account", rq->account, "what_to_do",
+			       "set accounts.NAME.relay {username, password, "
+			       "token} as in Pruvan's setup screen",
+			       NULL);
+		return answer_error(rq, conn, MHD_HTTP_UNAUTHORIZED, "%s",
+				    BAD_CREDENTIALS);
+	}
+	switch (rq->method) {
+	case PB_RELAY_M_VALIDATE:
+		ret = do_validate(r, rq, conn, payload);
+		break;
+	case PB_RELAY_M_GET_WORK_ORDERS:
+		ret = do_get_work_orders(r, rq, conn, payload);
+		break;
+	case PB_RELAY_M_STATUS:
+		ret = do_items(r, rq, conn, payload, NULL);
+		break;
+	case PB_RELAY_M_UPLOAD_PICTURES:
+		ret = rq->problem == RQ_MEDIA_IO
+			  ? answer_error(rq, conn,
+					 MHD_HTTP_SERVICE_UNAVAILABLE,
+					 "%s; nothing is lost, call again",
+					 rq->problem_msg)
+			  : do_upload(r, rq, conn, payload);
+		break;
+	default:
+		ret = answer_error(rq, conn, MHD_HTTP_NOT_FOUND,
+				   "unknown method");
+	}
+	json_decref(payload);
+	return ret;
 }
 
 /* @locality: the connection's own thread (thread per connection). */
@@ -732,36 +1046,45 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 		if (!rq)
 			return MHD_NO;
 		rq->relay = r;
+		rq->fd = -1;
 		*con_cls = rq;
 		return begin(r, rq, conn, url, method);
 	}
 	if (*upload_data_size) {
 		size_t n = *upload_data_size;
 		*upload_data_size = 0;
-		rq->total += n;
-		/* a body past the cap without a Content-Length saying so
-		 * (chunked): cut the connection, reading on is the harm */
-		if (rq->total > PB_RELAY_MAX_BODY || rq->too_big)
-			return MHD_NO;
-		if (rq->mode == BODY_FORM) {
-			if (MHD_post_process(rq->pp, upload_data, n) !=
-				MHD_YES &&
-			    rq->too_big)
-				return MHD_NO;
-		} else if (!append(&rq->json, &rq->json_len, upload_data, n)) {
-			rq->too_big = true;
-		}
-		return MHD_YES;
+		return body_chunk(rq, upload_data, n);
 	}
-	if (rq->too_big)
+	if (rq->body_too_big)
 		return answer_error(rq, conn, MHD_HTTP_CONTENT_TOO_LARGE,
-				    "the JSON payload is larger than %u bytes",
-				    PB_RELAY_MAX_JSON);
+				    "the body is larger than relay.maxBodyBytes "
+				    "(%" PRId64 " bytes)",
+				    r->cfg->relay_max_body_bytes);
 	return finish(r, rq, conn);
 }
 
-/* ---- lifecycle
- * ---------------------------------------------------------------- */
+/* ---- lifecycle -------------------------------------------------------------------
+ */
+
+/* mkdir -p, quietly: a store that cannot be made is reported per upload. */
+static void media_dir_make(const char *dir)
+{
+	char p[512];
+	pb_strlcpy(p, dir, sizeof(p));
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		mkdir(p, 0750);
+		*s = '/';
+	}
+	if (mkdir(p, 0750) != 0 && errno != EEXIST)
+		pb_log(PB_LOG_WARN, "cannot create relay.mediaDir", "dir", dir,
+		       "error", strerror(errno), "what_to_do",
+		       "mount a writable volume there; uploads answer 503 "
+		       "until then",
+		       NULL);
+}
 
 static pb_err_t producer_new(pb_relay_t *r, char *errstr, size_t errstr_size)
 {
@@ -812,10 +1135,9 @@ pb_err_t pb_relay_start(const pb_config_t *cfg, pb_metrics_t *metrics,
 		return pb_errf(errstr, errstr_size, PB_ERR_INVALID,
 			       "pb_relay_start: cfg, metrics and relay_out "
 			       "required");
-	if (!cfg->relay_listen || !cfg->relay_secret || !cfg->relay_secret[0])
+	if (!cfg->relay_listen)
 		return pb_errf(errstr, errstr_size, PB_ERR_CONFIG,
-			       "the relay needs relay.listen and a non-empty "
-			       "relay.secret");
+			       "the relay web service needs relay.listen");
 	pb_err_t err;
 	pb_relay_t *r = calloc(1, sizeof(*r));
 	if (!r)
@@ -824,7 +1146,15 @@ pb_err_t pb_relay_start(const pb_config_t *cfg, pb_metrics_t *metrics,
 	r->cfg = cfg;
 	r->metrics = metrics;
 	atomic_init(&r->stop, 0);
+	atomic_init(&r->upload_seq, 0);
+	pthread_mutex_init(&r->state_mu, NULL);
 	pb_metrics_declare_standard(metrics);
+	media_dir_make(cfg->relay_media_dir);
+	err = pb_state_new(cfg->redis_url, cfg->redis_key_prefix,
+			   cfg->dedupe_ttl_seconds, RELAY_REDIS_TIMEOUT_MS,
+			   &r->state, errstr, errstr_size);
+	if (err)
+		goto fail;
 	err = producer_new(r, errstr, errstr_size);
 	if (err)
 		goto fail;
@@ -880,5 +1210,7 @@ void pb_relay_stop(pb_relay_t *r)
 		rd_kafka_flush(r->producer, 1000);
 		rd_kafka_destroy(r->producer);
 	}
+	pb_state_destroy(r->state);
+	pthread_mutex_destroy(&r->state_mu);
 	free(r);
 }

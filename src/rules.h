@@ -154,7 +154,7 @@ typedef struct pb_inbound {
 	char *kind; /* photo | survey | status | order */
 	char *uuid; /* item.uuId: dedupe key */
 	char *key1; /* Pruvan's key of the order, may be NULL */
-	char *key2; /* work order number */
+	char *key2; /* work order number; NULL when only key1 was given */
 	json_t *item; /* owned */
 } pb_inbound_t;
 

@@ -342,12 +342,18 @@ pb_err_t pb_inbound_parse(const char *buf, size_t len, pb_inbound_t **in_out,
 		rej_set(rej, "invalid_field", "item must be an object");
 		goto out;
 	}
+	k1 = json_object_get(item, "key1");
+	/* at least one of key1 and key2 (contract 5): the discard rule works
+	 * from either */
 	if (!need_string(item, "uuId", "item.uuId",
 			 "every relayed item has Pruvan's uuId", rej) ||
-	    !need_string(item, "key2", "item.key2",
-			 "key2 is the work order number of the item", rej))
+	    ((!k1 || json_is_null(k1) ||
+	      json_object_get(item, "key2")) &&
+	     !need_string(item, "key2", "item.key2",
+			  "key2 is the work order number of the item (or "
+			  "give key1, Pruvan's key of the order)",
+			  rej)))
 		goto out;
-	k1 = json_object_get(item, "key1");
 	if (k1 && !json_is_null(k1) && !key1_string(k1, key1, sizeof(key1))) {
 		rej_set(rej, "invalid_field",
 			"item.key1 must be a non-empty string or an integer "
@@ -367,7 +373,8 @@ pb_err_t pb_inbound_parse(const char *buf, size_t len, pb_inbound_t **in_out,
 	in->key2 = pb_strdup(str_member(item, "key2"));
 	in->key1 = (k1 && !json_is_null(k1)) ? pb_strdup(key1) : NULL;
 	in->item = json_incref((json_t *)item);
-	if (!in->account || !in->kind || !in->uuid || !in->key2 ||
+	if (!in->account || !in->kind || !in->uuid ||
+	    (!in->key2 && str_member(item, "key2")) ||
 	    (k1 && !json_is_null(k1) && !in->key1)) {
 		pb_inbound_destroy(in);
 		in = NULL;

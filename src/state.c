@@ -715,6 +715,27 @@ out:
 
 /* ---- commit ------------------------------------------------------------ */
 
+/*
+ * The change index of getWorkOrders, inside the order's MULTI/EXEC: a live
+ * order is (re)scored with the time of its last pushed change, a deleted
+ * one leaves the index. The score is the writer's wall clock in ms: Pruvan
+ * asks "changed since" in its own Unix seconds.
+ */
+static void index_cmd(const pb_state_t *st, pipeline_t *pl,
+		      const pb_state_write_t *w)
+{
+	pl_cmd(pl);
+	if (w->set_deleted) {
+		pl_arg(pl, "ZREM");
+		pl_arg_take(pl, key_account(st, w->account, "ix"));
+	} else {
+		pl_arg(pl, "ZADD");
+		pl_arg_take(pl, key_account(st, w->account, "ix"));
+		pl_arg_i64(pl, pb_wall_ms());
+	}
+	pl_arg(pl, w->won);
+}
+
 pb_err_t pb_state_commit_send(pb_state_t *st, const pb_state_write_t *writes,
 			      size_t n, pb_state_call_t *call, char *errstr,
 			      size_t errstr_size)
@@ -761,6 +782,8 @@ pb_err_t pb_state_commit_send(pb_state_t *st, const pb_state_write_t *writes,
 				pl_arg(&pl, w->pushed);
 			}
 		}
+		if (w->write_order && (w->pushed || w->set_deleted))
+			index_cmd(st, &pl, w);
 		if (w->learn_key1) {
 			pl_cmd(&pl);
 			pl_arg(&pl, "HSETNX");
@@ -894,4 +917,247 @@ pb_err_t pb_state_ping(pb_state_t *st, char *errstr, size_t errstr_size)
 		err = replies_check(r, nr, errstr, errstr_size);
 	replies_free(r, nr);
 	return err;
+}
+
+/* ---- learned PushKeys ---------------------------------------------------- */
+
+pb_err_t pb_state_set_push_key(pb_state_t *st, const char *account,
+			       const char *key, int64_t at_ms, char *errstr,
+			       size_t errstr_size)
+{
+	pipeline_t pl = {0};
+	pl_cmd(&pl);
+	pl_arg(&pl, "HSET");
+	pl_arg_take(&pl, key_account(st, account, "pk"));
+	pl_arg(&pl, "k");
+	pl_arg(&pl, key);
+	pl_arg(&pl, "at");
+	pl_arg_i64(&pl, at_ms);
+	redisReply **r = NULL;
+	pb_err_t err = pl_exec(st, &pl, &r, errstr, errstr_size);
+	size_t nr = pl.n;
+	pl_free(&pl);
+	if (err)
+		return err;
+	err = replies_check(r, nr, errstr, errstr_size);
+	replies_free(r, nr);
+	return err;
+}
+
+pb_err_t pb_state_get_push_keys(pb_state_t *st, const char *const *accounts,
+				size_t n, char **keys_out, int64_t *at_out,
+				char *errstr, size_t errstr_size)
+{
+	pipeline_t pl = {0};
+	for (size_t i = 0; i < n; i++) {
+		keys_out[i] = NULL;
+		at_out[i] = 0;
+		pl_cmd(&pl);
+		pl_arg(&pl, "HMGET");
+		pl_arg_take(&pl, key_account(st, accounts[i], "pk"));
+		pl_arg(&pl, "k");
+		pl_arg(&pl, "at");
+	}
+	redisReply **r = NULL;
+	pb_err_t err = pl_exec(st, &pl, &r, errstr, errstr_size);
+	size_t nr = pl.n;
+	pl_free(&pl);
+	if (err)
+		return err;
+	err = replies_check(r, nr, errstr, errstr_size);
+	for (size_t i = 0; !err && i < n; i++) {
+		const char *k = elem_str(r[i], 0);
+		if (!k || !*k)
+			continue;
+		keys_out[i] = strdup(k);
+		at_out[i] = elem_i64(r[i], 1, 0);
+		if (!keys_out[i])
+			err = pb_errf(errstr, errstr_size, PB_ERR_NOMEM,
+				      "out of memory");
+	}
+	if (err)
+		for (size_t i = 0; i < n; i++) {
+			free(keys_out[i]);
+			keys_out[i] = NULL;
+		}
+	replies_free(r, nr);
+	return err;
+}
+
+/* ---- getWorkOrders --------------------------------------------------------- */
+
+void pb_state_changed_free(pb_state_changed_t *c, size_t n)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(c[i].won);
+		free(c[i].pushed);
+	}
+	free(c);
+}
+
+void pb_state_cursor_clear(pb_state_cursor_t *cur)
+{
+	if (!cur)
+		return;
+	free(cur->member);
+	memset(cur, 0, sizeof(*cur));
+}
+
+/* ZRANGEBYSCORE ix min until WITHSCORES LIMIT skip count. */
+static pb_err_t changed_members(pb_state_t *st, const char *account,
+				int64_t min_ms, int64_t until_ms, size_t skip,
+				size_t count, redisReply ***r_out,
+				char *errstr, size_t errstr_size)
+{
+	pipeline_t pl = {0};
+	pl_cmd(&pl);
+	pl_arg(&pl, "ZRANGEBYSCORE");
+	pl_arg_take(&pl, key_account(st, account, "ix"));
+	if (min_ms < 0)
+		pl_arg(&pl, "-inf");
+	else
+		pl_arg_i64(&pl, min_ms);
+	pl_arg_i64(&pl, until_ms);
+	pl_arg(&pl, "WITHSCORES");
+	pl_arg(&pl, "LIMIT");
+	pl_arg_i64(&pl, (int64_t)skip);
+	pl_arg_i64(&pl, (int64_t)count);
+	pb_err_t err = pl_exec(st, &pl, r_out, errstr, errstr_size);
+	size_t nr = pl.n;
+	pl_free(&pl);
+	if (err)
+		return err;
+	err = replies_check(*r_out, nr, errstr, errstr_size);
+	if (!err && ((*r_out)[0]->type != REDIS_REPLY_ARRAY ||
+		     (*r_out)[0]->elements % 2 != 0))
+		err = pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+			      "Redis answered ZRANGEBYSCORE with no list");
+	if (err) {
+		replies_free(*r_out, nr);
+		*r_out = NULL;
+	}
+	return err;
+}
+
+/* Already read: at or before the cursor in (score, member) order. */
+static bool before_cursor(const pb_state_cursor_t *cur, int64_t score,
+			  const char *member)
+{
+	return cur->started && score == cur->score &&
+	       strcmp(member, cur->member) <= 0;
+}
+
+/*
+ * The next members after the cursor, at most count, into names[] (owned
+ * copies, *n of them); moves the cursor. Entries tied with the cursor's
+ * score and already read are skipped, a page of nothing but them asks for
+ * the next one.
+ */
+static pb_err_t next_members(pb_state_t *st, const char *account,
+			     int64_t since_ms, int64_t until_ms,
+			     pb_state_cursor_t *cur, size_t count,
+			     char **names, size_t *n, char *errstr,
+			     size_t errstr_size)
+{
+	*n = 0;
+	int64_t min = cur->started ? cur->score : since_ms;
+	for (size_t skip = 0;; skip += count) {
+		redisReply **r = NULL;
+		pb_err_t err = changed_members(st, account, min, until_ms,
+					       skip, count, &r, errstr,
+					       errstr_size);
+		if (err)
+			return err;
+		redisReply *a = r[0];
+		size_t m = a->elements / 2;
+		int64_t score = 0;
+		const char *member = NULL;
+		for (size_t i = 0; i < m; i++) {
+			member = elem_str(a, 2 * i);
+			score = elem_i64(a, 2 * i + 1, 0);
+			if (!member || before_cursor(cur, score, member))
+				continue;
+			if (!(names[(*n)++] = strdup(member))) {
+				replies_free(r, 1);
+				return pb_errf(errstr, errstr_size,
+					       PB_ERR_NOMEM, "out of memory");
+			}
+		}
+		char *last = member ? strdup(member) : NULL;
+		replies_free(r, 1);
+		if (m < count)
+			cur->done = true;
+		if (last && before_cursor(cur, score, last)) {
+			free(last); /* a page of entries read before */
+		} else if (last) {
+			free(cur->member);
+			cur->member = last;
+			cur->score = score;
+			cur->started = true;
+		}
+		if (*n > 0 || cur->done)
+			return PB_OK;
+	}
+}
+
+pb_err_t pb_state_changed_page(pb_state_t *st, const char *account,
+			       int64_t since_ms, int64_t until_ms,
+			       pb_state_cursor_t *cur, size_t count,
+			       pb_state_changed_t **out, size_t *n_out,
+			       char *errstr, size_t errstr_size)
+{
+	*out = NULL;
+	*n_out = 0;
+	if (cur->done)
+		return PB_OK;
+	char **names = calloc(count ? count : 1, sizeof(*names));
+	if (!names)
+		return pb_errf(errstr, errstr_size, PB_ERR_NOMEM,
+			       "out of memory");
+	size_t n = 0;
+	pb_err_t err = next_members(st, account, since_ms, until_ms, cur,
+				    count, names, &n, errstr, errstr_size);
+	pipeline_t pl = {0};
+	for (size_t i = 0; !err && i < n; i++) {
+		pl_cmd(&pl);
+		pl_arg(&pl, "HMGET");
+		pl_arg_take(&pl, key_order(st, account, names[i]));
+		pl_arg(&pl, "d");
+		pl_arg(&pl, "p");
+	}
+	redisReply **r = NULL;
+	pb_state_changed_t *c = NULL;
+	size_t k = 0;
+	if (!err && n)
+		err = pl_exec(st, &pl, &r, errstr, errstr_size);
+	pl_free(&pl);
+	if (!err && n)
+		err = replies_check(r, n, errstr, errstr_size);
+	if (!err && n && !(c = calloc(n, sizeof(*c))))
+		err = pb_errf(errstr, errstr_size, PB_ERR_NOMEM,
+			      "out of memory");
+	for (size_t i = 0; !err && i < n; i++) {
+		const char *p = elem_str(r[i], 1);
+		if (!p || elem_i64(r[i], 0, 0) == 1)
+			continue; /* deleted, or no fields pushed yet */
+		c[k].won = names[i];
+		names[i] = NULL;
+		if (!(c[k++].pushed = strdup(p)))
+			err = pb_errf(errstr, errstr_size, PB_ERR_NOMEM,
+				      "out of memory");
+	}
+	if (r)
+		replies_free(r, n);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	if (err) {
+		pb_state_changed_free(c, k);
+		return err;
+	}
+	*out = c;
+	*n_out = k;
+	return PB_OK;
 }

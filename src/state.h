@@ -16,6 +16,15 @@
  *                     expire on their own)
  *   P{A}:dk1          set: Key1s of orders the remote system deleted
  *   P{A}:aa           "on" / "off": the account's Auto-Admin switch
+ *   P{A}:pk           hash: k (the PushKey learned from Pruvan's validate
+ *                     call, SECRET), at (Unix ms it was learned)
+ *   P{A}:ix           sorted set: the work order numbers of the account's
+ *                     live orders, scored by the Unix ms of their last
+ *                     pushed change (getWorkOrders); written in the
+ *                     order's MULTI/EXEC, so it never disagrees with the
+ *                     order hash. Redis Cluster: this MULTI spans the
+ *                     order's and the account's slots, so it needs both on
+ *                     one node (single node or Sentinel, as supported).
  * where P is the key prefix, A the account and W the work order number.
  * One order's keys share the hash tag {A/W}, so an order's state and its
  * events' marks are written in one MULTI/EXEC and the layout is Redis
@@ -165,6 +174,47 @@ pb_err_t pb_state_get_auto_admin(pb_state_t *st, const char *const *accounts,
 				 size_t errstr_size);
 pb_err_t pb_state_set_auto_admin(pb_state_t *st, const char *account, bool on,
 				 char *errstr, size_t errstr_size);
+
+/* Store the PushKey Pruvan delivered for account (SECRET: never log it). */
+pb_err_t pb_state_set_push_key(pb_state_t *st, const char *account,
+			       const char *key, int64_t at_ms, char *errstr,
+			       size_t errstr_size);
+/* The learned keys of accounts[0..n): keys_out[i] owned (NULL: none yet),
+ * at_out[i] Unix ms learned (0: none). */
+pb_err_t pb_state_get_push_keys(pb_state_t *st, const char *const *accounts,
+				size_t n, char **keys_out, int64_t *at_out,
+				char *errstr, size_t errstr_size);
+
+/* One live order of a getWorkOrders page. */
+typedef struct pb_state_changed {
+	char *won;    /* owned */
+	char *pushed; /* owned: the last pushed fields, a JSON object's text */
+} pb_state_changed_t;
+
+/* Where a getWorkOrders read is: after (score, member), the index's own
+ * order. Zero it to start; pb_state_cursor_clear releases it. */
+typedef struct pb_state_cursor {
+	bool started, done;
+	int64_t score;
+	char *member; /* owned */
+} pb_state_cursor_t;
+void pb_state_cursor_clear(pb_state_cursor_t *cur);
+
+/*
+ * The next page of the account's change index: at most count orders
+ * scored in [since_ms, until_ms] (since_ms < 0: from the start) after the
+ * cursor, in change order; the cursor moves past them (cur->done at the
+ * end). *out (free with pb_state_changed_free) holds the live ones with
+ * pushed fields, so a page may hold fewer than it read. Reading by cursor,
+ * not by offset, an order that changes meanwhile (rescored past until_ms,
+ * or deleted) never makes the read skip another.
+ */
+pb_err_t pb_state_changed_page(pb_state_t *st, const char *account,
+			       int64_t since_ms, int64_t until_ms,
+			       pb_state_cursor_t *cur, size_t count,
+			       pb_state_changed_t **out, size_t *n_out,
+			       char *errstr, size_t errstr_size);
+void pb_state_changed_free(pb_state_changed_t *c, size_t n);
 
 /* PING; PB_OK when Redis answers. */
 pb_err_t pb_state_ping(pb_state_t *st, char *errstr, size_t errstr_size);

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -299,6 +300,159 @@ static void replies_read_ahead(void **state)
 	h_end();
 }
 
+/*
+ * getWorkOrders' change index: written in the order's MULTI/EXEC (a live
+ * order scored by its change, a deleted one gone), read in pages that
+ * cover every entry once, deleted and never-pushed orders skipped; the
+ * since bound cuts older changes. And learned PushKeys read back.
+ */
+static void change_index_pages(void **state)
+{
+	(void)state;
+	h_begin("change_index_pages");
+	char err[256], won[32], id[32], pushed[96];
+	for (int i = 0; i < 450; i++) {
+		snprintf(won, sizeof(won), "IX-%03d", i);
+		snprintf(id, sizeof(id), "ix-%d", i);
+		snprintf(pushed, sizeof(pushed),
+			 "{\"workOrderNumber\":\"%s\",\"city\":\"Austin\"}",
+			 won);
+		pb_state_write_t w = write_of(won, id, pushed);
+		w.account = "ixacct";
+		assert_int_equal(commit1(&w, err, sizeof(err)), PB_OK);
+	}
+	assert_int_equal(redis_int("ZCARD t:{ixacct}:ix"), 450);
+	/* a delete leaves the index in the same transaction */
+	pb_state_write_t d = write_of("IX-007", "ix-del", NULL);
+	d.account = "ixacct";
+	d.set_created = false;
+	d.set_deleted = true;
+	assert_int_equal(commit1(&d, err, sizeof(err)), PB_OK);
+	assert_int_equal(redis_int("ZCARD t:{ixacct}:ix"), 449);
+	/* a failed push writes no order: not indexed */
+	pb_state_write_t f = write_of("IX-FAIL", "ix-f", NULL);
+	f.account = "ixacct";
+	f.write_order = false;
+	assert_int_equal(commit1(&f, err, sizeof(err)), PB_OK);
+	assert_int_equal(redis_int("ZCARD t:{ixacct}:ix"), 449);
+
+	/* pages of 200: 449 entries, each once; after the first page an
+	 * order already read and one not yet read change (rescored past the
+	 * read's bound), and neither makes the read skip any other */
+	int64_t now = pb_wall_ms();
+	bool seen[450] = {false};
+	size_t total = 0, pages = 0;
+	pb_state_cursor_t cur = {0};
+	while (!cur.done) {
+		pb_state_changed_t *c = NULL;
+		size_t n = 0;
+		assert_int_equal(pb_state_changed_page(st, "ixacct", -1, now,
+						       &cur, 200, &c, &n, err,
+						       sizeof(err)),
+				 PB_OK);
+		for (size_t i = 0; i < n; i++) {
+			int k = (int)strtol(c[i].won + 3, NULL, 10);
+			assert_false(seen[k]);
+			seen[k] = true;
+			assert_non_null(strstr(c[i].pushed, c[i].won));
+		}
+		total += n;
+		pb_state_changed_free(c, n);
+		if (pages++ == 0) {
+			assert_true(seen[0]);
+			const char *moved[] = {"IX-000", "IX-300"};
+			for (int i = 0; i < 2; i++) {
+				pb_state_write_t m = write_of(
+				    moved[i], i ? "ix-m1" : "ix-m0",
+				    "{\"workOrderNumber\":\"moved\"}");
+				m.account = "ixacct";
+				while (pb_wall_ms() <= now)
+					;
+				assert_int_equal(commit1(&m, err, sizeof(err)),
+						 PB_OK);
+			}
+		}
+	}
+	pb_state_cursor_clear(&cur);
+	/* 449 less IX-300, which moved past the bound before it was read */
+	assert_int_equal(total, 448);
+	assert_false(seen[7]);
+	assert_false(seen[300]);
+	for (int i = 0; i < 450; i++)
+		if (i != 7 && i != 300 && !seen[i])
+			fail_msg("IX-%03d skipped", i);
+	/* since after every change: nothing */
+	pb_state_changed_t *c = NULL;
+	size_t n = 0;
+	int64_t after = pb_wall_ms() + 1000;
+	assert_int_equal(pb_state_changed_page(st, "ixacct", after, after + 1,
+					       &cur, 200, &c, &n, err,
+					       sizeof(err)),
+			 PB_OK);
+	assert_int_equal(n, 0);
+	assert_true(cur.done);
+	pb_state_changed_free(c, n);
+	pb_state_cursor_clear(&cur);
+	/* an update rescores: since t1 finds only it */
+	int64_t t1 = pb_wall_ms() + 1;
+	while (pb_wall_ms() < t1)
+		;
+	pb_state_write_t u = write_of("IX-100", "ix-u",
+				      "{\"workOrderNumber\":\"IX-100\","
+				      "\"city\":\"Round Rock\"}");
+	u.account = "ixacct";
+	assert_int_equal(commit1(&u, err, sizeof(err)), PB_OK);
+	assert_int_equal(pb_state_changed_page(st, "ixacct", t1, pb_wall_ms(),
+					       &cur, 200, &c, &n, err,
+					       sizeof(err)),
+			 PB_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(c[0].won, "IX-100");
+	assert_non_null(strstr(c[0].pushed, "Round Rock"));
+	pb_state_changed_free(c, n);
+	pb_state_cursor_clear(&cur);
+
+	/* many orders changed in the same millisecond: ties are ordered by
+	 * name and read once each across pages of 3 */
+	redisContext *rc = redisConnect("127.0.0.1", h_redis_port());
+	for (int i = 0; i < 10; i++) {
+		redisReply *rr = redisCommand(
+		    rc, "ZADD t:{tie}:ix 5000 T-%02d", i);
+		freeReplyObject(rr);
+		rr = redisCommand(rc, "HSET t:{tie/T-%02d}:o p {}", i);
+		freeReplyObject(rr);
+	}
+	redisFree(rc);
+	total = 0;
+	while (!cur.done) {
+		assert_int_equal(pb_state_changed_page(st, "tie", -1, 6000,
+						       &cur, 3, &c, &n, err,
+						       sizeof(err)),
+				 PB_OK);
+		total += n;
+		pb_state_changed_free(c, n);
+	}
+	pb_state_cursor_clear(&cur);
+	assert_int_equal(total, 10);
+
+	/* learned PushKeys */
+	const char *accts[] = {"ixacct", "other"};
+	char *keys[2];
+	int64_t at[2];
+	assert_int_equal(pb_state_set_push_key(st, "ixacct", "KEY-1", 1234,
+					       err, sizeof(err)),
+			 PB_OK);
+	assert_int_equal(pb_state_get_push_keys(st, accts, 2, keys, at, err,
+						sizeof(err)),
+			 PB_OK);
+	assert_string_equal(keys[0], "KEY-1");
+	assert_int_equal(at[0], 1234);
+	assert_null(keys[1]);
+	assert_int_equal(at[1], 0);
+	free(keys[0]);
+	h_end();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -306,6 +460,7 @@ int main(void)
 	    cmocka_unit_test(split_calls_in_one_round_trip),
 	    cmocka_unit_test(connection_lost_between_send_and_recv),
 	    cmocka_unit_test(replies_read_ahead),
+	    cmocka_unit_test(change_index_pages),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

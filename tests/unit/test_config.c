@@ -37,7 +37,7 @@ static char fixtures[1024];
 
 /* Any of these in an error report or a describe output is a leak. */
 static const char *const secrets[] = {
-	"SECRETKEY", "relaysecret", "hunter2", "redispass",
+	"SECRETKEY", "relaysecret", "relaytoken", "hunter2", "redispass",
 };
 
 static void assert_no_secret(const char *text)
@@ -242,7 +242,15 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg->worker_max_pending, 2000);
 	assert_int_equal(cfg->worker_shutdown_grace_ms, 25000);
 	assert_null(cfg->relay_listen);
-	assert_null(cfg->relay_secret);
+	assert_string_equal(cfg->relay_base_path, "/pruvan");
+	assert_string_equal(cfg->relay_media_dir,
+			    "/var/lib/pruvan-bridge/media");
+	assert_int_equal(cfg->relay_max_body_bytes, 32 * 1024 * 1024);
+	assert_int_equal(cfg->relay_max_payload_bytes, 1024 * 1024);
+	assert_int_equal(cfg->relay_max_file_bytes, 25 * 1024 * 1024);
+	assert_int_equal(cfg->relay_max_items, 1000);
+	assert_string_equal(cfg->pruvan_api_url,
+			    "https://direct.pruvan.com/api/");
 
 	assert_int_equal(cfg->accounts_len, 1);
 	const pb_account_t *a = pb_config_account(cfg, "acme");
@@ -449,10 +457,10 @@ static void test_file_and_env_secrets(void **state)
 	write_file(rs, "relaysecret\n");
 	setenv("PB_TEST_PK_NL", PUSHKEY "\n", 1);
 	snprintf(text, sizeof(text),
-		 "{\"relay\": {\"listen\": \"0.0.0.0:9465\", \"secret\": "
-		 "\"file:%s\"}, \"accounts\": {"
-		 "\"f\": {\"pushKeyUrl\": \"file:%s\"}, "
-		 "\"e\": {\"pushKeyUrl\": \"env:PB_TEST_PK_NL\"}}}", rs, pk);
+		 "{\"relay\": {\"listen\": \"0.0.0.0:9465\"}, \"accounts\": {"
+		 "\"f\": {\"pushKeyUrl\": \"file:%s\", \"relay\": "
+		 "{\"username\": \"f\", \"token\": \"file:%s\"}}, "
+		 "\"e\": {\"pushKeyUrl\": \"env:PB_TEST_PK_NL\"}}}", pk, rs);
 	pb_config_t *cfg = load_ok(text);
 	assert_string_equal(pb_config_account(cfg, "f")->push_key_url,
 			    "https://direct.pruvan.com/api/?apiKey=SECRETKEY777");
@@ -461,7 +469,10 @@ static void test_file_and_env_secrets(void **state)
 	assert_string_equal(pb_config_account(cfg, "f")->push_key_source, src);
 	assert_string_equal(pb_config_account(cfg, "e")->push_key_url, PUSHKEY);
 	assert_string_equal(cfg->relay_listen, "0.0.0.0:9465");
-	assert_string_equal(cfg->relay_secret, "relaysecret");
+	assert_string_equal(pb_config_account(cfg, "f")->relay_token,
+			    "relaysecret");
+	assert_string_equal(pb_config_account(cfg, "f")->relay_username, "f");
+	assert_null(pb_config_account(cfg, "f")->relay_password);
 	char *d = pb_config_describe(cfg);
 	assert_non_null(d);
 	assert_no_secret(d);
@@ -518,8 +529,10 @@ static void test_secret_never_in_errstr(void **state)
 		 "\"env:PB_TEST_LEAK\"}, \"accounts\": {}}"},
 		{NULL, "{\"redis\": {\"url\": \"rediss://:redispass@h\"}, "
 		       "\"accounts\": {}}"},
-		{NULL, "{\"relay\": {\"listen\": \"0.0.0.0:1\", \"secret\": "
-		       "\"relaysecret\"}, \"accounts\": {}}"},
+		{NULL, "{\"relay\": {\"listen\": \"0.0.0.0:1\"}, "
+		       "\"accounts\": {\"a\": {\"pushKeyUrl\": "
+		       "\"pruvan:validate\", \"relay\": {\"username\": "
+		       "\"u\", \"password\": \"relaysecret\"}}}}"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		if (cases[i].env)
@@ -542,10 +555,10 @@ static void test_describe(void **state)
 	pb_config_t *cfg = load_ok(
 		"{\"kafka\": {\"sasl.password\": \"env:PB_TEST_KPASS\", "
 		"\"sasl.username\": \"u\"}, "
-		"\"relay\": {\"listen\": \"0.0.0.0:9465\", \"secret\": "
-		"\"env:PB_TEST_RELAY_SECRET\"}, "
+		"\"relay\": {\"listen\": \"0.0.0.0:9465\"}, "
 		"\"accounts\": {\"acme\": {\"pushKeyUrl\": \"env:PB_TEST_PUSHKEY\","
-		" \"users\": [\"jsmith\"]}}}");
+		" \"users\": [\"jsmith\"], \"relay\": {\"username\": "
+		"\"acme\", \"password\": \"env:PB_TEST_RELAY_SECRET\"}}}}");
 	char *text = pb_config_describe(cfg);
 	assert_non_null(text);
 	assert_no_secret(text);
@@ -568,12 +581,20 @@ static void test_describe(void **state)
 		"<redacted>");
 	assert_string_equal(
 		json_string_value(json_object_get(k, "sasl.username")), "u");
-	json_t *relay = json_object_get(d, "relay");
-	assert_string_equal(json_string_value(json_object_get(relay, "secret")),
-			    "<redacted>");
+	json_t *relay = json_object_get(acme, "relay");
 	assert_string_equal(
-		json_string_value(json_object_get(relay, "secretFrom")),
+		json_string_value(json_object_get(relay, "password")),
+		"<redacted>");
+	assert_string_equal(
+		json_string_value(json_object_get(relay, "passwordFrom")),
 		"env:PB_TEST_RELAY_SECRET");
+	assert_string_equal(
+		json_string_value(json_object_get(relay, "username")), "acme");
+	assert_true(json_is_null(json_object_get(relay, "token")));
+	assert_string_equal(
+		json_string_value(json_object_get(
+			json_object_get(d, "relay"), "basePath")),
+		"/pruvan");
 	assert_int_equal(json_integer_value(json_object_get(
 				 json_object_get(d, "pruvan"), "maxAttempts")),
 			 8);
@@ -663,7 +684,8 @@ static void test_example_config(void **state)
 	assert_non_null(mkdtemp(dir));
 	setenv("ACME_PUSHKEY_URL", PUSHKEY, 1);
 	setenv("KAFKA_SASL_PASSWORD", "hunter2", 1);
-	setenv("PRUVAN_BRIDGE_RELAY_SECRET", "relaysecret", 1);
+	setenv("ACME_RELAY_PASSWORD", "relaysecret", 1);
+	setenv("ACME_RELAY_TOKEN", "relaytoken", 1);
 	char path[1200];
 	snprintf(path, sizeof(path), "%s/../../../config/examples/sasl-scram.json",
 		 fixtures);
@@ -702,7 +724,10 @@ static void test_example_config(void **state)
 			    "45000");
 	assert_string_equal(pb_config_kafka_get(cfg, "enable.idempotence"),
 			    "true");
-	assert_string_equal(cfg->relay_secret, "relaysecret");
+	assert_string_equal(pb_config_account(cfg, "acme-internal")->relay_password,
+			    "relaysecret");
+	assert_string_equal(pb_config_account(cfg, "acme-internal")->relay_token,
+			    "relaytoken");
 	assert_int_equal(pb_config_account(cfg, "globex")->body_encoding,
 			 PB_BODY_FORM);
 	char *d = pb_config_describe(cfg);

@@ -1,10 +1,15 @@
 /*
- * test_relay.c: the relay receiver. Its pure parts (secret comparison,
- * paths, the records a payload becomes) and the live HTTP server against
- * librdkafka's in-process mock cluster: authentication, every refusal with
- * its status and JSON error, success only after Kafka acknowledged (the
- * records are on the topic when the answer arrives), 503 within the ack
- * timeout while the broker is down, metrics, and no secret in the logs.
+ * test_relay.c: the relay web service (contract 5.1). Its pure parts
+ * (Pruvan's credential check in its three forms, paths with any
+ * extension, case-insensitive methods, the records a payload becomes,
+ * survey as string and object, fieldStatus, getWorkOrders' timestamp,
+ * media names) and the live HTTP server against librdkafka's in-process
+ * mock cluster: every refusal with its status and Pruvan's JSON shape,
+ * both body forms, success only after Kafka acknowledged (the records are
+ * on the topic when the answer arrives), the uploaded file kept, 503
+ * within the ack timeout while the broker is down, metrics, and no secret
+ * in the logs. validate's PushKey and getWorkOrders need Redis: the
+ * integration test covers them.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,8 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <dirent.h>
 
 #include <cmocka.h>
 #include <curl/curl.h>
@@ -27,6 +34,9 @@
 #include "relay.h"
 
 #define SECRET "s3cr3t-relay-value"
+#define TOKEN "t0ken-relay-value"
+
+static char media_dir[] = "/tmp/pb-test-relay-media.XXXXXX";
 
 /* ---- pure parts ------------------------------------------------------------
  */
@@ -43,182 +53,399 @@ static void test_secret_equal(void **state)
 	assert_false(pb_relay_secret_equal("abc", NULL));
 }
 
+static void test_digests(void **state)
+{
+	(void)state;
+	char h[65];
+	pb_relay_sha1_hex("abc", h);
+	assert_string_equal(h, "a9993e364706816aba3e25717850c26c9cd0d89d");
+	pb_relay_sha256_hex("abc", 3, h);
+	assert_string_equal(
+	    h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+static pb_account_t account(char *user, char *pw, char *tok)
+{
+	pb_account_t a;
+	memset(&a, 0, sizeof(a));
+	a.name = "acme";
+	a.relay_username = user;
+	a.relay_password = pw;
+	a.relay_token = tok;
+	return a;
+}
+
+static bool creds(const pb_account_t *a, const char *json)
+{
+	json_t *p = json_loads(json, 0, NULL);
+	assert_non_null(p);
+	bool ok = pb_relay_credentials_ok(a, p);
+	json_decref(p);
+	return ok;
+}
+
+/* The three forms Pruvan's integrations use, and what must fail. */
+static void test_credentials(void **state)
+{
+	(void)state;
+	pb_account_t a = account("acme", "hunter2", "tok-1");
+	/* SHA-1("hunter2") */
+	const char *sha = "f3bbbd66a63d4bf1747940578ec3d0103530e21d";
+	char buf[256];
+	assert_true(creds(&a, "{\"username\":\"acme\",\"token\":\"tok-1\"}"));
+	assert_true(creds(&a, "{\"username\":\"acme\",\"password\":\"hunter2\"}"));
+	snprintf(buf, sizeof(buf), "{\"username\":\"acme\",\"password\":\"%s\"}",
+		 sha);
+	assert_true(creds(&a, buf));
+	snprintf(buf, sizeof(buf),
+		 "{\"username\":\"acme\",\"password\":\"F3BBBD66A63D4BF1747940578"
+		 "EC3D0103530E21D\",\"token\":\"wrong\"}");
+	assert_true(creds(&a, buf)); /* hex in upper case too */
+	/* a right token makes up for a wrong password, and the reverse */
+	assert_true(creds(&a, "{\"username\":\"acme\",\"password\":\"x\","
+			      "\"token\":\"tok-1\"}"));
+	assert_true(creds(&a, "{\"username\":\"acme\",\"password\":\"hunter2\","
+			      "\"token\":\"x\"}"));
+	/* wrong user, whatever else is right */
+	assert_false(creds(&a, "{\"username\":\"acmex\",\"token\":\"tok-1\"}"));
+	assert_false(creds(&a, "{\"token\":\"tok-1\",\"password\":\"hunter2\"}"));
+	/* wrong token, no password */
+	assert_false(creds(&a, "{\"username\":\"acme\",\"token\":\"tok-2\"}"));
+	assert_false(creds(&a, "{\"username\":\"acme\",\"token\":\"tok-\"}"));
+	/* wrong password and its wrong hash */
+	assert_false(creds(&a, "{\"username\":\"acme\",\"password\":\"hunter\"}"));
+	snprintf(buf, sizeof(buf), "{\"username\":\"acme\",\"password\":\"%.39s0\"}",
+		 sha);
+	assert_false(creds(&a, buf));
+	/* the hash of the hash is not the password */
+	char twice[41];
+	pb_relay_sha1_hex(sha, twice);
+	snprintf(buf, sizeof(buf), "{\"username\":\"acme\",\"password\":\"%s\"}",
+		 twice);
+	assert_false(creds(&a, buf));
+	/* non-strings, nothing at all */
+	assert_false(creds(&a, "{\"username\":\"acme\",\"token\":1}"));
+	assert_false(creds(&a, "{}"));
+	/* token only: a password never matches; empty secrets never do */
+	pb_account_t t = account("acme", NULL, "tok-1");
+	assert_true(creds(&t, "{\"username\":\"acme\",\"token\":\"tok-1\"}"));
+	assert_false(creds(&t, "{\"username\":\"acme\",\"password\":\"\"}"));
+	pb_relay_sha1_hex("", twice);
+	snprintf(buf, sizeof(buf), "{\"username\":\"acme\",\"password\":\"%s\"}",
+		 twice);
+	assert_false(creds(&t, buf));
+	pb_account_t none = account(NULL, NULL, NULL);
+	assert_false(creds(&none, "{\"username\":\"\",\"token\":\"\"}"));
+}
+
+/* Constant time: the compare reads the whole secret whatever matched, so
+ * a mismatch at the first byte and at the last one do the same work. The
+ * property is checked structurally (no timing assert): every byte of the
+ * secret is compared, including past the end of a shorter guess. */
+static void test_secret_equal_whole_length(void **state)
+{
+	(void)state;
+	char secret[65], guess[65];
+	memset(secret, 'a', 64);
+	secret[64] = '\0';
+	for (size_t i = 0; i < 64; i++) {
+		memcpy(guess, secret, 65);
+		guess[i] = 'b';
+		assert_false(pb_relay_secret_equal(guess, secret));
+		guess[i] = '\0'; /* a prefix of the secret */
+		assert_false(pb_relay_secret_equal(guess, secret));
+	}
+	assert_true(pb_relay_secret_equal(secret, secret));
+}
+
 static void test_parse_path(void **state)
 {
 	(void)state;
-	char a[16], m[16];
-	assert_int_equal(pb_relay_parse_path("/relay/acme/status", a, sizeof(a),
-					     m, sizeof(m)),
+	char a[64], m[32];
+	struct {
+		const char *url, *acct, *meth;
+	} ok[] = {
+	    {"/pruvan/acme/validate", "acme", "validate"},
+	    {"/pruvan/acme/validate.php", "acme", "validate"},
+	    {"/pruvan/acme/getWorkOrders.aspx", "acme", "getWorkOrders"},
+	    {"/pruvan/acme/uploadPictures.json", "acme", "uploadPictures"},
+	    {"/pruvan/acme/status.", "acme", "status"},
+	    {"/pruvan/acme/status.a.b", "acme", "status"},
+	    {"/pruvan/acme/status/", "acme", "status"},
+	    {"/pruvan/acme-2/STATUS.PHP", "acme-2", "STATUS"},
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		assert_int_equal(pb_relay_parse_path(ok[i].url, "/pruvan", a,
+						     sizeof(a), m, sizeof(m)),
+				 PB_OK);
+		assert_string_equal(a, ok[i].acct);
+		assert_string_equal(m, ok[i].meth);
+	}
+	assert_int_equal(pb_relay_parse_path("/hooks/p/acme/status.x",
+					     "/hooks/p", a, sizeof(a), m,
+					     sizeof(m)),
 			 PB_OK);
 	assert_string_equal(a, "acme");
-	assert_string_equal(m, "status");
-	char m8[8];
-	assert_int_equal(pb_relay_parse_path("/relay/acme/uploadPictures/", a,
-					     sizeof(a), m8, sizeof(m8)),
-			 PB_ERR_NOT_FOUND); /* method longer than m8 */
-	char m2[32];
-	assert_int_equal(pb_relay_parse_path("/relay/acme/uploadPictures/", a,
-					     sizeof(a), m2, sizeof(m2)),
-			 PB_OK);
-	assert_string_equal(m2, "uploadPictures");
-	const char *bad[] = {"/relay/acme",
-			     "/relay/acme/",
-			     "/relay//status",
-			     "/relay/a/b/c",
-			     "/other/a/status",
-			     "/relay/averyveryverylongname/x",
-			     NULL};
-	for (size_t i = 0; bad[i]; i++)
-		if (pb_relay_parse_path(bad[i], a, sizeof(a), m, sizeof(m)) !=
-		    PB_ERR_NOT_FOUND)
+	const char *bad[] = {
+	    "/pruvan/acme",	   "/pruvan/acme/",	 "/pruvan//status",
+	    "/pruvan/acme/a/b",	   "/relay/acme/status", "/pruvanx/acme/status",
+	    "/pruvan/acme/.php",   "pruvan/acme/status", "/",
+	    "/pruvan/acme/status//",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (pb_relay_parse_path(bad[i], "/pruvan", a, sizeof(a), m,
+					sizeof(m)) != PB_ERR_NOT_FOUND)
 			fail_msg("%s parsed", bad[i]);
+	char small[4];
+	assert_int_equal(pb_relay_parse_path("/pruvan/acme/status", "/pruvan",
+					     small, sizeof(small), m,
+					     sizeof(m)),
+			 PB_ERR_NOT_FOUND);
 }
 
-static json_t *value_of(const pb_relay_record_t *r)
+static void test_methods(void **state)
 {
-	json_t *v = json_loads(r->value, 0, NULL);
+	(void)state;
+	assert_int_equal(pb_relay_method_of("validate"), PB_RELAY_M_VALIDATE);
+	assert_int_equal(pb_relay_method_of("VALIDATE"), PB_RELAY_M_VALIDATE);
+	assert_int_equal(pb_relay_method_of("getworkorders"),
+			 PB_RELAY_M_GET_WORK_ORDERS);
+	assert_int_equal(pb_relay_method_of("Status"), PB_RELAY_M_STATUS);
+	assert_int_equal(pb_relay_method_of("UploadPictures"),
+			 PB_RELAY_M_UPLOAD_PICTURES);
+	assert_int_equal(pb_relay_method_of("upload"), PB_RELAY_M_UNKNOWN);
+	assert_int_equal(pb_relay_method_of(NULL), PB_RELAY_M_UNKNOWN);
+	assert_string_equal(pb_relay_method_name(PB_RELAY_M_GET_WORK_ORDERS),
+			    "getWorkOrders");
+	assert_string_equal(pb_relay_method_name(PB_RELAY_M_UNKNOWN), "other");
+}
+
+/* The one record of an uploadPictures payload, parsed back. */
+static json_t *upload_record(const char *payload,
+			     const pb_relay_media_t *media, char **key)
+{
+	json_t *p = json_loads(payload, 0, NULL);
+	assert_non_null(p);
+	pb_relay_record_t *recs = NULL;
+	size_t n = 0;
+	char err[256];
+	assert_int_equal(pb_relay_records("acme", PB_RELAY_M_UPLOAD_PICTURES,
+					  p, media, 10, &recs, &n, err,
+					  sizeof(err)),
+			 PB_OK);
+	assert_int_equal(n, 1);
+	json_t *v = json_loads(recs[0].value, 0, NULL);
 	assert_non_null(v);
+	if (key)
+		*key = strdup(recs[0].key);
+	pb_relay_records_free(recs, n);
+	json_decref(p);
 	return v;
 }
 
 static void test_records_upload(void **state)
 {
 	(void)state;
-	json_t *meta =
-	    json_pack("{s:s, s:i, s:s, s:s, s:s, s:s}", "uuId", "u-1", "key1",
-		      98765, "key2", "TESTPOST", "key4", "Mow", "password",
-		      "pw", "fileType", "jpg");
-	pb_relay_record_t *recs = NULL;
-	size_t n = 0;
-	char err[256];
-	assert_int_equal(pb_relay_records("acme", "uploadPictures", meta, &recs,
-					  &n, err, sizeof(err)),
-			 PB_OK);
-	assert_int_equal(n, 1);
-	assert_string_equal(recs[0].key, "acme/98765");
-	assert_string_equal(recs[0].kind, "photo");
-	json_t *v = value_of(&recs[0]);
-	assert_string_equal(json_string_value(json_object_get(v, "account")),
-			    "acme");
+	pb_relay_media_t media = {.path = "/m/acme_ph-1",
+				  .sha256 = "ab",
+				  .bytes = 12,
+				  .content_type = "image/jpeg"};
+	char *key = NULL;
+	json_t *v = upload_record(
+	    "{\"username\":\"u\",\"password\":\"p\",\"token\":\"t\","
+	    "\"uuId\":\"ph-1\",\"key1\":98765,\"key2\":\"WO-1\","
+	    "\"evidenceType\":\"before\",\"fileType\":\"jpg\"}",
+	    &media, &key);
+	assert_string_equal(key, "acme/98765");
+	free(key);
 	assert_string_equal(json_string_value(json_object_get(v, "kind")),
 			    "photo");
 	json_t *item = json_object_get(v, "item");
-	assert_string_equal(json_string_value(json_object_get(item, "uuId")),
-			    "u-1");
-	assert_string_equal(json_string_value(json_object_get(item, "key4")),
-			    "Mow");
+	assert_null(json_object_get(item, "username"));
 	assert_null(json_object_get(item, "password"));
+	assert_null(json_object_get(item, "token"));
+	assert_string_equal(json_string_value(json_object_get(item, "uuId")),
+			    "ph-1");
+	json_t *m = json_object_get(item, "media");
+	assert_string_equal(json_string_value(json_object_get(m, "path")),
+			    "/m/acme_ph-1");
+	assert_string_equal(json_string_value(json_object_get(m, "sha256")),
+			    "ab");
+	assert_int_equal(json_integer_value(json_object_get(m, "bytes")), 12);
+	assert_string_equal(
+	    json_string_value(json_object_get(m, "contentType")), "image/jpeg");
 	json_decref(v);
-	pb_relay_records_free(recs, n);
 
-	/* a survey's metadata is a survey item */
-	json_object_set_new(meta, "survey", json_string("{\"q\":1}"));
-	assert_int_equal(pb_relay_records("acme", "uploadPictures", meta, &recs,
-					  &n, err, sizeof(err)),
-			 PB_OK);
-	assert_string_equal(recs[0].kind, "survey");
-	pb_relay_records_free(recs, n);
-	json_decref(meta);
+	/* a survey as a JSON string, as an object, or by evidenceType */
+	const char *surveys[] = {
+	    "{\"uuId\":\"s1\",\"key2\":\"W\",\"survey\":\"{\\\"q1\\\":\\\"yes\\\"}\"}",
+	    "{\"uuId\":\"s2\",\"key2\":\"W\",\"survey\":{\"q1\":\"yes\"}}",
+	    "{\"uuId\":\"s3\",\"key2\":\"W\",\"evidenceType\":\"Survey\"}",
+	    "{\"uuId\":\"s4\",\"key2\":\"W\",\"evidenceType\":\"survey\"}",
+	};
+	for (size_t i = 0; i < 4; i++) {
+		v = upload_record(surveys[i], NULL, NULL);
+		assert_string_equal(
+		    json_string_value(json_object_get(v, "kind")), "survey");
+		assert_null(json_object_get(json_object_get(v, "item"),
+					    "media"));
+		json_decref(v);
+	}
+	/* survey object kept whole */
+	v = upload_record(surveys[1], NULL, NULL);
+	assert_string_equal(
+	    json_string_value(json_object_get(
+		json_object_get(json_object_get(v, "item"), "survey"), "q1")),
+	    "yes");
+	json_decref(v);
+	/* an empty survey string is no survey */
+	v = upload_record("{\"uuId\":\"p2\",\"key2\":\"W\",\"survey\":\"\"}",
+			  NULL, NULL);
+	assert_string_equal(json_string_value(json_object_get(v, "kind")),
+			    "photo");
+	json_decref(v);
+	/* only a key1: accepted (contract 5), keyed by it */
+	v = upload_record("{\"uuId\":\"p3\",\"key1\":\"777\"}", NULL, &key);
+	assert_string_equal(key, "acme/777");
+	free(key);
+	json_decref(v);
 }
 
 static void test_records_status(void **state)
 {
 	(void)state;
-	json_t *p =
-	    json_pack("{s:s, s:s, s:[{s:s, s:s}, {s:s, s:s, s:s}]}", "username",
-		      "u", "password", "pw", "workOrders", "workOrderNumber",
-		      "WO-1", "status", "complete", "workOrderNumber", "WO-2",
-		      "status", "complete", "key1", "77");
-	pb_relay_record_t *recs = NULL, *again = NULL;
-	size_t n = 0, n2 = 0;
+	const char *entry = "{\"workOrderNumber\":\"WO-1\",\"fieldStatus\":"
+			    "\"complete\",\"source_wo_id\":\"42\"}";
+	char payload[512];
+	snprintf(payload, sizeof(payload),
+		 "{\"username\":\"u\",\"password\":\"p\",\"token\":\"t\","
+		 "\"workOrders\":[%s,{\"workOrderNumber\":\"WO-2\","
+		 "\"status\":\"complete\",\"key1\":\"5\"}]}",
+		 entry);
+	json_t *p = json_loads(payload, 0, NULL);
+	pb_relay_record_t *recs = NULL;
+	size_t n = 0;
 	char err[256];
-	assert_int_equal(
-	    pb_relay_records("acme", "status", p, &recs, &n, err, sizeof(err)),
-	    PB_OK);
+	assert_int_equal(pb_relay_records("acme", PB_RELAY_M_STATUS, p, NULL,
+					  10, &recs, &n, err, sizeof(err)),
+			 PB_OK);
 	assert_int_equal(n, 2);
-	assert_string_equal(recs[0].key, "acme/WO-1"); /* no key1: key2 */
-	assert_string_equal(recs[1].key, "acme/77");
-	json_t *v0 = value_of(&recs[0]), *v1 = value_of(&recs[1]);
-	json_t *i0 = json_object_get(v0, "item"),
-	       *i1 = json_object_get(v1, "item");
-	assert_string_equal(json_string_value(json_object_get(v0, "kind")),
-			    "status");
-	assert_string_equal(json_string_value(json_object_get(i0, "key2")),
+	assert_string_equal(recs[0].key, "acme/WO-1");
+	assert_string_equal(recs[1].key, "acme/5");
+	assert_string_equal(recs[0].kind, "status");
+	json_t *v = json_loads(recs[0].value, 0, NULL);
+	json_t *item = json_object_get(v, "item");
+	assert_string_equal(json_string_value(json_object_get(item, "key2")),
 			    "WO-1");
-	const char *u0 = json_string_value(json_object_get(i0, "uuId"));
-	const char *u1 = json_string_value(json_object_get(i1, "uuId"));
-	assert_non_null(u0);
-	assert_int_equal(strncmp(u0, "relay-", 6), 0);
-	assert_int_equal(strlen(u0), 6 + 32);
-	assert_string_not_equal(u0, u1);
-	/* the same call again derives the same ids: deduplicated downstream */
-	assert_int_equal(pb_relay_records("acme", "status", p, &again, &n2, err,
-					  sizeof(err)),
+	assert_string_equal(
+	    json_string_value(json_object_get(item, "fieldStatus")),
+	    "complete");
+	/* uuId: the SHA-256 hex of the entry's canonical JSON */
+	json_t *e = json_loads(entry, 0, NULL);
+	char *canon = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS);
+	char want[65];
+	pb_relay_sha256_hex(canon, strlen(canon), want);
+	assert_string_equal(json_string_value(json_object_get(item, "uuId")),
+			    want);
+	assert_string_equal(recs[0].uuid, want);
+	free(canon);
+	json_decref(e);
+	json_decref(v);
+	/* the same entry again: the same uuId (a repeat is a duplicate) */
+	pb_relay_record_t *again = NULL;
+	size_t n2 = 0;
+	assert_int_equal(pb_relay_records("acme", PB_RELAY_M_STATUS, p, NULL,
+					  10, &again, &n2, err, sizeof(err)),
 			 PB_OK);
-	assert_string_equal(again[0].value, recs[0].value);
-	/* ... but another account's identical item is another item */
+	assert_string_equal(again[0].uuid, recs[0].uuid);
+	assert_string_not_equal(again[1].uuid, recs[0].uuid);
 	pb_relay_records_free(again, n2);
-	assert_int_equal(pb_relay_records("globex", "status", p, &again, &n2,
-					  err, sizeof(err)),
-			 PB_OK);
-	json_t *g = value_of(&again[0]);
-	assert_string_not_equal(json_string_value(json_object_get(
-				    json_object_get(g, "item"), "uuId")),
-				u0);
-	json_decref(g);
-	/* Pruvan's credentials never reach the topic */
-	for (size_t i = 0; i < n; i++)
-		assert_null(strstr(recs[i].value, "pw"));
-	json_decref(v0);
-	json_decref(v1);
 	pb_relay_records_free(recs, n);
-	pb_relay_records_free(again, n2);
+	/* more than max_items */
+	assert_int_equal(pb_relay_records("acme", PB_RELAY_M_STATUS, p, NULL,
+					  1, &recs, &n, err, sizeof(err)),
+			 PB_ERR_INVALID);
 	json_decref(p);
 }
 
-static void expect_invalid(const char *method, const char *payload,
+static void expect_invalid(pb_relay_method_t method, const char *payload,
 			   const char *needle)
 {
 	json_t *p = json_loads(payload, 0, NULL);
 	assert_non_null(p);
-	pb_relay_record_t *recs = (pb_relay_record_t *)0x1;
-	size_t n = 77;
+	pb_relay_record_t *recs = NULL;
+	size_t n = 0;
 	char err[256] = "";
-	assert_int_equal(
-	    pb_relay_records("acme", method, p, &recs, &n, err, sizeof(err)),
-	    PB_ERR_INVALID);
+	assert_int_equal(pb_relay_records("acme", method, p, NULL, 10, &recs,
+					  &n, err, sizeof(err)),
+			 PB_ERR_INVALID);
 	if (!strstr(err, needle))
-		fail_msg("%s: error \"%s\" lacks \"%s\"", payload, err, needle);
-	/* untouched on failure */
-	assert_ptr_equal(recs, (pb_relay_record_t *)0x1);
-	assert_int_equal(n, 77);
+		fail_msg("error \"%s\" lacks \"%s\"", err, needle);
 	json_decref(p);
 }
 
 static void test_records_invalid(void **state)
 {
 	(void)state;
-	expect_invalid("uploadPictures", "{\"uuId\":\"u\",\"key1\":\"1\"}",
-		       "metadata: ");
-	expect_invalid("uploadPictures",
-		       "{\"uuId\":\"u\",\"key1\":\"\",\"key2\":\"W\"}", "key1");
-	expect_invalid("status", "{\"username\":\"u\"}", "workOrders");
-	expect_invalid("status",
-		       "{\"workOrders\":[{\"workOrderNumber\":\"W\"},3]}",
-		       "workOrders[1]");
-	expect_invalid("status", "{\"workOrders\":[{\"status\":\"x\"}]}",
+	expect_invalid(PB_RELAY_M_UPLOAD_PICTURES, "{\"uuId\":\"x\"}", "key2");
+	expect_invalid(PB_RELAY_M_STATUS, "{}", "workOrders");
+	expect_invalid(PB_RELAY_M_STATUS, "{\"workOrders\":[1]}",
 		       "workOrders[0]");
-	expect_invalid("status", "[]", "JSON object");
-	char big[40000];
-	size_t o = (size_t)snprintf(big, sizeof(big), "{\"workOrders\":[");
-	for (int i = 0; i <= PB_RELAY_MAX_ITEMS; i++)
-		o += (size_t)snprintf(big + o, sizeof(big) - o, "%s{}",
-				      i ? "," : "");
-	snprintf(big + o, sizeof(big) - o, "]}");
-	expect_invalid("status", big, "at most");
+	expect_invalid(PB_RELAY_M_STATUS, "{\"workOrders\":[{\"status\":\"x\"}]}",
+		       "workOrders[0]");
+	expect_invalid(PB_RELAY_M_VALIDATE, "{}", "relays no items");
 }
 
-/* ---- the live server ------------------------------------------------------
+static void test_since(void **state)
+{
+	(void)state;
+	struct {
+		const char *json;
+		pb_err_t rc;
+		int64_t ms;
+	} c[] = {
+	    {"{}", PB_OK, -1},
+	    {"{\"timestamp\":null}", PB_OK, -1},
+	    {"{\"timestamp\":\"\"}", PB_OK, -1},
+	    {"{\"timestamp\":1700000000}", PB_OK, 1700000000000LL},
+	    {"{\"timestamp\":\"1700000000\"}", PB_OK, 1700000000000LL},
+	    {"{\"timestamp\":0}", PB_OK, 0},
+	    {"{\"timestamp\":-5}", PB_ERR_INVALID, 0},
+	    {"{\"timestamp\":\"yesterday\"}", PB_ERR_INVALID, 0},
+	    {"{\"timestamp\":1.5}", PB_ERR_INVALID, 0},
+	    {"{\"timestamp\":true}", PB_ERR_INVALID, 0},
+	};
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		json_t *p = json_loads(c[i].json, 0, NULL);
+		int64_t ms = 42;
+		assert_int_equal(pb_relay_since_ms(p, &ms), c[i].rc);
+		if (c[i].rc == PB_OK)
+			assert_int_equal(ms, c[i].ms);
+		json_decref(p);
+	}
+}
+
+static void test_media_name(void **state)
+{
+	(void)state;
+	char n[256];
+	pb_relay_media_name("acme", "5f0c-11", n, sizeof(n));
+	assert_string_equal(n, "acme_5f0c-11");
+	const char *tricks[] = {"../../etc/passwd", "..", ".hidden", "a/b",
+				"a b", "", "x\\y"};
+	for (size_t i = 0; i < sizeof(tricks) / sizeof(tricks[0]); i++) {
+		pb_relay_media_name("acme", tricks[i], n, sizeof(n));
+		assert_int_equal(strncmp(n, "h-", 2), 0);
+		assert_null(strchr(n, '/'));
+		assert_int_equal(strlen(n), 66);
+	}
+	char other[256];
+	pb_relay_media_name("acme", "a/b", n, sizeof(n));
+	pb_relay_media_name("acme", "a/c", other, sizeof(other));
+	assert_string_not_equal(n, other);
+}
+
+/* ---- the live service ------------------------------------------------------
  */
 
 static rd_kafka_t *mock_rk, *probe;
@@ -249,17 +476,25 @@ static int live_setup(void **state)
 			      sizeof(err)) ||
 	    !(probe = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err))))
 		return -1;
-	setenv("PB_TEST_RELAY_SECRET", SECRET, 1);
+	setenv("PB_TEST_RELAY_PASSWORD", SECRET, 1);
+	setenv("PB_TEST_RELAY_TOKEN", TOKEN, 1);
 	setenv("PB_TEST_PUSHKEY", "https://direct.pruvan.com/api/?apiKey=k", 1);
-	char text[1024];
+	if (!mkdtemp(media_dir))
+		return -1;
+	char text[2048];
 	snprintf(text, sizeof(text),
 		 "{\"kafka\": {\"bootstrap.servers\": \"%s\", "
 		 "\"reconnect.backoff.max.ms\": \"200\", \"log_level\": "
-		 "\"0\"}, \"relay\": {\"listen\": \"127.0.0.1:0\", \"secret\": "
-		 "\"env:PB_TEST_RELAY_SECRET\", \"ackTimeoutMs\": 1500}, "
+		 "\"0\"}, \"relay\": {\"listen\": \"127.0.0.1:0\", "
+		 "\"ackTimeoutMs\": 1500, \"mediaDir\": \"%s\", "
+		 "\"maxBodyBytes\": 2000000, \"maxPayloadBytes\": 100000, "
+		 "\"maxFileBytes\": 300000, \"maxItems\": 5}, "
 		 "\"accounts\": {\"acme\": {\"pushKeyUrl\": "
-		 "\"env:PB_TEST_PUSHKEY\"}}}",
-		 rd_kafka_mock_cluster_bootstraps(mock));
+		 "\"env:PB_TEST_PUSHKEY\", \"relay\": {\"username\": "
+		 "\"acme\", \"password\": \"env:PB_TEST_RELAY_PASSWORD\", "
+		 "\"token\": \"env:PB_TEST_RELAY_TOKEN\"}}, "
+		 "\"bare\": {\"pushKeyUrl\": \"env:PB_TEST_PUSHKEY\"}}}",
+		 rd_kafka_mock_cluster_bootstraps(mock), media_dir);
 	if (pb_config_load_string(text, &cfg, err, sizeof(err)) != PB_OK) {
 		fprintf(stderr, "config: %s\n", err);
 		return -1;
@@ -339,7 +574,10 @@ typedef struct {
 	size_t body_len;	   /* 0: strlen(body) */
 	const char *payload_field; /* multipart: the payload part */
 	bool with_file;
+	size_t file_len; /* 0: 200000 */
 } req_t;
+
+static char last_body[4096]; /* of the last call, as sent */
 
 /* Do the request; the status, and the body parsed into *json. */
 static long call(const req_t *r, json_t **json)
@@ -368,13 +606,14 @@ static long call(const req_t *r, json_t **json)
 		curl_mime_name(part, "payload");
 		curl_mime_data(part, r->payload_field, CURL_ZERO_TERMINATED);
 		if (r->with_file) {
-			static char photo[200000];
+			static char photo[400000];
 			memset(photo, 0xd8, sizeof(photo));
+			size_t flen = r->file_len ? r->file_len : 200000;
 			part = curl_mime_addpart(mime);
 			curl_mime_name(part, "file");
 			curl_mime_filename(part, "photo.jpg");
 			curl_mime_type(part, "image/jpeg");
-			curl_mime_data(part, photo, sizeof(photo));
+			curl_mime_data(part, photo, flen);
 		}
 		curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
 	} else if (r->body) {
@@ -394,89 +633,137 @@ static long call(const req_t *r, json_t **json)
 	curl_slist_free_all(h);
 	curl_mime_free(mime);
 	*json = t.data ? json_loads(t.data, 0, NULL) : NULL;
+	snprintf(last_body, sizeof(last_body), "%s", t.data ? t.data : "");
 	free(t.data);
 	return st;
 }
 
-/* Expect status and, for errors, a JSON {"error": non-empty string}. */
+/* Expect status and, for errors, Pruvan's error shape with a non-empty
+ * message: {"status":false,"error":"..."}, or validate's. */
 static void expect_status(const req_t *r, long want)
 {
 	json_t *j = NULL;
 	long st = call(r, &j);
 	if (st != want)
-		fail_msg("%s: status %ld, expected %ld", r->path, st, want);
+		fail_msg("%s: status %ld, expected %ld (%s)", r->path, st, want,
+			 last_body);
 	assert_non_null(j);
 	if (want >= 400) {
 		const char *e = json_string_value(json_object_get(j, "error"));
 		assert_non_null(e);
 		assert_true(strlen(e) > 0);
-		assert_int_equal(json_object_size(j), 1);
+		assert_int_equal(json_object_size(j), 2);
+		json_t *flag = json_object_get(j, "status");
+		if (!flag)
+			flag = json_object_get(j, "validated");
+		assert_true(json_is_false(flag));
 	}
 	json_decref(j);
 }
 
+#define CRED "\"username\":\"acme\",\"token\":\"" TOKEN "\""
 #define META                                                                   \
-	"{\"uuId\":\"ph-1\",\"key1\":\"111\",\"key2\":\"WO-1\","               \
+	"{" CRED ",\"uuId\":\"ph-1\",\"key1\":\"111\",\"key2\":\"WO-1\","      \
 	"\"fileType\":\"jpg\"}"
-#define HDR "X-Relay-Secret: " SECRET
+#define UP "/pruvan/acme/uploadPictures.php"
 
 static void test_live_refusals(void **state)
 {
 	(void)state;
 	long before = topic_count();
 	assert_true(before >= 0);
-	req_t r = {.path = "/relay/acme/uploadPictures",
-		   .body = META,
+	req_t r = {.path = UP,
+		   .body = "{\"username\":\"acme\",\"token\":\"wrong\","
+			   "\"uuId\":\"x\",\"key2\":\"W\"}",
 		   .ctype = "application/json"};
-	expect_status(&r, 401); /* no secret */
-	r.path = "/relay/acme/uploadPictures?secret=wrong";
 	expect_status(&r, 401);
-	r.header = "X-Relay-Secret: " SECRET "x";
-	r.path = "/relay/acme/uploadPictures";
+	assert_string_equal(
+	    last_body,
+	    "{\"status\":false,\"error\":\"invalid username or password\"}");
+	r.body = "{\"username\":\"other\",\"token\":\"" TOKEN "\"}";
 	expect_status(&r, 401);
-	r.header = "Authorization: Basic " SECRET;
+	r.path = "/pruvan/acme/validate.php";
 	expect_status(&r, 401);
-	r.header = HDR;
+	assert_string_equal(
+	    last_body,
+	    "{\"error\":\"invalid username or password\",\"validated\":false}");
+	/* an account without relay credentials authenticates nobody */
+	r.path = "/pruvan/bare/validate";
+	r.body = "{\"username\":\"\",\"token\":\"\"}";
+	expect_status(&r, 401);
+	r.path = UP;
+	r.body = META;
 	r.method = "GET";
 	expect_status(&r, 405);
 	r.method = NULL;
-	r.path = "/relay/nobody/uploadPictures";
+	r.path = "/pruvan/nobody/uploadPictures.php";
 	expect_status(&r, 404);
-	r.path = "/relay/acme/getWorkOrders";
+	r.path = "/pruvan/acme/deleteEverything.php";
 	expect_status(&r, 404);
-	r.path = "/metrics";
+	r.path = "/relay/acme/uploadPictures"; /* the old receiver path */
 	expect_status(&r, 404);
-	r.path = "/relay/acme/uploadPictures";
+	r.path = UP;
 	r.body = "{\"uuId\":";
 	expect_status(&r, 400); /* not JSON */
-	r.body = "{\"uuId\":\"x\",\"key1\":\"1\"}";
-	expect_status(&r, 422); /* no key2 */
+	r.body = "[1]";
+	expect_status(&r, 400); /* not an object */
+	r.body = "{" CRED ",\"uuId\":\"x\"}";
+	expect_status(&r, 400); /* neither key1 nor key2 */
 	r.body = "";
 	expect_status(&r, 400);
 	r.body = META;
 	r.ctype = "image/png";
-	expect_status(&r, 415);
+	expect_status(&r, 400);
 	r.ctype = "multipart/form-data"; /* no boundary */
 	expect_status(&r, 400);
-	/* a declared body over the cap is refused before it is read */
+	r.ctype = "application/x-www-form-urlencoded";
+	r.body = "other=1";
+	expect_status(&r, 400); /* no payload field */
+	/* a declared body over relay.maxBodyBytes: refused before reading */
 	r.ctype = "application/json";
-	static char huge[PB_RELAY_MAX_BODY + 16];
+	static char huge[2000016];
 	memset(huge, ' ', sizeof(huge));
 	r.body = huge;
 	r.body_len = sizeof(huge);
 	expect_status(&r, 413);
-	/* JSON over its own cap */
-	r.body_len = PB_RELAY_MAX_JSON + 10;
+	/* the same without a Content-Length (chunked): 413 all the same */
+	r.header = "Transfer-Encoding: chunked";
 	expect_status(&r, 413);
-	/* nothing reached the topic */
+	r.header = NULL;
+	/* JSON over relay.maxPayloadBytes */
+	r.body_len = 100010;
+	expect_status(&r, 413);
+	/* a file over relay.maxFileBytes */
+	req_t f = {.path = UP,
+		   .payload_field = META,
+		   .with_file = true,
+		   .file_len = 300001};
+	expect_status(&f, 413);
+	/* more items than relay.maxItems */
+	r.body = "{" CRED ",\"workOrders\":[{\"workOrderNumber\":\"1\"},"
+		 "{\"workOrderNumber\":\"2\"},{\"workOrderNumber\":\"3\"},"
+		 "{\"workOrderNumber\":\"4\"},{\"workOrderNumber\":\"5\"},"
+		 "{\"workOrderNumber\":\"6\"}]}";
+	r.body_len = 0;
+	r.path = "/pruvan/acme/status.php";
+	expect_status(&r, 413);
+	/* nothing reached the topic, no file was left behind */
 	assert_int_equal(topic_count(), before);
+	DIR *d = opendir(media_dir);
+	assert_non_null(d);
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.' || strncmp(e->d_name, ".upload", 7) == 0)
+			if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+				fail_msg("left in the media dir: %s", e->d_name);
+	closedir(d);
 	double v = 0;
 	assert_int_equal(pb_metrics_get(metrics, PB_M_RELAY_REQUESTS,
 					"method=\"uploadPictures\","
 					"status=\"401\"",
 					&v),
 			 PB_OK);
-	assert_true(v == 4);
+	assert_true(v == 2);
 }
 
 static void test_live_accepts(void **state)
@@ -486,53 +773,66 @@ static void test_live_accepts(void **state)
 	assert_true(before >= 0);
 	json_t *j = NULL;
 
-	/* plain JSON, secret in a header: on the topic when answered */
-	req_t r = {.path = "/relay/acme/uploadPictures",
-		   .body = META,
-		   .ctype = "application/json",
-		   .header = HDR};
+	/* plain JSON body, token: on the topic when answered */
+	req_t r = {.path = UP, .body = META, .ctype = "application/json"};
 	assert_int_equal(call(&r, &j), 200);
-	assert_true(json_is_true(json_object_get(j, "status")));
-	assert_string_equal(json_string_value(json_object_get(j, "error")), "");
+	assert_string_equal(last_body, "{\"status\":true,\"error\":\"\"}");
 	json_decref(j);
 	assert_int_equal(topic_count(), before + 1);
 
-	/* Pruvan's multipart (payload part + the photo), secret in the URL */
-	req_t m = {.path = "/relay/acme/uploadPictures?secret=" SECRET,
-		   .payload_field = META,
+	/* Pruvan's multipart: payload part + the photo, the password as
+	 * SHA-1 hex; the file is kept under the uuId's name */
+	char sha[41], meta[512];
+	pb_relay_sha1_hex(SECRET, sha);
+	snprintf(meta, sizeof(meta),
+		 "{\"username\":\"acme\",\"password\":\"%s\",\"uuId\":\"ph-2\","
+		 "\"key1\":\"111\",\"key2\":\"WO-1\",\"evidenceType\":\"after\"}",
+		 sha);
+	req_t m = {.path = "/pruvan/acme/UPLOADPICTURES.aspx",
+		   .payload_field = meta,
 		   .with_file = true};
 	assert_int_equal(call(&m, &j), 200);
 	json_decref(j);
 	assert_int_equal(topic_count(), before + 2);
+	char path[600];
+	snprintf(path, sizeof(path), "%s/acme_ph-2", media_dir);
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 200000);
 
-	/* status: urlencoded payload=..., Bearer; two items */
+	/* status: urlencoded payload=..., the plain password; fieldStatus */
 	char *esc = curl_easy_escape(
 	    NULL,
-	    "{\"username\":\"u\",\"password\":\"p\",\"token\":\"t\","
-	    "\"workOrders\":[{\"workOrderNumber\":\"WO-1\",\"status\":"
+	    "{\"username\":\"acme\",\"password\":\"" SECRET "\","
+	    "\"workOrders\":[{\"workOrderNumber\":\"WO-1\",\"fieldStatus\":"
 	    "\"complete\"},{\"workOrderNumber\":\"WO-2\",\"status\":"
 	    "\"complete\"}]}",
 	    0);
 	char body[1024];
-	snprintf(body, sizeof(body), "username=u&payload=%s", esc);
+	snprintf(body, sizeof(body), "other=1&payload=%s", esc);
 	curl_free(esc);
-	req_t s = {.path = "/relay/acme/status",
+	req_t s = {.path = "/pruvan/acme/status.php",
 		   .ctype = "application/x-www-form-urlencoded",
-		   .header = "Authorization: Bearer " SECRET,
 		   .body = body};
 	assert_int_equal(call(&s, &j), 200);
-	assert_true(json_is_true(json_object_get(j, "status")));
-	assert_true(json_is_null(json_object_get(j, "error")));
+	assert_string_equal(last_body, "{\"status\":true,\"error\":null}");
 	json_decref(j);
 	assert_int_equal(topic_count(), before + 4);
 
-	/* validate answers and writes nothing */
-	req_t v = {.path = "/relay/acme/validate",
-		   .header = HDR,
+	/* raw JSON labelled urlencoded (what curl -d sends): read as JSON */
+	req_t raw = {.path = "/pruvan/acme/validate",
+		     .ctype = "application/x-www-form-urlencoded",
+		     .body = "{" CRED "}"};
+	assert_int_equal(call(&raw, &j), 200);
+	json_decref(j);
+
+	/* validate (a configured PushKey): answers, writes nothing */
+	req_t v = {.path = "/pruvan/acme/VALIDATE.php",
 		   .ctype = "application/x-www-form-urlencoded",
-		   .body = "payload=%7B%7D"};
+		   .body = "payload=%7B%22username%22%3A%22acme%22%2C%22token%22"
+			   "%3A%22" TOKEN "%22%2C%22pushkey%22%3A%22K%22%7D"};
 	assert_int_equal(call(&v, &j), 200);
-	assert_true(json_is_true(json_object_get(j, "validated")));
+	assert_string_equal(last_body, "{\"error\":\"\",\"validated\":true}");
 	json_decref(j);
 	assert_int_equal(topic_count(), before + 4);
 
@@ -560,11 +860,10 @@ static void test_live_kafka_down(void **state)
 {
 	(void)state;
 	assert_int_equal(rd_kafka_mock_broker_set_down(mock, 1), 0);
-	req_t r = {.path = "/relay/acme/uploadPictures",
-		   .header = HDR,
+	req_t r = {.path = UP,
 		   .ctype = "application/json",
-		   .body =
-		       "{\"uuId\":\"ph-down\",\"key1\":\"1\",\"key2\":\"W\"}"};
+		   .body = "{" CRED ",\"uuId\":\"ph-down\",\"key1\":\"1\","
+			   "\"key2\":\"W\"}"};
 	int64_t t0 = mono_ms();
 	json_t *j = NULL;
 	assert_int_equal(call(&r, &j), 503);
@@ -572,6 +871,7 @@ static void test_live_kafka_down(void **state)
 	const char *e = json_string_value(json_object_get(j, "error"));
 	assert_non_null(e);
 	assert_non_null(strstr(e, "Kafka"));
+	assert_true(json_is_false(json_object_get(j, "status")));
 	json_decref(j);
 	/* answered after the ack timeout (1500 ms), within its margin */
 	if (took < 1400 || took >= 4000)
@@ -603,9 +903,14 @@ static void test_live_no_secret_in_logs(void **state)
 	assert_true(n > 0); /* the refusals were logged */
 	buf[n] = '\0';
 	assert_non_null(strstr(buf, "relay call refused"));
-	assert_null(strstr(buf, SECRET));
+	char sha[41];
+	pb_relay_sha1_hex(SECRET, sha);
+	const char *never[] = {SECRET, TOKEN, sha};
 	char *text = pb_metrics_render(metrics);
-	assert_null(strstr(text, SECRET));
+	for (size_t i = 0; i < 3; i++) {
+		assert_null(strstr(buf, never[i]));
+		assert_null(strstr(text, never[i]));
+	}
 	free(text);
 }
 
@@ -613,10 +918,16 @@ int main(void)
 {
 	const struct CMUnitTest pure[] = {
 	    cmocka_unit_test(test_secret_equal),
+	    cmocka_unit_test(test_secret_equal_whole_length),
+	    cmocka_unit_test(test_digests),
+	    cmocka_unit_test(test_credentials),
 	    cmocka_unit_test(test_parse_path),
+	    cmocka_unit_test(test_methods),
 	    cmocka_unit_test(test_records_upload),
 	    cmocka_unit_test(test_records_status),
 	    cmocka_unit_test(test_records_invalid),
+	    cmocka_unit_test(test_since),
+	    cmocka_unit_test(test_media_name),
 	};
 	const struct CMUnitTest live[] = {
 	    cmocka_unit_test(test_live_refusals),

@@ -1,0 +1,179 @@
+/*
+ * validate teaches a pruvan:validate account its PushKey (contract 5.1,
+ * 8), with two replicas of the worker: the account's events wait (not
+ * ready, nothing pushed, nothing lost) until a key is known, then go to
+ * the learned key, also when both replicas restarted meanwhile; a second
+ * validate through the other replica switches both replicas without a
+ * restart; the key never reaches a log.
+ */
+#include <dirent.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+#include <openssl/evp.h>
+
+#include "harness.h"
+
+#define WAIT_MS 20000
+#define TOKEN "it-relay-Token-0123456789"
+#define PASSWORD "it-relay-Password-9876543210"
+#define CRED "\"username\":\"acme-int\",\"token\":\"" TOKEN "\""
+
+H_SUITE("relay-pushkey", 2)
+
+#include "relay_it.h"
+
+static void relay_learned_push_key(void **state)
+{
+	(void)state;
+	h_begin("relay_learned_push_key");
+	char media[512], api[256];
+	h_path(media, sizeof(media), "media");
+	snprintf(api, sizeof(api), "http://127.0.0.1:%d/api/", h_sim_port());
+	json_t *ov = relay_config(
+	    media, json_pack("{s:{s:s, s:[s], s:o}}", "lrn", "pushKeyUrl",
+			     "pruvan:validate", "users", "jsmith", "relay",
+			     relay_creds()));
+	json_object_set_new(ov, "pruvan", json_pack("{s:s}", "apiUrl", api));
+	/* a stop while events wait for the key hands them back after it */
+	json_object_set_new(ov, "worker",
+			    json_pack("{s:i}", "shutdownGraceMs", 1500));
+	char cfg[512];
+	assert_int_equal(h_write_config("config.json", ov, cfg, sizeof(cfg)),
+			 0);
+	json_decref(ov);
+	int r1, o1, r2, o2;
+	h_worker_t *w1 = learned_worker("w1", cfg, &r1, &o1);
+	h_worker_t *w2 = learned_worker("w2", cfg, &r2, &o2);
+	await_assigned(w1, w2);
+
+	/* no key yet: not ready, and the event waits (nothing pushed) */
+	assert_int_equal(h_await_http_status(o1, "/readyz", 503, WAIT_MS), 503);
+	char *body = NULL;
+	assert_int_equal(h_http_get(o1, "/readyz", &body), 503);
+	assert_non_null(strstr(body, "lrn"));
+	free(body);
+	json_t *ev = h_event_create("lk-c1", "lrn", "LK-1", 1);
+	assert_int_equal(h_produce_json(H_TOPIC_ORDERS, ev, true), 0);
+	json_decref(ev);
+	/* consumed and held: its partition's replica reports it in flight */
+	const char *fl = "pruvan_bridge_in_flight_events";
+	int64_t until = pb_mono_ms() + WAIT_MS;
+	while (h_await_metric(o1, fl, 1, 0) < 1 &&
+	       h_await_metric(o2, fl, 1, 0) < 1) {
+		if (pb_mono_ms() >= until)
+			fail_msg("the event was never consumed");
+		h_nap_ms(50);
+	}
+	assert_int_equal(h_topic_count(H_TOPIC_RESULTS), 0);
+	assert_int_equal(pushed_to("key-A", "LK-1"), 0);
+
+	/* both replicas restart meanwhile: the waiting event was never
+	 * committed, so the new replicas have it again (not lost) */
+	assert_int_equal(h_worker_signal(w1, SIGTERM), 0);
+	assert_int_equal(h_worker_signal(w2, SIGTERM), 0);
+	assert_int_equal(h_worker_wait(w1, WAIT_MS), 0);
+	assert_int_equal(h_worker_wait(w2, WAIT_MS), 0);
+	assert_int_equal(h_topic_count(H_TOPIC_RESULTS), 0);
+	w1 = learned_worker("w3", cfg, &r1, &o1);
+	w2 = learned_worker("w4", cfg, &r2, &o2);
+	await_assigned(w1, w2);
+	assert_int_equal(h_await_http_status(o2, "/readyz", 503, WAIT_MS), 503);
+
+	/* validate through replica 1: both become ready, the event goes to
+	 * the learned key */
+	validate(r1, "key-A");
+	assert_int_equal(h_await_http_status(o1, "/readyz", 200, WAIT_MS), 200);
+	assert_int_equal(h_await_http_status(o2, "/readyz", 200, WAIT_MS), 200);
+	json_t *by = NULL;
+	json_t *o = json_array_get(outcomes(1, "lk-c1", &by), 0);
+	assert_string_equal(h_str(o, "outcome"), "created");
+	json_decref(by);
+	assert_int_equal(pushed_to("key-A", "LK-1"), 1);
+	double t1 = h_await_metric(
+	    o2, "pruvan_bridge_push_key_learned_timestamp_seconds{account="
+		"\"lrn\"}",
+	    1, WAIT_MS);
+	assert_true(t1 > 1e9);
+
+	/* a validate with wrong credentials teaches nothing; nor does one
+	 * whose pushkey is not a string */
+	json_t *ans = NULL;
+	assert_int_equal(post(r1, "/pruvan/lrn/validate.php", NULL,
+			      "{\"username\":\"acme-int\",\"token\":\"x\","
+			      "\"pushkey\":\"evil\"}",
+			      false, &ans),
+			 401);
+	assert_true(json_is_false(json_object_get(ans, "validated")));
+	json_decref(ans);
+	assert_int_equal(post(r1, "/pruvan/lrn/validate.php", NULL,
+			      "{" CRED ",\"pushkey\":42}", false, &ans),
+			 400);
+	json_decref(ans);
+
+	/* Pruvan's integration is set up again: a new key, delivered
+	 * through replica 2; once both replicas show it learned, every push
+	 * of either goes to it */
+	int64_t t2 = (int64_t)time(NULL);
+	while ((int64_t)time(NULL) == t2)
+		h_nap_ms(20); /* the metric has second resolution */
+	/* the second validate as pruvan-call makes it: password SHA-1 */
+	char *out = NULL;
+	assert_int_equal(pruvan_call(r2, "lrn", "validate --pushkey key-B",
+				     &out),
+			 0);
+	assert_non_null(strstr(out, "\"validated\":true"));
+	free(out);
+	const char *metric =
+	    "pruvan_bridge_push_key_learned_timestamp_seconds{account=\"lrn\"}";
+	assert_true(h_await_metric(o1, metric, (double)t2 + 1, WAIT_MS) >
+		    (double)t2);
+	assert_true(h_await_metric(o2, metric, (double)t2 + 1, WAIT_MS) >
+		    (double)t2);
+	/* the metric follows the key read with it: the next push uses it;
+	 * orders on both partitions, so both replicas push */
+	char id[32], won[32];
+	for (int i = 0; i < 6; i++) {
+		snprintf(id, sizeof(id), "lk-c2-%d", i);
+		snprintf(won, sizeof(won), "LK-2-%d", i);
+		ev = h_event_create(id, "lrn", won, 1);
+		assert_int_equal(h_produce_json(H_TOPIC_ORDERS, ev, true), 0);
+		json_decref(ev);
+	}
+	outcomes(7, "lk-c2-5", &by);
+	for (int i = 0; i < 6; i++) {
+		snprintf(id, sizeof(id), "lk-c2-%d", i);
+		snprintf(won, sizeof(won), "LK-2-%d", i);
+		assert_string_equal(h_str(h_one(by, id), "outcome"), "created");
+		assert_int_equal(pushed_to("key-B", won), 1);
+		assert_int_equal(pushed_to("key-A", won), 0);
+		assert_int_equal(pushed_to("evil", won), 0);
+	}
+	json_decref(by);
+
+	assert_int_equal(h_worker_signal(w1, SIGTERM), 0);
+	assert_int_equal(h_worker_signal(w2, SIGTERM), 0);
+	assert_int_equal(h_worker_wait(w1, WAIT_MS), 0);
+	assert_int_equal(h_worker_wait(w2, WAIT_MS), 0);
+	assert_int_equal(h_worker_log_count(w1, "key-A"), 0);
+	assert_int_equal(h_worker_log_count(w2, "key-B"), 0);
+	h_end();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(relay_learned_push_key),
+	};
+	return cmocka_run_group_tests(tests, h_suite_setup, h_suite_teardown);
+}
