@@ -25,6 +25,7 @@ RUN apt-get update \
         libjansson-dev \
         libcurl4-openssl-dev \
         libhiredis-dev \
+        libssl-dev \
         libmicrohttpd-dev \
         libjemalloc-dev \
         libcmocka-dev \
@@ -51,6 +52,7 @@ RUN apt-get update \
         libjansson4 \
         libcurl4 \
         libhiredis0.14 \
+        libssl3 \
         libmicrohttpd12 \
         libjemalloc2 \
         ca-certificates \

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 pkgs=(cmake ninja-build gcc pkg-config librdkafka-dev libjansson-dev
-      libcurl4-openssl-dev libhiredis-dev libcmocka-dev libmicrohttpd-dev
+      libcurl4-openssl-dev libhiredis-dev libssl-dev libcmocka-dev libmicrohttpd-dev
       libjemalloc-dev redis-server kcat ca-certificates)
 if [ "${1:-}" = "--test" ]; then
   # clang: libFuzzer targets; python3-jsonschema: outcome/event schemas;
