@@ -1,0 +1,346 @@
+/*
+ * Redis as production runs it, against real servers:
+ *   - TLS only (a test CA made now, client certificates required) with an
+ *     ACL user allowed only the commands the worker needs (the list in
+ *     docs/operations.md) and the default user off: the e2e flow keeps
+ *     its guarantees; a CA that does not sign the server's certificate is
+ *     fatal at start (exit 1, the TLS reason); a wrong password is named
+ *     as an AUTH failure;
+ *   - Sentinel (three of them, a master and a replica, redis.minReplicas
+ *     1): the master is killed mid-run, the worker follows the failover.
+ * Every event gets exactly one outcome that is not a duplicate, and is
+ * pushed once.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "harness_redis.h"
+
+#define WAIT_MS 90000
+#define ORDERS 6
+#define PER_ORDER 3
+
+/* The worker's commands (docs/operations.md) and nothing else. */
+#define ACL_COMMANDS                                                       \
+	"-@all", "+get", "+set", "+hmget", "+hset", "+hsetnx", "+sismember",   \
+	    "+sadd", "+multi", "+exec", "+discard", "+ping", "+wait", "+role"
+
+static int setup(void **state)
+{
+	(void)state;
+	return h_setup("redisprod") || h_kafka_start(1, 3) || h_sim_start(0)
+		   ? -1
+		   : 0;
+}
+
+static int teardown(void **state)
+{
+	hr_stop_all();
+	return h_group_teardown(state);
+}
+
+/* Every event of prefix: exactly one outcome besides duplicates, created
+ * or updated, pushed exactly once. */
+static void check_exactly_once(const json_t *recs, const char *prefix)
+{
+	json_t *by = h_by_event(recs);
+	for (int o = 0; o < ORDERS; o++) {
+		char won[64];
+		snprintf(won, sizeof(won), "WO-%s-%02d", prefix, o);
+		json_t *pushes = h_sim_pushes_of("acme", won);
+		for (int k = 0; k < PER_ORDER; k++) {
+			char id[64];
+			snprintf(id, sizeof(id), "%s-%02d-%d", prefix, o, k);
+			int real = 0;
+			size_t i;
+			json_t *x;
+			json_array_foreach(json_object_get(by, id), i, x)
+			{
+				const char *oc = h_str(x, "outcome");
+				if (!strcmp(oc, "duplicate"))
+					continue;
+				real++;
+				if (strcmp(oc, k ? "updated" : "created"))
+					fail_msg("%s: %s (%s)", id, oc,
+						 h_str(x, "message"));
+			}
+			if (real != 1)
+				fail_msg("%s: %d outcomes", id, real);
+			size_t n = 0;
+			json_t *p;
+			json_array_foreach(pushes, i, p)
+			{
+				const char *info = h_str(
+				    json_object_get(p, "workOrder"),
+				    "workOrderInfo");
+				n += info && !strcmp(info, id);
+			}
+			if (n != 1)
+				fail_msg("%s: pushed %zu times", id, n);
+		}
+		json_decref(pushes);
+	}
+	json_decref(by);
+}
+
+/* Wait until every event of prefix has an outcome that is not a
+ * duplicate; the records seen. */
+static json_t *await_all(const char *prefix, long before)
+{
+	json_t *all = NULL;
+	int64_t deadline = pb_mono_ms() + WAIT_MS;
+	for (;;) {
+		json_decref(all);
+		all = h_consume(H_TOPIC_RESULTS, before + ORDERS * PER_ORDER,
+				5000);
+		json_t *by = h_by_event(all);
+		int missing = 0;
+		for (int o = 0; o < ORDERS; o++)
+			for (int k = 0; k < PER_ORDER; k++) {
+				char id[64];
+				snprintf(id, sizeof(id), "%s-%02d-%d", prefix,
+					 o, k);
+				bool real = false;
+				size_t i;
+				json_t *x;
+				json_array_foreach(json_object_get(by, id), i,
+						   x)
+				real = real ||
+				       strcmp(h_str(x, "outcome"), "duplicate");
+				missing += !real;
+			}
+		json_decref(by);
+		if (!missing || pb_mono_ms() > deadline)
+			return all;
+	}
+}
+
+static char tls_port_s[16];
+
+static void file_in_dir(char *buf, size_t n, const char *name)
+{
+	h_path(buf, n, name);
+}
+
+static int start_tls_redis(void)
+{
+	if (hr_make_ca("t"))
+		return -1;
+	char crt[512], key[512], ca[512];
+	file_in_dir(crt, sizeof(crt), "t-server.pem");
+	file_in_dir(key, sizeof(key), "t-server.key");
+	file_in_dir(ca, sizeof(ca), "t-ca.pem");
+	int port = hr_free_port();
+	snprintf(tls_port_s, sizeof(tls_port_s), "%d", port);
+	const char *args[] = {"--port", "0", "--tls-port", tls_port_s,
+			      "--tls-cert-file", crt, "--tls-key-file", key,
+			      "--tls-ca-cert-file", ca, "--tls-auth-clients",
+			      "yes", "--user", "default", "off", "--user",
+			      "pbuser", "on", ">p@ss:w/rd", "~pb:*",
+			      ACL_COMMANDS, NULL};
+	return hr_start(0, port, args);
+}
+
+/* The configuration for the TLS server: ca the CA file's prefix. */
+static void write_tls_config(const char *name, const char *ca_prefix,
+			     const char *password_enc, char *cfg, size_t n)
+{
+	char url[256], ca[512], crt[512], key[512], caname[64];
+	snprintf(url, sizeof(url), "rediss://pbuser:%s@localhost:%s/0",
+		 password_enc, tls_port_s);
+	snprintf(caname, sizeof(caname), "%s-ca.pem", ca_prefix);
+	file_in_dir(ca, sizeof(ca), caname);
+	file_in_dir(crt, sizeof(crt), "t-client.pem");
+	file_in_dir(key, sizeof(key), "t-client.key");
+	json_t *ov = json_pack(
+	    "{s:{s:s, s:{s:s, s:s, s:s}}, s:{s:i, s:i}}", "redis", "url", url,
+	    "tls", "caFile", ca, "certFile", crt, "keyFile", key, "pruvan",
+	    "batchMaxOrders", 1, "maxInFlight", 1);
+	assert_int_equal(h_write_config(name, ov, cfg, n), 0);
+	json_decref(ov);
+}
+
+static void tls_acl_e2e(void **state)
+{
+	(void)state;
+	h_begin("tls_acl_e2e");
+	assert_int_equal(start_tls_redis(), 0);
+	char cfg[512];
+	write_tls_config("tls.json", "t", "p%40ss%3Aw%2Frd", cfg, sizeof(cfg));
+	long before = h_topic_count(H_TOPIC_RESULTS);
+	assert_int_equal(h_produce_series("t", "acme", ORDERS, PER_ORDER), 0);
+	h_worker_t *w = h_worker_run("worker-tls", cfg, true);
+	assert_non_null(w);
+	assert_int_equal(h_worker_wait(w, WAIT_MS), 0);
+	json_t *all = await_all("t", before);
+	check_exactly_once(all, "t");
+	json_decref(all);
+	/* auto-admin goes through the same ACL user and TLS */
+	const char *aa[] = {"auto-admin", "-c", cfg, "acme", "off", NULL};
+	char *out = NULL;
+	assert_int_equal(h_bridge_cmd(aa, 20000, &out), 0);
+	free(out);
+	h_end();
+}
+
+static void tls_wrong_ca_is_fatal(void **state)
+{
+	(void)state;
+	h_begin("tls_wrong_ca_is_fatal");
+	assert_int_equal(hr_make_ca("u"), 0); /* a CA that signed nothing */
+	char cfg[512];
+	write_tls_config("tls-bad-ca.json", "u", "p%40ss%3Aw%2Frd", cfg,
+			 sizeof(cfg));
+	h_worker_t *w = h_worker_run("worker-bad-ca", cfg, false);
+	assert_non_null(w);
+	assert_int_equal(h_worker_wait(w, 30000), 1);
+	assert_true(h_worker_log_has(w, "Redis TLS", 1000));
+	assert_true(h_worker_log_has(w, "certificate", 1000));
+	h_end();
+}
+
+static void acl_wrong_password_named(void **state)
+{
+	(void)state;
+	h_begin("acl_wrong_password_named");
+	char cfg[512];
+	write_tls_config("tls-bad-pw.json", "t", "nope", cfg, sizeof(cfg));
+	h_worker_t *w = h_worker_run("worker-bad-pw", cfg, false);
+	assert_non_null(w);
+	assert_true(h_worker_log_has(w, "Redis AUTH", 30000));
+	assert_false(h_worker_log_has(w, "nope", 100));
+	assert_int_equal(h_worker_signal(w, SIGTERM), 0);
+	assert_true(h_worker_wait(w, 30000) >= 0);
+	h_end();
+}
+
+/* ---- Sentinel ---------------------------------------------------------- */
+
+static char master_s[16], replica_s[16];
+static int sentinel_ports[3];
+
+static char *master_addr(void)
+{
+	char port[16];
+	for (int i = 0; i < 3; i++) {
+		snprintf(port, sizeof(port), "%d", sentinel_ports[i]);
+		const char *q[] = {"SENTINEL", "get-master-addr-by-name",
+				   "mymaster", NULL};
+		char *a = hr_cmd(sentinel_ports[i], q);
+		if (a)
+			return a;
+	}
+	return NULL;
+}
+
+static int start_sentinel_group(void)
+{
+	int m = hr_free_port(), r = hr_free_port();
+	snprintf(master_s, sizeof(master_s), "%d", m);
+	snprintf(replica_s, sizeof(replica_s), "%d", r);
+	const char *ma[] = {"--port", master_s, NULL};
+	const char *ra[] = {"--port", replica_s, "--replicaof", "127.0.0.1",
+			    master_s, NULL};
+	if (hr_start(1, m, ma) || hr_start(2, r, ra))
+		return -1;
+	char conf[512];
+	snprintf(conf, sizeof(conf),
+		 "sentinel monitor mymaster 127.0.0.1 %d 2\n"
+		 "sentinel down-after-milliseconds mymaster 1000\n"
+		 "sentinel failover-timeout mymaster 5000\n", m);
+	for (int i = 0; i < 3; i++) {
+		sentinel_ports[i] = hr_free_port();
+		if (hr_start_sentinel(3 + i, sentinel_ports[i], conf))
+			return -1;
+	}
+	/* ready once the Sentinels know each other and the replica */
+	int64_t deadline = pb_mono_ms() + 60000;
+	while (pb_mono_ms() < deadline) {
+		const char *q[] = {"SENTINEL", "replicas", "mymaster", NULL};
+		const char *k[] = {"SENTINEL", "ckquorum", "mymaster", NULL};
+		char *rep = hr_cmd(sentinel_ports[0], q);
+		char *ok = hr_cmd(sentinel_ports[0], k);
+		bool ready = rep && strstr(rep, replica_s) && ok &&
+			     strstr(ok, "3 usable");
+		free(rep);
+		free(ok);
+		if (ready)
+			return 0;
+		h_nap_ms(100);
+	}
+	return -1;
+}
+
+static void sentinel_failover_e2e(void **state)
+{
+	(void)state;
+	h_begin("sentinel_failover_e2e");
+	assert_int_equal(start_sentinel_group(), 0);
+	char nodes[3][32];
+	for (int i = 0; i < 3; i++)
+		snprintf(nodes[i], sizeof(nodes[i]), "127.0.0.1:%d",
+			 sentinel_ports[i]);
+	json_t *ov = json_pack(
+	    "{s:{s:s, s:{s:s, s:[s,s,s]}, s:i, s:i}, s:{s:i, s:i}}", "redis",
+	    "url", "redis://ignored-host/0", "sentinel", "masterName",
+	    "mymaster", "nodes", nodes[0], nodes[1], nodes[2], "minReplicas", 1,
+	    "waitTimeoutMs", 500, "pruvan", "batchMaxOrders", 1, "maxInFlight",
+	    1);
+	char cfg[512];
+	assert_int_equal(h_write_config("sentinel.json", ov, cfg, sizeof(cfg)),
+			 0);
+	json_decref(ov);
+	assert_int_equal(h_sim_faults("{\"latencyMs\":150}"), 0);
+	long before = h_topic_count(H_TOPIC_RESULTS);
+	assert_int_equal(h_produce_series("s", "acme", ORDERS, PER_ORDER), 0);
+	h_worker_t *w = h_worker_run("worker-sentinel", cfg, false);
+	assert_non_null(w);
+	assert_true(h_await_count(H_TOPIC_RESULTS, before + 3, WAIT_MS) >=
+		    before + 3);
+
+	hr_kill(1); /* the master, mid-run */
+	int64_t deadline = pb_mono_ms() + 60000;
+	bool moved = false;
+	while (!moved && pb_mono_ms() < deadline) {
+		char *a = master_addr();
+		moved = a && strstr(a, replica_s);
+		free(a);
+		if (!moved)
+			h_nap_ms(100);
+	}
+	assert_true(moved);
+	/* the old master comes back as the new one's replica, so WAIT has
+	 * a replica to count again */
+	const char *back[] = {"--replicaof", "127.0.0.1", replica_s, NULL};
+	assert_int_equal(hr_restart(1, back), 0);
+
+	json_t *all = await_all("s", before);
+	assert_int_equal(h_worker_signal(w, SIGTERM), 0);
+	assert_int_equal(h_worker_wait(w, 30000), 0);
+	json_decref(all);
+	all = h_consume(H_TOPIC_RESULTS, before + ORDERS * PER_ORDER, 15000);
+	check_exactly_once(all, "s");
+	json_decref(all);
+	json_decref(h_sim_delete("/_sim/faults"));
+	h_end();
+}
+
+int main(void)
+{
+	const struct CMUnitTest t[] = {
+		cmocka_unit_test(tls_acl_e2e),
+		cmocka_unit_test(tls_wrong_ca_is_fatal),
+		cmocka_unit_test(acl_wrong_password_named),
+		cmocka_unit_test(sentinel_failover_e2e),
+	};
+	return cmocka_run_group_tests(t, setup, teardown);
+}
