@@ -20,4 +20,6 @@ target_compile_definitions(test_config PRIVATE
 add_library(pb_kafka_conf STATIC src/kafka_conf.c)
 target_link_libraries(pb_kafka_conf PUBLIC pb_config PkgConfig::RDKAFKA)
 pb_unit_test(test_kafka_conf tests/unit/test_kafka_conf.c pb_kafka_conf)
-pb_unit_test(test_redis_conn tests/unit/test_redis_conn.c pb_redis_conn)
+pb_unit_test(test_redis_conn tests/unit/test_redis_conn.c pb_config)
+target_compile_definitions(test_redis_conn PRIVATE
+  PB_SOURCE_DIR="${PROJECT_SOURCE_DIR}")

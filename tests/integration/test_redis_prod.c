@@ -32,7 +32,7 @@
 /* The worker's commands (docs/operations.md) and nothing else. */
 #define ACL_COMMANDS                                                       \
 	"-@all", "+get", "+set", "+hmget", "+hset", "+hsetnx", "+sismember",   \
-	    "+sadd", "+multi", "+exec", "+discard", "+ping", "+wait", "+role"
+	    "+sadd", "+multi", "+exec", "+ping", "+wait", "+role"
 
 static int setup(void **state)
 {

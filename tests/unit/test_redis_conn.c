@@ -10,6 +10,10 @@
 #include <cmocka.h>
 #include <string.h>
 
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "config.h"
 #include "redis_conn.h"
 
 static void test_acl_user_decoded(void **state)
@@ -135,6 +139,32 @@ static void test_tls_files_checked(void **state)
 	assert_non_null(strstr(e, "redis.tls.caFile"));
 }
 
+/* config/redis-production.example.json loads, and says what it shows. */
+static void test_production_example(void **state)
+{
+	(void)state;
+	setenv("REDIS_PASSWORD", "hunter2", 1);
+	setenv("REDIS_SENTINEL_PASSWORD", "hunter3", 1);
+	setenv("ACME_PUSHKEY_URL", "https://direct.pruvan.com/api/?apiKey=K", 1);
+	pb_config_t *cfg = NULL;
+	char e[4096];
+	assert_int_equal(pb_config_load(PB_SOURCE_DIR
+					"/config/redis-production.example.json",
+					&cfg, e, sizeof(e)),
+			 PB_OK);
+	assert_string_equal(cfg->redis_password, "hunter2");
+	assert_true(cfg->redis_tls && cfg->redis_tls_verify);
+	assert_string_equal(cfg->redis_sentinel_master, "mymaster");
+	assert_int_equal(cfg->redis_sentinel_nodes_len, 3);
+	assert_int_equal(cfg->redis_min_replicas, 1);
+	assert_non_null(cfg->pruvan_proxy);
+	char *d = pb_config_describe(cfg);
+	assert_non_null(d);
+	assert_null(strstr(d, "hunter"));
+	free(d);
+	pb_config_destroy(cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest t[] = {
@@ -146,6 +176,7 @@ int main(void)
 		cmocka_unit_test(test_failure_names_step),
 		cmocka_unit_test(test_user_needs_password),
 		cmocka_unit_test(test_tls_files_checked),
+		cmocka_unit_test(test_production_example),
 	};
 	return cmocka_run_group_tests(t, NULL, NULL);
 }
