@@ -1031,13 +1031,6 @@ static void check_redis_cross(loader_t *L)
 		report_add(&L->rep, "$.redis",
 			   "sentinel and cluster exclude each other: a "
 			   "Cluster fails over by itself");
-	/* Refused rather than half-working: the client would send every key
-	 * to one node and fail on MOVED. */
-	if (c->redis_cluster_nodes)
-		report_add(&L->rep, "$.redis.cluster",
-			   "Redis Cluster is not supported by this version "
-			   "(slot routing is not built yet): use a single "
-			   "master, with redis.sentinel for failover");
 	pb_redis_url_t u;
 	if (pb_redis_url_parse(c->redis_url, &u, NULL, 0) != PB_OK)
 		return;

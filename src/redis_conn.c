@@ -34,6 +34,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include "redis_cluster.h"
 #include "util.h"
 
 struct pb_redis {
@@ -47,6 +48,9 @@ struct pb_redis {
 	char **sentinels;
 	size_t sentinels_len;
 	char *sentinel_password;
+	char **cluster; /* Cluster seed nodes; NULL: no Cluster */
+	size_t cluster_len;
+	size_t cluster_next; /* the seed asked first next time */
 	int timeout_ms;
 };
 
@@ -58,6 +62,7 @@ struct pb_rconn {
 	size_t out_len, out_cap;
 	int timeout_ms;
 	char peer[300];
+	pb_cluster_t *cl; /* a Cluster: every call goes there (fd -1) */
 };
 
 const char *pb_rc_fail_name(pb_rc_fail_t f)
@@ -302,6 +307,17 @@ pb_err_t pb_redis_new(const pb_redis_opts_t *o, pb_redis_t **out,
 				 strdup(o->sentinel_nodes[i])))
 				r->sentinels_len++;
 	}
+	if (o->cluster_nodes_len) {
+		r->cluster = calloc(o->cluster_nodes_len, sizeof(char *));
+		if (!r->cluster) {
+			err = PB_ERR_NOMEM;
+			goto fail;
+		}
+		for (size_t i = 0; i < o->cluster_nodes_len; i++)
+			if ((r->cluster[r->cluster_len] =
+				 strdup(o->cluster_nodes[i])))
+				r->cluster_len++;
+	}
 	if (r->tls) {
 		err = tls_ctx_new(r, o, errstr, errstr_size);
 		if (err)
@@ -331,6 +347,9 @@ void pb_redis_destroy(pb_redis_t *r)
 	for (size_t i = 0; i < r->sentinels_len; i++)
 		free(r->sentinels[i]);
 	free(r->sentinels);
+	for (size_t i = 0; i < r->cluster_len; i++)
+		free(r->cluster[i]);
+	free(r->cluster);
 	SSL_CTX_free(r->ctx);
 	free(r);
 }
@@ -542,6 +561,7 @@ void pb_rconn_close(pb_rconn_t *c)
 {
 	if (!c)
 		return;
+	pb_cluster_close(c->cl);
 	if (c->ssl) {
 		SSL_shutdown(c->ssl); /* best effort, non-blocking */
 		SSL_free(c->ssl);
@@ -556,6 +576,8 @@ void pb_rconn_close(pb_rconn_t *c)
 
 int pb_rconn_fd(const pb_rconn_t *c)
 {
+	if (c && c->cl)
+		return pb_cluster_fd(c->cl);
 	return c ? c->fd : -1;
 }
 
@@ -566,6 +588,8 @@ const char *pb_rconn_peer(const pb_rconn_t *c)
 
 bool pb_rconn_append(pb_rconn_t *c, const char *buf, size_t len)
 {
+	if (c->cl)
+		return pb_cluster_append(c->cl, buf, len);
 	if (c->out_len + len > c->out_cap) {
 		size_t nc = c->out_cap ? c->out_cap : 4096;
 		while (nc < c->out_len + len)
@@ -607,6 +631,8 @@ static ssize_t raw_write(pb_rconn_t *c, const char *buf, size_t len,
 
 pb_err_t pb_rconn_flush(pb_rconn_t *c, char *errstr, size_t errstr_size)
 {
+	if (c->cl)
+		return pb_cluster_flush(c->cl, errstr, errstr_size);
 	size_t off = 0;
 	int64_t deadline = pb_mono_ms() + c->timeout_ms;
 	while (off < c->out_len) {
@@ -678,6 +704,8 @@ pb_err_t pb_rconn_reply(pb_rconn_t *c, bool wait, redisReply **out,
 			char *errstr, size_t errstr_size)
 {
 	*out = NULL;
+	if (c->cl)
+		return pb_cluster_reply(c->cl, wait, out, errstr, errstr_size);
 	int64_t deadline = pb_mono_ms() + c->timeout_ms;
 	bool polled = false;
 	for (;;) {
@@ -963,11 +991,35 @@ static pb_err_t dial_sentinel(pb_redis_t *r, pb_rconn_t **out,
 	return err;
 }
 
+/* A handle whose calls all go to the Cluster (redis_cluster.h). */
+static pb_err_t dial_cluster(pb_redis_t *r, pb_rconn_t **out,
+			     pb_rc_fail_t *fail, char *errstr,
+			     size_t errstr_size)
+{
+	pb_rconn_t *c = calloc(1, sizeof(*c));
+	if (!c)
+		return PB_ERR_NOMEM;
+	c->fd = -1;
+	c->timeout_ms = r->timeout_ms;
+	snprintf(c->peer, sizeof(c->peer), "Redis Cluster");
+	pb_err_t err = pb_cluster_open(r, r->cluster, r->cluster_len,
+				       r->cluster_next++, &c->cl, fail, errstr,
+				       errstr_size);
+	if (err) {
+		free(c);
+		return err;
+	}
+	*out = c;
+	return PB_OK;
+}
+
 pb_err_t pb_redis_dial(pb_redis_t *r, pb_rconn_t **out, pb_rc_fail_t *fail,
 		       char *errstr, size_t errstr_size)
 {
 	if (fail)
 		*fail = PB_RC_OK;
+	if (r->cluster)
+		return dial_cluster(r, out, fail, errstr, errstr_size);
 	if (r->master)
 		return dial_sentinel(r, out, fail, errstr, errstr_size);
 	pb_rconn_t *c = NULL;

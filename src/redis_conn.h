@@ -7,7 +7,8 @@
  * AUTH USER PASSWORD), TLS (OpenSSL: CA, client certificate, SNI, the
  * certificate and host name verified unless told otherwise) and Sentinel
  * (the master is asked of the Sentinels on every connect, then confirmed
- * with ROLE, so a failover is followed by reconnecting).
+ * with ROLE, so a failover is followed by reconnecting) or Cluster (one
+ * handle over every master, routing by slot: redis_cluster.h).
  *
  * A pb_rconn_t is one open connection: a non-blocking socket (TLS or not)
  * whose bytes are fed to hiredis' reply reader. Commands are appended as
@@ -72,6 +73,8 @@ typedef struct pb_redis_opts {
 	const char *const *sentinel_nodes;
 	size_t sentinel_nodes_len;
 	const char *sentinel_password; /* SECRET, may be NULL */
+	const char *const *cluster_nodes; /* Cluster seeds; 0: no Cluster */
+	size_t cluster_nodes_len;
 	int timeout_ms;                /* connect and each reply */
 } pb_redis_opts_t;
 

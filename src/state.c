@@ -188,6 +188,8 @@ pb_err_t pb_state_new_config(const pb_config_t *cfg, int timeout_ms,
 	    .sentinel_nodes = (const char *const *)cfg->redis_sentinel_nodes,
 	    .sentinel_nodes_len = cfg->redis_sentinel_nodes_len,
 	    .sentinel_password = cfg->redis_sentinel_password,
+	    .cluster_nodes = (const char *const *)cfg->redis_cluster_nodes,
+	    .cluster_nodes_len = cfg->redis_cluster_nodes_len,
 	    .timeout_ms = timeout_ms,
 	};
 	pb_state_t *st = NULL;
@@ -367,13 +369,15 @@ static pb_err_t pl_send(pb_state_t *st, pipeline_t *pl, pb_state_call_t *call,
 }
 
 /* True when a reply says the server is no longer a writable master (a
- * failover demoted it): the next call must reconnect and ask again. */
+ * failover demoted it) or a Cluster node is down for its slots: the next
+ * call must reconnect and ask (Sentinel, CLUSTER SLOTS) again. */
 static bool demoted(redisReply **r, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (r[i]->type == REDIS_REPLY_ERROR &&
 		    (strncmp(r[i]->str, "READONLY", 8) == 0 ||
 		     strncmp(r[i]->str, "MASTERDOWN", 10) == 0 ||
+		     strncmp(r[i]->str, "CLUSTERDOWN", 11) == 0 ||
 		     strncmp(r[i]->str, "LOADING", 7) == 0))
 			return true;
 	return false;

@@ -59,15 +59,20 @@ static pid_t run_bg(const char *const *argv, const char *log)
 	_exit(127);
 }
 
-static int run_fg(const char *const *argv)
+int hr_run(const char *const *argv)
 {
 	char log[512];
-	h_path(log, sizeof(log), "openssl.log");
+	h_path(log, sizeof(log), "tools.log");
 	pid_t pid = run_bg(argv, log);
 	int st;
 	if (pid < 0 || waitpid(pid, &st, 0) != pid)
 		return -1;
-	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int run_fg(const char *const *argv)
+{
+	return hr_run(argv) == 0 ? 0 : -1;
 }
 
 static const char *in_dir(char *buf, size_t n, const char *prefix,

@@ -33,6 +33,10 @@ int hr_restart(int slot, const char *const *extra);
 void hr_stop_all(void);
 bool hr_running(int slot);
 
+/* Run a tool (redis-cli, openssl) to completion, its output to
+ * h_dir()/tools.log; its exit code, -1 when it could not run. */
+int hr_run(const char *const *argv);
+
 /* A free loopback port. */
 int hr_free_port(void);
 

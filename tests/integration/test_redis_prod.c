@@ -7,7 +7,10 @@
  *     fatal at start (exit 1, the TLS reason); a wrong password is named
  *     as an AUTH failure;
  *   - Sentinel (three of them, a master and a replica, redis.minReplicas
- *     1): the master is killed mid-run, the worker follows the failover.
+ *     1): the master is killed mid-run, the worker follows the failover;
+ *   - a 3-master Cluster with a replica each (redis-cli --cluster create):
+ *     mid-run half the slots of one master are resharded to another (MOVED and
+ *     ASK), then that master is killed and its replica takes over.
  * Every event gets exactly one outcome that is not a duplicate, and is
  * pushed once.
  */
@@ -334,6 +337,190 @@ static void sentinel_failover_e2e(void **state)
 	h_end();
 }
 
+/* ---- Cluster ----------------------------------------------------------- */
+
+#define CL_NODES 6
+#define CL_SLOT0 6
+static int cl_ports[CL_NODES];
+static char cl_port_s[CL_NODES][16];
+
+static bool cluster_ok(void)
+{
+	for (int i = 0; i < CL_NODES; i++) {
+		if (!hr_running(CL_SLOT0 + i))
+			continue;
+		const char *q[] = {"CLUSTER", "INFO", NULL};
+		char *info = hr_cmd(cl_ports[i], q);
+		bool ok = info && strstr(info, "cluster_state:ok");
+		free(info);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+static bool await_cluster_ok(void)
+{
+	int64_t deadline = pb_mono_ms() + 60000;
+	while (pb_mono_ms() < deadline) {
+		if (cluster_ok())
+			return true;
+		h_nap_ms(100);
+	}
+	return false;
+}
+
+static int start_cluster(void)
+{
+	for (int i = 0; i < CL_NODES; i++) {
+		/* the cluster bus listens on port + 10000 */
+		do
+			cl_ports[i] = hr_free_port();
+		while (cl_ports[i] > 55000);
+		snprintf(cl_port_s[i], sizeof(cl_port_s[i]), "%d", cl_ports[i]);
+		char conf[64];
+		snprintf(conf, sizeof(conf), "nodes-%d.conf", cl_ports[i]);
+		const char *a[] = {"--port", cl_port_s[i], "--cluster-enabled",
+				   "yes", "--cluster-config-file", conf,
+				   "--cluster-node-timeout", "2000", NULL};
+		if (hr_start(CL_SLOT0 + i, cl_ports[i], a))
+			return -1;
+	}
+	char addr[CL_NODES][32];
+	const char *argv[CL_NODES + 8];
+	int n = 0;
+	argv[n++] = "redis-cli";
+	argv[n++] = "--cluster";
+	argv[n++] = "create";
+	for (int i = 0; i < CL_NODES; i++) {
+		snprintf(addr[i], sizeof(addr[i]), "127.0.0.1:%d", cl_ports[i]);
+		argv[n++] = addr[i];
+	}
+	argv[n++] = "--cluster-replicas";
+	argv[n++] = "1";
+	argv[n++] = "--cluster-yes";
+	argv[n] = NULL;
+	if (hr_run(argv) != 0)
+		return -1;
+	return await_cluster_ok() ? 0 : -1;
+}
+
+/* Index of a master (the first after skip), -1 when none. */
+static int cluster_master(int skip)
+{
+	for (int i = 0; i < CL_NODES; i++) {
+		const char *q[] = {"ROLE", NULL};
+		char *r = hr_cmd(cl_ports[i], q);
+		bool m = r && !strncmp(r, "master", 6);
+		free(r);
+		if (m && i != skip)
+			return i;
+	}
+	return -1;
+}
+
+static char *node_id(int i)
+{
+	const char *q[] = {"CLUSTER", "MYID", NULL};
+	return hr_cmd(cl_ports[i], q);
+}
+
+/* Move half the slots of master from to master to (MOVED and ASK
+ * mid-way); from keeps the rest, so three masters still vote in a
+ * failover. */
+static int reshard_half(int from, int to)
+{
+	char *a = node_id(from), *b = node_id(to);
+	char addr[32];
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", cl_ports[from]);
+	const char *argv[] = {"redis-cli", "--cluster", "reshard", addr,
+			      "--cluster-from", a ? a : "", "--cluster-to",
+			      b ? b : "", "--cluster-slots", "2730",
+			      "--cluster-yes", NULL};
+	int rc = a && b ? hr_run(argv) : -1;
+	free(a);
+	free(b);
+	return rc;
+}
+
+static void cluster_reshard_failover_e2e(void **state)
+{
+	(void)state;
+	h_begin("cluster_reshard_failover_e2e");
+	assert_int_equal(start_cluster(), 0);
+	char nodes[3][32];
+	for (int i = 0; i < 3; i++)
+		snprintf(nodes[i], sizeof(nodes[i]), "127.0.0.1:%d",
+			 cl_ports[i]);
+	json_t *ov = json_pack(
+	    "{s:{s:s, s:{s:[s,s,s]}, s:i, s:i}, s:{s:i, s:i}}", "redis", "url",
+	    "redis://ignored-host/0", "cluster", "nodes", nodes[0], nodes[1],
+	    nodes[2], "minReplicas", 1, "waitTimeoutMs", 500, "pruvan",
+	    "batchMaxOrders", 1, "maxInFlight", 1);
+	char cfg[512];
+	assert_int_equal(h_write_config("cluster.json", ov, cfg, sizeof(cfg)),
+			 0);
+	json_decref(ov);
+	/* auto-admin writes an account key through the Cluster client */
+	const char *aa[] = {"auto-admin", "-c", cfg, "acme", "on", NULL};
+	char *out = NULL;
+	assert_int_equal(h_bridge_cmd(aa, 20000, &out), 0);
+	free(out);
+
+	assert_int_equal(h_sim_faults("{\"latencyMs\":150}"), 0);
+	long before = h_topic_count(H_TOPIC_RESULTS);
+	assert_int_equal(h_produce_series("c", "acme", ORDERS, PER_ORDER), 0);
+	h_worker_t *w = h_worker_run("worker-cluster", cfg, false);
+	assert_non_null(w);
+	assert_true(h_await_count(H_TOPIC_RESULTS, before + 3, WAIT_MS) >=
+		    before + 3);
+
+	int from = cluster_master(-1), to = cluster_master(from);
+	assert_true(from >= 0 && to >= 0);
+	assert_int_equal(reshard_half(from, to), 0);
+	assert_true(await_cluster_ok());
+	json_t *all = await_all("c", before);
+	/* kill the master that now has two thirds of the slots, with events
+	 * still to come; one of its replicas takes over */
+	const char *role[] = {"ROLE", NULL};
+	char *replicas = hr_cmd(cl_ports[to], role);
+	assert_non_null(replicas);
+	long before2 = h_topic_count(H_TOPIC_RESULTS);
+	hr_kill(CL_SLOT0 + to);
+	assert_int_equal(h_produce_series("d", "acme", ORDERS, PER_ORDER), 0);
+	int64_t deadline = pb_mono_ms() + 60000;
+	bool promoted = false;
+	while (!promoted && pb_mono_ms() < deadline) {
+		for (int i = 0; i < CL_NODES && !promoted; i++) {
+			if (i == to || !strstr(replicas, cl_port_s[i]))
+				continue;
+			char *r = hr_cmd(cl_ports[i], role);
+			promoted = r && !strncmp(r, "master", 6);
+			free(r);
+		}
+		if (!promoted)
+			h_nap_ms(100);
+	}
+	free(replicas);
+	assert_true(promoted);
+	assert_true(await_cluster_ok());
+	/* back as a replica (its nodes.conf is kept), so WAIT has a replica
+	 * to count again */
+	assert_int_equal(hr_restart(CL_SLOT0 + to, NULL), 0);
+
+	json_decref(all);
+	all = await_all("d", before2);
+	assert_int_equal(h_worker_signal(w, SIGTERM), 0);
+	assert_int_equal(h_worker_wait(w, 30000), 0);
+	json_decref(all);
+	all = h_consume(H_TOPIC_RESULTS, before2 + ORDERS * PER_ORDER, 15000);
+	check_exactly_once(all, "c");
+	check_exactly_once(all, "d");
+	json_decref(all);
+	json_decref(h_sim_delete("/_sim/faults"));
+	h_end();
+}
+
 int main(void)
 {
 	const struct CMUnitTest t[] = {
@@ -341,6 +528,7 @@ int main(void)
 		cmocka_unit_test(tls_wrong_ca_is_fatal),
 		cmocka_unit_test(acl_wrong_password_named),
 		cmocka_unit_test(sentinel_failover_e2e),
+		cmocka_unit_test(cluster_reshard_failover_e2e),
 	};
 	return cmocka_run_group_tests(t, setup, teardown);
 }

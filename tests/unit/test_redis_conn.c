@@ -14,6 +14,7 @@
 #include <stdlib.h>
 
 #include "config.h"
+#include "redis_cluster.h"
 #include "redis_conn.h"
 
 static void test_acl_user_decoded(void **state)
@@ -165,6 +166,19 @@ static void test_production_example(void **state)
 	pb_config_destroy(cfg);
 }
 
+/* Redis Cluster's key slots (values from the Cluster specification). */
+static void test_cluster_slots(void **state)
+{
+	(void)state;
+	assert_int_equal(pb_cluster_slot("123456789", 9), 0x31C3 % 16384);
+	assert_int_equal(pb_cluster_slot("foo", 3), 12182);
+	/* a hash tag routes by its content: one order, one slot */
+	assert_int_equal(pb_cluster_slot("pb:{acme/WO-1}:o", 16),
+			 pb_cluster_slot("acme/WO-1", 9));
+	assert_int_equal(pb_cluster_slot("pb:{acme/WO-1}:m:e1", 19),
+			 pb_cluster_slot("pb:{acme/WO-1}:o", 16));
+}
+
 int main(void)
 {
 	const struct CMUnitTest t[] = {
@@ -177,6 +191,7 @@ int main(void)
 		cmocka_unit_test(test_user_needs_password),
 		cmocka_unit_test(test_tls_files_checked),
 		cmocka_unit_test(test_production_example),
+		cmocka_unit_test(test_cluster_slots),
 	};
 	return cmocka_run_group_tests(t, NULL, NULL);
 }
