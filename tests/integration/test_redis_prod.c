@@ -10,7 +10,8 @@
  *     1): the master is killed mid-run, the worker follows the failover;
  *   - a 3-master Cluster with a replica each (redis-cli --cluster create):
  *     mid-run half the slots of one master are resharded to another (MOVED and
- *     ASK), then that master is killed and its replica takes over.
+ *     ASK), one order's slot is moved under the worker (MOVED asserted),
+ *     then a master is killed and its replica takes over.
  * Every event gets exactly one outcome that is not a duplicate, and is
  * pushed once.
  */
@@ -443,6 +444,64 @@ static int reshard_half(int from, int to)
 	return rc;
 }
 
+/* Give the (empty) slot of key from its master to another one, under a
+ * running worker whose slot map then is stale. The old master's index. */
+static int move_key_slot(const char *key)
+{
+	int owner = -1, other = -1;
+	for (int i = 0; i < CL_NODES; i++) {
+		const char *q[] = {"ROLE", NULL};
+		char *r = hr_cmd(cl_ports[i], q);
+		bool m = r && !strncmp(r, "master", 6);
+		free(r);
+		if (!m)
+			continue;
+		const char *g[] = {"GET", key, NULL};
+		char *a = hr_cmd(cl_ports[i], g);
+		bool moved = a && !strncmp(a, "MOVED", 5);
+		free(a);
+		if (!moved && owner < 0)
+			owner = i;
+		else if (moved && other < 0)
+			other = i;
+	}
+	if (owner < 0 || other < 0)
+		return -1;
+	const char *ks[] = {"CLUSTER", "KEYSLOT", key, NULL};
+	char *slot = hr_cmd(cl_ports[0], ks);
+	char *id = node_id(other);
+	int rc = slot && id ? 0 : -1;
+	/* the new owner first, then the old one, then the rest */
+	int order[CL_NODES], n = 0;
+	order[n++] = other;
+	order[n++] = owner;
+	for (int i = 0; i < CL_NODES; i++)
+		if (i != other && i != owner)
+			order[n++] = i;
+	for (int k = 0; k < n && !rc; k++) {
+		const char *q[] = {"CLUSTER", "SETSLOT", slot, "NODE", id, NULL};
+		char *r = hr_cmd(cl_ports[order[k]], q);
+		if (k < 2 && (!r || strcmp(r, "OK")))
+			rc = -1;
+		free(r);
+	}
+	free(slot);
+	free(id);
+	return rc ? -1 : owner;
+}
+
+/* MOVED answers node i gave since it started (INFO errorstats). */
+static long moved_count(int i)
+{
+	const char *q[] = {"INFO", "errorstats", NULL};
+	char *r = hr_cmd(cl_ports[i], q);
+	const char *m = r ? strstr(r, "errorstat_MOVED:count=") : NULL;
+	long n = m ? strtol(m + strlen("errorstat_MOVED:count="), NULL, 10)
+		   : 0;
+	free(r);
+	return n;
+}
+
 static void cluster_reshard_failover_e2e(void **state)
 {
 	(void)state;
@@ -480,6 +539,16 @@ static void cluster_reshard_failover_e2e(void **state)
 	assert_int_equal(reshard_half(from, to), 0);
 	assert_true(await_cluster_ok());
 	json_t *all = await_all("c", before);
+	/* the slot of order WO-m-00 moves under the worker: its events are
+	 * answered MOVED, followed to the new master */
+	int old_owner = move_key_slot("pb:{acme/WO-m-00}:o");
+	assert_true(old_owner >= 0);
+	long moved0 = moved_count(old_owner);
+	long before_m = h_topic_count(H_TOPIC_RESULTS);
+	assert_int_equal(h_produce_series("m", "acme", ORDERS, PER_ORDER), 0);
+	json_decref(all);
+	all = await_all("m", before_m);
+	assert_true(moved_count(old_owner) > moved0);
 	/* kill the master that now has two thirds of the slots, with events
 	 * still to come; one of its replicas takes over */
 	const char *role[] = {"ROLE", NULL};
@@ -515,6 +584,7 @@ static void cluster_reshard_failover_e2e(void **state)
 	json_decref(all);
 	all = h_consume(H_TOPIC_RESULTS, before2 + ORDERS * PER_ORDER, 15000);
 	check_exactly_once(all, "c");
+	check_exactly_once(all, "m");
 	check_exactly_once(all, "d");
 	json_decref(all);
 	json_decref(h_sim_delete("/_sim/faults"));
