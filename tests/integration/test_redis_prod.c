@@ -209,6 +209,26 @@ static void tls_wrong_ca_is_fatal(void **state)
 	assert_int_equal(h_worker_wait(w, 30000), 1);
 	assert_true(h_worker_log_has(w, "Redis TLS", 1000));
 	assert_true(h_worker_log_has(w, "certificate", 1000));
+
+	/* the right CA, but a name the certificate does not have */
+	char ca[512], crt[512], key[512], url[256];
+	file_in_dir(ca, sizeof(ca), "t-ca.pem");
+	file_in_dir(crt, sizeof(crt), "t-client.pem");
+	file_in_dir(key, sizeof(key), "t-client.key");
+	snprintf(url, sizeof(url),
+		 "rediss://pbuser:p%%40ss%%3Aw%%2Frd@localhost:%s/0",
+		 tls_port_s);
+	json_t *ov = json_pack("{s:{s:s, s:{s:s, s:s, s:s, s:s}}}", "redis",
+			       "url", url, "tls", "caFile", ca, "certFile", crt,
+			       "keyFile", key, "serverName", "other.example");
+	assert_int_equal(h_write_config("tls-bad-name.json", ov, cfg,
+					sizeof(cfg)),
+			 0);
+	json_decref(ov);
+	w = h_worker_run("worker-bad-name", cfg, false);
+	assert_non_null(w);
+	assert_int_equal(h_worker_wait(w, 30000), 1);
+	assert_true(h_worker_log_has(w, "hostname mismatch", 1000));
 	h_end();
 }
 
