@@ -44,3 +44,6 @@ endif()
 # Redis as production runs it (TLS, ACL, Sentinel) for test_redis_prod.
 target_sources(pb_harness PRIVATE tests/harness/harness_redis.c)
 target_link_libraries(pb_harness PUBLIC PkgConfig::HIREDIS)
+if(TARGET it_test_egress)
+  target_link_libraries(it_test_egress PRIVATE Threads::Threads)
+endif()
