@@ -126,6 +126,33 @@ static bool url_db(const char *path, int *db)
 	return true;
 }
 
+/* The parts curl leaves to us: [IPv6] brackets, the port's range, the
+ * database, an empty user. */
+static pb_err_t url_finish(pb_redis_url_t *out, const char *port,
+			   const char *path, char *errstr, size_t errstr_size)
+{
+	size_t hl = strlen(out->host);
+	if (out->host[0] == '[' && hl > 2 && out->host[hl - 1] == ']') {
+		memmove(out->host, out->host + 1, hl - 2);
+		out->host[hl - 2] = '\0';
+	}
+	int64_t pv;
+	if (port && (!pb_parse_i64(port, &pv) || pv < 1 || pv > 65535))
+		return pb_errf(errstr, errstr_size, PB_ERR_CONFIG,
+			       "not a Redis URL (port 1..65535): %s", url_form);
+	if (port)
+		out->port = (int)pv;
+	if (!url_db(path, &out->db))
+		return pb_errf(errstr, errstr_size, PB_ERR_CONFIG,
+			       "not a Redis URL (database 0..15): %s",
+			       url_form);
+	if (out->user && !out->user[0]) {
+		free(out->user); /* redis://:PASSWORD@HOST: no user */
+		out->user = NULL;
+	}
+	return PB_OK;
+}
+
 pb_err_t pb_redis_url_parse(const char *url, pb_redis_url_t *out,
 			    char *errstr, size_t errstr_size)
 {
@@ -179,29 +206,7 @@ pb_err_t pb_redis_url_parse(const char *url, pb_redis_url_t *out,
 			      url_form);
 		goto out;
 	}
-	size_t hl = strlen(out->host);
-	if (out->host[0] == '[' && hl > 2 && out->host[hl - 1] == ']') {
-		memmove(out->host, out->host + 1, hl - 2);
-		out->host[hl - 2] = '\0';
-	}
-	int64_t pv;
-	if (port && (!pb_parse_i64(port, &pv) || pv < 1 || pv > 65535)) {
-		err = pb_errf(errstr, errstr_size, PB_ERR_CONFIG,
-			      "not a Redis URL (port 1..65535): %s", url_form);
-		goto out;
-	}
-	if (port)
-		out->port = (int)pv;
-	if (!url_db(path, &out->db)) {
-		err = pb_errf(errstr, errstr_size, PB_ERR_CONFIG,
-			      "not a Redis URL (database 0..15): %s",
-			      url_form);
-		goto out;
-	}
-	if (out->user && !out->user[0]) {
-		free(out->user); /* redis://:PASSWORD@HOST: no user */
-		out->user = NULL;
-	}
+	err = url_finish(out, port, path, errstr, errstr_size);
 out:
 	free(port);
 	free(path);

@@ -522,6 +522,33 @@ static long moved_count(int i)
 	return n;
 }
 
+/* Kill master to, produce prefix's events while its replica is elected,
+ * and wait until the election is won and the Cluster is whole again. */
+static bool kill_and_await_failover(int to, const char *prefix)
+{
+	const char *role[] = {"ROLE", NULL};
+	char *replicas = hr_cmd(cl_ports[to], role);
+	if (!replicas)
+		return false;
+	hr_kill(CL_SLOT0 + to);
+	bool produced = h_produce_series(prefix, "acme", ORDERS, PER_ORDER) == 0;
+	int64_t deadline = pb_mono_ms() + 60000;
+	bool promoted = false;
+	while (!promoted && pb_mono_ms() < deadline) {
+		for (int i = 0; i < CL_NODES && !promoted; i++) {
+			if (i == to || !strstr(replicas, cl_port_s[i]))
+				continue;
+			char *r = hr_cmd(cl_ports[i], role);
+			promoted = r && !strncmp(r, "master", 6);
+			free(r);
+		}
+		if (!promoted)
+			h_nap_ms(100);
+	}
+	free(replicas);
+	return produced && promoted && await_cluster_ok();
+}
+
 static void cluster_reshard_failover_e2e(void **state)
 {
 	(void)state;
@@ -571,28 +598,8 @@ static void cluster_reshard_failover_e2e(void **state)
 	assert_true(moved_count(old_owner) > moved0);
 	/* kill the master that now has two thirds of the slots, with events
 	 * still to come; one of its replicas takes over */
-	const char *role[] = {"ROLE", NULL};
-	char *replicas = hr_cmd(cl_ports[to], role);
-	assert_non_null(replicas);
 	long before2 = h_topic_count(H_TOPIC_RESULTS);
-	hr_kill(CL_SLOT0 + to);
-	assert_int_equal(h_produce_series("d", "acme", ORDERS, PER_ORDER), 0);
-	int64_t deadline = pb_mono_ms() + 60000;
-	bool promoted = false;
-	while (!promoted && pb_mono_ms() < deadline) {
-		for (int i = 0; i < CL_NODES && !promoted; i++) {
-			if (i == to || !strstr(replicas, cl_port_s[i]))
-				continue;
-			char *r = hr_cmd(cl_ports[i], role);
-			promoted = r && !strncmp(r, "master", 6);
-			free(r);
-		}
-		if (!promoted)
-			h_nap_ms(100);
-	}
-	free(replicas);
-	assert_true(promoted);
-	assert_true(await_cluster_ok());
+	assert_true(kill_and_await_failover(to, "d"));
 	/* back as a replica (its nodes.conf is kept), so WAIT has a replica
 	 * to count again */
 	assert_int_equal(hr_restart(CL_SLOT0 + to, NULL), 0);
