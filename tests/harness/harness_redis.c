@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -182,9 +183,16 @@ int hr_start(int slot, int port, const char *const *args)
 		return -1;
 	memset(&S[slot], 0, sizeof(S[slot]));
 	S[slot].port = port;
+	/* a directory per server: a replica's dump.rdb or a Cluster node's
+	 * nodes.conf must not be another server's */
+	char dir[512], name[32];
+	snprintf(name, sizeof(name), "redis-%d.d", slot);
+	h_path(dir, sizeof(dir), name);
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return -1;
 	const char *base[] = {"redis-server", "--bind", "127.0.0.1", "--save",
 			      "", "--appendonly", "no", "--daemonize", "no",
-			      "--dir", h_dir(), NULL};
+			      "--dir", dir, NULL};
 	for (int i = 0; base[i]; i++)
 		slot_arg(slot, base[i]);
 	for (int i = 0; args && args[i]; i++)

@@ -8,6 +8,7 @@
  *     as an AUTH failure;
  *   - Sentinel (three of them, a master and a replica, redis.minReplicas
  *     1): the master is killed mid-run, the worker follows the failover;
+ *     then a planned failover (SENTINEL FAILOVER) while it is idle;
  *   - a 3-master Cluster with a replica each (redis-cli --cluster create):
  *     mid-run half the slots of one master are resharded to another (MOVED and
  *     ASK), one order's slot is moved under the worker (MOVED asserted),
@@ -304,6 +305,41 @@ static int start_sentinel_group(void)
 	return -1;
 }
 
+/* SENTINEL FAILOVER, and wait until the Sentinels name the other server
+ * and it answers ROLE master. */
+static bool sentinel_switch(void)
+{
+	char *was = master_addr();
+	if (!was)
+		return false;
+	char port[16];
+	snprintf(port, sizeof(port), "%d", sentinel_ports[0]);
+	const char *q[] = {"SENTINEL", "FAILOVER", "mymaster", NULL};
+	int64_t deadline = pb_mono_ms() + 60000;
+	bool asked = false, moved = false;
+	while (!moved && pb_mono_ms() < deadline) {
+		if (!asked) {
+			char *r = hr_cmd(sentinel_ports[0], q);
+			asked = r && !strcmp(r, "OK");
+			free(r);
+		}
+		char *now = master_addr();
+		moved = now && strcmp(now, was);
+		if (moved) {
+			const char *role[] = {"ROLE", NULL};
+			int p = (int)strtol(strchr(now, ' ') + 1, NULL, 10);
+			char *r = hr_cmd(p, role);
+			moved = r && !strncmp(r, "master", 6);
+			free(r);
+		}
+		free(now);
+		if (!moved)
+			h_nap_ms(200);
+	}
+	free(was);
+	return moved;
+}
+
 static void sentinel_failover_e2e(void **state)
 {
 	(void)state;
@@ -348,11 +384,19 @@ static void sentinel_failover_e2e(void **state)
 	assert_int_equal(hr_restart(1, back), 0);
 
 	json_t *all = await_all("s", before);
+	/* a planned failover while the worker is idle (the demoted master
+	 * closes its clients): the next events go to the new master */
+	assert_true(sentinel_switch());
+	long before2 = h_topic_count(H_TOPIC_RESULTS);
+	assert_int_equal(h_produce_series("s2", "acme", ORDERS, PER_ORDER), 0);
+	json_decref(all);
+	all = await_all("s2", before2);
 	assert_int_equal(h_worker_signal(w, SIGTERM), 0);
 	assert_int_equal(h_worker_wait(w, 30000), 0);
 	json_decref(all);
 	all = h_consume(H_TOPIC_RESULTS, before + ORDERS * PER_ORDER, 15000);
 	check_exactly_once(all, "s");
+	check_exactly_once(all, "s2");
 	json_decref(all);
 	json_decref(h_sim_delete("/_sim/faults"));
 	h_end();
