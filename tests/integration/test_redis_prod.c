@@ -13,6 +13,8 @@
  *     mid-run half the slots of one master are resharded to another (MOVED and
  *     ASK), one order's slot is moved under the worker (MOVED asserted),
  *     then a master is killed and its replica takes over.
+ *   - redis.minReplicas: a commit no replica has is refused as retriable,
+ *     and goes through once a replica is there.
  * Every event gets exactly one outcome that is not a duplicate, and is
  * pushed once.
  */
@@ -29,6 +31,7 @@
 
 #include "harness.h"
 #include "harness_redis.h"
+#include "state.h"
 
 #define WAIT_MS 90000
 #define ORDERS 6
@@ -662,6 +665,58 @@ static void cluster_reshard_failover_e2e(void **state)
 	h_end();
 }
 
+/* ---- redis.minReplicas -------------------------------------------------- */
+
+static pb_err_t commit_one(pb_state_t *st, char *err, size_t size)
+{
+	pb_state_write_t w = {.account = "acme", .won = "WO-w", .event_id = "w-1",
+			      .outcome = "created", .http_status = 200,
+			      .attempts = 1, .write_order = true,
+			      .set_created = true};
+	pb_state_call_t c;
+	pb_err_t e = pb_state_commit_send(st, &w, 1, &c, err, size);
+	if (!e)
+		e = pb_state_flush(st, err, size);
+	return e ? e : pb_state_write_recv(st, &c, err, size);
+}
+
+/* A commit short of its replicas fails as retriable (held, retried), and
+ * goes through once a replica has it. */
+static void min_replicas_wait(void **state)
+{
+	(void)state;
+	h_begin("min_replicas_wait");
+	int m = hr_free_port(), r = hr_free_port();
+	char ms[16], rs[16], url[64];
+	snprintf(ms, sizeof(ms), "%d", m);
+	snprintf(rs, sizeof(rs), "%d", r);
+	const char *ma[] = {"--port", ms, NULL};
+	assert_int_equal(hr_start(12, m, ma), 0);
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", m);
+	pb_redis_opts_t o = {.url = url, .timeout_ms = 2000};
+	pb_state_t *st = NULL;
+	char err[512];
+	assert_int_equal(pb_state_new_redis(&o, "pb:", 60, 1, 100, &st, err,
+					    sizeof(err)),
+			 PB_OK);
+	assert_int_equal(commit_one(st, err, sizeof(err)), PB_ERR_REDIS);
+	assert_non_null(strstr(err, "redis.minReplicas"));
+	assert_true(pb_err_is_retriable(PB_ERR_REDIS));
+
+	const char *ra[] = {"--port", rs, "--replicaof", "127.0.0.1", ms, NULL};
+	assert_int_equal(hr_start(13, r, ra), 0);
+	pb_err_t e = PB_ERR_REDIS;
+	int64_t deadline = pb_mono_ms() + 30000;
+	while (e && pb_mono_ms() < deadline) { /* until the replica synced */
+		e = commit_one(st, err, sizeof(err));
+		if (e)
+			h_nap_ms(100);
+	}
+	assert_int_equal(e, PB_OK);
+	pb_state_destroy(st);
+	h_end();
+}
+
 int main(void)
 {
 	const struct CMUnitTest t[] = {
@@ -670,6 +725,7 @@ int main(void)
 		cmocka_unit_test(acl_wrong_password_named),
 		cmocka_unit_test(sentinel_failover_e2e),
 		cmocka_unit_test(cluster_reshard_failover_e2e),
+		cmocka_unit_test(min_replicas_wait),
 	};
 	return cmocka_run_group_tests(t, setup, teardown);
 }
