@@ -1,11 +1,14 @@
 /*
  * state.c: Redis state, one pipelined round trip per call (see state.h).
  *
- * The connection is synchronous (hiredis) with connect and command
- * timeouts; Redis sits next to the worker and a pipelined batch costs one
- * network round trip, which is far below the Pruvan push it guards. After
- * any transport error the context is dropped and the next call reconnects,
- * so a restarted Redis is picked up without a restart of the worker.
+ * The connection (redis_conn.h: TCP, unix socket or TLS, one node,
+ * Sentinel's master or a whole Cluster) has connect and command timeouts;
+ * commands are formatted here as RESP and replies parsed by hiredis.
+ * Redis sits next to the worker and a pipelined batch costs one network
+ * round trip, which is far below the Pruvan push it guards. After any
+ * transport error the connection is dropped and the next call reconnects,
+ * so a restarted Redis or a failover is picked up without a restart of
+ * the worker.
  *
  * Must never: log, block without a timeout, or leave a reply unread (an
  * unread reply would shift every later answer of the pipeline).
