@@ -64,6 +64,26 @@ static const char *default_config(void)
 }
 
 /*
+ * The file failed its own checks (often only a secret that is not there):
+ * name the "kafka" properties librdkafka refuses as well, so that one run
+ * lists every mistake. They are checked on the file read without its
+ * secrets; nothing is added when that read fails too.
+ */
+static void append_kafka_mistakes(const char *path, char *err, size_t size)
+{
+	char more[8192], ignored[256];
+	pb_config_t *cfg = NULL;
+	if (pb_config_load_no_env(path, &cfg, ignored, sizeof(ignored)))
+		return;
+	if (pb_kafka_conf_check(cfg, false, more, sizeof(more)) != PB_OK) {
+		size_t n = strlen(err);
+		snprintf(err + n, size - n, "%s%s",
+			 n && err[n - 1] != '\n' ? "\n" : "", more);
+	}
+	pb_config_destroy(cfg);
+}
+
+/*
  * Load and check the configuration: the file's own checks, then every
  * "kafka" property applied to a librdkafka configuration of each client
  * kind, so a wrong property name or value is an invalid configuration
@@ -81,6 +101,8 @@ static pb_config_t *load_config_opts(const char *path, bool no_env)
 		pb_config_destroy(cfg);
 		cfg = NULL;
 		e = PB_ERR_CONFIG;
+	} else if (e == PB_ERR_CONFIG && !no_env) {
+		append_kafka_mistakes(path, err, sizeof(err));
 	}
 	if (e != PB_OK) {
 		fprintf(stderr, "%s: invalid configuration:\n%s%s", path, err,

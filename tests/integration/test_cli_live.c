@@ -155,6 +155,23 @@ static void check_config_exit_codes(void **state)
 	assert_int_equal(h_bridge_cmd(a4, 30000, &out), 0);
 	assert_non_null(strstr(out, "valid"));
 	free(out);
+	/* one run names every mistake: a missing secret and a property
+	 * librdkafka refuses */
+	char both[600];
+	h_path(both, sizeof(both), "both.json");
+	write_text(both, "{\"kafka\": {\"bootstrap.server\": \"b:9092\"},"
+			 " \"accounts\": {\"a\": {\"pushKeyUrl\": \"env:PB_IT_ABSENT\"}}}");
+	const char *a5[] = {"check-config", "-c", both, NULL};
+	w = h_worker_start("check-both", a5);
+	assert_non_null(w);
+	assert_int_equal(h_worker_wait(w, 30000), 3);
+	log = h_read_file(h_worker_log(w), NULL);
+	assert_non_null(log);
+	assert_non_null(strstr(log, "$.accounts.a.pushKeyUrl: environment "
+				    "variable PB_IT_ABSENT is not set"));
+	assert_non_null(strstr(log, "$.kafka.bootstrap.server: No such "
+				    "configuration property"));
+	free(log);
 	const char *u1[] = {"replay", "--once", NULL};
 	const char *u2[] = {"nonsense", NULL};
 	const char *u3[] = {"explain", "a", "b", NULL};
