@@ -2192,7 +2192,7 @@ json_t *pb_config_reference(char *errstr, size_t errstr_size)
 		const field_t *f = NULL;
 		for (size_t s = 0; s < NFIELDS(table_refs) && !f; s++) {
 			size_t n = strlen(table_refs[s].section);
-			if (strncmp(k->path, table_refs[s].section, n) ||
+			if (strncmp(k->path, table_refs[s].section, n) != 0 ||
 			    k->path[n] != '.')
 				continue;
 			for (size_t j = 0; j < table_refs[s].n; j++)
