@@ -117,8 +117,17 @@ const char *pb_action_name(pb_action_t a)
 	return "unknown";
 }
 
-static json_t *load_object(const char *buf, size_t len, pb_rejection_t *rej)
+/* The start of every parse: rej initialised, buf loaded as an object (owned
+ * by the caller), and the record's identity as far as readable copied into
+ * rej for the outcome record: the id member id_key of id_of, the account,
+ * and the work order number won_key of won_of. id_of and won_of name a
+ * member object of the record, or NULL for the record itself. NULL with
+ * rej set when buf is not a JSON object. */
+static json_t *load_object(const char *buf, size_t len, const char *id_of,
+			   const char *id_key, const char *won_of,
+			   const char *won_key, pb_rejection_t *rej)
 {
+	rej_init(rej);
 	if (!buf || len > PB_RULES_MAX_INPUT) {
 		rej_set(rej, "invalid_json",
 			"the record is larger than %d bytes: records must be "
@@ -142,7 +151,24 @@ static json_t *load_object(const char *buf, size_t len, pb_rejection_t *rej)
 			"object");
 		return NULL;
 	}
+	const json_t *ido = id_of ? json_object_get(root, id_of) : root;
+	const json_t *wono = won_of ? json_object_get(root, won_of) : root;
+	rej->event_id = pb_strdup(str_member(ido, id_key));
+	rej->account = pb_strdup(str_member(root, "account"));
+	rej->work_order_number = pb_strdup(str_member(wono, won_key));
 	return root;
+}
+
+/* The end of every parse that passed its checks: PB_OK with rej cleared
+ * when the result was made, else PB_ERR_NOMEM with rej saying so. */
+static pb_err_t parse_end(bool made, pb_rejection_t *rej)
+{
+	if (!made) {
+		rej_set(rej, "internal", "out of memory");
+		return PB_ERR_NOMEM;
+	}
+	pb_rejection_clear(rej);
+	return PB_OK;
 }
 
 /* The action member: create, update or delete. False when rej was set. */
@@ -259,18 +285,11 @@ static pb_event_t *event_new(const json_t *root, const json_t *order,
 pb_err_t pb_event_parse(const char *buf, size_t len, pb_event_t **ev_out,
 			pb_rejection_t *rej)
 {
-	rej_init(rej);
-	json_t *root = load_object(buf, len, rej);
+	json_t *root = load_object(buf, len, NULL, "eventId", "order",
+				   "workOrderNumber", rej);
 	if (!root)
 		return PB_ERR_INVALID;
-
-	/* Identity first, as far as readable, for the outcome record. */
 	const json_t *order = json_object_get(root, "order");
-	rej->event_id = pb_strdup(str_member(root, "eventId"));
-	rej->account = pb_strdup(str_member(root, "account"));
-	rej->work_order_number =
-	    pb_strdup(str_member(order, "workOrderNumber"));
-
 	pb_err_t err = PB_ERR_INVALID;
 	pb_action_t act;
 	int64_t occurred_ms;
@@ -284,14 +303,9 @@ pb_err_t pb_event_parse(const char *buf, size_t len, pb_event_t **ev_out,
 		goto out;
 
 	pb_event_t *ev = event_new(root, order, act, occurred_ms);
-	if (!ev) {
-		err = PB_ERR_NOMEM;
-		rej_set(rej, "internal", "out of memory");
-		goto out;
-	}
-	*ev_out = ev;
-	err = PB_OK;
-	pb_rejection_clear(rej);
+	err = parse_end(ev != NULL, rej);
+	if (!err)
+		*ev_out = ev;
 out:
 	json_decref(root);
 	return err;
@@ -410,14 +424,11 @@ static pb_inbound_t *inbound_new(const json_t *root, const json_t *item,
 pb_err_t pb_inbound_parse(const char *buf, size_t len, pb_inbound_t **in_out,
 			  pb_rejection_t *rej)
 {
-	rej_init(rej);
-	json_t *root = load_object(buf, len, rej);
+	json_t *root =
+	    load_object(buf, len, "item", "uuId", "item", "key2", rej);
 	if (!root)
 		return PB_ERR_INVALID;
 	const json_t *item = json_object_get(root, "item");
-	rej->event_id = pb_strdup(str_member(item, "uuId"));
-	rej->account = pb_strdup(str_member(root, "account"));
-	rej->work_order_number = pb_strdup(str_member(item, "key2"));
 
 	pb_err_t err = PB_ERR_INVALID;
 	char key1[PB_RULES_MAX_ID + 1];
@@ -425,14 +436,9 @@ pb_err_t pb_inbound_parse(const char *buf, size_t len, pb_inbound_t **in_out,
 	    !check_item(item, key1, sizeof(key1), rej))
 		goto out;
 	pb_inbound_t *in = inbound_new(root, item, key1);
-	if (!in) {
-		err = PB_ERR_NOMEM;
-		rej_set(rej, "internal", "out of memory");
-		goto out;
-	}
-	*in_out = in;
-	err = PB_OK;
-	pb_rejection_clear(rej);
+	err = parse_end(in != NULL, rej);
+	if (!err)
+		*in_out = in;
 out:
 	json_decref(root);
 	return err;
