@@ -1079,25 +1079,15 @@ const char *pb_rules_outcome_for(const pb_decision_t *d,
 {
 	if (!d || !r || r->has_error)
 		return NULL;
-	switch (d->push_action) {
-	case PB_ACTION_CREATE:
-		if (r->created > 0)
-			return "created";
-		if (r->updated > 0)
-			return "updated";
-		break;
-	case PB_ACTION_UPDATE:
-		if (r->updated > 0)
-			return "updated";
-		if (r->created > 0)
-			return "created";
-		break;
-	case PB_ACTION_DELETE:
-		if (r->deleted > 0)
-			return "deleted";
-		break;
-	}
-	return NULL;
+	if (d->push_action == PB_ACTION_DELETE)
+		return r->deleted > 0 ? "deleted" : NULL;
+	/* An upsert's outcome is what Pruvan counted (it may apply a create
+	 * as an update of an order it knows, and the reverse); when it
+	 * counted both, the action sent decides. */
+	bool created = r->created > 0, updated = r->updated > 0;
+	if (created && (d->push_action == PB_ACTION_CREATE || !updated))
+		return "created";
+	return updated ? "updated" : NULL;
 }
 
 /* ---- relayed data ---------------------------------------------------- */
