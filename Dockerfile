@@ -25,6 +25,7 @@ RUN apt-get update \
         libjansson-dev \
         libcurl4-openssl-dev \
         libhiredis-dev \
+        libssl-dev \
         libmicrohttpd-dev \
         libssl-dev \
         libjemalloc-dev \
@@ -53,6 +54,7 @@ RUN apt-get update \
         libjansson4 \
         libcurl4 \
         libhiredis0.14 \
+        libssl3 \
         libmicrohttpd12 \
         libssl3 \
         libjemalloc2 \

@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "jtext.h"
+#include "redis_conn.h"
 #include "util.h"
 
 #define PB_CONFIG_FILE_MAX (1024 * 1024) /* a config file is small */
@@ -349,57 +350,35 @@ static void check_listen(report_t *r, const char *path, const char *v)
 }
 
 /*
- * redis://[user:pass@]host[:port][/db] or unix:///path/to/socket. The URL
- * may hold a password, so it is never quoted back: say what is expected.
+ * redis.url: redis://, rediss:// or unix://, parsed by the same function
+ * that connects (pb_redis_url_parse). The URL may hold a password, so it
+ * is never quoted back: the parser's message says what is expected.
  */
 static bool redis_url_valid(const char *s)
 {
-	if (has_space_or_ctl(s))
+	pb_redis_url_t u;
+	if (pb_redis_url_parse(s, &u, NULL, 0) != PB_OK)
 		return false;
-	if (strncasecmp(s, "unix://", 7) == 0)
-		return s[7] == '/' && s[8] != '\0';
-	if (strncasecmp(s, "redis://", 8) != 0)
-		return false;
-	const char *host = s + 8;
-	const char *at = strrchr(host, '@');
-	if (at)
-		host = at + 1;
-	size_t hl = strcspn(host, ":/");
-	if (hl == 0)
-		return false;
-	const char *p = host + hl;
-	if (*p == ':') {
-		char port[8];
-		size_t pl = strcspn(p + 1, "/");
-		if (pl == 0 || pl >= sizeof(port))
-			return false;
-		memcpy(port, p + 1, pl);
-		port[pl] = '\0';
-		int64_t v;
-		if (!pb_parse_i64(port, &v) || port[0] == '+' ||
-		    port[0] == '-' || v < 1 || v > 65535)
-			return false;
-		p += 1 + pl;
-	}
-	if (*p == '/' && p[1] != '\0') {
-		int64_t db;
-		if (!pb_parse_i64(p + 1, &db) || p[1] == '+' || p[1] == '-' ||
-		    db < 0 || db > 15)
-			return false;
-	}
+	pb_redis_url_clear(&u);
 	return true;
 }
 
 static void check_redis_url(report_t *r, const char *path, const char *v,
 			    const char *origin)
 {
-	if (redis_url_valid(v))
+	pb_redis_url_t u;
+	char e[512];
+	pb_err_t err = pb_redis_url_parse(v, &u, e, sizeof(e));
+	if (err == PB_OK) {
+		pb_redis_url_clear(&u);
 		return;
-	report_add(r, path,
-		   "%s%s%snot a Redis URL: expected \"redis://HOST[:PORT][/DB]\""
-		   " (DB 0..15) or \"unix:///PATH\"",
-		   origin ? "the URL from " : "", origin ? origin : "",
-		   origin ? " is " : "");
+	}
+	if (err == PB_ERR_NOMEM) {
+		r->nomem = true;
+		return;
+	}
+	report_add(r, path, "%s%s%s%s", origin ? "the URL from " : "",
+		   origin ? origin : "", origin ? " is " : "", e);
 }
 
 /* Kafka's own rule for topic names: [A-Za-z0-9._-], 1..249 characters. */
@@ -597,6 +576,37 @@ static bool http_url_valid(const char *s)
 }
 
 /* ------------------------------------------------------------------ */
+/* Egress and TLS settings                                             */
+/* ------------------------------------------------------------------ */
+
+static void check_file_path(report_t *r, const char *path, const char *v)
+{
+	if (!*v || has_space_or_ctl(v) || v[0] != '/')
+		report_add(r, path, "expected an absolute file path, e.g. "
+				    "\"/etc/pruvan-bridge/ca.pem\"");
+}
+
+/* http://, https://, socks5://... with a host. Never quoted back: a proxy
+ * URL may carry credentials. */
+static void check_proxy_url(report_t *r, const char *path, const char *v)
+{
+	static const char *const schemes[] = {"http://", "https://",
+					      "socks4://", "socks4a://",
+					      "socks5://", "socks5h://"};
+	const char *host = NULL;
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+		if (strncasecmp(v, schemes[i], strlen(schemes[i])) == 0)
+			host = v + strlen(schemes[i]);
+	if (host && *host && *host != '/' && *host != ':' &&
+	    !has_space_or_ctl(v))
+		return;
+	report_add(r, path, "not a proxy URL: expected "
+			    "\"http://HOST:PORT\" (or https://, socks5://); "
+			    "leave it out to use https_proxy from the "
+			    "environment");
+}
+
+/* ------------------------------------------------------------------ */
 /* The loader                                                          */
 /* ------------------------------------------------------------------ */
 
@@ -627,7 +637,7 @@ static void check_api_url(report_t *r, const char *path, const char *v)
 }
 
 /* Table-driven scalar sections. */
-typedef enum { F_STRING, F_INT, F_INT64 } field_type_t;
+typedef enum { F_STRING, F_INT, F_INT64, F_HOOK } field_type_t;
 typedef void (*str_check_fn)(report_t *r, const char *path, const char *v);
 
 typedef struct field {
@@ -648,11 +658,20 @@ static const field_t topics_fields[] = {
 	{"dlq", F_STRING, OFF(topic_dlq), 0, 0, check_topic, NULL},
 };
 
-/* redis.url is handled by hand (it may be a secret reference). */
+/* redis.url, redis.password, tls, sentinel and cluster are handled by
+ * hand (redis_special: secrets and objects). */
 static const field_t redis_fields[] = {
 	{"url", F_STRING, OFF(redis_url), 0, 0, NULL, NULL},
 	{"keyPrefix", F_STRING, OFF(redis_key_prefix), 0, 0, check_key_prefix,
 	 NULL},
+	{"password", F_STRING, OFF(redis_password), 0, 0, NULL, NULL},
+	{"tls", F_HOOK, 0, 0, 0, NULL, NULL},
+	{"sentinel", F_HOOK, 0, 0, 0, NULL, NULL},
+	{"cluster", F_HOOK, 0, 0, 0, NULL, NULL},
+	/* WAIT: more replicas than any deployment has is a typo */
+	{"minReplicas", F_INT, OFF(redis_min_replicas), 0, 16, NULL, NULL},
+	{"waitTimeoutMs", F_INT, OFF(redis_wait_timeout_ms), 1, 60000, NULL,
+	 "ms"},
 };
 
 /*
@@ -677,6 +696,9 @@ static const field_t pruvan_fields[] = {
 	{"circuitOpenMs", F_INT, OFF(pruvan_circuit_open_ms), 100, 3600000,
 	 NULL, "ms"},
 	{"apiUrl", F_STRING, OFF(pruvan_api_url), 0, 0, check_api_url, NULL},
+	{"caFile", F_STRING, OFF(pruvan_ca_file), 0, 0, check_file_path,
+	 NULL},
+	{"proxy", F_STRING, OFF(pruvan_proxy), 0, 0, check_proxy_url, NULL},
 };
 
 static const field_t dedupe_fields[] = {
@@ -770,7 +792,8 @@ static void load_section(loader_t *L, json_t *obj, const char *path,
 		}
 		/* A field without a string check but with a section hook
 		 * is checked by the hook (redis.url: maybe a secret). */
-		if (special && f->check == NULL && f->type == F_STRING) {
+		if (special && f->check == NULL &&
+		    (f->type == F_STRING || f->type == F_HOOK)) {
 			special(L, p, v, key);
 			continue;
 		}
@@ -778,11 +801,43 @@ static void load_section(loader_t *L, json_t *obj, const char *path,
 	}
 }
 
-/* redis.url: a plain URL or a secret reference (it may carry a password). */
+static void redis_url_field(loader_t *L, const char *path, json_t *v);
+static void redis_tls_field(loader_t *L, const char *path, json_t *v);
+static void redis_sentinel_field(loader_t *L, const char *path, json_t *v);
+static void redis_cluster_field(loader_t *L, const char *path, json_t *v);
+static char *secret_field(loader_t *L, const char *path, json_t *v,
+			  char **source);
+static void load_string_list(loader_t *L, const char *path, json_t *v,
+			     bool extra, char ***out, size_t *out_len);
+
 static void redis_special(loader_t *L, const char *path, json_t *v,
 			  const char *key)
 {
-	(void)key;
+	if (strcmp(key, "url") == 0) {
+		redis_url_field(L, path, v);
+	} else if (strcmp(key, "password") == 0) {
+		char *src = NULL;
+		char *pw = secret_field(L, path, v, &src);
+		/* the source is kept under --no-env too, where the secret
+		 * itself is not read: the URL's user then still has one */
+		if (pw || src) {
+			free(L->cfg->redis_password);
+			L->cfg->redis_password = pw;
+			free(L->cfg->redis_password_source);
+			L->cfg->redis_password_source = src;
+		}
+	} else if (strcmp(key, "tls") == 0) {
+		redis_tls_field(L, path, v);
+	} else if (strcmp(key, "sentinel") == 0) {
+		redis_sentinel_field(L, path, v);
+	} else if (strcmp(key, "cluster") == 0) {
+		redis_cluster_field(L, path, v);
+	}
+}
+
+/* redis.url: a plain URL or a secret reference (it may carry a password). */
+static void redis_url_field(loader_t *L, const char *path, json_t *v)
+{
 	if (!json_is_string(v)) {
 		report_add(&L->rep, path, "expected a string, got %s",
 			   type_name(v));
@@ -807,6 +862,218 @@ static void redis_special(loader_t *L, const char *path, json_t *v,
 	}
 	free(L->cfg->redis_url);
 	L->cfg->redis_url = val;
+}
+
+/* A secret that must be a reference ("env:NAME" / "file:/path"): its
+ * value (owned), *source the reference; NULL after a reported mistake. */
+static char *secret_field(loader_t *L, const char *path, json_t *v,
+			  char **source)
+{
+	*source = NULL;
+	if (!json_is_string(v)) {
+		report_add(&L->rep, path, "expected a string, got %s",
+			   type_name(v));
+		return NULL;
+	}
+	const char *s = json_string_value(v);
+	if (!is_secret_ref(s)) {
+		report_add(&L->rep, path,
+			   "secrets come only from the environment or a "
+			   "mounted secret file: use \"env:NAME\" or "
+			   "\"file:/path\"");
+		return NULL;
+	}
+	char *val = resolve_secret(&L->rep, path, s, NULL, 0);
+	/* under --no-env the secret is not read, but where it comes from is
+	 * still known (and checked for form) */
+	if (!val && !L->rep.no_env)
+		return NULL;
+	if (!(*source = strdup(s))) {
+		L->rep.nomem = true;
+		free(val);
+		return NULL;
+	}
+	return val;
+}
+
+/* The members of a settings object, each checked by the caller: false
+ * (reported) when v is not an object or has a key outside known. */
+static bool object_keys_known(loader_t *L, const char *path, json_t *v,
+			      const char *const *known, size_t n)
+{
+	if (!json_is_object(v)) {
+		report_add(&L->rep, path, "expected an object, got %s",
+			   type_name(v));
+		return false;
+	}
+	bool ok = true;
+	const char *key;
+	json_t *m;
+	json_object_foreach(v, key, m) {
+		bool found = false;
+		for (size_t i = 0; i < n; i++)
+			found = found || strcmp(key, known[i]) == 0;
+		if (!found) {
+			char p[PB_PATH_MAX];
+			path_key(p, sizeof(p), path, key);
+			report_unknown_key(&L->rep, p, key, known, n);
+			ok = false;
+		}
+	}
+	return ok;
+}
+
+/* A string member that must be an absolute file path, into *slot. */
+static void file_member(loader_t *L, const char *path, json_t *obj,
+			const char *key, char **slot)
+{
+	json_t *m = json_object_get(obj, key);
+	if (!m)
+		return;
+	char p[PB_PATH_MAX];
+	path_key(p, sizeof(p), path, key);
+	if (!json_is_string(m)) {
+		report_add(&L->rep, p, "expected a string, got %s",
+			   type_name(m));
+		return;
+	}
+	size_t before = L->rep.count;
+	check_file_path(&L->rep, p, json_string_value(m));
+	if (L->rep.count == before)
+		set_str(L, slot, json_string_value(m));
+}
+
+static void redis_tls_field(loader_t *L, const char *path, json_t *v)
+{
+	static const char *const known[] = {"caFile", "certFile", "keyFile",
+					    "serverName", "verify"};
+	if (!object_keys_known(L, path, v, known, NFIELDS(known)))
+		return;
+	pb_config_t *c = L->cfg;
+	c->redis_tls = true;
+	file_member(L, path, v, "caFile", &c->redis_tls_ca_file);
+	file_member(L, path, v, "certFile", &c->redis_tls_cert_file);
+	file_member(L, path, v, "keyFile", &c->redis_tls_key_file);
+	if (!c->redis_tls_cert_file != !c->redis_tls_key_file)
+		report_add(&L->rep, path,
+			   "certFile and keyFile go together (the client "
+			   "certificate and its private key)");
+	json_t *m = json_object_get(v, "serverName");
+	char p[PB_PATH_MAX];
+	if (m) {
+		path_key(p, sizeof(p), path, "serverName");
+		if (!json_is_string(m) || !json_string_value(m)[0] ||
+		    has_space_or_ctl(json_string_value(m)))
+			report_add(&L->rep, p, "expected the host name the "
+					       "server's certificate names");
+		else
+			set_str(L, &c->redis_tls_server_name,
+				json_string_value(m));
+	}
+	m = json_object_get(v, "verify");
+	if (m) {
+		path_key(p, sizeof(p), path, "verify");
+		if (!json_is_boolean(m))
+			report_add(&L->rep, p, "expected true or false, got "
+					       "%s", type_name(m));
+		else
+			c->redis_tls_verify = json_is_true(m);
+	}
+}
+
+/* nodes: a non-empty array of distinct "HOST:PORT" (port 1..65535). */
+static void node_list(loader_t *L, const char *path, json_t *obj,
+		      char ***out, size_t *out_len)
+{
+	char p[PB_PATH_MAX];
+	path_key(p, sizeof(p), path, "nodes");
+	json_t *v = json_object_get(obj, "nodes");
+	if (!v || !json_is_array(v) || json_array_size(v) == 0) {
+		report_add(&L->rep, p, "expected a non-empty array of "
+				       "\"HOST:PORT\", e.g. [\"redis-0:6379\"]");
+		return;
+	}
+	size_t before = L->rep.count;
+	load_string_list(L, p, v, false, out, out_len);
+	for (size_t i = 0; L->rep.count == before && i < *out_len; i++) {
+		const char *n = (*out)[i];
+		const char *colon = strrchr(n, ':');
+		char ip[PB_PATH_MAX + 32];
+		path_index(ip, sizeof(ip), p, i);
+		if (!listen_valid(n) || strcmp(colon, ":0") == 0)
+			report_add(&L->rep, ip, "expected \"HOST:PORT\" with "
+						"a port 1..65535 ([IPv6]:PORT "
+						"for IPv6)");
+	}
+}
+
+static void redis_sentinel_field(loader_t *L, const char *path, json_t *v)
+{
+	static const char *const known[] = {"masterName", "nodes",
+					    "password"};
+	if (!object_keys_known(L, path, v, known, NFIELDS(known)))
+		return;
+	pb_config_t *c = L->cfg;
+	json_t *m = json_object_get(v, "masterName");
+	char p[PB_PATH_MAX];
+	path_key(p, sizeof(p), path, "masterName");
+	if (!m || !json_is_string(m) || !json_string_value(m)[0] ||
+	    has_space_or_ctl(json_string_value(m)))
+		report_add(&L->rep, p, "expected the name the Sentinels "
+				       "monitor the master under, e.g. "
+				       "\"mymaster\"");
+	else
+		set_str(L, &c->redis_sentinel_master, json_string_value(m));
+	node_list(L, path, v, &c->redis_sentinel_nodes,
+		  &c->redis_sentinel_nodes_len);
+	m = json_object_get(v, "password");
+	if (m) {
+		path_key(p, sizeof(p), path, "password");
+		char *src = NULL;
+		char *pw = secret_field(L, p, m, &src);
+		free(src);
+		if (pw) {
+			free(c->redis_sentinel_password);
+			c->redis_sentinel_password = pw;
+		}
+	}
+}
+
+static void redis_cluster_field(loader_t *L, const char *path, json_t *v)
+{
+	static const char *const known[] = {"nodes"};
+	if (!object_keys_known(L, path, v, known, NFIELDS(known)))
+		return;
+	node_list(L, path, v, &L->cfg->redis_cluster_nodes,
+		  &L->cfg->redis_cluster_nodes_len);
+}
+
+/* The redis section as a whole: what one setting alone cannot say. */
+static void check_redis_cross(loader_t *L)
+{
+	pb_config_t *c = L->cfg;
+	if (c->redis_sentinel_master && c->redis_cluster_nodes)
+		report_add(&L->rep, "$.redis",
+			   "sentinel and cluster exclude each other: a "
+			   "Cluster fails over by itself");
+	pb_redis_url_t u;
+	if (pb_redis_url_parse(c->redis_url, &u, NULL, 0) != PB_OK)
+		return;
+	if (u.user && !u.password && !c->redis_password &&
+	    !c->redis_password_source) /* --no-env: named, not read */
+		report_add(&L->rep, "$.redis.url",
+			   "names the user \"%s\" but no password: add "
+			   ":PASSWORD to the URL or set $.redis.password",
+			   u.user);
+	if (c->redis_cluster_nodes && u.db != 0)
+		report_add(&L->rep, "$.redis.url",
+			   "Redis Cluster has only database 0 (the URL "
+			   "names database %d)", u.db);
+	if (u.unix_path && (c->redis_tls || u.tls))
+		report_add(&L->rep, "$.redis.tls",
+			   "TLS over a unix socket is not supported: use "
+			   "rediss://HOST or leave redis.tls out");
+	pb_redis_url_clear(&u);
 }
 
 /* ---- kafka ---- */
@@ -1560,6 +1827,8 @@ static pb_err_t set_defaults(pb_config_t *c)
 	c->pruvan_api_url = strdup("https://direct.pruvan.com/api/");
 	if (!c->relay_base_path || !c->relay_media_dir || !c->pruvan_api_url)
 		return PB_ERR_NOMEM;
+	c->redis_tls_verify = true;
+	c->redis_wait_timeout_ms = 1000;
 	if (!c->topic_orders || !c->topic_inbound || !c->topic_results ||
 	    !c->topic_dlq || !c->redis_url || !c->redis_key_prefix ||
 	    !c->http_listen)
@@ -1654,6 +1923,7 @@ static pb_err_t load_json(const char *text, size_t len, const char *source,
 	if (!no_env)
 		apply_env(&L);
 	check_cross(&L);
+	check_redis_cross(&L);
 
 report:
 	if (L.rep.nomem) {
@@ -1758,6 +2028,37 @@ out:
 	return err;
 }
 
+static void free_list(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static void free_secret(char *s)
+{
+	if (s)
+		explicit_bzero(s, strlen(s));
+	free(s);
+}
+
+/* The fields added for production Redis and Pruvan egress. */
+static void pb_config_free_redis(pb_config_t *c)
+{
+	free_secret(c->redis_password);
+	free(c->redis_password_source);
+	free(c->redis_tls_ca_file);
+	free(c->redis_tls_cert_file);
+	free(c->redis_tls_key_file);
+	free(c->redis_tls_server_name);
+	free(c->redis_sentinel_master);
+	free_list(c->redis_sentinel_nodes, c->redis_sentinel_nodes_len);
+	free_secret(c->redis_sentinel_password);
+	free_list(c->redis_cluster_nodes, c->redis_cluster_nodes_len);
+	free(c->pruvan_ca_file);
+	free(c->pruvan_proxy);
+}
+
 void pb_config_destroy(pb_config_t *cfg)
 {
 	if (!cfg)
@@ -1775,6 +2076,7 @@ void pb_config_destroy(pb_config_t *cfg)
 	free(cfg->topic_dlq);
 	free(cfg->redis_url);
 	free(cfg->redis_key_prefix);
+	pb_config_free_redis(cfg);
 	free(cfg->http_listen);
 	free(cfg->relay_listen);
 	free(cfg->relay_base_path);
@@ -1862,6 +2164,42 @@ static json_t *describe_account_relay(const pb_account_t *a)
 			 a->relay_token_source);
 }
 
+static json_t *describe_redis(const pb_config_t *c, bool *ok)
+{
+	json_t *r = json_pack(
+	    "{s:o, s:s?, s:s?, s:s?, s:i, s:i}", "url",
+	    redacted_url(c->redis_url), "keyPrefix", c->redis_key_prefix,
+	    "password", c->redis_password ? "<redacted>" : NULL,
+	    "passwordFrom", c->redis_password_source, "minReplicas",
+	    c->redis_min_replicas, "waitTimeoutMs", c->redis_wait_timeout_ms);
+	if (r && c->redis_tls)
+		put(r, "tls",
+		    json_pack("{s:s?, s:s?, s:s?, s:s?, s:b}", "caFile",
+			      c->redis_tls_ca_file, "certFile",
+			      c->redis_tls_cert_file, "keyFile",
+			      c->redis_tls_key_file, "serverName",
+			      c->redis_tls_server_name, "verify",
+			      c->redis_tls_verify),
+		    ok);
+	if (r && c->redis_sentinel_master)
+		put(r, "sentinel",
+		    json_pack("{s:s, s:o, s:s?}", "masterName",
+			      c->redis_sentinel_master, "nodes",
+			      str_array(c->redis_sentinel_nodes,
+					c->redis_sentinel_nodes_len, ok),
+			      "password",
+			      c->redis_sentinel_password ? "<redacted>"
+							 : NULL),
+		    ok);
+	if (r && c->redis_cluster_nodes)
+		put(r, "cluster",
+		    json_pack("{s:o}", "nodes",
+			      str_array(c->redis_cluster_nodes,
+					c->redis_cluster_nodes_len, ok)),
+		    ok);
+	return r;
+}
+
 char *pb_config_describe(const pb_config_t *c)
 {
 	if (!c)
@@ -1883,9 +2221,7 @@ char *pb_config_describe(const pb_config_t *c)
 	    json_pack("{s:s?, s:s?, s:s?, s:s?}", "orders", c->topic_orders,
 		      "inbound", c->topic_inbound, "results", c->topic_results,
 		      "dlq", c->topic_dlq), &ok);
-	put(root, "redis",
-	    json_pack("{s:o, s:s?}", "url", redacted_url(c->redis_url),
-		      "keyPrefix", c->redis_key_prefix), &ok);
+	put(root, "redis", describe_redis(c, &ok), &ok);
 	put(root, "pruvan",
 	    json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i}",
 		      "timeoutMs", c->pruvan_timeout_ms,
@@ -1900,6 +2236,11 @@ char *pb_config_describe(const pb_config_t *c)
 	if (json_object_set_new(json_object_get(root, "pruvan"), "apiUrl",
 				json_string(c->pruvan_api_url)) != 0)
 		ok = false;
+	json_t *pv = json_object_get(root, "pruvan");
+	if (pv && c->pruvan_ca_file)
+		put(pv, "caFile", json_string(c->pruvan_ca_file), &ok);
+	if (pv && c->pruvan_proxy)
+		put(pv, "proxy", redacted_url(c->pruvan_proxy), &ok);
 	put(root, "dedupe",
 	    json_pack("{s:I}", "ttlSeconds", (json_int_t)c->dedupe_ttl_seconds),
 	    &ok);
@@ -1990,6 +2331,31 @@ static const key_doc_t key_docs[] = {
 			    "replicas of one deployment share it.", NULL,
 	 NULL, NULL, false},
 	{"pruvan", "Pushing to Pruvan.", "object", NULL, NULL, false},
+	{"redis.password", "The Redis password (\"env:NAME\" or "
+			   "\"file:/path\"), when not in the URL; sent as AUTH "
+			   "[USER] PASSWORD.", NULL, NULL, NULL, false},
+	{"redis.tls", "TLS to Redis: {caFile, certFile, keyFile, serverName, "
+		      "verify (true)}; on with a rediss:// URL too. "
+		      "Certificate and host name are verified unless verify "
+		      "is false.", NULL, NULL, NULL, false},
+	{"redis.sentinel", "Sentinel: {masterName, nodes [\"HOST:PORT\"], "
+			   "password}; the master is asked for on every "
+			   "connect and followed across a failover.",
+	 NULL, NULL, NULL, false},
+	{"redis.cluster", "Redis Cluster: {nodes [\"HOST:PORT\"]}; keys "
+			  "routed by slot, MOVED/ASK followed.",
+	 NULL, NULL, NULL, false},
+	{"redis.minReplicas", "A commit counts once WAIT says this many "
+			      "replicas have it (0: no WAIT).",
+	 NULL, NULL, NULL, false},
+	{"redis.waitTimeoutMs", "How long WAIT may take before the commit "
+				"is retried like a lost connection.",
+	 NULL, NULL, NULL, false},
+	{"pruvan.caFile", "A CA bundle for TLS to Pruvan, beside the "
+			  "system's.", NULL, NULL, NULL, false},
+	{"pruvan.proxy", "An HTTP(S) proxy URL toward Pruvan; without it "
+			 "https_proxy/no_proxy from the environment apply.",
+	 NULL, NULL, NULL, false},
 	{"pruvan.apiUrl", "Where a learned PushKey is pushed: "
 			  "APIURL?apiKey=KEY (a key that is a URL is used as "
 			  "it is).", NULL, NULL, NULL, false},
@@ -2124,10 +2490,14 @@ static json_t *table_row(const pb_config_t *d, const char *section,
 	const key_doc_t *doc = key_doc_find(path);
 	const char *base = (const char *)d + f->offset;
 	json_t *row = json_pack("{s:s,s:s}", "path", path, "type",
-				f->type == F_STRING ? "string" : "integer");
+				f->type == F_STRING ? "string"
+				: f->type == F_HOOK ? "object"
+						    : "integer");
 	if (!row)
 		return NULL;
-	if (f->type == F_STRING) {
+	if (f->type == F_HOOK) {
+		/* read by its own loader: no value in the struct at offset */
+	} else if (f->type == F_STRING) {
 		const char *v = *(char *const *)base;
 		json_object_set_new(row, "default",
 				    v ? json_string(v) : json_null());

@@ -133,6 +133,26 @@ typedef struct pb_config {
 	/* pruvan.apiUrl ("https://direct.pruvan.com/api/"): a PushKey learned
 	 * from validate that is not a URL is pushed to apiUrl?apiKey=KEY. */
 	char *pruvan_api_url;
+
+	/* "redis" as production runs it (contract section 9). */
+	char *redis_password;        /* SECRET: redis.password (env:/file:) */
+	char *redis_password_source; /* "env:NAME" / "file:/path", or NULL */
+	bool redis_tls;              /* redis.tls given */
+	char *redis_tls_ca_file, *redis_tls_cert_file, *redis_tls_key_file;
+	char *redis_tls_server_name;
+	bool redis_tls_verify;           /* true */
+	char *redis_sentinel_master;     /* NULL: no Sentinel */
+	char **redis_sentinel_nodes;     /* "HOST:PORT" */
+	size_t redis_sentinel_nodes_len;
+	char *redis_sentinel_password;   /* SECRET, may be NULL */
+	char **redis_cluster_nodes;      /* NULL: no Cluster */
+	size_t redis_cluster_nodes_len;
+	int redis_min_replicas;          /* 0 */
+	int redis_wait_timeout_ms;       /* 1000 */
+
+	/* Egress to Pruvan. */
+	char *pruvan_ca_file; /* a CA bundle beside the system's; NULL: none */
+	char *pruvan_proxy;   /* an HTTP(S) proxy URL; NULL: the environment's */
 } pb_config_t;
 
 /*

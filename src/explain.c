@@ -479,9 +479,7 @@ int pb_explain_run(const pb_config_t *cfg, const pb_explain_opts_t *o,
 	}
 	if (o->with_state) {
 		char e[512];
-		if (pb_state_new(cfg->redis_url, cfg->redis_key_prefix,
-				 cfg->dedupe_ttl_seconds, 2000, &s.st, e,
-				 sizeof(e)) ||
+		if (pb_state_new_config(cfg, 2000, &s.st, e, sizeof(e)) ||
 		    read_auto_admin(&s, e, sizeof(e))) {
 			snprintf(err, size, "cannot read the stored state: %s "
 				 "(is Redis reachable at the configured url? "

@@ -210,10 +210,9 @@ static int cmd_auto_admin(const char *path, const char *account, bool on)
 		rc = EXIT_USAGE;
 		goto out;
 	}
-	if (pb_state_new(cfg->redis_url, cfg->redis_key_prefix,
-			 cfg->dedupe_ttl_seconds, 2000, &st, err, sizeof(err)) ||
+	if (pb_state_new_config(cfg, 2000, &st, err, sizeof(err)) ||
 	    pb_state_set_auto_admin(st, account, on, err, sizeof(err))) {
-		fprintf(stderr, "auto-admin: %s (is Redis reachable at the configured url?)\n", err);
+		fprintf(stderr, "auto-admin: %s (check the redis settings)\n", err);
 		goto out;
 	}
 	printf("Auto-Admin for %s is now %s; running workers apply it within a second.\n",

@@ -2677,9 +2677,7 @@ pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 		goto fail;
 	}
 
-	err = pb_state_new(cfg->redis_url, cfg->redis_key_prefix,
-			   cfg->dedupe_ttl_seconds, 2000, &pl->state, errstr,
-			   errstr_size);
+	err = pb_state_new_config(cfg, 2000, &pl->state, errstr, errstr_size);
 	if (err)
 		goto fail;
 	err = pb_pusher_new(cfg, metrics, on_pushed, pl, &pl->pusher, errstr,

@@ -446,6 +446,15 @@ static bool send_batch(pb_pusher_t *p, acct_state_t *as, batch_t *b)
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	/* pruvan.caFile: a corporate proxy's or Pruvan's CA beside the
+	 * system's (the system store stays as CAPATH); pruvan.proxy, else
+	 * curl reads https_proxy / no_proxy from the environment. */
+	if (cfg->pruvan_ca_file) {
+		curl_easy_setopt(e, CURLOPT_CAINFO, cfg->pruvan_ca_file);
+		curl_easy_setopt(e, CURLOPT_CAPATH, "/etc/ssl/certs");
+	}
+	if (cfg->pruvan_proxy)
+		curl_easy_setopt(e, CURLOPT_PROXY, cfg->pruvan_proxy);
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);

@@ -1129,9 +1129,9 @@ pb_err_t pb_relay_start(const pb_config_t *cfg, pb_metrics_t *metrics,
 	pthread_mutex_init(&r->state_mu, NULL);
 	pb_metrics_declare_standard(metrics);
 	media_dir_make(cfg->relay_media_dir);
-	err = pb_state_new(cfg->redis_url, cfg->redis_key_prefix,
-			   cfg->dedupe_ttl_seconds, RELAY_REDIS_TIMEOUT_MS,
-			   &r->state, errstr, errstr_size);
+	/* the same Redis as the pipeline's: TLS, ACL user, Sentinel, Cluster */
+	err = pb_state_new_config(cfg, RELAY_REDIS_TIMEOUT_MS, &r->state,
+				  errstr, errstr_size);
 	if (err)
 		goto fail;
 	err = producer_new(r, errstr, errstr_size);

@@ -1,11 +1,14 @@
 /*
  * state.c: Redis state, one pipelined round trip per call (see state.h).
  *
- * The connection is synchronous (hiredis) with connect and command
- * timeouts; Redis sits next to the worker and a pipelined batch costs one
- * network round trip, which is far below the Pruvan push it guards. After
- * any transport error the context is dropped and the next call reconnects,
- * so a restarted Redis is picked up without a restart of the worker.
+ * The connection (redis_conn.h: TCP, unix socket or TLS, one node,
+ * Sentinel's master or a whole Cluster) has connect and command timeouts;
+ * commands are formatted here as RESP and replies parsed by hiredis.
+ * Redis sits next to the worker and a pipelined batch costs one network
+ * round trip, which is far below the Pruvan push it guards. After any
+ * transport error the connection is dropped and the next call reconnects,
+ * so a restarted Redis or a failover is picked up without a restart of
+ * the worker.
  *
  * Must never: log, block without a timeout, or leave a reply unread (an
  * unread reply would shift every later answer of the pipeline).
@@ -14,25 +17,23 @@
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
+#include "config.h"
 #include "jtext.h"
+#include "redis_conn.h"
 #include "util.h"
 
 struct pb_state {
-	char *host;
-	int port;
-	char *unix_path;
-	char *password;
-	int db;
+	pb_redis_t *redis; /* where and how to connect (redis_conn.h) */
 	char *prefix;
 	int64_t ttl;
 	int timeout_ms;
-	redisContext *c;
+	int min_replicas;    /* a commit waits for that many (WAIT) */
+	int wait_timeout_ms;
+	pb_rconn_t *c;
 	uint64_t conn_id;     /* which connection c is (replies belong to one) */
 	size_t outstanding;   /* replies queued on c and not read yet */
 	bool unflushed;       /* commands appended and not written yet */
@@ -105,59 +106,10 @@ static char *key_account(const pb_state_t *st, const char *a, const char *what)
 
 /* ---- connection -------------------------------------------------------- */
 
-static pb_err_t parse_url(pb_state_t *st, const char *url, char *errstr,
-			  size_t errstr_size)
-{
-	if (strncmp(url, "unix://", 7) == 0) {
-		st->unix_path = strdup(url + 7);
-		return st->unix_path ? PB_OK : PB_ERR_NOMEM;
-	}
-	if (strncmp(url, "redis://", 8) != 0)
-		return pb_errf(errstr, errstr_size, PB_ERR_CONFIG,
-			       "redis url must start with redis:// or unix://");
-	const char *p = url + 8;
-	const char *at = strchr(p, '@');
-	if (at) {
-		const char *colon = memchr(p, ':', (size_t)(at - p));
-		const char *pw = colon ? colon + 1 : p;
-		st->password = strndup(pw, (size_t)(at - pw));
-		p = at + 1;
-	}
-	const char *slash = strchr(p, '/');
-	size_t hostport_len = slash ? (size_t)(slash - p) : strlen(p);
-	char hostport[256];
-	if (hostport_len == 0 || hostport_len >= sizeof(hostport))
-		return pb_errf(errstr, errstr_size, PB_ERR_CONFIG,
-			       "redis url has no host");
-	memcpy(hostport, p, hostport_len);
-	hostport[hostport_len] = '\0';
-	st->port = 6379;
-	char *colon = strrchr(hostport, ':');
-	if (colon) {
-		int64_t port;
-		*colon = '\0';
-		if (!pb_parse_i64(colon + 1, &port) || port <= 0 || port > 65535)
-			return pb_errf(errstr, errstr_size, PB_ERR_CONFIG,
-				       "redis url has an invalid port");
-		st->port = (int)port;
-	}
-	st->host = strdup(hostport);
-	if (slash && slash[1]) {
-		int64_t db;
-		if (!pb_parse_i64(slash + 1, &db) || db < 0 || db > 1000)
-			return pb_errf(errstr, errstr_size, PB_ERR_CONFIG,
-				       "redis url has an invalid database number");
-		st->db = (int)db;
-	}
-	return st->host ? PB_OK : PB_ERR_NOMEM;
-}
-
 static void drop_conn(pb_state_t *st)
 {
-	if (st->c) {
-		redisFree(st->c);
-		st->c = NULL;
-	}
+	pb_rconn_close(st->c);
+	st->c = NULL;
 	for (size_t i = st->got_head; i < st->got_len; i++)
 		freeReplyObject(st->got[i]);
 	st->got_head = st->got_len = 0;
@@ -165,67 +117,46 @@ static void drop_conn(pb_state_t *st)
 	st->unflushed = false;
 }
 
-static pb_err_t simple_cmd(redisContext *c, char *errstr, size_t errstr_size,
-			   const char *fmt, ...)
+/* Connect when not connected; on a failure errstr names the step (DNS,
+ * TCP, TLS, AUTH, protocol) and *fail (may be NULL) says which. */
+static pb_err_t ensure_conn_step(pb_state_t *st, pb_rc_fail_t *fail,
+				 char *errstr, size_t errstr_size)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	redisReply *r = redisvCommand(c, fmt, ap);
-	va_end(ap);
-	if (!r)
-		return pb_errf(errstr, errstr_size, PB_ERR_REDIS, "%s",
-			       c->errstr);
-	pb_err_t err = PB_OK;
-	if (r->type == REDIS_REPLY_ERROR)
-		err = pb_errf(errstr, errstr_size, PB_ERR_REDIS, "%s", r->str);
-	freeReplyObject(r);
-	return err;
-}
-
-static pb_err_t ensure_conn(pb_state_t *st, char *errstr, size_t errstr_size)
-{
+	if (fail)
+		*fail = PB_RC_OK;
 	if (st->c)
 		return PB_OK;
-	struct timeval tv = {st->timeout_ms / 1000,
-			     (st->timeout_ms % 1000) * 1000};
-	redisContext *c = st->unix_path
-				  ? redisConnectUnixWithTimeout(st->unix_path, tv)
-				  : redisConnectWithTimeout(st->host, st->port, tv);
-	if (!c)
-		return pb_errf(errstr, errstr_size, PB_ERR_NOMEM,
-			       "cannot allocate a Redis context");
-	if (c->err) {
-		pb_errf(errstr, errstr_size, PB_ERR_REDIS,
-			"cannot connect to Redis: %s", c->errstr);
-		redisFree(c);
-		return PB_ERR_REDIS;
-	}
-	redisSetTimeout(c, tv);
-	pb_err_t err = PB_OK;
-	if (st->password)
-		err = simple_cmd(c, errstr, errstr_size, "AUTH %s", st->password);
-	if (!err && st->db)
-		err = simple_cmd(c, errstr, errstr_size, "SELECT %d", st->db);
-	if (err) {
-		redisFree(c);
+	pb_err_t err = pb_redis_dial(st->redis, &st->c, fail, errstr,
+				     errstr_size);
+	if (err)
 		return err;
-	}
-	st->c = c;
 	st->conn_id++;
 	return PB_OK;
 }
 
-pb_err_t pb_state_new(const char *url, const char *prefix, int64_t ttl_seconds,
-		      int timeout_ms, pb_state_t **out, char *errstr,
-		      size_t errstr_size)
+static pb_err_t ensure_conn(pb_state_t *st, char *errstr, size_t errstr_size)
+{
+	return ensure_conn_step(st, NULL, errstr, errstr_size);
+}
+
+pb_err_t pb_state_new_redis(const pb_redis_opts_t *opts, const char *prefix,
+			    int64_t ttl_seconds, int min_replicas,
+			    int wait_timeout_ms, pb_state_t **out,
+			    char *errstr, size_t errstr_size)
 {
 	pb_state_t *st = calloc(1, sizeof(*st));
 	if (!st)
 		return PB_ERR_NOMEM;
 	st->prefix = strdup(prefix ? prefix : "pb:");
 	st->ttl = ttl_seconds > 0 ? ttl_seconds : 604800;
-	st->timeout_ms = timeout_ms > 0 ? timeout_ms : 2000;
-	pb_err_t err = parse_url(st, url, errstr, errstr_size);
+	st->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 2000;
+	st->min_replicas = min_replicas > 0 ? min_replicas : 0;
+	st->wait_timeout_ms = wait_timeout_ms > 0 ? wait_timeout_ms : 1000;
+	pb_redis_opts_t o = *opts;
+	o.timeout_ms = st->timeout_ms;
+	pb_err_t err = st->prefix ? pb_redis_new(&o, &st->redis, errstr,
+						 errstr_size)
+				  : PB_ERR_NOMEM;
 	if (err) {
 		pb_state_destroy(st);
 		return err;
@@ -234,15 +165,72 @@ pb_err_t pb_state_new(const char *url, const char *prefix, int64_t ttl_seconds,
 	return PB_OK;
 }
 
+pb_err_t pb_state_new(const char *url, const char *prefix, int64_t ttl_seconds,
+		      int timeout_ms, pb_state_t **out, char *errstr,
+		      size_t errstr_size)
+{
+	pb_redis_opts_t o = {.url = url, .timeout_ms = timeout_ms};
+	return pb_state_new_redis(&o, prefix, ttl_seconds, 0, 0, out, errstr,
+				  errstr_size);
+}
+
+pb_err_t pb_state_new_config(const pb_config_t *cfg, int timeout_ms,
+			     pb_state_t **out, char *errstr,
+			     size_t errstr_size)
+{
+	pb_redis_opts_t o = {
+	    .url = cfg->redis_url,
+	    .password = cfg->redis_password,
+	    .tls = cfg->redis_tls,
+	    .ca_file = cfg->redis_tls_ca_file,
+	    .cert_file = cfg->redis_tls_cert_file,
+	    .key_file = cfg->redis_tls_key_file,
+	    .server_name = cfg->redis_tls_server_name,
+	    .tls_verify = cfg->redis_tls_verify,
+	    .sentinel_master = cfg->redis_sentinel_master,
+	    .sentinel_nodes = (const char *const *)cfg->redis_sentinel_nodes,
+	    .sentinel_nodes_len = cfg->redis_sentinel_nodes_len,
+	    .sentinel_password = cfg->redis_sentinel_password,
+	    .cluster_nodes = (const char *const *)cfg->redis_cluster_nodes,
+	    .cluster_nodes_len = cfg->redis_cluster_nodes_len,
+	    .timeout_ms = timeout_ms,
+	};
+	pb_state_t *st = NULL;
+	pb_err_t err = pb_state_new_redis(&o, cfg->redis_key_prefix,
+					  cfg->dedupe_ttl_seconds,
+					  cfg->redis_min_replicas,
+					  cfg->redis_wait_timeout_ms, &st,
+					  errstr, errstr_size);
+	if (err)
+		return err;
+	/* A certificate refused now is refused on every retry: fatal at
+	 * start (contract section 9). Redis merely down is retried later. */
+	if (pb_redis_tls(st->redis)) {
+		pb_rc_fail_t fail;
+		char e[512];
+		if (ensure_conn_step(st, &fail, e, sizeof(e)) &&
+		    fail == PB_RC_TLS_VERIFY) {
+			pb_state_destroy(st);
+			return pb_errf(errstr, errstr_size, PB_ERR_CONFIG,
+				       "%s", e);
+		}
+	}
+	*out = st;
+	return PB_OK;
+}
+
+pb_err_t pb_state_connect(pb_state_t *st, char *errstr, size_t errstr_size)
+{
+	return ensure_conn(st, errstr, errstr_size);
+}
+
 void pb_state_destroy(pb_state_t *st)
 {
 	if (!st)
 		return;
 	drop_conn(st);
 	free(st->got);
-	free(st->host);
-	free(st->unix_path);
-	free(st->password);
+	pb_redis_destroy(st->redis);
 	free(st->prefix);
 	free(st);
 }
@@ -346,8 +334,8 @@ static void pl_free(pipeline_t *pl)
 static pb_err_t transport_failed(pb_state_t *st, char *errstr,
 				 size_t errstr_size)
 {
-	pb_errf(errstr, errstr_size, PB_ERR_REDIS, "Redis connection failed: %s",
-		st->c && st->c->errstr[0] ? st->c->errstr : "no reply");
+	(void)errstr_size; /* errstr was written by the failed call */
+	(void)errstr;
 	drop_conn(st);
 	return PB_ERR_REDIS;
 }
@@ -371,14 +359,31 @@ static pb_err_t pl_send(pb_state_t *st, pipeline_t *pl, pb_state_call_t *call,
 	pb_err_t err = ensure_conn(st, errstr, errstr_size);
 	if (err)
 		return err;
-	if (redisAppendFormattedCommand(st->c, pl->out.p, pl->out.len) !=
-	    REDIS_OK)
+	if (!pb_rconn_append(st->c, pl->out.p, pl->out.len)) {
+		pb_errf(errstr, errstr_size, PB_ERR_NOMEM,
+			"out of memory queuing a Redis pipeline");
 		return transport_failed(st, errstr, errstr_size);
+	}
 	call->replies = pl->n;
 	call->conn = st->conn_id;
 	st->outstanding += pl->n;
 	st->unflushed = true;
 	return PB_OK;
+}
+
+/* True when a reply says the server is no longer a writable master (a
+ * failover demoted it) or a Cluster node is down for its slots: the next
+ * call must reconnect and ask (Sentinel, CLUSTER SLOTS) again. */
+static bool demoted(redisReply **r, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (r[i]->type == REDIS_REPLY_ERROR &&
+		    (strncmp(r[i]->str, "READONLY", 8) == 0 ||
+		     strncmp(r[i]->str, "MASTERDOWN", 10) == 0 ||
+		     strncmp(r[i]->str, "CLUSTERDOWN", 11) == 0 ||
+		     strncmp(r[i]->str, "LOADING", 7) == 0))
+			return true;
+	return false;
 }
 
 /* Read call's replies into *replies[0..call->replies) (caller frees them
@@ -397,6 +402,8 @@ static pb_err_t pl_recv(pb_state_t *st, const pb_state_call_t *call,
 	if (st->unflushed) {
 		st->unflushed = false;
 		st->round_trips++;
+		if (pb_rconn_flush(st->c, errstr, errstr_size))
+			return transport_failed(st, errstr, errstr_size);
 	}
 	redisReply **r = calloc(call->replies, sizeof(*r));
 	if (!r) {
@@ -411,7 +418,9 @@ static pb_err_t pl_recv(pb_state_t *st, const pb_state_call_t *call,
 				st->got_head = st->got_len = 0;
 			continue;
 		}
-		if (redisGetReply(st->c, &rep) != REDIS_OK || !rep) {
+		if (pb_rconn_reply(st->c, true, (redisReply **)&rep, errstr,
+				   errstr_size) ||
+		    !rep) {
 			for (size_t j = 0; j < i; j++)
 				freeReplyObject(r[j]);
 			free(r);
@@ -421,6 +430,8 @@ static pb_err_t pl_recv(pb_state_t *st, const pb_state_call_t *call,
 	}
 	st->outstanding -= call->replies;
 	*replies = r;
+	if (demoted(r, call->replies))
+		drop_conn(st); /* replies all read: nothing shifts */
 	return PB_OK;
 }
 
@@ -430,58 +441,41 @@ pb_err_t pb_state_flush(pb_state_t *st, char *errstr, size_t errstr_size)
 		return PB_OK;
 	st->unflushed = false;
 	st->round_trips++;
-	int done = 0;
-	while (!done)
-		if (redisBufferWrite(st->c, &done) != REDIS_OK)
-			return transport_failed(st, errstr, errstr_size);
+	if (pb_rconn_flush(st->c, errstr, errstr_size))
+		return transport_failed(st, errstr, errstr_size);
 	return PB_OK;
 }
 
 int pb_state_fd(const pb_state_t *st)
 {
-	return st->c && st->outstanding > st->got_len - st->got_head ? st->c->fd
-								     : -1;
+	return st->c && st->outstanding > st->got_len - st->got_head
+		   ? pb_rconn_fd(st->c)
+		   : -1;
 }
 
 void pb_state_pump(pb_state_t *st)
 {
-	for (;;) {
-		/* replies already read into hiredis' buffer first: a blocking
-		 * read may have taken in more than the replies it waited for */
-		while (st->c && st->outstanding > st->got_len - st->got_head) {
-			void *rep = NULL;
-			if (redisReaderGetReply(st->c->reader, &rep) !=
-			    REDIS_OK) {
-				drop_conn(
-				    st); /* the recv that follows says so */
+	while (st->c && st->outstanding > st->got_len - st->got_head) {
+		redisReply *rep = NULL;
+		char e[8];
+		if (pb_rconn_reply(st->c, false, &rep, e, sizeof(e))) {
+			drop_conn(st); /* the recv that follows says so */
+			return;
+		}
+		if (!rep)
+			return;
+		if (st->got_len == st->got_cap) {
+			size_t nc = st->got_cap ? st->got_cap * 2 : 1024;
+			redisReply **g = realloc(st->got, nc * sizeof(*g));
+			if (!g) {
+				freeReplyObject(rep);
+				drop_conn(st);
 				return;
 			}
-			if (!rep)
-				break;
-			if (st->got_len == st->got_cap) {
-				size_t nc =
-				    st->got_cap ? st->got_cap * 2 : 1024;
-				redisReply **g =
-				    realloc(st->got, nc * sizeof(*g));
-				if (!g) {
-					freeReplyObject(rep);
-					drop_conn(st);
-					return;
-				}
-				st->got = g;
-				st->got_cap = nc;
-			}
-			st->got[st->got_len++] = rep;
+			st->got = g;
+			st->got_cap = nc;
 		}
-		if (!st->c || st->outstanding <= st->got_len - st->got_head)
-			return;
-		struct pollfd p = {.fd = st->c->fd, .events = POLLIN};
-		if (poll(&p, 1, 0) != 1)
-			return;
-		if (redisBufferRead(st->c) != REDIS_OK) {
-			drop_conn(st);
-			return;
-		}
+		st->got[st->got_len++] = rep;
 	}
 }
 
@@ -716,10 +710,15 @@ out:
 /* ---- commit ------------------------------------------------------------ */
 
 /*
- * The change index of getWorkOrders, inside the order's MULTI/EXEC: a live
- * order is (re)scored with the time of its last pushed change, a deleted
- * one leaves the index. The score is the writer's wall clock in ms: Pruvan
- * asks "changed since" in its own Unix seconds.
+ * The change index of getWorkOrders: a live order is (re)scored with the
+ * time of its last pushed change, a deleted one leaves the index. The score
+ * is the writer's wall clock in ms: Pruvan asks "changed since" in its own
+ * Unix seconds. The index is the account's key, in the account's slot, so
+ * it follows the order's MULTI/EXEC in the same pipelined write rather
+ * than sitting inside it (Redis Cluster refuses a transaction over two
+ * slots). A crash between the two leaves the order's last change out of
+ * the index until its next one; a deleted order left in it is skipped by
+ * the reader, which reads every listed order's own state.
  */
 static void index_cmd(const pb_state_t *st, pipeline_t *pl,
 		      const pb_state_write_t *w)
@@ -782,8 +781,6 @@ pb_err_t pb_state_commit_send(pb_state_t *st, const pb_state_write_t *writes,
 				pl_arg(&pl, w->pushed);
 			}
 		}
-		if (w->write_order && (w->pushed || w->set_deleted))
-			index_cmd(st, &pl, w);
 		if (w->learn_key1) {
 			pl_cmd(&pl);
 			pl_arg(&pl, "HSETNX");
@@ -794,6 +791,8 @@ pb_err_t pb_state_commit_send(pb_state_t *st, const pb_state_write_t *writes,
 		free(ok);
 		pl_cmd(&pl);
 		pl_arg(&pl, "EXEC");
+		if (w->write_order && (w->pushed || w->set_deleted))
+			index_cmd(st, &pl, w);
 		if (w->deleted_key1) {
 			pl_cmd(&pl);
 			pl_arg(&pl, "SADD");
@@ -801,8 +800,18 @@ pb_err_t pb_state_commit_send(pb_state_t *st, const pb_state_write_t *writes,
 			pl_arg(&pl, w->deleted_key1);
 		}
 	}
+	bool wait = n && st->min_replicas;
+	if (wait) {
+		/* every write above is on this connection: one WAIT covers
+		 * them all */
+		pl_cmd(&pl);
+		pl_arg(&pl, "WAIT");
+		pl_arg_i64(&pl, st->min_replicas);
+		pl_arg_i64(&pl, st->wait_timeout_ms);
+	}
 	pb_err_t err = pl_send(st, &pl, call, errstr, errstr_size);
 	pl_free(&pl);
+	call->wait = !err && call->replies && wait;
 	return err;
 }
 
@@ -816,6 +825,17 @@ pb_err_t pb_state_write_recv(pb_state_t *st, const pb_state_call_t *call,
 	if (err)
 		return err;
 	err = replies_check(r, call->replies, errstr, errstr_size);
+	if (!err && call->wait) {
+		redisReply *w = r[call->replies - 1];
+		long long got = w->type == REDIS_REPLY_INTEGER ? w->integer : -1;
+		if (got < st->min_replicas)
+			err = pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+				      "a commit reached %lld of the %d "
+				      "replicas redis.minReplicas asks for "
+				      "within %d ms (redis.waitTimeoutMs); "
+				      "held and retried", got,
+				      st->min_replicas, st->wait_timeout_ms);
+	}
 	replies_free(r, call->replies);
 	return err;
 }

@@ -32,7 +32,10 @@
  *
  * Every call is one pipelined round trip for a whole batch. Calls fail with
  * PB_ERR_REDIS (retriable) when Redis is unreachable; the handle reconnects
- * on the next call. Nothing here logs.
+ * on the next call (through Sentinel when configured, so a failover is
+ * followed), and a server that answers READONLY (a master demoted under
+ * us) is dropped the same way. The connection itself is redis_conn.h's.
+ * Nothing here logs.
  */
 #ifndef PB_STATE_H
 #define PB_STATE_H
@@ -43,7 +46,10 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "redis_conn.h"
 #include "rules.h"
+
+struct pb_config;
 
 typedef struct pb_state pb_state_t;
 
@@ -60,6 +66,7 @@ typedef struct pb_state pb_state_t;
 typedef struct pb_state_call {
 	size_t replies; /* 0: nothing was sent, the recv succeeds at once */
 	uint64_t conn;
+	bool wait;      /* the last reply is WAIT's (redis.minReplicas) */
 } pb_state_call_t;
 
 pb_err_t pb_state_flush(pb_state_t *st, char *errstr, size_t errstr_size);
@@ -80,6 +87,22 @@ void pb_state_disconnect(pb_state_t *st);
 pb_err_t pb_state_new(const char *url, const char *prefix, int64_t ttl_seconds,
 		      int timeout_ms, pb_state_t **out, char *errstr,
 		      size_t errstr_size);
+/* Redis as production runs it (redis_conn.h): TLS, ACL users, Sentinel;
+ * min_replicas > 0 makes every commit wait (WAIT, up to wait_timeout_ms)
+ * until that many replicas have it, or fail as retriable. */
+pb_err_t pb_state_new_redis(const pb_redis_opts_t *opts, const char *prefix,
+			    int64_t ttl_seconds, int min_replicas,
+			    int wait_timeout_ms, pb_state_t **out,
+			    char *errstr, size_t errstr_size);
+/* From the configuration's redis section. With TLS it connects at once: a
+ * certificate or host name that fails verification is PB_ERR_CONFIG (fatal
+ * at start; retrying cannot heal it). Other connection failures are left
+ * to the first call, which retries. */
+pb_err_t pb_state_new_config(const struct pb_config *cfg, int timeout_ms,
+			     pb_state_t **out, char *errstr,
+			     size_t errstr_size);
+/* Connect now if not connected (errstr names the failed step). */
+pb_err_t pb_state_connect(pb_state_t *st, char *errstr, size_t errstr_size);
 void pb_state_destroy(pb_state_t *st);
 
 /* Round trips made and their total latency, for metrics and benchmarks. */

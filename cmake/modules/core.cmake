@@ -4,7 +4,7 @@ target_link_libraries(pb_tracker PUBLIC pb_base)
 pb_unit_test(test_tracker tests/unit/test_tracker.c pb_tracker)
 
 add_library(pb_state STATIC src/state.c)
-target_link_libraries(pb_state PUBLIC pb_base PkgConfig::HIREDIS PkgConfig::JANSSON)
+target_link_libraries(pb_state PUBLIC pb_base pb_config pb_redis_conn PkgConfig::HIREDIS PkgConfig::JANSSON)
 
 add_library(pb_pusher STATIC src/pusher.c src/push_body.c)
 target_link_libraries(pb_pusher PUBLIC pb_base PkgConfig::CURL PkgConfig::JANSSON)

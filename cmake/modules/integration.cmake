@@ -40,3 +40,13 @@ endif()
 if(TARGET it_test_state)
   target_link_libraries(it_test_state PRIVATE pb_state)
 endif()
+
+# Redis as production runs it (TLS, ACL, Sentinel) for test_redis_prod.
+target_sources(pb_harness PRIVATE tests/harness/harness_redis.c)
+target_link_libraries(pb_harness PUBLIC PkgConfig::HIREDIS)
+if(TARGET it_test_redis_prod)
+  target_link_libraries(it_test_redis_prod PRIVATE pb_state)
+endif()
+if(TARGET it_test_egress)
+  target_link_libraries(it_test_egress PRIVATE Threads::Threads)
+endif()

@@ -56,11 +56,19 @@ function projectChecks(obj, docsDir) {
           if (!r.annotations?.[k]) errs.push(`alert ${r.alert}: missing annotation ${k}`);
         }
         const url = r.annotations?.runbook_url ?? "";
+        if (!/^https:\/\/[^/\s]+\//.test(url))
+          errs.push(`alert ${r.alert}: runbook_url must be an absolute https:// URL (set runbookBaseUrl in settings.yaml)`);
         const m = url.match(/operations\.md#(.+)$/);
         if (!m) errs.push(`alert ${r.alert}: runbook_url must point at operations.md#anchor`);
         else if (!anchors(docsDir).has(m[1]))
           errs.push(`alert ${r.alert}: anchor #${m[1]} not found in ${docsDir}/operations.md`);
       }
+    }
+  }
+  if (obj.kind === "ScaledObject") {
+    for (const t of obj.spec?.triggers ?? []) {
+      if (t.type === "kafka" && !t.authenticationRef?.name)
+        errs.push("kafka trigger: needs authenticationRef (the worker's Kafka credentials, or autoscaling stops on a secured cluster)");
     }
   }
   if (obj.kind === "Deployment") {
@@ -77,6 +85,26 @@ function projectChecks(obj, docsDir) {
   return errs;
 }
 
+// Rules across the documents of one rendered tree: one source of truth
+// for the brokers, and every TriggerAuthentication a trigger names present.
+function crossChecks(objs) {
+  const errs = [];
+  const settings = objs.find((o) => o.kind === "ConfigMap" && o.metadata?.name === "pruvan-bridge-settings");
+  const auths = new Set(objs.filter((o) => o.kind === "TriggerAuthentication").map((o) => o.metadata?.name));
+  for (const so of objs.filter((o) => o.kind === "ScaledObject")) {
+    for (const t of so.spec?.triggers ?? []) {
+      if (t.type !== "kafka") continue;
+      const want = settings?.data?.kafkaBootstrapServers;
+      if (settings && t.metadata?.bootstrapServers !== want)
+        errs.push(`ScaledObject/${so.metadata?.name}: bootstrapServers ${t.metadata?.bootstrapServers} differs from pruvan-bridge-settings' ${want}`);
+      const ref = t.authenticationRef?.name;
+      if (settings && ref && !auths.has(ref))
+        errs.push(`ScaledObject/${so.metadata?.name}: TriggerAuthentication ${ref} is not in the tree`);
+    }
+  }
+  return errs;
+}
+
 async function main() {
   const args = process.argv.slice(2);
   let docsDir = "docs";
@@ -89,6 +117,10 @@ async function main() {
   for (const file of files) {
     const text = readFileSync(file === "-" ? 0 : file, "utf8");
     const docs = parseAllDocuments(text);
+    for (const e of crossChecks(docs.filter((d) => !d.errors.length).map((d) => d.toJS()).filter(Boolean))) {
+      console.error(`FAIL ${file}: ${e}`);
+      failures++;
+    }
     for (const doc of docs) {
       const where = `${file === "-" ? "<stdin>" : file}`;
       if (doc.errors.length) {

@@ -77,8 +77,9 @@ validate_tree() {
 		validate "${files[@]}" || rc=1
 	fi
 	# Not part of any kustomization, but still a manifest people apply.
-	echo "== deploy/base/secret.example.yaml"
-	validate "$root/deploy/base/secret.example.yaml" || rc=1
+	echo "== deploy/base/secret*.example.yaml"
+	validate "$root/deploy/base/secret.example.yaml" \
+		"$root/deploy/base/secret-kafka.example.yaml" || rc=1
 	return $rc
 }
 

@@ -412,7 +412,9 @@ static void test_env_overrides_invalid(void **state)
 		 "file's value)"},
 		{"REDIS_URL", "http://:redispass@x:1",
 		 "env REDIS_URL: not a Redis URL: expected "
-		 "\"redis://HOST[:PORT][/DB]\" (DB 0..15) or \"unix:///PATH\""},
+		 "\"redis://[USER[:PASSWORD]@]HOST[:PORT][/DB]\", "
+		 "\"rediss://...\" (TLS; HOST may be [IPv6], DB 0..15) or "
+		 "\"unix:///PATH\""},
 		{"PRUVAN_BRIDGE_HTTP_LISTEN", "9464",
 		 "env PRUVAN_BRIDGE_HTTP_LISTEN: expected \"host:port\" with "
 		 "a port 0..65535, e.g. \"127.0.0.1:9464\" or \"[::]:9464\" "
@@ -527,7 +529,7 @@ static void test_secret_never_in_errstr(void **state)
 		 "{\"a\": {\"pushKeyUrl\": \"env:PB_TEST_LEAK\"}}}"},
 		{"redis-but-not://u:redispass@h", "{\"redis\": {\"url\": "
 		 "\"env:PB_TEST_LEAK\"}, \"accounts\": {}}"},
-		{NULL, "{\"redis\": {\"url\": \"rediss://:redispass@h\"}, "
+		{NULL, "{\"redis\": {\"url\": \"rediss://:redispass@h:0\"}, "
 		       "\"accounts\": {}}"},
 		{NULL, "{\"relay\": {\"listen\": \"0.0.0.0:1\"}, "
 		       "\"accounts\": {\"a\": {\"pushKeyUrl\": "

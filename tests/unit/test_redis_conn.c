@@ -1,0 +1,197 @@
+/*
+ * test_redis_conn.c: redis.url as the connection layer reads it (ACL users
+ * with percent-decoded credentials, IPv6 hosts, rediss://, databases) and
+ * the connect failure that names its step.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "config.h"
+#include "redis_cluster.h"
+#include "redis_conn.h"
+
+static void test_acl_user_decoded(void **state)
+{
+	(void)state;
+	pb_redis_url_t u;
+	assert_int_equal(pb_redis_url_parse("redis://pb%40user:p%3Ass%2Fw@h:6380/3",
+					    &u, NULL, 0),
+			 PB_OK);
+	assert_string_equal(u.user, "pb@user");
+	assert_string_equal(u.password, "p:ss/w");
+	assert_string_equal(u.host, "h");
+	assert_int_equal(u.port, 6380);
+	assert_int_equal(u.db, 3);
+	assert_false(u.tls);
+	pb_redis_url_clear(&u);
+}
+
+static void test_password_only_and_tls(void **state)
+{
+	(void)state;
+	pb_redis_url_t u;
+	assert_int_equal(pb_redis_url_parse("rediss://:secret@cache.example", &u,
+					    NULL, 0),
+			 PB_OK);
+	assert_null(u.user);
+	assert_string_equal(u.password, "secret");
+	assert_true(u.tls);
+	assert_int_equal(u.port, 6379);
+	assert_int_equal(u.db, 0);
+	pb_redis_url_clear(&u);
+}
+
+static void test_ipv6(void **state)
+{
+	(void)state;
+	pb_redis_url_t u;
+	assert_int_equal(pb_redis_url_parse("redis://[::1]:7000/1", &u, NULL, 0),
+			 PB_OK);
+	assert_string_equal(u.host, "::1");
+	assert_int_equal(u.port, 7000);
+	assert_int_equal(u.db, 1);
+	pb_redis_url_clear(&u);
+}
+
+static void test_unix(void **state)
+{
+	(void)state;
+	pb_redis_url_t u;
+	assert_int_equal(pb_redis_url_parse("unix:///run/redis.sock", &u, NULL, 0),
+			 PB_OK);
+	assert_string_equal(u.unix_path, "/run/redis.sock");
+	pb_redis_url_clear(&u);
+}
+
+static void test_refused_without_echo(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {
+		"http://:hunter2@h", "redis://:hunter2@h:0", "redis://:hunter2@h/16",
+		"redis://:hunter2@h/x", "redis://:hunter2@", "redis://h?db=1",
+		"redis://h x", "unix://",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		pb_redis_url_t u;
+		char e[512];
+		assert_int_equal(pb_redis_url_parse(bad[i], &u, e, sizeof(e)),
+				 PB_ERR_CONFIG);
+		assert_non_null(strstr(e, "not a Redis URL"));
+		assert_null(strstr(e, "hunter2"));
+	}
+}
+
+/* Each failed step says which it was. */
+static void test_failure_names_step(void **state)
+{
+	(void)state;
+	struct {
+		const char *url;
+		pb_rc_fail_t step;
+		const char *prefix;
+	} cases[] = {
+		{"redis://no-such-host.invalid:6379", PB_RC_DNS, "Redis DNS: "},
+		/* port 1 on loopback: nothing listens there */
+		{"redis://127.0.0.1:1", PB_RC_TCP, "Redis TCP: "},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		pb_redis_opts_t o = {.url = cases[i].url, .timeout_ms = 2000};
+		pb_redis_t *r = NULL;
+		assert_int_equal(pb_redis_new(&o, &r, NULL, 0), PB_OK);
+		pb_rconn_t *c = NULL;
+		pb_rc_fail_t f;
+		char e[512];
+		assert_int_equal(pb_redis_dial(r, &c, &f, e, sizeof(e)),
+				 PB_ERR_REDIS);
+		assert_int_equal(f, cases[i].step);
+		assert_memory_equal(e, cases[i].prefix, strlen(cases[i].prefix));
+		pb_redis_destroy(r);
+	}
+}
+
+static void test_user_needs_password(void **state)
+{
+	(void)state;
+	pb_redis_opts_t o = {.url = "redis://pbuser@h"};
+	pb_redis_t *r = NULL;
+	char e[512];
+	assert_int_equal(pb_redis_new(&o, &r, e, sizeof(e)), PB_ERR_CONFIG);
+	assert_non_null(strstr(e, "pbuser"));
+	o.password = "pw";
+	assert_int_equal(pb_redis_new(&o, &r, e, sizeof(e)), PB_OK);
+	pb_redis_destroy(r);
+}
+
+static void test_tls_files_checked(void **state)
+{
+	(void)state;
+	pb_redis_opts_t o = {.url = "rediss://h", .tls = true, .tls_verify = true,
+			     .ca_file = "/nonexistent/ca.pem"};
+	pb_redis_t *r = NULL;
+	char e[512];
+	assert_int_equal(pb_redis_new(&o, &r, e, sizeof(e)), PB_ERR_CONFIG);
+	assert_non_null(strstr(e, "redis.tls.caFile"));
+}
+
+/* config/redis-production.example.json loads, and says what it shows. */
+static void test_production_example(void **state)
+{
+	(void)state;
+	setenv("REDIS_PASSWORD", "hunter2", 1);
+	setenv("REDIS_SENTINEL_PASSWORD", "hunter3", 1);
+	setenv("ACME_PUSHKEY_URL", "https://direct.pruvan.com/api/?apiKey=K", 1);
+	pb_config_t *cfg = NULL;
+	char e[4096];
+	assert_int_equal(pb_config_load(PB_SOURCE_DIR
+					"/config/redis-production.example.json",
+					&cfg, e, sizeof(e)),
+			 PB_OK);
+	assert_string_equal(cfg->redis_password, "hunter2");
+	assert_true(cfg->redis_tls && cfg->redis_tls_verify);
+	assert_string_equal(cfg->redis_sentinel_master, "mymaster");
+	assert_int_equal(cfg->redis_sentinel_nodes_len, 3);
+	assert_int_equal(cfg->redis_min_replicas, 1);
+	assert_non_null(cfg->pruvan_proxy);
+	char *d = pb_config_describe(cfg);
+	assert_non_null(d);
+	assert_null(strstr(d, "hunter"));
+	free(d);
+	pb_config_destroy(cfg);
+}
+
+/* Redis Cluster's key slots (values from the Cluster specification). */
+static void test_cluster_slots(void **state)
+{
+	(void)state;
+	assert_int_equal(pb_cluster_slot("123456789", 9), 0x31C3 % 16384);
+	assert_int_equal(pb_cluster_slot("foo", 3), 12182);
+	/* a hash tag routes by its content: one order, one slot */
+	assert_int_equal(pb_cluster_slot("pb:{acme/WO-1}:o", 16),
+			 pb_cluster_slot("acme/WO-1", 9));
+	assert_int_equal(pb_cluster_slot("pb:{acme/WO-1}:m:e1", 19),
+			 pb_cluster_slot("pb:{acme/WO-1}:o", 16));
+}
+
+int main(void)
+{
+	const struct CMUnitTest t[] = {
+		cmocka_unit_test(test_acl_user_decoded),
+		cmocka_unit_test(test_password_only_and_tls),
+		cmocka_unit_test(test_ipv6),
+		cmocka_unit_test(test_unix),
+		cmocka_unit_test(test_refused_without_echo),
+		cmocka_unit_test(test_failure_names_step),
+		cmocka_unit_test(test_user_needs_password),
+		cmocka_unit_test(test_tls_files_checked),
+		cmocka_unit_test(test_production_example),
+		cmocka_unit_test(test_cluster_slots),
+	};
+	return cmocka_run_group_tests(t, NULL, NULL);
+}
