@@ -763,17 +763,23 @@ static void check_field(loader_t *L, const char *path, const field_t *f,
 		*(int64_t *)(base + f->offset) = (int64_t)n;
 }
 
+/* Whether v is an object; reported at path when it is not. */
+static bool want_object(loader_t *L, const char *path, const json_t *v)
+{
+	if (json_is_object(v))
+		return true;
+	report_add(&L->rep, path, "expected an object, got %s", type_name(v));
+	return false;
+}
+
 /* Walk an object whose keys are all in the table. */
 static void load_section(loader_t *L, json_t *obj, const char *path,
 			 const field_t *fields, size_t n,
 			 void (*special)(loader_t *, const char *, json_t *,
 					 const char *))
 {
-	if (!json_is_object(obj)) {
-		report_add(&L->rep, path, "expected an object, got %s",
-			   type_name(obj));
+	if (!want_object(L, path, obj))
 		return;
-	}
 	const char *known[16];
 	for (size_t i = 0; i < n && i < 16; i++)
 		known[i] = fields[i].key;
@@ -901,11 +907,8 @@ static char *secret_field(loader_t *L, const char *path, json_t *v,
 static bool object_keys_known(loader_t *L, const char *path, json_t *v,
 			      const char *const *known, size_t n)
 {
-	if (!json_is_object(v)) {
-		report_add(&L->rep, path, "expected an object, got %s",
-			   type_name(v));
+	if (!want_object(L, path, v))
 		return false;
-	}
 	bool ok = true;
 	const char *key;
 	json_t *m;
@@ -1131,11 +1134,8 @@ static bool kafka_put(loader_t *L, const char *key, char *value_take,
 
 static void load_kafka(loader_t *L, json_t *obj)
 {
-	if (!json_is_object(obj)) {
-		report_add(&L->rep, "$.kafka", "expected an object, got %s",
-			   type_name(obj));
+	if (!want_object(L, "$.kafka", obj))
 		return;
-	}
 	const char *key;
 	json_t *v;
 	json_object_foreach(obj, key, v) {
@@ -1474,11 +1474,8 @@ static void load_account_relay(loader_t *L, const char *path, json_t *obj,
 			       pb_account_t *a)
 {
 	static const char *const keys[] = {"username", "password", "token"};
-	if (!json_is_object(obj)) {
-		report_add(&L->rep, path, "expected an object, got %s",
-			   type_name(obj));
+	if (!want_object(L, path, obj))
 		return;
-	}
 	const char *key;
 	json_t *v;
 	json_object_foreach(obj, key, v) {
@@ -1549,11 +1546,8 @@ static void load_account(loader_t *L, const char *path, const char *name,
 			   "account name must be 1..128 characters without "
 			   "spaces or control characters");
 	}
-	if (!json_is_object(obj)) {
-		report_add(&L->rep, path, "expected an object, got %s",
-			   type_name(obj));
+	if (!want_object(L, path, obj))
 		return;
-	}
 	const char *key;
 	json_t *v;
 	json_object_foreach(obj, key, v) {
@@ -1609,11 +1603,8 @@ static void load_accounts(loader_t *L, json_t *obj)
 			   "missing (at least one account is required)");
 		return;
 	}
-	if (!json_is_object(obj)) {
-		report_add(&L->rep, "$.accounts", "expected an object, got %s",
-			   type_name(obj));
+	if (!want_object(L, "$.accounts", obj))
 		return;
-	}
 	size_t n = json_object_size(obj);
 	if (n == 0) {
 		report_add(&L->rep, "$.accounts",
@@ -1968,10 +1959,7 @@ static pb_err_t load_json(const char *text, size_t len, const char *source,
 			   "invalid JSON%s%s at line %d, column %d: %s",
 			   source ? " in " : "", source ? source : "",
 			   jerr.line, jerr.column, jerr.text);
-	else if (!json_is_object(root))
-		report_add(&L.rep, "$", "expected an object, got %s",
-			   type_name(root));
-	else
+	else if (want_object(&L, "$", root))
 		load_root(&L, root, no_env);
 	err = load_report(&L, cfg_out, errstr, errstr_size);
 out:
