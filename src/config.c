@@ -421,6 +421,25 @@ static bool is_secret_ref(const char *v)
 	return strncmp(v, "env:", 4) == 0 || strncmp(v, "file:", 5) == 0;
 }
 
+/* Read up to size bytes of fd into buf (size + 1 bytes), NUL-terminated:
+ * the count read (less when the file ends early), or -1 with errno set. */
+static ssize_t read_all(int fd, char *buf, size_t size)
+{
+	size_t got = 0;
+	while (got < size) {
+		ssize_t n = read(fd, buf + got, size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	return (ssize_t)got;
+}
+
 /*
  * Read a mounted secret file: bounded, trailing whitespace trimmed (the
  * newline that `echo` and most editors add). Reports name the file and the
@@ -458,24 +477,15 @@ static char *read_secret_file(report_t *r, const char *path,
 		r->nomem = true;
 		goto out;
 	}
-	size_t got = 0;
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			report_add(r, path, "cannot read secret file %s: %s",
-				   file, strerror(errno));
-			free(buf);
-			buf = NULL;
-			goto out;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
+	ssize_t got = read_all(fd, buf, (size_t)st.st_size);
+	if (got < 0) {
+		report_add(r, path, "cannot read secret file %s: %s", file,
+			   strerror(errno));
+		free(buf);
+		buf = NULL;
+		goto out;
 	}
-	buf[got] = '\0';
-	if (strlen(buf) != got) {
+	if (strlen(buf) != (size_t)got) {
 		report_add(r, path, "secret file %s contains a NUL byte", file);
 		free(buf);
 		buf = NULL;
@@ -2027,23 +2037,15 @@ static pb_err_t load_file(const char *path, bool no_env,
 			      "$: out of memory");
 		goto out;
 	}
-	size_t got = 0;
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			err = pb_errf(errstr, errstr_size, PB_ERR_IO,
-				      "$: cannot read configuration file "
-				      "%s: %s", path, strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
+	ssize_t got = read_all(fd, buf, (size_t)st.st_size);
+	if (got < 0) {
+		err = pb_errf(errstr, errstr_size, PB_ERR_IO,
+			      "$: cannot read configuration file %s: %s", path,
+			      strerror(errno));
+		goto out;
 	}
-	buf[got] = '\0';
-	err = load_json(buf, got, path, no_env, cfg_out, errstr, errstr_size);
+	err = load_json(buf, (size_t)got, path, no_env, cfg_out, errstr,
+			errstr_size);
 out:
 	if (fd >= 0)
 		close(fd);
