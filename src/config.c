@@ -421,6 +421,25 @@ static bool is_secret_ref(const char *v)
 	return strncmp(v, "env:", 4) == 0 || strncmp(v, "file:", 5) == 0;
 }
 
+/* Read up to size bytes of fd into buf (size + 1 bytes), NUL-terminated:
+ * the count read (less when the file ends early), or -1 with errno set. */
+static ssize_t read_all(int fd, char *buf, size_t size)
+{
+	size_t got = 0;
+	while (got < size) {
+		ssize_t n = read(fd, buf + got, size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	return (ssize_t)got;
+}
+
 /*
  * Read a mounted secret file: bounded, trailing whitespace trimmed (the
  * newline that `echo` and most editors add). Reports name the file and the
@@ -458,24 +477,15 @@ static char *read_secret_file(report_t *r, const char *path,
 		r->nomem = true;
 		goto out;
 	}
-	size_t got = 0;
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			report_add(r, path, "cannot read secret file %s: %s",
-				   file, strerror(errno));
-			free(buf);
-			buf = NULL;
-			goto out;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
+	ssize_t got = read_all(fd, buf, (size_t)st.st_size);
+	if (got < 0) {
+		report_add(r, path, "cannot read secret file %s: %s", file,
+			   strerror(errno));
+		free(buf);
+		buf = NULL;
+		goto out;
 	}
-	buf[got] = '\0';
-	if (strlen(buf) != got) {
+	if (strlen(buf) != (size_t)got) {
 		report_add(r, path, "secret file %s contains a NUL byte", file);
 		free(buf);
 		buf = NULL;
@@ -763,17 +773,23 @@ static void check_field(loader_t *L, const char *path, const field_t *f,
 		*(int64_t *)(base + f->offset) = (int64_t)n;
 }
 
+/* Whether v is an object; reported at path when it is not. */
+static bool want_object(loader_t *L, const char *path, const json_t *v)
+{
+	if (json_is_object(v))
+		return true;
+	report_add(&L->rep, path, "expected an object, got %s", type_name(v));
+	return false;
+}
+
 /* Walk an object whose keys are all in the table. */
 static void load_section(loader_t *L, json_t *obj, const char *path,
 			 const field_t *fields, size_t n,
 			 void (*special)(loader_t *, const char *, json_t *,
 					 const char *))
 {
-	if (!json_is_object(obj)) {
-		report_add(&L->rep, path, "expected an object, got %s",
-			   type_name(obj));
+	if (!want_object(L, path, obj))
 		return;
-	}
 	const char *known[16];
 	for (size_t i = 0; i < n && i < 16; i++)
 		known[i] = fields[i].key;
@@ -901,11 +917,8 @@ static char *secret_field(loader_t *L, const char *path, json_t *v,
 static bool object_keys_known(loader_t *L, const char *path, json_t *v,
 			      const char *const *known, size_t n)
 {
-	if (!json_is_object(v)) {
-		report_add(&L->rep, path, "expected an object, got %s",
-			   type_name(v));
+	if (!want_object(L, path, v))
 		return false;
-	}
 	bool ok = true;
 	const char *key;
 	json_t *m;
@@ -1131,11 +1144,8 @@ static bool kafka_put(loader_t *L, const char *key, char *value_take,
 
 static void load_kafka(loader_t *L, json_t *obj)
 {
-	if (!json_is_object(obj)) {
-		report_add(&L->rep, "$.kafka", "expected an object, got %s",
-			   type_name(obj));
+	if (!want_object(L, "$.kafka", obj))
 		return;
-	}
 	const char *key;
 	json_t *v;
 	json_object_foreach(obj, key, v) {
@@ -1474,11 +1484,8 @@ static void load_account_relay(loader_t *L, const char *path, json_t *obj,
 			       pb_account_t *a)
 {
 	static const char *const keys[] = {"username", "password", "token"};
-	if (!json_is_object(obj)) {
-		report_add(&L->rep, path, "expected an object, got %s",
-			   type_name(obj));
+	if (!want_object(L, path, obj))
 		return;
-	}
 	const char *key;
 	json_t *v;
 	json_object_foreach(obj, key, v) {
@@ -1549,11 +1556,8 @@ static void load_account(loader_t *L, const char *path, const char *name,
 			   "account name must be 1..128 characters without "
 			   "spaces or control characters");
 	}
-	if (!json_is_object(obj)) {
-		report_add(&L->rep, path, "expected an object, got %s",
-			   type_name(obj));
+	if (!want_object(L, path, obj))
 		return;
-	}
 	const char *key;
 	json_t *v;
 	json_object_foreach(obj, key, v) {
@@ -1609,11 +1613,8 @@ static void load_accounts(loader_t *L, json_t *obj)
 			   "missing (at least one account is required)");
 		return;
 	}
-	if (!json_is_object(obj)) {
-		report_add(&L->rep, "$.accounts", "expected an object, got %s",
-			   type_name(obj));
+	if (!want_object(L, "$.accounts", obj))
 		return;
-	}
 	size_t n = json_object_size(obj);
 	if (n == 0) {
 		report_add(&L->rep, "$.accounts",
@@ -1836,10 +1837,113 @@ static pb_err_t set_defaults(pb_config_t *c)
 	return PB_OK;
 }
 
-static const char *const top_keys[] = {
-	"kafka", "topics", "redis", "pruvan", "dedupe",
-	"http", "worker", "relay", "accounts",
+/* Sections read after all the others, whatever their place in the file. */
+static void load_later(loader_t *L, json_t *obj)
+{
+	(void)L, (void)obj;
+}
+
+/*
+ * The top-level sections: each is either a table of fields walked by
+ * load_section (with an optional special for the keys the table cannot
+ * say) or a loader of its own. "accounts" is read last (load_accounts),
+ * after the sections the accounts are checked against.
+ */
+typedef struct {
+	const char *name;
+	void (*load)(loader_t *L, json_t *obj); /* NULL: the table below */
+	const field_t *fields;
+	size_t n_fields;
+	void (*special)(loader_t *, const char *, json_t *, const char *);
+} section_t;
+
+static const section_t sections[] = {
+    {"kafka", load_kafka, NULL, 0, NULL},
+    {"topics", NULL, topics_fields, NFIELDS(topics_fields), NULL},
+    {"redis", NULL, redis_fields, NFIELDS(redis_fields), redis_special},
+    {"pruvan", NULL, pruvan_fields, NFIELDS(pruvan_fields), NULL},
+    {"dedupe", NULL, dedupe_fields, NFIELDS(dedupe_fields), NULL},
+    {"http", NULL, http_fields, NFIELDS(http_fields), NULL},
+    {"worker", NULL, worker_fields, NFIELDS(worker_fields), NULL},
+    {"relay", load_relay, NULL, 0, NULL},
+    {"accounts", load_later, NULL, 0, NULL},
 };
+
+/* One top-level member: its section's loader, or an unknown key reported
+ * with the nearest section name. */
+static void load_top_member(loader_t *L, const char *key, json_t *v)
+{
+	char p[PB_PATH_MAX];
+	path_key(p, sizeof(p), "$", key);
+	const char *names[NFIELDS(sections)];
+	for (size_t i = 0; i < NFIELDS(sections); i++) {
+		const section_t *s = &sections[i];
+		if (strcmp(key, s->name) != 0) {
+			names[i] = s->name;
+			continue;
+		}
+		if (s->load)
+			s->load(L, v);
+		else
+			load_section(L, v, p, s->fields, s->n_fields,
+				     s->special);
+		return;
+	}
+	report_unknown_key(&L->rep, p, key, names, NFIELDS(sections));
+}
+
+/* A librdkafka property the worker relies on, when the file left it out. */
+static void kafka_default(loader_t *L, const char *key, const char *value)
+{
+	if (pb_config_kafka_get(L->cfg, key))
+		return;
+	char *d = strdup(value);
+	if (d)
+		kafka_put(L, key, d, false);
+	else
+		L->rep.nomem = true;
+}
+
+/* The end of a load: the configuration into *cfg_out when nothing was
+ * reported, else every problem in errstr. */
+static pb_err_t load_report(loader_t *L, pb_config_t **cfg_out, char *errstr,
+			    size_t errstr_size)
+{
+	if (L->rep.nomem)
+		return pb_errf(errstr, errstr_size, PB_ERR_NOMEM,
+			       "$: out of memory while loading the "
+			       "configuration");
+	if (L->rep.count > 0) {
+		report_emit(&L->rep, errstr, errstr_size);
+		return PB_ERR_CONFIG;
+	}
+	*cfg_out = L->cfg;
+	L->cfg = NULL;
+	if (errstr && errstr_size)
+		errstr[0] = '\0';
+	return PB_OK;
+}
+
+/* The sections of root, then the defaults and environment over them and
+ * the checks across sections. */
+static void load_root(loader_t *L, json_t *root, bool no_env)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach(root, key, v)
+	{
+		load_top_member(L, key, v);
+	}
+	load_accounts(L, json_object_get(root, "accounts"));
+
+	/* librdkafka defaults the worker relies on, after the file's own. */
+	kafka_default(L, "bootstrap.servers", "127.0.0.1:9092");
+	kafka_default(L, "group.id", "pruvan-bridge");
+	if (!no_env)
+		apply_env(L);
+	check_cross(L);
+	check_redis_cross(L);
+}
 
 static pb_err_t load_json(const char *text, size_t len, const char *source,
 			  bool no_env, pb_config_t **cfg_out, char *errstr,
@@ -1860,85 +1964,14 @@ static pb_err_t load_json(const char *text, size_t len, const char *source,
 	/* Duplicate keys are a mistake in a config file: the second would
 	 * silently win. */
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!root) {
-		report_add(&L.rep, "$", "invalid JSON%s%s at line %d, column "
-			   "%d: %s", source ? " in " : "", source ? source : "",
+	if (!root)
+		report_add(&L.rep, "$",
+			   "invalid JSON%s%s at line %d, column %d: %s",
+			   source ? " in " : "", source ? source : "",
 			   jerr.line, jerr.column, jerr.text);
-		goto report;
-	}
-	if (!json_is_object(root)) {
-		report_add(&L.rep, "$", "expected an object, got %s",
-			   type_name(root));
-		goto report;
-	}
-
-	const char *key;
-	json_t *v;
-	json_object_foreach(root, key, v) {
-		char p[PB_PATH_MAX];
-		path_key(p, sizeof(p), "$", key);
-		if (strcmp(key, "kafka") == 0)
-			load_kafka(&L, v);
-		else if (strcmp(key, "topics") == 0)
-			load_section(&L, v, p, topics_fields,
-				     NFIELDS(topics_fields), NULL);
-		else if (strcmp(key, "redis") == 0)
-			load_section(&L, v, p, redis_fields,
-				     NFIELDS(redis_fields), redis_special);
-		else if (strcmp(key, "pruvan") == 0)
-			load_section(&L, v, p, pruvan_fields,
-				     NFIELDS(pruvan_fields), NULL);
-		else if (strcmp(key, "dedupe") == 0)
-			load_section(&L, v, p, dedupe_fields,
-				     NFIELDS(dedupe_fields), NULL);
-		else if (strcmp(key, "http") == 0)
-			load_section(&L, v, p, http_fields,
-				     NFIELDS(http_fields), NULL);
-		else if (strcmp(key, "worker") == 0)
-			load_section(&L, v, p, worker_fields,
-				     NFIELDS(worker_fields), NULL);
-		else if (strcmp(key, "relay") == 0)
-			load_relay(&L, v);
-		else if (strcmp(key, "accounts") != 0)
-			report_unknown_key(&L.rep, p, key, top_keys,
-					   NFIELDS(top_keys));
-	}
-	load_accounts(&L, json_object_get(root, "accounts"));
-
-	/* librdkafka defaults the worker relies on, after the file's own. */
-	if (!pb_config_kafka_get(L.cfg, "bootstrap.servers")) {
-		char *d = strdup("127.0.0.1:9092");
-		if (d)
-			kafka_put(&L, "bootstrap.servers", d, false);
-		else
-			L.rep.nomem = true;
-	}
-	if (!pb_config_kafka_get(L.cfg, "group.id")) {
-		char *d = strdup("pruvan-bridge");
-		if (d)
-			kafka_put(&L, "group.id", d, false);
-		else
-			L.rep.nomem = true;
-	}
-	if (!no_env)
-		apply_env(&L);
-	check_cross(&L);
-	check_redis_cross(&L);
-
-report:
-	if (L.rep.nomem) {
-		err = pb_errf(errstr, errstr_size, PB_ERR_NOMEM,
-			      "$: out of memory while loading the "
-			      "configuration");
-	} else if (L.rep.count > 0) {
-		report_emit(&L.rep, errstr, errstr_size);
-		err = PB_ERR_CONFIG;
-	} else {
-		*cfg_out = L.cfg;
-		L.cfg = NULL;
-		if (errstr && errstr_size)
-			errstr[0] = '\0';
-	}
+	else if (want_object(&L, "$", root))
+		load_root(&L, root, no_env);
+	err = load_report(&L, cfg_out, errstr, errstr_size);
 out:
 	json_decref(root);
 	free(L.rep.text.p);
@@ -2004,23 +2037,15 @@ static pb_err_t load_file(const char *path, bool no_env,
 			      "$: out of memory");
 		goto out;
 	}
-	size_t got = 0;
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			err = pb_errf(errstr, errstr_size, PB_ERR_IO,
-				      "$: cannot read configuration file "
-				      "%s: %s", path, strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
+	ssize_t got = read_all(fd, buf, (size_t)st.st_size);
+	if (got < 0) {
+		err = pb_errf(errstr, errstr_size, PB_ERR_IO,
+			      "$: cannot read configuration file %s: %s", path,
+			      strerror(errno));
+		goto out;
 	}
-	buf[got] = '\0';
-	err = load_json(buf, got, path, no_env, cfg_out, errstr, errstr_size);
+	err = load_json(buf, (size_t)got, path, no_env, cfg_out, errstr,
+			errstr_size);
 out:
 	if (fd >= 0)
 		close(fd);
@@ -2562,7 +2587,7 @@ json_t *pb_config_reference(char *errstr, size_t errstr_size)
 		const field_t *f = NULL;
 		for (size_t s = 0; s < NFIELDS(table_refs) && !f; s++) {
 			size_t n = strlen(table_refs[s].section);
-			if (strncmp(k->path, table_refs[s].section, n) ||
+			if (strncmp(k->path, table_refs[s].section, n) != 0 ||
 			    k->path[n] != '.')
 				continue;
 			for (size_t j = 0; j < table_refs[s].n; j++)

@@ -383,7 +383,7 @@ static void emit(session_t *s, json_t *x)
 		s->counts[1]++;
 	char *text = s->o->json ? pb_jt_dumps(x, false) : pb_explain_table(x);
 	if (text)
-		fprintf(s->out, "%s%s", text, s->o->json ? "\n" : "\n");
+		fprintf(s->out, "%s\n", text);
 	free(text);
 	json_decref(x);
 }

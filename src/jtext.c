@@ -492,7 +492,7 @@ static json_t *rd_container(reader_t *r, bool object)
 static json_t *rd_word(reader_t *r, const char *w, json_t *v)
 {
 	size_t n = strlen(w);
-	if ((size_t)(r->end - r->p) < n || memcmp(r->p, w, n)) {
+	if ((size_t)(r->end - r->p) < n || memcmp(r->p, w, n) != 0) {
 		json_decref(v);
 		return NULL;
 	}

@@ -86,7 +86,10 @@ static void quiet_log(const rd_kafka_t *rk, int level, const char *fac,
 }
 
 /* Create a client from kc (taken) and destroy it; false with msg filled
- * when librdkafka refuses the configuration as a whole. */
+ * when librdkafka refuses the configuration as a whole. Not built with
+ * pb_kafka_client_new on purpose: check-config wants every refused property
+ * of the section listed (the builder stops at the first), the section alone
+ * (no worker defaults), and no librdkafka log lines from a probe. */
 static bool try_create(rd_kafka_type_t type, rd_kafka_conf_t *kc, char *msg,
 		       size_t size)
 {

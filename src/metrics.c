@@ -302,41 +302,40 @@ pb_err_t pb_metrics_declare(pb_metrics_t *m, const char *name,
 	return err;
 }
 
+/* The one way a counter or gauge changes: under the lock, v added to (add)
+ * or set as the value of the series of name and labels, made when missing
+ * (lookup). */
+static void series_update(pb_metrics_t *m, const char *name, const char *labels,
+			  pb_metric_type_t type, double v, bool add)
+{
+	pthread_mutex_lock(&m->lock);
+	struct series *s = lookup(m, name, labels, type);
+	if (s)
+		s->value = add ? s->value + v : v;
+	pthread_mutex_unlock(&m->lock);
+}
+
 void pb_metrics_add(pb_metrics_t *m, const char *name, const char *labels,
 		    double v)
 {
 	/* Counters only go up; NaN would poison the series for good. */
 	if (!m || !(v >= 0) || isinf(v))
 		return;
-	pthread_mutex_lock(&m->lock);
-	struct series *s = lookup(m, name, labels, PB_METRIC_COUNTER);
-	if (s)
-		s->value += v;
-	pthread_mutex_unlock(&m->lock);
+	series_update(m, name, labels, PB_METRIC_COUNTER, v, true);
 }
 
 void pb_metrics_set(pb_metrics_t *m, const char *name, const char *labels,
 		    double v)
 {
-	if (!m)
-		return;
-	pthread_mutex_lock(&m->lock);
-	struct series *s = lookup(m, name, labels, PB_METRIC_GAUGE);
-	if (s)
-		s->value = v;
-	pthread_mutex_unlock(&m->lock);
+	if (m)
+		series_update(m, name, labels, PB_METRIC_GAUGE, v, false);
 }
 
 void pb_metrics_gauge_add(pb_metrics_t *m, const char *name,
 			  const char *labels, double delta)
 {
-	if (!m)
-		return;
-	pthread_mutex_lock(&m->lock);
-	struct series *s = lookup(m, name, labels, PB_METRIC_GAUGE);
-	if (s)
-		s->value += delta;
-	pthread_mutex_unlock(&m->lock);
+	if (m)
+		series_update(m, name, labels, PB_METRIC_GAUGE, delta, true);
 }
 
 void pb_metrics_observe(pb_metrics_t *m, const char *name, const char *labels,

@@ -27,7 +27,8 @@ static bool set_value(pb_oidc_t *o, const char *k, size_t kn, const char *v,
 		{"principal", offsetof(pb_oidc_t, principal), sizeof(o->principal)},
 	};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		if (strlen(keys[i].key) != kn || strncmp(keys[i].key, k, kn))
+		if (strlen(keys[i].key) != kn ||
+		    strncmp(keys[i].key, k, kn) != 0)
 			continue;
 		if (vn >= keys[i].size)
 			return false;
@@ -64,7 +65,8 @@ pb_err_t pb_oidc_parse(const char *config, pb_oidc_t *o, char *err,
 				       (int)(eq ? eq - p : 0), p);
 		p += n;
 	}
-	if (strncmp(o->url, "https://", 8) && strncmp(o->url, "http://", 7))
+	if (strncmp(o->url, "https://", 8) != 0 &&
+	    strncmp(o->url, "http://", 7) != 0)
 		return pb_errf(err, err_size, PB_ERR_INVALID,
 			       "sasl.oauthbearer.config: token.endpoint.url "
 			       "must be an https:// URL");

@@ -267,26 +267,6 @@ static void map_refresh(pb_cluster_t *cl)
 
 /* ---- open and close ----------------------------------------------------- */
 
-static bool split_node(const char *s, char *host, size_t size, int *port)
-{
-	const char *colon = strrchr(s, ':');
-	if (!colon || colon == s)
-		return false;
-	const char *h = s, *he = colon;
-	if (s[0] == '[' && colon[-1] == ']') {
-		h++;
-		he--;
-	}
-	int64_t p;
-	if ((size_t)(he - h) >= size || !pb_parse_i64(colon + 1, &p) ||
-	    p < 1 || p > 65535)
-		return false;
-	memcpy(host, h, (size_t)(he - h));
-	host[he - h] = '\0';
-	*port = (int)p;
-	return true;
-}
-
 pb_err_t pb_cluster_open(pb_redis_t *r, char *const *seeds, size_t nseeds,
 			 size_t start, pb_cluster_t **out, pb_rc_fail_t *failp, char *errstr,
 			 size_t errstr_size)
@@ -301,7 +281,8 @@ pb_err_t pb_cluster_open(pb_redis_t *r, char *const *seeds, size_t nseeds,
 		size_t i = (start + k) % nseeds;
 		char host[256];
 		int port;
-		if (!split_node(seeds[i], host, sizeof(host), &port))
+		if (!pb_redis_split_hostport(seeds[i], host, sizeof(host),
+					     &port))
 			continue;
 		pb_rconn_t *c = NULL;
 		err = pb_redis_dial_node(r, host, port, &c, failp, errstr,
@@ -555,7 +536,8 @@ static bool find_redirect(pb_cluster_t *cl, redisReply **rs, size_t n,
 		char host[256];
 		int port;
 		if (sl < 0 || sl >= NSLOTS || *end != ' ' ||
-		    !split_node(end + 1, host, sizeof(host), &port))
+		    !pb_redis_split_hostport(end + 1, host, sizeof(host),
+					     &port))
 			continue;
 		*idx = node_index(cl, host, port);
 		*slot = (int)sl;

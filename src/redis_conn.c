@@ -892,8 +892,7 @@ static pb_err_t finish(pb_redis_t *r, pb_rconn_t *c, pb_rc_fail_t *fail,
 	return err;
 }
 
-/* "HOST:PORT" or "[IPv6]:PORT" into host (brackets removed) and port. */
-static bool split_hostport(const char *s, char *host, size_t size, int *port)
+bool pb_redis_split_hostport(const char *s, char *host, size_t size, int *port)
 {
 	const char *colon = strrchr(s, ':');
 	if (!colon || colon == s)
@@ -922,7 +921,7 @@ static pb_err_t sentinel_ask(pb_redis_t *r, const char *node, char *host,
 {
 	char sh[256];
 	int sp;
-	if (!split_hostport(node, sh, sizeof(sh), &sp))
+	if (!pb_redis_split_hostport(node, sh, sizeof(sh), &sp))
 		return fail_with(fail, PB_RC_PROTOCOL, errstr, errstr_size,
 				 "Sentinel node is not HOST:PORT");
 	pb_rconn_t *c = NULL;

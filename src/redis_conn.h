@@ -62,6 +62,11 @@ pb_err_t pb_redis_url_parse(const char *url, pb_redis_url_t *out,
 			    char *errstr, size_t errstr_size);
 void pb_redis_url_clear(pb_redis_url_t *u);
 
+/* "HOST:PORT" or "[IPv6]:PORT" (as Sentinel, CLUSTER SLOTS and MOVED name
+ * a node) into host (brackets removed, at most size - 1 bytes) and port
+ * (1..65535); false, outputs untouched, when s is not one. */
+bool pb_redis_split_hostport(const char *s, char *host, size_t size, int *port);
+
 /* Everything a pb_redis_t is made from (borrowed; copied by new). */
 typedef struct pb_redis_opts {
 	const char *url;      /* NULL: redis://127.0.0.1:6379/0 */

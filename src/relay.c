@@ -32,7 +32,7 @@
  * file bytes, hold more than relay.maxPayloadBytes of JSON per call.
  */
 #include "relay.h"
-#include "kafka_conf.h"
+#include "kafka_client.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -149,18 +149,6 @@ static void *poll_main(void *arg)
 	while (!atomic_load(&r->stop))
 		rd_kafka_poll(r->producer, 100);
 	return NULL;
-}
-
-static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
-			 const char *buf)
-{
-	(void)rk;
-	pb_log(level <= 3   ? PB_LOG_ERROR
-	       : level <= 4 ? PB_LOG_WARN
-	       : level <= 6 ? PB_LOG_INFO
-			    : PB_LOG_DEBUG,
-	       buf, "component", "librdkafka", "client", "relay", "facility",
-	       fac, NULL);
 }
 
 /*
@@ -1086,45 +1074,36 @@ static void media_dir_make(const char *dir)
 		       NULL);
 }
 
+static void producer_setup(rd_kafka_conf_t *kc, void *opaque)
+{
+	(void)opaque;
+	rd_kafka_conf_set_dr_msg_cb(kc, on_delivery);
+}
+
 static pb_err_t producer_new(pb_relay_t *r, char *errstr, size_t errstr_size)
 {
-	const pb_config_t *c = r->cfg;
-	rd_kafka_conf_t *kc = rd_kafka_conf_new();
-	char e[512], timeout[16];
-	snprintf(timeout, sizeof(timeout), "%d", c->relay_ack_timeout_ms);
-	if (rd_kafka_conf_set(kc, "linger.ms", "5", e, sizeof(e)))
-		goto fail;
-	pb_err_t err = pb_kafka_conf_apply(c, kc, PB_KAFKA_PRODUCER, errstr,
-					   errstr_size);
-	if (err) {
-		rd_kafka_conf_destroy(kc);
-		return err;
-	}
-	/* The guarantees the answer to Pruvan rests on: not overridable. */
-	static const char *const fixed[][2] = {{"enable.idempotence", "true"},
-					       {"acks", "all"}};
-	for (size_t i = 0; i < 2; i++)
-		if (rd_kafka_conf_set(kc, fixed[i][0], fixed[i][1], e,
-				      sizeof(e)))
-			goto fail;
-	/* a record not acknowledged in time fails instead of lingering
-	 * after Pruvan was told 503 */
-	if (rd_kafka_conf_set(kc, "message.timeout.ms", timeout, e, sizeof(e)))
-		goto fail;
-	rd_kafka_conf_set_dr_msg_cb(kc, on_delivery);
-	rd_kafka_conf_set_log_cb(kc, on_kafka_log);
-	r->producer = rd_kafka_new(RD_KAFKA_PRODUCER, kc, e, sizeof(e));
-	if (!r->producer) {
-		rd_kafka_conf_destroy(kc);
-		return pb_errf(errstr, errstr_size, PB_ERR_KAFKA,
-			       "cannot create the relay's Kafka producer: %s",
-			       e);
-	}
-	return PB_OK;
-fail:
-	rd_kafka_conf_destroy(kc);
-	return pb_errf(errstr, errstr_size, PB_ERR_KAFKA,
-		       "relay producer configuration: %s", e);
+	char timeout[16];
+	snprintf(timeout, sizeof(timeout), "%d", r->cfg->relay_ack_timeout_ms);
+	static const pb_kafka_prop_t defaults[] = {{"linger.ms", "5", false}};
+	/* The guarantees the answer to Pruvan rests on: not overridable; a
+	 * record not acknowledged in time fails instead of lingering after
+	 * Pruvan was told 503. */
+	const pb_kafka_prop_t fixed[] = {
+	    {"enable.idempotence", "true", false},
+	    {"acks", "all", false},
+	    {"message.timeout.ms", timeout, false},
+	};
+	const pb_kafka_client_spec_t spec = {
+	    .role = PB_KAFKA_PRODUCER,
+	    .name = "relay producer",
+	    .defaults = defaults,
+	    .n_defaults = sizeof(defaults) / sizeof(defaults[0]),
+	    .fixed = fixed,
+	    .n_fixed = sizeof(fixed) / sizeof(fixed[0]),
+	    .setup = producer_setup,
+	};
+	return pb_kafka_client_new(r->cfg, &spec, &r->producer, errstr,
+				   errstr_size);
 }
 
 pb_err_t pb_relay_start(const pb_config_t *cfg, pb_metrics_t *metrics,

@@ -397,82 +397,48 @@ static bool coord_ok(const json_t *v, double limit)
 	return x >= -limit && x <= limit; /* false for NaN too */
 }
 
-/*
- * Validate and normalise one known, non-special field, under the name
- * name (a family member's or a renamed field's Pruvan name), into fields
- * (a deep copy: the event is borrowed). False when d was rejected.
- */
-static bool normalise_field(pb_decision_t *d, const field_spec_t *fs,
-			    const char *name, const json_t *v, json_t *fields,
-			    bool *services_bad, size_t *services_good)
+/* The serviceName checks of a services array; counts the services with a
+ * name and marks a service without one. False when d was rejected. */
+static bool services_ok(pb_decision_t *d, const json_t *v, bool *services_bad,
+			size_t *services_good)
 {
-	const char *s = json_string_value(v);
-	switch (fs->type) {
-	case T_ANY:
-		json_object_set_new(fields, name, json_deep_copy(v));
-		return true;
-	case T_SCALAR:
-		if (!json_is_string(v) && !json_is_number(v)) {
-			reject(d, "invalid_field",
-			       "order.%s must be a string or a number", name);
-			return false;
-		}
-		json_object_set_new(fields, name, json_deep_copy(v));
-		return true;
-	case T_COORD:
-		if (!coord_ok(v, fs->limit)) {
-			reject(d, "invalid_field",
-			       "order.%s must be a number (or a string "
-			       "holding one) between -%g and %g: decimal "
-			       "degrees, e.g. 30.5083",
-			       name, fs->limit, fs->limit);
-			return false;
-		}
-		json_object_set_new(fields, name, json_deep_copy(v));
-		return true;
-	case T_SERVICES: {
-		if (!json_is_array(v)) {
-			reject(d, "invalid_field",
-			       "services must be an array of "
-			       "{\"serviceName\": ...} objects");
-			return false;
-		}
-		size_t i;
-		const json_t *svc;
-		json_array_foreach(v, i, svc)
-		{
-			if (!json_is_object(svc)) {
-				reject(d, "invalid_field",
-				       "services[%zu] must be an object with a "
-				       "serviceName",
-				       i);
-				return false;
-			}
-			const json_t *sn = json_object_get(svc, "serviceName");
-			if (sn && !json_is_string(sn)) {
-				reject(d, "invalid_field",
-				       "services[%zu].serviceName must be a "
-				       "string",
-				       i);
-				return false;
-			}
-			if (sn && json_string_length(sn) > 0)
-				(*services_good)++;
-			else
-				*services_bad = true;
-		}
-		json_object_set_new(fields, name, json_deep_copy(v));
-		return true;
+	if (!json_is_array(v)) {
+		reject(d, "invalid_field",
+		       "services must be an array of "
+		       "{\"serviceName\": ...} objects");
+		return false;
 	}
-	case T_TEXT:
-	case T_NONEMPTY:
-	case T_DATE:
-	case T_STATE:
-	case T_ZIP:
-		break;
-	case T_SPECIAL:
-		return true;
+	size_t i;
+	const json_t *svc;
+	json_array_foreach(v, i, svc)
+	{
+		if (!json_is_object(svc)) {
+			reject(d, "invalid_field",
+			       "services[%zu] must be an object with a "
+			       "serviceName",
+			       i);
+			return false;
+		}
+		const json_t *sn = json_object_get(svc, "serviceName");
+		if (sn && !json_is_string(sn)) {
+			reject(d, "invalid_field",
+			       "services[%zu].serviceName must be a string", i);
+			return false;
+		}
+		if (sn && json_string_length(sn) > 0)
+			(*services_good)++;
+		else
+			*services_bad = true;
 	}
+	return true;
+}
+
+/* The string-valued field types (text, non-empty, date, state, zip): s is
+ * the value's string or NULL when it is not one. False when d was
+ * rejected. */
+static bool normalise_string(pb_decision_t *d, const field_spec_t *fs,
+			     const char *name, const char *s, json_t *fields)
+{
 	if (!s) {
 		reject(d, "invalid_field", "order.%s must be a string", name);
 		return false;
@@ -526,6 +492,56 @@ static bool normalise_field(pb_decision_t *d, const field_spec_t *fs,
 	}
 	json_object_set_new(fields, name, json_string(s));
 	return true;
+}
+
+/*
+ * Validate and normalise one known, non-special field, under the name
+ * name (a family member's or a renamed field's Pruvan name), into fields
+ * (a deep copy: the event is borrowed). False when d was rejected.
+ */
+static bool normalise_field(pb_decision_t *d, const field_spec_t *fs,
+			    const char *name, const json_t *v, json_t *fields,
+			    bool *services_bad, size_t *services_good)
+{
+	const char *s = json_string_value(v);
+	switch (fs->type) {
+	case T_ANY:
+		json_object_set_new(fields, name, json_deep_copy(v));
+		return true;
+	case T_SCALAR:
+		if (!json_is_string(v) && !json_is_number(v)) {
+			reject(d, "invalid_field",
+			       "order.%s must be a string or a number", name);
+			return false;
+		}
+		json_object_set_new(fields, name, json_deep_copy(v));
+		return true;
+	case T_COORD:
+		if (!coord_ok(v, fs->limit)) {
+			reject(d, "invalid_field",
+			       "order.%s must be a number (or a string "
+			       "holding one) between -%g and %g: decimal "
+			       "degrees, e.g. 30.5083",
+			       name, fs->limit, fs->limit);
+			return false;
+		}
+		json_object_set_new(fields, name, json_deep_copy(v));
+		return true;
+	case T_SERVICES:
+		if (!services_ok(d, v, services_bad, services_good))
+			return false;
+		json_object_set_new(fields, name, json_deep_copy(v));
+		return true;
+	case T_TEXT:
+	case T_NONEMPTY:
+	case T_DATE:
+	case T_STATE:
+	case T_ZIP:
+		break;
+	case T_SPECIAL:
+		return true;
+	}
+	return normalise_string(d, fs, name, s, fields);
 }
 
 /* The status as the table names it (lower case, aliases folded). */
@@ -623,240 +639,293 @@ static bool classify_fields(const pb_event_t *ev, const pb_account_t *acct,
 	return true;
 }
 
-static void decide_upsert(const pb_event_t *ev, const pb_account_t *acct,
-			  bool auto_admin, const pb_order_state_t *st,
-			  pb_decision_t *d)
+/*
+ * Steps 5 to 11 for a create or an update, as one small function a step.
+ * The working set the steps share lives in upsert_t; each step returns
+ * false when it rejected d (or, for the last one, decided unchanged),
+ * and decide_upsert then releases what the steps built.
+ */
+typedef struct {
+	const pb_event_t *ev;
+	const pb_account_t *acct;
+	bool auto_admin;
+	pb_decision_t *d;
+	pb_jt_members_t pm;	       /* the split last pushed fields */
+	const pb_jt_members_t *pushed; /* &pm, or NULL when none count */
+	char *pushed_user;	       /* last pushed assignedTo, owned */
+	pb_jtext_t scratch;	       /* for pushed_equal */
+	bool creating;		       /* a create the order has not had */
+	bool unknown;		       /* an update of an order not known */
+	pb_action_t table_action;      /* the status table's action */
+	json_t *fields;		       /* checked, normalised fields */
+	bool services_bad;	       /* a service without serviceName */
+	size_t services_good;	       /* services with a serviceName */
+	const char *status;	       /* table name, when allowed */
+	bool has_assigned;	       /* assignedTo is set by this event */
+	const char *assigned;	       /* its user; NULL = unassigned */
+} upsert_t;
+
+/* Step 5: create or update, against what the state knows of the order. */
+static void upsert_kind(upsert_t *u, const pb_order_state_t *st)
 {
-	pb_jt_members_t pm;
-	const pb_jt_members_t *pushed = pushed_split(st, &pm) ? &pm : NULL;
-	char *pushed_user = NULL;
-	pb_jtext_t scratch = {0};
-	bool creating = ev->action == PB_ACTION_CREATE && (!st || !st->created);
-	bool unknown = false;
-	if (ev->action == PB_ACTION_CREATE && !creating)
-		warn(d, "already_created",
+	const pb_event_t *ev = u->ev;
+	u->pushed = pushed_split(st, &u->pm) ? &u->pm : NULL;
+	u->creating = ev->action == PB_ACTION_CREATE && (!st || !st->created);
+	if (ev->action == PB_ACTION_CREATE && !u->creating)
+		warn(u->d, "already_created",
 		     "order %.64s was already created: this create is applied "
 		     "as an update",
 		     ev->work_order_number);
 	if (ev->action == PB_ACTION_UPDATE &&
-	    (!st || (!st->created && !pushed))) {
-		unknown = true;
-		pushed = NULL;
-		warn(d, "unknown_order",
+	    (!st || (!st->created && !u->pushed))) {
+		u->unknown = true;
+		u->pushed = NULL;
+		warn(u->d, "unknown_order",
 		     "order %.64s has no record here: the update is pushed as "
 		     "it is and its outcome follows Pruvan's counts",
 		     ev->work_order_number);
 	}
-	pb_action_t table_action =
-		creating ? PB_ACTION_CREATE : PB_ACTION_UPDATE;
-	d->push_action = table_action;
-	d->unknown_order = unknown;
+	u->table_action = u->creating ? PB_ACTION_CREATE : PB_ACTION_UPDATE;
+	u->d->push_action = u->table_action;
+	u->d->unknown_order = u->unknown;
+}
 
-	json_t *fields = json_object();
-	json_t *wo = NULL;
-	bool services_bad = false;
-	size_t services_good = 0;
-	const char *key;
-	json_t *v;
-
-	/* 6. classes, types, normalisation. */
-	if (!classify_fields(ev, acct, d, fields, &services_bad,
-			     &services_good))
-		goto out;
-
-	/* 7. status against the table. */
-	const char *status = NULL; /* table name, when allowed */
-	const json_t *sv = json_object_get(ev->order, "status");
-	if (sv) {
-		if (!json_is_string(sv) || json_string_length(sv) == 0) {
-			reject(d, "invalid_field",
-			       "order.status must be a non-empty string: a "
-			       "status of spec/status-matrix.csv, or leave it "
-			       "out");
-			goto out;
-		}
-		char k[32];
-		status_key(json_string_value(sv), k, sizeof(k));
-		const pb_status_rule_t *row =
-			k[0] ? pb_status_rule_find(table_action, k) : NULL;
-		if (row && status_allowed(row, acct)) {
-			status = row->status;
-			json_object_set_new(fields, "status",
-					    json_string(status));
-		} else {
-			const char *notes =
-				row ? row->notes
-				    : "not a Pruvan status (see "
-				      "spec/status-matrix.csv)";
-			if (acct->status_policy == PB_STATUS_POLICY_REJECT) {
-				reject(d, "status_not_allowed",
-				       "status %.32s is not allowed on %s for %s "
-				       "integrations: %s",
-				       json_string_value(sv),
-				       pb_action_name(table_action),
-				       mode_name(acct), notes);
-				goto out;
-			}
-			warn(d, "status_dropped",
-			     "status %.32s is not allowed on %s for %s "
-			     "integrations: %s",
-			     json_string_value(sv),
-			     pb_action_name(table_action), mode_name(acct),
-			     notes);
-		}
+/* Step 7: the status against the table, by the account's statusPolicy. */
+static bool upsert_status(upsert_t *u)
+{
+	const pb_account_t *acct = u->acct;
+	const json_t *sv = json_object_get(u->ev->order, "status");
+	if (!sv)
+		return true;
+	if (!json_is_string(sv) || json_string_length(sv) == 0) {
+		reject(u->d, "invalid_field",
+		       "order.status must be a non-empty string: a status of "
+		       "spec/status-matrix.csv, or leave it out");
+		return false;
 	}
+	char k[32];
+	status_key(json_string_value(sv), k, sizeof(k));
+	const pb_status_rule_t *row =
+	    k[0] ? pb_status_rule_find(u->table_action, k) : NULL;
+	if (row && status_allowed(row, acct)) {
+		u->status = row->status;
+		json_object_set_new(u->fields, "status",
+				    json_string(u->status));
+		return true;
+	}
+	const char *notes = row ? row->notes
+				: "not a Pruvan status (see "
+				  "spec/status-matrix.csv)";
+	if (acct->status_policy == PB_STATUS_POLICY_REJECT) {
+		reject(u->d, "status_not_allowed",
+		       "status %.32s is not allowed on %s for %s "
+		       "integrations: %s",
+		       json_string_value(sv), pb_action_name(u->table_action),
+		       mode_name(acct), notes);
+		return false;
+	}
+	warn(u->d, "status_dropped",
+	     "status %.32s is not allowed on %s for %s integrations: %s",
+	     json_string_value(sv), pb_action_name(u->table_action),
+	     mode_name(acct), notes);
+	return true;
+}
 
-	/* 8. assignedTo. */
-	const json_t *av = json_object_get(ev->order, "assignedTo");
+/* Step 8a: the event's own assignedTo (internal accounts only). */
+static bool upsert_assigned_to(upsert_t *u)
+{
+	const pb_account_t *acct = u->acct;
+	const json_t *av = json_object_get(u->ev->order, "assignedTo");
 	const pb_jt_member_t *pu =
-	    pushed ? pb_jt_members_find(pushed, "assignedTo") : NULL;
+	    u->pushed ? pb_jt_members_find(u->pushed, "assignedTo") : NULL;
 	if (pu)
-		pushed_user = pb_jt_string_text(pu->val, pu->vlen, NULL);
-	bool has_assigned = false;
-	const char *assigned = NULL; /* NULL = unassigned */
-	if (av && acct->mode == PB_MODE_EXTERNAL) {
-		warn(d, "assigned_to_dropped",
+		u->pushed_user = pb_jt_string_text(pu->val, pu->vlen, NULL);
+	if (!av)
+		return true;
+	if (acct->mode == PB_MODE_EXTERNAL) {
+		warn(u->d, "assigned_to_dropped",
 		     "assignedTo is dropped: external integrations do not "
 		     "assign orders (the account's users or workflow do)");
-	} else if (av) {
-		const char *a = json_string_value(av);
-		if (json_is_null(av) || (a && !strcmp(a, "unassigned"))) {
-			has_assigned = true;
-		} else if (assignable(acct, a)) {
-			has_assigned = true;
-			assigned = a;
-		} else {
-			reject(d, "assigned_to_not_allowed",
-			       "assignedTo \"%.64s\" is not a user of account "
-			       "\"%.64s\": name one of the account's users, "
-			       "\"~all~\" (every sub-user) or \"unassigned\"",
-			       a ? a : "(not a string)",
-			       acct->name ? acct->name : "");
-			goto out;
-		}
+		return true;
 	}
-	if (status && !strcmp(status, "unassigned")) {
-		if (has_assigned && assigned) {
-			reject(d, "assigned_to_not_allowed",
+	const char *a = json_string_value(av);
+	if (json_is_null(av) || (a && strcmp(a, "unassigned") == 0)) {
+		u->has_assigned = true;
+	} else if (assignable(acct, a)) {
+		u->has_assigned = true;
+		u->assigned = a;
+	} else {
+		reject(u->d, "assigned_to_not_allowed",
+		       "assignedTo \"%.64s\" is not a user of account "
+		       "\"%.64s\": name one of the account's users, "
+		       "\"~all~\" (every sub-user) or \"unassigned\"",
+		       a ? a : "(not a string)", acct->name ? acct->name : "");
+		return false;
+	}
+	return true;
+}
+
+static bool status_is(const upsert_t *u, const char *name)
+{
+	return u->status && strcmp(u->status, name) == 0;
+}
+
+/* Step 8b: the statuses unassigned and assigned against assignedTo. */
+static bool upsert_assignment(upsert_t *u)
+{
+	const pb_account_t *acct = u->acct;
+	if (status_is(u, "unassigned")) {
+		if (u->has_assigned && u->assigned) {
+			reject(u->d, "assigned_to_not_allowed",
 			       "status unassigned contradicts assignedTo "
 			       "\"%.64s\": send one or the other",
-			       assigned);
-			goto out;
+			       u->assigned);
+			return false;
 		}
-		has_assigned = true;
+		u->has_assigned = true;
 	}
-	if (status && !strcmp(status, "assigned")) {
-		const char *who = has_assigned ? assigned : pushed_user;
+	if (status_is(u, "assigned")) {
+		const char *who =
+		    u->has_assigned ? u->assigned : u->pushed_user;
 		if (!assignable(acct, who)) {
-			reject(d, "assigned_to_not_allowed",
+			reject(u->d, "assigned_to_not_allowed",
 			       "status assigned needs assignedTo naming one of "
 			       "the users of account \"%.64s\"",
 			       acct->name ? acct->name : "");
-			goto out;
+			return false;
 		}
 	}
-	if (has_assigned)
-		json_object_set_new(fields, "assignedTo",
-				    assigned ? json_string(assigned)
-					     : json_null());
+	if (u->has_assigned)
+		json_object_set_new(u->fields, "assignedTo",
+				    u->assigned ? json_string(u->assigned)
+						: json_null());
+	return true;
+}
 
-	/* 9. Client Status suggestion (a remote-owned field). */
-	if (!json_object_get(ev->order, "clientStatus") &&
-	    (creating || status)) {
-		const pb_status_rule_t *row =
-			pb_status_rule_find(table_action, status ? status : "");
-		if (row && status_allowed(row, acct) && row->suggestion[0]) {
-			char buf[512];
-			const char *old_s = pushed_user ? pushed_user
-							: "unassigned";
-			const char *new_s = has_assigned
-						    ? (assigned ? assigned
-								: "unassigned")
-						    : old_s;
-			fill_suggestion(row->suggestion, old_s, new_s, buf,
-					sizeof(buf));
-			json_object_set_new(fields, "clientStatus",
-					    json_string(buf));
-		}
-	}
+/* Step 9: the table's Client Status suggestion (a remote-owned field). */
+static void upsert_client_status(upsert_t *u)
+{
+	if (json_object_get(u->ev->order, "clientStatus") ||
+	    (!u->creating && !u->status))
+		return;
+	const pb_status_rule_t *row =
+	    pb_status_rule_find(u->table_action, u->status ? u->status : "");
+	if (!row || !status_allowed(row, u->acct) || !row->suggestion[0])
+		return;
+	char buf[512];
+	const char *old_s = u->pushed_user ? u->pushed_user : "unassigned";
+	const char *new_s = old_s;
+	if (u->has_assigned)
+		new_s = u->assigned ? u->assigned : "unassigned";
+	fill_suggestion(row->suggestion, old_s, new_s, buf, sizeof(buf));
+	json_object_set_new(u->fields, "clientStatus", json_string(buf));
+}
 
-	/* 10. create minimum. */
-	if (creating) {
-		static const char *const need[] = {"address1", "city",
-						   "state", "zip"};
+/* Step 10: what a create needs (a US address, one named service). */
+static bool upsert_minimum(upsert_t *u)
+{
+	if (u->creating) {
+		static const char *const need[] = {"address1", "city", "state",
+						   "zip"};
 		for (size_t i = 0; i < 4; i++) {
-			if (!json_object_get(fields, need[i])) {
-				reject(d, "invalid_address",
+			if (!json_object_get(u->fields, need[i])) {
+				reject(u->d, "invalid_address",
 				       "%s is missing: a create needs a US "
 				       "address (address1, city, state, zip)",
 				       need[i]);
-				goto out;
+				return false;
 			}
 		}
-		if (services_good == 0) {
-			reject(d, "no_services",
+		if (u->services_good == 0) {
+			reject(u->d, "no_services",
 			       "the order has no service: a create needs at "
 			       "least one service with a serviceName");
-			goto out;
+			return false;
 		}
 	}
-	if (services_bad) {
-		reject(d, "invalid_field",
+	if (u->services_bad) {
+		reject(u->d, "invalid_field",
 		       "every service needs a non-empty serviceName");
-		goto out;
+		return false;
 	}
+	return true;
+}
 
-	/* 11. what is sent. */
-	wo = json_object();
+/* Whether an update sends field key (value v): changed since the last push,
+ * and not a shared field withheld while Auto-Admin is OFF (then it is listed
+ * in d->withheld). A create sends every field. */
+static bool upsert_sends(upsert_t *u, const char *key, const json_t *v)
+{
+	if (u->creating)
+		return true;
+	const pb_jt_member_t *prev =
+	    u->pushed ? pb_jt_members_find(u->pushed, key) : NULL;
+	if (!u->unknown && prev && pushed_equal(prev, v, &u->scratch))
+		return false;
+	const field_spec_t *fs = field_spec(key);
+	field_class_t cls = fs ? fs->cls : CLS_SHARED;
+	/* A permitted delete is the remote system's call (allowDeletes), not
+	 * a shared-field edit. */
+	bool exempt = strcmp(key, "status") == 0 && status_is(u, "deleted");
+	if (cls == CLS_SHARED && !u->auto_admin && !exempt) {
+		json_array_append_new(u->d->withheld, json_string(key));
+		return false;
+	}
+	return true;
+}
+
+/* Step 11: the work order sent, or unchanged when nothing is to be sent. */
+static void upsert_work_order(upsert_t *u)
+{
+	pb_decision_t *d = u->d;
+	const char *key;
+	json_t *v;
+	json_t *wo = json_object();
 	json_object_set_new(wo, "workOrderNumber",
-			    json_string(ev->work_order_number));
-	json_object_foreach(fields, key, v)
+			    json_string(u->ev->work_order_number));
+	json_object_foreach(u->fields, key, v)
 	{
-		if (!strcmp(key, "workOrderNumber"))
-			continue;
-		if (!creating) {
-			const pb_jt_member_t *prev =
-			    pushed ? pb_jt_members_find(pushed, key) : NULL;
-			if (!unknown && prev && pushed_equal(prev, v, &scratch))
-				continue;
-			const field_spec_t *fs = field_spec(key);
-			field_class_t cls = fs ? fs->cls : CLS_SHARED;
-			/* A permitted delete is the remote system's call
-			 * (allowDeletes), not a shared-field edit. */
-			bool exempt = !strcmp(key, "status") && status &&
-				      !strcmp(status, "deleted");
-			if (cls == CLS_SHARED && !auto_admin && !exempt) {
-				json_array_append_new(d->withheld,
-						      json_string(key));
-				continue;
-			}
-		}
-		json_object_set(wo, key, v);
+		if (strcmp(key, "workOrderNumber") != 0 &&
+		    upsert_sends(u, key, v))
+			json_object_set(wo, key, v);
 	}
 	sort_withheld(d);
-	if (status && !strcmp(status, "deleted") && json_object_get(wo, "status"))
+	if (status_is(u, "deleted") && json_object_get(wo, "status"))
 		d->push_action = PB_ACTION_DELETE;
-	if (!creating && json_object_size(wo) <= 1) {
+	if (!u->creating && json_object_size(wo) <= 1) {
 		d->verdict = PB_VERDICT_UNCHANGED;
-		if (json_array_size(d->withheld) > 0)
-			snprintf(d->message, sizeof(d->message),
-				 "nothing to send: the only changed fields are "
-				 "shared fields withheld while Auto-Admin is "
-				 "OFF");
-		else
-			snprintf(d->message, sizeof(d->message),
-				 "nothing changed since the last push");
-		goto out;
+		snprintf(d->message, sizeof(d->message), "%s",
+			 json_array_size(d->withheld) > 0
+			     ? "nothing to send: the only changed fields "
+			       "are shared fields withheld while "
+			       "Auto-Admin is OFF"
+			     : "nothing changed since the last push");
+		json_decref(wo);
+		return;
 	}
-	d->pushed_after = merge_pushed(pushed, wo);
+	d->pushed_after = merge_pushed(u->pushed, wo);
 	d->work_order = wo;
-	wo = NULL;
-out:
-	json_decref(wo);
-	json_decref(fields);
-	free(pushed_user);
-	free(scratch.p);
-	pb_jt_members_free(&pm);
+}
+
+static void decide_upsert(const pb_event_t *ev, const pb_account_t *acct,
+			  bool auto_admin, const pb_order_state_t *st,
+			  pb_decision_t *d)
+{
+	upsert_t u = {.ev = ev, .acct = acct, .auto_admin = auto_admin, .d = d};
+	upsert_kind(&u, st);
+	u.fields = json_object();
+	if (classify_fields(ev, acct, d, u.fields, &u.services_bad,
+			    &u.services_good) &&
+	    upsert_status(&u) && upsert_assigned_to(&u) &&
+	    upsert_assignment(&u)) {
+		upsert_client_status(&u);
+		if (upsert_minimum(&u))
+			upsert_work_order(&u);
+	}
+	json_decref(u.fields);
+	free(u.pushed_user);
+	free(u.scratch.p);
+	pb_jt_members_free(&u.pm);
 }
 
 void pb_rules_decide(const pb_event_t *ev, const pb_account_t *acct,
@@ -1010,25 +1079,15 @@ const char *pb_rules_outcome_for(const pb_decision_t *d,
 {
 	if (!d || !r || r->has_error)
 		return NULL;
-	switch (d->push_action) {
-	case PB_ACTION_CREATE:
-		if (r->created > 0)
-			return "created";
-		if (r->updated > 0)
-			return "updated";
-		break;
-	case PB_ACTION_UPDATE:
-		if (r->updated > 0)
-			return "updated";
-		if (r->created > 0)
-			return "created";
-		break;
-	case PB_ACTION_DELETE:
-		if (r->deleted > 0)
-			return "deleted";
-		break;
-	}
-	return NULL;
+	if (d->push_action == PB_ACTION_DELETE)
+		return r->deleted > 0 ? "deleted" : NULL;
+	/* An upsert's outcome is what Pruvan counted (it may apply a create
+	 * as an update of an order it knows, and the reverse); when it
+	 * counted both, the action sent decides. */
+	bool created = r->created > 0, updated = r->updated > 0;
+	if (created && (d->push_action == PB_ACTION_CREATE || !updated))
+		return "created";
+	return updated ? "updated" : NULL;
 }
 
 /* ---- relayed data ---------------------------------------------------- */

@@ -117,8 +117,17 @@ const char *pb_action_name(pb_action_t a)
 	return "unknown";
 }
 
-static json_t *load_object(const char *buf, size_t len, pb_rejection_t *rej)
+/* The start of every parse: rej initialised, buf loaded as an object (owned
+ * by the caller), and the record's identity as far as readable copied into
+ * rej for the outcome record: the id member id_key of id_of, the account,
+ * and the work order number won_key of won_of. id_of and won_of name a
+ * member object of the record, or NULL for the record itself. NULL with
+ * rej set when buf is not a JSON object. */
+static json_t *load_object(const char *buf, size_t len, const char *id_of,
+			   const char *id_key, const char *won_of,
+			   const char *won_key, pb_rejection_t *rej)
 {
+	rej_init(rej);
 	if (!buf || len > PB_RULES_MAX_INPUT) {
 		rej_set(rej, "invalid_json",
 			"the record is larger than %d bytes: records must be "
@@ -142,112 +151,122 @@ static json_t *load_object(const char *buf, size_t len, pb_rejection_t *rej)
 			"object");
 		return NULL;
 	}
+	const json_t *ido = id_of ? json_object_get(root, id_of) : root;
+	const json_t *wono = won_of ? json_object_get(root, won_of) : root;
+	rej->event_id = pb_strdup(str_member(ido, id_key));
+	rej->account = pb_strdup(str_member(root, "account"));
+	rej->work_order_number = pb_strdup(str_member(wono, won_key));
 	return root;
 }
 
-pb_err_t pb_event_parse(const char *buf, size_t len, pb_event_t **ev_out,
-			pb_rejection_t *rej)
+/* The end of every parse that passed its checks: PB_OK with rej cleared
+ * when the result was made, else PB_ERR_NOMEM with rej saying so. */
+static pb_err_t parse_end(bool made, pb_rejection_t *rej)
 {
-	rej_init(rej);
-	json_t *root = load_object(buf, len, rej);
-	if (!root)
-		return PB_ERR_INVALID;
+	if (!made) {
+		rej_set(rej, "internal", "out of memory");
+		return PB_ERR_NOMEM;
+	}
+	pb_rejection_clear(rej);
+	return PB_OK;
+}
 
-	/* Identity first, as far as readable, for the outcome record. */
-	const json_t *order = json_object_get(root, "order");
-	rej->event_id = pb_strdup(str_member(root, "eventId"));
-	rej->account = pb_strdup(str_member(root, "account"));
-	rej->work_order_number =
-		pb_strdup(str_member(order, "workOrderNumber"));
-
-	pb_event_t *ev = NULL;
-	pb_err_t err = PB_ERR_INVALID;
-
-	if (!need_string(root, "eventId", "eventId",
-			 "every event needs a unique eventId", rej) ||
-	    !need_string(root, "account", "account",
-			 "every event must name its account", rej))
-		goto out;
-
+/* The action member: create, update or delete. False when rej was set. */
+static bool parse_action(const json_t *root, pb_action_t *act,
+			 pb_rejection_t *rej)
+{
 	const json_t *action = json_object_get(root, "action");
-	pb_action_t act;
 	if (!action) {
 		rej_set(rej, "missing_field",
 			"action is missing: use create, update or delete");
-		goto out;
+		return false;
 	}
 	if (!json_is_string(action)) {
 		rej_set(rej, "invalid_field",
 			"action must be a string: use create, update or "
 			"delete");
-		goto out;
+		return false;
 	}
 	const char *as = json_string_value(action);
-	if (!strcmp(as, "create"))
-		act = PB_ACTION_CREATE;
-	else if (!strcmp(as, "update"))
-		act = PB_ACTION_UPDATE;
-	else if (!strcmp(as, "delete"))
-		act = PB_ACTION_DELETE;
-	else {
+	if (strcmp(as, "create") == 0) {
+		*act = PB_ACTION_CREATE;
+	} else if (strcmp(as, "update") == 0) {
+		*act = PB_ACTION_UPDATE;
+	} else if (strcmp(as, "delete") == 0) {
+		*act = PB_ACTION_DELETE;
+	} else {
 		rej_set(rej, "invalid_action",
 			"action \"%.64s\" is unknown: use create, update or "
 			"delete",
 			as);
-		goto out;
+		return false;
 	}
+	return true;
+}
 
+/* The occurredAt member, an RFC 3339 date-time, in Unix milliseconds.
+ * False when rej was set. */
+static bool parse_occurred(const json_t *root, int64_t *ms, pb_rejection_t *rej)
+{
 	const json_t *occ = json_object_get(root, "occurredAt");
-	int64_t occurred_ms;
 	if (!occ) {
 		rej_set(rej, "missing_field",
 			"occurredAt is missing: every event needs its RFC 3339 "
 			"time, e.g. 2026-11-28T16:00:00Z");
-		goto out;
+		return false;
 	}
 	if (!json_is_string(occ)) {
 		rej_set(rej, "invalid_field",
 			"occurredAt must be a string: use RFC 3339, e.g. "
 			"2026-11-28T16:00:00Z");
-		goto out;
+		return false;
 	}
-	if (!pb_rfc3339_to_ms(json_string_value(occ), &occurred_ms)) {
+	if (!pb_rfc3339_to_ms(json_string_value(occ), ms)) {
 		rej_set(rej, "invalid_date",
 			"occurredAt \"%.64s\" is not an RFC 3339 date-time: "
 			"use e.g. 2026-11-28T16:00:00Z",
 			json_string_value(occ));
-		goto out;
+		return false;
 	}
+	return true;
+}
 
+/* The optional version and the order object with its workOrderNumber.
+ * False when rej was set. */
+static bool check_version_and_order(const json_t *root, const json_t *order,
+				    pb_rejection_t *rej)
+{
 	const json_t *ver = json_object_get(root, "version");
 	if (ver && (!json_is_integer(ver) || json_integer_value(ver) < 0)) {
 		rej_set(rej, "invalid_field",
 			"version must be a non-negative integer: send the "
 			"order's event counter or leave version out");
-		goto out;
+		return false;
 	}
-
 	if (!order) {
 		rej_set(rej, "missing_field",
 			"order is missing: every event carries the order "
 			"object");
-		goto out;
+		return false;
 	}
 	if (!json_is_object(order)) {
 		rej_set(rej, "invalid_field",
 			"order must be an object of Pruvan work-order fields");
-		goto out;
+		return false;
 	}
-	if (!need_string(order, "workOrderNumber", "order.workOrderNumber",
-			 "every order event must name its work order", rej))
-		goto out;
+	return need_string(order, "workOrderNumber", "order.workOrderNumber",
+			   "every order event must name its work order", rej);
+}
 
-	ev = calloc(1, sizeof(*ev));
-	if (!ev) {
-		err = PB_ERR_NOMEM;
-		rej_set(rej, "internal", "out of memory");
-		goto out;
-	}
+/* The event of a checked root (borrowed; order is its member), or NULL
+ * when out of memory. */
+static pb_event_t *event_new(const json_t *root, const json_t *order,
+			     pb_action_t act, int64_t occurred_ms)
+{
+	pb_event_t *ev = calloc(1, sizeof(*ev));
+	if (!ev)
+		return NULL;
+	const json_t *ver = json_object_get(root, "version");
 	ev->event_id = pb_strdup(str_member(root, "eventId"));
 	ev->account = pb_strdup(str_member(root, "account"));
 	ev->work_order_number = pb_strdup(str_member(order, "workOrderNumber"));
@@ -258,14 +277,35 @@ pb_err_t pb_event_parse(const char *buf, size_t len, pb_event_t **ev_out,
 	ev->order = json_incref((json_t *)order);
 	if (!ev->event_id || !ev->account || !ev->work_order_number) {
 		pb_event_destroy(ev);
-		ev = NULL;
-		err = PB_ERR_NOMEM;
-		rej_set(rej, "internal", "out of memory");
-		goto out;
+		return NULL;
 	}
-	*ev_out = ev;
-	err = PB_OK;
-	pb_rejection_clear(rej);
+	return ev;
+}
+
+pb_err_t pb_event_parse(const char *buf, size_t len, pb_event_t **ev_out,
+			pb_rejection_t *rej)
+{
+	json_t *root = load_object(buf, len, NULL, "eventId", "order",
+				   "workOrderNumber", rej);
+	if (!root)
+		return PB_ERR_INVALID;
+	const json_t *order = json_object_get(root, "order");
+	pb_err_t err = PB_ERR_INVALID;
+	pb_action_t act;
+	int64_t occurred_ms;
+	if (!need_string(root, "eventId", "eventId",
+			 "every event needs a unique eventId", rej) ||
+	    !need_string(root, "account", "account",
+			 "every event must name its account", rej) ||
+	    !parse_action(root, &act, rej) ||
+	    !parse_occurred(root, &occurred_ms, rej) ||
+	    !check_version_and_order(root, order, rej))
+		goto out;
+
+	pb_event_t *ev = event_new(root, order, act, occurred_ms);
+	err = parse_end(ev != NULL, rej);
+	if (!err)
+		*ev_out = ev;
 out:
 	json_decref(root);
 	return err;
@@ -302,89 +342,103 @@ static bool key1_string(const json_t *v, char *buf, size_t size)
 	return false; /* reals would print ambiguously: refuse */
 }
 
-pb_err_t pb_inbound_parse(const char *buf, size_t len, pb_inbound_t **in_out,
-			  pb_rejection_t *rej)
+/* The account and kind members of a relayed item. False when rej was set. */
+static bool check_account_kind(const json_t *root, pb_rejection_t *rej)
 {
-	rej_init(rej);
-	json_t *root = load_object(buf, len, rej);
-	if (!root)
-		return PB_ERR_INVALID;
-	const json_t *item = json_object_get(root, "item");
-	rej->event_id = pb_strdup(str_member(item, "uuId"));
-	rej->account = pb_strdup(str_member(root, "account"));
-	rej->work_order_number = pb_strdup(str_member(item, "key2"));
-
-	pb_err_t err = PB_ERR_INVALID;
-	pb_inbound_t *in = NULL;
-	char key1[PB_RULES_MAX_ID + 1];
-	const json_t *k1 = NULL;
-
 	if (!need_string(root, "account", "account",
 			 "every relayed item must name its account", rej) ||
 	    !need_string(root, "kind", "kind",
 			 "use photo, survey, status or order", rej))
-		goto out;
+		return false;
 	const char *kind = str_member(root, "kind");
-	if (strcmp(kind, "photo") && strcmp(kind, "survey") &&
-	    strcmp(kind, "status") && strcmp(kind, "order")) {
+	if (strcmp(kind, "photo") != 0 && strcmp(kind, "survey") != 0 &&
+	    strcmp(kind, "status") != 0 && strcmp(kind, "order") != 0) {
 		rej_set(rej, "invalid_field",
 			"kind \"%.64s\" is unknown: use photo, survey, status "
 			"or order",
 			kind);
-		goto out;
+		return false;
 	}
+	return true;
+}
+
+/* The item's uuId and keys: key1 (when given, as text into key1) or key2,
+ * at least one. False when rej was set. */
+static bool check_item(const json_t *item, char *key1, size_t key1_size,
+		       pb_rejection_t *rej)
+{
 	if (!item) {
 		rej_set(rej, "missing_field",
 			"item is missing: wrap the relayed item as \"item\"");
-		goto out;
+		return false;
 	}
 	if (!json_is_object(item)) {
 		rej_set(rej, "invalid_field", "item must be an object");
-		goto out;
+		return false;
 	}
-	k1 = json_object_get(item, "key1");
+	const json_t *k1 = json_object_get(item, "key1");
 	/* at least one of key1 and key2 (contract 5): the discard rule works
 	 * from either */
 	if (!need_string(item, "uuId", "item.uuId",
 			 "every relayed item has Pruvan's uuId", rej) ||
-	    ((!k1 || json_is_null(k1) ||
-	      json_object_get(item, "key2")) &&
+	    ((!k1 || json_is_null(k1) || json_object_get(item, "key2")) &&
 	     !need_string(item, "key2", "item.key2",
 			  "key2 is the work order number of the item (or "
 			  "give key1, Pruvan's key of the order)",
 			  rej)))
-		goto out;
-	if (k1 && !json_is_null(k1) && !key1_string(k1, key1, sizeof(key1))) {
+		return false;
+	if (k1 && !json_is_null(k1) && !key1_string(k1, key1, key1_size)) {
 		rej_set(rej, "invalid_field",
 			"item.key1 must be a non-empty string or an integer "
 			"(Pruvan's key of the order)");
-		goto out;
+		return false;
 	}
+	return true;
+}
 
-	in = calloc(1, sizeof(*in));
-	if (!in) {
-		err = PB_ERR_NOMEM;
-		rej_set(rej, "internal", "out of memory");
-		goto out;
-	}
+/* The inbound item of a checked root (borrowed), or NULL when out of
+ * memory. key1 is the item's key1 as text, when it has one. */
+static pb_inbound_t *inbound_new(const json_t *root, const json_t *item,
+				 const char *key1)
+{
+	pb_inbound_t *in = calloc(1, sizeof(*in));
+	if (!in)
+		return NULL;
+	const json_t *k1 = json_object_get(item, "key1");
+	bool has_key1 = k1 && !json_is_null(k1);
 	in->account = pb_strdup(str_member(root, "account"));
-	in->kind = pb_strdup(kind);
+	in->kind = pb_strdup(str_member(root, "kind"));
 	in->uuid = pb_strdup(str_member(item, "uuId"));
 	in->key2 = pb_strdup(str_member(item, "key2"));
-	in->key1 = (k1 && !json_is_null(k1)) ? pb_strdup(key1) : NULL;
+	in->key1 = has_key1 ? pb_strdup(key1) : NULL;
 	in->item = json_incref((json_t *)item);
 	if (!in->account || !in->kind || !in->uuid ||
 	    (!in->key2 && str_member(item, "key2")) ||
-	    (k1 && !json_is_null(k1) && !in->key1)) {
+	    (has_key1 && !in->key1)) {
 		pb_inbound_destroy(in);
-		in = NULL;
-		err = PB_ERR_NOMEM;
-		rej_set(rej, "internal", "out of memory");
-		goto out;
+		return NULL;
 	}
-	*in_out = in;
-	err = PB_OK;
-	pb_rejection_clear(rej);
+	return in;
+}
+
+pb_err_t pb_inbound_parse(const char *buf, size_t len, pb_inbound_t **in_out,
+			  pb_rejection_t *rej)
+{
+	json_t *root =
+	    load_object(buf, len, "item", "uuId", "item", "key2", rej);
+	if (!root)
+		return PB_ERR_INVALID;
+	const json_t *item = json_object_get(root, "item");
+
+	pb_err_t err = PB_ERR_INVALID;
+	char key1[PB_RULES_MAX_ID + 1];
+	if (!check_account_kind(root, rej) ||
+	    !check_item(item, key1, sizeof(key1), rej))
+		goto out;
+	pb_inbound_t *in = inbound_new(root, item, key1);
+	err = parse_end(in != NULL, rej);
+	if (!err)
+		*in_out = in;
 out:
 	json_decref(root);
 	return err;

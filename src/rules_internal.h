@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dates.h"
 #include "rules.h"
 
 typedef enum {
@@ -38,16 +39,6 @@ extern const size_t pb_status_table_len;
 /* The row for (action, status); status "" is "not set". NULL if none. */
 const pb_status_rule_t *pb_status_rule_find(pb_action_t action,
 					    const char *status);
-
-/* Longest date string accepted anywhere (bounds the parsers' work). */
-#define PB_DATE_MAX 64
-
-/*
- * Parse an RFC 3339 date-time ("2026-11-28T16:00:00Z",
- * "2020-05-28T12:00:00.5-05:00") into epoch milliseconds (UTC). Checks
- * real calendar dates (no Feb 30, no hour 24). False when invalid.
- */
-bool pb_rfc3339_to_ms(const char *s, int64_t *ms_out);
 
 /*
  * Normalise a date given as RFC 3339 or Pruvan's "YYYY-MM-DD HHMM +H" into

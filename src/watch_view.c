@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dates.h"
 #include "util.h"
 
 #define NONE_ACCOUNT  "(none)"
@@ -140,77 +141,6 @@ static const char *json_str(const json_t *obj, const char *key)
 }
 
 /* ---- time ------------------------------------------------------------- */
-
-static bool digits(const char **p, int n, int *out)
-{
-	int v = 0;
-	for (int i = 0; i < n; i++) {
-		char c = (*p)[i];
-		if (c < '0' || c > '9')
-			return false;
-		v = v * 10 + (c - '0');
-	}
-	*p += n;
-	*out = v;
-	return true;
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	int64_t yoe = y - era * 400;
-	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
-bool pb_watch_parse_rfc3339(const char *s, int64_t *ms_out)
-{
-	int y, mo, d, h, mi, se, ms = 0;
-	const char *p = s;
-	if (!s || !digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) ||
-	    *p++ != '-' || !digits(&p, 2, &d) || (*p != 'T' && *p != 't'))
-		return false;
-	p++;
-	if (!digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &mi) ||
-	    *p++ != ':' || !digits(&p, 2, &se))
-		return false;
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-	    se > 60)
-		return false;
-	if (*p == '.') {
-		p++;
-		int scale = 100, nd = 0;
-		while (*p >= '0' && *p <= '9') {
-			ms += scale * (*p - '0');
-			scale /= 10;
-			p++;
-			nd++;
-		}
-		if (nd == 0)
-			return false;
-	}
-	int off_min = 0;
-	if (*p == 'Z' || *p == 'z') {
-		p++;
-	} else if (*p == '+' || *p == '-') {
-		int sign = *p == '-' ? -1 : 1, oh, om;
-		p++;
-		if (!digits(&p, 2, &oh) || *p++ != ':' || !digits(&p, 2, &om))
-			return false;
-		off_min = sign * (oh * 60 + om);
-	} else {
-		return false;
-	}
-	if (*p)
-		return false;
-	int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 +
-		       se - (int64_t)off_min * 60;
-	*ms_out = secs * 1000 + ms;
-	return true;
-}
 
 static int64_t floor_div(int64_t a, int64_t b)
 {
@@ -342,7 +272,7 @@ pb_err_t pb_watch_view_add_at(pb_watch_view_t *v, const char *json, size_t len,
 
 	int64_t t = arrival_ms;
 	int64_t processed;
-	if (pb_watch_parse_rfc3339(json_str(rec, "processedAt"), &processed) &&
+	if (pb_rfc3339_to_ms(json_str(rec, "processedAt"), &processed) &&
 	    processed < arrival_ms)
 		t = processed;
 	rate_add(a, t);

@@ -117,8 +117,4 @@ char *pb_watch_view_render_at(const pb_watch_view_t *v, bool tty,
 char *pb_watch_view_render(const pb_watch_view_t *v, bool tty,
 			   const char *topic, long dlq_count);
 
-/* Epoch ms of an RFC 3339 time ("2026-11-28T16:00:00.123Z", offsets
- * allowed); false when it is not one. */
-bool pb_watch_parse_rfc3339(const char *s, int64_t *ms_out);
-
 #endif

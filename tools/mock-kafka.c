@@ -17,10 +17,12 @@
  * trims old segments), which the benchmark checks for.
  */
 #include <errno.h>
+#include <limits.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,11 +52,42 @@ static int write_file_atomic(const char *path, const char *text)
 	return rename(tmp, path);
 }
 
+/* The next whole number of *p (after blanks) into *out, advancing *p;
+ * false when there is none or it does not fit an int. */
+static bool next_int(const char **p, int *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(*p, &end, 10);
+	if (end == *p || errno != 0 || v < INT_MIN || v > INT_MAX)
+		return false;
+	*p = end;
+	*out = (int)v;
+	return true;
+}
+
+/* "CMD [ID [MS]]" into its words; returns how many were read, as sscanf
+ * would (0 when there is no command word, or it is longer than cmd). */
+static int parse_command(const char *line, char *cmd, size_t size, int *id,
+			 int *ms)
+{
+	const char *p = line + strspn(line, " \t\r\n");
+	size_t len = strcspn(p, " \t\r\n");
+	if (len == 0 || len >= size)
+		return 0;
+	memcpy(cmd, p, len);
+	cmd[len] = '\0';
+	p += len;
+	if (!next_int(&p, id))
+		return 1;
+	return next_int(&p, ms) ? 3 : 2;
+}
+
 static void handle_command(rd_kafka_mock_cluster_t *mc, char *line)
 {
 	char cmd[16];
 	int id = 0, ms = 0;
-	int n = sscanf(line, "%15s %d %d", cmd, &id, &ms);
+	int n = parse_command(line, cmd, sizeof(cmd), &id, &ms);
 	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
 	if (n >= 2 && strcmp(cmd, "down") == 0)
 		err = rd_kafka_mock_broker_set_down(mc, id);

@@ -179,19 +179,57 @@ static void test_cluster_slots(void **state)
 			 pb_cluster_slot("pb:{acme/WO-1}:o", 16));
 }
 
+/* The node addresses Sentinel and Cluster answer with. */
+static void test_split_hostport(void **state)
+{
+	(void)state;
+	char host[16] = "untouched";
+	int port = 7;
+	assert_true(pb_redis_split_hostport("10.0.0.5:6380", host, sizeof(host),
+					    &port));
+	assert_string_equal(host, "10.0.0.5");
+	assert_int_equal(port, 6380);
+	assert_true(
+	    pb_redis_split_hostport("[::1]:26379", host, sizeof(host), &port));
+	assert_string_equal(host, "::1");
+	assert_int_equal(port, 26379);
+	/* an address without brackets is split at its last colon */
+	assert_true(
+	    pb_redis_split_hostport("fe80::2:7000", host, sizeof(host), &port));
+	assert_string_equal(host, "fe80::2");
+	assert_int_equal(port, 7000);
+	memcpy(host, "untouched", sizeof("untouched"));
+	port = 7;
+	assert_false(
+	    pb_redis_split_hostport("[::1:6379", host, sizeof(host), &port));
+	assert_false(
+	    pb_redis_split_hostport(":6379", host, sizeof(host), &port));
+	assert_false(
+	    pb_redis_split_hostport("host:0", host, sizeof(host), &port));
+	assert_false(
+	    pb_redis_split_hostport("host:65536", host, sizeof(host), &port));
+	assert_false(
+	    pb_redis_split_hostport("host", host, sizeof(host), &port));
+	assert_false(pb_redis_split_hostport("a-host-name-too-long:1", host,
+					     sizeof(host), &port));
+	assert_string_equal(host, "untouched");
+	assert_int_equal(port, 7);
+}
+
 int main(void)
 {
 	const struct CMUnitTest t[] = {
-		cmocka_unit_test(test_acl_user_decoded),
-		cmocka_unit_test(test_password_only_and_tls),
-		cmocka_unit_test(test_ipv6),
-		cmocka_unit_test(test_unix),
-		cmocka_unit_test(test_refused_without_echo),
-		cmocka_unit_test(test_failure_names_step),
-		cmocka_unit_test(test_user_needs_password),
-		cmocka_unit_test(test_tls_files_checked),
-		cmocka_unit_test(test_production_example),
-		cmocka_unit_test(test_cluster_slots),
+	    cmocka_unit_test(test_acl_user_decoded),
+	    cmocka_unit_test(test_password_only_and_tls),
+	    cmocka_unit_test(test_ipv6),
+	    cmocka_unit_test(test_unix),
+	    cmocka_unit_test(test_refused_without_echo),
+	    cmocka_unit_test(test_failure_names_step),
+	    cmocka_unit_test(test_user_needs_password),
+	    cmocka_unit_test(test_tls_files_checked),
+	    cmocka_unit_test(test_production_example),
+	    cmocka_unit_test(test_cluster_slots),
+	    cmocka_unit_test(test_split_hostport),
 	};
 	return cmocka_run_group_tests(t, NULL, NULL);
 }

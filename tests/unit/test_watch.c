@@ -411,25 +411,6 @@ static void test_rate(void **state)
 	pb_watch_view_destroy(v);
 }
 
-static void test_rfc3339(void **state)
-{
-	(void)state;
-	int64_t ms = 0;
-	assert_true(pb_watch_parse_rfc3339("2026-11-28T16:00:00Z", &ms));
-	assert_int_equal(ms, T0_MS);
-	assert_true(pb_watch_parse_rfc3339("2026-11-28T16:00:00.123Z", &ms));
-	assert_int_equal(ms, T0_MS + 123);
-	assert_true(pb_watch_parse_rfc3339("2026-11-28T18:00:00.5+02:00", &ms));
-	assert_int_equal(ms, T0_MS + 500);
-	assert_true(pb_watch_parse_rfc3339("1970-01-01T00:00:00Z", &ms));
-	assert_int_equal(ms, 0);
-	assert_false(pb_watch_parse_rfc3339("2026-11-28 16:00:00Z", &ms));
-	assert_false(pb_watch_parse_rfc3339("2026-13-28T16:00:00Z", &ms));
-	assert_false(pb_watch_parse_rfc3339("2026-11-28T16:00:00", &ms));
-	assert_false(pb_watch_parse_rfc3339("2026-11-28T16:00:00Zjunk", &ms));
-	assert_false(pb_watch_parse_rfc3339(NULL, &ms));
-}
-
 /* ---- end to end against the mock cluster ----------------------------- */
 
 typedef struct mock {
@@ -697,7 +678,6 @@ int main(void)
 	    cmocka_unit_test(test_problem_ring_bounded),
 	    cmocka_unit_test(test_tables_bounded),
 	    cmocka_unit_test(test_rate),
-	    cmocka_unit_test(test_rfc3339),
 	    cmocka_unit_test(test_once_mock_cluster),
 	    cmocka_unit_test(test_live_tty_mock_cluster),
 	};
