@@ -42,32 +42,32 @@ typedef struct opt {
 } opt_t;
 
 static const opt_t opts[O_COUNT] = {
-	[O_CONFIG] = {"config", 'c', "FILE",
-		      "configuration file (default $PRUVAN_BRIDGE_CONFIG, "
-		      "else /etc/pruvan-bridge/config.json)"},
-	[O_LOG_LEVEL] = {"log-level", 0, "LEVEL",
-			 "debug, info (default), warn or error"},
-	[O_HELP] = {"help", 'h', NULL, "print this help and exit"},
-	[O_EXIT_ON_EOF] = {"exit-on-eof", 0, NULL,
-			   "exit 0 once every assigned partition is consumed "
-			   "to its end and every outcome is committed"},
-	[O_NO_ENV] = {"no-env", 0, NULL,
-		      "do not resolve env:/file: secrets (CI, GitOps); each "
-		      "reference's form is still checked"},
-	[O_DRY_RUN] = {"dry-run", 'n', NULL,
-		       "list what would be replayed, produce nothing"},
-	[O_PARTITION] = {"partition", 'p', "N", "only this DLQ partition"},
-	[O_FROM] = {"from", 0, "OFFSET", "first DLQ offset (inclusive)"},
-	[O_TO] = {"to", 0, "OFFSET", "last DLQ offset (inclusive)"},
-	[O_REASON] = {"reason", 0, "REASON",
-		      "only records whose x-error-reason is REASON"},
-	[O_ONCE] = {"once", 0, NULL,
-		    "read the topic to its end, print one summary, exit"},
-	[O_JSON] = {"json", 0, NULL,
-		    "one JSON object per event instead of a table"},
-	[O_WITH_STATE] = {"with-state", 0, NULL,
-			  "read each order's stored state from Redis (read "
-			  "only) instead of treating it as new"},
+    [O_CONFIG] = {"config", 'c', "FILE",
+		  "configuration file (default $PRUVAN_BRIDGE_CONFIG, "
+		  "else /etc/pruvan-bridge/config.json)"},
+    [O_LOG_LEVEL] = {"log-level", 0, "LEVEL",
+		     "debug, info (default), warn or error"},
+    [O_HELP] = {"help", 'h', NULL, "print this help and exit"},
+    [O_EXIT_ON_EOF] = {"exit-on-eof", 0, NULL,
+		       "exit 0 once every assigned partition is consumed "
+		       "to its end and every outcome is committed"},
+    [O_NO_ENV] = {"no-env", 0, NULL,
+		  "do not resolve env:/file: secrets (CI, GitOps); each "
+		  "reference's form is still checked"},
+    [O_DRY_RUN] = {"dry-run", 'n', NULL,
+		   "list what would be replayed, produce nothing"},
+    [O_PARTITION] = {"partition", 'p', "N", "only this DLQ partition"},
+    [O_FROM] = {"from", 0, "OFFSET", "first DLQ offset (inclusive)"},
+    [O_TO] = {"to", 0, "OFFSET", "last DLQ offset (inclusive)"},
+    [O_REASON] = {"reason", 0, "REASON",
+		  "only records whose x-error-reason is REASON"},
+    [O_ONCE] = {"once", 0, NULL,
+		"read the topic to its end, print one summary, exit"},
+    [O_JSON] = {"json", 0, NULL,
+		"one JSON object per event instead of a table"},
+    [O_WITH_STATE] = {"with-state", 0, NULL,
+		      "read each order's stored state from Redis (read "
+		      "only) instead of treating it as new"},
 };
 
 typedef struct cmd {
@@ -81,36 +81,39 @@ typedef struct cmd {
 } cmd_t;
 
 static const cmd_t cmds[] = {
-	{"run", PB_CMD_RUN, COMMON | BIT(O_EXIT_ON_EOF), 0, 0, "",
-	 "consume order events, push them to Pruvan, publish outcomes",
-	 "  pruvan-bridge run -c /etc/pruvan-bridge/config.json\n"
-	 "  pruvan-bridge run -c config.json --exit-on-eof   # a backfill\n"},
-	{"check-config", PB_CMD_CHECK_CONFIG, COMMON | BIT(O_NO_ENV), 0, 0, "",
-	 "validate the configuration offline (exit 3 when invalid)",
-	 "  pruvan-bridge check-config -c config.json\n"
-	 "  pruvan-bridge check-config --no-env -c config/examples/sasl-scram.json\n"},
-	{"auto-admin", PB_CMD_AUTO_ADMIN, COMMON, 2, 2, " ACCOUNT on|off",
-	 "switch an account's Auto-Admin at run time (no restart)",
-	 "  pruvan-bridge auto-admin -c config.json acme-internal off\n"},
-	{"replay", PB_CMD_REPLAY,
-	 COMMON | BIT(O_DRY_RUN) | BIT(O_PARTITION) | BIT(O_FROM) | BIT(O_TO) |
-		 BIT(O_REASON),
-	 0, 0, "",
-	 "copy DLQ records back to the orders topic, with their headers",
-	 "  pruvan-bridge replay -c config.json --reason retries_exhausted --dry-run\n"
-	 "  pruvan-bridge replay -c config.json --partition 3 --from 120 --to 180\n"},
-	{"watch", PB_CMD_WATCH, COMMON | BIT(O_ONCE), 0, 0, "",
-	 "live view of the results topic",
-	 "  pruvan-bridge watch -c config.json\n"
-	 "  pruvan-bridge watch -c config.json --once\n"},
-	{"explain", PB_CMD_EXPLAIN, COMMON | BIT(O_JSON) | BIT(O_WITH_STATE), 0,
-	 1, " [FILE|-]",
-	 "what the rules would do with events (JSON lines); sends nothing",
-	 "  pruvan-bridge explain -c config.json events.jsonl\n"
-	 "  kcat -C -b broker -t pruvan.orders -e | pruvan-bridge explain --json -\n"
-	 "  pruvan-bridge explain -c config.json --with-state events.jsonl\n"},
-	{"version", PB_CMD_VERSION, BIT(O_HELP), 0, 0, "",
-	 "print the version and the libraries'", "  pruvan-bridge version\n"},
+    {"run", PB_CMD_RUN, COMMON | BIT(O_EXIT_ON_EOF), 0, 0, "",
+     "consume order events, push them to Pruvan, publish outcomes",
+     "  pruvan-bridge run -c /etc/pruvan-bridge/config.json\n"
+     "  pruvan-bridge run -c config.json --exit-on-eof   # a backfill\n"},
+    {"check-config", PB_CMD_CHECK_CONFIG, COMMON | BIT(O_NO_ENV), 0, 0, "",
+     "validate the configuration offline (exit 3 when invalid)",
+     "  pruvan-bridge check-config -c config.json\n"
+     "  pruvan-bridge check-config --no-env -c "
+     "config/examples/sasl-scram.json\n"},
+    {"auto-admin", PB_CMD_AUTO_ADMIN, COMMON, 2, 2, " ACCOUNT on|off",
+     "switch an account's Auto-Admin at run time (no restart)",
+     "  pruvan-bridge auto-admin -c config.json acme-internal off\n"},
+    {"replay", PB_CMD_REPLAY,
+     COMMON | BIT(O_DRY_RUN) | BIT(O_PARTITION) | BIT(O_FROM) | BIT(O_TO) |
+	 BIT(O_REASON),
+     0, 0, "", "copy DLQ records back to the orders topic, with their headers",
+     "  pruvan-bridge replay -c config.json --reason retries_exhausted "
+     "--dry-run\n"
+     "  pruvan-bridge replay -c config.json --partition 3 --from 120 --to "
+     "180\n"},
+    {"watch", PB_CMD_WATCH, COMMON | BIT(O_ONCE), 0, 0, "",
+     "live view of the results topic",
+     "  pruvan-bridge watch -c config.json\n"
+     "  pruvan-bridge watch -c config.json --once\n"},
+    {"explain", PB_CMD_EXPLAIN, COMMON | BIT(O_JSON) | BIT(O_WITH_STATE), 0, 1,
+     " [FILE|-]",
+     "what the rules would do with events (JSON lines); sends nothing",
+     "  pruvan-bridge explain -c config.json events.jsonl\n"
+     "  kcat -C -b broker -t pruvan.orders -e | pruvan-bridge explain --json "
+     "-\n"
+     "  pruvan-bridge explain -c config.json --with-state events.jsonl\n"},
+    {"version", PB_CMD_VERSION, BIT(O_HELP), 0, 0, "",
+     "print the version and the libraries'", "  pruvan-bridge version\n"},
 };
 
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
@@ -184,8 +187,7 @@ static bool parse_nonneg(const char *s, int64_t *out)
 }
 
 /* Store an option's value. False (err filled) when it is malformed. */
-static bool opt_apply(pb_cli_t *c, int o, const char *v, char *err,
-		      size_t size)
+static bool opt_apply(pb_cli_t *c, int o, const char *v, char *err, size_t size)
 {
 	int64_t n;
 	switch ((opt_id_t)o) {
@@ -200,17 +202,20 @@ static bool opt_apply(pb_cli_t *c, int o, const char *v, char *err,
 		if (!pb_log_level_parse(v, &c->log_level)) {
 			snprintf(err, size,
 				 "--log-level: unknown level \"%.40s\" "
-				 "(debug, info, warn, error)", v);
+				 "(debug, info, warn, error)",
+				 v);
 			return false;
 		}
 		return true;
 	case O_PARTITION:
 	case O_FROM:
 	case O_TO:
-		if (!parse_nonneg(v, &n) || (o == O_PARTITION && n > INT32_MAX)) {
+		if (!parse_nonneg(v, &n) ||
+		    (o == O_PARTITION && n > INT32_MAX)) {
 			snprintf(err, size,
 				 "--%s: expected a non-negative integer, got "
-				 "\"%.40s\"", opts[o].name, v);
+				 "\"%.40s\"",
+				 opts[o].name, v);
 			return false;
 		}
 		if (o == O_PARTITION)
@@ -220,15 +225,30 @@ static bool opt_apply(pb_cli_t *c, int o, const char *v, char *err,
 		else
 			c->to = n;
 		return true;
-	case O_REASON: c->reason = v; return true;
-	case O_EXIT_ON_EOF: c->exit_on_eof = true; return true;
-	case O_NO_ENV: c->no_env = true; return true;
-	case O_DRY_RUN: c->dry_run = true; return true;
-	case O_ONCE: c->once = true; return true;
-	case O_JSON: c->json = true; return true;
-	case O_WITH_STATE: c->with_state = true; return true;
+	case O_REASON:
+		c->reason = v;
+		return true;
+	case O_EXIT_ON_EOF:
+		c->exit_on_eof = true;
+		return true;
+	case O_NO_ENV:
+		c->no_env = true;
+		return true;
+	case O_DRY_RUN:
+		c->dry_run = true;
+		return true;
+	case O_ONCE:
+		c->once = true;
+		return true;
+	case O_JSON:
+		c->json = true;
+		return true;
+	case O_WITH_STATE:
+		c->with_state = true;
+		return true;
 	case O_HELP:
-	case O_COUNT: break;
+	case O_COUNT:
+		break;
 	}
 	return true;
 }
@@ -244,9 +264,8 @@ typedef struct scan {
  * against mask. Returns PB_CLI_RUN to carry on, PB_CLI_HELP, or
  * PB_CLI_USAGE with err filled.
  */
-static pb_cli_status_t take_option(scan_t *s, const char *where,
-				   unsigned mask, pb_cli_t *c, char *err,
-				   size_t size)
+static pb_cli_status_t take_option(scan_t *s, const char *where, unsigned mask,
+				   pb_cli_t *c, char *err, size_t size)
 {
 	const char *a = s->argv[s->i++], *v;
 	int o = opt_match(a, &v);
@@ -300,7 +319,8 @@ static pb_cli_status_t positional(const cmd_t *k, pb_cli_t *c, int nth,
 		if (strcmp(a, "on") != 0 && strcmp(a, "off") != 0) {
 			snprintf(err, size,
 				 "auto-admin: the value must be on or off, "
-				 "not \"%.40s\"", a);
+				 "not \"%.40s\"",
+				 a);
 			return PB_CLI_USAGE;
 		}
 		c->on = strcmp(a, "on") == 0;
@@ -334,8 +354,10 @@ static pb_cli_status_t parse_command(scan_t *s, const cmd_t *k, pb_cli_t *c,
 		s->i++;
 	}
 	if (nargs < k->min_args) {
-		snprintf(err, size, "%s: missing argument (usage: pruvan-bridge "
-			 "%s [options]%s)", k->name, k->name, k->args);
+		snprintf(err, size,
+			 "%s: missing argument (usage: pruvan-bridge "
+			 "%s [options]%s)",
+			 k->name, k->name, k->args);
 		return PB_CLI_USAGE;
 	}
 	return PB_CLI_RUN;
@@ -357,8 +379,8 @@ pb_cli_status_t pb_cli_parse(int argc, char *const *argv, pb_cli_t *c,
 			c->cmd = PB_CMD_VERSION;
 			return PB_CLI_VERSION;
 		}
-		pb_cli_status_t st = take_option(
-		    &s, "pruvan-bridge", COMMON, c, err, size);
+		pb_cli_status_t st =
+		    take_option(&s, "pruvan-bridge", COMMON, c, err, size);
 		if (st != PB_CLI_RUN)
 			return st;
 	}
@@ -371,8 +393,10 @@ pb_cli_status_t pb_cli_parse(int argc, char *const *argv, pb_cli_t *c,
 		if (s.i < argc) {
 			const cmd_t *k = cmd_find(argv[s.i]);
 			if (!k) {
-				snprintf(err, size, "help: unknown command "
-					 "\"%.40s\"", argv[s.i]);
+				snprintf(err, size,
+					 "help: unknown command "
+					 "\"%.40s\"",
+					 argv[s.i]);
 				return PB_CLI_USAGE;
 			}
 			c->cmd = k->cmd;
@@ -399,9 +423,10 @@ static void help_options(FILE *f, unsigned mask)
 			 opts[o].short_name ? "-" : "",
 			 opts[o].short_name ? opts[o].short_name : ' ',
 			 opts[o].short_name ? ", " : "  ", opts[o].name,
-			 opts[o].arg ? " " : "", opts[o].arg ? opts[o].arg : "");
-		fprintf(f, "  %-26s %s\n",
-			left + (opts[o].short_name ? 0 : 1), opts[o].help);
+			 opts[o].arg ? " " : "",
+			 opts[o].arg ? opts[o].arg : "");
+		fprintf(f, "  %-26s %s\n", left + (opts[o].short_name ? 0 : 1),
+			opts[o].help);
 	}
 }
 
@@ -412,14 +437,16 @@ void pb_cli_help(FILE *f, pb_cmd_t cmd)
 		fputs("usage: pruvan-bridge [--log-level LEVEL] COMMAND "
 		      "[options]\n"
 		      "       pruvan-bridge --version | --help | help COMMAND\n"
-		      "\ncommands:\n", f);
+		      "\ncommands:\n",
+		      f);
 		for (size_t i = 0; i < NCMDS; i++)
 			fprintf(f, "  %-14s %s\n", cmds[i].name,
 				cmds[i].summary);
 		fputs("\n`pruvan-bridge COMMAND --help` lists a command's "
 		      "options and examples.\n"
 		      "Exit codes: 0 ok, 1 runtime failure, 2 usage, "
-		      "3 invalid configuration.\n", f);
+		      "3 invalid configuration.\n",
+		      f);
 		return;
 	}
 	fprintf(f, "usage: pruvan-bridge %s [options]%s\n\n%s.\n", k->name,
@@ -427,5 +454,6 @@ void pb_cli_help(FILE *f, pb_cmd_t cmd)
 	help_options(f, k->mask);
 	fprintf(f, "\nexamples:\n%s", k->examples);
 	fputs("\nExit codes: 0 ok, 1 runtime failure, 2 usage, "
-	      "3 invalid configuration.\n", f);
+	      "3 invalid configuration.\n",
+	      f);
 }

@@ -22,10 +22,10 @@
 
 #include "log.h"
 
-#define PB_EXIT_OK 0
+#define PB_EXIT_OK	0
 #define PB_EXIT_RUNTIME 1
-#define PB_EXIT_USAGE 2
-#define PB_EXIT_CONFIG 3
+#define PB_EXIT_USAGE	2
+#define PB_EXIT_CONFIG	3
 
 typedef enum {
 	PB_CMD_NONE = 0,
@@ -40,9 +40,9 @@ typedef enum {
 
 typedef enum {
 	PB_CLI_RUN = 0, /* run the command */
-	PB_CLI_HELP,    /* print pb_cli_help(cmd) on stdout, exit 0 */
+	PB_CLI_HELP,	/* print pb_cli_help(cmd) on stdout, exit 0 */
 	PB_CLI_VERSION, /* print the version, exit 0 */
-	PB_CLI_USAGE,   /* print the error and a hint on stderr, exit 2 */
+	PB_CLI_USAGE,	/* print the error and a hint on stderr, exit 2 */
 } pb_cli_status_t;
 
 /* Everything the command line says; strings borrow argv. */
@@ -50,18 +50,18 @@ typedef struct pb_cli {
 	pb_cmd_t cmd;
 	const char *config; /* -c FILE; NULL = the default */
 	pb_log_level_t log_level;
-	bool exit_on_eof; /* run */
-	bool no_env;      /* check-config */
-	bool dry_run;     /* replay */
+	bool exit_on_eof;  /* run */
+	bool no_env;	   /* check-config */
+	bool dry_run;	   /* replay */
 	int32_t partition; /* replay, -1 = all */
 	int64_t from, to;  /* replay, -1 = unbounded */
 	const char *reason;
-	bool once;       /* watch */
-	bool json;       /* explain */
-	bool with_state; /* explain */
-	const char *input; /* explain: FILE, "-" or NULL for stdin */
+	bool once;	     /* watch */
+	bool json;	     /* explain */
+	bool with_state;     /* explain */
+	const char *input;   /* explain: FILE, "-" or NULL for stdin */
 	const char *account; /* auto-admin */
-	bool on;             /* auto-admin */
+	bool on;	     /* auto-admin */
 } pb_cli_t;
 
 /*

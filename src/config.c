@@ -17,11 +17,11 @@
  *
  * Secrets. A PushKey URL (and an account's relay password and token) is
  * "env:NAME" or "file:/path", resolved here (a PushKey may also be
- * "pruvan:validate": learned at run time); a literal URL in the file is refused because
- * config files end up in Git and ConfigMaps. Other string values that may
- * hold credentials (redis.url, librdkafka properties) accept the same forms.
- * Invariant: no message ever contains a secret value, not even a piece of
- * it; messages name the variable or the file instead. Values that are not
+ * "pruvan:validate": learned at run time); a literal URL in the file is refused
+ * because config files end up in Git and ConfigMaps. Other string values that
+ * may hold credentials (redis.url, librdkafka properties) accept the same
+ * forms. Invariant: no message ever contains a secret value, not even a piece
+ * of it; messages name the variable or the file instead. Values that are not
  * secret (a mode, a topic) are quoted back, bounded and escaped.
  *
  * Never: print, log or exit (library code, STYLE.md); read a secret file
@@ -46,8 +46,8 @@
 #include "util.h"
 
 #define PB_CONFIG_FILE_MAX (1024 * 1024) /* a config file is small */
-#define PB_SECRET_MAX (64 * 1024)        /* a secret file is tiny */
-#define PB_PATH_MAX 320                  /* JSON paths in messages */
+#define PB_SECRET_MAX	   (64 * 1024)	 /* a secret file is tiny */
+#define PB_PATH_MAX	   320		 /* JSON paths in messages */
 
 /* ------------------------------------------------------------------ */
 /* The mistake report                                                  */
@@ -64,7 +64,7 @@ typedef struct report {
 } report_t;
 
 static void report_add(report_t *r, const char *path, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void report_add(report_t *r, const char *path, const char *fmt, ...)
 {
@@ -213,14 +213,21 @@ static void path_index(char *out, size_t size, const char *base, size_t i)
 static const char *type_name(const json_t *v)
 {
 	switch (json_typeof(v)) {
-	case JSON_OBJECT: return "an object";
-	case JSON_ARRAY: return "an array";
-	case JSON_STRING: return "a string";
-	case JSON_INTEGER: return "an integer";
-	case JSON_REAL: return "a number with a fraction";
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "an array";
+	case JSON_STRING:
+		return "a string";
+	case JSON_INTEGER:
+		return "an integer";
+	case JSON_REAL:
+		return "a number with a fraction";
 	case JSON_TRUE:
-	case JSON_FALSE: return "a boolean";
-	case JSON_NULL: return "null";
+	case JSON_FALSE:
+		return "a boolean";
+	case JSON_NULL:
+		return "null";
 	}
 	return "something else";
 }
@@ -242,8 +249,8 @@ static size_t edit_distance(const char *a, const char *b)
 	for (size_t i = 1; i <= la; i++) {
 		cur[0] = i;
 		for (size_t j = 1; j <= lb; j++) {
-			size_t sub = prev[j - 1] +
-				     (lower(a[i - 1]) != lower(b[j - 1]));
+			size_t sub =
+			    prev[j - 1] + (lower(a[i - 1]) != lower(b[j - 1]));
 			size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
 			size_t m = sub < del ? sub : del;
 			cur[j] = m < ins ? m : ins;
@@ -346,7 +353,8 @@ static void check_listen(report_t *r, const char *path, const char *v)
 	quote(v, q, sizeof(q));
 	report_add(r, path,
 		   "expected \"host:port\" with a port 0..65535, e.g. "
-		   "\"127.0.0.1:9464\" or \"[::]:9464\" (got %s)", q);
+		   "\"127.0.0.1:9464\" or \"[::]:9464\" (got %s)",
+		   q);
 }
 
 /*
@@ -399,7 +407,8 @@ static void check_topic(report_t *r, const char *path, const char *v)
 		quote(v, q, sizeof(q));
 		report_add(r, path,
 			   "invalid topic name %s (1..249 characters of "
-			   "A-Z a-z 0-9 . _ -)", q);
+			   "A-Z a-z 0-9 . _ -)",
+			   q);
 	}
 }
 
@@ -445,8 +454,7 @@ static ssize_t read_all(int fd, char *buf, size_t size)
  * newline that `echo` and most editors add). Reports name the file and the
  * system error, never any of its content.
  */
-static char *read_secret_file(report_t *r, const char *path,
-			      const char *file)
+static char *read_secret_file(report_t *r, const char *path, const char *file)
 {
 	char *buf = NULL;
 	int fd = open(file, O_RDONLY | O_CLOEXEC);
@@ -467,9 +475,8 @@ static char *read_secret_file(report_t *r, const char *path,
 		goto out;
 	}
 	if (st.st_size > PB_SECRET_MAX) {
-		report_add(r, path,
-			   "secret file %s is larger than %d bytes", file,
-			   PB_SECRET_MAX);
+		report_add(r, path, "secret file %s is larger than %d bytes",
+			   file, PB_SECRET_MAX);
 		goto out;
 	}
 	buf = malloc((size_t)st.st_size + 1);
@@ -529,12 +536,13 @@ static char *resolve_secret(report_t *r, const char *path, const char *ref,
 			quote(name, q, sizeof(q));
 			report_add(r, path,
 				   "invalid environment variable name %s in "
-				   "\"env:NAME\" (letters, digits, _)", q);
+				   "\"env:NAME\" (letters, digits, _)",
+				   q);
 			return NULL;
 		}
 		if (origin)
-			snprintf(origin, origin_size,
-				 "environment variable %s", name);
+			snprintf(origin, origin_size, "environment variable %s",
+				 name);
 		if (r->no_env)
 			return NULL;
 		const char *v = getenv(name);
@@ -559,8 +567,9 @@ static char *resolve_secret(report_t *r, const char *path, const char *ref,
 	}
 	const char *file = ref + 5;
 	if (!*file) {
-		report_add(r, path, "\"file:\" needs a path, e.g. "
-				    "\"file:/run/secrets/pushkey\"");
+		report_add(r, path,
+			   "\"file:\" needs a path, e.g. "
+			   "\"file:/run/secrets/pushkey\"");
 		return NULL;
 	}
 	if (origin)
@@ -592,15 +601,16 @@ static bool http_url_valid(const char *s)
 static void check_file_path(report_t *r, const char *path, const char *v)
 {
 	if (!*v || has_space_or_ctl(v) || v[0] != '/')
-		report_add(r, path, "expected an absolute file path, e.g. "
-				    "\"/etc/pruvan-bridge/ca.pem\"");
+		report_add(r, path,
+			   "expected an absolute file path, e.g. "
+			   "\"/etc/pruvan-bridge/ca.pem\"");
 }
 
 /* http://, https://, socks5://... with a host. Never quoted back: a proxy
  * URL may carry credentials. */
 static void check_proxy_url(report_t *r, const char *path, const char *v)
 {
-	static const char *const schemes[] = {"http://", "https://",
+	static const char *const schemes[] = {"http://",   "https://",
 					      "socks4://", "socks4a://",
 					      "socks5://", "socks5h://"};
 	const char *host = NULL;
@@ -610,10 +620,11 @@ static void check_proxy_url(report_t *r, const char *path, const char *v)
 	if (host && *host && *host != '/' && *host != ':' &&
 	    !has_space_or_ctl(v))
 		return;
-	report_add(r, path, "not a proxy URL: expected "
-			    "\"http://HOST:PORT\" (or https://, socks5://); "
-			    "leave it out to use https_proxy from the "
-			    "environment");
+	report_add(r, path,
+		   "not a proxy URL: expected "
+		   "\"http://HOST:PORT\" (or https://, socks5://); "
+		   "leave it out to use https_proxy from the "
+		   "environment");
 }
 
 /* ------------------------------------------------------------------ */
@@ -653,35 +664,34 @@ typedef void (*str_check_fn)(report_t *r, const char *path, const char *v);
 typedef struct field {
 	const char *key;
 	field_type_t type;
-	size_t offset;        /* into pb_config_t */
-	int64_t min, max;     /* numbers */
-	str_check_fn check;   /* strings, may be NULL */
-	const char *unit;     /* for range messages, e.g. "ms" */
+	size_t offset;	    /* into pb_config_t */
+	int64_t min, max;   /* numbers */
+	str_check_fn check; /* strings, may be NULL */
+	const char *unit;   /* for range messages, e.g. "ms" */
 } field_t;
 
 #define OFF(f) offsetof(pb_config_t, f)
 
 static const field_t topics_fields[] = {
-	{"orders", F_STRING, OFF(topic_orders), 0, 0, check_topic, NULL},
-	{"inbound", F_STRING, OFF(topic_inbound), 0, 0, check_topic, NULL},
-	{"results", F_STRING, OFF(topic_results), 0, 0, check_topic, NULL},
-	{"dlq", F_STRING, OFF(topic_dlq), 0, 0, check_topic, NULL},
+    {"orders", F_STRING, OFF(topic_orders), 0, 0, check_topic, NULL},
+    {"inbound", F_STRING, OFF(topic_inbound), 0, 0, check_topic, NULL},
+    {"results", F_STRING, OFF(topic_results), 0, 0, check_topic, NULL},
+    {"dlq", F_STRING, OFF(topic_dlq), 0, 0, check_topic, NULL},
 };
 
 /* redis.url, redis.password, tls, sentinel and cluster are handled by
  * hand (redis_special: secrets and objects). */
 static const field_t redis_fields[] = {
-	{"url", F_STRING, OFF(redis_url), 0, 0, NULL, NULL},
-	{"keyPrefix", F_STRING, OFF(redis_key_prefix), 0, 0, check_key_prefix,
-	 NULL},
-	{"password", F_STRING, OFF(redis_password), 0, 0, NULL, NULL},
-	{"tls", F_HOOK, 0, 0, 0, NULL, NULL},
-	{"sentinel", F_HOOK, 0, 0, 0, NULL, NULL},
-	{"cluster", F_HOOK, 0, 0, 0, NULL, NULL},
-	/* WAIT: more replicas than any deployment has is a typo */
-	{"minReplicas", F_INT, OFF(redis_min_replicas), 0, 16, NULL, NULL},
-	{"waitTimeoutMs", F_INT, OFF(redis_wait_timeout_ms), 1, 60000, NULL,
-	 "ms"},
+    {"url", F_STRING, OFF(redis_url), 0, 0, NULL, NULL},
+    {"keyPrefix", F_STRING, OFF(redis_key_prefix), 0, 0, check_key_prefix,
+     NULL},
+    {"password", F_STRING, OFF(redis_password), 0, 0, NULL, NULL},
+    {"tls", F_HOOK, 0, 0, 0, NULL, NULL},
+    {"sentinel", F_HOOK, 0, 0, 0, NULL, NULL},
+    {"cluster", F_HOOK, 0, 0, 0, NULL, NULL},
+    /* WAIT: more replicas than any deployment has is a typo */
+    {"minReplicas", F_INT, OFF(redis_min_replicas), 0, 16, NULL, NULL},
+    {"waitTimeoutMs", F_INT, OFF(redis_wait_timeout_ms), 1, 60000, NULL, "ms"},
 };
 
 /*
@@ -690,42 +700,38 @@ static const field_t redis_fields[] = {
  * batchMaxWaitMs may be 0: push at once, no batching delay.
  */
 static const field_t pruvan_fields[] = {
-	{"timeoutMs", F_INT, OFF(pruvan_timeout_ms), 100, 600000, NULL, "ms"},
-	{"maxAttempts", F_INT, OFF(pruvan_max_attempts), 1, 100, NULL, NULL},
-	{"backoffBaseMs", F_INT, OFF(pruvan_backoff_base_ms), 1, 600000, NULL,
-	 "ms"},
-	{"backoffMaxMs", F_INT, OFF(pruvan_backoff_max_ms), 1, 3600000, NULL,
-	 "ms"},
-	{"batchMaxOrders", F_INT, OFF(pruvan_batch_max_orders), 1, 1000, NULL,
-	 NULL},
-	{"batchMaxWaitMs", F_INT, OFF(pruvan_batch_max_wait_ms), 0, 60000,
-	 NULL, "ms"},
-	{"maxInFlight", F_INT, OFF(pruvan_max_in_flight), 1, 1024, NULL, NULL},
-	{"circuitFailures", F_INT, OFF(pruvan_circuit_failures), 1, 10000,
-	 NULL, NULL},
-	{"circuitOpenMs", F_INT, OFF(pruvan_circuit_open_ms), 100, 3600000,
-	 NULL, "ms"},
-	{"apiUrl", F_STRING, OFF(pruvan_api_url), 0, 0, check_api_url, NULL},
-	{"caFile", F_STRING, OFF(pruvan_ca_file), 0, 0, check_file_path,
-	 NULL},
-	{"proxy", F_STRING, OFF(pruvan_proxy), 0, 0, check_proxy_url, NULL},
+    {"timeoutMs", F_INT, OFF(pruvan_timeout_ms), 100, 600000, NULL, "ms"},
+    {"maxAttempts", F_INT, OFF(pruvan_max_attempts), 1, 100, NULL, NULL},
+    {"backoffBaseMs", F_INT, OFF(pruvan_backoff_base_ms), 1, 600000, NULL,
+     "ms"},
+    {"backoffMaxMs", F_INT, OFF(pruvan_backoff_max_ms), 1, 3600000, NULL, "ms"},
+    {"batchMaxOrders", F_INT, OFF(pruvan_batch_max_orders), 1, 1000, NULL,
+     NULL},
+    {"batchMaxWaitMs", F_INT, OFF(pruvan_batch_max_wait_ms), 0, 60000, NULL,
+     "ms"},
+    {"maxInFlight", F_INT, OFF(pruvan_max_in_flight), 1, 1024, NULL, NULL},
+    {"circuitFailures", F_INT, OFF(pruvan_circuit_failures), 1, 10000, NULL,
+     NULL},
+    {"circuitOpenMs", F_INT, OFF(pruvan_circuit_open_ms), 100, 3600000, NULL,
+     "ms"},
+    {"apiUrl", F_STRING, OFF(pruvan_api_url), 0, 0, check_api_url, NULL},
+    {"caFile", F_STRING, OFF(pruvan_ca_file), 0, 0, check_file_path, NULL},
+    {"proxy", F_STRING, OFF(pruvan_proxy), 0, 0, check_proxy_url, NULL},
 };
 
 static const field_t dedupe_fields[] = {
-	/* up to 400 days: Redis keeps what it is told to. */
-	{"ttlSeconds", F_INT64, OFF(dedupe_ttl_seconds), 1, 34560000, NULL,
-	 "s"},
+    /* up to 400 days: Redis keeps what it is told to. */
+    {"ttlSeconds", F_INT64, OFF(dedupe_ttl_seconds), 1, 34560000, NULL, "s"},
 };
 
 static const field_t http_fields[] = {
-	{"listen", F_STRING, OFF(http_listen), 0, 0, check_listen, NULL},
+    {"listen", F_STRING, OFF(http_listen), 0, 0, check_listen, NULL},
 };
 
 static const field_t worker_fields[] = {
-	{"maxPending", F_INT, OFF(worker_max_pending), 1, 10000000, NULL,
-	 NULL},
-	{"shutdownGraceMs", F_INT, OFF(worker_shutdown_grace_ms), 100,
-	 3600000, NULL, "ms"},
+    {"maxPending", F_INT, OFF(worker_max_pending), 1, 10000000, NULL, NULL},
+    {"shutdownGraceMs", F_INT, OFF(worker_shutdown_grace_ms), 100, 3600000,
+     NULL, "ms"},
 };
 
 #define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
@@ -795,7 +801,8 @@ static void load_section(loader_t *L, json_t *obj, const char *path,
 		known[i] = fields[i].key;
 	const char *key;
 	json_t *v;
-	json_object_foreach(obj, key, v) {
+	json_object_foreach(obj, key, v)
+	{
 		char p[PB_PATH_MAX];
 		path_key(p, sizeof(p), path, key);
 		const field_t *f = NULL;
@@ -922,7 +929,8 @@ static bool object_keys_known(loader_t *L, const char *path, json_t *v,
 	bool ok = true;
 	const char *key;
 	json_t *m;
-	json_object_foreach(v, key, m) {
+	json_object_foreach(v, key, m)
+	{
 		bool found = false;
 		for (size_t i = 0; i < n; i++)
 			found = found || strcmp(key, known[i]) == 0;
@@ -977,8 +985,9 @@ static void redis_tls_field(loader_t *L, const char *path, json_t *v)
 		path_key(p, sizeof(p), path, "serverName");
 		if (!json_is_string(m) || !json_string_value(m)[0] ||
 		    has_space_or_ctl(json_string_value(m)))
-			report_add(&L->rep, p, "expected the host name the "
-					       "server's certificate names");
+			report_add(&L->rep, p,
+				   "expected the host name the "
+				   "server's certificate names");
 		else
 			set_str(L, &c->redis_tls_server_name,
 				json_string_value(m));
@@ -987,23 +996,26 @@ static void redis_tls_field(loader_t *L, const char *path, json_t *v)
 	if (m) {
 		path_key(p, sizeof(p), path, "verify");
 		if (!json_is_boolean(m))
-			report_add(&L->rep, p, "expected true or false, got "
-					       "%s", type_name(m));
+			report_add(&L->rep, p,
+				   "expected true or false, got "
+				   "%s",
+				   type_name(m));
 		else
 			c->redis_tls_verify = json_is_true(m);
 	}
 }
 
 /* nodes: a non-empty array of distinct "HOST:PORT" (port 1..65535). */
-static void node_list(loader_t *L, const char *path, json_t *obj,
-		      char ***out, size_t *out_len)
+static void node_list(loader_t *L, const char *path, json_t *obj, char ***out,
+		      size_t *out_len)
 {
 	char p[PB_PATH_MAX];
 	path_key(p, sizeof(p), path, "nodes");
 	json_t *v = json_object_get(obj, "nodes");
 	if (!v || !json_is_array(v) || json_array_size(v) == 0) {
-		report_add(&L->rep, p, "expected a non-empty array of "
-				       "\"HOST:PORT\", e.g. [\"redis-0:6379\"]");
+		report_add(&L->rep, p,
+			   "expected a non-empty array of "
+			   "\"HOST:PORT\", e.g. [\"redis-0:6379\"]");
 		return;
 	}
 	size_t before = L->rep.count;
@@ -1014,16 +1026,16 @@ static void node_list(loader_t *L, const char *path, json_t *obj,
 		char ip[PB_PATH_MAX + 32];
 		path_index(ip, sizeof(ip), p, i);
 		if (!listen_valid(n) || strcmp(colon, ":0") == 0)
-			report_add(&L->rep, ip, "expected \"HOST:PORT\" with "
-						"a port 1..65535 ([IPv6]:PORT "
-						"for IPv6)");
+			report_add(&L->rep, ip,
+				   "expected \"HOST:PORT\" with "
+				   "a port 1..65535 ([IPv6]:PORT "
+				   "for IPv6)");
 	}
 }
 
 static void redis_sentinel_field(loader_t *L, const char *path, json_t *v)
 {
-	static const char *const known[] = {"masterName", "nodes",
-					    "password"};
+	static const char *const known[] = {"masterName", "nodes", "password"};
 	if (!object_keys_known(L, path, v, known, NFIELDS(known)))
 		return;
 	pb_config_t *c = L->cfg;
@@ -1032,9 +1044,10 @@ static void redis_sentinel_field(loader_t *L, const char *path, json_t *v)
 	path_key(p, sizeof(p), path, "masterName");
 	if (!m || !json_is_string(m) || !json_string_value(m)[0] ||
 	    has_space_or_ctl(json_string_value(m)))
-		report_add(&L->rep, p, "expected the name the Sentinels "
-				       "monitor the master under, e.g. "
-				       "\"mymaster\"");
+		report_add(&L->rep, p,
+			   "expected the name the Sentinels "
+			   "monitor the master under, e.g. "
+			   "\"mymaster\"");
 	else
 		set_str(L, &c->redis_sentinel_master, json_string_value(m));
 	node_list(L, path, v, &c->redis_sentinel_nodes,
@@ -1081,7 +1094,8 @@ static void check_redis_cross(loader_t *L)
 	if (c->redis_cluster_nodes && u.db != 0)
 		report_add(&L->rep, "$.redis.url",
 			   "Redis Cluster has only database 0 (the URL "
-			   "names database %d)", u.db);
+			   "names database %d)",
+			   u.db);
 	if (u.unix_path && (c->redis_tls || u.tls))
 		report_add(&L->rep, "$.redis.tls",
 			   "TLS over a unix socket is not supported: use "
@@ -1125,8 +1139,8 @@ static bool kafka_put(loader_t *L, const char *key, char *value_take,
 	char **nv = realloc(c->kafka_values, (c->kafka_len + 1) * sizeof(*nv));
 	if (nv)
 		c->kafka_values = nv;
-	bool *ns = realloc(c->kafka_sensitive,
-			   (c->kafka_len + 1) * sizeof(*ns));
+	bool *ns =
+	    realloc(c->kafka_sensitive, (c->kafka_len + 1) * sizeof(*ns));
 	if (ns)
 		c->kafka_sensitive = ns;
 	if (!k || !nk || !nv || !ns) {
@@ -1148,7 +1162,8 @@ static void load_kafka(loader_t *L, json_t *obj)
 		return;
 	const char *key;
 	json_t *v;
-	json_object_foreach(obj, key, v) {
+	json_object_foreach(obj, key, v)
+	{
 		char p[PB_PATH_MAX];
 		path_key(p, sizeof(p), "$.kafka", key);
 		if (!*key || has_space_or_ctl(key)) {
@@ -1211,12 +1226,33 @@ static void load_kafka(loader_t *L, json_t *obj)
  * rules' table (rules.c) is the reference; attribute7..attribute30 are
  * checked by pruvan_attribute_field. */
 static const char *const pruvan_known_fields[] = {
-	"clientDueDate", "clientStatus", "clientInstructions", "source_wo_id",
-	"source_wo_number", "source_wo_provider", "description", "reference",
-	"workOrderInfo", "options", "instructions", "projectOptions",
-	"projectInstructions", "status", "dueDate", "startDate", "services",
-	"workOrderNumber", "address1", "address2", "city", "state", "zip",
-	"country", "gpsLatitude", "gpsLongitude", "assignedTo",
+    "clientDueDate",
+    "clientStatus",
+    "clientInstructions",
+    "source_wo_id",
+    "source_wo_number",
+    "source_wo_provider",
+    "description",
+    "reference",
+    "workOrderInfo",
+    "options",
+    "instructions",
+    "projectOptions",
+    "projectInstructions",
+    "status",
+    "dueDate",
+    "startDate",
+    "services",
+    "workOrderNumber",
+    "address1",
+    "address2",
+    "city",
+    "state",
+    "zip",
+    "country",
+    "gpsLatitude",
+    "gpsLongitude",
+    "assignedTo",
 };
 
 /* attribute7 .. attribute30: the remote system's correlation fields. */
@@ -1230,8 +1266,8 @@ static bool pruvan_attribute_field(const char *s)
 }
 
 static const char *const account_keys[] = {
-	"pushKeyUrl", "mode", "autoAdmin", "allowDeletes", "statusPolicy",
-	"users", "extraFields", "bodyEncoding", "relay",
+    "pushKeyUrl", "mode",	 "autoAdmin",	 "allowDeletes", "statusPolicy",
+    "users",	  "extraFields", "bodyEncoding", "relay",
 };
 
 static void account_destroy_fields(pb_account_t *a)
@@ -1304,7 +1340,8 @@ static void load_string_list(loader_t *L, const char *path, json_t *v,
 				report_add(&L->rep, p,
 					   "%s is one of Pruvan's known "
 					   "fields; extraFields is only for "
-					   "fields outside them", q);
+					   "fields outside them",
+					   q);
 				continue;
 			}
 		}
@@ -1324,8 +1361,7 @@ static void load_string_list(loader_t *L, const char *path, json_t *v,
 
 /* mode / statusPolicy: one of two names. */
 static bool load_enum(loader_t *L, const char *path, json_t *v,
-		      const char *what, const char *a, const char *b,
-		      int *out)
+		      const char *what, const char *a, const char *b, int *out)
 {
 	if (!json_is_string(v)) {
 		report_add(&L->rep, path, "expected a string, got %s",
@@ -1365,15 +1401,16 @@ const char *pb_body_encoding_name(pb_body_encoding_t e)
 static void load_body_encoding(loader_t *L, const char *path, json_t *v,
 			       pb_body_encoding_t *out)
 {
-	static const pb_body_encoding_t all[] = {PB_BODY_FORM,
-						 PB_BODY_MULTIPART, PB_BODY_JSON};
+	static const pb_body_encoding_t all[] = {
+	    PB_BODY_FORM, PB_BODY_MULTIPART, PB_BODY_JSON};
 	if (!json_is_string(v)) {
 		report_add(&L->rep, path, "expected a string, got %s",
 			   type_name(v));
 		return;
 	}
 	for (size_t i = 0; i < NFIELDS(all); i++) {
-		if (strcmp(json_string_value(v), pb_body_encoding_name(all[i])) == 0) {
+		if (strcmp(json_string_value(v),
+			   pb_body_encoding_name(all[i])) == 0) {
 			*out = all[i];
 			return;
 		}
@@ -1471,8 +1508,7 @@ static void load_relay_credential(loader_t *L, const char *path, json_t *v,
 		set_str(L, source_out, s);
 	if (!L->cfg->relay_listen)
 		return;
-	char *val = ref ? resolve_secret(&L->rep, path, s, NULL, 0)
-			: strdup(s);
+	char *val = ref ? resolve_secret(&L->rep, path, s, NULL, 0) : strdup(s);
 	if (!ref && !val)
 		L->rep.nomem = true;
 	free(*value_out);
@@ -1488,15 +1524,15 @@ static void load_account_relay(loader_t *L, const char *path, json_t *obj,
 		return;
 	const char *key;
 	json_t *v;
-	json_object_foreach(obj, key, v) {
+	json_object_foreach(obj, key, v)
+	{
 		char p[PB_PATH_MAX];
 		path_key(p, sizeof(p), path, key);
 		if (strcmp(key, "username") == 0)
 			load_relay_credential(L, p, v, false,
 					      &a->relay_username, NULL);
 		else if (strcmp(key, "password") == 0)
-			load_relay_credential(L, p, v, true,
-					      &a->relay_password,
+			load_relay_credential(L, p, v, true, &a->relay_password,
 					      &a->relay_password_source);
 		else if (strcmp(key, "token") == 0)
 			load_relay_credential(L, p, v, true, &a->relay_token,
@@ -1535,7 +1571,8 @@ static void check_learned_key(loader_t *L, const char *path,
 		report_add(&L->rep, p,
 			   "\"pruvan:validate\" needs the account's relay "
 			   "credentials ($.accounts.%s.relay) to check the "
-			   "validate call", a->name ? a->name : "");
+			   "validate call",
+			   a->name ? a->name : "");
 }
 
 static void load_account(loader_t *L, const char *path, const char *name,
@@ -1560,7 +1597,8 @@ static void load_account(loader_t *L, const char *path, const char *name,
 		return;
 	const char *key;
 	json_t *v;
-	json_object_foreach(obj, key, v) {
+	json_object_foreach(obj, key, v)
+	{
 		char p[PB_PATH_MAX];
 		int tmp;
 		path_key(p, sizeof(p), path, key);
@@ -1569,11 +1607,11 @@ static void load_account(loader_t *L, const char *path, const char *name,
 		} else if (strcmp(key, "mode") == 0) {
 			if (load_enum(L, p, v, "mode", "internal", "external",
 				      &tmp))
-				a->mode = tmp ? PB_MODE_EXTERNAL
-					      : PB_MODE_INTERNAL;
+				a->mode =
+				    tmp ? PB_MODE_EXTERNAL : PB_MODE_INTERNAL;
 		} else if (strcmp(key, "statusPolicy") == 0) {
-			if (load_enum(L, p, v, "statusPolicy", "drop",
-				      "reject", &tmp))
+			if (load_enum(L, p, v, "statusPolicy", "drop", "reject",
+				      &tmp))
 				a->status_policy = tmp ? PB_STATUS_POLICY_REJECT
 						       : PB_STATUS_POLICY_DROP;
 		} else if (strcmp(key, "bodyEncoding") == 0) {
@@ -1628,7 +1666,8 @@ static void load_accounts(loader_t *L, json_t *obj)
 	}
 	const char *name;
 	json_t *v;
-	json_object_foreach(obj, name, v) {
+	json_object_foreach(obj, name, v)
+	{
 		char p[PB_PATH_MAX];
 		path_key(p, sizeof(p), "$.accounts", name);
 		pb_account_t *a = &L->cfg->accounts[L->cfg->accounts_len++];
@@ -1663,21 +1702,18 @@ static void check_media_dir(report_t *r, const char *path, const char *v)
 }
 
 static const field_t relay_fields[] = {
-	/* how long a relay call waits for Kafka's acknowledgement */
-	{"ackTimeoutMs", F_INT, OFF(relay_ack_timeout_ms), 100, 120000, NULL,
-	 "ms"},
-	{"basePath", F_STRING, OFF(relay_base_path), 0, 0, check_base_path,
-	 NULL},
-	{"mediaDir", F_STRING, OFF(relay_media_dir), 0, 0, check_media_dir,
-	 NULL},
-	{"maxBodyBytes", F_INT64, OFF(relay_max_body_bytes), 1024,
-	 1073741824, NULL, "bytes"},
-	{"maxPayloadBytes", F_INT64, OFF(relay_max_payload_bytes), 256,
-	 67108864, NULL, "bytes"},
-	{"maxFileBytes", F_INT64, OFF(relay_max_file_bytes), 1, 1073741824,
-	 NULL, "bytes"},
-	{"maxItems", F_INT, OFF(relay_max_items), 1, 100000, NULL, NULL},
-	{"listen", F_STRING, 0, 0, 0, NULL, NULL}, /* by hand: may be null */
+    /* how long a relay call waits for Kafka's acknowledgement */
+    {"ackTimeoutMs", F_INT, OFF(relay_ack_timeout_ms), 100, 120000, NULL, "ms"},
+    {"basePath", F_STRING, OFF(relay_base_path), 0, 0, check_base_path, NULL},
+    {"mediaDir", F_STRING, OFF(relay_media_dir), 0, 0, check_media_dir, NULL},
+    {"maxBodyBytes", F_INT64, OFF(relay_max_body_bytes), 1024, 1073741824, NULL,
+     "bytes"},
+    {"maxPayloadBytes", F_INT64, OFF(relay_max_payload_bytes), 256, 67108864,
+     NULL, "bytes"},
+    {"maxFileBytes", F_INT64, OFF(relay_max_file_bytes), 1, 1073741824, NULL,
+     "bytes"},
+    {"maxItems", F_INT, OFF(relay_max_items), 1, 100000, NULL, NULL},
+    {"listen", F_STRING, 0, 0, 0, NULL, NULL}, /* by hand: may be null */
 };
 
 static void relay_special(loader_t *L, const char *path, json_t *v,
@@ -1717,11 +1753,13 @@ static void load_relay(loader_t *L, json_t *obj)
 	if (L->cfg->relay_max_payload_bytes > L->cfg->relay_max_body_bytes)
 		report_add(&L->rep, "$.relay.maxPayloadBytes",
 			   "must be at most $.relay.maxBodyBytes (%" PRId64
-			   " bytes)", L->cfg->relay_max_body_bytes);
+			   " bytes)",
+			   L->cfg->relay_max_body_bytes);
 	if (L->cfg->relay_max_file_bytes > L->cfg->relay_max_body_bytes)
 		report_add(&L->rep, "$.relay.maxFileBytes",
 			   "must be at most $.relay.maxBodyBytes (%" PRId64
-			   " bytes)", L->cfg->relay_max_body_bytes);
+			   " bytes)",
+			   L->cfg->relay_max_body_bytes);
 }
 
 /* ---- environment overrides ---- */
@@ -1740,8 +1778,7 @@ static void apply_env(loader_t *L)
 			if (!dup)
 				L->rep.nomem = true;
 			else
-				kafka_put(L, "bootstrap.servers", dup,
-					  false);
+				kafka_put(L, "bootstrap.servers", dup, false);
 		}
 	}
 	v = getenv("REDIS_URL");
@@ -1770,7 +1807,8 @@ static void check_cross(loader_t *L)
 			      c->topic_results, c->topic_dlq};
 	for (size_t i = 1; i < 4; i++) {
 		for (size_t j = 0; j < i; j++) {
-			if (vals[i] && vals[j] && strcmp(vals[i], vals[j]) == 0) {
+			if (vals[i] && vals[j] &&
+			    strcmp(vals[i], vals[j]) == 0) {
 				char p[64];
 				snprintf(p, sizeof(p), "$.topics.%s", names[i]);
 				report_add(&L->rep, p,
@@ -1816,7 +1854,8 @@ static pb_err_t set_defaults(pb_config_t *c)
 	c->pruvan_circuit_failures = 5;
 	c->pruvan_circuit_open_ms = 30000;
 	c->dedupe_ttl_seconds = 604800;
-	c->worker_max_pending = 2000; /* docs/benchmarks.md: memory vs throughput */
+	c->worker_max_pending =
+	    2000; /* docs/benchmarks.md: memory vs throughput */
 	c->worker_shutdown_grace_ms = 25000;
 	c->relay_ack_timeout_ms = 10000;
 	c->relay_base_path = strdup("/pruvan");
@@ -1989,12 +2028,11 @@ pb_err_t pb_config_load_string(const char *json_text, pb_config_t **cfg_out,
 			 errstr, errstr_size);
 }
 
-static pb_err_t load_file(const char *path, bool no_env,
-			  pb_config_t **cfg_out, char *errstr,
-			  size_t errstr_size);
+static pb_err_t load_file(const char *path, bool no_env, pb_config_t **cfg_out,
+			  char *errstr, size_t errstr_size);
 
-pb_err_t pb_config_load(const char *path, pb_config_t **cfg_out,
-			char *errstr, size_t errstr_size)
+pb_err_t pb_config_load(const char *path, pb_config_t **cfg_out, char *errstr,
+			size_t errstr_size)
 {
 	return load_file(path, false, cfg_out, errstr, errstr_size);
 }
@@ -2005,9 +2043,8 @@ pb_err_t pb_config_load_no_env(const char *path, pb_config_t **cfg_out,
 	return load_file(path, true, cfg_out, errstr, errstr_size);
 }
 
-static pb_err_t load_file(const char *path, bool no_env,
-			  pb_config_t **cfg_out, char *errstr,
-			  size_t errstr_size)
+static pb_err_t load_file(const char *path, bool no_env, pb_config_t **cfg_out,
+			  char *errstr, size_t errstr_size)
 {
 	pb_err_t err = PB_OK;
 	char *buf = NULL;
@@ -2020,15 +2057,15 @@ static pb_err_t load_file(const char *path, bool no_env,
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) != 0) {
 		err = pb_errf(errstr, errstr_size, PB_ERR_IO,
-			      "$: cannot read configuration file %s: %s",
-			      path, strerror(errno));
+			      "$: cannot read configuration file %s: %s", path,
+			      strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size > PB_CONFIG_FILE_MAX) {
 		err = pb_errf(errstr, errstr_size, PB_ERR_IO,
 			      "$: configuration file %s is not a regular "
-			      "file of at most %d bytes", path,
-			      PB_CONFIG_FILE_MAX);
+			      "file of at most %d bytes",
+			      path, PB_CONFIG_FILE_MAX);
 		goto out;
 	}
 	buf = malloc((size_t)st.st_size + 1);
@@ -2173,9 +2210,9 @@ static json_t *describe_relay(const pb_config_t *c)
 			 "mediaDir", c->relay_media_dir, "ackTimeoutMs",
 			 c->relay_ack_timeout_ms, "maxBodyBytes",
 			 (json_int_t)c->relay_max_body_bytes, "maxPayloadBytes",
-			 (json_int_t)c->relay_max_payload_bytes,
-			 "maxFileBytes", (json_int_t)c->relay_max_file_bytes,
-			 "maxItems", c->relay_max_items);
+			 (json_int_t)c->relay_max_payload_bytes, "maxFileBytes",
+			 (json_int_t)c->relay_max_file_bytes, "maxItems",
+			 c->relay_max_items);
 }
 
 /* The username is not a secret; password and token show where from. */
@@ -2183,8 +2220,8 @@ static json_t *describe_account_relay(const pb_account_t *a)
 {
 	return json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?}", "username",
 			 a->relay_username, "password",
-			 a->relay_password ? "<redacted>" : NULL, "passwordFrom",
-			 a->relay_password_source, "token",
+			 a->relay_password ? "<redacted>" : NULL,
+			 "passwordFrom", a->relay_password_source, "token",
 			 a->relay_token ? "<redacted>" : NULL, "tokenFrom",
 			 a->relay_token_source);
 }
@@ -2194,9 +2231,9 @@ static json_t *describe_redis(const pb_config_t *c, bool *ok)
 	json_t *r = json_pack(
 	    "{s:o, s:s?, s:s?, s:s?, s:i, s:i}", "url",
 	    redacted_url(c->redis_url), "keyPrefix", c->redis_key_prefix,
-	    "password", c->redis_password ? "<redacted>" : NULL,
-	    "passwordFrom", c->redis_password_source, "minReplicas",
-	    c->redis_min_replicas, "waitTimeoutMs", c->redis_wait_timeout_ms);
+	    "password", c->redis_password ? "<redacted>" : NULL, "passwordFrom",
+	    c->redis_password_source, "minReplicas", c->redis_min_replicas,
+	    "waitTimeoutMs", c->redis_wait_timeout_ms);
 	if (r && c->redis_tls)
 		put(r, "tls",
 		    json_pack("{s:s?, s:s?, s:s?, s:s?, s:b}", "caFile",
@@ -2213,8 +2250,7 @@ static json_t *describe_redis(const pb_config_t *c, bool *ok)
 			      str_array(c->redis_sentinel_nodes,
 					c->redis_sentinel_nodes_len, ok),
 			      "password",
-			      c->redis_sentinel_password ? "<redacted>"
-							 : NULL),
+			      c->redis_sentinel_password ? "<redacted>" : NULL),
 		    ok);
 	if (r && c->redis_cluster_nodes)
 		put(r, "cluster",
@@ -2245,19 +2281,21 @@ char *pb_config_describe(const pb_config_t *c)
 	put(root, "topics",
 	    json_pack("{s:s?, s:s?, s:s?, s:s?}", "orders", c->topic_orders,
 		      "inbound", c->topic_inbound, "results", c->topic_results,
-		      "dlq", c->topic_dlq), &ok);
+		      "dlq", c->topic_dlq),
+	    &ok);
 	put(root, "redis", describe_redis(c, &ok), &ok);
 	put(root, "pruvan",
 	    json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i}",
-		      "timeoutMs", c->pruvan_timeout_ms,
-		      "maxAttempts", c->pruvan_max_attempts,
-		      "backoffBaseMs", c->pruvan_backoff_base_ms,
-		      "backoffMaxMs", c->pruvan_backoff_max_ms,
-		      "batchMaxOrders", c->pruvan_batch_max_orders,
-		      "batchMaxWaitMs", c->pruvan_batch_max_wait_ms,
-		      "maxInFlight", c->pruvan_max_in_flight,
-		      "circuitFailures", c->pruvan_circuit_failures,
-		      "circuitOpenMs", c->pruvan_circuit_open_ms), &ok);
+		      "timeoutMs", c->pruvan_timeout_ms, "maxAttempts",
+		      c->pruvan_max_attempts, "backoffBaseMs",
+		      c->pruvan_backoff_base_ms, "backoffMaxMs",
+		      c->pruvan_backoff_max_ms, "batchMaxOrders",
+		      c->pruvan_batch_max_orders, "batchMaxWaitMs",
+		      c->pruvan_batch_max_wait_ms, "maxInFlight",
+		      c->pruvan_max_in_flight, "circuitFailures",
+		      c->pruvan_circuit_failures, "circuitOpenMs",
+		      c->pruvan_circuit_open_ms),
+	    &ok);
 	if (json_object_set_new(json_object_get(root, "pruvan"), "apiUrl",
 				json_string(c->pruvan_api_url)) != 0)
 		ok = false;
@@ -2272,27 +2310,26 @@ char *pb_config_describe(const pb_config_t *c)
 	put(root, "http", json_pack("{s:s?}", "listen", c->http_listen), &ok);
 	put(root, "worker",
 	    json_pack("{s:i, s:i}", "maxPending", c->worker_max_pending,
-		      "shutdownGraceMs", c->worker_shutdown_grace_ms), &ok);
+		      "shutdownGraceMs", c->worker_shutdown_grace_ms),
+	    &ok);
 	put(root, "relay", describe_relay(c), &ok);
 
 	json_t *accts = json_object();
 	for (size_t i = 0; i < c->accounts_len; i++) {
 		const pb_account_t *a = &c->accounts[i];
 		json_t *o = json_pack(
-			"{s:o, s:s?, s:s, s:b, s:b, s:s, s:o, s:o, s:s}",
-			"pushKeyUrl", redacted_url(a->push_key_url),
-			"pushKeyUrlFrom", a->push_key_source,
-			"mode", a->mode == PB_MODE_EXTERNAL ? "external"
-							     : "internal",
-			"autoAdmin", a->auto_admin,
-			"allowDeletes", a->allow_deletes,
-			"statusPolicy",
-			a->status_policy == PB_STATUS_POLICY_REJECT ? "reject"
-								    : "drop",
-			"users", str_array(a->users, a->users_len, &ok),
-			"extraFields",
-			str_array(a->extra_fields, a->extra_fields_len, &ok),
-			"bodyEncoding", pb_body_encoding_name(a->body_encoding));
+		    "{s:o, s:s?, s:s, s:b, s:b, s:s, s:o, s:o, s:s}",
+		    "pushKeyUrl", redacted_url(a->push_key_url),
+		    "pushKeyUrlFrom", a->push_key_source, "mode",
+		    a->mode == PB_MODE_EXTERNAL ? "external" : "internal",
+		    "autoAdmin", a->auto_admin, "allowDeletes",
+		    a->allow_deletes, "statusPolicy",
+		    a->status_policy == PB_STATUS_POLICY_REJECT ? "reject"
+								: "drop",
+		    "users", str_array(a->users, a->users_len, &ok),
+		    "extraFields",
+		    str_array(a->extra_fields, a->extra_fields_len, &ok),
+		    "bodyEncoding", pb_body_encoding_name(a->body_encoding));
 		if (a->relay_username || a->relay_password_source ||
 		    a->relay_token_source)
 			put(o, "relay", describe_account_relay(a), &ok);
@@ -2323,165 +2360,221 @@ typedef struct key_doc {
 	const char *path; /* "section.key"; "*" an account's name */
 	const char *desc;
 	/* hand rows only (type NULL: a table row, described above) */
-	const char *type;   /* JSON Schema type, or "secret" */
-	const char *dflt;   /* JSON text of the default; NULL: none */
-	const char *enums;  /* "a|b": the allowed values */
+	const char *type;  /* JSON Schema type, or "secret" */
+	const char *dflt;  /* JSON text of the default; NULL: none */
+	const char *enums; /* "a|b": the allowed values */
 	bool required;
 } key_doc_t;
 
 static const key_doc_t key_docs[] = {
-	{"kafka", "librdkafka properties, passed through to every client "
-		  "the worker makes (each gets the ones it understands); "
-		  "check-config applies each to librdkafka. Values may be "
-		  "\"env:NAME\" or \"file:/path\" secrets.",
-	 "object", "{\"bootstrap.servers\": \"127.0.0.1:9092\", "
-		   "\"group.id\": \"pruvan-bridge\"}", NULL, false},
-	{"topics", "Topic names.", "object", NULL, NULL, false},
-	{"topics.orders", "Order events consumed (the back office "
-			  "produces them).", NULL, NULL, NULL, false},
-	{"topics.inbound", "Relayed Pruvan data consumed.", NULL, NULL, NULL,
-	 false},
-	{"topics.results", "One outcome record per consumed record.", NULL,
-	 NULL, NULL, false},
-	{"topics.dlq", "Records that failed or could not be read, as they "
-		       "came, with x-error-* headers.", NULL, NULL, NULL,
-	 false},
-	{"redis", "Where the shared state lives.", "object", NULL, NULL,
-	 false},
-	{"redis.url", "redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], or a "
-		      "secret reference holding one (it may carry a "
-		      "password). Environment: REDIS_URL.", NULL, NULL, NULL,
-	 false},
-	{"redis.keyPrefix", "Prefix of every key the worker writes; "
-			    "replicas of one deployment share it.", NULL,
-	 NULL, NULL, false},
-	{"pruvan", "Pushing to Pruvan.", "object", NULL, NULL, false},
-	{"redis.password", "The Redis password (\"env:NAME\" or "
-			   "\"file:/path\"), when not in the URL; sent as AUTH "
-			   "[USER] PASSWORD.", NULL, NULL, NULL, false},
-	{"redis.tls", "TLS to Redis: {caFile, certFile, keyFile, serverName, "
-		      "verify (true)}; on with a rediss:// URL too. "
-		      "Certificate and host name are verified unless verify "
-		      "is false.", NULL, NULL, NULL, false},
-	{"redis.sentinel", "Sentinel: {masterName, nodes [\"HOST:PORT\"], "
-			   "password}; the master is asked for on every "
-			   "connect and followed across a failover.",
-	 NULL, NULL, NULL, false},
-	{"redis.cluster", "Redis Cluster: {nodes [\"HOST:PORT\"]}; keys "
-			  "routed by slot, MOVED/ASK followed.",
-	 NULL, NULL, NULL, false},
-	{"redis.minReplicas", "A commit counts once WAIT says this many "
-			      "replicas have it (0: no WAIT).",
-	 NULL, NULL, NULL, false},
-	{"redis.waitTimeoutMs", "How long WAIT may take before the commit "
-				"is retried like a lost connection.",
-	 NULL, NULL, NULL, false},
-	{"pruvan.caFile", "A CA bundle for TLS to Pruvan, beside the "
-			  "system's.", NULL, NULL, NULL, false},
-	{"pruvan.proxy", "An HTTP(S) proxy URL toward Pruvan; without it "
-			 "https_proxy/no_proxy from the environment apply.",
-	 NULL, NULL, NULL, false},
-	{"pruvan.apiUrl", "Where a learned PushKey is pushed: "
-			  "APIURL?apiKey=KEY (a key that is a URL is used as "
-			  "it is).", NULL, NULL, NULL, false},
-	{"pruvan.timeoutMs", "How long one push request may take.", NULL,
-	 NULL, NULL, false},
-	{"pruvan.maxAttempts", "Attempts per event for retriable failures "
-			       "(timeouts, 5xx, 429) before it fails "
-			       "with retries_exhausted.", NULL, NULL, NULL,
-	 false},
-	{"pruvan.backoffBaseMs", "First retry delay; doubles per attempt, "
-				 "with jitter.", NULL, NULL, NULL, false},
-	{"pruvan.backoffMaxMs", "Longest retry delay (at least "
-				"backoffBaseMs).", NULL, NULL, NULL, false},
-	{"pruvan.batchMaxOrders", "Most work orders in one POST of an "
-				  "account.", NULL, NULL, NULL, false},
-	{"pruvan.batchMaxWaitMs", "How long a batch waits to fill; 0 "
-				  "pushes at once.", NULL, NULL, NULL, false},
-	{"pruvan.maxInFlight", "Concurrent requests per account.", NULL,
-	 NULL, NULL, false},
-	{"pruvan.circuitFailures", "Consecutive failed requests that open "
-				   "an account's circuit (pushes pause).",
-	 NULL, NULL, NULL, false},
-	{"pruvan.circuitOpenMs", "How long an open circuit waits before "
-				 "one probe request.", NULL, NULL, NULL,
-	 false},
-	{"dedupe", "Deduplication.", "object", NULL, NULL, false},
-	{"dedupe.ttlSeconds", "How long an event id is remembered: a "
-			      "replay within it is a duplicate.", NULL, NULL,
-	 NULL, false},
-	{"http", "The operations endpoint.", "object", NULL, NULL, false},
-	{"http.listen", "HOST:PORT of /metrics, /healthz and /readyz; "
-			"empty turns it off. Environment: "
-			"PRUVAN_BRIDGE_HTTP_LISTEN.", NULL, NULL, NULL, false},
-	{"worker", "The worker loop.", "object", NULL, NULL, false},
-	{"worker.maxPending", "Events held in memory before consumption "
-			      "pauses (memory against throughput).", NULL,
-	 NULL, NULL, false},
-	{"worker.shutdownGraceMs", "Budget to finish in-flight events on "
-				   "SIGTERM or a revoke; keep it below the "
-				   "pod's terminationGracePeriodSeconds.",
-	 NULL, NULL, NULL, false},
-	{"relay", "The receiver for Pruvan's relay calls (off unless "
-		  "listen is set).", "object", NULL, NULL, false},
-	{"relay.listen", "HOST:PORT to serve on; null or absent: off.",
-	 "string", "null", NULL, false},
-	{"relay.basePath", "The web service's base path: each account "
-			   "answers under BASEPATH/ACCOUNT/METHOD[.EXT].",
-	 "string", "\"/pruvan\"", NULL, false},
-	{"relay.mediaDir", "Where uploadPictures files are kept (a mounted "
-			   "volume); a discarded item's file is deleted.",
-	 "string", "\"/var/lib/pruvan-bridge/media\"", NULL, false},
-	{"relay.ackTimeoutMs", "How long a relay call waits for Kafka to "
-			       "acknowledge its items before answering 503 "
-			       "(100..120000 ms).", "integer", "10000", NULL,
-	 false},
-	{"relay.maxBodyBytes", "Largest request body (1024..1073741824); "
-			       "beyond it 413.", "integer", "33554432", NULL,
-	 false},
-	{"relay.maxPayloadBytes", "Largest JSON payload (256..67108864, at "
-				  "most maxBodyBytes); beyond it 413.",
-	 "integer", "1048576", NULL, false},
-	{"relay.maxFileBytes", "Largest uploaded file (1..1073741824, at "
-			       "most maxBodyBytes); beyond it 413.",
-	 "integer", "26214400", NULL, false},
-	{"relay.maxItems", "Most items per call (1..100000); beyond it 413.",
-	 "integer", "1000", NULL, false},
-	{"accounts", "The integrations, by account name (1..128 "
-		     "characters, no '/' or spaces): the events' account.",
-	 "object", NULL, NULL, true},
-	{"accounts.*.pushKeyUrl", "The account's PushKey URL, only as "
-				  "\"env:NAME\" or \"file:/path\", or "
-				  "\"pruvan:validate\" to learn it from "
-				  "Pruvan's validate call; never printed or "
-				  "logged.", "secret", NULL, NULL, true},
-	{"accounts.*.mode", "internal: the account's own staff (internal "
-			    "statuses, assignedTo); external: a vendor.",
-	 "string", "\"internal\"", "internal|external", false},
-	{"accounts.*.autoAdmin", "Auto-Admin's initial value; switched at "
-				 "run time with `pruvan-bridge auto-admin`.",
-	 "boolean", "true", NULL, false},
-	{"accounts.*.allowDeletes", "Whether delete events are pushed "
-				    "(else rejected, delete_not_allowed).",
-	 "boolean", "false", NULL, false},
-	{"accounts.*.statusPolicy", "A status the table does not allow: "
-				    "dropped with a warning, or the event "
-				    "rejected.", "string", "\"drop\"",
-	 "drop|reject", false},
-	{"accounts.*.users", "Sub-users an internal account's assignedTo "
-			     "may name.", "array", "[]", NULL, false},
-	{"accounts.*.extraFields", "Order fields outside Pruvan's classes "
-				   "passed through as shared fields.",
-	 "array", "[]", NULL, false},
-	{"accounts.*.bodyEncoding", "How the push body is encoded: form "
-				    "(Pruvan's documented field workOrders), "
-				    "multipart, or a raw json body.",
-	 "string", "\"form\"", "form|multipart|json", false},
-	{"accounts.*.relay", "The integration's credentials as entered in "
-			     "Pruvan's setup screen, checked on every call "
-			     "of the web service: username, and token or "
-			     "password (\"env:NAME\" or \"file:/path\").",
-	 "object", NULL, NULL, false},
+    {"kafka",
+     "librdkafka properties, passed through to every client "
+     "the worker makes (each gets the ones it understands); "
+     "check-config applies each to librdkafka. Values may be "
+     "\"env:NAME\" or \"file:/path\" secrets.",
+     "object",
+     "{\"bootstrap.servers\": \"127.0.0.1:9092\", "
+     "\"group.id\": \"pruvan-bridge\"}",
+     NULL, false},
+    {"topics", "Topic names.", "object", NULL, NULL, false},
+    {"topics.orders",
+     "Order events consumed (the back office "
+     "produces them).",
+     NULL, NULL, NULL, false},
+    {"topics.inbound", "Relayed Pruvan data consumed.", NULL, NULL, NULL,
+     false},
+    {"topics.results", "One outcome record per consumed record.", NULL, NULL,
+     NULL, false},
+    {"topics.dlq",
+     "Records that failed or could not be read, as they "
+     "came, with x-error-* headers.",
+     NULL, NULL, NULL, false},
+    {"redis", "Where the shared state lives.", "object", NULL, NULL, false},
+    {"redis.url",
+     "redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], or a "
+     "secret reference holding one (it may carry a "
+     "password). Environment: REDIS_URL.",
+     NULL, NULL, NULL, false},
+    {"redis.keyPrefix",
+     "Prefix of every key the worker writes; "
+     "replicas of one deployment share it.",
+     NULL, NULL, NULL, false},
+    {"pruvan", "Pushing to Pruvan.", "object", NULL, NULL, false},
+    {"redis.password",
+     "The Redis password (\"env:NAME\" or "
+     "\"file:/path\"), when not in the URL; sent as AUTH "
+     "[USER] PASSWORD.",
+     NULL, NULL, NULL, false},
+    {"redis.tls",
+     "TLS to Redis: {caFile, certFile, keyFile, serverName, "
+     "verify (true)}; on with a rediss:// URL too. "
+     "Certificate and host name are verified unless verify "
+     "is false.",
+     NULL, NULL, NULL, false},
+    {"redis.sentinel",
+     "Sentinel: {masterName, nodes [\"HOST:PORT\"], "
+     "password}; the master is asked for on every "
+     "connect and followed across a failover.",
+     NULL, NULL, NULL, false},
+    {"redis.cluster",
+     "Redis Cluster: {nodes [\"HOST:PORT\"]}; keys "
+     "routed by slot, MOVED/ASK followed.",
+     NULL, NULL, NULL, false},
+    {"redis.minReplicas",
+     "A commit counts once WAIT says this many "
+     "replicas have it (0: no WAIT).",
+     NULL, NULL, NULL, false},
+    {"redis.waitTimeoutMs",
+     "How long WAIT may take before the commit "
+     "is retried like a lost connection.",
+     NULL, NULL, NULL, false},
+    {"pruvan.caFile",
+     "A CA bundle for TLS to Pruvan, beside the "
+     "system's.",
+     NULL, NULL, NULL, false},
+    {"pruvan.proxy",
+     "An HTTP(S) proxy URL toward Pruvan; without it "
+     "https_proxy/no_proxy from the environment apply.",
+     NULL, NULL, NULL, false},
+    {"pruvan.apiUrl",
+     "Where a learned PushKey is pushed: "
+     "APIURL?apiKey=KEY (a key that is a URL is used as "
+     "it is).",
+     NULL, NULL, NULL, false},
+    {"pruvan.timeoutMs", "How long one push request may take.", NULL, NULL,
+     NULL, false},
+    {"pruvan.maxAttempts",
+     "Attempts per event for retriable failures "
+     "(timeouts, 5xx, 429) before it fails "
+     "with retries_exhausted.",
+     NULL, NULL, NULL, false},
+    {"pruvan.backoffBaseMs",
+     "First retry delay; doubles per attempt, "
+     "with jitter.",
+     NULL, NULL, NULL, false},
+    {"pruvan.backoffMaxMs",
+     "Longest retry delay (at least "
+     "backoffBaseMs).",
+     NULL, NULL, NULL, false},
+    {"pruvan.batchMaxOrders",
+     "Most work orders in one POST of an "
+     "account.",
+     NULL, NULL, NULL, false},
+    {"pruvan.batchMaxWaitMs",
+     "How long a batch waits to fill; 0 "
+     "pushes at once.",
+     NULL, NULL, NULL, false},
+    {"pruvan.maxInFlight", "Concurrent requests per account.", NULL, NULL, NULL,
+     false},
+    {"pruvan.circuitFailures",
+     "Consecutive failed requests that open "
+     "an account's circuit (pushes pause).",
+     NULL, NULL, NULL, false},
+    {"pruvan.circuitOpenMs",
+     "How long an open circuit waits before "
+     "one probe request.",
+     NULL, NULL, NULL, false},
+    {"dedupe", "Deduplication.", "object", NULL, NULL, false},
+    {"dedupe.ttlSeconds",
+     "How long an event id is remembered: a "
+     "replay within it is a duplicate.",
+     NULL, NULL, NULL, false},
+    {"http", "The operations endpoint.", "object", NULL, NULL, false},
+    {"http.listen",
+     "HOST:PORT of /metrics, /healthz and /readyz; "
+     "empty turns it off. Environment: "
+     "PRUVAN_BRIDGE_HTTP_LISTEN.",
+     NULL, NULL, NULL, false},
+    {"worker", "The worker loop.", "object", NULL, NULL, false},
+    {"worker.maxPending",
+     "Events held in memory before consumption "
+     "pauses (memory against throughput).",
+     NULL, NULL, NULL, false},
+    {"worker.shutdownGraceMs",
+     "Budget to finish in-flight events on "
+     "SIGTERM or a revoke; keep it below the "
+     "pod's terminationGracePeriodSeconds.",
+     NULL, NULL, NULL, false},
+    {"relay",
+     "The receiver for Pruvan's relay calls (off unless "
+     "listen is set).",
+     "object", NULL, NULL, false},
+    {"relay.listen", "HOST:PORT to serve on; null or absent: off.", "string",
+     "null", NULL, false},
+    {"relay.basePath",
+     "The web service's base path: each account "
+     "answers under BASEPATH/ACCOUNT/METHOD[.EXT].",
+     "string", "\"/pruvan\"", NULL, false},
+    {"relay.mediaDir",
+     "Where uploadPictures files are kept (a mounted "
+     "volume); a discarded item's file is deleted.",
+     "string", "\"/var/lib/pruvan-bridge/media\"", NULL, false},
+    {"relay.ackTimeoutMs",
+     "How long a relay call waits for Kafka to "
+     "acknowledge its items before answering 503 "
+     "(100..120000 ms).",
+     "integer", "10000", NULL, false},
+    {"relay.maxBodyBytes",
+     "Largest request body (1024..1073741824); "
+     "beyond it 413.",
+     "integer", "33554432", NULL, false},
+    {"relay.maxPayloadBytes",
+     "Largest JSON payload (256..67108864, at "
+     "most maxBodyBytes); beyond it 413.",
+     "integer", "1048576", NULL, false},
+    {"relay.maxFileBytes",
+     "Largest uploaded file (1..1073741824, at "
+     "most maxBodyBytes); beyond it 413.",
+     "integer", "26214400", NULL, false},
+    {"relay.maxItems", "Most items per call (1..100000); beyond it 413.",
+     "integer", "1000", NULL, false},
+    {"accounts",
+     "The integrations, by account name (1..128 "
+     "characters, no '/' or spaces): the events' account.",
+     "object", NULL, NULL, true},
+    {"accounts.*.pushKeyUrl",
+     "The account's PushKey URL, only as "
+     "\"env:NAME\" or \"file:/path\", or "
+     "\"pruvan:validate\" to learn it from "
+     "Pruvan's validate call; never printed or "
+     "logged.",
+     "secret", NULL, NULL, true},
+    {"accounts.*.mode",
+     "internal: the account's own staff (internal "
+     "statuses, assignedTo); external: a vendor.",
+     "string", "\"internal\"", "internal|external", false},
+    {"accounts.*.autoAdmin",
+     "Auto-Admin's initial value; switched at "
+     "run time with `pruvan-bridge auto-admin`.",
+     "boolean", "true", NULL, false},
+    {"accounts.*.allowDeletes",
+     "Whether delete events are pushed "
+     "(else rejected, delete_not_allowed).",
+     "boolean", "false", NULL, false},
+    {"accounts.*.statusPolicy",
+     "A status the table does not allow: "
+     "dropped with a warning, or the event "
+     "rejected.",
+     "string", "\"drop\"", "drop|reject", false},
+    {"accounts.*.users",
+     "Sub-users an internal account's assignedTo "
+     "may name.",
+     "array", "[]", NULL, false},
+    {"accounts.*.extraFields",
+     "Order fields outside Pruvan's classes "
+     "passed through as shared fields.",
+     "array", "[]", NULL, false},
+    {"accounts.*.bodyEncoding",
+     "How the push body is encoded: form "
+     "(Pruvan's documented field workOrders), "
+     "multipart, or a raw json body.",
+     "string", "\"form\"", "form|multipart|json", false},
+    {"accounts.*.relay",
+     "The integration's credentials as entered in "
+     "Pruvan's setup screen, checked on every call "
+     "of the web service: username, and token or "
+     "password (\"env:NAME\" or \"file:/path\").",
+     "object", NULL, NULL, false},
 };
 
 typedef struct table_ref {
@@ -2491,12 +2584,12 @@ typedef struct table_ref {
 } table_ref_t;
 
 static const table_ref_t table_refs[] = {
-	{"topics", topics_fields, NFIELDS(topics_fields)},
-	{"redis", redis_fields, NFIELDS(redis_fields)},
-	{"pruvan", pruvan_fields, NFIELDS(pruvan_fields)},
-	{"dedupe", dedupe_fields, NFIELDS(dedupe_fields)},
-	{"http", http_fields, NFIELDS(http_fields)},
-	{"worker", worker_fields, NFIELDS(worker_fields)},
+    {"topics", topics_fields, NFIELDS(topics_fields)},
+    {"redis", redis_fields, NFIELDS(redis_fields)},
+    {"pruvan", pruvan_fields, NFIELDS(pruvan_fields)},
+    {"dedupe", dedupe_fields, NFIELDS(dedupe_fields)},
+    {"http", http_fields, NFIELDS(http_fields)},
+    {"worker", worker_fields, NFIELDS(worker_fields)},
 };
 
 static const key_doc_t *key_doc_find(const char *path)
@@ -2527,9 +2620,9 @@ static json_t *table_row(const pb_config_t *d, const char *section,
 		json_object_set_new(row, "default",
 				    v ? json_string(v) : json_null());
 	} else {
-		json_int_t v = f->type == F_INT ? *(const int *)base
-						: (json_int_t) *
-							  (const int64_t *)base;
+		json_int_t v = f->type == F_INT
+				   ? *(const int *)base
+				   : (json_int_t) * (const int64_t *)base;
 		json_object_set_new(row, "default", json_integer(v));
 		json_object_set_new(row, "minimum", json_integer(f->min));
 		json_object_set_new(row, "maximum", json_integer(f->max));
@@ -2543,9 +2636,9 @@ static json_t *table_row(const pb_config_t *d, const char *section,
 
 static json_t *hand_row(const key_doc_t *k)
 {
-	json_t *row = json_pack("{s:s,s:s,s:s,s:b}", "path", k->path, "type",
-				k->type, "description", k->desc, "required",
-				k->required);
+	json_t *row =
+	    json_pack("{s:s,s:s,s:s,s:b}", "path", k->path, "type", k->type,
+		      "description", k->desc, "required", k->required);
 	if (!row)
 		return NULL;
 	if (k->dflt) {
@@ -2597,18 +2690,22 @@ json_t *pb_config_reference(char *errstr, size_t errstr_size)
 					f = &table_refs[s].fields[j];
 		}
 		if (!f)
-			report_add(&rep, k->path, "described, but no table "
+			report_add(&rep, k->path,
+				   "described, but no table "
 				   "row has this key: remove its description");
 		else
-			json_array_append_new(rows, table_row(&d, t->section, f));
+			json_array_append_new(rows,
+					      table_row(&d, t->section, f));
 	}
 	for (size_t s = 0; s < NFIELDS(table_refs); s++)
 		for (size_t j = 0; j < table_refs[s].n; j++) {
 			char path[PB_PATH_MAX];
 			snprintf(path, sizeof(path), "%s.%s",
-				 table_refs[s].section, table_refs[s].fields[j].key);
+				 table_refs[s].section,
+				 table_refs[s].fields[j].key);
 			if (!key_doc_find(path))
-				report_add(&rep, path, "a table row without a "
+				report_add(&rep, path,
+					   "a table row without a "
 					   "description: add one to key_docs "
 					   "in src/config.c");
 		}

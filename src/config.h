@@ -25,7 +25,10 @@
 #include "err.h"
 
 typedef enum { PB_MODE_INTERNAL = 0, PB_MODE_EXTERNAL } pb_mode_t;
-typedef enum { PB_STATUS_POLICY_DROP = 0, PB_STATUS_POLICY_REJECT } pb_status_policy_t;
+typedef enum {
+	PB_STATUS_POLICY_DROP = 0,
+	PB_STATUS_POLICY_REJECT
+} pb_status_policy_t;
 /* How a push carries {"workOrders":[...]} (contract section 8): form is
  * what Pruvan documents (urlencoded field workOrders), multipart the same
  * field as multipart/form-data, json a raw application/json body. */
@@ -48,7 +51,7 @@ typedef struct pb_account {
 	bool auto_admin;    /* initial Auto-Admin value (default true) */
 	bool allow_deletes; /* default false */
 	pb_status_policy_t status_policy; /* default drop */
-	char **users;       /* sub-users assignedTo may name */
+	char **users;			  /* sub-users assignedTo may name */
 	size_t users_len;
 	char **extra_fields; /* order fields passed through as shared */
 	size_t extra_fields_len;
@@ -64,15 +67,16 @@ typedef struct pb_account {
 	 * SECRETS (env:/file:), either may be NULL. All NULL when absent or
 	 * when the relay is off. */
 	char *relay_username;
-	char *relay_password; /* SECRET */
-	char *relay_token;    /* SECRET */
+	char *relay_password;	     /* SECRET */
+	char *relay_token;	     /* SECRET */
 	char *relay_password_source; /* "env:NAME" / "file:/path" */
 	char *relay_token_source;
 } pb_account_t;
 
 typedef struct pb_config {
 	/* "kafka": librdkafka properties, passed through in file order.
-	 * Defaults: bootstrap.servers=127.0.0.1:9092, group.id=pruvan-bridge. */
+	 * Defaults: bootstrap.servers=127.0.0.1:9092, group.id=pruvan-bridge.
+	 */
 	char **kafka_keys;
 	char **kafka_values;
 	size_t kafka_len;
@@ -82,34 +86,39 @@ typedef struct pb_config {
 	char *topic_results; /* pruvan.results */
 	char *topic_dlq;     /* pruvan.dlq */
 
-	char *redis_url;        /* redis://127.0.0.1:6379/0 */
+	char *redis_url;	/* redis://127.0.0.1:6379/0 */
 	char *redis_key_prefix; /* pb: */
 
-	int pruvan_timeout_ms;      /* 10000 */
-	int pruvan_max_attempts;    /* 8 */
-	int pruvan_backoff_base_ms; /* 200 */
-	int pruvan_backoff_max_ms;  /* 30000 */
-	int pruvan_batch_max_orders; /* 50 */
+	int pruvan_timeout_ms;	      /* 10000 */
+	int pruvan_max_attempts;      /* 8 */
+	int pruvan_backoff_base_ms;   /* 200 */
+	int pruvan_backoff_max_ms;    /* 30000 */
+	int pruvan_batch_max_orders;  /* 50 */
 	int pruvan_batch_max_wait_ms; /* 20 */
-	int pruvan_max_in_flight;   /* 16: concurrent requests per account */
-	int pruvan_circuit_failures; /* 5: consecutive failed requests that open an account's circuit */
-	int pruvan_circuit_open_ms; /* 30000: how long it stays open before a probe */
+	int pruvan_max_in_flight;     /* 16: concurrent requests per account */
+	int pruvan_circuit_failures; /* 5: consecutive failed requests that open
+					an account's circuit */
+	int pruvan_circuit_open_ms;  /* 30000: how long it stays open before a
+					probe */
 
 	int64_t dedupe_ttl_seconds; /* 604800 */
 
 	char *http_listen; /* "127.0.0.1:9464" (ops endpoints) */
 
 	/* "worker" (not in the contract's example; all optional) */
-	int worker_max_pending;      /* 2000: events held in memory before consumption stops */
+	int worker_max_pending;	      /* 2000: events held in memory before
+					 consumption stops */
 	int worker_shutdown_grace_ms; /* 25000: SIGTERM / revoke budget */
 
-	/* "relay": optional receiver for Pruvan's relay calls; off when listen is NULL */
+	/* "relay": optional receiver for Pruvan's relay calls; off when listen
+	 * is NULL */
 	char *relay_listen; /* e.g. "0.0.0.0:9465"; NULL = off */
 
 	pb_account_t *accounts;
 	size_t accounts_len;
 
-	/* Added below this line (the fields above are the original contract). */
+	/* Added below this line (the fields above are the original contract).
+	 */
 
 	/* Parallel to kafka_keys: true when the value is a secret (resolved
 	 * from env:/file:, or a property whose name says password, secret or
@@ -135,24 +144,24 @@ typedef struct pb_config {
 	char *pruvan_api_url;
 
 	/* "redis" as production runs it (contract section 9). */
-	char *redis_password;        /* SECRET: redis.password (env:/file:) */
+	char *redis_password;	     /* SECRET: redis.password (env:/file:) */
 	char *redis_password_source; /* "env:NAME" / "file:/path", or NULL */
-	bool redis_tls;              /* redis.tls given */
+	bool redis_tls;		     /* redis.tls given */
 	char *redis_tls_ca_file, *redis_tls_cert_file, *redis_tls_key_file;
 	char *redis_tls_server_name;
-	bool redis_tls_verify;           /* true */
-	char *redis_sentinel_master;     /* NULL: no Sentinel */
-	char **redis_sentinel_nodes;     /* "HOST:PORT" */
+	bool redis_tls_verify;	     /* true */
+	char *redis_sentinel_master; /* NULL: no Sentinel */
+	char **redis_sentinel_nodes; /* "HOST:PORT" */
 	size_t redis_sentinel_nodes_len;
-	char *redis_sentinel_password;   /* SECRET, may be NULL */
-	char **redis_cluster_nodes;      /* NULL: no Cluster */
+	char *redis_sentinel_password; /* SECRET, may be NULL */
+	char **redis_cluster_nodes;    /* NULL: no Cluster */
 	size_t redis_cluster_nodes_len;
-	int redis_min_replicas;          /* 0 */
-	int redis_wait_timeout_ms;       /* 1000 */
+	int redis_min_replicas;	   /* 0 */
+	int redis_wait_timeout_ms; /* 1000 */
 
 	/* Egress to Pruvan. */
 	char *pruvan_ca_file; /* a CA bundle beside the system's; NULL: none */
-	char *pruvan_proxy;   /* an HTTP(S) proxy URL; NULL: the environment's */
+	char *pruvan_proxy; /* an HTTP(S) proxy URL; NULL: the environment's */
 } pb_config_t;
 
 /*
@@ -161,12 +170,14 @@ typedef struct pb_config {
  * On failure returns PB_ERR_CONFIG (or PB_ERR_IO when the file itself cannot
  * be read) and errstr holds every mistake, one per line, each beginning with
  * its JSON path, e.g.
- *   $.accounts.acme.mode: unknown mode "intrnal" (expected "internal" or "external")
+ *   $.accounts.acme.mode: unknown mode "intrnal" (expected "internal" or
+ * "external")
  *   $.pruvan.timeoutMs: expected an integer, got a string
- *   $.accounts.acme.pushKeyUrl: environment variable ACME_PUSHKEY_URL is not set
+ *   $.accounts.acme.pushKeyUrl: environment variable ACME_PUSHKEY_URL is not
+ * set
  */
-pb_err_t pb_config_load(const char *path, pb_config_t **cfg_out,
-			char *errstr, size_t errstr_size);
+pb_err_t pb_config_load(const char *path, pb_config_t **cfg_out, char *errstr,
+			size_t errstr_size);
 
 /*
  * Same, for check-config --no-env (CI, GitOps): every "env:NAME" and

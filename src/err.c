@@ -8,17 +8,28 @@
 const char *pb_err_name(pb_err_t err)
 {
 	switch (err) {
-	case PB_OK: return "ok";
-	case PB_ERR_NOMEM: return "nomem";
-	case PB_ERR_INVALID: return "invalid";
-	case PB_ERR_CONFIG: return "config";
-	case PB_ERR_IO: return "io";
-	case PB_ERR_REDIS: return "redis";
-	case PB_ERR_KAFKA: return "kafka";
-	case PB_ERR_HTTP: return "http";
-	case PB_ERR_TIMEOUT: return "timeout";
-	case PB_ERR_NOT_FOUND: return "not_found";
-	case PB_ERR_STATE: return "state";
+	case PB_OK:
+		return "ok";
+	case PB_ERR_NOMEM:
+		return "nomem";
+	case PB_ERR_INVALID:
+		return "invalid";
+	case PB_ERR_CONFIG:
+		return "config";
+	case PB_ERR_IO:
+		return "io";
+	case PB_ERR_REDIS:
+		return "redis";
+	case PB_ERR_KAFKA:
+		return "kafka";
+	case PB_ERR_HTTP:
+		return "http";
+	case PB_ERR_TIMEOUT:
+		return "timeout";
+	case PB_ERR_NOT_FOUND:
+		return "not_found";
+	case PB_ERR_STATE:
+		return "state";
 	}
 	return "unknown";
 }

@@ -19,16 +19,16 @@
 
 typedef enum pb_err {
 	PB_OK = 0,
-	PB_ERR_NOMEM,     /* allocation failed */
-	PB_ERR_INVALID,   /* bad input: the caller's data is wrong */
-	PB_ERR_CONFIG,    /* configuration is invalid */
-	PB_ERR_IO,        /* file or socket I/O failed */
-	PB_ERR_REDIS,     /* Redis unreachable or answered an error */
-	PB_ERR_KAFKA,     /* Kafka client error */
-	PB_ERR_HTTP,      /* HTTP transport or protocol error */
-	PB_ERR_TIMEOUT,   /* an operation timed out */
+	PB_ERR_NOMEM,	  /* allocation failed */
+	PB_ERR_INVALID,	  /* bad input: the caller's data is wrong */
+	PB_ERR_CONFIG,	  /* configuration is invalid */
+	PB_ERR_IO,	  /* file or socket I/O failed */
+	PB_ERR_REDIS,	  /* Redis unreachable or answered an error */
+	PB_ERR_KAFKA,	  /* Kafka client error */
+	PB_ERR_HTTP,	  /* HTTP transport or protocol error */
+	PB_ERR_TIMEOUT,	  /* an operation timed out */
 	PB_ERR_NOT_FOUND, /* the thing asked for does not exist */
-	PB_ERR_STATE,     /* operation not valid in the current state */
+	PB_ERR_STATE,	  /* operation not valid in the current state */
 } pb_err_t;
 
 /* Stable name of an error, e.g. "invalid". Never NULL. */

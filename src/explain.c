@@ -38,17 +38,19 @@ static const char *expected_outcome(const pb_decision_t *d)
 		return d->push_action == PB_ACTION_CREATE   ? "created"
 		       : d->push_action == PB_ACTION_DELETE ? "deleted"
 							    : "updated";
-	case PB_VERDICT_UNCHANGED: return "unchanged";
-	case PB_VERDICT_STALE: return "stale";
-	case PB_VERDICT_REJECTED: return "rejected";
+	case PB_VERDICT_UNCHANGED:
+		return "unchanged";
+	case PB_VERDICT_STALE:
+		return "stale";
+	case PB_VERDICT_REJECTED:
+		return "rejected";
 	}
 	return "rejected";
 }
 
 json_t *pb_explain_describe(long line, const pb_event_t *ev,
-			    const pb_rejection_t *rej,
-			    const pb_decision_t *d, bool auto_admin,
-			    const char *state)
+			    const pb_rejection_t *rej, const pb_decision_t *d,
+			    bool auto_admin, const char *state)
 {
 	json_t *x = json_object();
 	if (!x)
@@ -94,8 +96,9 @@ json_t *pb_explain_describe(long line, const pb_event_t *ev,
 			    push ? json_string(pb_action_name(d->push_action))
 				 : json_null());
 	json_object_set_new(x, "request",
-			    push && d->work_order ? json_deep_copy(d->work_order)
-						  : json_null());
+			    push && d->work_order
+				? json_deep_copy(d->work_order)
+				: json_null());
 	if (push && d->unknown_order)
 		json_object_set_new(x, "unknownOrder", json_true());
 	json_object_set_new(x, "withheld",
@@ -127,7 +130,8 @@ static void table_work_order(pb_jtext_t *b, const json_t *wo)
 {
 	const char *k;
 	json_t *v;
-	json_object_foreach((json_t *)wo, k, v) {
+	json_object_foreach((json_t *)wo, k, v)
+	{
 		pb_jt_lit(b, "      ");
 		pb_jt_lit(b, k);
 		pb_jt_lit(b, " = ");
@@ -201,25 +205,24 @@ typedef struct seen_order {
 	char *account, *won;
 	bool created, deleted, has_version;
 	int64_t version, occurred_ms;
-	char *pushed;     /* owned, may be NULL */
+	char *pushed;	  /* owned, may be NULL */
 	char **event_ids; /* events explained for it */
 	size_t n_ids;
-	bool exists;      /* what the pipeline reads as the order's hash */
-	bool from_redis;  /* the state was read from Redis */
+	bool exists;	 /* what the pipeline reads as the order's hash */
+	bool from_redis; /* the state was read from Redis */
 } seen_order_t;
 
 typedef struct session {
 	const pb_config_t *cfg;
 	const pb_explain_opts_t *o;
-	pb_state_t *st; /* with_state only */
+	pb_state_t *st;	 /* with_state only */
 	int *auto_admin; /* per account: 1, 0 or -1 (configured) */
 	seen_order_t *orders;
 	FILE *out;
 	long counts[3]; /* pushed, not pushed, rejected */
 } session_t;
 
-static seen_order_t *order_find(session_t *s, const char *acct,
-				const char *won)
+static seen_order_t *order_find(session_t *s, const char *acct, const char *won)
 {
 	for (seen_order_t *o = s->orders; o; o = o->next)
 		if (!strcmp(o->account, acct) && !strcmp(o->won, won))
@@ -227,8 +230,7 @@ static seen_order_t *order_find(session_t *s, const char *acct,
 	return NULL;
 }
 
-static seen_order_t *order_add(session_t *s, const char *acct,
-			       const char *won)
+static seen_order_t *order_add(session_t *s, const char *acct, const char *won)
 {
 	seen_order_t *o = calloc(1, sizeof(*o));
 	if (!o)
@@ -283,8 +285,7 @@ static void order_note_event(seen_order_t *o, const char *id)
 static void order_apply(seen_order_t *o, const pb_event_t *ev,
 			const pb_decision_t *d)
 {
-	if (d->verdict != PB_VERDICT_PUSH &&
-	    d->verdict != PB_VERDICT_UNCHANGED)
+	if (d->verdict != PB_VERDICT_PUSH && d->verdict != PB_VERDICT_UNCHANGED)
 		return;
 	o->exists = true;
 	o->has_version = ev->has_version;
@@ -309,12 +310,11 @@ static void order_apply(seen_order_t *o, const pb_event_t *ev,
 
 /* Read whether event_id was processed (its mark), and when fresh (the
  * order's first event in the input) the order's stored state into o. */
-static pb_err_t order_fetch(session_t *s, seen_order_t *o,
-			    const char *event_id, bool fresh, bool *dup,
-			    char *err, size_t size)
+static pb_err_t order_fetch(session_t *s, seen_order_t *o, const char *event_id,
+			    bool fresh, bool *dup, char *err, size_t size)
 {
-	pb_state_view_t v = {.account = o->account, .won = o->won,
-			     .event_id = event_id};
+	pb_state_view_t v = {
+	    .account = o->account, .won = o->won, .event_id = event_id};
 	pb_state_call_t call;
 	pb_err_t e = pb_state_fetch_send(s->st, &v, 1, &call, err, size);
 	if (!e)
@@ -411,15 +411,16 @@ static pb_err_t explain_line(session_t *s, long lineno, const char *buf,
 	    (e = order_fetch(s, o, ev->event_id, fresh, &dup, err, size)))
 		goto out;
 	const char *state = o->from_redis ? "stored in Redis"
-			    : !fresh      ? "from earlier events of this input"
-			    : s->st       ? "none in Redis"
+			    : !fresh	  ? "from earlier events of this input"
+			    : s->st	  ? "none in Redis"
 					  : "none (without --with-state)";
 	bool aa = acct ? auto_admin_of(s, acct) : true;
 	if (dup) {
 		emit(s, pb_explain_describe(lineno, ev, NULL, NULL, aa, state));
 		goto out;
 	}
-	pb_order_state_t st = {.created = o->created, .deleted = o->deleted,
+	pb_order_state_t st = {.created = o->created,
+			       .deleted = o->deleted,
 			       .has_version = o->has_version,
 			       .version = o->version,
 			       .occurred_ms = o->occurred_ms,
@@ -473,17 +474,21 @@ int pb_explain_run(const pb_config_t *cfg, const pb_explain_opts_t *o,
 	int rc = 1;
 	FILE *in = stdin;
 	if (input && strcmp(input, "-") != 0 && !(in = fopen(input, "r"))) {
-		snprintf(err, size, "cannot open %s: %s (give a file of JSON "
-			 "lines, or - for stdin)", input, strerror(errno));
+		snprintf(err, size,
+			 "cannot open %s: %s (give a file of JSON "
+			 "lines, or - for stdin)",
+			 input, strerror(errno));
 		return 1;
 	}
 	if (o->with_state) {
 		char e[512];
 		if (pb_state_new_config(cfg, 2000, &s.st, e, sizeof(e)) ||
 		    read_auto_admin(&s, e, sizeof(e))) {
-			snprintf(err, size, "cannot read the stored state: %s "
+			snprintf(err, size,
+				 "cannot read the stored state: %s "
 				 "(is Redis reachable at the configured url? "
-				 "without --with-state nothing is read)", e);
+				 "without --with-state nothing is read)",
+				 e);
 			goto out;
 		}
 	}
@@ -493,9 +498,10 @@ int pb_explain_run(const pb_config_t *cfg, const pb_explain_opts_t *o,
 		goto out;
 	}
 	if (!o->json)
-		fprintf(out, "%ld to push, %ld not pushed, %ld rejected; "
-			"nothing was sent or stored.\n", s.counts[0],
-			s.counts[1], s.counts[2]);
+		fprintf(out,
+			"%ld to push, %ld not pushed, %ld rejected; "
+			"nothing was sent or stored.\n",
+			s.counts[0], s.counts[1], s.counts[2]);
 	rc = 0;
 out:
 	fflush(out);

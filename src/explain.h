@@ -27,7 +27,7 @@
 #include "rules.h"
 
 typedef struct pb_explain_opts {
-	bool json;       /* JSON lines instead of the table */
+	bool json;	 /* JSON lines instead of the table */
 	bool with_state; /* read stored state from Redis */
 } pb_explain_opts_t;
 
@@ -49,9 +49,8 @@ int pb_explain_run(const pb_config_t *cfg, const pb_explain_opts_t *o,
  * could not be read.
  */
 json_t *pb_explain_describe(long line, const pb_event_t *ev,
-			    const pb_rejection_t *rej,
-			    const pb_decision_t *d, bool auto_admin,
-			    const char *state);
+			    const pb_rejection_t *rej, const pb_decision_t *d,
+			    bool auto_admin, const char *state);
 
 /* The readable form of pb_explain_describe's object (malloc'd text). */
 char *pb_explain_table(const json_t *x);

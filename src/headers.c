@@ -18,8 +18,8 @@ rd_kafka_headers_t *pb_headers_of_message_new(const rd_kafka_message_t *m)
 bool pb_header_reserved(const char *name)
 {
 	static const char *const exact[] = {
-		"x-attempts", "x-http-status", "x-response-body", "x-request",
-		"x-truncated", "x-replayed-from"};
+	    "x-attempts", "x-http-status", "x-response-body",
+	    "x-request",  "x-truncated",   "x-replayed-from"};
 	if (strncmp(name, "x-error-", 8) == 0 ||
 	    strncmp(name, "x-source-", 9) == 0)
 		return true;
@@ -29,8 +29,8 @@ bool pb_header_reserved(const char *name)
 	return false;
 }
 
-void pb_headers_add_all(rd_kafka_headers_t *dst,
-			const rd_kafka_headers_t *src, bool skip_reserved)
+void pb_headers_add_all(rd_kafka_headers_t *dst, const rd_kafka_headers_t *src,
+			bool skip_reserved)
 {
 	const char *name;
 	const void *v;
@@ -94,8 +94,8 @@ static void put_string(pb_jtext_t *b, const unsigned char *v, size_t n)
 			pb_jt_put(b, (const char *)v + i, 1);
 			i++;
 		} else if (c < 0x20) {
-			char esc[7] = {'\\', 'u', '0', '0', hex[c >> 4],
-				       hex[c & 15], 0};
+			char esc[7] = {'\\',	    'u',	 '0', '0',
+				       hex[c >> 4], hex[c & 15], 0};
 			pb_jt_lit(b, esc);
 			i++;
 		} else {
@@ -159,8 +159,7 @@ static bool is_hex(const char *s, size_t n)
 	return true;
 }
 
-bool pb_headers_traceparent(const rd_kafka_headers_t *h, char *buf,
-			    size_t size)
+bool pb_headers_traceparent(const rd_kafka_headers_t *h, char *buf, size_t size)
 {
 	const void *v;
 	size_t n;

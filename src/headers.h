@@ -36,8 +36,8 @@ bool pb_header_reserved(const char *name);
 
 /* Append every header of src (may be NULL) to dst, in order, leaving out
  * the reserved ones when skip_reserved. */
-void pb_headers_add_all(rd_kafka_headers_t *dst,
-			const rd_kafka_headers_t *src, bool skip_reserved);
+void pb_headers_add_all(rd_kafka_headers_t *dst, const rd_kafka_headers_t *src,
+			bool skip_reserved);
 
 /* An owned copy of h for one more record; NULL when h is NULL or empty. */
 rd_kafka_headers_t *pb_headers_copy_new(const rd_kafka_headers_t *h);

@@ -99,11 +99,21 @@ static void jt_strn(pb_jtext_t *b, const char *s, size_t n)
 		} else {
 			*d++ = '\\';
 			switch (c) {
-			case '\b': *d++ = 'b'; break;
-			case '\f': *d++ = 'f'; break;
-			case '\n': *d++ = 'n'; break;
-			case '\r': *d++ = 'r'; break;
-			case '\t': *d++ = 't'; break;
+			case '\b':
+				*d++ = 'b';
+				break;
+			case '\f':
+				*d++ = 'f';
+				break;
+			case '\n':
+				*d++ = 'n';
+				break;
+			case '\r':
+				*d++ = 'r';
+				break;
+			case '\t':
+				*d++ = 't';
+				break;
 			default:
 				*d++ = 'u';
 				*d++ = '0';
@@ -207,7 +217,8 @@ static void jt_value(pb_jtext_t *b, const json_t *j, bool sort, int depth)
 		pb_jt_i64(b, (long long)json_integer_value(j));
 		return;
 	case JSON_REAL: {
-		/* rare here; jansson's own formatting (%.17g and its fix-ups) */
+		/* rare here; jansson's own formatting (%.17g and its fix-ups)
+		 */
 		char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
 		if (!s) {
 			b->bad = true;
@@ -659,9 +670,10 @@ static const char *sp_value(const char *p, const char *e, int depth,
 		q = number_end(p, e, &real);
 		/* an integer of 19 digits or more may not fit json_int_t, a
 		 * real with an exponent or 300 digits may overflow a double */
-		if (q && (real ? q - p >= 300 || memchr(p, 'e', (size_t)(q - p)) ||
-				     memchr(p, 'E', (size_t)(q - p))
-			       : q - p >= 19))
+		if (q &&
+		    (real ? q - p >= 300 || memchr(p, 'e', (size_t)(q - p)) ||
+				memchr(p, 'E', (size_t)(q - p))
+			  : q - p >= 19))
 			*check = true;
 		return q;
 	}

@@ -19,9 +19,9 @@
 #include <stddef.h>
 
 typedef struct {
-	char *p;	/* NUL-terminated text, malloc'd; NULL while empty */
+	char *p; /* NUL-terminated text, malloc'd; NULL while empty */
 	size_t len, cap;
-	bool bad;	/* out of memory, or a string that is not UTF-8 */
+	bool bad; /* out of memory, or a string that is not UTF-8 */
 } pb_jtext_t;
 
 /* Raw bytes / a literal / a decimal integer, appended as they are. */

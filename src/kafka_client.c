@@ -23,8 +23,8 @@ static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
 }
 
 static pb_err_t set_props(rd_kafka_conf_t *kc, const char *client,
-			  const pb_kafka_prop_t *props, size_t n,
-			  char *errstr, size_t errstr_size)
+			  const pb_kafka_prop_t *props, size_t n, char *errstr,
+			  size_t errstr_size)
 {
 	for (size_t i = 0; i < n; i++) {
 		char e[512];
@@ -75,8 +75,7 @@ pb_err_t pb_kafka_client_new(const pb_config_t *cfg,
 	return PB_OK;
 }
 
-int64_t pb_kafka_client_conf_i64(rd_kafka_t *rk, const char *name,
-				 int64_t dflt)
+int64_t pb_kafka_client_conf_i64(rd_kafka_t *rk, const char *name, int64_t dflt)
 {
 	char v[64];
 	size_t n = sizeof(v);

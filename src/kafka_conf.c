@@ -7,17 +7,35 @@
 #include "oidc.h"
 
 /* Properties only one kind of client understands (prefix match). */
-static const char *const consumer_only[] = {
-	"group.", "session.timeout.ms", "heartbeat.interval.ms",
-	"max.poll.interval.ms", "auto.offset.reset", "auto.commit.",
-	"enable.auto.", "partition.assignment.strategy", "fetch.",
-	"isolation.level", "enable.partition.eof", "check.crcs",
-	"queued.min.messages", "queued.max.messages.kbytes", NULL};
-static const char *const producer_only[] = {
-	"linger.ms", "acks", "request.required.acks", "enable.idempotence",
-	"compression.", "batch.", "queue.buffering.", "message.timeout.ms",
-	"delivery.timeout.ms", "retries", "message.send.max.retries",
-	"max.in.flight", "partitioner", NULL};
+static const char *const consumer_only[] = {"group.",
+					    "session.timeout.ms",
+					    "heartbeat.interval.ms",
+					    "max.poll.interval.ms",
+					    "auto.offset.reset",
+					    "auto.commit.",
+					    "enable.auto.",
+					    "partition.assignment.strategy",
+					    "fetch.",
+					    "isolation.level",
+					    "enable.partition.eof",
+					    "check.crcs",
+					    "queued.min.messages",
+					    "queued.max.messages.kbytes",
+					    NULL};
+static const char *const producer_only[] = {"linger.ms",
+					    "acks",
+					    "request.required.acks",
+					    "enable.idempotence",
+					    "compression.",
+					    "batch.",
+					    "queue.buffering.",
+					    "message.timeout.ms",
+					    "delivery.timeout.ms",
+					    "retries",
+					    "message.send.max.retries",
+					    "max.in.flight",
+					    "partitioner",
+					    NULL};
 
 static bool has_prefix_in(const char *key, const char *const *list)
 {
@@ -51,8 +69,8 @@ pb_err_t pb_kafka_conf_apply(const pb_config_t *c, rd_kafka_conf_t *kc,
 	for (size_t i = 0; i < c->kafka_len; i++) {
 		if (!applies(c->kafka_keys[i], role))
 			continue;
-		if (rd_kafka_conf_set(kc, c->kafka_keys[i], c->kafka_values[i], e,
-				      sizeof(e)) != RD_KAFKA_CONF_OK)
+		if (rd_kafka_conf_set(kc, c->kafka_keys[i], c->kafka_values[i],
+				      e, sizeof(e)) != RD_KAFKA_CONF_OK)
 			return pb_errf(errstr, errstr_size, PB_ERR_CONFIG,
 				       "$.kafka.%s: %s", c->kafka_keys[i], e);
 	}
@@ -60,8 +78,8 @@ pb_err_t pb_kafka_conf_apply(const pb_config_t *c, rd_kafka_conf_t *kc,
 	pb_oidc_t o;
 	if (pb_oidc_parse(pb_config_kafka_get(c, "sasl.oauthbearer.config"), &o,
 			  e, sizeof(e)) == PB_OK)
-		rd_kafka_conf_set_oauthbearer_token_refresh_cb(kc,
-							       pb_oidc_refresh_cb);
+		rd_kafka_conf_set_oauthbearer_token_refresh_cb(
+		    kc, pb_oidc_refresh_cb);
 	memset(o.client_secret, 0, sizeof(o.client_secret));
 	return PB_OK;
 }
@@ -72,11 +90,12 @@ static void report_line(char *errstr, size_t size, size_t *used,
 {
 	if (*used >= size)
 		return;
-	int n = snprintf(errstr + *used, size - *used, "%s$.kafka%s%s: %s",
-			 *used ? "\n" : "", key ? "." : "", key ? key : "",
-			 msg);
+	int n =
+	    snprintf(errstr + *used, size - *used, "%s$.kafka%s%s: %s",
+		     *used ? "\n" : "", key ? "." : "", key ? key : "", msg);
 	if (n > 0)
-		*used += (size_t)n < size - *used ? (size_t)n : size - *used - 1;
+		*used +=
+		    (size_t)n < size - *used ? (size_t)n : size - *used - 1;
 }
 
 static void quiet_log(const rd_kafka_t *rk, int level, const char *fac,
@@ -128,11 +147,13 @@ pb_err_t pb_kafka_conf_check(const pb_config_t *c, bool create, char *errstr,
 		}
 	}
 	pb_oidc_t o;
-	pb_err_t oe = pb_oidc_parse(
-	    pb_config_kafka_get(c, "sasl.oauthbearer.config"), &o, e, sizeof(e));
+	pb_err_t oe =
+	    pb_oidc_parse(pb_config_kafka_get(c, "sasl.oauthbearer.config"), &o,
+			  e, sizeof(e));
 	memset(o.client_secret, 0, sizeof(o.client_secret));
 	if (oe == PB_ERR_INVALID) {
-		report_line(errstr, errstr_size, &used, "sasl.oauthbearer.config",
+		report_line(errstr, errstr_size, &used,
+			    "sasl.oauthbearer.config",
 			    e + strlen("sasl.oauthbearer.config: "));
 		bad++;
 	} else if (oe == PB_OK) {
@@ -147,8 +168,10 @@ pb_err_t pb_kafka_conf_check(const pb_config_t *c, bool create, char *errstr,
 		}
 		kc[1] = NULL;
 		if (!bad) {
-			if (!try_create(RD_KAFKA_CONSUMER, kc[0], e, sizeof(e))) {
-				report_line(errstr, errstr_size, &used, NULL, e);
+			if (!try_create(RD_KAFKA_CONSUMER, kc[0], e,
+					sizeof(e))) {
+				report_line(errstr, errstr_size, &used, NULL,
+					    e);
 				bad++;
 			}
 			kc[0] = NULL;
@@ -163,6 +186,6 @@ pb_err_t pb_kafka_conf_check(const pb_config_t *c, bool create, char *errstr,
 const char *pb_kafka_default_assignor(int rdkafka_version)
 {
 	return rdkafka_version >= PB_KAFKA_COOPERATIVE_MIN_VERSION
-		       ? "cooperative-sticky"
-		       : "range,roundrobin";
+		   ? "cooperative-sticky"
+		   : "range,roundrobin";
 }

@@ -20,7 +20,7 @@
 
 typedef enum {
 	PB_KAFKA_GROUP_CONSUMER, /* the worker's consumer-group member */
-	PB_KAFKA_READER,         /* a consumer outside the group */
+	PB_KAFKA_READER,	 /* a consumer outside the group */
 	PB_KAFKA_PRODUCER,
 } pb_kafka_role_t;
 

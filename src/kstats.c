@@ -14,7 +14,8 @@ static void brokers(pb_metrics_t *m, const char *client, const json_t *bs)
 {
 	const char *name;
 	json_t *b;
-	json_object_foreach((json_t *)bs, name, b) {
+	json_object_foreach((json_t *)bs, name, b)
+	{
 		/* bootstrap and coordinator placeholders have no node id */
 		if (num(b, "nodeid") < 0)
 			continue;
@@ -37,8 +38,10 @@ static void partitions(pb_metrics_t *m, const json_t *topics)
 {
 	const char *tname, *pname;
 	json_t *t, *p;
-	json_object_foreach((json_t *)topics, tname, t) {
-		json_object_foreach(json_object_get(t, "partitions"), pname, p) {
+	json_object_foreach((json_t *)topics, tname, t)
+	{
+		json_object_foreach(json_object_get(t, "partitions"), pname, p)
+		{
 			double lag = num(p, "consumer_lag");
 			/* -1: the internal UA partition, or not consumed */
 			if (strcmp(pname, "-1") == 0 || lag < 0)

@@ -23,9 +23,18 @@ static volatile int log_fd = 2;
 
 static const char *level_names[] = {"debug", "info", "warn", "error"};
 
-void pb_log_set_level(pb_log_level_t level) { log_level = (int)level; }
-pb_log_level_t pb_log_get_level(void) { return (pb_log_level_t)log_level; }
-void pb_log_set_fd(int fd) { log_fd = fd; }
+void pb_log_set_level(pb_log_level_t level)
+{
+	log_level = (int)level;
+}
+pb_log_level_t pb_log_get_level(void)
+{
+	return (pb_log_level_t)log_level;
+}
+void pb_log_set_fd(int fd)
+{
+	log_fd = fd;
+}
 
 bool pb_log_level_parse(const char *name, pb_log_level_t *level_out)
 {
@@ -58,7 +67,8 @@ static void log_emit(pb_log_level_t level, const char *msg, va_list *kv)
 		const char *k;
 		while ((k = va_arg(*kv, const char *)) != NULL) {
 			const char *v = va_arg(*kv, const char *);
-			json_object_set_new(o, k, v ? json_string(v) : json_null());
+			json_object_set_new(o, k,
+					    v ? json_string(v) : json_null());
 		}
 	}
 	char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);

@@ -36,10 +36,10 @@ void pb_log_set_fd(int fd);
  *   pb_log(PB_LOG_INFO, "consumer started", "group", gid, NULL);
  */
 void pb_log(pb_log_level_t level, const char *msg, ...)
-	__attribute__((sentinel));
+    __attribute__((sentinel));
 
 /* Same, with printf-formatted message and no context fields. */
 void pb_logf(pb_log_level_t level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 #endif

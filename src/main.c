@@ -42,8 +42,8 @@
 #include "watch.h"
 
 #define EXIT_RUNTIME PB_EXIT_RUNTIME
-#define EXIT_USAGE PB_EXIT_USAGE
-#define EXIT_CONFIG PB_EXIT_CONFIG
+#define EXIT_USAGE   PB_EXIT_USAGE
+#define EXIT_CONFIG  PB_EXIT_CONFIG
 
 #ifndef PB_VERSION
 #define PB_VERSION "0.1.0"
@@ -94,10 +94,11 @@ static pb_config_t *load_config_opts(const char *path, bool no_env)
 {
 	static char err[16384];
 	pb_config_t *cfg = NULL;
-	pb_err_t e = no_env ? pb_config_load_no_env(path, &cfg, err, sizeof(err))
-			    : pb_config_load(path, &cfg, err, sizeof(err));
-	if (e == PB_OK && pb_kafka_conf_check(cfg, !no_env, err,
-					      sizeof(err)) != PB_OK) {
+	pb_err_t e = no_env
+			 ? pb_config_load_no_env(path, &cfg, err, sizeof(err))
+			 : pb_config_load(path, &cfg, err, sizeof(err));
+	if (e == PB_OK &&
+	    pb_kafka_conf_check(cfg, !no_env, err, sizeof(err)) != PB_OK) {
 		pb_config_destroy(cfg);
 		cfg = NULL;
 		e = PB_ERR_CONFIG;
@@ -186,7 +187,8 @@ static int cmd_run(const char *path, bool exit_on_eof)
 				   .stop_flag = &stop_flag};
 	if (pb_pipeline_new(cfg, m, &opts, &pl, err, sizeof(err)) != PB_OK) {
 		pb_log(PB_LOG_ERROR, "cannot start the worker", "error", err,
-		       "what_to_do", "check the kafka and redis settings", NULL);
+		       "what_to_do", "check the kafka and redis settings",
+		       NULL);
 		goto out;
 	}
 	if (cfg->http_listen && cfg->http_listen[0]) {
@@ -228,16 +230,19 @@ static int cmd_auto_admin(const char *path, const char *account, bool on)
 	pb_state_t *st = NULL;
 	char err[512];
 	if (!pb_config_account(cfg, account)) {
-		fprintf(stderr, "auto-admin: account \"%s\" is not in %s\n", account, path);
+		fprintf(stderr, "auto-admin: account \"%s\" is not in %s\n",
+			account, path);
 		rc = EXIT_USAGE;
 		goto out;
 	}
 	if (pb_state_new_config(cfg, 2000, &st, err, sizeof(err)) ||
 	    pb_state_set_auto_admin(st, account, on, err, sizeof(err))) {
-		fprintf(stderr, "auto-admin: %s (check the redis settings)\n", err);
+		fprintf(stderr, "auto-admin: %s (check the redis settings)\n",
+			err);
 		goto out;
 	}
-	printf("Auto-Admin for %s is now %s; running workers apply it within a second.\n",
+	printf("Auto-Admin for %s is now %s; running workers apply it within a "
+	       "second.\n",
 	       account, on ? "on" : "off");
 	rc = 0;
 out:
@@ -251,8 +256,10 @@ static int cmd_replay(const pb_cli_t *c, const char *path)
 	pb_config_t *cfg = load_config(path);
 	if (!cfg)
 		return EXIT_CONFIG;
-	pb_replay_opts_t ro = {.partition = c->partition, .from = c->from,
-			       .to = c->to, .reason = c->reason,
+	pb_replay_opts_t ro = {.partition = c->partition,
+			       .from = c->from,
+			       .to = c->to,
+			       .reason = c->reason,
 			       .dry_run = c->dry_run};
 	long n = 0;
 	char err[512];
@@ -261,9 +268,9 @@ static int cmd_replay(const pb_cli_t *c, const char *path)
 		fprintf(stderr, "replay: %s\n", err);
 		rc = EXIT_RUNTIME;
 	} else {
-		fprintf(stderr, "replay: %ld record%s %s\n", n,
-			n == 1 ? "" : "s",
-			c->dry_run ? "would be replayed (dry run)" : "replayed");
+		fprintf(
+		    stderr, "replay: %ld record%s %s\n", n, n == 1 ? "" : "s",
+		    c->dry_run ? "would be replayed (dry run)" : "replayed");
 	}
 	pb_config_destroy(cfg);
 	return rc;
@@ -279,7 +286,8 @@ static int cmd_watch(const char *path, bool once)
 	sa.sa_handler = on_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	int rc = pb_watch_run(cfg, once, &stop_flag) == PB_OK ? 0 : EXIT_RUNTIME;
+	int rc =
+	    pb_watch_run(cfg, once, &stop_flag) == PB_OK ? 0 : EXIT_RUNTIME;
 	pb_config_destroy(cfg);
 	return rc;
 }
@@ -312,7 +320,8 @@ int main(int argc, char **argv)
 	switch (pb_cli_parse(argc, argv, &c, err, sizeof(err))) {
 	case PB_CLI_USAGE: {
 		const char *name = pb_cli_cmd_name(c.cmd);
-		fprintf(stderr, "pruvan-bridge: %s\nTry `pruvan-bridge %s%s--help`.\n",
+		fprintf(stderr,
+			"pruvan-bridge: %s\nTry `pruvan-bridge %s%s--help`.\n",
 			err, name ? name : "", name ? " " : "");
 		return EXIT_USAGE;
 	}
@@ -334,14 +343,27 @@ int main(int argc, char **argv)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	int rc = EXIT_USAGE;
 	switch (c.cmd) {
-	case PB_CMD_RUN: rc = cmd_run(cfg_path, c.exit_on_eof); break;
-	case PB_CMD_CHECK_CONFIG: rc = cmd_check_config(cfg_path, c.no_env); break;
-	case PB_CMD_AUTO_ADMIN: rc = cmd_auto_admin(cfg_path, c.account, c.on); break;
-	case PB_CMD_REPLAY: rc = cmd_replay(&c, cfg_path); break;
-	case PB_CMD_WATCH: rc = cmd_watch(cfg_path, c.once); break;
-	case PB_CMD_EXPLAIN: rc = cmd_explain(&c, cfg_path); break;
+	case PB_CMD_RUN:
+		rc = cmd_run(cfg_path, c.exit_on_eof);
+		break;
+	case PB_CMD_CHECK_CONFIG:
+		rc = cmd_check_config(cfg_path, c.no_env);
+		break;
+	case PB_CMD_AUTO_ADMIN:
+		rc = cmd_auto_admin(cfg_path, c.account, c.on);
+		break;
+	case PB_CMD_REPLAY:
+		rc = cmd_replay(&c, cfg_path);
+		break;
+	case PB_CMD_WATCH:
+		rc = cmd_watch(cfg_path, c.once);
+		break;
+	case PB_CMD_EXPLAIN:
+		rc = cmd_explain(&c, cfg_path);
+		break;
 	case PB_CMD_VERSION:
-	case PB_CMD_NONE: break;
+	case PB_CMD_NONE:
+		break;
 	}
 	curl_global_cleanup();
 	return rc;

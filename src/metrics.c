@@ -39,10 +39,10 @@ struct series {
 	struct metric *metric;
 	char *labels;
 	uint32_t hash;
-	double value;     /* counter / gauge */
-	uint64_t *counts; /* histogram: per-bucket, non-cumulative */
-	uint64_t count;   /* histogram: observations */
-	double sum;       /* histogram */
+	double value;	      /* counter / gauge */
+	uint64_t *counts;     /* histogram: per-bucket, non-cumulative */
+	uint64_t count;	      /* histogram: observations */
+	double sum;	      /* histogram */
 	struct series *hnext; /* hash chain */
 	struct series *mnext; /* metric's list */
 };
@@ -224,10 +224,10 @@ pb_metrics_t *pb_metrics_new(void)
 		return NULL;
 	}
 	struct metric *x = add_metric(
-		m, PB_M_SERIES_DROPPED, PB_METRIC_COUNTER,
-		"Metric updates dropped because the registry reached its "
-		"series bound or the label set was invalid.",
-		NULL, 0);
+	    m, PB_M_SERIES_DROPPED, PB_METRIC_COUNTER,
+	    "Metric updates dropped because the registry reached its "
+	    "series bound or the label set was invalid.",
+	    NULL, 0);
 	if (!x || !(m->dropped = new_series(m, x, "", hash_key(x->name, "")))) {
 		pb_metrics_destroy(m);
 		return NULL;
@@ -292,7 +292,8 @@ pb_err_t pb_metrics_declare(pb_metrics_t *m, const char *name,
 	pthread_mutex_lock(&m->lock);
 	struct metric *x = find_metric(m, name);
 	if (x) {
-		/* Same name, other type: a programming error worth reporting. */
+		/* Same name, other type: a programming error worth reporting.
+		 */
 		if (x->type != type)
 			err = PB_ERR_STATE;
 	} else if (!add_metric(m, name, type, help, buckets, n_buckets)) {
@@ -331,8 +332,8 @@ void pb_metrics_set(pb_metrics_t *m, const char *name, const char *labels,
 		series_update(m, name, labels, PB_METRIC_GAUGE, v, false);
 }
 
-void pb_metrics_gauge_add(pb_metrics_t *m, const char *name,
-			  const char *labels, double delta)
+void pb_metrics_gauge_add(pb_metrics_t *m, const char *name, const char *labels,
+			  double delta)
 {
 	if (m)
 		series_update(m, name, labels, PB_METRIC_GAUGE, delta, true);
@@ -375,7 +376,7 @@ pb_err_t pb_metrics_get(pb_metrics_t *m, const char *name, const char *labels,
 	pthread_mutex_lock(&m->lock);
 	struct metric *x = find_metric(m, name);
 	struct series *s =
-		x ? find_series(m, x, labels, hash_key(name, labels)) : NULL;
+	    x ? find_series(m, x, labels, hash_key(name, labels)) : NULL;
 	if (s) {
 		*value_out = x->type == PB_METRIC_HISTOGRAM ? (double)s->count
 							    : s->value;
@@ -399,8 +400,7 @@ size_t pb_metrics_series_count(pb_metrics_t *m)
 
 /* Append s to buf at *off, escaping if asked; false when it does not fit.
  * Runs of plain bytes go in one copy: labels are built for every event. */
-static bool put(char *buf, size_t size, size_t *off, const char *s,
-		bool escape)
+static bool put(char *buf, size_t size, size_t *off, const char *s, bool escape)
 {
 	while (*s) {
 		size_t n = escape ? strcspn(s, "\\\"\n") : strlen(s);
@@ -624,11 +624,10 @@ out:
 /* ---- the project's metric set ---- */
 
 static const double push_buckets[] = {.005, .01, .025, .05, .1, .25,
-				      .5,   1,   2.5,  5,   10, 30};
+				      .5,   1,	 2.5,  5,   10, 30};
 static const double batch_buckets[] = {1, 2, 5, 10, 20, 50, 100, 200};
-static const double redis_buckets[] = {.0001, .00025, .0005, .001,
-				       .0025, .005,   .01,   .025,
-				       .05,   .1,     .25};
+static const double redis_buckets[] = {.0001, .00025, .0005, .001, .0025, .005,
+				       .01,   .025,   .05,   .1,   .25};
 
 #define NB(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -640,85 +639,85 @@ static const struct {
 	size_t n_buckets;
 	bool zero; /* label-less: start at 0 so it is scraped at once */
 } standard[] = {
-	{PB_M_EVENTS_CONSUMED, PB_METRIC_COUNTER,
-	 "Records consumed, by source topic (orders|inbound) and account.",
-	 NULL, 0, false},
-	{PB_M_OUTCOMES, PB_METRIC_COUNTER,
-	 "Outcome records published, by source, account, outcome and reason.",
-	 NULL, 0, false},
-	{PB_M_PUSHES, PB_METRIC_COUNTER,
-	 "HTTP pushes to Pruvan, by account and status class "
-	 "(2xx|4xx|5xx|error).",
-	 NULL, 0, false},
-	{PB_M_PUSH_DURATION, PB_METRIC_HISTOGRAM,
-	 "Duration of one HTTP push to Pruvan, by account.", push_buckets,
-	 NB(push_buckets), false},
-	{PB_M_BATCH_SIZE, PB_METRIC_HISTOGRAM,
-	 "Work orders per push to Pruvan, by account.", batch_buckets,
-	 NB(batch_buckets), false},
-	{PB_M_RETRIES, PB_METRIC_COUNTER,
-	 "Push retries scheduled, by account and reason.", NULL, 0, false},
-	{PB_M_DLQ_RECORDS, PB_METRIC_COUNTER,
-	 "Records written to the dead-letter topic, by source and reason.",
-	 NULL, 0, false},
-	{PB_M_CONSUMER_LAG, PB_METRIC_GAUGE,
-	 "Consumer lag in records, by topic and partition.", NULL, 0, false},
-	{PB_M_IN_FLIGHT, PB_METRIC_GAUGE,
-	 "Events consumed whose outcome is not yet committed.", NULL, 0,
-	 true},
-	{PB_M_REDIS_ERRORS, PB_METRIC_COUNTER,
-	 "Redis commands that failed (connection or error reply).", NULL, 0,
-	 true},
-	{PB_M_REDIS_RTT, PB_METRIC_HISTOGRAM,
-	 "Time the loop spends on one Redis round trip (its overlapping work excluded).", redis_buckets, NB(redis_buckets),
-	 false},
-	{PB_M_CIRCUIT_OPEN, PB_METRIC_GAUGE,
-	 "1 while the account's circuit breaker to Pruvan is open.", NULL, 0,
-	 false},
-	{PB_M_AUTO_ADMIN, PB_METRIC_GAUGE,
-	 "1 while the account's Auto-Admin switch is ON.", NULL, 0, false},
-	{PB_M_INBOUND_DISCARDED, PB_METRIC_COUNTER,
-	 "Relayed inbound items discarded, by account and reason.", NULL, 0,
-	 false},
-	{PB_M_BUILD_INFO, PB_METRIC_GAUGE,
-	 "Always 1; the version label names the running build.", NULL, 0,
-	 false},
-	{PB_M_READY, PB_METRIC_GAUGE,
-	 "1 while the worker is ready (consuming; Kafka and Redis reachable).",
-	 NULL, 0, true},
-	{PB_M_PARTITIONS_ASSIGNED, PB_METRIC_GAUGE,
-	 "Partitions currently assigned to this replica.", NULL, 0, true},
-	{PB_M_PAUSED, PB_METRIC_GAUGE,
-	 "1 while consumption is paused (too many pending events).", NULL, 0,
-	 true},
-	{PB_M_RELAY_REQUESTS, PB_METRIC_COUNTER,
-	 "Calls answered by the relay receiver, by method (status|"
-	 "uploadPictures|validate|other) and HTTP status.", NULL, 0, false},
-	{PB_M_RELAY_ITEMS, PB_METRIC_COUNTER,
-	 "Relayed items the relay receiver wrote to the inbound topic "
-	 "(acknowledged by Kafka), by account and kind.", NULL, 0, false},
-	{PB_M_KAFKA_PARTITION_LAG, PB_METRIC_GAUGE,
-	 "librdkafka's consumer lag (high watermark minus the committed "
-	 "offset) by topic and partition, from its statistics.", NULL, 0,
-	 false},
-	{PB_M_KAFKA_BROKER_RTT_AVG, PB_METRIC_GAUGE,
-	 "Mean request round trip to a broker over librdkafka's last "
-	 "statistics window, by client (consumer|producer) and broker.",
-	 NULL, 0, false},
-	{PB_M_KAFKA_BROKER_RTT_P99, PB_METRIC_GAUGE,
-	 "99th percentile of the request round trip to a broker over "
-	 "librdkafka's last statistics window.", NULL, 0, false},
-	{PB_M_KAFKA_BROKER_UP, PB_METRIC_GAUGE,
-	 "1 while librdkafka's connection to the broker is up.", NULL, 0,
-	 false},
-	{PB_M_KAFKA_PRODUCER_QUEUE_MSGS, PB_METRIC_GAUGE,
-	 "Outcome and DLQ records in the producer's queue, not yet "
-	 "acknowledged.", NULL, 0, true},
-	{PB_M_KAFKA_PRODUCER_QUEUE_BYTES, PB_METRIC_GAUGE,
-	 "Bytes of those records.", NULL, 0, true},
-	{PB_M_PUSH_KEY_LEARNED, PB_METRIC_GAUGE,
-	 "When the account's PushKey was learned from Pruvan's validate call "
-	 "(Unix seconds), by account; absent until one is.", NULL, 0, false},
+    {PB_M_EVENTS_CONSUMED, PB_METRIC_COUNTER,
+     "Records consumed, by source topic (orders|inbound) and account.", NULL, 0,
+     false},
+    {PB_M_OUTCOMES, PB_METRIC_COUNTER,
+     "Outcome records published, by source, account, outcome and reason.", NULL,
+     0, false},
+    {PB_M_PUSHES, PB_METRIC_COUNTER,
+     "HTTP pushes to Pruvan, by account and status class "
+     "(2xx|4xx|5xx|error).",
+     NULL, 0, false},
+    {PB_M_PUSH_DURATION, PB_METRIC_HISTOGRAM,
+     "Duration of one HTTP push to Pruvan, by account.", push_buckets,
+     NB(push_buckets), false},
+    {PB_M_BATCH_SIZE, PB_METRIC_HISTOGRAM,
+     "Work orders per push to Pruvan, by account.", batch_buckets,
+     NB(batch_buckets), false},
+    {PB_M_RETRIES, PB_METRIC_COUNTER,
+     "Push retries scheduled, by account and reason.", NULL, 0, false},
+    {PB_M_DLQ_RECORDS, PB_METRIC_COUNTER,
+     "Records written to the dead-letter topic, by source and reason.", NULL, 0,
+     false},
+    {PB_M_CONSUMER_LAG, PB_METRIC_GAUGE,
+     "Consumer lag in records, by topic and partition.", NULL, 0, false},
+    {PB_M_IN_FLIGHT, PB_METRIC_GAUGE,
+     "Events consumed whose outcome is not yet committed.", NULL, 0, true},
+    {PB_M_REDIS_ERRORS, PB_METRIC_COUNTER,
+     "Redis commands that failed (connection or error reply).", NULL, 0, true},
+    {PB_M_REDIS_RTT, PB_METRIC_HISTOGRAM,
+     "Time the loop spends on one Redis round trip (its overlapping work "
+     "excluded).",
+     redis_buckets, NB(redis_buckets), false},
+    {PB_M_CIRCUIT_OPEN, PB_METRIC_GAUGE,
+     "1 while the account's circuit breaker to Pruvan is open.", NULL, 0,
+     false},
+    {PB_M_AUTO_ADMIN, PB_METRIC_GAUGE,
+     "1 while the account's Auto-Admin switch is ON.", NULL, 0, false},
+    {PB_M_INBOUND_DISCARDED, PB_METRIC_COUNTER,
+     "Relayed inbound items discarded, by account and reason.", NULL, 0, false},
+    {PB_M_BUILD_INFO, PB_METRIC_GAUGE,
+     "Always 1; the version label names the running build.", NULL, 0, false},
+    {PB_M_READY, PB_METRIC_GAUGE,
+     "1 while the worker is ready (consuming; Kafka and Redis reachable).",
+     NULL, 0, true},
+    {PB_M_PARTITIONS_ASSIGNED, PB_METRIC_GAUGE,
+     "Partitions currently assigned to this replica.", NULL, 0, true},
+    {PB_M_PAUSED, PB_METRIC_GAUGE,
+     "1 while consumption is paused (too many pending events).", NULL, 0, true},
+    {PB_M_RELAY_REQUESTS, PB_METRIC_COUNTER,
+     "Calls answered by the relay receiver, by method (status|"
+     "uploadPictures|validate|other) and HTTP status.",
+     NULL, 0, false},
+    {PB_M_RELAY_ITEMS, PB_METRIC_COUNTER,
+     "Relayed items the relay receiver wrote to the inbound topic "
+     "(acknowledged by Kafka), by account and kind.",
+     NULL, 0, false},
+    {PB_M_KAFKA_PARTITION_LAG, PB_METRIC_GAUGE,
+     "librdkafka's consumer lag (high watermark minus the committed "
+     "offset) by topic and partition, from its statistics.",
+     NULL, 0, false},
+    {PB_M_KAFKA_BROKER_RTT_AVG, PB_METRIC_GAUGE,
+     "Mean request round trip to a broker over librdkafka's last "
+     "statistics window, by client (consumer|producer) and broker.",
+     NULL, 0, false},
+    {PB_M_KAFKA_BROKER_RTT_P99, PB_METRIC_GAUGE,
+     "99th percentile of the request round trip to a broker over "
+     "librdkafka's last statistics window.",
+     NULL, 0, false},
+    {PB_M_KAFKA_BROKER_UP, PB_METRIC_GAUGE,
+     "1 while librdkafka's connection to the broker is up.", NULL, 0, false},
+    {PB_M_KAFKA_PRODUCER_QUEUE_MSGS, PB_METRIC_GAUGE,
+     "Outcome and DLQ records in the producer's queue, not yet "
+     "acknowledged.",
+     NULL, 0, true},
+    {PB_M_KAFKA_PRODUCER_QUEUE_BYTES, PB_METRIC_GAUGE,
+     "Bytes of those records.", NULL, 0, true},
+    {PB_M_PUSH_KEY_LEARNED, PB_METRIC_GAUGE,
+     "When the account's PushKey was learned from Pruvan's validate call "
+     "(Unix seconds), by account; absent until one is.",
+     NULL, 0, false},
 };
 
 pb_err_t pb_metrics_declare_standard(pb_metrics_t *m)
@@ -727,8 +726,8 @@ pb_err_t pb_metrics_declare_standard(pb_metrics_t *m)
 		return PB_ERR_INVALID;
 	for (size_t i = 0; i < NB(standard); i++) {
 		pb_err_t err = pb_metrics_declare(
-			m, standard[i].name, standard[i].type, standard[i].help,
-			standard[i].buckets, standard[i].n_buckets);
+		    m, standard[i].name, standard[i].type, standard[i].help,
+		    standard[i].buckets, standard[i].n_buckets);
 		if (err != PB_OK)
 			return err;
 		if (!standard[i].zero)

@@ -52,8 +52,7 @@ void pb_metrics_observe(pb_metrics_t *m, const char *name, const char *labels,
  * escaping values per the exposition format. Returns buf.
  *   pb_metrics_labels(buf, sizeof buf, "account", a, "outcome", o, NULL);
  */
-char *pb_metrics_labels(char *buf, size_t size, ...)
-	__attribute__((sentinel));
+char *pb_metrics_labels(char *buf, size_t size, ...) __attribute__((sentinel));
 
 /* The whole registry in Prometheus text format 0.0.4; caller frees. */
 char *pb_metrics_render(pb_metrics_t *m);
@@ -77,8 +76,8 @@ char *pb_metrics_render(pb_metrics_t *m);
 #define PB_METRICS_LABELS_OVERFLOW "!overflow"
 
 /* Gauge += delta (delta may be negative), e.g. in-flight events. */
-void pb_metrics_gauge_add(pb_metrics_t *m, const char *name,
-			  const char *labels, double delta);
+void pb_metrics_gauge_add(pb_metrics_t *m, const char *name, const char *labels,
+			  double delta);
 
 /*
  * Current value of a counter or gauge series, or a histogram's _count.
@@ -103,28 +102,36 @@ size_t pb_metrics_series_count(pb_metrics_t *m);
  * constants. Label keys are listed after each name; values must stay
  * low-cardinality (accounts, reasons, status classes: never ids).
  */
-#define PB_M_SERIES_DROPPED "pruvan_bridge_metrics_series_dropped_total" /* - */
-#define PB_M_EVENTS_CONSUMED "pruvan_bridge_events_consumed_total" /* source,account */
-#define PB_M_OUTCOMES "pruvan_bridge_outcomes_total" /* source,account,outcome,reason */
-#define PB_M_PUSHES "pruvan_bridge_pushes_total" /* account,status_class: 2xx|4xx|5xx|error */
+#define PB_M_SERIES_DROPPED "pruvan_bridge_metrics_series_dropped_total" /* -  \
+									  */
+#define PB_M_EVENTS_CONSUMED                                                   \
+	"pruvan_bridge_events_consumed_total" /* source,account */
+#define PB_M_OUTCOMES                                                          \
+	"pruvan_bridge_outcomes_total" /* source,account,outcome,reason */
+#define PB_M_PUSHES                                                            \
+	"pruvan_bridge_pushes_total" /* account,status_class:                  \
+					2xx|4xx|5xx|error */
 #define PB_M_PUSH_DURATION "pruvan_bridge_push_duration_seconds" /* account */
-#define PB_M_BATCH_SIZE "pruvan_bridge_batch_size" /* account */
-#define PB_M_RETRIES "pruvan_bridge_retries_total" /* account,reason */
-#define PB_M_DLQ_RECORDS "pruvan_bridge_dlq_records_total" /* source,reason */
-#define PB_M_CONSUMER_LAG "pruvan_bridge_consumer_lag" /* topic,partition */
-#define PB_M_IN_FLIGHT "pruvan_bridge_in_flight_events" /* - */
-#define PB_M_REDIS_ERRORS "pruvan_bridge_redis_errors_total" /* - */
-#define PB_M_REDIS_RTT "pruvan_bridge_redis_roundtrip_seconds" /* - */
-#define PB_M_CIRCUIT_OPEN "pruvan_bridge_circuit_open" /* account; 0|1 */
-#define PB_M_AUTO_ADMIN "pruvan_bridge_auto_admin" /* account; 0|1 */
-#define PB_M_INBOUND_DISCARDED "pruvan_bridge_inbound_discarded_total" /* account,reason */
-#define PB_M_BUILD_INFO "pruvan_bridge_build_info" /* version; always 1 */
-#define PB_M_READY "pruvan_bridge_ready" /* - ; 0|1 */
+#define PB_M_BATCH_SIZE	   "pruvan_bridge_batch_size"		 /* account */
+#define PB_M_RETRIES	   "pruvan_bridge_retries_total" /* account,reason */
+#define PB_M_DLQ_RECORDS   "pruvan_bridge_dlq_records_total" /* source,reason */
+#define PB_M_CONSUMER_LAG  "pruvan_bridge_consumer_lag" /* topic,partition */
+#define PB_M_IN_FLIGHT	   "pruvan_bridge_in_flight_events"	   /* - */
+#define PB_M_REDIS_ERRORS  "pruvan_bridge_redis_errors_total"	   /* - */
+#define PB_M_REDIS_RTT	   "pruvan_bridge_redis_roundtrip_seconds" /* - */
+#define PB_M_CIRCUIT_OPEN  "pruvan_bridge_circuit_open" /* account; 0|1 */
+#define PB_M_AUTO_ADMIN	   "pruvan_bridge_auto_admin"	/* account; 0|1 */
+#define PB_M_INBOUND_DISCARDED                                                 \
+	"pruvan_bridge_inbound_discarded_total"		    /* account,reason */
+#define PB_M_BUILD_INFO		 "pruvan_bridge_build_info" /* version; always 1 */
+#define PB_M_READY		 "pruvan_bridge_ready"	    /* - ; 0|1 */
 #define PB_M_PARTITIONS_ASSIGNED "pruvan_bridge_partitions_assigned" /* - */
-#define PB_M_PAUSED "pruvan_bridge_paused" /* - ; 0|1 */
-#define PB_M_RELAY_REQUESTS "pruvan_bridge_relay_requests_total" /* method,status */
+#define PB_M_PAUSED		 "pruvan_bridge_paused" /* - ; 0|1 */
+#define PB_M_RELAY_REQUESTS                                                    \
+	"pruvan_bridge_relay_requests_total"		   /* method,status */
 #define PB_M_RELAY_ITEMS "pruvan_bridge_relay_items_total" /* account,kind */
-#define PB_M_PUSH_KEY_LEARNED "pruvan_bridge_push_key_learned_timestamp_seconds" /* account */
+#define PB_M_PUSH_KEY_LEARNED                                                  \
+	"pruvan_bridge_push_key_learned_timestamp_seconds" /* account */
 
 /*
  * Declare every PB_M_* metric with its type, help text and buckets, and
@@ -144,12 +151,18 @@ void pb_metrics_set_collector(pb_metrics_t *m, pb_metrics_collect_fn fn,
 			      void *opaque);
 
 /* librdkafka's statistics (statistics.interval.ms), see kstats.h */
-#define PB_M_KAFKA_PARTITION_LAG "pruvan_bridge_kafka_partition_lag" /* topic,partition */
-#define PB_M_KAFKA_BROKER_RTT_AVG "pruvan_bridge_kafka_broker_rtt_avg_seconds" /* client,broker */
-#define PB_M_KAFKA_BROKER_RTT_P99 "pruvan_bridge_kafka_broker_rtt_p99_seconds" /* client,broker */
-#define PB_M_KAFKA_BROKER_UP "pruvan_bridge_kafka_broker_up" /* client,broker; 0|1 */
-#define PB_M_KAFKA_PRODUCER_QUEUE_MSGS "pruvan_bridge_kafka_producer_queue_messages" /* - */
-#define PB_M_KAFKA_PRODUCER_QUEUE_BYTES "pruvan_bridge_kafka_producer_queue_bytes" /* - */
+#define PB_M_KAFKA_PARTITION_LAG                                               \
+	"pruvan_bridge_kafka_partition_lag" /* topic,partition */
+#define PB_M_KAFKA_BROKER_RTT_AVG                                              \
+	"pruvan_bridge_kafka_broker_rtt_avg_seconds" /* client,broker */
+#define PB_M_KAFKA_BROKER_RTT_P99                                              \
+	"pruvan_bridge_kafka_broker_rtt_p99_seconds" /* client,broker */
+#define PB_M_KAFKA_BROKER_UP                                                   \
+	"pruvan_bridge_kafka_broker_up" /* client,broker; 0|1 */
+#define PB_M_KAFKA_PRODUCER_QUEUE_MSGS                                         \
+	"pruvan_bridge_kafka_producer_queue_messages" /* - */
+#define PB_M_KAFKA_PRODUCER_QUEUE_BYTES                                        \
+	"pruvan_bridge_kafka_producer_queue_bytes" /* - */
 
 /* Set PB_M_BUILD_INFO{version="..."} to 1. */
 void pb_metrics_set_build_info(pb_metrics_t *m, const char *version);

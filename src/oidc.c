@@ -19,12 +19,12 @@ static bool set_value(pb_oidc_t *o, const char *k, size_t kn, const char *v,
 		const char *key;
 		size_t off, size;
 	} keys[] = {
-		{"token.endpoint.url", offsetof(pb_oidc_t, url), sizeof(o->url)},
-		{"client.id", offsetof(pb_oidc_t, client_id), sizeof(o->client_id)},
-		{"client.secret", offsetof(pb_oidc_t, client_secret),
-		 sizeof(o->client_secret)},
-		{"scope", offsetof(pb_oidc_t, scope), sizeof(o->scope)},
-		{"principal", offsetof(pb_oidc_t, principal), sizeof(o->principal)},
+	    {"token.endpoint.url", offsetof(pb_oidc_t, url), sizeof(o->url)},
+	    {"client.id", offsetof(pb_oidc_t, client_id), sizeof(o->client_id)},
+	    {"client.secret", offsetof(pb_oidc_t, client_secret),
+	     sizeof(o->client_secret)},
+	    {"scope", offsetof(pb_oidc_t, scope), sizeof(o->scope)},
+	    {"principal", offsetof(pb_oidc_t, principal), sizeof(o->principal)},
 	};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		if (strlen(keys[i].key) != kn ||
@@ -57,12 +57,13 @@ pb_err_t pb_oidc_parse(const char *config, pb_oidc_t *o, char *err,
 		/* the key is named, never the value (it may be the secret) */
 		if (!eq || !set_value(o, p, (size_t)(eq - p), eq + 1,
 				      n - (size_t)(eq - p) - 1))
-			return pb_errf(err, err_size, PB_ERR_INVALID,
-				       "sasl.oauthbearer.config: \"%.*s\" is not "
-				       "one of token.endpoint.url=, client.id=, "
-				       "client.secret=, scope=, principal= (or "
-				       "its value is too long)",
-				       (int)(eq ? eq - p : 0), p);
+			return pb_errf(
+			    err, err_size, PB_ERR_INVALID,
+			    "sasl.oauthbearer.config: \"%.*s\" is not "
+			    "one of token.endpoint.url=, client.id=, "
+			    "client.secret=, scope=, principal= (or "
+			    "its value is too long)",
+			    (int)(eq ? eq - p : 0), p);
 		p += n;
 	}
 	if (strncmp(o->url, "https://", 8) != 0 &&
@@ -119,11 +120,13 @@ static pb_err_t parse_answer(const body_t *b, long status, char **token_out,
 	const char *tok = json_string_value(json_object_get(j, "access_token"));
 	pb_err_t e = PB_OK;
 	if (status != 200 || !tok || !*tok) {
-		const char *why = json_string_value(json_object_get(j, "error"));
+		const char *why =
+		    json_string_value(json_object_get(j, "error"));
 		e = pb_errf(err, size, PB_ERR_HTTP,
 			    "OIDC token endpoint answered HTTP %ld%s%.80s%s: "
-			    "check client.id, client.secret and scope", status,
-			    why ? " (" : "", why ? why : "", why ? ")" : "");
+			    "check client.id, client.secret and scope",
+			    status, why ? " (" : "", why ? why : "",
+			    why ? ")" : "");
 		if (status == 200)
 			pb_errf(err, size, PB_ERR_HTTP,
 				"OIDC token endpoint answered without an "
@@ -131,8 +134,8 @@ static pb_err_t parse_answer(const body_t *b, long status, char **token_out,
 		goto out;
 	}
 	json_t *exp = json_object_get(j, "expires_in");
-	int64_t secs = json_is_integer(exp) ? (int64_t)json_integer_value(exp)
-					    : 3600;
+	int64_t secs =
+	    json_is_integer(exp) ? (int64_t)json_integer_value(exp) : 3600;
 	if (secs < 10)
 		secs = 10;
 	if (!(*token_out = strdup(tok)))
@@ -176,10 +179,12 @@ pb_err_t pb_oidc_fetch(const pb_oidc_t *o, long timeout_ms, char **token_out,
 	if (rc != CURLE_OK)
 		e = pb_errf(err, size, PB_ERR_IO,
 			    "OIDC token endpoint unreachable: %s%s",
-			    b.too_big ? "answer too large" : curl_easy_strerror(rc),
+			    b.too_big ? "answer too large"
+				      : curl_easy_strerror(rc),
 			    " (check token.endpoint.url and the network path)");
 	else
-		e = parse_answer(&b, status, token_out, expiry_ms_out, err, size);
+		e = parse_answer(&b, status, token_out, expiry_ms_out, err,
+				 size);
 	free(b.p);
 	return e;
 }
@@ -192,10 +197,12 @@ void pb_oidc_refresh_cb(rd_kafka_t *rk, const char *config, void *opaque)
 	char *token = NULL;
 	int64_t expiry = 0;
 	if (pb_oidc_parse(config, &o, err, sizeof(err)) != PB_OK ||
-	    pb_oidc_fetch(&o, 10000, &token, &expiry, err, sizeof(err)) != PB_OK) {
+	    pb_oidc_fetch(&o, 10000, &token, &expiry, err, sizeof(err)) !=
+		PB_OK) {
 		rd_kafka_oauthbearer_set_token_failure(rk, err);
-	} else if (rd_kafka_oauthbearer_set_token(rk, token, expiry, o.principal,
-						  NULL, 0, kerr, sizeof(kerr))) {
+	} else if (rd_kafka_oauthbearer_set_token(rk, token, expiry,
+						  o.principal, NULL, 0, kerr,
+						  sizeof(kerr))) {
 		rd_kafka_oauthbearer_set_token_failure(rk, kerr);
 	}
 	if (token) {

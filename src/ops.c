@@ -30,11 +30,11 @@
 
 #include "util.h"
 
-#define OPS_MAX_CONNECTIONS 32
+#define OPS_MAX_CONNECTIONS	 32
 #define OPS_CONNECTION_TIMEOUT_S 10
-#define OPS_REASON_MAX 256
+#define OPS_REASON_MAX		 256
 
-#define CT_JSON "application/json"
+#define CT_JSON	   "application/json"
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
 
 struct pb_ops {
@@ -137,14 +137,13 @@ static enum MHD_Result send_response(struct MHD_Connection *conn,
 				     enum MHD_ResponseMemoryMode mode)
 {
 	struct MHD_Response *r =
-		MHD_create_response_from_buffer(strlen(body), body, mode);
+	    MHD_create_response_from_buffer(strlen(body), body, mode);
 	if (!r) {
 		if (mode == MHD_RESPMEM_MUST_FREE)
 			free(body);
 		return MHD_NO;
 	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-				content_type);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
 	/* Probe and scrape results are point-in-time. */
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
@@ -173,8 +172,8 @@ static enum MHD_Result answer_probe(struct MHD_Connection *conn,
 	if (!reason[0])
 		pb_strlcpy(reason, "unspecified", sizeof(reason));
 	/* jansson escapes the reason; it may hold quotes or control bytes. */
-	json_t *obj = json_pack("{s:s, s:s}", "status", "fail", "reason",
-				reason);
+	json_t *obj =
+	    json_pack("{s:s, s:s}", "status", "fail", "reason", reason);
 	char *body = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
 	json_decref(obj);
 	if (!body)

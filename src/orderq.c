@@ -121,8 +121,8 @@ static void key_drop_if_idle(pb_orderq_t *q, pb_orderq_key_t *k)
 	}
 }
 
-pb_err_t pb_orderq_admit(pb_orderq_t *q, const char *account,
-			 const char *won, pb_orderq_link_t *l, bool *ret_go)
+pb_err_t pb_orderq_admit(pb_orderq_t *q, const char *account, const char *won,
+			 pb_orderq_link_t *l, bool *ret_go)
 {
 	pb_orderq_key_t *k = key_get(q, account, won);
 	if (!k)

@@ -51,8 +51,8 @@ void pb_orderq_destroy(pb_orderq_t *q,
 
 /* Admit l under the order (account, won). *ret_go is true when l holds
  * the order now, false when it waits. PB_ERR_NOMEM leaves l unlinked. */
-pb_err_t pb_orderq_admit(pb_orderq_t *q, const char *account,
-			 const char *won, pb_orderq_link_t *l, bool *ret_go);
+pb_err_t pb_orderq_admit(pb_orderq_t *q, const char *account, const char *won,
+			 pb_orderq_link_t *l, bool *ret_go);
 
 /* l, holding its order, is done with it: with publishing, l stays listed
  * with the order until pb_orderq_unpublish (once; a second release of an

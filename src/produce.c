@@ -68,7 +68,8 @@ size_t pb_produce_record_max(int64_t message_max_bytes)
 {
 	/* librdkafka refuses a message.max.bytes below 1000 */
 	if (message_max_bytes < 2 * PB_PRODUCE_FRAMING)
-		return message_max_bytes > 0 ? (size_t)message_max_bytes / 2 : 0;
+		return message_max_bytes > 0 ? (size_t)message_max_bytes / 2
+					     : 0;
 	return (size_t)message_max_bytes - PB_PRODUCE_FRAMING;
 }
 

@@ -37,8 +37,8 @@ typedef struct batch {
 	int attempts;
 	int64_t not_before;
 	int64_t started_ms;
-	char *body;      /* what is sent (form text, or the JSON for json and
-			    multipart); built once, kept across retries */
+	char *body; /* what is sent (form text, or the JSON for json and
+		       multipart); built once, kept across retries */
 	size_t body_len;
 	curl_mime *mime; /* multipart: the form of the request on the wire */
 	CURL *easy;
@@ -138,10 +138,11 @@ static void finish_batch(pb_pusher_t *p, batch_t *b, bool ok,
 		j->http_status = http_status;
 		j->attempts = b->attempts;
 		j->fail_reason = ok ? NULL : reason;
-		pb_strlcpy(j->message, message ? message : "", sizeof(j->message));
+		pb_strlcpy(j->message, message ? message : "",
+			   sizeof(j->message));
 		size_t bl = b->resp_len < sizeof(j->body_start) - 1
-				    ? b->resp_len
-				    : sizeof(j->body_start) - 1;
+				? b->resp_len
+				: sizeof(j->body_start) - 1;
 		if (b->resp)
 			memcpy(j->body_start, b->resp, bl);
 		j->body_start[b->resp ? bl : 0] = '\0';
@@ -164,7 +165,8 @@ pb_err_t pb_pusher_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 	p->metrics = metrics;
 	p->done = done;
 	p->done_opaque = done_opaque;
-	p->rng = (uint64_t)pb_wall_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
+	p->rng = (uint64_t)pb_wall_ms() ^ ((uint64_t)getpid() << 32) ^
+		 0x9e3779b97f4a7c15ULL;
 	p->multi = curl_multi_init();
 	p->n_accts = cfg->accounts_len;
 	p->accts = calloc(p->n_accts ? p->n_accts : 1, sizeof(*p->accts));
@@ -175,15 +177,17 @@ pb_err_t pb_pusher_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 	}
 	for (size_t i = 0; i < p->n_accts; i++) {
 		p->accts[i].acct = &cfg->accounts[i];
-		pb_metrics_labels(p->accts[i].labels, sizeof(p->accts[i].labels),
-				  "account", cfg->accounts[i].name, NULL);
+		pb_metrics_labels(p->accts[i].labels,
+				  sizeof(p->accts[i].labels), "account",
+				  cfg->accounts[i].name, NULL);
 		/* a closed circuit is a series too: alerts need the 0 */
 		pb_metrics_set(metrics, "pruvan_bridge_circuit_open",
 			       p->accts[i].labels, 0);
 	}
 	/* Keep connections to Pruvan open across requests. */
-	curl_multi_setopt(p->multi, CURLMOPT_MAXCONNECTS,
-			  (long)(cfg->pruvan_max_in_flight * (int)(p->n_accts + 1)));
+	curl_multi_setopt(
+	    p->multi, CURLMOPT_MAXCONNECTS,
+	    (long)(cfg->pruvan_max_in_flight * (int)(p->n_accts + 1)));
 	*out = p;
 	return PB_OK;
 }
@@ -381,7 +385,8 @@ static bool set_body(batch_t *b, CURL *e, pb_body_encoding_t enc)
 	const char *ctype = NULL;
 	if (enc == PB_BODY_MULTIPART) {
 		b->mime = curl_mime_init(e);
-		curl_mimepart *part = b->mime ? curl_mime_addpart(b->mime) : NULL;
+		curl_mimepart *part =
+		    b->mime ? curl_mime_addpart(b->mime) : NULL;
 		if (!part ||
 		    curl_mime_name(part, PB_PUSH_FORM_FIELD) != CURLE_OK ||
 		    curl_mime_data(part, b->body, b->body_len) != CURLE_OK)
@@ -390,8 +395,8 @@ static bool set_body(batch_t *b, CURL *e, pb_body_encoding_t enc)
 		curl_easy_setopt(e, CURLOPT_MIMEPOST, b->mime);
 	} else {
 		ctype = enc == PB_BODY_JSON
-				? "Content-Type: application/json"
-				: "Content-Type: application/x-www-form-urlencoded";
+			    ? "Content-Type: application/json"
+			    : "Content-Type: application/x-www-form-urlencoded";
 		curl_easy_setopt(e, CURLOPT_POST, 1L);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, b->body);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
@@ -438,10 +443,14 @@ static bool send_batch(pb_pusher_t *p, acct_state_t *as, batch_t *b)
 		return false;
 	}
 	curl_easy_setopt(e, CURLOPT_URL, url_of(as));
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "pruvan-bridge/" "0.1.0");
+	curl_easy_setopt(e, CURLOPT_USERAGENT,
+			 "pruvan-bridge/"
+			 "0.1.0");
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)cfg->pruvan_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-			 (long)(cfg->pruvan_timeout_ms < 5000 ? cfg->pruvan_timeout_ms : 5000));
+			 (long)(cfg->pruvan_timeout_ms < 5000
+				    ? cfg->pruvan_timeout_ms
+				    : 5000));
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -529,7 +538,8 @@ static void dispatch(pb_pusher_t *p, int64_t now)
 		       as->in_flight < p->cfg->pruvan_max_in_flight &&
 		       circuit_allows(as, now)) {
 			batch_t *b = NULL;
-			for (batch_t **pp = &as->retries; *pp; pp = &(*pp)->next) {
+			for (batch_t **pp = &as->retries; *pp;
+			     pp = &(*pp)->next) {
 				if ((*pp)->not_before <= now) {
 					b = *pp;
 					*pp = b->next;
@@ -542,7 +552,7 @@ static void dispatch(pb_pusher_t *p, int64_t now)
 			     as->q_len >= p->cfg->pruvan_batch_max_orders ||
 			     as->q_head->alone ||
 			     now - as->q_head->enqueued_ms >=
-				     p->cfg->pruvan_batch_max_wait_ms))
+				 p->cfg->pruvan_batch_max_wait_ms))
 				b = take_batch(p, as);
 			if (!b)
 				break;
@@ -550,7 +560,8 @@ static void dispatch(pb_pusher_t *p, int64_t now)
 				as->probing = true;
 			if (!send_batch(p, as, b)) {
 				finish_batch(p, b, false, NULL, "http_error",
-					     "cannot start the HTTP request (out of memory?)",
+					     "cannot start the HTTP request "
+					     "(out of memory?)",
 					     0);
 			}
 		}
@@ -599,20 +610,22 @@ static void retry_or_fail(pb_pusher_t *p, acct_state_t *as, batch_t *b,
 			  const char *metric_reason)
 {
 	char lbl[300];
-	pb_metrics_labels(lbl, sizeof(lbl), "account", as->acct->name,
-			  "reason", metric_reason, NULL);
+	pb_metrics_labels(lbl, sizeof(lbl), "account", as->acct->name, "reason",
+			  metric_reason, NULL);
 	if (b->attempts >= p->cfg->pruvan_max_attempts) {
 		char msg[512];
-		snprintf(msg, sizeof(msg),
-			 "gave up after %d attempts; last: %s. Check Pruvan's "
-			 "status and the account's PushKey, then replay the DLQ",
-			 b->attempts, why);
+		snprintf(
+		    msg, sizeof(msg),
+		    "gave up after %d attempts; last: %s. Check Pruvan's "
+		    "status and the account's PushKey, then replay the DLQ",
+		    b->attempts, why);
 		finish_batch(p, b, false, NULL, "retries_exhausted", msg,
 			     http_status);
 		return;
 	}
 	pb_metrics_add(p->metrics, "pruvan_bridge_retries_total", lbl, 1);
-	b->not_before = pb_mono_ms() + backoff_ms(p, b->attempts, b->retry_after_s);
+	b->not_before =
+	    pb_mono_ms() + backoff_ms(p, b->attempts, b->retry_after_s);
 	b->next = as->retries;
 	as->retries = b;
 }
@@ -625,7 +638,8 @@ static void split_batch(acct_state_t *as, batch_t *b)
 	for (int k = 0; k < 2; k++) {
 		h[k] = calloc(1, sizeof(batch_t));
 		int from = k == 0 ? 0 : half, to = k == 0 ? half : b->n;
-		h[k]->jobs = calloc((size_t)(to - from), sizeof(pb_push_job_t *));
+		h[k]->jobs =
+		    calloc((size_t)(to - from), sizeof(pb_push_job_t *));
 		for (int i = from; i < to; i++)
 			h[k]->jobs[h[k]->n++] = b->jobs[i];
 		h[k]->attempts = b->attempts;
@@ -673,25 +687,28 @@ static void on_done(pb_pusher_t *p, CURL *e, CURLcode rc)
 	pb_metrics_observe(p->metrics, "pruvan_bridge_push_duration_seconds",
 			   as->labels, secs);
 	char lbl[300];
-	pb_metrics_labels(lbl, sizeof(lbl), "account", as->acct->name,
-			  "status_class", rc == CURLE_OK ? status_class(status) : "error",
-			  NULL);
+	pb_metrics_labels(
+	    lbl, sizeof(lbl), "account", as->acct->name, "status_class",
+	    rc == CURLE_OK ? status_class(status) : "error", NULL);
 	pb_metrics_add(p->metrics, "pruvan_bridge_pushes_total", lbl, 1);
 	char why[512];
 
 	if (rc != CURLE_OK) {
 		snprintf(why, sizeof(why), "%s: %s",
-			 rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "connection error",
+			 rc == CURLE_OPERATION_TIMEDOUT ? "timeout"
+							: "connection error",
 			 b->curl_err[0] ? b->curl_err : curl_easy_strerror(rc));
 		circuit_result(p, as, true);
 		retry_or_fail(p, as, b, why, 0,
-			      rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "connection");
+			      rc == CURLE_OPERATION_TIMEDOUT ? "timeout"
+							     : "connection");
 		return;
 	}
 	if (status == 429 || status >= 500) {
 		snprintf(why, sizeof(why), "HTTP %ld from Pruvan", status);
 		circuit_result(p, as, true);
-		retry_or_fail(p, as, b, why, status, status == 429 ? "429" : "5xx");
+		retry_or_fail(p, as, b, why, status,
+			      status == 429 ? "429" : "5xx");
 		return;
 	}
 	if (status < 200 || status >= 300) {
@@ -700,11 +717,14 @@ static void on_done(pb_pusher_t *p, CURL *e, CURLcode rc)
 			split_batch(as, b);
 			return;
 		}
-		snprintf(why, sizeof(why),
-			 "Pruvan answered HTTP %ld; the request was refused and "
-			 "is not retried: check the order and the PushKey", status);
+		snprintf(
+		    why, sizeof(why),
+		    "Pruvan answered HTTP %ld; the request was refused and "
+		    "is not retried: check the order and the PushKey",
+		    status);
 		finish_batch(p, b, false, NULL,
-			     status >= 400 && status < 500 ? "http_4xx" : "http_error",
+			     status >= 400 && status < 500 ? "http_4xx"
+							   : "http_error",
 			     why, status);
 		return;
 	}
@@ -712,7 +732,8 @@ static void on_done(pb_pusher_t *p, CURL *e, CURLcode rc)
 	char perr[256];
 	if (pb_pruvan_response_parse(b->resp ? b->resp : "", b->resp_len, &res,
 				     perr, sizeof(perr)) != PB_OK) {
-		snprintf(why, sizeof(why), "unreadable answer from Pruvan: %s", perr);
+		snprintf(why, sizeof(why), "unreadable answer from Pruvan: %s",
+			 perr);
 		circuit_result(p, as, true);
 		retry_or_fail(p, as, b, why, status, "bad_answer");
 		return;
@@ -723,7 +744,8 @@ static void on_done(pb_pusher_t *p, CURL *e, CURLcode rc)
 			split_batch(as, b);
 			return;
 		}
-		snprintf(why, sizeof(why), "Pruvan refused the order: %s", res.error);
+		snprintf(why, sizeof(why), "Pruvan refused the order: %s",
+			 res.error);
 		finish_batch(p, b, false, &res, "pruvan_error", why, status);
 		return;
 	}
@@ -737,7 +759,8 @@ static int64_t next_due(pb_pusher_t *p, int64_t now)
 		acct_state_t *as = &p->accts[i];
 		if (as->open_until && as->open_until > now) {
 			if (as->q_head || as->retries)
-				due = due < as->open_until ? due : as->open_until;
+				due =
+				    due < as->open_until ? due : as->open_until;
 			continue;
 		}
 		if (as->in_flight >= p->cfg->pruvan_max_in_flight ||
@@ -772,7 +795,8 @@ pb_err_t pb_pusher_poll(pb_pusher_t *p, struct curl_waitfd *extra,
 	}
 	if (wait > 0) {
 		int numfds = 0;
-		CURLMcode mc = curl_multi_poll(p->multi, extra, n_extra, wait, &numfds);
+		CURLMcode mc =
+		    curl_multi_poll(p->multi, extra, n_extra, wait, &numfds);
 		if (mc != CURLM_OK)
 			return PB_ERR_HTTP;
 	}

@@ -53,19 +53,19 @@ typedef struct pb_push_job {
 	/* work_order as pb_jt_json writes it (without sorting keys), or NULL
 	 * to have the pusher write it; borrowed until the done callback */
 	const char *work_order_text;
-	bool alone;         /* send in a request of its own */
+	bool alone; /* send in a request of its own */
 	void *opaque;
 
 	/* out: valid in the done callback */
-	bool ok;                   /* Pruvan accepted the request */
+	bool ok;		   /* Pruvan accepted the request */
 	pb_pruvan_result_t result; /* Pruvan's counts for that request */
-	int batch_size;            /* orders in that request */
-	long http_status;          /* last HTTP status, 0 if none */
-	int attempts;              /* sends of this job */
+	int batch_size;		   /* orders in that request */
+	long http_status;	   /* last HTTP status, 0 if none */
+	int attempts;		   /* sends of this job */
 	const char *fail_reason;   /* when !ok: pruvan_error, http_4xx,
 				      http_error, retries_exhausted */
-	char message[512];         /* when !ok: what happened */
-	char body_start[512];      /* start of the last response body */
+	char message[512];	   /* when !ok: what happened */
+	char body_start[512];	   /* start of the last response body */
 
 	/* internal */
 	struct pb_push_job *next;

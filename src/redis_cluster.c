@@ -19,7 +19,7 @@
 
 #include "util.h"
 
-#define NSLOTS 16384
+#define NSLOTS	      16384
 #define MAX_REDIRECTS 5
 
 typedef struct {
@@ -27,15 +27,15 @@ typedef struct {
 	int port;
 	pb_rconn_t *c;
 	size_t inflight; /* replies owed by the connection, not read yet */
-	redisReply **q;  /* read, not yet taken by a group */
+	redisReply **q;	 /* read, not yet taken by a group */
 	size_t qh, ql, qcap;
 	bool dirty; /* written to since the last WAIT */
 } node_t;
 
 typedef struct {
-	int node;     /* -1: WAIT, asked of every node in fan */
-	size_t n;     /* replies */
-	char *bytes;  /* the group's RESP, for a resend */
+	int node;    /* -1: WAIT, asked of every node in fan */
+	size_t n;    /* replies */
+	char *bytes; /* the group's RESP, for a resend */
 	size_t len;
 	int *fan;
 	size_t nfan;
@@ -175,7 +175,8 @@ static int node_fill(pb_cluster_t *cl, int i, size_t k, bool wait)
 	node_t *n = &cl->nodes[i];
 	while (n->ql - n->qh < k) {
 		if (!n->inflight || !n->c) {
-			fail(cl, "internal: a Redis Cluster node owes no reply");
+			fail(cl,
+			     "internal: a Redis Cluster node owes no reply");
 			return -1;
 		}
 		redisReply *rep = NULL;
@@ -218,12 +219,13 @@ static bool map_from(pb_cluster_t *cl, const redisReply *r,
 		if (m->element[0]->type != REDIS_REPLY_STRING ||
 		    m->element[1]->type != REDIS_REPLY_INTEGER)
 			return false;
-		const char *host = m->element[0]->len ? m->element[0]->str
-						      : asked_host;
+		const char *host =
+		    m->element[0]->len ? m->element[0]->str : asked_host;
 		int idx = node_index(cl, host, (int)m->element[1]->integer);
 		if (idx < 0)
 			return false;
-		long long a = e->element[0]->integer, b = e->element[1]->integer;
+		long long a = e->element[0]->integer,
+			  b = e->element[1]->integer;
 		for (long long s = a; s <= b && s < NSLOTS; s++)
 			if (s >= 0)
 				cl->slots[s] = idx;
@@ -238,15 +240,16 @@ static pb_err_t map_read(pb_cluster_t *cl, pb_rconn_t *c, const char *host,
 	char e[512];
 	redisReply *r = pb_rconn_command(c, e, sizeof(e), 2, argv);
 	bool ok = map_from(cl, r, host);
-	pb_err_t err = ok ? PB_OK
-			  : pb_errf(errstr, errstr_size, PB_ERR_REDIS,
-				    "Redis protocol: CLUSTER SLOTS at %s gave "
-				    "no slot map (%s; is it a Cluster node, "
-				    "and may the ACL user run CLUSTER?)",
-				    pb_rconn_peer(c),
-				    !r ? e
-				    : r->type == REDIS_REPLY_ERROR ? r->str
-								   : "bad reply");
+	pb_err_t err =
+	    ok ? PB_OK
+	       : pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+			 "Redis protocol: CLUSTER SLOTS at %s gave "
+			 "no slot map (%s; is it a Cluster node, "
+			 "and may the ACL user run CLUSTER?)",
+			 pb_rconn_peer(c),
+			 !r				? e
+			 : r->type == REDIS_REPLY_ERROR ? r->str
+							: "bad reply");
 	if (r)
 		freeReplyObject(r);
 	return err;
@@ -268,8 +271,8 @@ static void map_refresh(pb_cluster_t *cl)
 /* ---- open and close ----------------------------------------------------- */
 
 pb_err_t pb_cluster_open(pb_redis_t *r, char *const *seeds, size_t nseeds,
-			 size_t start, pb_cluster_t **out, pb_rc_fail_t *failp, char *errstr,
-			 size_t errstr_size)
+			 size_t start, pb_cluster_t **out, pb_rc_fail_t *failp,
+			 char *errstr, size_t errstr_size)
 {
 	pb_cluster_t *cl = calloc(1, sizeof(*cl));
 	if (!cl)
@@ -431,8 +434,8 @@ static bool append_wait(pb_cluster_t *cl, const char *b, size_t len)
 }
 
 /* A single command or a MULTI..EXEC block, routed by its first key. */
-static bool append_group(pb_cluster_t *cl, const char *b, size_t len,
-			 size_t n, const char *key, size_t key_len)
+static bool append_group(pb_cluster_t *cl, const char *b, size_t len, size_t n,
+			 const char *key, size_t key_len)
 {
 	int idx = key ? cl->slots[pb_cluster_slot(key, key_len)]
 		      : (cl->slots[0] >= 0 ? cl->slots[0] : 0);
@@ -465,8 +468,7 @@ bool pb_cluster_append(pb_cluster_t *cl, const char *buf, size_t len)
 	while (off < len) {
 		size_t start = off, name_len, key_len;
 		const char *name, *key;
-		if (!next_cmd(buf, len, &off, &name, &name_len, &key,
-			      &key_len))
+		if (!next_cmd(buf, len, &off, &name, &name_len, &key, &key_len))
 			return fail(cl, "internal: malformed Redis pipeline"),
 			       true;
 		if (is_cmd(name, name_len, "WAIT")) {
@@ -521,8 +523,8 @@ pb_err_t pb_cluster_flush(pb_cluster_t *cl, char *errstr, size_t errstr_size)
 
 /* The first MOVED or ASK among replies[0..n): its node index, slot and
  * kind. */
-static bool find_redirect(pb_cluster_t *cl, redisReply **rs, size_t n,
-			  int *idx, int *slot, bool *ask)
+static bool find_redirect(pb_cluster_t *cl, redisReply **rs, size_t n, int *idx,
+			  int *slot, bool *ask)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (rs[i]->type != REDIS_REPLY_ERROR)
@@ -635,9 +637,9 @@ static int take_head(pb_cluster_t *cl, bool wait)
 		n->qh += g->n;
 		pb_err_t e = follow(cl, g, rs);
 		for (size_t k = 0; k < g->n; k++)
-			if (rs[k] && (e || !push_reply(&cl->out, &cl->oh,
-						       &cl->ol, &cl->ocap,
-						       rs[k]))) {
+			if (rs[k] &&
+			    (e || !push_reply(&cl->out, &cl->oh, &cl->ol,
+					      &cl->ocap, rs[k]))) {
 				freeReplyObject(rs[k]);
 				e = fail(cl, "out of memory in Redis Cluster");
 			}
@@ -663,8 +665,7 @@ pb_err_t pb_cluster_reply(pb_cluster_t *cl, bool wait, redisReply **out,
 			return PB_OK;
 		}
 		if (cl->gh == cl->gl)
-			return wait ? pb_errf(errstr, errstr_size,
-					      PB_ERR_REDIS,
+			return wait ? pb_errf(errstr, errstr_size, PB_ERR_REDIS,
 					      "internal: no Redis reply is "
 					      "awaited")
 				    : PB_OK;

@@ -28,8 +28,8 @@ unsigned pb_cluster_slot(const char *key, size_t len);
  * seeds[start % nseeds] (callers rotate it, so a seed with a stale view
  * is not asked every time). */
 pb_err_t pb_cluster_open(pb_redis_t *r, char *const *seeds, size_t nseeds,
-			 size_t start, pb_cluster_t **out, pb_rc_fail_t *fail, char *errstr,
-			 size_t errstr_size);
+			 size_t start, pb_cluster_t **out, pb_rc_fail_t *fail,
+			 char *errstr, size_t errstr_size);
 void pb_cluster_close(pb_cluster_t *cl);
 bool pb_cluster_append(pb_cluster_t *cl, const char *buf, size_t len);
 pb_err_t pb_cluster_flush(pb_cluster_t *cl, char *errstr, size_t errstr_size);

@@ -68,13 +68,19 @@ struct pb_rconn {
 const char *pb_rc_fail_name(pb_rc_fail_t f)
 {
 	switch (f) {
-	case PB_RC_OK: return "";
-	case PB_RC_DNS: return "DNS";
-	case PB_RC_TCP: return "TCP";
+	case PB_RC_OK:
+		return "";
+	case PB_RC_DNS:
+		return "DNS";
+	case PB_RC_TCP:
+		return "TCP";
 	case PB_RC_TLS:
-	case PB_RC_TLS_VERIFY: return "TLS";
-	case PB_RC_AUTH: return "AUTH";
-	case PB_RC_PROTOCOL: return "protocol";
+	case PB_RC_TLS_VERIFY:
+		return "TLS";
+	case PB_RC_AUTH:
+		return "AUTH";
+	case PB_RC_PROTOCOL:
+		return "protocol";
 	}
 	return "protocol";
 }
@@ -95,9 +101,9 @@ void pb_redis_url_clear(pb_redis_url_t *u)
 }
 
 static const char url_form[] =
-	"expected \"redis://[USER[:PASSWORD]@]HOST[:PORT][/DB]\", "
-	"\"rediss://...\" (TLS; HOST may be [IPv6], DB 0..15) or "
-	"\"unix:///PATH\"";
+    "expected \"redis://[USER[:PASSWORD]@]HOST[:PORT][/DB]\", "
+    "\"rediss://...\" (TLS; HOST may be [IPv6], DB 0..15) or "
+    "\"unix:///PATH\"";
 
 /* One part of a parsed URL, percent-decoded where asked; *out NULL when
  * the part is absent. False when out of memory or malformed. */
@@ -153,8 +159,8 @@ static pb_err_t url_finish(pb_redis_url_t *out, const char *port,
 	return PB_OK;
 }
 
-pb_err_t pb_redis_url_parse(const char *url, pb_redis_url_t *out,
-			    char *errstr, size_t errstr_size)
+pb_err_t pb_redis_url_parse(const char *url, pb_redis_url_t *out, char *errstr,
+			    size_t errstr_size)
 {
 	memset(out, 0, sizeof(*out));
 	out->port = 6379;
@@ -162,7 +168,8 @@ pb_err_t pb_redis_url_parse(const char *url, pb_redis_url_t *out,
 		if (*p <= 0x20 || *p == 0x7f)
 			return pb_errf(errstr, errstr_size, PB_ERR_CONFIG,
 				       "not a Redis URL (it contains a space "
-				       "or control character): %s", url_form);
+				       "or control character): %s",
+				       url_form);
 	if (strncasecmp(url, "unix://", 7) == 0) {
 		if (url[7] != '/' || url[8] == '\0')
 			return pb_errf(errstr, errstr_size, PB_ERR_CONFIG,
@@ -189,8 +196,7 @@ pb_err_t pb_redis_url_parse(const char *url, pb_redis_url_t *out,
 	if (!url_part(h, CURLUPART_HOST, 0, &out->host) ||
 	    !url_part(h, CURLUPART_PORT, 0, &port) ||
 	    !url_part(h, CURLUPART_USER, CURLU_URLDECODE, &out->user) ||
-	    !url_part(h, CURLUPART_PASSWORD, CURLU_URLDECODE,
-		      &out->password) ||
+	    !url_part(h, CURLUPART_PASSWORD, CURLU_URLDECODE, &out->password) ||
 	    !url_part(h, CURLUPART_PATH, 0, &path)) {
 		err = pb_errf(errstr, errstr_size, PB_ERR_CONFIG,
 			      "not a Redis URL: %s", url_form);
@@ -228,7 +234,8 @@ static pb_err_t tls_error(char *errstr, size_t errstr_size, const char *what,
 	ERR_clear_error();
 	return pb_errf(errstr, errstr_size, PB_ERR_CONFIG,
 		       "redis.tls.%s: cannot load %s %s: %s (check the file "
-		       "is readable and PEM)", setting, what, file, e);
+		       "is readable and PEM)",
+		       setting, what, file, e);
 }
 
 static pb_err_t tls_ctx_new(pb_redis_t *r, const pb_redis_opts_t *o,
@@ -240,7 +247,7 @@ static pb_err_t tls_ctx_new(pb_redis_t *r, const pb_redis_opts_t *o,
 			       "cannot create a TLS context");
 	SSL_CTX_set_min_proto_version(r->ctx, TLS1_2_VERSION);
 	SSL_CTX_set_mode(r->ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-					 SSL_MODE_ENABLE_PARTIAL_WRITE);
+				     SSL_MODE_ENABLE_PARTIAL_WRITE);
 	if (o->ca_file && o->ca_file[0]) {
 		if (SSL_CTX_load_verify_locations(r->ctx, o->ca_file, NULL) !=
 		    1)
@@ -270,21 +277,20 @@ static pb_err_t tls_ctx_new(pb_redis_t *r, const pb_redis_opts_t *o,
 				       "belong to certFile's certificate");
 	}
 	SSL_CTX_set_verify(r->ctx,
-			   r->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE,
-			   NULL);
+			   r->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
 	return PB_OK;
 }
 
-pb_err_t pb_redis_new(const pb_redis_opts_t *o, pb_redis_t **out,
-		      char *errstr, size_t errstr_size)
+pb_err_t pb_redis_new(const pb_redis_opts_t *o, pb_redis_t **out, char *errstr,
+		      size_t errstr_size)
 {
 	pb_redis_t *r = calloc(1, sizeof(*r));
 	if (!r)
 		return PB_ERR_NOMEM;
 	r->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 2000;
-	pb_err_t err = pb_redis_url_parse(
-	    o->url ? o->url : "redis://127.0.0.1:6379/0", &r->url, errstr,
-	    errstr_size);
+	pb_err_t err =
+	    pb_redis_url_parse(o->url ? o->url : "redis://127.0.0.1:6379/0",
+			       &r->url, errstr, errstr_size);
 	if (err)
 		goto fail;
 	const char *pw = o->password ? o->password : r->url.password;
@@ -292,7 +298,8 @@ pb_err_t pb_redis_new(const pb_redis_opts_t *o, pb_redis_t **out,
 		err = pb_errf(errstr, errstr_size, PB_ERR_CONFIG,
 			      "redis.url names the user \"%s\" but no "
 			      "password: add :PASSWORD to the URL or set "
-			      "redis.password", r->url.user);
+			      "redis.password",
+			      r->url.user);
 		goto fail;
 	}
 	r->password = pb_strdup(pw);
@@ -391,8 +398,8 @@ static int wait_fd(int fd, short events, int64_t deadline)
 static int connect_addr(const struct sockaddr *sa, socklen_t len,
 			int64_t deadline, int *err)
 {
-	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC |
-					       SOCK_NONBLOCK, 0);
+	int fd = socket(sa->sa_family,
+			SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		*err = errno;
 		return -1;
@@ -417,7 +424,7 @@ static int connect_addr(const struct sockaddr *sa, socklen_t len,
 
 static pb_err_t fail_with(pb_rc_fail_t *fail, pb_rc_fail_t f, char *errstr,
 			  size_t errstr_size, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+    __attribute__((format(printf, 5, 6)));
 
 static pb_err_t fail_with(pb_rc_fail_t *fail, pb_rc_fail_t f, char *errstr,
 			  size_t errstr_size, const char *fmt, ...)
@@ -425,8 +432,8 @@ static pb_err_t fail_with(pb_rc_fail_t *fail, pb_rc_fail_t f, char *errstr,
 	if (fail)
 		*fail = f;
 	if (errstr && errstr_size) {
-		int n = snprintf(errstr, errstr_size, "Redis %s: ",
-				 pb_rc_fail_name(f));
+		int n = snprintf(errstr, errstr_size,
+				 "Redis %s: ", pb_rc_fail_name(f));
 		if (n > 0 && (size_t)n < errstr_size) {
 			va_list ap;
 			va_start(ap, fmt);
@@ -501,9 +508,10 @@ static void ssl_reason(SSL *ssl, int rc, char *buf, size_t size)
 	if (e)
 		ERR_error_string_n(e, buf, size);
 	else if (SSL_get_error(ssl, rc) == SSL_ERROR_SYSCALL)
-		snprintf(buf, size, "connection closed during the handshake "
-				    "(does the server speak TLS on this "
-				    "port?)");
+		snprintf(buf, size,
+			 "connection closed during the handshake "
+			 "(does the server speak TLS on this "
+			 "port?)");
 	else
 		snprintf(buf, size, "handshake failed");
 	ERR_clear_error();
@@ -533,7 +541,7 @@ static pb_err_t tls_start(pb_redis_t *r, pb_rconn_t *c, const char *host,
 		if (rc == 1)
 			return PB_OK;
 		int se = SSL_get_error(c->ssl, rc);
-		short ev = se == SSL_ERROR_WANT_READ    ? POLLIN
+		short ev = se == SSL_ERROR_WANT_READ	? POLLIN
 			   : se == SSL_ERROR_WANT_WRITE ? POLLOUT
 							: 0;
 		if (ev && wait_fd(c->fd, ev, deadline) == 1)
@@ -612,14 +620,13 @@ bool pb_rconn_append(pb_rconn_t *c, const char *buf, size_t len)
 
 /* One write of buf; >0 written, 0 would block (*ev what to wait for), -1
  * failed. */
-static ssize_t raw_write(pb_rconn_t *c, const char *buf, size_t len,
-			 short *ev)
+static ssize_t raw_write(pb_rconn_t *c, const char *buf, size_t len, short *ev)
 {
 	*ev = POLLOUT;
 	if (!c->ssl) {
 		ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
-			      errno == EINTR))
+		if (n < 0 &&
+		    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 			return 0;
 		return n;
 	}
@@ -630,8 +637,7 @@ static ssize_t raw_write(pb_rconn_t *c, const char *buf, size_t len,
 	int se = SSL_get_error(c->ssl, n);
 	if (se == SSL_ERROR_WANT_READ)
 		*ev = POLLIN;
-	return se == SSL_ERROR_WANT_READ || se == SSL_ERROR_WANT_WRITE ? 0
-								       : -1;
+	return se == SSL_ERROR_WANT_READ || se == SSL_ERROR_WANT_WRITE ? 0 : -1;
 }
 
 pb_err_t pb_rconn_flush(pb_rconn_t *c, char *errstr, size_t errstr_size)
@@ -652,8 +658,8 @@ pb_err_t pb_rconn_flush(pb_rconn_t *c, char *errstr, size_t errstr_size)
 		c->out_len = 0;
 		return pb_errf(errstr, errstr_size, PB_ERR_REDIS,
 			       "Redis connection to %s failed while "
-			       "writing: %s", c->peer,
-			       n == 0 ? "timed out" : strerror(errno));
+			       "writing: %s",
+			       c->peer, n == 0 ? "timed out" : strerror(errno));
 	}
 	c->out_len = 0;
 	return PB_OK;
@@ -677,7 +683,8 @@ static int read_some(pb_rconn_t *c, char *errstr, size_t errstr_size)
 					return got;
 				pb_errf(errstr, errstr_size, PB_ERR_REDIS,
 					"Redis connection to %s closed "
-					"(TLS)", c->peer);
+					"(TLS)",
+					c->peer);
 				return -1;
 			}
 			n = k;
@@ -735,7 +742,8 @@ pb_err_t pb_rconn_reply(pb_rconn_t *c, bool wait, redisReply **out,
 		if (w < 0 || (w == 0 && wait))
 			return pb_errf(errstr, errstr_size, PB_ERR_REDIS,
 				       "Redis at %s did not answer within "
-				       "%d ms", c->peer, c->timeout_ms);
+				       "%d ms",
+				       c->peer, c->timeout_ms);
 		polled = true;
 		if (w == 0)
 			return PB_OK;
@@ -807,15 +815,17 @@ static pb_err_t setup_cmd(pb_rconn_t *c, pb_rc_fail_t f, const char *what,
 	if (!rep)
 		return fail_with(fail, PB_RC_PROTOCOL, errstr, errstr_size,
 				 "%s at %s got no answer: %s (is this a Redis "
-				 "server%s?)", argv[0], c->peer, e,
+				 "server%s?)",
+				 argv[0], c->peer, e,
 				 f == PB_RC_AUTH ? ", and does it expect "
 						   "TLS (rediss://)"
 						 : "");
 	pb_err_t err = PB_OK;
 	if (rep->type == REDIS_REPLY_ERROR)
-		err = fail_with(fail, f, errstr, errstr_size, "%s at %s was "
-				"refused: %.160s (%s)", argv[0], c->peer,
-				rep->str, what);
+		err = fail_with(fail, f, errstr, errstr_size,
+				"%s at %s was "
+				"refused: %.160s (%s)",
+				argv[0], c->peer, rep->str, what);
 	freeReplyObject(rep);
 	return err;
 }
@@ -831,20 +841,19 @@ static pb_err_t login(pb_redis_t *r, pb_rconn_t *c, const char *password,
 	snprintf(what, sizeof(what),
 		 "check the %s%s%s and password in redis.url or "
 		 "redis.password, and that the ACL user is enabled",
-		 user ? "user \"" : "user", user ? user : "",
-		 user ? "\"" : "");
+		 user ? "user \"" : "user", user ? user : "", user ? "\"" : "");
 	(void)r;
 	return setup_cmd(c, PB_RC_AUTH, what, fail, errstr, errstr_size,
 			 user ? 3 : 2, argv);
 }
 
 pb_err_t pb_redis_dial_node(pb_redis_t *r, const char *host, int port,
-			    pb_rconn_t **out, pb_rc_fail_t *fail,
-			    char *errstr, size_t errstr_size)
+			    pb_rconn_t **out, pb_rc_fail_t *fail, char *errstr,
+			    size_t errstr_size)
 {
 	pb_rconn_t *c = NULL;
-	pb_err_t err = conn_open(r, host, port, NULL, &c, fail, errstr,
-				 errstr_size);
+	pb_err_t err =
+	    conn_open(r, host, port, NULL, &c, fail, errstr, errstr_size);
 	if (!err)
 		err = login(r, c, r->password, r->url.user, fail, errstr,
 			    errstr_size);
@@ -866,8 +875,8 @@ static pb_err_t finish(pb_redis_t *r, pb_rconn_t *c, pb_rc_fail_t *fail,
 		const char *argv[2] = {"SELECT", db};
 		pb_err_t err = setup_cmd(c, PB_RC_AUTH,
 					 "the ACL user needs SELECT, or use "
-					 "database 0", fail, errstr,
-					 errstr_size, 2, argv);
+					 "database 0",
+					 fail, errstr, errstr_size, 2, argv);
 		if (err)
 			return err;
 	}
@@ -880,13 +889,13 @@ static pb_err_t finish(pb_redis_t *r, pb_rconn_t *c, pb_rc_fail_t *fail,
 		      rep->elements > 0 &&
 		      rep->element[0]->type == REDIS_REPLY_STRING &&
 		      strcmp(rep->element[0]->str, "master") == 0;
-	pb_err_t err = master ? PB_OK
-			      : fail_with(fail, PB_RC_PROTOCOL, errstr,
-					  errstr_size,
-					  "%s, named master by Sentinel, is "
-					  "not the master (%s; a failover may "
-					  "be under way, retried)", c->peer,
-					  rep ? "ROLE says otherwise" : e);
+	pb_err_t err =
+	    master ? PB_OK
+		   : fail_with(fail, PB_RC_PROTOCOL, errstr, errstr_size,
+			       "%s, named master by Sentinel, is "
+			       "not the master (%s; a failover may "
+			       "be under way, retried)",
+			       c->peer, rep ? "ROLE says otherwise" : e);
 	if (rep)
 		freeReplyObject(rep);
 	return err;
@@ -905,8 +914,8 @@ bool pb_redis_split_hostport(const char *s, char *host, size_t size, int *port)
 		he = colon - 1;
 	}
 	int64_t p;
-	if ((size_t)(he - h) >= size || !pb_parse_i64(colon + 1, &p) ||
-	    p < 1 || p > 65535)
+	if ((size_t)(he - h) >= size || !pb_parse_i64(colon + 1, &p) || p < 1 ||
+	    p > 65535)
 		return false;
 	memcpy(host, h, (size_t)(he - h));
 	host[he - h] = '\0';
@@ -925,8 +934,8 @@ static pb_err_t sentinel_ask(pb_redis_t *r, const char *node, char *host,
 		return fail_with(fail, PB_RC_PROTOCOL, errstr, errstr_size,
 				 "Sentinel node is not HOST:PORT");
 	pb_rconn_t *c = NULL;
-	pb_err_t err = conn_open(r, sh, sp, NULL, &c, fail, errstr,
-				 errstr_size);
+	pb_err_t err =
+	    conn_open(r, sh, sp, NULL, &c, fail, errstr, errstr_size);
 	if (!err)
 		err = login(r, c, r->sentinel_password, NULL, fail, errstr,
 			    errstr_size);
@@ -944,10 +953,10 @@ static pb_err_t sentinel_ask(pb_redis_t *r, const char *node, char *host,
 	    rep->element[0]->len < host_size) {
 		int64_t p;
 		memcpy(host, rep->element[0]->str, rep->element[0]->len + 1);
-		err = pb_parse_i64(rep->element[1]->str, &p) && p > 0 &&
-				      p < 65536
-			  ? PB_OK
-			  : PB_ERR_REDIS;
+		err =
+		    pb_parse_i64(rep->element[1]->str, &p) && p > 0 && p < 65536
+			? PB_OK
+			: PB_ERR_REDIS;
 		*port = (int)p;
 	} else {
 		err = PB_ERR_REDIS;
@@ -955,9 +964,9 @@ static pb_err_t sentinel_ask(pb_redis_t *r, const char *node, char *host,
 	if (err)
 		fail_with(fail, PB_RC_PROTOCOL, errstr, errstr_size,
 			  "Sentinel %s does not know the master \"%s\" (%s; "
-			  "check redis.sentinel.masterName)", c->peer,
-			  r->master,
-			  !rep ? e
+			  "check redis.sentinel.masterName)",
+			  c->peer, r->master,
+			  !rep				   ? e
 			  : rep->type == REDIS_REPLY_ERROR ? rep->str
 							   : "no address");
 	if (rep)
@@ -1006,9 +1015,9 @@ static pb_err_t dial_cluster(pb_redis_t *r, pb_rconn_t **out,
 	c->fd = -1;
 	c->timeout_ms = r->timeout_ms;
 	snprintf(c->peer, sizeof(c->peer), "Redis Cluster");
-	pb_err_t err = pb_cluster_open(r, r->cluster, r->cluster_len,
-				       r->cluster_next++, &c->cl, fail, errstr,
-				       errstr_size);
+	pb_err_t err =
+	    pb_cluster_open(r, r->cluster, r->cluster_len, r->cluster_next++,
+			    &c->cl, fail, errstr, errstr_size);
 	if (err) {
 		free(c);
 		return err;

@@ -33,12 +33,12 @@
 /* Which step of a connect failed. */
 typedef enum {
 	PB_RC_OK = 0,
-	PB_RC_DNS,        /* the host name did not resolve */
-	PB_RC_TCP,        /* no TCP (or unix socket) connection */
-	PB_RC_TLS,        /* the TLS handshake failed */
+	PB_RC_DNS,	  /* the host name did not resolve */
+	PB_RC_TCP,	  /* no TCP (or unix socket) connection */
+	PB_RC_TLS,	  /* the TLS handshake failed */
 	PB_RC_TLS_VERIFY, /* the server's certificate or name was refused */
-	PB_RC_AUTH,       /* AUTH or SELECT refused */
-	PB_RC_PROTOCOL,   /* the server did not answer as Redis (or as the
+	PB_RC_AUTH,	  /* AUTH or SELECT refused */
+	PB_RC_PROTOCOL,	  /* the server did not answer as Redis (or as the
 			     master it should be) */
 } pb_rc_fail_t;
 
@@ -47,19 +47,19 @@ const char *pb_rc_fail_name(pb_rc_fail_t f);
 
 /* A parsed redis.url; every string owned. */
 typedef struct pb_redis_url {
-	bool tls;        /* rediss:// */
-	char *host;      /* without brackets; NULL for unix:// */
-	int port;        /* 6379 */
+	bool tls;	 /* rediss:// */
+	char *host;	 /* without brackets; NULL for unix:// */
+	int port;	 /* 6379 */
 	char *unix_path; /* unix:///path */
-	char *user;      /* percent-decoded; NULL: none */
-	char *password;  /* SECRET, percent-decoded; NULL: none */
-	int db;          /* 0..15 */
+	char *user;	 /* percent-decoded; NULL: none */
+	char *password;	 /* SECRET, percent-decoded; NULL: none */
+	int db;		 /* 0..15 */
 } pb_redis_url_t;
 
 /* Parse url into *out (cleared first). On failure errstr says what is
  * expected without quoting the URL (it may hold a password). */
-pb_err_t pb_redis_url_parse(const char *url, pb_redis_url_t *out,
-			    char *errstr, size_t errstr_size);
+pb_err_t pb_redis_url_parse(const char *url, pb_redis_url_t *out, char *errstr,
+			    size_t errstr_size);
 void pb_redis_url_clear(pb_redis_url_t *u);
 
 /* "HOST:PORT" or "[IPv6]:PORT" (as Sentinel, CLUSTER SLOTS and MOVED name
@@ -71,16 +71,16 @@ bool pb_redis_split_hostport(const char *s, char *host, size_t size, int *port);
 typedef struct pb_redis_opts {
 	const char *url;      /* NULL: redis://127.0.0.1:6379/0 */
 	const char *password; /* redis.password (SECRET); NULL: the URL's */
-	bool tls;             /* redis.tls given (rediss:// turns it on too) */
+	bool tls;	      /* redis.tls given (rediss:// turns it on too) */
 	const char *ca_file, *cert_file, *key_file, *server_name;
-	bool tls_verify;      /* certificate and host name */
+	bool tls_verify;	     /* certificate and host name */
 	const char *sentinel_master; /* NULL: no Sentinel */
 	const char *const *sentinel_nodes;
 	size_t sentinel_nodes_len;
-	const char *sentinel_password; /* SECRET, may be NULL */
+	const char *sentinel_password;	  /* SECRET, may be NULL */
 	const char *const *cluster_nodes; /* Cluster seeds; 0: no Cluster */
 	size_t cluster_nodes_len;
-	int timeout_ms;                /* connect and each reply */
+	int timeout_ms; /* connect and each reply */
 } pb_redis_opts_t;
 
 typedef struct pb_redis pb_redis_t;
@@ -88,8 +88,8 @@ typedef struct pb_rconn pb_rconn_t;
 
 /* Check the options (URL, certificate files) and build the handle; nothing
  * is connected yet. A TLS file that cannot be loaded is PB_ERR_CONFIG. */
-pb_err_t pb_redis_new(const pb_redis_opts_t *o, pb_redis_t **out,
-		      char *errstr, size_t errstr_size);
+pb_err_t pb_redis_new(const pb_redis_opts_t *o, pb_redis_t **out, char *errstr,
+		      size_t errstr_size);
 void pb_redis_destroy(pb_redis_t *r);
 bool pb_redis_tls(const pb_redis_t *r);
 /* Database from the URL (0 with Cluster). */
@@ -103,8 +103,8 @@ pb_err_t pb_redis_dial(pb_redis_t *r, pb_rconn_t **out, pb_rc_fail_t *fail,
 		       char *errstr, size_t errstr_size);
 /* The same to host:port (Cluster nodes): no Sentinel, no SELECT. */
 pb_err_t pb_redis_dial_node(pb_redis_t *r, const char *host, int port,
-			    pb_rconn_t **out, pb_rc_fail_t *fail,
-			    char *errstr, size_t errstr_size);
+			    pb_rconn_t **out, pb_rc_fail_t *fail, char *errstr,
+			    size_t errstr_size);
 
 void pb_rconn_close(pb_rconn_t *c);
 int pb_rconn_fd(const pb_rconn_t *c);
@@ -122,7 +122,7 @@ pb_err_t pb_rconn_reply(pb_rconn_t *c, bool wait, redisReply **out,
 			char *errstr, size_t errstr_size);
 /* One synchronous command (nothing else may be outstanding): its reply, or
  * NULL with errstr set when the connection failed. */
-redisReply *pb_rconn_command(pb_rconn_t *c, char *errstr,
-			     size_t errstr_size, int argc, const char **argv);
+redisReply *pb_rconn_command(pb_rconn_t *c, char *errstr, size_t errstr_size,
+			     int argc, const char **argv);
 
 #endif

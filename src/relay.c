@@ -208,7 +208,8 @@ static pb_err_t produce_and_wait(pb_relay_t *r, const pb_relay_record_t *recs,
 	return err;
 }
 
-/* ---- requests ----------------------------------------------------------------
+/* ---- requests
+ * ----------------------------------------------------------------
  */
 
 typedef enum { BODY_RAW = 0, BODY_FORM } body_mode_t;
@@ -269,8 +270,8 @@ static void count_request(request_t *rq, unsigned int status)
 static enum MHD_Result answer(request_t *rq, struct MHD_Connection *conn,
 			      unsigned int status, json_t *body)
 {
-	char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER)
-			  : NULL;
+	char *text =
+	    body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	json_decref(body);
 	if (!text)
 		text = strdup("{\"status\":false,\"error\":\"out of memory\"}");
@@ -311,14 +312,14 @@ static enum MHD_Result answer_error(request_t *rq, struct MHD_Connection *conn,
 	pb_log(status >= 500 ? PB_LOG_WARN : PB_LOG_INFO, "relay call refused",
 	       "status", code, "method", pb_relay_method_name(rq->method),
 	       "account", rq->acct ? rq->account : "-", "error", msg, NULL);
-	bool validate_shape =
-	    rq->method == PB_RELAY_M_VALIDATE &&
-	    (status == MHD_HTTP_UNAUTHORIZED ||
-	     status == MHD_HTTP_SERVICE_UNAVAILABLE);
-	return answer(rq, conn, status,
-		      validate_shape
-			  ? json_pack("{s:s, s:b}", "error", msg, "validated", 0)
-			  : json_pack("{s:b, s:s}", "status", 0, "error", msg));
+	bool validate_shape = rq->method == PB_RELAY_M_VALIDATE &&
+			      (status == MHD_HTTP_UNAUTHORIZED ||
+			       status == MHD_HTTP_SERVICE_UNAVAILABLE);
+	return answer(
+	    rq, conn, status,
+	    validate_shape
+		? json_pack("{s:s, s:b}", "error", msg, "validated", 0)
+		: json_pack("{s:b, s:s}", "status", 0, "error", msg));
 }
 
 /* Append to a bounded buffer; false when it would exceed max. */
@@ -367,7 +368,8 @@ static void problem(request_t *rq, rq_problem_t p, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* ---- the media store -----------------------------------------------------------
+/* ---- the media store
+ * -----------------------------------------------------------
  */
 
 static void file_discard(request_t *rq)
@@ -392,11 +394,12 @@ static void file_open(request_t *rq, const char *content_type)
 	pb_strlcpy(rq->file_type, content_type ? content_type : "",
 		   sizeof(rq->file_type));
 	unsigned seq = atomic_fetch_add(&rq->relay->upload_seq, 1);
-	snprintf(rq->tmp_path, sizeof(rq->tmp_path), "%s/.upload-%ld-%u-%" PRId64,
-		 c->relay_media_dir, (long)getpid(), seq, pb_mono_ms());
-	rq->fd = open(rq->tmp_path,
-		      O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-		      0640);
+	snprintf(rq->tmp_path, sizeof(rq->tmp_path),
+		 "%s/.upload-%ld-%u-%" PRId64, c->relay_media_dir,
+		 (long)getpid(), seq, pb_mono_ms());
+	rq->fd =
+	    open(rq->tmp_path,
+		 O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
 	rq->sha = EVP_MD_CTX_new();
 	if (rq->fd < 0 || !rq->sha ||
 	    EVP_DigestInit_ex(rq->sha, EVP_sha256(), NULL) != 1) {
@@ -494,7 +497,8 @@ static pb_err_t file_keep(request_t *rq, const char *uuid, char *path_out,
 	return PB_OK;
 }
 
-/* ---- the body ------------------------------------------------------------------
+/* ---- the body
+ * ------------------------------------------------------------------
  */
 
 /* @locality: inside MHD_post_process on the connection's thread. */
@@ -575,9 +579,9 @@ static enum MHD_Result begin(pb_relay_t *r, request_t *rq,
 {
 	const pb_config_t *c = r->cfg;
 	char acct[sizeof(rq->account)], meth[40];
-	bool path_ok = pb_relay_parse_path(url, c->relay_base_path, acct,
-					   sizeof(acct), meth,
-					   sizeof(meth)) == PB_OK;
+	bool path_ok =
+	    pb_relay_parse_path(url, c->relay_base_path, acct, sizeof(acct),
+				meth, sizeof(meth)) == PB_OK;
 	if (path_ok)
 		rq->method = pb_relay_method_of(meth);
 	if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
@@ -614,8 +618,10 @@ static enum MHD_Result begin(pb_relay_t *r, request_t *rq,
 	    (strncasecmp(ct, "multipart/form-data", 19) == 0 ||
 	     strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0)) {
 		rq->mode = BODY_FORM;
-		rq->urlencoded = strncasecmp(ct, "application/x-www-form-"
-						 "urlencoded", 33) == 0;
+		rq->urlencoded = strncasecmp(ct,
+					     "application/x-www-form-"
+					     "urlencoded",
+					     33) == 0;
 		rq->pp = MHD_create_post_processor(conn, RELAY_PP_BUFFER,
 						   on_field, rq);
 		if (!rq->pp)
@@ -705,7 +711,8 @@ static json_t *payload_of(request_t *rq, struct MHD_Connection *conn,
 	return payload;
 }
 
-/* ---- methods -------------------------------------------------------------------
+/* ---- methods
+ * -------------------------------------------------------------------
  */
 
 static enum MHD_Result do_validate(pb_relay_t *r, request_t *rq,
@@ -718,8 +725,8 @@ static enum MHD_Result do_validate(pb_relay_t *r, request_t *rq,
 	if (rq->acct->push_key_learned) {
 		const char *key = json_string_value(pk);
 		size_t n = key ? json_string_length(pk) : 0;
-		bool clean = n > 0 && n <= RELAY_PUSH_KEY_MAX &&
-			     strlen(key) == n;
+		bool clean =
+		    n > 0 && n <= RELAY_PUSH_KEY_MAX && strlen(key) == n;
 		for (size_t i = 0; clean && i < n; i++)
 			clean = (unsigned char)key[i] > ' ' && key[i] != 0x7f;
 		if (pk && !json_is_null(pk) && !key) {
@@ -834,7 +841,8 @@ static enum MHD_Result do_upload(pb_relay_t *r, request_t *rq,
 	return do_items(r, rq, conn, payload, &media);
 }
 
-/* ---- getWorkOrders ---------------------------------------------------------------
+/* ---- getWorkOrders
+ * ---------------------------------------------------------------
  */
 
 /* A streamed answer: {"workOrders":[ page... ],"error":""}. */
@@ -885,9 +893,9 @@ static pb_err_t gwo_page(gwo_t *g, char *errstr, size_t errstr_size)
 		pb_jt_lit(&g->buf, "],\"error\":\"\"}");
 		g->done = true;
 	}
-	return g->buf.bad ? pb_errf(errstr, errstr_size, PB_ERR_NOMEM,
-				    "out of memory")
-			  : PB_OK;
+	return g->buf.bad
+		   ? pb_errf(errstr, errstr_size, PB_ERR_NOMEM, "out of memory")
+		   : PB_OK;
 }
 
 /* @locality: MHD, on the connection's thread, as the client reads. */
@@ -967,7 +975,8 @@ static enum MHD_Result do_get_work_orders(pb_relay_t *r, request_t *rq,
 	return ret;
 }
 
-/* ---- dispatch ---------------------------------------------------------------------
+/* ---- dispatch
+ * ---------------------------------------------------------------------
  */
 
 /* The last call: the whole body is in; check, run the method, answer. */
@@ -1006,8 +1015,7 @@ static enum MHD_Result finish(pb_relay_t *r, request_t *rq,
 		break;
 	case PB_RELAY_M_UPLOAD_PICTURES:
 		ret = rq->problem == RQ_MEDIA_IO
-			  ? answer_error(rq, conn,
-					 MHD_HTTP_SERVICE_UNAVAILABLE,
+			  ? answer_error(rq, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
 					 "%s; nothing is lost, call again",
 					 rq->problem_msg)
 			  : do_upload(r, rq, conn, payload);
@@ -1044,14 +1052,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 		return body_chunk(rq, upload_data, n);
 	}
 	if (rq->body_too_big)
-		return answer_error(rq, conn, MHD_HTTP_CONTENT_TOO_LARGE,
-				    "the body is larger than relay.maxBodyBytes "
-				    "(%" PRId64 " bytes)",
-				    r->cfg->relay_max_body_bytes);
+		return answer_error(
+		    rq, conn, MHD_HTTP_CONTENT_TOO_LARGE,
+		    "the body is larger than relay.maxBodyBytes "
+		    "(%" PRId64 " bytes)",
+		    r->cfg->relay_max_body_bytes);
 	return finish(r, rq, conn);
 }
 
-/* ---- lifecycle -------------------------------------------------------------------
+/* ---- lifecycle
+ * -------------------------------------------------------------------
  */
 
 /* mkdir -p, quietly: a store that cannot be made is reported per upload. */

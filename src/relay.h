@@ -53,7 +53,7 @@
 #include "err.h"
 #include "metrics.h"
 
-#define PB_RELAY_MAX_CONNECTIONS 64
+#define PB_RELAY_MAX_CONNECTIONS  64
 #define PB_RELAY_WORK_ORDERS_PAGE 200 /* orders read from Redis at a time */
 
 typedef struct pb_relay pb_relay_t;
@@ -132,7 +132,7 @@ bool pb_relay_derived_uuid(const json_t *item, char out[65]);
 
 /* An uploaded file as kept in the media store. */
 typedef struct pb_relay_media {
-	const char *path; /* absolute */
+	const char *path;   /* absolute */
 	const char *sha256; /* hex */
 	int64_t bytes;
 	const char *content_type; /* may be NULL */

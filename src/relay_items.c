@@ -22,16 +22,17 @@
 #include "rules.h"
 #include "util.h"
 
-/* ---- methods and paths ---------------------------------------------------- */
+/* ---- methods and paths ----------------------------------------------------
+ */
 
 static const struct {
 	pb_relay_method_t m;
 	const char *name;
 } methods[] = {
-	{PB_RELAY_M_VALIDATE, "validate"},
-	{PB_RELAY_M_GET_WORK_ORDERS, "getWorkOrders"},
-	{PB_RELAY_M_STATUS, "status"},
-	{PB_RELAY_M_UPLOAD_PICTURES, "uploadPictures"},
+    {PB_RELAY_M_VALIDATE, "validate"},
+    {PB_RELAY_M_GET_WORK_ORDERS, "getWorkOrders"},
+    {PB_RELAY_M_STATUS, "status"},
+    {PB_RELAY_M_UPLOAD_PICTURES, "uploadPictures"},
 };
 
 pb_relay_method_t pb_relay_method_of(const char *name)
@@ -82,7 +83,8 @@ pb_err_t pb_relay_parse_path(const char *url, const char *base, char *account,
 	return PB_OK;
 }
 
-/* ---- credentials ------------------------------------------------------------ */
+/* ---- credentials ------------------------------------------------------------
+ */
 
 bool pb_relay_secret_equal(const char *given, const char *secret)
 {
@@ -109,13 +111,14 @@ static void hex(const unsigned char *d, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-static void digest_hex(const EVP_MD *md, const void *data, size_t n,
-		       char *out, size_t digest_len)
+static void digest_hex(const EVP_MD *md, const void *data, size_t n, char *out,
+		       size_t digest_len)
 {
 	unsigned char d[EVP_MAX_MD_SIZE];
 	unsigned int len = 0;
 	if (EVP_Digest(data, n, d, &len, md, NULL) != 1 || len != digest_len) {
-		memset(out, '0', 2 * digest_len); /* never equal to a real one */
+		memset(out, '0',
+		       2 * digest_len); /* never equal to a real one */
 		out[2 * digest_len] = '\0';
 		return;
 	}
@@ -162,7 +165,8 @@ bool pb_relay_credentials_ok(const pb_account_t *a, const json_t *payload)
 	return (int)user_ok & ((int)tok_ok | (int)pw_ok | (int)sha_ok);
 }
 
-/* ---- items ------------------------------------------------------------------ */
+/* ---- items ------------------------------------------------------------------
+ */
 
 const char *pb_relay_upload_kind(const json_t *meta)
 {
@@ -281,13 +285,12 @@ static json_t *prepared_item(const json_t *src, const pb_relay_media_t *media)
 	const json_t *won = json_object_get(item, "workOrderNumber");
 	if (!json_object_get(item, "key2") && json_is_string(won))
 		json_object_set(item, "key2", (json_t *)won);
-	if (media &&
-	    json_object_set_new(
-		item, "media",
-		json_pack("{s:s, s:s, s:I, s:s?}", "path", media->path,
-			  "sha256", media->sha256, "bytes",
-			  (json_int_t)media->bytes, "contentType",
-			  media->content_type)) != 0) {
+	if (media && json_object_set_new(
+			 item, "media",
+			 json_pack("{s:s, s:s, s:I, s:s?}", "path", media->path,
+				   "sha256", media->sha256, "bytes",
+				   (json_int_t)media->bytes, "contentType",
+				   media->content_type)) != 0) {
 		json_decref(item);
 		return NULL;
 	}
@@ -378,9 +381,10 @@ pb_err_t pb_relay_records(const char *account, pb_relay_method_t method,
 				       "workOrders is missing or not an array");
 		n = json_array_size(list);
 		if (n > max_items)
-			return pb_errf(errstr, errstr_size, PB_ERR_INVALID,
-				       "%zu workOrders in one call: at most %zu",
-				       n, max_items);
+			return pb_errf(
+			    errstr, errstr_size, PB_ERR_INVALID,
+			    "%zu workOrders in one call: at most %zu", n,
+			    max_items);
 	} else if (method != PB_RELAY_M_UPLOAD_PICTURES) {
 		return pb_errf(errstr, errstr_size, PB_ERR_INVALID,
 			       "method %s relays no items",
@@ -393,10 +397,9 @@ pb_err_t pb_relay_records(const char *account, pb_relay_method_t method,
 	for (size_t i = 0; i < n; i++) {
 		pb_err_t err;
 		if (!list) {
-			err = build_record(account,
-					   pb_relay_upload_kind(payload),
-					   payload, media, "metadata", &recs[i],
-					   errstr, errstr_size);
+			err = build_record(
+			    account, pb_relay_upload_kind(payload), payload,
+			    media, "metadata", &recs[i], errstr, errstr_size);
 		} else {
 			char label[48];
 			snprintf(label, sizeof(label), "workOrders[%zu]", i);

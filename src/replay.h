@@ -18,10 +18,11 @@
 
 typedef struct pb_replay_opts {
 	int32_t partition; /* -1: all */
-	int64_t from;      /* first DLQ offset (inclusive); -1: beginning */
-	int64_t to;        /* last DLQ offset (inclusive); -1: end */
-	const char *reason; /* only records with this x-error-reason; NULL: all */
-	bool dry_run;      /* list what would be replayed; produce nothing */
+	int64_t from;	   /* first DLQ offset (inclusive); -1: beginning */
+	int64_t to;	   /* last DLQ offset (inclusive); -1: end */
+	const char
+	    *reason;  /* only records with this x-error-reason; NULL: all */
+	bool dry_run; /* list what would be replayed; produce nothing */
 } pb_replay_opts_t;
 
 /* Writes one JSON line per record to stdout; counts into *replayed. */

@@ -87,15 +87,15 @@ typedef enum {
 } field_class_t;
 
 typedef enum {
-	T_TEXT,     /* string */
+	T_TEXT,	    /* string */
 	T_NONEMPTY, /* non-empty string (address1, city) */
-	T_DATE,     /* RFC 3339 or Pruvan form -> Pruvan form */
-	T_ANY,      /* any JSON value, passed as given */
+	T_DATE,	    /* RFC 3339 or Pruvan form -> Pruvan form */
+	T_ANY,	    /* any JSON value, passed as given */
 	T_SCALAR,   /* string or number, passed as given (correlation ids) */
 	T_COORD,    /* number or numeric string within +-limit (GPS) */
 	T_SERVICES, /* array of objects with serviceName */
 	T_STATE,    /* US state code -> upper case */
-	T_ZIP,      /* 12345 or 12345-6789 */
+	T_ZIP,	    /* 12345 or 12345-6789 */
 	T_SPECIAL,  /* status, assignedTo: handled by their own rules */
 } field_type_t;
 
@@ -110,40 +110,40 @@ typedef struct {
 	const char *name;
 	field_class_t cls;
 	field_type_t type;
-	int first, last;        /* family range, when last > 0 */
-	double limit;           /* T_COORD: largest absolute value */
+	int first, last;	/* family range, when last > 0 */
+	double limit;		/* T_COORD: largest absolute value */
 	const char *renamed_to; /* accepted as this field, with a warning */
 } field_spec_t;
 
 static const field_spec_t field_specs[] = {
-	{"workOrderNumber", CLS_IDENTITY, T_TEXT, 0, 0, 0, NULL},
-	{"clientDueDate", CLS_REMOTE, T_DATE, 0, 0, 0, NULL},
-	{"clientStatus", CLS_REMOTE, T_TEXT, 0, 0, 0, NULL},
-	{"clientInstructions", CLS_REMOTE, T_TEXT, 0, 0, 0, NULL},
-	{"source_wo_id", CLS_REMOTE, T_SCALAR, 0, 0, 0, NULL},
-	{"source_wo_number", CLS_REMOTE, T_SCALAR, 0, 0, 0, NULL},
-	{"source_wo_provider", CLS_REMOTE, T_SCALAR, 0, 0, 0, NULL},
-	{"attribute", CLS_REMOTE, T_SCALAR, 7, 30, 0, NULL},
-	{"description", CLS_SHARED, T_TEXT, 0, 0, 0, NULL},
-	{"reference", CLS_SHARED, T_TEXT, 0, 0, 0, NULL},
-	{"workOrderInfo", CLS_SHARED, T_TEXT, 0, 0, 0, NULL},
-	{"options", CLS_SHARED, T_ANY, 0, 0, 0, NULL},
-	{"instructions", CLS_SHARED, T_ANY, 0, 0, 0, NULL},
-	{"status", CLS_SHARED, T_SPECIAL, 0, 0, 0, NULL},
-	{"dueDate", CLS_SHARED, T_DATE, 0, 0, 0, NULL},
-	{"startDate", CLS_SHARED, T_DATE, 0, 0, 0, NULL},
-	{"services", CLS_SHARED, T_SERVICES, 0, 0, 0, NULL},
-	{"projectOptions", CLS_SHARED, T_ANY, 0, 0, 0, "options"},
-	{"projectInstructions", CLS_SHARED, T_ANY, 0, 0, 0, "instructions"},
-	{"address1", CLS_ADDRESS, T_NONEMPTY, 0, 0, 0, NULL},
-	{"address2", CLS_ADDRESS, T_TEXT, 0, 0, 0, NULL},
-	{"city", CLS_ADDRESS, T_NONEMPTY, 0, 0, 0, NULL},
-	{"state", CLS_ADDRESS, T_STATE, 0, 0, 0, NULL},
-	{"zip", CLS_ADDRESS, T_ZIP, 0, 0, 0, NULL},
-	{"country", CLS_ADDRESS, T_TEXT, 0, 0, 0, NULL},
-	{"gpsLatitude", CLS_ADDRESS, T_COORD, 0, 0, 90.0, NULL},
-	{"gpsLongitude", CLS_ADDRESS, T_COORD, 0, 0, 180.0, NULL},
-	{"assignedTo", CLS_ASSIGNED, T_SPECIAL, 0, 0, 0, NULL},
+    {"workOrderNumber", CLS_IDENTITY, T_TEXT, 0, 0, 0, NULL},
+    {"clientDueDate", CLS_REMOTE, T_DATE, 0, 0, 0, NULL},
+    {"clientStatus", CLS_REMOTE, T_TEXT, 0, 0, 0, NULL},
+    {"clientInstructions", CLS_REMOTE, T_TEXT, 0, 0, 0, NULL},
+    {"source_wo_id", CLS_REMOTE, T_SCALAR, 0, 0, 0, NULL},
+    {"source_wo_number", CLS_REMOTE, T_SCALAR, 0, 0, 0, NULL},
+    {"source_wo_provider", CLS_REMOTE, T_SCALAR, 0, 0, 0, NULL},
+    {"attribute", CLS_REMOTE, T_SCALAR, 7, 30, 0, NULL},
+    {"description", CLS_SHARED, T_TEXT, 0, 0, 0, NULL},
+    {"reference", CLS_SHARED, T_TEXT, 0, 0, 0, NULL},
+    {"workOrderInfo", CLS_SHARED, T_TEXT, 0, 0, 0, NULL},
+    {"options", CLS_SHARED, T_ANY, 0, 0, 0, NULL},
+    {"instructions", CLS_SHARED, T_ANY, 0, 0, 0, NULL},
+    {"status", CLS_SHARED, T_SPECIAL, 0, 0, 0, NULL},
+    {"dueDate", CLS_SHARED, T_DATE, 0, 0, 0, NULL},
+    {"startDate", CLS_SHARED, T_DATE, 0, 0, 0, NULL},
+    {"services", CLS_SHARED, T_SERVICES, 0, 0, 0, NULL},
+    {"projectOptions", CLS_SHARED, T_ANY, 0, 0, 0, "options"},
+    {"projectInstructions", CLS_SHARED, T_ANY, 0, 0, 0, "instructions"},
+    {"address1", CLS_ADDRESS, T_NONEMPTY, 0, 0, 0, NULL},
+    {"address2", CLS_ADDRESS, T_TEXT, 0, 0, 0, NULL},
+    {"city", CLS_ADDRESS, T_NONEMPTY, 0, 0, 0, NULL},
+    {"state", CLS_ADDRESS, T_STATE, 0, 0, 0, NULL},
+    {"zip", CLS_ADDRESS, T_ZIP, 0, 0, 0, NULL},
+    {"country", CLS_ADDRESS, T_TEXT, 0, 0, 0, NULL},
+    {"gpsLatitude", CLS_ADDRESS, T_COORD, 0, 0, 90.0, NULL},
+    {"gpsLongitude", CLS_ADDRESS, T_COORD, 0, 0, 180.0, NULL},
+    {"assignedTo", CLS_ASSIGNED, T_SPECIAL, 0, 0, 0, NULL},
 };
 
 /* Whether name is prefix followed by a decimal number in [first, last]
@@ -180,7 +180,8 @@ static const field_spec_t *field_spec(const char *name)
 static bool is_extra_field(const pb_account_t *acct, const char *name)
 {
 	for (size_t i = 0; i < acct->extra_fields_len; i++)
-		if (acct->extra_fields[i] && !strcmp(acct->extra_fields[i], name))
+		if (acct->extra_fields[i] &&
+		    !strcmp(acct->extra_fields[i], name))
 			return true;
 	return false;
 }
@@ -204,12 +205,11 @@ static bool assignable(const pb_account_t *acct, const char *name)
 
 /* The 50 states, DC, the territories and the military "states". */
 static const char *const us_states[] = {
-	"AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "FL", "GA", "HI",
-	"ID", "IL", "IN", "IA", "KS", "KY", "LA", "ME", "MD", "MA", "MI",
-	"MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY", "NC",
-	"ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT",
-	"VT", "VA", "WA", "WV", "WI", "WY", "DC", "AS", "GU", "MP", "PR",
-	"VI", "UM", "AA", "AE", "AP",
+    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "FL", "GA", "HI", "ID",
+    "IL", "IN", "IA", "KS", "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS",
+    "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY", "NC", "ND", "OH", "OK",
+    "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA", "WV",
+    "WI", "WY", "DC", "AS", "GU", "MP", "PR", "VI", "UM", "AA", "AE", "AP",
 };
 
 /* Upper-cased state code into out[3], or false when not a US code. */
@@ -269,9 +269,8 @@ warn(pb_decision_t *d, const char *code, const char *fmt, ...)
 	va_start(ap, fmt);
 	pb_format_text(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	json_array_append_new(d->warnings,
-			      json_pack("{s:s, s:s}", "code", code, "message",
-					msg));
+	json_array_append_new(
+	    d->warnings, json_pack("{s:s, s:s}", "code", code, "message", msg));
 }
 
 static const char *mode_name(const pb_account_t *acct)
@@ -610,11 +609,12 @@ static bool classify_fields(const pb_event_t *ev, const pb_account_t *acct,
 				json_object_set_new(fields, key,
 						    json_deep_copy(v));
 			else
-				warn(d, "unknown_field",
-				     "order.%.64s is not a Pruvan field this "
-				     "bridge sends: dropped (list it in the "
-				     "account's extraFields to pass it through)",
-				     key);
+				warn(
+				    d, "unknown_field",
+				    "order.%.64s is not a Pruvan field this "
+				    "bridge sends: dropped (list it in the "
+				    "account's extraFields to pass it through)",
+				    key);
 			continue;
 		}
 		if (fs->renamed_to) {
@@ -972,8 +972,7 @@ void pb_rules_decide(const pb_event_t *ev, const pb_account_t *acct,
 			snprintf(out->message, sizeof(out->message),
 				 "version %lld is older than the last applied "
 				 "version %lld of order %.64s",
-				 (long long)ev->version,
-				 (long long)st->version,
+				 (long long)ev->version, (long long)st->version,
 				 ev->work_order_number);
 			return;
 		}
@@ -1042,8 +1041,8 @@ pb_err_t pb_pruvan_response_parse(const char *body, size_t len,
 		goto out;
 	}
 	if (!resp || !e) {
-		pb_errf(errstr, errstr_size, err,
-			"response lacks \"%s\"", !resp ? "response" : "error");
+		pb_errf(errstr, errstr_size, err, "response lacks \"%s\"",
+			!resp ? "response" : "error");
 		goto out;
 	}
 	if (json_is_string(e)) {

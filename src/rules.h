@@ -79,8 +79,8 @@ void pb_event_destroy(pb_event_t *ev);
 
 /* What the worker knows of an order (from Redis), all borrowed. */
 typedef struct pb_order_state {
-	bool created;     /* the bridge pushed a successful create for it */
-	bool deleted;     /* tombstoned: the bridge pushed a successful delete */
+	bool created; /* the bridge pushed a successful create for it */
+	bool deleted; /* tombstoned: the bridge pushed a successful delete */
 	bool has_version; /* last applied event had a version */
 	int64_t version;
 	int64_t occurred_ms; /* last applied event's occurredAt; 0 = none */
@@ -91,10 +91,10 @@ typedef struct pb_order_state {
 } pb_order_state_t;
 
 typedef enum {
-	PB_VERDICT_PUSH = 0, /* push work_order */
+	PB_VERDICT_PUSH = 0,  /* push work_order */
 	PB_VERDICT_UNCHANGED, /* update that changes nothing: push nothing */
-	PB_VERDICT_STALE,    /* older than the last applied event */
-	PB_VERDICT_REJECTED, /* refused: reason + message */
+	PB_VERDICT_STALE,     /* older than the last applied event */
+	PB_VERDICT_REJECTED,  /* refused: reason + message */
 } pb_verdict_t;
 
 typedef struct pb_decision {
@@ -106,12 +106,12 @@ typedef struct pb_decision {
 			       follows Pruvan's counts; push it alone */
 	const char *reason; /* for REJECTED/STALE, static */
 	char message[512];
-	json_t *work_order;   /* owned: the Pruvan work order object to push */
-	char *pushed_after;   /* owned: st->pushed merged with what is pushed
-				 (the same form); store it as the order's
-				 state once Pruvan accepted the push */
-	json_t *warnings;     /* owned array of {"code": "...", "message": "..."} */
-	json_t *withheld;     /* owned array of field names (strings) */
+	json_t *work_order; /* owned: the Pruvan work order object to push */
+	char *pushed_after; /* owned: st->pushed merged with what is pushed
+			       (the same form); store it as the order's
+			       state once Pruvan accepted the push */
+	json_t *warnings; /* owned array of {"code": "...", "message": "..."} */
+	json_t *withheld; /* owned array of field names (strings) */
 } pb_decision_t;
 
 /*
@@ -125,11 +125,12 @@ void pb_rules_decide(const pb_event_t *ev, const pb_account_t *acct,
 		     pb_decision_t *out);
 void pb_decision_clear(pb_decision_t *d);
 
-/* Pruvan's answer: {"response":{"created":N,"updated":N,"deleted":N},"error":null} */
+/* Pruvan's answer:
+ * {"response":{"created":N,"updated":N,"deleted":N},"error":null} */
 typedef struct pb_pruvan_result {
 	int created, updated, deleted;
-	bool has_error;   /* "error" non-null and not empty */
-	char error[256];  /* Pruvan's error text, truncated */
+	bool has_error;	 /* "error" non-null and not empty */
+	char error[256]; /* Pruvan's error text, truncated */
 } pb_pruvan_result_t;
 
 /*
@@ -151,10 +152,10 @@ const char *pb_rules_outcome_for(const pb_decision_t *d,
 /* A relayed item (contract section 5). */
 typedef struct pb_inbound {
 	char *account;
-	char *kind; /* photo | survey | status | order */
-	char *uuid; /* item.uuId: dedupe key */
-	char *key1; /* Pruvan's key of the order, may be NULL */
-	char *key2; /* work order number; NULL when only key1 was given */
+	char *kind;   /* photo | survey | status | order */
+	char *uuid;   /* item.uuId: dedupe key */
+	char *key1;   /* Pruvan's key of the order, may be NULL */
+	char *key2;   /* work order number; NULL when only key1 was given */
 	json_t *item; /* owned */
 } pb_inbound_t;
 

@@ -60,7 +60,8 @@ bool pb_date_to_pruvan(const char *s, char *out, size_t out_size)
 		 * (to the minute; Pruvan has no seconds). */
 		int64_t mins = pb_days_from_civil(t.year, t.mon, t.day) * 1440 +
 			       t.hour * 60 + t.min - t.off_min;
-		int64_t days = mins >= 0 ? mins / 1440 : -((-mins + 1439) / 1440);
+		int64_t days =
+		    mins >= 0 ? mins / 1440 : -((-mins + 1439) / 1440);
 		int64_t rem = mins - days * 1440;
 		int64_t y;
 		pb_civil_from_days(days, &y, &t.mon, &t.day);

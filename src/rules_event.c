@@ -26,7 +26,7 @@
 #include "util.h"
 
 #define PB_RULES_MAX_INPUT (1024 * 1024)
-#define PB_RULES_MAX_ID 256
+#define PB_RULES_MAX_ID	   256
 
 void pb_rejection_clear(pb_rejection_t *rej)
 {
@@ -75,8 +75,8 @@ static bool need_string(const json_t *obj, const char *key, const char *what,
 		return false;
 	}
 	if (!json_is_string(v)) {
-		rej_set(rej, "invalid_field",
-			"%s must be a string: %s", what, why);
+		rej_set(rej, "invalid_field", "%s must be a string: %s", what,
+			why);
 		return false;
 	}
 	size_t len = json_string_length(v);

@@ -21,13 +21,13 @@
 typedef enum {
 	PB_STATUS_ALLOW_BOTH = 0, /* internal+external */
 	PB_STATUS_ALLOW_INTERNAL, /* internal mode only */
-	PB_STATUS_ALLOW_NO,       /* never */
+	PB_STATUS_ALLOW_NO,	  /* never */
 	PB_STATUS_ALLOW_CAUTION,  /* only where the account allows deletes */
 } pb_status_allow_t;
 
 typedef struct pb_status_rule {
-	pb_action_t action;     /* CREATE or UPDATE */
-	const char *status;     /* lower-case; "" is the "not set" row */
+	pb_action_t action; /* CREATE or UPDATE */
+	const char *status; /* lower-case; "" is the "not set" row */
 	pb_status_allow_t allowed;
 	const char *suggestion; /* Client Status suggestion, may be "" */
 	const char *notes;

@@ -35,7 +35,8 @@ pb_err_t pb_track_add(pb_partition_track_t *t, int64_t offset);
  * next offset to consume, i.e. what Kafka stores) when the committable
  * position advanced.
  */
-bool pb_track_done(pb_partition_track_t *t, int64_t offset, int64_t *commit_out);
+bool pb_track_done(pb_partition_track_t *t, int64_t offset,
+		   int64_t *commit_out);
 
 /* Offsets added and not yet done. */
 int64_t pb_track_pending(const pb_partition_track_t *t);

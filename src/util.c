@@ -68,7 +68,8 @@ void pb_redact_url(const char *url, char *buf, size_t size)
 		pb_strlcpy(buf, "(none)", size);
 		return;
 	}
-	/* scheme://[userinfo@]host[:port]/path?query — keep scheme, host, path */
+	/* scheme://[userinfo@]host[:port]/path?query — keep scheme, host, path
+	 */
 	const char *scheme_end = strstr(url, "://");
 	const char *host = scheme_end ? scheme_end + 3 : url;
 	const char *at = NULL;

@@ -26,8 +26,9 @@ void pb_ms_to_rfc3339(int64_t ms, char *buf, size_t size);
 /*
  * Write url with its secret parts hidden into buf: the query string and
  * any user:password are replaced, e.g.
- * "https://direct.pruvan.com/api/?apiKey=…" -> "https://direct.pruvan.com/api/?<redacted>".
- * Always NUL-terminates; never copies the secret.
+ * "https://direct.pruvan.com/api/?apiKey=…" ->
+ * "https://direct.pruvan.com/api/?<redacted>". Always NUL-terminates; never
+ * copies the secret.
  */
 void pb_redact_url(const char *url, char *buf, size_t size);
 

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_LINE 4096
+#define MAX_LINE   4096
 #define MAX_FIELDS 8
 
 /* Split one CSV line in place; returns the number of fields or -1. */
@@ -92,16 +92,19 @@ int main(int argc, char **argv)
 		fclose(in);
 		return 1;
 	}
-	fprintf(out, "/* Generated from %s by gen_status_table: do not edit. */\n"
-		     "#include \"rules_internal.h\"\n\n"
-		     "const pb_status_rule_t pb_status_table[] = {\n", argv[1]);
+	fprintf(out,
+		"/* Generated from %s by gen_status_table: do not edit. */\n"
+		"#include \"rules_internal.h\"\n\n"
+		"const pb_status_rule_t pb_status_table[] = {\n",
+		argv[1]);
 	char line[MAX_LINE];
 	int lineno = 0, rows = 0, rc = 0;
 	while (fgets(line, sizeof(line), in)) {
 		lineno++;
 		size_t l = strlen(line);
 		if (l == sizeof(line) - 1 && line[l - 1] != '\n') {
-			fprintf(stderr, "%s:%d: line too long\n", argv[1], lineno);
+			fprintf(stderr, "%s:%d: line too long\n", argv[1],
+				lineno);
 			rc = 1;
 			break;
 		}

@@ -96,7 +96,8 @@ static void handle_command(rd_kafka_mock_cluster_t *mc, char *line)
 	else if (n == 3 && strcmp(cmd, "rtt") == 0)
 		err = rd_kafka_mock_broker_set_rtt(mc, id, ms);
 	else {
-		printf("error: unknown command (down ID | up ID | rtt ID MS)\n");
+		printf(
+		    "error: unknown command (down ID | up ID | rtt ID MS)\n");
 		fflush(stdout);
 		return;
 	}
@@ -124,7 +125,8 @@ int main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--topic") == 0 && i + 1 < argc &&
 			   ntopics < 64) {
 			topics[ntopics++] = argv[++i];
-		} else if (strcmp(argv[i], "--bootstrap-file") == 0 && i + 1 < argc) {
+		} else if (strcmp(argv[i], "--bootstrap-file") == 0 &&
+			   i + 1 < argc) {
 			bootstrap_file = argv[++i];
 		} else {
 			fprintf(stderr, "usage: pb-mock-kafka [--brokers N] "
@@ -136,7 +138,8 @@ int main(int argc, char **argv)
 	char errstr[512];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr));
-	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	rd_kafka_t *rk =
+	    rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
 	if (!rk) {
 		fprintf(stderr, "cannot create the Kafka handle: %s\n", errstr);
 		return 1;
@@ -151,7 +154,8 @@ int main(int argc, char **argv)
 		char name[256];
 		int parts = 1;
 		const char *colon = strrchr(topics[i], ':');
-		size_t len = colon ? (size_t)(colon - topics[i]) : strlen(topics[i]);
+		size_t len =
+		    colon ? (size_t)(colon - topics[i]) : strlen(topics[i]);
 		if (len >= sizeof(name))
 			len = sizeof(name) - 1;
 		memcpy(name, topics[i], len);
@@ -159,13 +163,16 @@ int main(int argc, char **argv)
 		if (colon) {
 			int64_t v;
 			if (!pb_parse_i64(colon + 1, &v) || v < 1 || v > 1000) {
-				fprintf(stderr, "--topic %s: partitions must be 1..1000\n", topics[i]);
+				fprintf(
+				    stderr,
+				    "--topic %s: partitions must be 1..1000\n",
+				    topics[i]);
 				return 2;
 			}
 			parts = (int)v;
 		}
 		rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(
-			mc, name, parts, brokers < 3 ? brokers : 3);
+		    mc, name, parts, brokers < 3 ? brokers : 3);
 		if (err) {
 			fprintf(stderr, "cannot create topic %s: %s\n", name,
 				rd_kafka_err2str(err));
@@ -176,7 +183,8 @@ int main(int argc, char **argv)
 	printf("%s\n", bs);
 	fflush(stdout);
 	if (bootstrap_file && write_file_atomic(bootstrap_file, bs) != 0) {
-		fprintf(stderr, "cannot write %s: %s\n", bootstrap_file, strerror(errno));
+		fprintf(stderr, "cannot write %s: %s\n", bootstrap_file,
+			strerror(errno));
 		return 1;
 	}
 	struct sigaction sa;

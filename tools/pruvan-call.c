@@ -177,11 +177,10 @@ static json_t *payload_of(const args_t *a)
 		json_object_set_new(p, "pushkey",
 				    json_string(a->pushkey ? a->pushkey : ""));
 	else if (!strcmp(a->method, "getWorkOrders"))
-		json_object_set_new(p, "timestamp",
-				    a->timestamp
-					? json_integer(strtoll(a->timestamp,
-							       NULL, 10))
-					: json_null());
+		json_object_set_new(
+		    p, "timestamp",
+		    a->timestamp ? json_integer(strtoll(a->timestamp, NULL, 10))
+				 : json_null());
 	else if (!strcmp(a->method, "status"))
 		json_object_set(p, "workOrders", a->entries);
 	return p;
@@ -249,8 +248,8 @@ int main(int argc, char **argv)
 				a.file);
 			return EXIT_USAGE;
 		}
-		curl_mime_type(part, a.content_type ? a.content_type
-						    : "image/jpeg");
+		curl_mime_type(part,
+			       a.content_type ? a.content_type : "image/jpeg");
 		curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
 	} else {
 		char *esc = curl_easy_escape(c, text, 0);
@@ -271,8 +270,8 @@ int main(int argc, char **argv)
 		printf("%s\n", b.data);
 	int ok = success(status, a.method, b.data);
 	if (!ok && cr == CURLE_OK)
-		fprintf(stderr, "pruvan-call: %s answered HTTP %ld\n",
-			a.method, status);
+		fprintf(stderr, "pruvan-call: %s answered HTTP %ld\n", a.method,
+			status);
 	free(b.data);
 	free(form);
 	free(text);

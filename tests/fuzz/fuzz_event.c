@@ -31,7 +31,7 @@ static void check(const pb_event_t *ev, const pb_decision_t *d)
 	switch (d->verdict) {
 	case PB_VERDICT_PUSH: {
 		const char *won = json_string_value(
-			json_object_get(d->work_order, "workOrderNumber"));
+		    json_object_get(d->work_order, "workOrderNumber"));
 		json_t *after = d->pushed_after
 				    ? json_loads(d->pushed_after, 0, NULL)
 				    : NULL;
@@ -43,8 +43,8 @@ static void check(const pb_event_t *ev, const pb_decision_t *d)
 		if (d->push_action == PB_ACTION_CREATE &&
 		    (!json_object_get(d->work_order, "address1") ||
 		     !json_object_get(d->work_order, "zip") ||
-		     json_array_size(json_object_get(d->work_order,
-						     "services")) == 0))
+		     json_array_size(
+			 json_object_get(d->work_order, "services")) == 0))
 			abort();
 		break;
 	}
@@ -73,8 +73,7 @@ static void check_date(const uint8_t *data, size_t size)
 	in[size] = '\0';
 	if (!pb_date_to_pruvan(in, out, sizeof(out)))
 		return;
-	if (!pb_date_to_pruvan(out, again, sizeof(again)) ||
-	    strcmp(out, again))
+	if (!pb_date_to_pruvan(out, again, sizeof(again)) || strcmp(out, again))
 		abort();
 }
 
@@ -167,11 +166,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	json_t *pushed = json_pack(
-		"{s:s, s:s, s:s, s:s, s:s, s:s, s:[{s:s}], s:s}",
-		"workOrderNumber", ev->work_order_number, "address1",
-		"111 East Main", "city", "Round Rock", "state", "TX", "zip",
-		"78664", "clientStatus", "Order Created", "services",
-		"serviceName", "Task-01", "assignedTo", "jsmith");
+	    "{s:s, s:s, s:s, s:s, s:s, s:s, s:[{s:s}], s:s}", "workOrderNumber",
+	    ev->work_order_number, "address1", "111 East Main", "city",
+	    "Round Rock", "state", "TX", "zip", "78664", "clientStatus",
+	    "Order Created", "services", "serviceName", "Task-01", "assignedTo",
+	    "jsmith");
 	/* stored as the worker writes it */
 	char *pushed_text = pb_jt_dumps(pushed, true);
 	size_t pushed_len = pushed_text ? strlen(pushed_text) : 0;
@@ -190,15 +189,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	};
 	for (int m = 0; m < 8; m++) {
 		pb_account_t acct = {
-			.name = "fuzz",
-			.mode = (m & 1) ? PB_MODE_EXTERNAL : PB_MODE_INTERNAL,
-			.allow_deletes = (m & 2) != 0,
-			.status_policy = (m & 4) ? PB_STATUS_POLICY_REJECT
-						 : PB_STATUS_POLICY_DROP,
-			.users = users,
-			.users_len = 2,
-			.extra_fields = extras,
-			.extra_fields_len = 1,
+		    .name = "fuzz",
+		    .mode = (m & 1) ? PB_MODE_EXTERNAL : PB_MODE_INTERNAL,
+		    .allow_deletes = (m & 2) != 0,
+		    .status_policy = (m & 4) ? PB_STATUS_POLICY_REJECT
+					     : PB_STATUS_POLICY_DROP,
+		    .users = users,
+		    .users_len = 2,
+		    .extra_fields = extras,
+		    .extra_fields_len = 1,
 		};
 		for (int s = 0; s < 4; s++) {
 			pb_decision_t d;

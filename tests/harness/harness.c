@@ -43,8 +43,8 @@ struct h_worker {
 static struct {
 	char dir[256];
 	char test[128];
-	bool in_test;  /* between h_begin and h_end */
-	bool failed;   /* some test did not reach h_end */
+	bool in_test; /* between h_begin and h_end */
+	bool failed;  /* some test did not reach h_end */
 	int seq;
 
 	pid_t redis_pid;
@@ -182,8 +182,10 @@ static pid_t spawn(const char *const *argv, const char *out, const char *err)
 	if (pid != 0)
 		return pid;
 	int in = open("/dev/null", O_RDONLY);
-	int o = open(out ? out : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
-	int e = open(err ? err : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
+	int o =
+	    open(out ? out : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
+	int e =
+	    open(err ? err : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
 	if (in < 0 || o < 0 || e < 0)
 		_exit(126);
 	dup2(in, 0);
@@ -240,10 +242,10 @@ int h_group_teardown(void **state)
 
 int h_start_all(const char *name, int partitions)
 {
-	return h_setup(name) || h_redis_start() || h_kafka_start(1, partitions) ||
-			       h_sim_start(0)
-		       ? -1
-		       : 0;
+	return h_setup(name) || h_redis_start() ||
+		       h_kafka_start(1, partitions) || h_sim_start(0)
+		   ? -1
+		   : 0;
 }
 
 int h_setup(const char *name)
@@ -341,9 +343,10 @@ static int redis_spawn(void)
 	const char *exe = "/usr/bin/redis-server";
 	if (access(exe, X_OK) != 0)
 		exe = "/usr/local/bin/redis-server";
-	const char *argv[] = {exe, "--port", port, "--bind", "127.0.0.1",
-			      "--save", "", "--appendonly", "no",
-			      "--daemonize", "no", "--dir", H.dir, NULL};
+	const char *argv[] = {exe,	   "--port",	  port, "--bind",
+			      "127.0.0.1", "--save",	  "",	"--appendonly",
+			      "no",	   "--daemonize", "no", "--dir",
+			      H.dir,	   NULL};
 	H.redis_pid = spawn(argv, log, log);
 	if (H.redis_pid < 0)
 		return -1;
@@ -587,8 +590,8 @@ int h_produce_json(const char *topic, const json_t *value, bool wait)
 {
 	char key[256] = "";
 	const char *acct = json_string_value(json_object_get(value, "account"));
-	const char *won = json_string_value(
-	    json_object_get(json_object_get(value, "order"), "workOrderNumber"));
+	const char *won = json_string_value(json_object_get(
+	    json_object_get(value, "order"), "workOrderNumber"));
 	if (!won)
 		won = json_string_value(
 		    json_object_get(json_object_get(value, "item"), "key1"));
@@ -621,9 +624,12 @@ int h_produce_file(const char *path)
 			n = -1;
 			break;
 		}
-		const char *topic = json_string_value(json_object_get(rec, "topic"));
-		const char *key = json_string_value(json_object_get(rec, "key"));
-		const char *raw = json_string_value(json_object_get(rec, "raw"));
+		const char *topic =
+		    json_string_value(json_object_get(rec, "topic"));
+		const char *key =
+		    json_string_value(json_object_get(rec, "key"));
+		const char *raw =
+		    json_string_value(json_object_get(rec, "raw"));
 		char *text = NULL;
 		json_t *v = json_object_get(rec, "value");
 		if (!raw && v)
@@ -687,9 +693,10 @@ static int cmp_rec(const void *a, const void *b)
 static json_t *record_json(const rd_kafka_message_t *m)
 {
 	json_t *r = json_object();
-	json_object_set_new(r, "topic", json_string(rd_kafka_topic_name(m->rkt)));
-	json_object_set_new(r, "key", m->key ? json_stringn(m->key, m->key_len)
-					     : json_null());
+	json_object_set_new(r, "topic",
+			    json_string(rd_kafka_topic_name(m->rkt)));
+	json_object_set_new(
+	    r, "key", m->key ? json_stringn(m->key, m->key_len) : json_null());
 	json_object_set_new(r, "partition", json_integer(m->partition));
 	json_object_set_new(r, "offset", json_integer(m->offset));
 	json_t *hs = json_object();
@@ -698,8 +705,8 @@ static json_t *record_json(const rd_kafka_message_t *m)
 		const char *name;
 		const void *val;
 		size_t size;
-		for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val,
-							    &size) == 0;
+		for (size_t i = 0;
+		     rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == 0;
 		     i++)
 			json_object_set_new(hs, name,
 					    val ? json_stringn(val, size)
@@ -734,7 +741,8 @@ json_t *h_consume(const char *topic, long min_count, int timeout_ms)
 		rd_kafka_conf_destroy(conf);
 		return NULL;
 	}
-	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+	rd_kafka_t *rk =
+	    rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
 	if (!rk) {
 		fprintf(stderr, "[harness] consumer: %s\n", err);
 		return NULL;
@@ -762,7 +770,8 @@ json_t *h_consume(const char *topic, long min_count, int timeout_ms)
 				if (m->partition >= 0 && m->partition < 256)
 					eof[m->partition] = false;
 				if (n == cap) {
-					json_t **nr = realloc(recs, 2 * cap * sizeof(*recs));
+					json_t **nr = realloc(
+					    recs, 2 * cap * sizeof(*recs));
 					if (!nr)
 						break;
 					recs = nr;
@@ -798,8 +807,9 @@ int h_sim_start(int latency_ms)
 	h_path(pf, sizeof(pf), "sim.port");
 	h_path(log, sizeof(log), "sim.log");
 	snprintf(lat, sizeof(lat), "%d", latency_ms);
-	const char *argv[] = {getenv("PB_SIM"), "--port", "0", "--port-file",
-			      pf, "--quiet", "--latency-ms", lat, NULL};
+	const char *argv[] = {getenv("PB_SIM"), "--port", "0",
+			      "--port-file",	pf,	  "--quiet",
+			      "--latency-ms",	lat,	  NULL};
 	H.sim_pid = spawn(argv, NULL, log);
 	if (H.sim_pid < 0)
 		return -1;
@@ -889,12 +899,13 @@ static json_t *sim_call(const char *method, const char *path,
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", H.sim_port, path);
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_t *ans = NULL;
-	long st = http_call(method, url, text ? text : (strcmp(method, "POST")
-							     ? NULL : ""),
-			    &ans);
+	long st =
+	    http_call(method, url,
+		      text ? text : (strcmp(method, "POST") ? NULL : ""), &ans);
 	free(text);
 	if (st == 0)
-		fprintf(stderr, "[harness] sim %s %s: no answer\n", method, path);
+		fprintf(stderr, "[harness] sim %s %s: no answer\n", method,
+			path);
 	return ans;
 }
 
@@ -916,13 +927,14 @@ json_t *h_sim_delete(const char *path)
 int h_sim_faults(const char *json_text)
 {
 	char url[256];
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sim/faults", H.sim_port);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sim/faults",
+		 H.sim_port);
 	json_t *ans = NULL;
 	long st = http_call("POST", url, json_text, &ans);
 	if (st != 200) {
 		char *t = ans ? json_dumps(ans, JSON_COMPACT) : NULL;
-		fprintf(stderr, "[harness] faults %s -> %ld %s\n", json_text, st,
-			t ? t : "");
+		fprintf(stderr, "[harness] faults %s -> %ld %s\n", json_text,
+			st, t ? t : "");
 		free(t);
 	}
 	json_decref(ans);
@@ -933,7 +945,8 @@ json_t *h_sim_requests(const char *api_key)
 {
 	char path[512];
 	if (api_key)
-		snprintf(path, sizeof(path), "/_sim/requests?apiKey=%s", api_key);
+		snprintf(path, sizeof(path), "/_sim/requests?apiKey=%s",
+			 api_key);
 	else
 		snprintf(path, sizeof(path), "/_sim/requests");
 	json_t *a = h_sim_get(path);
@@ -985,8 +998,7 @@ long h_http_get(int port, const char *path, char **body)
 	return status;
 }
 
-long h_await_http_status(int port, const char *path, long want,
-			 int timeout_ms)
+long h_await_http_status(int port, const char *path, long want, int timeout_ms)
 {
 	int64_t end = pb_mono_ms() + timeout_ms;
 	long st;
@@ -1045,25 +1057,24 @@ int h_write_config(const char *name, const json_t *overrides, char *out,
 	    " s:{s:s}, s:{s:i}}",
 	    "kafka", "bootstrap.servers", H.bootstraps, "group.id", "pb-it",
 	    "log_level", "4", "session.timeout.ms", "6000",
-	    "heartbeat.interval.ms", "500", "topic.metadata.refresh.interval.ms",
-	    "2000",
-	    "topics", "orders", H_TOPIC_ORDERS, "inbound", H_TOPIC_INBOUND,
-	    "results", H_TOPIC_RESULTS, "dlq", H_TOPIC_DLQ,
-	    "redis", "url", redis, "keyPrefix", "pb:",
-	    "pruvan", "timeoutMs", 2000, "maxAttempts", 5, "backoffBaseMs", 20,
-	    "backoffMaxMs", 200, "batchMaxOrders", 50, "batchMaxWaitMs", 10,
-	    "maxInFlight", 8, "circuitFailures", 1000, "circuitOpenMs", 200,
-	    "http", "listen", "127.0.0.1:0",
-	    "worker", "shutdownGraceMs", 10000);
+	    "heartbeat.interval.ms", "500",
+	    "topic.metadata.refresh.interval.ms", "2000", "topics", "orders",
+	    H_TOPIC_ORDERS, "inbound", H_TOPIC_INBOUND, "results",
+	    H_TOPIC_RESULTS, "dlq", H_TOPIC_DLQ, "redis", "url", redis,
+	    "keyPrefix", "pb:", "pruvan", "timeoutMs", 2000, "maxAttempts", 5,
+	    "backoffBaseMs", 20, "backoffMaxMs", 200, "batchMaxOrders", 50,
+	    "batchMaxWaitMs", 10, "maxInFlight", 8, "circuitFailures", 1000,
+	    "circuitOpenMs", 200, "http", "listen", "127.0.0.1:0", "worker",
+	    "shutdownGraceMs", 10000);
 	if (!c)
 		return -1;
 	if (overrides)
 		deep_merge(c, overrides);
 	if (!json_object_get(c, "accounts"))
-		json_object_set_new(
-		    c, "accounts",
-		    json_pack("{s:{s:s, s:[s]}}", "acme", "mode", "internal",
-			      "users", "jsmith"));
+		json_object_set_new(c, "accounts",
+				    json_pack("{s:{s:s, s:[s]}}", "acme",
+					      "mode", "internal", "users",
+					      "jsmith"));
 	const char *acct;
 	json_t *a;
 	json_object_foreach(json_object_get(c, "accounts"), acct, a)
@@ -1073,7 +1084,7 @@ int h_write_config(const char *name, const json_t *overrides, char *out,
 		char env[128] = "PB_IT_KEY_", url[512];
 		size_t n = strlen(env);
 		for (const char *p = acct; *p && n < sizeof(env) - 1; p++)
-			env[n++] = (*p >= 'a' && *p <= 'z')   ? (char)(*p - 32)
+			env[n++] = (*p >= 'a' && *p <= 'z') ? (char)(*p - 32)
 				   : (*p >= 'A' && *p <= 'Z') ||
 					   (*p >= '0' && *p <= '9')
 				       ? *p
@@ -1128,9 +1139,8 @@ h_worker_t *h_worker_start(const char *label, const char *const *args)
 
 h_worker_t *h_worker_run(const char *label, const char *cfg, bool exit_on_eof)
 {
-	const char *args[] = {"run", "-c", cfg, exit_on_eof ? "--exit-on-eof"
-							    : NULL,
-			      NULL};
+	const char *args[] = {"run", "-c", cfg,
+			      exit_on_eof ? "--exit-on-eof" : NULL, NULL};
 	return h_worker_start(label, args);
 }
 
@@ -1232,19 +1242,20 @@ int h_worker_ops_port(const h_worker_t *w, int timeout_ms)
 	int64_t deadline = pb_mono_ms() + timeout_ms;
 	for (;;) {
 		char *text = h_read_file(w->log, NULL);
-		char *line = text ? strstr(text, "operations endpoint listening")
-				  : NULL;
+		char *line =
+		    text ? strstr(text, "operations endpoint listening") : NULL;
 		int port = 0;
 		if (line) {
 			while (line > text && line[-1] != '\n')
 				line--;
 			char *end = strchr(line, '\n');
-			json_t *j = json_loadb(line, end ? (size_t)(end - line)
-							 : strlen(line),
-					       0, NULL);
+			json_t *j = json_loadb(
+			    line, end ? (size_t)(end - line) : strlen(line), 0,
+			    NULL);
 			json_t *pv = json_object_get(j, "port");
 			if (json_is_string(pv))
-				port = (int)strtol(json_string_value(pv), NULL, 10);
+				port = (int)strtol(json_string_value(pv), NULL,
+						   10);
 			else if (json_is_integer(pv))
 				port = (int)json_integer_value(pv);
 			json_decref(j);
@@ -1314,13 +1325,13 @@ json_t *h_event_update(const char *event_id, const char *account,
 json_t *h_event_create(const char *event_id, const char *account,
 		       const char *won, int64_t version)
 {
-	json_t *f = json_pack(
-	    "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:[{s:s}]}", "address1",
-	    "111 East Main", "city", "Round Rock", "state", "TX", "zip",
-	    "78664", "workOrderInfo", "Call Office 555-111-2222",
-	    "clientDueDate", "2020-05-28T12:00:00Z", "dueDate",
-	    "2020-05-25 1200 +0", "services", "serviceName",
-	    "Task-01 Mow Grass");
+	json_t *f =
+	    json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:[{s:s}]}",
+		      "address1", "111 East Main", "city", "Round Rock",
+		      "state", "TX", "zip", "78664", "workOrderInfo",
+		      "Call Office 555-111-2222", "clientDueDate",
+		      "2020-05-28T12:00:00Z", "dueDate", "2020-05-25 1200 +0",
+		      "services", "serviceName", "Task-01 Mow Grass");
 	json_t *e = h_event(event_id, account, "create", won, version, f);
 	json_decref(f);
 	return e;
@@ -1336,7 +1347,8 @@ json_t *h_by_event(const json_t *records)
 	json_array_foreach(records, i, r)
 	{
 		json_t *v = json_object_get(r, "value");
-		const char *id = json_string_value(json_object_get(v, "eventId"));
+		const char *id =
+		    json_string_value(json_object_get(v, "eventId"));
 		if (!id)
 			id = "(null)";
 		json_t *list = json_object_get(idx, id);
@@ -1354,7 +1366,8 @@ json_t *h_one(const json_t *by_event, const char *event_id)
 	json_t *list = json_object_get(by_event, event_id);
 	if (json_array_size(list) != 1) {
 		char *t = list ? json_dumps(list, JSON_COMPACT) : NULL;
-		fprintf(stderr, "[harness] event %s: expected 1 outcome, got %zu: %s\n",
+		fprintf(stderr,
+			"[harness] event %s: expected 1 outcome, got %zu: %s\n",
 			event_id, json_array_size(list), t ? t : "");
 		free(t);
 		return NULL;
@@ -1414,8 +1427,8 @@ int h_check_schema(const json_t *records, const char *schema)
 	{
 		const char *raw = json_string_value(json_object_get(r, "raw"));
 		if (raw && strstr(raw, "apiKey=")) {
-			fprintf(stderr, "[harness] record %zu carries a PushKey\n",
-				i);
+			fprintf(stderr,
+				"[harness] record %zu carries a PushKey\n", i);
 			bad++;
 		}
 	}
@@ -1437,8 +1450,8 @@ int h_check_schema(const json_t *records, const char *schema)
 	}
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		char *text = h_read_file(log, NULL);
-		fprintf(stderr, "[harness] %s: records not valid:\n%s\n", schema,
-			text ? text : "");
+		fprintf(stderr, "[harness] %s: records not valid:\n%s\n",
+			schema, text ? text : "");
 		free(text);
 		bad++;
 	}

@@ -28,10 +28,10 @@
 
 #include "util.h"
 
-#define H_TOPIC_ORDERS "pruvan.orders"
+#define H_TOPIC_ORDERS	"pruvan.orders"
 #define H_TOPIC_INBOUND "pruvan.inbound"
 #define H_TOPIC_RESULTS "pruvan.results"
-#define H_TOPIC_DLQ "pruvan.dlq"
+#define H_TOPIC_DLQ	"pruvan.dlq"
 
 /* ---- lifecycle ----------------------------------------------------------- */
 
@@ -53,15 +53,15 @@ int h_group_teardown(void **state);
 /* cmocka group setup and teardown for a suite using h_start_all:
  *   H_SUITE("name", 3)  ...  cmocka_run_group_tests(t, h_suite_setup,
  *                                                   h_suite_teardown) */
-#define H_SUITE(name, partitions)                                          \
-	static int h_suite_setup(void **state_)                            \
-	{                                                                  \
-		(void)state_;                                              \
-		return h_start_all(name, partitions) ? -1 : 0;             \
-	}                                                                  \
-	static int h_suite_teardown(void **state_)                         \
-	{                                                                  \
-		return h_group_teardown(state_);                           \
+#define H_SUITE(name, partitions)                                              \
+	static int h_suite_setup(void **state_)                                \
+	{                                                                      \
+		(void)state_;                                                  \
+		return h_start_all(name, partitions) ? -1 : 0;                 \
+	}                                                                      \
+	static int h_suite_teardown(void **state_)                             \
+	{                                                                      \
+		return h_group_teardown(state_);                               \
 	}
 
 const char *h_dir(void);
@@ -71,16 +71,16 @@ char *h_path(char *buf, size_t size, const char *name);
 /* ---- time and waiting ---------------------------------------------------- */
 
 /* clocks: pb_mono_ms() and pb_wall_ms() from util.h */
-void h_nap_ms(int ms);   /* a short nap inside a polling loop */
+void h_nap_ms(int ms); /* a short nap inside a polling loop */
 /* "2026-11-28T16:00:00.123Z" (or +hh:mm) -> epoch ms; -1 on junk. */
 int64_t h_time_ms(const char *rfc3339);
 
 /* ---- Redis --------------------------------------------------------------- */
 
 int h_redis_start(void);
-void h_redis_stop(void);    /* SIGTERM + reap */
-void h_redis_kill(void);    /* SIGKILL + reap: an outage */
-int h_redis_restart(void);  /* same port, empty (no persistence) */
+void h_redis_stop(void);   /* SIGTERM + reap */
+void h_redis_kill(void);   /* SIGKILL + reap: an outage */
+int h_redis_restart(void); /* same port, empty (no persistence) */
 int h_redis_port(void);
 bool h_redis_ping(void);
 
@@ -167,7 +167,8 @@ json_t *h_sim_stats(void);
 int h_write_config(const char *name, const json_t *overrides, char *out,
 		   size_t out_size);
 
-/* ---- the worker and other pruvan-bridge commands -------------------------- */
+/* ---- the worker and other pruvan-bridge commands --------------------------
+ */
 
 typedef struct h_worker h_worker_t;
 
@@ -214,8 +215,7 @@ long h_http_get(int port, const char *path, char **body);
 /* Polls the worker's /metrics until the unlabelled sample name reaches
  * at least min; returns its last value (-1: never read). */
 double h_await_metric(int port, const char *name, double min, int timeout_ms);
-long h_await_http_status(int port, const char *path, long want,
-			 int timeout_ms);
+long h_await_http_status(int port, const char *path, long want, int timeout_ms);
 
 /* ---- building events ----------------------------------------------------- */
 

@@ -106,12 +106,15 @@ static int make_cert(const char *prefix, const char *who, const char *san)
 	fclose(f);
 	char subj[128];
 	snprintf(subj, sizeof(subj), "/CN=pb-test-%s", who);
-	const char *req[] = {"openssl", "req", "-new", "-newkey", "rsa:2048",
-			     "-nodes", "-keyout", key, "-out", csr, "-subj",
-			     subj, NULL};
-	const char *sign[] = {"openssl", "x509", "-req", "-in", csr, "-CA", ca,
-			      "-CAkey", cakey, "-CAcreateserial", "-out", crt,
-			      "-days", "2", "-sha256", "-extfile", ext, NULL};
+	const char *req[] = {"openssl",	 "req",	   "-new",    "-newkey",
+			     "rsa:2048", "-nodes", "-keyout", key,
+			     "-out",	 csr,	   "-subj",   subj,
+			     NULL};
+	const char *sign[] = {
+	    "openssl",	"x509", "-req",	  "-in", csr,
+	    "-CA",	ca,	"-CAkey", cakey, "-CAcreateserial",
+	    "-out",	crt,	"-days",  "2",	 "-sha256",
+	    "-extfile", ext,	NULL};
 	return run_fg(req) || run_fg(sign) ? -1 : 0;
 }
 
@@ -120,9 +123,10 @@ int hr_make_ca(const char *prefix)
 	char ca[512], cakey[512];
 	in_dir(ca, sizeof(ca), prefix, "-ca.pem");
 	in_dir(cakey, sizeof(cakey), prefix, "-ca.key");
-	const char *mk[] = {"openssl", "req", "-x509", "-newkey", "rsa:2048",
-			    "-nodes", "-keyout", cakey, "-out", ca, "-days",
-			    "2", "-subj", "/CN=pb-test-ca", NULL};
+	const char *mk[] = {
+	    "openssl", "req",	  "-x509", "-newkey",	     "rsa:2048",
+	    "-nodes",  "-keyout", cakey,   "-out",	     ca,
+	    "-days",   "2",	  "-subj", "/CN=pb-test-ca", NULL};
 	if (run_fg(mk))
 		return -1;
 	return make_cert(prefix, "server", "DNS:localhost,IP:127.0.0.1") ||
@@ -190,9 +194,18 @@ int hr_start(int slot, int port, const char *const *args)
 	h_path(dir, sizeof(dir), name);
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
 		return -1;
-	const char *base[] = {"redis-server", "--bind", "127.0.0.1", "--save",
-			      "", "--appendonly", "no", "--daemonize", "no",
-			      "--dir", dir, NULL};
+	const char *base[] = {"redis-server",
+			      "--bind",
+			      "127.0.0.1",
+			      "--save",
+			      "",
+			      "--appendonly",
+			      "no",
+			      "--daemonize",
+			      "no",
+			      "--dir",
+			      dir,
+			      NULL};
 	for (int i = 0; base[i]; i++)
 		slot_arg(slot, base[i]);
 	for (int i = 0; args && args[i]; i++)

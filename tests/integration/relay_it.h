@@ -9,7 +9,6 @@
 
 #include <sys/wait.h>
 
-
 /* The relay port from the worker's "relay endpoint listening" line. */
 static inline int relay_port(h_worker_t *w)
 {
@@ -46,7 +45,7 @@ static inline int relay_port(h_worker_t *w)
  */
 #define PHOTO_BYTES (64 * 1024)
 static inline long post(int port, const char *path, const char *header,
-		 const char *payload, bool multipart, json_t **body)
+			const char *payload, bool multipart, json_t **body)
 {
 	char url[512];
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
@@ -133,8 +132,8 @@ static inline json_t *relay_config(const char *media, json_t *accounts)
 	setenv("PB_IT_RELAY_TOKEN", TOKEN, 1);
 	setenv("PB_IT_RELAY_PASSWORD", PASSWORD, 1);
 	return json_pack("{s:{s:s, s:s, s:i}, s:o}", "relay", "listen",
-			 "127.0.0.1:0", "mediaDir", media, "ackTimeoutMs",
-			 1500, "accounts", accounts);
+			 "127.0.0.1:0", "mediaDir", media, "ackTimeoutMs", 1500,
+			 "accounts", accounts);
 }
 
 static inline json_t *relay_creds(void)
@@ -152,7 +151,7 @@ static inline bool exists(const char *path)
 
 /* The learned-key account "lrn", on a worker of its own. */
 static inline h_worker_t *learned_worker(const char *label, const char *cfg,
-				  int *relay, int *ops)
+					 int *relay, int *ops)
 {
 	h_worker_t *w = h_worker_run(label, cfg, false);
 	assert_non_null(w);

@@ -41,7 +41,8 @@ static bool has_string(const json_t *arr, const char *s)
 {
 	size_t i;
 	json_t *v;
-	json_array_foreach(arr, i, v) if (!strcmp(json_string_value(v), s)) return true;
+	json_array_foreach(arr, i,
+			   v) if (!strcmp(json_string_value(v), s)) return true;
 	return false;
 }
 
@@ -59,7 +60,8 @@ static json_t *round_trip(json_t *ev, const char *id)
 	json_t *by = h_by_event(recs);
 	json_t *list = json_object_get(by, id);
 	assert_true(json_array_size(list) >= 1);
-	json_t *o = json_incref(json_array_get(list, json_array_size(list) - 1));
+	json_t *o =
+	    json_incref(json_array_get(list, json_array_size(list) - 1));
 	json_decref(by);
 	json_decref(recs);
 	return o;
@@ -96,7 +98,8 @@ static void auto_admin_at_run_time(void **state)
 	json_t *f = json_pack("{s:s,s:s,s:s}", "workOrderInfo", "v2",
 			      "address1", "222 West Main", "clientStatus",
 			      "Remote Order Status is Waiting");
-	o = round_trip(h_event("aa-2", "acme", "update", "WO-AA", 2, f), "aa-2");
+	o = round_trip(h_event("aa-2", "acme", "update", "WO-AA", 2, f),
+		       "aa-2");
 	json_decref(f);
 	assert_string_equal(h_str(o, "outcome"), "updated");
 	json_t *wh = json_object_get(o, "withheld");
@@ -118,20 +121,23 @@ static void auto_admin_at_run_time(void **state)
 	assert_int_equal(bridge(on, NULL), 0);
 	assert_true(h_worker_log_has(w, "Auto-Admin switched on", 15000));
 	f = json_pack("{s:s}", "workOrderInfo", "v3");
-	o = round_trip(h_event("aa-3", "acme", "update", "WO-AA", 3, f), "aa-3");
+	o = round_trip(h_event("aa-3", "acme", "update", "WO-AA", 3, f),
+		       "aa-3");
 	json_decref(f);
 	assert_string_equal(h_str(o, "outcome"), "updated");
 	assert_int_equal(json_array_size(json_object_get(o, "withheld")), 0);
-	assert_string_equal(h_str(json_object_get(o, "request"), "workOrderInfo"),
-			    "v3");
+	assert_string_equal(
+	    h_str(json_object_get(o, "request"), "workOrderInfo"), "v3");
 	json_decref(o);
 	orders = h_sim_orders("acme");
 	assert_string_equal(
 	    h_str(json_object_get(orders, "WO-AA"), "workOrderInfo"), "v3");
 	json_decref(orders);
 
-	const char *bad_value[] = {"auto-admin", "-c", cfg, "acme", "maybe", NULL};
-	const char *bad_acct[] = {"auto-admin", "-c", cfg, "nobody", "on", NULL};
+	const char *bad_value[] = {"auto-admin", "-c",	  cfg,
+				   "acme",	 "maybe", NULL};
+	const char *bad_acct[] = {"auto-admin", "-c", cfg,
+				  "nobody",	"on", NULL};
 	assert_int_equal(bridge(bad_value, NULL), 2);
 	assert_int_equal(bridge(bad_acct, NULL), 2);
 
@@ -156,7 +162,8 @@ static void replay_from_dlq(void **state)
 	/* one order per request: each 400 hits its own order only */
 	char cfg[512];
 	json_t *ov = json_pack("{s:{s:i}}", "pruvan", "batchMaxOrders", 1);
-	assert_int_equal(h_write_config("replay.json", ov, cfg, sizeof(cfg)), 0);
+	assert_int_equal(h_write_config("replay.json", ov, cfg, sizeof(cfg)),
+			 0);
 	json_decref(ov);
 	long before = h_topic_count(H_TOPIC_RESULTS);
 	assert_int_equal(h_sim_faults("{\"fail\":{\"count\":1,\"status\":400,"
@@ -171,9 +178,9 @@ static void replay_from_dlq(void **state)
 	ev = h_event_create("rp-2", "acme", "WO-RP2", 1);
 	assert_int_equal(h_produce_json(H_TOPIC_ORDERS, ev, false), 0);
 	json_decref(ev);
-	assert_int_equal(h_produce_nowait(H_TOPIC_ORDERS, "acme/WO-RP3",
-					  "not json at all"),
-			 0);
+	assert_int_equal(
+	    h_produce_nowait(H_TOPIC_ORDERS, "acme/WO-RP3", "not json at all"),
+	    0);
 	assert_int_equal(h_flush(10000), 0);
 
 	h_worker_t *w = h_worker_run("worker-rp1", cfg, true);
@@ -191,12 +198,13 @@ static void replay_from_dlq(void **state)
 			rp1 = r;
 	}
 	assert_non_null(rp1);
-	assert_string_equal(h_str(json_object_get(rp1, "headers"),
-				   "x-error-reason"),
-			    "http_4xx");
+	assert_string_equal(
+	    h_str(json_object_get(rp1, "headers"), "x-error-reason"),
+	    "http_4xx");
 	char part[16], off[32];
-	snprintf(part, sizeof(part), "%lld",
-		 (long long)json_integer_value(json_object_get(rp1, "partition")));
+	snprintf(
+	    part, sizeof(part), "%lld",
+	    (long long)json_integer_value(json_object_get(rp1, "partition")));
 	snprintf(off, sizeof(off), "%lld",
 		 (long long)json_integer_value(json_object_get(rp1, "offset")));
 
@@ -207,8 +215,8 @@ static void replay_from_dlq(void **state)
 	assert_int_equal(bridge(dry, &out), 0);
 	assert_int_equal(count_lines(out, "\"would-replay\""), 3);
 	free(out);
-	const char *dry_reason[] = {"replay", "-c", cfg, "--dry-run",
-				    "--reason", "invalid_json", NULL};
+	const char *dry_reason[] = {
+	    "replay", "-c", cfg, "--dry-run", "--reason", "invalid_json", NULL};
 	assert_int_equal(bridge(dry_reason, &out), 0);
 	assert_int_equal(count_lines(out, "\"would-replay\""), 1);
 	assert_int_equal(count_lines(out, "\"skip\""), 2);
@@ -216,9 +224,9 @@ static void replay_from_dlq(void **state)
 	assert_int_equal(h_topic_count(H_TOPIC_ORDERS), orders);
 
 	/* replay exactly rp-1's record */
-	const char *one[] = {"replay", "-c", cfg, "--partition", part,
-			     "--from", off, "--to", off, "--reason", "http_4xx",
-			     NULL};
+	const char *one[] = {"replay", "-c",	   cfg,	       "--partition",
+			     part,     "--from",   off,	       "--to",
+			     off,      "--reason", "http_4xx", NULL};
 	assert_int_equal(bridge(one, &out), 0);
 	assert_int_equal(count_lines(out, "\"replay\""), 1);
 	free(out);
@@ -245,9 +253,12 @@ static void replay_from_dlq(void **state)
 	json_t *by = h_by_event(recs);
 	json_t *list = json_object_get(by, "rp-1");
 	assert_int_equal(json_array_size(list), 2);
-	assert_string_equal(h_str(json_array_get(list, 0), "outcome"), "failed");
-	assert_string_equal(h_str(json_array_get(list, 0), "reason"), "http_4xx");
-	assert_string_equal(h_str(json_array_get(list, 1), "outcome"), "created");
+	assert_string_equal(h_str(json_array_get(list, 0), "outcome"),
+			    "failed");
+	assert_string_equal(h_str(json_array_get(list, 0), "reason"),
+			    "http_4xx");
+	assert_string_equal(h_str(json_array_get(list, 1), "outcome"),
+			    "created");
 	json_t *o2 = h_one(by, "rp-2");
 	assert_non_null(o2);
 	assert_string_equal(h_str(o2, "outcome"), "failed");
@@ -266,8 +277,8 @@ static void replay_from_dlq(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(auto_admin_at_run_time),
-		cmocka_unit_test(replay_from_dlq),
+	    cmocka_unit_test(auto_admin_at_run_time),
+	    cmocka_unit_test(replay_from_dlq),
 	};
 	return cmocka_run_group_tests(tests, setup, h_group_teardown);
 }

@@ -87,8 +87,8 @@ static void explain_with_state(void **state)
 	json_decref(pushes);
 	long results = h_topic_count(H_TOPIC_RESULTS);
 
-	const char *args[] = {"explain", "-c", cfg, "--json", "--with-state",
-			      input, NULL};
+	const char *args[] = {"explain",      "-c",  cfg, "--json",
+			      "--with-state", input, NULL};
 	char *out = NULL;
 	assert_int_equal(h_bridge_cmd(args, 30000, &out), 0);
 	assert_non_null(out);
@@ -132,8 +132,10 @@ static void check_config_exit_codes(void **state)
 	char bad[600], noenv[600];
 	h_path(bad, sizeof(bad), "bad-kafka.json");
 	setenv("PB_IT_CLI_URL", "https://pruvan.invalid/api/?apiKey=K", 1);
-	write_text(bad, "{\"kafka\": {\"bootstrap.server\": \"b:9092\"},"
-			" \"accounts\": {\"a\": {\"pushKeyUrl\": \"env:PB_IT_CLI_URL\"}}}");
+	write_text(
+	    bad,
+	    "{\"kafka\": {\"bootstrap.server\": \"b:9092\"},"
+	    " \"accounts\": {\"a\": {\"pushKeyUrl\": \"env:PB_IT_CLI_URL\"}}}");
 	char *out = NULL;
 	const char *a1[] = {"check-config", "-c", bad, NULL};
 	h_worker_t *w = h_worker_start("check-bad", a1);
@@ -147,8 +149,10 @@ static void check_config_exit_codes(void **state)
 	const char *a2[] = {"run", "-c", bad, NULL};
 	assert_int_equal(h_bridge_cmd(a2, 30000, NULL), 3);
 	h_path(noenv, sizeof(noenv), "no-env.json");
-	write_text(noenv, "{\"kafka\": {\"sasl.password\": \"env:PB_IT_ABSENT\"},"
-			  " \"accounts\": {\"a\": {\"pushKeyUrl\": \"env:PB_IT_ABSENT\"}}}");
+	write_text(
+	    noenv,
+	    "{\"kafka\": {\"sasl.password\": \"env:PB_IT_ABSENT\"},"
+	    " \"accounts\": {\"a\": {\"pushKeyUrl\": \"env:PB_IT_ABSENT\"}}}");
 	const char *a3[] = {"check-config", "-c", noenv, NULL};
 	assert_int_equal(h_bridge_cmd(a3, 30000, NULL), 3);
 	const char *a4[] = {"check-config", "--no-env", "-c", noenv, NULL};
@@ -159,8 +163,10 @@ static void check_config_exit_codes(void **state)
 	 * librdkafka refuses */
 	char both[600];
 	h_path(both, sizeof(both), "both.json");
-	write_text(both, "{\"kafka\": {\"bootstrap.server\": \"b:9092\"},"
-			 " \"accounts\": {\"a\": {\"pushKeyUrl\": \"env:PB_IT_ABSENT\"}}}");
+	write_text(
+	    both,
+	    "{\"kafka\": {\"bootstrap.server\": \"b:9092\"},"
+	    " \"accounts\": {\"a\": {\"pushKeyUrl\": \"env:PB_IT_ABSENT\"}}}");
 	const char *a5[] = {"check-config", "-c", both, NULL};
 	w = h_worker_start("check-both", a5);
 	assert_non_null(w);
@@ -188,8 +194,8 @@ static void check_config_exit_codes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(explain_with_state),
-		cmocka_unit_test(check_config_exit_codes),
+	    cmocka_unit_test(explain_with_state),
+	    cmocka_unit_test(check_config_exit_codes),
 	};
 	return cmocka_run_group_tests(tests, setup, h_group_teardown);
 }

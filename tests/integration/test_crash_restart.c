@@ -25,8 +25,8 @@
 
 #include "harness.h"
 
-#define WAIT_MS 90000
-#define ORDERS 10
+#define WAIT_MS	  90000
+#define ORDERS	  10
 #define PER_ORDER 4
 
 H_SUITE("crash", 3)
@@ -36,8 +36,7 @@ static int64_t int_at(const json_t *o, const char *key)
 	return json_integer_value(json_object_get(o, key));
 }
 
-static void event_id(char *buf, size_t n, const char *prefix, int order,
-		     int k)
+static void event_id(char *buf, size_t n, const char *prefix, int order, int k)
 {
 	snprintf(buf, n, "%s-%02d-%d", prefix, order, k);
 }
@@ -73,8 +72,9 @@ static void check_events(json_t *by, const char *prefix, bool strict)
 			event_id(id, sizeof(id), prefix, o, k);
 			json_t *list = json_object_get(by, id);
 			if (strict && json_array_size(list) != 1)
-				fail_msg("%s: %zu outcomes, expected exactly one",
-					 id, json_array_size(list));
+				fail_msg(
+				    "%s: %zu outcomes, expected exactly one",
+				    id, json_array_size(list));
 			size_t i, firsts = 0, real = 0;
 			json_t *x;
 			const char *kind = NULL;
@@ -109,21 +109,23 @@ static void check_events(json_t *by, const char *prefix, bool strict)
 			size_t seen = 0, late = 0;
 			json_array_foreach(pushes, i, x)
 			{
-				const char *info = h_str(
-				    json_object_get(x, "workOrder"),
-				    "workOrderInfo");
+				const char *info =
+				    h_str(json_object_get(x, "workOrder"),
+					  "workOrderInfo");
 				if (int_at(x, "status") != 200 || !info ||
 				    strcmp(info, id))
 					continue;
 				seen++;
-				if (h_time_ms(h_str(x, "receivedAt")) > first_at)
+				if (h_time_ms(h_str(x, "receivedAt")) >
+				    first_at)
 					late++;
 			}
 			if (seen == 0)
 				fail_msg("%s: the simulator never got it", id);
 			if (late)
 				fail_msg("%s: pushed %zu time(s) after its "
-					 "outcome was published", id, late);
+					 "outcome was published",
+					 id, late);
 			if (strict && seen != 1)
 				fail_msg("%s: pushed %zu times", id, seen);
 		}
@@ -131,8 +133,8 @@ static void check_events(json_t *by, const char *prefix, bool strict)
 		json_t *x;
 		json_array_foreach(pushes, i, x)
 		{
-			const char *info =
-			    h_str(json_object_get(x, "workOrder"), "workOrderInfo");
+			const char *info = h_str(
+			    json_object_get(x, "workOrder"), "workOrderInfo");
 			if (int_at(x, "status") != 200 || !info)
 				continue;
 			int k = (int)strtol(info + strlen(info) - 1, NULL, 10);

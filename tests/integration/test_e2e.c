@@ -25,7 +25,8 @@ static void create_reaches_pruvan_and_results(void **state)
 	(void)state;
 	h_begin("create_reaches_pruvan_and_results");
 	char cfg[512];
-	assert_int_equal(h_write_config("config.json", NULL, cfg, sizeof(cfg)), 0);
+	assert_int_equal(h_write_config("config.json", NULL, cfg, sizeof(cfg)),
+			 0);
 
 	json_t *ev = h_event_create("e2e-1", "acme", "WO-1", 1);
 	assert_int_equal(h_produce_json(H_TOPIC_ORDERS, ev, true), 0);
@@ -46,7 +47,7 @@ static void create_reaches_pruvan_and_results(void **state)
 	assert_string_equal(json_string_value(json_object_get(o, "account")),
 			    "acme");
 	assert_string_equal(
-		json_string_value(json_object_get(o, "workOrderNumber")), "WO-1");
+	    json_string_value(json_object_get(o, "workOrderNumber")), "WO-1");
 	/* the outcome never carries the PushKey URL */
 	char *text = json_dumps(o, 0);
 	assert_null(strstr(text, "apiKey"));

@@ -28,8 +28,8 @@
 
 #include "harness.h"
 
-#define WAIT_MS 60000
-#define ORDERS 3
+#define WAIT_MS	  60000
+#define ORDERS	  3
 #define PER_ORDER 2
 
 H_SUITE("egress", 1)
@@ -62,8 +62,8 @@ static bool forward_head(int up, char *buf, size_t *len, size_t *body_left)
 	size_t head = (size_t)(end - buf) + 4;
 	char *sp = memchr(buf, ' ', head);
 	char *scheme = sp ? memmem(sp, (size_t)(end - sp), "http://", 7) : NULL;
-	char *path = scheme ? memchr(scheme + 7, '/', (size_t)(end - scheme - 7))
-			    : NULL;
+	char *path =
+	    scheme ? memchr(scheme + 7, '/', (size_t)(end - scheme - 7)) : NULL;
 	if (!sp || !scheme || !path || path > end)
 		return false;
 	if (write(up, buf, (size_t)(sp + 1 - buf)) < 0 ||
@@ -142,8 +142,8 @@ static void *proxy_main(void *arg)
 			continue;
 		int c = accept(proxy_fd, NULL, NULL);
 		pthread_t t;
-		if (c >= 0 &&
-		    pthread_create(&t, NULL, conn_main, (void *)(intptr_t)c) == 0)
+		if (c >= 0 && pthread_create(&t, NULL, conn_main,
+					     (void *)(intptr_t)c) == 0)
 			pthread_detach(t);
 	}
 	return NULL;
@@ -191,8 +191,8 @@ static void run_series(const char *prefix, json_t *ov)
 	h_worker_t *w = h_worker_run(prefix, cfg, true);
 	assert_non_null(w);
 	assert_int_equal(h_worker_wait(w, WAIT_MS), 0);
-	json_t *all = h_consume(H_TOPIC_RESULTS, before + ORDERS * PER_ORDER,
-				15000);
+	json_t *all =
+	    h_consume(H_TOPIC_RESULTS, before + ORDERS * PER_ORDER, 15000);
 	json_t *by = h_by_event(all);
 	for (int o = 0; o < ORDERS; o++)
 		for (int k = 0; k < PER_ORDER; k++) {
@@ -244,8 +244,8 @@ static void proxy_from_environment(void **state)
 int main(void)
 {
 	const struct CMUnitTest t[] = {
-		cmocka_unit_test(pruvan_proxy_setting),
-		cmocka_unit_test(proxy_from_environment),
+	    cmocka_unit_test(pruvan_proxy_setting),
+	    cmocka_unit_test(proxy_from_environment),
 	};
 	return cmocka_run_group_tests(t, setup, teardown);
 }

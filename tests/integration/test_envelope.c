@@ -35,7 +35,8 @@ static int setup(void **state)
 	(void)state;
 	if (h_start_all("envelope", 1))
 		return -1;
-	json_t *o = json_pack("{s:{s:i}}", "kafka", "statistics.interval.ms", 100);
+	json_t *o =
+	    json_pack("{s:{s:i}}", "kafka", "statistics.interval.ms", 100);
 	int rc = h_write_config("config.json", o, cfg, sizeof(cfg));
 	json_decref(o);
 	return rc;
@@ -47,7 +48,8 @@ static void produce(const char *key, const char *value, size_t len, ...)
 	char err[256];
 	rd_kafka_conf_t *c = rd_kafka_conf_new();
 	assert_int_equal(rd_kafka_conf_set(c, "bootstrap.servers",
-					   h_kafka_bootstraps(), err, sizeof(err)),
+					   h_kafka_bootstraps(), err,
+					   sizeof(err)),
 			 RD_KAFKA_CONF_OK);
 	rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
 	assert_non_null(p);
@@ -57,12 +59,13 @@ static void produce(const char *key, const char *value, size_t len, ...)
 	for (const char *n; (n = va_arg(ap, const char *));)
 		rd_kafka_header_add(h, n, -1, va_arg(ap, const char *), -1);
 	va_end(ap);
-	assert_int_equal(rd_kafka_producev(p, RD_KAFKA_V_TOPIC(H_TOPIC_ORDERS),
-					   RD_KAFKA_V_KEY(key, strlen(key)),
-					   RD_KAFKA_V_VALUE((void *)value, len),
-					   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-					   RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END),
-			 0);
+	assert_int_equal(
+	    rd_kafka_producev(p, RD_KAFKA_V_TOPIC(H_TOPIC_ORDERS),
+			      RD_KAFKA_V_KEY(key, strlen(key)),
+			      RD_KAFKA_V_VALUE((void *)value, len),
+			      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+			      RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END),
+	    0);
 	assert_int_equal(rd_kafka_flush(p, 10000), 0);
 	rd_kafka_destroy(p);
 }
@@ -80,7 +83,8 @@ static json_t *by_id(json_t *recs, const char *id)
 {
 	size_t i;
 	json_t *r;
-	json_array_foreach(recs, i, r) {
+	json_array_foreach(recs, i, r)
+	{
 		const char *e = h_str(json_object_get(r, "value"), "eventId");
 		if (id ? e && !strcmp(e, id) : !e)
 			return r;
@@ -125,21 +129,24 @@ static void headers_framing_and_replay(void **state)
 	assert_int_equal(json_object_size(hdr), 2);
 	assert_null(json_object_get(o1, "schemaId"));
 	/* and as the outcome record's Kafka headers */
-	assert_string_equal(h_str(json_object_get(r1, "headers"), "traceparent"), TP);
+	assert_string_equal(
+	    h_str(json_object_get(r1, "headers"), "traceparent"), TP);
 
 	json_t *r2 = by_id(recs, NULL);
 	assert_non_null(r2);
 	assert_string_equal(h_str(json_object_get(r2, "value"), "reason"),
 			    "invalid_json");
-	assert_string_equal(h_str(json_object_get(json_object_get(r2, "value"),
-						  "headers"), "x-correlation-id"),
-			    "corr-2");
+	assert_string_equal(
+	    h_str(json_object_get(json_object_get(r2, "value"), "headers"),
+		  "x-correlation-id"),
+	    "corr-2");
 
 	json_t *r3 = by_id(recs, "env-3");
 	assert_non_null(r3);
 	json_t *o3 = json_object_get(r3, "value");
 	assert_string_equal(h_str(o3, "outcome"), "created");
-	assert_int_equal(json_integer_value(json_object_get(o3, "schemaId")), 300);
+	assert_int_equal(json_integer_value(json_object_get(o3, "schemaId")),
+			 300);
 	assert_null(json_object_get(o3, "headers"));
 	json_decref(recs);
 
@@ -159,13 +166,16 @@ static void headers_framing_and_replay(void **state)
 	int port = h_worker_ops_port(w, 10000);
 	assert_true(port > 0);
 	const char *want[] = {
-		"\npruvan_bridge_kafka_broker_up{client=\"consumer\",broker=",
-		"\npruvan_bridge_kafka_broker_up{client=\"producer\",broker=",
-		"\npruvan_bridge_kafka_broker_rtt_avg_seconds{client=\"producer\"",
-		"\npruvan_bridge_kafka_partition_lag{topic=\"pruvan.orders\",partition=\"0\"} 0\n",
-		"\npruvan_bridge_kafka_producer_queue_messages ",
-		"\nprocess_open_fds ", "\nprocess_cpu_seconds_total ",
-		"\nprocess_resident_memory_bytes ", "\nprocess_start_time_seconds "};
+	    "\npruvan_bridge_kafka_broker_up{client=\"consumer\",broker=",
+	    "\npruvan_bridge_kafka_broker_up{client=\"producer\",broker=",
+	    "\npruvan_bridge_kafka_broker_rtt_avg_seconds{client=\"producer\"",
+	    "\npruvan_bridge_kafka_partition_lag{topic=\"pruvan.orders\","
+	    "partition=\"0\"} 0\n",
+	    "\npruvan_bridge_kafka_producer_queue_messages ",
+	    "\nprocess_open_fds ",
+	    "\nprocess_cpu_seconds_total ",
+	    "\nprocess_resident_memory_bytes ",
+	    "\nprocess_start_time_seconds "};
 	for (size_t i = 0; i < sizeof(want) / sizeof(*want); i++) {
 		bool seen = false;
 		for (int k = 0; k < 200 && !seen; k++) {
@@ -201,7 +211,7 @@ static void headers_framing_and_replay(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(headers_framing_and_replay),
+	    cmocka_unit_test(headers_framing_and_replay),
 	};
 	return cmocka_run_group_tests(tests, setup, h_group_teardown);
 }

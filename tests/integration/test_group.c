@@ -22,8 +22,8 @@
 
 #include "harness.h"
 
-#define WAIT_MS 120000
-#define ORDERS 16
+#define WAIT_MS	  120000
+#define ORDERS	  16
 #define PER_ORDER 3
 
 H_SUITE("group", 4)
@@ -61,9 +61,9 @@ static void check_union(const char *prefix)
 			size_t n = 0;
 			json_array_foreach(pushes, i, x)
 			{
-				const char *info = h_str(
-				    json_object_get(x, "workOrder"),
-				    "workOrderInfo");
+				const char *info =
+				    h_str(json_object_get(x, "workOrder"),
+					  "workOrderInfo");
 				if (info && !strcmp(info, id) &&
 				    json_integer_value(
 					json_object_get(x, "status")) == 200)
@@ -112,17 +112,18 @@ static void one_of_two_sigtermed(void **state)
 	 * previous test's events come again and must all be duplicates */
 	/* few events held at a time, so that the first worker leaves
 	 * events behind for the second to take over */
-	json_t *ov = json_pack("{s:{s:s},s:{s:i,s:i},s:{s:i}}", "kafka",
-			       "group.id", "pb-it-term", "pruvan",
-			       "batchMaxOrders", 1, "maxInFlight", 1, "worker",
-			       "maxPending", 4);
+	json_t *ov =
+	    json_pack("{s:{s:s},s:{s:i,s:i},s:{s:i}}", "kafka", "group.id",
+		      "pb-it-term", "pruvan", "batchMaxOrders", 1,
+		      "maxInFlight", 1, "worker", "maxPending", 4);
 	assert_int_equal(h_write_config("term.json", ov, cfg, sizeof(cfg)), 0);
 	json_decref(ov);
 	assert_int_equal(h_sim_faults("{\"latencyMs\":100}"), 0);
 	long before = h_topic_count(H_TOPIC_RESULTS);
 	long earlier = h_topic_count(H_TOPIC_ORDERS);
 	json_t *st = h_sim_stats();
-	int64_t pushes_before = json_integer_value(json_object_get(st, "workOrders"));
+	int64_t pushes_before =
+	    json_integer_value(json_object_get(st, "workOrders"));
 	json_decref(st);
 	assert_int_equal(h_produce_series("t", "acme", ORDERS, PER_ORDER), 0);
 	const long total = ORDERS * PER_ORDER;
@@ -141,7 +142,8 @@ static void one_of_two_sigtermed(void **state)
 	assert_int_equal(h_worker_wait(w2, 30000), 0);
 	check_union("t");
 	/* the earlier events: duplicates only, nothing pushed again */
-	json_t *recs = h_consume(H_TOPIC_RESULTS, before + earlier + total, 15000);
+	json_t *recs =
+	    h_consume(H_TOPIC_RESULTS, before + earlier + total, 15000);
 	json_t *by = h_by_event(recs);
 	const char *id;
 	json_t *list;

@@ -97,7 +97,8 @@ static void faults_of_single_orders(void **state)
 	    "batchMaxOrders", 1, "timeoutMs", 500, "maxAttempts", 4,
 	    "backoffBaseMs", 50, "backoffMaxMs", 400, "accounts", "acme",
 	    "mode", "internal", "users", "jsmith", "other", "mode", "external");
-	assert_int_equal(h_write_config("faults.json", ov, cfg, sizeof(cfg)), 0);
+	assert_int_equal(h_write_config("faults.json", ov, cfg, sizeof(cfg)),
+			 0);
 	json_decref(ov);
 
 	assert_int_equal(
@@ -188,8 +189,9 @@ static void faults_of_single_orders(void **state)
 	int64_t t0 = h_time_ms(h_str(json_array_get(pr, 0), "receivedAt"));
 	int64_t t1 = h_time_ms(h_str(json_array_get(pr, 1), "receivedAt"));
 	if (t1 - t0 < 900)
-		fail_msg("retry after 429 came %lld ms later; Retry-After is 1 s",
-			 (long long)(t1 - t0));
+		fail_msg(
+		    "retry after 429 came %lld ms later; Retry-After is 1 s",
+		    (long long)(t1 - t0));
 	json_decref(pr);
 
 	/* answers held beyond timeoutMs: retried, third attempt answered */
@@ -211,15 +213,15 @@ static void faults_of_single_orders(void **state)
 	assert_string_equal(h_str(d, "key"), "acme/WO-F");
 	assert_string_equal(
 	    h_str(json_object_get(json_object_get(d, "value"), "order"),
-		   "workOrderNumber"),
+		  "workOrderNumber"),
 	    "WO-F");
 
 	/* a 4xx and Pruvan's error: not retried */
 	o = expect(by, "f-e1", "failed", "http_4xx", 1);
 	d = dlq_of(dlq, o);
 	assert_non_null(d);
-	assert_string_equal(h_str(json_object_get(d, "headers"), "x-http-status"),
-			    "400");
+	assert_string_equal(
+	    h_str(json_object_get(d, "headers"), "x-http-status"), "400");
 	o = expect(by, "f-g1", "failed", "pruvan_error", 1);
 	assert_non_null(strstr(h_str(o, "message"), "bad county"));
 	assert_non_null(dlq_of(dlq, o));
@@ -289,8 +291,9 @@ static void batch_split(void **state)
 	assert_int_equal(json_array_size(dlq), dlq_before + 1);
 	json_t *d = dlq_of(dlq, o);
 	assert_non_null(d);
-	assert_string_equal(h_str(json_object_get(d, "headers"), "x-error-reason"),
-			    "pruvan_error");
+	assert_string_equal(
+	    h_str(json_object_get(d, "headers"), "x-error-reason"),
+	    "pruvan_error");
 	json_decref(dlq);
 	json_decref(by);
 	json_decref(recs);
@@ -301,8 +304,8 @@ static void batch_split(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(faults_of_single_orders),
-		cmocka_unit_test(batch_split),
+	    cmocka_unit_test(faults_of_single_orders),
+	    cmocka_unit_test(batch_split),
 	};
 	return cmocka_run_group_tests(tests, h_suite_setup, h_suite_teardown);
 }

@@ -24,7 +24,8 @@ static void endpoints_of_a_live_worker(void **state)
 	(void)state;
 	h_begin("endpoints_of_a_live_worker");
 	char cfg[512];
-	assert_int_equal(h_write_config("config.json", NULL, cfg, sizeof(cfg)), 0);
+	assert_int_equal(h_write_config("config.json", NULL, cfg, sizeof(cfg)),
+			 0);
 	json_t *ev = h_event_create("ops-1", "acme", "WO-OPS-1", 1);
 	assert_int_equal(h_produce_json(H_TOPIC_ORDERS, ev, true), 0);
 	json_decref(ev);
@@ -54,20 +55,20 @@ static void endpoints_of_a_live_worker(void **state)
 
 	/* the series dashboards and alerts use */
 	static const char *want[] = {
-		"pruvan_bridge_build_info{",
-		"pruvan_bridge_ready 1",
-		"pruvan_bridge_events_consumed_total{",
-		"pruvan_bridge_outcomes_total{",
-		"outcome=\"created\"",
-		"pruvan_bridge_pushes_total{",
-		"status_class=\"2xx\"",
-		"pruvan_bridge_push_duration_seconds_bucket{",
-		"pruvan_bridge_batch_size_bucket{",
-		"pruvan_bridge_redis_roundtrip_seconds_bucket{",
-		"pruvan_bridge_circuit_open{account=\"acme\"} 0",
-		"pruvan_bridge_auto_admin{account=\"acme\"}",
-		"pruvan_bridge_in_flight_events",
-		"pruvan_bridge_partitions_assigned",
+	    "pruvan_bridge_build_info{",
+	    "pruvan_bridge_ready 1",
+	    "pruvan_bridge_events_consumed_total{",
+	    "pruvan_bridge_outcomes_total{",
+	    "outcome=\"created\"",
+	    "pruvan_bridge_pushes_total{",
+	    "status_class=\"2xx\"",
+	    "pruvan_bridge_push_duration_seconds_bucket{",
+	    "pruvan_bridge_batch_size_bucket{",
+	    "pruvan_bridge_redis_roundtrip_seconds_bucket{",
+	    "pruvan_bridge_circuit_open{account=\"acme\"} 0",
+	    "pruvan_bridge_auto_admin{account=\"acme\"}",
+	    "pruvan_bridge_in_flight_events",
+	    "pruvan_bridge_partitions_assigned",
 	};
 	for (size_t i = 0; i < sizeof(want) / sizeof(*want); i++) {
 		if (!strstr(metrics, want[i]))
@@ -104,7 +105,7 @@ static void endpoints_of_a_live_worker(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(endpoints_of_a_live_worker),
+	    cmocka_unit_test(endpoints_of_a_live_worker),
 	};
 	return cmocka_run_group_tests(tests, h_suite_setup, h_suite_teardown);
 }

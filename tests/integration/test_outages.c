@@ -20,8 +20,8 @@
 
 #include "harness.h"
 
-#define WAIT_MS 90000
-#define ORDERS 8
+#define WAIT_MS	  90000
+#define ORDERS	  8
 #define PER_ORDER 3
 
 H_SUITE("outages", 3)
@@ -29,8 +29,7 @@ H_SUITE("outages", 3)
 /* Every event of prefix: exactly one outcome (with allow_dup: plus any
  * number of "duplicate" ones), created or updated, and its effect pushed
  * exactly once. */
-static void check_exactly_once(json_t *recs, const char *prefix,
-			       bool allow_dup)
+static void check_exactly_once(json_t *recs, const char *prefix, bool allow_dup)
 {
 	assert_int_equal(h_check_schema(recs, "outcome.schema.json"), 0);
 	json_t *by = h_by_event(recs);
@@ -41,7 +40,7 @@ static void check_exactly_once(json_t *recs, const char *prefix,
 		{
 			for (size_t i = json_array_size(list); i-- > 0;)
 				if (!strcmp(h_str(json_array_get(list, i),
-						   "outcome"),
+						  "outcome"),
 					    "duplicate"))
 					json_array_remove(list, i);
 		}
@@ -64,9 +63,9 @@ static void check_exactly_once(json_t *recs, const char *prefix,
 			json_t *p;
 			json_array_foreach(pushes, i, p)
 			{
-				const char *info = h_str(
-				    json_object_get(p, "workOrder"),
-				    "workOrderInfo");
+				const char *info =
+				    h_str(json_object_get(p, "workOrder"),
+					  "workOrderInfo");
 				if (info && !strcmp(info, id))
 					n++;
 			}
@@ -90,8 +89,8 @@ static int count_missing(const json_t *recs, const char *prefix)
 			bool real = false;
 			size_t i;
 			json_t *x;
-			json_array_foreach(json_object_get(by, id), i, x)
-			    real = real || strcmp(h_str(x, "outcome"), "duplicate");
+			json_array_foreach(json_object_get(by, id), i, x) real =
+			    real || strcmp(h_str(x, "outcome"), "duplicate");
 			missing += !real;
 		}
 	}
@@ -193,8 +192,8 @@ static void redis_killed_and_restarted(void **state)
 	int port = h_worker_ops_port(w, 20000);
 	assert_true(port > 0);
 	assert_true(h_await_http_status(port, "/readyz", 200, 30000) == 200);
-	assert_true(h_await_count(H_TOPIC_RESULTS, before + 4,
-				  WAIT_MS) >= before + 4);
+	assert_true(h_await_count(H_TOPIC_RESULTS, before + 4, WAIT_MS) >=
+		    before + 4);
 
 	h_redis_kill();
 	bool unready = h_await_http_status(port, "/readyz", 503, 15000) == 503;
@@ -207,8 +206,8 @@ static void redis_killed_and_restarted(void **state)
 
 	assert_true(h_worker_log_has(w, "Redis reachable again", 30000));
 	assert_true(h_await_http_status(port, "/readyz", 200, 30000) == 200);
-	assert_true(h_await_count(H_TOPIC_RESULTS, before + total,
-				  WAIT_MS) >= before + total);
+	assert_true(h_await_count(H_TOPIC_RESULTS, before + total, WAIT_MS) >=
+		    before + total);
 	assert_int_equal(h_worker_signal(w, SIGTERM), 0);
 	assert_int_equal(h_worker_wait(w, 30000), 0);
 	json_t *all = h_consume(H_TOPIC_RESULTS, before + total, 15000);
@@ -222,8 +221,8 @@ static void redis_killed_and_restarted(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(broker_down_and_back),
-		cmocka_unit_test(redis_killed_and_restarted),
+	    cmocka_unit_test(broker_down_and_back),
+	    cmocka_unit_test(redis_killed_and_restarted),
 	};
 	return cmocka_run_group_tests(tests, h_suite_setup, h_suite_teardown);
 }

@@ -30,10 +30,9 @@ static int setup(void **state)
 	(void)state;
 	if (h_start_all("outcomes", 3))
 		return -1;
-	json_t *ov = json_pack(
-	    "{s:{s:{s:s,s:[s]},s:{s:s,s:b}}}", "accounts", "acme", "mode",
-	    "internal", "users", "jsmith", "delco", "mode", "external",
-	    "allowDeletes", 1);
+	json_t *ov = json_pack("{s:{s:{s:s,s:[s]},s:{s:s,s:b}}}", "accounts",
+			       "acme", "mode", "internal", "users", "jsmith",
+			       "delco", "mode", "external", "allowDeletes", 1);
 	int rc = h_write_config("config.json", ov, cfg, sizeof(cfg));
 	json_decref(ov);
 	return rc;
@@ -114,11 +113,14 @@ static void every_outcome_kind(void **state)
 	/* poison among good neighbours on one key (one partition) */
 	json_t *p1 = h_event_create("o-p1", "acme", "WO-P", 1);
 	json_t *p2 = h_event_update("o-p2", "acme", "WO-P", 2, "after poison");
-	char *t1 = json_dumps(p1, JSON_COMPACT), *t2 = json_dumps(p2, JSON_COMPACT);
+	char *t1 = json_dumps(p1, JSON_COMPACT),
+	     *t2 = json_dumps(p2, JSON_COMPACT);
 	assert_int_equal(h_produce_nowait(H_TOPIC_ORDERS, "acme/WO-P", t1), 0);
 	assert_int_equal(
-	    h_produce_nowait(H_TOPIC_ORDERS, "acme/WO-P", "{\"eventId\": oops"), 0);
-	assert_int_equal(h_produce_nowait(H_TOPIC_ORDERS, "acme/WO-P", NULL), 0);
+	    h_produce_nowait(H_TOPIC_ORDERS, "acme/WO-P", "{\"eventId\": oops"),
+	    0);
+	assert_int_equal(h_produce_nowait(H_TOPIC_ORDERS, "acme/WO-P", NULL),
+			 0);
 	assert_int_equal(h_produce_nowait(H_TOPIC_ORDERS, "acme/WO-P", t2), 0);
 	n += 4;
 	free(t1);
@@ -163,7 +165,8 @@ static void every_outcome_kind(void **state)
 	json_t *dl = json_object_get(by, "o-d1");
 	assert_int_equal(json_array_size(dl), 2);
 	assert_string_equal(h_str(json_array_get(dl, 0), "outcome"), "created");
-	assert_string_equal(h_str(json_array_get(dl, 1), "outcome"), "duplicate");
+	assert_string_equal(h_str(json_array_get(dl, 1), "outcome"),
+			    "duplicate");
 	assert_int_equal(pushes("acme", "WO-DUP"), 1);
 
 	expect(by, "o-x1", "created", NULL);
@@ -183,8 +186,10 @@ static void every_outcome_kind(void **state)
 	int64_t part = json_integer_value(json_object_get(o, "partition"));
 	int64_t off = json_integer_value(json_object_get(o, "offset"));
 	o = expect(by, "o-p2", "updated", NULL);
-	assert_int_equal(json_integer_value(json_object_get(o, "partition")), part);
-	assert_int_equal(json_integer_value(json_object_get(o, "offset")), off + 3);
+	assert_int_equal(json_integer_value(json_object_get(o, "partition")),
+			 part);
+	assert_int_equal(json_integer_value(json_object_get(o, "offset")),
+			 off + 3);
 	json_t *nulls = json_object_get(by, "(null)");
 	assert_int_equal(json_array_size(nulls), 2);
 	json_t *dlq = h_consume(H_TOPIC_DLQ, 2, 15000);
@@ -194,8 +199,8 @@ static void every_outcome_kind(void **state)
 	json_array_foreach(nulls, i, x)
 	{
 		assert_string_equal(h_str(x, "outcome"), "rejected");
-		assert_int_equal(json_integer_value(json_object_get(x, "partition")),
-				 part);
+		assert_int_equal(
+		    json_integer_value(json_object_get(x, "partition")), part);
 		int64_t xo = json_integer_value(json_object_get(x, "offset"));
 		assert_true(xo == off + 1 || xo == off + 2);
 		if (xo == off + 1)
@@ -215,7 +220,8 @@ static void every_outcome_kind(void **state)
 		const char *so = h_str(h, "x-source-offset");
 		assert_non_null(so);
 		if (strtoll(so, NULL, 10) == off + 1) {
-			assert_string_equal(h_str(x, "raw"), "{\"eventId\": oops");
+			assert_string_equal(h_str(x, "raw"),
+					    "{\"eventId\": oops");
 			assert_string_equal(h_str(h, "x-error-reason"),
 					    "invalid_json");
 		}
@@ -259,7 +265,8 @@ static void duplicate_across_restart(void **state)
 	assert_true(json_is_null(json_object_get(o, "request")));
 	l = json_object_get(by, "o-u2");
 	assert_int_equal(json_array_size(l), 2);
-	assert_string_equal(h_str(json_array_get(l, 1), "outcome"), "duplicate");
+	assert_string_equal(h_str(json_array_get(l, 1), "outcome"),
+			    "duplicate");
 	expect(by, "o-c9", "created", NULL);
 	assert_int_equal(pushes("acme", "WO-C1"), 1);
 	assert_int_equal(pushes("acme", "WO-U"), 2);

@@ -57,10 +57,10 @@ static void each_body_encoding_on_the_wire(void **state)
 {
 	(void)state;
 	h_begin("each_body_encoding_on_the_wire");
-	json_t *ov = json_pack(
-	    "{s:{s:{s:s, s:[s]}, s:{s:s}, s:{s:s}}}", "accounts", "acme",
-	    "mode", "internal", "users", "jsmith", "mp", "bodyEncoding",
-	    "multipart", "js", "bodyEncoding", "json");
+	json_t *ov = json_pack("{s:{s:{s:s, s:[s]}, s:{s:s}, s:{s:s}}}",
+			       "accounts", "acme", "mode", "internal", "users",
+			       "jsmith", "mp", "bodyEncoding", "multipart",
+			       "js", "bodyEncoding", "json");
 	char cfg[512];
 	assert_int_equal(h_write_config("config.json", ov, cfg, sizeof(cfg)),
 			 0);
@@ -68,10 +68,9 @@ static void each_body_encoding_on_the_wire(void **state)
 	produce_create("pe-form", "acme", "WO-F");
 	produce_create("pe-mp", "mp", "WO-M");
 	produce_create("pe-js-1", "js", "WO-J1");
-	assert_int_equal(
-	    h_sim_faults("{\"fail\":{\"count\":1,\"status\":503,"
-			 "\"workOrder\":\"WO-M\"}}"),
-	    0);
+	assert_int_equal(h_sim_faults("{\"fail\":{\"count\":1,\"status\":503,"
+				      "\"workOrder\":\"WO-M\"}}"),
+			 0);
 
 	h_worker_t *w = h_worker_run("worker", cfg, true);
 	assert_non_null(w);
@@ -86,7 +85,8 @@ static void each_body_encoding_on_the_wire(void **state)
 	json_t *js = h_one(by, "pe-js-1");
 	assert_string_equal(h_str(js, "outcome"), "failed");
 	assert_string_equal(h_str(js, "reason"), "http_4xx");
-	assert_int_equal(json_integer_value(json_object_get(js, "attempts")), 1);
+	assert_int_equal(json_integer_value(json_object_get(js, "attempts")),
+			 1);
 	json_decref(by);
 	json_decref(recs);
 
@@ -98,8 +98,8 @@ static void each_body_encoding_on_the_wire(void **state)
 	r = last_request("mp", 2);
 	assert_int_equal(json_integer_value(json_object_get(r, "status")), 200);
 	assert_string_equal(h_str(r, "encoding"), "multipart");
-	assert_non_null(strstr(h_str(r, "contentType"),
-			       "multipart/form-data; boundary="));
+	assert_non_null(
+	    strstr(h_str(r, "contentType"), "multipart/form-data; boundary="));
 	json_decref(r);
 	r = last_request("js", 1);
 	assert_string_equal(h_str(r, "encoding"), "json");
@@ -130,9 +130,8 @@ static void each_body_encoding_on_the_wire(void **state)
 	by = h_by_event(recs);
 	assert_string_equal(outcome_of(by, "pe-js-2"), "created");
 	json_t *orders = h_sim_orders("js");
-	assert_string_equal(h_str(json_object_get(orders, "WO-J2"),
-				  "workOrderInfo"),
-			    TRICKY);
+	assert_string_equal(
+	    h_str(json_object_get(orders, "WO-J2"), "workOrderInfo"), TRICKY);
 	json_decref(orders);
 	json_decref(by);
 	json_decref(recs);

@@ -33,12 +33,12 @@
 #include "harness_redis.h"
 #include "state.h"
 
-#define WAIT_MS 90000
-#define ORDERS 6
+#define WAIT_MS	  90000
+#define ORDERS	  6
 #define PER_ORDER 3
 
 /* The worker's commands (docs/operations.md) and nothing else. */
-#define ACL_COMMANDS                                                       \
+#define ACL_COMMANDS                                                           \
 	"-@all", "+get", "+set", "+hmget", "+hset", "+hsetnx", "+sismember",   \
 	    "+sadd", "+zadd", "+zrem", "+zrangebyscore", "+multi", "+exec",    \
 	    "+ping", "+wait", "+role"
@@ -88,9 +88,9 @@ static void check_exactly_once(const json_t *recs, const char *prefix)
 			json_t *p;
 			json_array_foreach(pushes, i, p)
 			{
-				const char *info = h_str(
-				    json_object_get(p, "workOrder"),
-				    "workOrderInfo");
+				const char *info =
+				    h_str(json_object_get(p, "workOrder"),
+					  "workOrderInfo");
 				n += info && !strcmp(info, id);
 			}
 			if (n != 1)
@@ -122,9 +122,9 @@ static json_t *await_all(const char *prefix, long before)
 				size_t i;
 				json_t *x;
 				json_array_foreach(json_object_get(by, id), i,
-						   x)
-				real = real ||
-				       strcmp(h_str(x, "outcome"), "duplicate");
+						   x) real =
+				    real ||
+				    strcmp(h_str(x, "outcome"), "duplicate");
 				missing += !real;
 			}
 		json_decref(by);
@@ -150,12 +150,28 @@ static int start_tls_redis(void)
 	file_in_dir(ca, sizeof(ca), "t-ca.pem");
 	int port = hr_free_port();
 	snprintf(tls_port_s, sizeof(tls_port_s), "%d", port);
-	const char *args[] = {"--port", "0", "--tls-port", tls_port_s,
-			      "--tls-cert-file", crt, "--tls-key-file", key,
-			      "--tls-ca-cert-file", ca, "--tls-auth-clients",
-			      "yes", "--user", "default", "off", "--user",
-			      "pbuser", "on", ">p@ss:w/rd", "~pb:*",
-			      ACL_COMMANDS, NULL};
+	const char *args[] = {"--port",
+			      "0",
+			      "--tls-port",
+			      tls_port_s,
+			      "--tls-cert-file",
+			      crt,
+			      "--tls-key-file",
+			      key,
+			      "--tls-ca-cert-file",
+			      ca,
+			      "--tls-auth-clients",
+			      "yes",
+			      "--user",
+			      "default",
+			      "off",
+			      "--user",
+			      "pbuser",
+			      "on",
+			      ">p@ss:w/rd",
+			      "~pb:*",
+			      ACL_COMMANDS,
+			      NULL};
 	return hr_start(0, port, args);
 }
 
@@ -170,10 +186,10 @@ static void write_tls_config(const char *name, const char *ca_prefix,
 	file_in_dir(ca, sizeof(ca), caname);
 	file_in_dir(crt, sizeof(crt), "t-client.pem");
 	file_in_dir(key, sizeof(key), "t-client.key");
-	json_t *ov = json_pack(
-	    "{s:{s:s, s:{s:s, s:s, s:s}}, s:{s:i, s:i}}", "redis", "url", url,
-	    "tls", "caFile", ca, "certFile", crt, "keyFile", key, "pruvan",
-	    "batchMaxOrders", 1, "maxInFlight", 1);
+	json_t *ov = json_pack("{s:{s:s, s:{s:s, s:s, s:s}}, s:{s:i, s:i}}",
+			       "redis", "url", url, "tls", "caFile", ca,
+			       "certFile", crt, "keyFile", key, "pruvan",
+			       "batchMaxOrders", 1, "maxInFlight", 1);
 	assert_int_equal(h_write_config(name, ov, cfg, n), 0);
 	json_decref(ov);
 }
@@ -226,9 +242,8 @@ static void tls_wrong_ca_is_fatal(void **state)
 	json_t *ov = json_pack("{s:{s:s, s:{s:s, s:s, s:s, s:s}}}", "redis",
 			       "url", url, "tls", "caFile", ca, "certFile", crt,
 			       "keyFile", key, "serverName", "other.example");
-	assert_int_equal(h_write_config("tls-bad-name.json", ov, cfg,
-					sizeof(cfg)),
-			 0);
+	assert_int_equal(
+	    h_write_config("tls-bad-name.json", ov, cfg, sizeof(cfg)), 0);
 	json_decref(ov);
 	w = h_worker_run("worker-bad-name", cfg, false);
 	assert_non_null(w);
@@ -277,15 +292,16 @@ static int start_sentinel_group(void)
 	snprintf(master_s, sizeof(master_s), "%d", m);
 	snprintf(replica_s, sizeof(replica_s), "%d", r);
 	const char *ma[] = {"--port", master_s, NULL};
-	const char *ra[] = {"--port", replica_s, "--replicaof", "127.0.0.1",
-			    master_s, NULL};
+	const char *ra[] = {"--port",	 replica_s, "--replicaof",
+			    "127.0.0.1", master_s,  NULL};
 	if (hr_start(1, m, ma) || hr_start(2, r, ra))
 		return -1;
 	char conf[512];
 	snprintf(conf, sizeof(conf),
 		 "sentinel monitor mymaster 127.0.0.1 %d 2\n"
 		 "sentinel down-after-milliseconds mymaster 1000\n"
-		 "sentinel failover-timeout mymaster 5000\n", m);
+		 "sentinel failover-timeout mymaster 5000\n",
+		 m);
 	for (int i = 0; i < 3; i++) {
 		sentinel_ports[i] = hr_free_port();
 		if (hr_start_sentinel(3 + i, sentinel_ports[i], conf))
@@ -353,12 +369,12 @@ static void sentinel_failover_e2e(void **state)
 	for (int i = 0; i < 3; i++)
 		snprintf(nodes[i], sizeof(nodes[i]), "127.0.0.1:%d",
 			 sentinel_ports[i]);
-	json_t *ov = json_pack(
-	    "{s:{s:s, s:{s:s, s:[s,s,s]}, s:i, s:i}, s:{s:i, s:i}}", "redis",
-	    "url", "redis://ignored-host/0", "sentinel", "masterName",
-	    "mymaster", "nodes", nodes[0], nodes[1], nodes[2], "minReplicas", 1,
-	    "waitTimeoutMs", 500, "pruvan", "batchMaxOrders", 1, "maxInFlight",
-	    1);
+	json_t *ov =
+	    json_pack("{s:{s:s, s:{s:s, s:[s,s,s]}, s:i, s:i}, s:{s:i, s:i}}",
+		      "redis", "url", "redis://ignored-host/0", "sentinel",
+		      "masterName", "mymaster", "nodes", nodes[0], nodes[1],
+		      nodes[2], "minReplicas", 1, "waitTimeoutMs", 500,
+		      "pruvan", "batchMaxOrders", 1, "maxInFlight", 1);
 	char cfg[512];
 	assert_int_equal(h_write_config("sentinel.json", ov, cfg, sizeof(cfg)),
 			 0);
@@ -449,9 +465,15 @@ static int start_cluster(void)
 		snprintf(cl_port_s[i], sizeof(cl_port_s[i]), "%d", cl_ports[i]);
 		char conf[64];
 		snprintf(conf, sizeof(conf), "nodes-%d.conf", cl_ports[i]);
-		const char *a[] = {"--port", cl_port_s[i], "--cluster-enabled",
-				   "yes", "--cluster-config-file", conf,
-				   "--cluster-node-timeout", "2000", NULL};
+		const char *a[] = {"--port",
+				   cl_port_s[i],
+				   "--cluster-enabled",
+				   "yes",
+				   "--cluster-config-file",
+				   conf,
+				   "--cluster-node-timeout",
+				   "2000",
+				   NULL};
 		if (hr_start(CL_SLOT0 + i, cl_ports[i], a))
 			return -1;
 	}
@@ -502,10 +524,10 @@ static int reshard_half(int from, int to)
 	char *a = node_id(from), *b = node_id(to);
 	char addr[32];
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", cl_ports[from]);
-	const char *argv[] = {"redis-cli", "--cluster", "reshard", addr,
-			      "--cluster-from", a ? a : "", "--cluster-to",
-			      b ? b : "", "--cluster-slots", "2730",
-			      "--cluster-yes", NULL};
+	const char *argv[] = {
+	    "redis-cli",       "--cluster", "reshard",	     addr,
+	    "--cluster-from",  a ? a : "",  "--cluster-to",  b ? b : "",
+	    "--cluster-slots", "2730",	    "--cluster-yes", NULL};
 	int rc = a && b ? hr_run(argv) : -1;
 	free(a);
 	free(b);
@@ -547,7 +569,8 @@ static int move_key_slot(const char *key)
 		if (i != other && i != owner)
 			order[n++] = i;
 	for (int k = 0; k < n && !rc; k++) {
-		const char *q[] = {"CLUSTER", "SETSLOT", slot, "NODE", id, NULL};
+		const char *q[] = {"CLUSTER", "SETSLOT", slot,
+				   "NODE",    id,	 NULL};
 		char *r = hr_cmd(cl_ports[order[k]], q);
 		if (k < 2 && (!r || strcmp(r, "OK")))
 			rc = -1;
@@ -564,8 +587,7 @@ static long moved_count(int i)
 	const char *q[] = {"INFO", "errorstats", NULL};
 	char *r = hr_cmd(cl_ports[i], q);
 	const char *m = r ? strstr(r, "errorstat_MOVED:count=") : NULL;
-	long n = m ? strtol(m + strlen("errorstat_MOVED:count="), NULL, 10)
-		   : 0;
+	long n = m ? strtol(m + strlen("errorstat_MOVED:count="), NULL, 10) : 0;
 	free(r);
 	return n;
 }
@@ -579,7 +601,8 @@ static bool kill_and_await_failover(int to, const char *prefix)
 	if (!replicas)
 		return false;
 	hr_kill(CL_SLOT0 + to);
-	bool produced = h_produce_series(prefix, "acme", ORDERS, PER_ORDER) == 0;
+	bool produced =
+	    h_produce_series(prefix, "acme", ORDERS, PER_ORDER) == 0;
 	int64_t deadline = pb_mono_ms() + 60000;
 	bool promoted = false;
 	while (!promoted && pb_mono_ms() < deadline) {
@@ -670,9 +693,13 @@ static void cluster_reshard_failover_e2e(void **state)
 
 static pb_err_t commit_one(pb_state_t *st, char *err, size_t size)
 {
-	pb_state_write_t w = {.account = "acme", .won = "WO-w", .event_id = "w-1",
-			      .outcome = "created", .http_status = 200,
-			      .attempts = 1, .write_order = true,
+	pb_state_write_t w = {.account = "acme",
+			      .won = "WO-w",
+			      .event_id = "w-1",
+			      .outcome = "created",
+			      .http_status = 200,
+			      .attempts = 1,
+			      .write_order = true,
 			      .set_created = true};
 	pb_state_call_t c;
 	pb_err_t e = pb_state_commit_send(st, &w, 1, &c, err, size);
@@ -697,9 +724,9 @@ static void min_replicas_wait(void **state)
 	pb_redis_opts_t o = {.url = url, .timeout_ms = 2000};
 	pb_state_t *st = NULL;
 	char err[512];
-	assert_int_equal(pb_state_new_redis(&o, "pb:", 60, 1, 100, &st, err,
-					    sizeof(err)),
-			 PB_OK);
+	assert_int_equal(
+	    pb_state_new_redis(&o, "pb:", 60, 1, 100, &st, err, sizeof(err)),
+	    PB_OK);
 	assert_int_equal(commit_one(st, err, sizeof(err)), PB_ERR_REDIS);
 	assert_non_null(strstr(err, "redis.minReplicas"));
 	assert_true(pb_err_is_retriable(PB_ERR_REDIS));
@@ -721,12 +748,12 @@ static void min_replicas_wait(void **state)
 int main(void)
 {
 	const struct CMUnitTest t[] = {
-		cmocka_unit_test(tls_acl_e2e),
-		cmocka_unit_test(tls_wrong_ca_is_fatal),
-		cmocka_unit_test(acl_wrong_password_named),
-		cmocka_unit_test(sentinel_failover_e2e),
-		cmocka_unit_test(cluster_reshard_failover_e2e),
-		cmocka_unit_test(min_replicas_wait),
+	    cmocka_unit_test(tls_acl_e2e),
+	    cmocka_unit_test(tls_wrong_ca_is_fatal),
+	    cmocka_unit_test(acl_wrong_password_named),
+	    cmocka_unit_test(sentinel_failover_e2e),
+	    cmocka_unit_test(cluster_reshard_failover_e2e),
+	    cmocka_unit_test(min_replicas_wait),
 	};
 	return cmocka_run_group_tests(t, setup, teardown);
 }

@@ -23,8 +23,10 @@ static inline json_t *rel_by_source(const json_t *recs)
 		json_t *v = json_object_get(r, "value");
 		char k[64];
 		snprintf(k, sizeof(k), "%lld/%lld",
-			 (long long)json_integer_value(json_object_get(v, "partition")),
-			 (long long)json_integer_value(json_object_get(v, "offset")));
+			 (long long)json_integer_value(
+			     json_object_get(v, "partition")),
+			 (long long)json_integer_value(
+			     json_object_get(v, "offset")));
 		json_t *a = json_object_get(by, k);
 		if (!a) {
 			a = json_array();
@@ -43,7 +45,8 @@ static inline json_t *rel_one(const json_t *by, int partition, long long offset)
 	snprintf(k, sizeof(k), "%d/%lld", partition, offset);
 	json_t *a = json_object_get(by, k);
 	if (json_array_size(a) != 1) {
-		fprintf(stderr, "record %s: %zu outcomes\n", k, json_array_size(a));
+		fprintf(stderr, "record %s: %zu outcomes\n", k,
+			json_array_size(a));
 		return NULL;
 	}
 	return json_array_get(a, 0);
@@ -63,8 +66,14 @@ static inline json_t *rel_dlq_of(const json_t *dlq, int partition,
 	json_array_foreach(dlq, i, r)
 	{
 		json_t *h = json_object_get(r, "headers");
-		if (strcmp(h_str(h, "x-source-partition") ? h_str(h, "x-source-partition") : "", p) == 0 &&
-		    strcmp(h_str(h, "x-source-offset") ? h_str(h, "x-source-offset") : "", o) == 0) {
+		if (strcmp(h_str(h, "x-source-partition")
+			       ? h_str(h, "x-source-partition")
+			       : "",
+			   p) == 0 &&
+		    strcmp(h_str(h, "x-source-offset")
+			       ? h_str(h, "x-source-offset")
+			       : "",
+			   o) == 0) {
 			found = r;
 			n++;
 		}

@@ -22,7 +22,7 @@
 #include "test_rel_common.h"
 
 #define WAIT_MS 180000
-#define GOOD 30
+#define GOOD	30
 
 /* The worker's peak RSS bound (KiB): its steady state is a few tens of
  * MB; the sanitizers' shadow memory multiplies that. */
@@ -136,7 +136,8 @@ static void hostile(void)
 	deep[2 * depth] = '\0';
 	text("acme/DEEP", deep);
 	char *ev = malloc(2 * depth + 64);
-	snprintf(ev, 2 * depth + 64, "{\"eventId\":\"deep-1\",\"order\":%s}", deep);
+	snprintf(ev, 2 * depth + 64, "{\"eventId\":\"deep-1\",\"order\":%s}",
+		 deep);
 	text("acme/DEEP", ev);
 	free(ev);
 	free(deep);
@@ -164,19 +165,21 @@ static void hostile(void)
 	with_field("svc-100k-empty", true, "services", sv);
 	free(sv);
 	/* NUL bytes: raw inside a string, escaped in a value and a key */
-	static const char rawnul[] = "{\"eventId\":\"nul\0x\",\"account\":\"acme\"}";
+	static const char rawnul[] =
+	    "{\"eventId\":\"nul\0x\",\"account\":\"acme\"}";
 	raw(-1, "acme/NUL", rawnul, sizeof(rawnul) - 1);
 	with_field("nul-esc", true, "workOrderInfo", "\"a\\u0000b\"");
 	text("acme/NUL", "{\"eventId\":\"nul-key\",\"a\\u0000\":1}");
 	/* a wrong type for every field */
-	static const char *wrong[] = {"1", "[]", "{}", "true", "null", "\"x\"",
-				      "-1", "1.5"};
-	static const char *top[] = {"eventId", "account", "action",
+	static const char *wrong[] = {"1",    "[]",    "{}", "true",
+				      "null", "\"x\"", "-1", "1.5"};
+	static const char *top[] = {"eventId",	  "account", "action",
 				    "occurredAt", "version", "order"};
 	static const char *order[] = {
-	    "workOrderNumber", "address1", "city", "state", "zip",
-	    "workOrderInfo", "clientDueDate", "clientStatus", "dueDate",
-	    "services", "status", "assignedTo"};
+	    "workOrderNumber", "address1",     "city",
+	    "state",	       "zip",	       "workOrderInfo",
+	    "clientDueDate",   "clientStatus", "dueDate",
+	    "services",	       "status",       "assignedTo"};
 	int k = 0;
 	for (size_t f = 0; f < sizeof(top) / sizeof(*top); f++)
 		for (size_t w = 0; w < 3; w++) {

@@ -29,7 +29,7 @@
 
 #include "test_rel_common.h"
 
-#define WAIT_MS 120000
+#define WAIT_MS	    120000
 #define API_PRODUCE 0
 
 static char cfg[512];
@@ -144,10 +144,12 @@ static void dlq_not_authorised(void **state)
 	h_begin("dlq_not_authorised");
 	long first = produce_mix("auth", 4);
 	long dlq_before = h_topic_count(H_TOPIC_DLQ);
-	rd_kafka_mock_topic_set_error(h_kafka_mock(), H_TOPIC_DLQ,
-				      RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+	rd_kafka_mock_topic_set_error(
+	    h_kafka_mock(), H_TOPIC_DLQ,
+	    RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
 	/* librdkafka reports a topic it may not write only as a timeout */
-	json_t *ov = json_pack("{s:{s:s}}", "kafka", "message.timeout.ms", "3000");
+	json_t *ov =
+	    json_pack("{s:{s:s}}", "kafka", "message.timeout.ms", "3000");
 	char c[512];
 	assert_int_equal(h_write_config("auth.json", ov, c, sizeof(c)), 0);
 	json_decref(ov);

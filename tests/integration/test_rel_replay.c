@@ -28,7 +28,8 @@ static int setup(void **state)
 	(void)state;
 	if (h_start_all("rel-replay", 1))
 		return -1;
-	json_t *ov = json_pack("{s:{s:s}}", "kafka", "group.id", "pb-it-replay");
+	json_t *ov =
+	    json_pack("{s:{s:s}}", "kafka", "group.id", "pb-it-replay");
 	int rc = h_write_config("config.json", NULL, cfg, sizeof(cfg)) ||
 		 h_write_config("replay.json", ov, cfg2, sizeof(cfg2));
 	json_decref(ov);
@@ -49,9 +50,9 @@ static void rejected_then_replayed(void **state)
 {
 	(void)state;
 	h_begin("rejected_then_replayed");
-	assert_int_equal(h_produce_nowait(H_TOPIC_ORDERS, "acme/WO-RP",
-					  "not json at all"),
-			 0); /* offset 0 */
+	assert_int_equal(
+	    h_produce_nowait(H_TOPIC_ORDERS, "acme/WO-RP", "not json at all"),
+	    0); /* offset 0 */
 	assert_int_equal(h_produce_nowait(H_TOPIC_ORDERS, "acme/WO-RP", NULL),
 			 0); /* offset 1 */
 	json_t *ev = h_event_create("rp-1", "acme", "WO-RP", 1);
@@ -80,8 +81,9 @@ static void rejected_then_replayed(void **state)
 	json_t *d = rel_dlq_of(dlq, 0, 1);
 	assert_non_null(d);
 	assert_true(json_is_null(json_object_get(d, "raw"))); /* NULL kept */
-	assert_string_equal(h_str(json_object_get(d, "headers"), "x-error-reason"),
-			    "empty_record");
+	assert_string_equal(
+	    h_str(json_object_get(d, "headers"), "x-error-reason"),
+	    "empty_record");
 	d = rel_dlq_of(dlq, 0, 0);
 	assert_non_null(d);
 	assert_string_equal(h_str(d, "raw"), "not json at all");

@@ -41,8 +41,8 @@ static void sigterm_during_join(void **state)
 	json_decref(ev);
 	/* delays after the subscription; the join takes about 3 s on the
 	 * mock cluster, so the first ones land inside it */
-	static const int delays_ms[] = {0, 0, 5, 20, 50, 100, 250, 500, 1000,
-					2000, 3000, 3200, 4000};
+	static const int delays_ms[] = {0,   0,	   5,	 20,   50,   100, 250,
+					500, 1000, 2000, 3000, 3200, 4000};
 	size_t n = sizeof(delays_ms) / sizeof(*delays_ms);
 	for (size_t i = 0; i < n; i++) {
 		char label[32];
@@ -59,8 +59,10 @@ static void sigterm_during_join(void **state)
 		assert_int_equal(h_worker_signal(w, SIGTERM), 0);
 		int rc = h_worker_wait(w, WAIT_MS);
 		if (rc != 0) {
-			fprintf(stderr, "run %zu (SIGTERM %d ms after subscribing): "
-				"exit %d\n", i, delays_ms[i], rc);
+			fprintf(stderr,
+				"run %zu (SIGTERM %d ms after subscribing): "
+				"exit %d\n",
+				i, delays_ms[i], rc);
 			h_worker_dump(w, 30);
 		}
 		assert_int_equal(rc, 0);

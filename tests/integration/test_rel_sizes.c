@@ -53,9 +53,9 @@ static char *padded_create(const char *id, const char *won, size_t total)
 
 static void produce_text(const char *key, const char *text)
 {
-	assert_int_equal(
-	    h_produce_raw(H_TOPIC_ORDERS, -1, key, strlen(key), text, strlen(text)),
-	    0);
+	assert_int_equal(h_produce_raw(H_TOPIC_ORDERS, -1, key, strlen(key),
+				       text, strlen(text)),
+			 0);
 }
 
 static void is_truncated_form(const json_t *v, size_t min_bytes)
@@ -155,9 +155,11 @@ static void small_message_max_bytes(void **state)
 	poison[50000] = '\0';
 	produce_text("acme/WO-POISON", poison); /* offset 4 */
 	assert_int_equal(h_flush(20000), 0);
-	json_t *ov = json_pack("{s:{s:s}}", "kafka", "message.max.bytes", "20000");
+	json_t *ov =
+	    json_pack("{s:{s:s}}", "kafka", "message.max.bytes", "20000");
 	char cfg2[512];
-	assert_int_equal(h_write_config("small.json", ov, cfg2, sizeof(cfg2)), 0);
+	assert_int_equal(h_write_config("small.json", ov, cfg2, sizeof(cfg2)),
+			 0);
 	json_decref(ov);
 	h_worker_t *w = h_worker_run("worker-small", cfg2, true);
 	assert_non_null(w);

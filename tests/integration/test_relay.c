@@ -36,10 +36,10 @@
 
 #include "harness.h"
 
-#define WAIT_MS 20000
-#define TOKEN "it-relay-Token-0123456789"
+#define WAIT_MS	 20000
+#define TOKEN	 "it-relay-Token-0123456789"
 #define PASSWORD "it-relay-Password-9876543210"
-#define CRED "\"username\":\"acme-int\",\"token\":\"" TOKEN "\""
+#define CRED	 "\"username\":\"acme-int\",\"token\":\"" TOKEN "\""
 
 H_SUITE("relay", 2)
 
@@ -160,7 +160,8 @@ static void relay_calls_end_to_end(void **state)
 	assert_string_equal(h_str(o, "outcome"), "deleted");
 	json_decref(by);
 	const char *late[] = {
-	    "{" CRED ",\"uuId\":\"rl-ph-2\",\"key1\":\"222\",\"key2\":\"WO-1\"}",
+	    "{" CRED
+	    ",\"uuId\":\"rl-ph-2\",\"key1\":\"222\",\"key2\":\"WO-1\"}",
 	    "{" CRED ",\"uuId\":\"rl-sv-1\",\"key1\":\"222\",\"key2\":\"WO-1\","
 	    "\"evidenceType\":\"Survey\",\"survey\":{\"q1\":\"yes\"}}",
 	    "{" CRED ",\"uuId\":\"rl-ph-3\",\"key1\":\"111\"}",
@@ -194,7 +195,8 @@ static void relay_calls_end_to_end(void **state)
 		 "\"key2\":\"W\"}",
 		 true, &ans),
 	    401);
-	assert_string_equal(h_str(ans, "error"), "invalid username or password");
+	assert_string_equal(h_str(ans, "error"),
+			    "invalid username or password");
 	assert_true(json_is_false(json_object_get(ans, "status")));
 	json_decref(ans);
 	assert_int_equal(h_topic_count(H_TOPIC_INBOUND), before);

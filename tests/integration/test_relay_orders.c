@@ -22,10 +22,10 @@
 
 #include "harness.h"
 
-#define WAIT_MS 20000
-#define TOKEN "it-relay-Token-0123456789"
+#define WAIT_MS	 20000
+#define TOKEN	 "it-relay-Token-0123456789"
 #define PASSWORD "it-relay-Password-9876543210"
-#define CRED "\"username\":\"acme-int\",\"token\":\"" TOKEN "\""
+#define CRED	 "\"username\":\"acme-int\",\"token\":\"" TOKEN "\""
 
 H_SUITE("relay-orders", 2)
 

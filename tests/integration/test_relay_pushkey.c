@@ -24,10 +24,10 @@
 
 #include "harness.h"
 
-#define WAIT_MS 20000
-#define TOKEN "it-relay-Token-0123456789"
+#define WAIT_MS	 20000
+#define TOKEN	 "it-relay-Token-0123456789"
 #define PASSWORD "it-relay-Password-9876543210"
-#define CRED "\"username\":\"acme-int\",\"token\":\"" TOKEN "\""
+#define CRED	 "\"username\":\"acme-int\",\"token\":\"" TOKEN "\""
 
 H_SUITE("relay-pushkey", 2)
 
@@ -101,8 +101,9 @@ static void relay_learned_push_key(void **state)
 	json_decref(by);
 	assert_int_equal(pushed_to("key-A", "LK-1"), 1);
 	double t1 = h_await_metric(
-	    o2, "pruvan_bridge_push_key_learned_timestamp_seconds{account="
-		"\"lrn\"}",
+	    o2,
+	    "pruvan_bridge_push_key_learned_timestamp_seconds{account="
+	    "\"lrn\"}",
 	    1, WAIT_MS);
 	assert_true(t1 > 1e9);
 
@@ -129,9 +130,8 @@ static void relay_learned_push_key(void **state)
 		h_nap_ms(20); /* the metric has second resolution */
 	/* the second validate as pruvan-call makes it: password SHA-1 */
 	char *out = NULL;
-	assert_int_equal(pruvan_call(r2, "lrn", "validate --pushkey key-B",
-				     &out),
-			 0);
+	assert_int_equal(
+	    pruvan_call(r2, "lrn", "validate --pushkey key-B", &out), 0);
 	assert_non_null(strstr(out, "\"validated\":true"));
 	free(out);
 	const char *metric =

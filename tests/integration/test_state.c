@@ -33,7 +33,8 @@ static int setup(void **state)
 		return -1;
 	char url[64], err[256];
 	snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", h_redis_port());
-	return pb_state_new(url, "t:", 3600, 2000, &st, err, sizeof(err)) ? -1 : 0;
+	return pb_state_new(url, "t:", 3600, 2000, &st, err, sizeof(err)) ? -1
+									  : 0;
 }
 
 static int teardown(void **state)
@@ -117,7 +118,8 @@ static void recorded_order_reads_back(void **state)
 			     "\"workOrderNumber\":\"WO-1\"}";
 	pb_state_write_t w = write_of("WO-1", "e-1", pushed);
 	assert_int_equal(commit1(&w, err, sizeof(err)), PB_OK);
-	pb_state_view_t v = {.account = "acme", .won = "WO-1", .event_id = "e-1"};
+	pb_state_view_t v = {
+	    .account = "acme", .won = "WO-1", .event_id = "e-1"};
 	assert_int_equal(fetch1(&v, err, sizeof(err)), PB_OK);
 	assert_true(v.exists);
 	assert_true(v.order.created);
@@ -171,19 +173,25 @@ static void split_calls_in_one_round_trip(void **state)
 	const char *pushed = "{\"workOrderNumber\":\"WO-2\"}";
 	pb_state_write_t w = write_of("WO-2", "e-2", pushed);
 	pb_state_ref_t ref = {"acme", "WO-2", "e-2", "created", NULL, 200, 1};
-	pb_state_view_t v = {.account = "acme", .won = "WO-2", .event_id = "e-2"};
+	pb_state_view_t v = {
+	    .account = "acme", .won = "WO-2", .event_id = "e-2"};
 	pb_state_call_t cw, cm, cf;
 	uint64_t rt = pb_state_round_trips(st);
-	assert_int_equal(pb_state_commit_send(st, &w, 1, &cw, err, sizeof(err)), PB_OK);
-	assert_int_equal(pb_state_mark_published_send(st, &ref, 1, &cm, err, sizeof(err)), PB_OK);
-	assert_int_equal(pb_state_fetch_send(st, &v, 1, &cf, err, sizeof(err)), PB_OK);
+	assert_int_equal(pb_state_commit_send(st, &w, 1, &cw, err, sizeof(err)),
+			 PB_OK);
+	assert_int_equal(
+	    pb_state_mark_published_send(st, &ref, 1, &cm, err, sizeof(err)),
+	    PB_OK);
+	assert_int_equal(pb_state_fetch_send(st, &v, 1, &cf, err, sizeof(err)),
+			 PB_OK);
 	/* a whole call now would read the queued replies as its own */
 	assert_int_equal(pb_state_ping(st, err, sizeof(err)), PB_ERR_REDIS);
 	assert_non_null(strstr(err, "between queued commands"));
 	assert_int_equal(pb_state_flush(st, err, sizeof(err)), PB_OK);
 	assert_int_equal(pb_state_write_recv(st, &cw, err, sizeof(err)), PB_OK);
 	assert_int_equal(pb_state_write_recv(st, &cm, err, sizeof(err)), PB_OK);
-	assert_int_equal(pb_state_fetch_recv(st, &cf, &v, 1, err, sizeof(err)), PB_OK);
+	assert_int_equal(pb_state_fetch_recv(st, &cf, &v, 1, err, sizeof(err)),
+			 PB_OK);
 	assert_int_equal(pb_state_round_trips(st) - rt, 1);
 	/* the fetch ran after the commit and the mark, in one write */
 	assert_true(v.order.created);
@@ -191,7 +199,8 @@ static void split_calls_in_one_round_trip(void **state)
 	pb_state_view_clear(&v);
 	assert_int_equal(pb_state_ping(st, err, sizeof(err)), PB_OK);
 	/* nothing to send: the recv succeeds at once */
-	assert_int_equal(pb_state_fetch_send(st, &v, 0, &cf, err, sizeof(err)), PB_OK);
+	assert_int_equal(pb_state_fetch_send(st, &v, 0, &cf, err, sizeof(err)),
+			 PB_OK);
 	assert_int_equal(cf.replies, 0);
 	assert_int_equal(pb_state_fetch_recv(st, &cf, &v, 0, err, sizeof(err)),
 			 PB_OK);
@@ -203,11 +212,15 @@ static void connection_lost_between_send_and_recv(void **state)
 	(void)state;
 	h_begin("connection_lost_between_send_and_recv");
 	char err[256];
-	pb_state_view_t v = {.account = "acme", .won = "WO-1", .event_id = "e-1"};
+	pb_state_view_t v = {
+	    .account = "acme", .won = "WO-1", .event_id = "e-1"};
 	pb_state_ref_t ref = {"acme", "WO-3", "e-3", "created", NULL, 200, 1};
 	pb_state_call_t cm, cf;
-	assert_int_equal(pb_state_mark_published_send(st, &ref, 1, &cm, err, sizeof(err)), PB_OK);
-	assert_int_equal(pb_state_fetch_send(st, &v, 1, &cf, err, sizeof(err)), PB_OK);
+	assert_int_equal(
+	    pb_state_mark_published_send(st, &ref, 1, &cm, err, sizeof(err)),
+	    PB_OK);
+	assert_int_equal(pb_state_fetch_send(st, &v, 1, &cf, err, sizeof(err)),
+			 PB_OK);
 	h_redis_kill();
 	pb_err_t e = pb_state_flush(st, err, sizeof(err));
 	if (!e)
@@ -362,9 +375,9 @@ static void change_index_pages(void **state)
 			assert_true(seen[0]);
 			const char *moved[] = {"IX-000", "IX-300"};
 			for (int i = 0; i < 2; i++) {
-				pb_state_write_t m = write_of(
-				    moved[i], i ? "ix-m1" : "ix-m0",
-				    "{\"workOrderNumber\":\"moved\"}");
+				pb_state_write_t m =
+				    write_of(moved[i], i ? "ix-m1" : "ix-m0",
+					     "{\"workOrderNumber\":\"moved\"}");
 				m.account = "ixacct";
 				while (pb_wall_ms() <= now)
 					;
@@ -416,8 +429,8 @@ static void change_index_pages(void **state)
 	 * name and read once each across pages of 3 */
 	redisContext *rc = redisConnect("127.0.0.1", h_redis_port());
 	for (int i = 0; i < 10; i++) {
-		redisReply *rr = redisCommand(
-		    rc, "ZADD t:{tie}:ix 5000 T-%02d", i);
+		redisReply *rr =
+		    redisCommand(rc, "ZADD t:{tie}:ix 5000 T-%02d", i);
 		freeReplyObject(rr);
 		rr = redisCommand(rc, "HSET t:{tie/T-%02d}:o p {}", i);
 		freeReplyObject(rr);
@@ -439,12 +452,12 @@ static void change_index_pages(void **state)
 	const char *accts[] = {"ixacct", "other"};
 	char *keys[2];
 	int64_t at[2];
-	assert_int_equal(pb_state_set_push_key(st, "ixacct", "KEY-1", 1234,
-					       err, sizeof(err)),
+	assert_int_equal(pb_state_set_push_key(st, "ixacct", "KEY-1", 1234, err,
+					       sizeof(err)),
 			 PB_OK);
-	assert_int_equal(pb_state_get_push_keys(st, accts, 2, keys, at, err,
-						sizeof(err)),
-			 PB_OK);
+	assert_int_equal(
+	    pb_state_get_push_keys(st, accts, 2, keys, at, err, sizeof(err)),
+	    PB_OK);
 	assert_string_equal(keys[0], "KEY-1");
 	assert_int_equal(at[0], 1234);
 	assert_null(keys[1]);

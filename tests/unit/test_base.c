@@ -90,9 +90,12 @@ static void test_log_writes_one_json_object_per_line(void **state)
 	json_error_t jerr;
 	json_t *o = json_loads(buf, 0, &jerr);
 	assert_non_null(o);
-	assert_string_equal(json_string_value(json_object_get(o, "level")), "warn");
-	assert_string_equal(json_string_value(json_object_get(o, "msg")), "line \"one\"\n");
-	assert_string_equal(json_string_value(json_object_get(o, "account")), "acme");
+	assert_string_equal(json_string_value(json_object_get(o, "level")),
+			    "warn");
+	assert_string_equal(json_string_value(json_object_get(o, "msg")),
+			    "line \"one\"\n");
+	assert_string_equal(json_string_value(json_object_get(o, "account")),
+			    "acme");
 	assert_true(json_is_null(json_object_get(o, "x")));
 	assert_non_null(json_object_get(o, "time"));
 	json_decref(o);
@@ -136,9 +139,21 @@ static uint64_t rng(void)
 /* Text fragments that exercise escaping, multi-byte UTF-8, NUL bytes and
  * keys that sort by length after a common prefix. */
 static const char *const pieces[] = {
-	"a", "ab", "", "\"", "\\", "/", "\b\f\n\r\t", "\x01\x1f", "\x7f",
-	"caf\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x8f\xa0", "workOrderNumber",
-	"Z", "0",
+    "a",
+    "ab",
+    "",
+    "\"",
+    "\\",
+    "/",
+    "\b\f\n\r\t",
+    "\x01\x1f",
+    "\x7f",
+    "caf\xc3\xa9",
+    "\xe2\x82\xac",
+    "\xf0\x9f\x8f\xa0",
+    "workOrderNumber",
+    "Z",
+    "0",
 };
 
 static json_t *gen_string(size_t *len_out, char *buf, size_t size)
@@ -146,7 +161,8 @@ static json_t *gen_string(size_t *len_out, char *buf, size_t size)
 	size_t len = 0;
 	int parts = (int)(rng() % 4);
 	for (int i = 0; i < parts; i++) {
-		const char *p = pieces[rng() % (sizeof(pieces) / sizeof(*pieces))];
+		const char *p =
+		    pieces[rng() % (sizeof(pieces) / sizeof(*pieces))];
 		size_t n = strlen(p);
 		if (len + n + 2 >= size)
 			break;
@@ -165,12 +181,16 @@ static json_t *gen_value(int depth)
 	char buf[128];
 	size_t len;
 	switch (depth > 4 ? rng() % 6 : rng() % 8) {
-	case 0: return json_null();
-	case 1: return rng() % 2 ? json_true() : json_false();
+	case 0:
+		return json_null();
+	case 1:
+		return rng() % 2 ? json_true() : json_false();
 	case 2: {
-		json_int_t v[] = {0, -1, 7, INT64_MAX, INT64_MIN, 1234567890123};
-		return json_integer(rng() % 2 ? v[rng() % 6]
-					      : (json_int_t)(rng() % 100000) - 50000);
+		json_int_t v[] = {0,	     -1,	7,
+				  INT64_MAX, INT64_MIN, 1234567890123};
+		return json_integer(rng() % 2
+					? v[rng() % 6]
+					: (json_int_t)(rng() % 100000) - 50000);
 	}
 	case 3: {
 		double v[] = {0.5, -2.0, 1e300, 3.14159, 1e-7, 100.0};
@@ -466,10 +486,12 @@ static void test_jtext_scalars_and_refusals(void **state)
 	pb_jt_lit(&b, " ");
 	pb_jt_str(&b, NULL);
 	char *s = pb_jt_take(&b);
-	assert_string_equal(s, "-9223372036854775808 0 \"say \\\"hi\\\"\\n\" null");
+	assert_string_equal(
+	    s, "-9223372036854775808 0 \"say \\\"hi\\\"\\n\" null");
 	free(s);
 	/* not UTF-8 (a lone continuation byte, an overlong '/', a surrogate) */
-	const char *bad[] = {"x\x80", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80"};
+	const char *bad[] = {"x\x80", "\xc0\xaf", "\xed\xa0\x80",
+			     "\xf4\x90\x80\x80"};
 	for (size_t i = 0; i < 4; i++) {
 		pb_jt_str(&b, bad[i]);
 		assert_null(pb_jt_take(&b));

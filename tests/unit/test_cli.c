@@ -22,7 +22,8 @@ static pb_cli_status_t parse(const char *first, ...)
 	int argc = 1;
 	va_list ap;
 	va_start(ap, first);
-	for (const char *a = first; a && argc < 31; a = va_arg(ap, const char *))
+	for (const char *a = first; a && argc < 31;
+	     a = va_arg(ap, const char *))
 		argv[argc++] = (char *)a;
 	va_end(ap);
 	return pb_cli_parse(argc, argv, &c, err, sizeof(err));
@@ -37,8 +38,9 @@ static void run_with_options(void **state)
 	assert_string_equal(c.config, "x.json");
 	assert_true(c.exit_on_eof);
 	/* the configuration before the command, as older scripts wrote */
-	assert_int_equal(parse("--config=y.json", "--log-level", "debug",
-			       "run", NULL), PB_CLI_RUN);
+	assert_int_equal(
+	    parse("--config=y.json", "--log-level", "debug", "run", NULL),
+	    PB_CLI_RUN);
 	assert_string_equal(c.config, "y.json");
 	assert_int_equal(c.log_level, PB_LOG_DEBUG);
 	assert_int_equal(parse("run", "-cz.json", NULL), PB_CLI_RUN);
@@ -50,7 +52,8 @@ static void replay_values(void **state)
 	(void)state;
 	assert_int_equal(parse("replay", "--partition", "3", "--from=10",
 			       "--to", "20", "--reason", "http_4xx",
-			       "--dry-run", NULL), PB_CLI_RUN);
+			       "--dry-run", NULL),
+			 PB_CLI_RUN);
 	assert_int_equal(c.partition, 3);
 	assert_int_equal(c.from, 10);
 	assert_int_equal(c.to, 20);
@@ -59,8 +62,10 @@ static void replay_values(void **state)
 	assert_int_equal(parse("replay", NULL), PB_CLI_RUN);
 	assert_int_equal(c.partition, -1);
 	assert_int_equal(c.from, -1);
-	assert_int_equal(parse("replay", "--partition", "x", NULL), PB_CLI_USAGE);
-	assert_non_null(strstr(err, "--partition: expected a non-negative integer"));
+	assert_int_equal(parse("replay", "--partition", "x", NULL),
+			 PB_CLI_USAGE);
+	assert_non_null(
+	    strstr(err, "--partition: expected a non-negative integer"));
 	assert_int_equal(parse("replay", "--from", "-4", NULL), PB_CLI_USAGE);
 	assert_int_equal(parse("replay", "--to", NULL), PB_CLI_USAGE);
 	assert_non_null(strstr(err, "--to needs a value"));
@@ -70,7 +75,8 @@ static void option_of_another_command_is_refused(void **state)
 {
 	(void)state;
 	assert_int_equal(parse("replay", "--once", NULL), PB_CLI_USAGE);
-	assert_string_equal(err, "replay does not take --once (an option of watch)");
+	assert_string_equal(err,
+			    "replay does not take --once (an option of watch)");
 	assert_int_equal(parse("run", "--dry-run", NULL), PB_CLI_USAGE);
 	assert_non_null(strstr(err, "an option of replay"));
 	assert_int_equal(parse("check-config", "--json", NULL), PB_CLI_USAGE);
@@ -87,7 +93,8 @@ static void arguments(void **state)
 	assert_int_equal(parse("auto-admin", "acme", "off", NULL), PB_CLI_RUN);
 	assert_string_equal(c.account, "acme");
 	assert_false(c.on);
-	assert_int_equal(parse("auto-admin", "acme", "maybe", NULL), PB_CLI_USAGE);
+	assert_int_equal(parse("auto-admin", "acme", "maybe", NULL),
+			 PB_CLI_USAGE);
 	assert_non_null(strstr(err, "on or off"));
 	assert_int_equal(parse("auto-admin", "acme", NULL), PB_CLI_USAGE);
 	assert_non_null(strstr(err, "missing argument"));
@@ -96,8 +103,9 @@ static void arguments(void **state)
 	assert_int_equal(parse("explain", "--json", "-", NULL), PB_CLI_RUN);
 	assert_string_equal(c.input, "-");
 	assert_true(c.json);
-	assert_int_equal(parse("explain", "--with-state", "--", "-odd.jsonl", NULL),
-			 PB_CLI_RUN);
+	assert_int_equal(
+	    parse("explain", "--with-state", "--", "-odd.jsonl", NULL),
+	    PB_CLI_RUN);
 	assert_string_equal(c.input, "-odd.jsonl");
 	assert_true(c.with_state);
 	assert_int_equal(parse("explain", "a", "b", NULL), PB_CLI_USAGE);
@@ -123,7 +131,8 @@ static void commands_help_version(void **state)
 	assert_int_equal(parse("help", "watch", NULL), PB_CLI_HELP);
 	assert_int_equal(c.cmd, PB_CMD_WATCH);
 	assert_int_equal(parse("help", "nope", NULL), PB_CLI_USAGE);
-	assert_int_equal(parse("--log-level", "loud", "run", NULL), PB_CLI_USAGE);
+	assert_int_equal(parse("--log-level", "loud", "run", NULL),
+			 PB_CLI_USAGE);
 	assert_non_null(strstr(err, "unknown level \"loud\""));
 }
 
@@ -153,12 +162,12 @@ static void help_is_per_command(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(run_with_options),
-		cmocka_unit_test(replay_values),
-		cmocka_unit_test(option_of_another_command_is_refused),
-		cmocka_unit_test(arguments),
-		cmocka_unit_test(commands_help_version),
-		cmocka_unit_test(help_is_per_command),
+	    cmocka_unit_test(run_with_options),
+	    cmocka_unit_test(replay_values),
+	    cmocka_unit_test(option_of_another_command_is_refused),
+	    cmocka_unit_test(arguments),
+	    cmocka_unit_test(commands_help_version),
+	    cmocka_unit_test(help_is_per_command),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,13 +31,15 @@
 #include "config.h"
 
 #define PUSHKEY "https://direct.pruvan.com/api/?apiKey=SECRETKEY123"
-#define MINIMAL "{\"accounts\": {\"acme\": {\"pushKeyUrl\": \"env:PB_TEST_PUSHKEY\"}}}"
+#define MINIMAL                                                                \
+	"{\"accounts\": {\"acme\": {\"pushKeyUrl\": "                          \
+	"\"env:PB_TEST_PUSHKEY\"}}}"
 
 static char fixtures[1024];
 
 /* Any of these in an error report or a describe output is a leak. */
 static const char *const secrets[] = {
-	"SECRETKEY", "relaysecret", "relaytoken", "hunter2", "redispass",
+    "SECRETKEY", "relaysecret", "relaytoken", "hunter2", "redispass",
 };
 
 static void assert_no_secret(const char *text)
@@ -66,7 +68,8 @@ static int group_setup(void **state)
 	snprintf(fixtures, sizeof(fixtures), "%s/config",
 		 f ? f : "tests/fixtures");
 	setenv("PB_TEST_PUSHKEY", PUSHKEY, 1);
-	setenv("PB_TEST_FTP_PUSHKEY", "ftp://direct.pruvan.com/?apiKey=SECRETKEY456", 1);
+	setenv("PB_TEST_FTP_PUSHKEY",
+	       "ftp://direct.pruvan.com/?apiKey=SECRETKEY456", 1);
 	setenv("PB_TEST_EMPTY", "", 1);
 	setenv("PB_TEST_RELAY_SECRET", "relaysecret", 1);
 	unsetenv("PB_TEST_UNSET");
@@ -169,8 +172,9 @@ static void test_invalid_fixture(void **state)
 		if (*line) {
 			want++;
 			if (!has_line(err, line))
-				fail_msg("%s: missing line\n  %s\nin report:\n%s",
-					 name, line, err);
+				fail_msg(
+				    "%s: missing line\n  %s\nin report:\n%s",
+				    name, line, err);
 		}
 		line = nl ? nl + 1 : NULL;
 	}
@@ -278,24 +282,24 @@ static void test_every_value_read(void **state)
 {
 	(void)state;
 	pb_config_t *cfg = load_ok(
-		"{\"topics\": {\"orders\": \"a\", \"inbound\": \"b\", "
-		"\"results\": \"c\", \"dlq\": \"d\"},"
-		"\"redis\": {\"url\": \"redis://r:6380/2\", \"keyPrefix\": \"x:\"},"
-		"\"pruvan\": {\"timeoutMs\": 100, \"maxAttempts\": 100, "
-		"\"backoffBaseMs\": 1, \"backoffMaxMs\": 2, "
-		"\"batchMaxOrders\": 1000, \"batchMaxWaitMs\": 0, "
-		"\"maxInFlight\": 3, \"circuitFailures\": 4, "
-		"\"circuitOpenMs\": 500},"
-		"\"dedupe\": {\"ttlSeconds\": 60},"
-		"\"http\": {\"listen\": \"0.0.0.0:1\"},"
-		"\"worker\": {\"maxPending\": 7, \"shutdownGraceMs\": 100},"
-		"\"accounts\": {\"b\": {\"pushKeyUrl\": \"env:PB_TEST_PUSHKEY\","
-		" \"mode\": \"external\", \"autoAdmin\": false, "
-		"\"allowDeletes\": true, \"statusPolicy\": \"reject\", "
-		"\"users\": [\"u1\", \"u2\"], \"extraFields\": [\"lockbox\"], "
-		"\"bodyEncoding\": \"multipart\"}, "
-		"\"a\": {\"pushKeyUrl\": \"env:PB_TEST_PUSHKEY\", "
-		"\"bodyEncoding\": \"json\"}}}");
+	    "{\"topics\": {\"orders\": \"a\", \"inbound\": \"b\", "
+	    "\"results\": \"c\", \"dlq\": \"d\"},"
+	    "\"redis\": {\"url\": \"redis://r:6380/2\", \"keyPrefix\": \"x:\"},"
+	    "\"pruvan\": {\"timeoutMs\": 100, \"maxAttempts\": 100, "
+	    "\"backoffBaseMs\": 1, \"backoffMaxMs\": 2, "
+	    "\"batchMaxOrders\": 1000, \"batchMaxWaitMs\": 0, "
+	    "\"maxInFlight\": 3, \"circuitFailures\": 4, "
+	    "\"circuitOpenMs\": 500},"
+	    "\"dedupe\": {\"ttlSeconds\": 60},"
+	    "\"http\": {\"listen\": \"0.0.0.0:1\"},"
+	    "\"worker\": {\"maxPending\": 7, \"shutdownGraceMs\": 100},"
+	    "\"accounts\": {\"b\": {\"pushKeyUrl\": \"env:PB_TEST_PUSHKEY\","
+	    " \"mode\": \"external\", \"autoAdmin\": false, "
+	    "\"allowDeletes\": true, \"statusPolicy\": \"reject\", "
+	    "\"users\": [\"u1\", \"u2\"], \"extraFields\": [\"lockbox\"], "
+	    "\"bodyEncoding\": \"multipart\"}, "
+	    "\"a\": {\"pushKeyUrl\": \"env:PB_TEST_PUSHKEY\", "
+	    "\"bodyEncoding\": \"json\"}}}");
 	assert_string_equal(cfg->topic_orders, "a");
 	assert_string_equal(cfg->topic_dlq, "d");
 	assert_string_equal(cfg->redis_url, "redis://r:6380/2");
@@ -336,21 +340,22 @@ static void test_kafka_passthrough_order(void **state)
 	(void)state;
 	setenv("PB_TEST_KPASS", "hunter2\n", 1);
 	pb_config_t *cfg = load_ok(
-		"{\"kafka\": {\"client.id\": \"me\", \"linger.ms\": 5, "
-		"\"group.id\": \"g1\", \"enable.idempotence\": true, "
-		"\"enable.auto.commit\": false, \"fetch.wait.max.ms\": 0.5, "
-		"\"sasl.password\": \"env:PB_TEST_KPASS\", "
-		"\"ssl.key.password\": \"plain\"}, "
-		"\"accounts\": {\"a\": {\"pushKeyUrl\": \"env:PB_TEST_PUSHKEY\"}}}");
+	    "{\"kafka\": {\"client.id\": \"me\", \"linger.ms\": 5, "
+	    "\"group.id\": \"g1\", \"enable.idempotence\": true, "
+	    "\"enable.auto.commit\": false, \"fetch.wait.max.ms\": 0.5, "
+	    "\"sasl.password\": \"env:PB_TEST_KPASS\", "
+	    "\"ssl.key.password\": \"plain\"}, "
+	    "\"accounts\": {\"a\": {\"pushKeyUrl\": "
+	    "\"env:PB_TEST_PUSHKEY\"}}}");
 	static const char *const keys[] = {
-		"client.id", "linger.ms", "group.id", "enable.idempotence",
-		"enable.auto.commit", "fetch.wait.max.ms", "sasl.password",
-		"ssl.key.password", "bootstrap.servers"};
+	    "client.id",	  "linger.ms",		"group.id",
+	    "enable.idempotence", "enable.auto.commit", "fetch.wait.max.ms",
+	    "sasl.password",	  "ssl.key.password",	"bootstrap.servers"};
 	static const char *const vals[] = {
-		"me", "5", "g1", "true", "false", "0.5", "hunter2", "plain",
-		"127.0.0.1:9092"};
-	static const bool sens[] = {false, false, false, false, false, false,
-				    true, true, false};
+	    "me",  "5",	      "g1",    "true",		"false",
+	    "0.5", "hunter2", "plain", "127.0.0.1:9092"};
+	static const bool sens[] = {false, false, false, false, false,
+				    false, true,  true,	 false};
 	assert_int_equal(cfg->kafka_len, 9);
 	for (size_t i = 0; i < 9; i++) {
 		assert_string_equal(cfg->kafka_keys[i], keys[i]);
@@ -363,7 +368,8 @@ static void test_kafka_passthrough_order(void **state)
 	cfg = load_ok("{\"kafka\": {\"client.id\": \"me\", "
 		      "\"bootstrap.servers\": \"file-value:9092\", "
 		      "\"group.id\": \"g\"}, "
-		      "\"accounts\": {\"a\": {\"pushKeyUrl\": \"env:PB_TEST_PUSHKEY\"}}}");
+		      "\"accounts\": {\"a\": {\"pushKeyUrl\": "
+		      "\"env:PB_TEST_PUSHKEY\"}}}");
 	clear_overrides();
 	assert_int_equal(cfg->kafka_len, 3);
 	assert_string_equal(cfg->kafka_keys[1], "bootstrap.servers");
@@ -378,10 +384,11 @@ static void test_env_overrides(void **state)
 	setenv("KAFKA_BOOTSTRAP_SERVERS", "b1:9092", 1);
 	setenv("REDIS_URL", "redis://:redispass@redis.svc:6379/1", 1);
 	setenv("PRUVAN_BRIDGE_HTTP_LISTEN", "0.0.0.0:9999", 1);
-	pb_config_t *cfg = load_ok(
-		"{\"redis\": {\"url\": \"redis://file:6379\"}, "
-		"\"http\": {\"listen\": \"127.0.0.1:1\"}, "
-		"\"accounts\": {\"a\": {\"pushKeyUrl\": \"env:PB_TEST_PUSHKEY\"}}}");
+	pb_config_t *cfg =
+	    load_ok("{\"redis\": {\"url\": \"redis://file:6379\"}, "
+		    "\"http\": {\"listen\": \"127.0.0.1:1\"}, "
+		    "\"accounts\": {\"a\": {\"pushKeyUrl\": "
+		    "\"env:PB_TEST_PUSHKEY\"}}}");
 	assert_string_equal(pb_config_kafka_get(cfg, "bootstrap.servers"),
 			    "b1:9092");
 	assert_string_equal(cfg->redis_url,
@@ -402,31 +409,31 @@ static void test_env_overrides_invalid(void **state)
 	static const struct {
 		const char *var, *value, *line;
 	} cases[] = {
-		{"KAFKA_BOOTSTRAP_SERVERS", "",
-		 "env KAFKA_BOOTSTRAP_SERVERS: expected a comma-separated "
-		 "list of host:port without spaces (unset it to use the "
-		 "file's value)"},
-		{"KAFKA_BOOTSTRAP_SERVERS", "a:1, b:2",
-		 "env KAFKA_BOOTSTRAP_SERVERS: expected a comma-separated "
-		 "list of host:port without spaces (unset it to use the "
-		 "file's value)"},
-		{"REDIS_URL", "http://:redispass@x:1",
-		 "env REDIS_URL: not a Redis URL: expected "
-		 "\"redis://[USER[:PASSWORD]@]HOST[:PORT][/DB]\", "
-		 "\"rediss://...\" (TLS; HOST may be [IPv6], DB 0..15) or "
-		 "\"unix:///PATH\""},
-		{"PRUVAN_BRIDGE_HTTP_LISTEN", "9464",
-		 "env PRUVAN_BRIDGE_HTTP_LISTEN: expected \"host:port\" with "
-		 "a port 0..65535, e.g. \"127.0.0.1:9464\" or \"[::]:9464\" "
-		 "(got \"9464\")"},
+	    {"KAFKA_BOOTSTRAP_SERVERS", "",
+	     "env KAFKA_BOOTSTRAP_SERVERS: expected a comma-separated "
+	     "list of host:port without spaces (unset it to use the "
+	     "file's value)"},
+	    {"KAFKA_BOOTSTRAP_SERVERS", "a:1, b:2",
+	     "env KAFKA_BOOTSTRAP_SERVERS: expected a comma-separated "
+	     "list of host:port without spaces (unset it to use the "
+	     "file's value)"},
+	    {"REDIS_URL", "http://:redispass@x:1",
+	     "env REDIS_URL: not a Redis URL: expected "
+	     "\"redis://[USER[:PASSWORD]@]HOST[:PORT][/DB]\", "
+	     "\"rediss://...\" (TLS; HOST may be [IPv6], DB 0..15) or "
+	     "\"unix:///PATH\""},
+	    {"PRUVAN_BRIDGE_HTTP_LISTEN", "9464",
+	     "env PRUVAN_BRIDGE_HTTP_LISTEN: expected \"host:port\" with "
+	     "a port 0..65535, e.g. \"127.0.0.1:9464\" or \"[::]:9464\" "
+	     "(got \"9464\")"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		clear_overrides();
 		setenv(cases[i].var, cases[i].value, 1);
 		pb_config_t *cfg = NULL;
 		char err[4096];
-		pb_err_t rc = pb_config_load_string(MINIMAL, &cfg, err,
-						    sizeof(err));
+		pb_err_t rc =
+		    pb_config_load_string(MINIMAL, &cfg, err, sizeof(err));
 		assert_int_equal(rc, PB_ERR_CONFIG);
 		assert_null(cfg);
 		if (!has_line(err, cases[i].line))
@@ -455,17 +462,20 @@ static void test_file_and_env_secrets(void **state)
 	char pk[256], rs[256], text[1024];
 	snprintf(pk, sizeof(pk), "%s/pushkey", dir);
 	snprintf(rs, sizeof(rs), "%s/relay", dir);
-	write_file(pk, "https://direct.pruvan.com/api/?apiKey=SECRETKEY777\r\n \n");
+	write_file(pk,
+		   "https://direct.pruvan.com/api/?apiKey=SECRETKEY777\r\n \n");
 	write_file(rs, "relaysecret\n");
 	setenv("PB_TEST_PK_NL", PUSHKEY "\n", 1);
 	snprintf(text, sizeof(text),
 		 "{\"relay\": {\"listen\": \"0.0.0.0:9465\"}, \"accounts\": {"
 		 "\"f\": {\"pushKeyUrl\": \"file:%s\", \"relay\": "
 		 "{\"username\": \"f\", \"token\": \"file:%s\"}}, "
-		 "\"e\": {\"pushKeyUrl\": \"env:PB_TEST_PK_NL\"}}}", pk, rs);
+		 "\"e\": {\"pushKeyUrl\": \"env:PB_TEST_PK_NL\"}}}",
+		 pk, rs);
 	pb_config_t *cfg = load_ok(text);
-	assert_string_equal(pb_config_account(cfg, "f")->push_key_url,
-			    "https://direct.pruvan.com/api/?apiKey=SECRETKEY777");
+	assert_string_equal(
+	    pb_config_account(cfg, "f")->push_key_url,
+	    "https://direct.pruvan.com/api/?apiKey=SECRETKEY777");
 	char src[300];
 	snprintf(src, sizeof(src), "file:%s", pk);
 	assert_string_equal(pb_config_account(cfg, "f")->push_key_source, src);
@@ -488,7 +498,8 @@ static void test_file_and_env_secrets(void **state)
 	write_file(rs, "ftp://x/?apiKey=SECRETKEY888\n");
 	snprintf(text, sizeof(text),
 		 "{\"accounts\": {\"f\": {\"pushKeyUrl\": \"file:%s\"}, "
-		 "\"g\": {\"pushKeyUrl\": \"file:%s\"}}}", pk, rs);
+		 "\"g\": {\"pushKeyUrl\": \"file:%s\"}}}",
+		 pk, rs);
 	char err[4096], want[512];
 	pb_config_t *bad = NULL;
 	assert_int_equal(pb_config_load_string(text, &bad, err, sizeof(err)),
@@ -501,7 +512,8 @@ static void test_file_and_env_secrets(void **state)
 	snprintf(want, sizeof(want),
 		 "$.accounts.g.pushKeyUrl: the PushKey URL from secret file %s "
 		 "is not an http:// or https:// URL (expected e.g. "
-		 "https://direct.pruvan.com/api/?apiKey=KEY)", rs);
+		 "https://direct.pruvan.com/api/?apiKey=KEY)",
+		 rs);
 	assert_true(has_line(err, want));
 	assert_int_equal(count_lines(err), 2);
 
@@ -519,30 +531,33 @@ static void test_secret_never_in_errstr(void **state)
 		const char *env; /* PB_TEST_LEAK value, or NULL */
 		const char *json;
 	} cases[] = {
-		{NULL, "{\"accounts\": {\"a\": {\"pushKeyUrl\": "
-		       "\"https://x/?apiKey=SECRETKEY1\"}}}"},
-		{NULL, "{\"accounts\": {\"a\": {\"pushKeyUrl\": "
-		       "\"SECRETKEY1\"}}}"},
-		{"ftp://h/?apiKey=SECRETKEY2", "{\"accounts\": {\"a\": "
-		 "{\"pushKeyUrl\": \"env:PB_TEST_LEAK\"}}}"},
-		{"https://h/?apiKey=SECRETKEY3 with space", "{\"accounts\": "
-		 "{\"a\": {\"pushKeyUrl\": \"env:PB_TEST_LEAK\"}}}"},
-		{"redis-but-not://u:redispass@h", "{\"redis\": {\"url\": "
-		 "\"env:PB_TEST_LEAK\"}, \"accounts\": {}}"},
-		{NULL, "{\"redis\": {\"url\": \"rediss://:redispass@h:0\"}, "
-		       "\"accounts\": {}}"},
-		{NULL, "{\"relay\": {\"listen\": \"0.0.0.0:1\"}, "
-		       "\"accounts\": {\"a\": {\"pushKeyUrl\": "
-		       "\"pruvan:validate\", \"relay\": {\"username\": "
-		       "\"u\", \"password\": \"relaysecret\"}}}}"},
+	    {NULL, "{\"accounts\": {\"a\": {\"pushKeyUrl\": "
+		   "\"https://x/?apiKey=SECRETKEY1\"}}}"},
+	    {NULL, "{\"accounts\": {\"a\": {\"pushKeyUrl\": "
+		   "\"SECRETKEY1\"}}}"},
+	    {"ftp://h/?apiKey=SECRETKEY2",
+	     "{\"accounts\": {\"a\": "
+	     "{\"pushKeyUrl\": \"env:PB_TEST_LEAK\"}}}"},
+	    {"https://h/?apiKey=SECRETKEY3 with space",
+	     "{\"accounts\": "
+	     "{\"a\": {\"pushKeyUrl\": \"env:PB_TEST_LEAK\"}}}"},
+	    {"redis-but-not://u:redispass@h",
+	     "{\"redis\": {\"url\": "
+	     "\"env:PB_TEST_LEAK\"}, \"accounts\": {}}"},
+	    {NULL, "{\"redis\": {\"url\": \"rediss://:redispass@h:0\"}, "
+		   "\"accounts\": {}}"},
+	    {NULL, "{\"relay\": {\"listen\": \"0.0.0.0:1\"}, "
+		   "\"accounts\": {\"a\": {\"pushKeyUrl\": "
+		   "\"pruvan:validate\", \"relay\": {\"username\": "
+		   "\"u\", \"password\": \"relaysecret\"}}}}"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		if (cases[i].env)
 			setenv("PB_TEST_LEAK", cases[i].env, 1);
 		pb_config_t *cfg = NULL;
 		char err[4096];
-		assert_int_equal(pb_config_load_string(cases[i].json, &cfg,
-						       err, sizeof(err)),
+		assert_int_equal(pb_config_load_string(cases[i].json, &cfg, err,
+						       sizeof(err)),
 				 PB_ERR_CONFIG);
 		assert_true(strlen(err) > 0);
 		assert_no_secret(err);
@@ -555,12 +570,12 @@ static void test_describe(void **state)
 	(void)state;
 	setenv("PB_TEST_KPASS", "hunter2", 1);
 	pb_config_t *cfg = load_ok(
-		"{\"kafka\": {\"sasl.password\": \"env:PB_TEST_KPASS\", "
-		"\"sasl.username\": \"u\"}, "
-		"\"relay\": {\"listen\": \"0.0.0.0:9465\"}, "
-		"\"accounts\": {\"acme\": {\"pushKeyUrl\": \"env:PB_TEST_PUSHKEY\","
-		" \"users\": [\"jsmith\"], \"relay\": {\"username\": "
-		"\"acme\", \"password\": \"env:PB_TEST_RELAY_SECRET\"}}}}");
+	    "{\"kafka\": {\"sasl.password\": \"env:PB_TEST_KPASS\", "
+	    "\"sasl.username\": \"u\"}, "
+	    "\"relay\": {\"listen\": \"0.0.0.0:9465\"}, "
+	    "\"accounts\": {\"acme\": {\"pushKeyUrl\": \"env:PB_TEST_PUSHKEY\","
+	    " \"users\": [\"jsmith\"], \"relay\": {\"username\": "
+	    "\"acme\", \"password\": \"env:PB_TEST_RELAY_SECRET\"}}}}");
 	char *text = pb_config_describe(cfg);
 	assert_non_null(text);
 	assert_no_secret(text);
@@ -569,39 +584,38 @@ static void test_describe(void **state)
 	assert_non_null(d);
 	json_t *acme = json_object_get(json_object_get(d, "accounts"), "acme");
 	assert_string_equal(
-		json_string_value(json_object_get(acme, "pushKeyUrl")),
-		"https://direct.pruvan.com/api/?<redacted>");
+	    json_string_value(json_object_get(acme, "pushKeyUrl")),
+	    "https://direct.pruvan.com/api/?<redacted>");
 	assert_string_equal(
-		json_string_value(json_object_get(acme, "pushKeyUrlFrom")),
-		"env:PB_TEST_PUSHKEY");
+	    json_string_value(json_object_get(acme, "pushKeyUrlFrom")),
+	    "env:PB_TEST_PUSHKEY");
 	assert_string_equal(json_string_value(json_object_get(acme, "mode")),
 			    "internal");
 	assert_int_equal(json_array_size(json_object_get(acme, "users")), 1);
 	json_t *k = json_object_get(d, "kafka");
 	assert_string_equal(
-		json_string_value(json_object_get(k, "sasl.password")),
-		"<redacted>");
+	    json_string_value(json_object_get(k, "sasl.password")),
+	    "<redacted>");
 	assert_string_equal(
-		json_string_value(json_object_get(k, "sasl.username")), "u");
+	    json_string_value(json_object_get(k, "sasl.username")), "u");
 	json_t *relay = json_object_get(acme, "relay");
 	assert_string_equal(
-		json_string_value(json_object_get(relay, "password")),
-		"<redacted>");
+	    json_string_value(json_object_get(relay, "password")),
+	    "<redacted>");
 	assert_string_equal(
-		json_string_value(json_object_get(relay, "passwordFrom")),
-		"env:PB_TEST_RELAY_SECRET");
+	    json_string_value(json_object_get(relay, "passwordFrom")),
+	    "env:PB_TEST_RELAY_SECRET");
 	assert_string_equal(
-		json_string_value(json_object_get(relay, "username")), "acme");
+	    json_string_value(json_object_get(relay, "username")), "acme");
 	assert_true(json_is_null(json_object_get(relay, "token")));
-	assert_string_equal(
-		json_string_value(json_object_get(
-			json_object_get(d, "relay"), "basePath")),
-		"/pruvan");
+	assert_string_equal(json_string_value(json_object_get(
+				json_object_get(d, "relay"), "basePath")),
+			    "/pruvan");
 	assert_int_equal(json_integer_value(json_object_get(
-				 json_object_get(d, "pruvan"), "maxAttempts")),
+			     json_object_get(d, "pruvan"), "maxAttempts")),
 			 8);
 	assert_int_equal(json_integer_value(json_object_get(
-				 json_object_get(d, "dedupe"), "ttlSeconds")),
+			     json_object_get(d, "dedupe"), "ttlSeconds")),
 			 604800);
 	json_decref(d);
 	free(text);
@@ -615,9 +629,9 @@ static void test_invalid_json_position(void **state)
 	(void)state;
 	pb_config_t *cfg = NULL;
 	char err[1024];
-	assert_int_equal(pb_config_load_string("{\n  \"a\": tru\n}", &cfg, err,
-					       sizeof(err)),
-			 PB_ERR_CONFIG);
+	assert_int_equal(
+	    pb_config_load_string("{\n  \"a\": tru\n}", &cfg, err, sizeof(err)),
+	    PB_ERR_CONFIG);
 	assert_null(cfg);
 	assert_true(has_line(err, "$: invalid JSON at line 2, column *"));
 	assert_int_equal(count_lines(err), 1);
@@ -628,9 +642,9 @@ static void test_missing_file_is_io(void **state)
 	(void)state;
 	pb_config_t *cfg = NULL;
 	char err[1024];
-	assert_int_equal(pb_config_load("/nonexistent/pb.json", &cfg, err,
-					sizeof(err)),
-			 PB_ERR_IO);
+	assert_int_equal(
+	    pb_config_load("/nonexistent/pb.json", &cfg, err, sizeof(err)),
+	    PB_ERR_IO);
 	assert_null(cfg);
 	assert_non_null(strstr(err, "/nonexistent/pb.json"));
 	assert_int_equal(pb_config_load_string(NULL, &cfg, err, sizeof(err)),
@@ -689,16 +703,17 @@ static void test_example_config(void **state)
 	setenv("ACME_RELAY_PASSWORD", "relaysecret", 1);
 	setenv("ACME_RELAY_TOKEN", "relaytoken", 1);
 	char path[1200];
-	snprintf(path, sizeof(path), "%s/../../../config/examples/sasl-scram.json",
-		 fixtures);
+	snprintf(path, sizeof(path),
+		 "%s/../../../config/examples/sasl-scram.json", fixtures);
 	pb_config_t *cfg = NULL;
 	char err[4096];
 	pb_err_t rc = pb_config_load(path, &cfg, err, sizeof(err));
 	assert_no_secret(err);
 	if (rc == PB_ERR_CONFIG) {
-		assert_true(has_line(err, "$.accounts.globex.pushKeyUrl: cannot "
-					  "read secret file /var/run/secrets/"
-					  "pruvan-bridge/globex: *"));
+		assert_true(has_line(err,
+				     "$.accounts.globex.pushKeyUrl: cannot "
+				     "read secret file /var/run/secrets/"
+				     "pruvan-bridge/globex: *"));
 		assert_int_equal(count_lines(err), 1);
 	} else {
 		assert_int_equal(rc, PB_OK);
@@ -713,9 +728,9 @@ static void test_example_config(void **state)
 	assert_non_null(root);
 	char ref[300];
 	snprintf(ref, sizeof(ref), "file:%s", pk);
-	json_object_set_new(json_object_get(json_object_get(root, "accounts"),
-					    "globex"),
-			    "pushKeyUrl", json_string(ref));
+	json_object_set_new(
+	    json_object_get(json_object_get(root, "accounts"), "globex"),
+	    "pushKeyUrl", json_string(ref));
 	char *patched = json_dumps(root, JSON_PRESERVE_ORDER);
 	json_decref(root);
 	cfg = load_ok(patched);
@@ -726,10 +741,11 @@ static void test_example_config(void **state)
 			    "45000");
 	assert_string_equal(pb_config_kafka_get(cfg, "enable.idempotence"),
 			    "true");
-	assert_string_equal(pb_config_account(cfg, "acme-internal")->relay_password,
-			    "relaysecret");
-	assert_string_equal(pb_config_account(cfg, "acme-internal")->relay_token,
-			    "relaytoken");
+	assert_string_equal(
+	    pb_config_account(cfg, "acme-internal")->relay_password,
+	    "relaysecret");
+	assert_string_equal(
+	    pb_config_account(cfg, "acme-internal")->relay_token, "relaytoken");
 	assert_int_equal(pb_config_account(cfg, "globex")->body_encoding,
 			 PB_BODY_FORM);
 	char *d = pb_config_describe(cfg);
@@ -788,18 +804,18 @@ static size_t list_fixtures(const char *dir, const char *suffix, bool cut,
 int main(void)
 {
 	static const struct CMUnitTest fixed[] = {
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_every_value_read),
-		cmocka_unit_test(test_kafka_passthrough_order),
-		cmocka_unit_test(test_env_overrides),
-		cmocka_unit_test(test_env_overrides_invalid),
-		cmocka_unit_test(test_file_and_env_secrets),
-		cmocka_unit_test(test_secret_never_in_errstr),
-		cmocka_unit_test(test_describe),
-		cmocka_unit_test(test_invalid_json_position),
-		cmocka_unit_test(test_missing_file_is_io),
-		cmocka_unit_test(test_report_truncation),
-		cmocka_unit_test(test_example_config),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_every_value_read),
+	    cmocka_unit_test(test_kafka_passthrough_order),
+	    cmocka_unit_test(test_env_overrides),
+	    cmocka_unit_test(test_env_overrides_invalid),
+	    cmocka_unit_test(test_file_and_env_secrets),
+	    cmocka_unit_test(test_secret_never_in_errstr),
+	    cmocka_unit_test(test_describe),
+	    cmocka_unit_test(test_invalid_json_position),
+	    cmocka_unit_test(test_missing_file_is_io),
+	    cmocka_unit_test(test_report_truncation),
+	    cmocka_unit_test(test_example_config),
 	};
 	group_setup(NULL);
 	char dir[1200];
@@ -829,12 +845,11 @@ int main(void)
 			 fname);
 		struct CMUnitTest *t = &tests[nfixed + i];
 		t->name = names[i];
-		t->test_func = isbad ? test_invalid_fixture
-				     : test_valid_fixture;
+		t->test_func =
+		    isbad ? test_invalid_fixture : test_valid_fixture;
 		t->initial_state = (void *)fname;
 	}
-	int rc = _cmocka_run_group_tests("config", tests, n, group_setup,
-					 NULL);
+	int rc = _cmocka_run_group_tests("config", tests, n, group_setup, NULL);
 	for (size_t i = 0; i < nbad + ngood; i++)
 		free(names[i]);
 	for (size_t i = 0; i < nbad; i++)

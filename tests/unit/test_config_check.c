@@ -33,23 +33,25 @@ static void kafka_typos_named_with_librdkafkas_message(void **state)
 	char err[2048];
 	pb_config_t *c = NULL;
 	assert_int_equal(pb_config_load_string(
-				 "{\"kafka\": {\"bootstrap.server\": \"b:9092\","
-				 " \"security.protocol\": \"tls\","
-				 " \"linger.ms\": 5, \"fetch.wait.max.ms\": 20},"
-				 " \"accounts\": {}}",
-				 &c, err, sizeof(err)),
+			     "{\"kafka\": {\"bootstrap.server\": \"b:9092\","
+			     " \"security.protocol\": \"tls\","
+			     " \"linger.ms\": 5, \"fetch.wait.max.ms\": 20},"
+			     " \"accounts\": {}}",
+			     &c, err, sizeof(err)),
 			 PB_ERR_CONFIG); /* accounts empty: still invalid */
-	assert_int_equal(pb_config_load_string(
-				 "{\"kafka\": {\"bootstrap.server\": \"b:9092\","
-				 " \"security.protocol\": \"tls\","
-				 " \"linger.ms\": 5, \"fetch.wait.max.ms\": 20},"
-				 " \"accounts\": {\"a\": {\"pushKeyUrl\": \"env:PB_CC_URL\"}}}",
-				 &c, err, sizeof(err)),
-			 PB_OK);
+	assert_int_equal(
+	    pb_config_load_string(
+		"{\"kafka\": {\"bootstrap.server\": \"b:9092\","
+		" \"security.protocol\": \"tls\","
+		" \"linger.ms\": 5, \"fetch.wait.max.ms\": 20},"
+		" \"accounts\": {\"a\": {\"pushKeyUrl\": \"env:PB_CC_URL\"}}}",
+		&c, err, sizeof(err)),
+	    PB_OK);
 	assert_int_equal(pb_kafka_conf_check(c, true, err, sizeof(err)),
 			 PB_ERR_CONFIG);
-	assert_non_null(strstr(err, "$.kafka.bootstrap.server: No such "
-				    "configuration property: \"bootstrap.server\""));
+	assert_non_null(strstr(err,
+			       "$.kafka.bootstrap.server: No such "
+			       "configuration property: \"bootstrap.server\""));
 	assert_non_null(strstr(err, "$.kafka.security.protocol: Invalid value "
 				    "\"tls\""));
 	/* properties of one kind of client only are fine */
@@ -63,24 +65,27 @@ static void kafka_whole_configuration_checked(void **state)
 	(void)state;
 	char err[2048];
 	pb_config_t *c = NULL;
-	assert_int_equal(pb_config_load_string(
-				 "{\"kafka\": {\"security.protocol\": \"ssl\","
-				 " \"ssl.ca.location\": \"/nonexistent/ca.pem\"},"
-				 " \"accounts\": {\"a\": {\"pushKeyUrl\": \"env:PB_CC_URL\"}}}",
-				 &c, err, sizeof(err)),
+	assert_int_equal(
+	    pb_config_load_string(
+		"{\"kafka\": {\"security.protocol\": \"ssl\","
+		" \"ssl.ca.location\": \"/nonexistent/ca.pem\"},"
+		" \"accounts\": {\"a\": {\"pushKeyUrl\": \"env:PB_CC_URL\"}}}",
+		&c, err, sizeof(err)),
+	    PB_OK);
+	assert_int_equal(pb_kafka_conf_check(c, false, err, sizeof(err)),
 			 PB_OK);
-	assert_int_equal(pb_kafka_conf_check(c, false, err, sizeof(err)), PB_OK);
 	assert_int_equal(pb_kafka_conf_check(c, true, err, sizeof(err)),
 			 PB_ERR_CONFIG);
 	assert_non_null(strstr(err, "$.kafka: ssl.ca.location"));
 	pb_config_destroy(c);
-	assert_int_equal(pb_config_load_string(
-				 "{\"kafka\": {\"security.protocol\": \"sasl_plaintext\","
-				 " \"sasl.mechanisms\": \"SCRAM-SHA-512\","
-				 " \"sasl.username\": \"u\", \"sasl.password\": \"p\"},"
-				 " \"accounts\": {\"a\": {\"pushKeyUrl\": \"env:PB_CC_URL\"}}}",
-				 &c, err, sizeof(err)),
-			 PB_OK);
+	assert_int_equal(
+	    pb_config_load_string(
+		"{\"kafka\": {\"security.protocol\": \"sasl_plaintext\","
+		" \"sasl.mechanisms\": \"SCRAM-SHA-512\","
+		" \"sasl.username\": \"u\", \"sasl.password\": \"p\"},"
+		" \"accounts\": {\"a\": {\"pushKeyUrl\": \"env:PB_CC_URL\"}}}",
+		&c, err, sizeof(err)),
+	    PB_OK);
 	assert_int_equal(pb_kafka_conf_check(c, true, err, sizeof(err)), PB_OK);
 	pb_config_destroy(c);
 }
@@ -89,18 +94,22 @@ static void no_env_checks_forms_only(void **state)
 {
 	(void)state;
 	unsetenv("PB_CC_ABSENT");
-	write_config("{\"kafka\": {\"sasl.password\": \"env:PB_CC_ABSENT\"},"
-		     " \"redis\": {\"url\": \"file:/nonexistent/redis-url\"},"
-		     " \"accounts\": {\"a\": {\"pushKeyUrl\": \"env:PB_CC_ABSENT\"},"
-		     "  \"b\": {\"pushKeyUrl\": \"file:/nonexistent/pushkey\"}}}");
+	write_config(
+	    "{\"kafka\": {\"sasl.password\": \"env:PB_CC_ABSENT\"},"
+	    " \"redis\": {\"url\": \"file:/nonexistent/redis-url\"},"
+	    " \"accounts\": {\"a\": {\"pushKeyUrl\": \"env:PB_CC_ABSENT\"},"
+	    "  \"b\": {\"pushKeyUrl\": \"file:/nonexistent/pushkey\"}}}");
 	char err[2048];
 	pb_config_t *c = NULL;
 	assert_int_equal(pb_config_load(path, &c, err, sizeof(err)),
 			 PB_ERR_CONFIG);
-	assert_non_null(strstr(err, "environment variable PB_CC_ABSENT is not set"));
-	assert_int_equal(pb_config_load_no_env(path, &c, err, sizeof(err)), PB_OK);
+	assert_non_null(
+	    strstr(err, "environment variable PB_CC_ABSENT is not set"));
+	assert_int_equal(pb_config_load_no_env(path, &c, err, sizeof(err)),
+			 PB_OK);
 	assert_null(pb_config_account(c, "a")->push_key_url);
-	assert_int_equal(pb_kafka_conf_check(c, false, err, sizeof(err)), PB_OK);
+	assert_int_equal(pb_kafka_conf_check(c, false, err, sizeof(err)),
+			 PB_OK);
 	pb_config_destroy(c);
 	unlink(path);
 
@@ -110,9 +119,12 @@ static void no_env_checks_forms_only(void **state)
 		     " \"c\": {\"pushKeyUrl\": \"file:\"}}}");
 	assert_int_equal(pb_config_load_no_env(path, &c, err, sizeof(err)),
 			 PB_ERR_CONFIG);
-	assert_non_null(strstr(err, "$.accounts.a.pushKeyUrl: invalid environment variable name"));
-	assert_non_null(strstr(err, "$.accounts.b.pushKeyUrl: PushKeys come only"));
-	assert_non_null(strstr(err, "$.accounts.c.pushKeyUrl: \"file:\" needs a path"));
+	assert_non_null(strstr(
+	    err, "$.accounts.a.pushKeyUrl: invalid environment variable name"));
+	assert_non_null(
+	    strstr(err, "$.accounts.b.pushKeyUrl: PushKeys come only"));
+	assert_non_null(
+	    strstr(err, "$.accounts.c.pushKeyUrl: \"file:\" needs a path"));
 	unlink(path);
 }
 
@@ -120,9 +132,9 @@ int main(void)
 {
 	setenv("PB_CC_URL", "https://pruvan.invalid/api/?apiKey=K", 1);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(kafka_typos_named_with_librdkafkas_message),
-		cmocka_unit_test(kafka_whole_configuration_checked),
-		cmocka_unit_test(no_env_checks_forms_only),
+	    cmocka_unit_test(kafka_typos_named_with_librdkafkas_message),
+	    cmocka_unit_test(kafka_whole_configuration_checked),
+	    cmocka_unit_test(no_env_checks_forms_only),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,22 +14,27 @@
 #include "explain.h"
 
 static const char *cfg_text =
-	"{\"accounts\": {"
-	"\"acme\": {\"pushKeyUrl\": \"env:PB_TEST_EXPLAIN_URL\", \"mode\": \"internal\","
-	"  \"users\": [\"jsmith\"]},"
-	"\"ext\": {\"pushKeyUrl\": \"env:PB_TEST_EXPLAIN_URL\", \"mode\": \"external\","
-	"  \"autoAdmin\": false}}}";
+    "{\"accounts\": {"
+    "\"acme\": {\"pushKeyUrl\": \"env:PB_TEST_EXPLAIN_URL\", \"mode\": "
+    "\"internal\","
+    "  \"users\": [\"jsmith\"]},"
+    "\"ext\": {\"pushKeyUrl\": \"env:PB_TEST_EXPLAIN_URL\", \"mode\": "
+    "\"external\","
+    "  \"autoAdmin\": false}}}";
 
-#define CREATE(id, acct, won)                                                 \
-	"{\"eventId\":\"" id "\",\"account\":\"" acct "\",\"action\":\"create\"," \
-	"\"occurredAt\":\"2026-11-28T16:00:00Z\",\"version\":1,\"order\":{"   \
-	"\"workOrderNumber\":\"" won "\",\"address1\":\"1 Main\","              \
-	"\"city\":\"Round Rock\",\"state\":\"TX\",\"zip\":\"78664\","           \
-	"\"workOrderInfo\":\"v1\",\"services\":[{\"serviceName\":\"Mow\"}]}}\n"
-#define UPDATE(id, acct, won, ver, info)                                      \
-	"{\"eventId\":\"" id "\",\"account\":\"" acct "\",\"action\":\"update\"," \
-	"\"occurredAt\":\"2026-11-28T17:00:00Z\",\"version\":" ver ","          \
-	"\"order\":{\"workOrderNumber\":\"" won "\",\"workOrderInfo\":\"" info  \
+#define CREATE(id, acct, won)                                                  \
+	"{\"eventId\":\"" id "\",\"account\":\"" acct                          \
+	"\",\"action\":\"create\","                                            \
+	"\"occurredAt\":\"2026-11-28T16:00:00Z\",\"version\":1,\"order\":{"    \
+	"\"workOrderNumber\":\"" won "\",\"address1\":\"1 Main\","             \
+	"\"city\":\"Round Rock\",\"state\":\"TX\",\"zip\":\"78664\","          \
+	"\"workOrderInfo\":\"v1\",\"services\":[{\"serviceName\":\"Mow\"}]}}"  \
+	"\n"
+#define UPDATE(id, acct, won, ver, info)                                       \
+	"{\"eventId\":\"" id "\",\"account\":\"" acct                          \
+	"\",\"action\":\"update\","                                            \
+	"\"occurredAt\":\"2026-11-28T17:00:00Z\",\"version\":" ver ","         \
+	"\"order\":{\"workOrderNumber\":\"" won "\",\"workOrderInfo\":\"" info \
 	"\",\"clientInstructions\":\"Call first\"}}\n"
 
 static pb_config_t *cfg;
@@ -37,7 +42,8 @@ static pb_config_t *cfg;
 static int setup(void **state)
 {
 	(void)state;
-	setenv("PB_TEST_EXPLAIN_URL", "https://pruvan.invalid/api/?apiKey=K", 1);
+	setenv("PB_TEST_EXPLAIN_URL", "https://pruvan.invalid/api/?apiKey=K",
+	       1);
 	char err[1024];
 	if (pb_config_load_string(cfg_text, &cfg, err, sizeof(err)) != PB_OK) {
 		fprintf(stderr, "%s\n", err);
@@ -59,14 +65,16 @@ static char *explain_table(const char *input)
 	char path[] = "/tmp/pb-explain-XXXXXX";
 	int fd = mkstemp(path);
 	assert_true(fd >= 0);
-	assert_int_equal(write(fd, input, strlen(input)), (ssize_t)strlen(input));
+	assert_int_equal(write(fd, input, strlen(input)),
+			 (ssize_t)strlen(input));
 	close(fd);
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *out = open_memstream(&buf, &len);
 	pb_explain_opts_t o = {.json = false};
 	char err[256];
-	assert_int_equal(pb_explain_run(cfg, &o, path, out, err, sizeof(err)), 0);
+	assert_int_equal(pb_explain_run(cfg, &o, path, out, err, sizeof(err)),
+			 0);
 	fclose(out);
 	unlink(path);
 	return buf;
@@ -78,14 +86,16 @@ static json_t *lines(const char *input)
 	char path[] = "/tmp/pb-explain-XXXXXX";
 	int fd = mkstemp(path);
 	assert_true(fd >= 0);
-	assert_int_equal(write(fd, input, strlen(input)), (ssize_t)strlen(input));
+	assert_int_equal(write(fd, input, strlen(input)),
+			 (ssize_t)strlen(input));
 	close(fd);
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *out = open_memstream(&buf, &len);
 	pb_explain_opts_t o = {.json = true};
 	char err[256];
-	assert_int_equal(pb_explain_run(cfg, &o, path, out, err, sizeof(err)), 0);
+	assert_int_equal(pb_explain_run(cfg, &o, path, out, err, sizeof(err)),
+			 0);
 	fclose(out);
 	unlink(path);
 	json_t *all = json_array();
@@ -111,15 +121,16 @@ static const char *s(const json_t *x, const char *k)
 static void create_then_update_chain(void **state)
 {
 	(void)state;
-	json_t *all = lines(CREATE("e1", "acme", "WO-1")
-			    UPDATE("e2", "acme", "WO-1", "2", "v2")
-			    UPDATE("e3", "acme", "WO-1", "3", "v2")
-			    UPDATE("e2", "acme", "WO-1", "2", "v2"));
+	json_t *all = lines(
+	    CREATE("e1", "acme", "WO-1") UPDATE("e2", "acme", "WO-1", "2", "v2")
+		UPDATE("e3", "acme", "WO-1", "3", "v2")
+		    UPDATE("e2", "acme", "WO-1", "2", "v2"));
 	assert_int_equal(json_array_size(all), 4);
 	json_t *x = json_array_get(all, 0);
 	assert_string_equal(s(x, "outcome"), "created");
 	assert_string_equal(s(x, "pushAction"), "create");
-	assert_string_equal(s(json_object_get(x, "request"), "workOrderInfo"), "v1");
+	assert_string_equal(s(json_object_get(x, "request"), "workOrderInfo"),
+			    "v1");
 	x = json_array_get(all, 1);
 	assert_string_equal(s(x, "outcome"), "updated");
 	assert_string_equal(s(x, "state"), "from earlier events of this input");
@@ -139,12 +150,12 @@ static void create_then_update_chain(void **state)
 static void withheld_rejected_and_unreadable(void **state)
 {
 	(void)state;
-	json_t *all = lines(CREATE("x1", "ext", "WO-2")
-			    UPDATE("x2", "ext", "WO-2", "2", "new info")
-			    CREATE("n1", "nobody", "WO-3")
-			    "{not json\n"
-			    "\n"
-			    UPDATE("x3", "ext", "WO-2", "1", "older"));
+	json_t *all = lines(
+	    CREATE("x1", "ext", "WO-2") UPDATE("x2", "ext", "WO-2", "2",
+					       "new info")
+		CREATE("n1", "nobody", "WO-3") "{not json\n"
+					       "\n" UPDATE("x3", "ext", "WO-2",
+							   "1", "older"));
 	assert_int_equal(json_array_size(all), 5);
 	json_t *x = json_array_get(all, 1);
 	/* Auto-Admin off: the shared field is withheld, the remote-owned
@@ -152,9 +163,11 @@ static void withheld_rejected_and_unreadable(void **state)
 	assert_string_equal(s(x, "outcome"), "updated");
 	json_t *wh = json_object_get(x, "withheld");
 	assert_int_equal(json_array_size(wh), 1);
-	assert_string_equal(json_string_value(json_array_get(wh, 0)), "workOrderInfo");
-	assert_string_equal(s(json_object_get(x, "request"), "clientInstructions"),
-			    "Call first");
+	assert_string_equal(json_string_value(json_array_get(wh, 0)),
+			    "workOrderInfo");
+	assert_string_equal(
+	    s(json_object_get(x, "request"), "clientInstructions"),
+	    "Call first");
 	assert_false(json_is_true(json_object_get(x, "autoAdmin")));
 	x = json_array_get(all, 2);
 	assert_string_equal(s(x, "outcome"), "rejected");
@@ -171,15 +184,17 @@ static void withheld_rejected_and_unreadable(void **state)
 static void table_is_readable(void **state)
 {
 	(void)state;
-	char *t = explain_table(CREATE("x1", "ext", "WO-2")
-		     UPDATE("x2", "ext", "WO-2", "2", "new info")
-		     "[]\n");
-	assert_non_null(strstr(t, "line 1  event x1  ext/WO-2  create -> created\n"));
+	char *t = explain_table(CREATE("x1", "ext", "WO-2") UPDATE(
+	    "x2", "ext", "WO-2", "2", "new info") "[]\n");
+	assert_non_null(
+	    strstr(t, "line 1  event x1  ext/WO-2  create -> created\n"));
 	assert_non_null(strstr(t, "    would push (create):\n"));
 	assert_non_null(strstr(t, "      workOrderInfo = v1\n"));
-	assert_non_null(strstr(t, "    withheld (Auto-Admin is off): workOrderInfo\n"));
+	assert_non_null(
+	    strstr(t, "    withheld (Auto-Admin is off): workOrderInfo\n"));
 	assert_non_null(strstr(t, "-> rejected (invalid_json)"));
-	assert_non_null(strstr(t, "2 to push, 0 not pushed, 1 rejected; nothing was sent or stored."));
+	assert_non_null(strstr(t, "2 to push, 0 not pushed, 1 rejected; "
+				  "nothing was sent or stored."));
 	free(t);
 }
 
@@ -188,18 +203,19 @@ static void missing_input_fails(void **state)
 	(void)state;
 	pb_explain_opts_t o = {0};
 	char err[256];
-	assert_int_equal(pb_explain_run(cfg, &o, "/nonexistent/ev.jsonl", stdout,
-					err, sizeof(err)), 1);
+	assert_int_equal(pb_explain_run(cfg, &o, "/nonexistent/ev.jsonl",
+					stdout, err, sizeof(err)),
+			 1);
 	assert_non_null(strstr(err, "cannot open /nonexistent/ev.jsonl"));
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(create_then_update_chain),
-		cmocka_unit_test(withheld_rejected_and_unreadable),
-		cmocka_unit_test(table_is_readable),
-		cmocka_unit_test(missing_input_fails),
+	    cmocka_unit_test(create_then_update_chain),
+	    cmocka_unit_test(withheld_rejected_and_unreadable),
+	    cmocka_unit_test(table_is_readable),
+	    cmocka_unit_test(missing_input_fails),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -30,15 +30,17 @@ static void rendered_as_object_of_strings(void **state)
 	free(t);
 	assert_string_equal((t = render(NULL)), "{\"x\":1}");
 	free(t);
-	rd_kafka_header_add(h, "traceparent", -1,
-			    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", -1);
+	rd_kafka_header_add(
+	    h, "traceparent", -1,
+	    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", -1);
 	rd_kafka_header_add(h, "x-correlation-id", -1, "c-1", -1);
 	rd_kafka_header_add(h, "x-correlation-id", -1, "c-2", -1);
 	rd_kafka_header_add(h, "empty", -1, NULL, -1);
 	rd_kafka_header_add(h, "odd", -1, "a\"\\\n\xff\xc3\xa9", 7);
 	t = render(h);
 	assert_string_equal(
-	    t, "{\"x\":1,\"headers\":{\"traceparent\":\"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\","
+	    t, "{\"x\":1,\"headers\":{\"traceparent\":\"00-"
+	       "0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\","
 	       "\"x-correlation-id\":\"c-2\",\"empty\":\"\","
 	       "\"odd\":\"a\\\"\\\\\\u000a\\ufffd\xc3\xa9\"}}");
 	json_error_t je;
@@ -48,7 +50,8 @@ static void rendered_as_object_of_strings(void **state)
 	free(t);
 	char tp[PB_TRACEPARENT_LEN + 1];
 	assert_true(pb_headers_traceparent(h, tp, sizeof(tp)));
-	assert_string_equal(tp, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+	assert_string_equal(
+	    tp, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
 	rd_kafka_headers_destroy(h);
 }
 
@@ -66,9 +69,11 @@ static void bounded_when_huge(void **state)
 	json_t *j = json_loads(t, 0, &je);
 	assert_non_null(j);
 	json_t *hd = json_object_get(j, "headers");
-	assert_int_equal(json_string_length(json_object_get(hd, "a")), sizeof(big) - 1);
+	assert_int_equal(json_string_length(json_object_get(hd, "a")),
+			 sizeof(big) - 1);
 	assert_null(json_object_get(hd, "b"));
-	assert_string_equal(json_string_value(json_object_get(hd, "c")), "small");
+	assert_string_equal(json_string_value(json_object_get(hd, "c")),
+			    "small");
 	assert_true(json_is_true(json_object_get(j, "headersTruncated")));
 	json_decref(j);
 	free(t);
@@ -81,8 +86,9 @@ static void traceparent_form_checked(void **state)
 	char tp[PB_TRACEPARENT_LEN + 1];
 	rd_kafka_headers_t *h = rd_kafka_headers_new(1);
 	assert_false(pb_headers_traceparent(h, tp, sizeof(tp)));
-	rd_kafka_header_add(h, "traceparent", -1,
-			    "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01", -1);
+	rd_kafka_header_add(
+	    h, "traceparent", -1,
+	    "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01", -1);
 	assert_false(pb_headers_traceparent(h, tp, sizeof(tp)));
 	assert_string_equal(tp, "");
 	rd_kafka_headers_destroy(h);
@@ -140,11 +146,11 @@ static void schema_registry_framing(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(rendered_as_object_of_strings),
-		cmocka_unit_test(bounded_when_huge),
-		cmocka_unit_test(traceparent_form_checked),
-		cmocka_unit_test(reserved_left_out),
-		cmocka_unit_test(schema_registry_framing),
+	    cmocka_unit_test(rendered_as_object_of_strings),
+	    cmocka_unit_test(bounded_when_huge),
+	    cmocka_unit_test(traceparent_form_checked),
+	    cmocka_unit_test(reserved_left_out),
+	    cmocka_unit_test(schema_registry_framing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

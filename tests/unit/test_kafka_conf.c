@@ -9,7 +9,7 @@
 
 #include "kafka_conf.h"
 
-static char *keys[] = {"bootstrap.servers", "group.id", "linger.ms",
+static char *keys[] = {"bootstrap.servers", "group.id",		"linger.ms",
 		       "fetch.wait.max.ms", "transactional.id", "client.id"};
 static char *vals[] = {"127.0.0.1:1", "g1", "7", "33", "tx", "cid"};
 
@@ -80,9 +80,9 @@ static void refused_property_names_its_path(void **state)
 	c.kafka_len = 1;
 	rd_kafka_conf_t *kc = rd_kafka_conf_new();
 	char err[256];
-	assert_int_equal(pb_kafka_conf_apply(&c, kc, PB_KAFKA_PRODUCER, err,
-					     sizeof(err)),
-			 PB_ERR_CONFIG);
+	assert_int_equal(
+	    pb_kafka_conf_apply(&c, kc, PB_KAFKA_PRODUCER, err, sizeof(err)),
+	    PB_ERR_CONFIG);
 	assert_non_null(strstr(err, "$.kafka.no.such.property"));
 	rd_kafka_conf_destroy(kc);
 }
@@ -102,22 +102,22 @@ static void default_assignor_by_version(void **state)
 			    "cooperative-sticky");
 	rd_kafka_conf_t *kc = rd_kafka_conf_new();
 	char err[256];
-	assert_int_equal(rd_kafka_conf_set(kc, "partition.assignment.strategy",
-					   pb_kafka_default_assignor(
-					       rd_kafka_version()),
-					   err, sizeof(err)),
-			 RD_KAFKA_CONF_OK);
+	assert_int_equal(
+	    rd_kafka_conf_set(kc, "partition.assignment.strategy",
+			      pb_kafka_default_assignor(rd_kafka_version()),
+			      err, sizeof(err)),
+	    RD_KAFKA_CONF_OK);
 	rd_kafka_conf_destroy(kc);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(default_assignor_by_version),
-		cmocka_unit_test(group_consumer),
-		cmocka_unit_test(reader),
-		cmocka_unit_test(producer),
-		cmocka_unit_test(refused_property_names_its_path),
+	    cmocka_unit_test(default_assignor_by_version),
+	    cmocka_unit_test(group_consumer),
+	    cmocka_unit_test(reader),
+	    cmocka_unit_test(producer),
+	    cmocka_unit_test(refused_property_names_its_path),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,19 +12,23 @@
 #include "procstat.h"
 
 static const char *consumer_stats =
-	"{\"name\":\"rdkafka#consumer-1\",\"type\":\"consumer\",\"msg_cnt\":0,"
-	"\"brokers\":{"
-	" \"GroupCoordinator\":{\"nodeid\":-1,\"state\":\"UP\",\"rtt\":{\"avg\":1}},"
-	" \"k0:9092/1\":{\"nodeid\":1,\"state\":\"UP\",\"rtt\":{\"avg\":2500,\"p99\":12000}},"
-	" \"k1:9092/2\":{\"nodeid\":2,\"state\":\"DOWN\",\"rtt\":{\"avg\":0,\"p99\":0}}},"
-	"\"topics\":{\"pruvan.orders\":{\"partitions\":{"
-	" \"0\":{\"partition\":0,\"consumer_lag\":42},"
-	" \"1\":{\"partition\":1,\"consumer_lag\":-1},"
-	" \"-1\":{\"partition\":-1,\"consumer_lag\":-1}}}}}";
+    "{\"name\":\"rdkafka#consumer-1\",\"type\":\"consumer\",\"msg_cnt\":0,"
+    "\"brokers\":{"
+    " \"GroupCoordinator\":{\"nodeid\":-1,\"state\":\"UP\",\"rtt\":{\"avg\":1}}"
+    ","
+    " \"k0:9092/"
+    "1\":{\"nodeid\":1,\"state\":\"UP\",\"rtt\":{\"avg\":2500,\"p99\":12000}},"
+    " \"k1:9092/"
+    "2\":{\"nodeid\":2,\"state\":\"DOWN\",\"rtt\":{\"avg\":0,\"p99\":0}}},"
+    "\"topics\":{\"pruvan.orders\":{\"partitions\":{"
+    " \"0\":{\"partition\":0,\"consumer_lag\":42},"
+    " \"1\":{\"partition\":1,\"consumer_lag\":-1},"
+    " \"-1\":{\"partition\":-1,\"consumer_lag\":-1}}}}}";
 
 static const char *producer_stats =
-	"{\"type\":\"producer\",\"msg_cnt\":17,\"msg_size\":4096,\"brokers\":{},"
-	"\"topics\":{\"pruvan.results\":{\"partitions\":{\"0\":{\"consumer_lag\":5}}}}}";
+    "{\"type\":\"producer\",\"msg_cnt\":17,\"msg_size\":4096,\"brokers\":{},"
+    "\"topics\":{\"pruvan.results\":{\"partitions\":{\"0\":{\"consumer_lag\":5}"
+    "}}}}";
 
 static double get(pb_metrics_t *m, const char *name, const char *labels)
 {
@@ -38,27 +42,33 @@ static void statistics_to_gauges(void **state)
 	(void)state;
 	pb_metrics_t *m = pb_metrics_new();
 	assert_int_equal(pb_metrics_declare_standard(m), PB_OK);
-	assert_int_equal(pb_kstats_update(m, consumer_stats, strlen(consumer_stats)), PB_OK);
-	assert_int_equal(pb_kstats_update(m, producer_stats, strlen(producer_stats)), PB_OK);
+	assert_int_equal(
+	    pb_kstats_update(m, consumer_stats, strlen(consumer_stats)), PB_OK);
+	assert_int_equal(
+	    pb_kstats_update(m, producer_stats, strlen(producer_stats)), PB_OK);
 	assert_true(get(m, PB_M_KAFKA_PARTITION_LAG,
 			"topic=\"pruvan.orders\",partition=\"0\"") == 42);
 	double v;
-	assert_int_equal(pb_metrics_get(m, PB_M_KAFKA_PARTITION_LAG,
-					"topic=\"pruvan.orders\",partition=\"1\"", &v),
-			 PB_ERR_NOT_FOUND);
+	assert_int_equal(
+	    pb_metrics_get(m, PB_M_KAFKA_PARTITION_LAG,
+			   "topic=\"pruvan.orders\",partition=\"1\"", &v),
+	    PB_ERR_NOT_FOUND);
 	/* a producer's partitions have no consumer lag */
-	assert_int_equal(pb_metrics_get(m, PB_M_KAFKA_PARTITION_LAG,
-					"topic=\"pruvan.results\",partition=\"0\"", &v),
-			 PB_ERR_NOT_FOUND);
+	assert_int_equal(
+	    pb_metrics_get(m, PB_M_KAFKA_PARTITION_LAG,
+			   "topic=\"pruvan.results\",partition=\"0\"", &v),
+	    PB_ERR_NOT_FOUND);
 	assert_true(get(m, PB_M_KAFKA_BROKER_RTT_AVG,
 			"client=\"consumer\",broker=\"k0:9092/1\"") == 0.0025);
 	assert_true(get(m, PB_M_KAFKA_BROKER_RTT_P99,
 			"client=\"consumer\",broker=\"k0:9092/1\"") == 0.012);
 	assert_true(get(m, PB_M_KAFKA_BROKER_UP,
 			"client=\"consumer\",broker=\"k1:9092/2\"") == 0);
-	assert_int_equal(pb_metrics_get(m, PB_M_KAFKA_BROKER_UP,
-					"client=\"consumer\",broker=\"GroupCoordinator\"", &v),
-			 PB_ERR_NOT_FOUND);
+	assert_int_equal(
+	    pb_metrics_get(m, PB_M_KAFKA_BROKER_UP,
+			   "client=\"consumer\",broker=\"GroupCoordinator\"",
+			   &v),
+	    PB_ERR_NOT_FOUND);
 	assert_true(get(m, PB_M_KAFKA_PRODUCER_QUEUE_MSGS, "") == 17);
 	assert_true(get(m, PB_M_KAFKA_PRODUCER_QUEUE_BYTES, "") == 4096);
 	assert_int_equal(pb_kstats_update(m, "{nope", 5), PB_ERR_INVALID);
@@ -77,7 +87,8 @@ static void process_metrics_rendered(void **state)
 		x += i;
 	char *text = pb_metrics_render(m);
 	assert_non_null(text);
-	assert_non_null(strstr(text, "# TYPE process_cpu_seconds_total counter\n"));
+	assert_non_null(
+	    strstr(text, "# TYPE process_cpu_seconds_total counter\n"));
 	assert_non_null(strstr(text, "\nprocess_open_fds "));
 	assert_non_null(strstr(text, "\nprocess_max_fds "));
 	free(text);
@@ -91,8 +102,8 @@ static void process_metrics_rendered(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(statistics_to_gauges),
-		cmocka_unit_test(process_metrics_rendered),
+	    cmocka_unit_test(statistics_to_gauges),
+	    cmocka_unit_test(process_metrics_rendered),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

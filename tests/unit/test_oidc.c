@@ -37,17 +37,18 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
 	if (*upload_size) {
 		strncat(last_body, upload,
 			*upload_size < sizeof(last_body) - strlen(last_body) - 1
-				? *upload_size
-				: sizeof(last_body) - strlen(last_body) - 1);
+			    ? *upload_size
+			    : sizeof(last_body) - strlen(last_body) - 1);
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-						    "Authorization");
+	const char *a =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
 	snprintf(last_auth, sizeof(last_auth), "%s", a ? a : "");
 	requests++;
-	const char *ok = "{\"access_token\":\"tok-123\",\"token_type\":\"Bearer\","
-			 "\"expires_in\":300}";
+	const char *ok =
+	    "{\"access_token\":\"tok-123\",\"token_type\":\"Bearer\","
+	    "\"expires_in\":300}";
 	const char *no = "{\"error\":\"invalid_client\"}";
 	const char *body = answer_status == 200 ? ok : no;
 	struct MHD_Response *r = MHD_create_response_from_buffer(
@@ -83,7 +84,8 @@ static const char *cfg_text(void)
 {
 	snprintf(config, sizeof(config),
 		 "token.endpoint.url=http://127.0.0.1:%d/token client.id=pb "
-		 "client.secret=s3cr3t scope=kafka:write", port);
+		 "client.secret=s3cr3t scope=kafka:write",
+		 port);
 	return config;
 }
 
@@ -94,21 +96,28 @@ static void parse_forms(void **state)
 	char err[256];
 	assert_int_equal(pb_oidc_parse("principal=admin", &o, err, sizeof(err)),
 			 PB_ERR_NOT_FOUND);
-	assert_int_equal(pb_oidc_parse(NULL, &o, err, sizeof(err)), PB_ERR_NOT_FOUND);
-	assert_int_equal(pb_oidc_parse(cfg_text(), &o, err, sizeof(err)), PB_OK);
+	assert_int_equal(pb_oidc_parse(NULL, &o, err, sizeof(err)),
+			 PB_ERR_NOT_FOUND);
+	assert_int_equal(pb_oidc_parse(cfg_text(), &o, err, sizeof(err)),
+			 PB_OK);
 	assert_string_equal(o.client_id, "pb");
 	assert_string_equal(o.principal, "pb");
 	assert_string_equal(o.scope, "kafka:write");
-	assert_int_equal(pb_oidc_parse("token.endpoint.url=https://x/t client.id=a "
-				       "client.secret=zz colour=blue", &o, err,
-				       sizeof(err)), PB_ERR_INVALID);
+	assert_int_equal(
+	    pb_oidc_parse("token.endpoint.url=https://x/t client.id=a "
+			  "client.secret=zz colour=blue",
+			  &o, err, sizeof(err)),
+	    PB_ERR_INVALID);
 	assert_non_null(strstr(err, "\"colour\" is not one of"));
 	assert_null(strstr(err, "blue"));
-	assert_int_equal(pb_oidc_parse("token.endpoint.url=https://x/t client.id=a",
-				       &o, err, sizeof(err)), PB_ERR_INVALID);
+	assert_int_equal(
+	    pb_oidc_parse("token.endpoint.url=https://x/t client.id=a", &o, err,
+			  sizeof(err)),
+	    PB_ERR_INVALID);
 	assert_non_null(strstr(err, "client.secret= are required"));
 	assert_int_equal(pb_oidc_parse("token.endpoint.url=ftp://x client.id=a "
-				       "client.secret=b", &o, err, sizeof(err)),
+				       "client.secret=b",
+				       &o, err, sizeof(err)),
 			 PB_ERR_INVALID);
 }
 
@@ -117,19 +126,23 @@ static void fetch_client_credentials(void **state)
 	(void)state;
 	pb_oidc_t o;
 	char err[256];
-	assert_int_equal(pb_oidc_parse(cfg_text(), &o, err, sizeof(err)), PB_OK);
+	assert_int_equal(pb_oidc_parse(cfg_text(), &o, err, sizeof(err)),
+			 PB_OK);
 	char *tok = NULL;
 	int64_t exp = 0;
 	answer_status = 200;
-	assert_int_equal(pb_oidc_fetch(&o, 5000, &tok, &exp, err, sizeof(err)), PB_OK);
+	assert_int_equal(pb_oidc_fetch(&o, 5000, &tok, &exp, err, sizeof(err)),
+			 PB_OK);
 	assert_string_equal(tok, "tok-123");
 	free(tok);
 	assert_true(exp > (int64_t)time(NULL) * 1000 + 290000);
-	assert_string_equal(last_body, "grant_type=client_credentials&scope=kafka%3Awrite");
+	assert_string_equal(
+	    last_body, "grant_type=client_credentials&scope=kafka%3Awrite");
 	assert_string_equal(last_auth, "Basic cGI6czNjcjN0"); /* pb:s3cr3t */
 	answer_status = 401;
 	tok = NULL;
-	assert_int_not_equal(pb_oidc_fetch(&o, 5000, &tok, &exp, err, sizeof(err)), PB_OK);
+	assert_int_not_equal(
+	    pb_oidc_fetch(&o, 5000, &tok, &exp, err, sizeof(err)), PB_OK);
 	assert_null(tok);
 	assert_non_null(strstr(err, "HTTP 401 (invalid_client)"));
 	assert_null(strstr(err, "s3cr3t"));
@@ -140,8 +153,8 @@ static void fetch_client_credentials(void **state)
 static void refresh_through_librdkafka(void **state)
 {
 	(void)state;
-	char *keys[] = {"bootstrap.servers", "security.protocol", "sasl.mechanisms",
-			"sasl.oauthbearer.config"};
+	char *keys[] = {"bootstrap.servers", "security.protocol",
+			"sasl.mechanisms", "sasl.oauthbearer.config"};
 	char *vals[] = {"127.0.0.1:1", "sasl_plaintext", "OAUTHBEARER",
 			(char *)cfg_text()};
 	bool sens[] = {false, false, false, true};
@@ -151,10 +164,12 @@ static void refresh_through_librdkafka(void **state)
 	c.kafka_sensitive = sens;
 	c.kafka_len = 4;
 	char err[512];
-	assert_int_equal(pb_kafka_conf_check(&c, true, err, sizeof(err)), PB_OK);
-	rd_kafka_conf_t *kc = rd_kafka_conf_new();
-	assert_int_equal(pb_kafka_conf_apply(&c, kc, PB_KAFKA_PRODUCER, err, sizeof(err)),
+	assert_int_equal(pb_kafka_conf_check(&c, true, err, sizeof(err)),
 			 PB_OK);
+	rd_kafka_conf_t *kc = rd_kafka_conf_new();
+	assert_int_equal(
+	    pb_kafka_conf_apply(&c, kc, PB_KAFKA_PRODUCER, err, sizeof(err)),
+	    PB_OK);
 	rd_kafka_conf_set(kc, "log_level", "0", err, sizeof(err));
 	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof(err));
 	assert_non_null(rk);
@@ -166,16 +181,18 @@ static void refresh_through_librdkafka(void **state)
 
 	/* a malformed OIDC setting is a configuration mistake */
 	vals[3] = "token.endpoint.url=https://x/t client.id=a";
-	assert_int_equal(pb_kafka_conf_check(&c, true, err, sizeof(err)), PB_ERR_CONFIG);
-	assert_non_null(strstr(err, "$.kafka.sasl.oauthbearer.config: client.id="));
+	assert_int_equal(pb_kafka_conf_check(&c, true, err, sizeof(err)),
+			 PB_ERR_CONFIG);
+	assert_non_null(
+	    strstr(err, "$.kafka.sasl.oauthbearer.config: client.id="));
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(parse_forms),
-		cmocka_unit_test(fetch_client_credentials),
-		cmocka_unit_test(refresh_through_librdkafka),
+	    cmocka_unit_test(parse_forms),
+	    cmocka_unit_test(fetch_client_credentials),
+	    cmocka_unit_test(refresh_through_librdkafka),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -74,8 +74,8 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
 	reply_t *r = ud;
 	size_t len = sz * n;
 	if (len > 6 && strncasecmp(p, "Allow:", 6) == 0) {
-		size_t k = len - 6 < sizeof(r->allow) ? len - 6
-						       : sizeof(r->allow) - 1;
+		size_t k =
+		    len - 6 < sizeof(r->allow) ? len - 6 : sizeof(r->allow) - 1;
 		memcpy(r->allow, p + 6, k);
 		r->allow[k] = '\0';
 	}
@@ -191,8 +191,8 @@ static void test_probes_toggle(void **state)
 	fetch(f, "GET", "/readyz", &r);
 	assert_int_equal(r.status, 503);
 	assert_string_equal(
-		r.body,
-		"{\"status\":\"fail\",\"reason\":\"redis \\\"unreachable\\\"\"}");
+	    r.body,
+	    "{\"status\":\"fail\",\"reason\":\"redis \\\"unreachable\\\"\"}");
 	/* Readiness failing leaves liveness alone. */
 	fetch(f, "GET", "/healthz", &r);
 	assert_int_equal(r.status, 200);
@@ -201,8 +201,8 @@ static void test_probes_toggle(void **state)
 	fetch(f, "GET", "/healthz", &r);
 	assert_int_equal(r.status, 503);
 	assert_string_equal(
-		r.body,
-		"{\"status\":\"fail\",\"reason\":\"consumer loop stalled\"}");
+	    r.body,
+	    "{\"status\":\"fail\",\"reason\":\"consumer loop stalled\"}");
 
 	atomic_store(&f->probes.alive, true);
 	atomic_store(&f->probes.ready, true);
@@ -223,8 +223,7 @@ static void test_not_found(void **state)
 		assert_int_equal(r.status, 404);
 		assert_string_equal(r.content_type, "application/json");
 		assert_string_equal(
-			r.body,
-			"{\"status\":\"fail\",\"reason\":\"not found\"}");
+		    r.body, "{\"status\":\"fail\",\"reason\":\"not found\"}");
 	}
 }
 
@@ -315,30 +314,33 @@ static void test_parse_listen(void **state)
 	socklen_t len;
 	char err[256];
 	static const char *const good[] = {"127.0.0.1:9464", "0.0.0.0:0",
-					   "[::1]:9464", "[::]:1", ":9464",
-					   "*:80"};
+					   "[::1]:9464",     "[::]:1",
+					   ":9464",	     "*:80"};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		if (pb_ops_parse_listen(good[i], &ss, &len, err, sizeof(err)) !=
 		    PB_OK)
 			fail_msg("%s: %s", good[i], err);
 	}
-	assert_int_equal(pb_ops_parse_listen("[::1]:1", &ss, &len, err,
-					     sizeof(err)),
-			 PB_OK);
+	assert_int_equal(
+	    pb_ops_parse_listen("[::1]:1", &ss, &len, err, sizeof(err)), PB_OK);
 	assert_int_equal(ss.ss_family, AF_INET6);
-	static const char *const bad[] = {"",          "127.0.0.1",
-					  "127.0.0.1:", "127.0.0.1:65536",
-					  "127.0.0.1:-1", "::1:80",
-					  "[::1]80",   "[]:80",
+	static const char *const bad[] = {"",
+					  "127.0.0.1",
+					  "127.0.0.1:",
+					  "127.0.0.1:65536",
+					  "127.0.0.1:-1",
+					  "::1:80",
+					  "[::1]80",
+					  "[]:80",
 					  "1.2.3.4:8x"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		if (pb_ops_parse_listen(bad[i], &ss, &len, err, sizeof(err)) !=
 		    PB_ERR_CONFIG)
 			fail_msg("accepted: \"%s\"", bad[i]);
 	}
-	assert_int_equal(pb_ops_start(NULL, NULL, NULL, NULL, NULL, NULL, err,
-				      sizeof(err)),
-			 PB_ERR_INVALID);
+	assert_int_equal(
+	    pb_ops_start(NULL, NULL, NULL, NULL, NULL, NULL, err, sizeof(err)),
+	    PB_ERR_INVALID);
 }
 
 static void test_port_in_use(void **state)
@@ -360,17 +362,17 @@ int main(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
-		T(test_ephemeral_port),
-		T(test_metrics_endpoint),
-		T(test_probes_ok),
-		T(test_probes_toggle),
-		T(test_not_found),
-		T(test_method_not_allowed),
-		T(test_head),
-		T(test_port_in_use),
-		cmocka_unit_test(test_null_probes_are_healthy),
-		cmocka_unit_test(test_ipv6_loopback),
-		cmocka_unit_test(test_parse_listen),
+	    T(test_ephemeral_port),
+	    T(test_metrics_endpoint),
+	    T(test_probes_ok),
+	    T(test_probes_toggle),
+	    T(test_not_found),
+	    T(test_method_not_allowed),
+	    T(test_head),
+	    T(test_port_in_use),
+	    cmocka_unit_test(test_null_probes_are_healthy),
+	    cmocka_unit_test(test_ipv6_loopback),
+	    cmocka_unit_test(test_parse_listen),
 #undef T
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);

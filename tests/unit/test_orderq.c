@@ -95,7 +95,7 @@ static void test_publishing_keeps_the_order_listed(void **state)
 	pb_orderq_unpublish(q, &first.link);
 	assert_null(pb_orderq_publishing(&copy.link));
 	assert_int_equal(pb_orderq_orders(q), 1); /* copy holds it */
-	pb_orderq_unpublish(q, &first.link); /* twice: no-op */
+	pb_orderq_unpublish(q, &first.link);	  /* twice: no-op */
 	assert_null(pb_orderq_release(q, &copy.link, false));
 	assert_int_equal(pb_orderq_orders(q), 0);
 	pb_orderq_destroy(q, NULL, NULL);
@@ -181,7 +181,8 @@ static void test_random_against_a_model(void **state)
 	for (int step = 0; step < 40000; step++) {
 		int o = rand() % ORDERS;
 		model_t *mo = &m[o];
-		bool do_admit = next < ITEMS && (rand() % 2 || mo->head == mo->tail);
+		bool do_admit =
+		    next < ITEMS && (rand() % 2 || mo->head == mo->tail);
 		char won[16];
 		snprintf(won, sizeof(won), "WO-%d", o);
 		if (do_admit) {
@@ -230,12 +231,12 @@ static void test_random_against_a_model(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_one_at_a_time_in_arrival_order),
-		cmocka_unit_test(test_orders_are_pairs_not_joined_text),
-		cmocka_unit_test(test_publishing_keeps_the_order_listed),
-		cmocka_unit_test(test_waiting_items_are_visited_and_handed_back),
-		cmocka_unit_test(test_many_orders_grow_the_table),
-		cmocka_unit_test(test_random_against_a_model),
+	    cmocka_unit_test(test_one_at_a_time_in_arrival_order),
+	    cmocka_unit_test(test_orders_are_pairs_not_joined_text),
+	    cmocka_unit_test(test_publishing_keeps_the_order_listed),
+	    cmocka_unit_test(test_waiting_items_are_visited_and_handed_back),
+	    cmocka_unit_test(test_many_orders_grow_the_table),
+	    cmocka_unit_test(test_random_against_a_model),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -86,10 +86,10 @@ static void test_effects(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_names_round_trip),
-		cmocka_unit_test(test_stored_codes_are_pinned),
-		cmocka_unit_test(test_unknown_is_refused),
-		cmocka_unit_test(test_effects),
+	    cmocka_unit_test(test_names_round_trip),
+	    cmocka_unit_test(test_stored_codes_are_pinned),
+	    cmocka_unit_test(test_unknown_is_refused),
+	    cmocka_unit_test(test_effects),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

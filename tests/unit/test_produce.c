@@ -32,7 +32,8 @@ static void classes(void **state)
 		assert_int_equal(pb_produce_classify(permanent[i]),
 				 PB_PRODUCE_PERMANENT);
 	static const rd_kafka_resp_err_t retriable[] = {
-	    RD_KAFKA_RESP_ERR__MSG_TIMED_OUT, RD_KAFKA_RESP_ERR__TRANSPORT,
+	    RD_KAFKA_RESP_ERR__MSG_TIMED_OUT,
+	    RD_KAFKA_RESP_ERR__TRANSPORT,
 	    RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
 	    RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
 	    RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
@@ -51,7 +52,8 @@ static void backoff_doubles_to_its_bound(void **state)
 	assert_int_equal(pb_produce_backoff_ms(1), 200);
 	assert_int_equal(pb_produce_backoff_ms(5), 3200);
 	assert_int_equal(pb_produce_backoff_ms(6), PB_PRODUCE_BACKOFF_MAX_MS);
-	assert_int_equal(pb_produce_backoff_ms(1000), PB_PRODUCE_BACKOFF_MAX_MS);
+	assert_int_equal(pb_produce_backoff_ms(1000),
+			 PB_PRODUCE_BACKOFF_MAX_MS);
 }
 
 static void record_bound(void **state)
@@ -70,9 +72,9 @@ static void truncated_form(void **state)
 	pb_jtext_t b = {0};
 	pb_jt_truncated(&b, "abc", 3);
 	char *t = pb_jt_take(&b);
-	assert_string_equal(
-	    t, "{\"truncated\":true,\"bytes\":3,\"sha256\":"
-	       "\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\"}");
+	assert_string_equal(t, "{\"truncated\":true,\"bytes\":3,\"sha256\":"
+			       "\"ba7816bf8f01cfea414140de5dae2223b00361a396177"
+			       "a9cb410ff61f20015ad\"}");
 	free(t);
 }
 

@@ -30,8 +30,8 @@ static char *form_of(const char *json, size_t len, size_t *out_len)
 static void test_known_body(void **state)
 {
 	(void)state;
-	const char *json =
-	    "{\"workOrders\":[{\"workOrderNumber\":\"A 1&b=c+d%\",\"x\":\"~._-\"}]}";
+	const char *json = "{\"workOrders\":[{\"workOrderNumber\":\"A "
+			   "1&b=c+d%\",\"x\":\"~._-\"}]}";
 	size_t n;
 	char *f = form_of(json, strlen(json), &n);
 	assert_string_equal(
@@ -91,9 +91,9 @@ static void test_utf8_and_empty(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_known_body),
-		cmocka_unit_test(test_every_byte_round_trips),
-		cmocka_unit_test(test_utf8_and_empty),
+	    cmocka_unit_test(test_known_body),
+	    cmocka_unit_test(test_every_byte_round_trips),
+	    cmocka_unit_test(test_utf8_and_empty),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

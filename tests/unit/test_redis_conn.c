@@ -21,9 +21,10 @@ static void test_acl_user_decoded(void **state)
 {
 	(void)state;
 	pb_redis_url_t u;
-	assert_int_equal(pb_redis_url_parse("redis://pb%40user:p%3Ass%2Fw@h:6380/3",
-					    &u, NULL, 0),
-			 PB_OK);
+	assert_int_equal(
+	    pb_redis_url_parse("redis://pb%40user:p%3Ass%2Fw@h:6380/3", &u,
+			       NULL, 0),
+	    PB_OK);
 	assert_string_equal(u.user, "pb@user");
 	assert_string_equal(u.password, "p:ss/w");
 	assert_string_equal(u.host, "h");
@@ -37,9 +38,9 @@ static void test_password_only_and_tls(void **state)
 {
 	(void)state;
 	pb_redis_url_t u;
-	assert_int_equal(pb_redis_url_parse("rediss://:secret@cache.example", &u,
-					    NULL, 0),
-			 PB_OK);
+	assert_int_equal(
+	    pb_redis_url_parse("rediss://:secret@cache.example", &u, NULL, 0),
+	    PB_OK);
 	assert_null(u.user);
 	assert_string_equal(u.password, "secret");
 	assert_true(u.tls);
@@ -52,8 +53,8 @@ static void test_ipv6(void **state)
 {
 	(void)state;
 	pb_redis_url_t u;
-	assert_int_equal(pb_redis_url_parse("redis://[::1]:7000/1", &u, NULL, 0),
-			 PB_OK);
+	assert_int_equal(
+	    pb_redis_url_parse("redis://[::1]:7000/1", &u, NULL, 0), PB_OK);
 	assert_string_equal(u.host, "::1");
 	assert_int_equal(u.port, 7000);
 	assert_int_equal(u.db, 1);
@@ -64,8 +65,8 @@ static void test_unix(void **state)
 {
 	(void)state;
 	pb_redis_url_t u;
-	assert_int_equal(pb_redis_url_parse("unix:///run/redis.sock", &u, NULL, 0),
-			 PB_OK);
+	assert_int_equal(
+	    pb_redis_url_parse("unix:///run/redis.sock", &u, NULL, 0), PB_OK);
 	assert_string_equal(u.unix_path, "/run/redis.sock");
 	pb_redis_url_clear(&u);
 }
@@ -74,9 +75,10 @@ static void test_refused_without_echo(void **state)
 {
 	(void)state;
 	static const char *const bad[] = {
-		"http://:hunter2@h", "redis://:hunter2@h:0", "redis://:hunter2@h/16",
-		"redis://:hunter2@h/x", "redis://:hunter2@", "redis://h?db=1",
-		"redis://h x", "unix://",
+	    "http://:hunter2@h",     "redis://:hunter2@h:0",
+	    "redis://:hunter2@h/16", "redis://:hunter2@h/x",
+	    "redis://:hunter2@",     "redis://h?db=1",
+	    "redis://h x",	     "unix://",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		pb_redis_url_t u;
@@ -97,9 +99,9 @@ static void test_failure_names_step(void **state)
 		pb_rc_fail_t step;
 		const char *prefix;
 	} cases[] = {
-		{"redis://no-such-host.invalid:6379", PB_RC_DNS, "Redis DNS: "},
-		/* port 1 on loopback: nothing listens there */
-		{"redis://127.0.0.1:1", PB_RC_TCP, "Redis TCP: "},
+	    {"redis://no-such-host.invalid:6379", PB_RC_DNS, "Redis DNS: "},
+	    /* port 1 on loopback: nothing listens there */
+	    {"redis://127.0.0.1:1", PB_RC_TCP, "Redis TCP: "},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		pb_redis_opts_t o = {.url = cases[i].url, .timeout_ms = 2000};
@@ -111,7 +113,8 @@ static void test_failure_names_step(void **state)
 		assert_int_equal(pb_redis_dial(r, &c, &f, e, sizeof(e)),
 				 PB_ERR_REDIS);
 		assert_int_equal(f, cases[i].step);
-		assert_memory_equal(e, cases[i].prefix, strlen(cases[i].prefix));
+		assert_memory_equal(e, cases[i].prefix,
+				    strlen(cases[i].prefix));
 		pb_redis_destroy(r);
 	}
 }
@@ -132,7 +135,9 @@ static void test_user_needs_password(void **state)
 static void test_tls_files_checked(void **state)
 {
 	(void)state;
-	pb_redis_opts_t o = {.url = "rediss://h", .tls = true, .tls_verify = true,
+	pb_redis_opts_t o = {.url = "rediss://h",
+			     .tls = true,
+			     .tls_verify = true,
 			     .ca_file = "/nonexistent/ca.pem"};
 	pb_redis_t *r = NULL;
 	char e[512];
@@ -146,7 +151,8 @@ static void test_production_example(void **state)
 	(void)state;
 	setenv("REDIS_PASSWORD", "hunter2", 1);
 	setenv("REDIS_SENTINEL_PASSWORD", "hunter3", 1);
-	setenv("ACME_PUSHKEY_URL", "https://direct.pruvan.com/api/?apiKey=K", 1);
+	setenv("ACME_PUSHKEY_URL", "https://direct.pruvan.com/api/?apiKey=K",
+	       1);
 	pb_config_t *cfg = NULL;
 	char e[4096];
 	assert_int_equal(pb_config_load(PB_SOURCE_DIR

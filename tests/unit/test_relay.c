@@ -34,7 +34,7 @@
 #include "relay.h"
 
 #define SECRET "s3cr3t-relay-value"
-#define TOKEN "t0ken-relay-value"
+#define TOKEN  "t0ken-relay-value"
 
 static char media_dir[] = "/tmp/pb-test-relay-media.XXXXXX";
 
@@ -61,7 +61,8 @@ static void test_digests(void **state)
 	assert_string_equal(h, "a9993e364706816aba3e25717850c26c9cd0d89d");
 	pb_relay_sha256_hex("abc", 3, h);
 	assert_string_equal(
-	    h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	    h,
+	    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 static pb_account_t account(char *user, char *pw, char *tok)
@@ -93,13 +94,15 @@ static void test_credentials(void **state)
 	const char *sha = "f3bbbd66a63d4bf1747940578ec3d0103530e21d";
 	char buf[256];
 	assert_true(creds(&a, "{\"username\":\"acme\",\"token\":\"tok-1\"}"));
-	assert_true(creds(&a, "{\"username\":\"acme\",\"password\":\"hunter2\"}"));
-	snprintf(buf, sizeof(buf), "{\"username\":\"acme\",\"password\":\"%s\"}",
-		 sha);
-	assert_true(creds(&a, buf));
+	assert_true(
+	    creds(&a, "{\"username\":\"acme\",\"password\":\"hunter2\"}"));
 	snprintf(buf, sizeof(buf),
-		 "{\"username\":\"acme\",\"password\":\"F3BBBD66A63D4BF1747940578"
-		 "EC3D0103530E21D\",\"token\":\"wrong\"}");
+		 "{\"username\":\"acme\",\"password\":\"%s\"}", sha);
+	assert_true(creds(&a, buf));
+	snprintf(
+	    buf, sizeof(buf),
+	    "{\"username\":\"acme\",\"password\":\"F3BBBD66A63D4BF1747940578"
+	    "EC3D0103530E21D\",\"token\":\"wrong\"}");
 	assert_true(creds(&a, buf)); /* hex in upper case too */
 	/* a right token makes up for a wrong password, and the reverse */
 	assert_true(creds(&a, "{\"username\":\"acme\",\"password\":\"x\","
@@ -108,20 +111,22 @@ static void test_credentials(void **state)
 			      "\"token\":\"x\"}"));
 	/* wrong user, whatever else is right */
 	assert_false(creds(&a, "{\"username\":\"acmex\",\"token\":\"tok-1\"}"));
-	assert_false(creds(&a, "{\"token\":\"tok-1\",\"password\":\"hunter2\"}"));
+	assert_false(
+	    creds(&a, "{\"token\":\"tok-1\",\"password\":\"hunter2\"}"));
 	/* wrong token, no password */
 	assert_false(creds(&a, "{\"username\":\"acme\",\"token\":\"tok-2\"}"));
 	assert_false(creds(&a, "{\"username\":\"acme\",\"token\":\"tok-\"}"));
 	/* wrong password and its wrong hash */
-	assert_false(creds(&a, "{\"username\":\"acme\",\"password\":\"hunter\"}"));
-	snprintf(buf, sizeof(buf), "{\"username\":\"acme\",\"password\":\"%.39s0\"}",
-		 sha);
+	assert_false(
+	    creds(&a, "{\"username\":\"acme\",\"password\":\"hunter\"}"));
+	snprintf(buf, sizeof(buf),
+		 "{\"username\":\"acme\",\"password\":\"%.39s0\"}", sha);
 	assert_false(creds(&a, buf));
 	/* the hash of the hash is not the password */
 	char twice[41];
 	pb_relay_sha1_hex(sha, twice);
-	snprintf(buf, sizeof(buf), "{\"username\":\"acme\",\"password\":\"%s\"}",
-		 twice);
+	snprintf(buf, sizeof(buf),
+		 "{\"username\":\"acme\",\"password\":\"%s\"}", twice);
 	assert_false(creds(&a, buf));
 	/* non-strings, nothing at all */
 	assert_false(creds(&a, "{\"username\":\"acme\",\"token\":1}"));
@@ -131,8 +136,8 @@ static void test_credentials(void **state)
 	assert_true(creds(&t, "{\"username\":\"acme\",\"token\":\"tok-1\"}"));
 	assert_false(creds(&t, "{\"username\":\"acme\",\"password\":\"\"}"));
 	pb_relay_sha1_hex("", twice);
-	snprintf(buf, sizeof(buf), "{\"username\":\"acme\",\"password\":\"%s\"}",
-		 twice);
+	snprintf(buf, sizeof(buf),
+		 "{\"username\":\"acme\",\"password\":\"%s\"}", twice);
 	assert_false(creds(&t, buf));
 	pb_account_t none = account(NULL, NULL, NULL);
 	assert_false(creds(&none, "{\"username\":\"\",\"token\":\"\"}"));
@@ -187,9 +192,15 @@ static void test_parse_path(void **state)
 			 PB_OK);
 	assert_string_equal(a, "acme");
 	const char *bad[] = {
-	    "/pruvan/acme",	   "/pruvan/acme/",	 "/pruvan//status",
-	    "/pruvan/acme/a/b",	   "/relay/acme/status", "/pruvanx/acme/status",
-	    "/pruvan/acme/.php",   "pruvan/acme/status", "/",
+	    "/pruvan/acme",
+	    "/pruvan/acme/",
+	    "/pruvan//status",
+	    "/pruvan/acme/a/b",
+	    "/relay/acme/status",
+	    "/pruvanx/acme/status",
+	    "/pruvan/acme/.php",
+	    "pruvan/acme/status",
+	    "/",
 	    "/pruvan/acme/status//",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -221,16 +232,16 @@ static void test_methods(void **state)
 }
 
 /* The one record of an uploadPictures payload, parsed back. */
-static json_t *upload_record(const char *payload,
-			     const pb_relay_media_t *media, char **key)
+static json_t *upload_record(const char *payload, const pb_relay_media_t *media,
+			     char **key)
 {
 	json_t *p = json_loads(payload, 0, NULL);
 	assert_non_null(p);
 	pb_relay_record_t *recs = NULL;
 	size_t n = 0;
 	char err[256];
-	assert_int_equal(pb_relay_records("acme", PB_RELAY_M_UPLOAD_PICTURES,
-					  p, media, 10, &recs, &n, err,
+	assert_int_equal(pb_relay_records("acme", PB_RELAY_M_UPLOAD_PICTURES, p,
+					  media, 10, &recs, &n, err,
 					  sizeof(err)),
 			 PB_OK);
 	assert_int_equal(n, 1);
@@ -278,7 +289,8 @@ static void test_records_upload(void **state)
 
 	/* a survey as a JSON string, as an object, or by evidenceType */
 	const char *surveys[] = {
-	    "{\"uuId\":\"s1\",\"key2\":\"W\",\"survey\":\"{\\\"q1\\\":\\\"yes\\\"}\"}",
+	    "{\"uuId\":\"s1\",\"key2\":\"W\",\"survey\":\"{\\\"q1\\\":"
+	    "\\\"yes\\\"}\"}",
 	    "{\"uuId\":\"s2\",\"key2\":\"W\",\"survey\":{\"q1\":\"yes\"}}",
 	    "{\"uuId\":\"s3\",\"key2\":\"W\",\"evidenceType\":\"Survey\"}",
 	    "{\"uuId\":\"s4\",\"key2\":\"W\",\"evidenceType\":\"survey\"}",
@@ -287,8 +299,8 @@ static void test_records_upload(void **state)
 		v = upload_record(surveys[i], NULL, NULL);
 		assert_string_equal(
 		    json_string_value(json_object_get(v, "kind")), "survey");
-		assert_null(json_object_get(json_object_get(v, "item"),
-					    "media"));
+		assert_null(
+		    json_object_get(json_object_get(v, "item"), "media"));
 		json_decref(v);
 	}
 	/* survey object kept whole */
@@ -362,8 +374,8 @@ static void test_records_status(void **state)
 	pb_relay_records_free(again, n2);
 	pb_relay_records_free(recs, n);
 	/* more than max_items */
-	assert_int_equal(pb_relay_records("acme", PB_RELAY_M_STATUS, p, NULL,
-					  1, &recs, &n, err, sizeof(err)),
+	assert_int_equal(pb_relay_records("acme", PB_RELAY_M_STATUS, p, NULL, 1,
+					  &recs, &n, err, sizeof(err)),
 			 PB_ERR_INVALID);
 	json_decref(p);
 }
@@ -391,7 +403,8 @@ static void test_records_invalid(void **state)
 	expect_invalid(PB_RELAY_M_STATUS, "{}", "workOrders");
 	expect_invalid(PB_RELAY_M_STATUS, "{\"workOrders\":[1]}",
 		       "workOrders[0]");
-	expect_invalid(PB_RELAY_M_STATUS, "{\"workOrders\":[{\"status\":\"x\"}]}",
+	expect_invalid(PB_RELAY_M_STATUS,
+		       "{\"workOrders\":[{\"status\":\"x\"}]}",
 		       "workOrders[0]");
 	expect_invalid(PB_RELAY_M_VALIDATE, "{}", "relays no items");
 }
@@ -431,8 +444,8 @@ static void test_media_name(void **state)
 	char n[256];
 	pb_relay_media_name("acme", "5f0c-11", n, sizeof(n));
 	assert_string_equal(n, "acme_5f0c-11");
-	const char *tricks[] = {"../../etc/passwd", "..", ".hidden", "a/b",
-				"a b", "", "x\\y"};
+	const char *tricks[] = {
+	    "../../etc/passwd", "..", ".hidden", "a/b", "a b", "", "x\\y"};
 	for (size_t i = 0; i < sizeof(tricks) / sizeof(tricks[0]); i++) {
 		pb_relay_media_name("acme", tricks[i], n, sizeof(n));
 		assert_int_equal(strncmp(n, "h-", 2), 0);
@@ -753,9 +766,11 @@ static void test_live_refusals(void **state)
 	assert_non_null(d);
 	struct dirent *e;
 	while ((e = readdir(d)))
-		if (e->d_name[0] != '.' || strncmp(e->d_name, ".upload", 7) == 0)
+		if (e->d_name[0] != '.' ||
+		    strncmp(e->d_name, ".upload", 7) == 0)
 			if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-				fail_msg("left in the media dir: %s", e->d_name);
+				fail_msg("left in the media dir: %s",
+					 e->d_name);
 	closedir(d);
 	double v = 0;
 	assert_int_equal(pb_metrics_get(metrics, PB_M_RELAY_REQUESTS,
@@ -784,10 +799,11 @@ static void test_live_accepts(void **state)
 	 * SHA-1 hex; the file is kept under the uuId's name */
 	char sha[41], meta[512];
 	pb_relay_sha1_hex(SECRET, sha);
-	snprintf(meta, sizeof(meta),
-		 "{\"username\":\"acme\",\"password\":\"%s\",\"uuId\":\"ph-2\","
-		 "\"key1\":\"111\",\"key2\":\"WO-1\",\"evidenceType\":\"after\"}",
-		 sha);
+	snprintf(
+	    meta, sizeof(meta),
+	    "{\"username\":\"acme\",\"password\":\"%s\",\"uuId\":\"ph-2\","
+	    "\"key1\":\"111\",\"key2\":\"WO-1\",\"evidenceType\":\"after\"}",
+	    sha);
 	req_t m = {.path = "/pruvan/acme/UPLOADPICTURES.aspx",
 		   .payload_field = meta,
 		   .with_file = true};
@@ -829,8 +845,9 @@ static void test_live_accepts(void **state)
 	/* validate (a configured PushKey): answers, writes nothing */
 	req_t v = {.path = "/pruvan/acme/VALIDATE.php",
 		   .ctype = "application/x-www-form-urlencoded",
-		   .body = "payload=%7B%22username%22%3A%22acme%22%2C%22token%22"
-			   "%3A%22" TOKEN "%22%2C%22pushkey%22%3A%22K%22%7D"};
+		   .body =
+		       "payload=%7B%22username%22%3A%22acme%22%2C%22token%22"
+		       "%3A%22" TOKEN "%22%2C%22pushkey%22%3A%22K%22%7D"};
 	assert_int_equal(call(&v, &j), 200);
 	assert_string_equal(last_body, "{\"error\":\"\",\"validated\":true}");
 	json_decref(j);

@@ -17,66 +17,65 @@
 #include "rules_internal.h"
 
 #define ORDER "\"order\":{\"workOrderNumber\":\"W1\"}"
-#define HEAD "\"eventId\":\"e1\",\"account\":\"a\",\"action\":\"update\"," \
-	     "\"occurredAt\":\"2026-11-28T16:00:00Z\""
+#define HEAD                                                                   \
+	"\"eventId\":\"e1\",\"account\":\"a\",\"action\":\"update\","          \
+	"\"occurredAt\":\"2026-11-28T16:00:00Z\""
 
 /* ---- event parsing --------------------------------------------------- */
 
 static const struct {
 	const char *json, *reason, *in_message;
 } parse_failures[] = {
-	{"not json", "invalid_json", "not valid JSON"},
-	{"[1,2]", "invalid_json", "not an object"},
-	{"{\"a\":1,\"a\":2}", "invalid_json", "not valid JSON"},
-	{"{\"account\":\"a\",\"action\":\"update\",\"occurredAt\":"
-	 "\"2026-11-28T16:00:00Z\"," ORDER "}",
-	 "missing_field", "eventId is missing"},
-	{"{\"eventId\":7,\"account\":\"a\"}", "invalid_field",
-	 "eventId must be a string"},
-	{"{\"eventId\":\"\",\"account\":\"a\"}", "invalid_field",
-	 "eventId is empty"},
-	{"{\"eventId\":\"e1\",\"action\":\"update\"}", "missing_field",
-	 "account is missing"},
-	{"{\"eventId\":\"e1\",\"account\":\"a\",\"occurredAt\":"
-	 "\"2026-11-28T16:00:00Z\"," ORDER "}",
-	 "missing_field", "action is missing"},
-	{"{\"eventId\":\"e1\",\"account\":\"a\",\"action\":1}",
-	 "invalid_field", "action must be a string"},
-	{"{\"eventId\":\"e1\",\"account\":\"a\",\"action\":\"Create\"}",
-	 "invalid_action", "action \"Create\" is unknown"},
-	{"{\"eventId\":\"e1\",\"account\":\"a\",\"action\":\"create\"," ORDER
-	 "}",
-	 "missing_field", "occurredAt is missing"},
-	{"{\"eventId\":\"e1\",\"account\":\"a\",\"action\":\"create\","
-	 "\"occurredAt\":1}",
-	 "invalid_field", "occurredAt must be a string"},
-	{"{\"eventId\":\"e1\",\"account\":\"a\",\"action\":\"create\","
-	 "\"occurredAt\":\"2026-02-29T00:00:00Z\"}",
-	 "invalid_date", "2026-02-29"},
-	{"{\"eventId\":\"e1\",\"account\":\"a\",\"action\":\"create\","
-	 "\"occurredAt\":\"2026-11-28 16:00:00Z\"}",
-	 "invalid_date", "not an RFC 3339"},
-	{"{" HEAD ",\"version\":1.5," ORDER "}", "invalid_field",
-	 "version must be a non-negative integer"},
-	{"{" HEAD ",\"version\":\"3\"," ORDER "}", "invalid_field",
-	 "version"},
-	{"{" HEAD ",\"version\":-1," ORDER "}", "invalid_field", "version"},
-	{"{" HEAD "}", "missing_field", "order is missing"},
-	{"{" HEAD ",\"order\":[]}", "invalid_field", "order must be an object"},
-	{"{" HEAD ",\"order\":{}}", "missing_field",
-	 "order.workOrderNumber is missing: every order event must name its "
-	 "work order"},
-	{"{" HEAD ",\"order\":{\"workOrderNumber\":12}}", "invalid_field",
-	 "order.workOrderNumber must be a string"},
-	{"{" HEAD ",\"order\":{\"workOrderNumber\":\"\"}}", "invalid_field",
-	 "order.workOrderNumber is empty"},
+    {"not json", "invalid_json", "not valid JSON"},
+    {"[1,2]", "invalid_json", "not an object"},
+    {"{\"a\":1,\"a\":2}", "invalid_json", "not valid JSON"},
+    {"{\"account\":\"a\",\"action\":\"update\",\"occurredAt\":"
+     "\"2026-11-28T16:00:00Z\"," ORDER "}",
+     "missing_field", "eventId is missing"},
+    {"{\"eventId\":7,\"account\":\"a\"}", "invalid_field",
+     "eventId must be a string"},
+    {"{\"eventId\":\"\",\"account\":\"a\"}", "invalid_field",
+     "eventId is empty"},
+    {"{\"eventId\":\"e1\",\"action\":\"update\"}", "missing_field",
+     "account is missing"},
+    {"{\"eventId\":\"e1\",\"account\":\"a\",\"occurredAt\":"
+     "\"2026-11-28T16:00:00Z\"," ORDER "}",
+     "missing_field", "action is missing"},
+    {"{\"eventId\":\"e1\",\"account\":\"a\",\"action\":1}", "invalid_field",
+     "action must be a string"},
+    {"{\"eventId\":\"e1\",\"account\":\"a\",\"action\":\"Create\"}",
+     "invalid_action", "action \"Create\" is unknown"},
+    {"{\"eventId\":\"e1\",\"account\":\"a\",\"action\":\"create\"," ORDER "}",
+     "missing_field", "occurredAt is missing"},
+    {"{\"eventId\":\"e1\",\"account\":\"a\",\"action\":\"create\","
+     "\"occurredAt\":1}",
+     "invalid_field", "occurredAt must be a string"},
+    {"{\"eventId\":\"e1\",\"account\":\"a\",\"action\":\"create\","
+     "\"occurredAt\":\"2026-02-29T00:00:00Z\"}",
+     "invalid_date", "2026-02-29"},
+    {"{\"eventId\":\"e1\",\"account\":\"a\",\"action\":\"create\","
+     "\"occurredAt\":\"2026-11-28 16:00:00Z\"}",
+     "invalid_date", "not an RFC 3339"},
+    {"{" HEAD ",\"version\":1.5," ORDER "}", "invalid_field",
+     "version must be a non-negative integer"},
+    {"{" HEAD ",\"version\":\"3\"," ORDER "}", "invalid_field", "version"},
+    {"{" HEAD ",\"version\":-1," ORDER "}", "invalid_field", "version"},
+    {"{" HEAD "}", "missing_field", "order is missing"},
+    {"{" HEAD ",\"order\":[]}", "invalid_field", "order must be an object"},
+    {"{" HEAD ",\"order\":{}}", "missing_field",
+     "order.workOrderNumber is missing: every order event must name its "
+     "work order"},
+    {"{" HEAD ",\"order\":{\"workOrderNumber\":12}}", "invalid_field",
+     "order.workOrderNumber must be a string"},
+    {"{" HEAD ",\"order\":{\"workOrderNumber\":\"\"}}", "invalid_field",
+     "order.workOrderNumber is empty"},
 };
 
 static void test_event_parse_failures(void **state)
 {
 	(void)state;
-	for (size_t i = 0; i < sizeof(parse_failures) / sizeof(parse_failures[0]);
-	     i++) {
+	for (size_t i = 0;
+	     i < sizeof(parse_failures) / sizeof(parse_failures[0]); i++) {
 		pb_event_t *ev = NULL;
 		pb_rejection_t rej;
 		const char *j = parse_failures[i].json;
@@ -95,8 +94,9 @@ static void test_event_parse_failures(void **state)
 static void test_event_parse_keeps_identity_on_failure(void **state)
 {
 	(void)state;
-	const char *j = "{\"eventId\":\"e9\",\"account\":\"acme\","
-			"\"action\":\"zap\",\"order\":{\"workOrderNumber\":\"W9\"}}";
+	const char *j =
+	    "{\"eventId\":\"e9\",\"account\":\"acme\","
+	    "\"action\":\"zap\",\"order\":{\"workOrderNumber\":\"W9\"}}";
 	pb_event_t *ev = NULL;
 	pb_rejection_t rej;
 	assert_int_equal(pb_event_parse(j, strlen(j), &ev, &rej),
@@ -113,8 +113,9 @@ static void test_event_parse_keeps_identity_on_failure(void **state)
 static void test_event_parse_success_and_not_nul_terminated(void **state)
 {
 	(void)state;
-	const char *j = "{" HEAD ",\"version\":7,\"order\":{\"workOrderNumber\":"
-			"\"W1\",\"city\":\"Austin\"}}GARBAGE";
+	const char *j =
+	    "{" HEAD ",\"version\":7,\"order\":{\"workOrderNumber\":"
+	    "\"W1\",\"city\":\"Austin\"}}GARBAGE";
 	size_t len = strlen(j) - strlen("GARBAGE");
 	pb_event_t *ev = NULL;
 	pb_rejection_t rej;
@@ -126,8 +127,8 @@ static void test_event_parse_success_and_not_nul_terminated(void **state)
 	assert_int_equal(ev->version, 7);
 	assert_int_equal(ev->occurred_ms, 1795881600000LL);
 	assert_string_equal(ev->work_order_number, "W1");
-	assert_string_equal(json_string_value(json_object_get(ev->order, "city")),
-			    "Austin");
+	assert_string_equal(
+	    json_string_value(json_object_get(ev->order, "city")), "Austin");
 	pb_event_destroy(ev);
 	pb_event_destroy(NULL);
 }
@@ -155,48 +156,48 @@ static void test_event_parse_size_cap(void **state)
 static const struct {
 	const char *in, *out; /* out NULL: invalid */
 } dates[] = {
-	{"2020-05-28T12:00:00Z", "2020-05-28 1200 +0"},
-	{"2020-05-28T12:00:00z", "2020-05-28 1200 +0"},
-	{"2020-05-28t12:00:00+00:00", "2020-05-28 1200 +0"},
-	{"2020-05-28T12:00:00-05:00", "2020-05-28 1200 -5"},
-	{"2020-05-28T12:00:00.123456+10:00", "2020-05-28 1200 +10"},
-	{"2020-05-28T12:00:00+05:30", "2020-05-28 0630 +0"},
-	{"2020-01-01T02:00:00+05:45", "2019-12-31 2015 +0"},
-	{"2020-12-31T22:00:00-03:30", "2021-01-01 0130 +0"},
-	{"2020-05-28T12:00:00-16:00", "2020-05-29 0400 +0"},
-	{"2020-02-29T00:00:00Z", "2020-02-29 0000 +0"},
-	{"2000-02-29T23:59:59Z", "2000-02-29 2359 +0"},
-	{"2020-05-25 1200 +0", "2020-05-25 1200 +0"},
-	{"2020-05-25 1200 -5", "2020-05-25 1200 -5"},
-	{"2020-05-25 0001 +14", "2020-05-25 0001 +14"},
-	{"2020-05-25 2359 -07", "2020-05-25 2359 -7"},
-	{"1900-02-29T00:00:00Z", NULL},
-	{"2021-02-29T00:00:00Z", NULL},
-	{"2021-02-30T12:00:00Z", NULL},
-	{"2021-04-31T12:00:00Z", NULL},
-	{"2021-13-01T12:00:00Z", NULL},
-	{"2021-00-10T12:00:00Z", NULL},
-	{"2021-01-00T12:00:00Z", NULL},
-	{"2021-01-01T24:00:00Z", NULL},
-	{"2021-01-01T12:60:00Z", NULL},
-	{"2021-01-01T12:00:60Z", NULL},
-	{"2021-01-01T12:00:00", NULL},
-	{"2021-01-01T12:00:00.Z", NULL},
-	{"2021-01-01T12:00:00+5:00", NULL},
-	{"2021-01-01T12:00:00+24:00", NULL},
-	{"2021-01-01T12:00Z", NULL},
-	{"2021-01-01", NULL},
-	{"2021-1-01T12:00:00Z", NULL},
-	{"2021-01-01T12:00:00Z ", NULL},
-	{"2020-05-25 1200", NULL},
-	{"2020-05-25 1200 5", NULL},
-	{"2020-05-25 1200 +15", NULL},
-	{"2020-05-25 1200 +123", NULL},
-	{"2020-05-25 2400 +0", NULL},
-	{"2020-05-25 1260 +0", NULL},
-	{"2020-02-30 1200 +0", NULL},
-	{"0000-01-01T00:30:00+01:30", NULL}, /* UTC falls before year 0 */
-	{"", NULL},
+    {"2020-05-28T12:00:00Z", "2020-05-28 1200 +0"},
+    {"2020-05-28T12:00:00z", "2020-05-28 1200 +0"},
+    {"2020-05-28t12:00:00+00:00", "2020-05-28 1200 +0"},
+    {"2020-05-28T12:00:00-05:00", "2020-05-28 1200 -5"},
+    {"2020-05-28T12:00:00.123456+10:00", "2020-05-28 1200 +10"},
+    {"2020-05-28T12:00:00+05:30", "2020-05-28 0630 +0"},
+    {"2020-01-01T02:00:00+05:45", "2019-12-31 2015 +0"},
+    {"2020-12-31T22:00:00-03:30", "2021-01-01 0130 +0"},
+    {"2020-05-28T12:00:00-16:00", "2020-05-29 0400 +0"},
+    {"2020-02-29T00:00:00Z", "2020-02-29 0000 +0"},
+    {"2000-02-29T23:59:59Z", "2000-02-29 2359 +0"},
+    {"2020-05-25 1200 +0", "2020-05-25 1200 +0"},
+    {"2020-05-25 1200 -5", "2020-05-25 1200 -5"},
+    {"2020-05-25 0001 +14", "2020-05-25 0001 +14"},
+    {"2020-05-25 2359 -07", "2020-05-25 2359 -7"},
+    {"1900-02-29T00:00:00Z", NULL},
+    {"2021-02-29T00:00:00Z", NULL},
+    {"2021-02-30T12:00:00Z", NULL},
+    {"2021-04-31T12:00:00Z", NULL},
+    {"2021-13-01T12:00:00Z", NULL},
+    {"2021-00-10T12:00:00Z", NULL},
+    {"2021-01-00T12:00:00Z", NULL},
+    {"2021-01-01T24:00:00Z", NULL},
+    {"2021-01-01T12:60:00Z", NULL},
+    {"2021-01-01T12:00:60Z", NULL},
+    {"2021-01-01T12:00:00", NULL},
+    {"2021-01-01T12:00:00.Z", NULL},
+    {"2021-01-01T12:00:00+5:00", NULL},
+    {"2021-01-01T12:00:00+24:00", NULL},
+    {"2021-01-01T12:00Z", NULL},
+    {"2021-01-01", NULL},
+    {"2021-1-01T12:00:00Z", NULL},
+    {"2021-01-01T12:00:00Z ", NULL},
+    {"2020-05-25 1200", NULL},
+    {"2020-05-25 1200 5", NULL},
+    {"2020-05-25 1200 +15", NULL},
+    {"2020-05-25 1200 +123", NULL},
+    {"2020-05-25 2400 +0", NULL},
+    {"2020-05-25 1260 +0", NULL},
+    {"2020-02-30 1200 +0", NULL},
+    {"0000-01-01T00:30:00+01:30", NULL}, /* UTC falls before year 0 */
+    {"", NULL},
 };
 
 static void test_dates_table(void **state)
@@ -242,31 +243,30 @@ static const struct {
 	bool has_error;
 	const char *error;
 } responses[] = {
-	{"{\"response\":{\"created\":1,\"updated\":0,\"deleted\":0},"
-	 "\"error\":null}",
-	 true, 1, 0, 0, false, ""},
-	{"{\"response\":{\"updated\":2},\"error\":\"\"}", true, 0, 2, 0, false,
-	 ""},
-	{"{\"response\":{},\"error\":null}", true, 0, 0, 0, false, ""},
-	{"{\"response\":null,\"error\":\"invalid api key\"}", true, 0, 0, 0,
-	 true, "invalid api key"},
-	{"{\"response\":{\"created\":0},\"error\":\"bad address\"}", true, 0, 0,
-	 0, true, "bad address"},
-	{"{\"response\":null,\"error\":null}", false, 0, 0, 0, false, NULL},
-	{"{\"response\":null,\"error\":\"\"}", false, 0, 0, 0, false, NULL},
-	{"{\"response\":{\"created\":\"1\"},\"error\":null}", false, 0, 0, 0,
-	 false, NULL},
-	{"{\"response\":{\"created\":-1},\"error\":null}", false, 0, 0, 0,
-	 false, NULL},
-	{"{\"response\":{\"created\":1.0},\"error\":null}", false, 0, 0, 0,
-	 false, NULL},
-	{"{\"response\":{\"created\":1}}", false, 0, 0, 0, false, NULL},
-	{"{\"error\":null}", false, 0, 0, 0, false, NULL},
-	{"{\"response\":{},\"error\":5}", false, 0, 0, 0, false, NULL},
-	{"{\"response\":[],\"error\":null}", false, 0, 0, 0, false, NULL},
-	{"[]", false, 0, 0, 0, false, NULL},
-	{"<html>502</html>", false, 0, 0, 0, false, NULL},
-	{"", false, 0, 0, 0, false, NULL},
+    {"{\"response\":{\"created\":1,\"updated\":0,\"deleted\":0},"
+     "\"error\":null}",
+     true, 1, 0, 0, false, ""},
+    {"{\"response\":{\"updated\":2},\"error\":\"\"}", true, 0, 2, 0, false, ""},
+    {"{\"response\":{},\"error\":null}", true, 0, 0, 0, false, ""},
+    {"{\"response\":null,\"error\":\"invalid api key\"}", true, 0, 0, 0, true,
+     "invalid api key"},
+    {"{\"response\":{\"created\":0},\"error\":\"bad address\"}", true, 0, 0, 0,
+     true, "bad address"},
+    {"{\"response\":null,\"error\":null}", false, 0, 0, 0, false, NULL},
+    {"{\"response\":null,\"error\":\"\"}", false, 0, 0, 0, false, NULL},
+    {"{\"response\":{\"created\":\"1\"},\"error\":null}", false, 0, 0, 0, false,
+     NULL},
+    {"{\"response\":{\"created\":-1},\"error\":null}", false, 0, 0, 0, false,
+     NULL},
+    {"{\"response\":{\"created\":1.0},\"error\":null}", false, 0, 0, 0, false,
+     NULL},
+    {"{\"response\":{\"created\":1}}", false, 0, 0, 0, false, NULL},
+    {"{\"error\":null}", false, 0, 0, 0, false, NULL},
+    {"{\"response\":{},\"error\":5}", false, 0, 0, 0, false, NULL},
+    {"{\"response\":[],\"error\":null}", false, 0, 0, 0, false, NULL},
+    {"[]", false, 0, 0, 0, false, NULL},
+    {"<html>502</html>", false, 0, 0, 0, false, NULL},
+    {"", false, 0, 0, 0, false, NULL},
 };
 
 static void test_response_parse_table(void **state)
@@ -306,9 +306,8 @@ static void test_response_error_truncated(void **state)
 	snprintf(body, sizeof(body), "{\"response\":null,\"error\":\"%s\"}",
 		 msg);
 	pb_pruvan_result_t r;
-	assert_int_equal(pb_pruvan_response_parse(body, strlen(body), &r, NULL,
-						  0),
-			 PB_OK);
+	assert_int_equal(
+	    pb_pruvan_response_parse(body, strlen(body), &r, NULL, 0), PB_OK);
 	assert_true(r.has_error);
 	assert_int_equal(strlen(r.error), sizeof(r.error) - 1);
 }
@@ -319,19 +318,19 @@ static const struct {
 	bool has_error;
 	const char *outcome;
 } outcomes[] = {
-	{PB_ACTION_CREATE, 1, 0, 0, false, "created"},
-	{PB_ACTION_CREATE, 0, 1, 0, false, "updated"},
-	{PB_ACTION_CREATE, 0, 0, 0, false, NULL},
-	{PB_ACTION_CREATE, 0, 0, 1, false, NULL},
-	{PB_ACTION_CREATE, 1, 0, 0, true, NULL},
-	{PB_ACTION_UPDATE, 0, 1, 0, false, "updated"},
-	{PB_ACTION_UPDATE, 1, 0, 0, false, "created"},
-	{PB_ACTION_UPDATE, 1, 1, 0, false, "updated"},
-	{PB_ACTION_UPDATE, 0, 0, 0, false, NULL},
-	{PB_ACTION_UPDATE, 0, 1, 0, true, NULL},
-	{PB_ACTION_DELETE, 0, 0, 1, false, "deleted"},
-	{PB_ACTION_DELETE, 0, 1, 0, false, NULL},
-	{PB_ACTION_DELETE, 0, 0, 1, true, NULL},
+    {PB_ACTION_CREATE, 1, 0, 0, false, "created"},
+    {PB_ACTION_CREATE, 0, 1, 0, false, "updated"},
+    {PB_ACTION_CREATE, 0, 0, 0, false, NULL},
+    {PB_ACTION_CREATE, 0, 0, 1, false, NULL},
+    {PB_ACTION_CREATE, 1, 0, 0, true, NULL},
+    {PB_ACTION_UPDATE, 0, 1, 0, false, "updated"},
+    {PB_ACTION_UPDATE, 1, 0, 0, false, "created"},
+    {PB_ACTION_UPDATE, 1, 1, 0, false, "updated"},
+    {PB_ACTION_UPDATE, 0, 0, 0, false, NULL},
+    {PB_ACTION_UPDATE, 0, 1, 0, true, NULL},
+    {PB_ACTION_DELETE, 0, 0, 1, false, "deleted"},
+    {PB_ACTION_DELETE, 0, 1, 0, false, NULL},
+    {PB_ACTION_DELETE, 0, 0, 1, true, NULL},
 };
 
 static void test_outcome_for_table(void **state)
@@ -360,45 +359,45 @@ static const struct {
 	const char *json, *reason; /* reason NULL: parses */
 	const char *key1;
 } inbounds[] = {
-	{"{\"account\":\"a\",\"kind\":\"photo\",\"item\":{\"uuId\":\"u1\","
-	 "\"key1\":\"98765\",\"key2\":\"W1\",\"x\":1}}",
-	 NULL, "98765"},
-	{"{\"account\":\"a\",\"kind\":\"survey\",\"item\":{\"uuId\":\"u1\","
-	 "\"key1\":98765,\"key2\":\"W1\"}}",
-	 NULL, "98765"},
-	{"{\"account\":\"a\",\"kind\":\"order\",\"item\":{\"uuId\":\"u1\","
-	 "\"key2\":\"W1\"}}",
-	 NULL, NULL},
-	{"{\"account\":\"a\",\"kind\":\"status\",\"item\":{\"uuId\":\"u1\","
-	 "\"key1\":null,\"key2\":\"W1\"}}",
-	 NULL, NULL},
-	{"{\"account\":\"a\",\"kind\":\"video\",\"item\":{\"uuId\":\"u1\","
-	 "\"key2\":\"W1\"}}",
-	 "invalid_field", NULL},
-	{"{\"account\":\"a\",\"item\":{\"uuId\":\"u1\",\"key2\":\"W1\"}}",
-	 "missing_field", NULL},
-	{"{\"kind\":\"photo\",\"item\":{\"uuId\":\"u1\",\"key2\":\"W1\"}}",
-	 "missing_field", NULL},
-	{"{\"account\":\"a\",\"kind\":\"photo\"}", "missing_field", NULL},
-	{"{\"account\":\"a\",\"kind\":\"photo\",\"item\":\"x\"}",
-	 "invalid_field", NULL},
-	{"{\"account\":\"a\",\"kind\":\"photo\",\"item\":{\"key2\":\"W1\"}}",
-	 "missing_field", NULL},
-	{"{\"account\":\"a\",\"kind\":\"photo\",\"item\":{\"uuId\":\"\","
-	 "\"key2\":\"W1\"}}",
-	 "invalid_field", NULL},
-	{"{\"account\":\"a\",\"kind\":\"photo\",\"item\":{\"uuId\":\"u1\"}}",
-	 "missing_field", NULL},
-	{"{\"account\":\"a\",\"kind\":\"photo\",\"item\":{\"uuId\":\"u1\","
-	 "\"key2\":5}}",
-	 "invalid_field", NULL},
-	{"{\"account\":\"a\",\"kind\":\"photo\",\"item\":{\"uuId\":\"u1\","
-	 "\"key1\":1.5,\"key2\":\"W1\"}}",
-	 "invalid_field", NULL},
-	{"{\"account\":\"a\",\"kind\":\"photo\",\"item\":{\"uuId\":\"u1\","
-	 "\"key1\":[],\"key2\":\"W1\"}}",
-	 "invalid_field", NULL},
-	{"nope", "invalid_json", NULL},
+    {"{\"account\":\"a\",\"kind\":\"photo\",\"item\":{\"uuId\":\"u1\","
+     "\"key1\":\"98765\",\"key2\":\"W1\",\"x\":1}}",
+     NULL, "98765"},
+    {"{\"account\":\"a\",\"kind\":\"survey\",\"item\":{\"uuId\":\"u1\","
+     "\"key1\":98765,\"key2\":\"W1\"}}",
+     NULL, "98765"},
+    {"{\"account\":\"a\",\"kind\":\"order\",\"item\":{\"uuId\":\"u1\","
+     "\"key2\":\"W1\"}}",
+     NULL, NULL},
+    {"{\"account\":\"a\",\"kind\":\"status\",\"item\":{\"uuId\":\"u1\","
+     "\"key1\":null,\"key2\":\"W1\"}}",
+     NULL, NULL},
+    {"{\"account\":\"a\",\"kind\":\"video\",\"item\":{\"uuId\":\"u1\","
+     "\"key2\":\"W1\"}}",
+     "invalid_field", NULL},
+    {"{\"account\":\"a\",\"item\":{\"uuId\":\"u1\",\"key2\":\"W1\"}}",
+     "missing_field", NULL},
+    {"{\"kind\":\"photo\",\"item\":{\"uuId\":\"u1\",\"key2\":\"W1\"}}",
+     "missing_field", NULL},
+    {"{\"account\":\"a\",\"kind\":\"photo\"}", "missing_field", NULL},
+    {"{\"account\":\"a\",\"kind\":\"photo\",\"item\":\"x\"}", "invalid_field",
+     NULL},
+    {"{\"account\":\"a\",\"kind\":\"photo\",\"item\":{\"key2\":\"W1\"}}",
+     "missing_field", NULL},
+    {"{\"account\":\"a\",\"kind\":\"photo\",\"item\":{\"uuId\":\"\","
+     "\"key2\":\"W1\"}}",
+     "invalid_field", NULL},
+    {"{\"account\":\"a\",\"kind\":\"photo\",\"item\":{\"uuId\":\"u1\"}}",
+     "missing_field", NULL},
+    {"{\"account\":\"a\",\"kind\":\"photo\",\"item\":{\"uuId\":\"u1\","
+     "\"key2\":5}}",
+     "invalid_field", NULL},
+    {"{\"account\":\"a\",\"kind\":\"photo\",\"item\":{\"uuId\":\"u1\","
+     "\"key1\":1.5,\"key2\":\"W1\"}}",
+     "invalid_field", NULL},
+    {"{\"account\":\"a\",\"kind\":\"photo\",\"item\":{\"uuId\":\"u1\","
+     "\"key1\":[],\"key2\":\"W1\"}}",
+     "invalid_field", NULL},
+    {"nope", "invalid_json", NULL},
 };
 
 static void test_inbound_parse_table(void **state)
@@ -454,15 +453,15 @@ static const struct {
 	bool key1_deleted;
 	const char *reason;
 } discards[] = {
-	{false, "1", "1", false, NULL},
-	{false, NULL, NULL, false, NULL},
-	{false, "1", "2", false, NULL},
-	{false, "1", "9", true, "order_deleted"},
-	{true, "1", "1", false, "order_deleted"},
-	{true, NULL, "1", false, "order_deleted"},
-	{true, "1", NULL, false, "order_deleted"},
-	{true, "1", "2", false, "recreated_after_delete"},
-	{true, "1", "2", true, "order_deleted"},
+    {false, "1", "1", false, NULL},
+    {false, NULL, NULL, false, NULL},
+    {false, "1", "2", false, NULL},
+    {false, "1", "9", true, "order_deleted"},
+    {true, "1", "1", false, "order_deleted"},
+    {true, NULL, "1", false, "order_deleted"},
+    {true, "1", NULL, false, "order_deleted"},
+    {true, "1", "2", false, "recreated_after_delete"},
+    {true, "1", "2", true, "order_deleted"},
 };
 
 static void test_inbound_discard_table(void **state)
@@ -470,8 +469,8 @@ static void test_inbound_discard_table(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(discards) / sizeof(discards[0]); i++) {
 		const char *r = pb_rules_inbound_discard_reason(
-			discards[i].deleted, discards[i].learned,
-			discards[i].item, discards[i].key1_deleted);
+		    discards[i].deleted, discards[i].learned, discards[i].item,
+		    discards[i].key1_deleted);
 		if (discards[i].reason)
 			assert_string_equal(r, discards[i].reason);
 		else
@@ -496,8 +495,8 @@ static void test_decide_never_mutates_state(void **state)
 	static char *users[] = {"jsmith"};
 	pb_account_t acct = {.name = "a", .users = users, .users_len = 1};
 	pb_event_t *ev = parse_ok(
-		"{" HEAD ",\"order\":{\"workOrderNumber\":\"W1\","
-		"\"services\":[{\"serviceName\":\"B\"}],\"clientStatus\":\"x\"}}");
+	    "{" HEAD ",\"order\":{\"workOrderNumber\":\"W1\","
+	    "\"services\":[{\"serviceName\":\"B\"}],\"clientStatus\":\"x\"}}");
 	const char *before = "{\"services\":[{\"serviceName\":\"A\"}],"
 			     "\"workOrderNumber\":\"W1\"}";
 	char *pushed = strdup(before);
@@ -513,10 +512,9 @@ static void test_decide_never_mutates_state(void **state)
 			    "[{\"serviceName\":\"B\"}],"
 			    "\"workOrderNumber\":\"W1\"}");
 	/* Changing the outputs must not reach the borrowed inputs. */
-	json_object_set_new(json_array_get(json_object_get(d.work_order,
-							   "services"),
-					   0),
-			    "serviceName", json_string("Y"));
+	json_object_set_new(
+	    json_array_get(json_object_get(d.work_order, "services"), 0),
+	    "serviceName", json_string("Y"));
 	assert_string_equal(pushed, before);
 	assert_true(json_equal(ev->order, order_before));
 	pb_decision_clear(&d);
@@ -572,7 +570,8 @@ static void test_decide_caps_warnings(void **state)
 				    "{" HEAD ",\"order\":{\"workOrderNumber\":"
 				    "\"W1\",\"clientStatus\":\"x\"");
 	for (int i = 0; i < 200; i++)
-		o += (size_t)snprintf(buf + o, sizeof(buf) - o, ",\"f%d\":1", i);
+		o +=
+		    (size_t)snprintf(buf + o, sizeof(buf) - o, ",\"f%d\":1", i);
 	snprintf(buf + o, sizeof(buf) - o, "}}");
 	pb_event_t *ev = parse_ok(buf);
 	pb_account_t acct = {.name = "a"};
@@ -589,7 +588,7 @@ static void test_warning_shape(void **state)
 {
 	(void)state;
 	pb_event_t *ev = parse_ok(
-		"{" HEAD ",\"order\":{\"workOrderNumber\":\"W1\",\"colour\":1}}");
+	    "{" HEAD ",\"order\":{\"workOrderNumber\":\"W1\",\"colour\":1}}");
 	pb_account_t acct = {.name = "a"};
 	pb_decision_t d;
 	pb_rules_decide(ev, &acct, true, NULL, &d);
@@ -598,8 +597,8 @@ static void test_warning_shape(void **state)
 	json_t *w = json_array_get(d.warnings, 1);
 	assert_string_equal(json_string_value(json_object_get(w, "code")),
 			    "unknown_field");
-	assert_non_null(strstr(
-		json_string_value(json_object_get(w, "message")), "colour"));
+	assert_non_null(
+	    strstr(json_string_value(json_object_get(w, "message")), "colour"));
 	assert_int_equal(json_object_size(w), 2);
 	/* Nothing but workOrderNumber left after the drop. */
 	assert_int_equal(d.verdict, PB_VERDICT_UNCHANGED);

@@ -47,10 +47,10 @@ static int failures;
 static void fail_case(const char *file, const char *what, const json_t *got,
 		      const json_t *want)
 {
-	char *g = got ? json_dumps(got, JSON_SORT_KEYS | JSON_ENCODE_ANY)
-		      : NULL;
-	char *w = want ? json_dumps(want, JSON_SORT_KEYS | JSON_ENCODE_ANY)
-		       : NULL;
+	char *g =
+	    got ? json_dumps(got, JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
+	char *w =
+	    want ? json_dumps(want, JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
 	fprintf(stderr, "FAIL %s: %s\n  got:  %s\n  want: %s\n", file, what,
 		g ? g : "(none)", w ? w : "(none)");
 	free(g);
@@ -79,14 +79,15 @@ static const pb_account_t *make_account(const json_t *a, fixture_account_t *fa)
 	fa->acct.name = (char *)(name ? name : "acme");
 	const char *mode = json_string_value(json_object_get(a, "mode"));
 	fa->acct.mode = mode && !strcmp(mode, "external") ? PB_MODE_EXTERNAL
-							   : PB_MODE_INTERNAL;
+							  : PB_MODE_INTERNAL;
 	const json_t *aa = json_object_get(a, "autoAdmin");
 	fa->acct.auto_admin = aa ? json_is_true(aa) : true;
-	fa->acct.allow_deletes = json_is_true(json_object_get(a, "allowDeletes"));
+	fa->acct.allow_deletes =
+	    json_is_true(json_object_get(a, "allowDeletes"));
 	const char *pol = json_string_value(json_object_get(a, "statusPolicy"));
 	fa->acct.status_policy = pol && !strcmp(pol, "reject")
-					 ? PB_STATUS_POLICY_REJECT
-					 : PB_STATUS_POLICY_DROP;
+				     ? PB_STATUS_POLICY_REJECT
+				     : PB_STATUS_POLICY_DROP;
 	load_list(json_object_get(a, "users"), fa->users, &fa->acct.users_len);
 	load_list(json_object_get(a, "extraFields"), fa->extras,
 		  &fa->acct.extra_fields_len);
@@ -116,7 +117,7 @@ static json_t *warning_codes(const json_t *warnings)
 	size_t i;
 	const json_t *w;
 	json_array_foreach(warnings, i, w)
-		json_array_append(codes, json_object_get(w, "code"));
+	    json_array_append(codes, json_object_get(w, "code"));
 	return codes;
 }
 
@@ -138,9 +139,9 @@ static void run_case(const char *file, const json_t *c)
 {
 	const json_t *expect = json_object_get(c, "expect");
 	const char *want_verdict =
-		json_string_value(json_object_get(expect, "verdict"));
+	    json_string_value(json_object_get(expect, "verdict"));
 	const char *want_reason =
-		json_string_value(json_object_get(expect, "reason"));
+	    json_string_value(json_object_get(expect, "reason"));
 	if (!want_verdict) {
 		fail_case(file, "fixture has no expect.verdict", NULL, NULL);
 		return;
@@ -170,11 +171,12 @@ static void run_case(const char *file, const json_t *c)
 		}
 		expect_str(file, "parse reason", rej.reason, want_reason);
 		const char *mc = json_string_value(
-			json_object_get(expect, "messageContains"));
+		    json_object_get(expect, "messageContains"));
 		if (mc && !strstr(rej.message, mc))
 			expect_str(file, "message", rej.message, mc);
-		expect_str(file, "rej.event_id", rej.event_id,
-			   json_string_value(json_object_get(expect, "eventId")));
+		expect_str(
+		    file, "rej.event_id", rej.event_id,
+		    json_string_value(json_object_get(expect, "eventId")));
 		pb_rejection_clear(&rej);
 		return;
 	}
@@ -186,9 +188,11 @@ static void run_case(const char *file, const json_t *c)
 	}
 
 	fixture_account_t fa;
-	const pb_account_t *acct = make_account(json_object_get(c, "account"), &fa);
+	const pb_account_t *acct =
+	    make_account(json_object_get(c, "account"), &fa);
 	const json_t *aa = json_object_get(c, "autoAdmin");
-	bool auto_admin = aa ? json_is_true(aa) : (acct ? acct->auto_admin : true);
+	bool auto_admin =
+	    aa ? json_is_true(aa) : (acct ? acct->auto_admin : true);
 
 	pb_order_state_t st = {0};
 	const pb_order_state_t *stp = NULL;
@@ -202,7 +206,7 @@ static void run_case(const char *file, const json_t *c)
 		st.has_version = v != NULL;
 		st.version = json_integer_value(v);
 		const char *occ =
-			json_string_value(json_object_get(sj, "occurredAt"));
+		    json_string_value(json_object_get(sj, "occurredAt"));
 		if (occ && !pb_rfc3339_to_ms(occ, &st.occurred_ms))
 			fail_case(file, "bad state.occurredAt", NULL, NULL);
 		const json_t *pj = json_object_get(sj, "pushed");
@@ -244,9 +248,11 @@ static void run_case(const char *file, const json_t *c)
 	json_decref(codes);
 	json_decref(none);
 
-	const char *pa = json_string_value(json_object_get(expect, "pushAction"));
+	const char *pa =
+	    json_string_value(json_object_get(expect, "pushAction"));
 	if (pa)
-		expect_str(file, "pushAction", pb_action_name(d.push_action), pa);
+		expect_str(file, "pushAction", pb_action_name(d.push_action),
+			   pa);
 	const json_t *uo = json_object_get(expect, "unknownOrder");
 	if (uo && json_is_true(uo) != d.unknown_order)
 		fail_case(file, "unknownOrder", NULL, uo);
@@ -265,7 +271,7 @@ static void run_case(const char *file, const json_t *c)
 	json_decref(after);
 	free(pushed_text);
 	const char *mc =
-		json_string_value(json_object_get(expect, "messageContains"));
+	    json_string_value(json_object_get(expect, "messageContains"));
 	if (mc && !strstr(d.message, mc))
 		expect_str(file, "message", d.message, mc);
 
@@ -320,7 +326,7 @@ static void test_fixture_cases(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_fixture_cases),
+	    cmocka_unit_test(test_fixture_cases),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,7 +26,8 @@
 #include "rules_internal.h"
 
 typedef struct {
-	char action[256], status[256], allowed[256], suggestion[256], notes[256];
+	char action[256], status[256], allowed[256], suggestion[256],
+	    notes[256];
 } csv_row_t;
 
 #define MAX_ROWS 64
@@ -117,10 +118,12 @@ static void expected_suggestion(const char *tmpl, char *out, size_t size)
 	size_t o = 0;
 	while (*p && o + 1 < sizeof(tmp)) {
 		if (!strncmp(p, "<old>", 5)) {
-			o += (size_t)snprintf(tmp + o, sizeof(tmp) - o, "jsmith");
+			o += (size_t)snprintf(tmp + o, sizeof(tmp) - o,
+					      "jsmith");
 			p += 5;
 		} else if (!strncmp(p, "<new>", 5)) {
-			o += (size_t)snprintf(tmp + o, sizeof(tmp) - o, "mjones");
+			o += (size_t)snprintf(tmp + o, sizeof(tmp) - o,
+					      "mjones");
 			p += 5;
 		} else {
 			tmp[o++] = *p++;
@@ -136,9 +139,11 @@ static void check_row(const csv_row_t *row, const char *status_as_sent,
 {
 	bool update = !strcmp(row->action, "update");
 	bool internal = mode == PB_MODE_INTERNAL;
-	pb_account_t acct = {.name = "m", .mode = mode,
+	pb_account_t acct = {.name = "m",
+			     .mode = mode,
 			     .allow_deletes = allow_deletes,
-			     .status_policy = policy, .users = users,
+			     .status_policy = policy,
+			     .users = users,
 			     .users_len = 2};
 	json_t *order;
 	if (update)
@@ -152,10 +157,10 @@ static void check_row(const csv_row_t *row, const char *status_as_sent,
 	if (!strcmp(row->status, "assigned") && internal)
 		json_object_set_new(order, "assignedTo",
 				    json_string(update ? "mjones" : "jsmith"));
-	json_t *evj = json_pack("{s:s, s:s, s:s, s:s, s:o}", "eventId", "e",
-				"account", "m", "action", row->action,
-				"occurredAt", "2026-11-28T16:00:00Z", "order",
-				order);
+	json_t *evj =
+	    json_pack("{s:s, s:s, s:s, s:s, s:o}", "eventId", "e", "account",
+		      "m", "action", row->action, "occurredAt",
+		      "2026-11-28T16:00:00Z", "order", order);
 	char *raw = json_dumps(evj, 0);
 	json_decref(evj);
 	pb_event_t *ev = NULL;
@@ -186,7 +191,8 @@ static void check_row(const csv_row_t *row, const char *status_as_sent,
 
 	char label[640];
 	snprintf(label, sizeof(label), "%s/%s mode=%s policy=%s deletes=%d",
-		 row->action, status_as_sent, internal ? "internal" : "external",
+		 row->action, status_as_sent,
+		 internal ? "internal" : "external",
 		 policy == PB_STATUS_POLICY_REJECT ? "reject" : "drop",
 		 allow_deletes);
 	(void)label; /* kept for debugging: print it when a row fails */
@@ -199,9 +205,9 @@ static void check_row(const csv_row_t *row, const char *status_as_sent,
 	} else {
 		assert_int_equal(d.verdict, PB_VERDICT_PUSH);
 		const char *cs = json_string_value(
-			json_object_get(d.work_order, "clientStatus"));
-		const char *sent = json_string_value(
-			json_object_get(d.work_order, "status"));
+		    json_object_get(d.work_order, "clientStatus"));
+		const char *sent =
+		    json_string_value(json_object_get(d.work_order, "status"));
 		if (allowed) {
 			assert_int_equal(json_array_size(d.warnings), 0);
 			if (row->status[0])
@@ -221,24 +227,23 @@ static void check_row(const csv_row_t *row, const char *status_as_sent,
 			}
 			if (!strcmp(row->status, "unassigned"))
 				assert_true(json_is_null(json_object_get(
-					d.work_order, "assignedTo")));
+				    d.work_order, "assignedTo")));
 			assert_int_equal(d.push_action,
 					 !strcmp(row->status, "deleted")
-						 ? PB_ACTION_DELETE
+					     ? PB_ACTION_DELETE
 					 : update ? PB_ACTION_UPDATE
 						  : PB_ACTION_CREATE);
 		} else {
 			assert_null(sent);
 			assert_int_equal(json_array_size(d.warnings), 1);
 			assert_string_equal(
-				json_string_value(json_object_get(
-					json_array_get(d.warnings, 0), "code")),
-				"status_dropped");
+			    json_string_value(json_object_get(
+				json_array_get(d.warnings, 0), "code")),
+			    "status_dropped");
 			assert_non_null(strstr(
-				json_string_value(json_object_get(
-					json_array_get(d.warnings, 0),
-					"message")),
-				row->notes));
+			    json_string_value(json_object_get(
+				json_array_get(d.warnings, 0), "message")),
+			    row->notes));
 			if (update)
 				assert_null(cs);
 			else
@@ -266,7 +271,8 @@ static void test_every_row_every_mode_every_policy(void **state)
 	}
 	size_t checks = 0;
 	for (size_t i = 0; i < n; i++) {
-		/* Statuses arrive in any case; CANCEL/cancelled are canceled. */
+		/* Statuses arrive in any case; CANCEL/cancelled are canceled.
+		 */
 		const char *variants[3] = {rows[i].status, NULL, NULL};
 		char upper[256];
 		snprintf(upper, sizeof(upper), "%s", rows[i].status);
@@ -298,7 +304,7 @@ static void test_every_row_every_mode_every_policy(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_every_row_every_mode_every_policy),
+	    cmocka_unit_test(test_every_row_every_mode_every_policy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

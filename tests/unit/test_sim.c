@@ -5,9 +5,9 @@
  * its port file (bounded polling, no fixed sleeps), and drives it over HTTP
  * with libcurl: Pruvan's answers to creates, updates, deletes and refused
  * batches, the three body encodings (form and multipart as Pruvan
- * documents them; raw JSON only when told to accept it), the refresh GET, every fault kind and the
- * control endpoints. Each test starts from POST /_sim/reset. The last test
- * sends SIGTERM and requires exit status 0.
+ * documents them; raw JSON only when told to accept it), the refresh GET, every
+ * fault kind and the control endpoints. Each test starts from POST /_sim/reset.
+ * The last test sends SIGTERM and requires exit status 0.
  */
 #include <setjmp.h>
 #include <stdbool.h>
@@ -593,8 +593,9 @@ static void test_multipart_encoding(void **state)
 	assert_string_equal(
 	    json_string_value(json_object_get(first, "encoding")), "multipart");
 	assert_string_equal(
-	    json_string_value(json_object_get(json_array_get(
-		json_object_get(first, "workOrders"), 0), "workOrderNumber")),
+	    json_string_value(json_object_get(
+		json_array_get(json_object_get(first, "workOrders"), 0),
+		"workOrderNumber")),
 	    "M1");
 	json_decref(reqs);
 }
@@ -614,10 +615,11 @@ static void test_raw_json_needs_accept_json(void **state)
 	release(&r);
 	assert_null(order_of("K1", "J1"));
 	json_t *reqs = get_json("/_sim/requests");
-	assert_string_equal(json_string_value(json_object_get(
-				json_array_get(json_object_get(reqs, "requests"), 0),
-				"encoding")),
-			    "json");
+	assert_string_equal(
+	    json_string_value(json_object_get(
+		json_array_get(json_object_get(reqs, "requests"), 0),
+		"encoding")),
+	    "json");
 	json_decref(reqs);
 
 	http("POST", "/_sim/settings", "application/json",
@@ -633,8 +635,8 @@ static void test_raw_json_needs_accept_json(void **state)
 	assert_counts(&r, 1, 0, 0);
 	release(&r);
 
-	http("POST", "/_sim/settings", "application/json",
-	     "{\"acceptJson\":1}", &r);
+	http("POST", "/_sim/settings", "application/json", "{\"acceptJson\":1}",
+	     &r);
 	assert_int_equal(r.status, 400);
 	release(&r);
 	http("POST", "/_sim/reset", NULL, "", &r);

@@ -64,9 +64,9 @@ static void test_gaps_and_growth(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_in_order),
-		cmocka_unit_test(test_out_of_order_waits_for_lowest),
-		cmocka_unit_test(test_gaps_and_growth),
+	    cmocka_unit_test(test_in_order),
+	    cmocka_unit_test(test_out_of_order_waits_for_lowest),
+	    cmocka_unit_test(test_gaps_and_growth),
 	};
 	return cmocka_run_group_tests_name("tracker", tests, NULL, NULL);
 }
