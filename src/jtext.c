@@ -544,9 +544,32 @@ static json_t *rd_value(reader_t *r)
 	}
 }
 
+/* A raw NUL byte is never JSON (RFC 8259: control characters are escaped,
+ * in strings too), but jansson's reader skips some between tokens and
+ * takes "{\"a\": 2\0}". The worker refuses every one, in pb_json_load and
+ * in the members split alike, so both agree on what is JSON. */
+static const char *raw_nul(const char *text, size_t n)
+{
+	return text ? memchr(text, '\0', n) : NULL;
+}
+
 json_t *pb_json_load(const char *text, size_t n, size_t flags,
 		     json_error_t *err)
 {
+	const char *nul = raw_nul(text, n);
+	if (nul) {
+		if (err) {
+			memset(err, 0, sizeof(*err));
+			err->line = -1;
+			err->column = -1;
+			err->position = (int)(nul - text);
+			snprintf(err->text, sizeof(err->text),
+				 "a raw NUL byte at byte %zu: JSON text "
+				 "carries none (escape it as \\u0000)",
+				 (size_t)(nul - text));
+		}
+		return NULL;
+	}
 	if (text && (flags & ~(size_t)JSON_REJECT_DUPLICATES) == 0) {
 		reader_t r = {text, text + n, flags & JSON_REJECT_DUPLICATES,
 			      0};
@@ -765,6 +788,8 @@ bool pb_jt_members_split(const char *text, size_t n, pb_jt_members_t *out)
 	bool sorted = true, check = false;
 	out->m = out->local;
 	out->n = 0;
+	if (raw_nul(text, n))
+		goto bad;
 	p = ws_end(p, e);
 	if (p >= e || *p != '{')
 		goto bad;

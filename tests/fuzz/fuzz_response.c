@@ -3,8 +3,9 @@
  * relayed-item parser (both read bytes from outside).
  *
  * Checks that a parsed response is self-consistent (counts non-negative,
- * error text terminated) and that outcome_for never returns anything but
- * the four names or NULL. Also linked into fuzz_replay_response.
+ * error text terminated), that outcome_for never returns anything but
+ * the four names or NULL, and that a relayed item read has a uuId and a
+ * non-empty key1 or key2. Also linked into fuzz_replay_response.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -34,7 +35,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	pb_inbound_t *in = NULL;
 	pb_rejection_t rej;
 	if (pb_inbound_parse((const char *)data, size, &in, &rej) == PB_OK) {
-		if (!in->uuid || !in->key2 || !json_is_object(in->item))
+		/* contract 5: a uuId and at least one of key1 and key2 */
+		if (!in->uuid || (!in->key1 && !in->key2) ||
+		    (in->key1 && !in->key1[0]) || (in->key2 && !in->key2[0]) ||
+		    !json_is_object(in->item))
 			abort();
 		pb_inbound_destroy(in);
 	} else {
