@@ -1,0 +1,176 @@
+/*
+ * rebalance.c: partitions assigned and revoked.
+ *
+ * On a revoke, the events of the revoked partitions still held are drained
+ * within worker.shutdownGraceMs, the stored offsets committed, and what is
+ * left abandoned (the next owner redoes it; the marks in Redis stop a
+ * double push). On an assign, offsets carried from an earlier revoke are
+ * applied (offsets.c).
+ *
+ * Must never: commit an offset past an event without an acknowledged
+ * outcome.
+ */
+#include "pipeline_internal.h"
+
+
+static bool job_of_revoked(pb_push_job_t *j, void *opaque)
+{
+	(void)opaque;
+	task_t *t = j->opaque;
+	return t->part && !t->part->assigned;
+}
+
+static void abandon_if_revoked(pb_orderq_link_t *l, void *opaque)
+{
+	task_t *t = pl_task_of(l);
+	(void)opaque;
+	if (t->part && !t->part->assigned)
+		t->abandoned = true;
+}
+
+/* Abandon every task of partitions no longer assigned. */
+static void abandon_revoked(pb_pipeline_t *pl)
+{
+	pl_stage_settle(pl); /* the lists below are rebuilt */
+	pb_push_job_t *j =
+	    pb_pusher_take_queued(pl->pusher, job_of_revoked, NULL);
+	while (j) {
+		pb_push_job_t *nx = j->next;
+		task_t *t = j->opaque;
+		t->abandoned = true;
+		pl_key_release(pl, t);
+		pl_task_free(pl, t);
+		j = nx;
+	}
+	tlist_t *lists[] = {&pl->ready, &pl->to_record, &pl->to_publish};
+	for (size_t li = 0; li < 3; li++) {
+		tlist_t keep = {0};
+		task_t *t;
+		while ((t = pl_list_pop(lists[li]))) {
+			if (t->part && !t->part->assigned &&
+			    t->acks_pending == 0) {
+				t->abandoned = true;
+				pl_key_release(pl, t);
+				pl_task_free(pl, t);
+			} else {
+				pl_list_push(&keep, t);
+			}
+		}
+		*lists[li] = keep;
+	}
+	/* tasks waiting behind their order, and pushes on the wire, are
+	 * freed when their turn or answer comes (abandoned flag) */
+	pb_orderq_each_waiting(pl->orders, abandon_if_revoked, NULL);
+}
+
+/* @locality: inside rd_kafka_consume_batch_queue on the pipeline thread. */
+void pl_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+		     rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	pb_pipeline_t *pl = opaque;
+	bool cooperative =
+	    strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		rd_kafka_topic_partition_list_t *carried =
+		    pl_carry_offsets(pl, rk, parts);
+		for (int i = 0; i < parts->cnt; i++) {
+			part_t *p = pl_part_get(pl, parts->elems[i].topic,
+						parts->elems[i].partition);
+			if (p) {
+				p->assigned = true;
+				p->eof = false;
+				pb_track_reset(p->track);
+			}
+		}
+		pl->assigned_once = true;
+		pl->assigns++;
+		atomic_store(&pl->ready_kafka,
+			     1); /* the coordinator answered */
+		pb_log(PB_LOG_INFO, "partitions assigned", NULL);
+		if (cooperative)
+			rd_kafka_incremental_assign(rk, parts);
+		else
+			rd_kafka_assign(rk, parts);
+		if (pl->paused_all)
+			rd_kafka_pause_partitions(rk, parts);
+		if (carried)
+			pl_store_carried(pl, carried);
+		return;
+	}
+	/* revoke (or lost): finish what we can within the grace budget */
+	bool lost = rd_kafka_assignment_lost(rk);
+	/* Lost: the group coordinator went silent past the session timeout
+	 * (Kafka unreachable) and this worker consumes nothing until it is
+	 * assigned again; /readyz must say so. No consumer error reaches
+	 * the loop when every broker is down, so this is the signal. */
+	if (lost)
+		atomic_store(&pl->ready_kafka, 0);
+	int64_t deadline = pb_mono_ms() + pl->cfg->worker_shutdown_grace_ms;
+	pl->in_revoke++;
+	while (!lost && !pl->stopping && pl_held_in(pl, parts) > 0 &&
+	       pb_mono_ms() < deadline)
+		pl_step(pl, false, 10);
+	pl->in_revoke--;
+	int64_t left = pl_held_in(pl, parts);
+	/* stored offsets, synchronously */
+	rd_kafka_resp_err_t cerr = lost ? RD_KAFKA_RESP_ERR__ASSIGNMENT_LOST
+					: rd_kafka_commit(rk, NULL, 0);
+	bool taken = !cerr || cerr == RD_KAFKA_RESP_ERR__NO_OFFSET;
+	for (int i = 0; i < parts->cnt; i++) {
+		part_t *p = pl_part_find(pl, parts->elems[i].topic,
+					 parts->elems[i].partition);
+		if (!p)
+			continue;
+		p->assigned = false;
+		p->carry = taken ? -1 : p->stored;
+		p->stored = -1;
+	}
+	abandon_revoked(pl);
+	char n[32];
+	snprintf(n, sizeof(n), "%" PRId64, left);
+	pb_log(left ? PB_LOG_WARN : PB_LOG_INFO,
+	       lost ? "partitions lost" : "partitions revoked",
+	       "abandoned_events", n, NULL);
+	if (cooperative)
+		rd_kafka_incremental_unassign(rk, parts);
+	else
+		rd_kafka_assign(rk, NULL);
+}
+
+/* A commit refused because the group went on to a new generation without
+ * this worker's offsets (a member left or joined while it finished). */
+bool pl_group_moved_on(rd_kafka_resp_err_t e)
+{
+	return e == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
+	       e == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID ||
+	       e == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS;
+}
+
+/* The final commit was refused (pl_group_moved_on). The offsets count once
+ * the coordinator assigns the partitions again: serve the rebalance,
+ * paused, until an assignment arrives or the shutdown budget ends; the
+ * assignment carries the offsets (pl_carry_offsets) and they are committed.
+ * Partitions that go to another member are redone there, as duplicates. */
+rd_kafka_resp_err_t pl_commit_after_rejoin(pb_pipeline_t *pl, int64_t deadline,
+					   rd_kafka_resp_err_t cerr)
+{
+	pb_log(PB_LOG_WARN,
+	       "final commit refused by the group; rejoining to "
+	       "commit within the shutdown grace period",
+	       "error", rd_kafka_err2str(cerr), NULL);
+	for (part_t *p = pl->parts; p; p = p->next)
+		if (p->assigned && p->stored >= 0)
+			p->carry = p->stored;
+	uint64_t seen = pl->assigns;
+	while (pl->assigns == seen && pb_mono_ms() < deadline) {
+		rd_kafka_message_t *m[64];
+		ssize_t n = rd_kafka_consume_batch_queue(pl->cq, 100, m, 64);
+		/* paused; a record that still arrives is not taken, and its
+		 * offset is never stored */
+		for (ssize_t i = 0; i < n; i++)
+			rd_kafka_message_destroy(m[i]);
+	}
+	if (pl->assigns == seen)
+		return cerr;
+	return rd_kafka_commit(pl->consumer, NULL, 0);
+}
