@@ -285,6 +285,8 @@ void pb_pipeline_destroy(pb_pipeline_t *pl)
 	if (!pl)
 		return;
 	pl_stages_discard(pl);
+	if (pl->revoking)
+		rd_kafka_topic_partition_list_destroy(pl->revoking);
 	/* pushes still on the wire (the grace period ran out) are abandoned
 	 * with the pusher; no answer comes to free their events, so free
 	 * them here. A task whose push is out holds its order without

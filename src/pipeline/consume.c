@@ -116,7 +116,7 @@ void pl_consume_one(pb_pipeline_t *pl, rd_kafka_message_t *m)
 		return;
 	}
 	atomic_store(&pl->ready_kafka, 1);
-	if (!p || !p->assigned) {
+	if (!p || !p->assigned || p->revoking) {
 		/* fetched before its partition was revoked: the next owner
 		 * gets it */
 		rd_kafka_message_destroy(m);

@@ -196,6 +196,7 @@ pb_err_t pb_pipeline_run(pb_pipeline_t *pl, char *errstr, size_t errstr_size)
 	int64_t last_progress = pb_mono_ms();
 	while (!*pl->opts.stop_flag && !kafka_fatal(pl)) {
 		pl_step(pl, true, 100);
+		pl_revoke_drain(pl); /* a revoke the turn received */
 		if (pl->opts.exit_on_eof && pl->alive == 0 && pl_all_eof(pl) &&
 		    rd_kafka_outq_len(pl->producer) == 0 &&
 		    pl->pubmarks_len == 0)

@@ -190,6 +190,8 @@ struct part {
 	int64_t carry;
 	bool eof;
 	bool assigned;
+	/* revoked, its held events draining: no new record taken in */
+	bool revoking;
 	bool paused;
 	part_t *next;
 };
@@ -256,7 +258,10 @@ struct pb_pipeline {
 	 */
 	tlist_t lingering;
 	size_t alive; /* tasks consumed and not finished */
-	size_t in_revoke;
+	/* a revoke the loop has yet to finish (pl_revoke_drain): its
+	 * partitions, owned, and when its grace budget ends; NULL: none */
+	rd_kafka_topic_partition_list_t *revoking;
+	int64_t revoke_deadline;
 	bool stopping;	  /* the shutdown grace period is spent */
 	uint64_t assigns; /* assignments received */
 
@@ -396,6 +401,7 @@ void pl_wake_fetcher(pb_pipeline_t *pl);
 
 void pl_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		     rd_kafka_topic_partition_list_t *parts, void *opaque);
+void pl_revoke_drain(pb_pipeline_t *pl);
 bool pl_group_moved_on(rd_kafka_resp_err_t e);
 rd_kafka_resp_err_t pl_commit_after_rejoin(pb_pipeline_t *pl, int64_t deadline,
 					   rd_kafka_resp_err_t cerr);

@@ -12,6 +12,18 @@
  */
 #include "pipeline_internal.h"
 
+/* An incremental (un)assign's error: logged, as librdkafka then keeps the
+ * assignment it had (a protocol mismatch; nothing the loop can redo). */
+static void assign_error_drop(rd_kafka_error_t *e)
+{
+	if (!e)
+		return;
+	pb_log(PB_LOG_ERROR,
+	       "cannot change the partition assignment; "
+	       "check partition.assignment.strategy",
+	       "error", rd_kafka_error_string(e), NULL);
+	rd_kafka_error_destroy(e);
+}
 
 static bool job_of_revoked(pb_push_job_t *j, void *opaque)
 {
@@ -63,56 +75,47 @@ static void abandon_revoked(pb_pipeline_t *pl)
 	pb_orderq_each_waiting(pl->orders, abandon_if_revoked, NULL);
 }
 
-/* @locality: inside rd_kafka_consume_batch_queue on the pipeline thread. */
-void pl_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-		     rd_kafka_topic_partition_list_t *parts, void *opaque)
+static void assign_partitions(pb_pipeline_t *pl, rd_kafka_t *rk,
+			      rd_kafka_topic_partition_list_t *parts,
+			      bool cooperative)
 {
-	pb_pipeline_t *pl = opaque;
+	rd_kafka_topic_partition_list_t *carried =
+	    pl_carry_offsets(pl, rk, parts);
+	for (int i = 0; i < parts->cnt; i++) {
+		part_t *p = pl_part_get(pl, parts->elems[i].topic,
+					parts->elems[i].partition);
+		if (p) {
+			p->assigned = true;
+			p->revoking = false;
+			p->eof = false;
+			pb_track_reset(p->track);
+		}
+	}
+	pl->assigned_once = true;
+	pl->assigns++;
+	/* the coordinator answered */
+	atomic_store(&pl->ready_kafka, 1);
+	pb_log(PB_LOG_INFO, "partitions assigned", NULL);
+	if (cooperative)
+		assign_error_drop(rd_kafka_incremental_assign(rk, parts));
+	else
+		rd_kafka_assign(rk, parts);
+	if (pl->paused_all)
+		rd_kafka_pause_partitions(rk, parts);
+	if (carried)
+		pl_store_carried(pl, carried);
+}
+
+/* The end of a revoke: commit the stored offsets (synchronously), give the
+ * partitions up, abandon what is still held of them, and tell librdkafka
+ * (which holds the rebalance until this call, inside the callback or not). */
+static void revoke_finish(pb_pipeline_t *pl, rd_kafka_t *rk,
+			  rd_kafka_topic_partition_list_t *parts)
+{
 	bool cooperative =
 	    strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
-	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-		rd_kafka_topic_partition_list_t *carried =
-		    pl_carry_offsets(pl, rk, parts);
-		for (int i = 0; i < parts->cnt; i++) {
-			part_t *p = pl_part_get(pl, parts->elems[i].topic,
-						parts->elems[i].partition);
-			if (p) {
-				p->assigned = true;
-				p->eof = false;
-				pb_track_reset(p->track);
-			}
-		}
-		pl->assigned_once = true;
-		pl->assigns++;
-		atomic_store(&pl->ready_kafka,
-			     1); /* the coordinator answered */
-		pb_log(PB_LOG_INFO, "partitions assigned", NULL);
-		if (cooperative)
-			rd_kafka_incremental_assign(rk, parts);
-		else
-			rd_kafka_assign(rk, parts);
-		if (pl->paused_all)
-			rd_kafka_pause_partitions(rk, parts);
-		if (carried)
-			pl_store_carried(pl, carried);
-		return;
-	}
-	/* revoke (or lost): finish what we can within the grace budget */
 	bool lost = rd_kafka_assignment_lost(rk);
-	/* Lost: the group coordinator went silent past the session timeout
-	 * (Kafka unreachable) and this worker consumes nothing until it is
-	 * assigned again; /readyz must say so. No consumer error reaches
-	 * the loop when every broker is down, so this is the signal. */
-	if (lost)
-		atomic_store(&pl->ready_kafka, 0);
-	int64_t deadline = pb_mono_ms() + pl->cfg->worker_shutdown_grace_ms;
-	pl->in_revoke++;
-	while (!lost && !pl->stopping && pl_held_in(pl, parts) > 0 &&
-	       pb_mono_ms() < deadline)
-		pl_step(pl, false, 10);
-	pl->in_revoke--;
 	int64_t left = pl_held_in(pl, parts);
-	/* stored offsets, synchronously */
 	rd_kafka_resp_err_t cerr = lost ? RD_KAFKA_RESP_ERR__ASSIGNMENT_LOST
 					: rd_kafka_commit(rk, NULL, 0);
 	bool taken = !cerr || cerr == RD_KAFKA_RESP_ERR__NO_OFFSET;
@@ -122,6 +125,7 @@ void pl_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		if (!p)
 			continue;
 		p->assigned = false;
+		p->revoking = false;
 		p->carry = taken ? -1 : p->stored;
 		p->stored = -1;
 	}
@@ -132,9 +136,72 @@ void pl_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	       lost ? "partitions lost" : "partitions revoked",
 	       "abandoned_events", n, NULL);
 	if (cooperative)
-		rd_kafka_incremental_unassign(rk, parts);
+		assign_error_drop(rd_kafka_incremental_unassign(rk, parts));
 	else
 		rd_kafka_assign(rk, NULL);
+}
+
+/*
+ * @locality: inside rd_kafka_consume_batch_queue (pl_step, the stop's
+ * rejoin) or rd_kafka_consumer_close, on the pipeline thread.
+ *
+ * A revoke is not finished here: the callback only records it, marks its
+ * partitions revoking (consume.c takes no new record of them) and returns,
+ * and the loop drains the partitions' held events between its turns
+ * (pl_revoke_drain), then finishes it. So the loop never runs inside its
+ * own consume call. librdkafka holds the rebalance until the unassign,
+ * made outside the callback then (rdkafka.h allows both incremental calls
+ * there, and rd_kafka_assign is how the event API answers a rebalance).
+ * A lost assignment, and a revoke once the grace period is spent (the
+ * close, the stop's rejoin), are finished at once: nothing is drained.
+ */
+void pl_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+		     rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	pb_pipeline_t *pl = opaque;
+	bool cooperative =
+	    strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		assign_partitions(pl, rk, parts, cooperative);
+		return;
+	}
+	/* revoke (or lost) */
+	bool lost = rd_kafka_assignment_lost(rk);
+	/* Lost: the group coordinator went silent past the session timeout
+	 * (Kafka unreachable) and this worker consumes nothing until it is
+	 * assigned again; /readyz must say so. No consumer error reaches
+	 * the loop when every broker is down, so this is the signal. */
+	if (lost)
+		atomic_store(&pl->ready_kafka, 0);
+	if (!lost && !pl->stopping && !pl->revoking)
+		pl->revoking = rd_kafka_topic_partition_list_copy(parts);
+	if (!pl->revoking || lost || pl->stopping) {
+		revoke_finish(pl, rk, parts);
+		return;
+	}
+	pl->revoke_deadline = pb_mono_ms() + pl->cfg->worker_shutdown_grace_ms;
+	for (int i = 0; i < parts->cnt; i++) {
+		part_t *p = pl_part_find(pl, parts->elems[i].topic,
+					 parts->elems[i].partition);
+		if (p)
+			p->revoking = true;
+	}
+}
+
+/* Finish a revoke the callback recorded: drain its partitions' held events
+ * within the grace budget (turns that consume nothing), then give them up
+ * (revoke_finish). Called by the loop between turns. */
+void pl_revoke_drain(pb_pipeline_t *pl)
+{
+	rd_kafka_topic_partition_list_t *parts = pl->revoking;
+	if (!parts)
+		return;
+	while (!pl->stopping && !pl->fatal && pl_held_in(pl, parts) > 0 &&
+	       pb_mono_ms() < pl->revoke_deadline)
+		pl_step(pl, false, 10);
+	pl->revoking = NULL;
+	revoke_finish(pl, pl->consumer, parts);
+	rd_kafka_topic_partition_list_destroy(parts);
 }
 
 /* A commit refused because the group went on to a new generation without
