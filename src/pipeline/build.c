@@ -11,29 +11,7 @@
  */
 #include "pipeline_internal.h"
 
-static pb_err_t conf_set(rd_kafka_conf_t *kc, const char *k, const char *v,
-			 char *errstr, size_t errstr_size)
-{
-	char e[512];
-	if (rd_kafka_conf_set(kc, k, v, e, sizeof(e)) != RD_KAFKA_CONF_OK)
-		return pb_errf(errstr, errstr_size, PB_ERR_CONFIG, "%s: %s", k,
-			       e);
-	return PB_OK;
-}
-
-/* A numeric property of rk's configuration, as in effect (dflt when it
- * cannot be read). */
-static double conf_number(rd_kafka_t *rk, const char *name, int64_t dflt)
-{
-	char v[64];
-	size_t n = sizeof(v);
-	int64_t x = dflt;
-	if (rd_kafka_conf_get(rd_kafka_conf(rk), name, v, &n) !=
-		RD_KAFKA_CONF_OK ||
-	    !pb_parse_i64(v, &x))
-		x = dflt;
-	return (double)x;
-}
+#include "kafka_client.h"
 
 /* @locality: inside rd_kafka_poll / rd_kafka_consumer_poll on the
  * pipeline thread. Returns 0: librdkafka frees json. */
@@ -43,17 +21,6 @@ static int on_kafka_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 	(void)rk;
 	pb_kstats_update(pl->m, json, len);
 	return 0;
-}
-
-static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
-			 const char *buf)
-{
-	(void)rk;
-	pb_log(level <= 3   ? PB_LOG_ERROR
-	       : level <= 4 ? PB_LOG_WARN
-	       : level <= 6 ? PB_LOG_INFO
-			    : PB_LOG_DEBUG,
-	       buf, "component", "librdkafka", "facility", fac, NULL);
 }
 
 /* A cooperative-sticky assignor set explicitly on a librdkafka that
@@ -73,6 +40,139 @@ static void warn_assignor(rd_kafka_conf_t *cc)
 	       "before its first assignment; remove the setting (the default "
 	       "is range,roundrobin there) or upgrade librdkafka",
 	       "librdkafka", rd_kafka_version_str(), NULL);
+}
+
+static void consumer_setup(rd_kafka_conf_t *kc, void *opaque)
+{
+	warn_assignor(kc);
+	rd_kafka_conf_set_opaque(kc, opaque);
+	rd_kafka_conf_set_rebalance_cb(kc, pl_on_rebalance);
+	rd_kafka_conf_set_stats_cb(kc, on_kafka_stats);
+}
+
+static pb_err_t build_consumer(pb_pipeline_t *pl, char *errstr,
+			       size_t errstr_size)
+{
+	const pb_kafka_prop_t defaults[] = {
+	    {"group.id", "pruvan-bridge", false},
+	    /* before the file's own, which may change or disable it */
+	    {"statistics.interval.ms", PB_KSTATS_DEFAULT_INTERVAL_MS, false},
+	    {"auto.offset.reset", "earliest", false},
+	    {"partition.assignment.strategy",
+	     pb_kafka_default_assignor(rd_kafka_version()), false},
+	    {"auto.commit.interval.ms", "1000", false},
+	    /* Memory and latency (docs/benchmarks.md). librdkafka
+	     * prefetches up to 64 MB per partition by default; 2 MB still
+	     * holds several thousand events, a tenth of a second at the
+	     * rate one worker handles. A queue over the limit is fetched
+	     * again only when the broker thread wakes, which the fetch
+	     * waker sees to (pl_wake_fetcher). A broker that holds an empty
+	     * fetch for fetch.wait.max.ms (500 by default) delays the next
+	     * events by up to that much. */
+	    {"queued.max.messages.kbytes", "2048", false},
+	    {"fetch.wait.max.ms", "50", false},
+	    /* librdkafka 2.2 and later hold a partition whose queue went
+	     * over the limit for fetch.queue.backoff.ms (1000 by default)
+	     * whatever wakes the broker thread, the same one-second stall
+	     * the fetch waker ends on older versions: there it is made
+	     * short. Older versions do not know it and keep the waker
+	     * alone. */
+	    {"fetch.queue.backoff.ms", "20", true},
+	    /* a 50 MB fetch (8 partitions x 1 MB, decompressed) doubled the
+	     * resident size for the first seconds of a backlog */
+	    {"fetch.max.bytes", "2097152", false},
+	    {"max.partition.fetch.bytes", "262144", false},
+	};
+	/* not overridable: they carry the at-least-once guarantee */
+	const pb_kafka_prop_t fixed[] = {
+	    {"enable.auto.offset.store", "false", false},
+	    {"enable.auto.commit", "true", false},
+	    {"enable.partition.eof", pl->opts.exit_on_eof ? "true" : "false",
+	     false},
+	};
+	const pb_kafka_client_spec_t spec = {
+	    .role = PB_KAFKA_GROUP_CONSUMER,
+	    .name = "consumer",
+	    .defaults = defaults,
+	    .n_defaults = sizeof(defaults) / sizeof(defaults[0]),
+	    .fixed = fixed,
+	    .n_fixed = sizeof(fixed) / sizeof(fixed[0]),
+	    .setup = consumer_setup,
+	    .opaque = pl,
+	};
+	pb_err_t err = pb_kafka_client_new(pl->cfg, &spec, &pl->consumer,
+					   errstr, errstr_size);
+	if (err)
+		return err;
+	rd_kafka_poll_set_consumer(pl->consumer);
+	pl->cq = rd_kafka_queue_get_consumer(pl->consumer);
+	pl->prefetch_max_bytes =
+	    (double)pb_kafka_client_conf_i64(
+		pl->consumer, "queued.max.messages.kbytes", 2048) *
+	    1024;
+	pl->prefetch_max_msgs = (double)pb_kafka_client_conf_i64(
+	    pl->consumer, "queued.min.messages", 100000);
+	pl->avg_record = 256;
+	return pb_fetchwake_new(pl->consumer, &pl->wake, errstr, errstr_size);
+}
+
+static void producer_setup(rd_kafka_conf_t *kc, void *opaque)
+{
+	rd_kafka_conf_set_opaque(kc, opaque);
+	rd_kafka_conf_set_dr_msg_cb(kc, pl_on_delivery);
+	rd_kafka_conf_set_stats_cb(kc, on_kafka_stats);
+}
+
+static pb_err_t build_producer(pb_pipeline_t *pl, char *errstr,
+			       size_t errstr_size)
+{
+	const pb_kafka_prop_t defaults[] = {
+	    {"linger.ms", "5", false},
+	    {"statistics.interval.ms", PB_KSTATS_DEFAULT_INTERVAL_MS, false},
+	};
+	/* not overridable: no duplicate outcome from a producer retry */
+	const pb_kafka_prop_t fixed[] = {
+	    {"enable.idempotence", "true", false},
+	};
+	const pb_kafka_client_spec_t spec = {
+	    .role = PB_KAFKA_PRODUCER,
+	    .name = "producer",
+	    .defaults = defaults,
+	    .n_defaults = sizeof(defaults) / sizeof(defaults[0]),
+	    .fixed = fixed,
+	    .n_fixed = sizeof(fixed) / sizeof(fixed[0]),
+	    .setup = producer_setup,
+	    .opaque = pl,
+	};
+	pb_err_t err = pb_kafka_client_new(pl->cfg, &spec, &pl->producer,
+					   errstr, errstr_size);
+	if (err)
+		return err;
+	/* every record written is bounded by what the producer takes (an
+	 * outcome's large parts truncated, a DLQ copy cut, produce.h) */
+	pl->record_max = pb_produce_record_max(pb_kafka_client_conf_i64(
+	    pl->producer, "message.max.bytes", 1000000));
+	return PB_OK;
+}
+
+/* Let Kafka's queues wake the loop's poll (one loop, no busy wait). */
+static pb_err_t build_pipes(pb_pipeline_t *pl, char *errstr, size_t errstr_size)
+{
+	if (pipe(pl->cq_fds) || pipe(pl->pq_fds))
+		return pb_errf(errstr, errstr_size, PB_ERR_IO,
+			       "pipe: %s: the worker cannot start (check the "
+			       "open files limit, ulimit -n)",
+			       strerror(errno));
+	int all_fds[4] = {pl->cq_fds[0], pl->cq_fds[1], pl->pq_fds[0],
+			  pl->pq_fds[1]};
+	for (int i = 0; i < 4; i++)
+		fcntl(all_fds[i], F_SETFL,
+		      fcntl(all_fds[i], F_GETFL) | O_NONBLOCK);
+	rd_kafka_queue_io_event_enable(pl->cq, pl->cq_fds[1], "1", 1);
+	rd_kafka_queue_t *pq = rd_kafka_queue_get_main(pl->producer);
+	rd_kafka_queue_io_event_enable(pq, pl->pq_fds[1], "1", 1);
+	rd_kafka_queue_destroy(pq);
+	return PB_OK;
 }
 
 pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
@@ -126,148 +226,15 @@ pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 	if (err)
 		goto fail;
 
-	/* consumer */
-	rd_kafka_conf_t *cc = rd_kafka_conf_new();
-	err = conf_set(cc, "group.id", "pruvan-bridge", errstr, errstr_size);
-	if (!err) /* before the file's own, which may change or disable it */
-		err = conf_set(cc, "statistics.interval.ms",
-			       PB_KSTATS_DEFAULT_INTERVAL_MS, errstr,
-			       errstr_size);
+	err = build_consumer(pl, errstr, errstr_size);
 	if (!err)
-		err = conf_set(cc, "auto.offset.reset", "earliest", errstr,
-			       errstr_size);
-	if (!err)
-		err = conf_set(cc, "partition.assignment.strategy",
-			       pb_kafka_default_assignor(rd_kafka_version()),
-			       errstr, errstr_size);
-	if (!err)
-		err = conf_set(cc, "auto.commit.interval.ms", "1000", errstr,
-			       errstr_size);
-	/* Memory and latency (docs/benchmarks.md). librdkafka prefetches up
-	 * to 64 MB per partition by default; 2 MB still holds several
-	 * thousand events, a tenth of a second at the rate one worker
-	 * handles. A queue over the limit is fetched again only when the
-	 * broker thread wakes, which the fetch waker sees to (pl_wake_fetcher).
-	 * A broker that holds an empty fetch for fetch.wait.max.ms (500 by
-	 * default) delays the next events by up to that much. */
-	if (!err)
-		err = conf_set(cc, "queued.max.messages.kbytes", "2048", errstr,
-			       errstr_size);
-	if (!err)
-		err = conf_set(cc, "fetch.wait.max.ms", "50", errstr,
-			       errstr_size);
-	/* librdkafka 2.2 and later hold a partition whose queue went over the
-	 * limit for fetch.queue.backoff.ms (1000 by default) whatever wakes
-	 * the broker thread, the same one-second stall the fetch waker ends
-	 * on older versions: there it is made short. Versions that do not
-	 * know the property answer RD_KAFKA_CONF_UNKNOWN and keep the waker
-	 * alone. */
-	if (!err) {
-		char e[512];
-		if (rd_kafka_conf_set(cc, "fetch.queue.backoff.ms", "20", e,
-				      sizeof(e)) == RD_KAFKA_CONF_INVALID)
-			err = pb_errf(errstr, errstr_size, PB_ERR_CONFIG,
-				      "fetch.queue.backoff.ms: %s", e);
-	}
-	/* a 50 MB fetch (8 partitions x 1 MB, decompressed) doubled the
-	 * resident size for the first seconds of a backlog */
-	if (!err)
-		err = conf_set(cc, "fetch.max.bytes", "2097152", errstr,
-			       errstr_size);
-	if (!err)
-		err = conf_set(cc, "max.partition.fetch.bytes", "262144",
-			       errstr, errstr_size);
-	if (!err)
-		err = pb_kafka_conf_apply(cfg, cc, PB_KAFKA_GROUP_CONSUMER,
-					  errstr, errstr_size);
-	/* not overridable: they carry the at-least-once guarantee */
-	if (!err)
-		err = conf_set(cc, "enable.auto.offset.store", "false", errstr,
-			       errstr_size);
-	if (!err)
-		err = conf_set(cc, "enable.auto.commit", "true", errstr,
-			       errstr_size);
-	if (!err)
-		err = conf_set(cc, "enable.partition.eof",
-			       opts->exit_on_eof ? "true" : "false", errstr,
-			       errstr_size);
-	if (err) {
-		rd_kafka_conf_destroy(cc);
-		goto fail;
-	}
-	warn_assignor(cc);
-	rd_kafka_conf_set_opaque(cc, pl);
-	rd_kafka_conf_set_rebalance_cb(cc, pl_on_rebalance);
-	rd_kafka_conf_set_log_cb(cc, on_kafka_log);
-	rd_kafka_conf_set_stats_cb(cc, on_kafka_stats);
-	char kerr[512];
-	pl->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, kerr, sizeof(kerr));
-	if (!pl->consumer) {
-		rd_kafka_conf_destroy(cc);
-		err = pb_errf(errstr, errstr_size, PB_ERR_KAFKA,
-			      "cannot create the Kafka consumer: %s", kerr);
-		goto fail;
-	}
-	rd_kafka_poll_set_consumer(pl->consumer);
-	pl->cq = rd_kafka_queue_get_consumer(pl->consumer);
-	pl->prefetch_max_bytes =
-	    conf_number(pl->consumer, "queued.max.messages.kbytes", 2048) *
-	    1024;
-	pl->prefetch_max_msgs =
-	    conf_number(pl->consumer, "queued.min.messages", 100000);
-	pl->avg_record = 256;
-	err = pb_fetchwake_new(pl->consumer, &pl->wake, errstr, errstr_size);
+		err = build_producer(pl, errstr, errstr_size);
 	if (err)
 		goto fail;
 
-	/* producer */
-	rd_kafka_conf_t *pc = rd_kafka_conf_new();
-	err = conf_set(pc, "linger.ms", "5", errstr, errstr_size);
-	if (!err)
-		err = conf_set(pc, "statistics.interval.ms",
-			       PB_KSTATS_DEFAULT_INTERVAL_MS, errstr,
-			       errstr_size);
-	if (!err)
-		err = pb_kafka_conf_apply(cfg, pc, PB_KAFKA_PRODUCER, errstr,
-					  errstr_size);
-	if (!err)
-		err = conf_set(pc, "enable.idempotence", "true", errstr,
-			       errstr_size);
-	if (err) {
-		rd_kafka_conf_destroy(pc);
+	err = build_pipes(pl, errstr, errstr_size);
+	if (err)
 		goto fail;
-	}
-	rd_kafka_conf_set_opaque(pc, pl);
-	rd_kafka_conf_set_dr_msg_cb(pc, pl_on_delivery);
-	rd_kafka_conf_set_log_cb(pc, on_kafka_log);
-	rd_kafka_conf_set_stats_cb(pc, on_kafka_stats);
-	pl->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, kerr, sizeof(kerr));
-	if (!pl->producer) {
-		rd_kafka_conf_destroy(pc);
-		err = pb_errf(errstr, errstr_size, PB_ERR_KAFKA,
-			      "cannot create the Kafka producer: %s", kerr);
-		goto fail;
-	}
-	/* every record written is bounded by what the producer takes (an
-	 * outcome's large parts truncated, a DLQ copy cut, produce.h) */
-	pl->record_max = pb_produce_record_max(
-	    (int64_t)conf_number(pl->producer, "message.max.bytes", 1000000));
-
-	/* let Kafka queues wake the loop's poll (one loop, no busy wait) */
-	if (pipe(pl->cq_fds) || pipe(pl->pq_fds)) {
-		err = pb_errf(errstr, errstr_size, PB_ERR_IO, "pipe: %s",
-			      strerror(errno));
-		goto fail;
-	}
-	int all_fds[4] = {pl->cq_fds[0], pl->cq_fds[1], pl->pq_fds[0],
-			  pl->pq_fds[1]};
-	for (int i = 0; i < 4; i++)
-		fcntl(all_fds[i], F_SETFL,
-		      fcntl(all_fds[i], F_GETFL) | O_NONBLOCK);
-	rd_kafka_queue_io_event_enable(pl->cq, pl->cq_fds[1], "1", 1);
-	rd_kafka_queue_t *pq = rd_kafka_queue_get_main(pl->producer);
-	rd_kafka_queue_io_event_enable(pq, pl->pq_fds[1], "1", 1);
-	rd_kafka_queue_destroy(pq);
 	*out = pl;
 	return PB_OK;
 fail:

@@ -21,13 +21,8 @@ static bool admit_key(pb_pipeline_t *pl, task_t *t);
  * when that cannot be set up (out of memory) is it published at once. */
 static void reject_parse(pb_pipeline_t *pl, task_t *t, bool dedupe)
 {
-	pl_set_outcome(t, "rejected", t->rej.reason, "%s", t->rej.message);
-	/* records that are not events and malformed relayed items go to
-	 * the DLQ */
-	const char *r = t->rej.reason ? t->rej.reason : "";
-	t->to_dlq = t->src == SRC_INBOUND || strcmp(r, "invalid_json") == 0 ||
-		    strcmp(r, "too_large") == 0 ||
-		    strcmp(r, "empty_record") == 0;
+	pl_set_outcome(t, PB_OUTCOME_REJECTED, pl_reason_of(t->rej.reason),
+		       "%s", t->rej.message);
 	if (dedupe && t->part && !t->mark_won) {
 		char w[400];
 		snprintf(w, sizeof(w), "%s/%" PRId32 "/%" PRId64,

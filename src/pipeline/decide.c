@@ -47,19 +47,21 @@ static void decide_order(pb_pipeline_t *pl, task_t *t)
 		return;
 	case PB_VERDICT_UNCHANGED:
 		pl_set_outcome(
-		    t, "unchanged", NULL, "%s",
+		    t, PB_OUTCOME_UNCHANGED, PB_REASON_NONE, "%s",
 		    t->dec.message[0]
 			? t->dec.message
 			: "nothing changed since the last push: nothing sent");
 		t->write_order = true;
 		break;
 	case PB_VERDICT_STALE:
-		pl_set_outcome(t, "stale",
-			       t->dec.reason ? t->dec.reason : "stale", "%s",
-			       t->dec.message);
+		pl_set_outcome(t, PB_OUTCOME_STALE,
+			       t->dec.reason ? pl_reason_of(t->dec.reason)
+					     : PB_REASON_STALE,
+			       "%s", t->dec.message);
 		break;
 	case PB_VERDICT_REJECTED:
-		pl_set_outcome(t, "rejected", t->dec.reason, "%s",
+		pl_set_outcome(t, PB_OUTCOME_REJECTED,
+			       pl_reason_of(t->dec.reason), "%s",
 			       t->dec.message);
 		break;
 	}
@@ -94,11 +96,11 @@ static void decide_inbound(pb_pipeline_t *pl, task_t *t)
 {
 	pb_inbound_t *in = t->in;
 	if (!pb_config_account(pl->cfg, in->account)) {
-		pl_set_outcome(t, "rejected", "unknown_account",
+		pl_set_outcome(t, PB_OUTCOME_REJECTED,
+			       PB_REASON_UNKNOWN_ACCOUNT,
 			       "account \"%s\" is not configured: add it under "
 			       "accounts in the configuration",
 			       in->account);
-		t->to_dlq = true;
 		t->record = true;
 		pl_to_record(pl, t);
 		return;
@@ -107,9 +109,10 @@ static void decide_inbound(pb_pipeline_t *pl, task_t *t)
 	    t->view.order.deleted, t->view.key1_learned, in->key1,
 	    t->view.key1_deleted);
 	if (why) {
+		pb_reason_t r = pl_reason_of(why);
 		pl_set_outcome(
-		    t, "discarded", why,
-		    strcmp(why, "recreated_after_delete") == 0
+		    t, PB_OUTCOME_DISCARDED, r,
+		    r == PB_REASON_RECREATED_AFTER_DELETE
 			? "the order was deleted by the back office; "
 			  "Pruvan recreated it under a new Key1 to "
 			  "relay queued data, which is discarded"
@@ -117,7 +120,7 @@ static void decide_inbound(pb_pipeline_t *pl, task_t *t)
 			  "its relayed data is discarded");
 		discard_media(pl, in);
 	} else {
-		pl_set_outcome(t, "relayed", NULL, NULL);
+		pl_set_outcome(t, PB_OUTCOME_RELAYED, PB_REASON_NONE, NULL);
 		if (in->key1 && in->key2 && !t->view.key1_learned)
 			t->learn_key1 = in->key1;
 	}
@@ -125,7 +128,36 @@ static void decide_inbound(pb_pipeline_t *pl, task_t *t)
 	pl_to_record(pl, t);
 }
 
-/* Decide what to do with an event whose state was pl_fetched (t->view). A
+/* The outcome a mark records, as codes or (marks of earlier builds) names;
+ * PB_OUTCOME_NONE when it is neither. */
+static pb_outcome_t mark_outcome(const task_t *t)
+{
+	pb_outcome_t o = PB_OUTCOME_NONE;
+	const char *s = t->view.mark_outcome;
+	pb_outcome_parse(s, strlen(s), &o);
+	return o;
+}
+
+/* A recorded outcome published again after a crash: one that records an
+ * effect or a decision; anything else reads as "updated". */
+static pb_outcome_t recovered_outcome(pb_outcome_t o)
+{
+	switch (o) {
+	case PB_OUTCOME_CREATED:
+	case PB_OUTCOME_UPDATED:
+	case PB_OUTCOME_DELETED:
+	case PB_OUTCOME_UNCHANGED:
+	case PB_OUTCOME_STALE:
+	case PB_OUTCOME_REJECTED:
+	case PB_OUTCOME_RELAYED:
+	case PB_OUTCOME_DISCARDED:
+		return o;
+	default:
+		return PB_OUTCOME_UPDATED;
+	}
+}
+
+/* Decide what to do with an event whose state was fetched (t->view). A
  * "done" mark is a duplicate while the first copy is still listed with its
  * order (publishing); once its outcome is acknowledged its "published"
  * mark is written before any fetch (pl_redis_stage), so a "done" mark alone
@@ -135,12 +167,12 @@ void pl_fetched(pb_pipeline_t *pl, task_t *t)
 	const task_t *twin =
 	    t->view.mark == PB_MARK_DONE ? pl_key_twin(t) : NULL;
 	if (t->view.mark == PB_MARK_PUBLISHED || twin) {
+		pb_outcome_t first = twin ? twin->outcome : mark_outcome(t);
 		pl_set_outcome(
-		    t, "duplicate", NULL,
+		    t, PB_OUTCOME_DUPLICATE, PB_REASON_NONE,
 		    "already processed (outcome %s); not pushed again",
-		    twin ? twin->outcome : t->view.mark_outcome);
+		    first ? pb_outcome_name(first) : t->view.mark_outcome);
 		t->record = false;
-		t->to_dlq = false; /* its first copy went there */
 		pl_key_release(pl, t);
 		pl_publish_task(pl, t);
 		return;
@@ -157,17 +189,12 @@ void pl_fetched(pb_pipeline_t *pl, task_t *t)
 	if (t->view.mark == PB_MARK_DONE) {
 		/* effect recorded, outcome never acknowledged: a crash
 		 * came between; publish the recorded outcome now */
-		static const char *known[] = {
-		    "created", "updated",  "deleted", "unchanged",
-		    "stale",   "rejected", "relayed", "discarded"};
-		const char *o = "updated";
-		for (size_t k = 0; k < sizeof(known) / sizeof(*known); k++)
-			if (strcmp(known[k], t->view.mark_outcome) == 0)
-				o = known[k];
-		pl_set_outcome(
-		    t, o, t->view.mark_reason[0] ? t->view.mark_reason : NULL,
-		    "outcome recovered after a restart: the effect "
-		    "was recorded before; not pushed again");
+		pl_set_outcome(t, recovered_outcome(mark_outcome(t)),
+			       pl_reason_of(t->view.mark_reason[0]
+						? t->view.mark_reason
+						: NULL),
+			       "outcome recovered after a restart: the effect "
+			       "was recorded before; not pushed again");
 		/* outcome and reason as recorded, so metrics and
 		 * readers see what happened; "recovered" marks it */
 		t->recovered = true;
@@ -188,27 +215,30 @@ void pl_on_pushed(pb_push_job_t *job, void *opaque)
 	pb_pipeline_t *pl = opaque;
 	task_t *t = job->opaque;
 	if (t->abandoned) {
-		pl_key_release(
-		    pl, t); /* or the order's later events wait forever */
+		/* or the order's later events wait forever */
+		pl_key_release(pl, t);
 		pl_task_free(pl, t);
 		return;
 	}
 	if (!job->ok) {
-		pl_set_outcome(t, "failed", job->fail_reason, "%s",
+		pl_set_outcome(t, PB_OUTCOME_FAILED,
+			       pl_reason_of(job->fail_reason), "%s",
 			       job->message);
-		t->to_dlq = true;
 		/* no mark: a replay from the DLQ must push again */
 		pl_key_release(pl, t);
 		pl_publish_task(pl, t);
 		return;
 	}
-	const char *o = NULL;
+	pb_outcome_t o = PB_OUTCOME_NONE;
 	if (job->batch_size == 1) {
-		o = pb_rules_outcome_for(&t->dec, &job->result);
+		const char *name = pb_rules_outcome_for(&t->dec, &job->result);
+		if (name)
+			pb_outcome_parse(name, strlen(name), &o);
 	} else {
-		o = t->dec.push_action == PB_ACTION_CREATE   ? "created"
-		    : t->dec.push_action == PB_ACTION_DELETE ? "deleted"
-							     : "updated";
+		o = t->dec.push_action == PB_ACTION_CREATE ? PB_OUTCOME_CREATED
+		    : t->dec.push_action == PB_ACTION_DELETE
+			? PB_OUTCOME_DELETED
+			: PB_OUTCOME_UPDATED;
 		int sum = job->result.created + job->result.updated +
 			  job->result.deleted;
 		if (sum != job->batch_size)
@@ -220,21 +250,20 @@ void pl_on_pushed(pb_push_job_t *job, void *opaque)
 				      "add up to its orders; outcome taken "
 				      "from the action"));
 	}
-	if (!o) {
-		pl_set_outcome(t, "failed", "pruvan_error",
+	if (o == PB_OUTCOME_NONE) {
+		pl_set_outcome(t, PB_OUTCOME_FAILED, PB_REASON_PRUVAN_ERROR,
 			       "Pruvan accepted the request but reported no "
 			       "created, updated or deleted order; check the "
 			       "order in Pruvan");
-		t->to_dlq = true;
 		pl_key_release(pl, t);
 		pl_publish_task(pl, t);
 		return;
 	}
-	pl_set_outcome(t, o, NULL, NULL);
+	pl_set_outcome(t, o, PB_REASON_NONE, NULL);
 	t->record = true;
 	t->write_order = true;
 	t->set_created =
-	    strcmp(o, "created") == 0 || t->dec.push_action == PB_ACTION_CREATE;
+	    o == PB_OUTCOME_CREATED || t->dec.push_action == PB_ACTION_CREATE;
 	if (t->dec.push_action == PB_ACTION_DELETE) {
 		t->set_deleted = true;
 		t->deleted_key1 = t->view.key1_learned;

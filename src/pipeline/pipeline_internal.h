@@ -65,8 +65,10 @@
 #include "jtext.h"
 #include "kstats.h"
 #include "orderq.h"
+#include "outcome.h"
 #include "log.h"
 #include "produce.h"
+#include "record.h"
 #include "pusher.h"
 #include "rules.h"
 #include "state.h"
@@ -147,8 +149,8 @@ struct task {
 	char *work_order_text;
 
 	/* what to record and publish */
-	const char *outcome;
-	const char *reason;
+	pb_outcome_t outcome;
+	pb_reason_t reason;
 	char message[600];
 	bool record; /* write the mark (+ order) to Redis */
 	bool write_order;
@@ -203,7 +205,7 @@ typedef struct {
 
 typedef struct {
 	pb_state_ref_t ref;
-	char *account, *won, *event_id, *reason;
+	char *account, *won, *event_id;
 } pubmark_t;
 
 /* One write to Redis whose replies the loop has not applied yet (see
@@ -333,8 +335,18 @@ const char *pl_task_event_id(const task_t *t);
 const char *pl_task_mark_account(const task_t *t);
 const char *pl_task_mark_won(const task_t *t);
 const char *pl_task_mark_id(const task_t *t);
-void pl_set_outcome(task_t *t, const char *outcome, const char *reason,
-		    const char *fmt, ...);
+void pl_set_outcome(task_t *t, pb_outcome_t outcome, pb_reason_t reason,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* A reason named by another module (rules, pusher, state): NULL is
+ * PB_REASON_NONE, a name outside the table PB_REASON_INTERNAL. */
+pb_reason_t pl_reason_of(const char *name);
+/* The state API's and the logs' spelling of a reason: NULL for none. */
+const char *pl_reason_name_or_null(pb_reason_t r);
+/* Whether an event of source src (SRC_*) with this outcome gets a DLQ
+ * copy: every failed one, rejected records that are not events and
+ * rejected relayed items (contract section 2). Duplicates and recovered
+ * outcomes never do (their first copy went there). */
+bool pl_dlq_wanted(int src, pb_outcome_t o, pb_reason_t r);
 void pl_task_finish(pb_pipeline_t *pl, task_t *t);
 void pl_list_unlink(tlist_t *l, task_t *prev, task_t *t);
 
@@ -352,18 +364,8 @@ void pl_store_carried(pb_pipeline_t *pl,
 void pl_update_lag(pb_pipeline_t *pl);
 bool pl_all_eof(pb_pipeline_t *pl);
 
-/* ---- record.c ---- */
-
-char *pl_outcome_text(pb_pipeline_t *pl, task_t *t, size_t budget);
-size_t pl_input_headers_size(const pb_pipeline_t *pl, const task_t *t, int rec);
-void pl_hdr_add(rd_kafka_headers_t *h, const char *name, const char *v,
-		size_t *used);
-rd_kafka_headers_t *pl_dlq_headers_new(pb_pipeline_t *pl, task_t *t,
-				       size_t *used);
-
 /* ---- publish.c ---- */
 
-const char *pl_body_text(pb_pipeline_t *pl, const char *body_start);
 void pl_publish_task(pb_pipeline_t *pl, task_t *t);
 void pl_producer_fatal(pb_pipeline_t *pl, rd_kafka_t *rk);
 void pl_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);

@@ -22,25 +22,26 @@ static void count_outcome(pb_pipeline_t *pl, task_t *t)
 	if (!acct || !pb_config_account(pl->cfg, acct))
 		acct = "unknown";
 	pb_metrics_labels(lbl, sizeof(lbl), "source", pl_src_names[t->src],
-			  "account", acct, "outcome", t->outcome, "reason",
-			  t->reason ? t->reason : "", NULL);
+			  "account", acct, "outcome",
+			  pb_outcome_name(t->outcome), "reason",
+			  pb_reason_name(t->reason), NULL);
 	pb_metrics_add(pl->m, PB_M_OUTCOMES, lbl, 1);
-	if (t->in && strcmp(t->outcome, "discarded") == 0) {
+	if (t->in && t->outcome == PB_OUTCOME_DISCARDED) {
 		pb_metrics_labels(lbl, sizeof(lbl), "account", acct, "reason",
-				  t->reason ? t->reason : "", NULL);
+				  pb_reason_name(t->reason), NULL);
 		pb_metrics_add(pl->m, PB_M_INBOUND_DISCARDED, lbl, 1);
 	}
 	if (t->to_dlq) {
 		pb_metrics_labels(lbl, sizeof(lbl), "source",
 				  pl_src_names[t->src], "reason",
-				  t->reason ? t->reason : "", NULL);
+				  pb_reason_name(t->reason), NULL);
 		pb_metrics_add(pl->m, PB_M_DLQ_RECORDS, lbl, 1);
 	}
 }
 
 /* The response body as the record carries it: parsed when it is JSON,
  * else the text as a string; cached for the next event of the batch. */
-const char *pl_body_text(pb_pipeline_t *pl, const char *body_start)
+static const char *body_text(pb_pipeline_t *pl, const char *body_start)
 {
 	if (pl->body_out && strcmp(pl->body_src, body_start) == 0)
 		return pl->body_out;
@@ -55,15 +56,63 @@ const char *pl_body_text(pb_pipeline_t *pl, const char *body_start)
 	return pl->body_out ? pl->body_out : "null";
 }
 
+/* t's outcome record as record.h builds it; ts holds processedAt */
+static void outcome_record_of(pb_pipeline_t *pl, const task_t *t,
+			      pl_record_t *r, const char *ts)
+{
+	bool pushed = t->dec_set && t->dec.verdict == PB_VERDICT_PUSH &&
+		      t->job.attempts > 0;
+	*r = (pl_record_t){
+	    .event_id = pl_task_event_id(t),
+	    .source = pl_src_names[t->src],
+	    .account = pl_task_account(t),
+	    .work_order_number = pl_task_won(t),
+	    .outcome = t->outcome,
+	    .reason = t->reason,
+	    .message = t->message,
+	    .warnings = t->dec_set ? t->dec.warnings : NULL,
+	    .withheld = t->dec_set ? t->dec.withheld : NULL,
+	    .pushed = pushed,
+	    .partition = t->part ? t->part->partition : -1,
+	    .offset = t->offset,
+	    .processed_at = ts,
+	    .recovered = t->recovered,
+	    .schema_id = t->schema_id,
+	    .headers = t->headers,
+	};
+	if (pushed) {
+		r->request = t->dec.work_order;
+		r->request_text = t->work_order_text;
+		r->http_status = t->job.http_status;
+		r->body_json = t->job.body_start[0]
+				   ? body_text(pl, t->job.body_start)
+				   : NULL;
+		r->batch_size = t->job.batch_size;
+		r->attempts = t->job.attempts;
+	}
+	if (t->in && t->outcome == PB_OUTCOME_RELAYED) {
+		r->has_item = true;
+		r->kind = t->in->kind;
+		r->item = t->in->item;
+	}
+}
+
 /* Produce t's outcome record (one function, so that whatever goes onto the
  * record, e.g. headers, is counted against its size bound here). */
 static rd_kafka_resp_err_t produce_outcome(pb_pipeline_t *pl, task_t *t)
 {
-	size_t hsz = pl_input_headers_size(pl, t, REC_OUTCOME);
+	bool minimal = t->form[REC_OUTCOME] >= FORM_MINIMAL;
+	size_t hsz =
+	    pl_record_headers_size(t->headers, minimal, pl->record_max);
 	rd_kafka_headers_t *h = hsz ? pb_headers_copy_new(t->headers) : NULL;
 	size_t used = t->key_len + hsz;
 	size_t budget = pl->record_max > used ? pl->record_max - used : 0;
-	char *val = pl_outcome_text(pl, t, budget);
+	char ts[40];
+	pb_now_rfc3339(ts, sizeof(ts));
+	pl_record_t r;
+	outcome_record_of(pl, t, &r, ts);
+	char *val = pl_record_text_within(
+	    &r, minimal ? PL_RECORD_MINIMAL : PL_RECORD_WHOLE, budget);
 	if (!val) {
 		if (h)
 			rd_kafka_headers_destroy(h);
@@ -89,7 +138,21 @@ static rd_kafka_resp_err_t produce_outcome(pb_pipeline_t *pl, task_t *t)
 static rd_kafka_resp_err_t produce_dlq(pb_pipeline_t *pl, task_t *t)
 {
 	size_t used = t->key_len;
-	rd_kafka_headers_t *h = pl_dlq_headers_new(pl, t, &used);
+	pl_dlq_t d = {
+	    .headers = t->headers,
+	    .reason = t->reason,
+	    .message = t->message,
+	    .topic = t->part->topic,
+	    .partition = t->part->partition,
+	    .offset = t->offset,
+	    .attempts = t->job.attempts,
+	    .minimal = t->form[REC_DLQ] >= FORM_MINIMAL,
+	    .http_status = t->job.http_status,
+	    .body = t->job.body_start,
+	    .request_text = t->work_order_text,
+	    .record_max = pl->record_max,
+	};
+	rd_kafka_headers_t *h = pl_record_dlq_headers_new(&d, &used);
 	size_t room =
 	    pl->record_max > used + 64 ? pl->record_max - used - 64 : 0;
 	if (t->form[REC_DLQ] >= FORM_MINIMAL && room > 1024)
@@ -100,7 +163,7 @@ static rd_kafka_resp_err_t produce_dlq(pb_pipeline_t *pl, task_t *t)
 	if (t->value && (n < t->value_size)) {
 		char sz[32];
 		snprintf(sz, sizeof(sz), "%zu", t->value_size);
-		pl_hdr_add(h, "x-truncated", sz, &used);
+		pl_record_header_add(h, "x-truncated", sz, &used);
 	}
 	rd_kafka_resp_err_t err = rd_kafka_producev(
 	    pl->producer, RD_KAFKA_V_TOPIC(pl->cfg->topic_dlq),
@@ -297,13 +360,14 @@ void pl_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
  * with the event's traceparent so a trace finds its lines. */
 static void log_event(const task_t *t)
 {
-	bool failed = t->outcome && strcmp(t->outcome, "failed") == 0;
+	bool failed = t->outcome == PB_OUTCOME_FAILED;
 	pb_log_level_t lvl = failed ? PB_LOG_WARN : PB_LOG_DEBUG;
 	if (lvl < pb_log_get_level())
 		return;
 	pb_log(lvl, failed ? "event failed" : "event processed", "eventId",
 	       pl_task_event_id(t), "account", pl_task_account(t), "outcome",
-	       t->outcome, "reason", t->reason, TRACEPARENT_KV(t), NULL);
+	       pb_outcome_name(t->outcome), "reason",
+	       pl_reason_name_or_null(t->reason), TRACEPARENT_KV(t), NULL);
 }
 
 void pl_publish_stage(pb_pipeline_t *pl)
@@ -336,6 +400,9 @@ void pl_publish_stage(pb_pipeline_t *pl)
 			t->recs[REC_OUTCOME] = (task_rec_t){t, REC_OUTCOME};
 			t->recs[REC_DLQ] = (task_rec_t){t, REC_DLQ};
 			t->to_produce = 1u << REC_OUTCOME;
+			t->to_dlq =
+			    !t->recovered &&
+			    pl_dlq_wanted(t->src, t->outcome, t->reason);
 			if (t->to_dlq)
 				t->to_produce |= 1u << REC_DLQ;
 			count_outcome(pl, t);

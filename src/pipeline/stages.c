@@ -30,13 +30,12 @@ void pl_pubmark_add(pb_pipeline_t *pl, task_t *t)
 	p->account = strdup(pl_task_mark_account(t));
 	p->won = strdup(pl_task_mark_won(t));
 	p->event_id = strdup(pl_task_mark_id(t));
-	p->reason = t->reason ? strdup(t->reason) : NULL;
 	p->ref.account = p->account;
 	p->ref.won = p->won;
 	p->ref.event_id = p->event_id;
 	/* the mark as recorded (pl_redis_stage), now published */
-	p->ref.outcome = t->outcome; /* a string literal */
-	p->ref.reason = p->reason;
+	p->ref.outcome = pb_outcome_name(t->outcome); /* names: state.h */
+	p->ref.reason = pl_reason_name_or_null(t->reason);
 	p->ref.http_status = (int)t->job.http_status;
 	p->ref.attempts = t->job.attempts;
 }
@@ -49,7 +48,6 @@ void pl_pubmarks_drop(pb_pipeline_t *pl, size_t n)
 		free(pl->pubmarks[i].account);
 		free(pl->pubmarks[i].won);
 		free(pl->pubmarks[i].event_id);
-		free(pl->pubmarks[i].reason);
 	}
 	if (n) {
 		memmove(pl->pubmarks, pl->pubmarks + n,
@@ -319,8 +317,8 @@ static void stage_send(pb_pipeline_t *pl)
 		w[i].account = pl_task_mark_account(t);
 		w[i].won = pl_task_mark_won(t);
 		w[i].event_id = pl_task_mark_id(t);
-		w[i].outcome = t->outcome;
-		w[i].reason = t->reason;
+		w[i].outcome = pb_outcome_name(t->outcome);
+		w[i].reason = pl_reason_name_or_null(t->reason);
 		w[i].http_status = (int)t->job.http_status;
 		w[i].attempts = t->job.attempts;
 		w[i].write_order = t->write_order;

@@ -163,7 +163,7 @@ const char *pl_task_mark_id(const task_t *t)
 	return t->mark_won ? MARK_ID_RECORD : pl_task_event_id(t);
 }
 
-void pl_set_outcome(task_t *t, const char *outcome, const char *reason,
+void pl_set_outcome(task_t *t, pb_outcome_t outcome, pb_reason_t reason,
 		    const char *fmt, ...)
 {
 	t->outcome = outcome;
@@ -174,6 +174,34 @@ void pl_set_outcome(task_t *t, const char *outcome, const char *reason,
 		va_start(ap, fmt);
 		pb_format_text(t->message, sizeof(t->message), fmt, ap);
 		va_end(ap);
+	}
+}
+
+pb_reason_t pl_reason_of(const char *name)
+{
+	pb_reason_t r = PB_REASON_NONE;
+	if (name && !pb_reason_parse(name, strlen(name), &r))
+		r = PB_REASON_INTERNAL;
+	return r;
+}
+
+const char *pl_reason_name_or_null(pb_reason_t r)
+{
+	return r == PB_REASON_NONE ? NULL : pb_reason_name(r);
+}
+
+bool pl_dlq_wanted(int src, pb_outcome_t o, pb_reason_t r)
+{
+	switch (o) {
+	case PB_OUTCOME_FAILED:
+		return true;
+	case PB_OUTCOME_REJECTED:
+		/* records that are not events, and relayed items the worker
+		 * cannot take */
+		return src == SRC_INBOUND || r == PB_REASON_INVALID_JSON ||
+		       r == PB_REASON_TOO_LARGE || r == PB_REASON_EMPTY_RECORD;
+	default:
+		return false;
 	}
 }
 
