@@ -247,13 +247,9 @@ static void free_waiting_task(pb_orderq_link_t *l, void *opaque)
 	pl_task_free(opaque, pl_task_of(l));
 }
 
-void pb_pipeline_destroy(pb_pipeline_t *pl)
+/* Free every task still held, wherever it is. */
+static void free_tasks(pb_pipeline_t *pl)
 {
-	if (!pl)
-		return;
-	pl_stages_discard(pl);
-	if (pl->revoking)
-		rd_kafka_topic_partition_list_destroy(pl->revoking);
 	/* pushes still on the wire (the grace period ran out) are abandoned
 	 * with the pusher; no answer comes to free their events, so free
 	 * them here. A task whose push is out holds its order without
@@ -278,6 +274,16 @@ void pb_pipeline_destroy(pb_pipeline_t *pl)
 	 * outcomes still in the producer are unlinked from them */
 	pb_orderq_destroy(pl->orders, free_waiting_task, pl);
 	pl->orders = NULL;
+}
+
+void pb_pipeline_destroy(pb_pipeline_t *pl)
+{
+	if (!pl)
+		return;
+	pl_stages_discard(pl);
+	if (pl->revoking)
+		rd_kafka_topic_partition_list_destroy(pl->revoking);
+	free_tasks(pl);
 	if (pl->cq) {
 		rd_kafka_queue_io_event_enable(pl->cq, -1, NULL, 0);
 		rd_kafka_queue_destroy(pl->cq);

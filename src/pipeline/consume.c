@@ -94,35 +94,27 @@ static pb_err_t parse_record(task_t *t)
 		   : pb_inbound_parse(json, json_len, &t->in, &t->rej);
 }
 
-void pl_consume_one(pb_pipeline_t *pl, rd_kafka_message_t *m)
+/* A consumed message that carries an error instead of a record. */
+static void consume_error(pb_pipeline_t *pl, part_t *p,
+			  const rd_kafka_message_t *m)
 {
-	const char *topic = rd_kafka_topic_name(m->rkt);
-	part_t *p = pl_part_find(pl, topic, m->partition);
-	if (m->err) {
-		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-			if (p)
-				p->eof = true;
-		} else {
-			pb_log(PB_LOG_WARN, "consumer error", "topic", topic,
-			       "error", rd_kafka_message_errstr(m), NULL);
-			atomic_store(&pl->ready_kafka, 0);
-		}
-		rd_kafka_message_destroy(m);
+	if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+		if (p)
+			p->eof = true;
 		return;
 	}
-	atomic_store(&pl->ready_kafka, 1);
-	if (!p || !p->assigned || p->revoking) {
-		/* fetched before its partition was revoked: the next owner
-		 * gets it */
-		rd_kafka_message_destroy(m);
-		return;
-	}
-	p->eof = false;
-	if (pb_track_add(p->track, m->offset) != PB_OK) {
-		rd_kafka_message_destroy(m); /* already seen (re-fetch) */
-		return;
-	}
-	/* of a value too large to read, keep what its DLQ copy can carry */
+	pb_log(PB_LOG_WARN, "consumer error", "topic",
+	       rd_kafka_topic_name(m->rkt), "error", rd_kafka_message_errstr(m),
+	       NULL);
+	atomic_store(&pl->ready_kafka, 0);
+}
+
+/* A task holding a copy of m's key and value (of a value too large to
+ * read, what its DLQ copy can carry) and its headers; NULL when out of
+ * memory. */
+static task_t *task_of_message(pb_pipeline_t *pl, part_t *p,
+			       const rd_kafka_message_t *m)
+{
 	size_t keep = m->len;
 	if (keep > RECORD_INPUT_MAX && keep > pl->record_max)
 		keep = pl->record_max;
@@ -131,8 +123,7 @@ void pl_consume_one(pb_pipeline_t *pl, rd_kafka_message_t *m)
 	if (!t || !bytes) {
 		free(t);
 		free(bytes);
-		rd_kafka_message_destroy(m);
-		return;
+		return NULL;
 	}
 	if (m->key_len)
 		memcpy(bytes, m->key, m->key_len);
@@ -150,23 +141,53 @@ void pl_consume_one(pb_pipeline_t *pl, rd_kafka_message_t *m)
 	t->offset = m->offset;
 	t->schema_id = -1; /* plain JSON until parse_record sees framing */
 	t->consumed_ms = pb_mono_ms();
-	pl->avg_record += ((double)(m->key_len + m->len) - pl->avg_record) / 64;
-	p->held++;
-	pl->alive++;
 	t->headers = pb_headers_of_message_new(m);
 	pb_headers_traceparent(t->headers, t->traceparent,
 			       sizeof(t->traceparent));
-	pb_err_t err = parse_record(t);
-	rd_kafka_message_destroy(m);
+	return t;
+}
+
+static void count_consumed(pb_pipeline_t *pl, const task_t *t)
+{
 	char lbl[300];
 	const char *acct = t->ev   ? t->ev->account
 			   : t->in ? t->in->account
 				   : NULL;
+	/* only configured accounts become label values (bounded) */
 	if (!acct || !pb_config_account(pl->cfg, acct))
 		acct = "unknown";
 	pb_metrics_labels(lbl, sizeof(lbl), "source", pl_src_names[t->src],
 			  "account", acct, NULL);
 	pb_metrics_add(pl->m, PB_M_EVENTS_CONSUMED, lbl, 1);
+}
+
+void pl_consume_one(pb_pipeline_t *pl, rd_kafka_message_t *m)
+{
+	part_t *p = pl_part_find(pl, rd_kafka_topic_name(m->rkt), m->partition);
+	if (m->err) {
+		consume_error(pl, p, m);
+		rd_kafka_message_destroy(m);
+		return;
+	}
+	atomic_store(&pl->ready_kafka, 1);
+	/* fetched before its partition was revoked: the next owner gets it;
+	 * or already seen (a re-fetch) */
+	task_t *t = NULL;
+	if (p && p->assigned && !p->revoking) {
+		p->eof = false;
+		if (pb_track_add(p->track, m->offset) == PB_OK)
+			t = task_of_message(pl, p, m);
+	}
+	if (!t) {
+		rd_kafka_message_destroy(m);
+		return;
+	}
+	pl->avg_record += ((double)(m->key_len + m->len) - pl->avg_record) / 64;
+	p->held++;
+	pl->alive++;
+	pb_err_t err = parse_record(t);
+	rd_kafka_message_destroy(m);
+	count_consumed(pl, t);
 	if (!err && t->in && !t->in->key2) {
 		size_t n = strlen(t->in->key1) + 8;
 		t->won_k1 = malloc(n);

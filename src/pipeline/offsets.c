@@ -100,17 +100,18 @@ pl_carry_offsets(pb_pipeline_t *pl, rd_kafka_t *rk,
 	for (int i = 0; i < q->cnt; i++) {
 		rd_kafka_topic_partition_t *c = &q->elems[i];
 		part_t *p = pl_part_find(pl, c->topic, c->partition);
-		/* nothing committed reads RD_KAFKA_OFFSET_INVALID: below */
-		if (!err && !c->err && c->offset < p->carry) {
+		int64_t start =
+		    pl_carry_start(p->carry, !err && !c->err, c->offset);
+		if (start >= 0) {
 			rd_kafka_topic_partition_list_find(parts, c->topic,
 							   c->partition)
-			    ->offset = p->carry;
+			    ->offset = start;
 			if (!carried)
 				carried =
 				    rd_kafka_topic_partition_list_new(q->cnt);
 			rd_kafka_topic_partition_list_add(carried, p->topic,
 							  p->partition)
-			    ->offset = p->carry;
+			    ->offset = start;
 		}
 		p->carry = -1;
 	}

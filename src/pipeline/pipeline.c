@@ -22,54 +22,48 @@ static void drain_fd(int fd)
 		;
 }
 
-void pl_step(pb_pipeline_t *pl, bool consume, int wait_ms)
+/* Take up to what maxPending leaves room for from the consumer's queue
+ * into msgs; the count. Pauses and resumes the partitions on the way.
+ *
+ * Full (maxPending events held): stop taking messages and let librdkafka's
+ * bounded prefetch queue hold the rest. Pausing the partitions drops that
+ * queue and costs a re-fetch on resume, which at a full pipeline happened
+ * every few milliseconds; so pause only when Redis is down or the pipeline
+ * stayed full for FULL_PAUSE_MS (a Pruvan outage), which keeps polling the
+ * consumer within max.poll.interval.ms. */
+static size_t consume_batch(pb_pipeline_t *pl, rd_kafka_message_t **msgs)
 {
-	atomic_store(&pl->heartbeat_ms, pb_mono_ms());
-	rd_kafka_message_t *msgs[CONSUME_BATCH];
-	overlap_t ov = {msgs, 0};
-	if (consume) {
-		/* Full (maxPending events held): stop taking messages and let
-		 * librdkafka's bounded prefetch queue hold the rest. Pausing
-		 * the partitions drops that queue and costs a re-fetch on
-		 * resume, which at a full pipeline happened every few
-		 * milliseconds; so pause only when Redis is down or the
-		 * pipeline stayed full for FULL_PAUSE_MS (a Pruvan outage),
-		 * which keeps polling the consumer within
-		 * max.poll.interval.ms. */
-		size_t max = (size_t)pl->cfg->worker_max_pending;
-		bool full = pl->alive >= max;
-		int64_t now = pb_mono_ms();
-		if (!full)
-			pl->full_since = 0;
-		else if (!pl->full_since)
-			pl->full_since = now;
-		bool pause = !pl->redis_up ||
-			     (full && now - pl->full_since >= FULL_PAUSE_MS);
-		bool resume = pl->redis_up && pl->alive < max * 3 / 4;
-		if (pause)
-			pl_set_paused(pl, true);
-		else if (resume)
-			pl_set_paused(pl, false);
-		size_t room = full ? 0 : max - pl->alive;
-		if (room > CONSUME_BATCH || pl->paused_all)
-			room = CONSUME_BATCH;
-		pl_wake_fetcher(pl); /* before: arms it, after: wakes */
-		ssize_t n =
-		    room ? rd_kafka_consume_batch_queue(pl->cq, 0, msgs, room)
-			 : 0;
-		ov.n = n > 0 ? (size_t)n : 0;
-		pl_wake_fetcher(pl);
-	}
-	/* the records just consumed are taken in while Redis works */
-	pl_redis_stage(pl, &ov);
-	pl_publish_stage(pl);
-	rd_kafka_poll(pl->producer, 0);
+	size_t max = (size_t)pl->cfg->worker_max_pending;
+	bool full = pl->alive >= max;
+	int64_t now = pb_mono_ms();
+	if (!full)
+		pl->full_since = 0;
+	else if (!pl->full_since)
+		pl->full_since = now;
+	bool pause =
+	    !pl->redis_up || (full && now - pl->full_since >= FULL_PAUSE_MS);
+	bool resume = pl->redis_up && pl->alive < max * 3 / 4;
+	if (pause)
+		pl_set_paused(pl, true);
+	else if (resume)
+		pl_set_paused(pl, false);
+	size_t room = full ? 0 : max - pl->alive;
+	if (room > CONSUME_BATCH || pl->paused_all)
+		room = CONSUME_BATCH;
+	pl_wake_fetcher(pl); /* before: arms it, after: wakes */
+	ssize_t n =
+	    room ? rd_kafka_consume_batch_queue(pl->cq, 0, msgs, room) : 0;
+	pl_wake_fetcher(pl);
+	return n > 0 ? (size_t)n : 0;
+}
 
-	/* wait for network activity: Pruvan answers, a Kafka message or a
-	 * delivery report (their queues write to these pipes) */
+/* How long the turn may wait (at most wait_ms); *busy when there is work
+ * now, so the wait is 0. */
+static int wait_budget(pb_pipeline_t *pl, bool consume, int wait_ms, bool *busy)
+{
 	int pub_wait = pl_publish_wait_ms(pl);
-	bool busy = pub_wait == 0 ||
-		    (pl_stage_wanted(pl) && pl->nflights < MAX_FLIGHTS);
+	*busy = pub_wait == 0 ||
+		(pl_stage_wanted(pl) && pl->nflights < MAX_FLIGHTS);
 	if (pub_wait > 0 && pub_wait < wait_ms)
 		wait_ms = pub_wait;
 	/* records left in the consumer's queue wake nobody: the queue
@@ -77,15 +71,22 @@ void pl_step(pb_pipeline_t *pl, bool consume, int wait_ms)
 	if (consume && !pl->paused_all &&
 	    pl->alive < (size_t)pl->cfg->worker_max_pending &&
 	    rd_kafka_queue_length(pl->cq) > 0)
-		busy = true;
-	if (busy && (pl->redis_up || pl_redis_may_try(pl)))
+		*busy = true;
+	if (*busy && (pl->redis_up || pl_redis_may_try(pl)))
 		wait_ms = 0;
-	if (!pl->redis_up && !busy) {
+	if (!pl->redis_up && !*busy) {
 		int64_t d = pl->redis_retry_at - pb_mono_ms();
 		if (d >= 0 && d < wait_ms)
 			wait_ms = (int)d;
 	}
-	/* and the replies of a stage in flight */
+	return wait_ms;
+}
+
+/* Wait for network activity: Pruvan answers (the pusher's sockets), a
+ * Kafka message or a delivery report (their queues write to these pipes),
+ * and the replies of a stage in flight. */
+static void wait_sockets(pb_pipeline_t *pl, bool consume, int wait_ms)
+{
 	struct curl_waitfd fds[3] = {
 	    {.fd = pl->cq_fds[0], .events = CURL_WAIT_POLLIN},
 	    {.fd = pl->pq_fds[0], .events = CURL_WAIT_POLLIN},
@@ -98,25 +99,31 @@ void pl_step(pb_pipeline_t *pl, bool consume, int wait_ms)
 	pb_pusher_poll(pl->pusher, wfd, nfd, wait_ms);
 	drain_fd(pl->cq_fds[0]);
 	drain_fd(pl->pq_fds[0]);
-	rd_kafka_poll(pl->producer, 0);
-	pl_redis_stage(pl, NULL);
-	pl_publish_stage(pl);
-	/* An idle worker still probes Redis: every second while it is up
-	 * (readiness notices it going away, Auto-Admin switches reach the
-	 * metrics), on the backoff schedule while it is down. */
+}
+
+/* An idle worker still probes Redis: every second while it is up
+ * (readiness notices it going away, Auto-Admin switches reach the
+ * metrics), on the backoff schedule while it is down. */
+static void probe_redis(pb_pipeline_t *pl)
+{
 	bool probe = pl->redis_up ? pb_mono_ms() - pl->redis_ok_at >= 1000
 				  : pl_redis_may_try(pl);
-	if (probe && !busy) {
-		char err[256];
-		pl_stage_settle(pl);
-		int64_t started = pb_mono_ms();
-		if (pb_state_ping(pl->state, err, sizeof(err)) == PB_OK) {
-			pl_redis_ok(pl, started);
-			pl_refresh_auto_admin(pl);
-		} else {
-			pl_redis_failed(pl, "ping", err);
-		}
+	if (!probe)
+		return;
+	char err[256];
+	pl_stage_settle(pl);
+	int64_t started = pb_mono_ms();
+	if (pb_state_ping(pl->state, err, sizeof(err)) == PB_OK) {
+		pl_redis_ok(pl, started);
+		pl_refresh_auto_admin(pl);
+	} else {
+		pl_redis_failed(pl, "ping", err);
 	}
+}
+
+/* What the ops thread and the metrics read about the loop. */
+static void update_probes(pb_pipeline_t *pl)
+{
 	int open = pb_pusher_circuits_open(pl->pusher);
 	atomic_store(&pl->ready_circuits, open);
 	char why[128];
@@ -127,6 +134,29 @@ void pl_step(pb_pipeline_t *pl, bool consume, int wait_ms)
 	}
 	pb_metrics_set(pl->m, PB_M_IN_FLIGHT, "", (double)pl->alive);
 	pl_update_lag(pl);
+}
+
+/* One turn of the loop; consume false takes no new record (stopping,
+ * draining a revoke), which also means no rebalance callback runs here
+ * (librdkafka serves those from the consume call only). */
+void pl_step(pb_pipeline_t *pl, bool consume, int wait_ms)
+{
+	atomic_store(&pl->heartbeat_ms, pb_mono_ms());
+	rd_kafka_message_t *msgs[CONSUME_BATCH];
+	overlap_t ov = {msgs, consume ? consume_batch(pl, msgs) : 0};
+	/* the records just consumed are taken in while Redis works */
+	pl_redis_stage(pl, &ov);
+	pl_publish_stage(pl);
+	rd_kafka_poll(pl->producer, 0);
+	bool busy;
+	wait_ms = wait_budget(pl, consume, wait_ms, &busy);
+	wait_sockets(pl, consume, wait_ms);
+	rd_kafka_poll(pl->producer, 0);
+	pl_redis_stage(pl, NULL);
+	pl_publish_stage(pl);
+	if (!busy)
+		probe_redis(pl);
+	update_probes(pl);
 }
 
 /* Learn where the outcome topics live before the first event. Without it
@@ -175,7 +205,7 @@ static bool kafka_fatal(pb_pipeline_t *pl)
 	return pl->fatal;
 }
 
-pb_err_t pb_pipeline_run(pb_pipeline_t *pl, char *errstr, size_t errstr_size)
+static pb_err_t subscribe(pb_pipeline_t *pl, char *errstr, size_t errstr_size)
 {
 	const pb_config_t *c = pl->cfg;
 	rd_kafka_topic_partition_list_t *topics =
@@ -189,36 +219,37 @@ pb_err_t pb_pipeline_run(pb_pipeline_t *pl, char *errstr, size_t errstr_size)
 	rd_kafka_topic_partition_list_destroy(topics);
 	if (kerr)
 		return pb_errf(errstr, errstr_size, PB_ERR_KAFKA,
-			       "cannot subscribe: %s", rd_kafka_err2str(kerr));
+			       "cannot subscribe: %s: check the topics exist "
+			       "and the worker may read them",
+			       rd_kafka_err2str(kerr));
 	pb_log(PB_LOG_INFO, "consuming", "orders", c->topic_orders, "inbound",
 	       c->topic_inbound, "results", c->topic_results, "worker",
 	       pl->worker_id, NULL);
-	int64_t last_progress = pb_mono_ms();
-	while (!*pl->opts.stop_flag && !kafka_fatal(pl)) {
-		pl_step(pl, true, 100);
-		pl_revoke_drain(pl); /* a revoke the turn received */
-		if (pl->opts.exit_on_eof && pl->alive == 0 && pl_all_eof(pl) &&
-		    rd_kafka_outq_len(pl->producer) == 0 &&
-		    pl->pubmarks_len == 0)
-			break;
-		if (pb_mono_ms() - last_progress >= 10000) {
-			char a[32], q[32];
-			snprintf(a, sizeof(a), "%zu", pl->alive);
-			snprintf(q, sizeof(q), "%zu",
-				 pb_pusher_pending(pl->pusher));
-			pb_log(PB_LOG_INFO, "progress", "events_held", a,
-			       "pushes_pending", q, NULL);
-			last_progress = pb_mono_ms();
-		}
-	}
-	/* Stop: no new events; finish what is held within the grace period. */
-	pb_log(PB_LOG_INFO,
-	       *pl->opts.stop_flag ? "stopping: finishing in-flight events"
-				   : "all partitions consumed; finishing",
+	return PB_OK;
+}
+
+/* With exit_on_eof: everything consumed, published and marked. */
+static bool all_done(pb_pipeline_t *pl)
+{
+	return pl->opts.exit_on_eof && pl->alive == 0 && pl_all_eof(pl) &&
+	       rd_kafka_outq_len(pl->producer) == 0 && pl->pubmarks_len == 0;
+}
+
+static void log_progress(pb_pipeline_t *pl)
+{
+	char a[32], q[32];
+	snprintf(a, sizeof(a), "%zu", pl->alive);
+	snprintf(q, sizeof(q), "%zu", pb_pusher_pending(pl->pusher));
+	pb_log(PB_LOG_INFO, "progress", "events_held", a, "pushes_pending", q,
 	       NULL);
+}
+
+/* Finish what is held within the grace period (no new events), then hand
+ * the rest back; deadline is when the grace period ends. */
+static void drain_held(pb_pipeline_t *pl, int64_t deadline)
+{
 	pl_set_paused(pl, true);
 	pb_pusher_flush(pl->pusher);
-	int64_t deadline = pb_mono_ms() + c->worker_shutdown_grace_ms;
 	while (pl->alive > 0 && pb_mono_ms() < deadline && !kafka_fatal(pl)) {
 		pb_pusher_flush(pl->pusher);
 		pl_step(pl, false, 10);
@@ -237,6 +268,11 @@ pb_err_t pb_pipeline_run(pb_pipeline_t *pl, char *errstr, size_t errstr_size)
 		       "handed back and will be redone by the next owner",
 		       "events", n, NULL);
 	}
+}
+
+/* The final commit, and the consumer closed. */
+static void close_consumer(pb_pipeline_t *pl, int64_t deadline)
+{
 	rd_kafka_resp_err_t cerr = rd_kafka_commit(pl->consumer, NULL, 0);
 	if (pl_group_moved_on(cerr))
 		cerr = pl_commit_after_rejoin(pl, deadline, cerr);
@@ -252,6 +288,31 @@ pb_err_t pb_pipeline_run(pb_pipeline_t *pl, char *errstr, size_t errstr_size)
 	snprintf(rt, sizeof(rt), "%" PRIu64, pb_state_round_trips(pl->state));
 	pb_log(PB_LOG_INFO, "stopped", "redis_round_trips", rt, "fetch_wakeups",
 	       fw, NULL);
+}
+
+pb_err_t pb_pipeline_run(pb_pipeline_t *pl, char *errstr, size_t errstr_size)
+{
+	pb_err_t err = subscribe(pl, errstr, errstr_size);
+	if (err)
+		return err;
+	int64_t last_progress = pb_mono_ms();
+	while (!*pl->opts.stop_flag && !kafka_fatal(pl)) {
+		pl_step(pl, true, 100);
+		pl_revoke_drain(pl); /* a revoke the turn received */
+		if (all_done(pl))
+			break;
+		if (pb_mono_ms() - last_progress >= 10000) {
+			log_progress(pl);
+			last_progress = pb_mono_ms();
+		}
+	}
+	pb_log(PB_LOG_INFO,
+	       *pl->opts.stop_flag ? "stopping: finishing in-flight events"
+				   : "all partitions consumed; finishing",
+	       NULL);
+	int64_t deadline = pb_mono_ms() + pl->cfg->worker_shutdown_grace_ms;
+	drain_held(pl, deadline);
+	close_consumer(pl, deadline);
 	if (pl->fatal)
 		return pb_errf(errstr, errstr_size, PB_ERR_KAFKA, "%s",
 			       pl->fatal_msg);

@@ -24,19 +24,20 @@
  *
  * A Redis stage is one pipelined write carrying records, published marks
  * and fetches for many tasks; up to MAX_FLIGHTS are in flight, each
- * applied when its replies are in (redis_stage). librdkafka's prefetch is
- * refilled as it drains (wake_fetcher, fetchwake.h).
+ * applied when its replies are in (pl_redis_stage, stages.c). librdkafka's
+ * prefetch is refilled as it drains (pl_wake_fetcher, fetchwake.h).
  *
  * Failure handling: Redis errors leave tasks where they are (nothing is
  * pushed without state, nothing is published before its effect is
  * recorded) and pause consumption until Redis answers again. Kafka
  * produce and delivery errors are handled per record by their class
- * (produce.h, publish_stage): pause, back off, shrink or give up, or stop
+ * (produce.h, publish.c): pause, back off, shrink or give up, or stop
  * on a fatal one; never a retry without a pause. Records rejected as they
- * are read are marked by topic/partition/offset (task_mark_won) so that a
- * replay reports them duplicate. Events of revoked partitions are drained
- * within the grace budget, then abandoned (the next owner redoes them; the
- * marks in Redis stop a double push).
+ * are read are marked by topic/partition/offset (pl_task_mark_won) so
+ * that a replay reports them duplicate. Events of revoked partitions are
+ * drained within the grace budget by the loop (rebalance.c), then
+ * abandoned (the next owner redoes them; the marks in Redis stop a double
+ * push).
  *
  * Must never: commit an offset before its outcome is acknowledged, let a
  * later event of an order overtake an earlier one, log a PushKey; be
@@ -68,6 +69,7 @@
 #include "outcome.h"
 #include "log.h"
 #include "produce.h"
+#include "carry.h"
 #include "record.h"
 #include "pusher.h"
 #include "rules.h"

@@ -118,7 +118,7 @@ static void revoke_finish(pb_pipeline_t *pl, rd_kafka_t *rk,
 	int64_t left = pl_held_in(pl, parts);
 	rd_kafka_resp_err_t cerr = lost ? RD_KAFKA_RESP_ERR__ASSIGNMENT_LOST
 					: rd_kafka_commit(rk, NULL, 0);
-	bool taken = !cerr || cerr == RD_KAFKA_RESP_ERR__NO_OFFSET;
+	bool taken = pl_carry_commit_taken(cerr);
 	for (int i = 0; i < parts->cnt; i++) {
 		part_t *p = pl_part_find(pl, parts->elems[i].topic,
 					 parts->elems[i].partition);
@@ -126,7 +126,7 @@ static void revoke_finish(pb_pipeline_t *pl, rd_kafka_t *rk,
 			continue;
 		p->assigned = false;
 		p->revoking = false;
-		p->carry = taken ? -1 : p->stored;
+		p->carry = pl_carry_after_revoke(taken, p->stored);
 		p->stored = -1;
 	}
 	abandon_revoked(pl);

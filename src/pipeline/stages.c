@@ -279,6 +279,37 @@ bool pl_stage_wanted(const pb_pipeline_t *pl)
 	       pl->ready.n > nfetch;
 }
 
+static task_t *nth(task_t *t, size_t n)
+{
+	while (n--)
+		t = t->next;
+	return t;
+}
+
+/* What recording t writes to Redis: its mark, with the outcome and reason
+ * by name (the state API's spelling), and its order's new state. */
+static void write_of(const task_t *t, pb_state_write_t *w)
+{
+	w->account = pl_task_mark_account(t);
+	w->won = pl_task_mark_won(t);
+	w->event_id = pl_task_mark_id(t);
+	w->outcome = pb_outcome_name(t->outcome);
+	w->reason = pl_reason_name_or_null(t->reason);
+	w->http_status = (int)t->job.http_status;
+	w->attempts = t->job.attempts;
+	w->write_order = t->write_order;
+	w->set_created = t->set_created;
+	w->set_deleted = t->set_deleted;
+	if (t->ev && t->write_order) {
+		w->has_version = t->ev->has_version;
+		w->version = t->ev->version;
+		w->occurred_ms = t->ev->occurred_ms;
+		w->pushed = t->dec_set ? t->dec.pushed_after : NULL;
+	}
+	w->learn_key1 = t->learn_key1;
+	w->deleted_key1 = t->deleted_key1;
+}
+
 /*
  * Write a stage: the records of finished pushes, the "published" marks of
  * acknowledged outcomes and the fetch of ready events, in that order (a
@@ -310,34 +341,12 @@ static void stage_send(pb_pipeline_t *pl)
 		free(views);
 		return;
 	}
-	task_t *t = pl->to_record.head;
-	for (size_t i = 0; i < rec_skip; i++)
-		t = t->next;
-	for (size_t i = 0; i < nrec; i++, t = t->next) {
-		w[i].account = pl_task_mark_account(t);
-		w[i].won = pl_task_mark_won(t);
-		w[i].event_id = pl_task_mark_id(t);
-		w[i].outcome = pb_outcome_name(t->outcome);
-		w[i].reason = pl_reason_name_or_null(t->reason);
-		w[i].http_status = (int)t->job.http_status;
-		w[i].attempts = t->job.attempts;
-		w[i].write_order = t->write_order;
-		w[i].set_created = t->set_created;
-		w[i].set_deleted = t->set_deleted;
-		if (t->ev && t->write_order) {
-			w[i].has_version = t->ev->has_version;
-			w[i].version = t->ev->version;
-			w[i].occurred_ms = t->ev->occurred_ms;
-			w[i].pushed = t->dec_set ? t->dec.pushed_after : NULL;
-		}
-		w[i].learn_key1 = t->learn_key1;
-		w[i].deleted_key1 = t->deleted_key1;
-	}
+	task_t *t = nth(pl->to_record.head, rec_skip);
+	for (size_t i = 0; i < nrec; i++, t = t->next)
+		write_of(t, &w[i]);
 	for (size_t i = 0; i < nmark; i++)
 		refs[i] = pl->pubmarks[mark_skip + i].ref;
-	t = pl->ready.head;
-	for (size_t i = 0; i < fetch_skip; i++)
-		t = t->next;
+	t = nth(pl->ready.head, fetch_skip);
 	for (size_t i = 0; i < nfetch; i++, t = t->next) {
 		views[i].account = pl_task_mark_account(t);
 		views[i].won = pl_task_mark_won(t);

@@ -213,10 +213,9 @@ void pl_task_finish(pb_pipeline_t *pl, task_t *t)
 	if (!t->abandoned && p && pb_track_done(p->track, t->offset, &commit)) {
 		if (p->assigned)
 			pl_store_offset(pl, p, commit);
-		else if (commit > p->carry)
-			/* revoked while its outcome was on its way: not ours
-			 * to commit, but where to resume if it comes back */
-			p->carry = commit;
+		else /* revoked while its outcome was on its way: not ours
+		      * to commit, but where to resume if it comes back */
+			p->carry = pl_carry_raise(p->carry, commit);
 	}
 	if (t->needs_publish_mark && !t->abandoned)
 		pl_pubmark_add(pl, t);
