@@ -325,9 +325,36 @@ typedef struct {
 
 /* ---- task.c ---- */
 
-void pl_list_push(tlist_t *l, task_t *t);
-task_t *pl_list_pop(tlist_t *l);
-task_t *pl_task_of(pb_orderq_link_t *l);
+/* The stage lists and the order queues' links, on every event's path:
+ * inline, so that the split into files costs no call. */
+static inline void pl_list_push(tlist_t *l, task_t *t)
+{
+	t->next = NULL;
+	if (l->tail)
+		l->tail->next = t;
+	else
+		l->head = t;
+	l->tail = t;
+	l->n++;
+}
+
+static inline task_t *pl_list_pop(tlist_t *l)
+{
+	task_t *t = l->head;
+	if (!t)
+		return NULL;
+	l->head = t->next;
+	if (!l->head)
+		l->tail = NULL;
+	l->n--;
+	t->next = NULL;
+	return t;
+}
+
+static inline task_t *pl_task_of(pb_orderq_link_t *l)
+{
+	return (task_t *)l; /* the link is a task's first member */
+}
 void pl_key_release(pb_pipeline_t *pl, task_t *t);
 const task_t *pl_key_twin(const task_t *t);
 void pl_task_free(pb_pipeline_t *pl, task_t *t);

@@ -16,35 +16,6 @@
 
 const char *const pl_src_names[2] = {"orders", "inbound"};
 
-void pl_list_push(tlist_t *l, task_t *t)
-{
-	t->next = NULL;
-	if (l->tail)
-		l->tail->next = t;
-	else
-		l->head = t;
-	l->tail = t;
-	l->n++;
-}
-
-task_t *pl_list_pop(tlist_t *l)
-{
-	task_t *t = l->head;
-	if (!t)
-		return NULL;
-	l->head = t->next;
-	if (!l->head)
-		l->tail = NULL;
-	l->n--;
-	t->next = NULL;
-	return t;
-}
-
-task_t *pl_task_of(pb_orderq_link_t *l)
-{
-	return (task_t *)l; /* the link is a task's first member */
-}
-
 /* The order's previous event is recorded: let the next one go. A task
  * whose effect is recorded stays listed with its order until its outcome is
  * acknowledged (orderq.h: publishing), so that a second copy of the same
