@@ -311,13 +311,13 @@ void pb_pipeline_destroy(pb_pipeline_t *pl)
 		free(p);
 		p = nx;
 	}
-	pl_pubmarks_drop(pl, pl->pubmarks_len);
-	free(pl->pubmarks);
+	pl_pubmarks_drop(pl, pl->stages.pubmarks_len);
+	free(pl->stages.pubmarks);
 	pb_state_destroy(pl->state);
 	free(pl->auto_admin);
 	for (size_t i = 0; pl->push_keys && i < pl->cfg->accounts_len; i++)
 		free(pl->push_keys[i]);
 	free(pl->push_keys);
-	free(pl->body_out);
+	free(pl->pub.body_out);
 	free(pl);
 }

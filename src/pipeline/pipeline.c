@@ -63,7 +63,7 @@ static int wait_budget(pb_pipeline_t *pl, bool consume, int wait_ms, bool *busy)
 {
 	int pub_wait = pl_publish_wait_ms(pl);
 	*busy = pub_wait == 0 ||
-		(pl_stage_wanted(pl) && pl->nflights < MAX_FLIGHTS);
+		(pl_stage_wanted(pl) && pl->stages.nflights < MAX_FLIGHTS);
 	if (pub_wait > 0 && pub_wait < wait_ms)
 		wait_ms = pub_wait;
 	/* records left in the consumer's queue wake nobody: the queue
@@ -232,7 +232,8 @@ static pb_err_t subscribe(pb_pipeline_t *pl, char *errstr, size_t errstr_size)
 static bool all_done(pb_pipeline_t *pl)
 {
 	return pl->opts.exit_on_eof && pl->alive == 0 && pl_all_eof(pl) &&
-	       rd_kafka_outq_len(pl->producer) == 0 && pl->pubmarks_len == 0;
+	       rd_kafka_outq_len(pl->producer) == 0 &&
+	       pl->stages.pubmarks_len == 0;
 }
 
 static void log_progress(pb_pipeline_t *pl)

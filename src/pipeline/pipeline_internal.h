@@ -223,6 +223,33 @@ typedef struct {
 	int64_t spent_ms; /* the loop's time writing it */
 } stage_t;
 
+/* The Redis stages' own state (stages.c). */
+typedef struct pl_stages {
+	stage_t flights[MAX_FLIGHTS]; /* written, oldest first */
+	size_t nflights;
+	uint64_t stage_seq;   /* stages written */
+	uint64_t applied_seq; /* stages applied (or given up) */
+	/* "published" marks of acknowledged outcomes, not written yet */
+	pubmark_t *pubmarks;
+	size_t pubmarks_len, pubmarks_cap;
+} pl_stages_t;
+
+/* Publishing's own state (publish.c). */
+typedef struct pl_publish {
+	/* pl_publish_stage's pace: nothing before publish_hold_until (the
+	 * producer's queue was full), the earliest retry due at
+	 * publish_next_at */
+	int64_t publish_hold_until, publish_next_at;
+	/* per outcome topic (REC_*): a permanent error its metadata showed
+	 * after a record timed out, and when it was asked (topic_refusal) */
+	rd_kafka_resp_err_t refusal[2];
+	int64_t refusal_at[2];
+	/* the last push response body and its JSON text in outcome records:
+	 * every event of a batch carries the same body */
+	char body_src[sizeof(((pb_push_job_t *)0)->body_start)];
+	char *body_out;
+} pl_publish_t;
+
 struct pb_pipeline {
 	const pb_config_t *cfg;
 	pb_metrics_t *m;
@@ -239,24 +266,14 @@ struct pb_pipeline {
 	pb_orderq_t *orders; /* per-order queues (orderq.h) */
 
 	tlist_t ready, to_record, to_publish;
-	/* pl_publish_stage's pace: nothing before publish_hold_until (the
-	 * producer's queue was full), the earliest retry due at
-	 * publish_next_at */
-	int64_t publish_hold_until, publish_next_at;
+	pl_stages_t stages; /* stages.c */
+	pl_publish_t pub;   /* publish.c */
 	/* the largest record (key + value + headers) the producer takes
 	 * (its message.max.bytes less framing, produce.h) */
 	size_t record_max;
-	/* per outcome topic (REC_*): a permanent error its metadata showed
-	 * after a record timed out, and when it was asked (topic_refusal) */
-	rd_kafka_resp_err_t refusal[2];
-	int64_t refusal_at[2];
 	/* the producer or consumer hit a fatal error: stop, exit 1 */
 	bool fatal;
 	char fatal_msg[1024];
-	stage_t flights[MAX_FLIGHTS]; /* written, oldest first */
-	size_t nflights;
-	uint64_t stage_seq;   /* stages written */
-	uint64_t applied_seq; /* stages applied (or given up) */
 	/* acknowledged tasks kept listed with their order while a stage
 	 * written before their "published" mark is in flight (pl_task_finish)
 	 */
@@ -268,9 +285,6 @@ struct pb_pipeline {
 	int64_t revoke_deadline;
 	bool stopping;	  /* the shutdown grace period is spent */
 	uint64_t assigns; /* assignments received */
-
-	pubmark_t *pubmarks;
-	size_t pubmarks_len, pubmarks_cap;
 
 	int *auto_admin; /* per account: -1 configured, 0, 1 */
 	int64_t auto_admin_at;
@@ -291,11 +305,7 @@ struct pb_pipeline {
 	double prefetch_max_bytes, prefetch_max_msgs, avg_record;
 	bool wake_armed;
 	int64_t lag_at;
-	int64_t full_since; /* when alive reached maxPending; 0: not full */
-	/* the last push response body and its JSON text in outcome records:
-	 * every event of a batch carries the same body */
-	char body_src[sizeof(((pb_push_job_t *)0)->body_start)];
-	char *body_out;
+	int64_t full_since;  /* when alive reached maxPending; 0: not full */
 	int ready_metric;    /* last value of PB_M_READY; -1 unset */
 	int64_t redis_ok_at; /* last successful Redis round trip */
 

@@ -43,17 +43,17 @@ static void count_outcome(pb_pipeline_t *pl, task_t *t)
  * else the text as a string; cached for the next event of the batch. */
 static const char *body_text(pb_pipeline_t *pl, const char *body_start)
 {
-	if (pl->body_out && strcmp(pl->body_src, body_start) == 0)
-		return pl->body_out;
+	if (pl->pub.body_out && strcmp(pl->pub.body_src, body_start) == 0)
+		return pl->pub.body_out;
 	json_t *body = json_loads(body_start, 0, NULL);
 	if (!body)
 		body = json_string(body_start);
 	char *out = body ? pb_jt_dumps(body, false) : NULL;
 	json_decref(body);
-	free(pl->body_out);
-	pl->body_out = out ? out : strdup("null");
-	pb_strlcpy(pl->body_src, body_start, sizeof(pl->body_src));
-	return pl->body_out ? pl->body_out : "null";
+	free(pl->pub.body_out);
+	pl->pub.body_out = out ? out : strdup("null");
+	pb_strlcpy(pl->pub.body_src, body_start, sizeof(pl->pub.body_src));
+	return pl->pub.body_out ? pl->pub.body_out : "null";
 }
 
 /* t's outcome record as record.h builds it; ts holds processedAt */
@@ -201,8 +201,8 @@ void pl_publish_task(pb_pipeline_t *pl, task_t *t)
 		return;
 	t->publishing = true;
 	pl_list_push(&pl->to_publish, t);
-	if (t->retry_at < pl->publish_next_at)
-		pl->publish_next_at = t->retry_at;
+	if (t->retry_at < pl->pub.publish_next_at)
+		pl->pub.publish_next_at = t->retry_at;
 }
 
 void pl_producer_fatal(pb_pipeline_t *pl, rd_kafka_t *rk)
@@ -302,10 +302,10 @@ static bool produce_task(pb_pipeline_t *pl, task_t *t)
 static rd_kafka_resp_err_t topic_refusal(pb_pipeline_t *pl, int rec)
 {
 	int64_t now = pb_mono_ms();
-	if (pl->refusal_at[rec] && now - pl->refusal_at[rec] < 5000)
-		return pl->refusal[rec];
-	pl->refusal_at[rec] = now;
-	pl->refusal[rec] = RD_KAFKA_RESP_ERR_NO_ERROR;
+	if (pl->pub.refusal_at[rec] && now - pl->pub.refusal_at[rec] < 5000)
+		return pl->pub.refusal[rec];
+	pl->pub.refusal_at[rec] = now;
+	pl->pub.refusal[rec] = RD_KAFKA_RESP_ERR_NO_ERROR;
 	rd_kafka_topic_t *rkt =
 	    rd_kafka_topic_new(pl->producer, rec_topic(pl, rec), NULL);
 	if (!rkt)
@@ -315,11 +315,11 @@ static rd_kafka_resp_err_t topic_refusal(pb_pipeline_t *pl, int rec)
 		RD_KAFKA_RESP_ERR_NO_ERROR &&
 	    md->topic_cnt == 1 &&
 	    pb_produce_classify(md->topics[0].err) == PB_PRODUCE_PERMANENT)
-		pl->refusal[rec] = md->topics[0].err;
+		pl->pub.refusal[rec] = md->topics[0].err;
 	if (md)
 		rd_kafka_metadata_destroy(md);
 	rd_kafka_topic_destroy(rkt);
-	return pl->refusal[rec];
+	return pl->pub.refusal[rec];
 }
 
 /* @locality: inside rd_kafka_poll(producer) on the pipeline thread. */
@@ -373,9 +373,9 @@ static void log_event(const task_t *t)
 void pl_publish_stage(pb_pipeline_t *pl)
 {
 	int64_t now = pb_mono_ms();
-	if (now < pl->publish_hold_until || pl->fatal)
+	if (now < pl->pub.publish_hold_until || pl->fatal)
 		return;
-	pl->publish_next_at = INT64_MAX;
+	pl->pub.publish_next_at = INT64_MAX;
 	task_t *prev = NULL, *t = pl->to_publish.head;
 	while (t) {
 		task_t *nx = t->next;
@@ -388,8 +388,8 @@ void pl_publish_stage(pb_pipeline_t *pl)
 					pl_task_free(pl, t);
 				/* else freed by its last delivery report */
 			} else {
-				if (t->retry_at < pl->publish_next_at)
-					pl->publish_next_at = t->retry_at;
+				if (t->retry_at < pl->pub.publish_next_at)
+					pl->pub.publish_next_at = t->retry_at;
 				prev = t;
 			}
 			t = nx;
@@ -410,15 +410,15 @@ void pl_publish_stage(pb_pipeline_t *pl)
 		}
 		if (!produce_task(pl, t)) {
 			/* the queue drains as delivery reports come in */
-			pl->publish_hold_until = now + 10;
-			pl->publish_next_at = now + 10;
+			pl->pub.publish_hold_until = now + 10;
+			pl->pub.publish_next_at = now + 10;
 			return;
 		}
 		if (t->to_produce) {
 			/* backing off (or the producer failed fatally: the
 			 * task stays listed for pb_pipeline_destroy) */
-			if (t->retry_at < pl->publish_next_at)
-				pl->publish_next_at = t->retry_at;
+			if (t->retry_at < pl->pub.publish_next_at)
+				pl->pub.publish_next_at = t->retry_at;
 			prev = t;
 			t = nx;
 			continue;
@@ -436,9 +436,9 @@ int pl_publish_wait_ms(const pb_pipeline_t *pl)
 {
 	if (!pl->to_publish.n || pl->fatal)
 		return -1;
-	int64_t at = pl->publish_next_at > pl->publish_hold_until
-			 ? pl->publish_next_at
-			 : pl->publish_hold_until;
+	int64_t at = pl->pub.publish_next_at > pl->pub.publish_hold_until
+			 ? pl->pub.publish_next_at
+			 : pl->pub.publish_hold_until;
 	int64_t d = at - pb_mono_ms();
 	return d <= 0 ? 0 : d > 10000 ? 10000 : (int)d;
 }

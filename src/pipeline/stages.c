@@ -16,17 +16,18 @@
 
 void pl_pubmark_add(pb_pipeline_t *pl, task_t *t)
 {
-	if (pl->pubmarks_len >= PUBLISH_MARK_MAX)
+	if (pl->stages.pubmarks_len >= PUBLISH_MARK_MAX)
 		return; /* bounded: a lost mark only re-publishes on replay */
-	if (pl->pubmarks_len == pl->pubmarks_cap) {
-		size_t nc = pl->pubmarks_cap ? pl->pubmarks_cap * 2 : 256;
-		pubmark_t *n = realloc(pl->pubmarks, nc * sizeof(*n));
+	if (pl->stages.pubmarks_len == pl->stages.pubmarks_cap) {
+		size_t nc =
+		    pl->stages.pubmarks_cap ? pl->stages.pubmarks_cap * 2 : 256;
+		pubmark_t *n = realloc(pl->stages.pubmarks, nc * sizeof(*n));
 		if (!n)
 			return;
-		pl->pubmarks = n;
-		pl->pubmarks_cap = nc;
+		pl->stages.pubmarks = n;
+		pl->stages.pubmarks_cap = nc;
 	}
-	pubmark_t *p = &pl->pubmarks[pl->pubmarks_len++];
+	pubmark_t *p = &pl->stages.pubmarks[pl->stages.pubmarks_len++];
 	p->account = strdup(pl_task_mark_account(t));
 	p->won = strdup(pl_task_mark_won(t));
 	p->event_id = strdup(pl_task_mark_id(t));
@@ -45,14 +46,15 @@ void pl_pubmark_add(pb_pipeline_t *pl, task_t *t)
 void pl_pubmarks_drop(pb_pipeline_t *pl, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		free(pl->pubmarks[i].account);
-		free(pl->pubmarks[i].won);
-		free(pl->pubmarks[i].event_id);
+		free(pl->stages.pubmarks[i].account);
+		free(pl->stages.pubmarks[i].won);
+		free(pl->stages.pubmarks[i].event_id);
 	}
 	if (n) {
-		memmove(pl->pubmarks, pl->pubmarks + n,
-			(pl->pubmarks_len - n) * sizeof(*pl->pubmarks));
-		pl->pubmarks_len -= n;
+		memmove(pl->stages.pubmarks, pl->stages.pubmarks + n,
+			(pl->stages.pubmarks_len - n) *
+			    sizeof(*pl->stages.pubmarks));
+		pl->stages.pubmarks_len -= n;
 	}
 }
 
@@ -232,10 +234,10 @@ static void overlap_work(pb_pipeline_t *pl, overlap_t *o)
 /* Free the tasks held back for stages up to seq (see pl_task_finish). */
 static void free_lingering(pb_pipeline_t *pl, uint64_t seq)
 {
-	if (seq > pl->applied_seq)
-		pl->applied_seq = seq;
+	if (seq > pl->stages.applied_seq)
+		pl->stages.applied_seq = seq;
 	while (pl->lingering.head &&
-	       pl->lingering.head->linger_seq <= pl->applied_seq)
+	       pl->lingering.head->linger_seq <= pl->stages.applied_seq)
 		pl_task_free(pl, pl_list_pop(&pl->lingering));
 }
 
@@ -253,8 +255,8 @@ static void stage_discard(pb_pipeline_t *pl, stage_t *s)
 /* Forget every stage in flight (their replies are lost). */
 void pl_stages_discard(pb_pipeline_t *pl)
 {
-	while (pl->nflights)
-		stage_discard(pl, &pl->flights[--pl->nflights]);
+	while (pl->stages.nflights)
+		stage_discard(pl, &pl->stages.flights[--pl->stages.nflights]);
 }
 
 /* What the stages in flight carry: the first *nrec of to_record, *nmark
@@ -263,10 +265,10 @@ static void in_flight(const pb_pipeline_t *pl, size_t *nrec, size_t *nmark,
 		      size_t *nfetch)
 {
 	*nrec = *nmark = *nfetch = 0;
-	for (size_t i = 0; i < pl->nflights; i++) {
-		*nrec += pl->flights[i].nrec;
-		*nmark += pl->flights[i].nmark;
-		*nfetch += pl->flights[i].nfetch;
+	for (size_t i = 0; i < pl->stages.nflights; i++) {
+		*nrec += pl->stages.flights[i].nrec;
+		*nmark += pl->stages.flights[i].nmark;
+		*nfetch += pl->stages.flights[i].nfetch;
 	}
 }
 
@@ -275,7 +277,7 @@ bool pl_stage_wanted(const pb_pipeline_t *pl)
 {
 	size_t nrec, nmark, nfetch;
 	in_flight(pl, &nrec, &nmark, &nfetch);
-	return pl->to_record.n > nrec || pl->pubmarks_len > nmark ||
+	return pl->to_record.n > nrec || pl->stages.pubmarks_len > nmark ||
 	       pl->ready.n > nfetch;
 }
 
@@ -319,12 +321,12 @@ static void write_of(const task_t *t, pb_state_write_t *w)
  */
 static void stage_send(pb_pipeline_t *pl)
 {
-	if (pl->nflights == MAX_FLIGHTS || !pl_redis_may_try(pl))
+	if (pl->stages.nflights == MAX_FLIGHTS || !pl_redis_may_try(pl))
 		return;
 	size_t rec_skip, mark_skip, fetch_skip;
 	in_flight(pl, &rec_skip, &mark_skip, &fetch_skip);
 	size_t nrec = pl->to_record.n - rec_skip;
-	size_t nmark = pl->pubmarks_len - mark_skip;
+	size_t nmark = pl->stages.pubmarks_len - mark_skip;
 	size_t nfetch = pl->ready.n - fetch_skip;
 	if (nrec + nmark + nfetch == 0)
 		return;
@@ -345,7 +347,7 @@ static void stage_send(pb_pipeline_t *pl)
 	for (size_t i = 0; i < nrec; i++, t = t->next)
 		write_of(t, &w[i]);
 	for (size_t i = 0; i < nmark; i++)
-		refs[i] = pl->pubmarks[mark_skip + i].ref;
+		refs[i] = pl->stages.pubmarks[mark_skip + i].ref;
 	t = nth(pl->ready.head, fetch_skip);
 	for (size_t i = 0; i < nfetch; i++, t = t->next) {
 		views[i].account = pl_task_mark_account(t);
@@ -353,7 +355,7 @@ static void stage_send(pb_pipeline_t *pl)
 		views[i].event_id = pl_task_mark_id(t);
 		views[i].key1 = t->in ? t->in->key1 : NULL;
 	}
-	stage_t *s = &pl->flights[pl->nflights];
+	stage_t *s = &pl->stages.flights[pl->stages.nflights];
 	memset(s, 0, sizeof(*s));
 	char err[512];
 	const char *what = "record";
@@ -382,18 +384,18 @@ static void stage_send(pb_pipeline_t *pl)
 		memset(s, 0, sizeof(*s));
 		return;
 	}
-	s->seq = ++pl->stage_seq;
+	s->seq = ++pl->stages.stage_seq;
 	s->nrec = nrec;
 	s->nmark = nmark;
 	s->nfetch = nfetch;
 	s->views = views;
 	s->spent_ms = pb_mono_ms() - started;
-	pl->nflights++;
+	pl->stages.nflights++;
 }
 
 static bool stage_ready(pb_pipeline_t *pl)
 {
-	const stage_t *s = &pl->flights[0];
+	const stage_t *s = &pl->stages.flights[0];
 	pb_state_call_t calls[3] = {s->crec, s->cmark, s->cfetch};
 	return pb_state_ready(pl->state, calls, 3);
 }
@@ -409,16 +411,17 @@ static bool stage_ready(pb_pipeline_t *pl)
  */
 static bool stage_apply(pb_pipeline_t *pl, bool wait)
 {
-	if (!pl->nflights)
+	if (!pl->stages.nflights)
 		return false;
 	if (!wait) {
 		pb_state_pump(pl->state);
 		if (!stage_ready(pl))
 			return false;
 	}
-	stage_t st = pl->flights[0];
-	pl->nflights--;
-	memmove(pl->flights, pl->flights + 1, pl->nflights * sizeof(st));
+	stage_t st = pl->stages.flights[0];
+	pl->stages.nflights--;
+	memmove(pl->stages.flights, pl->stages.flights + 1,
+		pl->stages.nflights * sizeof(st));
 	char err[512];
 	int64_t started = pb_mono_ms();
 	const char *what = "record";
@@ -498,22 +501,22 @@ void pl_stage_settle(pb_pipeline_t *pl)
 void pl_pubmark_stage(pb_pipeline_t *pl)
 {
 	pl_stage_settle(pl);
-	if (!pl->pubmarks_len || !pl_redis_may_try(pl))
+	if (!pl->stages.pubmarks_len || !pl_redis_may_try(pl))
 		return;
-	pb_state_ref_t *refs = calloc(pl->pubmarks_len, sizeof(*refs));
+	pb_state_ref_t *refs = calloc(pl->stages.pubmarks_len, sizeof(*refs));
 	if (!refs)
 		return;
-	for (size_t i = 0; i < pl->pubmarks_len; i++)
-		refs[i] = pl->pubmarks[i].ref;
+	for (size_t i = 0; i < pl->stages.pubmarks_len; i++)
+		refs[i] = pl->stages.pubmarks[i].ref;
 	char err[512];
 	int64_t started = pb_mono_ms();
-	pb_err_t e = pb_state_mark_published(pl->state, refs, pl->pubmarks_len,
-					     err, sizeof(err));
+	pb_err_t e = pb_state_mark_published(
+	    pl->state, refs, pl->stages.pubmarks_len, err, sizeof(err));
 	free(refs);
 	if (e) {
 		pl_redis_failed(pl, "mark published", err);
 		return;
 	}
 	pl_redis_ok(pl, started);
-	pl_pubmarks_drop(pl, pl->pubmarks_len);
+	pl_pubmarks_drop(pl, pl->stages.pubmarks_len);
 }

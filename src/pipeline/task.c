@@ -190,12 +190,12 @@ void pl_task_finish(pb_pipeline_t *pl, task_t *t)
 	}
 	if (t->needs_publish_mark && !t->abandoned)
 		pl_pubmark_add(pl, t);
-	if (pl->nflights) {
+	if (pl->stages.nflights) {
 		/* A stage in flight may fetch a second copy of t's event, and
 		 * its replies show t's mark as "done": t stays listed with its
 		 * order until they are applied, so the copy is a duplicate.
 		 * Later stages write t's "published" mark before they fetch. */
-		t->linger_seq = pl->stage_seq;
+		t->linger_seq = pl->stages.stage_seq;
 		pl_list_push(&pl->lingering, t);
 		return;
 	}
