@@ -22,7 +22,7 @@ python3 -c 'import yaml' 2>/dev/null || { echo "python3-yaml not found" >&2; exi
 python3 - "$src" "$out" <<'PY'
 import json, pathlib, re, sys, yaml
 src, out = map(pathlib.Path, sys.argv[1:3])
-known = set(re.findall(r'#define PB_M_\w+\s+"([a-z0-9_]+)"', (src / "src/metrics.h").read_text()))
+known = set(re.findall(r'#define PB_M_\w+[\s\\]+"([a-z0-9_]+)"', (src / "src/metrics.h").read_text()))
 known |= set(re.findall(r'"(process_[a-z_]+)"', (src / "src/procstat.c").read_text()))
 names = re.compile(r'\b((?:pruvan_bridge|process)_[a-z0-9_]+)\b')
 bad = 0
