@@ -102,8 +102,9 @@ size_t pb_metrics_series_count(pb_metrics_t *m);
  * constants. Label keys are listed after each name; values must stay
  * low-cardinality (accounts, reasons, status classes: never ids).
  */
-#define PB_M_SERIES_DROPPED "pruvan_bridge_metrics_series_dropped_total" /* -  \
-									  */
+#define PB_M_SERIES_DROPPED                                                    \
+	"pruvan_bridge_metrics_series_dropped_total" /* -                      \
+						      */
 #define PB_M_EVENTS_CONSUMED                                                   \
 	"pruvan_bridge_events_consumed_total" /* source,account */
 #define PB_M_OUTCOMES                                                          \

@@ -37,7 +37,7 @@
 typedef struct pb_pipeline pb_pipeline_t;
 
 typedef struct pb_pipeline_opts {
-	bool exit_on_eof;  /* stop once every assigned partition is drained */
+	bool exit_on_eof; /* stop once every assigned partition is drained */
 	volatile sig_atomic_t *stop_flag; /* set by SIGTERM/SIGINT */
 } pb_pipeline_opts_t;
 
