@@ -1,12 +1,12 @@
 # Command line (pb_cli: the option tables, the parser and the help texts,
 # pure) and `explain` (pb_explain: the rules' decision for given events,
 # described as a table or JSON; reads Redis only with --with-state).
-add_library(pb_cli STATIC src/cli.c)
+add_library(pb_cli STATIC src/cli/cli.c)
 target_include_directories(pb_cli PUBLIC ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(pb_cli PUBLIC pb_base)
 pb_unit_test(test_cli tests/unit/test_cli.c pb_cli)
 
-add_library(pb_explain STATIC src/explain.c)
+add_library(pb_explain STATIC src/cli/explain.c)
 target_include_directories(pb_explain PUBLIC ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(pb_explain PUBLIC pb_rules pb_state pb_config pb_base
                       PkgConfig::JANSSON)
@@ -18,7 +18,7 @@ pb_unit_test(test_config_check tests/unit/test_config_check.c pb_kafka_conf)
 # The back office's Kafka headers through outcome, DLQ and replay
 # (pb_headers), and Schema Registry framing on input records (in the same
 # small library: both are what the worker does with a record's envelope).
-add_library(pb_headers STATIC src/headers.c src/framing.c)
+add_library(pb_headers STATIC src/io/headers.c src/io/framing.c)
 target_include_directories(pb_headers PUBLIC ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(pb_headers PUBLIC pb_base PkgConfig::RDKAFKA)
 pb_unit_test(test_headers tests/unit/test_headers.c pb_headers)
@@ -32,7 +32,7 @@ endfunction()
 pb_after_modules(pb_cli_link_it)
 
 # The configuration reference: docs/configuration.md and
-# docs/schemas/config.schema.json generated from src/config.c. The test
+# docs/schemas/config.schema.json generated from src/config/config.c. The test
 # regenerates both into the build tree and diffs them against the
 # committed files, then validates config/*.json, config/examples/*.json and
 # the deploy ConfigMap's config.json against the schema and checks each

@@ -2,12 +2,12 @@
 # Redis connections (TCP, unix, TLS with OpenSSL, ACL users, Sentinel);
 # the configuration parses redis.url with it.
 find_package(OpenSSL REQUIRED)
-add_library(pb_redis_conn STATIC src/redis_conn.c src/redis_cluster.c)
+add_library(pb_redis_conn STATIC src/io/redis_conn.c src/io/redis_cluster.c)
 target_include_directories(pb_redis_conn PUBLIC ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(pb_redis_conn PUBLIC pb_base PkgConfig::HIREDIS
   PkgConfig::CURL OpenSSL::SSL OpenSSL::Crypto)
 
-add_library(pb_config STATIC src/config.c)
+add_library(pb_config STATIC src/config/config.c)
 target_include_directories(pb_config PUBLIC ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(pb_config PUBLIC pb_base pb_redis_conn PkgConfig::JANSSON)
 
@@ -17,7 +17,7 @@ target_compile_definitions(test_config PRIVATE
   PB_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 
 # The "kafka" section applied per kind of librdkafka client.
-add_library(pb_kafka_conf STATIC src/kafka_conf.c src/kafka_client.c src/oidc.c)
+add_library(pb_kafka_conf STATIC src/config/kafka_conf.c src/io/kafka_client.c src/config/oidc.c)
 target_link_libraries(pb_kafka_conf PUBLIC pb_config PkgConfig::RDKAFKA
                       PkgConfig::CURL)
 pb_unit_test(test_kafka_conf tests/unit/test_kafka_conf.c pb_kafka_conf)

@@ -1,11 +1,11 @@
 # Worker core: offset tracking, Redis state, Pruvan pusher, pipeline.
-add_library(pb_tracker STATIC src/tracker.c)
+add_library(pb_tracker STATIC src/pipeline/tracker.c)
 target_link_libraries(pb_tracker PUBLIC pb_base)
 pb_unit_test(test_tracker tests/unit/test_tracker.c pb_tracker)
 
-add_library(pb_state STATIC src/state.c)
+add_library(pb_state STATIC src/io/state.c)
 target_link_libraries(pb_state PUBLIC pb_base pb_config pb_redis_conn PkgConfig::HIREDIS PkgConfig::JANSSON)
 
-add_library(pb_pusher STATIC src/pusher.c src/push_body.c)
+add_library(pb_pusher STATIC src/io/pusher.c src/io/push_body.c)
 target_link_libraries(pb_pusher PUBLIC pb_base PkgConfig::CURL PkgConfig::JANSSON)
 pb_unit_test(test_push_body tests/unit/test_push_body.c pb_pusher)

@@ -2,11 +2,11 @@
 # exposes /metrics, /healthz and /readyz (pb_ops, libmicrohttpd on its own
 # thread). pb_metrics has no dependency beyond pthreads and libm so every
 # module can link it.
-add_library(pb_metrics STATIC src/metrics.c src/kstats.c src/procstat.c)
+add_library(pb_metrics STATIC src/ops/metrics.c src/ops/kstats.c src/ops/procstat.c)
 target_include_directories(pb_metrics PUBLIC ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(pb_metrics PUBLIC pb_base Threads::Threads m)
 
-add_library(pb_ops STATIC src/ops.c)
+add_library(pb_ops STATIC src/ops/ops.c)
 target_include_directories(pb_ops PUBLIC ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(pb_ops PUBLIC pb_metrics pb_base PkgConfig::MHD
                       Threads::Threads)

@@ -15,7 +15,7 @@ add_custom_command(
   COMMENT "Generating the status table from spec/status-matrix.csv"
   VERBATIM)
 
-set(PB_RULES_SOURCES src/rules.c src/rules_event.c src/rules_dates.c
+set(PB_RULES_SOURCES src/rules/rules.c src/rules/rules_event.c src/rules/rules_dates.c
     ${PB_STATUS_TABLE_C})
 add_library(pb_rules STATIC ${PB_RULES_SOURCES})
 target_include_directories(pb_rules PUBLIC ${PROJECT_SOURCE_DIR}/src)

@@ -3,7 +3,7 @@
 # produce.c: producer error classes and record size bounds; SHA-256 of the
 # parts an outcome record carries truncated comes from OpenSSL's libcrypto.
 pkg_check_modules(LIBCRYPTO REQUIRED IMPORTED_TARGET libcrypto)
-add_library(pb_produce STATIC src/produce.c)
+add_library(pb_produce STATIC src/io/produce.c)
 target_link_libraries(pb_produce PUBLIC pb_base PkgConfig::RDKAFKA PkgConfig::LIBCRYPTO)
 
 # The pipeline's pure parts: the outcome record's text and the DLQ copy's
@@ -19,16 +19,16 @@ pb_unit_test(test_carry tests/unit/test_carry.c pb_pipeline_pure)
 add_library(pb_pipeline STATIC src/pipeline/build.c src/pipeline/consume.c
   src/pipeline/decide.c src/pipeline/offsets.c src/pipeline/pipeline.c
   src/pipeline/publish.c src/pipeline/rebalance.c src/pipeline/stages.c
-  src/pipeline/task.c src/fetchwake.c)
+  src/pipeline/task.c src/io/fetchwake.c)
 target_include_directories(pb_pipeline PRIVATE ${PROJECT_SOURCE_DIR}/src/pipeline)
 target_link_libraries(pb_pipeline PUBLIC pb_headers pb_pipeline_pure)
 target_link_libraries(pb_pipeline PUBLIC pb_kafka_conf pb_base pb_tracker pb_orderq pb_state pb_pusher
   pb_rules pb_metrics pb_produce PkgConfig::RDKAFKA PkgConfig::CURL PkgConfig::JANSSON Threads::Threads)
 
-add_library(pb_replay STATIC src/replay.c)
+add_library(pb_replay STATIC src/cli/replay.c)
 target_link_libraries(pb_replay PUBLIC pb_headers pb_kafka_conf pb_base pb_config PkgConfig::RDKAFKA)
 
-add_executable(pruvan-bridge src/main.c)
+add_executable(pruvan-bridge src/cli/main.c)
 target_compile_definitions(pruvan-bridge PRIVATE PB_VERSION="${PROJECT_VERSION}")
 target_link_libraries(pruvan-bridge PRIVATE pb_cli pb_explain pb_pipeline pb_replay pb_watch pb_ops
   pb_relay pb_metrics pb_config pb_state pb_base PkgConfig::RDKAFKA PkgConfig::CURL Threads::Threads)
@@ -41,7 +41,7 @@ option(PB_JEMALLOC "Link pruvan-bridge against jemalloc when available" ON)
 if(PB_JEMALLOC AND NOT PB_SANITIZE)
   pkg_check_modules(JEMALLOC QUIET IMPORTED_TARGET jemalloc)
   if(JEMALLOC_FOUND)
-    target_sources(pruvan-bridge PRIVATE src/alloc_conf.c)
+    target_sources(pruvan-bridge PRIVATE src/core/alloc_conf.c)
     target_link_libraries(pruvan-bridge PRIVATE PkgConfig::JEMALLOC)
   else()
     message(STATUS "jemalloc not found (libjemalloc-dev): pruvan-bridge uses the libc allocator")

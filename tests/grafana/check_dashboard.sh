@@ -10,8 +10,8 @@
 #    parses them all.
 # 2. The PrometheusRule's groups under deploy/ go through promtool too.
 # 3. Every metric a query names (histogram suffixes aside) is one the
-#    worker declares: a PB_M_* name in src/metrics.h or a process_* one of
-#    src/procstat.c, so a renamed metric cannot leave a panel empty.
+#    worker declares: a PB_M_* name in src/ops/metrics.h or a process_* one of
+#    src/ops/procstat.c, so a renamed metric cannot leave a panel empty.
 # Exit 77 (skipped) without promtool or PyYAML.
 set -euo pipefail
 src=$1 out=$2
@@ -22,8 +22,8 @@ python3 -c 'import yaml' 2>/dev/null || { echo "python3-yaml not found" >&2; exi
 python3 - "$src" "$out" <<'PY'
 import json, pathlib, re, sys, yaml
 src, out = map(pathlib.Path, sys.argv[1:3])
-known = set(re.findall(r'#define PB_M_\w+[\s\\]+"([a-z0-9_]+)"', (src / "src/metrics.h").read_text()))
-known |= set(re.findall(r'"(process_[a-z_]+)"', (src / "src/procstat.c").read_text()))
+known = set(re.findall(r'#define PB_M_\w+[\s\\]+"([a-z0-9_]+)"', (src / "src/ops/metrics.h").read_text()))
+known |= set(re.findall(r'"(process_[a-z_]+)"', (src / "src/ops/procstat.c").read_text()))
 names = re.compile(r'\b((?:pruvan_bridge|process)_[a-z0-9_]+)\b')
 bad = 0
 def check_names(where, expr):

@@ -2707,7 +2707,7 @@ json_t *pb_config_reference(char *errstr, size_t errstr_size)
 				report_add(&rep, path,
 					   "a table row without a "
 					   "description: add one to key_docs "
-					   "in src/config.c");
+					   "in src/config/config.c");
 		}
 	if (rep.count || rep.nomem) {
 		report_emit(&rep, errstr, errstr_size);
