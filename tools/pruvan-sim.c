@@ -112,7 +112,7 @@ struct server {
 	pthread_cond_t cond;
 	bool stopping;
 	bool accept_json_default; /* --accept-json */
-	bool accept_json;         /* now; guarded by mu */
+	bool accept_json;	  /* now; guarded by mu */
 };
 
 /* How a push body carries its work orders (by its Content-Type). */
@@ -278,8 +278,8 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind,
 
 /* The field workOrders of a multipart/form-data body (malloc'd, *out_len),
  * or NULL when absent or the body cannot be read. */
-static char *multipart_work_orders(struct MHD_Connection *c,
-				   struct request *rq, size_t *out_len)
+static char *multipart_work_orders(struct MHD_Connection *c, struct request *rq,
+				   size_t *out_len)
 {
 	struct mp_field f = {0};
 	struct MHD_PostProcessor *pp =
@@ -345,7 +345,8 @@ static json_t *read_work_orders(struct MHD_Connection *c, struct request *rq,
 					   : "");
 		return NULL;
 	}
-	json_t *doc = pb_json_load(text, len, 0, &jerr); /* json_loadb, faster */
+	json_t *doc =
+	    pb_json_load(text, len, 0, &jerr); /* json_loadb, faster */
 	free(owned);
 	if (!doc) {
 		snprintf(err, err_size, "invalid JSON: %s (line %d)", jerr.text,
@@ -493,8 +494,8 @@ static enum MHD_Result handle_settings(struct server *srv,
 		bool v = json_is_true(aj);
 		json_decref(spec);
 		if (!ok)
-			return respond_error(c, 400,
-					     "expected {\"acceptJson\": true|false}");
+			return respond_error(
+			    c, 400, "expected {\"acceptJson\": true|false}");
 		pthread_mutex_lock(&srv->mu);
 		srv->accept_json = v;
 		pthread_mutex_unlock(&srv->mu);

@@ -123,8 +123,8 @@ static bool fault_applies(const pb_sim_fault_t *f, const json_t *work_orders)
 	json_t *o;
 	json_array_foreach(work_orders, i, o)
 	{
-		const char *won = json_string_value(
-		    json_object_get(o, "workOrderNumber"));
+		const char *won =
+		    json_string_value(json_object_get(o, "workOrderNumber"));
 		if (won && strcmp(won, f->work_order) == 0)
 			return true;
 	}

@@ -40,11 +40,11 @@ typedef enum pb_sim_fault_kind {
 typedef struct pb_sim_fault {
 	pb_sim_fault_kind_t kind;
 	int64_t count;
-	int status;	     /* FAIL */
-	int64_t retry_after; /* RATE_LIMIT, seconds */
-	int64_t hold_ms;     /* TIMEOUT */
-	bool close;	     /* TIMEOUT: close without answering */
-	char error[256];     /* ERROR_NEXT */
+	int status;	      /* FAIL */
+	int64_t retry_after;  /* RATE_LIMIT, seconds */
+	int64_t hold_ms;      /* TIMEOUT */
+	bool close;	      /* TIMEOUT: close without answering */
+	char error[256];      /* ERROR_NEXT */
 	char work_order[128]; /* "": any request; else only requests whose
 				 workOrders name this workOrderNumber */
 } pb_sim_fault_t;

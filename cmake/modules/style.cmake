@@ -16,3 +16,6 @@ if(NOT PB_SANITIZE)
   set_tests_properties(style_tidy PROPERTIES LABELS style
                        SKIP_RETURN_CODE 77)
 endif()
+add_test(NAME style_format
+  COMMAND ${PROJECT_SOURCE_DIR}/tests/style/format.sh ${PROJECT_SOURCE_DIR})
+set_tests_properties(style_format PROPERTIES LABELS style SKIP_RETURN_CODE 77)

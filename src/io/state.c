@@ -31,12 +31,12 @@ struct pb_state {
 	char *prefix;
 	int64_t ttl;
 	int timeout_ms;
-	int min_replicas;    /* a commit waits for that many (WAIT) */
+	int min_replicas; /* a commit waits for that many (WAIT) */
 	int wait_timeout_ms;
 	pb_rconn_t *c;
-	uint64_t conn_id;     /* which connection c is (replies belong to one) */
-	size_t outstanding;   /* replies queued on c and not read yet */
-	bool unflushed;       /* commands appended and not written yet */
+	uint64_t conn_id;   /* which connection c is (replies belong to one) */
+	size_t outstanding; /* replies queued on c and not read yet */
+	bool unflushed;	    /* commands appended and not written yet */
 	uint64_t round_trips;
 	/* replies read ahead by pb_state_pump, oldest at got[got_head] */
 	redisReply **got;
@@ -126,8 +126,8 @@ static pb_err_t ensure_conn_step(pb_state_t *st, pb_rc_fail_t *fail,
 		*fail = PB_RC_OK;
 	if (st->c)
 		return PB_OK;
-	pb_err_t err = pb_redis_dial(st->redis, &st->c, fail, errstr,
-				     errstr_size);
+	pb_err_t err =
+	    pb_redis_dial(st->redis, &st->c, fail, errstr, errstr_size);
 	if (err)
 		return err;
 	st->conn_id++;
@@ -141,8 +141,8 @@ static pb_err_t ensure_conn(pb_state_t *st, char *errstr, size_t errstr_size)
 
 pb_err_t pb_state_new_redis(const pb_redis_opts_t *opts, const char *prefix,
 			    int64_t ttl_seconds, int min_replicas,
-			    int wait_timeout_ms, pb_state_t **out,
-			    char *errstr, size_t errstr_size)
+			    int wait_timeout_ms, pb_state_t **out, char *errstr,
+			    size_t errstr_size)
 {
 	pb_state_t *st = calloc(1, sizeof(*st));
 	if (!st)
@@ -154,9 +154,9 @@ pb_err_t pb_state_new_redis(const pb_redis_opts_t *opts, const char *prefix,
 	st->wait_timeout_ms = wait_timeout_ms > 0 ? wait_timeout_ms : 1000;
 	pb_redis_opts_t o = *opts;
 	o.timeout_ms = st->timeout_ms;
-	pb_err_t err = st->prefix ? pb_redis_new(&o, &st->redis, errstr,
-						 errstr_size)
-				  : PB_ERR_NOMEM;
+	pb_err_t err = st->prefix
+			   ? pb_redis_new(&o, &st->redis, errstr, errstr_size)
+			   : PB_ERR_NOMEM;
 	if (err) {
 		pb_state_destroy(st);
 		return err;
@@ -175,8 +175,7 @@ pb_err_t pb_state_new(const char *url, const char *prefix, int64_t ttl_seconds,
 }
 
 pb_err_t pb_state_new_config(const pb_config_t *cfg, int timeout_ms,
-			     pb_state_t **out, char *errstr,
-			     size_t errstr_size)
+			     pb_state_t **out, char *errstr, size_t errstr_size)
 {
 	pb_redis_opts_t o = {
 	    .url = cfg->redis_url,
@@ -196,11 +195,10 @@ pb_err_t pb_state_new_config(const pb_config_t *cfg, int timeout_ms,
 	    .timeout_ms = timeout_ms,
 	};
 	pb_state_t *st = NULL;
-	pb_err_t err = pb_state_new_redis(&o, cfg->redis_key_prefix,
-					  cfg->dedupe_ttl_seconds,
-					  cfg->redis_min_replicas,
-					  cfg->redis_wait_timeout_ms, &st,
-					  errstr, errstr_size);
+	pb_err_t err = pb_state_new_redis(
+	    &o, cfg->redis_key_prefix, cfg->dedupe_ttl_seconds,
+	    cfg->redis_min_replicas, cfg->redis_wait_timeout_ms, &st, errstr,
+	    errstr_size);
 	if (err)
 		return err;
 	/* A certificate refused now is refused on every retry: fatal at
@@ -211,8 +209,8 @@ pb_err_t pb_state_new_config(const pb_config_t *cfg, int timeout_ms,
 		if (ensure_conn_step(st, &fail, e, sizeof(e)) &&
 		    fail == PB_RC_TLS_VERIFY) {
 			pb_state_destroy(st);
-			return pb_errf(errstr, errstr_size, PB_ERR_CONFIG,
-				       "%s", e);
+			return pb_errf(errstr, errstr_size, PB_ERR_CONFIG, "%s",
+				       e);
 		}
 	}
 	*out = st;
@@ -258,9 +256,9 @@ uint64_t pb_state_round_trips(const pb_state_t *st)
 typedef struct {
 	pb_jtext_t out; /* finished commands */
 	pb_jtext_t cur; /* the arguments of the open command */
-	int argc;       /* of the open command */
+	int argc;	/* of the open command */
 	bool open;
-	size_t n;       /* commands, the open one included */
+	size_t n; /* commands, the open one included */
 } pipeline_t;
 
 static void pl_close(pipeline_t *pl)
@@ -698,8 +696,8 @@ pb_err_t pb_state_fetch_recv(pb_state_t *st, const pb_state_call_t *call,
 		v->key1_deleted = false;
 		if (v->key1) {
 			redisReply *s = r[k++];
-			v->key1_deleted = s->type == REDIS_REPLY_INTEGER &&
-					  s->integer == 1;
+			v->key1_deleted =
+			    s->type == REDIS_REPLY_INTEGER && s->integer == 1;
 		}
 	}
 out:
@@ -827,14 +825,16 @@ pb_err_t pb_state_write_recv(pb_state_t *st, const pb_state_call_t *call,
 	err = replies_check(r, call->replies, errstr, errstr_size);
 	if (!err && call->wait) {
 		redisReply *w = r[call->replies - 1];
-		long long got = w->type == REDIS_REPLY_INTEGER ? w->integer : -1;
+		long long got =
+		    w->type == REDIS_REPLY_INTEGER ? w->integer : -1;
 		if (got < st->min_replicas)
-			err = pb_errf(errstr, errstr_size, PB_ERR_REDIS,
-				      "a commit reached %lld of the %d "
-				      "replicas redis.minReplicas asks for "
-				      "within %d ms (redis.waitTimeoutMs); "
-				      "held and retried", got,
-				      st->min_replicas, st->wait_timeout_ms);
+			err =
+			    pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+				    "a commit reached %lld of the %d "
+				    "replicas redis.minReplicas asks for "
+				    "within %d ms (redis.waitTimeoutMs); "
+				    "held and retried",
+				    got, st->min_replicas, st->wait_timeout_ms);
 	}
 	replies_free(r, call->replies);
 	return err;
@@ -896,9 +896,8 @@ pb_err_t pb_state_get_auto_admin(pb_state_t *st, const char *const *accounts,
 	err = replies_check(r, nr, errstr, errstr_size);
 	if (!err)
 		for (size_t i = 0; i < n; i++) {
-			const char *s = r[i]->type == REDIS_REPLY_STRING
-						? r[i]->str
-						: NULL;
+			const char *s =
+			    r[i]->type == REDIS_REPLY_STRING ? r[i]->str : NULL;
 			out[i] = !s ? -1 : strcmp(s, "on") == 0 ? 1 : 0;
 		}
 	replies_free(r, nr);
@@ -1004,7 +1003,8 @@ pb_err_t pb_state_get_push_keys(pb_state_t *st, const char *const *accounts,
 	return err;
 }
 
-/* ---- getWorkOrders --------------------------------------------------------- */
+/* ---- getWorkOrders ---------------------------------------------------------
+ */
 
 void pb_state_changed_free(pb_state_changed_t *c, size_t n)
 {
@@ -1028,8 +1028,8 @@ void pb_state_cursor_clear(pb_state_cursor_t *cur)
 /* ZRANGEBYSCORE ix min until WITHSCORES LIMIT skip count. */
 static pb_err_t changed_members(pb_state_t *st, const char *account,
 				int64_t min_ms, int64_t until_ms, size_t skip,
-				size_t count, redisReply ***r_out,
-				char *errstr, size_t errstr_size)
+				size_t count, redisReply ***r_out, char *errstr,
+				size_t errstr_size)
 {
 	pipeline_t pl = {0};
 	pl_cmd(&pl);
@@ -1077,17 +1077,15 @@ static bool before_cursor(const pb_state_cursor_t *cur, int64_t score,
  */
 static pb_err_t next_members(pb_state_t *st, const char *account,
 			     int64_t since_ms, int64_t until_ms,
-			     pb_state_cursor_t *cur, size_t count,
-			     char **names, size_t *n, char *errstr,
-			     size_t errstr_size)
+			     pb_state_cursor_t *cur, size_t count, char **names,
+			     size_t *n, char *errstr, size_t errstr_size)
 {
 	*n = 0;
 	int64_t min = cur->started ? cur->score : since_ms;
 	for (size_t skip = 0;; skip += count) {
 		redisReply **r = NULL;
-		pb_err_t err = changed_members(st, account, min, until_ms,
-					       skip, count, &r, errstr,
-					       errstr_size);
+		pb_err_t err = changed_members(st, account, min, until_ms, skip,
+					       count, &r, errstr, errstr_size);
 		if (err)
 			return err;
 		redisReply *a = r[0];
@@ -1137,8 +1135,8 @@ pb_err_t pb_state_changed_page(pb_state_t *st, const char *account,
 		return pb_errf(errstr, errstr_size, PB_ERR_NOMEM,
 			       "out of memory");
 	size_t n = 0;
-	pb_err_t err = next_members(st, account, since_ms, until_ms, cur,
-				    count, names, &n, errstr, errstr_size);
+	pb_err_t err = next_members(st, account, since_ms, until_ms, cur, count,
+				    names, &n, errstr, errstr_size);
 	pipeline_t pl = {0};
 	for (size_t i = 0; !err && i < n; i++) {
 		pl_cmd(&pl);
@@ -1156,8 +1154,8 @@ pb_err_t pb_state_changed_page(pb_state_t *st, const char *account,
 	if (!err && n)
 		err = replies_check(r, n, errstr, errstr_size);
 	if (!err && n && !(c = calloc(n, sizeof(*c))))
-		err = pb_errf(errstr, errstr_size, PB_ERR_NOMEM,
-			      "out of memory");
+		err =
+		    pb_errf(errstr, errstr_size, PB_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; !err && i < n; i++) {
 		const char *p = elem_str(r[i], 1);
 		if (!p || elem_i64(r[i], 0, 0) == 1)

@@ -66,7 +66,7 @@ typedef struct pb_state pb_state_t;
 typedef struct pb_state_call {
 	size_t replies; /* 0: nothing was sent, the recv succeeds at once */
 	uint64_t conn;
-	bool wait;      /* the last reply is WAIT's (redis.minReplicas) */
+	bool wait; /* the last reply is WAIT's (redis.minReplicas) */
 } pb_state_call_t;
 
 pb_err_t pb_state_flush(pb_state_t *st, char *errstr, size_t errstr_size);
@@ -92,8 +92,8 @@ pb_err_t pb_state_new(const char *url, const char *prefix, int64_t ttl_seconds,
  * until that many replicas have it, or fail as retriable. */
 pb_err_t pb_state_new_redis(const pb_redis_opts_t *opts, const char *prefix,
 			    int64_t ttl_seconds, int min_replicas,
-			    int wait_timeout_ms, pb_state_t **out,
-			    char *errstr, size_t errstr_size);
+			    int wait_timeout_ms, pb_state_t **out, char *errstr,
+			    size_t errstr_size);
 /* From the configuration's redis section. With TLS it connects at once: a
  * certificate or host name that fails verification is PB_ERR_CONFIG (fatal
  * at start; retrying cannot heal it). Other connection failures are left
@@ -124,11 +124,11 @@ typedef struct pb_state_view {
 	char mark_reason[64];
 	int mark_http;
 	int mark_attempts;
-	bool exists;           /* the order hash exists */
+	bool exists;		/* the order hash exists */
 	pb_order_state_t order; /* order.pushed points into pushed_text */
 	char *pushed_text;	/* owned, may be NULL */
-	char *key1_learned;    /* owned, may be NULL */
-	bool key1_deleted;     /* key1 is in the account's deleted set */
+	char *key1_learned;	/* owned, may be NULL */
+	bool key1_deleted;	/* key1 is in the account's deleted set */
 } pb_state_view_t;
 
 /* Release what a view owns (not the view itself). */
@@ -156,9 +156,9 @@ typedef struct pb_state_write {
 	bool set_deleted;
 	bool has_version;
 	int64_t version;
-	int64_t occurred_ms;   /* 0: leave */
-	const char *pushed;    /* the last pushed fields' text; NULL: leave */
-	const char *learn_key1;   /* set k1 if not set yet */
+	int64_t occurred_ms;	/* 0: leave */
+	const char *pushed;	/* the last pushed fields' text; NULL: leave */
+	const char *learn_key1; /* set k1 if not set yet */
 	const char *deleted_key1; /* add to the account's deleted set */
 } pb_state_write_t;
 
