@@ -220,6 +220,18 @@ void pl_producer_fatal(pb_pipeline_t *pl, rd_kafka_t *rk)
 		 why[0] ? why : "unknown", rd_kafka_err2name(e));
 }
 
+/* One log line about a record of t that Kafka did not take: what
+ * happens next (msg), the topic, the source offset, librdkafka's error,
+ * the event and its traceparent. */
+static void log_produce(pb_log_level_t level, const char *msg, const task_t *t,
+			const char *topic, const char *off,
+			rd_kafka_resp_err_t err)
+{
+	pb_log(level, msg, "topic", topic, "source_offset", off, "error",
+	       rd_kafka_err2str(err), "eventId", pl_task_event_id(t),
+	       TRACEPARENT_KV(t), NULL);
+}
+
 /* Record rec of t met err (class c, not full and not fatal): set it up to
  * be produced again, after a backoff or in a smaller form; or give it up. */
 static void produce_failed(pb_pipeline_t *pl, task_t *t, int rec,
@@ -233,36 +245,31 @@ static void produce_failed(pb_pipeline_t *pl, task_t *t, int rec,
 		t->retry_at = pb_mono_ms() + ms;
 		t->to_produce |= 1u << rec;
 		atomic_store(&pl->ready_kafka, 0);
-		pb_log(PB_LOG_ERROR,
-		       "cannot write a record to Kafka; trying "
-		       "again after a backoff (check that the brokers are "
-		       "reachable)",
-		       "topic", topic, "source_offset", off, "error",
-		       rd_kafka_err2str(err), "eventId", pl_task_event_id(t),
-		       TRACEPARENT_KV(t), NULL);
+		log_produce(PB_LOG_ERROR,
+			    "cannot write a record to Kafka; trying "
+			    "again after a backoff (check that the brokers are "
+			    "reachable)",
+			    t, topic, off, err);
 		return;
 	}
 	t->form[rec]++;
 	if (t->form[rec] < FORM_NONE) {
 		t->to_produce |= 1u << rec;
-		pb_log(PB_LOG_WARN,
-		       "the topic refused a record; writing a "
-		       "minimal form of it instead (check the topic's "
-		       "max.message.bytes and ACLs)",
-		       "topic", topic, "source_offset", off, "error",
-		       rd_kafka_err2str(err), "eventId", pl_task_event_id(t),
-		       TRACEPARENT_KV(t), NULL);
+		log_produce(PB_LOG_WARN,
+			    "the topic refused a record; writing a "
+			    "minimal form of it instead (check the topic's "
+			    "max.message.bytes and ACLs)",
+			    t, topic, off, err);
 		return;
 	}
 	t->to_produce &= ~(1u << rec);
-	pb_log(PB_LOG_ERROR,
-	       "the topic refused even the minimal form of a "
-	       "record; it is dropped so that its partition goes on (create "
-	       "the topic, grant the worker write access to it, or raise its "
-	       "max.message.bytes)",
-	       "topic", topic, "source_offset", off, "error",
-	       rd_kafka_err2str(err), "eventId", pl_task_event_id(t),
-	       TRACEPARENT_KV(t), NULL);
+	log_produce(
+	    PB_LOG_ERROR,
+	    "the topic refused even the minimal form of a "
+	    "record; it is dropped so that its partition goes on (create "
+	    "the topic, grant the worker write access to it, or raise its "
+	    "max.message.bytes)",
+	    t, topic, off, err);
 }
 
 /* Produce what t still has to produce. False when the producer's queue is
