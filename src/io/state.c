@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "jtext.h"
+#include "outcome.h"
 #include "redis_conn.h"
 #include "util.h"
 
@@ -80,16 +81,34 @@ static char *key_mark(const pb_state_t *st, const char *a, const char *w,
 
 /* A mark's value: "S|OUTCOME|REASON|HTTP|ATTEMPTS" (state.h). Outcomes and
  * reasons are the worker's own identifiers, never containing '|'. */
+/* The stored form of an outcome or a reason: its code (outcome.h) when it
+ * has one, else the name as it is (a reason the table does not know). */
+static const char *mark_code(const char *name, bool outcome, char *buf)
+{
+	pb_outcome_t o;
+	pb_reason_t r;
+	size_t n = name ? strlen(name) : 0;
+	if (!n)
+		return "";
+	if (outcome ? pb_outcome_parse(name, n, &o)
+		    : pb_reason_parse(name, n, &r)) {
+		pb_i64_text(buf, outcome ? (int64_t)o : (int64_t)r);
+		return buf;
+	}
+	return name;
+}
+
+/* "S|OUTCOME|REASON|HTTP|ATTEMPTS", outcome and reason as codes. */
 static char *mark_value(char s, const char *outcome, const char *reason,
 			int http_status, int attempts)
 {
-	char h[24], a[24];
+	char h[24], a[24], oc[24], rc[24];
 	pb_i64_text(h, http_status);
 	pb_i64_text(a, attempts);
 	const char *p[] = {s == 'P' ? "P|" : "D|",
-			   outcome ? outcome : "",
+			   mark_code(outcome, true, oc),
 			   "|",
-			   reason ? reason : "",
+			   mark_code(reason, false, rc),
 			   "|",
 			   h,
 			   "|",
@@ -615,6 +634,21 @@ static void span_copy(char *dst, size_t size, const char *f, size_t n)
 	dst[n] = '\0';
 }
 
+/* A mark's outcome or reason field into its name: a code (this build) or
+ * a name (earlier builds, and reasons without a code) reads back alike. */
+static void mark_name(char *out, size_t size, const char *f, size_t len,
+		      bool outcome)
+{
+	pb_outcome_t o;
+	pb_reason_t r;
+	if (outcome && pb_outcome_parse(f, len, &o))
+		pb_strlcpy(out, pb_outcome_name(o), size);
+	else if (!outcome && len && pb_reason_parse(f, len, &r))
+		pb_strlcpy(out, pb_reason_name(r), size);
+	else
+		span_copy(out, size, f, len);
+}
+
 /* Fill v's mark from its value (mark_value); an unknown state leaves it
  * PB_MARK_NONE. Missing fields read as empty or 0. */
 static void mark_parse(const char *s, size_t n, pb_state_view_t *v)
@@ -634,8 +668,8 @@ static void mark_parse(const char *s, size_t n, pb_state_view_t *v)
 	if (len[0] != 1 || (s[0] != 'P' && s[0] != 'D'))
 		return;
 	v->mark = s[0] == 'P' ? PB_MARK_PUBLISHED : PB_MARK_DONE;
-	span_copy(v->mark_outcome, sizeof(v->mark_outcome), f[1], len[1]);
-	span_copy(v->mark_reason, sizeof(v->mark_reason), f[2], len[2]);
+	mark_name(v->mark_outcome, sizeof(v->mark_outcome), f[1], len[1], true);
+	mark_name(v->mark_reason, sizeof(v->mark_reason), f[2], len[2], false);
 	char num[24];
 	int64_t x;
 	span_copy(num, sizeof(num), f[3], len[3]);

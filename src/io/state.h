@@ -8,8 +8,10 @@
  *                     k1 (Key1 learned from relayed data)
  *   P{A/W}:m:ID       string, the event's mark
  * "S|OUTCOME|REASON|HTTP|ATTEMPTS": S "D" (effect done, outcome not yet
- * acknowledged) or "P" (outcome published), the outcome, its reason (may be
- * empty), the last HTTP status and the push attempts; expires after
+ * acknowledged) or "P" (outcome published), the outcome and its reason
+ * as their codes (outcome.h; a reason without a code, and the marks of
+ * earlier builds, as names: both read back), the last HTTP status and the
+ * push attempts; expires after
  * dedupe.ttlSeconds. One SET EX writes it and one GET reads it (the hash marks
  *                     P{A/W}:e:ID of earlier builds took HSET + EXPIRE
  *                     and a five-field HMGET; they are no longer read and

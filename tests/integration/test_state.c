@@ -21,6 +21,7 @@
 #include <hiredis/hiredis.h>
 
 #include "harness.h"
+#include "outcome.h"
 #include "state.h"
 
 static pb_state_t *st;
@@ -52,6 +53,23 @@ static long long redis_int(const char *cmd)
 		redisReply *r = redisCommand(c, cmd);
 		if (r && r->type == REDIS_REPLY_INTEGER)
 			v = r->integer;
+		freeReplyObject(r);
+	}
+	redisFree(c);
+	return v;
+}
+
+/* A string or status reply of a command sent straight to Redis (owned);
+ * NULL on error or another type. */
+static char *redis_str(const char *cmd)
+{
+	redisContext *c = redisConnect("127.0.0.1", h_redis_port());
+	char *v = NULL;
+	if (c && !c->err) {
+		redisReply *r = redisCommand(c, cmd);
+		if (r && (r->type == REDIS_REPLY_STRING ||
+			  r->type == REDIS_REPLY_STATUS))
+			v = strdup(r->str);
 		freeReplyObject(r);
 	}
 	redisFree(c);
@@ -160,8 +178,26 @@ static void recorded_order_reads_back(void **state)
 	assert_mark(&v2, PB_MARK_PUBLISHED, "rejected", "order_deleted", 422,
 		    3);
 	pb_state_view_clear(&v2);
-	/* one string key per mark, expiring */
+	/* one string key per mark, expiring, holding codes, not names */
 	assert_true(redis_int("TTL t:{acme/WO-1}:m:e-1b") > 0);
+	char *raw = redis_str("GET t:{acme/WO-1}:m:e-1b");
+	assert_non_null(raw);
+	char want[64];
+	snprintf(want, sizeof(want), "P|%d|%d|422|3", (int)PB_OUTCOME_REJECTED,
+		 (int)PB_REASON_ORDER_DELETED);
+	assert_string_equal(raw, want);
+	free(raw);
+	/* a mark written by an earlier build (names) reads back alike */
+	raw =
+	    redis_str("SET t:{acme/WO-1}:m:e-old P|created|stale|200|2 EX 60");
+	assert_non_null(raw);
+	assert_string_equal(raw, "OK");
+	free(raw);
+	pb_state_view_t v3 = {
+	    .account = "acme", .won = "WO-1", .event_id = "e-old"};
+	assert_int_equal(fetch1(&v3, err, sizeof(err)), PB_OK);
+	assert_mark(&v3, PB_MARK_PUBLISHED, "created", "stale", 200, 2);
+	pb_state_view_clear(&v3);
 	h_end();
 }
 
