@@ -143,6 +143,22 @@ static inline json_t *relay_creds(void)
 			 "env:PB_IT_RELAY_TOKEN");
 }
 
+/* The configuration the relay suites share, written to config.json of the
+ * test's directory: acme (internal, user jsmith, deletes allowed) with its
+ * relay credentials, media under the test's media/. The media folder's
+ * path into media, the file's into cfg. */
+static inline void write_acme_relay_config(char *media, size_t media_size,
+					   char *cfg, size_t size)
+{
+	h_path(media, media_size, "media");
+	json_t *ov = relay_config(
+	    media, json_pack("{s:{s:s, s:[s], s:b, s:o}}", "acme", "mode",
+			     "internal", "users", "jsmith", "allowDeletes", 1,
+			     "relay", relay_creds()));
+	assert_int_equal(h_write_config("config.json", ov, cfg, size), 0);
+	json_decref(ov);
+}
+
 static inline bool exists(const char *path)
 {
 	struct stat st;

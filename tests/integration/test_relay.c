@@ -57,16 +57,8 @@ static void relay_calls_end_to_end(void **state)
 {
 	(void)state;
 	h_begin("relay_calls_end_to_end");
-	char media[512];
-	h_path(media, sizeof(media), "media");
-	json_t *ov = relay_config(
-	    media, json_pack("{s:{s:s, s:[s], s:b, s:o}}", "acme", "mode",
-			     "internal", "users", "jsmith", "allowDeletes", 1,
-			     "relay", relay_creds()));
-	char cfg[512];
-	assert_int_equal(h_write_config("config.json", ov, cfg, sizeof(cfg)),
-			 0);
-	json_decref(ov);
+	char media[512], cfg[512];
+	write_acme_relay_config(media, sizeof(media), cfg, sizeof(cfg));
 	h_worker_t *w = h_worker_run("worker", cfg, false);
 	assert_non_null(w);
 	int port = relay_port(w);

@@ -58,16 +58,8 @@ static void relay_get_work_orders(void **state)
 {
 	(void)state;
 	h_begin("relay_get_work_orders");
-	char media[512];
-	h_path(media, sizeof(media), "media");
-	json_t *ov = relay_config(
-	    media, json_pack("{s:{s:s, s:[s], s:b, s:o}}", "acme", "mode",
-			     "internal", "users", "jsmith", "allowDeletes", 1,
-			     "relay", relay_creds()));
-	char cfg[512];
-	assert_int_equal(h_write_config("config.json", ov, cfg, sizeof(cfg)),
-			 0);
-	json_decref(ov);
+	char media[512], cfg[512];
+	write_acme_relay_config(media, sizeof(media), cfg, sizeof(cfg));
 	int r1, o1, r2, o2;
 	h_worker_t *w1 = learned_worker("w1", cfg, &r1, &o1);
 	h_worker_t *w2 = learned_worker("w2", cfg, &r2, &o2);
