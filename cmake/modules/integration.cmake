@@ -53,8 +53,7 @@ endif()
 
 # Suites that race real timeouts against injected broker errors or a
 # shutdown grace period (message.timeout.ms 1000, a 1.5 s grace) run
-# alone: under a loaded machine it_test_relay_pushkey saw a replica not
-# exit after its grace period.
+# alone, so that a loaded machine does not stretch them past their bounds.
 foreach(t it_test_rel_produce it_test_relay_pushkey)
   if(TARGET ${t})
     set_tests_properties(${t} PROPERTIES RUN_SERIAL TRUE)

@@ -254,10 +254,23 @@ static void drain_held(pb_pipeline_t *pl, int64_t deadline)
 	while (pl->alive > 0 && pb_mono_ms() < deadline && !kafka_fatal(pl)) {
 		pb_pusher_flush(pl->pusher);
 		pl_step(pl, false, 10);
+		/* the group may rebalance meanwhile (another member left or
+		 * joined): its callbacks are served, and a revoke is finished
+		 * within the same grace period. Left unserved, librdkafka's
+		 * close finds the assignment still changing and aborts
+		 * (rd_kafka_cgrp_terminated: assignment in progress). */
+		pl_serve_group(pl, 0);
+		if (pl->revoking && pl->revoke_deadline > deadline)
+			pl->revoke_deadline = deadline;
+		pl_revoke_drain(pl);
 	}
 	/* the grace period is spent: a revoke from here on (the close, a
 	 * rejoin) hands back what is held instead of waiting again */
 	pl->stopping = true;
+	/* and one still recorded is finished now: librdkafka holds the
+	 * rebalance until it is, and rd_kafka_consumer_close would wait for
+	 * it forever */
+	pl_revoke_drain(pl);
 	rd_kafka_flush(pl->producer, 5000);
 	rd_kafka_poll(pl->producer, 0);
 	pl_pubmark_stage(pl);
@@ -269,6 +282,32 @@ static void drain_held(pb_pipeline_t *pl, int64_t deadline)
 		       "handed back and will be redone by the next owner",
 		       "events", n, NULL);
 	}
+}
+
+/* Close the consumer through its own queue, served here until it is
+ * closed: a rebalance already queued on it when the close begins reaches
+ * the callback too. (rd_kafka_consumer_close waits on a queue of its own
+ * and leaves it unserved; librdkafka 2.0.2 then aborts in
+ * rd_kafka_cgrp_terminated, "assignment in progress".) Bounded, so that a
+ * close that never completes cannot keep the worker from exiting. */
+static void consumer_close_served(pb_pipeline_t *pl)
+{
+	rd_kafka_error_t *e =
+	    rd_kafka_consumer_close_queue(pl->consumer, pl->cq);
+	if (!e) {
+		int64_t until = pb_mono_ms() + 30000;
+		while (!rd_kafka_consumer_closed(pl->consumer) &&
+		       pb_mono_ms() < until)
+			pl_serve_group(pl, 100);
+		if (rd_kafka_consumer_closed(pl->consumer))
+			return;
+	}
+	pb_log(PB_LOG_WARN,
+	       "cannot leave the consumer group cleanly; the group "
+	       "reassigns this worker's partitions after its session timeout",
+	       "error", e ? rd_kafka_error_string(e) : "close timed out", NULL);
+	if (e)
+		rd_kafka_error_destroy(e);
 }
 
 /* The final commit, and the consumer closed. */
@@ -284,7 +323,7 @@ static void close_consumer(pb_pipeline_t *pl, int64_t deadline)
 	snprintf(fw, sizeof(fw), "%" PRIu64, pb_fetchwake_count(pl->wake));
 	pb_fetchwake_destroy(pl->wake);
 	pl->wake = NULL;
-	rd_kafka_consumer_close(pl->consumer);
+	consumer_close_served(pl);
 	char rt[32]; /* Redis round trips made, read by bench/ */
 	snprintf(rt, sizeof(rt), "%" PRIu64, pb_state_round_trips(pl->state));
 	pb_log(PB_LOG_INFO, "stopped", "redis_round_trips", rt, "fetch_wakeups",

@@ -443,6 +443,7 @@ void pl_wake_fetcher(pb_pipeline_t *pl);
 void pl_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		     rd_kafka_topic_partition_list_t *parts, void *opaque);
 void pl_revoke_drain(pb_pipeline_t *pl);
+void pl_serve_group(pb_pipeline_t *pl, int wait_ms);
 bool pl_group_moved_on(rd_kafka_resp_err_t e);
 rd_kafka_resp_err_t pl_commit_after_rejoin(pb_pipeline_t *pl, int64_t deadline,
 					   rd_kafka_resp_err_t cerr);

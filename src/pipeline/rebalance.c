@@ -204,6 +204,18 @@ void pl_revoke_drain(pb_pipeline_t *pl)
 	rd_kafka_topic_partition_list_destroy(parts);
 }
 
+/* Serve the consumer's queue for its rebalance callbacks only, while the
+ * stop drains (partitions paused, up to wait_ms): a record that still
+ * arrives is not taken, and its offset is never stored (the next owner
+ * has it). */
+void pl_serve_group(pb_pipeline_t *pl, int wait_ms)
+{
+	rd_kafka_message_t *m[64];
+	ssize_t n = rd_kafka_consume_batch_queue(pl->cq, wait_ms, m, 64);
+	for (ssize_t i = 0; i < n; i++)
+		rd_kafka_message_destroy(m[i]);
+}
+
 /* A commit refused because the group went on to a new generation without
  * this worker's offsets (a member left or joined while it finished). */
 bool pl_group_moved_on(rd_kafka_resp_err_t e)
@@ -229,14 +241,8 @@ rd_kafka_resp_err_t pl_commit_after_rejoin(pb_pipeline_t *pl, int64_t deadline,
 		if (p->assigned && p->stored >= 0)
 			p->carry = p->stored;
 	uint64_t seen = pl->assigns;
-	while (pl->assigns == seen && pb_mono_ms() < deadline) {
-		rd_kafka_message_t *m[64];
-		ssize_t n = rd_kafka_consume_batch_queue(pl->cq, 100, m, 64);
-		/* paused; a record that still arrives is not taken, and its
-		 * offset is never stored */
-		for (ssize_t i = 0; i < n; i++)
-			rd_kafka_message_destroy(m[i]);
-	}
+	while (pl->assigns == seen && pb_mono_ms() < deadline)
+		pl_serve_group(pl, 100);
 	if (pl->assigns == seen)
 		return cerr;
 	return rd_kafka_commit(pl->consumer, NULL, 0);

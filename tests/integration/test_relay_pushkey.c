@@ -170,10 +170,72 @@ static void relay_learned_push_key(void **state)
 	h_end();
 }
 
+/* The replica holding an event that waits for its key is stopped; the
+ * other then stops too, so the group rebalances while the first drains
+ * within its grace period. The revoke it receives then is finished within
+ * that grace period (librdkafka holds the rebalance until it is, and the
+ * consumer's close waited for it forever): both exit 0, nothing pushed,
+ * no outcome. */
+static void stop_while_group_rebalances(void **state)
+{
+	(void)state;
+	h_begin("stop_while_group_rebalances");
+	char media[512];
+	h_path(media, sizeof(media), "media");
+	json_t *ov = relay_config(
+	    media, json_pack("{s:{s:s, s:[s], s:o}}", "lrn2", "pushKeyUrl",
+			     "pruvan:validate", "users", "jsmith", "relay",
+			     relay_creds()));
+	json_object_set_new(ov, "worker",
+			    json_pack("{s:i}", "shutdownGraceMs", 4000));
+	/* the leave reaches the draining replica within its grace period */
+	json_object_set_new(ov, "kafka",
+			    json_pack("{s:s}", "heartbeat.interval.ms", "100"));
+	char cfg[512];
+	assert_int_equal(h_write_config("rebalance.json", ov, cfg, sizeof(cfg)),
+			 0);
+	json_decref(ov);
+	int r1, o1, r2, o2;
+	h_worker_t *w1 = learned_worker("rb1", cfg, &r1, &o1);
+	h_worker_t *w2 = learned_worker("rb2", cfg, &r2, &o2);
+	await_assigned(w1, w2);
+	long results = h_topic_count(H_TOPIC_RESULTS);
+	json_t *ev = h_event_create("rb-c1", "lrn2", "RB-1", 1);
+	assert_int_equal(h_produce_json(H_TOPIC_ORDERS, ev, true), 0);
+	json_decref(ev);
+	const char *fl = "pruvan_bridge_in_flight_events";
+	h_worker_t *holder = NULL, *other = NULL;
+	int64_t until = pb_mono_ms() + WAIT_MS;
+	while (!holder) {
+		if (h_await_metric(o1, fl, 1, 0) >= 1)
+			holder = w1, other = w2;
+		else if (h_await_metric(o2, fl, 1, 0) >= 1)
+			holder = w2, other = w1;
+		else if (pb_mono_ms() >= until)
+			fail_msg("the event was never consumed");
+		else
+			h_nap_ms(50);
+	}
+	assert_int_equal(h_worker_signal(holder, SIGTERM), 0);
+	assert_true(
+	    h_worker_log_has(holder, "stopping: finishing in-flight", WAIT_MS));
+	assert_int_equal(h_worker_signal(other, SIGTERM), 0);
+	assert_int_equal(h_worker_wait(other, WAIT_MS), 0);
+	int rc = h_worker_wait(holder, WAIT_MS);
+	if (rc != 0)
+		h_worker_dump(holder, 30);
+	assert_int_equal(rc, 0);
+	assert_true(h_worker_log_count(holder, "partitions revoked") >= 1);
+	assert_int_equal(h_topic_count(H_TOPIC_RESULTS), results);
+	assert_int_equal(pushed_to("key-A", "RB-1"), 0);
+	h_end();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(relay_learned_push_key),
+	    cmocka_unit_test(stop_while_group_rebalances),
 	};
 	return cmocka_run_group_tests(tests, h_suite_setup, h_suite_teardown);
 }
