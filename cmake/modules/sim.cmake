@@ -1,7 +1,8 @@
 # pruvan-sim: the Pruvan simulator (tools/pruvan-sim.c, model in
-# tools/sim_state.c) and its integration test, which starts the real binary
-# on a free port and drives it over HTTP.
-add_executable(pruvan-sim tools/pruvan-sim.c tools/sim_state.c)
+# tools/sim_state.c, sim_batch.c, sim_store.c) and its integration test,
+# which starts the real binary on a free port and drives it over HTTP.
+add_executable(pruvan-sim tools/pruvan-sim.c tools/sim_state.c
+                          tools/sim_batch.c tools/sim_store.c)
 target_include_directories(pruvan-sim PRIVATE ${PROJECT_SOURCE_DIR}/src
                                               ${PROJECT_SOURCE_DIR}/tools)
 target_link_libraries(pruvan-sim PRIVATE pb_base PkgConfig::MHD
