@@ -41,7 +41,7 @@ typedef struct sim_entry {
 	char *content_type; /* NULL when missing */
 	char encoding[16];
 	char *wos; /* the workOrders value's JSON text, NULL when absent */
-	size_t wos_len;
+	size_t wos_len, wos_cap;
 	int status;
 	char *response; /* the answer's JSON text, NULL when none */
 	pb_sim_fault_kind_t fault;
@@ -64,6 +64,8 @@ struct pb_sim {
 	sim_entry_t *ring;
 	size_t max_kept, ring_head, ring_len;
 	int64_t seq;
+	char *spare; /* the dropped entry's workOrders buffer, for the next */
+	size_t spare_cap;
 
 	int64_t requests, work_orders, created, updated, deleted;
 	int64_t refused, faulted, refreshes, dropped;
@@ -134,6 +136,7 @@ void pb_sim_destroy(pb_sim_t *sim)
 		return;
 	ring_clear(sim);
 	free(sim->ring);
+	free(sim->spare);
 	json_decref(sim->reject);
 	pb_sim_store_free(sim->store);
 	pthread_mutex_destroy(&sim->mu);
@@ -346,6 +349,12 @@ static sim_entry_t *ring_next(pb_sim_t *sim)
 	sim_entry_t *e;
 	if (sim->ring_len == sim->max_kept) {
 		e = &sim->ring[sim->ring_head];
+		if (e->wos && e->wos_cap > sim->spare_cap) {
+			free(sim->spare);
+			sim->spare = e->wos;
+			sim->spare_cap = e->wos_cap;
+			e->wos = NULL;
+		}
 		entry_free(e);
 		sim->ring_head = (sim->ring_head + 1) % sim->max_kept;
 		sim->dropped++;
@@ -377,7 +386,19 @@ static pb_err_t record(pb_sim_t *sim, const pb_sim_push_t *push, int status,
 	e.api_key = dup_or_null(key);
 	e.content_type = dup_or_null(push->content_type);
 	e.response = dup_or_null(response);
-	if (b && b->present && (e.wos = malloc(b->wos_len + 1))) {
+	if (b && b->present) {
+		/* the buffer of the last dropped entry, when it fits */
+		if (sim->spare && sim->spare_cap > b->wos_len) {
+			e.wos = sim->spare;
+			e.wos_cap = sim->spare_cap;
+			sim->spare = NULL;
+			sim->spare_cap = 0;
+		} else {
+			e.wos_cap = b->wos_len + 1 + b->wos_len / 4;
+			e.wos = malloc(e.wos_cap);
+		}
+	}
+	if (e.wos) {
 		memcpy(e.wos, b->wos, b->wos_len);
 		e.wos[b->wos_len] = '\0';
 		e.wos_len = b->wos_len;
