@@ -562,6 +562,13 @@ int pb_sim_batch_read(const char *text, size_t len, pb_sim_batch_t *b,
 	return read_json(text, len, b, err, err_size);
 }
 
+int pb_sim_batch_read_json(const char *text, size_t len, pb_sim_batch_t *b,
+			   char *err, size_t err_size)
+{
+	memset(b, 0, sizeof(*b));
+	return read_json(text, len, b, err, err_size);
+}
+
 void pb_sim_batch_free(pb_sim_batch_t *b)
 {
 	for (size_t i = 0; i < b->nowned; i++)

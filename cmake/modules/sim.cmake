@@ -20,3 +20,10 @@ set_tests_properties(test_sim PROPERTIES
   ENVIRONMENT "PB_SIM=$<TARGET_FILE:pruvan-sim>;PB_FIXTURES=${PROJECT_SOURCE_DIR}/tests/fixtures"
   LABELS integration
   TIMEOUT 120)
+
+# The simulator's body scan against jansson's reading (generated and
+# mutated bodies).
+pb_unit_test(test_sim_batch tests/unit/test_sim_batch.c pb_base
+             PkgConfig::JANSSON)
+target_sources(test_sim_batch PRIVATE tools/sim_batch.c)
+target_include_directories(test_sim_batch PRIVATE ${PROJECT_SOURCE_DIR}/tools)
