@@ -6,7 +6,11 @@ Inputs are kcat dumps of the topics, made after the run:
   --results FILE  "TIMESTAMP_MS<TAB>OUTCOME_JSON" per outcome record
   --expected N    events the generator produced
 and the run's side facts (--worker-start-ms, --worker-end-ms, --time-file
-from /usr/bin/time -v, --worker-log, --sim-stats, --redis-info).
+from /usr/bin/time -v, --worker-log, --sim-stats, --redis-info). With
+several worker replicas, --time-file and --worker-log come once per
+replica: CPU and round trips are summed, peak RSS is the largest, and the
+per-replica figures are listed; --redis-info may hold several nodes'
+INFO commandstats one after the other (a Cluster), and they are summed.
 
 Fails (exit 1, a line starting "FAIL:") when the mock cluster did not keep
 every event (a partition not starting at offset 0, or fewer events than
@@ -47,8 +51,8 @@ def main():
     ap.add_argument("--expected", type=int, required=True)
     ap.add_argument("--worker-start-ms", type=int, default=0)
     ap.add_argument("--worker-end-ms", type=int, default=0)
-    ap.add_argument("--time-file")
-    ap.add_argument("--worker-log")
+    ap.add_argument("--time-file", action="append", default=[])
+    ap.add_argument("--worker-log", action="append", default=[])
     ap.add_argument("--sim-stats")
     ap.add_argument("--redis-info")
     ap.add_argument("--services-cpu")
@@ -127,24 +131,35 @@ def main():
         m["eps_wall"] = round(n / max(0.001, (last_res - a.worker_start_ms) / 1000.0))
         m["startup_ms"] = first_res - a.worker_start_ms
     if a.time_file:
-        t = open(a.time_file).read()
-        user = float(re.search(r"User time \(seconds\): ([\d.]+)", t).group(1))
-        sys_ = float(re.search(r"System time \(seconds\): ([\d.]+)", t).group(1))
-        rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", t).group(1))
-        m["cpu_s"] = round(user + sys_, 2)
-        m["cpu_s_per_1k"] = round((user + sys_) / n * 1000, 4)
-        m["peak_rss_mib"] = round(rss / 1024.0, 1)
-    if a.worker_log:
+        cpus, rsss = [], []
+        for f in a.time_file:
+            t = open(f).read()
+            user = float(re.search(r"User time \(seconds\): ([\d.]+)", t).group(1))
+            sys_ = float(re.search(r"System time \(seconds\): ([\d.]+)", t).group(1))
+            rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", t).group(1))
+            cpus.append(user + sys_)
+            rsss.append(rss / 1024.0)
+        m["replicas"] = len(cpus)
+        m["cpu_s"] = round(sum(cpus), 2)
+        m["cpu_s_per_1k"] = round(sum(cpus) / n * 1000, 4)
+        m["peak_rss_mib"] = round(max(rsss), 1)
+        if len(cpus) > 1:
+            m["replica_cpu_s"] = [round(c, 2) for c in cpus]
+            m["replica_peak_rss_mib"] = [round(r, 1) for r in rsss]
+    rts = []
+    for f in a.worker_log:
         rt = None
-        for line in open(a.worker_log):
+        for line in open(f):
             if '"redis_round_trips"' in line:
                 try:
                     rt = int(json.loads(line)["redis_round_trips"])
                 except (ValueError, KeyError):
                     pass
         if rt is not None:
-            m["redis_round_trips"] = rt
-            m["redis_rt_per_event"] = round(rt / n, 4)
+            rts.append(rt)
+    if rts:
+        m["redis_round_trips"] = sum(rts)
+        m["redis_rt_per_event"] = round(sum(rts) / n, 4)
     if a.sim_stats:
         s = json.load(open(a.sim_stats))
         m["http_requests"] = s.get("requests")
@@ -152,17 +167,23 @@ def main():
         m["work_orders_pushed"] = s.get("workOrders")
     if a.redis_info:
         calls = 0
+        nodes = 0
         for line in open(a.redis_info):
+            if line.startswith("# Commandstats"):
+                nodes += 1
             mm = re.match(r"cmdstat_(\w+):calls=(\d+)", line)
             if mm and mm.group(1) not in ("info", "ping", "flushall", "config"):
                 calls += int(mm.group(2))
         m["redis_commands"] = calls
+        m["redis_nodes"] = nodes
         m["redis_cmds_per_event"] = round(calls / n, 3)
     if a.services_cpu:
+        # summed by name: a Cluster's nodes are all redis-server
         m["services_cpu_s"] = {}
         for line in open(a.services_cpu):
             name, sec = line.split()
-            m["services_cpu_s"][name] = float(sec)
+            m["services_cpu_s"][name] = round(
+                m["services_cpu_s"].get(name, 0.0) + float(sec), 2)
     json.dump(m, sys.stdout)
     print()
 

@@ -67,6 +67,14 @@ def main():
             "peak_rss_mib": med(inst, "peak_rss_mib"),
             "outcomes": inst[0].get("outcomes"),
         }
+        # --replicas N: CPU s and peak RSS of each replica (round 1, ...)
+        # and the worker CPU above is their sum; --redis-cluster: nodes
+        for key in ("replicas", "redis_nodes"):
+            if med(inst, key) is not None:
+                s["instant"][key] = med(inst, key)
+        for key in ("replica_cpu_s", "replica_peak_rss_mib"):
+            if values(inst, key):
+                s["instant"][key] = values(inst, key)
         # CPU per event of each part of the stack, against what the whole
         # machine may spend per event at 30% of the raw pipe
         per = {"worker": round(med(inst, "cpu_s_per_1k") * 1000, 1)}

@@ -17,6 +17,11 @@
 #                     median instant-run throughput)
 #   --slow-ms MS      simulator latency of the slow scenario (50)
 #   --partitions N    partitions of the orders/results/copy topics (8)
+#   --replicas N      worker processes in one consumer group draining the
+#                     backlog of the throughput runs (1; the latency run
+#                     keeps one); per-replica CPU and RSS are reported
+#   --redis-cluster   a 3-master Redis Cluster (no replicas) instead of one
+#                     redis-server; commands and CPU summed over the nodes
 #   --enforce         exit 1 when a target is missed
 #   --out DIR         results directory (bench/results/TIMESTAMP)
 #   --bridge/--sim/--mock PATH   binaries (default: build them into
@@ -37,7 +42,7 @@ root=$PWD
 
 events=200000 orders=20000 accounts=4 runs=3 rate="" slow_ms=50 parts=8
 scenarios=instant,slow,latency enforce=0 smoke=0 out=""
-bridge="" sim="" mock=""
+bridge="" sim="" mock="" replicas=1 cluster=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) smoke=1; events=2000; orders=200; runs=1 ;;
@@ -49,16 +54,19 @@ while [ $# -gt 0 ]; do
     --rate) rate=$2; shift ;;
     --slow-ms) slow_ms=$2; shift ;;
     --partitions) parts=$2; shift ;;
+    --replicas) replicas=$2; shift ;;
+    --redis-cluster) cluster=1 ;;
     --enforce) enforce=1 ;;
     --out) out=$2; shift ;;
     --bridge) bridge=$2; shift ;;
     --sim) sim=$2; shift ;;
     --mock) mock=$2; shift ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
+[[ "$replicas" =~ ^[1-9][0-9]?$ ]] || { echo "--replicas: expected 1 to 99" >&2; exit 2; }
 if [ "$smoke" = 1 ] && [ "$scenarios" = instant,slow,latency ]; then
   scenarios=instant,latency
 fi
@@ -82,13 +90,15 @@ echo "== results in $out" >&2
 
 pids=()
 wpid=""
+wpids=()
 stop_pids() {
-  # a worker still running under /usr/bin/time (a run that failed)
-  if [ -n "$wpid" ]; then
-    kill "$(pgrep -P "$wpid")" 2>/dev/null || true
-    wait "$wpid" 2>/dev/null || true
-    wpid=""
-  fi
+  # workers still running under /usr/bin/time (a run that failed)
+  local w
+  for w in $wpid "${wpids[@]}"; do
+    kill "$(pgrep -P "$w")" 2>/dev/null || true
+    wait "$w" 2>/dev/null || true
+  done
+  wpid="" wpids=()
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   pids=()
@@ -104,15 +114,53 @@ evfile=$out/events.tsv
 python3 bench/gen_events.py --events "$events" --orders "$orders" \
   --accounts "$accounts" --out "$evfile"
 
+# start_redis_cluster DIR: three masters (slots split evenly, no
+# replicas) on free ports below 55000 (the cluster bus is port + 10000);
+# sets RPORTS. Command statistics are reset once the Cluster is whole, so
+# that INFO commandstats counts the worker's commands only.
+start_redis_cluster() {
+  local d=$1 i p addrs=()
+  RPORTS=()
+  for i in 1 2 3; do
+    p=$(free_port); while [ "$p" -gt 55000 ]; do p=$(free_port); done
+    mkdir -p "$d/redis-$i"; rm -f "$d/redis-$i/nodes.conf"
+    redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no \
+      --cluster-enabled yes --cluster-config-file nodes.conf \
+      --cluster-node-timeout 5000 --dir "$d/redis-$i" \
+      --logfile "$d/redis-$i.log" --daemonize no &
+    pids+=($!)
+    RPORTS+=("$p") addrs+=("127.0.0.1:$p")
+  done
+  for p in "${RPORTS[@]}"; do
+    for _ in $(seq 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.05; done
+  done
+  redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes \
+    >"$d/redis-cluster-create.log" 2>&1 || die "redis-cli --cluster create failed (see $d/redis-cluster-create.log)"
+  for p in "${RPORTS[@]}"; do
+    for _ in $(seq 200); do
+      redis-cli -p "$p" cluster info 2>/dev/null | grep -q 'cluster_state:ok' && break
+      sleep 0.05
+    done
+    redis-cli -p "$p" cluster info | grep -q 'cluster_state:ok' || die "Redis Cluster not ok on port $p"
+  done
+  for p in "${RPORTS[@]}"; do redis-cli -p "$p" config resetstat >/dev/null; done
+  REDIS_CFG="\"url\": \"redis://127.0.0.1:${RPORTS[0]}/0\", \"cluster\": {\"nodes\": [$(printf '"%s",' "${addrs[@]}" | sed 's/,$//')]}"
+}
+
 # start_stack DIR SIM_LATENCY_MS: Redis, mock cluster, simulator; sets BS,
-# RPORT, SIMURL.
+# RPORTS (one port, or the Cluster's three), SIMURL.
 start_stack() {
   local d=$1 lat=$2
   rm -f "$d/bootstrap" "$d/sim.port" # a reused --out must not hand us old ports
-  RPORT=$(free_port)
-  redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no \
-    --logfile "$d/redis.log" --daemonize no &
-  pids+=($!)
+  if [ "$cluster" = 1 ]; then
+    start_redis_cluster "$d"
+  else
+    RPORTS=("$(free_port)")
+    redis-server --port "${RPORTS[0]}" --bind 127.0.0.1 --save '' --appendonly no \
+      --logfile "$d/redis.log" --daemonize no &
+    pids+=($!)
+    REDIS_CFG="\"url\": \"redis://127.0.0.1:${RPORTS[0]}/0\""
+  fi
   "$mock" --topic pruvan.orders:"$parts" --topic pruvan.inbound:1 \
     --topic pruvan.results:"$parts" --topic pruvan.dlq:1 \
     --topic bench.copy:"$parts" --bootstrap-file "$d/bootstrap" \
@@ -122,7 +170,7 @@ start_stack() {
     --max-kept 1000 2>"$d/sim.log" &
   pids+=($!)
   await_file "$d/bootstrap"; await_file "$d/sim.port"
-  for _ in $(seq 100); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+  for _ in $(seq 100); do redis-cli -p "${RPORTS[0]}" ping >/dev/null 2>&1 && break; sleep 0.05; done
   BS=$(cat "$d/bootstrap")
   SIMURL="http://127.0.0.1:$(cat "$d/sim.port")"
   cat >"$d/config.json" <<EOF
@@ -130,7 +178,7 @@ start_stack() {
   "kafka": {"bootstrap.servers": "$BS", "group.id": "pruvan-bridge-bench",
             "session.timeout.ms": "6000", "heartbeat.interval.ms": "1000",
             "compression.codec": "lz4"${BENCH_KAFKA_EXTRA:+, $BENCH_KAFKA_EXTRA}},
-  "redis": {"url": "redis://127.0.0.1:$RPORT/0", "keyPrefix": "bench:"},
+  "redis": {$REDIS_CFG, "keyPrefix": "bench:"},
   "http": {"listen": "127.0.0.1:0"},${BENCH_CONFIG_EXTRA:+ $BENCH_CONFIG_EXTRA,}
   "accounts": {
     "bench-acme": {"pushKeyUrl": "env:BENCH_URL_ACME", "mode": "internal",
@@ -168,12 +216,13 @@ collect() {
     [ -r "/proc/$p/stat" ] && awk -v hz="$(getconf CLK_TCK)" \
       '{gsub(/[()]/, "", $2); printf "%s %.2f\n", $2, ($14 + $15) / hz}' "/proc/$p/stat"
   done >"$d/services-cpu.txt"
-  redis-cli -p "$RPORT" info commandstats >"$d/redis-info.txt"
+  local rp; for rp in "${RPORTS[@]}"; do redis-cli -p "$rp" info commandstats; done >"$d/redis-info.txt"
   kcat -C -b "$BS" -t pruvan.orders -o beginning -e -q -f '%p\t%o\t%T\n' >"$d/orders.dump"
   kcat -C -b "$BS" -t pruvan.results -o beginning -e -q -f '%T\t%s\n' >"$d/results.dump"
   python3 bench/analyze.py --orders "$d/orders.dump" --results "$d/results.dump" \
     --expected "$events" --worker-start-ms "$(cat "$d/worker.start")" \
-    --time-file "$d/time.txt" --worker-log "$d/worker.log" \
+    $(for f in "$d"/time.txt "$d"/time-[0-9]*.txt; do [ -f "$f" ] && echo --time-file "$f"; done) \
+    $(for f in "$d"/worker.log "$d"/worker-[0-9]*.log; do [ -f "$f" ] && echo --worker-log "$f"; done) \
     --sim-stats "$d/sim-stats.json" --redis-info "$d/redis-info.txt" \
     --services-cpu "$d/services-cpu.txt" \
     >"$d/metrics.json" || die "run $d failed verification (see above)"
@@ -212,8 +261,18 @@ throughput_run() {
   [ "$lat" = 0 ] && raw_pipe "$d"
   now_ms >"$d/worker.start"
   # BENCH_WORKER_WRAP: a profiler prefix, e.g. "perf record -g -o FILE --"
-  /usr/bin/time -v -o "$d/time.txt" ${BENCH_WORKER_WRAP:-} "$bridge" run -c "$d/config.json" --exit-on-eof \
-    2>"$d/worker.log" || die "worker exited non-zero (see $d/worker.log)"
+  # Replica 1 writes time.txt and worker.log, replica R time-R.txt and
+  # worker-R.log; all join one consumer group.
+  local r sfx rc=0
+  for ((r = 1; r <= replicas; r++)); do
+    sfx=$([ "$r" = 1 ] || echo "-$r")
+    /usr/bin/time -v -o "$d/time$sfx.txt" ${BENCH_WORKER_WRAP:-} "$bridge" run -c "$d/config.json" --exit-on-eof \
+      2>"$d/worker$sfx.log" &
+    wpids+=($!)
+  done
+  for r in "${!wpids[@]}"; do wait "${wpids[$r]}" || rc=$?; done
+  wpids=()
+  [ "$rc" = 0 ] || die "a worker exited non-zero (see $d/worker*.log)"
   now_ms >"$d/worker.end"
   collect "$d"
   stop_pids

@@ -88,6 +88,7 @@
  * ends held requests at once instead of after their hold.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -100,8 +101,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "jtext.h"
 #include "log.h"
+#include "sim_batch.h"
 #include "sim_state.h"
 #include "util.h"
 
@@ -127,6 +128,68 @@ struct request {
 	size_t len, cap;
 	bool too_big;
 };
+
+/* The last body buffer of this connection's thread (MHD gives each
+ * connection a thread): the next request on the keep-alive connection
+ * reuses it instead of allocating ~100 KiB again. A thread-specific value,
+ * so that it is freed when the thread ends. */
+#define BODY_SPARE_MAX (1024u * 1024u)
+struct body_spare {
+	char *buf;
+	size_t cap;
+};
+static pthread_key_t body_spare_key;
+
+static void body_spare_free(void *p)
+{
+	struct body_spare *sp = p;
+	free(sp->buf);
+	free(sp);
+}
+
+/* A buffer of at least n bytes for rq (the spare when it fits). */
+static bool body_reserve(struct request *rq, size_t n)
+{
+	struct body_spare *sp = pthread_getspecific(body_spare_key);
+	if (!rq->buf && sp && sp->buf && sp->cap >= n) {
+		rq->buf = sp->buf;
+		rq->cap = sp->cap;
+		sp->buf = NULL;
+		sp->cap = 0;
+		return true;
+	}
+	if (n <= rq->cap)
+		return true;
+	size_t cap = rq->cap ? rq->cap : 16384;
+	while (cap < n)
+		cap *= 2;
+	char *nb = realloc(rq->buf, cap);
+	if (!nb)
+		return false;
+	rq->buf = nb;
+	rq->cap = cap;
+	return true;
+}
+
+/* Keep rq's buffer as the thread's spare, or free it. */
+static void body_release(struct request *rq)
+{
+	struct body_spare *sp = pthread_getspecific(body_spare_key);
+	if (!sp && rq->buf && (sp = calloc(1, sizeof(*sp))) &&
+	    pthread_setspecific(body_spare_key, sp) != 0) {
+		free(sp);
+		sp = NULL;
+	}
+	if (sp && rq->buf && rq->cap <= BODY_SPARE_MAX && rq->cap > sp->cap) {
+		free(sp->buf);
+		sp->buf = rq->buf;
+		sp->cap = rq->cap;
+	} else {
+		free(rq->buf);
+	}
+	rq->buf = NULL;
+	rq->cap = 0;
+}
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -202,21 +265,36 @@ static int hexval(char ch)
 	return -1;
 }
 
-/* Decode one urlencoded value in place ('+' is a space); returns length. */
+/* Decode one urlencoded value in place ('+' is a space); returns length.
+ * Runs of plain bytes are moved whole: a push body is ~100 KiB. */
 static size_t url_decode(char *s, size_t n)
 {
-	size_t out = 0;
-	for (size_t i = 0; i < n; i++) {
+	size_t out = 0, i = 0;
+	while (i < n) {
+		size_t run = i;
+		while (run < n && s[run] != '%' && s[run] != '+')
+			run++;
+		if (run > i) {
+			if (out != i)
+				memmove(s + out, s + i, run - i);
+			out += run - i;
+			i = run;
+			continue;
+		}
 		if (s[i] == '+') {
 			s[out++] = ' ';
-		} else if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
-			   hexval(s[i + 2]) >= 0) {
-			s[out++] =
-			    (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+		} else if (i + 2 < n) {
+			int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+			if (hi < 0 || lo < 0) {
+				s[out++] = s[i++];
+				continue;
+			}
+			s[out++] = (char)(hi * 16 + lo);
 			i += 2;
 		} else {
 			s[out++] = s[i];
 		}
+		i++;
 	}
 	return out;
 }
@@ -311,26 +389,26 @@ static enum body_kind body_kind_of(const char *ctype)
 }
 
 /*
- * Turn a push body into the workOrders array: the JSON object
- * {"workOrders":[...]} from the form field workOrders (form, multipart),
- * or the whole body (json, when accepted). NULL with *status/err set when
- * it cannot be read: 400 when there is no field or no JSON, 200 when the
- * JSON is not that object (Pruvan's error for a bad payload).
+ * Read a push body into *b: the JSON object {"workOrders":[...]} from the
+ * form field workOrders (form, multipart), or the whole body (json, when
+ * accepted). 0 when read (b->present false when the JSON is not that
+ * object: Pruvan's error for a bad payload, answered with 200); -1 with
+ * err set when there is no field or no JSON (400). *owned: the text b
+ * points into when it is not rq->buf, to free after b.
  */
-static json_t *read_work_orders(struct MHD_Connection *c, struct request *rq,
-				enum body_kind kind, bool accept_json,
-				int *status, char *err, size_t err_size)
+static int read_work_orders(struct MHD_Connection *c, struct request *rq,
+			    enum body_kind kind, bool accept_json,
+			    pb_sim_batch_t *b, char **owned, char *err,
+			    size_t err_size)
 {
 	const char *text = NULL;
-	char *owned = NULL;
 	size_t len = 0;
-	json_error_t jerr;
 
-	*status = 400;
+	*owned = NULL;
 	if (kind == BODY_FORM && rq->buf)
 		text = form_work_orders(rq->buf, rq->len, &len);
 	else if (kind == BODY_MULTIPART)
-		text = owned = multipart_work_orders(c, rq, &len);
+		text = *owned = multipart_work_orders(c, rq, &len);
 	else if (kind == BODY_JSON && accept_json) {
 		text = rq->buf ? rq->buf : "";
 		len = rq->len;
@@ -343,28 +421,11 @@ static json_t *read_work_orders(struct MHD_Connection *c, struct request *rq,
 			 kind == BODY_JSON ? " (a raw JSON body is not "
 					     "accepted)"
 					   : "");
-		return NULL;
+		return -1;
 	}
-	json_t *doc =
-	    pb_json_load(text, len, 0, &jerr); /* json_loadb, faster */
-	free(owned);
-	if (!doc) {
-		snprintf(err, err_size, "invalid JSON: %s (line %d)", jerr.text,
-			 jerr.line);
-		return NULL;
-	}
-	json_t *wos = json_object_get(doc, "workOrders");
-	if (!json_is_object(doc) || !wos) {
-		json_decref(doc);
-		/* valid JSON, wrong shape: the model answers it with 200
-		 * and "workOrders must be an array", Pruvan's kind of error */
-		*status = 200;
-		snprintf(err, err_size, "workOrders missing");
-		return NULL;
-	}
-	json_incref(wos);
-	json_decref(doc);
-	return wos;
+	/* valid JSON of the wrong shape is no error here: the model answers
+	 * it with 200 and "workOrders must be an array", Pruvan's kind */
+	return pb_sim_batch_read(text, len, b, err, err_size);
 }
 
 /* ---- /api/ ------------------------------------------------------------ */
@@ -374,6 +435,8 @@ static enum MHD_Result handle_push(struct server *srv, struct MHD_Connection *c,
 {
 	pb_sim_push_t push = {0};
 	pb_sim_answer_t answer = {0};
+	pb_sim_batch_t batch = {0};
+	char *owned = NULL;
 	char err[512];
 	int64_t latency = 0;
 	const char *ctype = MHD_lookup_connection_value(
@@ -392,25 +455,24 @@ static enum MHD_Result handle_push(struct server *srv, struct MHD_Connection *c,
 		push.reject_status = 413;
 		push.reject_error = "body larger than 8 MiB";
 	} else {
-		int status = 0;
-		push.work_orders = read_work_orders(c, rq, kind, accept_json,
-						    &status, err, sizeof(err));
-		/* Readable JSON without workOrders (status 200) is no
-		 * reject: the model answers "workOrders must be an array"
-		 * as Pruvan answers a bad payload, with 200 and an error. */
-		if (!push.work_orders && status != 200) {
-			push.reject_status = status;
+		if (read_work_orders(c, rq, kind, accept_json, &batch, &owned,
+				     err, sizeof(err)) != 0) {
+			push.reject_status = 400;
 			push.reject_error = err;
+		} else {
+			push.batch = &batch;
 		}
 		/* Only too-big bodies skip faults: they were never read. */
-		pb_sim_arrive(srv->sim, push.work_orders, &push.fault,
-			      &latency);
+		pb_sim_arrive(srv->sim, push.batch, &push.fault, &latency);
 		if (push.fault.kind == PB_SIM_FAULT_TIMEOUT)
 			latency += push.fault.hold_ms;
 		server_wait(srv, latency);
 	}
 
-	if (pb_sim_push(srv->sim, &push, &answer) != PB_OK)
+	pb_err_t pushed = pb_sim_push(srv->sim, &push, &answer);
+	pb_sim_batch_free(&batch);
+	free(owned);
+	if (pushed != PB_OK)
 		return respond_error(c, 500, "simulator out of memory");
 	if (pb_log_get_level() <= PB_LOG_DEBUG) {
 		char st[16], delay[24];
@@ -576,8 +638,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		int64_t n;
 		if (cl && pb_parse_i64(cl, &n) && n > (int64_t)PB_SIM_MAX_BODY)
 			rq->too_big = true;
-		else
+		else {
+			/* the whole body at once when its size is known */
+			if (cl && n > 0)
+				(void)body_reserve(rq, (size_t)n + 1);
 			return MHD_YES;
+		}
 	} else if (*upload_data_size > 0) {
 		size_t n = *upload_data_size;
 		*upload_data_size = 0;
@@ -585,16 +651,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 			rq->too_big = true; /* keep draining, answer 413 */
 			return MHD_YES;
 		}
-		if (rq->len + n + 1 > rq->cap) {
-			size_t cap = rq->cap ? rq->cap : 16384;
-			while (cap < rq->len + n + 1)
-				cap *= 2;
-			char *nb = realloc(rq->buf, cap);
-			if (!nb)
-				return MHD_NO;
-			rq->buf = nb;
-			rq->cap = cap;
-		}
+		if (!body_reserve(rq, rq->len + n + 1))
+			return MHD_NO;
 		memcpy(rq->buf + rq->len, upload_data, n);
 		rq->len += n;
 		rq->buf[rq->len] = '\0';
@@ -614,7 +672,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
 	struct request *rq = *con_cls;
 	if (rq) {
-		free(rq->buf);
+		body_release(rq);
 		free(rq);
 		*con_cls = NULL;
 	}
@@ -727,6 +785,13 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* The store grows by ~1 KiB per order for the whole run: let the
+	 * heaps grow in 16 MiB steps rather than one mprotect per page. */
+	mallopt(M_TOP_PAD, 16 << 20);
+	if (pthread_key_create(&body_spare_key, body_spare_free) != 0) {
+		pb_log(PB_LOG_ERROR, "out of memory", NULL);
+		return 1;
+	}
 	srv.sim = pb_sim_new((size_t)max_kept, latency);
 	if (!srv.sim) {
 		pb_log(PB_LOG_ERROR, "out of memory", NULL);

@@ -1,17 +1,20 @@
 /*
  * sim_state.c: the Pruvan model behind pruvan-sim (see sim_state.h).
  *
- * The store is JSON all the way down: store[apiKey][workOrderNumber] is the
+ * The orders live in sim_store.c: store[apiKey][workOrderNumber] is the
  * order as Pruvan would hold it (every field ever pushed, merged) plus our
- * bookkeeping keys "_created", "_updated", "_deleted" (how many times each
+ * bookkeeping "_created", "_updated", "_deleted" (how many times each
  * effect happened) and "_isDeleted". Pushed fields whose names start with
  * '_' are ignored so a client can never overwrite the bookkeeping.
  *
- * A batch is decided in two passes under the mutex: plan (classify each
- * order as create, update or delete against the store *and* the orders
- * earlier in the same batch, validate creates, check the reject list), then
- * apply only if the plan found nothing wrong. That is what makes a batch all
- * or nothing, as Pruvan answers for a batch as a whole.
+ * A batch (sim_batch.c: the orders as texts and facts, no JSON tree) is
+ * decided in two passes under the mutex: plan (classify each order as
+ * create, update or delete against the store *and* the orders earlier in
+ * the same batch, validate creates, check the reject list), then apply
+ * only if the plan found nothing wrong. That is what makes a batch all or
+ * nothing, as Pruvan answers for a batch as a whole. The request log keeps
+ * texts too (the workOrders pushed, the answer sent); the inspection
+ * endpoints turn them into JSON when asked.
  */
 #include "sim_state.h"
 
@@ -21,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "sim_store.h"
 #include "util.h"
 
 #define SIM_MAX_FAULTS 256     /* armed fault entries */
@@ -28,8 +32,21 @@
 #define SIM_MAX_MS     600000  /* latency and hold bound: ten minutes */
 #define SIM_MAX_REJECT 10000   /* rejectWorkOrders entries */
 #define SIM_MAX_STATUS 600     /* byStatus counters, index 0 = closed */
+#define SIM_PEND_LOCAL 128     /* plan's table of a batch's own orders */
 
-enum sim_action { ACT_CREATE, ACT_UPDATE, ACT_DELETE };
+/* One request of the log, as texts. */
+typedef struct sim_entry {
+	int64_t seq;
+	char *api_key;	    /* NULL when missing */
+	char *content_type; /* NULL when missing */
+	char encoding[16];
+	char *wos; /* the workOrders value's JSON text, NULL when absent */
+	size_t wos_len, wos_cap;
+	int status;
+	char *response; /* the answer's JSON text, NULL when none */
+	pb_sim_fault_kind_t fault;
+	int64_t received_ms;
+} sim_entry_t;
 
 struct pb_sim {
 	pthread_mutex_t mu;
@@ -41,12 +58,14 @@ struct pb_sim {
 	size_t nfaults;
 	json_t *reject; /* object used as a set of workOrderNumbers */
 
-	json_t *store; /* apiKey -> { workOrderNumber -> record } */
+	pb_sim_store_t *store;
 
 	/* Request log: a ring of max_kept entries, oldest at ring_head. */
-	json_t **ring;
+	sim_entry_t *ring;
 	size_t max_kept, ring_head, ring_len;
 	int64_t seq;
+	char *spare; /* the dropped entry's workOrders buffer, for the next */
+	size_t spare_cap;
 
 	int64_t requests, work_orders, created, updated, deleted;
 	int64_t refused, faulted, refreshes, dropped;
@@ -81,7 +100,7 @@ pb_sim_t *pb_sim_new(size_t max_kept, int64_t latency_ms)
 	sim->base_latency_ms = sim->latency_ms = latency_ms;
 	sim->ring = calloc(max_kept, sizeof(*sim->ring));
 	sim->reject = json_object();
-	sim->store = json_object();
+	sim->store = pb_sim_store_new();
 	if (!sim->ring || !sim->reject || !sim->store)
 		goto out_fail;
 	if (pthread_mutex_init(&sim->mu, NULL) != 0)
@@ -90,15 +109,24 @@ pb_sim_t *pb_sim_new(size_t max_kept, int64_t latency_ms)
 out_fail:
 	free(sim->ring);
 	json_decref(sim->reject);
-	json_decref(sim->store);
+	pb_sim_store_free(sim->store);
 	free(sim);
 	return NULL;
+}
+
+static void entry_free(sim_entry_t *e)
+{
+	free(e->api_key);
+	free(e->content_type);
+	free(e->wos);
+	free(e->response);
+	memset(e, 0, sizeof(*e));
 }
 
 static void ring_clear(pb_sim_t *sim)
 {
 	for (size_t i = 0; i < sim->ring_len; i++)
-		json_decref(sim->ring[(sim->ring_head + i) % sim->max_kept]);
+		entry_free(&sim->ring[(sim->ring_head + i) % sim->max_kept]);
 	sim->ring_head = sim->ring_len = 0;
 }
 
@@ -108,36 +136,40 @@ void pb_sim_destroy(pb_sim_t *sim)
 		return;
 	ring_clear(sim);
 	free(sim->ring);
+	free(sim->spare);
 	json_decref(sim->reject);
-	json_decref(sim->store);
+	pb_sim_store_free(sim->store);
 	pthread_mutex_destroy(&sim->mu);
 	free(sim);
 }
 
-/* Does fault f apply to a request carrying work_orders? */
-static bool fault_applies(const pb_sim_fault_t *f, const json_t *work_orders)
+static bool batch_is_array(const pb_sim_batch_t *b)
+{
+	return b && b->present && b->is_array;
+}
+
+/* Does fault f apply to a request carrying batch? */
+static bool fault_applies(const pb_sim_fault_t *f, const pb_sim_batch_t *b)
 {
 	if (!f->work_order[0])
 		return true;
-	size_t i;
-	json_t *o;
-	json_array_foreach(work_orders, i, o)
-	{
-		const char *won =
-		    json_string_value(json_object_get(o, "workOrderNumber"));
-		if (won && strcmp(won, f->work_order) == 0)
+	size_t n = strlen(f->work_order);
+	for (size_t i = 0; batch_is_array(b) && i < b->n; i++) {
+		const pb_sim_order_t *o = &b->orders[i];
+		if (o->won && o->won_len == n &&
+		    memcmp(o->won, f->work_order, n) == 0)
 			return true;
 	}
 	return false;
 }
 
-void pb_sim_arrive(pb_sim_t *sim, const json_t *work_orders,
+void pb_sim_arrive(pb_sim_t *sim, const pb_sim_batch_t *batch,
 		   pb_sim_fault_t *fault_out, int64_t *latency_ms_out)
 {
 	pthread_mutex_lock(&sim->mu);
 	memset(fault_out, 0, sizeof(*fault_out));
 	for (size_t i = 0; i < sim->nfaults; i++) {
-		if (!fault_applies(&sim->faults[i], work_orders))
+		if (!fault_applies(&sim->faults[i], batch))
 			continue;
 		*fault_out = sim->faults[i];
 		fault_out->count = 1;
@@ -154,393 +186,342 @@ void pb_sim_arrive(pb_sim_t *sim, const json_t *work_orders,
 
 /* ---- answers ---------------------------------------------------------- */
 
-static json_t *counts_answer(int64_t c, int64_t u, int64_t d, const char *error)
+/* The text of a JSON answer (reference stolen); NULL on NOMEM. */
+static char *answer_text(json_t *v)
 {
-	return json_pack("{s:{s:I,s:I,s:I},s:s?}", "response", "created",
-			 (json_int_t)c, "updated", (json_int_t)u, "deleted",
-			 (json_int_t)d, "error", error);
+	char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+	json_decref(v);
+	return text;
+}
+
+static char *counts_answer(int64_t c, int64_t u, int64_t d, const char *error)
+{
+	if (!error) {
+		/* the success answer, as json_dumps(JSON_COMPACT) writes it */
+		char buf[160];
+		snprintf(buf, sizeof(buf),
+			 "{\"response\":{\"created\":%lld,\"updated\":%lld,"
+			 "\"deleted\":%lld},\"error\":null}",
+			 (long long)c, (long long)u, (long long)d);
+		return strdup(buf);
+	}
+	return answer_text(json_pack("{s:{s:I,s:I,s:I},s:s}", "response",
+				     "created", (json_int_t)c, "updated",
+				     (json_int_t)u, "deleted", (json_int_t)d,
+				     "error", error));
 }
 
 /* ---- planning and applying a batch ------------------------------------ */
 
-static bool nonempty_string(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-	return json_is_string(v) && json_string_length(v) > 0;
-}
+/* The orders earlier in a batch: workOrderNumber -> live after them. */
+typedef struct {
+	const char *won;
+	size_t len;
+	bool live;
+} sim_pend_t;
 
-static bool valid_state(const char *s)
-{
-	return strlen(s) == 2 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' &&
-	       s[1] <= 'Z';
-}
+typedef struct {
+	sim_pend_t *slots;
+	size_t mask;
+} sim_pending_t;
 
-static bool all_digits(const char *s, size_t n)
+static sim_pend_t *pend_slot(sim_pending_t *p, const char *won, size_t len)
 {
-	for (size_t i = 0; i < n; i++)
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-	return true;
-}
-
-/* 5-digit ZIP or ZIP+4, as a "valid US address" needs. */
-static bool valid_zip(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 5)
-		return all_digits(s, 5);
-	return n == 10 && all_digits(s, 5) && s[5] == '-' &&
-	       all_digits(s + 6, 4);
-}
-
-static void append_problem(char *buf, size_t size, const char *what)
-{
-	size_t used = strlen(buf);
-	if (used >= size)
-		return;
-	snprintf(buf + used, size - used, "%s%s", used ? ", " : "", what);
-}
-
-/*
- * Pruvan's minimum for a create: workOrderNumber, a valid address
- * (address1, city, two-letter state, ZIP or ZIP+4) and at least one service
- * with a non-empty serviceName. Writes the problems into buf ("" if none).
- */
-static void check_create(json_t *o, char *buf, size_t size)
-{
-	buf[0] = '\0';
-	static const char *const required[] = {"address1", "city", "state",
-					       "zip"};
-	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
-		if (!nonempty_string(o, required[i])) {
-			char what[32];
-			snprintf(what, sizeof(what), "missing %s", required[i]);
-			append_problem(buf, size, what);
-		}
+	size_t h = 5381;
+	for (size_t i = 0; i < len; i++)
+		h = h * 33 + (unsigned char)won[i];
+	for (size_t i = h & p->mask;; i = (i + 1) & p->mask) {
+		sim_pend_t *s = &p->slots[i];
+		if (!s->won || (s->len == len && memcmp(s->won, won, len) == 0))
+			return s;
 	}
-	if (nonempty_string(o, "state") &&
-	    !valid_state(json_string_value(json_object_get(o, "state"))))
-		append_problem(buf, size, "invalid state");
-	if (nonempty_string(o, "zip") &&
-	    !valid_zip(json_string_value(json_object_get(o, "zip"))))
-		append_problem(buf, size, "invalid zip");
+}
 
-	json_t *services = json_object_get(o, "services");
-	size_t i;
-	json_t *svc;
-	bool named = false;
-	json_array_foreach(services, i, svc)
-	{
-		if (json_is_object(svc) && nonempty_string(svc, "serviceName"))
-			named = true;
+static int won_shown(size_t len)
+{
+	return len > 200 ? 200 : (int)len;
+}
+
+/* A planned order: what to do, and its record if it has one. */
+typedef struct {
+	pb_sim_action_t action;
+	pb_sim_rec_t *rec;
+} sim_plan_t;
+
+/* Classify order i into *plan; 0, or -1 with the error text in err. */
+static int plan_order(pb_sim_t *sim, const pb_sim_account_t *acc,
+		      sim_pending_t *pending, const pb_sim_order_t *o, size_t i,
+		      sim_plan_t *plan, char *err, size_t err_size)
+{
+	if (!o->is_object) {
+		snprintf(err, err_size, "workOrders[%zu]: not an object", i);
+		return -1;
 	}
-	if (!json_is_array(services) || json_array_size(services) == 0)
-		append_problem(buf, size, "missing services");
-	else if (!named)
-		append_problem(buf, size, "no service with a serviceName");
+	if (!o->won) {
+		snprintf(err, err_size,
+			 "workOrders[%zu]: missing workOrderNumber", i);
+		return -1;
+	}
+	if (json_object_size(sim->reject) &&
+	    json_object_getn(sim->reject, o->won, o->won_len)) {
+		snprintf(err, err_size,
+			 "%.*s: rejected by simulator (rejectWorkOrders)",
+			 won_shown(o->won_len), o->won);
+		return -1;
+	}
+	sim_pend_t *seen = pend_slot(pending, o->won, o->won_len);
+	plan->rec = pb_sim_store_find(acc, o->won, o->won_len);
+	if (o->is_delete) {
+		plan->action = PB_SIM_DELETE;
+		*seen = (sim_pend_t){o->won, o->won_len, false};
+		return 0;
+	}
+	bool live = seen->won ? seen->live : pb_sim_rec_live(plan->rec);
+	if (live) {
+		plan->action = PB_SIM_UPDATE;
+		return 0;
+	}
+	if (o->problems) {
+		char problems[256];
+		pb_sim_problems_text(o->problems, problems, sizeof(problems));
+		snprintf(err, err_size, "%.*s: %s", won_shown(o->won_len),
+			 o->won, problems);
+		return -1;
+	}
+	plan->action = PB_SIM_CREATE;
+	*seen = (sim_pend_t){o->won, o->won_len, true};
+	return 0;
 }
 
 /*
  * Classify every order of the batch into actions[]; 0 if the batch may be
  * applied, else -1 with the error text in err. 'pending' tracks orders
- * earlier in this batch (workOrderNumber -> true if live) so that a create
- * followed by an update of the same order counts as one of each.
+ * earlier in this batch so that a create followed by an update of the
+ * same order counts as one of each.
  */
-static int plan_batch(pb_sim_t *sim, json_t *orders_of_key, json_t *batch,
-		      enum sim_action *actions, char *err, size_t err_size)
+static int plan_batch(pb_sim_t *sim, const pb_sim_account_t *acc,
+		      const pb_sim_batch_t *b, sim_plan_t *plans, char *err,
+		      size_t err_size)
 {
-	int ret = -1;
-	json_t *pending = json_object();
-	if (!pending) {
+	sim_pend_t local[SIM_PEND_LOCAL];
+	size_t size = 16;
+	while (size < 2 * b->n)
+		size *= 2;
+	sim_pending_t pending = {local, size - 1};
+	if (size > SIM_PEND_LOCAL)
+		pending.slots = calloc(size, sizeof(*pending.slots));
+	else
+		memset(local, 0, sizeof(local));
+	if (!pending.slots) {
 		snprintf(err, err_size, "simulator out of memory");
 		return -1;
 	}
-	size_t i;
-	json_t *o;
-	json_array_foreach(batch, i, o)
-	{
-		if (!json_is_object(o)) {
-			snprintf(err, err_size,
-				 "workOrders[%zu]: not an object", i);
-			goto out;
-		}
-		if (!nonempty_string(o, "workOrderNumber")) {
-			snprintf(err, err_size,
-				 "workOrders[%zu]: missing workOrderNumber", i);
-			goto out;
-		}
-		const char *won =
-		    json_string_value(json_object_get(o, "workOrderNumber"));
-		if (json_object_get(sim->reject, won)) {
-			snprintf(err, err_size,
-				 "%.200s: rejected by simulator "
-				 "(rejectWorkOrders)",
-				 won);
-			goto out;
-		}
-		json_t *status = json_object_get(o, "status");
-		if (json_is_string(status) &&
-		    strcasecmp(json_string_value(status), "deleted") == 0) {
-			actions[i] = ACT_DELETE;
-			json_object_set_new(pending, won, json_false());
-			continue;
-		}
-		json_t *seen = json_object_get(pending, won);
-		bool live;
-		if (seen) {
-			live = json_is_true(seen);
-		} else {
-			json_t *rec = json_object_get(orders_of_key, won);
-			live = rec && !json_is_true(
-					  json_object_get(rec, "_isDeleted"));
-		}
-		if (live) {
-			actions[i] = ACT_UPDATE;
-			continue;
-		}
-		char problems[256];
-		check_create(o, problems, sizeof(problems));
-		if (problems[0]) {
-			snprintf(err, err_size, "%.200s: %s", won, problems);
-			goto out;
-		}
-		actions[i] = ACT_CREATE;
-		json_object_set_new(pending, won, json_true());
-	}
-	ret = 0;
-out:
-	json_decref(pending);
+	int ret = 0;
+	for (size_t i = 0; i < b->n && ret == 0; i++)
+		ret = plan_order(sim, acc, &pending, &b->orders[i], i,
+				 &plans[i], err, err_size);
+	if (pending.slots != local)
+		free(pending.slots);
 	return ret;
 }
 
-static void bump(json_t *rec, const char *key)
+static pb_err_t apply_batch(pb_sim_account_t *acc, const pb_sim_batch_t *b,
+			    const sim_plan_t *plans, int64_t *c, int64_t *u,
+			    int64_t *d)
 {
-	json_int_t n = json_integer_value(json_object_get(rec, key));
-	json_object_set_new(rec, key, json_integer(n + 1));
-}
-
-/* Set the pushed fields in rec, leaving our '_' bookkeeping alone. The
- * values are shared with the recorded request, not copied: neither is
- * changed once received (a copy of each was half the simulator's CPU in
- * the benchmark, where it shares the machine with the worker). */
-static pb_err_t merge_fields(json_t *rec, json_t *order)
-{
-	const char *key;
-	json_t *value;
-	json_object_foreach(order, key, value)
-	{
-		if (key[0] == '_')
-			continue;
-		if (json_object_set(rec, key, value) != 0)
+	for (size_t i = 0; i < b->n; i++) {
+		pb_sim_action_t a = plans[i].action;
+		if (pb_sim_store_apply(acc, plans[i].rec, &b->orders[i], a) !=
+		    PB_OK)
 			return PB_ERR_NOMEM;
-	}
-	return PB_OK;
-}
-
-/* A create over a deleted order starts from a clean record. */
-static void drop_fields(json_t *rec)
-{
-	const char *key;
-	json_t *value;
-	void *tmp;
-	json_object_foreach_safe(rec, tmp, key, value)
-	{
-		if (key[0] != '_')
-			json_object_del(rec, key);
-	}
-}
-
-static pb_err_t apply_batch(json_t *orders_of_key, json_t *batch,
-			    const enum sim_action *actions, int64_t *c,
-			    int64_t *u, int64_t *d)
-{
-	size_t i;
-	json_t *o;
-	json_array_foreach(batch, i, o)
-	{
-		const char *won =
-		    json_string_value(json_object_get(o, "workOrderNumber"));
-		json_t *rec = json_object_get(orders_of_key, won);
-		if (!rec) {
-			rec = json_pack("{s:i,s:i,s:i,s:b}", "_created", 0,
-					"_updated", 0, "_deleted", 0,
-					"_isDeleted", 0);
-			if (!rec ||
-			    json_object_set_new(orders_of_key, won, rec) != 0)
-				return PB_ERR_NOMEM;
-		}
-		switch (actions[i]) {
-		case ACT_CREATE:
-			drop_fields(rec);
-			bump(rec, "_created");
-			json_object_set_new(rec, "_isDeleted", json_false());
-			(*c)++;
-			break;
-		case ACT_UPDATE:
-			bump(rec, "_updated");
-			(*u)++;
-			break;
-		case ACT_DELETE:
-			bump(rec, "_deleted");
-			json_object_set_new(rec, "_isDeleted", json_true());
-			(*d)++;
-			break;
-		}
-		if (merge_fields(rec, o) != PB_OK)
-			return PB_ERR_NOMEM;
+		*c += a == PB_SIM_CREATE;
+		*u += a == PB_SIM_UPDATE;
+		*d += a == PB_SIM_DELETE;
 	}
 	return PB_OK;
 }
 
 /* ---- recording -------------------------------------------------------- */
 
-/* Append an entry to the ring (steals entry), dropping the oldest. */
-static void ring_push(pb_sim_t *sim, json_t *entry)
+/* The next entry of the ring, the oldest one dropped when it is full. */
+static sim_entry_t *ring_next(pb_sim_t *sim)
 {
+	sim_entry_t *e;
 	if (sim->ring_len == sim->max_kept) {
-		json_decref(sim->ring[sim->ring_head]);
-		sim->ring[sim->ring_head] = entry;
+		e = &sim->ring[sim->ring_head];
+		if (e->wos && e->wos_cap > sim->spare_cap) {
+			free(sim->spare);
+			sim->spare = e->wos;
+			sim->spare_cap = e->wos_cap;
+			e->wos = NULL;
+		}
+		entry_free(e);
 		sim->ring_head = (sim->ring_head + 1) % sim->max_kept;
 		sim->dropped++;
-		return;
+		return e;
 	}
-	sim->ring[(sim->ring_head + sim->ring_len) % sim->max_kept] = entry;
+	e = &sim->ring[(sim->ring_head + sim->ring_len) % sim->max_kept];
 	sim->ring_len++;
+	return e;
 }
 
-/* Record a push and serialise its answer. Steals work_orders. */
-static pb_err_t record(pb_sim_t *sim, pb_sim_push_t *push, json_t *work_orders,
-		       int status, json_t *response, pb_sim_answer_t *answer)
+static char *dup_or_null(const char *s)
 {
-	pb_err_t err = PB_ERR_NOMEM;
-	char at[40];
-	pb_ms_to_rfc3339(push->received_ms, at, sizeof(at));
+	return s ? strdup(s) : NULL;
+}
+
+/* Record a push and hand its answer over (response: text, stolen). */
+static pb_err_t record(pb_sim_t *sim, const pb_sim_push_t *push, int status,
+		       char *response, pb_sim_answer_t *answer)
+{
+	const pb_sim_batch_t *b = push->batch;
+	const char *key =
+	    push->api_key && push->api_key[0] ? push->api_key : NULL;
+	sim_entry_t e = {.seq = sim->seq + 1,
+			 .status = status,
+			 .fault = push->fault.kind,
+			 .received_ms = push->received_ms};
+	pb_strlcpy(e.encoding, push->encoding ? push->encoding : "json",
+		   sizeof(e.encoding));
+	e.api_key = dup_or_null(key);
+	e.content_type = dup_or_null(push->content_type);
+	e.response = dup_or_null(response);
+	if (b && b->present) {
+		/* the buffer of the last dropped entry, when it fits */
+		if (sim->spare && sim->spare_cap > b->wos_len) {
+			e.wos = sim->spare;
+			e.wos_cap = sim->spare_cap;
+			sim->spare = NULL;
+			sim->spare_cap = 0;
+		} else {
+			e.wos_cap = b->wos_len + 1 + b->wos_len / 4;
+			e.wos = malloc(e.wos_cap);
+		}
+	}
+	if (e.wos) {
+		memcpy(e.wos, b->wos, b->wos_len);
+		e.wos[b->wos_len] = '\0';
+		e.wos_len = b->wos_len;
+	}
+	if ((key && !e.api_key) || (push->content_type && !e.content_type) ||
+	    (response && !e.response) || (b && b->present && !e.wos)) {
+		entry_free(&e);
+		free(response);
+		return PB_ERR_NOMEM;
+	}
+	sim->seq++;
 	sim->requests++;
 	sim->by_status[status > 0 && status < SIM_MAX_STATUS ? status : 0]++;
-	json_t *entry =
-	    json_pack("{s:I,s:s?,s:s?,s:s,s:o?,s:i,s:O?,s:s?,s:s}", "seq",
-		      (json_int_t)++sim->seq, "apiKey",
-		      push->api_key && push->api_key[0] ? push->api_key : NULL,
-		      "contentType", push->content_type, "encoding",
-		      push->encoding ? push->encoding : "json", "workOrders",
-		      work_orders, "status", status, "response", response,
-		      "fault", fault_name(push->fault.kind), "receivedAt", at);
-	/* json_pack's "o" stole work_orders, even on failure. */
-	if (!entry)
-		goto out;
-	ring_push(sim, entry);
+	*ring_next(sim) = e;
 	answer->status = status;
-	if (response) {
-		answer->body = json_dumps(response, JSON_COMPACT);
-		if (!answer->body)
-			goto out;
+	answer->body = response;
+	return PB_OK;
+}
+
+/* The answer of a fault that stands in front of the application, or NULL
+ * (no fault, or a timeout that answers normally after its hold). */
+static bool fault_answer(pb_sim_t *sim, const pb_sim_push_t *push, int *status,
+			 char **response, pb_sim_answer_t *answer)
+{
+	char errbuf[64];
+	switch (push->fault.kind) {
+	case PB_SIM_FAULT_FAIL:
+		snprintf(errbuf, sizeof(errbuf), "simulated %d",
+			 push->fault.status);
+		*status = push->fault.status;
+		*response = answer_text(
+		    json_pack("{s:n,s:s}", "response", "error", errbuf));
+		break;
+	case PB_SIM_FAULT_RATE_LIMIT:
+		*status = 429;
+		answer->retry_after = push->fault.retry_after;
+		*response = answer_text(json_pack("{s:n,s:s}", "response",
+						  "error", "simulated 429"));
+		break;
+	case PB_SIM_FAULT_ERROR_NEXT:
+		*response = counts_answer(0, 0, 0, push->fault.error);
+		break;
+	case PB_SIM_FAULT_TIMEOUT:
+		if (!push->fault.close)
+			return false;
+		*status = 0;
+		break;
+	case PB_SIM_FAULT_NONE:
+		return false;
 	}
-	err = PB_OK;
-out:
+	sim->faulted++;
+	return true;
+}
+
+/* Decide a push that no fault took: *response, or NOMEM. */
+static pb_err_t decide(pb_sim_t *sim, const pb_sim_push_t *push, int *status,
+		       char **response)
+{
+	const pb_sim_batch_t *b = push->batch;
+	char errbuf[512];
+	const char *refusal = NULL;
+	if (push->reject_status) {
+		*status = push->reject_status;
+		refusal = push->reject_error;
+	} else if (!push->api_key || !push->api_key[0]) {
+		refusal = "invalid apiKey";
+	} else if (!batch_is_array(b)) {
+		refusal = "workOrders must be an array";
+	}
+	if (refusal) {
+		*response = counts_answer(0, 0, 0, refusal);
+		sim->refused++;
+		return PB_OK;
+	}
+	pb_sim_account_t *acc =
+	    pb_sim_store_account(sim->store, push->api_key, true);
+	sim_plan_t *plans = calloc(b->n ? b->n : 1, sizeof(*plans));
+	if (!acc || !plans) {
+		free(plans);
+		return PB_ERR_NOMEM;
+	}
+	int64_t c = 0, u = 0, d = 0;
+	pb_err_t err = PB_OK;
+	if (plan_batch(sim, acc, b, plans, errbuf, sizeof(errbuf)) != 0) {
+		*response = counts_answer(0, 0, 0, errbuf);
+		sim->refused++;
+	} else if (apply_batch(acc, b, plans, &c, &u, &d) != PB_OK) {
+		err = PB_ERR_NOMEM;
+	} else {
+		sim->created += c;
+		sim->updated += u;
+		sim->deleted += d;
+		*response = counts_answer(c, u, d, NULL);
+	}
+	free(plans);
 	return err;
 }
 
 pb_err_t pb_sim_push(pb_sim_t *sim, pb_sim_push_t *push,
 		     pb_sim_answer_t *answer)
 {
-	pb_err_t err = PB_ERR_NOMEM;
-	json_t *wos = push->work_orders;
-	push->work_orders = NULL;
-	json_t *response = NULL;
-	enum sim_action *actions = NULL;
+	pb_err_t err = PB_OK;
+	char *response = NULL;
 	int status = 200;
-	char errbuf[512];
 	memset(answer, 0, sizeof(*answer));
 
 	pthread_mutex_lock(&sim->mu);
-	if (json_is_array(wos))
-		sim->work_orders += (int64_t)json_array_size(wos);
-
+	if (batch_is_array(push->batch))
+		sim->work_orders += (int64_t)push->batch->n;
 	/* Faults first: they stand for trouble in front of the application. */
-	switch (push->fault.kind) {
-	case PB_SIM_FAULT_FAIL:
-		snprintf(errbuf, sizeof(errbuf), "simulated %d",
-			 push->fault.status);
-		status = push->fault.status;
-		response = json_pack("{s:n,s:s}", "response", "error", errbuf);
-		sim->faulted++;
-		goto out_record;
-	case PB_SIM_FAULT_RATE_LIMIT:
-		status = 429;
-		answer->retry_after = push->fault.retry_after;
-		response = json_pack("{s:n,s:s}", "response", "error",
-				     "simulated 429");
-		sim->faulted++;
-		goto out_record;
-	case PB_SIM_FAULT_ERROR_NEXT:
-		response = counts_answer(0, 0, 0, push->fault.error);
-		sim->faulted++;
-		goto out_record;
-	case PB_SIM_FAULT_TIMEOUT:
-		sim->faulted++;
-		if (push->fault.close) {
-			status = 0;
-			goto out_record;
-		}
-		break;
-	case PB_SIM_FAULT_NONE:
-		break;
+	if (!fault_answer(sim, push, &status, &response, answer)) {
+		if (push->fault.kind == PB_SIM_FAULT_TIMEOUT)
+			sim->faulted++;
+		err = decide(sim, push, &status, &response);
 	}
-
-	if (push->reject_status) {
-		status = push->reject_status;
-		response = counts_answer(0, 0, 0, push->reject_error);
-		sim->refused++;
-		goto out_record;
+	if (err == PB_OK && (status == 0 || response)) {
+		err = record(sim, push, status, response, answer);
+		response = NULL; /* record took it */
+	} else {
+		err = PB_ERR_NOMEM;
 	}
-	if (!push->api_key || !push->api_key[0]) {
-		response = counts_answer(0, 0, 0, "invalid apiKey");
-		sim->refused++;
-		goto out_record;
-	}
-	if (!json_is_array(wos)) {
-		response =
-		    counts_answer(0, 0, 0, "workOrders must be an array");
-		sim->refused++;
-		goto out_record;
-	}
-
-	json_t *orders_of_key = json_object_get(sim->store, push->api_key);
-	if (!orders_of_key) {
-		orders_of_key = json_object();
-		if (!orders_of_key ||
-		    json_object_set_new(sim->store, push->api_key,
-					orders_of_key) != 0)
-			goto out_unlock;
-	}
-	size_t n = json_array_size(wos);
-	actions = calloc(n ? n : 1, sizeof(*actions));
-	if (!actions)
-		goto out_unlock;
-	if (plan_batch(sim, orders_of_key, wos, actions, errbuf,
-		       sizeof(errbuf)) != 0) {
-		response = counts_answer(0, 0, 0, errbuf);
-		sim->refused++;
-		goto out_record;
-	}
-	int64_t c = 0, u = 0, d = 0;
-	if (apply_batch(orders_of_key, wos, actions, &c, &u, &d) != PB_OK)
-		goto out_unlock;
-	sim->created += c;
-	sim->updated += u;
-	sim->deleted += d;
-	response = counts_answer(c, u, d, NULL);
-
-out_record:
-	if (status != 0 && !response)
-		goto out_unlock;
-	err = record(sim, push, wos, status, response, answer);
-	wos = NULL; /* record stole it */
-out_unlock:
 	pthread_mutex_unlock(&sim->mu);
-	json_decref(wos);
-	json_decref(response);
-	free(actions);
+	free(response);
 	if (err != PB_OK) {
 		free(answer->body);
 		memset(answer, 0, sizeof(*answer));
@@ -838,6 +819,29 @@ out:
 
 /* ---- inspection ------------------------------------------------------- */
 
+/* JSON text of the log (NULL: absent) as a value; NULL when absent. */
+static json_t *text_json(const char *text, size_t len)
+{
+	return text ? json_loadb(text, len, JSON_DECODE_ANY, NULL) : NULL;
+}
+
+/* One logged request as JSON (new reference; NULL on NOMEM). */
+static json_t *entry_json(const sim_entry_t *e)
+{
+	char at[40];
+	pb_ms_to_rfc3339(e->received_ms, at, sizeof(at));
+	json_t *wos = text_json(e->wos, e->wos_len);
+	json_t *response =
+	    text_json(e->response, e->response ? strlen(e->response) : 0);
+	/* "o?" steals wos and response, even on failure */
+	return json_pack("{s:I,s:s?,s:s?,s:s,s:o?,s:i,s:o?,s:s?,s:s}", "seq",
+			 (json_int_t)e->seq, "apiKey", e->api_key,
+			 "contentType", e->content_type, "encoding",
+			 e->encoding, "workOrders", wos, "status", e->status,
+			 "response", response, "fault", fault_name(e->fault),
+			 "receivedAt", at);
+}
+
 json_t *pb_sim_requests_json(pb_sim_t *sim, int64_t since, const char *api_key)
 {
 	json_t *list = json_array();
@@ -845,17 +849,14 @@ json_t *pb_sim_requests_json(pb_sim_t *sim, int64_t since, const char *api_key)
 		return NULL;
 	pthread_mutex_lock(&sim->mu);
 	for (size_t i = 0; i < sim->ring_len; i++) {
-		json_t *e = sim->ring[(sim->ring_head + i) % sim->max_kept];
-		if (json_integer_value(json_object_get(e, "seq")) <= since)
+		const sim_entry_t *e =
+		    &sim->ring[(sim->ring_head + i) % sim->max_kept];
+		if (e->seq <= since)
 			continue;
-		if (api_key) {
-			const char *k =
-			    json_string_value(json_object_get(e, "apiKey"));
-			if (!k || strcmp(k, api_key) != 0)
-				continue;
-		}
-		/* A copy, so the caller can dump it after we unlock. */
-		json_array_append_new(list, json_deep_copy(e));
+		if (api_key &&
+		    (!e->api_key || strcmp(e->api_key, api_key) != 0))
+			continue;
+		json_array_append_new(list, entry_json(e));
 	}
 	pthread_mutex_unlock(&sim->mu);
 	return json_pack("{s:o}", "requests", list);
@@ -864,10 +865,10 @@ json_t *pb_sim_requests_json(pb_sim_t *sim, int64_t since, const char *api_key)
 json_t *pb_sim_orders_json(pb_sim_t *sim, const char *api_key)
 {
 	pthread_mutex_lock(&sim->mu);
-	json_t *orders = json_object_get(sim->store, api_key);
-	json_t *copy = orders ? json_deep_copy(orders) : json_object();
+	json_t *orders = pb_sim_store_orders_json(
+	    pb_sim_store_account(sim->store, api_key, false));
 	pthread_mutex_unlock(&sim->mu);
-	return json_pack("{s:o}", "orders", copy);
+	return json_pack("{s:o}", "orders", orders);
 }
 
 json_t *pb_sim_stats_json(pb_sim_t *sim)
@@ -903,7 +904,7 @@ void pb_sim_reset(pb_sim_t *sim)
 {
 	pthread_mutex_lock(&sim->mu);
 	ring_clear(sim);
-	json_object_clear(sim->store);
+	pb_sim_store_clear(sim->store);
 	json_object_clear(sim->reject);
 	sim->nfaults = 0;
 	sim->latency_ms = sim->base_latency_ms;

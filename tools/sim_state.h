@@ -8,8 +8,8 @@
  * Invariants:
  * - Every function takes the one mutex for its whole body, so a batch is
  *   applied all or nothing and the log, the stats and the store always agree.
- * - Nothing returned aliases internal state: JSON results are deep copies or
- *   freshly serialised strings, so callers never race the store.
+ * - Nothing returned aliases internal state: JSON results are built afresh
+ *   from the store's and the log's texts, so callers never race them.
  * - The request log keeps at most max_kept entries (oldest dropped); the
  *   statistics keep counting past that.
  */
@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "sim_batch.h"
 
 /* Largest request body accepted (Pruvan's own limit is unknown). */
 #define PB_SIM_MAX_BODY (8u * 1024u * 1024u)
@@ -51,14 +52,15 @@ typedef struct pb_sim_fault {
 
 /* A push (POST /api/) as the HTTP layer saw it. */
 typedef struct pb_sim_push {
-	const char *api_key;	  /* NULL or "" means missing */
-	const char *content_type; /* may be NULL */
-	const char *encoding;	  /* "json" or "form" */
-	json_t *work_orders;	  /* stolen by pb_sim_push; may be NULL */
-	int reject_status;	  /* 400 or 413 when the body was unusable */
-	const char *reject_error; /* why, when reject_status is set */
-	pb_sim_fault_t fault;	  /* from pb_sim_arrive; kind NONE if none */
-	int64_t received_ms;	  /* wall clock at arrival */
+	const char *api_key;	     /* NULL or "" means missing */
+	const char *content_type;    /* may be NULL */
+	const char *encoding;	     /* "form", "multipart", "json", "other" */
+	const pb_sim_batch_t *batch; /* the body's workOrders, borrowed;
+					NULL when the body was not read */
+	int reject_status;	     /* 400 or 413 when the body was unusable */
+	const char *reject_error;    /* why, when reject_status is set */
+	pb_sim_fault_t fault;	     /* from pb_sim_arrive; kind NONE if none */
+	int64_t received_ms;	     /* wall clock at arrival */
 } pb_sim_push_t;
 
 /* What to send back. body is malloc'd JSON text, owned by the caller. */
@@ -75,15 +77,15 @@ void pb_sim_destroy(pb_sim_t *sim);
 /*
  * A request to /api/ arrived: consume the first armed fault that applies to
  * it (faults are consumed in arrival order; one with a work_order filter
- * applies only to a request whose work_orders, borrowed and may be NULL,
- * name that order), and read the latency to apply.
+ * applies only to a request whose batch, borrowed and may be NULL, names
+ * that order), and read the latency to apply.
  */
-void pb_sim_arrive(pb_sim_t *sim, const json_t *work_orders,
+void pb_sim_arrive(pb_sim_t *sim, const pb_sim_batch_t *batch,
 		   pb_sim_fault_t *fault_out, int64_t *latency_ms_out);
 
 /*
- * Decide and apply a push, record it, and fill *answer. Takes ownership of
- * push->work_orders (also on failure). PB_ERR_NOMEM is the only failure.
+ * Decide and apply a push, record it, and fill *answer (the batch is
+ * copied where kept). PB_ERR_NOMEM is the only failure.
  */
 pb_err_t pb_sim_push(pb_sim_t *sim, pb_sim_push_t *push,
 		     pb_sim_answer_t *answer);

@@ -997,6 +997,142 @@ static void test_bad_fault_spec_is_400(void **state)
 
 /* ---- control endpoints ------------------------------------------------- */
 
+/*
+ * The simulator reads plain bodies itself and hands the others (escapes,
+ * bytes beyond ASCII, long numbers) to jansson: the same orders written
+ * either way get the same answers and the same stored records.
+ */
+static void test_plain_and_escaped_bodies_alike(void **state)
+{
+	(void)state;
+	static const char *const plain[] = {
+	    /* a create, the same order updated, a duplicate key (the last
+	     * one counts) and a zip that refuses the batch */
+	    "{\"workOrders\":[" WO("P1",
+				   ",\"n\":12.5,\"tags\":[true,null]") "]}",
+	    "{\"workOrders\":[{\"workOrderNumber\":\"P1\",\"city\":\"Waco\"},"
+	    "{\"workOrderNumber\":\"X\",\"workOrderNumber\":\"P2\","
+	    "\"address1\":\"2 Elm\",\"city\":\"Waco\",\"state\":\"TX\","
+	    "\"zip\":\"76701\",\"services\":[{\"serviceName\":\"Snow\"}]}]}",
+	    "{\"workOrders\":[{\"workOrderNumber\":\"P3\",\"address1\":\"3 "
+	    "Oak\","
+	    "\"city\":\"Waco\",\"state\":\"tx\",\"zip\":\"767\","
+	    "\"services\":[{\"serviceName\":\"\"}]}]}",
+	};
+	static const char *const escaped[] = {
+	    "{\"workOrders\":[" WO("\\u0050\\u0031",
+				   ",\"n\":1.25e1,\"tags\":[true,null]") "]}",
+	    "{\"workOrders\":[{\"workOrderNumber\":\"P1\",\"c\\u0069ty\":"
+	    "\"Waco\"},{\"workOrderNumber\":\"X\",\"workOrderNumber\":\"P2\","
+	    "\"address1\":\"2 Elm\",\"city\":\"Waco\",\"state\":\"TX\","
+	    "\"zip\":\"76701\",\"services\":[{\"serviceName\":\"Sn\\u006fw\"}]}"
+	    "]}",
+	    "{\"workOrders\":[{\"workOrderNumber\":\"P\\u0033\",\"address1\":"
+	    "\"3 Oak\",\"city\":\"Waco\",\"state\":\"tx\",\"zip\":\"767\","
+	    "\"services\":[{\"serviceName\":\"\"}]}]}",
+	};
+	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+		struct http_result a, b;
+		push_form("KP", plain[i], &a);
+		push_form("KE", escaped[i], &b);
+		assert_int_equal(a.status, b.status);
+		assert_non_null(a.body);
+		assert_true(json_equal(a.body, b.body));
+		release(&a);
+		release(&b);
+	}
+	json_t *p = get_json("/_sim/orders?apiKey=KP");
+	json_t *e = get_json("/_sim/orders?apiKey=KE");
+	json_t *po = json_object_get(p, "orders");
+	assert_int_equal(json_object_size(po), 2);
+	assert_true(json_equal(po, json_object_get(e, "orders")));
+	json_t *p1 = json_object_get(po, "P1");
+	assert_string_equal(json_string_value(json_object_get(p1, "city")),
+			    "Waco");
+	assert_int_equal(json_integer_value(json_object_get(p1, "_updated")),
+			 1);
+	assert_non_null(json_object_get(po, "P2"));
+	json_decref(p);
+	json_decref(e);
+
+	/* the log holds what was pushed, as pushed */
+	json_t *j = get_json("/_sim/requests?apiKey=KP");
+	json_t *list = json_object_get(j, "requests");
+	assert_int_equal(json_array_size(list), 3);
+	json_t *sent = json_loads(plain[1], 0, NULL);
+	assert_true(
+	    json_equal(json_object_get(json_array_get(list, 1), "workOrders"),
+		       json_object_get(sent, "workOrders")));
+	json_decref(sent);
+	assert_non_null(strstr(
+	    error_of(json_object_get(json_array_get(list, 2), "response")),
+	    "P3: invalid state, invalid zip, no service with a serviceName"));
+	json_decref(j);
+}
+
+/* Pushes of some fields merge into the order; a later value wins; a
+ * create over a deleted order starts from a clean record. */
+static void test_partial_pushes_merge(void **state)
+{
+	(void)state;
+	struct http_result r;
+	push_form("K1", "{\"workOrders\":[" WO("M", ",\"notes\":\"a\"") "]}",
+		  &r);
+	assert_counts(&r, 1, 0, 0);
+	release(&r);
+	/* more partial pushes than the store keeps apart */
+	for (int i = 0; i < 40; i++) {
+		char body[256];
+		snprintf(body, sizeof(body),
+			 "{\"workOrders\":[{\"workOrderNumber\":\"M\","
+			 "\"f%d\":%d,\"count\":%d,\"_created\":99}]}",
+			 i % 7, i, i);
+		push_form("K1", body, &r);
+		assert_counts(&r, 0, 1, 0);
+		release(&r);
+	}
+	push_form("K1", "{\"workOrders\":[" WO("M", "") "]}", &r);
+	assert_counts(&r, 0, 1, 0);
+	release(&r);
+	json_t *rec = order_of("K1", "M");
+	assert_non_null(rec);
+	assert_string_equal(json_string_value(json_object_get(rec, "notes")),
+			    "a");
+	assert_int_equal(json_integer_value(json_object_get(rec, "count")), 39);
+	for (int k = 0; k < 7; k++) {
+		char name[8];
+		snprintf(name, sizeof(name), "f%d", k);
+		/* the last i with i % 7 == k */
+		assert_int_equal(json_integer_value(json_object_get(rec, name)),
+				 35 + k > 39 ? 28 + k : 35 + k);
+	}
+	assert_int_equal(json_integer_value(json_object_get(rec, "_created")),
+			 1);
+	assert_int_equal(json_integer_value(json_object_get(rec, "_updated")),
+			 41);
+	json_decref(rec);
+
+	push_form("K1",
+		  "{\"workOrders\":[{\"workOrderNumber\":\"M\","
+		  "\"status\":\"Deleted\"}]}",
+		  &r);
+	assert_counts(&r, 0, 0, 1);
+	release(&r);
+	push_form("K1", "{\"workOrders\":[" WO("M", "") "]}", &r);
+	assert_counts(&r, 1, 0, 0);
+	release(&r);
+	rec = order_of("K1", "M");
+	assert_null(json_object_get(rec, "notes"));
+	assert_null(json_object_get(rec, "count"));
+	assert_null(json_object_get(rec, "status"));
+	assert_string_equal(json_string_value(json_object_get(rec, "city")),
+			    "Austin");
+	assert_int_equal(json_integer_value(json_object_get(rec, "_created")),
+			 2);
+	assert_false(json_is_true(json_object_get(rec, "_isDeleted")));
+	json_decref(rec);
+}
+
 static void test_requests_orders_stats(void **state)
 {
 	(void)state;
@@ -1161,6 +1297,8 @@ int main(int argc, char **argv)
 	    T(test_fault_reject_work_orders),
 	    T(test_fault_error_next),
 	    T(test_bad_fault_spec_is_400),
+	    T(test_plain_and_escaped_bodies_alike),
+	    T(test_partial_pushes_merge),
 	    T(test_requests_orders_stats),
 	    T(test_max_kept_bounds_log_not_stats),
 	    /* Last: stops the shared simulator. */
