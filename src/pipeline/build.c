@@ -317,5 +317,6 @@ void pb_pipeline_destroy(pb_pipeline_t *pl)
 		free(pl->push_keys[i]);
 	free(pl->push_keys);
 	free(pl->pub.body_out);
+	pl_task_pool_drain(pl);
 	free(pl);
 }

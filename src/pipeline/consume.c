@@ -118,7 +118,7 @@ static task_t *task_of_message(pb_pipeline_t *pl, part_t *p,
 	size_t keep = m->len;
 	if (keep > RECORD_INPUT_MAX && keep > pl->record_max)
 		keep = pl->record_max;
-	task_t *t = calloc(1, sizeof(*t));
+	task_t *t = pl_task_new(pl);
 	char *bytes = malloc(m->key_len + keep + 1);
 	if (!t || !bytes) {
 		free(t);

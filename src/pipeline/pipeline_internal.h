@@ -271,6 +271,10 @@ struct pb_pipeline {
 	/* the largest record (key + value + headers) the producer takes
 	 * (its message.max.bytes less framing, produce.h) */
 	size_t record_max;
+	/* freed tasks kept for the next ones consumed (pl_task_new): a task
+	 * is a few KiB, made and freed once per event */
+	task_t *task_pool;
+	size_t task_pool_len;
 	/* the producer or consumer hit a fatal error: stop, exit 1 */
 	bool fatal;
 	char fatal_msg[1024];
@@ -367,6 +371,10 @@ static inline task_t *pl_task_of(pb_orderq_link_t *l)
 }
 void pl_key_release(pb_pipeline_t *pl, task_t *t);
 const task_t *pl_key_twin(const task_t *t);
+/* A zeroed task (from the pool of freed ones when it has any), NULL when
+ * out of memory; pl_task_pool_drain frees the pool. */
+task_t *pl_task_new(pb_pipeline_t *pl);
+void pl_task_pool_drain(pb_pipeline_t *pl);
 void pl_task_free(pb_pipeline_t *pl, task_t *t);
 const char *pl_task_account(const task_t *t);
 const char *pl_task_won(const task_t *t);
