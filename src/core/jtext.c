@@ -71,11 +71,21 @@ void pb_jt_i64(pb_jtext_t *b, long long v)
 	pb_jt_put(b, n, pb_i64_text(n, v));
 }
 
+/* Whether s[0..n) is valid UTF-8; ASCII, nearly all of what the worker
+ * writes, is passed over without a call per byte. */
 static bool utf8_ok(const unsigned char *s, size_t n)
 {
-	for (size_t i = 0, k; i < n; i += k)
-		if ((k = pb_utf8_seq(s + i, n - i)) == 0)
+	size_t i = 0;
+	while (i < n) {
+		if (s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		size_t k = pb_utf8_seq(s + i, n - i);
+		if (k == 0)
 			return false;
+		i += k;
+	}
 	return true;
 }
 
