@@ -149,16 +149,12 @@ static task_t *task_of_message(pb_pipeline_t *pl, part_t *p,
 
 static void count_consumed(pb_pipeline_t *pl, const task_t *t)
 {
-	char lbl[300];
 	const char *acct = t->ev   ? t->ev->account
 			   : t->in ? t->in->account
 				   : NULL;
 	/* only configured accounts become label values (bounded) */
-	if (!acct || !pb_config_account(pl->cfg, acct))
-		acct = "unknown";
-	pb_metrics_labels(lbl, sizeof(lbl), "source", pl_src_names[t->src],
-			  "account", acct, NULL);
-	pb_metrics_add(pl->m, PB_M_EVENTS_CONSUMED, lbl, 1);
+	pl_count_consumed(pl, t->src,
+			  acct ? pb_config_account(pl->cfg, acct) : NULL);
 }
 
 void pl_consume_one(pb_pipeline_t *pl, rd_kafka_message_t *m)

@@ -250,6 +250,14 @@ typedef struct pl_publish {
 	char *body_out;
 } pl_publish_t;
 
+/* A counter series the loop updates per event, resolved once
+ * (counters.c); key 0 is a free slot. */
+#define PL_SERIES_SLOTS 1024
+typedef struct {
+	uint32_t key;
+	pb_metrics_series_t *s;
+} pl_series_slot_t;
+
 struct pb_pipeline {
 	const pb_config_t *cfg;
 	pb_metrics_t *m;
@@ -275,6 +283,7 @@ struct pb_pipeline {
 	 * is a few KiB, made and freed once per event */
 	task_t *task_pool;
 	size_t task_pool_len;
+	pl_series_slot_t series[PL_SERIES_SLOTS]; /* counters.c */
 	/* the producer or consumer hit a fatal error: stop, exit 1 */
 	bool fatal;
 	char fatal_msg[1024];
@@ -371,6 +380,13 @@ static inline task_t *pl_task_of(pb_orderq_link_t *l)
 }
 void pl_key_release(pb_pipeline_t *pl, task_t *t);
 const task_t *pl_key_twin(const task_t *t);
+/* The per-event counters: events consumed (by source and account) and
+ * outcomes (by source, account, outcome and reason), acct NULL for an
+ * account not configured ("unknown"). */
+void pl_count_consumed(pb_pipeline_t *pl, int src, const pb_account_t *acct);
+void pl_count_outcome(pb_pipeline_t *pl, int src, const pb_account_t *acct,
+		      pb_outcome_t outcome, pb_reason_t reason);
+
 /* A zeroed task (from the pool of freed ones when it has any), NULL when
  * out of memory; pl_task_pool_drain frees the pool. */
 task_t *pl_task_new(pb_pipeline_t *pl);

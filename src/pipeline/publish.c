@@ -17,15 +17,11 @@
 static void count_outcome(pb_pipeline_t *pl, task_t *t)
 {
 	char lbl[512];
-	const char *acct = pl_task_account(t);
+	const char *name = pl_task_account(t);
 	/* only configured accounts become label values (bounded cardinality) */
-	if (!acct || !pb_config_account(pl->cfg, acct))
-		acct = "unknown";
-	pb_metrics_labels(lbl, sizeof(lbl), "source", pl_src_names[t->src],
-			  "account", acct, "outcome",
-			  pb_outcome_name(t->outcome), "reason",
-			  pb_reason_name(t->reason), NULL);
-	pb_metrics_add(pl->m, PB_M_OUTCOMES, lbl, 1);
+	const pb_account_t *a = name ? pb_config_account(pl->cfg, name) : NULL;
+	const char *acct = a ? name : "unknown";
+	pl_count_outcome(pl, t->src, a, t->outcome, t->reason);
 	if (t->in && t->outcome == PB_OUTCOME_DISCARDED) {
 		pb_metrics_labels(lbl, sizeof(lbl), "account", acct, "reason",
 				  pb_reason_name(t->reason), NULL);
