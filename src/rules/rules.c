@@ -165,11 +165,16 @@ static bool family_member(const field_spec_t *fs, const char *name)
 	return n >= fs->first && n <= fs->last;
 }
 
+/* The spec of field name, NULL for none. Looked up for every field of
+ * every event: a row whose first letter differs is passed over without a
+ * call. */
 static const field_spec_t *field_spec(const char *name)
 {
 	for (size_t i = 0; i < sizeof(field_specs) / sizeof(field_specs[0]);
 	     i++) {
 		const field_spec_t *fs = &field_specs[i];
+		if (fs->name[0] != name[0])
+			continue;
 		if (fs->last > 0 ? family_member(fs, name)
 				 : !strcmp(fs->name, name))
 			return fs;
