@@ -140,7 +140,6 @@ static task_t *task_of_message(pb_pipeline_t *pl, part_t *p,
 	t->src = p->src;
 	t->offset = m->offset;
 	t->schema_id = -1; /* plain JSON until parse_record sees framing */
-	t->consumed_ms = pb_mono_ms();
 	t->headers = pb_headers_of_message_new(m);
 	pb_headers_traceparent(t->headers, t->traceparent,
 			       sizeof(t->traceparent));

@@ -126,7 +126,6 @@ struct task {
 	int src;
 	part_t *part;
 	int64_t offset;
-	int64_t consumed_ms;
 	/* the input's headers (owned, NULL when none): copied onto the
 	 * outcome and DLQ records (headers.h); its W3C traceparent, "" when
 	 * none, for the log lines about this event */
