@@ -263,6 +263,7 @@ struct pb_pipeline {
 	pb_pipeline_opts_t opts;
 	rd_kafka_t *consumer;
 	rd_kafka_t *producer;
+	rd_kafka_topic_t *results_rkt; /* made on first use (publish.c) */
 	rd_kafka_queue_t *cq;
 	int cq_fds[2];
 	int pq_fds[2];

@@ -114,8 +114,19 @@ static rd_kafka_resp_err_t produce_outcome(pb_pipeline_t *pl, task_t *t)
 			rd_kafka_headers_destroy(h);
 		return RD_KAFKA_RESP_ERR__NOENT;
 	}
+	/* the results topic's handle, made once: by name, every record
+	 * looked the topic up under the client's lock */
+	if (!pl->results_rkt)
+		pl->results_rkt = rd_kafka_topic_new(
+		    pl->producer, pl->cfg->topic_results, NULL);
+	if (!pl->results_rkt) {
+		free(val);
+		if (h)
+			rd_kafka_headers_destroy(h);
+		return RD_KAFKA_RESP_ERR__NOENT;
+	}
 	rd_kafka_resp_err_t err = rd_kafka_producev(
-	    pl->producer, RD_KAFKA_V_TOPIC(pl->cfg->topic_results),
+	    pl->producer, RD_KAFKA_V_RKT(pl->results_rkt),
 	    RD_KAFKA_V_KEY(t->key, t->key_len),
 	    RD_KAFKA_V_VALUE(val, strlen(val)),
 	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_HEADERS(h),
