@@ -58,11 +58,15 @@ const task_t *pl_key_twin(const task_t *t)
  * the steady state allocates none (a task is ~3.6 KiB; calloc and free of
  * one per event were 3% of the worker's CPU). Sanitizer builds keep none,
  * so that a use after free is still caught. */
+static bool task_pool_has_room(const pb_pipeline_t *pl)
+{
 #if defined(__SANITIZE_ADDRESS__)
-#define TASK_POOL_MAX 0
+	(void)pl;
+	return false;
 #else
-#define TASK_POOL_MAX CONSUME_BATCH
+	return pl->task_pool_len < CONSUME_BATCH;
 #endif
+}
 
 task_t *pl_task_new(pb_pipeline_t *pl)
 {
@@ -104,7 +108,7 @@ void pl_task_free(pb_pipeline_t *pl, task_t *t)
 		rd_kafka_headers_destroy(t->headers);
 	free(t->mark_won);
 	free(t->bytes);
-	if (pl->task_pool_len < TASK_POOL_MAX) {
+	if (task_pool_has_room(pl)) {
 		t->next = pl->task_pool;
 		pl->task_pool = t;
 		pl->task_pool_len++;
