@@ -206,6 +206,7 @@ typedef struct {
 
 typedef struct {
 	pb_state_ref_t ref;
+	/* one allocation, owned by account; won and event_id point into it */
 	char *account, *won, *event_id;
 } pubmark_t;
 
