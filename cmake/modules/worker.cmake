@@ -19,7 +19,7 @@ pb_unit_test(test_carry tests/unit/test_carry.c pb_pipeline_pure)
 add_library(pb_pipeline STATIC src/pipeline/build.c src/pipeline/consume.c
   src/pipeline/decide.c src/pipeline/offsets.c src/pipeline/pipeline.c
   src/pipeline/publish.c src/pipeline/rebalance.c src/pipeline/stages.c
-  src/pipeline/task.c src/io/fetchwake.c)
+  src/pipeline/task.c src/pipeline/counters.c src/io/fetchwake.c)
 target_include_directories(pb_pipeline PRIVATE ${PROJECT_SOURCE_DIR}/src/pipeline)
 target_link_libraries(pb_pipeline PUBLIC pb_headers pb_pipeline_pure)
 target_link_libraries(pb_pipeline PUBLIC pb_kafka_conf pb_base pb_tracker pb_orderq pb_state pb_pusher

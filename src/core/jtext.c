@@ -71,11 +71,21 @@ void pb_jt_i64(pb_jtext_t *b, long long v)
 	pb_jt_put(b, n, pb_i64_text(n, v));
 }
 
+/* Whether s[0..n) is valid UTF-8; ASCII, nearly all of what the worker
+ * writes, is passed over without a call per byte. */
 static bool utf8_ok(const unsigned char *s, size_t n)
 {
-	for (size_t i = 0, k; i < n; i += k)
-		if ((k = pb_utf8_seq(s + i, n - i)) == 0)
+	size_t i = 0;
+	while (i < n) {
+		if (s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		size_t k = pb_utf8_seq(s + i, n - i);
+		if (k == 0)
 			return false;
+		i += k;
+	}
 	return true;
 }
 
@@ -888,19 +898,38 @@ const pb_jt_member_t *pb_jt_members_find(const pb_jt_members_t *ms,
 	return NULL;
 }
 
+/* x as `,"key":value` (no comma when first) into room reserved before
+ * (pb_jt_members_merge). */
 static void member_put(pb_jtext_t *b, const pb_jt_member_t *x, bool first)
 {
+	char *d = b->p + b->len;
 	if (!first)
-		pb_jt_put(b, ",", 1);
-	pb_jt_put(b, x->raw_key, x->raw_klen);
-	pb_jt_put(b, ":", 1);
-	pb_jt_put(b, x->val, x->vlen);
+		*d++ = ',';
+	memcpy(d, x->raw_key, x->raw_klen);
+	d += x->raw_klen;
+	*d++ = ':';
+	memcpy(d, x->val, x->vlen);
+	d += x->vlen;
+	b->len = (size_t)(d - b->p);
+}
+
+/* The room every member of ms takes written by member_put. */
+static size_t members_room(const pb_jt_members_t *ms)
+{
+	size_t n = 0;
+	for (size_t i = 0; ms && i < ms->n; i++)
+		n += ms->m[i].raw_klen + ms->m[i].vlen + 2;
+	return n;
 }
 
 char *pb_jt_members_merge(const pb_jt_members_t *a, const pb_jt_members_t *b)
 {
 	pb_jtext_t t = {0};
 	size_t i = 0, j = 0, na = a ? a->n : 0;
+	/* one allocation for the whole text: at most every member of both */
+	jt_grow(&t, members_room(a) + members_room(b) + 2);
+	if (t.bad)
+		return NULL;
 	pb_jt_put(&t, "{", 1);
 	while (i < na || j < b->n) {
 		const pb_jt_member_t *x;

@@ -718,7 +718,9 @@ pb_err_t pb_rconn_reply(pb_rconn_t *c, bool wait, redisReply **out,
 	*out = NULL;
 	if (c->cl)
 		return pb_cluster_reply(c->cl, wait, out, errstr, errstr_size);
-	int64_t deadline = pb_mono_ms() + c->timeout_ms;
+	/* the deadline is read off the clock only when a wait needs it: a
+	 * reply already buffered (most of a pipelined stage's) needs none */
+	int64_t deadline = -1;
 	bool polled = false;
 	for (;;) {
 		void *rep = NULL;
@@ -734,6 +736,8 @@ pb_err_t pb_rconn_reply(pb_rconn_t *c, bool wait, redisReply **out,
 			return PB_OK;
 		int w;
 		if (wait) {
+			if (deadline < 0)
+				deadline = pb_mono_ms() + c->timeout_ms;
 			w = wait_fd(c->fd, POLLIN, deadline);
 		} else {
 			struct pollfd p = {.fd = c->fd, .events = POLLIN};

@@ -325,6 +325,28 @@ void pb_metrics_add(pb_metrics_t *m, const char *name, const char *labels,
 	series_update(m, name, labels, PB_METRIC_COUNTER, v, true);
 }
 
+pb_metrics_series_t *pb_metrics_add_series(pb_metrics_t *m, const char *name,
+					   const char *labels, double v)
+{
+	if (!m || !(v >= 0) || isinf(v))
+		return NULL;
+	pthread_mutex_lock(&m->lock);
+	struct series *s = lookup(m, name, labels, PB_METRIC_COUNTER);
+	if (s)
+		s->value += v;
+	pthread_mutex_unlock(&m->lock);
+	return s;
+}
+
+void pb_metrics_series_add(pb_metrics_t *m, pb_metrics_series_t *s, double v)
+{
+	if (!m || !s || !(v >= 0) || isinf(v))
+		return;
+	pthread_mutex_lock(&m->lock);
+	s->value += v;
+	pthread_mutex_unlock(&m->lock);
+}
+
 void pb_metrics_set(pb_metrics_t *m, const char *name, const char *labels,
 		    double v)
 {

@@ -40,6 +40,17 @@ pb_err_t pb_metrics_declare(pb_metrics_t *m, const char *name,
 /* Counter += v (v >= 0). Undeclared names are ignored. */
 void pb_metrics_add(pb_metrics_t *m, const char *name, const char *labels,
 		    double v);
+/*
+ * A counter series resolved once, for updates on a hot path without the
+ * lookup by (name, labels) and the label text. pb_metrics_add_series does
+ * what pb_metrics_add does and returns the series it added to, NULL when
+ * the update was ignored or dropped (then keep using pb_metrics_add, so
+ * drops are still counted); the series lives as long as the registry.
+ */
+typedef struct series pb_metrics_series_t;
+pb_metrics_series_t *pb_metrics_add_series(pb_metrics_t *m, const char *name,
+					   const char *labels, double v);
+void pb_metrics_series_add(pb_metrics_t *m, pb_metrics_series_t *s, double v);
 /* Gauge = v. */
 void pb_metrics_set(pb_metrics_t *m, const char *name, const char *labels,
 		    double v);

@@ -293,6 +293,9 @@ void pb_pipeline_destroy(pb_pipeline_t *pl)
 		rd_kafka_destroy(pl->consumer);
 	if (pl->producer) {
 		rd_kafka_flush(pl->producer, 1000);
+		if (pl->results_rkt)
+			rd_kafka_topic_destroy(pl->results_rkt);
+		pl->results_rkt = NULL;
 		rd_kafka_destroy(pl->producer);
 	}
 	for (int i = 0; i < 2; i++) {
@@ -317,5 +320,6 @@ void pb_pipeline_destroy(pb_pipeline_t *pl)
 		free(pl->push_keys[i]);
 	free(pl->push_keys);
 	free(pl->pub.body_out);
+	pl_task_pool_drain(pl);
 	free(pl);
 }

@@ -118,7 +118,7 @@ static task_t *task_of_message(pb_pipeline_t *pl, part_t *p,
 	size_t keep = m->len;
 	if (keep > RECORD_INPUT_MAX && keep > pl->record_max)
 		keep = pl->record_max;
-	task_t *t = calloc(1, sizeof(*t));
+	task_t *t = pl_task_new(pl);
 	char *bytes = malloc(m->key_len + keep + 1);
 	if (!t || !bytes) {
 		free(t);
@@ -140,7 +140,6 @@ static task_t *task_of_message(pb_pipeline_t *pl, part_t *p,
 	t->src = p->src;
 	t->offset = m->offset;
 	t->schema_id = -1; /* plain JSON until parse_record sees framing */
-	t->consumed_ms = pb_mono_ms();
 	t->headers = pb_headers_of_message_new(m);
 	pb_headers_traceparent(t->headers, t->traceparent,
 			       sizeof(t->traceparent));
@@ -149,16 +148,12 @@ static task_t *task_of_message(pb_pipeline_t *pl, part_t *p,
 
 static void count_consumed(pb_pipeline_t *pl, const task_t *t)
 {
-	char lbl[300];
 	const char *acct = t->ev   ? t->ev->account
 			   : t->in ? t->in->account
 				   : NULL;
 	/* only configured accounts become label values (bounded) */
-	if (!acct || !pb_config_account(pl->cfg, acct))
-		acct = "unknown";
-	pb_metrics_labels(lbl, sizeof(lbl), "source", pl_src_names[t->src],
-			  "account", acct, NULL);
-	pb_metrics_add(pl->m, PB_M_EVENTS_CONSUMED, lbl, 1);
+	pl_count_consumed(pl, t->src,
+			  acct ? pb_config_account(pl->cfg, acct) : NULL);
 }
 
 void pl_consume_one(pb_pipeline_t *pl, rd_kafka_message_t *m)

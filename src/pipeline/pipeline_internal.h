@@ -126,7 +126,6 @@ struct task {
 	int src;
 	part_t *part;
 	int64_t offset;
-	int64_t consumed_ms;
 	/* the input's headers (owned, NULL when none): copied onto the
 	 * outcome and DLQ records (headers.h); its W3C traceparent, "" when
 	 * none, for the log lines about this event */
@@ -207,6 +206,7 @@ typedef struct {
 
 typedef struct {
 	pb_state_ref_t ref;
+	/* one allocation, owned by account; won and event_id point into it */
 	char *account, *won, *event_id;
 } pubmark_t;
 
@@ -250,12 +250,21 @@ typedef struct pl_publish {
 	char *body_out;
 } pl_publish_t;
 
+/* A counter series the loop updates per event, resolved once
+ * (counters.c); key 0 is a free slot. */
+#define PL_SERIES_SLOTS 1024
+typedef struct {
+	uint32_t key;
+	pb_metrics_series_t *s;
+} pl_series_slot_t;
+
 struct pb_pipeline {
 	const pb_config_t *cfg;
 	pb_metrics_t *m;
 	pb_pipeline_opts_t opts;
 	rd_kafka_t *consumer;
 	rd_kafka_t *producer;
+	rd_kafka_topic_t *results_rkt; /* made on first use (publish.c) */
 	rd_kafka_queue_t *cq;
 	int cq_fds[2];
 	int pq_fds[2];
@@ -271,6 +280,11 @@ struct pb_pipeline {
 	/* the largest record (key + value + headers) the producer takes
 	 * (its message.max.bytes less framing, produce.h) */
 	size_t record_max;
+	/* freed tasks kept for the next ones consumed (pl_task_new): a task
+	 * is a few KiB, made and freed once per event */
+	task_t *task_pool;
+	size_t task_pool_len;
+	pl_series_slot_t series[PL_SERIES_SLOTS]; /* counters.c */
 	/* the producer or consumer hit a fatal error: stop, exit 1 */
 	bool fatal;
 	char fatal_msg[1024];
@@ -367,6 +381,17 @@ static inline task_t *pl_task_of(pb_orderq_link_t *l)
 }
 void pl_key_release(pb_pipeline_t *pl, task_t *t);
 const task_t *pl_key_twin(const task_t *t);
+/* The per-event counters: events consumed (by source and account) and
+ * outcomes (by source, account, outcome and reason), acct NULL for an
+ * account not configured ("unknown"). */
+void pl_count_consumed(pb_pipeline_t *pl, int src, const pb_account_t *acct);
+void pl_count_outcome(pb_pipeline_t *pl, int src, const pb_account_t *acct,
+		      pb_outcome_t outcome, pb_reason_t reason);
+
+/* A zeroed task (from the pool of freed ones when it has any), NULL when
+ * out of memory; pl_task_pool_drain frees the pool. */
+task_t *pl_task_new(pb_pipeline_t *pl);
+void pl_task_pool_drain(pb_pipeline_t *pl);
 void pl_task_free(pb_pipeline_t *pl, task_t *t);
 const char *pl_task_account(const task_t *t);
 const char *pl_task_won(const task_t *t);

@@ -17,15 +17,11 @@
 static void count_outcome(pb_pipeline_t *pl, task_t *t)
 {
 	char lbl[512];
-	const char *acct = pl_task_account(t);
+	const char *name = pl_task_account(t);
 	/* only configured accounts become label values (bounded cardinality) */
-	if (!acct || !pb_config_account(pl->cfg, acct))
-		acct = "unknown";
-	pb_metrics_labels(lbl, sizeof(lbl), "source", pl_src_names[t->src],
-			  "account", acct, "outcome",
-			  pb_outcome_name(t->outcome), "reason",
-			  pb_reason_name(t->reason), NULL);
-	pb_metrics_add(pl->m, PB_M_OUTCOMES, lbl, 1);
+	const pb_account_t *a = name ? pb_config_account(pl->cfg, name) : NULL;
+	const char *acct = a ? name : "unknown";
+	pl_count_outcome(pl, t->src, a, t->outcome, t->reason);
 	if (t->in && t->outcome == PB_OUTCOME_DISCARDED) {
 		pb_metrics_labels(lbl, sizeof(lbl), "account", acct, "reason",
 				  pb_reason_name(t->reason), NULL);
@@ -118,8 +114,19 @@ static rd_kafka_resp_err_t produce_outcome(pb_pipeline_t *pl, task_t *t)
 			rd_kafka_headers_destroy(h);
 		return RD_KAFKA_RESP_ERR__NOENT;
 	}
+	/* the results topic's handle, made once: by name, every record
+	 * looked the topic up under the client's lock */
+	if (!pl->results_rkt)
+		pl->results_rkt = rd_kafka_topic_new(
+		    pl->producer, pl->cfg->topic_results, NULL);
+	if (!pl->results_rkt) {
+		free(val);
+		if (h)
+			rd_kafka_headers_destroy(h);
+		return RD_KAFKA_RESP_ERR__NOENT;
+	}
 	rd_kafka_resp_err_t err = rd_kafka_producev(
-	    pl->producer, RD_KAFKA_V_TOPIC(pl->cfg->topic_results),
+	    pl->producer, RD_KAFKA_V_RKT(pl->results_rkt),
 	    RD_KAFKA_V_KEY(t->key, t->key_len),
 	    RD_KAFKA_V_VALUE(val, strlen(val)),
 	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_HEADERS(h),

@@ -28,9 +28,19 @@ void pl_pubmark_add(pb_pipeline_t *pl, task_t *t)
 		pl->stages.pubmarks_cap = nc;
 	}
 	pubmark_t *p = &pl->stages.pubmarks[pl->stages.pubmarks_len++];
-	p->account = strdup(pl_task_mark_account(t));
-	p->won = strdup(pl_task_mark_won(t));
-	p->event_id = strdup(pl_task_mark_id(t));
+	/* the three names in one block, owned by p->account */
+	const char *a = pl_task_mark_account(t), *w = pl_task_mark_won(t),
+		   *id = pl_task_mark_id(t);
+	size_t la = strlen(a) + 1, lw = strlen(w) + 1, li = strlen(id) + 1;
+	char *names = malloc(la + lw + li);
+	if (!names) {
+		/* as at the bound: a lost mark only re-publishes on replay */
+		pl->stages.pubmarks_len--;
+		return;
+	}
+	p->account = memcpy(names, a, la);
+	p->won = memcpy(names + la, w, lw);
+	p->event_id = memcpy(names + la + lw, id, li);
 	p->ref.account = p->account;
 	p->ref.won = p->won;
 	p->ref.event_id = p->event_id;
@@ -46,9 +56,7 @@ void pl_pubmark_add(pb_pipeline_t *pl, task_t *t)
 void pl_pubmarks_drop(pb_pipeline_t *pl, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		free(pl->stages.pubmarks[i].account);
-		free(pl->stages.pubmarks[i].won);
-		free(pl->stages.pubmarks[i].event_id);
+		free(pl->stages.pubmarks[i].account); /* and won, event_id */
 	}
 	if (n) {
 		memmove(pl->stages.pubmarks, pl->stages.pubmarks + n,

@@ -282,6 +282,32 @@ static void test_series_bound(void **state)
 	free(out);
 }
 
+/* A resolved series adds to the same series as pb_metrics_add; an update
+ * the registry ignores or drops resolves to no series and is still
+ * counted as before. */
+static void test_resolved_series(void **state)
+{
+	pb_metrics_t *m = *state;
+	assert_int_equal(
+	    pb_metrics_declare(m, "r_total", PB_METRIC_COUNTER, "r", NULL, 0),
+	    PB_OK);
+	pb_metrics_series_t *s =
+	    pb_metrics_add_series(m, "r_total", "a=\"x\"", 2);
+	assert_non_null(s);
+	pb_metrics_series_add(m, s, 1);
+	pb_metrics_series_add(m, s, -1); /* ignored, as pb_metrics_add */
+	pb_metrics_add(m, "r_total", "a=\"x\"", 0.5);
+	double v = 0;
+	assert_int_equal(pb_metrics_get(m, "r_total", "a=\"x\"", &v), PB_OK);
+	assert_true(v == 3.5);
+	assert_null(pb_metrics_add_series(m, "nope_total", "", 1));
+	assert_null(
+	    pb_metrics_add_series(m, "r_total", PB_METRICS_LABELS_OVERFLOW, 1));
+	pb_metrics_series_add(m, NULL, 1); /* no series: nothing */
+	assert_int_equal(pb_metrics_get(m, PB_M_SERIES_DROPPED, "", &v), PB_OK);
+	assert_true(v == 1);
+}
+
 #define THREAD_ADDS 100000
 
 static void *adder(void *arg)
@@ -408,6 +434,7 @@ int main(void)
 	    T(test_escaped_labels_render),
 	    T(test_format_value),
 	    T(test_series_bound),
+	    T(test_resolved_series),
 	    T(test_concurrent_adds_exact),
 	    T(test_standard_set),
 	    cmocka_unit_test(test_null_safety),
