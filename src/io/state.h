@@ -11,11 +11,10 @@
  *                     dedupe.ttlSeconds after it was written (past it the
  *                     mark reads as none); mi, their index ("EXPIRES ID"
  *                     lines, oldest first), by which a write drops
- *                     expired marks and the oldest past 64
- *                     (state_marks.h). One HMGET reads an event's order
- *                     and mark, one HSET (atomic by itself) writes both.
- *                     A hash that holds marks only (an event rejected
- *                     before its order existed) expires.
+ *                     expired marks (state_marks.h; never one still
+ *                     within its TTL, however busy the order). One HMGET reads
+ * an event's order and mark, one HSET (atomic by itself) writes both. A hash
+ * that holds marks only (an event rejected before its order existed) expires.
  *   P{A/W}:m:ID       string, expiring after dedupe.ttlSeconds: the marks
  *                     of records rejected as read (account
  *                     PB_STATE_RECORD_ACCOUNT), and every event's mark in

@@ -151,23 +151,16 @@ size_t pb_smark_index_len(const char *mi)
 	return n;
 }
 
-/* Whether an index needs pruning: it would pass PB_SMARK_MAX lines, or
- * its PB_SMARK_EXPIRED_PRUNE-th line (oldest first) expired. */
+/* Whether an index needs pruning: its PB_SMARK_EXPIRED_PRUNE-th line
+ * (oldest first) expired. */
 static bool prune_due(const char *s, int64_t now)
 {
-	size_t n = 0;
-	const char *nth = NULL;
-	for (const char *p = s; p && *p; n++) {
-		if (n == PB_SMARK_EXPIRED_PRUNE - 1)
-			nth = p;
-		const char *nl = strchr(p, '\n');
-		if (!nl)
-			break;
-		p = nl + 1;
+	const char *nth = s;
+	for (size_t n = 0; nth && *nth && n < PB_SMARK_EXPIRED_PRUNE - 1; n++) {
+		const char *nl = strchr(nth, '\n');
+		nth = nl ? nl + 1 : NULL;
 	}
-	if (n + 1 > PB_SMARK_MAX)
-		return true;
-	if (!nth)
+	if (!nth || !*nth)
 		return false;
 	const char *sp = strchr(nth, ' ');
 	return sp && span_i64(nth, (size_t)(sp - nth), INT64_MAX) <= now;
@@ -191,22 +184,26 @@ static bool superseded(const mi_entry_t *e, size_t n, size_t i)
 	return false;
 }
 
-/* The index rebuilt: expired lines and the oldest past the bound dropped
- * (handed to drop); id's own earlier lines, and any line whose id has a
- * later one, left out without dropping the mark. */
+/* The index rebuilt: expired lines dropped (handed to drop); id's own
+ * earlier lines, and any line whose id has a later one, left out without
+ * dropping the mark. */
 static void index_rebuild(const char *old, const char *id, int64_t now,
 			  pb_smark_drop_fn drop, void *ctx, pb_jtext_t *out)
 {
-	mi_entry_t e[PB_SMARK_MAX * 2 + 1];
-	size_t n = mi_split(old, e, PB_SMARK_MAX * 2);
-	size_t keep_from = n + 1 > PB_SMARK_MAX ? n + 1 - PB_SMARK_MAX / 2 : 0;
+	size_t cap = pb_smark_index_len(old) + 1;
+	mi_entry_t *e = malloc(cap * sizeof(*e));
+	if (!e) {
+		out->bad = true;
+		return;
+	}
+	size_t n = mi_split(old, e, cap);
 	size_t idlen = strlen(id);
 	for (size_t i = 0; i < n; i++) {
 		bool same =
 		    e[i].len == idlen && memcmp(e[i].id, id, idlen) == 0;
 		if (same || superseded(e, n, i))
 			continue; /* its last line stands for it */
-		if (i < keep_from || e[i].exp <= now) {
+		if (e[i].exp <= now) {
 			pb_jtext_t f = {0};
 			pb_jt_put(&f, "m:", 2);
 			pb_jt_put(&f, e[i].id, e[i].len);
@@ -218,6 +215,7 @@ static void index_rebuild(const char *old, const char *id, int64_t now,
 		}
 		line_put(out, e[i].exp, e[i].id, e[i].len);
 	}
+	free(e);
 }
 
 bool pb_smark_index_add(const char *old, const char *id, int64_t exp,

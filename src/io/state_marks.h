@@ -9,11 +9,13 @@
  *
  * The order's "mi" field indexes its marks: one "EXPIRES ID\n" line per
  * mark, oldest first. Each write of a mark appends its line; once
- * PB_SMARK_EXPIRED_PRUNE lines have expired, or the index would pass
- * PB_SMARK_MAX lines, the write drops the expired marks and the oldest
- * down to PB_SMARK_MAX / 2 (their fields handed to a callback, for one
- * HDEL in the same round trip). So an order's hash holds at most
- * PB_SMARK_MAX marks plus the few written without its index at hand.
+ * PB_SMARK_EXPIRED_PRUNE lines have expired, the write drops the expired
+ * marks (their fields handed to a callback, for one HDEL in the same
+ * round trip). So an order's hash holds the marks of its events of the
+ * last dedupe.ttlSeconds, as many as the string keys of earlier builds
+ * did: none is dropped for the order's traffic, since a dropped mark
+ * would let a replay of its event be pushed again. (A busy order's index
+ * grows with it: about 25 bytes a mark, rewritten with each event.)
  *
  * Invariants: a prune drops a mark only by its id's last line (an id
  * written again may hold two lines until then); an
@@ -30,7 +32,6 @@
 
 #include "state.h"
 
-#define PB_SMARK_MAX	       64
 #define PB_SMARK_EXPIRED_PRUNE 8
 
 /* The value (malloc'd; NULL: out of memory). s 'P' published, else 'D'.

@@ -90,22 +90,22 @@ static int64_t far(size_t i)
 	return 10000 + (int64_t)i;
 }
 
-static void test_index_bound(void **state)
+/* A busy order keeps every mark within its TTL: a dropped one would let
+ * a replay of its event be pushed again. */
+static void test_index_keeps_live_marks(void **state)
 {
 	(void)state;
 	drops_t d = {0};
-	char *mi = index_of(PB_SMARK_MAX, far, 100, &d);
-	assert_int_equal(pb_smark_index_len(mi), PB_SMARK_MAX);
+	char *mi = index_of(300, far, 100, &d);
+	assert_int_equal(pb_smark_index_len(mi), 300);
 	assert_int_equal(d.n, 0);
-	/* one more: the oldest go, down to half the bound */
 	char *out = NULL;
 	assert_true(
 	    pb_smark_index_add(mi, "new", 20000, 100, on_drop, &d, &out));
-	assert_int_equal(pb_smark_index_len(out), PB_SMARK_MAX / 2);
-	assert_int_equal(d.n, PB_SMARK_MAX + 1 - PB_SMARK_MAX / 2);
-	assert_string_equal(d.dropped[0], "m:e0");
+	assert_int_equal(pb_smark_index_len(out), 301);
+	assert_int_equal(d.n, 0);
 	assert_non_null(strstr(out, " new\n"));
-	assert_null(strstr(out, " e0\n"));
+	assert_non_null(strstr(out, "10000 e0\n"));
 	free(mi);
 	free(out);
 }
@@ -135,17 +135,20 @@ static void test_index_rewrite_keeps_mark(void **state)
 {
 	(void)state;
 	drops_t d = {0};
-	char *mi = index_of(PB_SMARK_MAX - 1, far, 100, &d);
+	/* e0..e9 expire at 50 */
+	char *mi = index_of(PB_SMARK_EXPIRED_PRUNE + 2, early_expired, 10, &d);
 	char *a = NULL, *b = NULL;
-	/* e0 written again: two lines until the next prune */
-	assert_true(pb_smark_index_add(mi, "e0", 30000, 100, on_drop, &d, &a));
-	assert_int_equal(pb_smark_index_len(a), PB_SMARK_MAX);
-	/* the prune drops the oldest lines, but not e0's mark: its later
+	/* e0 written again, expiring later: two lines until the next prune */
+	assert_true(pb_smark_index_add(mi, "e0", 30000, 10, on_drop, &d, &a));
+	assert_int_equal(pb_smark_index_len(a), PB_SMARK_EXPIRED_PRUNE + 3);
+	/* the prune drops the expired lines, but not e0's mark: its later
 	 * line stands for it */
-	assert_true(pb_smark_index_add(a, "y", 30000, 100, on_drop, &d, &b));
+	assert_true(pb_smark_index_add(a, "y", 30000, 60, on_drop, &d, &b));
+	assert_int_equal(d.n, PB_SMARK_EXPIRED_PRUNE - 1);
 	for (size_t i = 0; i < d.n; i++)
 		assert_string_not_equal(d.dropped[i], "m:e0");
-	assert_non_null(strstr(b, " e0\n"));
+	assert_non_null(strstr(b, "30000 e0\n"));
+	assert_null(strstr(b, "50 e0\n"));
 	free(mi);
 	free(a);
 	free(b);
@@ -286,7 +289,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_mark_value_round_trip),
 	    cmocka_unit_test(test_mark_earlier_names),
-	    cmocka_unit_test(test_index_bound),
+	    cmocka_unit_test(test_index_keeps_live_marks),
 	    cmocka_unit_test(test_index_prunes_expired),
 	    cmocka_unit_test(test_index_rewrite_keeps_mark),
 	    cmocka_unit_test(test_index_newline_id),
