@@ -75,7 +75,7 @@ static char *index_of(size_t n, int64_t (*exp)(size_t), int64_t now, drops_t *d)
 {
 	char *mi = NULL;
 	for (size_t i = 0; i < n; i++) {
-		char id[16], *out = NULL;
+		char id[32], *out = NULL;
 		snprintf(id, sizeof(id), "e%zu", i);
 		assert_true(
 		    pb_smark_index_add(mi, id, exp(i), now, on_drop, d, &out));
