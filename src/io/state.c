@@ -283,6 +283,12 @@ pb_err_t pb_state_new_config(const pb_config_t *cfg, int timeout_ms,
 	if (err)
 		return err;
 	pb_state_set_upgrade_window(st, cfg->redis_upgrade_window_seconds);
+	pb_omemo_t *memo =
+	    pb_omemo_new(pb_omemo_cap_for(cfg->worker_max_pending));
+	if (memo) { /* else the default one stays */
+		pb_omemo_destroy(st->memo);
+		st->memo = memo;
+	}
 	/* A certificate refused now is refused on every retry: fatal at
 	 * start (contract section 9). Redis merely down is retried later. */
 	if (pb_redis_tls(st->redis)) {

@@ -29,6 +29,13 @@ uint32_t pb_omemo_hash(const char *s)
 	return h;
 }
 
+size_t pb_omemo_cap_for(int max_pending)
+{
+	size_t n = max_pending > 0 ? (size_t)max_pending : 2000;
+	n += n / 2;
+	return n < 256 ? 256 : n;
+}
+
 pb_omemo_t *pb_omemo_new(size_t cap)
 {
 	pb_omemo_t *m = calloc(1, sizeof(*m));

@@ -205,6 +205,10 @@ static void test_memo_many(void **state)
 	snprintf(k, sizeof(k), "o%d", PB_OMEMO_CAP * 2);
 	assert_non_null(pb_omemo_get(m, k));
 	pb_omemo_destroy(m);
+	/* sized for the events a worker holds between fetch and commit */
+	assert_int_equal(pb_omemo_cap_for(2000), 3000);
+	assert_int_equal(pb_omemo_cap_for(0), 3000);
+	assert_int_equal(pb_omemo_cap_for(10), 256);
 }
 
 /* ---- waiting published marks ------------------------------------------ */
