@@ -777,17 +777,17 @@ static void hash_mark_parse(pb_state_t *st, redisReply *o, int64_t now,
 	if (m && m->type == REDIS_REPLY_STRING)
 		pb_smark_parse(m->str, m->len, now, v);
 	char *ok = key_order(st, v->account, v->won);
-	char *f = pb_smark_field(v->event_id);
-	const char *w = ok && f && v->mark == PB_MARK_DONE
-			    ? pb_pubq_find(st->pub, ok, f)
-			    : NULL;
-	if (w)
-		pb_smark_parse(w, strlen(w), now, v);
-	if (ok)
-		pb_omemo_put(st->memo, ok,
-			     pb_strdup(elem_str(o, N_ORDER_FIELDS + 1)),
-			     v->exists);
-	free(f);
+	if (!ok)
+		return;
+	if (v->mark == PB_MARK_DONE && pb_pubq_count(st->pub)) {
+		char *f = pb_smark_field(v->event_id);
+		const char *w = f ? pb_pubq_find(st->pub, ok, f) : NULL;
+		if (w)
+			pb_smark_parse(w, strlen(w), now, v);
+		free(f);
+	}
+	pb_omemo_put(st->memo, ok, pb_strdup(elem_str(o, N_ORDER_FIELDS + 1)),
+		     v->exists);
 	free(ok);
 }
 
