@@ -25,6 +25,7 @@
 #include "jtext.h"
 #include "outcome.h"
 #include "redis_conn.h"
+#include "state_layout.h"
 #include "state_marks.h"
 #include "state_memo.h"
 #include "state_pubq.h"
@@ -135,15 +136,15 @@ static int64_t now_s(void)
  * an earlier build still running: read them too. */
 static bool legacy_read(const pb_state_t *st)
 {
-	return st->layout_at > 0 &&
-	       now_s() < st->layout_at + st->upgrade_s + st->ttl;
+	return pb_slayout_read_legacy(st->layout_at, st->upgrade_s, st->ttl,
+				      now_s());
 }
 
 /* Replicas of an earlier build may still run (a rolling update): write
  * the string mark beside the hash mark, the only one they read. */
 static bool legacy_write(const pb_state_t *st)
 {
-	return st->layout_at > 0 && now_s() < st->layout_at + st->upgrade_s;
+	return pb_slayout_write_legacy(st->layout_at, st->upgrade_s, now_s());
 }
 
 /*
@@ -165,8 +166,8 @@ static pb_err_t probe_layout(pb_state_t *st, char *errstr, size_t errstr_size)
 	free(k);
 	if (!r)
 		return PB_ERR_REDIS;
-	int64_t v = 0;
-	bool have = r->type == REDIS_REPLY_STRING && pb_parse_i64(r->str, &v);
+	bool have = r->type == REDIS_REPLY_STRING &&
+		    pb_slayout_parse(r->str, &st->layout_at);
 	bool refused = r->type == REDIS_REPLY_ERROR;
 	freeReplyObject(r);
 	if (refused)
@@ -174,17 +175,15 @@ static pb_err_t probe_layout(pb_state_t *st, char *errstr, size_t errstr_size)
 			       "Redis refused GET of the layout key; give the "
 			       "worker's ACL user the commands "
 			       "docs/operations.md lists");
-	if (have) {
-		st->layout_at = v > 0 ? v : 0;
+	if (have)
 		return PB_OK;
-	}
 	const char *dbsize[] = {"DBSIZE"};
 	r = pb_rconn_command(st->c, errstr, errstr_size, 1, dbsize);
 	if (!r)
 		return PB_ERR_REDIS;
 	bool empty = r->type == REDIS_REPLY_INTEGER && r->integer == 0;
 	freeReplyObject(r);
-	st->layout_at = empty ? 0 : now_s();
+	st->layout_at = pb_slayout_first(empty, now_s());
 	st->layout_write = true;
 	return PB_OK;
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "state_layout.h"
 #include "state_marks.h"
 #include "state_memo.h"
 #include "state_pubq.h"
@@ -288,6 +289,33 @@ static void test_pubq_flush_all_and_bound(void **state)
 	pb_pubq_destroy(q); /* the crash case: freed, nothing written */
 }
 
+/* ---- the upgrade window ----------------------------------------------- */
+
+static void test_layout_window(void **state)
+{
+	(void)state;
+	int64_t at = -1;
+	assert_false(pb_slayout_parse(NULL, &at));
+	assert_false(pb_slayout_parse("x", &at));
+	assert_true(pb_slayout_parse("0", &at));
+	assert_int_equal(at, 0);
+	assert_true(pb_slayout_parse("1700000000", &at));
+	assert_int_equal(at, 1700000000);
+	/* a fresh Redis: never string marks */
+	assert_int_equal(pb_slayout_first(true, 5000), 0);
+	assert_false(pb_slayout_read_legacy(0, 3600, 600, 1));
+	assert_false(pb_slayout_write_legacy(0, 3600, 1));
+	/* an upgrade at 5000, window 3600, TTL 600 */
+	assert_int_equal(pb_slayout_first(false, 5000), 5000);
+	assert_true(pb_slayout_write_legacy(5000, 3600, 8599));
+	assert_false(pb_slayout_write_legacy(5000, 3600, 8600));
+	assert_true(pb_slayout_read_legacy(5000, 3600, 600, 9199));
+	assert_false(pb_slayout_read_legacy(5000, 3600, 600, 9200));
+	/* window 0: read for one TTL, never written */
+	assert_false(pb_slayout_write_legacy(5000, 0, 5000));
+	assert_true(pb_slayout_read_legacy(5000, 0, 600, 5599));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -301,6 +329,7 @@ int main(void)
 	    cmocka_unit_test(test_memo_many),
 	    cmocka_unit_test(test_pubq_fold_and_find),
 	    cmocka_unit_test(test_pubq_flush_all_and_bound),
+	    cmocka_unit_test(test_layout_window),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
