@@ -10,6 +10,12 @@
  * so a restarted Redis or a failover is picked up without a restart of
  * the worker.
  *
+ * This file is the API and its orchestration: the connection, the
+ * pipelines, and which commands each call sends. Its parts: the marks in
+ * the order's hash and their index (state_marks.h), the order memo
+ * (state_memo.h), the waiting "published" marks (state_pubq.h) and the
+ * upgrade window (state_layout.h).
+ *
  * Must never: log, block without a timeout, or leave a reply unread (an
  * unread reply would shift every later answer of the pipeline).
  */

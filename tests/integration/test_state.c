@@ -5,6 +5,12 @@
  * are outstanding; a connection lost between send and recv fails every
  * outstanding recv and the next call reconnects), and replies read ahead
  * without blocking (pump, ready) for a loop that keeps several calls out.
+ * The marks in the order's hash: kept for their TTL however busy the
+ * order, pruned once expired, a hash of marks only expiring; "published"
+ * marks waiting for the order's next write (another handle, as after a
+ * crash, reads "done"; a ping and the handle's end write them); and the
+ * upgrade from string marks: read as duplicates, written too during the
+ * upgrade window (what an earlier replica reads), no longer after it.
  */
 #include <setjmp.h>
 #include <poll.h>
