@@ -692,6 +692,9 @@ static const field_t redis_fields[] = {
     /* WAIT: more replicas than any deployment has is a typo */
     {"minReplicas", F_INT, OFF(redis_min_replicas), 0, 16, NULL, NULL},
     {"waitTimeoutMs", F_INT, OFF(redis_wait_timeout_ms), 1, 60000, NULL, "ms"},
+    /* up to 30 days: a rollout longer than that is not a rollout */
+    {"upgradeWindowSeconds", F_INT64, OFF(redis_upgrade_window_seconds), 0,
+     2592000, NULL, "s"},
 };
 
 /*
@@ -1869,6 +1872,7 @@ static pb_err_t set_defaults(pb_config_t *c)
 		return PB_ERR_NOMEM;
 	c->redis_tls_verify = true;
 	c->redis_wait_timeout_ms = 1000;
+	c->redis_upgrade_window_seconds = 3600;
 	if (!c->topic_orders || !c->topic_inbound || !c->topic_results ||
 	    !c->topic_dlq || !c->redis_url || !c->redis_key_prefix ||
 	    !c->http_listen)
@@ -2229,11 +2233,12 @@ static json_t *describe_account_relay(const pb_account_t *a)
 static json_t *describe_redis(const pb_config_t *c, bool *ok)
 {
 	json_t *r = json_pack(
-	    "{s:o, s:s?, s:s?, s:s?, s:i, s:i}", "url",
+	    "{s:o, s:s?, s:s?, s:s?, s:i, s:i, s:I}", "url",
 	    redacted_url(c->redis_url), "keyPrefix", c->redis_key_prefix,
 	    "password", c->redis_password ? "<redacted>" : NULL, "passwordFrom",
 	    c->redis_password_source, "minReplicas", c->redis_min_replicas,
-	    "waitTimeoutMs", c->redis_wait_timeout_ms);
+	    "waitTimeoutMs", c->redis_wait_timeout_ms, "upgradeWindowSeconds",
+	    (json_int_t)c->redis_upgrade_window_seconds);
 	if (r && c->redis_tls)
 		put(r, "tls",
 		    json_pack("{s:s?, s:s?, s:s?, s:s?, s:b}", "caFile",
@@ -2427,6 +2432,13 @@ static const key_doc_t key_docs[] = {
     {"redis.waitTimeoutMs",
      "How long WAIT may take before the commit "
      "is retried like a lost connection.",
+     NULL, NULL, NULL, false},
+    {"redis.upgradeWindowSeconds",
+     "After the first start of a build that keeps event marks "
+     "in the order's hash on a Redis that held data: how long "
+     "replicas of an earlier build may still run (a rolling "
+     "update); marks are also written as the string keys they "
+     "read. 0: none (stop earlier replicas first).",
      NULL, NULL, NULL, false},
     {"pruvan.caFile",
      "A CA bundle for TLS to Pruvan, beside the "

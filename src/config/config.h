@@ -158,6 +158,9 @@ typedef struct pb_config {
 	size_t redis_cluster_nodes_len;
 	int redis_min_replicas;	   /* 0 */
 	int redis_wait_timeout_ms; /* 1000 */
+	/* after an upgrade of the key layout, how long replicas of an
+	 * earlier build may still run (marks written both ways) */
+	int64_t redis_upgrade_window_seconds; /* 3600 */
 
 	/* Egress to Pruvan. */
 	char *pruvan_ca_file; /* a CA bundle beside the system's; NULL: none */

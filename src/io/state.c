@@ -10,6 +10,12 @@
  * so a restarted Redis or a failover is picked up without a restart of
  * the worker.
  *
+ * This file is the API and its orchestration: the connection, the
+ * pipelines, and which commands each call sends. Its parts: the marks in
+ * the order's hash and their index (state_marks.h), the order memo
+ * (state_memo.h), the waiting "published" marks (state_pubq.h) and the
+ * upgrade window (state_layout.h).
+ *
  * Must never: log, block without a timeout, or leave a reply unread (an
  * unread reply would shift every later answer of the pipeline).
  */
@@ -25,6 +31,10 @@
 #include "jtext.h"
 #include "outcome.h"
 #include "redis_conn.h"
+#include "state_layout.h"
+#include "state_marks.h"
+#include "state_memo.h"
+#include "state_pubq.h"
 #include "util.h"
 
 struct pb_state {
@@ -42,6 +52,15 @@ struct pb_state {
 	/* replies read ahead by pb_state_pump, oldest at got[got_head] */
 	redisReply **got;
 	size_t got_head, got_len, got_cap;
+	/* The key layout (probe_layout): -1 not read yet; 0 Redis held
+	 * nothing when this layout first started (no earlier marks); else
+	 * that Unix second. Earlier builds' string marks are written too
+	 * for upgrade_s after it and read for upgrade_s + ttl. */
+	int64_t layout_at;
+	int64_t upgrade_s;
+	bool layout_write; /* the next commit records layout_at (SET NX) */
+	pb_omemo_t *memo;  /* each order's mark index, from its fetch */
+	pb_pubq_t *pub;	   /* "published" marks waiting */
 };
 
 /* ---- keys -------------------------------------------------------------- */
@@ -79,41 +98,11 @@ static char *key_mark(const pb_state_t *st, const char *a, const char *w,
 	return key_cat(p, 7);
 }
 
-/* A mark's value: "S|OUTCOME|REASON|HTTP|ATTEMPTS" (state.h). Outcomes and
- * reasons are the worker's own identifiers, never containing '|'. */
-/* The stored form of an outcome or a reason: its code (outcome.h) when it
- * has one, else the name as it is (a reason the table does not know). */
-static const char *mark_code(const char *name, bool outcome, char *buf)
-{
-	pb_outcome_t o;
-	pb_reason_t r;
-	size_t n = name ? strlen(name) : 0;
-	if (!n)
-		return "";
-	if (outcome ? pb_outcome_parse(name, n, &o)
-		    : pb_reason_parse(name, n, &r)) {
-		pb_i64_text(buf, outcome ? (int64_t)o : (int64_t)r);
-		return buf;
-	}
-	return name;
-}
-
-/* "S|OUTCOME|REASON|HTTP|ATTEMPTS", outcome and reason as codes. */
+/* A string mark's value (state_marks.h), as earlier builds write it. */
 static char *mark_value(char s, const char *outcome, const char *reason,
 			int http_status, int attempts)
 {
-	char h[24], a[24], oc[24], rc[24];
-	pb_i64_text(h, http_status);
-	pb_i64_text(a, attempts);
-	const char *p[] = {s == 'P' ? "P|" : "D|",
-			   mark_code(outcome, true, oc),
-			   "|",
-			   mark_code(reason, false, rc),
-			   "|",
-			   h,
-			   "|",
-			   a};
-	return key_cat(p, 8);
+	return pb_smark_value(s, outcome, reason, http_status, attempts, 0);
 }
 
 /* PREFIX{ACCOUNT}:WHAT */
@@ -136,6 +125,75 @@ static void drop_conn(pb_state_t *st)
 	st->unflushed = false;
 }
 
+/* ---- key layout --------------------------------------------------------- */
+
+static char *key_layout(const pb_state_t *st)
+{
+	const char *p[] = {st->prefix, "layout"};
+	return key_cat(p, 2);
+}
+
+static int64_t now_s(void)
+{
+	return pb_wall_ms() / 1000;
+}
+
+/* Earlier builds' string marks may exist, or be written by replicas of
+ * an earlier build still running: read them too. */
+static bool legacy_read(const pb_state_t *st)
+{
+	return pb_slayout_read_legacy(st->layout_at, st->upgrade_s, st->ttl,
+				      now_s());
+}
+
+/* Replicas of an earlier build may still run (a rolling update): write
+ * the string mark beside the hash mark, the only one they read. */
+static bool legacy_write(const pb_state_t *st)
+{
+	return pb_slayout_write_legacy(st->layout_at, st->upgrade_s, now_s());
+}
+
+/*
+ * PREFIXlayout holds the Unix second this build's layout (marks in the
+ * order's hash) first started on a Redis that held data, or 0 when it
+ * held nothing (a fresh deployment: no earlier marks, no earlier
+ * replicas). Read on a fresh connection, before anything is queued on it;
+ * when absent, DBSIZE decides and the next commit writes it (SET NX: the
+ * first replica's stays). Read only: explain never writes. DBSIZE refused
+ * (an ACL of an earlier build) counts as data.
+ */
+static pb_err_t probe_layout(pb_state_t *st, char *errstr, size_t errstr_size)
+{
+	char *k = key_layout(st);
+	if (!k)
+		return PB_ERR_NOMEM;
+	const char *get[] = {"GET", k};
+	redisReply *r = pb_rconn_command(st->c, errstr, errstr_size, 2, get);
+	free(k);
+	if (!r)
+		return PB_ERR_REDIS;
+	bool have = r->type == REDIS_REPLY_STRING &&
+		    pb_slayout_parse(r->str, &st->layout_at);
+	bool refused = r->type == REDIS_REPLY_ERROR;
+	freeReplyObject(r);
+	if (refused)
+		return pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+			       "Redis refused GET of the layout key; give the "
+			       "worker's ACL user the commands "
+			       "docs/operations.md lists");
+	if (have)
+		return PB_OK;
+	const char *dbsize[] = {"DBSIZE"};
+	r = pb_rconn_command(st->c, errstr, errstr_size, 1, dbsize);
+	if (!r)
+		return PB_ERR_REDIS;
+	bool empty = r->type == REDIS_REPLY_INTEGER && r->integer == 0;
+	freeReplyObject(r);
+	st->layout_at = pb_slayout_first(empty, now_s());
+	st->layout_write = true;
+	return PB_OK;
+}
+
 /* Connect when not connected; on a failure errstr names the step (DNS,
  * TCP, TLS, AUTH, protocol) and *fail (may be NULL) says which. */
 static pb_err_t ensure_conn_step(pb_state_t *st, pb_rc_fail_t *fail,
@@ -150,6 +208,11 @@ static pb_err_t ensure_conn_step(pb_state_t *st, pb_rc_fail_t *fail,
 	if (err)
 		return err;
 	st->conn_id++;
+	if (st->layout_at < 0 &&
+	    (err = probe_layout(st, errstr, errstr_size))) {
+		drop_conn(st);
+		return err;
+	}
 	return PB_OK;
 }
 
@@ -168,12 +231,16 @@ pb_err_t pb_state_new_redis(const pb_redis_opts_t *opts, const char *prefix,
 		return PB_ERR_NOMEM;
 	st->prefix = strdup(prefix ? prefix : "pb:");
 	st->ttl = ttl_seconds > 0 ? ttl_seconds : 604800;
+	st->layout_at = -1;
+	st->upgrade_s = PB_STATE_UPGRADE_WINDOW_DEFAULT;
+	st->memo = pb_omemo_new(PB_OMEMO_CAP);
+	st->pub = pb_pubq_new();
 	st->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 2000;
 	st->min_replicas = min_replicas > 0 ? min_replicas : 0;
 	st->wait_timeout_ms = wait_timeout_ms > 0 ? wait_timeout_ms : 1000;
 	pb_redis_opts_t o = *opts;
 	o.timeout_ms = st->timeout_ms;
-	pb_err_t err = st->prefix
+	pb_err_t err = st->prefix && st->memo && st->pub
 			   ? pb_redis_new(&o, &st->redis, errstr, errstr_size)
 			   : PB_ERR_NOMEM;
 	if (err) {
@@ -220,6 +287,13 @@ pb_err_t pb_state_new_config(const pb_config_t *cfg, int timeout_ms,
 	    errstr_size);
 	if (err)
 		return err;
+	pb_state_set_upgrade_window(st, cfg->redis_upgrade_window_seconds);
+	pb_omemo_t *memo =
+	    pb_omemo_new(pb_omemo_cap_for(cfg->worker_max_pending));
+	if (memo) { /* else the default one stays */
+		pb_omemo_destroy(st->memo);
+		st->memo = memo;
+	}
 	/* A certificate refused now is refused on every retry: fatal at
 	 * start (contract section 9). Redis merely down is retried later. */
 	if (pb_redis_tls(st->redis)) {
@@ -241,11 +315,24 @@ pb_err_t pb_state_connect(pb_state_t *st, char *errstr, size_t errstr_size)
 	return ensure_conn(st, errstr, errstr_size);
 }
 
+void pb_state_set_upgrade_window(pb_state_t *st, int64_t seconds)
+{
+	st->upgrade_s = seconds > 0 ? seconds : 0;
+}
+
 void pb_state_destroy(pb_state_t *st)
 {
 	if (!st)
 		return;
+	if (!st->outstanding && st->pub && pb_pubq_count(st->pub)) {
+		/* the waiting "published" marks, best effort (lost, their
+		 * events are recovered on a replay) */
+		char e[256];
+		(void)pb_state_mark_published(st, NULL, 0, e, sizeof(e));
+	}
 	drop_conn(st);
+	pb_pubq_destroy(st->pub);
+	pb_omemo_destroy(st->memo);
 	free(st->got);
 	pb_redis_destroy(st->redis);
 	free(st->prefix);
@@ -593,89 +680,153 @@ void pb_state_view_clear(pb_state_view_t *v)
 	v->key1_learned = NULL;
 }
 
+/* Records rejected as read have no order: their marks stay string keys
+ * (state.h). */
+static bool is_record(const char *account)
+{
+	return account && strcmp(account, PB_STATE_RECORD_ACCOUNT) == 0;
+}
+
+/* The order fields a fetch reads, then the mark's and the index. */
+static const char *const order_fields_read[] = {"c", "d", "v", "hv",
+						"t", "p", "k1"};
+#define N_ORDER_FIELDS 7
+
+static void fetch_cmds(pb_state_t *st, pipeline_t *pl, const pb_state_view_t *v,
+		       bool legacy)
+{
+	bool rec = is_record(v->account);
+	if (!rec) {
+		pl_cmd(pl);
+		pl_arg(pl, "HMGET");
+		pl_arg_take(pl, key_order(st, v->account, v->won));
+		for (size_t j = 0; j < N_ORDER_FIELDS; j++)
+			pl_arg(pl, order_fields_read[j]);
+		if (v->event_id) {
+			pl_arg_take(pl, pb_smark_field(v->event_id));
+			pl_arg(pl, "mi");
+		}
+	}
+	if (v->event_id && (rec || legacy)) {
+		pl_cmd(pl);
+		pl_arg(pl, "GET");
+		pl_arg_take(pl, key_mark(st, v->account, v->won, v->event_id));
+	}
+	if (v->key1) {
+		pl_cmd(pl);
+		pl_arg(pl, "SISMEMBER");
+		pl_arg_take(pl, key_account(st, v->account, "dk1"));
+		pl_arg(pl, v->key1);
+	}
+}
+
 pb_err_t pb_state_fetch_send(pb_state_t *st, const pb_state_view_t *views,
 			     size_t n, pb_state_call_t *call, char *errstr,
 			     size_t errstr_size)
 {
-	pipeline_t pl = {0};
-	for (size_t i = 0; i < n; i++) {
-		const pb_state_view_t *v = &views[i];
-		pl_cmd(&pl);
-		pl_arg(&pl, "HMGET");
-		pl_arg_take(&pl, key_order(st, v->account, v->won));
-		const char *f[] = {"c", "d", "v", "hv", "t", "p", "k1"};
-		for (size_t j = 0; j < 7; j++)
-			pl_arg(&pl, f[j]);
-		if (v->event_id) {
-			pl_cmd(&pl);
-			pl_arg(&pl, "GET");
-			pl_arg_take(
-			    &pl, key_mark(st, v->account, v->won, v->event_id));
-		}
-		if (v->key1) {
-			pl_cmd(&pl);
-			pl_arg(&pl, "SISMEMBER");
-			pl_arg_take(&pl, key_account(st, v->account, "dk1"));
-			pl_arg(&pl, v->key1);
-		}
+	memset(call, 0, sizeof(*call));
+	if (n && st->layout_at < 0) {
+		/* the layout is read with the connection: it decides below */
+		pb_err_t e = ensure_conn(st, errstr, errstr_size);
+		if (e)
+			return e;
 	}
+	pipeline_t pl = {0};
+	bool legacy = legacy_read(st);
+	for (size_t i = 0; i < n; i++)
+		fetch_cmds(st, &pl, &views[i], legacy);
 	pb_err_t err = pl_send(st, &pl, call, errstr, errstr_size);
 	pl_free(&pl);
+	call->legacy = legacy;
 	return err;
 }
 
-/* Copy the span f[0..n) into dst (cut to size, NUL-terminated). */
-static void span_copy(char *dst, size_t size, const char *f, size_t n)
+/* The order's fields of an HMGET reply into v. */
+static void order_parse(redisReply *o, pb_state_view_t *v)
 {
-	if (n > size - 1)
-		n = size - 1;
-	if (n)
-		memcpy(dst, f, n);
-	dst[n] = '\0';
-}
-
-/* A mark's outcome or reason field into its name: a code (this build) or
- * a name (earlier builds, and reasons without a code) reads back alike. */
-static void mark_name(char *out, size_t size, const char *f, size_t len,
-		      bool outcome)
-{
-	pb_outcome_t o;
-	pb_reason_t r;
-	if (outcome && pb_outcome_parse(f, len, &o))
-		pb_strlcpy(out, pb_outcome_name(o), size);
-	else if (!outcome && len && pb_reason_parse(f, len, &r))
-		pb_strlcpy(out, pb_reason_name(r), size);
-	else
-		span_copy(out, size, f, len);
-}
-
-/* Fill v's mark from its value (mark_value); an unknown state leaves it
- * PB_MARK_NONE. Missing fields read as empty or 0. */
-static void mark_parse(const char *s, size_t n, pb_state_view_t *v)
-{
-	/* the five fields, split at '|' */
-	const char *f[5] = {s, NULL, NULL, NULL, NULL};
-	size_t len[5] = {0}, k = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] != '|') {
-			len[k]++;
-			continue;
+	v->order = (pb_order_state_t){0};
+	v->exists = false;
+	for (size_t j = 0; j < N_ORDER_FIELDS; j++)
+		if (elem_str(o, j))
+			v->exists = true;
+	v->order.created = elem_i64(o, 0, 0) == 1;
+	v->order.deleted = elem_i64(o, 1, 0) == 1;
+	v->order.has_version = elem_i64(o, 3, 0) == 1;
+	v->order.version = elem_i64(o, 2, 0);
+	v->order.occurred_ms = elem_i64(o, 4, 0);
+	redisReply *p = o && o->type == REDIS_REPLY_ARRAY && o->elements > 5
+			    ? o->element[5]
+			    : NULL;
+	if (p && p->type == REDIS_REPLY_STRING) {
+		/* the text stays as it is: the rules read the fields they
+		 * need from it (pb_jt_members_split) */
+		v->pushed_text = malloc(p->len + 1);
+		if (v->pushed_text) {
+			memcpy(v->pushed_text, p->str, p->len + 1);
+			v->order.pushed = v->pushed_text;
+			v->order.pushed_len = p->len;
 		}
-		if (++k == 5)
-			break;
-		f[k] = s + i + 1;
 	}
-	if (len[0] != 1 || (s[0] != 'P' && s[0] != 'D'))
+	v->key1_learned = pb_strdup(elem_str(o, 6));
+}
+
+/* The event's hash mark of an HMGET reply (a waiting "published" value
+ * of this handle wins over "D"); the order's index goes to the memo. */
+static void hash_mark_parse(pb_state_t *st, redisReply *o, int64_t now,
+			    pb_state_view_t *v)
+{
+	redisReply *m =
+	    o->type == REDIS_REPLY_ARRAY && o->elements > N_ORDER_FIELDS + 1
+		? o->element[N_ORDER_FIELDS]
+		: NULL;
+	if (m && m->type == REDIS_REPLY_STRING)
+		pb_smark_parse(m->str, m->len, now, v);
+	char *ok = key_order(st, v->account, v->won);
+	if (!ok)
 		return;
-	v->mark = s[0] == 'P' ? PB_MARK_PUBLISHED : PB_MARK_DONE;
-	mark_name(v->mark_outcome, sizeof(v->mark_outcome), f[1], len[1], true);
-	mark_name(v->mark_reason, sizeof(v->mark_reason), f[2], len[2], false);
-	char num[24];
-	int64_t x;
-	span_copy(num, sizeof(num), f[3], len[3]);
-	v->mark_http = pb_parse_i64(num, &x) ? (int)x : 0;
-	span_copy(num, sizeof(num), f[4], len[4]);
-	v->mark_attempts = pb_parse_i64(num, &x) ? (int)x : 0;
+	if (v->mark == PB_MARK_DONE && pb_pubq_count(st->pub)) {
+		char *f = pb_smark_field(v->event_id);
+		const char *w = f ? pb_pubq_find(st->pub, ok, f) : NULL;
+		if (w)
+			pb_smark_parse(w, strlen(w), now, v);
+		free(f);
+	}
+	pb_omemo_put(st->memo, ok, pb_strdup(elem_str(o, N_ORDER_FIELDS + 1)),
+		     v->exists);
+	free(ok);
+}
+
+/* One view's replies, from r[*k] on. */
+static void view_parse(pb_state_t *st, bool legacy, redisReply **r, size_t *k,
+		       pb_state_view_t *v)
+{
+	bool rec = is_record(v->account);
+	int64_t now = now_s();
+	pb_state_view_clear(v);
+	v->order = (pb_order_state_t){0};
+	v->exists = false;
+	v->mark = PB_MARK_NONE;
+	v->mark_outcome[0] = v->mark_reason[0] = '\0';
+	v->mark_http = v->mark_attempts = 0;
+	if (!rec) {
+		redisReply *o = r[(*k)++];
+		order_parse(o, v);
+		if (v->event_id)
+			hash_mark_parse(st, o, now, v);
+	}
+	if (v->event_id && (rec || legacy)) {
+		redisReply *m = r[(*k)++];
+		/* an earlier build's replica may have published it since */
+		if (v->mark != PB_MARK_PUBLISHED &&
+		    m->type == REDIS_REPLY_STRING)
+			pb_smark_parse(m->str, m->len, now, v);
+	}
+	v->key1_deleted = false;
+	if (v->key1) {
+		redisReply *s = r[(*k)++];
+		v->key1_deleted =
+		    s->type == REDIS_REPLY_INTEGER && s->integer == 1;
+	}
 }
 
 pb_err_t pb_state_fetch_recv(pb_state_t *st, const pb_state_call_t *call,
@@ -688,53 +839,9 @@ pb_err_t pb_state_fetch_recv(pb_state_t *st, const pb_state_call_t *call,
 	if (err)
 		return err;
 	err = replies_check(r, nr, errstr, errstr_size);
-	if (err)
-		goto out;
 	size_t k = 0;
-	for (size_t i = 0; i < n; i++) {
-		pb_state_view_t *v = &views[i];
-		redisReply *o = r[k++];
-		pb_state_view_clear(v);
-		v->order = (pb_order_state_t){0};
-		v->exists = false;
-		for (size_t j = 0; j < 7; j++)
-			if (elem_str(o, j))
-				v->exists = true;
-		v->order.created = elem_i64(o, 0, 0) == 1;
-		v->order.deleted = elem_i64(o, 1, 0) == 1;
-		v->order.has_version = elem_i64(o, 3, 0) == 1;
-		v->order.version = elem_i64(o, 2, 0);
-		v->order.occurred_ms = elem_i64(o, 4, 0);
-		redisReply *p = o->type == REDIS_REPLY_ARRAY && o->elements > 5
-				    ? o->element[5]
-				    : NULL;
-		if (p && p->type == REDIS_REPLY_STRING) {
-			/* the text stays as it is: the rules read the fields
-			 * they need from it (pb_jt_members_split) */
-			v->pushed_text = malloc(p->len + 1);
-			if (v->pushed_text) {
-				memcpy(v->pushed_text, p->str, p->len + 1);
-				v->order.pushed = v->pushed_text;
-				v->order.pushed_len = p->len;
-			}
-		}
-		v->key1_learned = pb_strdup(elem_str(o, 6));
-		v->mark = PB_MARK_NONE;
-		v->mark_outcome[0] = v->mark_reason[0] = '\0';
-		v->mark_http = v->mark_attempts = 0;
-		if (v->event_id) {
-			redisReply *m = r[k++];
-			if (m->type == REDIS_REPLY_STRING)
-				mark_parse(m->str, m->len, v);
-		}
-		v->key1_deleted = false;
-		if (v->key1) {
-			redisReply *s = r[k++];
-			v->key1_deleted =
-			    s->type == REDIS_REPLY_INTEGER && s->integer == 1;
-		}
-	}
-out:
+	for (size_t i = 0; !err && i < n; i++)
+		view_parse(st, call->legacy, r, &k, &views[i]);
 	replies_free(r, nr);
 	return err;
 }
@@ -746,25 +853,261 @@ out:
  * time of its last pushed change, a deleted one leaves the index. The score
  * is the writer's wall clock in ms: Pruvan asks "changed since" in its own
  * Unix seconds. The index is the account's key, in the account's slot, so
- * it follows the order's MULTI/EXEC in the same pipelined write rather
- * than sitting inside it (Redis Cluster refuses a transaction over two
- * slots). A crash between the two leaves the order's last change out of
- * the index until its next one; a deleted order left in it is skipped by
- * the reader, which reads every listed order's own state.
+ * it follows the order's write in the same pipelined write rather than
+ * sitting inside it (Redis Cluster refuses a transaction over two slots).
+ * A crash between the two leaves the order's last change out of the index
+ * until its next one; a deleted order left in it is skipped by the reader,
+ * which reads every listed order's own state.
  */
-static void index_cmd(const pb_state_t *st, pipeline_t *pl,
-		      const pb_state_write_t *w)
+static bool indexed(const pb_state_write_t *w)
+{
+	return w->write_order && (w->pushed || w->set_deleted);
+}
+
+/* The writes of group g (lead[g] first) as one ZADD or ZREM. */
+static void index_group_cmd(const pb_state_t *st, pipeline_t *pl,
+			    const pb_state_write_t *writes, size_t n,
+			    const size_t *group, size_t lead, size_t g,
+			    int64_t now)
+{
+	const pb_state_write_t *w = &writes[lead];
+	pl_cmd(pl);
+	pl_arg(pl, w->set_deleted ? "ZREM" : "ZADD");
+	pl_arg_take(pl, key_account(st, w->account, "ix"));
+	for (size_t k = lead; k < n; k++) {
+		const pb_state_write_t *x = &writes[k];
+		if (!indexed(x) || group[k] != g)
+			continue;
+		if (!x->set_deleted)
+			pl_arg_i64(pl, now);
+		pl_arg(pl, x->won);
+	}
+}
+
+/* One ZADD (or ZREM) per account for the whole batch (an order is in a
+ * batch once at most: its next event waits for this one's record). The
+ * groups are few (two per account at most), the writes many: each write
+ * is compared with the groups' first writes only. */
+static void index_cmds(const pb_state_t *st, pipeline_t *pl,
+		       const pb_state_write_t *writes, size_t n)
+{
+	if (!n)
+		return;
+	int64_t now = pb_wall_ms();
+	size_t *group = malloc(n * sizeof(*group));
+	size_t *lead = malloc(n * sizeof(*lead));
+	size_t ngroups = 0;
+	if (!group || !lead) {
+		pl->out.bad = true;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const pb_state_write_t *w = &writes[i];
+		if (!indexed(w))
+			continue;
+		size_t g = 0;
+		while (g < ngroups &&
+		       (writes[lead[g]].set_deleted != w->set_deleted ||
+			strcmp(writes[lead[g]].account, w->account) != 0))
+			g++;
+		if (g == ngroups)
+			lead[ngroups++] = i;
+		group[i] = g;
+	}
+	for (size_t g = 0; g < ngroups; g++)
+		index_group_cmd(st, pl, writes, n, group, lead[g], g, now);
+out:
+	free(group);
+	free(lead);
+}
+
+/* The order's own fields of one HSET (already opened). */
+static void order_fields(pipeline_t *pl, const pb_state_write_t *w)
+{
+	if (w->set_created) {
+		pl_arg(pl, "c");
+		pl_arg(pl, "1");
+	}
+	if (w->set_deleted) {
+		pl_arg(pl, "d");
+		pl_arg(pl, "1");
+	}
+	pl_arg(pl, "hv");
+	pl_arg(pl, w->has_version ? "1" : "0");
+	pl_arg(pl, "v");
+	pl_arg_i64(pl, w->has_version ? w->version : 0);
+	if (w->occurred_ms) {
+		pl_arg(pl, "t");
+		pl_arg_i64(pl, w->occurred_ms);
+	}
+	if (w->pushed) {
+		pl_arg(pl, "p");
+		pl_arg(pl, w->pushed);
+	}
+}
+
+/* The event's string mark (SET EX): a record's, or, while replicas of an
+ * earlier build may run, beside the hash mark. */
+static void string_mark_cmd(const pb_state_t *st, pipeline_t *pl, char s,
+			    const char *account, const char *won,
+			    const char *id, const char *outcome,
+			    const char *reason, int http, int attempts)
 {
 	pl_cmd(pl);
-	if (w->set_deleted) {
-		pl_arg(pl, "ZREM");
-		pl_arg_take(pl, key_account(st, w->account, "ix"));
-	} else {
-		pl_arg(pl, "ZADD");
-		pl_arg_take(pl, key_account(st, w->account, "ix"));
-		pl_arg_i64(pl, pb_wall_ms());
+	pl_arg(pl, "SET");
+	pl_arg_take(pl, key_mark(st, account, won, id));
+	pl_arg_take(pl, mark_value(s, outcome, reason, http, attempts));
+	pl_arg(pl, "EX");
+	pl_arg_i64(pl, st->ttl);
+}
+
+static void commit_string_mark(const pb_state_t *st, pipeline_t *pl,
+			       const pb_state_write_t *w)
+{
+	if (w->event_id)
+		string_mark_cmd(st, pl, 'D', w->account, w->won, w->event_id,
+				w->outcome, w->reason, w->http_status,
+				w->attempts);
+}
+
+/* Callbacks that write into an open command of a pipeline. */
+typedef struct {
+	pipeline_t *pl;
+	const char *okey;
+	bool open; /* the HDEL is open */
+} pl_ctx_t;
+
+static void drop_field(void *ctx, const char *field, size_t len)
+{
+	pl_ctx_t *c = ctx;
+	if (!c->open) {
+		pl_cmd(c->pl);
+		pl_arg(c->pl, "HDEL");
+		pl_arg(c->pl, c->okey);
+		c->open = true;
 	}
-	pl_arg(pl, w->won);
+	pl_arg_len(c->pl, field, len);
+}
+
+static void emit_field(void *ctx, const char *field, const char *value)
+{
+	pl_ctx_t *c = ctx;
+	pl_arg(c->pl, field);
+	pl_arg(c->pl, value);
+}
+
+/* The HSET of one order write: its fields, the event's mark, the index
+ * (when the memo had it) and the order's waiting "published" marks. */
+static void order_hset(pb_state_t *st, pipeline_t *pl, const char *ok,
+		       const pb_state_write_t *w, bool memo, const char *mi,
+		       int64_t exp)
+{
+	pl_cmd(pl);
+	pl_arg(pl, "HSET");
+	pl_arg(pl, ok);
+	if (w->write_order)
+		order_fields(pl, w);
+	if (w->event_id) {
+		pl_arg_take(pl, pb_smark_field(w->event_id));
+		pl_arg_take(pl,
+			    pb_smark_value('D', w->outcome, w->reason,
+					   w->http_status, w->attempts, exp));
+		if (memo) {
+			pl_arg(pl, "mi");
+			pl_arg(pl, mi ? mi : "");
+		}
+	}
+	pl_ctx_t c = {.pl = pl, .okey = ok};
+	pb_pubq_fold(st->pub, ok, emit_field, &c);
+}
+
+/*
+ * One order's write: the order's fields and the event's mark in one HSET,
+ * atomic by itself. What goes before it only prepares (learning Key1 is
+ * idempotent, dropped marks are past their use, a hash that held marks
+ * only loses its expiry) and what follows only tidies (the expiry of a
+ * hash of marks only, the account's keys): a crash anywhere leaves either
+ * no mark (the event is done again, its effect not seen yet or seen as
+ * "unchanged") or the mark with the order's state. While replicas of an
+ * earlier build may run, the string mark is written too, and the whole
+ * is one MULTI/EXEC (one slot: the keys share the order's hash tag), so
+ * they never see the order's new state without the event's mark.
+ */
+static void commit_order(pb_state_t *st, pipeline_t *pl,
+			 const pb_state_write_t *w, int64_t now, bool dual)
+{
+	char *ok = key_order(st, w->account, w->won);
+	if (!ok) {
+		pl->out.bad = true;
+		return;
+	}
+	const pb_omemo_entry_t *memo = pb_omemo_get(st->memo, ok);
+	bool marks_only = memo && !memo->has_order;
+	if (dual) {
+		pl_cmd(pl);
+		pl_arg(pl, "MULTI");
+	}
+	if (w->learn_key1) {
+		pl_cmd(pl);
+		pl_arg(pl, "HSETNX");
+		pl_arg(pl, ok);
+		pl_arg(pl, "k1");
+		pl_arg(pl, w->learn_key1);
+	}
+	if (w->write_order && (!memo || (marks_only && memo->mi))) {
+		pl_cmd(pl);
+		pl_arg(pl, "PERSIST");
+		pl_arg(pl, ok);
+	}
+	char *mi = NULL;
+	int64_t exp = now + st->ttl;
+	pl_ctx_t c = {.pl = pl, .okey = ok};
+	if (w->event_id && memo &&
+	    !pb_smark_index_add(memo->mi, w->event_id, exp, now, drop_field, &c,
+				&mi))
+		pl->out.bad = true;
+	if (w->write_order || w->event_id)
+		order_hset(st, pl, ok, w, memo != NULL, mi, exp);
+	if (dual)
+		commit_string_mark(st, pl, w);
+	if (w->event_id && !w->write_order && marks_only) {
+		pl_cmd(pl);
+		pl_arg(pl, "EXPIRE");
+		pl_arg(pl, ok);
+		pl_arg_i64(pl, st->ttl);
+	}
+	if (dual) {
+		pl_cmd(pl);
+		pl_arg(pl, "EXEC");
+	}
+	bool has_order = (memo && memo->has_order) || w->write_order;
+	if (memo && w->event_id)
+		pb_omemo_put(st->memo, ok, mi, has_order); /* takes mi */
+	else if (memo && w->write_order)
+		pb_omemo_set_order(st->memo, ok);
+	else
+		free(mi);
+	free(ok);
+}
+
+/* One write of a batch. While replicas of an earlier build may run, an
+ * event that leaves its order alone writes its string mark only: a hash
+ * of marks only expires, and an earlier replica writing the order into
+ * it would not know to keep it. */
+static void commit_one(pb_state_t *st, pipeline_t *pl,
+		       const pb_state_write_t *w, int64_t now, bool dual)
+{
+	if (is_record(w->account) ||
+	    (dual && !w->write_order && !w->learn_key1))
+		commit_string_mark(st, pl, w);
+	else if (w->write_order || w->event_id || w->learn_key1)
+		commit_order(st, pl, w, now, dual);
+	if (w->deleted_key1) {
+		pl_cmd(pl);
+		pl_arg(pl, "SADD");
+		pl_arg_take(pl, key_account(st, w->account, "dk1"));
+		pl_arg(pl, w->deleted_key1);
+	}
 }
 
 pb_err_t pb_state_commit_send(pb_state_t *st, const pb_state_write_t *writes,
@@ -772,66 +1115,19 @@ pb_err_t pb_state_commit_send(pb_state_t *st, const pb_state_write_t *writes,
 			      size_t errstr_size)
 {
 	pipeline_t pl = {0};
-	for (size_t i = 0; i < n; i++) {
-		const pb_state_write_t *w = &writes[i];
+	int64_t now = now_s();
+	bool dual = legacy_write(st);
+	if (n && st->layout_write) {
 		pl_cmd(&pl);
-		pl_arg(&pl, "MULTI");
-		if (w->event_id) {
-			pl_cmd(&pl);
-			pl_arg(&pl, "SET");
-			pl_arg_take(
-			    &pl, key_mark(st, w->account, w->won, w->event_id));
-			pl_arg_take(&pl,
-				    mark_value('D', w->outcome, w->reason,
-					       w->http_status, w->attempts));
-			pl_arg(&pl, "EX");
-			pl_arg_i64(&pl, st->ttl);
-		}
-		char *ok = key_order(st, w->account, w->won);
-		if (w->write_order) {
-			pl_cmd(&pl);
-			pl_arg(&pl, "HSET");
-			pl_arg(&pl, ok ? ok : "");
-			if (w->set_created) {
-				pl_arg(&pl, "c");
-				pl_arg(&pl, "1");
-			}
-			if (w->set_deleted) {
-				pl_arg(&pl, "d");
-				pl_arg(&pl, "1");
-			}
-			pl_arg(&pl, "hv");
-			pl_arg(&pl, w->has_version ? "1" : "0");
-			pl_arg(&pl, "v");
-			pl_arg_i64(&pl, w->has_version ? w->version : 0);
-			if (w->occurred_ms) {
-				pl_arg(&pl, "t");
-				pl_arg_i64(&pl, w->occurred_ms);
-			}
-			if (w->pushed) {
-				pl_arg(&pl, "p");
-				pl_arg(&pl, w->pushed);
-			}
-		}
-		if (w->learn_key1) {
-			pl_cmd(&pl);
-			pl_arg(&pl, "HSETNX");
-			pl_arg(&pl, ok ? ok : "");
-			pl_arg(&pl, "k1");
-			pl_arg(&pl, w->learn_key1);
-		}
-		free(ok);
-		pl_cmd(&pl);
-		pl_arg(&pl, "EXEC");
-		if (w->write_order && (w->pushed || w->set_deleted))
-			index_cmd(st, &pl, w);
-		if (w->deleted_key1) {
-			pl_cmd(&pl);
-			pl_arg(&pl, "SADD");
-			pl_arg_take(&pl, key_account(st, w->account, "dk1"));
-			pl_arg(&pl, w->deleted_key1);
-		}
+		pl_arg(&pl, "SET");
+		pl_arg_take(&pl, key_layout(st));
+		pl_arg_i64(&pl, st->layout_at);
+		pl_arg(&pl, "NX");
+		st->layout_write = false;
 	}
+	for (size_t i = 0; i < n; i++)
+		commit_one(st, &pl, &writes[i], now, dual);
+	index_cmds(st, &pl, writes, n);
 	bool wait = n && st->min_replicas;
 	if (wait) {
 		/* every write above is on this connection: one WAIT covers
@@ -874,39 +1170,92 @@ pb_err_t pb_state_write_recv(pb_state_t *st, const pb_state_call_t *call,
 	return err;
 }
 
+/* One ref's "published" mark: a record's as its string key at once, an
+ * order's to wait (state_pubq.h). While replicas of an earlier build may
+ * run, the string key at once only: readers of this build read it too
+ * until every hash mark written meanwhile has expired, and a waiting
+ * value would create a hash, without expiry, for an event whose commit
+ * wrote its string mark only (commit_one). */
+static void published_one(pb_state_t *st, pipeline_t *pl,
+			  const pb_state_ref_t *f, int64_t exp, bool dual)
+{
+	bool rec = is_record(f->account);
+	if (rec || dual)
+		string_mark_cmd(st, pl, 'P', f->account, f->won, f->event_id,
+				f->outcome, f->reason, f->http_status,
+				f->attempts);
+	if (rec || dual)
+		return;
+	/* out of memory: the mark stays "done", a replay publishes its
+	 * outcome again (recovered) */
+	char *ok = key_order(st, f->account, f->won);
+	char *fm = pb_smark_field(f->event_id);
+	char *val = pb_smark_value('P', f->outcome, f->reason, f->http_status,
+				   f->attempts, exp);
+	if (ok && fm && val)
+		(void)pb_pubq_add(st->pub, ok, fm, val, pb_mono_ms());
+	free(ok);
+	free(fm);
+	free(val);
+}
+
+static void pub_begin(void *ctx, const char *okey)
+{
+	pl_ctx_t *c = ctx;
+	pl_cmd(c->pl);
+	pl_arg(c->pl, "HSET");
+	pl_arg(c->pl, okey);
+}
+
+/* The waiting marks that are due (every one when all), one HSET each
+ * order. */
+static void published_flush(pb_state_t *st, pipeline_t *pl, bool all)
+{
+	pl_ctx_t c = {.pl = pl};
+	pb_pubq_flush(st->pub, pb_mono_ms(), all, pub_begin, emit_field, &c);
+}
+
+static void published_cmds(pb_state_t *st, pipeline_t *pl,
+			   const pb_state_ref_t *refs, size_t n, bool all)
+{
+	int64_t exp = now_s() + st->ttl;
+	bool dual = legacy_write(st);
+	for (size_t i = 0; i < n; i++)
+		if (refs[i].event_id)
+			published_one(st, pl, &refs[i], exp, dual);
+	published_flush(st, pl, all);
+}
+
 pb_err_t pb_state_mark_published_send(pb_state_t *st,
 				      const pb_state_ref_t *refs, size_t n,
 				      pb_state_call_t *call, char *errstr,
 				      size_t errstr_size)
 {
 	pipeline_t pl = {0};
-	for (size_t i = 0; i < n; i++) {
-		if (!refs[i].event_id)
-			continue;
-		pl_cmd(&pl);
-		pl_arg(&pl, "SET");
-		pl_arg_take(&pl, key_mark(st, refs[i].account, refs[i].won,
-					  refs[i].event_id));
-		pl_arg_take(&pl,
-			    mark_value('P', refs[i].outcome, refs[i].reason,
-				       refs[i].http_status, refs[i].attempts));
-		pl_arg(&pl, "EX");
-		pl_arg_i64(&pl, st->ttl);
-	}
+	published_cmds(st, &pl, refs, n, false);
 	pb_err_t err = pl_send(st, &pl, call, errstr, errstr_size);
 	pl_free(&pl);
 	return err;
 }
 
+/* Whole: every waiting mark is written too, before the call returns. */
 pb_err_t pb_state_mark_published(pb_state_t *st, const pb_state_ref_t *refs,
 				 size_t n, char *errstr, size_t errstr_size)
 {
-	pb_state_call_t call;
 	pb_err_t err = whole_call_allowed(st, errstr, errstr_size);
-	if (!err)
-		err = pb_state_mark_published_send(st, refs, n, &call, errstr,
-						   errstr_size);
-	return err ? err : pb_state_write_recv(st, &call, errstr, errstr_size);
+	if (err)
+		return err;
+	pipeline_t pl = {0};
+	published_cmds(st, &pl, refs, n, true);
+	redisReply **r = NULL;
+	err = pl_exec(st, &pl, &r, errstr, errstr_size);
+	size_t nr = pl.n;
+	pl_free(&pl);
+	if (err)
+		return err;
+	err = replies_check(r, nr, errstr, errstr_size);
+	replies_free(r, nr);
+	return err;
 }
 
 /* ---- Auto-Admin -------------------------------------------------------- */
@@ -960,6 +1309,9 @@ pb_err_t pb_state_set_auto_admin(pb_state_t *st, const char *account, bool on,
 pb_err_t pb_state_ping(pb_state_t *st, char *errstr, size_t errstr_size)
 {
 	pipeline_t pl = {0};
+	/* an idle worker pings: the "published" marks waiting go now */
+	if (!st->outstanding)
+		published_flush(st, &pl, true);
 	pl_cmd(&pl);
 	pl_arg(&pl, "PING");
 	redisReply **r = NULL;

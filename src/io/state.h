@@ -6,31 +6,49 @@
  *   P{A/W}:o          hash: c (created), d (deleted), v/hv (version),
  *                     t (occurredAt ms), p (last pushed fields, JSON),
  *                     k1 (Key1 learned from relayed data)
- *   P{A/W}:m:ID       string, the event's mark
- * "S|OUTCOME|REASON|HTTP|ATTEMPTS": S "D" (effect done, outcome not yet
- * acknowledged) or "P" (outcome published), the outcome and its reason
- * as their codes (outcome.h; a reason without a code, and the marks of
- * earlier builds, as names: both read back), the last HTTP status and the
- * push attempts; expires after
- * dedupe.ttlSeconds. One SET EX writes it and one GET reads it (the hash marks
- *                     P{A/W}:e:ID of earlier builds took HSET + EXPIRE
- *                     and a five-field HMGET; they are no longer read and
- *                     expire on their own)
+ *                     and the order's recent events' marks: m:ID, the
+ *                     mark (below) and "|EXPIRES", the Unix second
+ *                     dedupe.ttlSeconds after it was written (past it the
+ *                     mark reads as none); mi, their index ("EXPIRES ID"
+ *                     lines, oldest first), by which a write drops
+ *                     expired marks (state_marks.h; never one still
+ *                     within its TTL, however busy the order). One HMGET reads
+ * an event's order and mark, one HSET (atomic by itself) writes both. A hash
+ * that holds marks only (an event rejected before its order existed) expires.
+ *   P{A/W}:m:ID       string, expiring after dedupe.ttlSeconds: the marks
+ *                     of records rejected as read (account
+ *                     PB_STATE_RECORD_ACCOUNT), and every event's mark in
+ *                     earlier builds (see PREFIXlayout)
+ * A mark is "S|OUTCOME|REASON|HTTP|ATTEMPTS": S "D" (effect done, outcome
+ * not yet acknowledged) or "P" (outcome published), the outcome and its
+ * reason as their codes (outcome.h; a reason without a code, and the marks
+ * of earlier builds, as names: both read back), the last HTTP status and
+ * the push attempts. (The hash marks P{A/W}:e:ID of older builds are no
+ * longer read and expire on their own.)
+ *   PREFIXlayout      the Unix second this layout first started on a Redis
+ *                     that held data, or 0 when Redis was empty then
+ *                     (SET NX by the first commit; read at connect, with
+ *                     DBSIZE when absent). Upgrading (not 0): for
+ *                     redis.upgradeWindowSeconds after it replicas of an
+ *                     earlier build may still run (a rolling update), so
+ *                     every mark is written as its string key too, in one
+ *                     MULTI/EXEC with the order's HSET; string marks are
+ *                     read until that window and one dedupe.ttlSeconds
+ *                     more have passed.
  *   P{A}:dk1          set: Key1s of orders the remote system deleted
  *   P{A}:aa           "on" / "off": the account's Auto-Admin switch
  *   P{A}:pk           hash: k (the PushKey learned from Pruvan's validate
  *                     call, SECRET), at (Unix ms it was learned)
  *   P{A}:ix           sorted set: the work order numbers of the account's
  *                     live orders, scored by the Unix ms of their last
- *                     pushed change (getWorkOrders); written in the
- *                     order's MULTI/EXEC, so it never disagrees with the
- *                     order hash. Redis Cluster: this MULTI spans the
- *                     order's and the account's slots, so it needs both on
- *                     one node (single node or Sentinel, as supported).
+ *                     pushed change (getWorkOrders); one ZADD (ZREM)
+ *                     per account per commit, after the orders' HSETs in
+ *                     the same round trip (a crash between leaves the
+ *                     change out until the order's next)
  * where P is the key prefix, A the account and W the work order number.
- * One order's keys share the hash tag {A/W}, so an order's state and its
- * events' marks are written in one MULTI/EXEC and the layout is Redis
- * Cluster safe.
+ * One order's keys share the hash tag {A/W}: its state and its events'
+ * marks are one key written by one command (or, in the upgrade window,
+ * one MULTI/EXEC on one slot), so the layout is Redis Cluster safe.
  *
  * Every call is one pipelined round trip for a whole batch. Calls fail with
  * PB_ERR_REDIS (retriable) when Redis is unreachable; the handle reconnects
@@ -68,7 +86,8 @@ typedef struct pb_state pb_state_t;
 typedef struct pb_state_call {
 	size_t replies; /* 0: nothing was sent, the recv succeeds at once */
 	uint64_t conn;
-	bool wait; /* the last reply is WAIT's (redis.minReplicas) */
+	bool wait;   /* the last reply is WAIT's (redis.minReplicas) */
+	bool legacy; /* a fetch also read earlier builds' string marks */
 } pb_state_call_t;
 
 pb_err_t pb_state_flush(pb_state_t *st, char *errstr, size_t errstr_size);
@@ -105,12 +124,22 @@ pb_err_t pb_state_new_config(const struct pb_config *cfg, int timeout_ms,
 			     size_t errstr_size);
 /* Connect now if not connected (errstr names the failed step). */
 pb_err_t pb_state_connect(pb_state_t *st, char *errstr, size_t errstr_size);
+/* Writes the "published" marks still waiting (best effort), then frees. */
 void pb_state_destroy(pb_state_t *st);
+
+/* How long after an upgrade replicas of an earlier build may still run
+ * (redis.upgradeWindowSeconds; see PREFIXlayout above). */
+#define PB_STATE_UPGRADE_WINDOW_DEFAULT 3600
+void pb_state_set_upgrade_window(pb_state_t *st, int64_t seconds);
 
 /* Round trips made and their total latency, for metrics and benchmarks. */
 uint64_t pb_state_round_trips(const pb_state_t *st);
 
 typedef enum { PB_MARK_NONE = 0, PB_MARK_DONE, PB_MARK_PUBLISHED } pb_mark_t;
+
+/* The account of marks for records rejected as read, which have no order
+ * (the won names the record): their marks stay string keys. */
+#define PB_STATE_RECORD_ACCOUNT "~"
 
 /* One event's view of the state, filled by pb_state_fetch. */
 typedef struct pb_state_view {
@@ -164,7 +193,8 @@ typedef struct pb_state_write {
 	const char *deleted_key1; /* add to the account's deleted set */
 } pb_state_write_t;
 
-/* Record writes[0..n), each atomically (halves only). */
+/* Record writes[0..n), each atomically (halves only): a write's order
+ * fields and mark are one HSET (see the key layout above). */
 pb_err_t pb_state_commit_send(pb_state_t *st, const pb_state_write_t *writes,
 			      size_t n, pb_state_call_t *call, char *errstr,
 			      size_t errstr_size);
@@ -181,7 +211,14 @@ typedef struct pb_state_ref {
 	int http_status, attempts;
 } pb_state_ref_t;
 
-/* Mark refs[0..n) published ("P"); the expiry starts again. */
+/* Mark refs[0..n) published ("P"); the expiry starts again. An order's
+ * mark is not written at once: it waits in the handle (state_pubq.h: 500
+ * ms, 8,192 marks at most) for the order's next commit, which carries it
+ * in its HSET, or is written one HSET per order when that does not come
+ * in time, at an idle pb_state_ping, by the whole pb_state_mark_published
+ * (every waiting mark) and by pb_state_destroy. This handle's fetches read
+ * a waiting mark as published; after a crash it reads "done" (recovered,
+ * never pushed again). A record's mark is written at once. */
 pb_err_t pb_state_mark_published(pb_state_t *st, const pb_state_ref_t *refs,
 				 size_t n, char *errstr, size_t errstr_size);
 pb_err_t pb_state_mark_published_send(pb_state_t *st,

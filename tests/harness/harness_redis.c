@@ -24,8 +24,8 @@
 static struct {
 	pid_t pid;
 	int port;
-	const char *argv[48];
-	char store[48][512];
+	const char *argv[64];
+	char store[64][512];
 	int argc;
 } S[HR_MAX];
 
@@ -174,7 +174,7 @@ static int spawn_slot(int slot)
 
 static void slot_arg(int slot, const char *a)
 {
-	if (S[slot].argc < 46) {
+	if (S[slot].argc < 62) {
 		snprintf(S[slot].store[S[slot].argc], 512, "%s", a);
 		S[slot].argv[S[slot].argc] = S[slot].store[S[slot].argc];
 		S[slot].argc++;

@@ -5,6 +5,12 @@
  * are outstanding; a connection lost between send and recv fails every
  * outstanding recv and the next call reconnects), and replies read ahead
  * without blocking (pump, ready) for a loop that keeps several calls out.
+ * The marks in the order's hash: kept for their TTL however busy the
+ * order, pruned once expired, a hash of marks only expiring; "published"
+ * marks waiting for the order's next write (another handle, as after a
+ * crash, reads "done"; a ping and the handle's end write them); and the
+ * upgrade from string marks: read as duplicates, written too during the
+ * upgrade window (what an earlier replica reads), no longer after it.
  */
 #include <setjmp.h>
 #include <poll.h>
@@ -15,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -178,21 +185,26 @@ static void recorded_order_reads_back(void **state)
 	assert_mark(&v2, PB_MARK_PUBLISHED, "rejected", "order_deleted", 422,
 		    3);
 	pb_state_view_clear(&v2);
-	/* one string key per mark, expiring, holding codes, not names */
-	assert_true(redis_int("TTL t:{acme/WO-1}:m:e-1b") > 0);
-	char *raw = redis_str("GET t:{acme/WO-1}:m:e-1b");
+	/* the marks are fields of the order's hash, holding codes, not
+	 * names, and their expiry; no keys of their own (Redis was empty
+	 * at the first start: no string marks beside them) */
+	assert_int_equal(redis_int("EXISTS t:{acme/WO-1}:m:e-1b"), 0);
+	assert_int_equal(redis_int("TTL t:{acme/WO-1}:o"), -1);
+	char *raw = redis_str("HGET t:{acme/WO-1}:o m:e-1b");
 	assert_non_null(raw);
 	char want[64];
-	snprintf(want, sizeof(want), "P|%d|%d|422|3", (int)PB_OUTCOME_REJECTED,
+	snprintf(want, sizeof(want), "P|%d|%d|422|3|", (int)PB_OUTCOME_REJECTED,
 		 (int)PB_REASON_ORDER_DELETED);
-	assert_string_equal(raw, want);
+	assert_memory_equal(raw, want, strlen(want));
 	free(raw);
-	/* a mark written by an earlier build (names) reads back alike */
-	raw =
-	    redis_str("SET t:{acme/WO-1}:m:e-old P|created|stale|200|2 EX 60");
+	raw = redis_str("GET t:layout");
 	assert_non_null(raw);
-	assert_string_equal(raw, "OK");
+	assert_string_equal(raw, "0");
 	free(raw);
+	/* a mark in the names of an earlier build reads back alike */
+	assert_int_equal(redis_int("HSET t:{acme/WO-1}:o m:e-old "
+				   "P|created|stale|200|2|99999999999"),
+			 1);
 	pb_state_view_t v3 = {
 	    .account = "acme", .won = "WO-1", .event_id = "e-old"};
 	assert_int_equal(fetch1(&v3, err, sizeof(err)), PB_OK);
@@ -250,11 +262,10 @@ static void connection_lost_between_send_and_recv(void **state)
 	char err[256];
 	pb_state_view_t v = {
 	    .account = "acme", .won = "WO-1", .event_id = "e-1"};
-	pb_state_ref_t ref = {"acme", "WO-3", "e-3", "created", NULL, 200, 1};
+	pb_state_write_t w = write_of("WO-3", "e-3", "{}");
 	pb_state_call_t cm, cf;
-	assert_int_equal(
-	    pb_state_mark_published_send(st, &ref, 1, &cm, err, sizeof(err)),
-	    PB_OK);
+	assert_int_equal(pb_state_commit_send(st, &w, 1, &cm, err, sizeof(err)),
+			 PB_OK);
 	assert_int_equal(pb_state_fetch_send(st, &v, 1, &cf, err, sizeof(err)),
 			 PB_OK);
 	h_redis_kill();
@@ -502,6 +513,415 @@ static void change_index_pages(void **state)
 	h_end();
 }
 
+/* A command sent straight to Redis, its reply ignored. */
+static void redis_do(const char *fmt, ...)
+{
+	redisContext *c = redisConnect("127.0.0.1", h_redis_port());
+	assert_true(c && !c->err);
+	va_list ap;
+	va_start(ap, fmt);
+	redisReply *r = redisvCommand(c, fmt, ap);
+	va_end(ap);
+	assert_non_null(r);
+	assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
+	freeReplyObject(r);
+	redisFree(c);
+}
+
+/* A busy order keeps every mark within its TTL (a replay of its first
+ * event is still a duplicate after 100 more); expired marks read as none
+ * and are dropped once eight gathered. */
+static void marks_kept_for_ttl_pruned_by_expiry(void **state)
+{
+	(void)state;
+	h_begin("marks_kept_for_ttl_pruned_by_expiry");
+	char err[256], id[32];
+	for (int i = 0; i < 101; i++) {
+		snprintf(id, sizeof(id), "p-%d", i);
+		pb_state_view_t v = {
+		    .account = "acme", .won = "WO-P", .event_id = id};
+		assert_int_equal(fetch1(&v, err, sizeof(err)), PB_OK);
+		assert_int_equal(v.mark, PB_MARK_NONE);
+		pb_state_view_clear(&v);
+		pb_state_write_t w = write_of("WO-P", id, "{}");
+		assert_int_equal(commit1(&w, err, sizeof(err)), PB_OK);
+	}
+	long long fields = redis_int("HLEN t:{acme/WO-P}:o");
+	assert_int_equal(fields - 6 /* c hv v t p mi */, 101);
+	const char *ids[] = {"p-0", "p-100"};
+	for (int i = 0; i < 2; i++) {
+		pb_state_view_t v = {
+		    .account = "acme", .won = "WO-P", .event_id = ids[i]};
+		assert_int_equal(fetch1(&v, err, sizeof(err)), PB_OK);
+		assert_mark(&v, PB_MARK_DONE, "created", "", 200, 1);
+		pb_state_view_clear(&v);
+	}
+
+	/* expired marks (as a week-old write leaves them) */
+	redis_do("HSET t:{acme/WO-X}:o c 1 m:x-0 D|created||200|1|1000 "
+		 "m:x-1 D|created||200|1|1000 m:x-2 D|created||200|1|1000 "
+		 "m:x-3 D|created||200|1|1000 m:x-4 D|created||200|1|1000 "
+		 "m:x-5 D|created||200|1|1000 m:x-6 D|created||200|1|1000 "
+		 "m:x-7 D|created||200|1|1000");
+	redis_do("HSET t:{acme/WO-X}:o mi %s",
+		 "1000 x-0\n1000 x-1\n1000 x-2\n1000 x-3\n1000 x-4\n"
+		 "1000 x-5\n1000 x-6\n1000 x-7\n");
+	pb_state_view_t x = {
+	    .account = "acme", .won = "WO-X", .event_id = "x-3"};
+	assert_int_equal(fetch1(&x, err, sizeof(err)), PB_OK);
+	assert_int_equal(x.mark, PB_MARK_NONE); /* past its expiry */
+	assert_true(x.exists);
+	pb_state_view_clear(&x);
+	pb_state_write_t w = write_of("WO-X", "x-3", "{}");
+	assert_int_equal(commit1(&w, err, sizeof(err)), PB_OK);
+	for (int i = 0; i < 8; i++) {
+		char cmd[64];
+		snprintf(cmd, sizeof(cmd), "HEXISTS t:{acme/WO-X}:o m:x-%d", i);
+		assert_int_equal(redis_int(cmd), i == 3 ? 1 : 0);
+	}
+	assert_int_equal(fetch1(&x, err, sizeof(err)), PB_OK);
+	assert_mark(&x, PB_MARK_DONE, "created", "", 200, 1);
+	pb_state_view_clear(&x);
+	h_end();
+}
+
+/* An event rejected before its order exists leaves a hash of marks only,
+ * which expires; the order's first write makes it permanent. Records
+ * rejected as read keep string marks. */
+static void marks_only_hash_expires(void **state)
+{
+	(void)state;
+	h_begin("marks_only_hash_expires");
+	char err[256];
+	pb_state_view_t v = {
+	    .account = "acme", .won = "WO-R", .event_id = "r-1"};
+	assert_int_equal(fetch1(&v, err, sizeof(err)), PB_OK);
+	assert_false(v.exists);
+	pb_state_view_clear(&v);
+	pb_state_write_t w = {.account = "acme",
+			      .won = "WO-R",
+			      .event_id = "r-1",
+			      .outcome = "rejected",
+			      .reason = "order_unknown"};
+	assert_int_equal(commit1(&w, err, sizeof(err)), PB_OK);
+	assert_true(redis_int("TTL t:{acme/WO-R}:o") > 0);
+	pb_state_ref_t ref = {"acme",	       "WO-R", "r-1", "rejected",
+			      "order_unknown", 0,      0};
+	assert_int_equal(pb_state_mark_published(st, &ref, 1, err, sizeof(err)),
+			 PB_OK);
+	assert_true(redis_int("TTL t:{acme/WO-R}:o") > 0);
+	pb_state_view_t v2 = {
+	    .account = "acme", .won = "WO-R", .event_id = "r-2"};
+	assert_int_equal(fetch1(&v2, err, sizeof(err)), PB_OK);
+	assert_false(v2.exists); /* marks are no order */
+	pb_state_view_clear(&v2);
+	pb_state_write_t w2 = write_of("WO-R", "r-2", "{}");
+	assert_int_equal(commit1(&w2, err, sizeof(err)), PB_OK);
+	assert_int_equal(redis_int("TTL t:{acme/WO-R}:o"), -1);
+	assert_int_equal(fetch1(&v, err, sizeof(err)), PB_OK);
+	assert_mark(&v, PB_MARK_PUBLISHED, "rejected", "order_unknown", 0, 0);
+	pb_state_view_clear(&v);
+
+	/* a record's mark */
+	pb_state_view_t rv = {.account = PB_STATE_RECORD_ACCOUNT,
+			      .won = "orders/3/17",
+			      .event_id = "record"};
+	assert_int_equal(fetch1(&rv, err, sizeof(err)), PB_OK);
+	assert_int_equal(rv.mark, PB_MARK_NONE);
+	pb_state_ref_t rr = {PB_STATE_RECORD_ACCOUNT,
+			     "orders/3/17",
+			     "record",
+			     "rejected",
+			     "invalid_json",
+			     0,
+			     0};
+	assert_int_equal(pb_state_mark_published(st, &rr, 1, err, sizeof(err)),
+			 PB_OK);
+	assert_true(redis_int("TTL t:{~/orders/3/17}:m:record") > 0);
+	assert_int_equal(redis_int("EXISTS t:{~/orders/3/17}:o"), 0);
+	assert_int_equal(fetch1(&rv, err, sizeof(err)), PB_OK);
+	assert_mark(&rv, PB_MARK_PUBLISHED, "rejected", "invalid_json", 0, 0);
+	pb_state_view_clear(&rv);
+	h_end();
+}
+
+/* Marks an earlier build wrote (string keys) are read while they may
+ * exist: a "done" one is recovered, a "published" one a duplicate, and the
+ * outcome published now lands in the hash. A Redis that was empty at this
+ * build's first start never reads them. */
+static void marks_of_earlier_builds_read(void **state)
+{
+	(void)state;
+	h_begin("marks_of_earlier_builds_read");
+	char err[256], url[64];
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", h_redis_port());
+	redis_do("SET u:{acme/WO-U}:m:u-1 D|created||200|1 EX 3600");
+	redis_do("SET u:{acme/WO-U}:m:u-2 P|updated||200|2 EX 3600");
+	redis_do("HSET u:{acme/WO-U}:o c 1 hv 1 v 2");
+	pb_state_t *old_st = st, *up = NULL;
+	assert_int_equal(
+	    pb_state_new(url, "u:", 3600, 2000, &up, err, sizeof(err)), PB_OK);
+	st = up;
+	pb_state_view_t v = {
+	    .account = "acme", .won = "WO-U", .event_id = "u-1"};
+	assert_int_equal(fetch1(&v, err, sizeof(err)), PB_OK);
+	assert_mark(&v, PB_MARK_DONE, "created", "", 200, 1);
+	pb_state_view_clear(&v);
+	pb_state_view_t v2 = {
+	    .account = "acme", .won = "WO-U", .event_id = "u-2"};
+	assert_int_equal(fetch1(&v2, err, sizeof(err)), PB_OK);
+	assert_mark(&v2, PB_MARK_PUBLISHED, "updated", "", 200, 2);
+	pb_state_view_clear(&v2);
+	pb_state_ref_t ref = {"acme", "WO-U", "u-1", "created", NULL, 200, 1};
+	assert_int_equal(pb_state_mark_published(st, &ref, 1, err, sizeof(err)),
+			 PB_OK);
+	assert_int_equal(fetch1(&v, err, sizeof(err)), PB_OK);
+	assert_mark(&v, PB_MARK_PUBLISHED, "created", "", 200, 1);
+	pb_state_view_clear(&v);
+	/* the first commit records until when they are read */
+	pb_state_write_t w = write_of("WO-U", "u-3", "{}");
+	assert_int_equal(commit1(&w, err, sizeof(err)), PB_OK);
+	assert_true(redis_int("STRLEN u:layout") >= 10);
+	pb_state_destroy(up);
+
+	/* empty at the first start: string marks are not looked for */
+	redis_do("FLUSHALL");
+	assert_int_equal(
+	    pb_state_new(url, "u:", 3600, 2000, &up, err, sizeof(err)), PB_OK);
+	st = up;
+	pb_state_view_t e = {
+	    .account = "acme", .won = "WO-E", .event_id = "e-1"};
+	assert_int_equal(fetch1(&e, err, sizeof(err)), PB_OK);
+	assert_int_equal(e.mark, PB_MARK_NONE);
+	pb_state_view_clear(&e);
+	pb_state_write_t we = write_of("WO-E", "e-1", "{}");
+	assert_int_equal(commit1(&we, err, sizeof(err)), PB_OK);
+	assert_int_equal(redis_int("STRLEN u:layout"), 1); /* "0" */
+	pb_state_destroy(up);
+	redis_do("SET u:{acme/WO-E}:m:e-2 P|created||200|1 EX 3600");
+	assert_int_equal(
+	    pb_state_new(url, "u:", 3600, 2000, &up, err, sizeof(err)), PB_OK);
+	st = up;
+	pb_state_view_t e2 = {
+	    .account = "acme", .won = "WO-E", .event_id = "e-2"};
+	assert_int_equal(fetch1(&e2, err, sizeof(err)), PB_OK);
+	assert_int_equal(e2.mark, PB_MARK_NONE);
+	pb_state_view_clear(&e2);
+	pb_state_destroy(up);
+	st = old_st;
+	h_end();
+}
+
+/* A mark one handle reads. */
+static pb_mark_t mark_seen_by(pb_state_t *h, const char *won, const char *id)
+{
+	char err[256];
+	pb_state_view_t v = {.account = "acme", .won = won, .event_id = id};
+	pb_state_call_t c;
+	pb_err_t e = pb_state_fetch_send(h, &v, 1, &c, err, sizeof(err));
+	if (!e)
+		e = pb_state_flush(h, err, sizeof(err));
+	if (!e)
+		e = pb_state_fetch_recv(h, &c, &v, 1, err, sizeof(err));
+	assert_int_equal(e, PB_OK);
+	pb_state_view_clear(&v);
+	return v.mark;
+}
+
+static void mark_published_split(const pb_state_ref_t *ref)
+{
+	char err[256];
+	pb_state_call_t c;
+	assert_int_equal(
+	    pb_state_mark_published_send(st, ref, 1, &c, err, sizeof(err)),
+	    PB_OK);
+	assert_int_equal(pb_state_flush(st, err, sizeof(err)), PB_OK);
+	assert_int_equal(pb_state_write_recv(st, &c, err, sizeof(err)), PB_OK);
+}
+
+/* "Published" marks wait to go with the order's next write: this handle
+ * reads them published at once; another (a crash: the waiting marks are
+ * gone) reads "done", so a replay publishes the outcome again, recovered,
+ * and never pushes. The next write of the order, an idle ping and the end
+ * of the handle write them. */
+static void published_marks_written_lazily(void **state)
+{
+	(void)state;
+	h_begin("published_marks_written_lazily");
+	char err[256], url[64];
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", h_redis_port());
+	pb_state_t *other = NULL;
+	assert_int_equal(
+	    pb_state_new(url, "t:", 3600, 2000, &other, err, sizeof(err)),
+	    PB_OK);
+	const char *won[] = {"WO-L1", "WO-L2", "WO-L3"};
+	for (int i = 0; i < 3; i++) {
+		pb_state_write_t w = write_of(won[i], "l-1", "{}");
+		assert_int_equal(commit1(&w, err, sizeof(err)), PB_OK);
+		pb_state_ref_t ref = {"acme", won[i], "l-1", "created",
+				      NULL,   200,    1};
+		mark_published_split(&ref);
+		assert_int_equal(mark_seen_by(st, won[i], "l-1"),
+				 PB_MARK_PUBLISHED);
+		assert_int_equal(mark_seen_by(other, won[i], "l-1"),
+				 PB_MARK_DONE);
+	}
+	/* the order's next event's write carries it */
+	assert_int_equal(mark_seen_by(st, "WO-L1", "l-2"), PB_MARK_NONE);
+	pb_state_write_t w2 = write_of("WO-L1", "l-2", "{}");
+	assert_int_equal(commit1(&w2, err, sizeof(err)), PB_OK);
+	assert_int_equal(mark_seen_by(other, "WO-L1", "l-1"),
+			 PB_MARK_PUBLISHED);
+	assert_int_equal(mark_seen_by(other, "WO-L1", "l-2"), PB_MARK_DONE);
+	/* an idle ping writes what waits */
+	assert_int_equal(pb_state_ping(st, err, sizeof(err)), PB_OK);
+	assert_int_equal(mark_seen_by(other, "WO-L2", "l-1"),
+			 PB_MARK_PUBLISHED);
+	/* and so does the end of the handle */
+	pb_state_ref_t ref3 = {"acme", "WO-L3", "l-2", "updated", NULL, 200, 2};
+	pb_state_write_t w3 = write_of("WO-L3", "l-2", "{}");
+	assert_int_equal(commit1(&w3, err, sizeof(err)), PB_OK);
+	mark_published_split(&ref3);
+	assert_int_equal(mark_seen_by(other, "WO-L3", "l-2"), PB_MARK_DONE);
+	pb_state_destroy(st);
+	assert_int_equal(mark_seen_by(other, "WO-L3", "l-2"),
+			 PB_MARK_PUBLISHED);
+	st = other;
+	h_end();
+}
+
+/* A handle on prefix for this Redis (the layout is read at its first
+ * call). */
+static pb_state_t *handle_on(const char *prefix, int64_t window_s)
+{
+	char err[256], url[64];
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", h_redis_port());
+	pb_state_t *h = NULL;
+	assert_int_equal(
+	    pb_state_new(url, prefix, 3600, 2000, &h, err, sizeof(err)), PB_OK);
+	pb_state_set_upgrade_window(h, window_s);
+	return h;
+}
+
+/*
+ * A rolling update: replicas of an earlier build (string marks only) and
+ * of this one share the consumer group, and events are replayed across
+ * them. On a Redis that held data, this build reads the earlier marks (a
+ * replayed event is a duplicate) and, for the upgrade window, writes
+ * every mark as the string key too, so an earlier replica sees this
+ * build's marks (a GET, as it reads them) and never pushes again.
+ */
+static void rolling_upgrade_dual_writes(void **state)
+{
+	(void)state;
+	h_begin("rolling_upgrade_dual_writes");
+	char err[256], want[64];
+	/* what an earlier build left: a done and a published mark */
+	snprintf(want, sizeof(want),
+		 "SET v:{acme/WO-V}:m:v-1 D|%d||200|1 EX 3600",
+		 (int)PB_OUTCOME_CREATED);
+	redis_do(want);
+	redis_do("SET v:{acme/WO-V}:m:v-0 P|updated||200|2 EX 3600");
+	redis_do("HSET v:{acme/WO-V}:o c 1 hv 1 v 2");
+	pb_state_t *old_st = st;
+	st = handle_on("v:", 3600);
+	pb_state_view_t v = {
+	    .account = "acme", .won = "WO-V", .event_id = "v-1"};
+	assert_int_equal(fetch1(&v, err, sizeof(err)), PB_OK);
+	assert_mark(&v, PB_MARK_DONE, "created", "", 200, 1); /* a replay */
+	pb_state_view_clear(&v);
+	pb_state_view_t v0 = {
+	    .account = "acme", .won = "WO-V", .event_id = "v-0"};
+	assert_int_equal(fetch1(&v0, err, sizeof(err)), PB_OK);
+	assert_mark(&v0, PB_MARK_PUBLISHED, "updated", "", 200, 2);
+	pb_state_view_clear(&v0);
+
+	/* this build's event: hash mark and string mark, one MULTI/EXEC */
+	pb_state_view_t v2 = {
+	    .account = "acme", .won = "WO-V", .event_id = "v-2"};
+	assert_int_equal(fetch1(&v2, err, sizeof(err)), PB_OK);
+	assert_int_equal(v2.mark, PB_MARK_NONE);
+	pb_state_view_clear(&v2);
+	pb_state_write_t w = write_of("WO-V", "v-2", "{}");
+	assert_int_equal(commit1(&w, err, sizeof(err)), PB_OK);
+	assert_int_equal(redis_int("HEXISTS v:{acme/WO-V}:o m:v-2"), 1);
+	assert_true(redis_int("TTL v:{acme/WO-V}:m:v-2") > 0);
+	char *raw = redis_str("GET v:{acme/WO-V}:m:v-2");
+	assert_non_null(raw);
+	snprintf(want, sizeof(want), "D|%d||200|1", (int)PB_OUTCOME_CREATED);
+	assert_string_equal(raw, want); /* an earlier build reads this */
+	free(raw);
+	/* the layout key holds when this layout first started (Unix s) */
+	raw = redis_str("GET v:layout");
+	assert_non_null(raw);
+	assert_true(strlen(raw) >= 10);
+	free(raw);
+	/* published: the string mark at once (earlier replicas read it) */
+	pb_state_ref_t ref = {"acme", "WO-V", "v-2", "created", NULL, 200, 1};
+	pb_state_call_t c;
+	assert_int_equal(
+	    pb_state_mark_published_send(st, &ref, 1, &c, err, sizeof(err)),
+	    PB_OK);
+	assert_int_equal(pb_state_flush(st, err, sizeof(err)), PB_OK);
+	assert_int_equal(pb_state_write_recv(st, &c, err, sizeof(err)), PB_OK);
+	raw = redis_str("GET v:{acme/WO-V}:m:v-2");
+	assert_non_null(raw);
+	assert_int_equal(raw[0], 'P');
+	free(raw);
+	assert_int_equal(mark_seen_by(st, "WO-V", "v-2"), PB_MARK_PUBLISHED);
+	/* an event that leaves its order alone: its string mark only, no
+	 * hash an earlier replica could later fill without knowing it
+	 * expires */
+	pb_state_write_t r = {.account = "acme",
+			      .won = "WO-V9",
+			      .event_id = "r-1",
+			      .outcome = "rejected",
+			      .reason = "order_unknown"};
+	assert_int_equal(commit1(&r, err, sizeof(err)), PB_OK);
+	assert_int_equal(redis_int("EXISTS v:{acme/WO-V9}:o"), 0);
+	assert_true(redis_int("TTL v:{acme/WO-V9}:m:r-1") > 0);
+	assert_int_equal(mark_seen_by(st, "WO-V9", "r-1"), PB_MARK_DONE);
+	pb_state_destroy(st);
+
+	/* a second replica of this build keeps the first one's layout */
+	st = handle_on("v:", 3600);
+	assert_int_equal(mark_seen_by(st, "WO-V", "v-1"), PB_MARK_DONE);
+	pb_state_destroy(st);
+	st = old_st;
+	h_end();
+}
+
+/* After the upgrade window (here 0) only the hash mark is written, while
+ * earlier marks are still read for one dedupe TTL; past that too, no
+ * string mark is read or written. */
+static void upgrade_window_ends(void **state)
+{
+	(void)state;
+	h_begin("upgrade_window_ends");
+	char err[256], cmd[96];
+	redis_do("SET w:{acme/WO-W}:m:w-1 P|created||200|1 EX 3600");
+	pb_state_t *old_st = st;
+	st = handle_on("w:", 0);
+	assert_int_equal(mark_seen_by(st, "WO-W", "w-1"), PB_MARK_PUBLISHED);
+	pb_state_write_t w = write_of("WO-W", "w-2", "{}");
+	assert_int_equal(commit1(&w, err, sizeof(err)), PB_OK);
+	assert_int_equal(redis_int("HEXISTS w:{acme/WO-W}:o m:w-2"), 1);
+	assert_int_equal(redis_int("EXISTS w:{acme/WO-W}:m:w-2"), 0);
+	pb_state_destroy(st);
+	/* the layout started longer ago than window + TTL */
+	snprintf(cmd, sizeof(cmd), "SET w:layout %lld",
+		 (long long)(time(NULL) - 3600 - 3600 - 10));
+	redis_do(cmd);
+	st = handle_on("w:", 3600);
+	assert_int_equal(mark_seen_by(st, "WO-W", "w-1"), PB_MARK_NONE);
+	pb_state_write_t w3 = write_of("WO-W", "w-3", "{}");
+	assert_int_equal(commit1(&w3, err, sizeof(err)), PB_OK);
+	assert_int_equal(redis_int("EXISTS w:{acme/WO-W}:m:w-3"), 0);
+	pb_state_destroy(st);
+	st = old_st;
+	h_end();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -510,6 +930,12 @@ int main(void)
 	    cmocka_unit_test(connection_lost_between_send_and_recv),
 	    cmocka_unit_test(replies_read_ahead),
 	    cmocka_unit_test(change_index_pages),
+	    cmocka_unit_test(marks_kept_for_ttl_pruned_by_expiry),
+	    cmocka_unit_test(marks_only_hash_expires),
+	    cmocka_unit_test(marks_of_earlier_builds_read),
+	    cmocka_unit_test(published_marks_written_lazily),
+	    cmocka_unit_test(rolling_upgrade_dual_writes),
+	    cmocka_unit_test(upgrade_window_ends),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
