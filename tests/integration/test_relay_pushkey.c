@@ -33,25 +33,39 @@ H_SUITE("relay-pushkey", 2)
 
 #include "relay_it.h"
 
+/* The configuration of a pruvan:validate account acct (user jsmith, the
+ * relay's credentials) with a grace period of grace_ms, written to file;
+ * extra (stolen, may be NULL) adds top-level sections. Its path into cfg. */
+static void write_learning_config(const char *file, const char *acct,
+				  int grace_ms, json_t *extra, char *cfg,
+				  size_t size)
+{
+	char media[512];
+	h_path(media, sizeof(media), "media");
+	json_t *ov = relay_config(
+	    media, json_pack("{s:{s:s, s:[s], s:o}}", acct, "pushKeyUrl",
+			     "pruvan:validate", "users", "jsmith", "relay",
+			     relay_creds()));
+	json_object_set_new(ov, "worker",
+			    json_pack("{s:i}", "shutdownGraceMs", grace_ms));
+	if (extra)
+		json_object_update(ov, extra);
+	json_decref(extra);
+	assert_int_equal(h_write_config(file, ov, cfg, size), 0);
+	json_decref(ov);
+}
+
 static void relay_learned_push_key(void **state)
 {
 	(void)state;
 	h_begin("relay_learned_push_key");
-	char media[512], api[256];
-	h_path(media, sizeof(media), "media");
+	char api[256];
 	snprintf(api, sizeof(api), "http://127.0.0.1:%d/api/", h_sim_port());
-	json_t *ov = relay_config(
-	    media, json_pack("{s:{s:s, s:[s], s:o}}", "lrn", "pushKeyUrl",
-			     "pruvan:validate", "users", "jsmith", "relay",
-			     relay_creds()));
-	json_object_set_new(ov, "pruvan", json_pack("{s:s}", "apiUrl", api));
 	/* a stop while events wait for the key hands them back after it */
-	json_object_set_new(ov, "worker",
-			    json_pack("{s:i}", "shutdownGraceMs", 1500));
 	char cfg[512];
-	assert_int_equal(h_write_config("config.json", ov, cfg, sizeof(cfg)),
-			 0);
-	json_decref(ov);
+	write_learning_config("config.json", "lrn", 1500,
+			      json_pack("{s:{s:s}}", "pruvan", "apiUrl", api),
+			      cfg, sizeof(cfg));
 	int r1, o1, r2, o2;
 	h_worker_t *w1 = learned_worker("w1", cfg, &r1, &o1);
 	h_worker_t *w2 = learned_worker("w2", cfg, &r2, &o2);
@@ -180,21 +194,12 @@ static void stop_while_group_rebalances(void **state)
 {
 	(void)state;
 	h_begin("stop_while_group_rebalances");
-	char media[512];
-	h_path(media, sizeof(media), "media");
-	json_t *ov = relay_config(
-	    media, json_pack("{s:{s:s, s:[s], s:o}}", "lrn2", "pushKeyUrl",
-			     "pruvan:validate", "users", "jsmith", "relay",
-			     relay_creds()));
-	json_object_set_new(ov, "worker",
-			    json_pack("{s:i}", "shutdownGraceMs", 4000));
 	/* the leave reaches the draining replica within its grace period */
-	json_object_set_new(ov, "kafka",
-			    json_pack("{s:s}", "heartbeat.interval.ms", "100"));
 	char cfg[512];
-	assert_int_equal(h_write_config("rebalance.json", ov, cfg, sizeof(cfg)),
-			 0);
-	json_decref(ov);
+	write_learning_config(
+	    "rebalance.json", "lrn2", 4000,
+	    json_pack("{s:{s:s}}", "kafka", "heartbeat.interval.ms", "100"),
+	    cfg, sizeof(cfg));
 	int r1, o1, r2, o2;
 	h_worker_t *w1 = learned_worker("rb1", cfg, &r1, &o1);
 	h_worker_t *w2 = learned_worker("rb2", cfg, &r2, &o2);
