@@ -33,6 +33,16 @@ static bool header_is(rd_kafka_message_t *m, const char *name, const char *want)
 	return n == strlen(want) && memcmp(v, want, n) == 0;
 }
 
+/* Whether m carries a header called name. */
+static bool header_has(rd_kafka_message_t *m, const char *name)
+{
+	rd_kafka_headers_t *h = NULL;
+	const void *v;
+	size_t n;
+	return !rd_kafka_message_headers(m, &h) && h &&
+	       !rd_kafka_header_get_last(h, name, &v, &n);
+}
+
 /* The replay's consumer (no group commits: it reads by assignment) and its
  * idempotent producer, both or neither. */
 static pb_err_t replay_clients_new(const pb_config_t *cfg, rd_kafka_t **cons,
@@ -188,16 +198,25 @@ static pb_err_t replay_record(rd_kafka_t *prod, const pb_config_t *cfg,
 			      const pb_replay_opts_t *o, rd_kafka_message_t *m,
 			      long *replayed, char *errstr, size_t errstr_size)
 {
-	bool from_orders = header_is(m, "x-source-topic", cfg->topic_orders);
-	bool reason_ok =
-	    !o->reason || header_is(m, "x-error-reason", o->reason);
-	bool take = from_orders && reason_ok;
+	bool wanted = header_is(m, "x-source-topic", cfg->topic_orders) &&
+		      (!o->reason || header_is(m, "x-error-reason", o->reason));
+	/* a copy cut to fit the DLQ is not the event: replaying it would
+	 * only reject its first bytes as invalid_json */
+	bool cut = wanted && header_has(m, "x-truncated");
+	bool take = wanted && !cut;
 	printf("{\"partition\":%" PRId32 ",\"offset\":%" PRId64
-	       ",\"action\":\"%s\"}\n",
+	       ",\"action\":\"%s\"%s}\n",
 	       m->partition, m->offset,
 	       !take	    ? "skip"
 	       : o->dry_run ? "would-replay"
-			    : "replay");
+			    : "replay",
+	       cut ? ",\"why\":\"truncated\"" : "");
+	if (cut)
+		fprintf(stderr,
+			"replay: partition %" PRId32 " offset %" PRId64
+			": skipped, the DLQ copy is cut (x-truncated); "
+			"produce the original again from the back office\n",
+			m->partition, m->offset);
 	if (!take)
 		return PB_OK;
 	if (!o->dry_run) {

@@ -5,6 +5,8 @@
  * its truncated form; a 3.9 MB record is rejected too_large and its DLQ
  * copy holds its first bytes with x-truncated; the neighbours on the same
  * partition get their outcomes and the worker exits 0 at end of input.
+ * `replay` leaves that cut copy where it is (replaying its first bytes
+ * would only reject them again) and says why.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -132,6 +134,14 @@ static void large_records(void **state)
 	assert_int_equal(h_worker_log_count(w, "cannot write a record"), 0);
 	assert_int_equal(h_worker_log_count(w, "refused"), 0);
 	json_decref(dlq);
+	long orders = h_topic_count(H_TOPIC_ORDERS);
+	const char *replay[] = {"replay", "-c", cfg, NULL};
+	char *out = NULL;
+	assert_int_equal(h_bridge_cmd(replay, 30000, &out), 0);
+	assert_non_null(
+	    strstr(out, "\"action\":\"skip\",\"why\":\"truncated\""));
+	free(out);
+	assert_int_equal(h_topic_count(H_TOPIC_ORDERS), orders);
 	json_decref(by);
 	json_decref(recs);
 	free(big);
