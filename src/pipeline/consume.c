@@ -156,6 +156,22 @@ static void count_consumed(pb_pipeline_t *pl, const task_t *t)
 			  acct ? pb_config_account(pl->cfg, acct) : NULL);
 }
 
+/* No memory to track or hold a record: the worker stops, and takes no
+ * record after it, so that no commit passes its offset (the next owner
+ * redoes it); neither a partition waiting forever on an event that is not
+ * held, nor a commit past one that was never tracked. */
+static void out_of_memory(pb_pipeline_t *pl, const rd_kafka_message_t *m)
+{
+	if (pl->fatal)
+		return;
+	pl->fatal = true;
+	snprintf(pl->fatal_msg, sizeof(pl->fatal_msg),
+		 "out of memory holding the record at partition %" PRId32
+		 " offset %" PRId64 ": lower worker.maxPending or raise the "
+		 "memory limit; the record is redone after the restart",
+		 m->partition, m->offset);
+}
+
 void pl_consume_one(pb_pipeline_t *pl, rd_kafka_message_t *m)
 {
 	part_t *p = pl_part_find(pl, rd_kafka_topic_name(m->rkt), m->partition);
@@ -168,10 +184,13 @@ void pl_consume_one(pb_pipeline_t *pl, rd_kafka_message_t *m)
 	/* fetched before its partition was revoked: the next owner gets it;
 	 * or already seen (a re-fetch) */
 	task_t *t = NULL;
-	if (p && p->assigned && !p->revoking) {
+	if (p && p->assigned && !p->revoking && !pl->fatal) {
 		p->eof = false;
-		if (pb_track_add(p->track, m->offset) == PB_OK)
+		pb_err_t terr = pb_track_add(p->track, m->offset);
+		if (terr == PB_OK)
 			t = task_of_message(pl, p, m);
+		if (terr == PB_ERR_NOMEM || (terr == PB_OK && !t))
+			out_of_memory(pl, m);
 	}
 	if (!t) {
 		rd_kafka_message_destroy(m);
