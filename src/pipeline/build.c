@@ -79,9 +79,15 @@ static pb_err_t build_consumer(pb_pipeline_t *pl, char *errstr,
 	     * alone. */
 	    {"fetch.queue.backoff.ms", "20", true},
 	    /* a 50 MB fetch (8 partitions x 1 MB, decompressed) doubled the
-	     * resident size for the first seconds of a backlog */
-	    {"fetch.max.bytes", "2097152", false},
-	    {"max.partition.fetch.bytes", "262144", false},
+	     * resident size for the first seconds of a backlog. One fetch
+	     * lands whole on top of the queue's limit above: a 2 MB lz4
+	     * fetch held 8 decompressed 1 MiB message sets and 33,000
+	     * message ops (320 bytes each), 18 MiB of the worker's 64 MiB
+	     * peak; 1 MB per fetch halves that at the same throughput.
+	     * fetch.max.bytes cannot go below message.max.bytes (1 MB by
+	     * default), so the per-partition share is what is cut. */
+	    {"fetch.max.bytes", "1048576", false},
+	    {"max.partition.fetch.bytes", "131072", false},
 	};
 	/* not overridable: they carry the at-least-once guarantee */
 	const pb_kafka_prop_t fixed[] = {
