@@ -6,7 +6,8 @@
  * copy holds its first bytes with x-truncated; the neighbours on the same
  * partition get their outcomes and the worker exits 0 at end of input.
  * `replay` leaves that cut copy where it is (replaying its first bytes
- * would only reject them again) and says why.
+ * would only reject them again) and says why. A message.max.bytes above
+ * the consumer's default fetch size still starts the worker.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -202,11 +203,53 @@ static void small_message_max_bytes(void **state)
 	h_end();
 }
 
+/* A producer limit above the consumer's default fetch size (1 MB): the
+ * fetch follows it (librdkafka refuses a fetch.max.bytes below
+ * message.max.bytes), so the worker starts and drains as usual. */
+static void large_message_max_bytes(void **state)
+{
+	(void)state;
+	h_begin("large_message_max_bytes");
+	long before = h_topic_count(H_TOPIC_RESULTS);
+	json_t *ev = h_event_create("lmb-1", "acme", "WO-LMB", 1);
+	char *text = json_dumps(ev, JSON_COMPACT);
+	json_decref(ev);
+	produce_text("acme/WO-LMB", text);
+	assert_int_equal(h_flush(20000), 0);
+	json_t *ov =
+	    json_pack("{s:{s:s}}", "kafka", "message.max.bytes", "3000000");
+	char cfg3[512];
+	assert_int_equal(h_write_config("large.json", ov, cfg3, sizeof(cfg3)),
+			 0);
+	json_decref(ov);
+	h_worker_t *w = h_worker_run("worker-large", cfg3, true);
+	assert_non_null(w);
+	int rc = h_worker_wait(w, WAIT_MS);
+	if (rc != 0)
+		h_worker_dump(w, 40);
+	assert_int_equal(rc, 0);
+	json_t *recs = h_consume(H_TOPIC_RESULTS, before + 1, 20000);
+	assert_int_equal(json_array_size(recs), before + 1);
+	const char *outcome = NULL;
+	for (size_t i = 0; i < json_array_size(recs); i++) {
+		json_t *o = json_object_get(json_array_get(recs, i), "value");
+		const char *id = h_str(o, "eventId");
+		if (id && strcmp(id, "lmb-1") == 0)
+			outcome = h_str(o, "outcome");
+	}
+	assert_non_null(outcome);
+	assert_string_equal(outcome, "created");
+	json_decref(recs);
+	free(text);
+	h_end();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(large_records),
 	    cmocka_unit_test(small_message_max_bytes),
+	    cmocka_unit_test(large_message_max_bytes),
 	};
 	return cmocka_run_group_tests(tests, setup, h_group_teardown);
 }
