@@ -262,6 +262,33 @@ static void test_pubq_fold_and_find(void **state)
 	pb_pubq_destroy(q);
 }
 
+/* A folded entry leaves the queue at once wherever it stands (the head,
+ * the middle, the tail): the flush that follows sees the others only, in
+ * the order they were added, and the count is the live entries. */
+static void test_pubq_fold_frees_anywhere(void **state)
+{
+	(void)state;
+	pb_pubq_t *q = pb_pubq_new();
+	const char *o[] = {"o1", "o2", "o3", "o4", "o5"};
+	for (int i = 0; i < 5; i++)
+		assert_true(pb_pubq_add(q, o[i], "m:x", o[i], i));
+	sink_t s = {0};
+	pb_pubq_fold(q, "o3", sink_emit, &s); /* the middle */
+	pb_pubq_fold(q, "o1", sink_emit, &s); /* the head */
+	pb_pubq_fold(q, "o5", sink_emit, &s); /* the tail */
+	assert_string_equal(s.out, " m:x=o3 m:x=o1 m:x=o5");
+	assert_int_equal(pb_pubq_count(q), 2);
+	assert_null(pb_pubq_find(q, "o1", "m:x"));
+	assert_true(pb_pubq_add(q, "o6", "m:y", "o6", 10));
+	sink_t f = {0};
+	pb_pubq_flush(q, PB_PUBQ_DEFER_MS + 4, false, sink_begin, sink_emit,
+		      &f); /* o2 and o4 are due, o6 is not */
+	assert_string_equal(f.out, "|o2 m:x=o2|o4 m:x=o4");
+	assert_int_equal(pb_pubq_count(q), 1);
+	assert_string_equal(pb_pubq_find(q, "o6", "m:y"), "o6");
+	pb_pubq_destroy(q);
+}
+
 /* Shutdown writes every waiting mark, one HSET per order; a crash (the
  * queue freed unwritten) loses them, which the state then reads as "D". */
 static void test_pubq_flush_all_and_bound(void **state)
@@ -328,6 +355,7 @@ int main(void)
 	    cmocka_unit_test(test_memo_lru_eviction),
 	    cmocka_unit_test(test_memo_many),
 	    cmocka_unit_test(test_pubq_fold_and_find),
+	    cmocka_unit_test(test_pubq_fold_frees_anywhere),
 	    cmocka_unit_test(test_pubq_flush_all_and_bound),
 	    cmocka_unit_test(test_layout_window),
 	};
