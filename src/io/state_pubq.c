@@ -9,7 +9,7 @@
 
 #include "state_memo.h"
 
-#define BUCKETS 8192
+#define BUCKETS 16384 /* one a live entry at the bound: chains stay short */
 
 typedef struct wait {
 	struct wait *older, *newer; /* the FIFO, oldest at head */
