@@ -851,8 +851,9 @@ pb_err_t pb_state_fetch_recv(pb_state_t *st, const pb_state_call_t *call,
 /*
  * The change index of getWorkOrders: a live order is (re)scored with the
  * time of its last pushed change, a deleted one leaves the index. The score
- * is the writer's wall clock in ms: Pruvan asks "changed since" in its own
- * Unix seconds. The index is the account's key, in the account's slot, so
+ * is the writer's wall clock in ms, cut to the whole second: Pruvan asks
+ * "changed since" in its own Unix seconds, so finer scores order nothing
+ * a reader can ask for. The index is the account's key, in the account's slot, so
  * it follows the order's write in the same pipelined write rather than
  * sitting inside it (Redis Cluster refuses a transaction over two slots).
  * A crash between the two leaves the order's last change out of the index
@@ -893,7 +894,11 @@ static void index_cmds(const pb_state_t *st, pipeline_t *pl,
 {
 	if (!n)
 		return;
+	/* whole seconds, in ms: an order changed again within the second
+	 * keeps its score, which Redis applies without moving it in the
+	 * sorted set (a moved member costs about four times as much) */
 	int64_t now = pb_wall_ms();
+	now -= now % 1000;
 	size_t *group = malloc(n * sizeof(*group));
 	size_t *lead = malloc(n * sizeof(*lead));
 	size_t ngroups = 0;

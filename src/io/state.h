@@ -9,8 +9,9 @@
  *                     and the order's recent events' marks: m:ID, the
  *                     mark (below) and "|EXPIRES", the Unix second
  *                     dedupe.ttlSeconds after it was written (past it the
- *                     mark reads as none); mi, their index ("EXPIRES ID"
- *                     lines, oldest first), by which a write drops
+ *                     mark reads as none); mi, their index ("EXPIRES ID
+ *                     ID..." lines, oldest first, expiries rounded up to
+ *                     the hour), by which a write drops
  *                     expired marks (state_marks.h; never one still
  *                     within its TTL, however busy the order). One HMGET reads
  * an event's order and mark, one HSET (atomic by itself) writes both. A hash
@@ -41,7 +42,8 @@
  *                     call, SECRET), at (Unix ms it was learned)
  *   P{A}:ix           sorted set: the work order numbers of the account's
  *                     live orders, scored by the Unix ms of their last
- *                     pushed change (getWorkOrders); one ZADD (ZREM)
+ *                     pushed change, cut to the whole second (Pruvan asks
+ *                     in seconds; getWorkOrders); one ZADD (ZREM)
  *                     per account per commit, after the orders' HSETs in
  *                     the same round trip (a crash between leaves the
  *                     change out until the order's next)
@@ -212,8 +214,8 @@ typedef struct pb_state_ref {
 } pb_state_ref_t;
 
 /* Mark refs[0..n) published ("P"); the expiry starts again. An order's
- * mark is not written at once: it waits in the handle (state_pubq.h: 500
- * ms, 8,192 marks at most) for the order's next commit, which carries it
+ * mark is not written at once: it waits in the handle (state_pubq.h: 2 s,
+ * 16,384 marks at most) for the order's next commit, which carries it
  * in its HSET, or is written one HSET per order when that does not come
  * in time, at an idle pb_state_ping, by the whole pb_state_mark_published
  * (every waiting mark) and by pb_state_destroy. This handle's fetches read

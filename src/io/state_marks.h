@@ -7,9 +7,13 @@
  * sixth field, "|EXPIRES", the Unix second after which it reads as none
  * (Redis expires keys, not hash fields). The field is "m:ID".
  *
- * The order's "mi" field indexes its marks: one "EXPIRES ID\n" line per
- * mark, oldest first. Each write of a mark appends its line; once
- * PB_SMARK_EXPIRED_PRUNE lines have expired, the write drops the expired
+ * The order's "mi" field indexes its marks: lines "EXPIRES ID ID...\n",
+ * oldest first, EXPIRES rounded up to PB_SMARK_INDEX_STEP_S so that the
+ * marks of one hour share a line (the index is read and rewritten with
+ * every event of the order: its bytes are Redis' cost, 12 bytes less a
+ * mark than a line each). Earlier builds' "EXPIRES ID\n" lines read the
+ * same. Each write of a mark appends its id; once PB_SMARK_EXPIRED_PRUNE
+ * ids have expired, the write drops the expired
  * marks (their fields handed to a callback, for one HDEL in the same
  * round trip). So an order's hash holds the marks of its events of the
  * last dedupe.ttlSeconds, as many as the string keys of earlier builds
@@ -17,10 +21,11 @@
  * would let a replay of its event be pushed again. (A busy order's index
  * grows with it: about 25 bytes a mark, rewritten with each event.)
  *
- * Invariants: a prune drops a mark only by its id's last line (an id
- * written again may hold two lines until then); an
- * id holding a newline is never indexed (its mark stays until the order
- * goes); a mark past its expiry never reads as a duplicate. Pure
+ * Invariants: a prune drops a mark only by its id's last entry (an id
+ * written again may hold two until then), and never before the mark's
+ * own expiry; an id holding a newline or a space is never indexed (its
+ * mark stays until the order goes); a mark past its expiry never reads
+ * as a duplicate. Pure
  * functions: no I/O, no clock (callers pass the time).
  */
 #ifndef PB_STATE_MARKS_H
@@ -33,6 +38,7 @@
 #include "state.h"
 
 #define PB_SMARK_EXPIRED_PRUNE 8
+#define PB_SMARK_INDEX_STEP_S 3600
 
 /* The value (malloc'd; NULL: out of memory). s 'P' published, else 'D'.
  * expires > 0 appends "|EXPIRES" (the hash form); 0 is the string key's. */
@@ -58,7 +64,7 @@ bool pb_smark_index_add(const char *old, const char *id, int64_t exp,
 			int64_t now_s, pb_smark_drop_fn drop, void *ctx,
 			char **out);
 
-/* Lines in an index (for tests and the bound). */
+/* Ids in an index (for tests and the bound). */
 size_t pb_smark_index_len(const char *mi);
 
 #endif

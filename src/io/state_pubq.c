@@ -9,15 +9,14 @@
 
 #include "state_memo.h"
 
-#define BUCKETS 8192
+#define BUCKETS 16384 /* one a live entry at the bound: chains stay short */
 
 typedef struct wait {
-	struct wait *next_age;		  /* FIFO, oldest first */
-	struct wait *next_bucket;	  /* the same bucket (by order key) */
+	struct wait *older, *newer; /* the FIFO, oldest at head */
+	struct wait *next_bucket;   /* the same bucket (by order key) */
 	const char *okey, *field, *value; /* in text[] */
 	uint32_t hash;			  /* pb_omemo_hash(okey) */
 	int64_t at_ms;
-	bool gone; /* written; freed when it reaches the head */
 	char text[];
 } wait_t;
 
@@ -32,37 +31,36 @@ pb_pubq_t *pb_pubq_new(void)
 	return calloc(1, sizeof(pb_pubq_t));
 }
 
-/* Free written entries at the head. */
-static void trim(pb_pubq_t *q)
-{
-	while (q->head && q->head->gone) {
-		wait_t *w = q->head;
-		q->head = w->next_age;
-		if (!q->head)
-			q->tail = NULL;
-		free(w);
-	}
-}
-
 void pb_pubq_destroy(pb_pubq_t *q)
 {
 	if (!q)
 		return;
-	for (wait_t *w = q->head; w; w = w->next_age)
-		w->gone = true;
-	trim(q);
+	for (wait_t *w = q->head, *nx; w; w = nx) {
+		nx = w->newer;
+		free(w);
+	}
 	free(q);
 }
 
-static void unlink_bucket(pb_pubq_t *q, wait_t *w)
+/* Take w out of its bucket and the FIFO and free it: a written entry
+ * costs nothing more (memory is the live entries only). */
+static void drop(pb_pubq_t *q, wait_t *w)
 {
 	wait_t **p = &q->bucket[w->hash % BUCKETS];
 	while (*p && *p != w)
 		p = &(*p)->next_bucket;
 	if (*p)
 		*p = w->next_bucket;
-	w->gone = true;
+	if (w->older)
+		w->older->newer = w->newer;
+	else
+		q->head = w->newer;
+	if (w->newer)
+		w->newer->older = w->older;
+	else
+		q->tail = w->older;
 	q->live--;
+	free(w);
 }
 
 bool pb_pubq_add(pb_pubq_t *q, const char *okey, const char *field,
@@ -85,8 +83,9 @@ bool pb_pubq_add(pb_pubq_t *q, const char *okey, const char *field,
 	wait_t **b = &q->bucket[w->hash % BUCKETS];
 	w->next_bucket = *b; /* newest first: find sees it first */
 	*b = w;
+	w->older = q->tail;
 	if (q->tail)
-		q->tail->next_age = w;
+		q->tail->newer = w;
 	else
 		q->head = w;
 	q->tail = w;
@@ -108,7 +107,8 @@ const char *pb_pubq_find(const pb_pubq_t *q, const char *okey,
 }
 
 /* Emit okey's waiting values oldest first (a later value of one field
- * then wins in the HSET) and unlink them. */
+ * then wins in the HSET) and free them. okey must not point into one of
+ * them. */
 static void fold_h(pb_pubq_t *q, const char *okey, uint32_t h,
 		   pb_pubq_emit_fn emit, void *ctx)
 {
@@ -120,14 +120,14 @@ static void fold_h(pb_pubq_t *q, const char *okey, uint32_t h,
 			continue;
 		if (n == 64) { /* more than a batch holds: emit as found */
 			emit(ctx, w->field, w->value);
-			unlink_bucket(q, w);
+			drop(q, w);
 			continue;
 		}
 		mine[n++] = w;
 	}
 	while (n--) {
 		emit(ctx, mine[n]->field, mine[n]->value);
-		unlink_bucket(q, mine[n]);
+		drop(q, mine[n]);
 	}
 }
 
@@ -136,23 +136,32 @@ void pb_pubq_fold(pb_pubq_t *q, const char *okey, pb_pubq_emit_fn emit,
 {
 	if (q->live)
 		fold_h(q, okey, pb_omemo_hash(okey), emit, ctx);
-	trim(q);
 }
 
 void pb_pubq_flush(pb_pubq_t *q, int64_t now_ms, bool all,
 		   pb_pubq_begin_fn begin, pb_pubq_emit_fn emit, void *ctx)
 {
-	for (wait_t *w = q->head; w; w = w->next_age) {
-		if (w->gone)
-			continue;
+	while (q->head) {
+		wait_t *w = q->head;
 		if (!all && now_ms - w->at_ms < PB_PUBQ_DEFER_MS &&
 		    q->live <= PB_PUBQ_MAX)
 			break;
-		begin(ctx, w->okey);
-		/* w among them; it stays allocated until trim */
-		fold_h(q, w->okey, w->hash, emit, ctx);
+		/* the key outlives the entries fold_h frees (w among them) */
+		size_t lk = strlen(w->okey) + 1;
+		char small[256], *okey = lk <= sizeof(small) ? small
+							      : malloc(lk);
+		if (!okey) { /* out of memory: this one alone, by itself */
+			begin(ctx, w->okey);
+			emit(ctx, w->field, w->value);
+			drop(q, w);
+			continue;
+		}
+		memcpy(okey, w->okey, lk);
+		begin(ctx, okey);
+		fold_h(q, okey, w->hash, emit, ctx);
+		if (okey != small)
+			free(okey);
 	}
-	trim(q);
 }
 
 size_t pb_pubq_count(const pb_pubq_t *q)

@@ -426,8 +426,12 @@ static void change_index_pages(void **state)
 				    write_of(moved[i], i ? "ix-m1" : "ix-m0",
 					     "{\"workOrderNumber\":\"moved\"}");
 				m.account = "ixacct";
-				while (pb_wall_ms() <= now)
-					;
+				/* the index scores whole seconds: the
+				 * next one is past the read's bound */
+				while (pb_wall_ms() / 1000 <= now / 1000)
+					nanosleep(&(struct timespec){
+						      .tv_nsec = 1000000},
+						  NULL);
 				assert_int_equal(commit1(&m, err, sizeof(err)),
 						 PB_OK);
 			}
@@ -453,10 +457,11 @@ static void change_index_pages(void **state)
 	assert_true(cur.done);
 	pb_state_changed_free(c, n);
 	pb_state_cursor_clear(&cur);
-	/* an update rescores: since t1 finds only it */
-	int64_t t1 = pb_wall_ms() + 1;
+	/* an update rescores: since t1 (a whole second, as Pruvan asks)
+	 * finds only it */
+	int64_t t1 = (pb_wall_ms() / 1000 + 1) * 1000;
 	while (pb_wall_ms() < t1)
-		;
+		nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
 	pb_state_write_t u = write_of("IX-100", "ix-u",
 				      "{\"workOrderNumber\":\"IX-100\","
 				      "\"city\":\"Round Rock\"}");

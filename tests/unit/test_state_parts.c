@@ -86,9 +86,11 @@ static char *index_of(size_t n, int64_t (*exp)(size_t), int64_t now, drops_t *d)
 	return mi;
 }
 
+#define H PB_SMARK_INDEX_STEP_S
+
 static int64_t far(size_t i)
 {
-	return 10000 + (int64_t)i;
+	return 10 * H + (int64_t)i;
 }
 
 /* A busy order keeps every mark within its TTL: a dropped one would let
@@ -102,18 +104,19 @@ static void test_index_keeps_live_marks(void **state)
 	assert_int_equal(d.n, 0);
 	char *out = NULL;
 	assert_true(
-	    pb_smark_index_add(mi, "new", 20000, 100, on_drop, &d, &out));
+	    pb_smark_index_add(mi, "new", 20 * H, 100, on_drop, &d, &out));
 	assert_int_equal(pb_smark_index_len(out), 301);
 	assert_int_equal(d.n, 0);
-	assert_non_null(strstr(out, " new\n"));
-	assert_non_null(strstr(out, "10000 e0\n"));
+	assert_non_null(strstr(out, "\n72000 new\n"));
+	/* the expiry rounded up to the hour: e1.. share one line */
+	assert_int_equal(strncmp(out, "36000 e0\n39600 e1 e2 e3 ", 24), 0);
 	free(mi);
 	free(out);
 }
 
 static int64_t early_expired(size_t i)
 {
-	return i < PB_SMARK_EXPIRED_PRUNE ? 50 : 10000;
+	return i < PB_SMARK_EXPIRED_PRUNE ? H : 10 * H;
 }
 
 static void test_index_prunes_expired(void **state)
@@ -123,9 +126,9 @@ static void test_index_prunes_expired(void **state)
 	/* written at now 10: nothing expired yet, nothing dropped */
 	char *mi = index_of(PB_SMARK_EXPIRED_PRUNE + 2, early_expired, 10, &d);
 	assert_int_equal(d.n, 0);
-	/* at now 60 the first PB_SMARK_EXPIRED_PRUNE have expired */
+	/* at now H the first PB_SMARK_EXPIRED_PRUNE have expired */
 	char *out = NULL;
-	assert_true(pb_smark_index_add(mi, "x", 20000, 60, on_drop, &d, &out));
+	assert_true(pb_smark_index_add(mi, "x", 20 * H, H, on_drop, &d, &out));
 	assert_int_equal(d.n, PB_SMARK_EXPIRED_PRUNE);
 	assert_int_equal(pb_smark_index_len(out), 3);
 	free(mi);
@@ -136,20 +139,19 @@ static void test_index_rewrite_keeps_mark(void **state)
 {
 	(void)state;
 	drops_t d = {0};
-	/* e0..e9 expire at 50 */
+	/* e0..e7 expire at H, e8 and e9 later */
 	char *mi = index_of(PB_SMARK_EXPIRED_PRUNE + 2, early_expired, 10, &d);
 	char *a = NULL, *b = NULL;
 	/* e0 written again, expiring later: two lines until the next prune */
-	assert_true(pb_smark_index_add(mi, "e0", 30000, 10, on_drop, &d, &a));
+	assert_true(pb_smark_index_add(mi, "e0", 30 * H, 10, on_drop, &d, &a));
 	assert_int_equal(pb_smark_index_len(a), PB_SMARK_EXPIRED_PRUNE + 3);
 	/* the prune drops the expired lines, but not e0's mark: its later
 	 * line stands for it */
-	assert_true(pb_smark_index_add(a, "y", 30000, 60, on_drop, &d, &b));
+	assert_true(pb_smark_index_add(a, "y", 30 * H, H, on_drop, &d, &b));
 	assert_int_equal(d.n, PB_SMARK_EXPIRED_PRUNE - 1);
 	for (size_t i = 0; i < d.n; i++)
 		assert_string_not_equal(d.dropped[i], "m:e0");
-	assert_non_null(strstr(b, "30000 e0\n"));
-	assert_null(strstr(b, "50 e0\n"));
+	assert_string_equal(b, "36000 e8 e9\n108000 e0 y\n");
 	free(mi);
 	free(a);
 	free(b);
@@ -162,6 +164,46 @@ static void test_index_newline_id(void **state)
 	char *out = NULL;
 	assert_true(pb_smark_index_add(NULL, "a\nb", 10, 0, on_drop, &d, &out));
 	assert_null(out); /* not indexed */
+	assert_true(pb_smark_index_add(NULL, "a b", 10, 0, on_drop, &d, &out));
+	assert_null(out); /* nor with a space, the index's separator */
+}
+
+/* The index rounds expiries up: a mark is pruned after its own expiry,
+ * never before; earlier builds' lines (one id each) read the same. */
+static void test_index_rounds_up_reads_old_lines(void **state)
+{
+	(void)state;
+	drops_t d = {0};
+	char *mi = NULL, *out = NULL;
+	for (int i = 0; i < PB_SMARK_EXPIRED_PRUNE; i++) {
+		char id[8];
+		snprintf(id, sizeof(id), "r%d", i);
+		assert_true(
+		    pb_smark_index_add(mi, id, H + 1, 0, on_drop, &d, &out));
+		free(mi);
+		mi = out;
+	}
+	assert_string_equal(mi, "7200 r0 r1 r2 r3 r4 r5 r6 r7\n");
+	assert_true(pb_smark_index_add(mi, "s", 9 * H, H + 1, on_drop, &d,
+				       &out));
+	assert_int_equal(d.n, 0); /* expired at H + 1, indexed until 2 H */
+	free(out);
+	assert_true(
+	    pb_smark_index_add(mi, "s", 9 * H, 2 * H, on_drop, &d, &out));
+	assert_int_equal(d.n, PB_SMARK_EXPIRED_PRUNE);
+	assert_string_equal(out, "32400 s\n");
+	free(out);
+	free(mi);
+	/* an earlier build's index: one line a mark, exact expiries */
+	const char *old = "5 o0\n6 o1\n7 o2\n8 o3\n9 o4\n10 o5\n11 o6\n"
+			  "12 o7\n50000 o8\n";
+	assert_int_equal(pb_smark_index_len(old), 9);
+	drops_t e = {0};
+	assert_true(pb_smark_index_add(old, "n", 9 * H, 12, on_drop, &e, &out));
+	assert_int_equal(e.n, PB_SMARK_EXPIRED_PRUNE);
+	assert_string_equal(e.dropped[7], "m:o7");
+	assert_string_equal(out, "50000 o8\n32400 n\n");
+	free(out);
 }
 
 /* ---- memo -------------------------------------------------------------- */
@@ -262,6 +304,33 @@ static void test_pubq_fold_and_find(void **state)
 	pb_pubq_destroy(q);
 }
 
+/* A folded entry leaves the queue at once wherever it stands (the head,
+ * the middle, the tail): the flush that follows sees the others only, in
+ * the order they were added, and the count is the live entries. */
+static void test_pubq_fold_frees_anywhere(void **state)
+{
+	(void)state;
+	pb_pubq_t *q = pb_pubq_new();
+	const char *o[] = {"o1", "o2", "o3", "o4", "o5"};
+	for (int i = 0; i < 5; i++)
+		assert_true(pb_pubq_add(q, o[i], "m:x", o[i], i));
+	sink_t s = {0};
+	pb_pubq_fold(q, "o3", sink_emit, &s); /* the middle */
+	pb_pubq_fold(q, "o1", sink_emit, &s); /* the head */
+	pb_pubq_fold(q, "o5", sink_emit, &s); /* the tail */
+	assert_string_equal(s.out, " m:x=o3 m:x=o1 m:x=o5");
+	assert_int_equal(pb_pubq_count(q), 2);
+	assert_null(pb_pubq_find(q, "o1", "m:x"));
+	assert_true(pb_pubq_add(q, "o6", "m:y", "o6", 10));
+	sink_t f = {0};
+	pb_pubq_flush(q, PB_PUBQ_DEFER_MS + 4, false, sink_begin, sink_emit,
+		      &f); /* o2 and o4 are due, o6 is not */
+	assert_string_equal(f.out, "|o2 m:x=o2|o4 m:x=o4");
+	assert_int_equal(pb_pubq_count(q), 1);
+	assert_string_equal(pb_pubq_find(q, "o6", "m:y"), "o6");
+	pb_pubq_destroy(q);
+}
+
 /* Shutdown writes every waiting mark, one HSET per order; a crash (the
  * queue freed unwritten) loses them, which the state then reads as "D". */
 static void test_pubq_flush_all_and_bound(void **state)
@@ -325,9 +394,11 @@ int main(void)
 	    cmocka_unit_test(test_index_prunes_expired),
 	    cmocka_unit_test(test_index_rewrite_keeps_mark),
 	    cmocka_unit_test(test_index_newline_id),
+	    cmocka_unit_test(test_index_rounds_up_reads_old_lines),
 	    cmocka_unit_test(test_memo_lru_eviction),
 	    cmocka_unit_test(test_memo_many),
 	    cmocka_unit_test(test_pubq_fold_and_find),
+	    cmocka_unit_test(test_pubq_fold_frees_anywhere),
 	    cmocka_unit_test(test_pubq_flush_all_and_bound),
 	    cmocka_unit_test(test_layout_window),
 	};
