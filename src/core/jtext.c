@@ -28,7 +28,7 @@ static void jt_grow(pb_jtext_t *b, size_t more)
 	b->cap = nc;
 }
 
-void pb_jt_put(pb_jtext_t *b, const char *s, size_t n)
+void pb_jt_put_grow(pb_jtext_t *b, const char *s, size_t n)
 {
 	jt_grow(b, n);
 	if (b->bad)
@@ -36,11 +36,6 @@ void pb_jt_put(pb_jtext_t *b, const char *s, size_t n)
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
 	b->p[b->len] = '\0';
-}
-
-void pb_jt_lit(pb_jtext_t *b, const char *s)
-{
-	pb_jt_put(b, s, strlen(s));
 }
 
 size_t pb_u64_text(char *buf, unsigned long long v)

@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 typedef struct {
 	char *p; /* NUL-terminated text, malloc'd; NULL while empty */
@@ -24,9 +25,25 @@ typedef struct {
 	bool bad; /* out of memory, or a string that is not UTF-8 */
 } pb_jtext_t;
 
-/* Raw bytes / a literal / a decimal integer, appended as they are. */
-void pb_jt_put(pb_jtext_t *b, const char *s, size_t n);
-void pb_jt_lit(pb_jtext_t *b, const char *s);
+/* Raw bytes / a literal / a decimal integer, appended as they are.
+ * pb_jt_put and pb_jt_lit are inline: they run for every token of every
+ * record the worker writes, and a literal's length is then known at
+ * compile time; pb_jt_put_grow is their path when the buffer must grow. */
+void pb_jt_put_grow(pb_jtext_t *b, const char *s, size_t n);
+static inline void pb_jt_put(pb_jtext_t *b, const char *s, size_t n)
+{
+	if (b->bad || b->len + n + 1 > b->cap) {
+		pb_jt_put_grow(b, s, n);
+		return;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+static inline void pb_jt_lit(pb_jtext_t *b, const char *s)
+{
+	pb_jt_put(b, s, strlen(s));
+}
 void pb_jt_i64(pb_jtext_t *b, long long v);
 
 /* A JSON string (escaped as jansson does), or null for NULL. A string that
