@@ -893,6 +893,94 @@ const pb_jt_member_t *pb_jt_members_find(const pb_jt_members_t *ms,
 	return NULL;
 }
 
+/* Where a member's parts went while its object was written (the buffers
+ * may move as they grow): offsets into the text, or for a sorted value
+ * written apart, into aux. */
+typedef struct {
+	size_t key, vstart, vlen;
+	size_t sstart, slen; /* the sorted value in aux; slen 0: none */
+} member_at_t;
+
+/* The nested value v written sorted into aux when that text can differ
+ * from its insertion-order text (an object or an array holds one). */
+static void sorted_apart(pb_jtext_t *aux, const json_t *v, member_at_t *at)
+{
+	at->slen = 0;
+	if (!json_is_object(v) && !json_is_array(v))
+		return;
+	at->sstart = aux->len;
+	jt_value(aux, v, true, 1);
+	at->slen = aux->len - at->sstart;
+}
+
+static bool members_fill(const json_t *j, const pb_jtext_t *t,
+			 const pb_jtext_t *aux, const member_at_t *at,
+			 pb_jt_members_t *out)
+{
+	size_t cap = sizeof(out->local) / sizeof(out->local[0]), k = 0;
+	for (void *it = json_object_iter((json_t *)j); it;
+	     it = json_object_iter_next((json_t *)j, it), k++) {
+		pb_jt_member_t x = {0};
+		x.key = json_object_iter_key(it);
+		x.klen = json_object_iter_key_len(it);
+		x.raw_key = t->p + at[k].key;
+		x.raw_klen = at[k].vstart - 1 - at[k].key;
+		x.val =
+		    at[k].slen ? aux->p + at[k].sstart : t->p + at[k].vstart;
+		x.vlen = at[k].slen ? at[k].slen : at[k].vlen;
+		x.pos = k;
+		if (!members_add(out, &cap, &x))
+			return false;
+	}
+	if (out->n > 1)
+		qsort(out->m, out->n, sizeof(*out->m), span_member_cmp);
+	return true;
+}
+
+bool pb_jt_members_of(const json_t *j, char **text_out, pb_jt_members_t *out,
+		      pb_jtext_t *aux)
+{
+	out->m = out->local;
+	out->n = 0;
+	*text_out = NULL;
+	size_t n = json_object_size(j), k = 0;
+	if (!json_is_object(j))
+		return false;
+	member_at_t local[32];
+	member_at_t *at = n <= 32 ? local : malloc(n * sizeof(*at));
+	pb_jtext_t t = {0};
+	if (!at)
+		return false;
+	pb_jt_put(&t, "{", 1);
+	for (void *it = json_object_iter((json_t *)j); it && k < n;
+	     it = json_object_iter_next((json_t *)j, it), k++) {
+		if (k)
+			pb_jt_put(&t, ",", 1);
+		at[k].key = t.len;
+		/* as jt_object writes a member, one level down */
+		jt_strn(&t, json_object_iter_key(it),
+			json_object_iter_key_len(it));
+		pb_jt_put(&t, ":", 1);
+		at[k].vstart = t.len;
+		const json_t *v = json_object_iter_value(it);
+		jt_value(&t, v, false, 1);
+		at[k].vlen = t.len - at[k].vstart;
+		sorted_apart(aux, v, &at[k]);
+	}
+	pb_jt_put(&t, "}", 1);
+	bool ok =
+	    k == n && !t.bad && !aux->bad && members_fill(j, &t, aux, at, out);
+	if (at != local)
+		free(at);
+	if (!ok) {
+		pb_jt_members_free(out);
+		free(t.p);
+		return false;
+	}
+	*text_out = t.p;
+	return true;
+}
+
 /* x as `,"key":value` (no comma when first) into room reserved before
  * (pb_jt_members_merge). */
 static void member_put(pb_jtext_t *b, const pb_jt_member_t *x, bool first)

@@ -115,6 +115,19 @@ const pb_jt_member_t *pb_jt_members_find(const pb_jt_members_t *ms,
  * is; jansson reads the rest. */
 char *pb_jt_string_text(const char *text, size_t n, size_t *len);
 
+/*
+ * An object's members written once: *text_out gets the text pb_jt_json(j,
+ * false) writes (owned), and *out the members that pb_jt_members_split
+ * reads from pb_jt_json(j, true)'s text, as spans into *text_out or, for a
+ * nested value whose sorted text differs, into *aux (keep both until *out
+ * is freed). False (nothing to free but *aux) when j is not an object or a
+ * value cannot be written (pb_jt_json's bad). How the rules get a work
+ * order's request text and its members for the merge without writing it
+ * twice and reading it back.
+ */
+bool pb_jt_members_of(const json_t *j, char **text_out, pb_jt_members_t *out,
+		      pb_jtext_t *aux);
+
 /* The text of an object with a's members overlaid by b's (b's win), keys
  * sorted: pb_jt_json(sorted) of the merged tree. a may be NULL. NULL when
  * out of memory. */

@@ -260,8 +260,10 @@ reject(pb_decision_t *d, const char *reason, const char *fmt, ...)
 	d->reason = reason;
 	json_decref(d->work_order);
 	free(d->pushed_after);
+	free(d->work_order_text);
 	d->work_order = NULL;
 	d->pushed_after = NULL;
+	d->work_order_text = NULL;
 }
 
 __attribute__((format(printf, 3, 4))) static void
@@ -363,6 +365,28 @@ static char *merge_pushed(const pb_jt_members_t *pushed, const json_t *wo)
 	pb_jt_members_free(&wm);
 	free(w);
 	return out;
+}
+
+/* merge_pushed's text, with wo written once: its own text (the request,
+ * as pb_jt_dumps(wo, false) writes it) into *wo_text and its members
+ * merged from that, not dumped sorted and split again (two writes and a
+ * read of every work order were a tenth of the rules' CPU). */
+static char *merge_pushed_once(const pb_jt_members_t *pushed, const json_t *wo,
+			       char **wo_text)
+{
+	pb_jt_members_t wm;
+	pb_jtext_t aux = {0};
+	char *out = NULL;
+	if (pb_jt_members_of(wo, wo_text, &wm, &aux)) {
+		out = pb_jt_members_merge(pushed, &wm);
+		pb_jt_members_free(&wm);
+	}
+	free(aux.p);
+	if (out)
+		return out;
+	free(*wo_text); /* out of memory: the long way */
+	*wo_text = NULL;
+	return merge_pushed(pushed, wo);
 }
 
 /* Whether a last pushed value (its text) equals v: whether it is the text
@@ -928,7 +952,7 @@ static void upsert_work_order(upsert_t *u)
 		json_decref(wo);
 		return;
 	}
-	d->pushed_after = merge_pushed(u->pushed, wo);
+	d->pushed_after = merge_pushed_once(u->pushed, wo, &d->work_order_text);
 	d->work_order = wo;
 }
 
@@ -1022,10 +1046,12 @@ void pb_decision_clear(pb_decision_t *d)
 		return;
 	json_decref(d->work_order);
 	free(d->pushed_after);
+	free(d->work_order_text);
 	json_decref(d->warnings);
 	json_decref(d->withheld);
 	d->work_order = d->warnings = d->withheld = NULL;
 	d->pushed_after = NULL;
+	d->work_order_text = NULL;
 }
 
 /* ---- Pruvan's answer ------------------------------------------------- */
