@@ -166,6 +166,30 @@ static int member_cmp(const void *a, const void *b)
 
 static void jt_value(pb_jtext_t *b, const json_t *j, bool sort, int depth);
 
+/* qsort(base, n, size, cmp) for the few members of the objects written
+ * and split for every event: an insertion sort below 16 (qsort's merge
+ * sort calls through a pointer per comparison and was most of a small
+ * object's cost). cmp must be a total order (member names are unique; the
+ * split breaks ties by position), so the result is qsort's. */
+static void small_sort(void *base, size_t n, size_t size,
+		       int (*cmp)(const void *, const void *))
+{
+	if (n > 16 || size > 64) {
+		qsort(base, n, size, cmp);
+		return;
+	}
+	char *a = base, tmp[64];
+	for (size_t i = 1; i < n; i++) {
+		size_t j = i;
+		memcpy(tmp, a + i * size, size);
+		while (j > 0 && cmp(a + (j - 1) * size, tmp) > 0) {
+			memcpy(a + j * size, a + (j - 1) * size, size);
+			j--;
+		}
+		memcpy(a + j * size, tmp, size);
+	}
+}
+
 static void jt_object(pb_jtext_t *b, const json_t *j, bool sort, int depth)
 {
 	size_t n = json_object_size(j);
@@ -189,7 +213,7 @@ static void jt_object(pb_jtext_t *b, const json_t *j, bool sort, int depth)
 		k++;
 	}
 	if (sort && k > 1)
-		qsort(m, k, sizeof(*m), member_cmp);
+		small_sort(m, k, sizeof(*m), member_cmp);
 	for (size_t i = 0; i < k && !b->bad; i++) {
 		if (i)
 			pb_jt_put(b, ",", 1);
@@ -471,11 +495,14 @@ static bool rd_member(reader_t *r, json_t *o)
 	size_t klen;
 	char *owned;
 	const char *key = rd_string(r, &klen, &owned);
-	/* a duplicate the caller refuses is jansson's to report */
-	bool ok = key && !(r->no_dups && json_object_getn(o, key, klen)) &&
-		  rd_take(r, ':');
+	bool ok = key && rd_take(r, ':');
 	json_t *v = ok ? rd_value(r) : NULL;
+	size_t before = json_object_size(o);
 	ok = v && json_object_setn_new_nocheck(o, key, klen, v) == 0;
+	/* a duplicate the caller refuses is jansson's to report: the set
+	 * replaced a member, so the object did not grow (no lookup first) */
+	if (ok && r->no_dups && json_object_size(o) == before)
+		ok = false;
 	free(owned);
 	return ok;
 }
@@ -858,7 +885,7 @@ end:
 		json_decref(j);
 	}
 	if (!sorted) {
-		qsort(out->m, out->n, sizeof(*out->m), span_member_cmp);
+		small_sort(out->m, out->n, sizeof(*out->m), span_member_cmp);
 		size_t k = 0; /* of equal keys, the first (the latest) stays */
 		for (size_t i = 0; i < out->n; i++) {
 			if (k && !span_key_cmp(&out->m[k - 1], &out->m[i])) {
@@ -933,7 +960,7 @@ static bool members_fill(const json_t *j, const pb_jtext_t *t,
 			return false;
 	}
 	if (out->n > 1)
-		qsort(out->m, out->n, sizeof(*out->m), span_member_cmp);
+		small_sort(out->m, out->n, sizeof(*out->m), span_member_cmp);
 	return true;
 }
 
