@@ -757,7 +757,8 @@ static int span_member_cmp(const void *a, const void *b)
 void pb_jt_members_free(pb_jt_members_t *ms)
 {
 	for (size_t i = 0; ms->m && i < ms->n; i++)
-		free(ms->m[i].owned);
+		if (ms->m[i].owned) /* nearly never: a name with an escape */
+			free(ms->m[i].owned);
 	if (ms->m != ms->local)
 		free(ms->m);
 	ms->m = NULL;
