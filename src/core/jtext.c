@@ -4,6 +4,7 @@
 #include "jtext.h"
 #include "util.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,44 @@
 /* Deeper than anything the worker parses (jansson's parser stops at 2048)
  * and well inside the stack. */
 #define JT_MAX_DEPTH 2048
+
+/* ---- plain runs: eight bytes at a time ----------------------------------
+ * The string scans (the writer, the reader, the members' split) look at
+ * every byte of every string of every event. jt_plain_end finds the first
+ * byte of [p, e) that is '"', a backslash or below 0x20 (or, with high
+ * set to JT_HIGHS, 0x80 or above) a word at a time: each test is "some
+ * byte is below n <= 128", whose lowest flagged byte is exact (a borrow
+ * only flags bytes above a true one), and on a little-endian machine the
+ * lowest flagged byte is the first in memory. */
+
+#define JT_ONES	 0x0101010101010101ULL
+#define JT_HIGHS 0x8080808080808080ULL
+
+static inline const char *jt_plain_end(const char *p, const char *e,
+				       uint64_t high)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	while (e - p >= 8) {
+		uint64_t x;
+		memcpy(&x, p, 8);
+		uint64_t q = x ^ (JT_ONES * '"');
+		uint64_t bs = x ^ (JT_ONES * '\\');
+		uint64_t m = ((x - JT_ONES * 0x20) & ~x) |
+			     ((q - JT_ONES) & ~q) | ((bs - JT_ONES) & ~bs) |
+			     (x & high);
+		m &= JT_HIGHS;
+		if (m)
+			return p + (__builtin_ctzll(m) >> 3);
+		p += 8;
+	}
+#endif
+	for (; p < e; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c < 0x20 || c == '"' || c == '\\' || (c >= 0x80 && high))
+			return p;
+	}
+	return p;
+}
 
 static void jt_grow(pb_jtext_t *b, size_t more)
 {
@@ -95,6 +134,12 @@ static void jt_strn(pb_jtext_t *b, const char *s, size_t n)
 	char *d = b->p + b->len;
 	*d++ = '"';
 	for (size_t i = 0; i < n; i++) {
+		size_t k = (size_t)(jt_plain_end(s + i, s + n, 0) - (s + i));
+		memcpy(d, s + i, k);
+		d += k;
+		i += k;
+		if (i == n)
+			break;
 		unsigned char c = (unsigned char)s[i];
 		if (c == '"' || c == '\\') {
 			*d++ = '\\';
@@ -381,6 +426,7 @@ static const char *rd_string(reader_t *r, size_t *len, char **owned)
 	bool escaped = false;
 	*owned = NULL;
 	for (;; q++) {
+		q = jt_plain_end(q, r->end, JT_HIGHS);
 		if (q >= r->end)
 			return NULL;
 		unsigned char c = (unsigned char)*q;
@@ -641,6 +687,9 @@ static const char *sp_string(const char *p, const char *e, bool *escaped,
 			     bool *check)
 {
 	for (p++; p < e; p++) {
+		p = jt_plain_end(p, e, JT_HIGHS);
+		if (p >= e)
+			break;
 		unsigned char c = (unsigned char)*p;
 		if (c == '"')
 			return p + 1;
