@@ -90,7 +90,9 @@ static void push_parts(pb_jtext_t *b, const pl_record_t *r, bool cut)
 	pb_jt_i64(b, r->pushed ? r->attempts : 0);
 }
 
-char *pl_record_text(const pl_record_t *r, pl_record_form_t f)
+/* pl_record_text, its length in *len */
+static char *record_text_len(const pl_record_t *r, pl_record_form_t f,
+			     size_t *len)
 {
 	bool cut = f >= PL_RECORD_CUT, minimal = f >= PL_RECORD_MINIMAL;
 	pb_jtext_t b = {0};
@@ -133,18 +135,32 @@ char *pl_record_text(const pl_record_t *r, pl_record_form_t f)
 		jt_part(&b, r->item, NULL, cut);
 	}
 	pb_jt_lit(&b, "}");
+	*len = b.len;
 	return pb_jt_take(&b);
+}
+
+char *pl_record_text(const pl_record_t *r, pl_record_form_t f)
+{
+	size_t len;
+	return record_text_len(r, f, &len);
+}
+
+char *pl_record_text_within_len(const pl_record_t *r, pl_record_form_t from,
+				size_t budget, size_t *len)
+{
+	char *v = record_text_len(r, from, len);
+	while (v && *len > budget && from < PL_RECORD_MINIMAL) {
+		free(v);
+		v = record_text_len(r, ++from, len);
+	}
+	return v;
 }
 
 char *pl_record_text_within(const pl_record_t *r, pl_record_form_t from,
 			    size_t budget)
 {
-	char *v = pl_record_text(r, from);
-	while (v && strlen(v) > budget && from < PL_RECORD_MINIMAL) {
-		free(v);
-		v = pl_record_text(r, ++from);
-	}
-	return v;
+	size_t len;
+	return pl_record_text_within_len(r, from, budget, &len);
 }
 
 size_t pl_record_headers_size(const rd_kafka_headers_t *h, bool minimal,
