@@ -4,6 +4,7 @@
 #include "jtext.h"
 #include "util.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,44 @@
 /* Deeper than anything the worker parses (jansson's parser stops at 2048)
  * and well inside the stack. */
 #define JT_MAX_DEPTH 2048
+
+/* ---- plain runs: eight bytes at a time ----------------------------------
+ * The string scans (the writer, the reader, the members' split) look at
+ * every byte of every string of every event. jt_plain_end finds the first
+ * byte of [p, e) that is '"', a backslash or below 0x20 (or, with high
+ * set to JT_HIGHS, 0x80 or above) a word at a time: each test is "some
+ * byte is below n <= 128", whose lowest flagged byte is exact (a borrow
+ * only flags bytes above a true one), and on a little-endian machine the
+ * lowest flagged byte is the first in memory. */
+
+#define JT_ONES	 0x0101010101010101ULL
+#define JT_HIGHS 0x8080808080808080ULL
+
+static inline const char *jt_plain_end(const char *p, const char *e,
+				       uint64_t high)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	while (e - p >= 8) {
+		uint64_t x;
+		memcpy(&x, p, 8);
+		uint64_t q = x ^ (JT_ONES * '"');
+		uint64_t bs = x ^ (JT_ONES * '\\');
+		uint64_t m = ((x - JT_ONES * 0x20) & ~x) |
+			     ((q - JT_ONES) & ~q) | ((bs - JT_ONES) & ~bs) |
+			     (x & high);
+		m &= JT_HIGHS;
+		if (m)
+			return p + (__builtin_ctzll(m) >> 3);
+		p += 8;
+	}
+#endif
+	for (; p < e; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c < 0x20 || c == '"' || c == '\\' || (c >= 0x80 && high))
+			return p;
+	}
+	return p;
+}
 
 static void jt_grow(pb_jtext_t *b, size_t more)
 {
@@ -28,7 +67,7 @@ static void jt_grow(pb_jtext_t *b, size_t more)
 	b->cap = nc;
 }
 
-void pb_jt_put(pb_jtext_t *b, const char *s, size_t n)
+void pb_jt_put_grow(pb_jtext_t *b, const char *s, size_t n)
 {
 	jt_grow(b, n);
 	if (b->bad)
@@ -36,11 +75,6 @@ void pb_jt_put(pb_jtext_t *b, const char *s, size_t n)
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
 	b->p[b->len] = '\0';
-}
-
-void pb_jt_lit(pb_jtext_t *b, const char *s)
-{
-	pb_jt_put(b, s, strlen(s));
 }
 
 size_t pb_u64_text(char *buf, unsigned long long v)
@@ -100,6 +134,12 @@ static void jt_strn(pb_jtext_t *b, const char *s, size_t n)
 	char *d = b->p + b->len;
 	*d++ = '"';
 	for (size_t i = 0; i < n; i++) {
+		size_t k = (size_t)(jt_plain_end(s + i, s + n, 0) - (s + i));
+		memcpy(d, s + i, k);
+		d += k;
+		i += k;
+		if (i == n)
+			break;
 		unsigned char c = (unsigned char)s[i];
 		if (c == '"' || c == '\\') {
 			*d++ = '\\';
@@ -171,6 +211,30 @@ static int member_cmp(const void *a, const void *b)
 
 static void jt_value(pb_jtext_t *b, const json_t *j, bool sort, int depth);
 
+/* qsort(base, n, size, cmp) for the few members of the objects written
+ * and split for every event: an insertion sort below 16 (qsort's merge
+ * sort calls through a pointer per comparison and was most of a small
+ * object's cost). cmp must be a total order (member names are unique; the
+ * split breaks ties by position), so the result is qsort's. */
+static void small_sort(void *base, size_t n, size_t size,
+		       int (*cmp)(const void *, const void *))
+{
+	if (n > 16 || size > 64) {
+		qsort(base, n, size, cmp);
+		return;
+	}
+	char *a = base, tmp[64];
+	for (size_t i = 1; i < n; i++) {
+		size_t j = i;
+		memcpy(tmp, a + i * size, size);
+		while (j > 0 && cmp(a + (j - 1) * size, tmp) > 0) {
+			memcpy(a + j * size, a + (j - 1) * size, size);
+			j--;
+		}
+		memcpy(a + j * size, tmp, size);
+	}
+}
+
 static void jt_object(pb_jtext_t *b, const json_t *j, bool sort, int depth)
 {
 	size_t n = json_object_size(j);
@@ -194,7 +258,7 @@ static void jt_object(pb_jtext_t *b, const json_t *j, bool sort, int depth)
 		k++;
 	}
 	if (sort && k > 1)
-		qsort(m, k, sizeof(*m), member_cmp);
+		small_sort(m, k, sizeof(*m), member_cmp);
 	for (size_t i = 0; i < k && !b->bad; i++) {
 		if (i)
 			pb_jt_put(b, ",", 1);
@@ -362,6 +426,7 @@ static const char *rd_string(reader_t *r, size_t *len, char **owned)
 	bool escaped = false;
 	*owned = NULL;
 	for (;; q++) {
+		q = jt_plain_end(q, r->end, JT_HIGHS);
 		if (q >= r->end)
 			return NULL;
 		unsigned char c = (unsigned char)*q;
@@ -476,11 +541,14 @@ static bool rd_member(reader_t *r, json_t *o)
 	size_t klen;
 	char *owned;
 	const char *key = rd_string(r, &klen, &owned);
-	/* a duplicate the caller refuses is jansson's to report */
-	bool ok = key && !(r->no_dups && json_object_getn(o, key, klen)) &&
-		  rd_take(r, ':');
+	bool ok = key && rd_take(r, ':');
 	json_t *v = ok ? rd_value(r) : NULL;
+	size_t before = json_object_size(o);
 	ok = v && json_object_setn_new_nocheck(o, key, klen, v) == 0;
+	/* a duplicate the caller refuses is jansson's to report: the set
+	 * replaced a member, so the object did not grow (no lookup first) */
+	if (ok && r->no_dups && json_object_size(o) == before)
+		ok = false;
 	free(owned);
 	return ok;
 }
@@ -619,6 +687,9 @@ static const char *sp_string(const char *p, const char *e, bool *escaped,
 			     bool *check)
 {
 	for (p++; p < e; p++) {
+		p = jt_plain_end(p, e, JT_HIGHS);
+		if (p >= e)
+			break;
 		unsigned char c = (unsigned char)*p;
 		if (c == '"')
 			return p + 1;
@@ -735,7 +806,8 @@ static int span_member_cmp(const void *a, const void *b)
 void pb_jt_members_free(pb_jt_members_t *ms)
 {
 	for (size_t i = 0; ms->m && i < ms->n; i++)
-		free(ms->m[i].owned);
+		if (ms->m[i].owned) /* nearly never: a name with an escape */
+			free(ms->m[i].owned);
 	if (ms->m != ms->local)
 		free(ms->m);
 	ms->m = NULL;
@@ -863,7 +935,7 @@ end:
 		json_decref(j);
 	}
 	if (!sorted) {
-		qsort(out->m, out->n, sizeof(*out->m), span_member_cmp);
+		small_sort(out->m, out->n, sizeof(*out->m), span_member_cmp);
 		size_t k = 0; /* of equal keys, the first (the latest) stays */
 		for (size_t i = 0; i < out->n; i++) {
 			if (k && !span_key_cmp(&out->m[k - 1], &out->m[i])) {
@@ -896,6 +968,94 @@ const pb_jt_member_t *pb_jt_members_find(const pb_jt_members_t *ms,
 			lo = mid + 1;
 	}
 	return NULL;
+}
+
+/* Where a member's parts went while its object was written (the buffers
+ * may move as they grow): offsets into the text, or for a sorted value
+ * written apart, into aux. */
+typedef struct {
+	size_t key, vstart, vlen;
+	size_t sstart, slen; /* the sorted value in aux; slen 0: none */
+} member_at_t;
+
+/* The nested value v written sorted into aux when that text can differ
+ * from its insertion-order text (an object or an array holds one). */
+static void sorted_apart(pb_jtext_t *aux, const json_t *v, member_at_t *at)
+{
+	at->slen = 0;
+	if (!json_is_object(v) && !json_is_array(v))
+		return;
+	at->sstart = aux->len;
+	jt_value(aux, v, true, 1);
+	at->slen = aux->len - at->sstart;
+}
+
+static bool members_fill(const json_t *j, const pb_jtext_t *t,
+			 const pb_jtext_t *aux, const member_at_t *at,
+			 pb_jt_members_t *out)
+{
+	size_t cap = sizeof(out->local) / sizeof(out->local[0]), k = 0;
+	for (void *it = json_object_iter((json_t *)j); it;
+	     it = json_object_iter_next((json_t *)j, it), k++) {
+		pb_jt_member_t x = {0};
+		x.key = json_object_iter_key(it);
+		x.klen = json_object_iter_key_len(it);
+		x.raw_key = t->p + at[k].key;
+		x.raw_klen = at[k].vstart - 1 - at[k].key;
+		x.val =
+		    at[k].slen ? aux->p + at[k].sstart : t->p + at[k].vstart;
+		x.vlen = at[k].slen ? at[k].slen : at[k].vlen;
+		x.pos = k;
+		if (!members_add(out, &cap, &x))
+			return false;
+	}
+	if (out->n > 1)
+		small_sort(out->m, out->n, sizeof(*out->m), span_member_cmp);
+	return true;
+}
+
+bool pb_jt_members_of(const json_t *j, char **text_out, pb_jt_members_t *out,
+		      pb_jtext_t *aux)
+{
+	out->m = out->local;
+	out->n = 0;
+	*text_out = NULL;
+	size_t n = json_object_size(j), k = 0;
+	if (!json_is_object(j))
+		return false;
+	member_at_t local[32];
+	member_at_t *at = n <= 32 ? local : malloc(n * sizeof(*at));
+	pb_jtext_t t = {0};
+	if (!at)
+		return false;
+	pb_jt_put(&t, "{", 1);
+	for (void *it = json_object_iter((json_t *)j); it && k < n;
+	     it = json_object_iter_next((json_t *)j, it), k++) {
+		if (k)
+			pb_jt_put(&t, ",", 1);
+		at[k].key = t.len;
+		/* as jt_object writes a member, one level down */
+		jt_strn(&t, json_object_iter_key(it),
+			json_object_iter_key_len(it));
+		pb_jt_put(&t, ":", 1);
+		at[k].vstart = t.len;
+		const json_t *v = json_object_iter_value(it);
+		jt_value(&t, v, false, 1);
+		at[k].vlen = t.len - at[k].vstart;
+		sorted_apart(aux, v, &at[k]);
+	}
+	pb_jt_put(&t, "}", 1);
+	bool ok =
+	    k == n && !t.bad && !aux->bad && members_fill(j, &t, aux, at, out);
+	if (at != local)
+		free(at);
+	if (!ok) {
+		pb_jt_members_free(out);
+		free(t.p);
+		return false;
+	}
+	*text_out = t.p;
+	return true;
 }
 
 /* x as `,"key":value` (no comma when first) into room reserved before

@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 typedef struct {
 	char *p; /* NUL-terminated text, malloc'd; NULL while empty */
@@ -24,9 +25,25 @@ typedef struct {
 	bool bad; /* out of memory, or a string that is not UTF-8 */
 } pb_jtext_t;
 
-/* Raw bytes / a literal / a decimal integer, appended as they are. */
-void pb_jt_put(pb_jtext_t *b, const char *s, size_t n);
-void pb_jt_lit(pb_jtext_t *b, const char *s);
+/* Raw bytes / a literal / a decimal integer, appended as they are.
+ * pb_jt_put and pb_jt_lit are inline: they run for every token of every
+ * record the worker writes, and a literal's length is then known at
+ * compile time; pb_jt_put_grow is their path when the buffer must grow. */
+void pb_jt_put_grow(pb_jtext_t *b, const char *s, size_t n);
+static inline void pb_jt_put(pb_jtext_t *b, const char *s, size_t n)
+{
+	if (b->bad || b->len + n + 1 > b->cap) {
+		pb_jt_put_grow(b, s, n);
+		return;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+static inline void pb_jt_lit(pb_jtext_t *b, const char *s)
+{
+	pb_jt_put(b, s, strlen(s));
+}
 void pb_jt_i64(pb_jtext_t *b, long long v);
 
 /* A JSON string (escaped as jansson does), or null for NULL. A string that
@@ -97,6 +114,19 @@ const pb_jt_member_t *pb_jt_members_find(const pb_jt_members_t *ms,
  * one JSON string, or holds a NUL. Text without escapes is copied as it
  * is; jansson reads the rest. */
 char *pb_jt_string_text(const char *text, size_t n, size_t *len);
+
+/*
+ * An object's members written once: *text_out gets the text pb_jt_json(j,
+ * false) writes (owned), and *out the members that pb_jt_members_split
+ * reads from pb_jt_json(j, true)'s text, as spans into *text_out or, for a
+ * nested value whose sorted text differs, into *aux (keep both until *out
+ * is freed). False (nothing to free but *aux) when j is not an object or a
+ * value cannot be written (pb_jt_json's bad). How the rules get a work
+ * order's request text and its members for the merge without writing it
+ * twice and reading it back.
+ */
+bool pb_jt_members_of(const json_t *j, char **text_out, pb_jt_members_t *out,
+		      pb_jtext_t *aux);
 
 /* The text of an object with a's members overlaid by b's (b's win), keys
  * sorted: pb_jt_json(sorted) of the merged tree. a may be NULL. NULL when

@@ -39,7 +39,12 @@ static void decide_order(pb_pipeline_t *pl, task_t *t)
 	case PB_VERDICT_PUSH:
 		t->job.acct = t->acct;
 		t->job.work_order = t->dec.work_order;
-		t->work_order_text = pb_jt_dumps(t->dec.work_order, false);
+		/* the rules' text of it when they wrote one (taken) */
+		t->work_order_text =
+		    t->dec.work_order_text
+			? t->dec.work_order_text
+			: pb_jt_dumps(t->dec.work_order, false);
+		t->dec.work_order_text = NULL;
 		t->job.work_order_text = t->work_order_text;
 		t->job.alone = t->dec.unknown_order;
 		t->job.opaque = t;

@@ -221,6 +221,9 @@ typedef struct {
 	pb_state_view_t *views;
 	pb_state_call_t crec, cmark, cfetch;
 	int64_t spent_ms; /* the loop's time writing it */
+	/* the last task it carries of to_record and of ready (NULL: none):
+	 * where the next stage's part of each list starts */
+	task_t *rec_last, *fetch_last;
 } stage_t;
 
 /* The Redis stages' own state (stages.c). */

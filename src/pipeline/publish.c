@@ -107,8 +107,10 @@ static rd_kafka_resp_err_t produce_outcome(pb_pipeline_t *pl, task_t *t)
 	pb_now_rfc3339(ts, sizeof(ts));
 	pl_record_t r;
 	outcome_record_of(pl, t, &r, ts);
-	char *val = pl_record_text_within(
-	    &r, minimal ? PL_RECORD_MINIMAL : PL_RECORD_WHOLE, budget);
+	size_t val_len = 0;
+	char *val = pl_record_text_within_len(
+	    &r, minimal ? PL_RECORD_MINIMAL : PL_RECORD_WHOLE, budget,
+	    &val_len);
 	if (!val) {
 		if (h)
 			rd_kafka_headers_destroy(h);
@@ -127,8 +129,7 @@ static rd_kafka_resp_err_t produce_outcome(pb_pipeline_t *pl, task_t *t)
 	}
 	rd_kafka_resp_err_t err = rd_kafka_producev(
 	    pl->producer, RD_KAFKA_V_RKT(pl->results_rkt),
-	    RD_KAFKA_V_KEY(t->key, t->key_len),
-	    RD_KAFKA_V_VALUE(val, strlen(val)),
+	    RD_KAFKA_V_KEY(t->key, t->key_len), RD_KAFKA_V_VALUE(val, val_len),
 	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_HEADERS(h),
 	    RD_KAFKA_V_OPAQUE(&t->recs[REC_OUTCOME]), RD_KAFKA_V_END);
 	if (err) {

@@ -50,6 +50,20 @@ static const char *reason_or_null(pb_reason_t r)
 	return r == PB_REASON_NONE ? NULL : pb_reason_name(r);
 }
 
+/* An outcome's or a reason's name (outcome.h: lower-case ASCII words,
+ * nothing to escape) as a JSON string, null for NULL, without the
+ * escaping scan pb_jt_str makes of text from outside. */
+static void jt_name(pb_jtext_t *b, const char *name)
+{
+	if (!name) {
+		pb_jt_put(b, "null", 4);
+		return;
+	}
+	pb_jt_put(b, "\"", 1);
+	pb_jt_lit(b, name);
+	pb_jt_put(b, "\"", 1);
+}
+
 /* request, response, attempts: what a push leaves on the record */
 static void push_parts(pb_jtext_t *b, const pl_record_t *r, bool cut)
 {
@@ -76,7 +90,9 @@ static void push_parts(pb_jtext_t *b, const pl_record_t *r, bool cut)
 	pb_jt_i64(b, r->pushed ? r->attempts : 0);
 }
 
-char *pl_record_text(const pl_record_t *r, pl_record_form_t f)
+/* pl_record_text, its length in *len */
+static char *record_text_len(const pl_record_t *r, pl_record_form_t f,
+			     size_t *len)
 {
 	bool cut = f >= PL_RECORD_CUT, minimal = f >= PL_RECORD_MINIMAL;
 	pb_jtext_t b = {0};
@@ -89,9 +105,9 @@ char *pl_record_text(const pl_record_t *r, pl_record_form_t f)
 	pb_jt_lit(&b, ",\"workOrderNumber\":");
 	pb_jt_str(&b, r->work_order_number);
 	pb_jt_lit(&b, ",\"outcome\":");
-	pb_jt_str(&b, pb_outcome_name(r->outcome));
+	jt_name(&b, pb_outcome_name(r->outcome));
 	pb_jt_lit(&b, ",\"reason\":");
-	pb_jt_str(&b, reason_or_null(r->reason));
+	jt_name(&b, reason_or_null(r->reason));
 	pb_jt_lit(&b, ",\"message\":");
 	pb_jt_str(&b, r->message && r->message[0] ? r->message : NULL);
 	pb_jt_lit(&b, ",\"warnings\":");
@@ -119,18 +135,32 @@ char *pl_record_text(const pl_record_t *r, pl_record_form_t f)
 		jt_part(&b, r->item, NULL, cut);
 	}
 	pb_jt_lit(&b, "}");
+	*len = b.len;
 	return pb_jt_take(&b);
+}
+
+char *pl_record_text(const pl_record_t *r, pl_record_form_t f)
+{
+	size_t len;
+	return record_text_len(r, f, &len);
+}
+
+char *pl_record_text_within_len(const pl_record_t *r, pl_record_form_t from,
+				size_t budget, size_t *len)
+{
+	char *v = record_text_len(r, from, len);
+	while (v && *len > budget && from < PL_RECORD_MINIMAL) {
+		free(v);
+		v = record_text_len(r, ++from, len);
+	}
+	return v;
 }
 
 char *pl_record_text_within(const pl_record_t *r, pl_record_form_t from,
 			    size_t budget)
 {
-	char *v = pl_record_text(r, from);
-	while (v && strlen(v) > budget && from < PL_RECORD_MINIMAL) {
-		free(v);
-		v = pl_record_text(r, ++from);
-	}
-	return v;
+	size_t len;
+	return pl_record_text_within_len(r, from, budget, &len);
 }
 
 size_t pl_record_headers_size(const rd_kafka_headers_t *h, bool minimal,

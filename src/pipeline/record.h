@@ -70,6 +70,9 @@ char *pl_record_text(const pl_record_t *r, pl_record_form_t f);
  * out of memory. */
 char *pl_record_text_within(const pl_record_t *r, pl_record_form_t from,
 			    size_t budget);
+/* The same, with the text's length in *len (not measured again). */
+char *pl_record_text_within_len(const pl_record_t *r, pl_record_form_t from,
+				size_t budget, size_t *len);
 
 /* The size the input headers h take on a record (produce.h's count):
  * 0 when there are none, in the minimal form, and when they would take

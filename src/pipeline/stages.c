@@ -289,11 +289,22 @@ bool pl_stage_wanted(const pb_pipeline_t *pl)
 	       pl->ready.n > nfetch;
 }
 
-static task_t *nth(task_t *t, size_t n)
+/* The first task of to_record (rec) or ready that no stage in flight
+ * carries: the one after the last task the newest stage carrying any of
+ * that list took, else the list's head. Stages take from the heads in
+ * order, and a carried task stays listed, in place, until its stage is
+ * applied (the lists are rebuilt only with no stage in flight), so this
+ * is the task past the skipped ones without walking the list: each step
+ * of that walk was a cache miss on a task. */
+static task_t *first_uncarried(const pb_pipeline_t *pl, bool rec)
 {
-	while (n--)
-		t = t->next;
-	return t;
+	for (size_t i = pl->stages.nflights; i-- > 0;) {
+		const stage_t *s = &pl->stages.flights[i];
+		task_t *last = rec ? s->rec_last : s->fetch_last;
+		if (last)
+			return last->next;
+	}
+	return rec ? pl->to_record.head : pl->ready.head;
 }
 
 /* What recording t writes to Redis: its mark, with the outcome and reason
@@ -351,17 +362,21 @@ static void stage_send(pb_pipeline_t *pl)
 		free(views);
 		return;
 	}
-	task_t *t = nth(pl->to_record.head, rec_skip);
-	for (size_t i = 0; i < nrec; i++, t = t->next)
+	task_t *rec_last = NULL, *fetch_last = NULL;
+	task_t *t = first_uncarried(pl, true);
+	for (size_t i = 0; i < nrec; i++, t = t->next) {
 		write_of(t, &w[i]);
+		rec_last = t;
+	}
 	for (size_t i = 0; i < nmark; i++)
 		refs[i] = pl->stages.pubmarks[mark_skip + i].ref;
-	t = nth(pl->ready.head, fetch_skip);
+	t = first_uncarried(pl, false);
 	for (size_t i = 0; i < nfetch; i++, t = t->next) {
 		views[i].account = pl_task_mark_account(t);
 		views[i].won = pl_task_mark_won(t);
 		views[i].event_id = pl_task_mark_id(t);
 		views[i].key1 = t->in ? t->in->key1 : NULL;
+		fetch_last = t;
 	}
 	stage_t *s = &pl->stages.flights[pl->stages.nflights];
 	memset(s, 0, sizeof(*s));
@@ -396,6 +411,8 @@ static void stage_send(pb_pipeline_t *pl)
 	s->nrec = nrec;
 	s->nmark = nmark;
 	s->nfetch = nfetch;
+	s->rec_last = rec_last;
+	s->fetch_last = fetch_last;
 	s->views = views;
 	s->spent_ms = pb_mono_ms() - started;
 	pl->stages.nflights++;

@@ -107,6 +107,9 @@ typedef struct pb_decision {
 	const char *reason; /* for REJECTED/STALE, static */
 	char message[512];
 	json_t *work_order; /* owned: the Pruvan work order object to push */
+	/* owned: work_order's text as pb_jt_dumps(work_order, false) writes
+	 * it, when the rules wrote it already; NULL: dump it */
+	char *work_order_text;
 	char *pushed_after; /* owned: st->pushed merged with what is pushed
 			       (the same form); store it as the order's
 			       state once Pruvan accepted the push */

@@ -97,9 +97,7 @@ void pb_event_destroy(pb_event_t *ev)
 {
 	if (!ev)
 		return;
-	free(ev->event_id);
-	free(ev->account);
-	free(ev->work_order_number);
+	/* event_id, account and work_order_number live in ev's block */
 	json_decref(ev->order);
 	free(ev);
 }
@@ -258,27 +256,39 @@ static bool check_version_and_order(const json_t *root, const json_t *order,
 			   "every order event must name its work order", rej);
 }
 
+/* s copied to *at (advanced past its NUL). */
+static char *event_str(char **at, const char *s, size_t n)
+{
+	char *d = memcpy(*at, s, n + 1);
+	*at += n + 1;
+	return d;
+}
+
 /* The event of a checked root (borrowed; order is its member), or NULL
- * when out of memory. */
+ * when out of memory. One allocation holds the event and its three
+ * identifiers: made and freed for every event consumed. */
 static pb_event_t *event_new(const json_t *root, const json_t *order,
 			     pb_action_t act, int64_t occurred_ms)
 {
-	pb_event_t *ev = calloc(1, sizeof(*ev));
+	const char *id = str_member(root, "eventId");
+	const char *acct = str_member(root, "account");
+	const char *won = str_member(order, "workOrderNumber");
+	if (!id || !acct || !won)
+		return NULL; /* checked before: never */
+	size_t li = strlen(id), la = strlen(acct), lw = strlen(won);
+	pb_event_t *ev = calloc(1, sizeof(*ev) + li + la + lw + 3);
 	if (!ev)
 		return NULL;
+	char *at = (char *)(ev + 1);
 	const json_t *ver = json_object_get(root, "version");
-	ev->event_id = pb_strdup(str_member(root, "eventId"));
-	ev->account = pb_strdup(str_member(root, "account"));
-	ev->work_order_number = pb_strdup(str_member(order, "workOrderNumber"));
+	ev->event_id = event_str(&at, id, li);
+	ev->account = event_str(&at, acct, la);
+	ev->work_order_number = event_str(&at, won, lw);
 	ev->action = act;
 	ev->occurred_ms = occurred_ms;
 	ev->has_version = ver != NULL;
 	ev->version = ver ? (int64_t)json_integer_value(ver) : 0;
 	ev->order = json_incref((json_t *)order);
-	if (!ev->event_id || !ev->account || !ev->work_order_number) {
-		pb_event_destroy(ev);
-		return NULL;
-	}
 	return ev;
 }
 

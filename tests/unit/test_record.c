@@ -210,6 +210,13 @@ static void within_budget(void **state)
 	v = pl_record_text_within(&r, PL_RECORD_WHOLE, strlen(cut) - 1);
 	assert_string_equal(v, minimal);
 	free(v);
+	/* the length handed back is the text's (the producer takes it) */
+	size_t len = 0;
+	v = pl_record_text_within_len(&r, PL_RECORD_WHOLE, strlen(whole) - 1,
+				      &len);
+	assert_string_equal(v, cut);
+	assert_int_equal(len, strlen(cut));
+	free(v);
 	v = pl_record_text_within(&r, PL_RECORD_WHOLE, 10);
 	assert_string_equal(v, minimal); /* nothing fits: the smallest */
 	free(v);
