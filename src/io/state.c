@@ -853,8 +853,8 @@ pb_err_t pb_state_fetch_recv(pb_state_t *st, const pb_state_call_t *call,
  * time of its last pushed change, a deleted one leaves the index. The score
  * is the writer's wall clock in ms, cut to the whole second: Pruvan asks
  * "changed since" in its own Unix seconds, so finer scores order nothing
- * a reader can ask for. The index is the account's key, in the account's slot, so
- * it follows the order's write in the same pipelined write rather than
+ * a reader can ask for. The index is the account's key, in the account's slot,
+ * so it follows the order's write in the same pipelined write rather than
  * sitting inside it (Redis Cluster refuses a transaction over two slots).
  * A crash between the two leaves the order's last change out of the index
  * until its next one; a deleted order left in it is skipped by the reader,
