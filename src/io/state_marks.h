@@ -38,7 +38,7 @@
 #include "state.h"
 
 #define PB_SMARK_EXPIRED_PRUNE 8
-#define PB_SMARK_INDEX_STEP_S 3600
+#define PB_SMARK_INDEX_STEP_S  3600
 
 /* The value (malloc'd; NULL: out of memory). s 'P' published, else 'D'.
  * expires > 0 appends "|EXPIRES" (the hash form); 0 is the string key's. */

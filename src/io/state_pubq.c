@@ -12,8 +12,8 @@
 #define BUCKETS 16384 /* one a live entry at the bound: chains stay short */
 
 typedef struct wait {
-	struct wait *older, *newer; /* the FIFO, oldest at head */
-	struct wait *next_bucket;   /* the same bucket (by order key) */
+	struct wait *older, *newer;	  /* the FIFO, oldest at head */
+	struct wait *next_bucket;	  /* the same bucket (by order key) */
 	const char *okey, *field, *value; /* in text[] */
 	uint32_t hash;			  /* pb_omemo_hash(okey) */
 	int64_t at_ms;
@@ -148,8 +148,8 @@ void pb_pubq_flush(pb_pubq_t *q, int64_t now_ms, bool all,
 			break;
 		/* the key outlives the entries fold_h frees (w among them) */
 		size_t lk = strlen(w->okey) + 1;
-		char small[256], *okey = lk <= sizeof(small) ? small
-							      : malloc(lk);
+		char small[256],
+		    *okey = lk <= sizeof(small) ? small : malloc(lk);
 		if (!okey) { /* out of memory: this one alone, by itself */
 			begin(ctx, w->okey);
 			emit(ctx, w->field, w->value);

@@ -429,9 +429,10 @@ static void change_index_pages(void **state)
 				/* the index scores whole seconds: the
 				 * next one is past the read's bound */
 				while (pb_wall_ms() / 1000 <= now / 1000)
-					nanosleep(&(struct timespec){
-						      .tv_nsec = 1000000},
-						  NULL);
+					nanosleep(
+					    &(struct timespec){.tv_nsec =
+								   1000000},
+					    NULL);
 				assert_int_equal(commit1(&m, err, sizeof(err)),
 						 PB_OK);
 			}

@@ -184,8 +184,8 @@ static void test_index_rounds_up_reads_old_lines(void **state)
 		mi = out;
 	}
 	assert_string_equal(mi, "7200 r0 r1 r2 r3 r4 r5 r6 r7\n");
-	assert_true(pb_smark_index_add(mi, "s", 9 * H, H + 1, on_drop, &d,
-				       &out));
+	assert_true(
+	    pb_smark_index_add(mi, "s", 9 * H, H + 1, on_drop, &d, &out));
 	assert_int_equal(d.n, 0); /* expired at H + 1, indexed until 2 H */
 	free(out);
 	assert_true(
