@@ -9,9 +9,14 @@
  * does not fit the socket buffer, a waited-for reply) poll with a deadline
  * of timeout_ms each, so nothing here waits forever.
  *
- * Invariants: a reply reader holds every byte read from the connection (a
- * TLS read drains OpenSSL until it wants more from the socket, so poll on
- * the fd tells the whole truth); passwords never reach a message.
+ * Invariants: the connection holds every byte read from it, in its input
+ * buffer or its reply reader (a TLS read drains OpenSSL until it wants more
+ * from the socket, so poll on the fd tells the whole truth); the reader is
+ * fed at most PB_RC_FEED bytes beyond a reply it is still missing, because
+ * hiredis 0.14 moves the rest of its buffer forward after each reply once
+ * 1 KiB is consumed, and a whole pipelined stage there would make that cost
+ * grow with the square of the stage's replies; passwords never reach a
+ * message.
  */
 #include "redis_conn.h"
 
@@ -58,6 +63,8 @@ struct pb_rconn {
 	int fd;
 	SSL *ssl;
 	redisReader *reader;
+	char *in; /* read, not yet fed to the reader: [in_pos, in_len) */
+	size_t in_pos, in_len, in_cap;
 	char *out;
 	size_t out_len, out_cap;
 	int timeout_ms;
@@ -583,6 +590,7 @@ void pb_rconn_close(pb_rconn_t *c)
 		close(c->fd);
 	if (c->reader)
 		redisReaderFree(c->reader);
+	free(c->in);
 	free(c->out);
 	free(c);
 }
@@ -665,51 +673,104 @@ pb_err_t pb_rconn_flush(pb_rconn_t *c, char *errstr, size_t errstr_size)
 	return PB_OK;
 }
 
-/* Read what the socket has into the reader. 1 read something, 0 nothing
- * there yet, -1 closed or failed (errstr says which). */
+/* The reader is fed this much at a time from the input buffer (see the
+ * invariants); the input buffer grows by reads of PB_RC_READ and is let go
+ * once drained when it has grown past PB_RC_IN_KEEP. */
+enum {
+	PB_RC_FEED = 4096,
+	PB_RC_READ = 16384,
+	PB_RC_IN_KEEP = 1 << 20,
+};
+
+/* Make room for one read at the end of the input buffer, which is empty
+ * whenever a read is due (replies are pulled from it first). */
+static bool in_room(pb_rconn_t *c)
+{
+	if (c->in_pos == c->in_len) {
+		c->in_pos = c->in_len = 0;
+		if (c->in_cap > PB_RC_IN_KEEP) {
+			free(c->in);
+			c->in = NULL;
+			c->in_cap = 0;
+		}
+	}
+	if (c->in_cap - c->in_len >= PB_RC_READ)
+		return true;
+	size_t nc = c->in_cap ? c->in_cap * 2 : PB_RC_READ;
+	while (nc - c->in_len < PB_RC_READ)
+		nc *= 2;
+	char *n = realloc(c->in, nc);
+	if (!n)
+		return false;
+	c->in = n;
+	c->in_cap = nc;
+	return true;
+}
+
+/* One read into the input buffer: >0 bytes read, 0 nothing there yet, -1
+ * closed or failed (errstr says which). */
+static ssize_t read_once(pb_rconn_t *c, char *errstr, size_t errstr_size)
+{
+	char *buf = c->in + c->in_len;
+	if (c->ssl) {
+		ERR_clear_error();
+		int k = SSL_read(c->ssl, buf, PB_RC_READ);
+		if (k > 0)
+			return k;
+		int se = SSL_get_error(c->ssl, k);
+		if (se == SSL_ERROR_WANT_READ || se == SSL_ERROR_WANT_WRITE)
+			return 0;
+		pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+			"Redis connection to %s closed (TLS)", c->peer);
+		return -1;
+	}
+	ssize_t n = recv(c->fd, buf, PB_RC_READ, 0);
+	if (n < 0 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return 0;
+	if (n <= 0) {
+		pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+			"Redis connection to %s %s", c->peer,
+			n == 0 ? "closed by the server" : strerror(errno));
+		return -1;
+	}
+	return n;
+}
+
+/* Read what the socket has into the input buffer. 1 read something, 0
+ * nothing there yet, -1 closed or failed (errstr says which). */
 static int read_some(pb_rconn_t *c, char *errstr, size_t errstr_size)
 {
-	char buf[16384];
 	int got = 0;
 	for (;;) {
-		ssize_t n;
-		if (c->ssl) {
-			ERR_clear_error();
-			int k = SSL_read(c->ssl, buf, sizeof(buf));
-			if (k <= 0) {
-				int se = SSL_get_error(c->ssl, k);
-				if (se == SSL_ERROR_WANT_READ ||
-				    se == SSL_ERROR_WANT_WRITE)
-					return got;
-				pb_errf(errstr, errstr_size, PB_ERR_REDIS,
-					"Redis connection to %s closed "
-					"(TLS)",
-					c->peer);
-				return -1;
-			}
-			n = k;
-		} else {
-			n = recv(c->fd, buf, sizeof(buf), 0);
-			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
-				      errno == EINTR))
-				return got;
-			if (n <= 0) {
-				pb_errf(errstr, errstr_size, PB_ERR_REDIS,
-					"Redis connection to %s %s", c->peer,
-					n == 0 ? "closed by the server"
-					       : strerror(errno));
-				return -1;
-			}
-		}
-		if (redisReaderFeed(c->reader, buf, (size_t)n) != REDIS_OK) {
+		if (!in_room(c)) {
 			pb_errf(errstr, errstr_size, PB_ERR_NOMEM,
 				"out of memory reading from Redis");
 			return -1;
 		}
+		ssize_t n = read_once(c, errstr, errstr_size);
+		if (n <= 0)
+			return n < 0 ? -1 : got;
+		c->in_len += (size_t)n;
 		got = 1;
-		if (!c->ssl && (size_t)n < sizeof(buf))
+		if (!c->ssl && (size_t)n < PB_RC_READ)
 			return got;
 	}
+}
+
+/* Feed the reader the next slice of the input buffer. 1 fed, 0 nothing
+ * left to feed, -1 out of memory. */
+static int feed_some(pb_rconn_t *c)
+{
+	size_t n = c->in_len - c->in_pos;
+	if (n == 0)
+		return 0;
+	if (n > PB_RC_FEED)
+		n = PB_RC_FEED;
+	if (redisReaderFeed(c->reader, c->in + c->in_pos, n) != REDIS_OK)
+		return -1;
+	c->in_pos += n;
+	return 1;
 }
 
 pb_err_t pb_rconn_reply(pb_rconn_t *c, bool wait, redisReply **out,
@@ -732,6 +793,12 @@ pb_err_t pb_rconn_reply(pb_rconn_t *c, bool wait, redisReply **out,
 			*out = rep;
 			return PB_OK;
 		}
+		int fed = feed_some(c);
+		if (fed < 0)
+			return pb_errf(errstr, errstr_size, PB_ERR_NOMEM,
+				       "out of memory reading from Redis");
+		if (fed)
+			continue;
 		if (!wait && polled)
 			return PB_OK;
 		int w;
