@@ -1,7 +1,8 @@
 /*
  * test_redis_conn.c: redis.url as the connection layer reads it (ACL users
  * with percent-decoded credentials, IPv6 hosts, rediss://, databases) and
- * the connect failure that names its step.
+ * the connect failure that names its step, and a long pipelined stream of
+ * replies read back whole and in order, waiting and not.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,8 +11,13 @@
 #include <cmocka.h>
 #include <string.h>
 
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "redis_cluster.h"
@@ -222,6 +228,130 @@ static void test_split_hostport(void **state)
 	assert_int_equal(port, 7);
 }
 
+/* ---- a stream of replies ------------------------------------------------
+ * A fake server on a unix socket writes N replies at once (integers, bulks
+ * of 0..699 bytes, arrays, one bulk of BIG bytes in the middle), more than
+ * the socket buffer and many of the reader's slices, so replies straddle
+ * every boundary; each must come back whole and in order. */
+enum { N_REPLIES = 20000, BIG = 300000 };
+
+static size_t reply_len(int i)
+{
+	return i == N_REPLIES / 2 ? BIG : (size_t)(i % 700);
+}
+
+static size_t put_reply(char *p, int i)
+{
+	if (i % 7 == 3)
+		return (size_t)snprintf(p, 64, "*2\r\n:%d\r\n$1\r\nx\r\n", i);
+	if (i % 2)
+		return (size_t)snprintf(p, 32, ":%d\r\n", i);
+	size_t len = reply_len(i);
+	size_t h = (size_t)snprintf(p, 32, "$%zu\r\n", len);
+	memset(p + h, 'a' + i % 26, len);
+	memcpy(p + h + len, "\r\n", 2);
+	return h + len + 2;
+}
+
+struct fake {
+	int lfd;
+	char *blob;
+	size_t len;
+};
+
+static void *fake_serve(void *arg)
+{
+	struct fake *f = arg;
+	int fd = accept(f->lfd, NULL, NULL);
+	if (fd < 0)
+		return NULL;
+	for (size_t off = 0; off < f->len;) {
+		ssize_t n = write(fd, f->blob + off, f->len - off);
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	char b[16];
+	while (read(fd, b, sizeof(b)) > 0) /* until the client closes */
+		;
+	close(fd);
+	return NULL;
+}
+
+static void check_reply(const redisReply *r, int i)
+{
+	assert_non_null(r);
+	if (i % 7 == 3) {
+		assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+		assert_int_equal(r->elements, 2);
+		assert_int_equal(r->element[0]->integer, i);
+		assert_string_equal(r->element[1]->str, "x");
+	} else if (i % 2) {
+		assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+		assert_int_equal(r->integer, i);
+	} else {
+		assert_int_equal(r->type, REDIS_REPLY_STRING);
+		size_t len = reply_len(i);
+		assert_int_equal(r->len, len);
+		for (size_t k = 0; k < len; k++)
+			assert_int_equal(r->str[k], 'a' + i % 26);
+	}
+}
+
+static void test_reply_stream(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/pb-rconn-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/s", dir);
+	struct fake f = {.lfd = socket(AF_UNIX, SOCK_STREAM, 0)};
+	assert_true(f.lfd >= 0);
+	assert_int_equal(bind(f.lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(f.lfd, 1), 0);
+	f.blob = malloc((size_t)N_REPLIES * 800 + BIG);
+	assert_non_null(f.blob);
+	for (int i = 0; i < N_REPLIES; i++)
+		f.len += put_reply(f.blob + f.len, i);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, fake_serve, &f), 0);
+
+	char url[200];
+	snprintf(url, sizeof(url), "unix://%s", sa.sun_path);
+	pb_redis_opts_t o = {.url = url, .timeout_ms = 10000};
+	pb_redis_t *r = NULL;
+	assert_int_equal(pb_redis_new(&o, &r, NULL, 0), PB_OK);
+	pb_rconn_t *c = NULL;
+	char e[512];
+	assert_int_equal(pb_redis_dial(r, &c, NULL, e, sizeof(e)), PB_OK);
+	int i = 0;
+	for (; i < N_REPLIES / 3; i++) { /* waiting for each */
+		redisReply *rep = NULL;
+		assert_int_equal(pb_rconn_reply(c, true, &rep, e, sizeof(e)),
+				 PB_OK);
+		check_reply(rep, i);
+		freeReplyObject(rep);
+	}
+	while (i < N_REPLIES) { /* as the worker pumps: poll, take all */
+		struct pollfd p = {.fd = pb_rconn_fd(c), .events = POLLIN};
+		assert_true(poll(&p, 1, 10000) >= 0);
+		redisReply *rep = NULL;
+		while (i < N_REPLIES &&
+		       pb_rconn_reply(c, false, &rep, e, sizeof(e)) == PB_OK &&
+		       rep) {
+			check_reply(rep, i++);
+			freeReplyObject(rep);
+		}
+	}
+	pb_rconn_close(c);
+	pthread_join(th, NULL);
+	pb_redis_destroy(r);
+	close(f.lfd);
+	free(f.blob);
+	unlink(sa.sun_path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest t[] = {
@@ -236,6 +366,7 @@ int main(void)
 	    cmocka_unit_test(test_production_example),
 	    cmocka_unit_test(test_cluster_slots),
 	    cmocka_unit_test(test_split_hostport),
+	    cmocka_unit_test(test_reply_stream),
 	};
 	return cmocka_run_group_tests(t, NULL, NULL);
 }
