@@ -709,15 +709,27 @@ static void fetch_cmds(pb_state_t *st, pipeline_t *pl, const pb_state_view_t *v,
 {
 	bool rec = is_record(v->account);
 	if (!rec) {
+		char *ok = key_order(st, v->account, v->won);
 		pl_cmd(pl);
 		pl_arg(pl, "HMGET");
-		pl_arg_take(pl, key_order(st, v->account, v->won));
+		if (ok)
+			pl_arg(pl, ok);
+		else
+			pl->cur.bad = true;
 		for (size_t j = 0; j < N_ORDER_FIELDS; j++)
 			pl_arg(pl, order_fields_read[j]);
 		if (v->event_id) {
 			pl_arg_take(pl, pb_smark_field(v->event_id));
 			pl_arg(pl, "mx");
+			/* not known to hold the order: an earlier build's
+			 * index (small in a hash of marks only) tells such a
+			 * hash, which may expire, from none */
+			const pb_omemo_entry_t *m =
+			    ok ? pb_omemo_get(st->memo, ok) : NULL;
+			if (!m || !m->has_order)
+				pl_arg(pl, "mi");
 		}
+		free(ok);
 	}
 	if (v->event_id && (rec || legacy)) {
 		pl_cmd(pl);
@@ -803,8 +815,10 @@ static void hash_mark_parse(pb_state_t *st, redisReply *o, int64_t now,
 			pb_smark_parse(w, strlen(w), now, v);
 		free(f);
 	}
-	pb_omemo_put(st->memo, ok, elem_i64(o, N_ORDER_FIELDS + 1, 0),
-		     v->exists);
+	int64_t mx = elem_i64(o, N_ORDER_FIELDS + 1, 0);
+	if (!mx && elem_str(o, N_ORDER_FIELDS + 2))
+		mx = 1; /* an earlier build's index: due for a prune */
+	pb_omemo_put(st->memo, ok, mx, v->exists);
 	free(ok);
 }
 
@@ -1112,9 +1126,9 @@ static void commit_order(pb_state_t *st, pipeline_t *pl,
 		pl_arg(pl, "k1");
 		pl_arg(pl, w->learn_key1);
 	}
-	/* a hash of marks only may be an earlier build's, with an expiry
-	 * and no "mx": the order's first write makes sure it stays */
-	if (w->write_order && (!memo || marks_only)) {
+	/* a hash of marks only (it has "mx", or an earlier build's "mi")
+	 * expires: the order's first write makes sure it stays */
+	if (w->write_order && (!memo || (marks_only && memo->mx))) {
 		pl_cmd(pl);
 		pl_arg(pl, "PERSIST");
 		pl_arg(pl, ok);

@@ -16,8 +16,10 @@
  * mark fields whose own values have expired more than the grace ago, and
  * the order's next write sends their HDEL, before its HSET, with the new
  * "mx" in that HSET. Earlier builds' hashes carry an index "mi" and no
- * "mx": one holding the order is due at once and its "mi" goes with the
- * expired marks; one of marks only expires by itself. So an order's hash
+ * "mx": each is due at once and its "mi" goes with the expired marks
+ * (the HMGET reads "mi" too while the memo does not know the hash to
+ * hold the order, so a hash of marks only, which may expire, is told
+ * from none). So an order's hash
  * holds the marks of its events of the last dedupe.ttlSeconds and at
  * most about an hour more: none is dropped for the order's traffic,
  * since a dropped mark would let a replay of its event be pushed again.

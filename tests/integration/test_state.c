@@ -628,6 +628,23 @@ static void marks_kept_for_ttl_pruned_by_expiry(void **state)
 	assert_int_equal(fetch1(&y, err, sizeof(err)), PB_OK);
 	assert_mark(&y, PB_MARK_DONE, "created", "", 200, 1);
 	pb_state_view_clear(&y);
+
+	/* an earlier build's hash of marks only (its index, an expiry):
+	 * the order's first write keeps it; a new order's hash needs no
+	 * PERSIST (none exists) and gets its "mx" */
+	redis_do("HSET t:{acme/WO-Y}:o m:y-0 D|rejected|order_unknown|0|0|%lld "
+		 "mi %s",
+		 now + 600, "99999 y-0\n");
+	redis_do("EXPIRE t:{acme/WO-Y}:o 600");
+	pb_state_view_t z = {
+	    .account = "acme", .won = "WO-Y", .event_id = "y-1"};
+	assert_int_equal(fetch1(&z, err, sizeof(err)), PB_OK);
+	assert_false(z.exists);
+	pb_state_view_clear(&z);
+	pb_state_write_t wy = write_of("WO-Y", "y-1", "{}");
+	assert_int_equal(commit1(&wy, err, sizeof(err)), PB_OK);
+	assert_int_equal(redis_int("TTL t:{acme/WO-Y}:o"), -1);
+	assert_int_equal(redis_int("HEXISTS t:{acme/WO-Y}:o m:y-0"), 1);
 	h_end();
 }
 
