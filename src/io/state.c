@@ -12,7 +12,7 @@
  *
  * This file is the API and its orchestration: the connection, the
  * pipelines, and which commands each call sends. Its parts: the marks in
- * the order's hash and their index (state_marks.h), the order memo
+ * the order's hash and their prune (state_marks.h), the order memo
  * (state_memo.h), the waiting "published" marks (state_pubq.h) and the
  * upgrade window (state_layout.h).
  *
@@ -59,8 +59,17 @@ struct pb_state {
 	int64_t layout_at;
 	int64_t upgrade_s;
 	bool layout_write; /* the next commit records layout_at (SET NX) */
-	pb_omemo_t *memo;  /* each order's mark index, from its fetch */
+	pb_omemo_t *memo;  /* each order's "mx", from its fetch */
 	pb_pubq_t *pub;	   /* "published" marks waiting */
+	/* orders whose commit asked for their fields (HGETALL, a prune),
+	 * oldest first; seq numbers them across calls (prune_recv) */
+	struct prune_ask {
+		uint64_t seq;
+		char *okey;
+	} * asks;
+	size_t asks_head, asks_len, asks_cap;
+	uint64_t ask_seq;
+	bool prune_off; /* Redis refused HGETALL: marks are not pruned */
 };
 
 /* ---- keys -------------------------------------------------------------- */
@@ -333,6 +342,9 @@ void pb_state_destroy(pb_state_t *st)
 	drop_conn(st);
 	pb_pubq_destroy(st->pub);
 	pb_omemo_destroy(st->memo);
+	for (size_t i = st->asks_head; i < st->asks_len; i++)
+		free(st->asks[i].okey);
+	free(st->asks);
 	free(st->got);
 	pb_redis_destroy(st->redis);
 	free(st->prefix);
@@ -697,15 +709,27 @@ static void fetch_cmds(pb_state_t *st, pipeline_t *pl, const pb_state_view_t *v,
 {
 	bool rec = is_record(v->account);
 	if (!rec) {
+		char *ok = key_order(st, v->account, v->won);
 		pl_cmd(pl);
 		pl_arg(pl, "HMGET");
-		pl_arg_take(pl, key_order(st, v->account, v->won));
+		if (ok)
+			pl_arg(pl, ok);
+		else
+			pl->cur.bad = true;
 		for (size_t j = 0; j < N_ORDER_FIELDS; j++)
 			pl_arg(pl, order_fields_read[j]);
 		if (v->event_id) {
 			pl_arg_take(pl, pb_smark_field(v->event_id));
-			pl_arg(pl, "mi");
+			pl_arg(pl, "mx");
+			/* not known to hold the order: an earlier build's
+			 * index (small in a hash of marks only) tells such a
+			 * hash, which may expire, from none */
+			const pb_omemo_entry_t *m =
+			    ok ? pb_omemo_get(st->memo, ok) : NULL;
+			if (!m || !m->has_order)
+				pl_arg(pl, "mi");
 		}
+		free(ok);
 	}
 	if (v->event_id && (rec || legacy)) {
 		pl_cmd(pl);
@@ -771,7 +795,7 @@ static void order_parse(redisReply *o, pb_state_view_t *v)
 }
 
 /* The event's hash mark of an HMGET reply (a waiting "published" value
- * of this handle wins over "D"); the order's index goes to the memo. */
+ * of this handle wins over "D"); the order's "mx" goes to the memo. */
 static void hash_mark_parse(pb_state_t *st, redisReply *o, int64_t now,
 			    pb_state_view_t *v)
 {
@@ -791,8 +815,10 @@ static void hash_mark_parse(pb_state_t *st, redisReply *o, int64_t now,
 			pb_smark_parse(w, strlen(w), now, v);
 		free(f);
 	}
-	pb_omemo_put(st->memo, ok, pb_strdup(elem_str(o, N_ORDER_FIELDS + 1)),
-		     v->exists);
+	int64_t mx = elem_i64(o, N_ORDER_FIELDS + 1, 0);
+	if (!mx && elem_str(o, N_ORDER_FIELDS + 2))
+		mx = 1; /* an earlier build's index: due for a prune */
+	pb_omemo_put(st->memo, ok, mx, v->exists);
 	free(ok);
 }
 
@@ -979,20 +1005,7 @@ static void commit_string_mark(const pb_state_t *st, pipeline_t *pl,
 typedef struct {
 	pipeline_t *pl;
 	const char *okey;
-	bool open; /* the HDEL is open */
 } pl_ctx_t;
-
-static void drop_field(void *ctx, const char *field, size_t len)
-{
-	pl_ctx_t *c = ctx;
-	if (!c->open) {
-		pl_cmd(c->pl);
-		pl_arg(c->pl, "HDEL");
-		pl_arg(c->pl, c->okey);
-		c->open = true;
-	}
-	pl_arg_len(c->pl, field, len);
-}
 
 static void emit_field(void *ctx, const char *field, const char *value)
 {
@@ -1001,11 +1014,10 @@ static void emit_field(void *ctx, const char *field, const char *value)
 	pl_arg(c->pl, value);
 }
 
-/* The HSET of one order write: its fields, the event's mark, the index
- * (when the memo had it) and the order's waiting "published" marks. */
+/* The HSET of one order write: its fields, the event's mark, the new
+ * "mx" (mx > 0) and the order's waiting "published" marks. */
 static void order_hset(pb_state_t *st, pipeline_t *pl, const char *ok,
-		       const pb_state_write_t *w, bool memo, const char *mi,
-		       int64_t exp)
+		       const pb_state_write_t *w, int64_t mx, int64_t exp)
 {
 	pl_cmd(pl);
 	pl_arg(pl, "HSET");
@@ -1017,13 +1029,66 @@ static void order_hset(pb_state_t *st, pipeline_t *pl, const char *ok,
 		pl_arg_take(pl,
 			    pb_smark_value('D', w->outcome, w->reason,
 					   w->http_status, w->attempts, exp));
-		if (memo) {
-			pl_arg(pl, "mi");
-			pl_arg(pl, mi ? mi : "");
-		}
+	}
+	if (mx > 0) {
+		pl_arg(pl, "mx");
+		pl_arg_i64(pl, mx);
 	}
 	pl_ctx_t c = {.pl = pl, .okey = ok};
 	pb_pubq_fold(st->pub, ok, emit_field, &c);
+}
+
+/* Ask for order ok's fields (a prune, state_marks.h): queued for the
+ * HGETALL that pb_state_commit_send appends; false: out of memory. */
+static bool prune_ask(pb_state_t *st, const char *ok)
+{
+	if (st->asks_len == st->asks_cap) {
+		size_t nc = st->asks_cap ? st->asks_cap * 2 : 64;
+		struct prune_ask *a = realloc(st->asks, nc * sizeof(*a));
+		if (!a)
+			return false;
+		st->asks = a;
+		st->asks_cap = nc;
+	}
+	char *k = pb_strdup(ok);
+	if (!k)
+		return false;
+	st->asks[st->asks_len++] = (struct prune_ask){st->ask_seq++, k};
+	return true;
+}
+
+/* The prune part of an order's write with an event's mark: a waiting
+ * prune result sends its HDEL (before the HSET: a mark written again
+ * since the HGETALL, this event's own among them, wins) and gives the
+ * new "mx"; a due "mx" (or an earlier build's hash, with the order and
+ * no "mx") asks for a prune; a hash without "mx" and without the order
+ * (new, or an earlier build's of marks only, which expires) gets its
+ * first. Returns the "mx" for the HSET (0: none). */
+static int64_t prune_part(pb_state_t *st, pipeline_t *pl, const char *ok,
+			  const pb_omemo_entry_t *memo, int64_t now,
+			  int64_t exp)
+{
+	char *drops = NULL;
+	size_t nd = 0;
+	int64_t mx = 0;
+	if (pb_omemo_prune_take(st->memo, ok, &drops, &nd, &mx)) {
+		if (nd) {
+			pl_cmd(pl);
+			pl_arg(pl, "HDEL");
+			pl_arg(pl, ok);
+			const char *f = drops;
+			for (size_t i = 0; i < nd; f += strlen(f) + 1, i++)
+				pl_arg(pl, f);
+		}
+		free(drops);
+		return mx;
+	}
+	if (!st->prune_off && (memo->mx ? memo->mx <= now : memo->has_order)) {
+		if (!prune_ask(st, ok))
+			pl->out.bad = true;
+		return 0;
+	}
+	return memo->mx ? 0 : exp + PB_SMARK_PRUNE_GRACE_S;
 }
 
 /*
@@ -1031,12 +1096,13 @@ static void order_hset(pb_state_t *st, pipeline_t *pl, const char *ok,
  * atomic by itself. What goes before it only prepares (learning Key1 is
  * idempotent, dropped marks are past their use, a hash that held marks
  * only loses its expiry) and what follows only tidies (the expiry of a
- * hash of marks only, the account's keys): a crash anywhere leaves either
- * no mark (the event is done again, its effect not seen yet or seen as
- * "unchanged") or the mark with the order's state. While replicas of an
- * earlier build may run, the string mark is written too, and the whole
- * is one MULTI/EXEC (one slot: the keys share the order's hash tag), so
- * they never see the order's new state without the event's mark.
+ * hash of marks only, the account's keys, a prune's HGETALL): a crash
+ * anywhere leaves either no mark (the event is done again, its effect not
+ * seen yet or seen as "unchanged") or the mark with the order's state.
+ * While replicas of an earlier build may run, the string mark is written
+ * too, and the whole is one MULTI/EXEC (one slot: the keys share the
+ * order's hash tag), so they never see the order's new state without the
+ * event's mark.
  */
 static void commit_order(pb_state_t *st, pipeline_t *pl,
 			 const pb_state_write_t *w, int64_t now, bool dual)
@@ -1048,6 +1114,7 @@ static void commit_order(pb_state_t *st, pipeline_t *pl,
 	}
 	const pb_omemo_entry_t *memo = pb_omemo_get(st->memo, ok);
 	bool marks_only = memo && !memo->has_order;
+	bool has_order = (memo && memo->has_order) || w->write_order;
 	if (dual) {
 		pl_cmd(pl);
 		pl_arg(pl, "MULTI");
@@ -1059,20 +1126,19 @@ static void commit_order(pb_state_t *st, pipeline_t *pl,
 		pl_arg(pl, "k1");
 		pl_arg(pl, w->learn_key1);
 	}
-	if (w->write_order && (!memo || (marks_only && memo->mi))) {
+	/* a hash of marks only (it has "mx", or an earlier build's "mi")
+	 * expires: the order's first write makes sure it stays */
+	if (w->write_order && (!memo || (marks_only && memo->mx))) {
 		pl_cmd(pl);
 		pl_arg(pl, "PERSIST");
 		pl_arg(pl, ok);
 	}
-	char *mi = NULL;
 	int64_t exp = now + st->ttl;
-	pl_ctx_t c = {.pl = pl, .okey = ok};
-	if (w->event_id && memo &&
-	    !pb_smark_index_add(memo->mi, w->event_id, exp, now, drop_field, &c,
-				&mi))
-		pl->out.bad = true;
+	int64_t mx =
+	    w->event_id && memo ? prune_part(st, pl, ok, memo, now, exp) : 0;
+	int64_t memo_mx = memo ? (mx ? mx : memo->mx) : 0;
 	if (w->write_order || w->event_id)
-		order_hset(st, pl, ok, w, memo != NULL, mi, exp);
+		order_hset(st, pl, ok, w, mx, exp);
 	if (dual)
 		commit_string_mark(st, pl, w);
 	if (w->event_id && !w->write_order && marks_only) {
@@ -1085,13 +1151,10 @@ static void commit_order(pb_state_t *st, pipeline_t *pl,
 		pl_cmd(pl);
 		pl_arg(pl, "EXEC");
 	}
-	bool has_order = (memo && memo->has_order) || w->write_order;
 	if (memo && w->event_id)
-		pb_omemo_put(st->memo, ok, mi, has_order); /* takes mi */
+		pb_omemo_put(st->memo, ok, memo_mx, has_order);
 	else if (memo && w->write_order)
 		pb_omemo_set_order(st->memo, ok);
-	else
-		free(mi);
 	free(ok);
 }
 
@@ -1130,9 +1193,21 @@ pb_err_t pb_state_commit_send(pb_state_t *st, const pb_state_write_t *writes,
 		pl_arg(&pl, "NX");
 		st->layout_write = false;
 	}
+	if (st->asks_head == st->asks_len) /* none waits: start over */
+		st->asks_head = st->asks_len = 0;
+	size_t asked = st->asks_len;
 	for (size_t i = 0; i < n; i++)
 		commit_one(st, &pl, &writes[i], now, dual);
 	index_cmds(st, &pl, writes, n);
+	/* after every HSET of the batch, so each reads its order's marks
+	 * as this commit leaves them (state_marks.h) */
+	for (size_t i = asked; i < st->asks_len; i++) {
+		pl_cmd(&pl);
+		pl_arg(&pl, "HGETALL");
+		pl_arg(&pl, st->asks[i].okey);
+	}
+	size_t prunes = st->asks_len - asked;
+	uint64_t first = prunes ? st->asks[asked].seq : 0;
 	bool wait = n && st->min_replicas;
 	if (wait) {
 		/* every write above is on this connection: one WAIT covers
@@ -1145,7 +1220,70 @@ pb_err_t pb_state_commit_send(pb_state_t *st, const pb_state_write_t *writes,
 	pb_err_t err = pl_send(st, &pl, call, errstr, errstr_size);
 	pl_free(&pl);
 	call->wait = !err && call->replies && wait;
+	if (err || !call->replies) {
+		for (size_t i = asked; i < st->asks_len; i++)
+			free(st->asks[i].okey);
+		st->asks_len = asked;
+		prunes = 0;
+	}
+	call->prunes = prunes;
+	call->prune_seq = first;
 	return err;
+}
+
+/* One prune's HGETALL reply for order ok: the mark fields whose values
+ * expired PB_SMARK_PRUNE_GRACE_S ago (and an earlier build's "mi") and
+ * the new "mx", kept for the order's next write (state_marks.h). */
+static void prune_parse(pb_state_t *st, const char *ok, const redisReply *a)
+{
+	if (a->type == REDIS_REPLY_ERROR)
+		st->prune_off = true; /* asked no more (state_marks.h) */
+	if (a->type != REDIS_REPLY_ARRAY)
+		return;
+	int64_t now = now_s();
+	int64_t mx = now + st->ttl + PB_SMARK_PRUNE_GRACE_S;
+	pb_jtext_t d = {0};
+	size_t nd = 0;
+	for (size_t i = 0; i + 1 < a->elements; i += 2) {
+		const redisReply *f = a->element[i], *v = a->element[i + 1];
+		if (f->type != REDIS_REPLY_STRING ||
+		    v->type != REDIS_REPLY_STRING)
+			continue;
+		bool mark = f->len > 2 && memcmp(f->str, "m:", 2) == 0;
+		int64_t e = mark ? pb_smark_expiry(v->str, v->len) : -1;
+		bool old_index = f->len == 2 && memcmp(f->str, "mi", 2) == 0;
+		if (old_index ||
+		    (e >= 0 && e + PB_SMARK_PRUNE_GRACE_S <= now)) {
+			pb_jt_put(&d, f->str, f->len + 1); /* with its NUL */
+			nd++;
+		} else if (e >= 0 && e + PB_SMARK_PRUNE_GRACE_S < mx) {
+			mx = e + PB_SMARK_PRUNE_GRACE_S;
+		}
+	}
+	if (d.bad) {
+		free(d.p);
+		return; /* out of memory: the prune comes again */
+	}
+	pb_omemo_prune_set(st->memo, ok, d.p, nd, mx);
+}
+
+/* A commit's HGETALL replies (r NULL: lost), matched to the orders that
+ * asked by their numbers; asks older than the call's (a call never
+ * received) are dropped. */
+static void prune_recv(pb_state_t *st, const pb_state_call_t *call,
+		       redisReply **r)
+{
+	size_t base = call->replies - (call->wait ? 1 : 0) - call->prunes;
+	for (size_t i = 0; i < call->prunes; i++) {
+		uint64_t seq = call->prune_seq + i;
+		while (st->asks_head < st->asks_len &&
+		       st->asks[st->asks_head].seq <= seq) {
+			struct prune_ask *x = &st->asks[st->asks_head++];
+			if (x->seq == seq && r)
+				prune_parse(st, x->okey, r[base + i]);
+			free(x->okey);
+		}
+	}
 }
 
 /* Replies of commands whose only answer is success or an error: a commit's
@@ -1155,9 +1293,17 @@ pb_err_t pb_state_write_recv(pb_state_t *st, const pb_state_call_t *call,
 {
 	redisReply **r = NULL;
 	pb_err_t err = pl_recv(st, call, &r, errstr, errstr_size);
-	if (err)
+	if (err) {
+		prune_recv(st, call, NULL);
 		return err;
-	err = replies_check(r, call->replies, errstr, errstr_size);
+	}
+	/* a prune's HGETALL failing (an ACL without it) fails no commit */
+	size_t base = call->replies - (call->wait ? 1 : 0) - call->prunes;
+	err = replies_check(r, base, errstr, errstr_size);
+	if (!err && call->wait)
+		err = replies_check(r + call->replies - 1, 1, errstr,
+				    errstr_size);
+	prune_recv(st, call, err ? NULL : r);
 	if (!err && call->wait) {
 		redisReply *w = r[call->replies - 1];
 		long long got =

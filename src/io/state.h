@@ -9,11 +9,13 @@
  *                     and the order's recent events' marks: m:ID, the
  *                     mark (below) and "|EXPIRES", the Unix second
  *                     dedupe.ttlSeconds after it was written (past it the
- *                     mark reads as none); mi, their index ("EXPIRES ID
- *                     ID..." lines, oldest first, expiries rounded up to
- *                     the hour), by which a write drops
- *                     expired marks (state_marks.h; never one still
- *                     within its TTL, however busy the order). One HMGET reads
+ *                     mark reads as none); mx, when they are next due
+ *                     for a prune (the earliest expiry plus an hour),
+ *                     past which a commit reads the hash (HGETALL) and
+ *                     the next write drops expired marks (state_marks.h;
+ *                     never one still within its TTL, however busy the
+ *                     order; earlier builds' index "mi" goes too). One
+ *                     HMGET reads
  * an event's order and mark, one HSET (atomic by itself) writes both. A hash
  * that holds marks only (an event rejected before its order existed) expires.
  *   P{A/W}:m:ID       string, expiring after dedupe.ttlSeconds: the marks
@@ -88,8 +90,10 @@ typedef struct pb_state pb_state_t;
 typedef struct pb_state_call {
 	size_t replies; /* 0: nothing was sent, the recv succeeds at once */
 	uint64_t conn;
-	bool wait;   /* the last reply is WAIT's (redis.minReplicas) */
-	bool legacy; /* a fetch also read earlier builds' string marks */
+	bool wait;	    /* the last reply is WAIT's (redis.minReplicas) */
+	bool legacy;	    /* a fetch also read earlier builds' string marks */
+	size_t prunes;	    /* a commit's HGETALLs, before the WAIT */
+	uint64_t prune_seq; /* the first one's number (state.c) */
 } pb_state_call_t;
 
 pb_err_t pb_state_flush(pb_state_t *st, char *errstr, size_t errstr_size);

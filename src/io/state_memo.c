@@ -11,7 +11,9 @@ typedef struct node {
 	struct node *next_bucket, *older, *newer;
 	uint32_t hash;
 	pb_omemo_entry_t e;
-	char *mi; /* owned: e.mi */
+	char *drops; /* owned: a waiting prune's fields (state_memo.h) */
+	size_t ndrops;
+	int64_t mx_new;
 	char key[];
 } node_t;
 
@@ -57,7 +59,7 @@ void pb_omemo_destroy(pb_omemo_t *m)
 		return;
 	for (node_t *x = m->oldest, *nx; x; x = nx) {
 		nx = x->newer;
-		free(x->mi);
+		free(x->drops);
 		free(x);
 	}
 	free(m->bucket);
@@ -103,7 +105,7 @@ static void evict_oldest(pb_omemo_t *m)
 	while (*p != x)
 		p = &(*p)->next_bucket;
 	*p = x->next_bucket;
-	free(x->mi);
+	free(x->drops);
 	free(x);
 	m->n--;
 }
@@ -133,22 +135,49 @@ static node_t *insert(pb_omemo_t *m, const char *okey, uint32_t h)
 	return x;
 }
 
-void pb_omemo_put(pb_omemo_t *m, const char *okey, char *mi_take,
-		  bool has_order)
+void pb_omemo_put(pb_omemo_t *m, const char *okey, int64_t mx, bool has_order)
 {
 	uint32_t h = pb_omemo_hash(okey);
 	node_t *x = find(m, okey, h);
 	if (x)
 		unlink_age(m, x);
-	else if (!(x = insert(m, okey, h))) {
-		free(mi_take);
+	else if (!(x = insert(m, okey, h)))
+		return;
+	link_newest(m, x);
+	x->e.mx = mx;
+	x->e.has_order = has_order;
+}
+
+void pb_omemo_prune_set(pb_omemo_t *m, const char *okey, char *drops_take,
+			size_t ndrops, int64_t mx_new)
+{
+	node_t *x = find(m, okey, pb_omemo_hash(okey));
+	if (!x) {
+		free(drops_take);
 		return;
 	}
-	link_newest(m, x);
-	free(x->mi);
-	x->mi = mi_take;
-	x->e.mi = mi_take;
-	x->e.has_order = has_order;
+	free(x->drops);
+	x->drops = drops_take;
+	x->ndrops = ndrops;
+	x->mx_new = mx_new;
+	x->e.has_prune = true;
+}
+
+bool pb_omemo_prune_take(pb_omemo_t *m, const char *okey, char **drops,
+			 size_t *ndrops, int64_t *mx_new)
+{
+	node_t *x = find(m, okey, pb_omemo_hash(okey));
+	*drops = NULL;
+	*ndrops = 0;
+	if (!x || !x->e.has_prune)
+		return false;
+	*drops = x->drops;
+	*ndrops = x->ndrops;
+	*mx_new = x->mx_new;
+	x->drops = NULL;
+	x->ndrops = 0;
+	x->e.has_prune = false;
+	return true;
 }
 
 void pb_omemo_set_order(pb_omemo_t *m, const char *okey)

@@ -40,9 +40,9 @@
 /* The worker's commands (docs/operations.md) and nothing else. */
 #define ACL_COMMANDS                                                           \
 	"-@all", "+get", "+set", "+hmget", "+hset", "+hsetnx", "+hdel",        \
-	    "+expire", "+persist", "+dbsize", "+sismember", "+sadd", "+zadd",  \
-	    "+zrem", "+zrangebyscore", "+multi", "+exec", "+ping", "+wait",    \
-	    "+role"
+	    "+hgetall", "+expire", "+persist", "+dbsize", "+sismember",        \
+	    "+sadd", "+zadd", "+zrem", "+zrangebyscore", "+multi", "+exec",    \
+	    "+ping", "+wait", "+role"
 
 static int setup(void **state)
 {

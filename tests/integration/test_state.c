@@ -30,6 +30,7 @@
 #include "harness.h"
 #include "outcome.h"
 #include "state.h"
+#include "state_marks.h"
 
 static pb_state_t *st;
 
@@ -81,6 +82,17 @@ static char *redis_str(const char *cmd)
 	}
 	redisFree(c);
 	return v;
+}
+
+/* A hash field's integer (-100: none). */
+static long long hash_i64(const char *key, const char *field)
+{
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "HGET %s %s", key, field);
+	char *v = redis_str(cmd);
+	long long x = v ? strtoll(v, NULL, 10) : -100;
+	free(v);
+	return x;
 }
 
 /* The mark a view read. */
@@ -535,8 +547,11 @@ static void redis_do(const char *fmt, ...)
 }
 
 /* A busy order keeps every mark within its TTL (a replay of its first
- * event is still a duplicate after 100 more); expired marks read as none
- * and are dropped once eight gathered. */
+ * event is still a duplicate after 100 more) and no index: "mx" alone
+ * says when to prune. An earlier build's hash ("mi", no "mx") is pruned
+ * by one HGETALL, its HDEL going with the order's next write: only marks
+ * expired more than the grace ago go, and an event replayed in between
+ * keeps its new mark (its HSET follows the HDEL). */
 static void marks_kept_for_ttl_pruned_by_expiry(void **state)
 {
 	(void)state;
@@ -553,7 +568,9 @@ static void marks_kept_for_ttl_pruned_by_expiry(void **state)
 		assert_int_equal(commit1(&w, err, sizeof(err)), PB_OK);
 	}
 	long long fields = redis_int("HLEN t:{acme/WO-P}:o");
-	assert_int_equal(fields - 6 /* c hv v t p mi */, 101);
+	assert_int_equal(fields - 6 /* c hv v t p mx */, 101);
+	assert_true(hash_i64("t:{acme/WO-P}:o", "mx") >
+		    (long long)time(NULL) + PB_SMARK_PRUNE_GRACE_S);
 	const char *ids[] = {"p-0", "p-100"};
 	for (int i = 0; i < 2; i++) {
 		pb_state_view_t v = {
@@ -563,12 +580,17 @@ static void marks_kept_for_ttl_pruned_by_expiry(void **state)
 		pb_state_view_clear(&v);
 	}
 
-	/* expired marks (as a week-old write leaves them) */
+	/* expired marks (as a week-old write leaves them), one expired
+	 * within the grace, one live, and an earlier build's index */
+	long long now = (long long)time(NULL);
 	redis_do("HSET t:{acme/WO-X}:o c 1 m:x-0 D|created||200|1|1000 "
 		 "m:x-1 D|created||200|1|1000 m:x-2 D|created||200|1|1000 "
 		 "m:x-3 D|created||200|1|1000 m:x-4 D|created||200|1|1000 "
 		 "m:x-5 D|created||200|1|1000 m:x-6 D|created||200|1|1000 "
 		 "m:x-7 D|created||200|1|1000");
+	redis_do("HSET t:{acme/WO-X}:o m:g D|created||200|1|%lld m:l "
+		 "D|created||200|1|%lld",
+		 now - 60, now + 600);
 	redis_do("HSET t:{acme/WO-X}:o mi %s",
 		 "1000 x-0\n1000 x-1\n1000 x-2\n1000 x-3\n1000 x-4\n"
 		 "1000 x-5\n1000 x-6\n1000 x-7\n");
@@ -580,14 +602,49 @@ static void marks_kept_for_ttl_pruned_by_expiry(void **state)
 	pb_state_view_clear(&x);
 	pb_state_write_t w = write_of("WO-X", "x-3", "{}");
 	assert_int_equal(commit1(&w, err, sizeof(err)), PB_OK);
+	/* the commit read the hash; the next write drops what expired */
+	assert_int_equal(redis_int("HEXISTS t:{acme/WO-X}:o m:x-0"), 1);
+	pb_state_view_t y = {
+	    .account = "acme", .won = "WO-X", .event_id = "x-5"};
+	assert_int_equal(fetch1(&y, err, sizeof(err)), PB_OK);
+	assert_int_equal(y.mark, PB_MARK_NONE); /* replayed after expiry */
+	pb_state_view_clear(&y);
+	pb_state_write_t w5 = write_of("WO-X", "x-5", "{}");
+	assert_int_equal(commit1(&w5, err, sizeof(err)), PB_OK);
 	for (int i = 0; i < 8; i++) {
 		char cmd[64];
 		snprintf(cmd, sizeof(cmd), "HEXISTS t:{acme/WO-X}:o m:x-%d", i);
-		assert_int_equal(redis_int(cmd), i == 3 ? 1 : 0);
+		assert_int_equal(redis_int(cmd), i == 3 || i == 5 ? 1 : 0);
 	}
+	assert_int_equal(redis_int("HEXISTS t:{acme/WO-X}:o mi"), 0);
+	assert_int_equal(redis_int("HEXISTS t:{acme/WO-X}:o m:g"), 1);
+	assert_int_equal(redis_int("HEXISTS t:{acme/WO-X}:o m:l"), 1);
+	/* next due with the earliest mark left (m:g), plus the grace */
+	assert_int_equal(hash_i64("t:{acme/WO-X}:o", "mx"),
+			 now - 60 + PB_SMARK_PRUNE_GRACE_S);
 	assert_int_equal(fetch1(&x, err, sizeof(err)), PB_OK);
 	assert_mark(&x, PB_MARK_DONE, "created", "", 200, 1);
 	pb_state_view_clear(&x);
+	assert_int_equal(fetch1(&y, err, sizeof(err)), PB_OK);
+	assert_mark(&y, PB_MARK_DONE, "created", "", 200, 1);
+	pb_state_view_clear(&y);
+
+	/* an earlier build's hash of marks only (its index, an expiry):
+	 * the order's first write keeps it; a new order's hash needs no
+	 * PERSIST (none exists) and gets its "mx" */
+	redis_do("HSET t:{acme/WO-Y}:o m:y-0 D|rejected|order_unknown|0|0|%lld "
+		 "mi %s",
+		 now + 600, "99999 y-0\n");
+	redis_do("EXPIRE t:{acme/WO-Y}:o 600");
+	pb_state_view_t z = {
+	    .account = "acme", .won = "WO-Y", .event_id = "y-1"};
+	assert_int_equal(fetch1(&z, err, sizeof(err)), PB_OK);
+	assert_false(z.exists);
+	pb_state_view_clear(&z);
+	pb_state_write_t wy = write_of("WO-Y", "y-1", "{}");
+	assert_int_equal(commit1(&wy, err, sizeof(err)), PB_OK);
+	assert_int_equal(redis_int("TTL t:{acme/WO-Y}:o"), -1);
+	assert_int_equal(redis_int("HEXISTS t:{acme/WO-Y}:o m:y-0"), 1);
 	h_end();
 }
 

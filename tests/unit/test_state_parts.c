@@ -58,152 +58,25 @@ static void test_mark_earlier_names(void **state)
 	assert_int_equal(b.mark, PB_MARK_NONE);
 }
 
-typedef struct {
-	char dropped[200][48];
-	size_t n;
-} drops_t;
-
-static void on_drop(void *ctx, const char *f, size_t len)
-{
-	drops_t *d = ctx;
-	assert_true(len < 48);
-	memcpy(d->dropped[d->n], f, len);
-	d->dropped[d->n++][len] = '\0';
-}
-
-/* Add ids "e0".."e<n-1>" with expiry exp(i); the index after. */
-static char *index_of(size_t n, int64_t (*exp)(size_t), int64_t now, drops_t *d)
-{
-	char *mi = NULL;
-	for (size_t i = 0; i < n; i++) {
-		char id[32], *out = NULL;
-		snprintf(id, sizeof(id), "e%zu", i);
-		assert_true(
-		    pb_smark_index_add(mi, id, exp(i), now, on_drop, d, &out));
-		free(mi);
-		mi = out;
-	}
-	return mi;
-}
-
-#define H PB_SMARK_INDEX_STEP_S
-
-static int64_t far(size_t i)
-{
-	return 10 * H + (int64_t)i;
-}
-
-/* A busy order keeps every mark within its TTL: a dropped one would let
- * a replay of its event be pushed again. */
-static void test_index_keeps_live_marks(void **state)
+/* A prune reads a hash mark's exact expiry; anything else is left alone. */
+static void test_mark_expiry(void **state)
 {
 	(void)state;
-	drops_t d = {0};
-	char *mi = index_of(300, far, 100, &d);
-	assert_int_equal(pb_smark_index_len(mi), 300);
-	assert_int_equal(d.n, 0);
-	char *out = NULL;
-	assert_true(
-	    pb_smark_index_add(mi, "new", 20 * H, 100, on_drop, &d, &out));
-	assert_int_equal(pb_smark_index_len(out), 301);
-	assert_int_equal(d.n, 0);
-	assert_non_null(strstr(out, "\n72000 new\n"));
-	/* the expiry rounded up to the hour: e1.. share one line */
-	assert_int_equal(strncmp(out, "36000 e0\n39600 e1 e2 e3 ", 24), 0);
-	free(mi);
-	free(out);
-}
-
-static int64_t early_expired(size_t i)
-{
-	return i < PB_SMARK_EXPIRED_PRUNE ? H : 10 * H;
-}
-
-static void test_index_prunes_expired(void **state)
-{
-	(void)state;
-	drops_t d = {0};
-	/* written at now 10: nothing expired yet, nothing dropped */
-	char *mi = index_of(PB_SMARK_EXPIRED_PRUNE + 2, early_expired, 10, &d);
-	assert_int_equal(d.n, 0);
-	/* at now H the first PB_SMARK_EXPIRED_PRUNE have expired */
-	char *out = NULL;
-	assert_true(pb_smark_index_add(mi, "x", 20 * H, H, on_drop, &d, &out));
-	assert_int_equal(d.n, PB_SMARK_EXPIRED_PRUNE);
-	assert_int_equal(pb_smark_index_len(out), 3);
-	free(mi);
-	free(out);
-}
-
-static void test_index_rewrite_keeps_mark(void **state)
-{
-	(void)state;
-	drops_t d = {0};
-	/* e0..e7 expire at H, e8 and e9 later */
-	char *mi = index_of(PB_SMARK_EXPIRED_PRUNE + 2, early_expired, 10, &d);
-	char *a = NULL, *b = NULL;
-	/* e0 written again, expiring later: two lines until the next prune */
-	assert_true(pb_smark_index_add(mi, "e0", 30 * H, 10, on_drop, &d, &a));
-	assert_int_equal(pb_smark_index_len(a), PB_SMARK_EXPIRED_PRUNE + 3);
-	/* the prune drops the expired lines, but not e0's mark: its later
-	 * line stands for it */
-	assert_true(pb_smark_index_add(a, "y", 30 * H, H, on_drop, &d, &b));
-	assert_int_equal(d.n, PB_SMARK_EXPIRED_PRUNE - 1);
-	for (size_t i = 0; i < d.n; i++)
-		assert_string_not_equal(d.dropped[i], "m:e0");
-	assert_string_equal(b, "36000 e8 e9\n108000 e0 y\n");
-	free(mi);
-	free(a);
-	free(b);
-}
-
-static void test_index_newline_id(void **state)
-{
-	(void)state;
-	drops_t d = {0};
-	char *out = NULL;
-	assert_true(pb_smark_index_add(NULL, "a\nb", 10, 0, on_drop, &d, &out));
-	assert_null(out); /* not indexed */
-	assert_true(pb_smark_index_add(NULL, "a b", 10, 0, on_drop, &d, &out));
-	assert_null(out); /* nor with a space, the index's separator */
-}
-
-/* The index rounds expiries up: a mark is pruned after its own expiry,
- * never before; earlier builds' lines (one id each) read the same. */
-static void test_index_rounds_up_reads_old_lines(void **state)
-{
-	(void)state;
-	drops_t d = {0};
-	char *mi = NULL, *out = NULL;
-	for (int i = 0; i < PB_SMARK_EXPIRED_PRUNE; i++) {
-		char id[8];
-		snprintf(id, sizeof(id), "r%d", i);
-		assert_true(
-		    pb_smark_index_add(mi, id, H + 1, 0, on_drop, &d, &out));
-		free(mi);
-		mi = out;
-	}
-	assert_string_equal(mi, "7200 r0 r1 r2 r3 r4 r5 r6 r7\n");
-	assert_true(
-	    pb_smark_index_add(mi, "s", 9 * H, H + 1, on_drop, &d, &out));
-	assert_int_equal(d.n, 0); /* expired at H + 1, indexed until 2 H */
-	free(out);
-	assert_true(
-	    pb_smark_index_add(mi, "s", 9 * H, 2 * H, on_drop, &d, &out));
-	assert_int_equal(d.n, PB_SMARK_EXPIRED_PRUNE);
-	assert_string_equal(out, "32400 s\n");
-	free(out);
-	free(mi);
-	/* an earlier build's index: one line a mark, exact expiries */
-	const char *old = "5 o0\n6 o1\n7 o2\n8 o3\n9 o4\n10 o5\n11 o6\n"
-			  "12 o7\n50000 o8\n";
-	assert_int_equal(pb_smark_index_len(old), 9);
-	drops_t e = {0};
-	assert_true(pb_smark_index_add(old, "n", 9 * H, 12, on_drop, &e, &out));
-	assert_int_equal(e.n, PB_SMARK_EXPIRED_PRUNE);
-	assert_string_equal(e.dropped[7], "m:o7");
-	assert_string_equal(out, "50000 o8\n32400 n\n");
-	free(out);
+	char *v = pb_smark_value('D', "pushed", "", 200, 1, 1700000000);
+	assert_non_null(v);
+	assert_int_equal(pb_smark_expiry(v, strlen(v)), 1700000000);
+	free(v);
+	v = pb_smark_value('P', "failed", "http_error", 500, 3, 42);
+	assert_int_equal(pb_smark_expiry(v, strlen(v)), 42);
+	free(v);
+	/* the string key's form has no expiry */
+	v = pb_smark_value('D', "pushed", "", 200, 1, 0);
+	assert_int_equal(pb_smark_expiry(v, strlen(v)), -1);
+	free(v);
+	assert_int_equal(pb_smark_expiry("X|1|2|3|4|5", 11), -1);
+	assert_int_equal(pb_smark_expiry("D|1|2|3|4|", 10), -1);
+	assert_int_equal(pb_smark_expiry("D|1|2|3|4|5|6", 13), -1);
+	assert_int_equal(pb_smark_expiry("", 0), -1);
 }
 
 /* ---- memo -------------------------------------------------------------- */
@@ -213,24 +86,60 @@ static void test_memo_lru_eviction(void **state)
 	(void)state;
 	pb_omemo_t *m = pb_omemo_new(3);
 	assert_non_null(m);
-	pb_omemo_put(m, "a", strdup("1 a\n"), true);
-	pb_omemo_put(m, "b", NULL, false);
-	pb_omemo_put(m, "c", NULL, true);
+	pb_omemo_put(m, "a", 11, true);
+	pb_omemo_put(m, "b", 0, false);
+	pb_omemo_put(m, "c", 0, true);
 	assert_non_null(pb_omemo_get(m, "a")); /* a is now the newest */
-	pb_omemo_put(m, "d", NULL, true);      /* b, the oldest, goes */
+	pb_omemo_put(m, "d", 0, true);	       /* b, the oldest, goes */
 	assert_int_equal(pb_omemo_count(m), 3);
 	assert_null(pb_omemo_get(m, "b"));
 	const pb_omemo_entry_t *a = pb_omemo_get(m, "a");
 	assert_non_null(a);
-	assert_string_equal(a->mi, "1 a\n");
+	assert_int_equal(a->mx, 11);
 	assert_true(a->has_order);
-	pb_omemo_put(m, "c", strdup("2 c\n"), false); /* replaced */
-	assert_string_equal(pb_omemo_get(m, "c")->mi, "2 c\n");
+	pb_omemo_put(m, "c", 22, false); /* replaced */
+	assert_int_equal(pb_omemo_get(m, "c")->mx, 22);
 	pb_omemo_set_order(m, "c");
 	assert_true(pb_omemo_get(m, "c")->has_order);
 	pb_omemo_set_order(m, "zz"); /* not in: no-op */
 	assert_int_equal(pb_omemo_count(m), 3);
 	pb_omemo_destroy(m);
+}
+
+/* A prune's result waits for the order's next write, across the fetch
+ * that refreshes the entry, and is taken once. */
+static void test_memo_prune_result(void **state)
+{
+	(void)state;
+	pb_omemo_t *m = pb_omemo_new(2);
+	char *d = NULL;
+	size_t nd = 9;
+	int64_t mx = 0;
+	assert_false(pb_omemo_prune_take(m, "a", &d, &nd, &mx));
+	pb_omemo_prune_set(m, "a", strdup("m:x"), 1, 5); /* not in: freed */
+	pb_omemo_put(m, "a", 3, true);
+	char f[] = "m:x\0m:y";
+	char *drops = malloc(sizeof(f));
+	memcpy(drops, f, sizeof(f));
+	pb_omemo_prune_set(m, "a", drops, 2, 77);
+	assert_true(pb_omemo_get(m, "a")->has_prune);
+	pb_omemo_put(m, "a", 3, true); /* the next fetch */
+	assert_true(pb_omemo_prune_take(m, "a", &d, &nd, &mx));
+	assert_int_equal(nd, 2);
+	assert_int_equal(mx, 77);
+	assert_string_equal(d, "m:x");
+	assert_string_equal(d + 4, "m:y");
+	free(d);
+	assert_false(pb_omemo_get(m, "a")->has_prune);
+	assert_false(pb_omemo_prune_take(m, "a", &d, &nd, &mx));
+	/* evicted with a result waiting: freed */
+	pb_omemo_prune_set(m, "a", strdup("m:z"), 1, 1);
+	pb_omemo_put(m, "b", 0, true);
+	pb_omemo_put(m, "c", 0, true);
+	assert_null(pb_omemo_get(m, "a"));
+	pb_omemo_put(m, "c", 0, true);
+	pb_omemo_prune_set(m, "c", strdup("m:w"), 1, 1);
+	pb_omemo_destroy(m); /* frees c's */
 }
 
 static void test_memo_many(void **state)
@@ -240,7 +149,7 @@ static void test_memo_many(void **state)
 	char k[32];
 	for (int i = 0; i < PB_OMEMO_CAP * 3; i++) {
 		snprintf(k, sizeof(k), "o%d", i);
-		pb_omemo_put(m, k, strdup("x"), true);
+		pb_omemo_put(m, k, 1, true);
 	}
 	assert_int_equal(pb_omemo_count(m), PB_OMEMO_CAP);
 	snprintf(k, sizeof(k), "o%d", PB_OMEMO_CAP * 2 - 1);
@@ -390,12 +299,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_mark_value_round_trip),
 	    cmocka_unit_test(test_mark_earlier_names),
-	    cmocka_unit_test(test_index_keeps_live_marks),
-	    cmocka_unit_test(test_index_prunes_expired),
-	    cmocka_unit_test(test_index_rewrite_keeps_mark),
-	    cmocka_unit_test(test_index_newline_id),
-	    cmocka_unit_test(test_index_rounds_up_reads_old_lines),
+	    cmocka_unit_test(test_mark_expiry),
 	    cmocka_unit_test(test_memo_lru_eviction),
+	    cmocka_unit_test(test_memo_prune_result),
 	    cmocka_unit_test(test_memo_many),
 	    cmocka_unit_test(test_pubq_fold_and_find),
 	    cmocka_unit_test(test_pubq_fold_frees_anywhere),
