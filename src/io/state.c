@@ -663,6 +663,31 @@ static pb_err_t replies_check(redisReply **r, size_t n, char *errstr,
 	return PB_OK;
 }
 
+/*
+ * A whole call's end: send pl and read its replies (pl_exec), free pl,
+ * and fail on the first error reply. replies NULL: the replies are freed;
+ * else they are *replies on success (pl's command count of them, freed by
+ * the caller with replies_free) and NULL on a failure.
+ */
+static pb_err_t pl_exec_checked(pb_state_t *st, pipeline_t *pl,
+				redisReply ***replies, char *errstr,
+				size_t errstr_size)
+{
+	redisReply **r = NULL;
+	size_t nr = pl->n;
+	pb_err_t err = pl_exec(st, pl, &r, errstr, errstr_size);
+	pl_free(pl);
+	if (!err)
+		err = replies_check(r, nr, errstr, errstr_size);
+	if (err || !replies) {
+		replies_free(r, nr);
+		r = NULL;
+	}
+	if (replies)
+		*replies = r;
+	return err;
+}
+
 /* ---- fetch ------------------------------------------------------------- */
 
 static const char *elem_str(redisReply *arr, size_t i)
@@ -1398,15 +1423,7 @@ pb_err_t pb_state_mark_published(pb_state_t *st, const pb_state_ref_t *refs,
 		return err;
 	pipeline_t pl = {0};
 	published_cmds(st, &pl, refs, n, true);
-	redisReply **r = NULL;
-	err = pl_exec(st, &pl, &r, errstr, errstr_size);
-	size_t nr = pl.n;
-	pl_free(&pl);
-	if (err)
-		return err;
-	err = replies_check(r, nr, errstr, errstr_size);
-	replies_free(r, nr);
-	return err;
+	return pl_exec_checked(st, &pl, NULL, errstr, errstr_size);
 }
 
 /* ---- Auto-Admin -------------------------------------------------------- */
@@ -1422,20 +1439,16 @@ pb_err_t pb_state_get_auto_admin(pb_state_t *st, const char *const *accounts,
 		pl_arg_take(&pl, key_account(st, accounts[i], "aa"));
 	}
 	redisReply **r = NULL;
-	pb_err_t err = pl_exec(st, &pl, &r, errstr, errstr_size);
-	size_t nr = pl.n;
-	pl_free(&pl);
+	pb_err_t err = pl_exec_checked(st, &pl, &r, errstr, errstr_size);
 	if (err)
 		return err;
-	err = replies_check(r, nr, errstr, errstr_size);
-	if (!err)
-		for (size_t i = 0; i < n; i++) {
-			const char *s =
-			    r[i]->type == REDIS_REPLY_STRING ? r[i]->str : NULL;
-			out[i] = !s ? -1 : strcmp(s, "on") == 0 ? 1 : 0;
-		}
-	replies_free(r, nr);
-	return err;
+	for (size_t i = 0; i < n; i++) {
+		const char *s =
+		    r[i]->type == REDIS_REPLY_STRING ? r[i]->str : NULL;
+		out[i] = !s ? -1 : strcmp(s, "on") == 0 ? 1 : 0;
+	}
+	replies_free(r, n);
+	return PB_OK;
 }
 
 pb_err_t pb_state_set_auto_admin(pb_state_t *st, const char *account, bool on,
@@ -1446,15 +1459,7 @@ pb_err_t pb_state_set_auto_admin(pb_state_t *st, const char *account, bool on,
 	pl_arg(&pl, "SET");
 	pl_arg_take(&pl, key_account(st, account, "aa"));
 	pl_arg(&pl, on ? "on" : "off");
-	redisReply **r = NULL;
-	pb_err_t err = pl_exec(st, &pl, &r, errstr, errstr_size);
-	size_t nr = pl.n;
-	pl_free(&pl);
-	if (err)
-		return err;
-	err = replies_check(r, nr, errstr, errstr_size);
-	replies_free(r, nr);
-	return err;
+	return pl_exec_checked(st, &pl, NULL, errstr, errstr_size);
 }
 
 pb_err_t pb_state_ping(pb_state_t *st, char *errstr, size_t errstr_size)
@@ -1465,14 +1470,7 @@ pb_err_t pb_state_ping(pb_state_t *st, char *errstr, size_t errstr_size)
 		published_flush(st, &pl, true);
 	pl_cmd(&pl);
 	pl_arg(&pl, "PING");
-	redisReply **r = NULL;
-	pb_err_t err = pl_exec(st, &pl, &r, errstr, errstr_size);
-	size_t nr = pl.n;
-	pl_free(&pl);
-	if (!err)
-		err = replies_check(r, nr, errstr, errstr_size);
-	replies_free(r, nr);
-	return err;
+	return pl_exec_checked(st, &pl, NULL, errstr, errstr_size);
 }
 
 /* ---- learned PushKeys ---------------------------------------------------- */
@@ -1489,15 +1487,7 @@ pb_err_t pb_state_set_push_key(pb_state_t *st, const char *account,
 	pl_arg(&pl, key);
 	pl_arg(&pl, "at");
 	pl_arg_i64(&pl, at_ms);
-	redisReply **r = NULL;
-	pb_err_t err = pl_exec(st, &pl, &r, errstr, errstr_size);
-	size_t nr = pl.n;
-	pl_free(&pl);
-	if (err)
-		return err;
-	err = replies_check(r, nr, errstr, errstr_size);
-	replies_free(r, nr);
-	return err;
+	return pl_exec_checked(st, &pl, NULL, errstr, errstr_size);
 }
 
 pb_err_t pb_state_get_push_keys(pb_state_t *st, const char *const *accounts,
@@ -1515,12 +1505,9 @@ pb_err_t pb_state_get_push_keys(pb_state_t *st, const char *const *accounts,
 		pl_arg(&pl, "at");
 	}
 	redisReply **r = NULL;
-	pb_err_t err = pl_exec(st, &pl, &r, errstr, errstr_size);
-	size_t nr = pl.n;
-	pl_free(&pl);
+	pb_err_t err = pl_exec_checked(st, &pl, &r, errstr, errstr_size);
 	if (err)
 		return err;
-	err = replies_check(r, nr, errstr, errstr_size);
 	for (size_t i = 0; !err && i < n; i++) {
 		const char *k = elem_str(r[i], 0);
 		if (!k || !*k)
@@ -1536,7 +1523,7 @@ pb_err_t pb_state_get_push_keys(pb_state_t *st, const char *const *accounts,
 			free(keys_out[i]);
 			keys_out[i] = NULL;
 		}
-	replies_free(r, nr);
+	replies_free(r, n);
 	return err;
 }
 
@@ -1581,21 +1568,17 @@ static pb_err_t changed_members(pb_state_t *st, const char *account,
 	pl_arg(&pl, "LIMIT");
 	pl_arg_i64(&pl, (int64_t)skip);
 	pl_arg_i64(&pl, (int64_t)count);
-	pb_err_t err = pl_exec(st, &pl, r_out, errstr, errstr_size);
-	size_t nr = pl.n;
-	pl_free(&pl);
+	pb_err_t err = pl_exec_checked(st, &pl, r_out, errstr, errstr_size);
 	if (err)
 		return err;
-	err = replies_check(*r_out, nr, errstr, errstr_size);
-	if (!err && ((*r_out)[0]->type != REDIS_REPLY_ARRAY ||
-		     (*r_out)[0]->elements % 2 != 0))
-		err = pb_errf(errstr, errstr_size, PB_ERR_REDIS,
-			      "Redis answered ZRANGEBYSCORE with no list");
-	if (err) {
-		replies_free(*r_out, nr);
+	if ((*r_out)[0]->type != REDIS_REPLY_ARRAY ||
+	    (*r_out)[0]->elements % 2 != 0) {
+		replies_free(*r_out, 1);
 		*r_out = NULL;
+		return pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+			       "Redis answered ZRANGEBYSCORE with no list");
 	}
-	return err;
+	return PB_OK;
 }
 
 /* Already read: at or before the cursor in (score, member) order. */
@@ -1686,10 +1669,8 @@ pb_err_t pb_state_changed_page(pb_state_t *st, const char *account,
 	pb_state_changed_t *c = NULL;
 	size_t k = 0;
 	if (!err && n)
-		err = pl_exec(st, &pl, &r, errstr, errstr_size);
+		err = pl_exec_checked(st, &pl, &r, errstr, errstr_size);
 	pl_free(&pl);
-	if (!err && n)
-		err = replies_check(r, n, errstr, errstr_size);
 	if (!err && n && !(c = calloc(n, sizeof(*c))))
 		err =
 		    pb_errf(errstr, errstr_size, PB_ERR_NOMEM, "out of memory");
