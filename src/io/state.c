@@ -790,6 +790,32 @@ pb_err_t pb_state_fetch_send(pb_state_t *st, const pb_state_view_t *views,
 	return err;
 }
 
+/* Whether element i is exactly the decimal text of x (as a commit writes
+ * it). */
+static bool elem_is_i64(redisReply *arr, size_t i, int64_t x)
+{
+	const char *s = elem_str(arr, i);
+	char b[24];
+	size_t n = pb_i64_text(b, x);
+	return s && arr->element[i]->len == n && memcmp(s, b, n) == 0;
+}
+
+/* Which order fields of an HMGET reply hold the text a commit writes for
+ * the values order_parse read (pb_state_view_t.stored). */
+static unsigned order_stored(redisReply *o, const pb_order_state_t *s)
+{
+	unsigned b = 0;
+	if (s->created && elem_is_i64(o, 0, 1))
+		b |= PB_STATE_STORED_CREATED;
+	if (elem_is_i64(o, 3, s->has_version ? 1 : 0))
+		b |= PB_STATE_STORED_HV;
+	if (elem_is_i64(o, 2, s->version))
+		b |= PB_STATE_STORED_V;
+	if (elem_is_i64(o, 4, s->occurred_ms))
+		b |= PB_STATE_STORED_T;
+	return b;
+}
+
 /* The order's fields of an HMGET reply into v. */
 static void order_parse(redisReply *o, pb_state_view_t *v)
 {
@@ -803,6 +829,7 @@ static void order_parse(redisReply *o, pb_state_view_t *v)
 	v->order.has_version = elem_i64(o, 3, 0) == 1;
 	v->order.version = elem_i64(o, 2, 0);
 	v->order.occurred_ms = elem_i64(o, 4, 0);
+	v->stored = order_stored(o, &v->order);
 	redisReply *p = o && o->type == REDIS_REPLY_ARRAY && o->elements > 5
 			    ? o->element[5]
 			    : NULL;
@@ -848,14 +875,17 @@ static void hash_mark_parse(pb_state_t *st, redisReply *o, int64_t now,
 }
 
 /* One view's replies, from r[*k] on. */
-static void view_parse(pb_state_t *st, bool legacy, redisReply **r, size_t *k,
-		       pb_state_view_t *v)
+static void view_parse(pb_state_t *st, const pb_state_call_t *call,
+		       redisReply **r, size_t *k, pb_state_view_t *v)
 {
 	bool rec = is_record(v->account);
+	bool legacy = call->legacy;
 	int64_t now = now_s();
 	pb_state_view_clear(v);
 	v->order = (pb_order_state_t){0};
 	v->exists = false;
+	v->stored = 0;
+	v->stored_conn = call->conn;
 	v->mark = PB_MARK_NONE;
 	v->mark_outcome[0] = v->mark_reason[0] = '\0';
 	v->mark_http = v->mark_attempts = 0;
@@ -892,7 +922,7 @@ pb_err_t pb_state_fetch_recv(pb_state_t *st, const pb_state_call_t *call,
 	err = replies_check(r, nr, errstr, errstr_size);
 	size_t k = 0;
 	for (size_t i = 0; !err && i < n; i++)
-		view_parse(st, call->legacy, r, &k, &views[i]);
+		view_parse(st, call, r, &k, &views[i]);
 	replies_free(r, nr);
 	return err;
 }
@@ -977,10 +1007,44 @@ out:
 	free(lead);
 }
 
-/* The order's own fields of one HSET (already opened). */
-static void order_fields(pipeline_t *pl, const pb_state_write_t *w)
+/*
+ * The order fields (PB_STATE_STORED_*) that w would write with the value
+ * its fetch read back: each field of the HSET costs Redis about as much
+ * as a small command's parsing (issue 19). Trusted only when the fetch
+ * was of this order, on this connection (a failover may have lost what
+ * the old master held), and the HSET writes a mark too (never an HSET of
+ * nothing). Nothing else writes these fields between an event's fetch
+ * and its commit: the order's next event waits for this one's record.
+ */
+static unsigned order_unchanged(const pb_state_t *st, const pb_state_write_t *w)
 {
-	if (w->set_created) {
+	const pb_state_view_t *f = w->fetched;
+	if (!f || !w->event_id || !st->c || f->stored_conn != st->conn_id ||
+	    !f->account || !f->won || strcmp(f->account, w->account) != 0 ||
+	    strcmp(f->won, w->won) != 0)
+		return 0;
+	unsigned same = 0;
+	if ((f->stored & PB_STATE_STORED_CREATED) && f->order.created)
+		same |= PB_STATE_STORED_CREATED;
+	if ((f->stored & PB_STATE_STORED_HV) &&
+	    f->order.has_version == w->has_version)
+		same |= PB_STATE_STORED_HV;
+	if ((f->stored & PB_STATE_STORED_V) &&
+	    f->order.version == (w->has_version ? w->version : 0))
+		same |= PB_STATE_STORED_V;
+	if ((f->stored & PB_STATE_STORED_T) &&
+	    f->order.occurred_ms == w->occurred_ms)
+		same |= PB_STATE_STORED_T;
+	return same;
+}
+
+/* The order's own fields of one HSET (already opened), but those that hold
+ * the same value already (order_unchanged). */
+static void order_fields(const pb_state_t *st, pipeline_t *pl,
+			 const pb_state_write_t *w)
+{
+	unsigned same = order_unchanged(st, w);
+	if (w->set_created && !(same & PB_STATE_STORED_CREATED)) {
 		pl_arg(pl, "c");
 		pl_arg(pl, "1");
 	}
@@ -988,11 +1052,15 @@ static void order_fields(pipeline_t *pl, const pb_state_write_t *w)
 		pl_arg(pl, "d");
 		pl_arg(pl, "1");
 	}
-	pl_arg(pl, "hv");
-	pl_arg(pl, w->has_version ? "1" : "0");
-	pl_arg(pl, "v");
-	pl_arg_i64(pl, w->has_version ? w->version : 0);
-	if (w->occurred_ms) {
+	if (!(same & PB_STATE_STORED_HV)) {
+		pl_arg(pl, "hv");
+		pl_arg(pl, w->has_version ? "1" : "0");
+	}
+	if (!(same & PB_STATE_STORED_V)) {
+		pl_arg(pl, "v");
+		pl_arg_i64(pl, w->has_version ? w->version : 0);
+	}
+	if (w->occurred_ms && !(same & PB_STATE_STORED_T)) {
 		pl_arg(pl, "t");
 		pl_arg_i64(pl, w->occurred_ms);
 	}
@@ -1048,7 +1116,7 @@ static void order_hset(pb_state_t *st, pipeline_t *pl, const char *ok,
 	pl_arg(pl, "HSET");
 	pl_arg(pl, ok);
 	if (w->write_order)
-		order_fields(pl, w);
+		order_fields(st, pl, w);
 	if (w->event_id) {
 		pl_arg_take(pl, pb_smark_field(w->event_id));
 		pl_arg_take(pl,

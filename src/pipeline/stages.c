@@ -329,6 +329,9 @@ static void write_of(const task_t *t, pb_state_write_t *w)
 	}
 	w->learn_key1 = t->learn_key1;
 	w->deleted_key1 = t->deleted_key1;
+	/* what the decision read: order fields already holding the value
+	 * are not written again */
+	w->fetched = t->view_set ? &t->view : NULL;
 }
 
 /*

@@ -985,6 +985,142 @@ static void upgrade_window_ends(void **state)
 	h_end();
 }
 
+/* Field f of order WO-U's hash, as stored (owned; NULL: none). */
+static char *u_field(const char *f)
+{
+	char cmd[96];
+	snprintf(cmd, sizeof(cmd), "HGET t:{acme/WO-U}:o %s", f);
+	return redis_str(cmd);
+}
+
+static void assert_u_field(const char *f, const char *want)
+{
+	char *got = u_field(f);
+	assert_non_null(got);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+/* Sentinels in place of WO-U's order fields: a commit that writes a field
+ * replaces its sentinel, one that leaves it does not. */
+static void u_plant(void)
+{
+	redis_do("HSET t:{acme/WO-U}:o c s-c hv s-hv v s-v t s-t");
+}
+
+static void u_fetch(pb_state_view_t *v, const char *id)
+{
+	char err[256];
+	*v =
+	    (pb_state_view_t){.account = "acme", .won = "WO-U", .event_id = id};
+	assert_int_equal(fetch1(v, err, sizeof(err)), PB_OK);
+}
+
+static void u_commit(pb_state_write_t *w, const pb_state_view_t *fetched)
+{
+	char err[256];
+	w->fetched = fetched;
+	assert_int_equal(commit1(w, err, sizeof(err)), PB_OK);
+}
+
+static void unchanged_order_fields_not_rewritten(void **state)
+{
+	(void)state;
+	h_begin("unchanged_order_fields_not_rewritten");
+	const unsigned all = PB_STATE_STORED_CREATED | PB_STATE_STORED_HV |
+			     PB_STATE_STORED_V | PB_STATE_STORED_T;
+	pb_state_view_t v;
+	u_fetch(&v, "u-1");
+	assert_false(v.exists);
+	assert_int_equal(v.stored, 0); /* nothing stored: all is written */
+	pb_state_write_t w = write_of("WO-U", "u-1", "{}");
+	u_commit(&w, &v);
+	assert_u_field("hv", "1");
+	assert_u_field("v", "3");
+	pb_state_view_clear(&v);
+
+	/* the same values as fetched: left as they are (the sentinels
+	 * planted after the fetch stay), the mark and "p" written */
+	u_fetch(&v, "u-2");
+	assert_int_equal(v.stored, all);
+	u_plant();
+	w = write_of("WO-U", "u-2", "{\"a\":1}");
+	u_commit(&w, &v);
+	assert_u_field("c", "s-c");
+	assert_u_field("hv", "s-hv");
+	assert_u_field("v", "s-v");
+	assert_u_field("t", "s-t");
+	assert_u_field("p", "{\"a\":1}");
+	assert_int_equal(redis_int("HEXISTS t:{acme/WO-U}:o m:u-2"), 1);
+	/* a new version and occurredAt are written, the rest left */
+	w = write_of("WO-U", "u-3", NULL);
+	w.version = 4;
+	w.occurred_ms = 1795881600124LL;
+	u_commit(&w, &v);
+	assert_u_field("v", "4");
+	assert_u_field("t", "1795881600124");
+	assert_u_field("hv", "s-hv");
+	assert_u_field("c", "s-c");
+	/* without a version now: hv and v change */
+	w = write_of("WO-U", "u-4", NULL);
+	w.has_version = false;
+	u_commit(&w, &v);
+	assert_u_field("hv", "0");
+	assert_u_field("v", "0");
+	assert_u_field("c", "s-c");
+	/* any doubt writes every field: no fetch, another order's, a write
+	 * without a mark, a fetch on an earlier connection */
+	u_plant();
+	w = write_of("WO-U", "u-5", NULL);
+	u_commit(&w, NULL);
+	assert_u_field("c", "1");
+	assert_u_field("hv", "1");
+	assert_u_field("v", "3");
+	assert_u_field("t", "1795881600123");
+	pb_state_view_clear(&v);
+	w = write_of("WO-V", "v-1", NULL);
+	u_commit(&w, NULL);
+	pb_state_view_t o = {.account = "acme", .won = "WO-V"};
+	char err[256];
+	assert_int_equal(fetch1(&o, err, sizeof(err)), PB_OK);
+	assert_int_equal(o.stored, all);
+	u_plant();
+	w = write_of("WO-U", "u-6", NULL);
+	u_commit(&w, &o);
+	assert_u_field("hv", "1");
+	pb_state_view_clear(&o);
+	u_fetch(&v, "u-7");
+	assert_int_equal(v.stored, all);
+	u_plant();
+	w = write_of("WO-U", NULL, NULL);
+	u_commit(&w, &v);
+	assert_u_field("hv", "1");
+	assert_u_field("t", "1795881600123");
+	pb_state_view_clear(&v);
+	u_fetch(&v, "u-8");
+	pb_state_disconnect(st);
+	assert_int_equal(pb_state_ping(st, err, sizeof(err)), PB_OK);
+	u_plant();
+	w = write_of("WO-U", "u-8", NULL);
+	u_commit(&w, &v);
+	assert_u_field("hv", "1");
+	assert_u_field("v", "3");
+	pb_state_view_clear(&v);
+	/* a field read in another form than a commit writes ("01" reads as
+	 * 1) is written again */
+	redis_do("HSET t:{acme/WO-U}:o hv 01 v 03");
+	u_fetch(&v, "u-9");
+	assert_true(v.order.has_version);
+	assert_int_equal(v.order.version, 3);
+	assert_int_equal(v.stored, PB_STATE_STORED_CREATED | PB_STATE_STORED_T);
+	w = write_of("WO-U", "u-9", NULL);
+	u_commit(&w, &v);
+	assert_u_field("hv", "1");
+	assert_u_field("v", "3");
+	pb_state_view_clear(&v);
+	h_end();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -999,6 +1135,7 @@ int main(void)
 	    cmocka_unit_test(published_marks_written_lazily),
 	    cmocka_unit_test(rolling_upgrade_dual_writes),
 	    cmocka_unit_test(upgrade_window_ends),
+	    cmocka_unit_test(unchanged_order_fields_not_rewritten),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
