@@ -724,10 +724,13 @@ static bool is_record(const char *account)
 	return account && strcmp(account, PB_STATE_RECORD_ACCOUNT) == 0;
 }
 
-/* The order fields a fetch reads, then the mark's and the index. */
+/* The order fields a fetch reads, then the mark's and the index. The
+ * order's own state comes first; "k1", last of them, is learned from
+ * relayed data and may be in a hash of marks only. */
 static const char *const order_fields_read[] = {"c", "d", "v", "hv",
 						"t", "p", "k1"};
 #define N_ORDER_FIELDS 7
+#define N_ORDER_STATE  6 /* without "k1" */
 
 static void fetch_cmds(pb_state_t *st, pipeline_t *pl, const pb_state_view_t *v,
 		       bool legacy)
@@ -870,7 +873,13 @@ static void hash_mark_parse(pb_state_t *st, redisReply *o, int64_t now,
 	int64_t mx = elem_i64(o, N_ORDER_FIELDS + 1, 0);
 	if (!mx && elem_str(o, N_ORDER_FIELDS + 2))
 		mx = 1; /* an earlier build's index: due for a prune */
-	pb_omemo_put(st->memo, ok, mx, v->exists);
+	/* a learned Key1 alone is no order: the hash still expires, and the
+	 * order's first write must make it stay */
+	bool has_order = false;
+	for (size_t j = 0; j < N_ORDER_STATE; j++)
+		if (elem_str(o, j))
+			has_order = true;
+	pb_omemo_put(st->memo, ok, mx, has_order);
 	free(ok);
 }
 

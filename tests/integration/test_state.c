@@ -1121,6 +1121,36 @@ static void unchanged_order_fields_not_rewritten(void **state)
 	h_end();
 }
 
+/* A hash of marks only that learned a Key1 (relayed data came before the
+ * order's first event) still holds no order: the order's first write makes
+ * it stay. */
+static void learned_key1_is_no_order(void **state)
+{
+	(void)state;
+	h_begin("learned_key1_is_no_order");
+	char err[256];
+	pb_state_view_t v = {
+	    .account = "acme", .won = "WO-K", .event_id = "k-1"};
+	assert_int_equal(fetch1(&v, err, sizeof(err)), PB_OK);
+	pb_state_view_clear(&v);
+	pb_state_write_t w = {.account = "acme",
+			      .won = "WO-K",
+			      .event_id = "k-1",
+			      .outcome = "relayed",
+			      .learn_key1 = "K1-9"};
+	assert_int_equal(commit1(&w, err, sizeof(err)), PB_OK);
+	assert_true(redis_int("TTL t:{acme/WO-K}:o") > 0);
+	pb_state_view_t v2 = {
+	    .account = "acme", .won = "WO-K", .event_id = "k-2"};
+	assert_int_equal(fetch1(&v2, err, sizeof(err)), PB_OK);
+	assert_string_equal(v2.key1_learned, "K1-9");
+	pb_state_view_clear(&v2);
+	pb_state_write_t w2 = write_of("WO-K", "k-2", "{}");
+	assert_int_equal(commit1(&w2, err, sizeof(err)), PB_OK);
+	assert_int_equal(redis_int("TTL t:{acme/WO-K}:o"), -1);
+	h_end();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1136,6 +1166,7 @@ int main(void)
 	    cmocka_unit_test(rolling_upgrade_dual_writes),
 	    cmocka_unit_test(upgrade_window_ends),
 	    cmocka_unit_test(unchanged_order_fields_not_rewritten),
+	    cmocka_unit_test(learned_key1_is_no_order),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
