@@ -732,6 +732,13 @@ static const char *const order_fields_read[] = {"c", "d", "v", "hv",
 #define N_ORDER_FIELDS 7
 #define N_ORDER_STATE  6 /* without "k1" */
 
+/* How many of them v's fetch reads: "k1" only for an event that may use
+ * it (pb_state_view_t.skip_key1); every field read costs Redis time. */
+static size_t order_nread(const pb_state_view_t *v)
+{
+	return v->skip_key1 ? N_ORDER_STATE : N_ORDER_FIELDS;
+}
+
 static void fetch_cmds(pb_state_t *st, pipeline_t *pl, const pb_state_view_t *v,
 		       bool legacy)
 {
@@ -744,7 +751,7 @@ static void fetch_cmds(pb_state_t *st, pipeline_t *pl, const pb_state_view_t *v,
 			pl_arg(pl, ok);
 		else
 			pl->cur.bad = true;
-		for (size_t j = 0; j < N_ORDER_FIELDS; j++)
+		for (size_t j = 0; j < order_nread(v); j++)
 			pl_arg(pl, order_fields_read[j]);
 		if (v->event_id) {
 			pl_arg_take(pl, pb_smark_field(v->event_id));
@@ -824,7 +831,8 @@ static void order_parse(redisReply *o, pb_state_view_t *v)
 {
 	v->order = (pb_order_state_t){0};
 	v->exists = false;
-	for (size_t j = 0; j < N_ORDER_FIELDS; j++)
+	size_t nread = order_nread(v);
+	for (size_t j = 0; j < nread; j++)
 		if (elem_str(o, j))
 			v->exists = true;
 	v->order.created = elem_i64(o, 0, 0) == 1;
@@ -846,7 +854,9 @@ static void order_parse(redisReply *o, pb_state_view_t *v)
 			v->order.pushed_len = p->len;
 		}
 	}
-	v->key1_learned = pb_strdup(elem_str(o, 6));
+	v->key1_learned = nread > N_ORDER_STATE
+			      ? pb_strdup(elem_str(o, N_ORDER_STATE))
+			      : NULL;
 }
 
 /* The event's hash mark of an HMGET reply (a waiting "published" value
@@ -854,10 +864,10 @@ static void order_parse(redisReply *o, pb_state_view_t *v)
 static void hash_mark_parse(pb_state_t *st, redisReply *o, int64_t now,
 			    pb_state_view_t *v)
 {
-	redisReply *m =
-	    o->type == REDIS_REPLY_ARRAY && o->elements > N_ORDER_FIELDS + 1
-		? o->element[N_ORDER_FIELDS]
-		: NULL;
+	size_t nread = order_nread(v);
+	redisReply *m = o->type == REDIS_REPLY_ARRAY && o->elements > nread + 1
+			    ? o->element[nread]
+			    : NULL;
 	if (m && m->type == REDIS_REPLY_STRING)
 		pb_smark_parse(m->str, m->len, now, v);
 	char *ok = key_order(st, v->account, v->won);
@@ -870,8 +880,8 @@ static void hash_mark_parse(pb_state_t *st, redisReply *o, int64_t now,
 			pb_smark_parse(w, strlen(w), now, v);
 		free(f);
 	}
-	int64_t mx = elem_i64(o, N_ORDER_FIELDS + 1, 0);
-	if (!mx && elem_str(o, N_ORDER_FIELDS + 2))
+	int64_t mx = elem_i64(o, nread + 1, 0);
+	if (!mx && elem_str(o, nread + 2))
 		mx = 1; /* an earlier build's index: due for a prune */
 	/* a learned Key1 alone is no order: the hash still expires, and the
 	 * order's first write must make it stay */

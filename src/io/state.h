@@ -162,6 +162,9 @@ typedef struct pb_state_view {
 	const char *event_id; /* NULL: no mark lookup */
 	const char *key1;     /* inbound: check whether it belonged to a
 				 deleted order; NULL to skip */
+	bool skip_key1;	      /* the event cannot use the learned Key1
+				 (pb_rules_may_push_delete): not read,
+				 key1_learned stays NULL */
 	/* out */
 	pb_mark_t mark;
 	char mark_outcome[24];

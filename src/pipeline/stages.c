@@ -379,6 +379,10 @@ static void stage_send(pb_pipeline_t *pl)
 		views[i].won = pl_task_mark_won(t);
 		views[i].event_id = pl_task_mark_id(t);
 		views[i].key1 = t->in ? t->in->key1 : NULL;
+		views[i].skip_key1 =
+		    t->ev &&
+		    !pb_rules_may_push_delete(
+			t->ev, pb_config_account(pl->cfg, t->ev->account));
 		fetch_last = t;
 	}
 	stage_t *s = &pl->stages.flights[pl->stages.nflights];

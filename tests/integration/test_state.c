@@ -1151,6 +1151,62 @@ static void learned_key1_is_no_order(void **state)
 	h_end();
 }
 
+/* The learned Key1 is read only for an event that may use it: a fetch
+ * that skips it reads the rest as before (the mark after the order's
+ * fields), and a hash holding only a Key1 and marks is no order. */
+static void key1_read_only_when_usable(void **state)
+{
+	(void)state;
+	h_begin("key1_read_only_when_usable");
+	char err[256];
+	/* a layout without earlier builds: marks in the hash only, so the
+	 * mark read is the HMGET's */
+	redis_do("SET k:layout 0");
+	pb_state_t *old_st = st;
+	st = handle_on("k:", 0);
+	pb_state_write_t w = write_of("WO-J", "j-1", "{}");
+	w.learn_key1 = "K1-J";
+	assert_int_equal(commit1(&w, err, sizeof(err)), PB_OK);
+	pb_state_view_t v = {.account = "acme",
+			     .won = "WO-J",
+			     .event_id = "j-1",
+			     .skip_key1 = true};
+	assert_int_equal(fetch1(&v, err, sizeof(err)), PB_OK);
+	assert_true(v.exists);
+	assert_true(v.order.created);
+	assert_int_equal(v.order.version, 3);
+	assert_null(v.key1_learned);
+	assert_mark(&v, PB_MARK_DONE, "created", "", 200, 1);
+	pb_state_view_clear(&v);
+	v.skip_key1 = false;
+	assert_int_equal(fetch1(&v, err, sizeof(err)), PB_OK);
+	assert_string_equal(v.key1_learned, "K1-J");
+	assert_mark(&v, PB_MARK_DONE, "created", "", 200, 1);
+	pb_state_view_clear(&v);
+
+	pb_state_write_t r = {.account = "acme",
+			      .won = "WO-L",
+			      .event_id = "l-1",
+			      .outcome = "relayed",
+			      .learn_key1 = "K1-L"};
+	assert_int_equal(commit1(&r, err, sizeof(err)), PB_OK);
+	pb_state_view_t l = {.account = "acme",
+			     .won = "WO-L",
+			     .event_id = "l-1",
+			     .skip_key1 = true};
+	assert_int_equal(fetch1(&l, err, sizeof(err)), PB_OK);
+	assert_false(l.exists);
+	assert_mark(&l, PB_MARK_DONE, "relayed", "", 0, 0);
+	pb_state_view_clear(&l);
+	pb_state_write_t o = write_of("WO-L", "l-2", "{}");
+	assert_int_equal(commit1(&o, err, sizeof(err)), PB_OK);
+	assert_int_equal(redis_int("TTL k:{acme/WO-L}:o"), -1);
+	assert_int_equal(redis_int("EXISTS k:{acme/WO-J}:m:j-1"), 0);
+	pb_state_destroy(st);
+	st = old_st;
+	h_end();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1167,6 +1223,7 @@ int main(void)
 	    cmocka_unit_test(upgrade_window_ends),
 	    cmocka_unit_test(unchanged_order_fields_not_rewritten),
 	    cmocka_unit_test(learned_key1_is_no_order),
+	    cmocka_unit_test(key1_read_only_when_usable),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
