@@ -11,6 +11,9 @@
  * crash, reads "done"; a ping and the handle's end write them); and the
  * upgrade from string marks: read as duplicates, written too during the
  * upgrade window (what an earlier replica reads), no longer after it.
+ * What a commit leaves out: order fields its event's fetch read with the
+ * value written (never on doubt), and the learned Key1 read only for an
+ * event that may use it; a learned Key1 alone is no order.
  */
 #include <setjmp.h>
 #include <poll.h>
