@@ -663,6 +663,31 @@ static pb_err_t replies_check(redisReply **r, size_t n, char *errstr,
 	return PB_OK;
 }
 
+/*
+ * A whole call's end: send pl and read its replies (pl_exec), free pl,
+ * and fail on the first error reply. replies NULL: the replies are freed;
+ * else they are *replies on success (pl's command count of them, freed by
+ * the caller with replies_free) and NULL on a failure.
+ */
+static pb_err_t pl_exec_checked(pb_state_t *st, pipeline_t *pl,
+				redisReply ***replies, char *errstr,
+				size_t errstr_size)
+{
+	redisReply **r = NULL;
+	size_t nr = pl->n;
+	pb_err_t err = pl_exec(st, pl, &r, errstr, errstr_size);
+	pl_free(pl);
+	if (!err)
+		err = replies_check(r, nr, errstr, errstr_size);
+	if (err || !replies) {
+		replies_free(r, nr);
+		r = NULL;
+	}
+	if (replies)
+		*replies = r;
+	return err;
+}
+
 /* ---- fetch ------------------------------------------------------------- */
 
 static const char *elem_str(redisReply *arr, size_t i)
@@ -699,10 +724,20 @@ static bool is_record(const char *account)
 	return account && strcmp(account, PB_STATE_RECORD_ACCOUNT) == 0;
 }
 
-/* The order fields a fetch reads, then the mark's and the index. */
+/* The order fields a fetch reads, then the mark's and the index. The
+ * order's own state comes first; "k1", last of them, is learned from
+ * relayed data and may be in a hash of marks only. */
 static const char *const order_fields_read[] = {"c", "d", "v", "hv",
 						"t", "p", "k1"};
 #define N_ORDER_FIELDS 7
+#define N_ORDER_STATE  6 /* without "k1" */
+
+/* How many of them v's fetch reads: "k1" only for an event that may use
+ * it (pb_state_view_t.skip_key1); every field read costs Redis time. */
+static size_t order_nread(const pb_state_view_t *v)
+{
+	return v->skip_key1 ? N_ORDER_STATE : N_ORDER_FIELDS;
+}
 
 static void fetch_cmds(pb_state_t *st, pipeline_t *pl, const pb_state_view_t *v,
 		       bool legacy)
@@ -716,7 +751,7 @@ static void fetch_cmds(pb_state_t *st, pipeline_t *pl, const pb_state_view_t *v,
 			pl_arg(pl, ok);
 		else
 			pl->cur.bad = true;
-		for (size_t j = 0; j < N_ORDER_FIELDS; j++)
+		for (size_t j = 0; j < order_nread(v); j++)
 			pl_arg(pl, order_fields_read[j]);
 		if (v->event_id) {
 			pl_arg_take(pl, pb_smark_field(v->event_id));
@@ -765,12 +800,39 @@ pb_err_t pb_state_fetch_send(pb_state_t *st, const pb_state_view_t *views,
 	return err;
 }
 
+/* Whether element i is exactly the decimal text of x (as a commit writes
+ * it). */
+static bool elem_is_i64(redisReply *arr, size_t i, int64_t x)
+{
+	const char *s = elem_str(arr, i);
+	char b[24];
+	size_t n = pb_i64_text(b, x);
+	return s && arr->element[i]->len == n && memcmp(s, b, n) == 0;
+}
+
+/* Which order fields of an HMGET reply hold the text a commit writes for
+ * the values order_parse read (pb_state_view_t.stored). */
+static unsigned order_stored(redisReply *o, const pb_order_state_t *s)
+{
+	unsigned b = 0;
+	if (s->created && elem_is_i64(o, 0, 1))
+		b |= PB_STATE_STORED_CREATED;
+	if (elem_is_i64(o, 3, s->has_version ? 1 : 0))
+		b |= PB_STATE_STORED_HV;
+	if (elem_is_i64(o, 2, s->version))
+		b |= PB_STATE_STORED_V;
+	if (elem_is_i64(o, 4, s->occurred_ms))
+		b |= PB_STATE_STORED_T;
+	return b;
+}
+
 /* The order's fields of an HMGET reply into v. */
 static void order_parse(redisReply *o, pb_state_view_t *v)
 {
 	v->order = (pb_order_state_t){0};
 	v->exists = false;
-	for (size_t j = 0; j < N_ORDER_FIELDS; j++)
+	size_t nread = order_nread(v);
+	for (size_t j = 0; j < nread; j++)
 		if (elem_str(o, j))
 			v->exists = true;
 	v->order.created = elem_i64(o, 0, 0) == 1;
@@ -778,6 +840,7 @@ static void order_parse(redisReply *o, pb_state_view_t *v)
 	v->order.has_version = elem_i64(o, 3, 0) == 1;
 	v->order.version = elem_i64(o, 2, 0);
 	v->order.occurred_ms = elem_i64(o, 4, 0);
+	v->stored = order_stored(o, &v->order);
 	redisReply *p = o && o->type == REDIS_REPLY_ARRAY && o->elements > 5
 			    ? o->element[5]
 			    : NULL;
@@ -791,7 +854,9 @@ static void order_parse(redisReply *o, pb_state_view_t *v)
 			v->order.pushed_len = p->len;
 		}
 	}
-	v->key1_learned = pb_strdup(elem_str(o, 6));
+	v->key1_learned = nread > N_ORDER_STATE
+			      ? pb_strdup(elem_str(o, N_ORDER_STATE))
+			      : NULL;
 }
 
 /* The event's hash mark of an HMGET reply (a waiting "published" value
@@ -799,10 +864,10 @@ static void order_parse(redisReply *o, pb_state_view_t *v)
 static void hash_mark_parse(pb_state_t *st, redisReply *o, int64_t now,
 			    pb_state_view_t *v)
 {
-	redisReply *m =
-	    o->type == REDIS_REPLY_ARRAY && o->elements > N_ORDER_FIELDS + 1
-		? o->element[N_ORDER_FIELDS]
-		: NULL;
+	size_t nread = order_nread(v);
+	redisReply *m = o->type == REDIS_REPLY_ARRAY && o->elements > nread + 1
+			    ? o->element[nread]
+			    : NULL;
 	if (m && m->type == REDIS_REPLY_STRING)
 		pb_smark_parse(m->str, m->len, now, v);
 	char *ok = key_order(st, v->account, v->won);
@@ -815,22 +880,31 @@ static void hash_mark_parse(pb_state_t *st, redisReply *o, int64_t now,
 			pb_smark_parse(w, strlen(w), now, v);
 		free(f);
 	}
-	int64_t mx = elem_i64(o, N_ORDER_FIELDS + 1, 0);
-	if (!mx && elem_str(o, N_ORDER_FIELDS + 2))
+	int64_t mx = elem_i64(o, nread + 1, 0);
+	if (!mx && elem_str(o, nread + 2))
 		mx = 1; /* an earlier build's index: due for a prune */
-	pb_omemo_put(st->memo, ok, mx, v->exists);
+	/* a learned Key1 alone is no order: the hash still expires, and the
+	 * order's first write must make it stay */
+	bool has_order = false;
+	for (size_t j = 0; j < N_ORDER_STATE; j++)
+		if (elem_str(o, j))
+			has_order = true;
+	pb_omemo_put(st->memo, ok, mx, has_order);
 	free(ok);
 }
 
 /* One view's replies, from r[*k] on. */
-static void view_parse(pb_state_t *st, bool legacy, redisReply **r, size_t *k,
-		       pb_state_view_t *v)
+static void view_parse(pb_state_t *st, const pb_state_call_t *call,
+		       redisReply **r, size_t *k, pb_state_view_t *v)
 {
 	bool rec = is_record(v->account);
+	bool legacy = call->legacy;
 	int64_t now = now_s();
 	pb_state_view_clear(v);
 	v->order = (pb_order_state_t){0};
 	v->exists = false;
+	v->stored = 0;
+	v->stored_conn = call->conn;
 	v->mark = PB_MARK_NONE;
 	v->mark_outcome[0] = v->mark_reason[0] = '\0';
 	v->mark_http = v->mark_attempts = 0;
@@ -867,7 +941,7 @@ pb_err_t pb_state_fetch_recv(pb_state_t *st, const pb_state_call_t *call,
 	err = replies_check(r, nr, errstr, errstr_size);
 	size_t k = 0;
 	for (size_t i = 0; !err && i < n; i++)
-		view_parse(st, call->legacy, r, &k, &views[i]);
+		view_parse(st, call, r, &k, &views[i]);
 	replies_free(r, nr);
 	return err;
 }
@@ -952,10 +1026,44 @@ out:
 	free(lead);
 }
 
-/* The order's own fields of one HSET (already opened). */
-static void order_fields(pipeline_t *pl, const pb_state_write_t *w)
+/*
+ * The order fields (PB_STATE_STORED_*) that w would write with the value
+ * its fetch read back: each field of the HSET costs Redis about as much
+ * as a small command's parsing (issue 19). Trusted only when the fetch
+ * was of this order, on this connection (a failover may have lost what
+ * the old master held), and the HSET writes a mark too (never an HSET of
+ * nothing). Nothing else writes these fields between an event's fetch
+ * and its commit: the order's next event waits for this one's record.
+ */
+static unsigned order_unchanged(const pb_state_t *st, const pb_state_write_t *w)
 {
-	if (w->set_created) {
+	const pb_state_view_t *f = w->fetched;
+	if (!f || !w->event_id || !st->c || f->stored_conn != st->conn_id ||
+	    !f->account || !f->won || strcmp(f->account, w->account) != 0 ||
+	    strcmp(f->won, w->won) != 0)
+		return 0;
+	unsigned same = 0;
+	if ((f->stored & PB_STATE_STORED_CREATED) && f->order.created)
+		same |= PB_STATE_STORED_CREATED;
+	if ((f->stored & PB_STATE_STORED_HV) &&
+	    f->order.has_version == w->has_version)
+		same |= PB_STATE_STORED_HV;
+	if ((f->stored & PB_STATE_STORED_V) &&
+	    f->order.version == (w->has_version ? w->version : 0))
+		same |= PB_STATE_STORED_V;
+	if ((f->stored & PB_STATE_STORED_T) &&
+	    f->order.occurred_ms == w->occurred_ms)
+		same |= PB_STATE_STORED_T;
+	return same;
+}
+
+/* The order's own fields of one HSET (already opened), but those that hold
+ * the same value already (order_unchanged). */
+static void order_fields(const pb_state_t *st, pipeline_t *pl,
+			 const pb_state_write_t *w)
+{
+	unsigned same = order_unchanged(st, w);
+	if (w->set_created && !(same & PB_STATE_STORED_CREATED)) {
 		pl_arg(pl, "c");
 		pl_arg(pl, "1");
 	}
@@ -963,11 +1071,15 @@ static void order_fields(pipeline_t *pl, const pb_state_write_t *w)
 		pl_arg(pl, "d");
 		pl_arg(pl, "1");
 	}
-	pl_arg(pl, "hv");
-	pl_arg(pl, w->has_version ? "1" : "0");
-	pl_arg(pl, "v");
-	pl_arg_i64(pl, w->has_version ? w->version : 0);
-	if (w->occurred_ms) {
+	if (!(same & PB_STATE_STORED_HV)) {
+		pl_arg(pl, "hv");
+		pl_arg(pl, w->has_version ? "1" : "0");
+	}
+	if (!(same & PB_STATE_STORED_V)) {
+		pl_arg(pl, "v");
+		pl_arg_i64(pl, w->has_version ? w->version : 0);
+	}
+	if (w->occurred_ms && !(same & PB_STATE_STORED_T)) {
 		pl_arg(pl, "t");
 		pl_arg_i64(pl, w->occurred_ms);
 	}
@@ -1023,7 +1135,7 @@ static void order_hset(pb_state_t *st, pipeline_t *pl, const char *ok,
 	pl_arg(pl, "HSET");
 	pl_arg(pl, ok);
 	if (w->write_order)
-		order_fields(pl, w);
+		order_fields(st, pl, w);
 	if (w->event_id) {
 		pl_arg_take(pl, pb_smark_field(w->event_id));
 		pl_arg_take(pl,
@@ -1398,15 +1510,7 @@ pb_err_t pb_state_mark_published(pb_state_t *st, const pb_state_ref_t *refs,
 		return err;
 	pipeline_t pl = {0};
 	published_cmds(st, &pl, refs, n, true);
-	redisReply **r = NULL;
-	err = pl_exec(st, &pl, &r, errstr, errstr_size);
-	size_t nr = pl.n;
-	pl_free(&pl);
-	if (err)
-		return err;
-	err = replies_check(r, nr, errstr, errstr_size);
-	replies_free(r, nr);
-	return err;
+	return pl_exec_checked(st, &pl, NULL, errstr, errstr_size);
 }
 
 /* ---- Auto-Admin -------------------------------------------------------- */
@@ -1422,20 +1526,16 @@ pb_err_t pb_state_get_auto_admin(pb_state_t *st, const char *const *accounts,
 		pl_arg_take(&pl, key_account(st, accounts[i], "aa"));
 	}
 	redisReply **r = NULL;
-	pb_err_t err = pl_exec(st, &pl, &r, errstr, errstr_size);
-	size_t nr = pl.n;
-	pl_free(&pl);
+	pb_err_t err = pl_exec_checked(st, &pl, &r, errstr, errstr_size);
 	if (err)
 		return err;
-	err = replies_check(r, nr, errstr, errstr_size);
-	if (!err)
-		for (size_t i = 0; i < n; i++) {
-			const char *s =
-			    r[i]->type == REDIS_REPLY_STRING ? r[i]->str : NULL;
-			out[i] = !s ? -1 : strcmp(s, "on") == 0 ? 1 : 0;
-		}
-	replies_free(r, nr);
-	return err;
+	for (size_t i = 0; i < n; i++) {
+		const char *s =
+		    r[i]->type == REDIS_REPLY_STRING ? r[i]->str : NULL;
+		out[i] = !s ? -1 : strcmp(s, "on") == 0 ? 1 : 0;
+	}
+	replies_free(r, n);
+	return PB_OK;
 }
 
 pb_err_t pb_state_set_auto_admin(pb_state_t *st, const char *account, bool on,
@@ -1446,15 +1546,7 @@ pb_err_t pb_state_set_auto_admin(pb_state_t *st, const char *account, bool on,
 	pl_arg(&pl, "SET");
 	pl_arg_take(&pl, key_account(st, account, "aa"));
 	pl_arg(&pl, on ? "on" : "off");
-	redisReply **r = NULL;
-	pb_err_t err = pl_exec(st, &pl, &r, errstr, errstr_size);
-	size_t nr = pl.n;
-	pl_free(&pl);
-	if (err)
-		return err;
-	err = replies_check(r, nr, errstr, errstr_size);
-	replies_free(r, nr);
-	return err;
+	return pl_exec_checked(st, &pl, NULL, errstr, errstr_size);
 }
 
 pb_err_t pb_state_ping(pb_state_t *st, char *errstr, size_t errstr_size)
@@ -1465,14 +1557,7 @@ pb_err_t pb_state_ping(pb_state_t *st, char *errstr, size_t errstr_size)
 		published_flush(st, &pl, true);
 	pl_cmd(&pl);
 	pl_arg(&pl, "PING");
-	redisReply **r = NULL;
-	pb_err_t err = pl_exec(st, &pl, &r, errstr, errstr_size);
-	size_t nr = pl.n;
-	pl_free(&pl);
-	if (!err)
-		err = replies_check(r, nr, errstr, errstr_size);
-	replies_free(r, nr);
-	return err;
+	return pl_exec_checked(st, &pl, NULL, errstr, errstr_size);
 }
 
 /* ---- learned PushKeys ---------------------------------------------------- */
@@ -1489,15 +1574,7 @@ pb_err_t pb_state_set_push_key(pb_state_t *st, const char *account,
 	pl_arg(&pl, key);
 	pl_arg(&pl, "at");
 	pl_arg_i64(&pl, at_ms);
-	redisReply **r = NULL;
-	pb_err_t err = pl_exec(st, &pl, &r, errstr, errstr_size);
-	size_t nr = pl.n;
-	pl_free(&pl);
-	if (err)
-		return err;
-	err = replies_check(r, nr, errstr, errstr_size);
-	replies_free(r, nr);
-	return err;
+	return pl_exec_checked(st, &pl, NULL, errstr, errstr_size);
 }
 
 pb_err_t pb_state_get_push_keys(pb_state_t *st, const char *const *accounts,
@@ -1515,12 +1592,9 @@ pb_err_t pb_state_get_push_keys(pb_state_t *st, const char *const *accounts,
 		pl_arg(&pl, "at");
 	}
 	redisReply **r = NULL;
-	pb_err_t err = pl_exec(st, &pl, &r, errstr, errstr_size);
-	size_t nr = pl.n;
-	pl_free(&pl);
+	pb_err_t err = pl_exec_checked(st, &pl, &r, errstr, errstr_size);
 	if (err)
 		return err;
-	err = replies_check(r, nr, errstr, errstr_size);
 	for (size_t i = 0; !err && i < n; i++) {
 		const char *k = elem_str(r[i], 0);
 		if (!k || !*k)
@@ -1536,7 +1610,7 @@ pb_err_t pb_state_get_push_keys(pb_state_t *st, const char *const *accounts,
 			free(keys_out[i]);
 			keys_out[i] = NULL;
 		}
-	replies_free(r, nr);
+	replies_free(r, n);
 	return err;
 }
 
@@ -1581,21 +1655,17 @@ static pb_err_t changed_members(pb_state_t *st, const char *account,
 	pl_arg(&pl, "LIMIT");
 	pl_arg_i64(&pl, (int64_t)skip);
 	pl_arg_i64(&pl, (int64_t)count);
-	pb_err_t err = pl_exec(st, &pl, r_out, errstr, errstr_size);
-	size_t nr = pl.n;
-	pl_free(&pl);
+	pb_err_t err = pl_exec_checked(st, &pl, r_out, errstr, errstr_size);
 	if (err)
 		return err;
-	err = replies_check(*r_out, nr, errstr, errstr_size);
-	if (!err && ((*r_out)[0]->type != REDIS_REPLY_ARRAY ||
-		     (*r_out)[0]->elements % 2 != 0))
-		err = pb_errf(errstr, errstr_size, PB_ERR_REDIS,
-			      "Redis answered ZRANGEBYSCORE with no list");
-	if (err) {
-		replies_free(*r_out, nr);
+	if ((*r_out)[0]->type != REDIS_REPLY_ARRAY ||
+	    (*r_out)[0]->elements % 2 != 0) {
+		replies_free(*r_out, 1);
 		*r_out = NULL;
+		return pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+			       "Redis answered ZRANGEBYSCORE with no list");
 	}
-	return err;
+	return PB_OK;
 }
 
 /* Already read: at or before the cursor in (score, member) order. */
@@ -1686,10 +1756,8 @@ pb_err_t pb_state_changed_page(pb_state_t *st, const char *account,
 	pb_state_changed_t *c = NULL;
 	size_t k = 0;
 	if (!err && n)
-		err = pl_exec(st, &pl, &r, errstr, errstr_size);
+		err = pl_exec_checked(st, &pl, &r, errstr, errstr_size);
 	pl_free(&pl);
-	if (!err && n)
-		err = replies_check(r, n, errstr, errstr_size);
 	if (!err && n && !(c = calloc(n, sizeof(*c))))
 		err =
 		    pb_errf(errstr, errstr_size, PB_ERR_NOMEM, "out of memory");

@@ -147,6 +147,13 @@ typedef enum { PB_MARK_NONE = 0, PB_MARK_DONE, PB_MARK_PUBLISHED } pb_mark_t;
  * (the won names the record): their marks stay string keys. */
 #define PB_STATE_RECORD_ACCOUNT "~"
 
+/* Order fields a fetch read back as exactly the text a commit writes for
+ * the value now in the view's order (pb_state_view_t.stored). */
+#define PB_STATE_STORED_CREATED 1u /* "c" */
+#define PB_STATE_STORED_HV	2u /* "hv" */
+#define PB_STATE_STORED_V	4u /* "v" */
+#define PB_STATE_STORED_T	8u /* "t" */
+
 /* One event's view of the state, filled by pb_state_fetch. */
 typedef struct pb_state_view {
 	/* in (borrowed) */
@@ -155,6 +162,9 @@ typedef struct pb_state_view {
 	const char *event_id; /* NULL: no mark lookup */
 	const char *key1;     /* inbound: check whether it belonged to a
 				 deleted order; NULL to skip */
+	bool skip_key1;	      /* the event cannot use the learned Key1
+				 (pb_rules_may_push_delete): not read,
+				 key1_learned stays NULL */
 	/* out */
 	pb_mark_t mark;
 	char mark_outcome[24];
@@ -166,6 +176,8 @@ typedef struct pb_state_view {
 	char *pushed_text;	/* owned, may be NULL */
 	char *key1_learned;	/* owned, may be NULL */
 	bool key1_deleted;	/* key1 is in the account's deleted set */
+	unsigned stored;	/* PB_STATE_STORED_* (above) */
+	uint64_t stored_conn;	/* the connection that read them (state.c) */
 } pb_state_view_t;
 
 /* Release what a view owns (not the view itself). */
@@ -197,6 +209,10 @@ typedef struct pb_state_write {
 	const char *pushed;	/* the last pushed fields' text; NULL: leave */
 	const char *learn_key1; /* set k1 if not set yet */
 	const char *deleted_key1; /* add to the account's deleted set */
+	/* the fetch this event was decided on (NULL: none): an order field
+	 * it read back with the value written now is not written again
+	 * (read on the same connection; a write with a mark only) */
+	const pb_state_view_t *fetched;
 } pb_state_write_t;
 
 /* Record writes[0..n), each atomically (halves only): a write's order

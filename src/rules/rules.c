@@ -1046,6 +1046,17 @@ void pb_rules_decide(const pb_event_t *ev, const pb_account_t *acct,
 		decide_upsert(ev, acct, auto_admin, st, out);
 }
 
+bool pb_rules_may_push_delete(const pb_event_t *ev, const pb_account_t *acct)
+{
+	/* decide_delete and upsert_work_order are the only deletes; a
+	 * status "deleted" is taken only where allowDeletes (its table row
+	 * is "caution", status_allowed) */
+	if (!ev || !acct || !acct->allow_deletes)
+		return false;
+	return ev->action == PB_ACTION_DELETE || !ev->order ||
+	       json_object_get(ev->order, "status") != NULL;
+}
+
 void pb_decision_clear(pb_decision_t *d)
 {
 	if (!d)

@@ -128,6 +128,16 @@ void pb_rules_decide(const pb_event_t *ev, const pb_account_t *acct,
 		     pb_decision_t *out);
 void pb_decision_clear(pb_decision_t *d);
 
+/*
+ * Whether deciding ev for acct may push a delete, known before the order's
+ * state is read: a delete event, or an update with a status (it may be
+ * "deleted"), on an account that allows deletes. False: no decision on ev
+ * pushes a delete, whatever the state. A delete is the one decision on an
+ * order event that uses the order's learned Key1 (the deleted order's
+ * Key1 is remembered), so its fetch may leave it unread.
+ */
+bool pb_rules_may_push_delete(const pb_event_t *ev, const pb_account_t *acct);
+
 /* Pruvan's answer:
  * {"response":{"created":N,"updated":N,"deleted":N},"error":null} */
 typedef struct pb_pruvan_result {

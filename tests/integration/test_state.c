@@ -11,6 +11,9 @@
  * crash, reads "done"; a ping and the handle's end write them); and the
  * upgrade from string marks: read as duplicates, written too during the
  * upgrade window (what an earlier replica reads), no longer after it.
+ * What a commit leaves out: order fields its event's fetch read with the
+ * value written (never on doubt), and the learned Key1 read only for an
+ * event that may use it; a learned Key1 alone is no order.
  */
 #include <setjmp.h>
 #include <poll.h>
@@ -985,6 +988,228 @@ static void upgrade_window_ends(void **state)
 	h_end();
 }
 
+/* Field f of order WO-U's hash, as stored (owned; NULL: none). */
+static char *u_field(const char *f)
+{
+	char cmd[96];
+	snprintf(cmd, sizeof(cmd), "HGET t:{acme/WO-U}:o %s", f);
+	return redis_str(cmd);
+}
+
+static void assert_u_field(const char *f, const char *want)
+{
+	char *got = u_field(f);
+	assert_non_null(got);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+/* Sentinels in place of WO-U's order fields: a commit that writes a field
+ * replaces its sentinel, one that leaves it does not. */
+static void u_plant(void)
+{
+	redis_do("HSET t:{acme/WO-U}:o c s-c hv s-hv v s-v t s-t");
+}
+
+static void u_fetch(pb_state_view_t *v, const char *id)
+{
+	char err[256];
+	*v =
+	    (pb_state_view_t){.account = "acme", .won = "WO-U", .event_id = id};
+	assert_int_equal(fetch1(v, err, sizeof(err)), PB_OK);
+}
+
+static void u_commit(pb_state_write_t *w, const pb_state_view_t *fetched)
+{
+	char err[256];
+	w->fetched = fetched;
+	assert_int_equal(commit1(w, err, sizeof(err)), PB_OK);
+}
+
+static void unchanged_order_fields_not_rewritten(void **state)
+{
+	(void)state;
+	h_begin("unchanged_order_fields_not_rewritten");
+	const unsigned all = PB_STATE_STORED_CREATED | PB_STATE_STORED_HV |
+			     PB_STATE_STORED_V | PB_STATE_STORED_T;
+	pb_state_view_t v;
+	u_fetch(&v, "u-1");
+	assert_false(v.exists);
+	assert_int_equal(v.stored, 0); /* nothing stored: all is written */
+	pb_state_write_t w = write_of("WO-U", "u-1", "{}");
+	u_commit(&w, &v);
+	assert_u_field("hv", "1");
+	assert_u_field("v", "3");
+	pb_state_view_clear(&v);
+
+	/* the same values as fetched: left as they are (the sentinels
+	 * planted after the fetch stay), the mark and "p" written */
+	u_fetch(&v, "u-2");
+	assert_int_equal(v.stored, all);
+	u_plant();
+	w = write_of("WO-U", "u-2", "{\"a\":1}");
+	u_commit(&w, &v);
+	assert_u_field("c", "s-c");
+	assert_u_field("hv", "s-hv");
+	assert_u_field("v", "s-v");
+	assert_u_field("t", "s-t");
+	assert_u_field("p", "{\"a\":1}");
+	assert_int_equal(redis_int("HEXISTS t:{acme/WO-U}:o m:u-2"), 1);
+	/* a new version and occurredAt are written, the rest left */
+	w = write_of("WO-U", "u-3", NULL);
+	w.version = 4;
+	w.occurred_ms = 1795881600124LL;
+	u_commit(&w, &v);
+	assert_u_field("v", "4");
+	assert_u_field("t", "1795881600124");
+	assert_u_field("hv", "s-hv");
+	assert_u_field("c", "s-c");
+	/* without a version now: hv and v change */
+	w = write_of("WO-U", "u-4", NULL);
+	w.has_version = false;
+	u_commit(&w, &v);
+	assert_u_field("hv", "0");
+	assert_u_field("v", "0");
+	assert_u_field("c", "s-c");
+	/* any doubt writes every field: no fetch, another order's, a write
+	 * without a mark, a fetch on an earlier connection */
+	u_plant();
+	w = write_of("WO-U", "u-5", NULL);
+	u_commit(&w, NULL);
+	assert_u_field("c", "1");
+	assert_u_field("hv", "1");
+	assert_u_field("v", "3");
+	assert_u_field("t", "1795881600123");
+	pb_state_view_clear(&v);
+	w = write_of("WO-V", "v-1", NULL);
+	u_commit(&w, NULL);
+	pb_state_view_t o = {.account = "acme", .won = "WO-V"};
+	char err[256];
+	assert_int_equal(fetch1(&o, err, sizeof(err)), PB_OK);
+	assert_int_equal(o.stored, all);
+	u_plant();
+	w = write_of("WO-U", "u-6", NULL);
+	u_commit(&w, &o);
+	assert_u_field("hv", "1");
+	pb_state_view_clear(&o);
+	u_fetch(&v, "u-7");
+	assert_int_equal(v.stored, all);
+	u_plant();
+	w = write_of("WO-U", NULL, NULL);
+	u_commit(&w, &v);
+	assert_u_field("hv", "1");
+	assert_u_field("t", "1795881600123");
+	pb_state_view_clear(&v);
+	u_fetch(&v, "u-8");
+	pb_state_disconnect(st);
+	assert_int_equal(pb_state_ping(st, err, sizeof(err)), PB_OK);
+	u_plant();
+	w = write_of("WO-U", "u-8", NULL);
+	u_commit(&w, &v);
+	assert_u_field("hv", "1");
+	assert_u_field("v", "3");
+	pb_state_view_clear(&v);
+	/* a field read in another form than a commit writes ("01" reads as
+	 * 1) is written again */
+	redis_do("HSET t:{acme/WO-U}:o hv 01 v 03");
+	u_fetch(&v, "u-9");
+	assert_true(v.order.has_version);
+	assert_int_equal(v.order.version, 3);
+	assert_int_equal(v.stored, PB_STATE_STORED_CREATED | PB_STATE_STORED_T);
+	w = write_of("WO-U", "u-9", NULL);
+	u_commit(&w, &v);
+	assert_u_field("hv", "1");
+	assert_u_field("v", "3");
+	pb_state_view_clear(&v);
+	h_end();
+}
+
+/* A hash of marks only that learned a Key1 (relayed data came before the
+ * order's first event) still holds no order: the order's first write makes
+ * it stay. */
+static void learned_key1_is_no_order(void **state)
+{
+	(void)state;
+	h_begin("learned_key1_is_no_order");
+	char err[256];
+	pb_state_view_t v = {
+	    .account = "acme", .won = "WO-K", .event_id = "k-1"};
+	assert_int_equal(fetch1(&v, err, sizeof(err)), PB_OK);
+	pb_state_view_clear(&v);
+	pb_state_write_t w = {.account = "acme",
+			      .won = "WO-K",
+			      .event_id = "k-1",
+			      .outcome = "relayed",
+			      .learn_key1 = "K1-9"};
+	assert_int_equal(commit1(&w, err, sizeof(err)), PB_OK);
+	assert_true(redis_int("TTL t:{acme/WO-K}:o") > 0);
+	pb_state_view_t v2 = {
+	    .account = "acme", .won = "WO-K", .event_id = "k-2"};
+	assert_int_equal(fetch1(&v2, err, sizeof(err)), PB_OK);
+	assert_string_equal(v2.key1_learned, "K1-9");
+	pb_state_view_clear(&v2);
+	pb_state_write_t w2 = write_of("WO-K", "k-2", "{}");
+	assert_int_equal(commit1(&w2, err, sizeof(err)), PB_OK);
+	assert_int_equal(redis_int("TTL t:{acme/WO-K}:o"), -1);
+	h_end();
+}
+
+/* The learned Key1 is read only for an event that may use it: a fetch
+ * that skips it reads the rest as before (the mark after the order's
+ * fields), and a hash holding only a Key1 and marks is no order. */
+static void key1_read_only_when_usable(void **state)
+{
+	(void)state;
+	h_begin("key1_read_only_when_usable");
+	char err[256];
+	/* a layout without earlier builds: marks in the hash only, so the
+	 * mark read is the HMGET's */
+	redis_do("SET k:layout 0");
+	pb_state_t *old_st = st;
+	st = handle_on("k:", 0);
+	pb_state_write_t w = write_of("WO-J", "j-1", "{}");
+	w.learn_key1 = "K1-J";
+	assert_int_equal(commit1(&w, err, sizeof(err)), PB_OK);
+	pb_state_view_t v = {.account = "acme",
+			     .won = "WO-J",
+			     .event_id = "j-1",
+			     .skip_key1 = true};
+	assert_int_equal(fetch1(&v, err, sizeof(err)), PB_OK);
+	assert_true(v.exists);
+	assert_true(v.order.created);
+	assert_int_equal(v.order.version, 3);
+	assert_null(v.key1_learned);
+	assert_mark(&v, PB_MARK_DONE, "created", "", 200, 1);
+	pb_state_view_clear(&v);
+	v.skip_key1 = false;
+	assert_int_equal(fetch1(&v, err, sizeof(err)), PB_OK);
+	assert_string_equal(v.key1_learned, "K1-J");
+	assert_mark(&v, PB_MARK_DONE, "created", "", 200, 1);
+	pb_state_view_clear(&v);
+
+	pb_state_write_t r = {.account = "acme",
+			      .won = "WO-L",
+			      .event_id = "l-1",
+			      .outcome = "relayed",
+			      .learn_key1 = "K1-L"};
+	assert_int_equal(commit1(&r, err, sizeof(err)), PB_OK);
+	pb_state_view_t l = {.account = "acme",
+			     .won = "WO-L",
+			     .event_id = "l-1",
+			     .skip_key1 = true};
+	assert_int_equal(fetch1(&l, err, sizeof(err)), PB_OK);
+	assert_false(l.exists);
+	assert_mark(&l, PB_MARK_DONE, "relayed", "", 0, 0);
+	pb_state_view_clear(&l);
+	pb_state_write_t o = write_of("WO-L", "l-2", "{}");
+	assert_int_equal(commit1(&o, err, sizeof(err)), PB_OK);
+	assert_int_equal(redis_int("TTL k:{acme/WO-L}:o"), -1);
+	assert_int_equal(redis_int("EXISTS k:{acme/WO-J}:m:j-1"), 0);
+	pb_state_destroy(st);
+	st = old_st;
+	h_end();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -999,6 +1224,9 @@ int main(void)
 	    cmocka_unit_test(published_marks_written_lazily),
 	    cmocka_unit_test(rolling_upgrade_dual_writes),
 	    cmocka_unit_test(upgrade_window_ends),
+	    cmocka_unit_test(unchanged_order_fields_not_rewritten),
+	    cmocka_unit_test(learned_key1_is_no_order),
+	    cmocka_unit_test(key1_read_only_when_usable),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -524,6 +524,41 @@ static void test_decide_never_mutates_state(void **state)
 	pb_event_destroy(ev);
 }
 
+/* What a fetch must read the learned Key1 for: a delete event or an
+ * update with a status, where the account allows deletes. */
+static void test_may_push_delete(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *action, *order;
+		bool allow, want;
+	} cases[] = {
+	    {"update", "", true, false},
+	    {"update", ",\"status\":\"rush\"", true, true},
+	    {"update", ",\"status\":\"Deleted\"", true, true},
+	    {"update", ",\"status\":\"deleted\"", false, false},
+	    {"create", ",\"description\":\"d\"", true, false},
+	    {"delete", "", true, true},
+	    {"delete", "", false, false},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char j[256];
+		snprintf(j, sizeof(j),
+			 "{\"eventId\":\"e1\",\"account\":\"a\","
+			 "\"action\":\"%s\",\"occurredAt\":"
+			 "\"2026-11-28T16:00:00Z\",\"order\":{"
+			 "\"workOrderNumber\":\"W1\"%s}}",
+			 cases[i].action, cases[i].order);
+		pb_event_t *ev = parse_ok(j);
+		pb_account_t acct = {.name = "a",
+				     .allow_deletes = cases[i].allow};
+		if (pb_rules_may_push_delete(ev, &acct) != cases[i].want)
+			fail_msg("case %zu (%s)", i, j);
+		assert_false(pb_rules_may_push_delete(ev, NULL));
+		pb_event_destroy(ev);
+	}
+}
+
 /* The stored fields are read as text: a user stored with escapes is still
  * that user, and a value stored in another form than the worker writes
  * counts as changed (sent again, never skipped). */
@@ -630,6 +665,7 @@ int main(void)
 	    cmocka_unit_test(test_inbound_rejection_identity),
 	    cmocka_unit_test(test_inbound_discard_table),
 	    cmocka_unit_test(test_decide_never_mutates_state),
+	    cmocka_unit_test(test_may_push_delete),
 	    cmocka_unit_test(test_decide_reads_stored_fields_as_text),
 	    cmocka_unit_test(test_decide_caps_warnings),
 	    cmocka_unit_test(test_warning_shape),

@@ -220,6 +220,13 @@ static void run_case(const char *file, const json_t *c)
 
 	pb_decision_t d;
 	pb_rules_decide(ev, acct, auto_admin, stp, &d);
+	/* a delete comes only of what pb_rules_may_push_delete foresees (a
+	 * fetch leaves the learned Key1 unread otherwise) */
+	if (d.verdict == PB_VERDICT_PUSH && d.push_action == PB_ACTION_DELETE &&
+	    !pb_rules_may_push_delete(ev, acct))
+		fail_msg(
+		    "%s: a delete pb_rules_may_push_delete did not foresee",
+		    file);
 
 	expect_str(file, "verdict", verdict_name(d.verdict), want_verdict);
 	if (want_reason)

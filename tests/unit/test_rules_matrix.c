@@ -178,6 +178,9 @@ static void check_row(const csv_row_t *row, const char *status_as_sent,
 
 	pb_decision_t d;
 	pb_rules_decide(ev, &acct, true, update ? &st : NULL, &d);
+	/* a delete only where foreseen (the fetch reads the Key1 for it) */
+	if (d.verdict == PB_VERDICT_PUSH && d.push_action == PB_ACTION_DELETE)
+		assert_true(pb_rules_may_push_delete(ev, &acct));
 
 	bool allowed;
 	if (!strcmp(row->allowed, "internal+external"))
