@@ -6,13 +6,18 @@
 
 #include <string.h>
 
-rd_kafka_headers_t *pb_headers_of_message_new(const rd_kafka_message_t *m)
+rd_kafka_headers_t *pb_headers_take_of_message(rd_kafka_message_t *m)
 {
 	rd_kafka_headers_t *h = NULL;
-	if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-	    !h || rd_kafka_header_cnt(h) == 0)
+	if (rd_kafka_message_detach_headers(m, &h) !=
+		RD_KAFKA_RESP_ERR_NO_ERROR ||
+	    !h)
 		return NULL;
-	return rd_kafka_headers_copy(h);
+	if (rd_kafka_header_cnt(h) == 0) {
+		rd_kafka_headers_destroy(h);
+		return NULL;
+	}
+	return h;
 }
 
 bool pb_header_reserved(const char *name)

@@ -28,8 +28,10 @@
  * and values (a producer may send up to the topic's limit in headers; the
  * outcome carries them twice, as Kafka headers and as JSON). */
 #define PB_HEADERS_RENDER_MAX (64 * 1024)
-/* An owned copy of a consumed message's headers; NULL when it has none. */
-rd_kafka_headers_t *pb_headers_of_message_new(const rd_kafka_message_t *m);
+/* A consumed message's headers, taken from it (the caller owns them and
+ * the message has none left; taking instead of copying saves a list per
+ * event); NULL when it has none. */
+rd_kafka_headers_t *pb_headers_take_of_message(rd_kafka_message_t *m);
 
 /* True for the worker's own DLQ annotations (see above). */
 bool pb_header_reserved(const char *name);

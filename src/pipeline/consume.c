@@ -113,7 +113,7 @@ static void consume_error(pb_pipeline_t *pl, part_t *p,
  * read, what its DLQ copy can carry) and its headers; NULL when out of
  * memory. */
 static task_t *task_of_message(pb_pipeline_t *pl, part_t *p,
-			       const rd_kafka_message_t *m)
+			       rd_kafka_message_t *m)
 {
 	size_t keep = m->len;
 	if (keep > RECORD_INPUT_MAX && keep > pl->record_max)
@@ -140,7 +140,7 @@ static task_t *task_of_message(pb_pipeline_t *pl, part_t *p,
 	t->src = p->src;
 	t->offset = m->offset;
 	t->schema_id = -1; /* plain JSON until parse_record sees framing */
-	t->headers = pb_headers_of_message_new(m);
+	t->headers = pb_headers_take_of_message(m);
 	pb_headers_traceparent(t->headers, t->traceparent,
 			       sizeof(t->traceparent));
 	return t;

@@ -247,13 +247,10 @@ void pl_on_pushed(pb_push_job_t *job, void *opaque)
 		int sum = job->result.created + job->result.updated +
 			  job->result.deleted;
 		if (sum != job->batch_size)
-			json_array_append_new(
-			    t->dec.warnings,
-			    json_pack("{s:s,s:s}", "code",
-				      "batch_counts_mismatch", "message",
-				      "Pruvan's counts for the batch do not "
-				      "add up to its orders; outcome taken "
-				      "from the action"));
+			pb_decision_warn(&t->dec, "batch_counts_mismatch",
+					 "Pruvan's counts for the batch do not "
+					 "add up to its orders; outcome taken "
+					 "from the action");
 	}
 	if (o == PB_OUTCOME_NONE) {
 		pl_set_outcome(t, PB_OUTCOME_FAILED, PB_REASON_PRUVAN_ERROR,

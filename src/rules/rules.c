@@ -269,15 +269,28 @@ reject(pb_decision_t *d, const char *reason, const char *fmt, ...)
 __attribute__((format(printf, 3, 4))) static void
 warn(pb_decision_t *d, const char *code, const char *fmt, ...)
 {
-	if (!d->warnings || json_array_size(d->warnings) >= PB_MAX_WARNINGS)
+	if (json_array_size(d->warnings) >= PB_MAX_WARNINGS)
 		return;
 	char msg[512];
 	va_list ap;
 	va_start(ap, fmt);
 	pb_format_text(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	json_array_append_new(
-	    d->warnings, json_pack("{s:s, s:s}", "code", code, "message", msg));
+	pb_decision_warn(d, code, msg);
+}
+
+/* Append v (taken) to the array *arr, made on first use. */
+static void append_lazy(json_t **arr, json_t *v)
+{
+	if (!*arr)
+		*arr = json_array();
+	json_array_append_new(*arr, v); /* v is released if *arr is NULL */
+}
+
+void pb_decision_warn(pb_decision_t *d, const char *code, const char *message)
+{
+	append_lazy(&d->warnings,
+		    json_pack("{s:s, s:s}", "code", code, "message", message));
 }
 
 static const char *mode_name(const pb_account_t *acct)
@@ -923,7 +936,7 @@ static bool upsert_sends(upsert_t *u, const char *key, const json_t *v)
 	 * a shared-field edit. */
 	bool exempt = strcmp(key, "status") == 0 && status_is(u, "deleted");
 	if (cls == CLS_SHARED && !u->auto_admin && !exempt) {
-		json_array_append_new(u->d->withheld, json_string(key));
+		append_lazy(&u->d->withheld, json_string(key));
 		return false;
 	}
 	return true;
@@ -990,8 +1003,6 @@ void pb_rules_decide(const pb_event_t *ev, const pb_account_t *acct,
 	memset(out, 0, sizeof(*out));
 	out->verdict = PB_VERDICT_PUSH;
 	out->push_action = ev->action;
-	out->warnings = json_array();
-	out->withheld = json_array();
 
 	if (!acct) {
 		reject(out, "unknown_account",

@@ -26,7 +26,9 @@ static char *extras[] = {"lockbox"};
 
 static void check(const pb_event_t *ev, const pb_decision_t *d)
 {
-	if (!d->warnings || !d->withheld)
+	/* the arrays are made on first use: never present but empty */
+	if ((d->warnings && !json_array_size(d->warnings)) ||
+	    (d->withheld && !json_array_size(d->withheld)))
 		abort();
 	switch (d->verdict) {
 	case PB_VERDICT_PUSH: {
