@@ -67,6 +67,12 @@ static void jt_grow(pb_jtext_t *b, size_t more)
 	b->cap = nc;
 }
 
+bool pb_jt_reserve(pb_jtext_t *b, size_t more)
+{
+	jt_grow(b, more);
+	return !b->bad;
+}
+
 void pb_jt_put_grow(pb_jtext_t *b, const char *s, size_t n)
 {
 	jt_grow(b, n);

@@ -405,17 +405,25 @@ static void pl_cmd(pipeline_t *pl)
 	pl->n++;
 }
 
+/* One argument, "$len\r\n" s "\r\n", written in place: some 25 per event
+ * (through three appends, 2% of the worker's instructions). */
 static void pl_arg_len(pipeline_t *pl, const char *s, size_t len)
 {
-	char h[24];
-	h[0] = '$';
-	size_t k = 1 + pb_u64_text(h + 1, len);
-	h[k++] = '\r';
-	h[k++] = '\n';
-	pb_jt_put(&pl->cur, h, k);
-	pb_jt_put(&pl->cur, s, len);
-	pb_jt_put(&pl->cur, "\r\n", 2);
+	pb_jtext_t *b = &pl->cur;
 	pl->argc++;
+	if (!pb_jt_reserve(b, len + 26)) /* '$', 20 digits, 2 x CRLF, NUL */
+		return;
+	char *d = b->p + b->len;
+	*d++ = '$';
+	d += pb_u64_text(d, len);
+	*d++ = '\r';
+	*d++ = '\n';
+	memcpy(d, s, len);
+	d += len;
+	*d++ = '\r';
+	*d++ = '\n';
+	*d = '\0';
+	b->len = (size_t)(d - b->p);
 }
 
 static void pl_arg(pipeline_t *pl, const char *s)
