@@ -128,7 +128,7 @@ static void drop_conn(pb_state_t *st)
 	pb_rconn_close(st->c);
 	st->c = NULL;
 	for (size_t i = st->got_head; i < st->got_len; i++)
-		freeReplyObject(st->got[i]);
+		pb_reply_free(st->got[i]);
 	st->got_head = st->got_len = 0;
 	st->outstanding = 0;
 	st->unflushed = false;
@@ -184,7 +184,7 @@ static pb_err_t probe_layout(pb_state_t *st, char *errstr, size_t errstr_size)
 	bool have = r->type == REDIS_REPLY_STRING &&
 		    pb_slayout_parse(r->str, &st->layout_at);
 	bool refused = r->type == REDIS_REPLY_ERROR;
-	freeReplyObject(r);
+	pb_reply_free(r);
 	if (refused)
 		return pb_errf(errstr, errstr_size, PB_ERR_REDIS,
 			       "Redis refused GET of the layout key; give the "
@@ -197,7 +197,7 @@ static pb_err_t probe_layout(pb_state_t *st, char *errstr, size_t errstr_size)
 	if (!r)
 		return PB_ERR_REDIS;
 	bool empty = r->type == REDIS_REPLY_INTEGER && r->integer == 0;
-	freeReplyObject(r);
+	pb_reply_free(r);
 	st->layout_at = pb_slayout_first(empty, now_s());
 	st->layout_write = true;
 	return PB_OK;
@@ -546,7 +546,7 @@ static pb_err_t pl_recv(pb_state_t *st, const pb_state_call_t *call,
 				   errstr_size) ||
 		    !rep) {
 			for (size_t j = 0; j < i; j++)
-				freeReplyObject(r[j]);
+				pb_reply_free(r[j]);
 			free(r);
 			return transport_failed(st, errstr, errstr_size);
 		}
@@ -592,7 +592,7 @@ void pb_state_pump(pb_state_t *st)
 			size_t nc = st->got_cap ? st->got_cap * 2 : 1024;
 			redisReply **g = realloc(st->got, nc * sizeof(*g));
 			if (!g) {
-				freeReplyObject(rep);
+				pb_reply_free(rep);
 				drop_conn(st);
 				return;
 			}
@@ -648,7 +648,7 @@ static void replies_free(redisReply **r, size_t n)
 	if (!r)
 		return;
 	for (size_t i = 0; i < n; i++)
-		freeReplyObject(r[i]);
+		pb_reply_free(r[i]);
 	free(r);
 }
 
