@@ -586,7 +586,8 @@ static bool rd_member(reader_t *r, json_t *o)
 	 * replaced a member, so the object did not grow (no lookup first) */
 	if (ok && r->no_dups && json_object_size(o) == before)
 		ok = false;
-	free(owned);
+	if (owned) /* rare (escapes): free(NULL) per string was 1% */
+		free(owned);
 	return ok;
 }
 
@@ -645,7 +646,8 @@ static json_t *rd_value(reader_t *r)
 		char *owned;
 		const char *s = rd_string(r, &n, &owned);
 		v = s ? json_stringn_nocheck(s, n) : NULL;
-		free(owned);
+		if (owned)
+			free(owned);
 		return v;
 	}
 	case 't':
