@@ -2,7 +2,8 @@
 # Redis connections (TCP, unix, TLS with OpenSSL, ACL users, Sentinel);
 # the configuration parses redis.url with it.
 find_package(OpenSSL REQUIRED)
-add_library(pb_redis_conn STATIC src/io/redis_conn.c src/io/redis_cluster.c)
+add_library(pb_redis_conn STATIC src/io/redis_conn.c src/io/redis_cluster.c
+            src/io/redis_reply.c)
 target_include_directories(pb_redis_conn PUBLIC ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(pb_redis_conn PUBLIC pb_base PkgConfig::HIREDIS
   PkgConfig::CURL OpenSSL::SSL OpenSSL::Crypto)

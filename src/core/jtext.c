@@ -67,6 +67,12 @@ static void jt_grow(pb_jtext_t *b, size_t more)
 	b->cap = nc;
 }
 
+bool pb_jt_reserve(pb_jtext_t *b, size_t more)
+{
+	jt_grow(b, more);
+	return !b->bad;
+}
+
 void pb_jt_put_grow(pb_jtext_t *b, const char *s, size_t n)
 {
 	jt_grow(b, n);
@@ -77,17 +83,48 @@ void pb_jt_put_grow(pb_jtext_t *b, const char *s, size_t n)
 	b->p[b->len] = '\0';
 }
 
+/* "00".."99": two digits per division; the text is written back to front
+ * once its length is known. Numbers are a Redis command's every argument
+ * length, and the ids, offsets and times of every record: digit by digit
+ * with a reversal, they were 2.7% of the worker's instructions. */
+static const char digit_pairs[] = "00010203040506070809"
+				  "10111213141516171819"
+				  "20212223242526272829"
+				  "30313233343536373839"
+				  "40414243444546474849"
+				  "50515253545556575859"
+				  "60616263646566676869"
+				  "70717273747576777879"
+				  "80818283848586878889"
+				  "90919293949596979899";
+
+static size_t u64_digits(unsigned long long v)
+{
+	size_t n = 1;
+	for (unsigned long long p = 10; n < 20 && v >= p; p *= 10)
+		n++;
+	return n;
+}
+
 size_t pb_u64_text(char *buf, unsigned long long v)
 {
-	char tmp[24];
-	size_t n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	for (size_t i = 0; i < n; i++)
-		buf[i] = tmp[n - 1 - i];
-	buf[n] = '\0';
+	size_t n = u64_digits(v);
+	char *p = buf + n;
+	*p = '\0';
+	while (v >= 100) {
+		unsigned i = (unsigned)(v % 100) * 2;
+		v /= 100;
+		p -= 2;
+		p[0] = digit_pairs[i];
+		p[1] = digit_pairs[i + 1];
+	}
+	if (v >= 10) {
+		p -= 2;
+		p[0] = digit_pairs[v * 2];
+		p[1] = digit_pairs[v * 2 + 1];
+	} else {
+		*--p = (char)('0' + v);
+	}
 	return n;
 }
 
@@ -549,7 +586,8 @@ static bool rd_member(reader_t *r, json_t *o)
 	 * replaced a member, so the object did not grow (no lookup first) */
 	if (ok && r->no_dups && json_object_size(o) == before)
 		ok = false;
-	free(owned);
+	if (owned) /* rare (escapes): free(NULL) per string was 1% */
+		free(owned);
 	return ok;
 }
 
@@ -608,7 +646,8 @@ static json_t *rd_value(reader_t *r)
 		char *owned;
 		const char *s = rd_string(r, &n, &owned);
 		v = s ? json_stringn_nocheck(s, n) : NULL;
-		free(owned);
+		if (owned)
+			free(owned);
 		return v;
 	}
 	case 't':

@@ -30,6 +30,10 @@ typedef struct {
  * record the worker writes, and a literal's length is then known at
  * compile time; pb_jt_put_grow is their path when the buffer must grow. */
 void pb_jt_put_grow(pb_jtext_t *b, const char *s, size_t n);
+/* Room for more bytes and the NUL after len, for a caller that writes at
+ * b->p + b->len itself (then sets len and the NUL); false when b is bad. */
+bool pb_jt_reserve(pb_jtext_t *b, size_t more);
+
 static inline void pb_jt_put(pb_jtext_t *b, const char *s, size_t n)
 {
 	if (b->bad || b->len + n + 1 > b->cap) {

@@ -110,14 +110,14 @@ static bool push_reply(redisReply ***q, size_t *qh, size_t *ql, size_t *cap,
 static void free_queue(redisReply **q, size_t qh, size_t ql)
 {
 	for (size_t i = qh; i < ql; i++)
-		freeReplyObject(q[i]);
+		pb_reply_free(q[i]);
 	free(q);
 }
 
 /* A reply object of our own (the integer WAIT answers overall). */
 static redisReply *int_reply(long long v)
 {
-	redisReader *rd = redisReaderCreate();
+	redisReader *rd = pb_reply_reader_new();
 	if (!rd)
 		return NULL;
 	char b[32];
@@ -189,7 +189,7 @@ static int node_fill(pb_cluster_t *cl, int i, size_t k, bool wait)
 			return 0;
 		n->inflight--;
 		if (!push_reply(&n->q, &n->qh, &n->ql, &n->qcap, rep)) {
-			freeReplyObject(rep);
+			pb_reply_free(rep);
 			fail(cl, "out of memory reading from Redis Cluster");
 			return -1;
 		}
@@ -251,7 +251,7 @@ static pb_err_t map_read(pb_cluster_t *cl, pb_rconn_t *c, const char *host,
 			 : r->type == REDIS_REPLY_ERROR ? r->str
 							: "bad reply");
 	if (r)
-		freeReplyObject(r);
+		pb_reply_free(r);
 	return err;
 }
 
@@ -571,7 +571,7 @@ static pb_err_t resend(pb_cluster_t *cl, const group_t *g, int i, bool ask,
 		return PB_ERR_REDIS;
 	n->ql -= g->n + extra;
 	if (ask)
-		freeReplyObject(n->q[n->ql]);
+		pb_reply_free(n->q[n->ql]);
 	memcpy(rs, n->q + n->ql + extra, g->n * sizeof(*rs));
 	return PB_OK;
 }
@@ -589,7 +589,7 @@ static pb_err_t follow(pb_cluster_t *cl, group_t *g, redisReply **rs)
 			cl->refresh = true;
 		}
 		for (size_t k = 0; k < g->n; k++)
-			freeReplyObject(rs[k]);
+			pb_reply_free(rs[k]);
 		memset(rs, 0, g->n * sizeof(*rs));
 		if (resend(cl, g, idx, ask, rs))
 			return PB_ERR_REDIS;
@@ -620,7 +620,7 @@ static int take_head(pb_cluster_t *cl, bool wait)
 			if (r->type != REDIS_REPLY_INTEGER && !err)
 				err = r;
 			else
-				freeReplyObject(r);
+				pb_reply_free(r);
 		}
 		redisReply *r = err ? err : int_reply(least < 0 ? 0 : least);
 		if (!r || !push_reply(&cl->out, &cl->oh, &cl->ol, &cl->ocap, r))
@@ -640,7 +640,7 @@ static int take_head(pb_cluster_t *cl, bool wait)
 			if (rs[k] &&
 			    (e || !push_reply(&cl->out, &cl->oh, &cl->ol,
 					      &cl->ocap, rs[k]))) {
-				freeReplyObject(rs[k]);
+				pb_reply_free(rs[k]);
 				e = fail(cl, "out of memory in Redis Cluster");
 			}
 		free(rs);

@@ -858,7 +858,7 @@ static pb_err_t conn_open(pb_redis_t *r, const char *host, int port,
 	else
 		snprintf(c->peer, sizeof(c->peer),
 			 strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
-	c->reader = redisReaderCreate();
+	c->reader = pb_reply_reader_new();
 	pb_err_t err = c->reader ? PB_OK : PB_ERR_NOMEM;
 	if (!err)
 		err = unix_path ? unix_open(unix_path, r->timeout_ms, &c->fd,
@@ -897,7 +897,7 @@ static pb_err_t setup_cmd(pb_rconn_t *c, pb_rc_fail_t f, const char *what,
 				"%s at %s was "
 				"refused: %.160s (%s)",
 				argv[0], c->peer, rep->str, what);
-	freeReplyObject(rep);
+	pb_reply_free(rep);
 	return err;
 }
 
@@ -968,7 +968,7 @@ static pb_err_t finish(pb_redis_t *r, pb_rconn_t *c, pb_rc_fail_t *fail,
 			       "be under way, retried)",
 			       c->peer, rep ? "ROLE says otherwise" : e);
 	if (rep)
-		freeReplyObject(rep);
+		pb_reply_free(rep);
 	return err;
 }
 
@@ -1041,7 +1041,7 @@ static pb_err_t sentinel_ask(pb_redis_t *r, const char *node, char *host,
 			  : rep->type == REDIS_REPLY_ERROR ? rep->str
 							   : "no address");
 	if (rep)
-		freeReplyObject(rep);
+		pb_reply_free(rep);
 	pb_rconn_close(c);
 	return err;
 }

@@ -29,6 +29,7 @@
 #include <stddef.h>
 
 #include "err.h"
+#include "redis_reply.h"
 
 /* Which step of a connect failed. */
 typedef enum {
@@ -114,7 +115,7 @@ const char *pb_rconn_peer(const pb_rconn_t *c);
 bool pb_rconn_append(pb_rconn_t *c, const char *buf, size_t len);
 /* Write everything queued (waiting up to the timeout). */
 pb_err_t pb_rconn_flush(pb_rconn_t *c, char *errstr, size_t errstr_size);
-/* The next reply into *out (caller frees it with freeReplyObject). wait
+/* The next reply into *out (caller frees it with pb_reply_free). wait
  * false: only from what has arrived, *out NULL when none is complete;
  * wait true: up to the timeout. An error means the connection is unusable
  * and must be closed. */

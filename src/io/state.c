@@ -128,7 +128,7 @@ static void drop_conn(pb_state_t *st)
 	pb_rconn_close(st->c);
 	st->c = NULL;
 	for (size_t i = st->got_head; i < st->got_len; i++)
-		freeReplyObject(st->got[i]);
+		pb_reply_free(st->got[i]);
 	st->got_head = st->got_len = 0;
 	st->outstanding = 0;
 	st->unflushed = false;
@@ -184,7 +184,7 @@ static pb_err_t probe_layout(pb_state_t *st, char *errstr, size_t errstr_size)
 	bool have = r->type == REDIS_REPLY_STRING &&
 		    pb_slayout_parse(r->str, &st->layout_at);
 	bool refused = r->type == REDIS_REPLY_ERROR;
-	freeReplyObject(r);
+	pb_reply_free(r);
 	if (refused)
 		return pb_errf(errstr, errstr_size, PB_ERR_REDIS,
 			       "Redis refused GET of the layout key; give the "
@@ -197,7 +197,7 @@ static pb_err_t probe_layout(pb_state_t *st, char *errstr, size_t errstr_size)
 	if (!r)
 		return PB_ERR_REDIS;
 	bool empty = r->type == REDIS_REPLY_INTEGER && r->integer == 0;
-	freeReplyObject(r);
+	pb_reply_free(r);
 	st->layout_at = pb_slayout_first(empty, now_s());
 	st->layout_write = true;
 	return PB_OK;
@@ -405,17 +405,25 @@ static void pl_cmd(pipeline_t *pl)
 	pl->n++;
 }
 
+/* One argument, "$len\r\n" s "\r\n", written in place: some 25 per event
+ * (through three appends, 2% of the worker's instructions). */
 static void pl_arg_len(pipeline_t *pl, const char *s, size_t len)
 {
-	char h[24];
-	h[0] = '$';
-	size_t k = 1 + pb_u64_text(h + 1, len);
-	h[k++] = '\r';
-	h[k++] = '\n';
-	pb_jt_put(&pl->cur, h, k);
-	pb_jt_put(&pl->cur, s, len);
-	pb_jt_put(&pl->cur, "\r\n", 2);
+	pb_jtext_t *b = &pl->cur;
 	pl->argc++;
+	if (!pb_jt_reserve(b, len + 26)) /* '$', 20 digits, 2 x CRLF, NUL */
+		return;
+	char *d = b->p + b->len;
+	*d++ = '$';
+	d += pb_u64_text(d, len);
+	*d++ = '\r';
+	*d++ = '\n';
+	memcpy(d, s, len);
+	d += len;
+	*d++ = '\r';
+	*d++ = '\n';
+	*d = '\0';
+	b->len = (size_t)(d - b->p);
 }
 
 static void pl_arg(pipeline_t *pl, const char *s)
@@ -538,7 +546,7 @@ static pb_err_t pl_recv(pb_state_t *st, const pb_state_call_t *call,
 				   errstr_size) ||
 		    !rep) {
 			for (size_t j = 0; j < i; j++)
-				freeReplyObject(r[j]);
+				pb_reply_free(r[j]);
 			free(r);
 			return transport_failed(st, errstr, errstr_size);
 		}
@@ -584,7 +592,7 @@ void pb_state_pump(pb_state_t *st)
 			size_t nc = st->got_cap ? st->got_cap * 2 : 1024;
 			redisReply **g = realloc(st->got, nc * sizeof(*g));
 			if (!g) {
-				freeReplyObject(rep);
+				pb_reply_free(rep);
 				drop_conn(st);
 				return;
 			}
@@ -640,7 +648,7 @@ static void replies_free(redisReply **r, size_t n)
 	if (!r)
 		return;
 	for (size_t i = 0; i < n; i++)
-		freeReplyObject(r[i]);
+		pb_reply_free(r[i]);
 	free(r);
 }
 

@@ -146,14 +146,18 @@ static task_t *task_of_message(pb_pipeline_t *pl, part_t *p,
 	return t;
 }
 
-static void count_consumed(pb_pipeline_t *pl, const task_t *t)
+/* An event's account is looked up once, here: the stages, the decision
+ * and the outcome's count use t->acct (NULL: not configured). */
+static void count_consumed(pb_pipeline_t *pl, task_t *t)
 {
 	const char *acct = t->ev   ? t->ev->account
 			   : t->in ? t->in->account
 				   : NULL;
+	const pb_account_t *a = acct ? pb_config_account(pl->cfg, acct) : NULL;
+	if (t->ev)
+		t->acct = a;
 	/* only configured accounts become label values (bounded) */
-	pl_count_consumed(pl, t->src,
-			  acct ? pb_config_account(pl->cfg, acct) : NULL);
+	pl_count_consumed(pl, t->src, a);
 }
 
 /* No memory to track or hold a record: the worker stops, and takes no

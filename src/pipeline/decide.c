@@ -21,7 +21,8 @@ void pl_to_record(pb_pipeline_t *pl, task_t *t)
 static void decide_order(pb_pipeline_t *pl, task_t *t)
 {
 	pb_event_t *ev = t->ev;
-	t->acct = pb_config_account(pl->cfg, ev->account);
+	if (!t->acct) /* looked up when consumed (count_consumed) */
+		t->acct = pb_config_account(pl->cfg, ev->account);
 	pb_order_state_t *st = t->view.exists ? &t->view.order : NULL;
 	pb_rules_decide(ev, t->acct,
 			t->acct ? pl_auto_admin_of(pl, t->acct) : true, st,

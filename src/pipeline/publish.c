@@ -19,7 +19,9 @@ static void count_outcome(pb_pipeline_t *pl, task_t *t)
 	char lbl[512];
 	const char *name = pl_task_account(t);
 	/* only configured accounts become label values (bounded cardinality) */
-	const pb_account_t *a = name ? pb_config_account(pl->cfg, name) : NULL;
+	const pb_account_t *a = t->ev  ? t->acct
+				: name ? pb_config_account(pl->cfg, name)
+				       : NULL;
 	const char *acct = a ? name : "unknown";
 	pl_count_outcome(pl, t->src, a, t->outcome, t->reason);
 	if (t->in && t->outcome == PB_OUTCOME_DISCARDED) {

@@ -380,9 +380,7 @@ static void stage_send(pb_pipeline_t *pl)
 		views[i].event_id = pl_task_mark_id(t);
 		views[i].key1 = t->in ? t->in->key1 : NULL;
 		views[i].skip_key1 =
-		    t->ev &&
-		    !pb_rules_may_push_delete(
-			t->ev, pb_config_account(pl->cfg, t->ev->account));
+		    t->ev && !pb_rules_may_push_delete(t->ev, t->acct);
 		fetch_last = t;
 	}
 	stage_t *s = &pl->stages.flights[pl->stages.nflights];

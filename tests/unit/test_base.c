@@ -8,8 +8,11 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -560,6 +563,108 @@ static void test_jtext_scalars_and_refusals(void **state)
 	assert_string_equal(n, "18446744073709551615");
 }
 
+/* Integer texts as printf writes them: every length, both sides of each
+ * power of ten, the extremes, and a fixed pseudo-random spread. */
+static void check_int_text(long long v)
+{
+	char got[24], want[32];
+	snprintf(want, sizeof(want), "%lld", v);
+	assert_int_equal(pb_i64_text(got, v), strlen(want));
+	assert_string_equal(got, want);
+	if (v >= 0) {
+		assert_int_equal(pb_u64_text(got, (unsigned long long)v),
+				 strlen(want));
+		assert_string_equal(got, want);
+	}
+}
+
+/* pb_parse_i64 as strtoll reads a whole text, for comparison. */
+static bool parse_i64_ref(const char *s, int64_t *out)
+{
+	if (!*s)
+		return false;
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || *end)
+		return false;
+	*out = (int64_t)v;
+	return true;
+}
+
+static void check_parse_i64(const char *s)
+{
+	int64_t got = 7, want = 7;
+	bool ok_want = parse_i64_ref(s, &want);
+	assert_int_equal(pb_parse_i64(s, &got), ok_want);
+	if (ok_want)
+		assert_true(got == want);
+}
+
+static void test_parse_i64_matches_strtoll(void **state)
+{
+	(void)state;
+	const char *texts[] = {"",
+			       "0",
+			       "-0",
+			       "+5",
+			       " 5",
+			       "5 ",
+			       "12a",
+			       "-",
+			       "--1",
+			       "007",
+			       "999999999999999999",
+			       "-999999999999999999",
+			       "1000000000000000000",
+			       "9223372036854775807",
+			       "-9223372036854775808",
+			       "9223372036854775808",
+			       "-9223372036854775809",
+			       "99999999999999999999999",
+			       "1764600000000"};
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+		check_parse_i64(texts[i]);
+	unsigned long long x = 88172645463325252ULL; /* xorshift, seed fixed */
+	for (int i = 0; i < 100000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		char t[32];
+		snprintf(t, sizeof(t), "%lld", (long long)(x >> (i % 64)));
+		check_parse_i64(t);
+	}
+	assert_false(pb_parse_i64(NULL, &(int64_t){0}));
+}
+
+static void test_int_text_matches_printf(void **state)
+{
+	(void)state;
+	long long p = 1;
+	for (int k = 0; k < 19; k++) {
+		for (long long d = -2; d <= 2; d++) {
+			check_int_text(p + d);
+			check_int_text(-(p + d));
+		}
+		if (k < 18)
+			p *= 10;
+	}
+	check_int_text(LLONG_MAX);
+	check_int_text(LLONG_MIN);
+	check_int_text(LLONG_MIN + 1);
+	unsigned long long x = 88172645463325252ULL; /* xorshift, seed fixed */
+	for (int i = 0; i < 100000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		check_int_text((long long)(x >> (i % 64)));
+		char got[24], want[32];
+		snprintf(want, sizeof(want), "%llu", x);
+		assert_int_equal(pb_u64_text(got, x), strlen(want));
+		assert_string_equal(got, want);
+	}
+}
+
 static void fmt_text(char *buf, size_t size, const char *fmt, ...)
 {
 	va_list ap;
@@ -599,6 +704,8 @@ int main(void)
 	    cmocka_unit_test(test_err_classes),
 	    cmocka_unit_test(test_jtext_matches_jansson),
 	    cmocka_unit_test(test_jtext_scalars_and_refusals),
+	    cmocka_unit_test(test_int_text_matches_printf),
+	    cmocka_unit_test(test_parse_i64_matches_strtoll),
 	    cmocka_unit_test(test_json_load_matches_jansson),
 	    cmocka_unit_test(test_members_match_jansson),
 	    cmocka_unit_test(test_members_of_match_split),
