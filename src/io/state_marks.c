@@ -73,7 +73,8 @@ char *pb_smark_field(const char *id)
 	char *f = malloc(n + 3);
 	if (!f)
 		return NULL;
-	memcpy(f, "m:", 2);
+	f[0] = 'm';
+	f[1] = ':';
 	memcpy(f + 2, s, n + 1);
 	return f;
 }
