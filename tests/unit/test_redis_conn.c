@@ -458,6 +458,77 @@ static void test_reply_trees_match_hiredis(void **state)
 	pb_reply_free(NULL);
 }
 
+/* A pseudo-random RESP value (xorshift state *x) appended to b at *n;
+ * arrays nest at most depth deep. */
+static unsigned rnd(unsigned *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 17;
+	*x ^= *x << 5;
+	return *x;
+}
+
+static void resp_random(char *b, size_t *n, size_t cap, unsigned *x, int depth)
+{
+	static const char fill[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+	unsigned kind = rnd(x) % (depth > 0 ? 7 : 6);
+	size_t room = cap - *n;
+	if (room < 64 * 1024) {
+		*n += (size_t)snprintf(b + *n, room, ":1\r\n");
+		return;
+	}
+	switch (kind) {
+	case 0:
+		*n += (size_t)snprintf(b + *n, room, ":%d\r\n",
+				       (int)(rnd(x) % 2000001) - 1000000);
+		break;
+	case 1:
+		*n += (size_t)snprintf(b + *n, room, "$-1\r\n");
+		break;
+	case 2:
+		*n += (size_t)snprintf(b + *n, room, "+OK%u\r\n", rnd(x) % 100);
+		break;
+	case 3:
+		*n += (size_t)snprintf(b + *n, room, "-ERR e%u\r\n",
+				       rnd(x) % 100);
+		break;
+	case 4:
+	case 5: { /* mostly short, now and then long (past a tree's room) */
+		size_t len = rnd(x) % 8 == 0 ? rnd(x) % 20000 : rnd(x) % 40;
+		*n += (size_t)snprintf(b + *n, room, "$%zu\r\n", len);
+		for (size_t i = 0; i < len; i++)
+			b[(*n)++] = fill[rnd(x) % (sizeof(fill) - 1)];
+		b[(*n)++] = '\r';
+		b[(*n)++] = '\n';
+		break;
+	}
+	default: {
+		int elements = (int)(rnd(x) % 12) - 1; /* -1: a nil array */
+		*n += (size_t)snprintf(b + *n, room, "*%d\r\n", elements);
+		for (int i = 0; i < elements; i++)
+			resp_random(b, n, cap, x, depth - 1);
+	}
+	}
+}
+
+/* 10,000 pseudo-random replies (fixed seed) of every kind, nested up to 4
+ * deep, fed to both readers in random slices: the same trees. */
+static void test_reply_trees_match_hiredis_random(void **state)
+{
+	(void)state;
+	size_t cap = 8 * 1024 * 1024;
+	char *b = malloc(cap);
+	assert_non_null(b);
+	unsigned x = 2463534242u;
+	for (int round = 0; round < 50; round++) {
+		size_t n = 0;
+		for (int i = 0; i < 200; i++)
+			resp_random(b, &n, cap, &x, 4);
+		compare_readers(b, n, 1 + rnd(&x) % 5000);
+	}
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest t[] = {
@@ -474,6 +545,7 @@ int main(void)
 	    cmocka_unit_test(test_split_hostport),
 	    cmocka_unit_test(test_reply_stream),
 	    cmocka_unit_test(test_reply_trees_match_hiredis),
+	    cmocka_unit_test(test_reply_trees_match_hiredis_random),
 	};
 	return cmocka_run_group_tests(t, NULL, NULL);
 }
