@@ -834,15 +834,21 @@ static unsigned order_stored(redisReply *o, const pb_order_state_t *s)
 	return b;
 }
 
+/* Whether any of an HMGET reply's first n fields is set. */
+static bool any_field(redisReply *o, size_t n)
+{
+	for (size_t j = 0; j < n; j++)
+		if (elem_str(o, j))
+			return true;
+	return false;
+}
+
 /* The order's fields of an HMGET reply into v. */
 static void order_parse(redisReply *o, pb_state_view_t *v)
 {
 	v->order = (pb_order_state_t){0};
-	v->exists = false;
 	size_t nread = order_nread(v);
-	for (size_t j = 0; j < nread; j++)
-		if (elem_str(o, j))
-			v->exists = true;
+	v->exists = any_field(o, nread);
 	v->order.created = elem_i64(o, 0, 0) == 1;
 	v->order.deleted = elem_i64(o, 1, 0) == 1;
 	v->order.has_version = elem_i64(o, 3, 0) == 1;
@@ -893,11 +899,7 @@ static void hash_mark_parse(pb_state_t *st, redisReply *o, int64_t now,
 		mx = 1; /* an earlier build's index: due for a prune */
 	/* a learned Key1 alone is no order: the hash still expires, and the
 	 * order's first write must make it stay */
-	bool has_order = false;
-	for (size_t j = 0; j < N_ORDER_STATE; j++)
-		if (elem_str(o, j))
-			has_order = true;
-	pb_omemo_put(st->memo, ok, mx, has_order);
+	pb_omemo_put(st->memo, ok, mx, any_field(o, N_ORDER_STATE));
 	free(ok);
 }
 
