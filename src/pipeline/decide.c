@@ -21,8 +21,7 @@ void pl_to_record(pb_pipeline_t *pl, task_t *t)
 static void decide_order(pb_pipeline_t *pl, task_t *t)
 {
 	pb_event_t *ev = t->ev;
-	if (!t->acct) /* looked up when consumed (count_consumed) */
-		t->acct = pb_config_account(pl->cfg, ev->account);
+	/* t->acct: looked up once, when consumed (count_consumed) */
 	pb_order_state_t *st = t->view.exists ? &t->view.order : NULL;
 	pb_rules_decide(ev, t->acct,
 			t->acct ? pl_auto_admin_of(pl, t->acct) : true, st,
