@@ -211,7 +211,7 @@ static int cmd_run(const char *path, bool exit_on_eof)
 	}
 	/* the worker is up: order hashes an earlier build left expiring are
 	 * made to stay, once, on a thread of its own (state_repair.h) */
-	if (pb_repair_start(cfg, &repair, err, sizeof(err)) != PB_OK)
+	if (pb_repair_start(cfg, m, &repair, err, sizeof(err)) != PB_OK)
 		pb_log(PB_LOG_ERROR, "cannot start the order-expiry repair",
 		       "error", err, "what_to_do",
 		       "check the redis settings; the next start tries again",

@@ -505,6 +505,7 @@ pb_repair_result_t pb_repair_sweep(pb_redis_t *r, const pb_repair_opts_t *o,
 
 struct pb_repair {
 	pb_redis_t *redis;
+	pb_metrics_t *m; /* borrowed, may be NULL */
 	char *prefix;
 	pthread_t thread;
 	pthread_mutex_t mu;
@@ -579,6 +580,9 @@ static void *repair_main(void *arg)
 		pb_repair_result_t res =
 		    pb_repair_sweep(rp->redis, &o, &st, err, sizeof(err));
 		atomic_fetch_add(&rp->persisted, st.persisted);
+		if (rp->m && st.persisted)
+			pb_metrics_add(rp->m, PB_M_ORDER_EXPIRY_REPAIRED, "",
+				       (double)st.persisted);
 		if (res == PB_REPAIR_SWEPT || res == PB_REPAIR_WAS_DONE ||
 		    res == PB_REPAIR_STOPPED)
 			break;
@@ -621,13 +625,14 @@ static void repair_free(pb_repair_t *rp)
 	free(rp);
 }
 
-pb_err_t pb_repair_start(const pb_config_t *cfg, pb_repair_t **out,
-			 char *errstr, size_t errstr_size)
+pb_err_t pb_repair_start(const pb_config_t *cfg, pb_metrics_t *m,
+			 pb_repair_t **out, char *errstr, size_t errstr_size)
 {
 	*out = NULL;
 	pb_repair_t *rp = calloc(1, sizeof(*rp));
 	if (!rp)
 		return PB_ERR_NOMEM;
+	rp->m = m;
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

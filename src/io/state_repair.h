@@ -60,6 +60,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "metrics.h"
 #include "redis_conn.h"
 
 #define PB_REPAIR_MARKER     "repair:order-expiry" /* after the prefix */
@@ -115,9 +116,10 @@ pb_repair_result_t pb_repair_sweep(pb_redis_t *r, const pb_repair_opts_t *o,
 typedef struct pb_repair pb_repair_t;
 
 /* Start the thread (its own pb_redis_t from cfg's redis settings; cfg is
- * only read here). */
-pb_err_t pb_repair_start(const pb_config_t *cfg, pb_repair_t **out,
-			 char *errstr, size_t errstr_size);
+ * only read here). m (borrowed, may be NULL; must outlive the thread)
+ * counts the hashes made to stay (PB_M_ORDER_EXPIRY_REPAIRED). */
+pb_err_t pb_repair_start(const pb_config_t *cfg, pb_metrics_t *m,
+			 pb_repair_t **out, char *errstr, size_t errstr_size);
 /* Ask the thread to stop, join it (a page's round trips at most, each
  * bounded by the Redis timeout) and free everything. NULL: nothing. */
 void pb_repair_stop(pb_repair_t *rp);

@@ -13,8 +13,9 @@
  *     its lease, not "done";
  *   - a 3-master Cluster: planted keys on every master are repaired;
  *   - `pruvan-bridge run`: a hash an earlier build left with order fields
- *     and an expiry stays once the worker's sweep logs its end, and the
- *     order's next event is an update of the state kept.
+ *     and an expiry stays once the worker's sweep logs its end (counted
+ *     in /metrics), and the order's next event is an update of the state
+ *     kept.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -497,6 +498,11 @@ static void worker_repairs_at_start(void **state)
 	free(m);
 	assert_int_equal(h_worker_log_count(w2, "\"hashes_persisted\":\"1\""),
 			 2);
+	int port = h_worker_ops_port(w2, 10000);
+	assert_true(port > 0);
+	assert_true(h_await_metric(port,
+				   "pruvan_bridge_order_expiry_repaired_total",
+				   1, 10000) == 1);
 
 	/* the order's state is still there: its next event updates it */
 	ev = h_event_update("rp-2", "acme", "WO-RP", 2, "second");
