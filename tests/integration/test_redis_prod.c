@@ -265,6 +265,8 @@ static void acl_wrong_password_named(void **state)
 	h_worker_t *w = h_worker_run("worker-bad-pw", cfg, false);
 	assert_non_null(w);
 	assert_true(h_worker_log_has(w, "Redis AUTH", 30000));
+	/* the order-expiry repair's own connection fails the same way */
+	assert_true(h_worker_log_has(w, "order-expiry repair failed", 30000));
 	assert_false(h_worker_log_has(w, "nope", 100));
 	assert_int_equal(h_worker_signal(w, SIGTERM), 0);
 	assert_true(h_worker_wait(w, 30000) >= 0);
