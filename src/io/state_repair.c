@@ -442,6 +442,12 @@ static pb_repair_result_t sweep_all(sweep_t *s, pb_redis_t *r, char *errstr,
 	pb_redis_masters_close(m, n);
 	if (res == PB_REPAIR_SWEPT)
 		res = lease_finish(s->lease, errstr, errstr_size);
+	if (res == PB_REPAIR_STOPPED)
+		pb_log(PB_LOG_INFO,
+		       "order-expiry repair stopped before its end (shutting "
+		       "down): a later start sweeps again once the lease "
+		       "expires",
+		       "marker", s->lease->key, NULL);
 	if (res == PB_REPAIR_SWEPT) {
 		char ms[24];
 		snprintf(ms, sizeof(ms), "%" PRId64, pb_mono_ms() - t0);
