@@ -40,6 +40,8 @@ const char *pb_repair_result_name(pb_repair_result_t r)
 		return "busy";
 	case PB_REPAIR_STOPPED:
 		return "stopped";
+	case PB_REPAIR_REFUSED:
+		return "refused";
 	case PB_REPAIR_FAILED:
 		break;
 	}
@@ -461,6 +463,14 @@ static pb_repair_result_t sweep_all(sweep_t *s, pb_redis_t *r, char *errstr,
 	return res;
 }
 
+/* A failure that names Redis's own refusal of a command: an ACL user
+ * without it (NOPERM) or a command renamed away (unknown command). Every
+ * error text of this module quotes Redis's reply as it came. */
+static bool refused(const char *errstr)
+{
+	return strstr(errstr, "NOPERM") || strstr(errstr, "unknown command");
+}
+
 static void log_skip(pb_repair_result_t res, const char *key)
 {
 	if (res == PB_REPAIR_WAS_DONE)
@@ -501,6 +511,8 @@ pb_repair_result_t pb_repair_sweep(pb_redis_t *r, const pb_repair_opts_t *o,
 		res = sweep_all(&s, r, errstr, errstr_size);
 	else
 		log_skip(res, l.key);
+	if (res == PB_REPAIR_FAILED && refused(errstr))
+		res = PB_REPAIR_REFUSED;
 	pb_rconn_close(l.c);
 	free(l.key);
 	free(pattern);
@@ -592,6 +604,19 @@ static void *repair_main(void *arg)
 		if (res == PB_REPAIR_SWEPT || res == PB_REPAIR_WAS_DONE ||
 		    res == PB_REPAIR_STOPPED)
 			break;
+		if (res == PB_REPAIR_REFUSED) {
+			pb_log(
+			    PB_LOG_WARN,
+			    "order-expiry repair not run: Redis refused a "
+			    "command it needs",
+			    "error", err, "what_to_do",
+			    "let the ACL user run SCAN, PTTL, HMGET, PERSIST, "
+			    "GET and SET (docs/operations.md), then restart "
+			    "one replica; order hashes an earlier build left "
+			    "expiring lose their state until then",
+			    NULL);
+			break;
+		}
 		int wait = next_try(res, err, &backoff, &busy);
 		if (!wait || thread_nap(rp, wait))
 			break;

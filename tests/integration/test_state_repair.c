@@ -285,6 +285,37 @@ static void live_lease_respected(void **state)
 	h_end();
 }
 
+/* An ACL user that may not SCAN: the sweep is refused, not failed, so
+ * the worker's thread does not try again and again; nothing is touched. */
+static void refused_without_scan(void **state)
+{
+	(void)state;
+	h_begin("refused_without_scan");
+	redisContext *c = conn();
+	cmd_ok(c, "FLUSHALL");
+	plant_orders(c, "n:", 3);
+	cmd_ok(c, "ACL SETUSER noscan on >pw ~* &* +@all -scan");
+	char url[96], err[512] = "";
+	snprintf(url, sizeof(url), "redis://noscan:pw@127.0.0.1:%d/0",
+		 h_redis_port());
+	pb_redis_opts_t o = {.url = url, .timeout_ms = 2000};
+	pb_redis_t *r = NULL;
+	assert_int_equal(pb_redis_new(&o, &r, err, sizeof(err)), PB_OK);
+	pb_repair_opts_t ro = {.prefix = "n:"};
+	pb_repair_stats_t st;
+	assert_int_equal(pb_repair_sweep(r, &ro, &st, err, sizeof(err)),
+			 PB_REPAIR_REFUSED);
+	assert_non_null(strstr(err, "NOPERM"));
+	assert_null(strstr(err, "pw@"));
+	assert_int_equal(count_kept(c, "n:", 3), 0);
+	assert_string_equal(pb_repair_result_name(PB_REPAIR_REFUSED),
+			    "refused");
+	pb_redis_destroy(r);
+	cmd_ok(c, "ACL DELUSER noscan");
+	redisFree(c);
+	h_end();
+}
+
 static bool stop_now(void *ctx, int ms)
 {
 	(void)ms;
@@ -529,6 +560,7 @@ int main(void)
 	    cmocka_unit_test(pattern_escapes_glob),
 	    cmocka_unit_test(sweep_repairs_expiring_orders),
 	    cmocka_unit_test(live_lease_respected),
+	    cmocka_unit_test(refused_without_scan),
 	    cmocka_unit_test(stop_between_pages),
 	    cmocka_unit_test(worker_repairs_at_start),
 	    cmocka_unit_test(cluster_every_master),
