@@ -31,7 +31,7 @@ target_link_libraries(pb_replay PUBLIC pb_headers pb_kafka_conf pb_base pb_confi
 add_executable(pruvan-bridge src/cli/main.c)
 target_compile_definitions(pruvan-bridge PRIVATE PB_VERSION="${PROJECT_VERSION}")
 target_link_libraries(pruvan-bridge PRIVATE pb_cli pb_explain pb_pipeline pb_replay pb_watch pb_ops
-  pb_relay pb_metrics pb_config pb_state pb_base PkgConfig::RDKAFKA PkgConfig::CURL Threads::Threads)
+  pb_relay pb_metrics pb_config pb_state pb_state_repair pb_base PkgConfig::RDKAFKA PkgConfig::CURL Threads::Threads)
 # jemalloc as the allocator: the loop allocates and frees many small JSON
 # nodes per event next to large pipelined Redis buffers, which makes glibc
 # malloc consolidate and split chunks on the hot path (the benchmark in

@@ -38,6 +38,7 @@
 #include "procstat.h"
 #include "replay.h"
 #include "state.h"
+#include "state_repair.h"
 #include "util.h"
 #include "watch.h"
 
@@ -165,6 +166,7 @@ static int cmd_run(const char *path, bool exit_on_eof)
 	pb_pipeline_t *pl = NULL;
 	pb_ops_t *ops = NULL;
 	pb_relay_t *relay = NULL;
+	pb_repair_t *repair = NULL;
 	pb_metrics_t *m = pb_metrics_new();
 	pb_procstat_t ps = {0};
 	if (!m || pb_metrics_declare_standard(m) != PB_OK ||
@@ -207,12 +209,20 @@ static int cmd_run(const char *path, bool exit_on_eof)
 				      pb_relay_port(relay)))
 			goto out;
 	}
+	/* the worker is up: order hashes an earlier build left expiring are
+	 * made to stay, once, on a thread of its own (state_repair.h) */
+	if (pb_repair_start(cfg, m, &repair, err, sizeof(err)) != PB_OK)
+		pb_log(PB_LOG_ERROR, "cannot start the order-expiry repair",
+		       "error", err, "what_to_do",
+		       "check the redis settings; the next start tries again",
+		       NULL);
 	if (pb_pipeline_run(pl, err, sizeof(err)) != PB_OK) {
 		pb_log(PB_LOG_ERROR, "worker failed", "error", err, NULL);
 		goto out;
 	}
 	rc = 0;
 out:
+	pb_repair_stop(repair);
 	pb_relay_stop(relay);
 	pb_ops_stop(ops);
 	pb_pipeline_destroy(pl);

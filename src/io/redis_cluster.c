@@ -692,3 +692,16 @@ int pb_cluster_fd(const pb_cluster_t *cl)
 	}
 	return -1;
 }
+
+bool pb_cluster_node_at(const pb_cluster_t *cl, size_t i, const char **host,
+			int *port, bool *serves)
+{
+	if (i >= cl->nnodes)
+		return false;
+	*host = cl->nodes[i].host;
+	*port = cl->nodes[i].port;
+	*serves = false;
+	for (size_t s = 0; s < NSLOTS && !*serves; s++)
+		*serves = cl->slots[s] == (int)i;
+	return true;
+}

@@ -36,5 +36,9 @@ pb_err_t pb_cluster_flush(pb_cluster_t *cl, char *errstr, size_t errstr_size);
 pb_err_t pb_cluster_reply(pb_cluster_t *cl, bool wait, redisReply **out,
 			  char *errstr, size_t errstr_size);
 int pb_cluster_fd(const pb_cluster_t *cl);
+/* Node i (0 ..) the handle knows: its host and port, and whether the slot
+ * map gives it a slot (a master); false past the last node. */
+bool pb_cluster_node_at(const pb_cluster_t *cl, size_t i, const char **host,
+			int *port, bool *serves);
 
 #endif

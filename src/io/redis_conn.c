@@ -1121,3 +1121,68 @@ pb_err_t pb_redis_dial(pb_redis_t *r, pb_rconn_t **out, pb_rc_fail_t *fail,
 	*out = c;
 	return PB_OK;
 }
+
+void pb_redis_masters_close(pb_rconn_t **c, size_t n)
+{
+	for (size_t i = 0; c && i < n; i++)
+		pb_rconn_close(c[i]);
+	free(c);
+}
+
+/* Each master of the slot map a seed gives, dialled on its own. */
+static pb_err_t dial_cluster_masters(pb_redis_t *r, pb_rconn_t ***out,
+				     size_t *n, pb_rc_fail_t *fail,
+				     char *errstr, size_t errstr_size)
+{
+	pb_cluster_t *cl = NULL;
+	pb_err_t err =
+	    pb_cluster_open(r, r->cluster, r->cluster_len, r->cluster_next++,
+			    &cl, fail, errstr, errstr_size);
+	const char *host;
+	int port;
+	bool serves;
+	size_t all = 0;
+	while (!err && pb_cluster_node_at(cl, all, &host, &port, &serves))
+		all++;
+	pb_rconn_t **c = err ? NULL : calloc(all ? all : 1, sizeof(*c));
+	if (!err && !c)
+		err = PB_ERR_NOMEM;
+	for (size_t i = 0; !err && i < all; i++) {
+		pb_cluster_node_at(cl, i, &host, &port, &serves);
+		if (serves)
+			err = pb_redis_dial_node(r, host, port, &c[(*n)++],
+						 fail, errstr, errstr_size);
+	}
+	pb_cluster_close(cl);
+	if (err) {
+		pb_redis_masters_close(c, *n);
+		*n = 0;
+		return err;
+	}
+	*out = c;
+	return PB_OK;
+}
+
+pb_err_t pb_redis_dial_masters(pb_redis_t *r, pb_rconn_t ***out, size_t *n,
+			       pb_rc_fail_t *fail, char *errstr,
+			       size_t errstr_size)
+{
+	*out = NULL;
+	*n = 0;
+	if (fail)
+		*fail = PB_RC_OK;
+	if (r->cluster)
+		return dial_cluster_masters(r, out, n, fail, errstr,
+					    errstr_size);
+	pb_rconn_t **c = calloc(1, sizeof(*c));
+	if (!c)
+		return PB_ERR_NOMEM;
+	pb_err_t err = pb_redis_dial(r, &c[0], fail, errstr, errstr_size);
+	if (err) {
+		free(c);
+		return err;
+	}
+	*out = c;
+	*n = 1;
+	return PB_OK;
+}

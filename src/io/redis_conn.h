@@ -106,6 +106,14 @@ pb_err_t pb_redis_dial(pb_redis_t *r, pb_rconn_t **out, pb_rc_fail_t *fail,
 pb_err_t pb_redis_dial_node(pb_redis_t *r, const char *host, int port,
 			    pb_rconn_t **out, pb_rc_fail_t *fail, char *errstr,
 			    size_t errstr_size);
+/* One connection to every master, for work each master does on its own
+ * keys (SCAN): with Cluster each master of the slot map (read from one
+ * seed), else the one pb_redis_dial opens. *out (*n of them) is owned:
+ * pb_redis_masters_close. On failure nothing is left open. */
+pb_err_t pb_redis_dial_masters(pb_redis_t *r, pb_rconn_t ***out, size_t *n,
+			       pb_rc_fail_t *fail, char *errstr,
+			       size_t errstr_size);
+void pb_redis_masters_close(pb_rconn_t **c, size_t n);
 
 void pb_rconn_close(pb_rconn_t *c);
 int pb_rconn_fd(const pb_rconn_t *c);

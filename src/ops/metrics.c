@@ -740,6 +740,10 @@ static const struct {
      "When the account's PushKey was learned from Pruvan's validate call "
      "(Unix seconds), by account; absent until one is.",
      NULL, 0, false},
+    {PB_M_ORDER_EXPIRY_REPAIRED, PB_METRIC_COUNTER,
+     "Order hashes an earlier build left with an expiry that the "
+     "order-expiry repair made stay (state_repair.h).",
+     NULL, 0, true},
 };
 
 pb_err_t pb_metrics_declare_standard(pb_metrics_t *m)

@@ -144,6 +144,8 @@ size_t pb_metrics_series_count(pb_metrics_t *m);
 #define PB_M_RELAY_ITEMS "pruvan_bridge_relay_items_total" /* account,kind */
 #define PB_M_PUSH_KEY_LEARNED                                                  \
 	"pruvan_bridge_push_key_learned_timestamp_seconds" /* account */
+#define PB_M_ORDER_EXPIRY_REPAIRED                                             \
+	"pruvan_bridge_order_expiry_repaired_total" /* - */
 
 /*
  * Declare every PB_M_* metric with its type, help text and buckets, and

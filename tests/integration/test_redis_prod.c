@@ -42,7 +42,7 @@
 	"-@all", "+get", "+set", "+hmget", "+hset", "+hsetnx", "+hdel",        \
 	    "+hgetall", "+expire", "+persist", "+dbsize", "+sismember",        \
 	    "+sadd", "+zadd", "+zrem", "+zrangebyscore", "+multi", "+exec",    \
-	    "+ping", "+wait", "+role"
+	    "+ping", "+wait", "+role", "+scan", "+pttl"
 
 static int setup(void **state)
 {
@@ -207,6 +207,9 @@ static void tls_acl_e2e(void **state)
 	h_worker_t *w = h_worker_run("worker-tls", cfg, true);
 	assert_non_null(w);
 	assert_int_equal(h_worker_wait(w, WAIT_MS), 0);
+	/* the order-expiry repair runs as the same user (SCAN, PTTL) */
+	assert_int_equal(h_worker_log_count(w, "order-expiry repair failed"),
+			 0);
 	json_t *all = await_all("t", before);
 	check_exactly_once(all, "t");
 	json_decref(all);
@@ -262,6 +265,8 @@ static void acl_wrong_password_named(void **state)
 	h_worker_t *w = h_worker_run("worker-bad-pw", cfg, false);
 	assert_non_null(w);
 	assert_true(h_worker_log_has(w, "Redis AUTH", 30000));
+	/* the order-expiry repair's own connection fails the same way */
+	assert_true(h_worker_log_has(w, "order-expiry repair failed", 30000));
 	assert_false(h_worker_log_has(w, "nope", 100));
 	assert_int_equal(h_worker_signal(w, SIGTERM), 0);
 	assert_true(h_worker_wait(w, 30000) >= 0);

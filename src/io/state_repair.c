@@ -1,0 +1,707 @@
+/*
+ * state_repair.c: the order-expiry sweep (see state_repair.h).
+ *
+ * Invariants: every reply of a round trip is read before the next is
+ * sent (an unread reply would shift the answers); a connection that
+ * failed is closed, never used again; nothing is written but SET of the
+ * marker and PERSIST of hashes holding order fields and an expiry.
+ */
+#include "state_repair.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+/* The order's own fields (state.c's order_fields_read without "k1"). */
+static const char *const order_fields[] = {"c", "d", "v", "hv", "t", "p"};
+#define N_FIELDS 6
+
+#define REDIS_TIMEOUT_MS 2000
+#define BACKOFF_FIRST_MS 5000
+#define BACKOFF_MAX_MS	 300000
+#define BUSY_TRIES	 12 /* asks while another sweeps, a lease apart */
+
+const char *pb_repair_result_name(pb_repair_result_t r)
+{
+	switch (r) {
+	case PB_REPAIR_SWEPT:
+		return "swept";
+	case PB_REPAIR_WAS_DONE:
+		return "was done";
+	case PB_REPAIR_BUSY:
+		return "busy";
+	case PB_REPAIR_STOPPED:
+		return "stopped";
+	case PB_REPAIR_REFUSED:
+		return "refused";
+	case PB_REPAIR_FAILED:
+		break;
+	}
+	return "failed";
+}
+
+char *pb_repair_pattern_new(const char *prefix)
+{
+	static const char tail[] = "{*}:o";
+	if (!prefix)
+		prefix = "pb:";
+	size_t n = strlen(prefix);
+	char *s = malloc(2 * n + sizeof(tail));
+	if (!s)
+		return NULL;
+	char *o = s;
+	for (size_t i = 0; i < n; i++) {
+		if (strchr("*?[]\\", prefix[i]))
+			*o++ = '\\';
+		*o++ = prefix[i];
+	}
+	memcpy(o, tail, sizeof(tail));
+	return s;
+}
+
+/* ---- round trips -------------------------------------------------------- */
+
+typedef struct {
+	pb_rconn_t *c;
+	size_t n;
+	bool bad; /* out of memory: the connection must be dropped */
+} batch_t;
+
+static void batch_cmd(batch_t *b, int argc, const char **argv,
+		      const size_t *argvlen)
+{
+	char *cmd = NULL;
+	int len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
+	if (len < 0 || !pb_rconn_append(b->c, cmd, (size_t)len))
+		b->bad = true;
+	else
+		b->n++;
+	if (len >= 0)
+		redisFreeCommand(cmd);
+}
+
+/* Flush and read every reply into rs[0..b->n) (NULL where none came;
+ * the caller frees them). */
+static pb_err_t batch_run(batch_t *b, redisReply **rs, char *errstr,
+			  size_t errstr_size)
+{
+	memset(rs, 0, b->n * sizeof(*rs));
+	if (b->bad)
+		return pb_errf(errstr, errstr_size, PB_ERR_NOMEM,
+			       "out of memory building a Redis pipeline");
+	pb_err_t err = pb_rconn_flush(b->c, errstr, errstr_size);
+	for (size_t i = 0; !err && i < b->n; i++) {
+		err = pb_rconn_reply(b->c, true, &rs[i], errstr, errstr_size);
+		if (!err && !rs[i])
+			err = pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+				      "Redis at %s sent no reply",
+				      pb_rconn_peer(b->c));
+	}
+	return err;
+}
+
+static void replies_free(redisReply **rs, size_t n)
+{
+	for (size_t i = 0; rs && i < n; i++)
+		pb_reply_free(rs[i]);
+	free(rs);
+}
+
+/* ---- the marker --------------------------------------------------------- */
+
+typedef struct {
+	pb_rconn_t *c; /* the marker's connection (routed by key in Cluster) */
+	char *key;
+	char token[192]; /* this sweeper's lease value */
+	char px[24];
+} lease_t;
+
+static bool is_str(const redisReply *r, const char *s)
+{
+	return r && r->type == REDIS_REPLY_STRING && strcmp(r->str, s) == 0;
+}
+
+/* One command on the marker; NULL with errstr set when it failed or
+ * Redis refused it. */
+static redisReply *marker_cmd(lease_t *l, int argc, const char **argv,
+			      char *errstr, size_t errstr_size)
+{
+	redisReply *r = pb_rconn_command(l->c, errstr, errstr_size, argc, argv);
+	if (r && r->type == REDIS_REPLY_ERROR) {
+		pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+			"Redis refused %s of the marker %s: %s", argv[0],
+			l->key, r->str);
+		pb_reply_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* What the marker says now: WAS_DONE, SWEPT (this sweeper's lease),
+ * BUSY (another's, or none) or FAILED. */
+static pb_repair_result_t lease_read(lease_t *l, char *errstr,
+				     size_t errstr_size)
+{
+	const char *get[] = {"GET", l->key};
+	redisReply *r = marker_cmd(l, 2, get, errstr, errstr_size);
+	if (!r)
+		return PB_REPAIR_FAILED;
+	pb_repair_result_t res = is_str(r, PB_REPAIR_DONE_VALUE)
+				     ? PB_REPAIR_WAS_DONE
+				 : is_str(r, l->token) ? PB_REPAIR_SWEPT
+						       : PB_REPAIR_BUSY;
+	pb_reply_free(r);
+	return res;
+}
+
+/* SET NX PX: SWEPT when taken, else what the marker says. */
+static pb_repair_result_t lease_take(lease_t *l, char *errstr,
+				     size_t errstr_size)
+{
+	const char *set[] = {"SET", l->key, l->token, "NX", "PX", l->px};
+	redisReply *r = marker_cmd(l, 6, set, errstr, errstr_size);
+	if (!r)
+		return PB_REPAIR_FAILED;
+	bool taken = r->type == REDIS_REPLY_STATUS;
+	pb_reply_free(r);
+	if (taken)
+		return PB_REPAIR_SWEPT;
+	pb_repair_result_t res = lease_read(l, errstr, errstr_size);
+	/* our own token cannot be there: it is new */
+	return res == PB_REPAIR_SWEPT ? PB_REPAIR_BUSY : res;
+}
+
+/* Renew the lease while it is still this sweeper's (state_repair.h:
+ * losing it between the GET and the SET only means two sweepers). */
+static pb_repair_result_t lease_renew(lease_t *l, char *errstr,
+				      size_t errstr_size)
+{
+	pb_repair_result_t res = lease_read(l, errstr, errstr_size);
+	if (res != PB_REPAIR_SWEPT)
+		return res;
+	const char *set[] = {"SET", l->key, l->token, "XX", "PX", l->px};
+	redisReply *r = marker_cmd(l, 6, set, errstr, errstr_size);
+	if (!r)
+		return PB_REPAIR_FAILED;
+	pb_reply_free(r);
+	return PB_REPAIR_SWEPT;
+}
+
+static pb_repair_result_t lease_finish(lease_t *l, char *errstr,
+				       size_t errstr_size)
+{
+	const char *set[] = {"SET", l->key, PB_REPAIR_DONE_VALUE};
+	redisReply *r = marker_cmd(l, 3, set, errstr, errstr_size);
+	if (!r)
+		return PB_REPAIR_FAILED;
+	pb_reply_free(r);
+	return PB_REPAIR_SWEPT;
+}
+
+/* ---- one master --------------------------------------------------------- */
+
+typedef struct {
+	const pb_repair_opts_t *o;
+	const char *pattern;
+	char count[16];
+	lease_t *lease;
+	pb_repair_stats_t *total;
+	int64_t next_report;
+} sweep_t;
+
+static bool hmget_has_order(const redisReply *h)
+{
+	if (!h || h->type != REDIS_REPLY_ARRAY)
+		return false; /* not a hash (WRONGTYPE): not an order's */
+	for (size_t j = 0; j < h->elements; j++)
+		if (h->element[j]->type == REDIS_REPLY_STRING)
+			return true;
+	return false;
+}
+
+/* PERSIST each key[i] with mark[i]; *persisted counts those Redis kept. */
+static pb_err_t page_persist(pb_rconn_t *c, redisReply *keys, const bool *mark,
+			     uint64_t *persisted, char *errstr,
+			     size_t errstr_size)
+{
+	batch_t b = {.c = c};
+	for (size_t i = 0; i < keys->elements; i++) {
+		if (!mark[i])
+			continue;
+		const char *argv[] = {"PERSIST", keys->element[i]->str};
+		size_t len[] = {7, keys->element[i]->len};
+		batch_cmd(&b, 2, argv, len);
+	}
+	if (!b.n && !b.bad)
+		return PB_OK;
+	redisReply **rs = calloc(b.n ? b.n : 1, sizeof(*rs));
+	if (!rs)
+		return pb_errf(errstr, errstr_size, PB_ERR_NOMEM,
+			       "out of memory");
+	pb_err_t err = batch_run(&b, rs, errstr, errstr_size);
+	for (size_t i = 0; !err && i < b.n; i++) {
+		if (rs[i]->type == REDIS_REPLY_ERROR)
+			err = pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+				      "Redis at %s refused PERSIST: %s",
+				      pb_rconn_peer(c), rs[i]->str);
+		else if (rs[i]->type == REDIS_REPLY_INTEGER &&
+			 rs[i]->integer == 1)
+			(*persisted)++;
+	}
+	replies_free(rs, b.n);
+	return err;
+}
+
+/* One page of keys: PTTL and HMGET of each, then PERSIST where due. */
+static pb_err_t page_check(pb_rconn_t *c, redisReply *keys, uint64_t *persisted,
+			   char *errstr, size_t errstr_size)
+{
+	size_t n = keys->elements;
+	if (!n)
+		return PB_OK;
+	batch_t b = {.c = c};
+	for (size_t i = 0; i < n; i++) {
+		const redisReply *k = keys->element[i];
+		if (k->type != REDIS_REPLY_STRING)
+			return pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+				       "Redis at %s: SCAN gave a key that "
+				       "is no string",
+				       pb_rconn_peer(c));
+		const char *pt[] = {"PTTL", k->str};
+		size_t ptl[] = {4, k->len};
+		batch_cmd(&b, 2, pt, ptl);
+		const char *hm[2 + N_FIELDS] = {"HMGET", k->str};
+		size_t hml[2 + N_FIELDS] = {5, k->len};
+		for (size_t j = 0; j < N_FIELDS; j++) {
+			hm[2 + j] = order_fields[j];
+			hml[2 + j] = strlen(order_fields[j]);
+		}
+		batch_cmd(&b, 2 + N_FIELDS, hm, hml);
+	}
+	redisReply **rs = calloc(2 * n, sizeof(*rs));
+	bool *mark = calloc(n, sizeof(*mark));
+	pb_err_t err = rs && mark ? batch_run(&b, rs, errstr, errstr_size)
+				  : pb_errf(errstr, errstr_size, PB_ERR_NOMEM,
+					    "out of memory");
+	for (size_t i = 0; !err && i < n; i++) {
+		const redisReply *pt = rs[2 * i];
+		if (pt->type != REDIS_REPLY_INTEGER)
+			err = pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+				      "Redis at %s answered PTTL with %s "
+				      "(a slot moving, or the ACL user may "
+				      "not run PTTL)",
+				      pb_rconn_peer(c),
+				      pt->type == REDIS_REPLY_ERROR
+					  ? pt->str
+					  : "another type");
+		else
+			mark[i] =
+			    pt->integer > 0 && hmget_has_order(rs[2 * i + 1]);
+	}
+	if (!err)
+		err =
+		    page_persist(c, keys, mark, persisted, errstr, errstr_size);
+	replies_free(rs, rs ? 2 * n : 0);
+	free(mark);
+	return err;
+}
+
+static void log_counts(const char *msg, const char *master, uint64_t scanned,
+		       uint64_t persisted, const pb_repair_stats_t *t)
+{
+	char s[24], p[24], ts[24], tp[24];
+	snprintf(s, sizeof(s), "%" PRIu64, scanned);
+	snprintf(p, sizeof(p), "%" PRIu64, persisted);
+	snprintf(ts, sizeof(ts), "%" PRIu64, t->scanned);
+	snprintf(tp, sizeof(tp), "%" PRIu64, t->persisted);
+	pb_log(PB_LOG_INFO, msg, "master", master, "keys_scanned", s,
+	       "hashes_persisted", p, "total_keys_scanned", ts,
+	       "total_hashes_persisted", tp, NULL);
+}
+
+/* SCAN's reply: the next cursor into cursor, the keys into *keys. */
+static pb_err_t scan_parse(pb_rconn_t *c, redisReply *r, char *cursor,
+			   size_t size, redisReply **keys, char *errstr,
+			   size_t errstr_size)
+{
+	if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+	    r->element[0]->type == REDIS_REPLY_STRING &&
+	    r->element[0]->len < size &&
+	    r->element[1]->type == REDIS_REPLY_ARRAY) {
+		pb_strlcpy(cursor, r->element[0]->str, size);
+		*keys = r->element[1];
+		return PB_OK;
+	}
+	return pb_errf(
+	    errstr, errstr_size, PB_ERR_REDIS,
+	    "Redis at %s answered SCAN with %s (may the ACL user "
+	    "run SCAN?)",
+	    pb_rconn_peer(c),
+	    r && r->type == REDIS_REPLY_ERROR ? r->str : "no cursor and keys");
+}
+
+/* Between pages: renew the lease, report, pause; SWEPT to go on. */
+static pb_repair_result_t between_pages(sweep_t *s, const char *master,
+					uint64_t scanned, uint64_t persisted,
+					char *errstr, size_t errstr_size)
+{
+	pb_repair_result_t res = lease_renew(s->lease, errstr, errstr_size);
+	if (res != PB_REPAIR_SWEPT)
+		return res;
+	if (pb_mono_ms() >= s->next_report) {
+		log_counts("order-expiry repair progress", master, scanned,
+			   persisted, s->total);
+		s->next_report = pb_mono_ms() + s->o->report_ms;
+	}
+	if (s->o->nap && s->o->nap(s->o->nap_ctx, s->o->pause_ms))
+		return PB_REPAIR_STOPPED;
+	return PB_REPAIR_SWEPT;
+}
+
+static pb_repair_result_t sweep_master(sweep_t *s, pb_rconn_t *c, char *errstr,
+				       size_t errstr_size)
+{
+	char cursor[32] = "0";
+	char master[300];
+	pb_strlcpy(master, pb_rconn_peer(c), sizeof(master));
+	uint64_t scanned = 0, persisted = 0;
+	pb_repair_result_t res = PB_REPAIR_SWEPT;
+	do {
+		const char *argv[] = {"SCAN",	  cursor,  "MATCH",
+				      s->pattern, "COUNT", s->count};
+		char e[512] = "";
+		redisReply *r = pb_rconn_command(c, e, sizeof(e), 6, argv);
+		redisReply *keys = NULL;
+		pb_err_t err =
+		    r ? scan_parse(c, r, cursor, sizeof(cursor), &keys, errstr,
+				   errstr_size)
+		      : pb_errf(errstr, errstr_size, PB_ERR_REDIS, "%s", e);
+		uint64_t p0 = persisted;
+		if (!err)
+			err = page_check(c, keys, &persisted, errstr,
+					 errstr_size);
+		if (!err)
+			scanned += keys->elements;
+		s->total->scanned += err ? 0 : keys->elements;
+		s->total->persisted += persisted - p0;
+		pb_reply_free(r);
+		if (err)
+			return PB_REPAIR_FAILED;
+		if (strcmp(cursor, "0") != 0)
+			res = between_pages(s, master, scanned, persisted,
+					    errstr, errstr_size);
+	} while (res == PB_REPAIR_SWEPT && strcmp(cursor, "0") != 0);
+	if (res == PB_REPAIR_SWEPT)
+		log_counts("order-expiry repair swept a master", master,
+			   scanned, persisted, s->total);
+	return res;
+}
+
+/* ---- the sweep ---------------------------------------------------------- */
+
+static void lease_init(lease_t *l, const char *prefix, int lease_ms)
+{
+	const char *p = prefix ? prefix : "pb:";
+	size_t n = strlen(p) + sizeof(PB_REPAIR_MARKER);
+	l->key = malloc(n);
+	if (l->key)
+		snprintf(l->key, n, "%s%s", p, PB_REPAIR_MARKER);
+	char host[64] = "";
+	if (gethostname(host, sizeof(host) - 1) != 0)
+		pb_strlcpy(host, "unknown", sizeof(host));
+	snprintf(l->token, sizeof(l->token), "sweeping:%s:%ld:%" PRId64, host,
+		 (long)getpid(), pb_wall_ms());
+	snprintf(l->px, sizeof(l->px), "%d", lease_ms);
+}
+
+/* Every master, in turn, then the marker "done". */
+static pb_repair_result_t sweep_all(sweep_t *s, pb_redis_t *r, char *errstr,
+				    size_t errstr_size)
+{
+	pb_rconn_t **m = NULL;
+	size_t n = 0;
+	if (pb_redis_dial_masters(r, &m, &n, NULL, errstr, errstr_size))
+		return PB_REPAIR_FAILED;
+	s->total->masters = n;
+	char nm[16];
+	snprintf(nm, sizeof(nm), "%zu", n);
+	pb_log(PB_LOG_INFO, "order-expiry repair started", "marker",
+	       s->lease->key, "masters", nm, "match", s->pattern, NULL);
+	int64_t t0 = pb_mono_ms();
+	pb_repair_result_t res = PB_REPAIR_SWEPT;
+	for (size_t i = 0; res == PB_REPAIR_SWEPT && i < n; i++)
+		res = s->o->nap && s->o->nap(s->o->nap_ctx, 0)
+			  ? PB_REPAIR_STOPPED
+			  : sweep_master(s, m[i], errstr, errstr_size);
+	pb_redis_masters_close(m, n);
+	if (res == PB_REPAIR_SWEPT)
+		res = lease_finish(s->lease, errstr, errstr_size);
+	if (res == PB_REPAIR_STOPPED)
+		pb_log(PB_LOG_INFO,
+		       "order-expiry repair stopped before its end (shutting "
+		       "down): a later start sweeps again once the lease "
+		       "expires",
+		       "marker", s->lease->key, NULL);
+	if (res == PB_REPAIR_SWEPT) {
+		char ms[24];
+		snprintf(ms, sizeof(ms), "%" PRId64, pb_mono_ms() - t0);
+		char sc[24], pe[24];
+		snprintf(sc, sizeof(sc), "%" PRIu64, s->total->scanned);
+		snprintf(pe, sizeof(pe), "%" PRIu64, s->total->persisted);
+		pb_log(PB_LOG_INFO, "order-expiry repair finished", "marker",
+		       s->lease->key, "masters", nm, "keys_scanned", sc,
+		       "hashes_persisted", pe, "duration_ms", ms, NULL);
+	}
+	return res;
+}
+
+/* A failure that names Redis's own refusal of a command: an ACL user
+ * without it (NOPERM) or a command renamed away (unknown command). Every
+ * error text of this module quotes Redis's reply as it came. */
+static bool refused(const char *errstr)
+{
+	return strstr(errstr, "NOPERM") || strstr(errstr, "unknown command");
+}
+
+static void log_skip(pb_repair_result_t res, const char *key)
+{
+	if (res == PB_REPAIR_WAS_DONE)
+		pb_log(PB_LOG_INFO,
+		       "order-expiry repair already done: nothing to do",
+		       "marker", key, NULL);
+	else if (res == PB_REPAIR_BUSY)
+		pb_log(PB_LOG_INFO,
+		       "order-expiry repair: another replica holds the "
+		       "sweep's lease",
+		       "marker", key, NULL);
+}
+
+pb_repair_result_t pb_repair_sweep(pb_redis_t *r, const pb_repair_opts_t *o,
+				   pb_repair_stats_t *stats, char *errstr,
+				   size_t errstr_size)
+{
+	memset(stats, 0, sizeof(*stats));
+	lease_t l = {0};
+	lease_init(&l, o->prefix,
+		   o->lease_ms > 0 ? o->lease_ms : PB_REPAIR_LEASE_MS);
+	sweep_t s = {.o = o, .lease = &l, .total = stats};
+	char *pattern = pb_repair_pattern_new(o->prefix);
+	s.pattern = pattern;
+	snprintf(s.count, sizeof(s.count), "%d",
+		 o->page > 0 ? o->page : PB_REPAIR_PAGE);
+	pb_repair_opts_t oo = *o;
+	if (oo.report_ms <= 0)
+		oo.report_ms = PB_REPAIR_REPORT_MS;
+	s.o = &oo;
+	s.next_report = pb_mono_ms() + oo.report_ms;
+	pb_repair_result_t res = PB_REPAIR_FAILED;
+	if (!l.key || !pattern)
+		pb_errf(errstr, errstr_size, PB_ERR_NOMEM, "out of memory");
+	else if (pb_redis_dial(r, &l.c, NULL, errstr, errstr_size) == PB_OK)
+		res = lease_take(&l, errstr, errstr_size);
+	if (res == PB_REPAIR_SWEPT)
+		res = sweep_all(&s, r, errstr, errstr_size);
+	else
+		log_skip(res, l.key);
+	if (res == PB_REPAIR_FAILED && refused(errstr))
+		res = PB_REPAIR_REFUSED;
+	pb_rconn_close(l.c);
+	free(l.key);
+	free(pattern);
+	return res;
+}
+
+/* ---- the background thread ---------------------------------------------- */
+
+struct pb_repair {
+	pb_redis_t *redis;
+	pb_metrics_t *m; /* borrowed, may be NULL */
+	char *prefix;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* CLOCK_MONOTONIC */
+	bool stop;	   /* guarded by mu */
+	_Atomic uint64_t persisted;
+};
+
+static bool thread_nap(void *ctx, int ms)
+{
+	pb_repair_t *rp = ctx;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&rp->mu);
+	int rc = 0;
+	while (!rp->stop && ms > 0 && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&rp->cv, &rp->mu, &ts);
+	bool stop = rp->stop;
+	pthread_mutex_unlock(&rp->mu);
+	return stop;
+}
+
+/* After a sweep that did not finish: how long until the next (0: none). */
+static int next_try(pb_repair_result_t res, const char *err, int *backoff,
+		    int *busy)
+{
+	char s[24];
+	if (res == PB_REPAIR_BUSY) {
+		if (++*busy > BUSY_TRIES) {
+			pb_log(PB_LOG_WARN,
+			       "order-expiry repair not run: another replica "
+			       "kept its lease all along",
+			       "what_to_do",
+			       "look for the replica sweeping (its log says "
+			       "order-expiry repair); the next start sweeps "
+			       "if it never finished",
+			       NULL);
+			return 0;
+		}
+		return PB_REPAIR_LEASE_MS + 1000;
+	}
+	snprintf(s, sizeof(s), "%d", *backoff / 1000);
+	pb_log(PB_LOG_ERROR, "order-expiry repair failed", "error", err,
+	       "what_to_do",
+	       "check that Redis is reachable and that the ACL user may run "
+	       "SCAN, PTTL, PERSIST, GET and SET; the sweep starts over by "
+	       "itself",
+	       "retry_in_s", s, NULL);
+	int wait = *backoff;
+	*backoff =
+	    *backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : *backoff * 2;
+	return wait;
+}
+
+static void *repair_main(void *arg)
+{
+	pb_repair_t *rp = arg;
+	pb_repair_opts_t o = {.prefix = rp->prefix,
+			      .pause_ms = PB_REPAIR_PAUSE_MS,
+			      .nap = thread_nap,
+			      .nap_ctx = rp};
+	int backoff = BACKOFF_FIRST_MS, busy = 0;
+	for (;;) {
+		char err[512] = "";
+		pb_repair_stats_t st;
+		pb_repair_result_t res =
+		    pb_repair_sweep(rp->redis, &o, &st, err, sizeof(err));
+		atomic_fetch_add(&rp->persisted, st.persisted);
+		if (rp->m && st.persisted)
+			pb_metrics_add(rp->m, PB_M_ORDER_EXPIRY_REPAIRED, "",
+				       (double)st.persisted);
+		if (res == PB_REPAIR_SWEPT || res == PB_REPAIR_WAS_DONE ||
+		    res == PB_REPAIR_STOPPED)
+			break;
+		if (res == PB_REPAIR_REFUSED) {
+			pb_log(
+			    PB_LOG_WARN,
+			    "order-expiry repair not run: Redis refused a "
+			    "command it needs",
+			    "error", err, "what_to_do",
+			    "let the ACL user run SCAN, PTTL, HMGET, PERSIST, "
+			    "GET and SET (docs/operations.md), then restart "
+			    "one replica; order hashes an earlier build left "
+			    "expiring lose their state until then",
+			    NULL);
+			break;
+		}
+		int wait = next_try(res, err, &backoff, &busy);
+		if (!wait || thread_nap(rp, wait))
+			break;
+	}
+	return NULL;
+}
+
+/* The connection settings as pb_state_new_config builds them. */
+static pb_redis_opts_t redis_opts(const pb_config_t *cfg)
+{
+	pb_redis_opts_t o = {
+	    .url = cfg->redis_url,
+	    .password = cfg->redis_password,
+	    .tls = cfg->redis_tls,
+	    .ca_file = cfg->redis_tls_ca_file,
+	    .cert_file = cfg->redis_tls_cert_file,
+	    .key_file = cfg->redis_tls_key_file,
+	    .server_name = cfg->redis_tls_server_name,
+	    .tls_verify = cfg->redis_tls_verify,
+	    .sentinel_master = cfg->redis_sentinel_master,
+	    .sentinel_nodes = (const char *const *)cfg->redis_sentinel_nodes,
+	    .sentinel_nodes_len = cfg->redis_sentinel_nodes_len,
+	    .sentinel_password = cfg->redis_sentinel_password,
+	    .cluster_nodes = (const char *const *)cfg->redis_cluster_nodes,
+	    .cluster_nodes_len = cfg->redis_cluster_nodes_len,
+	    .timeout_ms = REDIS_TIMEOUT_MS,
+	};
+	return o;
+}
+
+static void repair_free(pb_repair_t *rp)
+{
+	pb_redis_destroy(rp->redis);
+	free(rp->prefix);
+	pthread_cond_destroy(&rp->cv);
+	pthread_mutex_destroy(&rp->mu);
+	free(rp);
+}
+
+pb_err_t pb_repair_start(const pb_config_t *cfg, pb_metrics_t *m,
+			 pb_repair_t **out, char *errstr, size_t errstr_size)
+{
+	*out = NULL;
+	pb_repair_t *rp = calloc(1, sizeof(*rp));
+	if (!rp)
+		return PB_ERR_NOMEM;
+	rp->m = m;
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&rp->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&rp->mu, NULL);
+	atomic_init(&rp->persisted, 0);
+	rp->prefix =
+	    pb_strdup(cfg->redis_key_prefix ? cfg->redis_key_prefix : "pb:");
+	pb_redis_opts_t o = redis_opts(cfg);
+	pb_err_t err = rp->prefix
+			   ? pb_redis_new(&o, &rp->redis, errstr, errstr_size)
+			   : PB_ERR_NOMEM;
+	if (!err && pthread_create(&rp->thread, NULL, repair_main, rp) != 0)
+		err = pb_errf(errstr, errstr_size, PB_ERR_NOMEM,
+			      "cannot start the order-expiry repair thread: "
+			      "out of threads or memory");
+	if (err) {
+		repair_free(rp);
+		return err;
+	}
+	*out = rp;
+	return PB_OK;
+}
+
+void pb_repair_stop(pb_repair_t *rp)
+{
+	if (!rp)
+		return;
+	pthread_mutex_lock(&rp->mu);
+	rp->stop = true;
+	pthread_cond_broadcast(&rp->cv);
+	pthread_mutex_unlock(&rp->mu);
+	pthread_join(rp->thread, NULL);
+	repair_free(rp);
+}
+
+uint64_t pb_repair_persisted(pb_repair_t *rp)
+{
+	return rp ? atomic_load(&rp->persisted) : 0;
+}

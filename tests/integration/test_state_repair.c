@@ -1,0 +1,569 @@
+/*
+ * The order-expiry sweep (state_repair.h) against real redis-server
+ * processes:
+ *   - standalone: order hashes with an expiry (one order field each, every
+ *     field in turn; more than six SCAN pages) lose it; hashes of marks
+ *     only (with a learned "k1") keep theirs; an order hash without expiry,
+ *     keys of another prefix, other key shapes and a string at an order's
+ *     key are left alone; the marker says "done" after, and a second sweep
+ *     touches nothing (a hash planted after it keeps its expiry);
+ *   - a prefix with glob characters matches only itself;
+ *   - a live lease of another sweeper is respected; once it expires, the
+ *     next sweep runs; a sweep told to stop stops between pages and leaves
+ *     its lease, not "done";
+ *   - a 3-master Cluster: planted keys on every master are repaired;
+ *   - `pruvan-bridge run`: a hash an earlier build left with order fields
+ *     and an expiry stays once the worker's sweep logs its end (counted
+ *     in /metrics), and the order's next event is an update of the state
+ *     kept.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <hiredis/hiredis.h>
+
+#include "harness.h"
+#include "harness_redis.h"
+#include "redis_conn.h"
+#include "state_repair.h"
+
+#define MANY 3000 /* order hashes with an expiry: six pages of 500 */
+
+static int setup(void **state)
+{
+	(void)state;
+	signal(SIGPIPE, SIG_IGN);
+	return h_setup("repair") || h_redis_start() || h_kafka_start(1, 2) ||
+		       h_sim_start(0)
+		   ? -1
+		   : 0;
+}
+
+static int teardown(void **state)
+{
+	hr_stop_all();
+	return h_group_teardown(state);
+}
+
+/* ---- Redis by hand ------------------------------------------------------ */
+
+static redisContext *conn(void)
+{
+	redisContext *c = redisConnect("127.0.0.1", h_redis_port());
+	assert_non_null(c);
+	assert_int_equal(c->err, 0);
+	return c;
+}
+
+/* A command's integer reply (-100: another reply). */
+static long long cmd_int(redisContext *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	redisReply *r = redisvCommand(c, fmt, ap);
+	va_end(ap);
+	long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -100;
+	freeReplyObject(r);
+	return v;
+}
+
+/* A command's string or status reply (owned; NULL: nil or another). */
+static char *cmd_str(redisContext *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	redisReply *r = redisvCommand(c, fmt, ap);
+	va_end(ap);
+	char *v = r && (r->type == REDIS_REPLY_STRING ||
+			r->type == REDIS_REPLY_STATUS)
+		      ? strdup(r->str)
+		      : NULL;
+	freeReplyObject(r);
+	return v;
+}
+
+static void cmd_ok(redisContext *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	redisReply *r = redisvCommand(c, fmt, ap);
+	va_end(ap);
+	assert_non_null(r);
+	assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
+	freeReplyObject(r);
+}
+
+static const char *const fields[] = {"c", "d", "v", "hv", "t", "p"};
+
+/* n order hashes PREFIX{acme/WO-i}:o with one order field each (the
+ * fields in turn), a mark, and an expiry of an hour. */
+static void plant_orders(redisContext *c, const char *prefix, int n)
+{
+	for (int i = 0; i < n; i++) {
+		redisAppendCommand(c, "HSET %s{acme/WO-%d}:o %s 1 m:e%d D|1",
+				   prefix, i, fields[i % 6], i);
+		redisAppendCommand(c, "PEXPIRE %s{acme/WO-%d}:o 3600000",
+				   prefix, i);
+	}
+	for (int i = 0; i < 2 * n; i++) {
+		void *r = NULL;
+		assert_int_equal(redisGetReply(c, &r), REDIS_OK);
+		assert_int_not_equal(((redisReply *)r)->type,
+				     REDIS_REPLY_ERROR);
+		freeReplyObject(r);
+	}
+}
+
+/* How many of PREFIX{acme/WO-0..n}:o have no expiry. */
+static int count_kept(redisContext *c, const char *prefix, int n)
+{
+	for (int i = 0; i < n; i++)
+		redisAppendCommand(c, "TTL %s{acme/WO-%d}:o", prefix, i);
+	int kept = 0;
+	for (int i = 0; i < n; i++) {
+		void *r = NULL;
+		assert_int_equal(redisGetReply(c, &r), REDIS_OK);
+		if (((redisReply *)r)->integer == -1)
+			kept++;
+		freeReplyObject(r);
+	}
+	return kept;
+}
+
+static pb_redis_t *redis_at(int port)
+{
+	char url[64], err[256];
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", port);
+	pb_redis_opts_t o = {.url = url, .timeout_ms = 2000};
+	pb_redis_t *r = NULL;
+	assert_int_equal(pb_redis_new(&o, &r, err, sizeof(err)), PB_OK);
+	return r;
+}
+
+static pb_repair_result_t sweep(pb_redis_t *r, const char *prefix,
+				pb_repair_stats_t *st)
+{
+	pb_repair_opts_t o = {.prefix = prefix};
+	char err[512] = "";
+	pb_repair_result_t res = pb_repair_sweep(r, &o, st, err, sizeof(err));
+	if (res == PB_REPAIR_FAILED)
+		fprintf(stderr, "sweep failed: %s\n", err);
+	return res;
+}
+
+/* ---- the pattern -------------------------------------------------------- */
+
+static void pattern_escapes_glob(void **state)
+{
+	(void)state;
+	char *p = pb_repair_pattern_new("a*b?[c]\\:");
+	assert_string_equal(p, "a\\*b\\?\\[c\\]\\\\:{*}:o");
+	free(p);
+	p = pb_repair_pattern_new(NULL);
+	assert_string_equal(p, "pb:{*}:o");
+	free(p);
+}
+
+/* ---- standalone --------------------------------------------------------- */
+
+static void plant_others(redisContext *c)
+{
+	/* marks only, a learned Key1 among them: keeps its expiry */
+	for (int i = 0; i < 5; i++)
+		cmd_ok(c, "HSET t:{acme/MK-%d}:o m:x D|1 mx 99 k1 K1-%d", i, i);
+	for (int i = 0; i < 5; i++)
+		cmd_ok(c, "EXPIRE t:{acme/MK-%d}:o 3600", i);
+	/* an order without expiry */
+	cmd_ok(c, "HSET t:{acme/KEEP}:o c 1 v 2");
+	/* another prefix; a key with more before the tag; other shapes */
+	cmd_ok(c, "HSET u:{acme/WO-1}:o c 1");
+	cmd_ok(c, "EXPIRE u:{acme/WO-1}:o 3600");
+	cmd_ok(c, "HSET t:x{acme/WO-1}:o c 1");
+	cmd_ok(c, "EXPIRE t:x{acme/WO-1}:o 3600");
+	cmd_ok(c, "SET t:{acme/WO-1}:m:ev1 D|1 EX 3600");
+	cmd_ok(c, "HSET t:{acme/WO-1}:oo c 1");
+	cmd_ok(c, "EXPIRE t:{acme/WO-1}:oo 3600");
+	cmd_ok(c, "SET t:{acme/STR}:o c EX 3600"); /* not a hash */
+	/* a glob prefix that, unescaped, would match t:-like keys */
+	cmd_ok(c, "HSET g*[1]:{acme/WO-1}:o c 1");
+	cmd_ok(c, "EXPIRE g*[1]:{acme/WO-1}:o 3600");
+	cmd_ok(c, "HSET gzz1:{acme/WO-1}:o c 1");
+	cmd_ok(c, "EXPIRE gzz1:{acme/WO-1}:o 3600");
+}
+
+static void assert_others_untouched(redisContext *c)
+{
+	for (int i = 0; i < 5; i++)
+		assert_true(cmd_int(c, "TTL t:{acme/MK-%d}:o", i) > 0);
+	assert_int_equal(cmd_int(c, "TTL t:{acme/KEEP}:o"), -1);
+	assert_true(cmd_int(c, "TTL u:{acme/WO-1}:o") > 0);
+	assert_true(cmd_int(c, "TTL t:x{acme/WO-1}:o") > 0);
+	assert_true(cmd_int(c, "TTL t:{acme/WO-1}:m:ev1") > 0);
+	assert_true(cmd_int(c, "TTL t:{acme/WO-1}:oo") > 0);
+	assert_true(cmd_int(c, "TTL t:{acme/STR}:o") > 0);
+	assert_true(cmd_int(c, "TTL gzz1:{acme/WO-1}:o") > 0);
+}
+
+static void sweep_repairs_expiring_orders(void **state)
+{
+	(void)state;
+	h_begin("sweep_repairs_expiring_orders");
+	redisContext *c = conn();
+	cmd_ok(c, "FLUSHALL");
+	plant_orders(c, "t:", MANY);
+	plant_others(c);
+	assert_int_equal(count_kept(c, "t:", MANY), 0);
+
+	pb_redis_t *r = redis_at(h_redis_port());
+	pb_repair_stats_t st;
+	assert_int_equal(sweep(r, "t:", &st), PB_REPAIR_SWEPT);
+	assert_int_equal(st.masters, 1);
+	assert_int_equal(st.persisted, MANY);
+	/* the orders, the marks-only, KEEP and the string */
+	assert_int_equal(st.scanned, MANY + 5 + 1 + 1);
+	assert_int_equal(count_kept(c, "t:", MANY), MANY);
+	assert_others_untouched(c);
+	assert_true(cmd_int(c, "TTL g*[1]:{acme/WO-1}:o") > 0);
+	char *m = cmd_str(c, "GET t:repair:order-expiry");
+	assert_non_null(m);
+	assert_string_equal(m, "done");
+	free(m);
+	assert_int_equal(cmd_int(c, "TTL t:repair:order-expiry"), -1);
+
+	/* done: a second sweep touches nothing, not even a new one */
+	cmd_ok(c, "HSET t:{acme/LATE}:o c 1");
+	cmd_ok(c, "EXPIRE t:{acme/LATE}:o 3600");
+	assert_int_equal(sweep(r, "t:", &st), PB_REPAIR_WAS_DONE);
+	assert_int_equal(st.persisted, 0);
+	assert_int_equal(st.scanned, 0);
+	assert_true(cmd_int(c, "TTL t:{acme/LATE}:o") > 0);
+
+	/* the glob prefix: only its own key */
+	assert_int_equal(sweep(r, "g*[1]:", &st), PB_REPAIR_SWEPT);
+	assert_int_equal(st.persisted, 1);
+	assert_int_equal(cmd_int(c, "TTL g*[1]:{acme/WO-1}:o"), -1);
+	assert_true(cmd_int(c, "TTL gzz1:{acme/WO-1}:o") > 0);
+	assert_others_untouched(c);
+	pb_redis_destroy(r);
+	redisFree(c);
+	h_end();
+}
+
+static void live_lease_respected(void **state)
+{
+	(void)state;
+	h_begin("live_lease_respected");
+	redisContext *c = conn();
+	cmd_ok(c, "FLUSHALL");
+	plant_orders(c, "l:", 3);
+	cmd_ok(c, "SET l:repair:order-expiry sweeping:other PX 60000");
+	pb_redis_t *r = redis_at(h_redis_port());
+	pb_repair_stats_t st;
+	assert_int_equal(sweep(r, "l:", &st), PB_REPAIR_BUSY);
+	assert_int_equal(count_kept(c, "l:", 3), 0);
+	char *m = cmd_str(c, "GET l:repair:order-expiry");
+	assert_string_equal(m, "sweeping:other");
+	free(m);
+	/* the other sweeper crashed: its lease runs out, the next sweeps */
+	cmd_ok(c, "PEXPIRE l:repair:order-expiry 30");
+	int64_t deadline = pb_mono_ms() + 5000;
+	while (cmd_int(c, "EXISTS l:repair:order-expiry") == 1 &&
+	       pb_mono_ms() < deadline)
+		h_nap_ms(10);
+	assert_int_equal(sweep(r, "l:", &st), PB_REPAIR_SWEPT);
+	assert_int_equal(count_kept(c, "l:", 3), 3);
+	pb_redis_destroy(r);
+	redisFree(c);
+	h_end();
+}
+
+/* An ACL user that may not SCAN: the sweep is refused, not failed, so
+ * the worker's thread does not try again and again; nothing is touched. */
+static void refused_without_scan(void **state)
+{
+	(void)state;
+	h_begin("refused_without_scan");
+	redisContext *c = conn();
+	cmd_ok(c, "FLUSHALL");
+	plant_orders(c, "n:", 3);
+	cmd_ok(c, "ACL SETUSER noscan on >pw ~* &* +@all -scan");
+	char url[96], err[512] = "";
+	snprintf(url, sizeof(url), "redis://noscan:pw@127.0.0.1:%d/0",
+		 h_redis_port());
+	pb_redis_opts_t o = {.url = url, .timeout_ms = 2000};
+	pb_redis_t *r = NULL;
+	assert_int_equal(pb_redis_new(&o, &r, err, sizeof(err)), PB_OK);
+	pb_repair_opts_t ro = {.prefix = "n:"};
+	pb_repair_stats_t st;
+	assert_int_equal(pb_repair_sweep(r, &ro, &st, err, sizeof(err)),
+			 PB_REPAIR_REFUSED);
+	assert_non_null(strstr(err, "NOPERM"));
+	assert_null(strstr(err, "pw@"));
+	assert_int_equal(count_kept(c, "n:", 3), 0);
+	assert_string_equal(pb_repair_result_name(PB_REPAIR_REFUSED),
+			    "refused");
+	pb_redis_destroy(r);
+	cmd_ok(c, "ACL DELUSER noscan");
+	redisFree(c);
+	h_end();
+}
+
+static bool stop_now(void *ctx, int ms)
+{
+	(void)ms;
+	int *calls = ctx;
+	return ++*calls >= 2; /* the first asks before the first master */
+}
+
+static void stop_between_pages(void **state)
+{
+	(void)state;
+	h_begin("stop_between_pages");
+	redisContext *c = conn();
+	cmd_ok(c, "FLUSHALL");
+	plant_orders(c, "s:", 1200);
+	pb_redis_t *r = redis_at(h_redis_port());
+	int calls = 0;
+	pb_repair_opts_t o = {
+	    .prefix = "s:", .nap = stop_now, .nap_ctx = &calls};
+	pb_repair_stats_t st;
+	char err[512];
+	/* told to stop after the first page */
+	assert_int_equal(pb_repair_sweep(r, &o, &st, err, sizeof(err)),
+			 PB_REPAIR_STOPPED);
+	assert_int_equal(calls, 2);
+	assert_true(st.persisted > 0 && st.persisted < 1200);
+	char *m = cmd_str(c, "GET s:repair:order-expiry");
+	assert_non_null(m);
+	assert_true(strncmp(m, "sweeping:", 9) == 0);
+	free(m);
+	assert_true(cmd_int(c, "PTTL s:repair:order-expiry") > 0);
+	assert_int_equal(count_kept(c, "s:", 1200), (int)st.persisted);
+	pb_redis_destroy(r);
+	redisFree(c);
+	h_end();
+}
+
+/* ---- Cluster ------------------------------------------------------------ */
+
+#define CL_NODES 3
+#define CL_SLOT0 4
+static int cl_ports[CL_NODES];
+
+static bool cluster_ok(void)
+{
+	for (int i = 0; i < CL_NODES; i++) {
+		const char *q[] = {"CLUSTER", "INFO", NULL};
+		char *info = hr_cmd(cl_ports[i], q);
+		bool ok = info && strstr(info, "cluster_state:ok");
+		free(info);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+static int start_cluster(void)
+{
+	char port_s[CL_NODES][16], addr[CL_NODES][32];
+	const char *argv[CL_NODES + 8];
+	int n = 0;
+	argv[n++] = "redis-cli";
+	argv[n++] = "--cluster";
+	argv[n++] = "create";
+	for (int i = 0; i < CL_NODES; i++) {
+		do /* the cluster bus listens on port + 10000 */
+			cl_ports[i] = hr_free_port();
+		while (cl_ports[i] > 55000);
+		snprintf(port_s[i], sizeof(port_s[i]), "%d", cl_ports[i]);
+		char conf[64];
+		snprintf(conf, sizeof(conf), "nodes-%d.conf", cl_ports[i]);
+		const char *a[] = {"--port",
+				   port_s[i],
+				   "--cluster-enabled",
+				   "yes",
+				   "--cluster-config-file",
+				   conf,
+				   "--cluster-node-timeout",
+				   "2000",
+				   NULL};
+		if (hr_start(CL_SLOT0 + i, cl_ports[i], a))
+			return -1;
+		snprintf(addr[i], sizeof(addr[i]), "127.0.0.1:%d", cl_ports[i]);
+		argv[n++] = addr[i];
+	}
+	argv[n++] = "--cluster-replicas";
+	argv[n++] = "0";
+	argv[n++] = "--cluster-yes";
+	argv[n] = NULL;
+	if (hr_run(argv) != 0)
+		return -1;
+	int64_t deadline = pb_mono_ms() + 60000;
+	while (pb_mono_ms() < deadline) {
+		if (cluster_ok())
+			return 0;
+		h_nap_ms(100);
+	}
+	return -1;
+}
+
+/* One command through the Cluster handle (routed by its key). */
+static long long cl_int(pb_rconn_t *c, const char *a0, const char *a1,
+			const char *a2, const char *a3, const char *a4)
+{
+	const char *argv[] = {a0, a1, a2, a3, a4};
+	int argc = a4 ? 5 : a3 ? 4 : a2 ? 3 : 2;
+	char err[256];
+	redisReply *r = pb_rconn_command(c, err, sizeof(err), argc, argv);
+	assert_non_null(r);
+	long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -100;
+	pb_reply_free(r);
+	return v;
+}
+
+#define CL_KEYS 60
+
+static void cluster_every_master(void **state)
+{
+	(void)state;
+	h_begin("cluster_every_master");
+	assert_int_equal(start_cluster(), 0);
+	char seeds[CL_NODES][32];
+	const char *sp[CL_NODES];
+	for (int i = 0; i < CL_NODES; i++) {
+		snprintf(seeds[i], sizeof(seeds[i]), "127.0.0.1:%d",
+			 cl_ports[i]);
+		sp[i] = seeds[i];
+	}
+	pb_redis_opts_t o = {.url = "redis://ignored/0",
+			     .cluster_nodes = sp,
+			     .cluster_nodes_len = CL_NODES,
+			     .timeout_ms = 2000};
+	pb_redis_t *r = NULL;
+	char err[256];
+	assert_int_equal(pb_redis_new(&o, &r, err, sizeof(err)), PB_OK);
+	pb_rconn_t *c = NULL;
+	assert_int_equal(pb_redis_dial(r, &c, NULL, err, sizeof(err)), PB_OK);
+	char key[CL_KEYS][64];
+	for (int i = 0; i < CL_KEYS; i++) {
+		/* every third a hash of marks only */
+		snprintf(key[i], sizeof(key[i]), "pb:{acme/CL-%d}:o", i);
+		assert_true(cl_int(c, "HSET", key[i],
+				   i % 3 ? fields[i % 6] : "m:x", "1",
+				   NULL) == 1);
+		assert_int_equal(
+		    cl_int(c, "EXPIRE", key[i], "3600", NULL, NULL), 1);
+	}
+	for (int i = 0; i < CL_NODES; i++) {
+		const char *q[] = {"DBSIZE", NULL};
+		char *n = hr_cmd(cl_ports[i], q);
+		assert_non_null(n);
+		assert_true(strtol(n, NULL, 10) > 0); /* keys on every master */
+		free(n);
+	}
+	pb_repair_stats_t st;
+	assert_int_equal(sweep(r, "pb:", &st), PB_REPAIR_SWEPT);
+	assert_int_equal(st.masters, CL_NODES);
+	assert_int_equal(st.scanned, CL_KEYS);
+	assert_int_equal(st.persisted, CL_KEYS - CL_KEYS / 3);
+	for (int i = 0; i < CL_KEYS; i++) {
+		long long ttl = cl_int(c, "TTL", key[i], NULL, NULL, NULL);
+		if (i % 3)
+			assert_int_equal(ttl, -1);
+		else
+			assert_true(ttl > 0);
+	}
+	assert_int_equal(sweep(r, "pb:", &st), PB_REPAIR_WAS_DONE);
+	pb_rconn_close(c);
+	pb_redis_destroy(r);
+	h_end();
+}
+
+/* ---- the worker --------------------------------------------------------- */
+
+static const char *outcome_of(const json_t *by, const char *id)
+{
+	return json_string_value(json_object_get(h_one(by, id), "outcome"));
+}
+
+static void worker_repairs_at_start(void **state)
+{
+	(void)state;
+	h_begin("worker_repairs_at_start");
+	redisContext *c = conn();
+	cmd_ok(c, "FLUSHALL");
+	char cfg[512];
+	assert_int_equal(h_write_config("config.json", NULL, cfg, sizeof(cfg)),
+			 0);
+	json_t *ev = h_event_create("rp-1", "acme", "WO-RP", 1);
+	assert_int_equal(h_produce_json(H_TOPIC_ORDERS, ev, true), 0);
+	json_decref(ev);
+	long before = h_topic_count(H_TOPIC_RESULTS);
+	h_worker_t *w1 = h_worker_run("worker-1", cfg, true);
+	assert_non_null(w1);
+	assert_int_equal(h_worker_wait(w1, 60000), 0);
+	assert_true(h_await_count(H_TOPIC_RESULTS, before + 1, 10000) >=
+		    before + 1);
+	assert_int_equal(cmd_int(c, "TTL pb:{acme/WO-RP}:o"), -1);
+
+	/* what an earlier build left: the order's hash expiring; and the
+	 * marker deleted, so the next start sweeps again */
+	cmd_ok(c, "PEXPIRE pb:{acme/WO-RP}:o 3600000");
+	cmd_ok(c, "DEL pb:repair:order-expiry");
+	h_worker_t *w2 = h_worker_run("worker-2", cfg, false);
+	assert_non_null(w2);
+	assert_true(
+	    h_worker_log_has(w2, "order-expiry repair finished", 60000));
+	assert_int_equal(cmd_int(c, "TTL pb:{acme/WO-RP}:o"), -1);
+	char *m = cmd_str(c, "GET pb:repair:order-expiry");
+	assert_non_null(m);
+	assert_string_equal(m, "done");
+	free(m);
+	assert_int_equal(h_worker_log_count(w2, "\"hashes_persisted\":\"1\""),
+			 2);
+	int port = h_worker_ops_port(w2, 10000);
+	assert_true(port > 0);
+	assert_true(h_await_metric(port,
+				   "pruvan_bridge_order_expiry_repaired_total",
+				   1, 10000) == 1);
+
+	/* the order's state is still there: its next event updates it */
+	ev = h_event_update("rp-2", "acme", "WO-RP", 2, "second");
+	assert_int_equal(h_produce_json(H_TOPIC_ORDERS, ev, true), 0);
+	json_decref(ev);
+	assert_true(h_await_count(H_TOPIC_RESULTS, before + 2, 30000) >=
+		    before + 2);
+	assert_int_equal(h_worker_signal(w2, SIGTERM), 0);
+	assert_int_equal(h_worker_wait(w2, 30000), 0);
+	json_t *recs = h_consume(H_TOPIC_RESULTS, before + 2, 10000);
+	json_t *by = h_by_event(recs);
+	assert_string_equal(outcome_of(by, "rp-1"), "created");
+	assert_string_equal(outcome_of(by, "rp-2"), "updated");
+	assert_int_equal(cmd_int(c, "TTL pb:{acme/WO-RP}:o"), -1);
+	json_decref(by);
+	json_decref(recs);
+	redisFree(c);
+	h_end();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(pattern_escapes_glob),
+	    cmocka_unit_test(sweep_repairs_expiring_orders),
+	    cmocka_unit_test(live_lease_respected),
+	    cmocka_unit_test(refused_without_scan),
+	    cmocka_unit_test(stop_between_pages),
+	    cmocka_unit_test(worker_repairs_at_start),
+	    cmocka_unit_test(cluster_every_master),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
