@@ -40,6 +40,8 @@ const char *pb_repair_result_name(pb_repair_result_t r)
 		return "busy";
 	case PB_REPAIR_STOPPED:
 		return "stopped";
+	case PB_REPAIR_EMPTY:
+		return "empty";
 	case PB_REPAIR_REFUSED:
 		return "refused";
 	case PB_REPAIR_FAILED:
@@ -463,6 +465,42 @@ static pb_repair_result_t sweep_all(sweep_t *s, pb_redis_t *r, char *errstr,
 	return res;
 }
 
+/* EMPTY when no master holds a key (DBSIZE 0 on each), SWEPT when some
+ * does (the sweep goes on), FAILED. An empty Redis is left empty: the
+ * worker takes a Redis with no key at its first start for one that no
+ * earlier build wrote to (state_layout.h), and the marker written before
+ * that start's first commit would make it write an earlier build's marks
+ * too for a whole upgrade window. */
+static pb_repair_result_t empty_check(pb_redis_t *r, char *errstr,
+				      size_t errstr_size)
+{
+	pb_rconn_t **c = NULL;
+	size_t n = 0;
+	if (pb_redis_dial_masters(r, &c, &n, NULL, errstr, errstr_size))
+		return PB_REPAIR_FAILED;
+	pb_repair_result_t res = PB_REPAIR_EMPTY;
+	const char *dbsize[] = {"DBSIZE"};
+	for (size_t i = 0; i < n && res == PB_REPAIR_EMPTY; i++) {
+		redisReply *x =
+		    pb_rconn_command(c[i], errstr, errstr_size, 1, dbsize);
+		if (!x || x->type != REDIS_REPLY_INTEGER) {
+			if (x)
+				pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+					"Redis at %s refused DBSIZE: %s",
+					pb_rconn_peer(c[i]),
+					x->type == REDIS_REPLY_ERROR
+					    ? x->str
+					    : "no integer");
+			res = PB_REPAIR_FAILED;
+		} else if (x->integer > 0) {
+			res = PB_REPAIR_SWEPT;
+		}
+		pb_reply_free(x);
+	}
+	pb_redis_masters_close(c, n);
+	return res;
+}
+
 /* A failure that names Redis's own refusal of a command: an ACL user
  * without it (NOPERM) or a command renamed away (unknown command). Every
  * error text of this module quotes Redis's reply as it came. */
@@ -473,7 +511,12 @@ static bool refused(const char *errstr)
 
 static void log_skip(pb_repair_result_t res, const char *key)
 {
-	if (res == PB_REPAIR_WAS_DONE)
+	if (res == PB_REPAIR_EMPTY)
+		pb_log(PB_LOG_INFO,
+		       "order-expiry repair: Redis holds no key, nothing to "
+		       "repair",
+		       "marker", key, NULL);
+	else if (res == PB_REPAIR_WAS_DONE)
 		pb_log(PB_LOG_INFO,
 		       "order-expiry repair already done: nothing to do",
 		       "marker", key, NULL);
@@ -505,8 +548,12 @@ pb_repair_result_t pb_repair_sweep(pb_redis_t *r, const pb_repair_opts_t *o,
 	pb_repair_result_t res = PB_REPAIR_FAILED;
 	if (!l.key || !pattern)
 		pb_errf(errstr, errstr_size, PB_ERR_NOMEM, "out of memory");
+	else if ((res = empty_check(r, errstr, errstr_size)) != PB_REPAIR_SWEPT)
+		; /* empty, or failed */
 	else if (pb_redis_dial(r, &l.c, NULL, errstr, errstr_size) == PB_OK)
 		res = lease_take(&l, errstr, errstr_size);
+	else
+		res = PB_REPAIR_FAILED;
 	if (res == PB_REPAIR_SWEPT)
 		res = sweep_all(&s, r, errstr, errstr_size);
 	else
@@ -602,7 +649,7 @@ static void *repair_main(void *arg)
 			pb_metrics_add(rp->m, PB_M_ORDER_EXPIRY_REPAIRED, "",
 				       (double)st.persisted);
 		if (res == PB_REPAIR_SWEPT || res == PB_REPAIR_WAS_DONE ||
-		    res == PB_REPAIR_STOPPED)
+		    res == PB_REPAIR_STOPPED || res == PB_REPAIR_EMPTY)
 			break;
 		if (res == PB_REPAIR_REFUSED) {
 			pb_log(

@@ -78,12 +78,15 @@ typedef enum {
 				the lease, or finished, meanwhile) */
 	PB_REPAIR_STOPPED,   /* asked to stop between pages */
 	PB_REPAIR_FAILED,    /* a Redis error: errstr says what */
+	PB_REPAIR_EMPTY,     /* Redis holds no key at all: nothing to repair,
+				and nothing written (not even the marker) */
 	PB_REPAIR_REFUSED,   /* Redis refused a command the sweep needs (an
 				ACL without it, NOPERM, or the command
 				renamed away): trying again cannot help */
 } pb_repair_result_t;
 
-/* "swept", "was done", "busy", "stopped", "failed", "refused". */
+/* "swept", "was done", "busy", "stopped", "failed", "empty",
+ * "refused". */
 const char *pb_repair_result_name(pb_repair_result_t r);
 
 /* What a sweep did (over every master). */

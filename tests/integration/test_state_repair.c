@@ -316,6 +316,59 @@ static void refused_without_scan(void **state)
 	h_end();
 }
 
+/* A Redis with no key has nothing to repair, and the sweep leaves it
+ * with none: the worker's first start takes an empty Redis for one no
+ * earlier build wrote to. */
+static void empty_redis_left_empty(void **state)
+{
+	(void)state;
+	h_begin("empty_redis_left_empty");
+	redisContext *c = conn();
+	cmd_ok(c, "FLUSHALL");
+	pb_redis_t *r = redis_at(h_redis_port());
+	pb_repair_stats_t st;
+	assert_int_equal(sweep(r, "e:", &st), PB_REPAIR_EMPTY);
+	assert_int_equal(cmd_int(c, "DBSIZE"), 0);
+	pb_redis_destroy(r);
+	redisFree(c);
+	h_end();
+}
+
+/* The worker's first start on an empty Redis: the repair writes nothing
+ * before the first commit, so the layout recorded is that of a fresh
+ * deployment (0) and no earlier build's string mark is written. */
+static void worker_first_start_stays_fresh(void **state)
+{
+	(void)state;
+	h_begin("worker_first_start_stays_fresh");
+	redisContext *c = conn();
+	cmd_ok(c, "FLUSHALL");
+	char cfg[512];
+	assert_int_equal(h_write_config("config.json", NULL, cfg, sizeof(cfg)),
+			 0);
+	json_t *ev = h_event_create("fresh-1", "acme", "WO-FRESH", 1);
+	assert_int_equal(h_produce_json(H_TOPIC_ORDERS, ev, true), 0);
+	json_decref(ev);
+	long before = h_topic_count(H_TOPIC_RESULTS);
+	h_worker_t *w = h_worker_run("worker-fresh", cfg, true);
+	assert_non_null(w);
+	assert_int_equal(h_worker_wait(w, 60000), 0);
+	assert_true(h_await_count(H_TOPIC_RESULTS, before + 1, 10000) >=
+		    before + 1);
+	char *layout = cmd_str(c, "GET pb:layout");
+	assert_non_null(layout);
+	assert_string_equal(layout, "0");
+	free(layout);
+	assert_int_equal(cmd_int(c, "EXISTS pb:repair:order-expiry"), 0);
+	redisReply *k = redisCommand(c, "KEYS pb:*:m:*");
+	assert_non_null(k);
+	assert_int_equal(k->type, REDIS_REPLY_ARRAY);
+	assert_int_equal(k->elements, 0);
+	freeReplyObject(k);
+	redisFree(c);
+	h_end();
+}
+
 static bool stop_now(void *ctx, int ms)
 {
 	(void)ms;
@@ -561,6 +614,8 @@ int main(void)
 	    cmocka_unit_test(sweep_repairs_expiring_orders),
 	    cmocka_unit_test(live_lease_respected),
 	    cmocka_unit_test(refused_without_scan),
+	    cmocka_unit_test(empty_redis_left_empty),
+	    cmocka_unit_test(worker_first_start_stays_fresh),
 	    cmocka_unit_test(stop_between_pages),
 	    cmocka_unit_test(worker_repairs_at_start),
 	    cmocka_unit_test(cluster_every_master),
