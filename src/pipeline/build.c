@@ -148,8 +148,12 @@ static void producer_setup(rd_kafka_conf_t *kc, void *opaque)
 static pb_err_t build_producer(pb_pipeline_t *pl, char *errstr,
 			       size_t errstr_size)
 {
+	/* linger.ms: an event counts against worker.maxPending until its
+	 * outcome is acknowledged, so the producer's wait is held events;
+	 * 2 and 3 ms measured best (docs/benchmarks.md: with 5 maxPending
+	 * fills sooner, 1 and 0 cost more CPU per record than they save) */
 	const pb_kafka_prop_t defaults[] = {
-	    {"linger.ms", "5", false},
+	    {"linger.ms", "2", false},
 	    {"statistics.interval.ms", PB_KSTATS_DEFAULT_INTERVAL_MS, false},
 	};
 	/* not overridable: no duplicate outcome from a producer retry */
