@@ -19,7 +19,7 @@ pb_unit_test(test_push_body tests/unit/test_push_body.c pb_pusher)
 # earlier build stay (state_repair.h); its own thread in `pruvan-bridge run`.
 add_library(pb_state_repair STATIC src/io/state_repair.c)
 target_link_libraries(pb_state_repair PUBLIC pb_base pb_config pb_redis_conn
-  pb_metrics PkgConfig::HIREDIS Threads::Threads)
+  pb_state pb_metrics PkgConfig::HIREDIS Threads::Threads)
 function(pb_state_repair_link_it)
   if(TARGET it_test_state_repair)
     target_link_libraries(it_test_state_repair PRIVATE pb_state_repair)

@@ -269,8 +269,7 @@ pb_err_t pb_state_new(const char *url, const char *prefix, int64_t ttl_seconds,
 				  errstr_size);
 }
 
-pb_err_t pb_state_new_config(const pb_config_t *cfg, int timeout_ms,
-			     pb_state_t **out, char *errstr, size_t errstr_size)
+pb_redis_opts_t pb_state_redis_opts(const pb_config_t *cfg, int timeout_ms)
 {
 	pb_redis_opts_t o = {
 	    .url = cfg->redis_url,
@@ -289,6 +288,13 @@ pb_err_t pb_state_new_config(const pb_config_t *cfg, int timeout_ms,
 	    .cluster_nodes_len = cfg->redis_cluster_nodes_len,
 	    .timeout_ms = timeout_ms,
 	};
+	return o;
+}
+
+pb_err_t pb_state_new_config(const pb_config_t *cfg, int timeout_ms,
+			     pb_state_t **out, char *errstr, size_t errstr_size)
+{
+	pb_redis_opts_t o = pb_state_redis_opts(cfg, timeout_ms);
 	pb_state_t *st = NULL;
 	pb_err_t err = pb_state_new_redis(
 	    &o, cfg->redis_key_prefix, cfg->dedupe_ttl_seconds,

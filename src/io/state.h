@@ -121,6 +121,10 @@ pb_err_t pb_state_new_redis(const pb_redis_opts_t *opts, const char *prefix,
 			    int64_t ttl_seconds, int min_replicas,
 			    int wait_timeout_ms, pb_state_t **out, char *errstr,
 			    size_t errstr_size);
+/* The connection settings of the configuration's redis section (borrowed
+ * from cfg), with timeout_ms for connecting and each command. */
+pb_redis_opts_t pb_state_redis_opts(const struct pb_config *cfg,
+				    int timeout_ms);
 /* From the configuration's redis section. With TLS it connects at once: a
  * certificate or host name that fails verification is PB_ERR_CONFIG (fatal
  * at start; retrying cannot heal it). Other connection failures are left

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "state.h"
 #include "util.h"
 
 /* The order's own fields (state.c's order_fields_read without "k1"). */
@@ -671,29 +672,6 @@ static void *repair_main(void *arg)
 	return NULL;
 }
 
-/* The connection settings as pb_state_new_config builds them. */
-static pb_redis_opts_t redis_opts(const pb_config_t *cfg)
-{
-	pb_redis_opts_t o = {
-	    .url = cfg->redis_url,
-	    .password = cfg->redis_password,
-	    .tls = cfg->redis_tls,
-	    .ca_file = cfg->redis_tls_ca_file,
-	    .cert_file = cfg->redis_tls_cert_file,
-	    .key_file = cfg->redis_tls_key_file,
-	    .server_name = cfg->redis_tls_server_name,
-	    .tls_verify = cfg->redis_tls_verify,
-	    .sentinel_master = cfg->redis_sentinel_master,
-	    .sentinel_nodes = (const char *const *)cfg->redis_sentinel_nodes,
-	    .sentinel_nodes_len = cfg->redis_sentinel_nodes_len,
-	    .sentinel_password = cfg->redis_sentinel_password,
-	    .cluster_nodes = (const char *const *)cfg->redis_cluster_nodes,
-	    .cluster_nodes_len = cfg->redis_cluster_nodes_len,
-	    .timeout_ms = REDIS_TIMEOUT_MS,
-	};
-	return o;
-}
-
 static void repair_free(pb_repair_t *rp)
 {
 	pb_redis_destroy(rp->redis);
@@ -720,7 +698,7 @@ pb_err_t pb_repair_start(const pb_config_t *cfg, pb_metrics_t *m,
 	atomic_init(&rp->persisted, 0);
 	rp->prefix =
 	    pb_strdup(cfg->redis_key_prefix ? cfg->redis_key_prefix : "pb:");
-	pb_redis_opts_t o = redis_opts(cfg);
+	pb_redis_opts_t o = pb_state_redis_opts(cfg, REDIS_TIMEOUT_MS);
 	pb_err_t err = rp->prefix
 			   ? pb_redis_new(&o, &rp->redis, errstr, errstr_size)
 			   : PB_ERR_NOMEM;
