@@ -320,3 +320,76 @@ char *hr_cmd(int port, const char *const *argv)
 	redisFree(c);
 	return out;
 }
+
+bool hr_cluster_ok(int slot0, int n, const int *ports)
+{
+	for (int i = 0; i < n; i++) {
+		if (!hr_running(slot0 + i))
+			continue;
+		const char *q[] = {"CLUSTER", "INFO", NULL};
+		char *info = hr_cmd(ports[i], q);
+		bool ok = info && strstr(info, "cluster_state:ok");
+		free(info);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+bool hr_await_cluster_ok(int slot0, int n, const int *ports)
+{
+	int64_t deadline = pb_mono_ms() + 60000;
+	while (pb_mono_ms() < deadline) {
+		if (hr_cluster_ok(slot0, n, ports))
+			return true;
+		h_nap_ms(100);
+	}
+	return false;
+}
+
+/* One cluster node in slot, on a free port below 55000 (into *port). */
+static int start_cluster_node(int slot, int *port)
+{
+	do /* the cluster bus listens on port + 10000 */
+		*port = hr_free_port();
+	while (*port > 55000);
+	char port_s[16], conf[64];
+	snprintf(port_s, sizeof(port_s), "%d", *port);
+	snprintf(conf, sizeof(conf), "nodes-%d.conf", *port);
+	const char *a[] = {"--port",
+			   port_s,
+			   "--cluster-enabled",
+			   "yes",
+			   "--cluster-config-file",
+			   conf,
+			   "--cluster-node-timeout",
+			   "2000",
+			   NULL};
+	return hr_start(slot, *port, a);
+}
+
+int hr_start_cluster(int slot0, int n, int replicas, int *ports)
+{
+	if (n > HR_MAX)
+		return -1;
+	char addr[HR_MAX][32], reps[16];
+	const char *argv[HR_MAX + 8];
+	int k = 0;
+	argv[k++] = "redis-cli";
+	argv[k++] = "--cluster";
+	argv[k++] = "create";
+	for (int i = 0; i < n; i++) {
+		if (start_cluster_node(slot0 + i, &ports[i]))
+			return -1;
+		snprintf(addr[i], sizeof(addr[i]), "127.0.0.1:%d", ports[i]);
+		argv[k++] = addr[i];
+	}
+	snprintf(reps, sizeof(reps), "%d", replicas);
+	argv[k++] = "--cluster-replicas";
+	argv[k++] = reps;
+	argv[k++] = "--cluster-yes";
+	argv[k] = NULL;
+	if (hr_run(argv) != 0)
+		return -1;
+	return hr_await_cluster_ok(slot0, n, ports) ? 0 : -1;
+}

@@ -45,4 +45,15 @@ int hr_free_port(void);
  * malloc'd, NULL when unreachable. */
 char *hr_cmd(int port, const char *const *argv);
 
+/* A Redis Cluster of n nodes in slots slot0..slot0+n-1, their ports into
+ * ports[] (below 55000: the cluster bus listens on port + 10000), made
+ * with redis-cli --cluster create with replicas replicas per master, and
+ * awaited until every node says cluster_state:ok (60 s at most). 0 on
+ * success. */
+int hr_start_cluster(int slot0, int n, int replicas, int *ports);
+/* Every running node of such a cluster says cluster_state:ok. */
+bool hr_cluster_ok(int slot0, int n, const int *ports);
+/* hr_cluster_ok within 60 s. */
+bool hr_await_cluster_ok(int slot0, int n, const int *ports);
+
 #endif

@@ -435,71 +435,19 @@ static void sentinel_failover_e2e(void **state)
 static int cl_ports[CL_NODES];
 static char cl_port_s[CL_NODES][16];
 
-static bool cluster_ok(void)
-{
-	for (int i = 0; i < CL_NODES; i++) {
-		if (!hr_running(CL_SLOT0 + i))
-			continue;
-		const char *q[] = {"CLUSTER", "INFO", NULL};
-		char *info = hr_cmd(cl_ports[i], q);
-		bool ok = info && strstr(info, "cluster_state:ok");
-		free(info);
-		if (!ok)
-			return false;
-	}
-	return true;
-}
-
 static bool await_cluster_ok(void)
 {
-	int64_t deadline = pb_mono_ms() + 60000;
-	while (pb_mono_ms() < deadline) {
-		if (cluster_ok())
-			return true;
-		h_nap_ms(100);
-	}
-	return false;
+	return hr_await_cluster_ok(CL_SLOT0, CL_NODES, cl_ports);
 }
 
+/* a replica each: the failover test promotes one */
 static int start_cluster(void)
 {
-	for (int i = 0; i < CL_NODES; i++) {
-		/* the cluster bus listens on port + 10000 */
-		do
-			cl_ports[i] = hr_free_port();
-		while (cl_ports[i] > 55000);
-		snprintf(cl_port_s[i], sizeof(cl_port_s[i]), "%d", cl_ports[i]);
-		char conf[64];
-		snprintf(conf, sizeof(conf), "nodes-%d.conf", cl_ports[i]);
-		const char *a[] = {"--port",
-				   cl_port_s[i],
-				   "--cluster-enabled",
-				   "yes",
-				   "--cluster-config-file",
-				   conf,
-				   "--cluster-node-timeout",
-				   "2000",
-				   NULL};
-		if (hr_start(CL_SLOT0 + i, cl_ports[i], a))
-			return -1;
-	}
-	char addr[CL_NODES][32];
-	const char *argv[CL_NODES + 8];
-	int n = 0;
-	argv[n++] = "redis-cli";
-	argv[n++] = "--cluster";
-	argv[n++] = "create";
-	for (int i = 0; i < CL_NODES; i++) {
-		snprintf(addr[i], sizeof(addr[i]), "127.0.0.1:%d", cl_ports[i]);
-		argv[n++] = addr[i];
-	}
-	argv[n++] = "--cluster-replicas";
-	argv[n++] = "1";
-	argv[n++] = "--cluster-yes";
-	argv[n] = NULL;
-	if (hr_run(argv) != 0)
+	if (hr_start_cluster(CL_SLOT0, CL_NODES, 1, cl_ports))
 		return -1;
-	return await_cluster_ok() ? 0 : -1;
+	for (int i = 0; i < CL_NODES; i++)
+		snprintf(cl_port_s[i], sizeof(cl_port_s[i]), "%d", cl_ports[i]);
+	return 0;
 }
 
 /* Index of a master (the first after skip), -1 when none. */

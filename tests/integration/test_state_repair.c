@@ -411,61 +411,9 @@ static void stop_between_pages(void **state)
 #define CL_SLOT0 4
 static int cl_ports[CL_NODES];
 
-static bool cluster_ok(void)
-{
-	for (int i = 0; i < CL_NODES; i++) {
-		const char *q[] = {"CLUSTER", "INFO", NULL};
-		char *info = hr_cmd(cl_ports[i], q);
-		bool ok = info && strstr(info, "cluster_state:ok");
-		free(info);
-		if (!ok)
-			return false;
-	}
-	return true;
-}
-
 static int start_cluster(void)
 {
-	char port_s[CL_NODES][16], addr[CL_NODES][32];
-	const char *argv[CL_NODES + 8];
-	int n = 0;
-	argv[n++] = "redis-cli";
-	argv[n++] = "--cluster";
-	argv[n++] = "create";
-	for (int i = 0; i < CL_NODES; i++) {
-		do /* the cluster bus listens on port + 10000 */
-			cl_ports[i] = hr_free_port();
-		while (cl_ports[i] > 55000);
-		snprintf(port_s[i], sizeof(port_s[i]), "%d", cl_ports[i]);
-		char conf[64];
-		snprintf(conf, sizeof(conf), "nodes-%d.conf", cl_ports[i]);
-		const char *a[] = {"--port",
-				   port_s[i],
-				   "--cluster-enabled",
-				   "yes",
-				   "--cluster-config-file",
-				   conf,
-				   "--cluster-node-timeout",
-				   "2000",
-				   NULL};
-		if (hr_start(CL_SLOT0 + i, cl_ports[i], a))
-			return -1;
-		snprintf(addr[i], sizeof(addr[i]), "127.0.0.1:%d", cl_ports[i]);
-		argv[n++] = addr[i];
-	}
-	argv[n++] = "--cluster-replicas";
-	argv[n++] = "0";
-	argv[n++] = "--cluster-yes";
-	argv[n] = NULL;
-	if (hr_run(argv) != 0)
-		return -1;
-	int64_t deadline = pb_mono_ms() + 60000;
-	while (pb_mono_ms() < deadline) {
-		if (cluster_ok())
-			return 0;
-		h_nap_ms(100);
-	}
-	return -1;
+	return hr_start_cluster(CL_SLOT0, CL_NODES, 0, cl_ports);
 }
 
 /* One command through the Cluster handle (routed by its key). */
