@@ -63,7 +63,10 @@ pb_unit_test(test_kstats tests/unit/test_kstats.c pb_metrics)
 # The Grafana dashboard (deploy/grafana/) and the alerts: every PromQL
 # expression parsed by promtool (as recording rules) and naming only
 # metrics the worker declares.
+# (python3 looked up here too: ops.cmake, which also looks, may come after
+# this file, and a first configure would then leave the test out)
 find_program(PB_PROMTOOL promtool)
+find_program(PB_PYTHON3 python3)
 if(PB_PROMTOOL AND PB_PYTHON3)
   add_test(NAME grafana_dashboard
     COMMAND ${PROJECT_SOURCE_DIR}/tests/grafana/check_dashboard.sh
