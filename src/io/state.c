@@ -741,10 +741,10 @@ static bool is_record(const char *account)
 /* The order fields a fetch reads, then the mark's and the index. The
  * order's own state comes first; "k1", last of them, is learned from
  * relayed data and may be in a hash of marks only. */
-static const char *const order_fields_read[] = {"c", "d", "v", "hv",
-						"t", "p", "k1"};
+const char *const pb_state_order_fields[] = {"c", "d", "v", "hv",
+					     "t", "p", "k1"};
 #define N_ORDER_FIELDS 7
-#define N_ORDER_STATE  6 /* without "k1" */
+#define N_ORDER_STATE  PB_STATE_N_ORDER_FIELDS /* without "k1" */
 
 /* How many of them v's fetch reads: "k1" only for an event that may use
  * it (pb_state_view_t.skip_key1); every field read costs Redis time. */
@@ -766,7 +766,7 @@ static void fetch_cmds(pb_state_t *st, pipeline_t *pl, const pb_state_view_t *v,
 		else
 			pl->cur.bad = true;
 		for (size_t j = 0; j < order_nread(v); j++)
-			pl_arg(pl, order_fields_read[j]);
+			pl_arg(pl, pb_state_order_fields[j]);
 		if (v->event_id) {
 			pl_arg_take(pl, pb_smark_field(v->event_id));
 			pl_arg(pl, "mx");

@@ -21,9 +21,7 @@
 #include "state.h"
 #include "util.h"
 
-/* The order's own fields (state.c's order_fields_read without "k1"). */
-static const char *const order_fields[] = {"c", "d", "v", "hv", "t", "p"};
-#define N_FIELDS 6
+#define N_FIELDS PB_STATE_N_ORDER_FIELDS /* the order's own (state.h) */
 
 #define REDIS_TIMEOUT_MS 2000
 #define BACKOFF_FIRST_MS 5000
@@ -284,8 +282,8 @@ static pb_err_t page_check(pb_rconn_t *c, redisReply *keys, uint64_t *persisted,
 		const char *hm[2 + N_FIELDS] = {"HMGET", k->str};
 		size_t hml[2 + N_FIELDS] = {5, k->len};
 		for (size_t j = 0; j < N_FIELDS; j++) {
-			hm[2 + j] = order_fields[j];
-			hml[2 + j] = strlen(order_fields[j]);
+			hm[2 + j] = pb_state_order_fields[j];
+			hml[2 + j] = strlen(pb_state_order_fields[j]);
 		}
 		batch_cmd(&b, 2 + N_FIELDS, hm, hml);
 	}
