@@ -423,14 +423,10 @@ static void lease_init(lease_t *l, const char *prefix, int lease_ms)
 	snprintf(l->px, sizeof(l->px), "%d", lease_ms);
 }
 
-/* Every master, in turn, then the marker "done". */
-static pb_repair_result_t sweep_all(sweep_t *s, pb_redis_t *r, char *errstr,
-				    size_t errstr_size)
+/* Every master (m[0..n)), in turn, then the marker "done". */
+static pb_repair_result_t sweep_all(sweep_t *s, pb_rconn_t **m, size_t n,
+				    char *errstr, size_t errstr_size)
 {
-	pb_rconn_t **m = NULL;
-	size_t n = 0;
-	if (pb_redis_dial_masters(r, &m, &n, NULL, errstr, errstr_size))
-		return PB_REPAIR_FAILED;
 	s->total->masters = n;
 	char nm[16];
 	snprintf(nm, sizeof(nm), "%zu", n);
@@ -442,7 +438,6 @@ static pb_repair_result_t sweep_all(sweep_t *s, pb_redis_t *r, char *errstr,
 		res = s->o->nap && s->o->nap(s->o->nap_ctx, 0)
 			  ? PB_REPAIR_STOPPED
 			  : sweep_master(s, m[i], errstr, errstr_size);
-	pb_redis_masters_close(m, n);
 	if (res == PB_REPAIR_SWEPT)
 		res = lease_finish(s->lease, errstr, errstr_size);
 	if (res == PB_REPAIR_STOPPED)
@@ -470,13 +465,9 @@ static pb_repair_result_t sweep_all(sweep_t *s, pb_redis_t *r, char *errstr,
  * earlier build wrote to (state_layout.h), and the marker written before
  * that start's first commit would make it write an earlier build's marks
  * too for a whole upgrade window. */
-static pb_repair_result_t empty_check(pb_redis_t *r, char *errstr,
+static pb_repair_result_t empty_check(pb_rconn_t **c, size_t n, char *errstr,
 				      size_t errstr_size)
 {
-	pb_rconn_t **c = NULL;
-	size_t n = 0;
-	if (pb_redis_dial_masters(r, &c, &n, NULL, errstr, errstr_size))
-		return PB_REPAIR_FAILED;
 	pb_repair_result_t res = PB_REPAIR_EMPTY;
 	const char *dbsize[] = {"DBSIZE"};
 	for (size_t i = 0; i < n && res == PB_REPAIR_EMPTY; i++) {
@@ -496,7 +487,6 @@ static pb_repair_result_t empty_check(pb_redis_t *r, char *errstr,
 		}
 		pb_reply_free(x);
 	}
-	pb_redis_masters_close(c, n);
 	return res;
 }
 
@@ -544,21 +534,28 @@ pb_repair_result_t pb_repair_sweep(pb_redis_t *r, const pb_repair_opts_t *o,
 		oo.report_ms = PB_REPAIR_REPORT_MS;
 	s.o = &oo;
 	s.next_report = pb_mono_ms() + oo.report_ms;
+	/* every master's connection, for the empty check and the sweep */
+	pb_rconn_t **m = NULL;
+	size_t n = 0;
 	pb_repair_result_t res = PB_REPAIR_FAILED;
 	if (!l.key || !pattern)
 		pb_errf(errstr, errstr_size, PB_ERR_NOMEM, "out of memory");
-	else if ((res = empty_check(r, errstr, errstr_size)) != PB_REPAIR_SWEPT)
+	else if (pb_redis_dial_masters(r, &m, &n, NULL, errstr, errstr_size))
+		; /* failed */
+	else if ((res = empty_check(m, n, errstr, errstr_size)) !=
+		 PB_REPAIR_SWEPT)
 		; /* empty, or failed */
 	else if (pb_redis_dial(r, &l.c, NULL, errstr, errstr_size) == PB_OK)
 		res = lease_take(&l, errstr, errstr_size);
 	else
 		res = PB_REPAIR_FAILED;
 	if (res == PB_REPAIR_SWEPT)
-		res = sweep_all(&s, r, errstr, errstr_size);
+		res = sweep_all(&s, m, n, errstr, errstr_size);
 	else
 		log_skip(res, l.key);
 	if (res == PB_REPAIR_FAILED && refused(errstr))
 		res = PB_REPAIR_REFUSED;
+	pb_redis_masters_close(m, n);
 	pb_rconn_close(l.c);
 	free(l.key);
 	free(pattern);
