@@ -1129,6 +1129,54 @@ void pb_redis_masters_close(pb_rconn_t **c, size_t n)
 	free(c);
 }
 
+pb_err_t pb_rconn_all_empty(pb_rconn_t **c, size_t n, bool *empty,
+			    bool *refused, char *errstr, size_t errstr_size)
+{
+	*empty = true;
+	*refused = false;
+	const char *dbsize[] = {"DBSIZE"};
+	for (size_t i = 0; i < n && *empty; i++) {
+		redisReply *x =
+		    pb_rconn_command(c[i], errstr, errstr_size, 1, dbsize);
+		if (!x)
+			return PB_ERR_REDIS;
+		bool ok = x->type == REDIS_REPLY_INTEGER;
+		if (ok)
+			*empty = x->integer == 0;
+		else
+			pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+				"Redis at %s refused DBSIZE: %s",
+				pb_rconn_peer(c[i]),
+				x->type == REDIS_REPLY_ERROR ? x->str
+							     : "no integer");
+		pb_reply_free(x);
+		if (!ok) {
+			*refused = true;
+			return PB_ERR_REDIS;
+		}
+	}
+	return PB_OK;
+}
+
+pb_err_t pb_redis_empty(pb_redis_t *r, pb_rconn_t *c, bool *empty,
+			bool *refused, char *errstr, size_t errstr_size)
+{
+	*empty = false;
+	*refused = false;
+	if (!r->cluster)
+		return pb_rconn_all_empty(&c, 1, empty, refused, errstr,
+					  errstr_size);
+	pb_rconn_t **m = NULL;
+	size_t n = 0;
+	pb_err_t err =
+	    pb_redis_dial_masters(r, &m, &n, NULL, errstr, errstr_size);
+	if (!err)
+		err = pb_rconn_all_empty(m, n, empty, refused, errstr,
+					 errstr_size);
+	pb_redis_masters_close(m, n);
+	return err;
+}
+
 /* Each master of the slot map a seed gives, dialled on its own. */
 static pb_err_t dial_cluster_masters(pb_redis_t *r, pb_rconn_t ***out,
 				     size_t *n, pb_rc_fail_t *fail,

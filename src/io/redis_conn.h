@@ -115,6 +115,18 @@ pb_err_t pb_redis_dial_masters(pb_redis_t *r, pb_rconn_t ***out, size_t *n,
 			       size_t errstr_size);
 void pb_redis_masters_close(pb_rconn_t **c, size_t n);
 
+/* Whether no database of c[0..n) holds a key (DBSIZE 0 on each): PB_OK
+ * and *empty. A refusal (an ACL user without DBSIZE) is PB_ERR_REDIS with
+ * *refused set and errstr quoting Redis; a lost connection PB_ERR_REDIS
+ * with *refused false. */
+pb_err_t pb_rconn_all_empty(pb_rconn_t **c, size_t n, bool *empty,
+			    bool *refused, char *errstr, size_t errstr_size);
+/* The same over every master (pb_redis_dial_masters, each dialled and
+ * closed here) when r is a Cluster; else over c, the handle to the one
+ * master. A Cluster handle's keyless command reaches one node only. */
+pb_err_t pb_redis_empty(pb_redis_t *r, pb_rconn_t *c, bool *empty,
+			bool *refused, char *errstr, size_t errstr_size);
+
 void pb_rconn_close(pb_rconn_t *c);
 int pb_rconn_fd(const pb_rconn_t *c);
 /* "host:port" of the connection (for messages). */

@@ -169,7 +169,8 @@ static bool legacy_write(const pb_state_t *st)
  * replicas). Read on a fresh connection, before anything is queued on it;
  * when absent, DBSIZE decides and the next commit writes it (SET NX: the
  * first replica's stays). Read only: explain never writes. DBSIZE refused
- * (an ACL of an earlier build) counts as data.
+ * (an ACL of an earlier build) counts as data. With Cluster every master
+ * is asked: earlier data may sit on any of them.
  */
 static pb_err_t probe_layout(pb_state_t *st, char *errstr, size_t errstr_size)
 {
@@ -192,12 +193,11 @@ static pb_err_t probe_layout(pb_state_t *st, char *errstr, size_t errstr_size)
 			       "docs/operations.md lists");
 	if (have)
 		return PB_OK;
-	const char *dbsize[] = {"DBSIZE"};
-	r = pb_rconn_command(st->c, errstr, errstr_size, 1, dbsize);
-	if (!r)
-		return PB_ERR_REDIS;
-	bool empty = r->type == REDIS_REPLY_INTEGER && r->integer == 0;
-	pb_reply_free(r);
+	bool empty, dbsize_refused;
+	pb_err_t err = pb_redis_empty(st->redis, st->c, &empty, &dbsize_refused,
+				      errstr, errstr_size);
+	if (err && !dbsize_refused)
+		return err;
 	st->layout_at = pb_slayout_first(empty, now_s());
 	st->layout_write = true;
 	return PB_OK;

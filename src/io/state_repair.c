@@ -468,26 +468,11 @@ static pb_repair_result_t sweep_all(sweep_t *s, pb_rconn_t **m, size_t n,
 static pb_repair_result_t empty_check(pb_rconn_t **c, size_t n, char *errstr,
 				      size_t errstr_size)
 {
-	pb_repair_result_t res = PB_REPAIR_EMPTY;
-	const char *dbsize[] = {"DBSIZE"};
-	for (size_t i = 0; i < n && res == PB_REPAIR_EMPTY; i++) {
-		redisReply *x =
-		    pb_rconn_command(c[i], errstr, errstr_size, 1, dbsize);
-		if (!x || x->type != REDIS_REPLY_INTEGER) {
-			if (x)
-				pb_errf(errstr, errstr_size, PB_ERR_REDIS,
-					"Redis at %s refused DBSIZE: %s",
-					pb_rconn_peer(c[i]),
-					x->type == REDIS_REPLY_ERROR
-					    ? x->str
-					    : "no integer");
-			res = PB_REPAIR_FAILED;
-		} else if (x->integer > 0) {
-			res = PB_REPAIR_SWEPT;
-		}
-		pb_reply_free(x);
-	}
-	return res;
+	bool empty, dbsize_refused;
+	if (pb_rconn_all_empty(c, n, &empty, &dbsize_refused, errstr,
+			       errstr_size))
+		return PB_REPAIR_FAILED;
+	return empty ? PB_REPAIR_EMPTY : PB_REPAIR_SWEPT;
 }
 
 /* A failure that names Redis's own refusal of a command: an ACL user

@@ -11,7 +11,10 @@
  *   - a live lease of another sweeper is respected; once it expires, the
  *     next sweep runs; a sweep told to stop stops between pages and leaves
  *     its lease, not "done";
- *   - a 3-master Cluster: planted keys on every master are repaired;
+ *   - a 3-master Cluster: planted keys on every master are repaired; a
+ *     key only on a master that does not serve slot 0 makes the worker's
+ *     layout probe (state.h) see an earlier build's data (every master is
+ *     asked), and with no key anywhere it records a fresh deployment;
  *   - `pruvan-bridge run`: a hash an earlier build left with order fields
  *     and an expiry stays once the worker's sweep logs its end (counted
  *     in /metrics), and the order's next event is an update of the state
@@ -32,7 +35,9 @@
 
 #include "harness.h"
 #include "harness_redis.h"
+#include "redis_cluster.h"
 #include "redis_conn.h"
+#include "state.h"
 #include "state_repair.h"
 
 #define MANY 3000 /* order hashes with an expiry: six pages of 500 */
@@ -488,6 +493,129 @@ static void cluster_every_master(void **state)
 	h_end();
 }
 
+/* The index of the master that holds key (the one that answers its GET
+ * without MOVED), -1 when none. */
+static int cl_owner(const char *key)
+{
+	for (int i = 0; i < CL_NODES; i++) {
+		const char *q[] = {"GET", key, NULL};
+		char *a = hr_cmd(cl_ports[i], q);
+		bool moved = !a || !strncmp(a, "MOVED", 5);
+		free(a);
+		if (!moved)
+			return i;
+	}
+	return -1;
+}
+
+/* A key of prefix whose slot is served by a master other than the one
+ * serving slot 0 (the node a Cluster handle sends keyless commands to). */
+static void key_off_slot0(char *out, size_t n, int *slot0_owner)
+{
+	char k[64];
+	for (int i = 0; pb_cluster_slot(
+			    k, (size_t)snprintf(k, sizeof(k), "s0-%d", i)) != 0;
+	     i++)
+		;
+	*slot0_owner = cl_owner(k);
+	assert_true(*slot0_owner >= 0);
+	for (int i = 0;; i++) {
+		snprintf(out, n, "ly:{old/WO-%d}:o", i);
+		int o = cl_owner(out);
+		if (o >= 0 && o != *slot0_owner)
+			return;
+	}
+}
+
+/* The layout the first commit of a new handle on the Cluster records. */
+static char *cl_first_layout(const char *const *seeds, int nseeds)
+{
+	pb_redis_opts_t o = {.url = "redis://ignored/0",
+			     .cluster_nodes = seeds,
+			     .cluster_nodes_len = (size_t)nseeds,
+			     .timeout_ms = 2000};
+	pb_state_t *st = NULL;
+	char err[256];
+	assert_int_equal(
+	    pb_state_new_redis(&o, "ly:", 3600, 0, 0, &st, err, sizeof(err)),
+	    PB_OK);
+	/* the event's fetch first, as the worker's: it connects and probes */
+	pb_state_view_t v = {
+	    .account = "acme", .won = "WO-NEW", .event_id = "ly-1"};
+	pb_state_call_t f;
+	assert_int_equal(pb_state_fetch_send(st, &v, 1, &f, err, sizeof(err)),
+			 PB_OK);
+	assert_int_equal(pb_state_flush(st, err, sizeof(err)), PB_OK);
+	assert_int_equal(pb_state_fetch_recv(st, &f, &v, 1, err, sizeof(err)),
+			 PB_OK);
+	pb_state_view_clear(&v);
+	pb_state_write_t w = {.account = "acme",
+			      .won = "WO-NEW",
+			      .event_id = "ly-1",
+			      .outcome = "created",
+			      .http_status = 200,
+			      .attempts = 1,
+			      .write_order = true,
+			      .set_created = true,
+			      .pushed = "{}"};
+	pb_state_call_t c;
+	assert_int_equal(pb_state_commit_send(st, &w, 1, &c, err, sizeof(err)),
+			 PB_OK);
+	assert_int_equal(pb_state_flush(st, err, sizeof(err)), PB_OK);
+	assert_int_equal(pb_state_write_recv(st, &c, err, sizeof(err)), PB_OK);
+	pb_state_destroy(st);
+	int owner = cl_owner("ly:layout");
+	assert_true(owner >= 0);
+	const char *q[] = {"GET", "ly:layout", NULL};
+	return hr_cmd(cl_ports[owner], q);
+}
+
+static void flush_masters(void)
+{
+	for (int i = 0; i < CL_NODES; i++) {
+		const char *q[] = {"FLUSHALL", NULL};
+		free(hr_cmd(cl_ports[i], q));
+	}
+}
+
+static void cluster_layout_asks_every_master(void **state)
+{
+	(void)state;
+	h_begin("cluster_layout_asks_every_master");
+	assert_true(hr_await_cluster_ok(CL_SLOT0, CL_NODES, cl_ports));
+	char seeds[CL_NODES][32];
+	const char *sp[CL_NODES];
+	for (int i = 0; i < CL_NODES; i++) {
+		snprintf(seeds[i], sizeof(seeds[i]), "127.0.0.1:%d",
+			 cl_ports[i]);
+		sp[i] = seeds[i];
+	}
+	flush_masters();
+	char key[64];
+	int slot0;
+	key_off_slot0(key, sizeof(key), &slot0);
+	int holder = cl_owner(key);
+	const char *set[] = {"HSET", key, "c", "1", NULL};
+	free(hr_cmd(cl_ports[holder], set));
+	const char *dbsize[] = {"DBSIZE", NULL};
+	char *n0 = hr_cmd(cl_ports[slot0], dbsize);
+	assert_non_null(n0);
+	assert_string_equal(n0, "0"); /* slot 0's master alone looks empty */
+	free(n0);
+	char *layout = cl_first_layout(sp, CL_NODES);
+	assert_non_null(layout);
+	assert_true(strlen(layout) >= 10); /* an upgrade: a Unix second */
+	free(layout);
+
+	flush_masters(); /* nothing anywhere: a fresh deployment */
+	layout = cl_first_layout(sp, CL_NODES);
+	assert_non_null(layout);
+	assert_string_equal(layout, "0");
+	free(layout);
+	flush_masters();
+	h_end();
+}
+
 /* ---- the worker --------------------------------------------------------- */
 
 static const char *outcome_of(const json_t *by, const char *id)
@@ -567,6 +695,7 @@ int main(void)
 	    cmocka_unit_test(stop_between_pages),
 	    cmocka_unit_test(worker_repairs_at_start),
 	    cmocka_unit_test(cluster_every_master),
+	    cmocka_unit_test(cluster_layout_asks_every_master),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
