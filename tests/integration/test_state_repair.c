@@ -10,7 +10,8 @@
  *   - a prefix with glob characters matches only itself;
  *   - a live lease of another sweeper is respected; once it expires, the
  *     next sweep runs; a sweep told to stop stops between pages and leaves
- *     its lease, not "done";
+ *     its lease, not "done"; a Redis killed between pages ends the sweep
+ *     as failed (an error naming Redis), and a later one runs again;
  *   - a 3-master Cluster: planted keys on every master are repaired; a
  *     key only on a master that does not serve slot 0 makes the worker's
  *     layout probe (state.h) see an earlier build's data (every master is
@@ -410,6 +411,55 @@ static void stop_between_pages(void **state)
 	h_end();
 }
 
+#define LOST_SLOT 0 /* a Redis of its own, killed mid-sweep */
+
+static bool kill_after_first_page(void *ctx, int ms)
+{
+	(void)ms;
+	int *calls = ctx;
+	if (++*calls == 2) /* the first asks before the first master */
+		hr_kill(LOST_SLOT);
+	return false;
+}
+
+/* Redis gone between two pages: the sweep ends FAILED with an error that
+ * names Redis (the worker retries after its backoff), repairs kept; a
+ * later sweep on the Redis back (empty: no persistence) finds nothing. */
+static void redis_lost_mid_sweep(void **state)
+{
+	(void)state;
+	h_begin("redis_lost_mid_sweep");
+	int port = hr_free_port();
+	char ps[16];
+	snprintf(ps, sizeof(ps), "%d", port);
+	const char *args[] = {"--port", ps, NULL};
+	assert_int_equal(hr_start(LOST_SLOT, port, args), 0);
+	struct timeval tv = {2, 0};
+	redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+	assert_true(c && !c->err);
+	plant_orders(c, "lost:", 1200);
+	redisFree(c);
+	pb_redis_t *r = redis_at(port);
+	int calls = 0;
+	pb_repair_opts_t o = {
+	    .prefix = "lost:", .nap = kill_after_first_page, .nap_ctx = &calls};
+	pb_repair_stats_t st;
+	char err[512] = "";
+	assert_int_equal(pb_repair_sweep(r, &o, &st, err, sizeof(err)),
+			 PB_REPAIR_FAILED);
+	assert_int_equal(calls, 2);
+	assert_true(st.persisted > 0 && st.persisted < 1200);
+	fprintf(stderr, "[test] the sweep's error: %s\n", err);
+	assert_non_null(strstr(err, "Redis"));
+	assert_int_equal(hr_restart(LOST_SLOT, NULL), 0);
+	calls = 0;
+	assert_int_equal(pb_repair_sweep(r, &o, &st, err, sizeof(err)),
+			 PB_REPAIR_EMPTY);
+	pb_redis_destroy(r);
+	hr_kill(LOST_SLOT);
+	h_end();
+}
+
 /* ---- Cluster ------------------------------------------------------------ */
 
 #define CL_NODES 3
@@ -693,6 +743,7 @@ int main(void)
 	    cmocka_unit_test(empty_redis_left_empty),
 	    cmocka_unit_test(worker_first_start_stays_fresh),
 	    cmocka_unit_test(stop_between_pages),
+	    cmocka_unit_test(redis_lost_mid_sweep),
 	    cmocka_unit_test(worker_repairs_at_start),
 	    cmocka_unit_test(cluster_every_master),
 	    cmocka_unit_test(cluster_layout_asks_every_master),
