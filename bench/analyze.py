@@ -168,15 +168,20 @@ def main():
     if a.redis_info:
         calls = 0
         nodes = 0
+        used = 0  # bytes, summed over the nodes (INFO memory)
         for line in open(a.redis_info):
             if line.startswith("# Commandstats"):
                 nodes += 1
+            if line.startswith("used_memory:"):
+                used += int(line.split(":", 1)[1])
             mm = re.match(r"cmdstat_(\w+):calls=(\d+)", line)
             if mm and mm.group(1) not in ("info", "ping", "flushall", "config"):
                 calls += int(mm.group(2))
         m["redis_commands"] = calls
         m["redis_nodes"] = nodes
         m["redis_cmds_per_event"] = round(calls / n, 3)
+        if used:
+            m["redis_used_mib"] = round(used / 1048576, 1)
     if a.services_cpu:
         # summed by name: a Cluster's nodes are all redis-server
         m["services_cpu_s"] = {}

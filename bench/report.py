@@ -63,6 +63,7 @@ def main():
             "http_per_event": med(inst, "http_per_event"),
             "redis_rt_per_event": med(inst, "redis_rt_per_event"),
             "redis_cmds_per_event": med(inst, "redis_cmds_per_event"),
+            "redis_used_mib": med(inst, "redis_used_mib"),
             "cpu_s_per_1k": med(inst, "cpu_s_per_1k"),
             "peak_rss_mib": med(inst, "peak_rss_mib"),
             "outcomes": inst[0].get("outcomes"),

@@ -29,7 +29,8 @@
 # Env: BENCH_WORKER_WRAP prefixes the worker of the throughput runs (a
 # profiler: "perf record -e cpu-clock -g -o FILE --"; then CPU and RSS are
 # the profiler's). BENCH_KAFKA_EXTRA adds librdkafka properties to the
-# worker's config ('"fetch.wait.max.ms": "50"').
+# worker's config ('"fetch.wait.max.ms": "50"'). BENCH_REDIS_ARGS adds
+# words to every redis-server's command line ("--hash-max-listpack-value 256").
 # Needs: kcat, redis-server, redis-cli, curl, python3, /usr/bin/time.
 #
 # The mock cluster keeps about 5 MB per partition (librdkafka trims older
@@ -127,7 +128,7 @@ start_redis_cluster() {
     redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no \
       --cluster-enabled yes --cluster-config-file nodes.conf \
       --cluster-node-timeout 5000 --dir "$d/redis-$i" \
-      --logfile "$d/redis-$i.log" --daemonize no &
+      --logfile "$d/redis-$i.log" --daemonize no ${BENCH_REDIS_ARGS:-} &
     pids+=($!)
     RPORTS+=("$p") addrs+=("127.0.0.1:$p")
   done
@@ -157,7 +158,7 @@ start_stack() {
   else
     RPORTS=("$(free_port)")
     redis-server --port "${RPORTS[0]}" --bind 127.0.0.1 --save '' --appendonly no \
-      --logfile "$d/redis.log" --daemonize no &
+      --logfile "$d/redis.log" --daemonize no ${BENCH_REDIS_ARGS:-} &
     pids+=($!)
     REDIS_CFG="\"url\": \"redis://127.0.0.1:${RPORTS[0]}/0\""
   fi
@@ -216,7 +217,9 @@ collect() {
     [ -r "/proc/$p/stat" ] && awk -v hz="$(getconf CLK_TCK)" \
       '{gsub(/[()]/, "", $2); printf "%s %.2f\n", $2, ($14 + $15) / hz}' "/proc/$p/stat"
   done >"$d/services-cpu.txt"
-  local rp; for rp in "${RPORTS[@]}"; do redis-cli -p "$rp" info commandstats; done >"$d/redis-info.txt"
+  local rp; for rp in "${RPORTS[@]}"; do
+    redis-cli -p "$rp" info commandstats; redis-cli -p "$rp" info memory
+  done >"$d/redis-info.txt"
   kcat -C -b "$BS" -t pruvan.orders -o beginning -e -q -f '%p\t%o\t%T\n' >"$d/orders.dump"
   kcat -C -b "$BS" -t pruvan.results -o beginning -e -q -f '%T\t%s\n' >"$d/results.dump"
   python3 bench/analyze.py --orders "$d/orders.dump" --results "$d/results.dump" \
