@@ -315,8 +315,14 @@ void pb_pipeline_destroy(pb_pipeline_t *pl)
 	for (part_t *p = pl->parts; p; p = p->next)
 		p->assigned = false; /* late delivery reports store no offset */
 	pb_fetchwake_destroy(pl->wake);
-	if (pl->consumer)
+	/* a consumer whose close did not complete in time (no broker
+	 * answering) is not closed again here: that close would wait for
+	 * the coordinator as long as the one given up on */
+	if (pl->consumer && rd_kafka_consumer_closed(pl->consumer))
 		rd_kafka_destroy(pl->consumer);
+	else if (pl->consumer)
+		rd_kafka_destroy_flags(pl->consumer,
+				       RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 	if (pl->producer) {
 		rd_kafka_flush(pl->producer, 1000);
 		if (pl->results_rkt)

@@ -181,3 +181,30 @@ bool pl_all_eof(pb_pipeline_t *pl)
 	}
 	return any;
 }
+
+rd_kafka_resp_err_t pl_commit_within(rd_kafka_t *rk, int timeout_ms)
+{
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	if (!q)
+		return RD_KAFKA_RESP_ERR__CRIT_SYS_RESOURCE;
+	rd_kafka_resp_err_t err =
+	    rd_kafka_commit_queue(rk, NULL, q, NULL, NULL);
+	if (!err) {
+		rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms);
+		err = ev ? rd_kafka_event_error(ev)
+			 : RD_KAFKA_RESP_ERR__TIMED_OUT;
+		rd_kafka_event_destroy(ev);
+	}
+	rd_kafka_queue_destroy(q);
+	return err;
+}
+
+int pl_commit_wait_ms(const pb_pipeline_t *pl)
+{
+	if (!pl->exit_by)
+		return PL_COMMIT_WAIT_MS;
+	int64_t left = pl->exit_by - pb_mono_ms();
+	if (left > PL_COMMIT_WAIT_MS)
+		left = PL_COMMIT_WAIT_MS;
+	return left < 100 ? 100 : (int)left;
+}

@@ -271,7 +271,8 @@ static void drain_held(pb_pipeline_t *pl, int64_t deadline)
 	 * rebalance until it is, and rd_kafka_consumer_close would wait for
 	 * it forever */
 	pl_revoke_drain(pl);
-	rd_kafka_flush(pl->producer, 5000);
+	/* half of what is left: the commit and the group leave follow */
+	rd_kafka_flush(pl->producer, pl_commit_wait_ms(pl) / 2);
 	rd_kafka_poll(pl->producer, 0);
 	pl_pubmark_stage(pl);
 	if (pl->alive > 0) {
@@ -288,14 +289,15 @@ static void drain_held(pb_pipeline_t *pl, int64_t deadline)
  * closed: a rebalance already queued on it when the close begins reaches
  * the callback too. (rd_kafka_consumer_close waits on a queue of its own
  * and leaves it unserved; librdkafka 2.0.2 then aborts in
- * rd_kafka_cgrp_terminated, "assignment in progress".) Bounded, so that a
- * close that never completes cannot keep the worker from exiting. */
+ * rd_kafka_cgrp_terminated, "assignment in progress".) Bounded by exit_by,
+ * so that a close that never completes (no broker reachable) cannot keep
+ * the worker from exiting. */
 static void consumer_close_served(pb_pipeline_t *pl)
 {
 	rd_kafka_error_t *e =
 	    rd_kafka_consumer_close_queue(pl->consumer, pl->cq);
 	if (!e) {
-		int64_t until = pb_mono_ms() + 30000;
+		int64_t until = pb_mono_ms() + pl_commit_wait_ms(pl);
 		while (!rd_kafka_consumer_closed(pl->consumer) &&
 		       pb_mono_ms() < until)
 			pl_serve_group(pl, 100);
@@ -313,12 +315,17 @@ static void consumer_close_served(pb_pipeline_t *pl)
 /* The final commit, and the consumer closed. */
 static void close_consumer(pb_pipeline_t *pl, int64_t deadline)
 {
-	rd_kafka_resp_err_t cerr = rd_kafka_commit(pl->consumer, NULL, 0);
+	rd_kafka_resp_err_t cerr =
+	    pl_commit_within(pl->consumer, pl_commit_wait_ms(pl));
 	if (pl_group_moved_on(cerr))
 		cerr = pl_commit_after_rejoin(pl, deadline, cerr);
 	if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
 		pb_log(PB_LOG_WARN, "final commit failed", "error",
-		       rd_kafka_err2str(cerr), NULL);
+		       rd_kafka_err2str(cerr), "what_to_do",
+		       "check that the Kafka brokers are reachable; the next "
+		       "owner of these partitions redoes the events since the "
+		       "last commit (reported duplicate, not pushed again)",
+		       NULL);
 	char fw[32];
 	snprintf(fw, sizeof(fw), "%" PRIu64, pb_fetchwake_count(pl->wake));
 	pb_fetchwake_destroy(pl->wake);
@@ -351,6 +358,7 @@ pb_err_t pb_pipeline_run(pb_pipeline_t *pl, char *errstr, size_t errstr_size)
 				   : "all partitions consumed; finishing",
 	       NULL);
 	int64_t deadline = pb_mono_ms() + pl->cfg->worker_shutdown_grace_ms;
+	pl->exit_by = deadline + PL_EXIT_SPARE_MS;
 	drain_held(pl, deadline);
 	close_consumer(pl, deadline);
 	if (pl->fatal)

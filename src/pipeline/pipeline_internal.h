@@ -300,7 +300,11 @@ struct pb_pipeline {
 	 * partitions, owned, and when its grace budget ends; NULL: none */
 	rd_kafka_topic_partition_list_t *revoking;
 	int64_t revoke_deadline;
-	bool stopping;	  /* the shutdown grace period is spent */
+	bool stopping; /* the shutdown grace period is spent */
+	/* stopping: when the worker must be gone (the grace period's end
+	 * plus PL_EXIT_SPARE_MS), bounding the last flush, commit and group
+	 * leave; 0 while running */
+	int64_t exit_by;
 	uint64_t assigns; /* assignments received */
 
 	int *auto_admin; /* per account: -1 configured, 0, 1 */
@@ -430,6 +434,25 @@ void pl_store_carried(pb_pipeline_t *pl,
 		      rd_kafka_topic_partition_list_t *carried);
 void pl_update_lag(pb_pipeline_t *pl);
 bool pl_all_eof(pb_pipeline_t *pl);
+
+/* What a worker stopping may spend after worker.shutdownGraceMs on its
+ * last flush, commit and group leave: the deployment kills it 5 s after
+ * (terminationGracePeriodSeconds 30 against a 25 s grace). */
+#define PL_EXIT_SPARE_MS 4000
+/* How long a commit of the stored offsets may wait while running. */
+#define PL_COMMIT_WAIT_MS 10000
+/* Commit the stored offsets (as rd_kafka_commit(rk, NULL, 0)) and wait at
+ * most timeout_ms for the group coordinator's answer: librdkafka's own
+ * synchronous commit waits without end, and defers the commit while no
+ * coordinator is reachable (every broker down), which kept a stopping
+ * worker from ever exiting. RD_KAFKA_RESP_ERR__TIMED_OUT when no answer
+ * came in time: the commit may still be made later, and the caller takes
+ * it as not made (the offsets are carried, or the next owner redoes the
+ * events; their marks stop a second push). */
+rd_kafka_resp_err_t pl_commit_within(rd_kafka_t *rk, int timeout_ms);
+/* The wait for pl's next commit: PL_COMMIT_WAIT_MS, or, stopping, what is
+ * left until exit_by (at least 100 ms). */
+int pl_commit_wait_ms(const pb_pipeline_t *pl);
 
 /* ---- publish.c ---- */
 

@@ -106,7 +106,7 @@ static void assign_partitions(pb_pipeline_t *pl, rd_kafka_t *rk,
 		pl_store_carried(pl, carried);
 }
 
-/* The end of a revoke: commit the stored offsets (synchronously), give the
+/* The end of a revoke: commit the stored offsets (waiting, bounded), give the
  * partitions up, abandon what is still held of them, and tell librdkafka
  * (which holds the rebalance until this call, inside the callback or not). */
 static void revoke_finish(pb_pipeline_t *pl, rd_kafka_t *rk,
@@ -116,8 +116,9 @@ static void revoke_finish(pb_pipeline_t *pl, rd_kafka_t *rk,
 	    strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
 	bool lost = rd_kafka_assignment_lost(rk);
 	int64_t left = pl_held_in(pl, parts);
-	rd_kafka_resp_err_t cerr = lost ? RD_KAFKA_RESP_ERR__ASSIGNMENT_LOST
-					: rd_kafka_commit(rk, NULL, 0);
+	rd_kafka_resp_err_t cerr =
+	    lost ? RD_KAFKA_RESP_ERR__ASSIGNMENT_LOST
+		 : pl_commit_within(rk, pl_commit_wait_ms(pl));
 	bool taken = pl_carry_commit_taken(cerr);
 	for (int i = 0; i < parts->cnt; i++) {
 		part_t *p = pl_part_find(pl, parts->elems[i].topic,
@@ -245,5 +246,5 @@ rd_kafka_resp_err_t pl_commit_after_rejoin(pb_pipeline_t *pl, int64_t deadline,
 		pl_serve_group(pl, 100);
 	if (pl->assigns == seen)
 		return cerr;
-	return rd_kafka_commit(pl->consumer, NULL, 0);
+	return pl_commit_within(pl->consumer, pl_commit_wait_ms(pl));
 }
