@@ -471,6 +471,15 @@ static int start_cluster(void)
 	return hr_start_cluster(CL_SLOT0, CL_NODES, 0, cl_ports);
 }
 
+/* The nodes as "host:port" seeds: seeds holds the text, sp points at it. */
+static void cl_seeds(char seeds[CL_NODES][32], const char *sp[CL_NODES])
+{
+	for (int i = 0; i < CL_NODES; i++) {
+		snprintf(seeds[i], 32, "127.0.0.1:%d", cl_ports[i]);
+		sp[i] = seeds[i];
+	}
+}
+
 /* One command through the Cluster handle (routed by its key). */
 static long long cl_int(pb_rconn_t *c, const char *a0, const char *a1,
 			const char *a2, const char *a3, const char *a4)
@@ -494,11 +503,7 @@ static void cluster_every_master(void **state)
 	assert_int_equal(start_cluster(), 0);
 	char seeds[CL_NODES][32];
 	const char *sp[CL_NODES];
-	for (int i = 0; i < CL_NODES; i++) {
-		snprintf(seeds[i], sizeof(seeds[i]), "127.0.0.1:%d",
-			 cl_ports[i]);
-		sp[i] = seeds[i];
-	}
+	cl_seeds(seeds, sp);
 	pb_redis_opts_t o = {.url = "redis://ignored/0",
 			     .cluster_nodes = sp,
 			     .cluster_nodes_len = CL_NODES,
@@ -635,11 +640,7 @@ static void cluster_layout_asks_every_master(void **state)
 	assert_true(hr_await_cluster_ok(CL_SLOT0, CL_NODES, cl_ports));
 	char seeds[CL_NODES][32];
 	const char *sp[CL_NODES];
-	for (int i = 0; i < CL_NODES; i++) {
-		snprintf(seeds[i], sizeof(seeds[i]), "127.0.0.1:%d",
-			 cl_ports[i]);
-		sp[i] = seeds[i];
-	}
+	cl_seeds(seeds, sp);
 	flush_masters();
 	char key[64];
 	int slot0;
