@@ -300,10 +300,24 @@ static void free_tasks(pb_pipeline_t *pl)
 	pl->orders = NULL;
 }
 
+/* Outcome records Kafka never acknowledged (no broker answered at the
+ * end) are purged, so that their delivery reports come and free their
+ * events, abandoned, while the pipeline is whole. */
+static void producer_discard(pb_pipeline_t *pl)
+{
+	if (!pl->producer || rd_kafka_outq_len(pl->producer) == 0)
+		return;
+	pl->discarding = true;
+	rd_kafka_purge(pl->producer,
+		       RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	rd_kafka_flush(pl->producer, 1000);
+}
+
 void pb_pipeline_destroy(pb_pipeline_t *pl)
 {
 	if (!pl)
 		return;
+	producer_discard(pl);
 	pl_stages_discard(pl);
 	if (pl->revoking)
 		rd_kafka_topic_partition_list_destroy(pl->revoking);

@@ -301,6 +301,8 @@ struct pb_pipeline {
 	rd_kafka_topic_partition_list_t *revoking;
 	int64_t revoke_deadline;
 	bool stopping; /* the shutdown grace period is spent */
+	/* being destroyed: a delivery report abandons its event */
+	bool discarding;
 	/* stopping: when the worker must be gone (the grace period's end
 	 * plus PL_EXIT_SPARE_MS), bounding the last flush, commit and group
 	 * leave; 0 while running */

@@ -348,6 +348,8 @@ void pl_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		return;
 	task_t *t = r->t;
 	t->acks_pending--;
+	if (pl->discarding) /* purged at the end: never produced again */
+		t->abandoned = true;
 	if (!m->err) {
 		atomic_store(&pl->ready_kafka, 1);
 	} else if (!t->abandoned) {
