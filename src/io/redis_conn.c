@@ -1138,8 +1138,10 @@ pb_err_t pb_rconn_all_empty(pb_rconn_t **c, size_t n, bool *empty,
 	for (size_t i = 0; i < n && *empty; i++) {
 		redisReply *x =
 		    pb_rconn_command(c[i], errstr, errstr_size, 1, dbsize);
-		if (!x)
+		if (!x) {
+			*empty = false;
 			return PB_ERR_REDIS;
+		}
 		bool ok = x->type == REDIS_REPLY_INTEGER;
 		if (ok)
 			*empty = x->integer == 0;
@@ -1151,6 +1153,7 @@ pb_err_t pb_rconn_all_empty(pb_rconn_t **c, size_t n, bool *empty,
 							     : "no integer");
 		pb_reply_free(x);
 		if (!ok) {
+			*empty = false; /* not known to be */
 			*refused = true;
 			return PB_ERR_REDIS;
 		}

@@ -118,7 +118,9 @@ void pb_redis_masters_close(pb_rconn_t **c, size_t n);
 /* Whether no database of c[0..n) holds a key (DBSIZE 0 on each): PB_OK
  * and *empty. A refusal (an ACL user without DBSIZE) is PB_ERR_REDIS with
  * *refused set and errstr quoting Redis; a lost connection PB_ERR_REDIS
- * with *refused false. */
+ * with *refused false. *empty is true only when every master answered 0:
+ * a caller that goes on after a refusal takes Redis for one holding
+ * data. */
 pb_err_t pb_rconn_all_empty(pb_rconn_t **c, size_t n, bool *empty,
 			    bool *refused, char *errstr, size_t errstr_size);
 /* The same over every master (pb_redis_dial_masters, each dialled and

@@ -1210,6 +1210,35 @@ static void key1_read_only_when_usable(void **state)
 	h_end();
 }
 
+/* An ACL user that may not run DBSIZE cannot tell an empty Redis from one
+ * an earlier build wrote to: that counts as data (an upgrade), never as a
+ * fresh deployment, even on a Redis that is empty. */
+static void layout_dbsize_refused_counts_as_data(void **state)
+{
+	(void)state;
+	h_begin("layout_dbsize_refused_counts_as_data");
+	redis_do("FLUSHALL");
+	redis_do("ACL SETUSER nodbsize on >pw ~* &* +@all -dbsize");
+	char url[96], err[256];
+	snprintf(url, sizeof(url), "redis://nodbsize:pw@127.0.0.1:%d/0",
+		 h_redis_port());
+	pb_state_t *old_st = st, *h = NULL;
+	assert_int_equal(
+	    pb_state_new(url, "nd:", 3600, 2000, &h, err, sizeof(err)), PB_OK);
+	st = h;
+	pb_state_view_t v = {
+	    .account = "acme", .won = "WO-ND", .event_id = "nd-1"};
+	assert_int_equal(fetch1(&v, err, sizeof(err)), PB_OK);
+	pb_state_view_clear(&v);
+	pb_state_write_t w = write_of("WO-ND", "nd-1", "{}");
+	assert_int_equal(commit1(&w, err, sizeof(err)), PB_OK);
+	assert_true(redis_int("STRLEN nd:layout") >= 10); /* a Unix second */
+	pb_state_destroy(h);
+	st = old_st;
+	redis_do("ACL DELUSER nodbsize");
+	h_end();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1227,6 +1256,7 @@ int main(void)
 	    cmocka_unit_test(unchanged_order_fields_not_rewritten),
 	    cmocka_unit_test(learned_key1_is_no_order),
 	    cmocka_unit_test(key1_read_only_when_usable),
+	    cmocka_unit_test(layout_dbsize_refused_counts_as_data),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
