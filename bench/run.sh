@@ -30,7 +30,7 @@
 # profiler: "perf record -e cpu-clock -g -o FILE --"; then CPU and RSS are
 # the profiler's). BENCH_KAFKA_EXTRA adds librdkafka properties to the
 # worker's config ('"fetch.wait.max.ms": "50"'). BENCH_REDIS_ARGS adds
-# words to every redis-server's command line ("--hash-max-listpack-value 256").
+# words to every redis-server's command line ("--hash-max-listpack-value 1024").
 # Needs: kcat, redis-server, redis-cli, curl, python3, /usr/bin/time.
 #
 # The mock cluster keeps about 5 MB per partition (librdkafka trims older

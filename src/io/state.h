@@ -121,8 +121,6 @@ pb_err_t pb_state_new_redis(const pb_redis_opts_t *opts, const char *prefix,
 			    int64_t ttl_seconds, int min_replicas,
 			    int wait_timeout_ms, pb_state_t **out, char *errstr,
 			    size_t errstr_size);
-/* The connection settings of the configuration's redis section (borrowed
- * from cfg), with timeout_ms for connecting and each command. */
 /* The fields of an order's hash a fetch reads: first the
  * PB_STATE_N_ORDER_FIELDS that hold the order's own state (a hash with any
  * of them is an order's and never expires; one with none of them, marks
@@ -130,6 +128,8 @@ pb_err_t pb_state_new_redis(const pb_redis_opts_t *opts, const char *prefix,
 extern const char *const pb_state_order_fields[];
 #define PB_STATE_N_ORDER_FIELDS 6
 
+/* The connection settings of the configuration's redis section (borrowed
+ * from cfg), with timeout_ms for connecting and each command. */
 pb_redis_opts_t pb_state_redis_opts(const struct pb_config *cfg,
 				    int timeout_ms);
 /* From the configuration's redis section. With TLS it connects at once: a

@@ -199,7 +199,7 @@ rd_kafka_resp_err_t pl_commit_within(rd_kafka_t *rk, int timeout_ms)
 	return err;
 }
 
-int pl_commit_wait_ms(const pb_pipeline_t *pl)
+int pl_kafka_wait_ms(const pb_pipeline_t *pl)
 {
 	if (!pl->exit_by)
 		return PL_COMMIT_WAIT_MS;

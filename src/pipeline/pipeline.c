@@ -272,7 +272,7 @@ static void drain_held(pb_pipeline_t *pl, int64_t deadline)
 	 * it forever */
 	pl_revoke_drain(pl);
 	/* half of what is left: the commit and the group leave follow */
-	rd_kafka_flush(pl->producer, pl_commit_wait_ms(pl) / 2);
+	rd_kafka_flush(pl->producer, pl_kafka_wait_ms(pl) / 2);
 	rd_kafka_poll(pl->producer, 0);
 	pl_pubmark_stage(pl);
 	if (pl->alive > 0) {
@@ -297,7 +297,7 @@ static void consumer_close_served(pb_pipeline_t *pl)
 	rd_kafka_error_t *e =
 	    rd_kafka_consumer_close_queue(pl->consumer, pl->cq);
 	if (!e) {
-		int64_t until = pb_mono_ms() + pl_commit_wait_ms(pl);
+		int64_t until = pb_mono_ms() + pl_kafka_wait_ms(pl);
 		while (!rd_kafka_consumer_closed(pl->consumer) &&
 		       pb_mono_ms() < until)
 			pl_serve_group(pl, 100);
@@ -316,7 +316,7 @@ static void consumer_close_served(pb_pipeline_t *pl)
 static void close_consumer(pb_pipeline_t *pl, int64_t deadline)
 {
 	rd_kafka_resp_err_t cerr =
-	    pl_commit_within(pl->consumer, pl_commit_wait_ms(pl));
+	    pl_commit_within(pl->consumer, pl_kafka_wait_ms(pl));
 	if (pl_group_moved_on(cerr))
 		cerr = pl_commit_after_rejoin(pl, deadline, cerr);
 	if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)

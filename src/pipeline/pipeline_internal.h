@@ -452,9 +452,10 @@ bool pl_all_eof(pb_pipeline_t *pl);
  * it as not made (the offsets are carried, or the next owner redoes the
  * events; their marks stop a second push). */
 rd_kafka_resp_err_t pl_commit_within(rd_kafka_t *rk, int timeout_ms);
-/* The wait for pl's next commit: PL_COMMIT_WAIT_MS, or, stopping, what is
- * left until exit_by (at least 100 ms). */
-int pl_commit_wait_ms(const pb_pipeline_t *pl);
+/* How long pl's next wait on Kafka (a commit; stopping, also the last
+ * flush and the group leave) may last: PL_COMMIT_WAIT_MS, or, stopping,
+ * what is left until exit_by if less (at least 100 ms). */
+int pl_kafka_wait_ms(const pb_pipeline_t *pl);
 
 /* ---- publish.c ---- */
 

@@ -118,7 +118,7 @@ static void revoke_finish(pb_pipeline_t *pl, rd_kafka_t *rk,
 	int64_t left = pl_held_in(pl, parts);
 	rd_kafka_resp_err_t cerr =
 	    lost ? RD_KAFKA_RESP_ERR__ASSIGNMENT_LOST
-		 : pl_commit_within(rk, pl_commit_wait_ms(pl));
+		 : pl_commit_within(rk, pl_kafka_wait_ms(pl));
 	bool taken = pl_carry_commit_taken(cerr);
 	for (int i = 0; i < parts->cnt; i++) {
 		part_t *p = pl_part_find(pl, parts->elems[i].topic,
@@ -246,5 +246,5 @@ rd_kafka_resp_err_t pl_commit_after_rejoin(pb_pipeline_t *pl, int64_t deadline,
 		pl_serve_group(pl, 100);
 	if (pl->assigns == seen)
 		return cerr;
-	return pl_commit_within(pl->consumer, pl_commit_wait_ms(pl));
+	return pl_commit_within(pl->consumer, pl_kafka_wait_ms(pl));
 }
