@@ -31,6 +31,8 @@
 # the profiler's). BENCH_KAFKA_EXTRA adds librdkafka properties to the
 # worker's config ('"fetch.wait.max.ms": "50"'). BENCH_REDIS_ARGS adds
 # words to every redis-server's command line ("--hash-max-listpack-value 1024").
+# BENCH_LATENCY_FETCH_WAIT_MS (5) is the latency run's fetch.wait.max.ms
+# (latency_kafka_props below says why; empty: the worker's default).
 # Needs: kcat, redis-server, redis-cli, curl, python3, /usr/bin/time.
 #
 # The mock cluster keeps about 5 MB per partition (librdkafka trims older
@@ -148,10 +150,11 @@ start_redis_cluster() {
   REDIS_CFG="\"url\": \"redis://127.0.0.1:${RPORTS[0]}/0\", \"cluster\": {\"nodes\": [$(printf '"%s",' "${addrs[@]}" | sed 's/,$//')]}"
 }
 
-# start_stack DIR SIM_LATENCY_MS: Redis, mock cluster, simulator; sets BS,
+# start_stack DIR SIM_LATENCY_MS [KAFKA_PROPS]: Redis, mock cluster, simulator
+# (KAFKA_PROPS: JSON members added to the worker's kafka section); sets BS,
 # RPORTS (one port, or the Cluster's three), SIMURL.
 start_stack() {
-  local d=$1 lat=$2
+  local d=$1 lat=$2 kx=${3:-}
   rm -f "$d/bootstrap" "$d/sim.port" # a reused --out must not hand us old ports
   if [ "$cluster" = 1 ]; then
     start_redis_cluster "$d"
@@ -178,7 +181,7 @@ start_stack() {
 {
   "kafka": {"bootstrap.servers": "$BS", "group.id": "pruvan-bridge-bench",
             "session.timeout.ms": "6000", "heartbeat.interval.ms": "1000",
-            "compression.codec": "lz4"${BENCH_KAFKA_EXTRA:+, $BENCH_KAFKA_EXTRA}},
+            "compression.codec": "lz4"${kx:+, $kx}${BENCH_KAFKA_EXTRA:+, $BENCH_KAFKA_EXTRA}},
   "redis": {$REDIS_CFG, "keyPrefix": "bench:"},
   "http": {"listen": "127.0.0.1:0"},${BENCH_CONFIG_EXTRA:+ $BENCH_CONFIG_EXTRA,}
   "accounts": {
@@ -281,10 +284,24 @@ throughput_run() {
   stop_pids
 }
 
+# The mock cluster answers a fetch that found no data only after the
+# request's whole fetch.wait.max.ms (the worker's default: 50), even when
+# events arrive meanwhile; a Kafka broker answers as soon as
+# fetch.min.bytes (1) is there. In a paced run most fetches come up empty
+# first, so the mock would add ~25 ms on average to every event's latency
+# that a broker does not. The latency run therefore asks for a short wait
+# (BENCH_LATENCY_FETCH_WAIT_MS, 5; empty: the worker's default).
+latency_kafka_props() {
+  local w=${BENCH_LATENCY_FETCH_WAIT_MS-5}
+  [ -n "$w" ] || return 0
+  case "${BENCH_KAFKA_EXTRA:-}" in *fetch.wait.max.ms*) return 0 ;; esac
+  printf '"fetch.wait.max.ms": "%s"' "$w"
+}
+
 # latency_run NAME RATE: the worker runs first; a paced producer feeds it.
 latency_run() {
   local d=$1 r=$2
-  mkdir -p "$d"; start_stack "$d" 0
+  mkdir -p "$d"; start_stack "$d" 0 "$(latency_kafka_props)"
   now_ms >"$d/worker.start"
   /usr/bin/time -v -o "$d/time.txt" "$bridge" run -c "$d/config.json" 2>"$d/worker.log" &
   wpid=$!
