@@ -74,6 +74,11 @@ static int wait_budget(pb_pipeline_t *pl, bool consume, int wait_ms, bool *busy)
 		*busy = true;
 	if (*busy && (pl->redis_up || pl_redis_may_try(pl)))
 		wait_ms = 0;
+	/* a revoke this turn's consume recorded: end the turn, so that its
+	 * drain (pl_revoke_drain, whose own turns wait) starts at once; the
+	 * whole group waits for it */
+	if (consume && pl->revoking)
+		wait_ms = 0;
 	if (!pl->redis_up && !*busy) {
 		int64_t d = pl->redis_retry_at - pb_mono_ms();
 		if (d >= 0 && d < wait_ms)
