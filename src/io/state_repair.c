@@ -216,6 +216,7 @@ typedef struct {
 	lease_t *lease;
 	pb_repair_stats_t *total;
 	int64_t next_report;
+	uint32_t *map; /* the Cluster's slot map before; NULL: no Cluster */
 } sweep_t;
 
 static bool hmget_has_order(const redisReply *h)
@@ -406,6 +407,153 @@ static pb_repair_result_t sweep_master(sweep_t *s, pb_rconn_t *c, char *errstr,
 	return res;
 }
 
+/* ---- the Cluster's slot map --------------------------------------------- */
+
+/* Each master is swept on its own, so the sweep covers every key only if
+ * no slot changes master while it runs: a key that leaves a master not
+ * swept yet for one swept already is on no master while it is swept.
+ * The map (CLUSTER SLOTS) is read from the first master before the sweep
+ * and from every master after it; a slot whose master changed, or one
+ * whose master was not dialled, fails the sweep instead of setting the
+ * marker "done" (the next sweep starts over; the repairs made stay). A
+ * slot being migrated shows as MOVED or ASK to PTTL or PERSIST; a slot
+ * moved and moved back between the two reads goes unseen. */
+
+#define N_SLOTS 16384
+
+/* A slot's master as a number, FNV-1a of host:port; 0: no master. */
+static uint32_t owner_of(const char *host, long long port)
+{
+	char s[300];
+	int n = snprintf(s, sizeof(s), "%s:%lld", host, port);
+	uint32_t h = 2166136261u;
+	for (int i = 0; i < n && i < (int)sizeof(s); i++)
+		h = (h ^ (unsigned char)s[i]) * 16777619u;
+	return h ? h : 1;
+}
+
+/* The host of c's peer into host ("" when it has none). */
+static int peer_host(pb_rconn_t *c, char *host, size_t size)
+{
+	int port = 0;
+	if (!pb_redis_split_hostport(pb_rconn_peer(c), host, size, &port))
+		host[0] = '\0';
+	return port;
+}
+
+static bool slots_entry_ok(const redisReply *e)
+{
+	return e->type == REDIS_REPLY_ARRAY && e->elements >= 3 &&
+	       e->element[0]->type == REDIS_REPLY_INTEGER &&
+	       e->element[1]->type == REDIS_REPLY_INTEGER &&
+	       e->element[2]->type == REDIS_REPLY_ARRAY &&
+	       e->element[2]->elements >= 2 &&
+	       e->element[2]->element[0]->type == REDIS_REPLY_STRING &&
+	       e->element[2]->element[1]->type == REDIS_REPLY_INTEGER;
+}
+
+/* map[slot] = its master as c sees it (CLUSTER SLOTS). */
+static pb_err_t map_read(pb_rconn_t *c, uint32_t *map, char *errstr,
+			 size_t errstr_size)
+{
+	const char *argv[] = {"CLUSTER", "SLOTS"};
+	char e[512] = "";
+	redisReply *r = pb_rconn_command(c, e, sizeof(e), 2, argv);
+	if (!r)
+		return pb_errf(errstr, errstr_size, PB_ERR_REDIS, "%s", e);
+	char self[256];
+	peer_host(c, self, sizeof(self));
+	memset(map, 0, N_SLOTS * sizeof(*map));
+	bool ok = r->type == REDIS_REPLY_ARRAY;
+	for (size_t i = 0; ok && i < r->elements; i++) {
+		const redisReply *en = r->element[i];
+		if (!(ok = slots_entry_ok(en)))
+			break;
+		const redisReply *m = en->element[2];
+		uint32_t o =
+		    owner_of(m->element[0]->len ? m->element[0]->str : self,
+			     m->element[1]->integer);
+		for (long long s = en->element[0]->integer;
+		     s <= en->element[1]->integer && s < N_SLOTS; s++)
+			if (s >= 0)
+				map[s] = o;
+	}
+	pb_err_t err = PB_OK;
+	if (!ok)
+		err = pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+			      "Redis at %s answered CLUSTER SLOTS with %s (may "
+			      "the ACL user run CLUSTER SLOTS?)",
+			      pb_rconn_peer(c),
+			      r->type == REDIS_REPLY_ERROR ? r->str
+							   : "no slot map");
+	pb_reply_free(r);
+	return err;
+}
+
+static pb_err_t map_changed(int slot, const char *peer, char *errstr,
+			    size_t errstr_size)
+{
+	return pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+		       "the Redis Cluster slot map changed while the "
+		       "order-expiry repair swept (slot %d has another master "
+		       "as %s sees it: a resharding or a failover), so keys "
+		       "that moved may have been missed; the hashes repaired "
+		       "stay and the sweep starts over",
+		       slot, peer);
+}
+
+/* The map before the sweep, from m[0], into *out (malloc'd); every slot's
+ * master must be one of m[0..n). */
+static pb_repair_result_t map_start(pb_rconn_t **m, size_t n, uint32_t **out,
+				    char *errstr, size_t errstr_size)
+{
+	uint32_t *map = calloc(N_SLOTS, sizeof(*map));
+	uint32_t *masters = calloc(n ? n : 1, sizeof(*masters));
+	pb_err_t err =
+	    n && map && masters
+		? map_read(m[0], map, errstr, errstr_size)
+		: pb_errf(errstr, errstr_size, PB_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; !err && i < n; i++) {
+		char host[256];
+		int port = peer_host(m[i], host, sizeof(host));
+		masters[i] = owner_of(host, port);
+	}
+	for (int s = 0; !err && s < N_SLOTS; s++) {
+		size_t i = 0;
+		while (map[s] && i < n && masters[i] != map[s])
+			i++;
+		if (i == n)
+			err = map_changed(s, pb_rconn_peer(m[0]), errstr,
+					  errstr_size);
+	}
+	free(masters);
+	if (err) {
+		free(map);
+		return PB_REPAIR_FAILED;
+	}
+	*out = map;
+	return PB_REPAIR_SWEPT;
+}
+
+/* After the sweep: SWEPT when every master still gives the map before. */
+static pb_repair_result_t map_same(const uint32_t *before, pb_rconn_t **m,
+				   size_t n, char *errstr, size_t errstr_size)
+{
+	uint32_t *now = calloc(N_SLOTS, sizeof(*now));
+	pb_err_t err =
+	    now ? PB_OK
+		: pb_errf(errstr, errstr_size, PB_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; !err && i < n; i++) {
+		err = map_read(m[i], now, errstr, errstr_size);
+		for (int s = 0; !err && s < N_SLOTS; s++)
+			if (now[s] != before[s])
+				err = map_changed(s, pb_rconn_peer(m[i]),
+						  errstr, errstr_size);
+	}
+	free(now);
+	return err ? PB_REPAIR_FAILED : PB_REPAIR_SWEPT;
+}
+
 /* ---- the sweep ---------------------------------------------------------- */
 
 static void lease_init(lease_t *l, const char *prefix, int lease_ms)
@@ -438,6 +586,8 @@ static pb_repair_result_t sweep_all(sweep_t *s, pb_rconn_t **m, size_t n,
 		res = s->o->nap && s->o->nap(s->o->nap_ctx, 0)
 			  ? PB_REPAIR_STOPPED
 			  : sweep_master(s, m[i], errstr, errstr_size);
+	if (res == PB_REPAIR_SWEPT && s->map)
+		res = map_same(s->map, m, n, errstr, errstr_size);
 	if (res == PB_REPAIR_SWEPT)
 		res = lease_finish(s->lease, errstr, errstr_size);
 	if (res == PB_REPAIR_STOPPED)
@@ -530,6 +680,10 @@ pb_repair_result_t pb_repair_sweep(pb_redis_t *r, const pb_repair_opts_t *o,
 	else if ((res = empty_check(m, n, errstr, errstr_size)) !=
 		 PB_REPAIR_SWEPT)
 		; /* empty, or failed */
+	else if (pb_redis_is_cluster(r) &&
+		 (res = map_start(m, n, &s.map, errstr, errstr_size)) !=
+		     PB_REPAIR_SWEPT)
+		; /* failed */
 	else if (pb_redis_dial(r, &l.c, NULL, errstr, errstr_size) == PB_OK)
 		res = lease_take(&l, errstr, errstr_size);
 	else
@@ -544,6 +698,7 @@ pb_repair_result_t pb_repair_sweep(pb_redis_t *r, const pb_repair_opts_t *o,
 	pb_rconn_close(l.c);
 	free(l.key);
 	free(pattern);
+	free(s.map);
 	return res;
 }
 
@@ -580,6 +735,21 @@ static bool thread_nap(void *ctx, int ms)
 	return stop;
 }
 
+/* What the failure's log line says to do. A slot that moved (the map
+ * check, or MOVED / ASK quoted from Redis) needs nothing but time. */
+static const char *what_to_do(const char *err)
+{
+	if (strstr(err, "slot map changed") || strstr(err, " MOVED ") ||
+	    strstr(err, " ASK "))
+		return "nothing while a resharding or failover runs: the "
+		       "hashes repaired stay and the sweep starts over by "
+		       "itself; if this repeats once it ended, check the "
+		       "Cluster (redis-cli --cluster check)";
+	return "check that Redis is reachable and that the ACL user may run "
+	       "SCAN, PTTL, PERSIST, GET and SET; the sweep starts over by "
+	       "itself";
+}
+
 /* After a sweep that did not finish: how long until the next (0: none). */
 static int next_try(pb_repair_result_t res, const char *err, int *backoff,
 		    int *busy)
@@ -601,11 +771,7 @@ static int next_try(pb_repair_result_t res, const char *err, int *backoff,
 	}
 	snprintf(s, sizeof(s), "%d", *backoff / 1000);
 	pb_log(PB_LOG_ERROR, "order-expiry repair failed", "error", err,
-	       "what_to_do",
-	       "check that Redis is reachable and that the ACL user may run "
-	       "SCAN, PTTL, PERSIST, GET and SET; the sweep starts over by "
-	       "itself",
-	       "retry_in_s", s, NULL);
+	       "what_to_do", what_to_do(err), "retry_in_s", s, NULL);
 	int wait = *backoff;
 	*backoff =
 	    *backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : *backoff * 2;

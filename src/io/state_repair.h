@@ -17,6 +17,11 @@
  * (c, d, v, hv, t, p) of each key, and one more sends PERSIST to each
  * hash that has an expiry and any order field. A hash of marks only (no
  * order field, "k1" or not) keeps its expiry; nothing else is written.
+ * With Cluster the slot map (CLUSTER SLOTS) is read from the first master
+ * before and from every master after: a slot that changed master in
+ * between (a resharding, a failover) may have carried keys from a master
+ * not swept yet to one already swept, so the sweep then ends FAILED, the
+ * marker not "done", and the next one starts over.
  *
  * Why check-then-PERSIST without a transaction is safe: nothing the
  * worker does removes an order field from an order hash (the only HDEL

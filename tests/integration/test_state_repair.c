@@ -15,12 +15,16 @@
  *   - a 3-master Cluster: planted keys on every master are repaired; a
  *     key only on a master that does not serve slot 0 makes the worker's
  *     layout probe (state.h) see an earlier build's data (every master is
- *     asked), and with no key anywhere it records a fresh deployment;
+ *     asked), and with no key anywhere it records a fresh deployment; a
+ *     slot that migrates mid-sweep from a master not swept yet to one
+ *     swept ends the sweep as failed (the slot map changed), not "done",
+ *     each repair counted once;
  *   - `pruvan-bridge run`: a hash an earlier build left with order fields
  *     and an expiry stays once the worker's sweep logs its end (counted
  *     in /metrics), and the order's next event is an update of the state
  *     kept.
  */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -667,6 +671,302 @@ static void cluster_layout_asks_every_master(void **state)
 	h_end();
 }
 
+/* ---- a slot migrated mid-sweep ------------------------------------------ */
+
+#define MV_KEYS	 600 /* spread over the masters: pages of MV_PAGE */
+#define MV_GROUP 21  /* in one slot of each master */
+#define MV_ALL	 (MV_KEYS + CL_NODES * MV_GROUP)
+#define MV_PAGE	 "50"
+
+static char mv_key[MV_ALL][64];
+static int mv_group_slot[CL_NODES]; /* the slot of group g (g's master) */
+
+/* Key k needs the repair (an order field); every third has marks only. */
+static bool mv_repairable(int k)
+{
+	return k % 3 != 0;
+}
+
+/* MV_KEYS orders over the Cluster, then MV_GROUP in one slot of each
+ * master (group g: keys MV_KEYS + g * MV_GROUP ...). */
+static void mv_names(void)
+{
+	for (int k = 0; k < MV_KEYS; k++)
+		snprintf(mv_key[k], sizeof(mv_key[k]), "mv:{acme/MV-%d}:o", k);
+	for (int g = 0; g < CL_NODES; g++) {
+		char first[64];
+		for (int i = 0;; i++) { /* a key on master g */
+			snprintf(first, sizeof(first), "mv:{acme/G%d-%d}:o", g,
+				 i);
+			if (cl_owner(first) == g)
+				break;
+		}
+		mv_group_slot[g] = (int)pb_cluster_slot(first, strlen(first));
+		int k = MV_KEYS + g * MV_GROUP, made = 0;
+		for (int i = 0; made < MV_GROUP; i++) {
+			char t[32];
+			int n = snprintf(t, sizeof(t), "acme/S%d-%d", g, i);
+			if ((int)pb_cluster_slot(t, (size_t)n) !=
+			    mv_group_slot[g])
+				continue;
+			snprintf(mv_key[k + made], sizeof(mv_key[0]),
+				 "mv:{%s}:o", t);
+			made++;
+		}
+	}
+}
+
+/* Each key with its field ("c"... or the mark "m:x") and a mark, and an
+ * expiry of an hour, through the Cluster handle. */
+static void mv_plant(pb_rconn_t *c)
+{
+	for (int k = 0; k < MV_ALL; k++) {
+		const char *f = mv_repairable(k) ? fields[k % 6] : "m:x";
+		const char *argv[] = {"HSET", mv_key[k], f, "1", "m:e1", "D|1"};
+		char err[256];
+		redisReply *r = pb_rconn_command(c, err, sizeof(err), 6, argv);
+		assert_non_null(r);
+		assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+		pb_reply_free(r);
+		assert_int_equal(
+		    cl_int(c, "PEXPIRE", mv_key[k], "3600000", NULL, NULL), 1);
+	}
+}
+
+/* Where each key is and its TTL: owner[k] the master answering its TTL
+ * without MOVED (-1: none), ttl[k] that answer. */
+static void mv_census(int owner[MV_ALL], long long ttl[MV_ALL])
+{
+	for (int k = 0; k < MV_ALL; k++)
+		owner[k] = -1;
+	for (int i = 0; i < CL_NODES; i++) {
+		struct timeval tv = {2, 0};
+		redisContext *c =
+		    redisConnectWithTimeout("127.0.0.1", cl_ports[i], tv);
+		assert_true(c && !c->err);
+		for (int k = 0; k < MV_ALL; k++)
+			redisAppendCommand(c, "TTL %s", mv_key[k]);
+		for (int k = 0; k < MV_ALL; k++) {
+			void *r = NULL;
+			assert_int_equal(redisGetReply(c, &r), REDIS_OK);
+			redisReply *rr = r;
+			if (rr->type == REDIS_REPLY_INTEGER) {
+				owner[k] = i;
+				ttl[k] = rr->integer;
+			}
+			freeReplyObject(r);
+		}
+		redisFree(c);
+	}
+}
+
+/* Keys that need the repair and were repaired, per master (kept) and in
+ * all (the return), from a census. */
+static int mv_kept(const int owner[MV_ALL], const long long ttl[MV_ALL],
+		   int kept[CL_NODES], int due[CL_NODES])
+{
+	int all = 0;
+	for (int i = 0; i < CL_NODES; i++)
+		kept[i] = due[i] = 0;
+	for (int k = 0; k < MV_ALL; k++) {
+		assert_true(owner[k] >= 0); /* no key lost */
+		if (!mv_repairable(k)) {
+			assert_true(ttl[k] > 0); /* marks only keep expiring */
+			continue;
+		}
+		due[owner[k]]++;
+		if (ttl[k] == -1) {
+			kept[owner[k]]++;
+			all++;
+		}
+	}
+	return all;
+}
+
+/* Every key holds what was planted (its field and its mark), on the
+ * master a census found it on. */
+static void mv_as_planted(const int owner[MV_ALL])
+{
+	for (int k = 0; k < MV_ALL; k++) {
+		const char *f = mv_repairable(k) ? fields[k % 6] : "m:x";
+		const char *hg[] = {"HGET", mv_key[k], f, NULL};
+		char *v = hr_cmd(cl_ports[owner[k]], hg);
+		assert_non_null(v);
+		assert_string_equal(v, "1");
+		free(v);
+		const char *hl[] = {"HLEN", mv_key[k], NULL};
+		v = hr_cmd(cl_ports[owner[k]], hl);
+		assert_non_null(v);
+		assert_string_equal(v, "2");
+		free(v);
+	}
+}
+
+static char *mv_id(int i)
+{
+	const char *q[] = {"CLUSTER", "MYID", NULL};
+	char *id = hr_cmd(cl_ports[i], q);
+	assert_non_null(id);
+	assert_int_equal(strlen(id), 40);
+	return id;
+}
+
+static void mv_ok(int i, const char *const *argv)
+{
+	char *a = hr_cmd(cl_ports[i], argv);
+	assert_non_null(a);
+	if (strcmp(a, "OK") != 0)
+		fprintf(stderr, "[test] %s on node %d: %s\n", argv[0], i, a);
+	assert_string_equal(a, "OK");
+	free(a);
+}
+
+/* Slot `slot` with group g's keys from master src to dst, as a
+ * resharding does it. */
+static void mv_migrate(int g, int src, int dst)
+{
+	char slot[16], port[16];
+	snprintf(slot, sizeof(slot), "%d", mv_group_slot[g]);
+	snprintf(port, sizeof(port), "%d", cl_ports[dst]);
+	char *sid = mv_id(src), *did = mv_id(dst);
+	const char *imp[] = {"CLUSTER",	  "SETSLOT", slot,
+			     "IMPORTING", sid,	     NULL};
+	mv_ok(dst, imp);
+	const char *mig[] = {"CLUSTER",	  "SETSLOT", slot,
+			     "MIGRATING", did,	     NULL};
+	mv_ok(src, mig);
+	const char *argv[8 + MV_GROUP] = {"MIGRATE", "127.0.0.1", port,	 "",
+					  "0",	     "5000",	  "KEYS"};
+	for (int j = 0; j < MV_GROUP; j++)
+		argv[7 + j] = mv_key[MV_KEYS + g * MV_GROUP + j];
+	argv[7 + MV_GROUP] = NULL;
+	mv_ok(src, argv);
+	const char *node[] = {"CLUSTER", "SETSLOT", slot, "NODE", did, NULL};
+	mv_ok(dst, node);
+	mv_ok(src, node);
+	const char *count[] = {"CLUSTER", "COUNTKEYSINSLOT", slot, NULL};
+	char *n = hr_cmd(cl_ports[dst], count);
+	assert_non_null(n);
+	assert_int_equal(strtol(n, NULL, 10), MV_GROUP);
+	free(n);
+	free(sid);
+	free(did);
+}
+
+typedef struct {
+	int calls, masters;  /* nap calls, those before a master (ms 0) */
+	int src, dst, group; /* the move made (-1: none yet) */
+} mv_hook_t;
+
+/* After the first page of the second master swept (pages nap 1 ms, a
+ * master's start 0 ms): the group of the master not swept yet moves to
+ * the one swept to its end. */
+static bool mv_after_page(void *ctx, int ms)
+{
+	mv_hook_t *h = ctx;
+	h->calls++;
+	if (ms == 0) {
+		h->masters++;
+		return false;
+	}
+	if (h->masters != 2 || h->src >= 0)
+		return false;
+	int owner[MV_ALL], kept[CL_NODES], due[CL_NODES];
+	long long ttl[MV_ALL];
+	mv_census(owner, ttl);
+	mv_kept(owner, ttl, kept, due);
+	for (int i = 0; i < CL_NODES; i++) {
+		if (kept[i] == due[i])
+			h->dst = i; /* swept */
+		else if (kept[i] == 0)
+			h->src = i; /* not yet */
+	}
+	assert_true(h->src >= 0 && h->dst >= 0 && h->src != h->dst);
+	h->group = h->src; /* group g starts on master g */
+	fprintf(stderr,
+		"[test] after nap call %d: slot %d (%d keys) from master %d "
+		"to master %d (swept)\n",
+		h->calls, mv_group_slot[h->group], MV_GROUP, h->src, h->dst);
+	mv_migrate(h->group, h->src, h->dst);
+	return false;
+}
+
+/* A slot that holds keys to repair migrates (IMPORTING, MIGRATING,
+ * MIGRATE, SETSLOT NODE) from a master not swept yet to one already
+ * swept, after a page of the sweep: its keys were on no master while that
+ * one was swept. The sweep must not report "done" having missed them: it
+ * ends FAILED saying a slot moved and what to do, keeping the repairs it
+ * made and no marks-only hash repaired, data as planted. */
+static void cluster_slot_moved_mid_sweep(void **state)
+{
+	(void)state;
+	h_begin("cluster_slot_moved_mid_sweep");
+	int64_t t0 = pb_mono_ms();
+	assert_true(hr_await_cluster_ok(CL_SLOT0, CL_NODES, cl_ports));
+	flush_masters();
+	char seeds[CL_NODES][32];
+	const char *sp[CL_NODES];
+	cl_seeds(seeds, sp);
+	pb_redis_opts_t ro = {.url = "redis://ignored/0",
+			      .cluster_nodes = sp,
+			      .cluster_nodes_len = CL_NODES,
+			      .timeout_ms = 2000};
+	pb_redis_t *r = NULL;
+	char err[512] = "";
+	assert_int_equal(pb_redis_new(&ro, &r, err, sizeof(err)), PB_OK);
+	pb_rconn_t *c = NULL;
+	assert_int_equal(pb_redis_dial(r, &c, NULL, err, sizeof(err)), PB_OK);
+	mv_names();
+	mv_plant(c);
+	int owner[MV_ALL], kept[CL_NODES], due[CL_NODES];
+	long long ttl[MV_ALL];
+	mv_census(owner, ttl);
+	assert_int_equal(mv_kept(owner, ttl, kept, due), 0);
+	int due_all = 0;
+	for (int i = 0; i < CL_NODES; i++) {
+		assert_true(due[i] > 100); /* pages on every master */
+		due_all += due[i];
+	}
+
+	mv_hook_t h = {.src = -1, .dst = -1, .group = -1};
+	pb_repair_opts_t o = {.prefix = "mv:",
+			      .page = 50,
+			      .pause_ms = 1,
+			      .nap = mv_after_page,
+			      .nap_ctx = &h};
+	pb_repair_stats_t st;
+	pb_repair_result_t res = pb_repair_sweep(r, &o, &st, err, sizeof(err));
+	fprintf(stderr,
+		"[test] first sweep: %s, %d nap calls, %" PRIu64
+		" scanned, %" PRIu64 " persisted: %s\n",
+		pb_repair_result_name(res), h.calls, st.scanned, st.persisted,
+		err);
+	assert_true(h.src >= 0); /* the slot did move mid-sweep */
+	mv_census(owner, ttl);
+	int kept1 = mv_kept(owner, ttl, kept, due);
+	for (int j = 0; j < MV_GROUP; j++) /* the group is on dst now */
+		assert_int_equal(owner[MV_KEYS + h.group * MV_GROUP + j],
+				 h.dst);
+	assert_int_equal(kept1, (int)st.persisted); /* each counted once */
+	/* not "done" with keys left expiring */
+	assert_int_equal(res, PB_REPAIR_FAILED);
+	assert_true(kept1 < due_all);
+	assert_non_null(strstr(err, "slot map changed"));
+	assert_non_null(strstr(err, "starts over"));
+	const char *get[] = {"GET", "mv:repair:order-expiry", NULL};
+	int mo = cl_owner("mv:repair:order-expiry");
+	char *m = hr_cmd(cl_ports[mo], get);
+	assert_non_null(m);
+	assert_string_not_equal(m, "done");
+	free(m);
+	mv_as_planted(owner);
+	fprintf(stderr, "[test] %d keys (%d to repair), took %" PRId64 " ms\n",
+		MV_ALL, due_all, pb_mono_ms() - t0);
+	pb_rconn_close(c);
+	pb_redis_destroy(r);
+	h_end();
+}
+
 /* ---- the worker --------------------------------------------------------- */
 
 static const char *outcome_of(const json_t *by, const char *id)
@@ -748,6 +1048,7 @@ int main(void)
 	    cmocka_unit_test(worker_repairs_at_start),
 	    cmocka_unit_test(cluster_every_master),
 	    cmocka_unit_test(cluster_layout_asks_every_master),
+	    cmocka_unit_test(cluster_slot_moved_mid_sweep),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
