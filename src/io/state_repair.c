@@ -163,7 +163,12 @@ static pb_repair_result_t lease_read(lease_t *l, char *errstr,
 	return res;
 }
 
-/* SET NX PX: SWEPT when taken, else what the marker says. */
+static pb_repair_result_t lease_renew(lease_t *l, char *errstr,
+				      size_t errstr_size);
+
+/* SET NX PX: SWEPT when taken, or when the lease is this sweeper's own
+ * (its token, left by a sweep of it that failed: renewed), else what the
+ * marker says. */
 static pb_repair_result_t lease_take(lease_t *l, char *errstr,
 				     size_t errstr_size)
 {
@@ -176,8 +181,8 @@ static pb_repair_result_t lease_take(lease_t *l, char *errstr,
 	if (taken)
 		return PB_REPAIR_SWEPT;
 	pb_repair_result_t res = lease_read(l, errstr, errstr_size);
-	/* our own token cannot be there: it is new */
-	return res == PB_REPAIR_SWEPT ? PB_REPAIR_BUSY : res;
+	return res == PB_REPAIR_SWEPT ? lease_renew(l, errstr, errstr_size)
+				      : res;
 }
 
 /* Renew the lease while it is still this sweeper's (state_repair.h:
@@ -556,18 +561,27 @@ static pb_repair_result_t map_same(const uint32_t *before, pb_rconn_t **m,
 
 /* ---- the sweep ---------------------------------------------------------- */
 
-static void lease_init(lease_t *l, const char *prefix, int lease_ms)
+/* A new sweeper's lease value: sweeping:HOST:PID:WALL_MS. */
+static void token_make(char *out, size_t size)
 {
-	const char *p = prefix ? prefix : "pb:";
+	char host[64] = "";
+	if (gethostname(host, sizeof(host) - 1) != 0)
+		pb_strlcpy(host, "unknown", sizeof(host));
+	snprintf(out, size, "sweeping:%s:%ld:%" PRId64, host, (long)getpid(),
+		 pb_wall_ms());
+}
+
+static void lease_init(lease_t *l, const pb_repair_opts_t *o, int lease_ms)
+{
+	const char *p = o->prefix ? o->prefix : "pb:";
 	size_t n = strlen(p) + sizeof(PB_REPAIR_MARKER);
 	l->key = malloc(n);
 	if (l->key)
 		snprintf(l->key, n, "%s%s", p, PB_REPAIR_MARKER);
-	char host[64] = "";
-	if (gethostname(host, sizeof(host) - 1) != 0)
-		pb_strlcpy(host, "unknown", sizeof(host));
-	snprintf(l->token, sizeof(l->token), "sweeping:%s:%ld:%" PRId64, host,
-		 (long)getpid(), pb_wall_ms());
+	if (o->token)
+		pb_strlcpy(l->token, o->token, sizeof(l->token));
+	else
+		token_make(l->token, sizeof(l->token));
 	snprintf(l->px, sizeof(l->px), "%d", lease_ms);
 }
 
@@ -657,8 +671,7 @@ pb_repair_result_t pb_repair_sweep(pb_redis_t *r, const pb_repair_opts_t *o,
 {
 	memset(stats, 0, sizeof(*stats));
 	lease_t l = {0};
-	lease_init(&l, o->prefix,
-		   o->lease_ms > 0 ? o->lease_ms : PB_REPAIR_LEASE_MS);
+	lease_init(&l, o, o->lease_ms > 0 ? o->lease_ms : PB_REPAIR_LEASE_MS);
 	sweep_t s = {.o = o, .lease = &l, .total = stats};
 	char *pattern = pb_repair_pattern_new(o->prefix);
 	s.pattern = pattern;
@@ -781,10 +794,13 @@ static int next_try(pb_repair_result_t res, const char *err, int *backoff,
 static void *repair_main(void *arg)
 {
 	pb_repair_t *rp = arg;
+	char token[192]; /* one for every try: a retry retakes the lease */
+	token_make(token, sizeof(token));
 	pb_repair_opts_t o = {.prefix = rp->prefix,
 			      .pause_ms = PB_REPAIR_PAUSE_MS,
 			      .nap = thread_nap,
-			      .nap_ctx = rp};
+			      .nap_ctx = rp,
+			      .token = token};
 	int backoff = BACKOFF_FIRST_MS, busy = 0;
 	for (;;) {
 		char err[512] = "";

@@ -44,9 +44,11 @@
  * finds "done" does nothing; one that finds another's live lease does
  * nothing now (the background thread asks again later, a bounded number
  * of times); a crashed sweeper's lease expires and the next start sweeps
- * again. The sweep is idempotent, so two sweepers at once (a lease lost
- * to a long pause) only do the work twice. Deleting the marker makes the
- * next start sweep again (docs/operations.md).
+ * again; a sweeper that tries again passes its token (opts.token) and
+ * takes over the lease its failed try left. The sweep is idempotent, so
+ * two sweepers at once (a lease lost to a long pause) only do the work
+ * twice. Deleting the marker makes the next start sweep again
+ * (docs/operations.md).
  *
  * The background thread (pb_repair_start) has its own Redis connections,
  * pauses between pages, checks its stop flag between pages and in every
@@ -111,6 +113,10 @@ typedef struct pb_repair_opts {
 	 * NULL: never stops, never pauses. */
 	bool (*nap)(void *ctx, int ms);
 	void *nap_ctx;
+	/* The lease's value; NULL: a new one. A sweeper that tries again
+	 * passes the same, so it takes over the lease its failed try left
+	 * instead of waiting it out. */
+	const char *token;
 } pb_repair_opts_t;
 
 /* The SCAN MATCH pattern for prefix: the prefix with * ? [ ] \ escaped,

@@ -18,7 +18,7 @@
  *     asked), and with no key anywhere it records a fresh deployment; a
  *     slot that migrates mid-sweep from a master not swept yet to one
  *     swept ends the sweep as failed (the slot map changed), not "done",
- *     each repair counted once;
+ *     and the same sweeper's retry repairs the rest, each key once;
  *   - `pruvan-bridge run`: a hash an earlier build left with order fields
  *     and an expiry stays once the worker's sweep logs its end (counted
  *     in /metrics), and the order's next event is an update of the state
@@ -896,7 +896,9 @@ static bool mv_after_page(void *ctx, int ms)
  * swept, after a page of the sweep: its keys were on no master while that
  * one was swept. The sweep must not report "done" having missed them: it
  * ends FAILED saying a slot moved and what to do, keeping the repairs it
- * made and no marks-only hash repaired, data as planted. */
+ * made and no marks-only hash repaired, data as planted; the same
+ * sweeper's retry, right after, takes over its lease and repairs the
+ * rest, each key exactly once. */
 static void cluster_slot_moved_mid_sweep(void **state)
 {
 	(void)state;
@@ -933,7 +935,8 @@ static void cluster_slot_moved_mid_sweep(void **state)
 			      .page = 50,
 			      .pause_ms = 1,
 			      .nap = mv_after_page,
-			      .nap_ctx = &h};
+			      .nap_ctx = &h,
+			      .token = "sweeping:test-slotmove"};
 	pb_repair_stats_t st;
 	pb_repair_result_t res = pb_repair_sweep(r, &o, &st, err, sizeof(err));
 	fprintf(stderr,
@@ -960,6 +963,23 @@ static void cluster_slot_moved_mid_sweep(void **state)
 	assert_string_not_equal(m, "done");
 	free(m);
 	mv_as_planted(owner);
+
+	/* the retry (the same sweeper, its lease) repairs the rest, and
+	 * nothing twice */
+	h = (mv_hook_t){.src = 0, .dst = -1, .group = -1}; /* no move */
+	uint64_t first = st.persisted;
+	res = pb_repair_sweep(r, &o, &st, err, sizeof(err));
+	fprintf(stderr, "[test] second sweep: %s, %" PRIu64 " persisted\n",
+		pb_repair_result_name(res), st.persisted);
+	assert_int_equal(res, PB_REPAIR_SWEPT);
+	assert_int_equal(first + st.persisted, (uint64_t)due_all);
+	mv_census(owner, ttl);
+	assert_int_equal(mv_kept(owner, ttl, kept, due), due_all);
+	mv_as_planted(owner);
+	m = hr_cmd(cl_ports[mo], get);
+	assert_non_null(m);
+	assert_string_equal(m, "done");
+	free(m);
 	fprintf(stderr, "[test] %d keys (%d to repair), took %" PRId64 " ms\n",
 		MV_ALL, due_all, pb_mono_ms() - t0);
 	pb_rconn_close(c);
