@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "redis_cluster.h"
 #include "state.h"
 #include "util.h"
 
@@ -421,8 +422,11 @@ static pb_repair_result_t sweep_master(sweep_t *s, pb_rconn_t *c, char *errstr,
  * and from every master after it; a slot whose master changed, or one
  * whose master was not dialled, fails the sweep instead of setting the
  * marker "done" (the next sweep starts over; the repairs made stay). A
- * slot being migrated shows as MOVED or ASK to PTTL or PERSIST; a slot
- * moved and moved back between the two reads goes unseen. */
+ * slot still being migrated at the end reads as before, though keys it
+ * moved may have been missed: a PTTL of a key in each slot, sent to the
+ * slot's master, finds it (ASK); during the sweep such a slot shows as
+ * MOVED or ASK to PTTL or PERSIST. A slot moved and moved back between
+ * the two reads goes unseen. */
 
 #define N_SLOTS 16384
 
@@ -444,6 +448,14 @@ static int peer_host(pb_rconn_t *c, char *host, size_t size)
 	if (!pb_redis_split_hostport(pb_rconn_peer(c), host, size, &port))
 		host[0] = '\0';
 	return port;
+}
+
+/* The master c is connected to, as the map names it. */
+static uint32_t master_of(pb_rconn_t *c)
+{
+	char host[256];
+	int port = peer_host(c, host, sizeof(host));
+	return owner_of(host, port);
 }
 
 static bool slots_entry_ok(const redisReply *e)
@@ -518,11 +530,8 @@ static pb_repair_result_t map_start(pb_rconn_t **m, size_t n, uint32_t **out,
 	    n && map && masters
 		? map_read(m[0], map, errstr, errstr_size)
 		: pb_errf(errstr, errstr_size, PB_ERR_NOMEM, "out of memory");
-	for (size_t i = 0; !err && i < n; i++) {
-		char host[256];
-		int port = peer_host(m[i], host, sizeof(host));
-		masters[i] = owner_of(host, port);
-	}
+	for (size_t i = 0; !err && i < n; i++)
+		masters[i] = master_of(m[i]);
 	for (int s = 0; !err && s < N_SLOTS; s++) {
 		size_t i = 0;
 		while (map[s] && i < n && masters[i] != map[s])
@@ -540,9 +549,77 @@ static pb_repair_result_t map_start(pb_rconn_t **m, size_t n, uint32_t **out,
 	return PB_REPAIR_SWEPT;
 }
 
-/* After the sweep: SWEPT when every master still gives the map before. */
-static pb_repair_result_t map_same(const uint32_t *before, pb_rconn_t **m,
-				   size_t n, char *errstr, size_t errstr_size)
+/* tag[slot]: a number n whose key "...{n}" is in slot. */
+static void probe_tags(uint32_t *tag)
+{
+	memset(tag, 0xff, N_SLOTS * sizeof(*tag));
+	size_t left = N_SLOTS; /* about 170000 numbers cover every slot */
+	for (uint32_t i = 0; left && i < UINT32_MAX; i++) {
+		char t[16];
+		int len = snprintf(t, sizeof(t), "%" PRIu32, i);
+		unsigned sl = pb_cluster_slot(t, (size_t)len);
+		if (tag[sl] == UINT32_MAX) {
+			tag[sl] = i;
+			left--;
+		}
+	}
+}
+
+/* PTTL of a key no one writes (PREFIXrepair:probe:{n}) in each slot the
+ * map gives c's master: a master answers ASK for a key it does not hold
+ * while that key's slot is migrated away, a change the map does not show
+ * until SETSLOT NODE. */
+static pb_err_t probe_master(pb_rconn_t *c, const uint32_t *map,
+			     const uint32_t *tag, const char *prefix,
+			     char *errstr, size_t errstr_size)
+{
+	uint32_t self = master_of(c);
+	batch_t b = {.c = c};
+	for (int sl = 0; sl < N_SLOTS; sl++) {
+		if (map[sl] != self)
+			continue;
+		char key[512];
+		int len =
+		    snprintf(key, sizeof(key), "%srepair:probe:{%" PRIu32 "}",
+			     prefix, tag[sl]);
+		const char *argv[] = {"PTTL", key};
+		size_t lens[] = {4, len < (int)sizeof(key) ? (size_t)len
+							   : sizeof(key) - 1};
+		batch_cmd(&b, 2, argv, lens);
+	}
+	redisReply **rs = calloc(b.n ? b.n : 1, sizeof(*rs));
+	pb_err_t err =
+	    rs ? batch_run(&b, rs, errstr, errstr_size)
+	       : pb_errf(errstr, errstr_size, PB_ERR_NOMEM, "out of memory");
+	for (int sl = 0, k = 0; !err && sl < N_SLOTS; sl++) {
+		if (map[sl] != self)
+			continue;
+		const redisReply *x = rs[k++];
+		if (x->type != REDIS_REPLY_ERROR)
+			continue;
+		bool moving = strncmp(x->str, "ASK ", 4) == 0 ||
+			      strncmp(x->str, "MOVED ", 6) == 0;
+		err = moving ? pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+				       "Redis Cluster slot %d is being "
+				       "migrated as the order-expiry repair "
+				       "ends (%s answered PTTL with %s), so "
+				       "keys it moved may have been missed; "
+				       "the hashes repaired stay and the "
+				       "sweep starts over",
+				       sl, pb_rconn_peer(c), x->str)
+			     : pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+				       "Redis at %s refused PTTL: %s",
+				       pb_rconn_peer(c), x->str);
+	}
+	replies_free(rs, rs ? b.n : 0);
+	return err;
+}
+
+/* After the sweep: SWEPT when every master still gives the map before
+ * and no slot is being migrated. */
+static pb_repair_result_t map_same(const uint32_t *before, const char *prefix,
+				   pb_rconn_t **m, size_t n, char *errstr,
+				   size_t errstr_size)
 {
 	uint32_t *now = calloc(N_SLOTS, sizeof(*now));
 	pb_err_t err =
@@ -555,6 +632,11 @@ static pb_repair_result_t map_same(const uint32_t *before, pb_rconn_t **m,
 				err = map_changed(s, pb_rconn_peer(m[i]),
 						  errstr, errstr_size);
 	}
+	if (!err)
+		probe_tags(now); /* now the tags */
+	for (size_t i = 0; !err && i < n; i++)
+		err = probe_master(m[i], before, now, prefix, errstr,
+				   errstr_size);
 	free(now);
 	return err ? PB_REPAIR_FAILED : PB_REPAIR_SWEPT;
 }
@@ -601,7 +683,8 @@ static pb_repair_result_t sweep_all(sweep_t *s, pb_rconn_t **m, size_t n,
 			  ? PB_REPAIR_STOPPED
 			  : sweep_master(s, m[i], errstr, errstr_size);
 	if (res == PB_REPAIR_SWEPT && s->map)
-		res = map_same(s->map, m, n, errstr, errstr_size);
+		res = map_same(s->map, s->o->prefix ? s->o->prefix : "pb:", m,
+			       n, errstr, errstr_size);
 	if (res == PB_REPAIR_SWEPT)
 		res = lease_finish(s->lease, errstr, errstr_size);
 	if (res == PB_REPAIR_STOPPED)
@@ -752,8 +835,8 @@ static bool thread_nap(void *ctx, int ms)
  * check, or MOVED / ASK quoted from Redis) needs nothing but time. */
 static const char *what_to_do(const char *err)
 {
-	if (strstr(err, "slot map changed") || strstr(err, " MOVED ") ||
-	    strstr(err, " ASK "))
+	if (strstr(err, "slot map changed") || strstr(err, "being migrated") ||
+	    strstr(err, " MOVED ") || strstr(err, " ASK "))
 		return "nothing while a resharding or failover runs: the "
 		       "hashes repaired stay and the sweep starts over by "
 		       "itself; if this repeats once it ended, check the "

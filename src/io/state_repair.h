@@ -18,9 +18,11 @@
  * hash that has an expiry and any order field. A hash of marks only (no
  * order field, "k1" or not) keeps its expiry; nothing else is written.
  * With Cluster the slot map (CLUSTER SLOTS) is read from the first master
- * before and from every master after: a slot that changed master in
- * between (a resharding, a failover) may have carried keys from a master
- * not swept yet to one already swept, so the sweep then ends FAILED, the
+ * before and from every master after, and each master is asked PTTL of
+ * a key no one writes (PREFIXrepair:probe:{N}) in each of its slots: a
+ * slot that changed master in between (a resharding, a failover) or is
+ * still being migrated (ASK) may have carried keys from a master not
+ * swept yet to one already swept, so the sweep then ends FAILED, the
  * marker not "done", and the next one starts over.
  *
  * Why check-then-PERSIST without a transaction is safe: nothing the
