@@ -378,6 +378,11 @@ bool pb_redis_tls(const pb_redis_t *r)
 	return r->tls;
 }
 
+bool pb_redis_is_cluster(const pb_redis_t *r)
+{
+	return r->cluster != NULL;
+}
+
 int pb_redis_db(const pb_redis_t *r)
 {
 	return r->url.db;

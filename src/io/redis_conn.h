@@ -93,6 +93,8 @@ pb_err_t pb_redis_new(const pb_redis_opts_t *o, pb_redis_t **out, char *errstr,
 		      size_t errstr_size);
 void pb_redis_destroy(pb_redis_t *r);
 bool pb_redis_tls(const pb_redis_t *r);
+/* Whether r routes over a Redis Cluster (redis.cluster set). */
+bool pb_redis_is_cluster(const pb_redis_t *r);
 /* Database from the URL (0 with Cluster). */
 int pb_redis_db(const pb_redis_t *r);
 

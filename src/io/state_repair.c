@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "redis_cluster.h"
 #include "state.h"
 #include "util.h"
 
@@ -163,7 +164,12 @@ static pb_repair_result_t lease_read(lease_t *l, char *errstr,
 	return res;
 }
 
-/* SET NX PX: SWEPT when taken, else what the marker says. */
+static pb_repair_result_t lease_renew(lease_t *l, char *errstr,
+				      size_t errstr_size);
+
+/* SET NX PX: SWEPT when taken, or when the lease is this sweeper's own
+ * (its token, left by a sweep of it that failed: renewed), else what the
+ * marker says. */
 static pb_repair_result_t lease_take(lease_t *l, char *errstr,
 				     size_t errstr_size)
 {
@@ -176,8 +182,8 @@ static pb_repair_result_t lease_take(lease_t *l, char *errstr,
 	if (taken)
 		return PB_REPAIR_SWEPT;
 	pb_repair_result_t res = lease_read(l, errstr, errstr_size);
-	/* our own token cannot be there: it is new */
-	return res == PB_REPAIR_SWEPT ? PB_REPAIR_BUSY : res;
+	return res == PB_REPAIR_SWEPT ? lease_renew(l, errstr, errstr_size)
+				      : res;
 }
 
 /* Renew the lease while it is still this sweeper's (state_repair.h:
@@ -216,6 +222,7 @@ typedef struct {
 	lease_t *lease;
 	pb_repair_stats_t *total;
 	int64_t next_report;
+	uint32_t *map; /* the Cluster's slot map before; NULL: no Cluster */
 } sweep_t;
 
 static bool hmget_has_order(const redisReply *h)
@@ -406,20 +413,257 @@ static pb_repair_result_t sweep_master(sweep_t *s, pb_rconn_t *c, char *errstr,
 	return res;
 }
 
+/* ---- the Cluster's slot map --------------------------------------------- */
+
+/* Each master is swept on its own, so the sweep covers every key only if
+ * no slot changes master while it runs: a key that leaves a master not
+ * swept yet for one swept already is on no master while it is swept.
+ * The map (CLUSTER SLOTS) is read from the first master before the sweep
+ * and from every master after it; a slot whose master changed, or one
+ * whose master was not dialled, fails the sweep instead of setting the
+ * marker "done" (the next sweep starts over; the repairs made stay). A
+ * slot still being migrated at the end reads as before, though keys it
+ * moved may have been missed: a PTTL of a key in each slot, sent to the
+ * slot's master, finds it (ASK); during the sweep such a slot shows as
+ * MOVED or ASK to PTTL or PERSIST. A slot moved and moved back between
+ * the two reads goes unseen. */
+
+#define N_SLOTS 16384
+
+/* A slot's master as a number, FNV-1a of host:port; 0: no master. */
+static uint32_t owner_of(const char *host, long long port)
+{
+	char s[300];
+	int n = snprintf(s, sizeof(s), "%s:%lld", host, port);
+	uint32_t h = 2166136261u;
+	for (int i = 0; i < n && i < (int)sizeof(s); i++)
+		h = (h ^ (unsigned char)s[i]) * 16777619u;
+	return h ? h : 1;
+}
+
+/* The host of c's peer into host ("" when it has none). */
+static int peer_host(pb_rconn_t *c, char *host, size_t size)
+{
+	int port = 0;
+	if (!pb_redis_split_hostport(pb_rconn_peer(c), host, size, &port))
+		host[0] = '\0';
+	return port;
+}
+
+/* The master c is connected to, as the map names it. */
+static uint32_t master_of(pb_rconn_t *c)
+{
+	char host[256];
+	int port = peer_host(c, host, sizeof(host));
+	return owner_of(host, port);
+}
+
+static bool slots_entry_ok(const redisReply *e)
+{
+	return e->type == REDIS_REPLY_ARRAY && e->elements >= 3 &&
+	       e->element[0]->type == REDIS_REPLY_INTEGER &&
+	       e->element[1]->type == REDIS_REPLY_INTEGER &&
+	       e->element[2]->type == REDIS_REPLY_ARRAY &&
+	       e->element[2]->elements >= 2 &&
+	       e->element[2]->element[0]->type == REDIS_REPLY_STRING &&
+	       e->element[2]->element[1]->type == REDIS_REPLY_INTEGER;
+}
+
+/* map[slot] = its master as c sees it (CLUSTER SLOTS). */
+static pb_err_t map_read(pb_rconn_t *c, uint32_t *map, char *errstr,
+			 size_t errstr_size)
+{
+	const char *argv[] = {"CLUSTER", "SLOTS"};
+	char e[512] = "";
+	redisReply *r = pb_rconn_command(c, e, sizeof(e), 2, argv);
+	if (!r)
+		return pb_errf(errstr, errstr_size, PB_ERR_REDIS, "%s", e);
+	char self[256];
+	peer_host(c, self, sizeof(self));
+	memset(map, 0, N_SLOTS * sizeof(*map));
+	bool ok = r->type == REDIS_REPLY_ARRAY;
+	for (size_t i = 0; ok && i < r->elements; i++) {
+		const redisReply *en = r->element[i];
+		if (!(ok = slots_entry_ok(en)))
+			break;
+		const redisReply *m = en->element[2];
+		uint32_t o =
+		    owner_of(m->element[0]->len ? m->element[0]->str : self,
+			     m->element[1]->integer);
+		for (long long s = en->element[0]->integer;
+		     s <= en->element[1]->integer && s < N_SLOTS; s++)
+			if (s >= 0)
+				map[s] = o;
+	}
+	pb_err_t err = PB_OK;
+	if (!ok)
+		err = pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+			      "Redis at %s answered CLUSTER SLOTS with %s (may "
+			      "the ACL user run CLUSTER SLOTS?)",
+			      pb_rconn_peer(c),
+			      r->type == REDIS_REPLY_ERROR ? r->str
+							   : "no slot map");
+	pb_reply_free(r);
+	return err;
+}
+
+static pb_err_t map_changed(int slot, const char *peer, char *errstr,
+			    size_t errstr_size)
+{
+	return pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+		       "the Redis Cluster slot map changed while the "
+		       "order-expiry repair swept (slot %d has another master "
+		       "as %s sees it: a resharding or a failover), so keys "
+		       "that moved may have been missed; the hashes repaired "
+		       "stay and the sweep starts over",
+		       slot, peer);
+}
+
+/* The map before the sweep, from m[0], into *out (malloc'd); every slot's
+ * master must be one of m[0..n). */
+static pb_repair_result_t map_start(pb_rconn_t **m, size_t n, uint32_t **out,
+				    char *errstr, size_t errstr_size)
+{
+	uint32_t *map = calloc(N_SLOTS, sizeof(*map));
+	uint32_t *masters = calloc(n ? n : 1, sizeof(*masters));
+	pb_err_t err =
+	    n && map && masters
+		? map_read(m[0], map, errstr, errstr_size)
+		: pb_errf(errstr, errstr_size, PB_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; !err && i < n; i++)
+		masters[i] = master_of(m[i]);
+	for (int s = 0; !err && s < N_SLOTS; s++) {
+		size_t i = 0;
+		while (map[s] && i < n && masters[i] != map[s])
+			i++;
+		if (i == n)
+			err = map_changed(s, pb_rconn_peer(m[0]), errstr,
+					  errstr_size);
+	}
+	free(masters);
+	if (err) {
+		free(map);
+		return PB_REPAIR_FAILED;
+	}
+	*out = map;
+	return PB_REPAIR_SWEPT;
+}
+
+/* tag[slot]: a number n whose key "...{n}" is in slot. */
+static void probe_tags(uint32_t *tag)
+{
+	memset(tag, 0xff, N_SLOTS * sizeof(*tag));
+	size_t left = N_SLOTS; /* about 170000 numbers cover every slot */
+	for (uint32_t i = 0; left && i < UINT32_MAX; i++) {
+		char t[16];
+		int len = snprintf(t, sizeof(t), "%" PRIu32, i);
+		unsigned sl = pb_cluster_slot(t, (size_t)len);
+		if (tag[sl] == UINT32_MAX) {
+			tag[sl] = i;
+			left--;
+		}
+	}
+}
+
+/* PTTL of a key no one writes (PREFIXrepair:probe:{n}) in each slot the
+ * map gives c's master: a master answers ASK for a key it does not hold
+ * while that key's slot is migrated away, a change the map does not show
+ * until SETSLOT NODE. */
+static pb_err_t probe_master(pb_rconn_t *c, const uint32_t *map,
+			     const uint32_t *tag, const char *prefix,
+			     char *errstr, size_t errstr_size)
+{
+	uint32_t self = master_of(c);
+	batch_t b = {.c = c};
+	for (int sl = 0; sl < N_SLOTS; sl++) {
+		if (map[sl] != self)
+			continue;
+		char key[512];
+		int len =
+		    snprintf(key, sizeof(key), "%srepair:probe:{%" PRIu32 "}",
+			     prefix, tag[sl]);
+		const char *argv[] = {"PTTL", key};
+		size_t lens[] = {4, len < (int)sizeof(key) ? (size_t)len
+							   : sizeof(key) - 1};
+		batch_cmd(&b, 2, argv, lens);
+	}
+	redisReply **rs = calloc(b.n ? b.n : 1, sizeof(*rs));
+	pb_err_t err =
+	    rs ? batch_run(&b, rs, errstr, errstr_size)
+	       : pb_errf(errstr, errstr_size, PB_ERR_NOMEM, "out of memory");
+	for (int sl = 0, k = 0; !err && sl < N_SLOTS; sl++) {
+		if (map[sl] != self)
+			continue;
+		const redisReply *x = rs[k++];
+		if (x->type != REDIS_REPLY_ERROR)
+			continue;
+		bool moving = strncmp(x->str, "ASK ", 4) == 0 ||
+			      strncmp(x->str, "MOVED ", 6) == 0;
+		err = moving ? pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+				       "Redis Cluster slot %d is being "
+				       "migrated as the order-expiry repair "
+				       "ends (%s answered PTTL with %s), so "
+				       "keys it moved may have been missed; "
+				       "the hashes repaired stay and the "
+				       "sweep starts over",
+				       sl, pb_rconn_peer(c), x->str)
+			     : pb_errf(errstr, errstr_size, PB_ERR_REDIS,
+				       "Redis at %s refused PTTL: %s",
+				       pb_rconn_peer(c), x->str);
+	}
+	replies_free(rs, rs ? b.n : 0);
+	return err;
+}
+
+/* After the sweep: SWEPT when every master still gives the map before
+ * and no slot is being migrated. */
+static pb_repair_result_t map_same(const uint32_t *before, const char *prefix,
+				   pb_rconn_t **m, size_t n, char *errstr,
+				   size_t errstr_size)
+{
+	uint32_t *now = calloc(N_SLOTS, sizeof(*now));
+	pb_err_t err =
+	    now ? PB_OK
+		: pb_errf(errstr, errstr_size, PB_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; !err && i < n; i++) {
+		err = map_read(m[i], now, errstr, errstr_size);
+		for (int s = 0; !err && s < N_SLOTS; s++)
+			if (now[s] != before[s])
+				err = map_changed(s, pb_rconn_peer(m[i]),
+						  errstr, errstr_size);
+	}
+	if (!err)
+		probe_tags(now); /* now the tags */
+	for (size_t i = 0; !err && i < n; i++)
+		err = probe_master(m[i], before, now, prefix, errstr,
+				   errstr_size);
+	free(now);
+	return err ? PB_REPAIR_FAILED : PB_REPAIR_SWEPT;
+}
+
 /* ---- the sweep ---------------------------------------------------------- */
 
-static void lease_init(lease_t *l, const char *prefix, int lease_ms)
+/* A new sweeper's lease value: sweeping:HOST:PID:WALL_MS. */
+static void token_make(char *out, size_t size)
 {
-	const char *p = prefix ? prefix : "pb:";
+	char host[64] = "";
+	if (gethostname(host, sizeof(host) - 1) != 0)
+		pb_strlcpy(host, "unknown", sizeof(host));
+	snprintf(out, size, "sweeping:%s:%ld:%" PRId64, host, (long)getpid(),
+		 pb_wall_ms());
+}
+
+static void lease_init(lease_t *l, const pb_repair_opts_t *o, int lease_ms)
+{
+	const char *p = o->prefix ? o->prefix : "pb:";
 	size_t n = strlen(p) + sizeof(PB_REPAIR_MARKER);
 	l->key = malloc(n);
 	if (l->key)
 		snprintf(l->key, n, "%s%s", p, PB_REPAIR_MARKER);
-	char host[64] = "";
-	if (gethostname(host, sizeof(host) - 1) != 0)
-		pb_strlcpy(host, "unknown", sizeof(host));
-	snprintf(l->token, sizeof(l->token), "sweeping:%s:%ld:%" PRId64, host,
-		 (long)getpid(), pb_wall_ms());
+	if (o->token)
+		pb_strlcpy(l->token, o->token, sizeof(l->token));
+	else
+		token_make(l->token, sizeof(l->token));
 	snprintf(l->px, sizeof(l->px), "%d", lease_ms);
 }
 
@@ -438,6 +682,9 @@ static pb_repair_result_t sweep_all(sweep_t *s, pb_rconn_t **m, size_t n,
 		res = s->o->nap && s->o->nap(s->o->nap_ctx, 0)
 			  ? PB_REPAIR_STOPPED
 			  : sweep_master(s, m[i], errstr, errstr_size);
+	if (res == PB_REPAIR_SWEPT && s->map)
+		res = map_same(s->map, s->o->prefix ? s->o->prefix : "pb:", m,
+			       n, errstr, errstr_size);
 	if (res == PB_REPAIR_SWEPT)
 		res = lease_finish(s->lease, errstr, errstr_size);
 	if (res == PB_REPAIR_STOPPED)
@@ -507,8 +754,7 @@ pb_repair_result_t pb_repair_sweep(pb_redis_t *r, const pb_repair_opts_t *o,
 {
 	memset(stats, 0, sizeof(*stats));
 	lease_t l = {0};
-	lease_init(&l, o->prefix,
-		   o->lease_ms > 0 ? o->lease_ms : PB_REPAIR_LEASE_MS);
+	lease_init(&l, o, o->lease_ms > 0 ? o->lease_ms : PB_REPAIR_LEASE_MS);
 	sweep_t s = {.o = o, .lease = &l, .total = stats};
 	char *pattern = pb_repair_pattern_new(o->prefix);
 	s.pattern = pattern;
@@ -530,6 +776,10 @@ pb_repair_result_t pb_repair_sweep(pb_redis_t *r, const pb_repair_opts_t *o,
 	else if ((res = empty_check(m, n, errstr, errstr_size)) !=
 		 PB_REPAIR_SWEPT)
 		; /* empty, or failed */
+	else if (pb_redis_is_cluster(r) &&
+		 (res = map_start(m, n, &s.map, errstr, errstr_size)) !=
+		     PB_REPAIR_SWEPT)
+		; /* failed */
 	else if (pb_redis_dial(r, &l.c, NULL, errstr, errstr_size) == PB_OK)
 		res = lease_take(&l, errstr, errstr_size);
 	else
@@ -544,6 +794,7 @@ pb_repair_result_t pb_repair_sweep(pb_redis_t *r, const pb_repair_opts_t *o,
 	pb_rconn_close(l.c);
 	free(l.key);
 	free(pattern);
+	free(s.map);
 	return res;
 }
 
@@ -580,6 +831,21 @@ static bool thread_nap(void *ctx, int ms)
 	return stop;
 }
 
+/* What the failure's log line says to do. A slot that moved (the map
+ * check, or MOVED / ASK quoted from Redis) needs nothing but time. */
+static const char *what_to_do(const char *err)
+{
+	if (strstr(err, "slot map changed") || strstr(err, "being migrated") ||
+	    strstr(err, " MOVED ") || strstr(err, " ASK "))
+		return "nothing while a resharding or failover runs: the "
+		       "hashes repaired stay and the sweep starts over by "
+		       "itself; if this repeats once it ended, check the "
+		       "Cluster (redis-cli --cluster check)";
+	return "check that Redis is reachable and that the ACL user may run "
+	       "SCAN, PTTL, PERSIST, GET and SET; the sweep starts over by "
+	       "itself";
+}
+
 /* After a sweep that did not finish: how long until the next (0: none). */
 static int next_try(pb_repair_result_t res, const char *err, int *backoff,
 		    int *busy)
@@ -601,11 +867,7 @@ static int next_try(pb_repair_result_t res, const char *err, int *backoff,
 	}
 	snprintf(s, sizeof(s), "%d", *backoff / 1000);
 	pb_log(PB_LOG_ERROR, "order-expiry repair failed", "error", err,
-	       "what_to_do",
-	       "check that Redis is reachable and that the ACL user may run "
-	       "SCAN, PTTL, PERSIST, GET and SET; the sweep starts over by "
-	       "itself",
-	       "retry_in_s", s, NULL);
+	       "what_to_do", what_to_do(err), "retry_in_s", s, NULL);
 	int wait = *backoff;
 	*backoff =
 	    *backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : *backoff * 2;
@@ -615,10 +877,13 @@ static int next_try(pb_repair_result_t res, const char *err, int *backoff,
 static void *repair_main(void *arg)
 {
 	pb_repair_t *rp = arg;
+	char token[192]; /* one for every try: a retry retakes the lease */
+	token_make(token, sizeof(token));
 	pb_repair_opts_t o = {.prefix = rp->prefix,
 			      .pause_ms = PB_REPAIR_PAUSE_MS,
 			      .nap = thread_nap,
-			      .nap_ctx = rp};
+			      .nap_ctx = rp,
+			      .token = token};
 	int backoff = BACKOFF_FIRST_MS, busy = 0;
 	for (;;) {
 		char err[512] = "";

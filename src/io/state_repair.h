@@ -17,6 +17,13 @@
  * (c, d, v, hv, t, p) of each key, and one more sends PERSIST to each
  * hash that has an expiry and any order field. A hash of marks only (no
  * order field, "k1" or not) keeps its expiry; nothing else is written.
+ * With Cluster the slot map (CLUSTER SLOTS) is read from the first master
+ * before and from every master after, and each master is asked PTTL of
+ * a key no one writes (PREFIXrepair:probe:{N}) in each of its slots: a
+ * slot that changed master in between (a resharding, a failover) or is
+ * still being migrated (ASK) may have carried keys from a master not
+ * swept yet to one already swept, so the sweep then ends FAILED, the
+ * marker not "done", and the next one starts over.
  *
  * Why check-then-PERSIST without a transaction is safe: nothing the
  * worker does removes an order field from an order hash (the only HDEL
@@ -39,9 +46,11 @@
  * finds "done" does nothing; one that finds another's live lease does
  * nothing now (the background thread asks again later, a bounded number
  * of times); a crashed sweeper's lease expires and the next start sweeps
- * again. The sweep is idempotent, so two sweepers at once (a lease lost
- * to a long pause) only do the work twice. Deleting the marker makes the
- * next start sweep again (docs/operations.md).
+ * again; a sweeper that tries again passes its token (opts.token) and
+ * takes over the lease its failed try left. The sweep is idempotent, so
+ * two sweepers at once (a lease lost to a long pause) only do the work
+ * twice. Deleting the marker makes the next start sweep again
+ * (docs/operations.md).
  *
  * The background thread (pb_repair_start) has its own Redis connections,
  * pauses between pages, checks its stop flag between pages and in every
@@ -106,6 +115,10 @@ typedef struct pb_repair_opts {
 	 * NULL: never stops, never pauses. */
 	bool (*nap)(void *ctx, int ms);
 	void *nap_ctx;
+	/* The lease's value; NULL: a new one. A sweeper that tries again
+	 * passes the same, so it takes over the lease its failed try left
+	 * instead of waiting it out. */
+	const char *token;
 } pb_repair_opts_t;
 
 /* The SCAN MATCH pattern for prefix: the prefix with * ? [ ] \ escaped,

@@ -15,12 +15,17 @@
  *   - a 3-master Cluster: planted keys on every master are repaired; a
  *     key only on a master that does not serve slot 0 makes the worker's
  *     layout probe (state.h) see an earlier build's data (every master is
- *     asked), and with no key anywhere it records a fresh deployment;
+ *     asked), and with no key anywhere it records a fresh deployment; a
+ *     slot that migrates mid-sweep from a master not swept yet to one
+ *     swept ends the sweep as failed (the slot map changed), not "done",
+ *     and the same sweeper's retry repairs the rest, each key once; so
+ *     does a migration of half a slot's keys still open at the end;
  *   - `pruvan-bridge run`: a hash an earlier build left with order fields
  *     and an expiry stays once the worker's sweep logs its end (counted
  *     in /metrics), and the order's next event is an update of the state
  *     kept.
  */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -667,6 +672,387 @@ static void cluster_layout_asks_every_master(void **state)
 	h_end();
 }
 
+/* ---- a slot migrated mid-sweep ------------------------------------------ */
+
+#define MV_KEYS	 600 /* spread over the masters: pages of MV_PAGE */
+#define MV_GROUP 21  /* in one slot of each master */
+#define MV_ALL	 (MV_KEYS + CL_NODES * MV_GROUP)
+#define MV_PAGE	 "50"
+
+static char mv_key[MV_ALL][64];
+static int mv_group_slot[CL_NODES]; /* the slot of group g (g's master) */
+
+/* Key k needs the repair (an order field); every third has marks only. */
+static bool mv_repairable(int k)
+{
+	return k % 3 != 0;
+}
+
+/* MV_KEYS orders over the Cluster, then MV_GROUP in one slot of each
+ * master (group g: keys MV_KEYS + g * MV_GROUP ...). */
+static void mv_names(void)
+{
+	for (int k = 0; k < MV_KEYS; k++)
+		snprintf(mv_key[k], sizeof(mv_key[k]), "mv:{acme/MV-%d}:o", k);
+	for (int g = 0; g < CL_NODES; g++) {
+		char first[64];
+		for (int i = 0;; i++) { /* a key on master g */
+			snprintf(first, sizeof(first), "mv:{acme/G%d-%d}:o", g,
+				 i);
+			if (cl_owner(first) == g)
+				break;
+		}
+		mv_group_slot[g] = (int)pb_cluster_slot(first, strlen(first));
+		int k = MV_KEYS + g * MV_GROUP, made = 0;
+		for (int i = 0; made < MV_GROUP; i++) {
+			char t[32];
+			int n = snprintf(t, sizeof(t), "acme/S%d-%d", g, i);
+			if ((int)pb_cluster_slot(t, (size_t)n) !=
+			    mv_group_slot[g])
+				continue;
+			snprintf(mv_key[k + made], sizeof(mv_key[0]),
+				 "mv:{%s}:o", t);
+			made++;
+		}
+	}
+}
+
+/* Each key with its field ("c"... or the mark "m:x") and a mark, and an
+ * expiry of an hour, through the Cluster handle. */
+static void mv_plant(pb_rconn_t *c)
+{
+	for (int k = 0; k < MV_ALL; k++) {
+		const char *f = mv_repairable(k) ? fields[k % 6] : "m:x";
+		const char *argv[] = {"HSET", mv_key[k], f, "1", "m:e1", "D|1"};
+		char err[256];
+		redisReply *r = pb_rconn_command(c, err, sizeof(err), 6, argv);
+		assert_non_null(r);
+		assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+		pb_reply_free(r);
+		assert_int_equal(
+		    cl_int(c, "PEXPIRE", mv_key[k], "3600000", NULL, NULL), 1);
+	}
+}
+
+/* Where each key is and its TTL: owner[k] the master answering its TTL
+ * after ASKING (the one holding it, also while its slot is migrated),
+ * -1: none; ttl[k] that answer. */
+static void mv_census(int owner[MV_ALL], long long ttl[MV_ALL])
+{
+	for (int k = 0; k < MV_ALL; k++)
+		owner[k] = -1;
+	for (int i = 0; i < CL_NODES; i++) {
+		struct timeval tv = {2, 0};
+		redisContext *c =
+		    redisConnectWithTimeout("127.0.0.1", cl_ports[i], tv);
+		assert_true(c && !c->err);
+		for (int k = 0; k < MV_ALL; k++) {
+			redisAppendCommand(c, "ASKING");
+			redisAppendCommand(c, "TTL %s", mv_key[k]);
+		}
+		for (int k = 0; k < 2 * MV_ALL; k++) {
+			void *r = NULL;
+			assert_int_equal(redisGetReply(c, &r), REDIS_OK);
+			redisReply *rr = r;
+			if (k % 2 && rr->type == REDIS_REPLY_INTEGER) {
+				owner[k / 2] = i;
+				ttl[k / 2] = rr->integer;
+			}
+			freeReplyObject(r);
+		}
+		redisFree(c);
+	}
+}
+
+/* Keys that need the repair and were repaired, per master (kept) and in
+ * all (the return), from a census. */
+static int mv_kept(const int owner[MV_ALL], const long long ttl[MV_ALL],
+		   int kept[CL_NODES], int due[CL_NODES])
+{
+	int all = 0;
+	for (int i = 0; i < CL_NODES; i++)
+		kept[i] = due[i] = 0;
+	for (int k = 0; k < MV_ALL; k++) {
+		assert_true(owner[k] >= 0); /* no key lost */
+		if (!mv_repairable(k)) {
+			assert_true(ttl[k] > 0); /* marks only keep expiring */
+			continue;
+		}
+		due[owner[k]]++;
+		if (ttl[k] == -1) {
+			kept[owner[k]]++;
+			all++;
+		}
+	}
+	return all;
+}
+
+/* Every key holds what was planted (its field and its mark), on the
+ * master a census found it on. */
+static void mv_as_planted(const int owner[MV_ALL])
+{
+	redisContext *c[CL_NODES];
+	for (int i = 0; i < CL_NODES; i++) {
+		struct timeval tv = {2, 0};
+		c[i] = redisConnectWithTimeout("127.0.0.1", cl_ports[i], tv);
+		assert_true(c[i] && !c[i]->err);
+	}
+	for (int k = 0; k < MV_ALL; k++) {
+		const char *f = mv_repairable(k) ? fields[k % 6] : "m:x";
+		redisContext *o = c[owner[k]];
+		freeReplyObject(redisCommand(o, "ASKING"));
+		char *v = cmd_str(o, "HGET %s %s", mv_key[k], f);
+		assert_non_null(v);
+		assert_string_equal(v, "1");
+		free(v);
+		freeReplyObject(redisCommand(o, "ASKING"));
+		assert_int_equal(cmd_int(o, "HLEN %s", mv_key[k]), 2);
+	}
+	for (int i = 0; i < CL_NODES; i++)
+		redisFree(c[i]);
+}
+
+static char *mv_id(int i)
+{
+	const char *q[] = {"CLUSTER", "MYID", NULL};
+	char *id = hr_cmd(cl_ports[i], q);
+	assert_non_null(id);
+	assert_int_equal(strlen(id), 40);
+	return id;
+}
+
+static void mv_ok(int i, const char *const *argv)
+{
+	char *a = hr_cmd(cl_ports[i], argv);
+	assert_non_null(a);
+	if (strcmp(a, "OK") != 0)
+		fprintf(stderr, "[test] %s on node %d: %s\n", argv[0], i, a);
+	assert_string_equal(a, "OK");
+	free(a);
+}
+
+/* CLUSTER SETSLOT (group g's slot) WHAT (node whose's id) on node. */
+static void mv_setslot(int node, int g, const char *what, int whose)
+{
+	char slot[16];
+	snprintf(slot, sizeof(slot), "%d", mv_group_slot[g]);
+	char *id = mv_id(whose);
+	const char *q[] = {"CLUSTER", "SETSLOT", slot, what, id, NULL};
+	mv_ok(node, q);
+	free(id);
+}
+
+/* MIGRATE group g's keys [from, to) from src to dst. */
+static void mv_keys(int g, int src, int dst, int from, int to)
+{
+	char port[16];
+	snprintf(port, sizeof(port), "%d", cl_ports[dst]);
+	const char *argv[8 + MV_GROUP] = {"MIGRATE", "127.0.0.1", port,	 "",
+					  "0",	     "5000",	  "KEYS"};
+	int n = 7;
+	for (int j = from; j < to; j++)
+		argv[n++] = mv_key[MV_KEYS + g * MV_GROUP + j];
+	argv[n] = NULL;
+	mv_ok(src, argv);
+}
+
+/* Group g's slot from master src to dst as a resharding does it:
+ * IMPORTING, MIGRATING, its first upto keys MIGRATEd; the rest and
+ * SETSLOT NODE on both (mv_finish) when upto is all of them. */
+static void mv_finish(int g, int src, int dst, int from);
+static void mv_migrate(int g, int src, int dst, int upto)
+{
+	mv_setslot(dst, g, "IMPORTING", src);
+	mv_setslot(src, g, "MIGRATING", dst);
+	mv_keys(g, src, dst, 0, upto);
+	if (upto == MV_GROUP)
+		mv_finish(g, src, dst, upto);
+}
+
+/* The rest of a migration begun by mv_migrate: keys [from, ...) and
+ * SETSLOT NODE on dst and src. */
+static void mv_finish(int g, int src, int dst, int from)
+{
+	if (from < MV_GROUP)
+		mv_keys(g, src, dst, from, MV_GROUP);
+	mv_setslot(dst, g, "NODE", dst);
+	mv_setslot(src, g, "NODE", dst);
+	char slot[16];
+	snprintf(slot, sizeof(slot), "%d", mv_group_slot[g]);
+	const char *count[] = {"CLUSTER", "COUNTKEYSINSLOT", slot, NULL};
+	char *n = hr_cmd(cl_ports[dst], count);
+	assert_non_null(n);
+	assert_int_equal(strtol(n, NULL, 10), MV_GROUP);
+	free(n);
+}
+
+typedef struct {
+	int calls, masters;  /* nap calls, those before a master (ms 0) */
+	int src, dst, group; /* the move made (-1: none yet) */
+	int upto;	     /* keys moved: MV_GROUP, or fewer (left open) */
+} mv_hook_t;
+
+/* After the first page of the second master swept (pages nap 1 ms, a
+ * master's start 0 ms): the group of the master not swept yet moves to
+ * the one swept to its end. */
+static bool mv_after_page(void *ctx, int ms)
+{
+	mv_hook_t *h = ctx;
+	h->calls++;
+	if (ms == 0) {
+		h->masters++;
+		return false;
+	}
+	if (h->masters != 2 || h->src >= 0)
+		return false;
+	int owner[MV_ALL], kept[CL_NODES], due[CL_NODES];
+	long long ttl[MV_ALL];
+	mv_census(owner, ttl);
+	mv_kept(owner, ttl, kept, due);
+	for (int i = 0; i < CL_NODES; i++) {
+		if (kept[i] == due[i])
+			h->dst = i; /* swept */
+		else if (kept[i] == 0)
+			h->src = i; /* not yet */
+	}
+	assert_true(h->src >= 0 && h->dst >= 0 && h->src != h->dst);
+	h->group = h->src; /* group g starts on master g */
+	fprintf(stderr,
+		"[test] after nap call %d: slot %d (%d of %d keys) from "
+		"master %d to master %d (swept)\n",
+		h->calls, mv_group_slot[h->group], h->upto, MV_GROUP, h->src,
+		h->dst);
+	mv_migrate(h->group, h->src, h->dst, h->upto);
+	return false;
+}
+
+static const char *const mv_marker[] = {"GET", "mv:repair:order-expiry", NULL};
+
+/* The first sweep ended FAILED with want in its error, not "done", each
+ * repair counted once, no marks-only hash repaired, data as planted. */
+static void mv_failed(const mv_hook_t *h, pb_repair_result_t res,
+		      const pb_repair_stats_t *st, const char *err,
+		      const char *want, int due_all)
+{
+	assert_true(h->src >= 0); /* the slot did move mid-sweep */
+	int owner[MV_ALL], kept[CL_NODES], due[CL_NODES];
+	long long ttl[MV_ALL];
+	mv_census(owner, ttl);
+	int kept1 = mv_kept(owner, ttl, kept, due);
+	for (int j = 0; j < MV_GROUP; j++) /* moved, or left */
+		assert_int_equal(owner[MV_KEYS + h->group * MV_GROUP + j],
+				 j < h->upto ? h->dst : h->src);
+	assert_int_equal(kept1, (int)st->persisted);
+	/* not "done" with keys left expiring */
+	assert_int_equal(res, PB_REPAIR_FAILED);
+	assert_true(kept1 < due_all);
+	assert_non_null(strstr(err, want));
+	assert_non_null(strstr(err, "starts over"));
+	char *m = hr_cmd(cl_ports[cl_owner(mv_marker[1])], mv_marker);
+	assert_non_null(m);
+	assert_string_not_equal(m, "done");
+	free(m);
+	mv_as_planted(owner);
+}
+
+/* A slot that holds keys to repair migrates (IMPORTING, MIGRATING,
+ * MIGRATE of upto of its keys, SETSLOT NODE on both when that is all)
+ * from a master not swept yet to one already swept, after the first page
+ * of the next master: those keys were on no master while that one was
+ * swept. The sweep must not report "done" having missed them: it ends
+ * FAILED saying why (want) and that it starts over, keeping the repairs
+ * it made (mv_failed); once the migration is done, the same sweeper's
+ * retry, right after, takes over its lease and repairs the rest, each key
+ * exactly once, data as planted, the marker "done". */
+static void mv_scenario(int upto, const char *want)
+{
+	int64_t t0 = pb_mono_ms();
+	assert_true(hr_await_cluster_ok(CL_SLOT0, CL_NODES, cl_ports));
+	flush_masters();
+	char seeds[CL_NODES][32];
+	const char *sp[CL_NODES];
+	cl_seeds(seeds, sp);
+	pb_redis_opts_t ro = {.url = "redis://ignored/0",
+			      .cluster_nodes = sp,
+			      .cluster_nodes_len = CL_NODES,
+			      .timeout_ms = 2000};
+	pb_redis_t *r = NULL;
+	char err[512] = "";
+	assert_int_equal(pb_redis_new(&ro, &r, err, sizeof(err)), PB_OK);
+	pb_rconn_t *c = NULL;
+	assert_int_equal(pb_redis_dial(r, &c, NULL, err, sizeof(err)), PB_OK);
+	mv_names();
+	mv_plant(c);
+	pb_rconn_close(c);
+	int owner[MV_ALL], kept[CL_NODES], due[CL_NODES];
+	long long ttl[MV_ALL];
+	mv_census(owner, ttl);
+	assert_int_equal(mv_kept(owner, ttl, kept, due), 0);
+	int due_all = 0;
+	for (int i = 0; i < CL_NODES; i++) {
+		assert_true(due[i] > 100); /* pages on every master */
+		due_all += due[i];
+	}
+	mv_hook_t h = {.src = -1, .dst = -1, .group = -1, .upto = upto};
+	pb_repair_opts_t o = {.prefix = "mv:",
+			      .page = 50,
+			      .pause_ms = 1,
+			      .nap = mv_after_page,
+			      .nap_ctx = &h,
+			      .token = "sweeping:test-slotmove"};
+	pb_repair_stats_t st;
+	pb_repair_result_t res = pb_repair_sweep(r, &o, &st, err, sizeof(err));
+	fprintf(stderr,
+		"[test] first sweep: %s, %d nap calls, %" PRIu64
+		" scanned, %" PRIu64 " persisted: %s\n",
+		pb_repair_result_name(res), h.calls, st.scanned, st.persisted,
+		err);
+	mv_failed(&h, res, &st, err, want, due_all);
+	if (upto < MV_GROUP)
+		mv_finish(h.group, h.src, h.dst, upto);
+
+	/* the retry (the same sweeper, its lease) repairs the rest, and
+	 * nothing twice */
+	mv_hook_t none = {.src = 0}; /* no move */
+	o.nap_ctx = &none;
+	uint64_t first = st.persisted;
+	res = pb_repair_sweep(r, &o, &st, err, sizeof(err));
+	fprintf(stderr, "[test] second sweep: %s, %" PRIu64 " persisted\n",
+		pb_repair_result_name(res), st.persisted);
+	assert_int_equal(res, PB_REPAIR_SWEPT);
+	assert_int_equal(first + st.persisted, (uint64_t)due_all);
+	mv_census(owner, ttl);
+	assert_int_equal(mv_kept(owner, ttl, kept, due), due_all);
+	mv_as_planted(owner);
+	char *m = hr_cmd(cl_ports[cl_owner(mv_marker[1])], mv_marker);
+	assert_non_null(m);
+	assert_string_equal(m, "done");
+	free(m);
+	fprintf(stderr, "[test] %d keys (%d to repair), took %" PRId64 " ms\n",
+		MV_ALL, due_all, pb_mono_ms() - t0);
+	pb_redis_destroy(r);
+}
+
+/* The whole slot moves mid-sweep: the slot map read after differs. */
+static void cluster_slot_moved_mid_sweep(void **state)
+{
+	(void)state;
+	h_begin("cluster_slot_moved_mid_sweep");
+	mv_scenario(MV_GROUP, "slot map changed");
+	h_end();
+}
+
+/* Half the slot's keys move and the migration is still open when the
+ * sweep ends (MIGRATING, IMPORTING; no SETSLOT NODE yet): the slot map
+ * reads as before, yet the keys moved were missed. */
+static void cluster_slot_open_at_sweep_end(void **state)
+{
+	(void)state;
+	h_begin("cluster_slot_open_at_sweep_end");
+	mv_scenario(MV_GROUP / 2, "being migrated");
+	h_end();
+}
+
 /* ---- the worker --------------------------------------------------------- */
 
 static const char *outcome_of(const json_t *by, const char *id)
@@ -748,6 +1134,8 @@ int main(void)
 	    cmocka_unit_test(worker_repairs_at_start),
 	    cmocka_unit_test(cluster_every_master),
 	    cmocka_unit_test(cluster_layout_asks_every_master),
+	    cmocka_unit_test(cluster_slot_moved_mid_sweep),
+	    cmocka_unit_test(cluster_slot_open_at_sweep_end),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
