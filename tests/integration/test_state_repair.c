@@ -485,6 +485,22 @@ static void cl_seeds(char seeds[CL_NODES][32], const char *sp[CL_NODES])
 	}
 }
 
+/* A Cluster handle over the test Cluster's masters, and a connection
+ * through it (routed by key). */
+static void cl_open(pb_redis_t **r, pb_rconn_t **c)
+{
+	char seeds[CL_NODES][32];
+	const char *sp[CL_NODES];
+	cl_seeds(seeds, sp);
+	pb_redis_opts_t o = {.url = "redis://ignored/0",
+			     .cluster_nodes = sp,
+			     .cluster_nodes_len = CL_NODES,
+			     .timeout_ms = 2000};
+	char err[512] = "";
+	assert_int_equal(pb_redis_new(&o, r, err, sizeof(err)), PB_OK);
+	assert_int_equal(pb_redis_dial(*r, c, NULL, err, sizeof(err)), PB_OK);
+}
+
 /* One command through the Cluster handle (routed by its key). */
 static long long cl_int(pb_rconn_t *c, const char *a0, const char *a1,
 			const char *a2, const char *a3, const char *a4)
@@ -506,18 +522,9 @@ static void cluster_every_master(void **state)
 	(void)state;
 	h_begin("cluster_every_master");
 	assert_int_equal(start_cluster(), 0);
-	char seeds[CL_NODES][32];
-	const char *sp[CL_NODES];
-	cl_seeds(seeds, sp);
-	pb_redis_opts_t o = {.url = "redis://ignored/0",
-			     .cluster_nodes = sp,
-			     .cluster_nodes_len = CL_NODES,
-			     .timeout_ms = 2000};
 	pb_redis_t *r = NULL;
-	char err[256];
-	assert_int_equal(pb_redis_new(&o, &r, err, sizeof(err)), PB_OK);
 	pb_rconn_t *c = NULL;
-	assert_int_equal(pb_redis_dial(r, &c, NULL, err, sizeof(err)), PB_OK);
+	cl_open(&r, &c);
 	char key[CL_KEYS][64];
 	for (int i = 0; i < CL_KEYS; i++) {
 		/* every third a hash of marks only */
@@ -969,18 +976,10 @@ static void mv_scenario(int upto, const char *want)
 	int64_t t0 = pb_mono_ms();
 	assert_true(hr_await_cluster_ok(CL_SLOT0, CL_NODES, cl_ports));
 	flush_masters();
-	char seeds[CL_NODES][32];
-	const char *sp[CL_NODES];
-	cl_seeds(seeds, sp);
-	pb_redis_opts_t ro = {.url = "redis://ignored/0",
-			      .cluster_nodes = sp,
-			      .cluster_nodes_len = CL_NODES,
-			      .timeout_ms = 2000};
 	pb_redis_t *r = NULL;
-	char err[512] = "";
-	assert_int_equal(pb_redis_new(&ro, &r, err, sizeof(err)), PB_OK);
 	pb_rconn_t *c = NULL;
-	assert_int_equal(pb_redis_dial(r, &c, NULL, err, sizeof(err)), PB_OK);
+	cl_open(&r, &c);
+	char err[512] = "";
 	mv_names();
 	mv_plant(c);
 	pb_rconn_close(c);
