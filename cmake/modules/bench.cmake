@@ -3,6 +3,9 @@
 # redis-server and the simulator, enforces no performance target, but fails
 # unless every event got exactly one outcome and the mock cluster kept every
 # event. The full benchmark is bench/run.sh (docs/benchmarks.md).
+# bench_layouts_smoke runs bench/layouts.py on 2,000 events, so the layout
+# replay keeps working against the redis-server installed (it exits 1 when
+# Redis refuses a setting or answers a command with an error).
 # Run: ctest -L bench
 #
 # The binaries are defined by modules that sort after this one, so the test
@@ -26,6 +29,10 @@ function(pb_bench_add_smoke_test)
             --mock $<TARGET_FILE:pb-mock-kafka>
             --out ${CMAKE_BINARY_DIR}/bench-smoke)
   set_tests_properties(bench_smoke PROPERTIES LABELS bench TIMEOUT 180)
+  add_test(NAME bench_layouts_smoke
+    COMMAND ${PB_BENCH_PYTHON3} ${PROJECT_SOURCE_DIR}/bench/layouts.py
+            --events 2000 --orders 200 --runs 1)
+  set_tests_properties(bench_layouts_smoke PROPERTIES LABELS bench TIMEOUT 60)
 endfunction()
 
 pb_after_modules(pb_bench_add_smoke_test)
