@@ -67,14 +67,15 @@ static const char *default_config(void)
 /*
  * The file failed its own checks (often only a secret that is not there):
  * name the "kafka" properties librdkafka refuses as well, so that one run
- * lists every mistake. They are checked on the file read without its
- * secrets; nothing is added when that read fails too.
+ * lists every mistake (contract 9). They are checked on the file's "kafka"
+ * section alone, read without its secrets; nothing is added when that read
+ * fails too (its mistakes are listed already).
  */
 static void append_kafka_mistakes(const char *path, char *err, size_t size)
 {
 	char more[8192], ignored[256];
 	pb_config_t *cfg = NULL;
-	if (pb_config_load_no_env(path, &cfg, ignored, sizeof(ignored)))
+	if (pb_config_load_kafka(path, &cfg, ignored, sizeof(ignored)))
 		return;
 	if (pb_kafka_conf_check(cfg, false, more, sizeof(more)) != PB_OK) {
 		size_t n = strlen(err);
@@ -103,7 +104,7 @@ static pb_config_t *load_config_opts(const char *path, bool no_env)
 		pb_config_destroy(cfg);
 		cfg = NULL;
 		e = PB_ERR_CONFIG;
-	} else if (e == PB_ERR_CONFIG && !no_env) {
+	} else if (e == PB_ERR_CONFIG) {
 		append_kafka_mistakes(path, err, sizeof(err));
 	}
 	if (e != PB_OK) {

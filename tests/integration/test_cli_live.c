@@ -178,6 +178,29 @@ static void check_config_exit_codes(void **state)
 	assert_non_null(strstr(log, "$.kafka.bootstrap.server: No such "
 				    "configuration property"));
 	free(log);
+	/* and when the file has mistakes of its own (not only a missing
+	 * secret), with and without --no-env */
+	char mixed[600];
+	h_path(mixed, sizeof(mixed), "mixed.json");
+	write_text(mixed, "{\"kafka\": {\"bootstrap.server\": \"b:9092\"},"
+			  " \"pruvan\": {\"maxAttempts\": 0},"
+			  " \"accounts\": {\"a\": {\"pushKeyUrl\": "
+			  "\"env:PB_IT_CLI_URL\", \"mode\": \"intern\"}}}");
+	for (int no_env = 0; no_env < 2; no_env++) {
+		const char *a6[] = {"check-config", "-c", mixed,
+				    no_env ? "--no-env" : NULL, NULL};
+		w = h_worker_start(
+		    no_env ? "check-mixed-no-env" : "check-mixed", a6);
+		assert_non_null(w);
+		assert_int_equal(h_worker_wait(w, 30000), 3);
+		log = h_read_file(h_worker_log(w), NULL);
+		assert_non_null(log);
+		assert_non_null(strstr(log, "$.pruvan.maxAttempts: "));
+		assert_non_null(strstr(log, "$.accounts.a.mode: "));
+		assert_non_null(strstr(log, "$.kafka.bootstrap.server: No such "
+					    "configuration property"));
+		free(log);
+	}
 	const char *u1[] = {"replay", "--once", NULL};
 	const char *u2[] = {"nonsense", NULL};
 	const char *u3[] = {"explain", "a", "b", NULL};
