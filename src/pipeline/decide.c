@@ -218,6 +218,10 @@ void pl_fetched(pb_pipeline_t *pl, task_t *t)
 		    t, PB_OUTCOME_DUPLICATE, PB_REASON_NONE,
 		    "already processed (outcome %s); not pushed again",
 		    first ? pb_outcome_name(first) : t->view.mark_outcome);
+		/* Pruvan sent a discarded item again: the relay stored its
+		 * file again, which nothing else would delete */
+		if (t->in && first == PB_OUTCOME_DISCARDED)
+			discard_media(pl, t->in);
 		t->record = false;
 		pl_key_release(pl, t);
 		pl_publish_task(pl, t);
@@ -245,6 +249,8 @@ void pl_fetched(pb_pipeline_t *pl, task_t *t)
 		 * readers see what happened; "recovered" marks it */
 		t->recovered = true;
 		t->needs_publish_mark = true;
+		if (t->in && t->outcome == PB_OUTCOME_DISCARDED)
+			discard_media(pl, t->in);
 		pl_key_release(pl, t);
 		pl_publish_task(pl, t);
 		return;
