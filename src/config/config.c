@@ -357,6 +357,13 @@ static void check_listen(report_t *r, const char *path, const char *v)
 		   q);
 }
 
+/* http.listen: "" turns the operations endpoint off (as documented). */
+static void check_listen_or_off(report_t *r, const char *path, const char *v)
+{
+	if (*v)
+		check_listen(r, path, v);
+}
+
 /*
  * redis.url: redis://, rediss:// or unix://, parsed by the same function
  * that connects (pb_redis_url_parse). The URL may hold a password, so it
@@ -729,7 +736,7 @@ static const field_t dedupe_fields[] = {
 };
 
 static const field_t http_fields[] = {
-    {"listen", F_STRING, OFF(http_listen), 0, 0, check_listen, NULL},
+    {"listen", F_STRING, OFF(http_listen), 0, 0, check_listen_or_off, NULL},
 };
 
 static const field_t worker_fields[] = {
@@ -1795,7 +1802,8 @@ static void apply_env(loader_t *L)
 	v = getenv("PRUVAN_BRIDGE_HTTP_LISTEN");
 	if (v) {
 		size_t before = L->rep.count;
-		check_listen(&L->rep, "env PRUVAN_BRIDGE_HTTP_LISTEN", v);
+		check_listen_or_off(&L->rep, "env PRUVAN_BRIDGE_HTTP_LISTEN",
+				    v);
 		if (L->rep.count == before)
 			set_str(L, &L->cfg->http_listen, v);
 	}
