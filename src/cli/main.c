@@ -18,10 +18,12 @@
  * configuration. Only main decides exit codes and installs signal
  * handlers; the handler only sets a flag.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <librdkafka/rdkafka.h>
@@ -85,6 +87,45 @@ static void append_kafka_mistakes(const char *path, char *err, size_t size)
 	pb_config_destroy(cfg);
 }
 
+/* Append "PATH: cannot read FILE: why" to err when file is set and not
+ * readable; true when it was. */
+static bool file_mistake(const char *path, const char *file, char *err,
+			 size_t size)
+{
+	if (!file || access(file, R_OK) == 0)
+		return false;
+	size_t n = strlen(err);
+	snprintf(err + n, size - n,
+		 "%s%s: cannot read %s: %s: mount the file there or fix the "
+		 "path",
+		 n && err[n - 1] != '\n' ? "\n" : "", path, file,
+		 strerror(errno));
+	return true;
+}
+
+/*
+ * The CA bundles, certificates and keys the configuration names, as files
+ * the worker must read (contract 9: check-config names each mistake).
+ * pruvan.caFile always: read only at each push, a missing one would fail
+ * every push. The Redis TLS files only for check-config: run reads them as
+ * it connects and exits 1 with the TLS reason.
+ */
+static bool files_mistaken(const pb_config_t *cfg, bool redis_too, char *err,
+			   size_t size)
+{
+	bool bad =
+	    file_mistake("$.pruvan.caFile", cfg->pruvan_ca_file, err, size);
+	if (redis_too && cfg->redis_tls) {
+		bad |= file_mistake("$.redis.tls.caFile",
+				    cfg->redis_tls_ca_file, err, size);
+		bad |= file_mistake("$.redis.tls.certFile",
+				    cfg->redis_tls_cert_file, err, size);
+		bad |= file_mistake("$.redis.tls.keyFile",
+				    cfg->redis_tls_key_file, err, size);
+	}
+	return bad;
+}
+
 /*
  * Load and check the configuration: the file's own checks, then every
  * "kafka" property applied to a librdkafka configuration of each client
@@ -92,18 +133,31 @@ static void append_kafka_mistakes(const char *path, char *err, size_t size)
  * (exit 3) before anything starts. no_env: secrets are not resolved
  * (their references' form is still checked).
  */
-static pb_config_t *load_config_opts(const char *path, bool no_env)
+/* Which files load_config_opts checks (files_mistaken): none, those run
+ * needs, or all of them (check-config). */
+typedef enum { FILES_NONE, FILES_RUN, FILES_ALL } files_check_t;
+
+static pb_config_t *load_config_opts(const char *path, bool no_env,
+				     files_check_t files)
 {
 	static char err[16384];
 	pb_config_t *cfg = NULL;
 	pb_err_t e = no_env
 			 ? pb_config_load_no_env(path, &cfg, err, sizeof(err))
 			 : pb_config_load(path, &cfg, err, sizeof(err));
-	if (e == PB_OK &&
-	    pb_kafka_conf_check(cfg, !no_env, err, sizeof(err)) != PB_OK) {
-		pb_config_destroy(cfg);
-		cfg = NULL;
-		e = PB_ERR_CONFIG;
+	if (e == PB_OK) {
+		bool bad = pb_kafka_conf_check(cfg, !no_env, err,
+					       sizeof(err)) != PB_OK;
+		/* the files are not there when checking without the
+		 * environment (CI) either */
+		if (!no_env && files != FILES_NONE)
+			bad |= files_mistaken(cfg, files == FILES_ALL, err,
+					      sizeof(err));
+		if (bad) {
+			pb_config_destroy(cfg);
+			cfg = NULL;
+			e = PB_ERR_CONFIG;
+		}
 	} else if (e == PB_ERR_CONFIG) {
 		append_kafka_mistakes(path, err, sizeof(err));
 	}
@@ -117,12 +171,12 @@ static pb_config_t *load_config_opts(const char *path, bool no_env)
 
 static pb_config_t *load_config(const char *path)
 {
-	return load_config_opts(path, false);
+	return load_config_opts(path, false, FILES_NONE);
 }
 
 static int cmd_check_config(const char *path, bool no_env)
 {
-	pb_config_t *cfg = load_config_opts(path, no_env);
+	pb_config_t *cfg = load_config_opts(path, no_env, FILES_ALL);
 	if (!cfg)
 		return EXIT_CONFIG;
 	char *desc = pb_config_describe(cfg);
@@ -159,7 +213,7 @@ static bool endpoint_started(const char *name, const char *setting,
 
 static int cmd_run(const char *path, bool exit_on_eof)
 {
-	pb_config_t *cfg = load_config(path);
+	pb_config_t *cfg = load_config_opts(path, false, FILES_RUN);
 	if (!cfg)
 		return EXIT_CONFIG;
 	int rc = EXIT_RUNTIME;
@@ -306,7 +360,7 @@ static int cmd_watch(const char *path, bool once)
 /* explain reads no secret unless it reads stored state (Redis). */
 static int cmd_explain(const pb_cli_t *c, const char *path)
 {
-	pb_config_t *cfg = load_config_opts(path, !c->with_state);
+	pb_config_t *cfg = load_config_opts(path, !c->with_state, FILES_NONE);
 	if (!cfg)
 		return EXIT_CONFIG;
 	pb_explain_opts_t eo = {.json = c->json, .with_state = c->with_state};

@@ -214,11 +214,48 @@ static void check_config_exit_codes(void **state)
 	h_end();
 }
 
+/* Contract 9: check-config names each mistake; a file the configuration
+ * names and the worker cannot read is one. */
+static void check_config_names_missing_files(void **state)
+{
+	(void)state;
+	h_begin("check_config_names_missing_files");
+	setenv("PB_IT_CLI_URL", "https://pruvan.invalid/api/?apiKey=K", 1);
+	/* the files the configuration names must be there: check-config
+	 * names each one that is not (not with --no-env, as in CI), and run
+	 * refuses a missing pruvan.caFile, read only at each push */
+	char nofile[600];
+	h_path(nofile, sizeof(nofile), "no-file.json");
+	write_text(nofile,
+		   "{\"pruvan\": {\"caFile\": \"/nonexistent/egress-ca.pem\"},"
+		   " \"redis\": {\"url\": \"rediss://127.0.0.1:1/0\", \"tls\":"
+		   " {\"caFile\": \"/nonexistent/redis-ca.pem\"}},"
+		   " \"accounts\": {\"a\": {\"pushKeyUrl\": "
+		   "\"env:PB_IT_CLI_URL\"}}}");
+	const char *a7[] = {"check-config", "-c", nofile, NULL};
+	h_worker_t *w = h_worker_start("check-no-file", a7);
+	assert_non_null(w);
+	assert_int_equal(h_worker_wait(w, 30000), 3);
+	char *log = h_read_file(h_worker_log(w), NULL);
+	assert_non_null(log);
+	assert_non_null(strstr(log, "$.pruvan.caFile: cannot read "
+				    "/nonexistent/egress-ca.pem"));
+	assert_non_null(strstr(log, "$.redis.tls.caFile: cannot read "
+				    "/nonexistent/redis-ca.pem"));
+	free(log);
+	const char *a8[] = {"check-config", "--no-env", "-c", nofile, NULL};
+	assert_int_equal(h_bridge_cmd(a8, 30000, NULL), 0);
+	const char *a9[] = {"run", "-c", nofile, NULL};
+	assert_int_equal(h_bridge_cmd(a9, 30000, NULL), 3);
+	h_end();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(explain_with_state),
 	    cmocka_unit_test(check_config_exit_codes),
+	    cmocka_unit_test(check_config_names_missing_files),
 	};
 	return cmocka_run_group_tests(tests, setup, h_group_teardown);
 }
