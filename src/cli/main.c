@@ -126,6 +126,32 @@ static bool files_mistaken(const pb_config_t *cfg, bool redis_too, char *err,
 	return bad;
 }
 
+/* What a command loads the configuration for: a tool (no files checked,
+ * mistakes as text), run (the files it needs checked, mistakes as JSON log
+ * lines, as all its output on stderr) or check-config (every file, text). */
+typedef enum { LOAD_FOR_TOOL, LOAD_FOR_RUN, LOAD_FOR_CHECK } load_for_t;
+
+/* An invalid configuration's mistakes (err, one per line) on stderr: one
+ * JSON log line each for run, else the text check-config prints. */
+static void report_invalid(const char *path, char *err, load_for_t purpose)
+{
+	if (purpose != LOAD_FOR_RUN) {
+		fprintf(stderr, "%s: invalid configuration:\n%s%s", path, err,
+			err[0] && err[strlen(err) - 1] == '\n' ? "" : "\n");
+		return;
+	}
+	for (char *line = err, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		pb_log(PB_LOG_ERROR, "invalid configuration", "file", path,
+		       "mistake", line, "what_to_do",
+		       "fix it and start again (pruvan-bridge check-config -c "
+		       "FILE names every mistake)",
+		       NULL);
+	}
+}
+
 /*
  * Load and check the configuration: the file's own checks, then every
  * "kafka" property applied to a librdkafka configuration of each client
@@ -133,12 +159,8 @@ static bool files_mistaken(const pb_config_t *cfg, bool redis_too, char *err,
  * (exit 3) before anything starts. no_env: secrets are not resolved
  * (their references' form is still checked).
  */
-/* Which files load_config_opts checks (files_mistaken): none, those run
- * needs, or all of them (check-config). */
-typedef enum { FILES_NONE, FILES_RUN, FILES_ALL } files_check_t;
-
 static pb_config_t *load_config_opts(const char *path, bool no_env,
-				     files_check_t files)
+				     load_for_t purpose)
 {
 	static char err[16384];
 	pb_config_t *cfg = NULL;
@@ -150,9 +172,9 @@ static pb_config_t *load_config_opts(const char *path, bool no_env,
 					       sizeof(err)) != PB_OK;
 		/* the files are not there when checking without the
 		 * environment (CI) either */
-		if (!no_env && files != FILES_NONE)
-			bad |= files_mistaken(cfg, files == FILES_ALL, err,
-					      sizeof(err));
+		if (!no_env && purpose != LOAD_FOR_TOOL)
+			bad |= files_mistaken(cfg, purpose == LOAD_FOR_CHECK,
+					      err, sizeof(err));
 		if (bad) {
 			pb_config_destroy(cfg);
 			cfg = NULL;
@@ -162,8 +184,7 @@ static pb_config_t *load_config_opts(const char *path, bool no_env,
 		append_kafka_mistakes(path, err, sizeof(err));
 	}
 	if (e != PB_OK) {
-		fprintf(stderr, "%s: invalid configuration:\n%s%s", path, err,
-			err[0] && err[strlen(err) - 1] == '\n' ? "" : "\n");
+		report_invalid(path, err, purpose);
 		return NULL;
 	}
 	return cfg;
@@ -171,12 +192,12 @@ static pb_config_t *load_config_opts(const char *path, bool no_env,
 
 static pb_config_t *load_config(const char *path)
 {
-	return load_config_opts(path, false, FILES_NONE);
+	return load_config_opts(path, false, LOAD_FOR_TOOL);
 }
 
 static int cmd_check_config(const char *path, bool no_env)
 {
-	pb_config_t *cfg = load_config_opts(path, no_env, FILES_ALL);
+	pb_config_t *cfg = load_config_opts(path, no_env, LOAD_FOR_CHECK);
 	if (!cfg)
 		return EXIT_CONFIG;
 	char *desc = pb_config_describe(cfg);
@@ -213,7 +234,7 @@ static bool endpoint_started(const char *name, const char *setting,
 
 static int cmd_run(const char *path, bool exit_on_eof)
 {
-	pb_config_t *cfg = load_config_opts(path, false, FILES_RUN);
+	pb_config_t *cfg = load_config_opts(path, false, LOAD_FOR_RUN);
 	if (!cfg)
 		return EXIT_CONFIG;
 	int rc = EXIT_RUNTIME;
@@ -360,7 +381,8 @@ static int cmd_watch(const char *path, bool once)
 /* explain reads no secret unless it reads stored state (Redis). */
 static int cmd_explain(const pb_cli_t *c, const char *path)
 {
-	pb_config_t *cfg = load_config_opts(path, !c->with_state, FILES_NONE);
+	pb_config_t *cfg =
+	    load_config_opts(path, !c->with_state, LOAD_FOR_TOOL);
 	if (!cfg)
 		return EXIT_CONFIG;
 	pb_explain_opts_t eo = {.json = c->json, .with_state = c->with_state};

@@ -220,6 +220,7 @@ static void check_config_names_missing_files(void **state)
 {
 	(void)state;
 	h_begin("check_config_names_missing_files");
+	char *save = NULL;
 	setenv("PB_IT_CLI_URL", "https://pruvan.invalid/api/?apiKey=K", 1);
 	/* the files the configuration names must be there: check-config
 	 * names each one that is not (not with --no-env, as in CI), and run
@@ -245,8 +246,28 @@ static void check_config_names_missing_files(void **state)
 	free(log);
 	const char *a8[] = {"check-config", "--no-env", "-c", nofile, NULL};
 	assert_int_equal(h_bridge_cmd(a8, 30000, NULL), 0);
+	/* run says it as all it says on stderr: JSON lines (contract 8) */
 	const char *a9[] = {"run", "-c", nofile, NULL};
-	assert_int_equal(h_bridge_cmd(a9, 30000, NULL), 3);
+	w = h_worker_start("run-no-file", a9);
+	assert_non_null(w);
+	assert_int_equal(h_worker_wait(w, 30000), 3);
+	log = h_read_file(h_worker_log(w), NULL);
+	assert_non_null(log);
+	int lines = 0, named = 0;
+	for (char *l = strtok_r(log, "\n", &save); l;
+	     l = strtok_r(NULL, "\n", &save)) {
+		json_t *j = json_loads(l, 0, NULL);
+		if (!j)
+			fail_msg("run wrote a line that is not JSON: %s", l);
+		const char *m =
+		    json_string_value(json_object_get(j, "mistake"));
+		named += m && strstr(m, "$.pruvan.caFile: cannot read") != NULL;
+		lines++;
+		json_decref(j);
+	}
+	assert_true(lines > 0);
+	assert_int_equal(named, 1);
+	free(log);
 	h_end();
 }
 
