@@ -16,6 +16,7 @@ add_custom_command(
   VERBATIM)
 
 set(PB_RULES_SOURCES src/rules/rules.c src/rules/rules_event.c src/rules/rules_dates.c
+    src/rules/rules_source.c
     ${PB_STATUS_TABLE_C})
 add_library(pb_rules STATIC ${PB_RULES_SOURCES})
 target_include_directories(pb_rules PUBLIC ${PROJECT_SOURCE_DIR}/src)

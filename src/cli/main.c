@@ -18,10 +18,12 @@
  * configuration. Only main decides exit codes and installs signal
  * handlers; the handler only sets a flag.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <librdkafka/rdkafka.h>
@@ -67,14 +69,15 @@ static const char *default_config(void)
 /*
  * The file failed its own checks (often only a secret that is not there):
  * name the "kafka" properties librdkafka refuses as well, so that one run
- * lists every mistake. They are checked on the file read without its
- * secrets; nothing is added when that read fails too.
+ * lists every mistake (contract 9). They are checked on the file's "kafka"
+ * section alone, read without its secrets; nothing is added when that read
+ * fails too (its mistakes are listed already).
  */
 static void append_kafka_mistakes(const char *path, char *err, size_t size)
 {
 	char more[8192], ignored[256];
 	pb_config_t *cfg = NULL;
-	if (pb_config_load_no_env(path, &cfg, ignored, sizeof(ignored)))
+	if (pb_config_load_kafka(path, &cfg, ignored, sizeof(ignored)))
 		return;
 	if (pb_kafka_conf_check(cfg, false, more, sizeof(more)) != PB_OK) {
 		size_t n = strlen(err);
@@ -84,6 +87,71 @@ static void append_kafka_mistakes(const char *path, char *err, size_t size)
 	pb_config_destroy(cfg);
 }
 
+/* Append "PATH: cannot read FILE: why" to err when file is set and not
+ * readable; true when it was. */
+static bool file_mistake(const char *path, const char *file, char *err,
+			 size_t size)
+{
+	if (!file || access(file, R_OK) == 0)
+		return false;
+	size_t n = strlen(err);
+	snprintf(err + n, size - n,
+		 "%s%s: cannot read %s: %s: mount the file there or fix the "
+		 "path",
+		 n && err[n - 1] != '\n' ? "\n" : "", path, file,
+		 strerror(errno));
+	return true;
+}
+
+/*
+ * The CA bundles, certificates and keys the configuration names, as files
+ * the worker must read (contract 9: check-config names each mistake).
+ * pruvan.caFile always: read only at each push, a missing one would fail
+ * every push. The Redis TLS files only for check-config: run reads them as
+ * it connects and exits 1 with the TLS reason.
+ */
+static bool files_mistaken(const pb_config_t *cfg, bool redis_too, char *err,
+			   size_t size)
+{
+	bool bad =
+	    file_mistake("$.pruvan.caFile", cfg->pruvan_ca_file, err, size);
+	if (redis_too && cfg->redis_tls) {
+		bad |= file_mistake("$.redis.tls.caFile",
+				    cfg->redis_tls_ca_file, err, size);
+		bad |= file_mistake("$.redis.tls.certFile",
+				    cfg->redis_tls_cert_file, err, size);
+		bad |= file_mistake("$.redis.tls.keyFile",
+				    cfg->redis_tls_key_file, err, size);
+	}
+	return bad;
+}
+
+/* What a command loads the configuration for: a tool (no files checked,
+ * mistakes as text), run (the files it needs checked, mistakes as JSON log
+ * lines, as all its output on stderr) or check-config (every file, text). */
+typedef enum { LOAD_FOR_TOOL, LOAD_FOR_RUN, LOAD_FOR_CHECK } load_for_t;
+
+/* An invalid configuration's mistakes (err, one per line) on stderr: one
+ * JSON log line each for run, else the text check-config prints. */
+static void report_invalid(const char *path, char *err, load_for_t purpose)
+{
+	if (purpose != LOAD_FOR_RUN) {
+		fprintf(stderr, "%s: invalid configuration:\n%s%s", path, err,
+			err[0] && err[strlen(err) - 1] == '\n' ? "" : "\n");
+		return;
+	}
+	for (char *line = err, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		pb_log(PB_LOG_ERROR, "invalid configuration", "file", path,
+		       "mistake", line, "what_to_do",
+		       "fix it and start again (pruvan-bridge check-config -c "
+		       "FILE names every mistake)",
+		       NULL);
+	}
+}
+
 /*
  * Load and check the configuration: the file's own checks, then every
  * "kafka" property applied to a librdkafka configuration of each client
@@ -91,24 +159,32 @@ static void append_kafka_mistakes(const char *path, char *err, size_t size)
  * (exit 3) before anything starts. no_env: secrets are not resolved
  * (their references' form is still checked).
  */
-static pb_config_t *load_config_opts(const char *path, bool no_env)
+static pb_config_t *load_config_opts(const char *path, bool no_env,
+				     load_for_t purpose)
 {
 	static char err[16384];
 	pb_config_t *cfg = NULL;
 	pb_err_t e = no_env
 			 ? pb_config_load_no_env(path, &cfg, err, sizeof(err))
 			 : pb_config_load(path, &cfg, err, sizeof(err));
-	if (e == PB_OK &&
-	    pb_kafka_conf_check(cfg, !no_env, err, sizeof(err)) != PB_OK) {
-		pb_config_destroy(cfg);
-		cfg = NULL;
-		e = PB_ERR_CONFIG;
-	} else if (e == PB_ERR_CONFIG && !no_env) {
+	if (e == PB_OK) {
+		bool bad = pb_kafka_conf_check(cfg, !no_env, err,
+					       sizeof(err)) != PB_OK;
+		/* the files are not there when checking without the
+		 * environment (CI) either */
+		if (!no_env && purpose != LOAD_FOR_TOOL)
+			bad |= files_mistaken(cfg, purpose == LOAD_FOR_CHECK,
+					      err, sizeof(err));
+		if (bad) {
+			pb_config_destroy(cfg);
+			cfg = NULL;
+			e = PB_ERR_CONFIG;
+		}
+	} else if (e == PB_ERR_CONFIG) {
 		append_kafka_mistakes(path, err, sizeof(err));
 	}
 	if (e != PB_OK) {
-		fprintf(stderr, "%s: invalid configuration:\n%s%s", path, err,
-			err[0] && err[strlen(err) - 1] == '\n' ? "" : "\n");
+		report_invalid(path, err, purpose);
 		return NULL;
 	}
 	return cfg;
@@ -116,12 +192,12 @@ static pb_config_t *load_config_opts(const char *path, bool no_env)
 
 static pb_config_t *load_config(const char *path)
 {
-	return load_config_opts(path, false);
+	return load_config_opts(path, false, LOAD_FOR_TOOL);
 }
 
 static int cmd_check_config(const char *path, bool no_env)
 {
-	pb_config_t *cfg = load_config_opts(path, no_env);
+	pb_config_t *cfg = load_config_opts(path, no_env, LOAD_FOR_CHECK);
 	if (!cfg)
 		return EXIT_CONFIG;
 	char *desc = pb_config_describe(cfg);
@@ -158,7 +234,7 @@ static bool endpoint_started(const char *name, const char *setting,
 
 static int cmd_run(const char *path, bool exit_on_eof)
 {
-	pb_config_t *cfg = load_config(path);
+	pb_config_t *cfg = load_config_opts(path, false, LOAD_FOR_RUN);
 	if (!cfg)
 		return EXIT_CONFIG;
 	int rc = EXIT_RUNTIME;
@@ -305,7 +381,8 @@ static int cmd_watch(const char *path, bool once)
 /* explain reads no secret unless it reads stored state (Redis). */
 static int cmd_explain(const pb_cli_t *c, const char *path)
 {
-	pb_config_t *cfg = load_config_opts(path, !c->with_state);
+	pb_config_t *cfg =
+	    load_config_opts(path, !c->with_state, LOAD_FOR_TOOL);
 	if (!cfg)
 		return EXIT_CONFIG;
 	pb_explain_opts_t eo = {.json = c->json, .with_state = c->with_state};

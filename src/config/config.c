@@ -357,6 +357,13 @@ static void check_listen(report_t *r, const char *path, const char *v)
 		   q);
 }
 
+/* http.listen: "" turns the operations endpoint off (as documented). */
+static void check_listen_or_off(report_t *r, const char *path, const char *v)
+{
+	if (*v)
+		check_listen(r, path, v);
+}
+
 /*
  * redis.url: redis://, rediss:// or unix://, parsed by the same function
  * that connects (pb_redis_url_parse). The URL may hold a password, so it
@@ -634,6 +641,7 @@ static void check_proxy_url(report_t *r, const char *path, const char *v)
 typedef struct loader {
 	report_t rep;
 	pb_config_t *cfg;
+	bool kafka_only; /* pb_config_load_kafka: the "kafka" section alone */
 } loader_t;
 
 static bool set_str(loader_t *L, char **slot, const char *v)
@@ -728,7 +736,7 @@ static const field_t dedupe_fields[] = {
 };
 
 static const field_t http_fields[] = {
-    {"listen", F_STRING, OFF(http_listen), 0, 0, check_listen, NULL},
+    {"listen", F_STRING, OFF(http_listen), 0, 0, check_listen_or_off, NULL},
 };
 
 static const field_t worker_fields[] = {
@@ -1794,7 +1802,8 @@ static void apply_env(loader_t *L)
 	v = getenv("PRUVAN_BRIDGE_HTTP_LISTEN");
 	if (v) {
 		size_t before = L->rep.count;
-		check_listen(&L->rep, "env PRUVAN_BRIDGE_HTTP_LISTEN", v);
+		check_listen_or_off(&L->rep, "env PRUVAN_BRIDGE_HTTP_LISTEN",
+				    v);
 		if (L->rep.count == before)
 			set_str(L, &L->cfg->http_listen, v);
 	}
@@ -1973,6 +1982,12 @@ static void load_root(loader_t *L, json_t *root, bool no_env)
 {
 	const char *key;
 	json_t *v;
+	if (L->kafka_only) {
+		json_t *k = json_object_get(root, "kafka");
+		if (k)
+			load_kafka(L, k);
+		return;
+	}
 	json_object_foreach(root, key, v)
 	{
 		load_top_member(L, key, v);
@@ -1988,11 +2003,17 @@ static void load_root(loader_t *L, json_t *root, bool no_env)
 	check_redis_cross(L);
 }
 
+/* How load_json and load_file load: LOAD_NO_ENV, secrets not resolved
+ * (check-config --no-env); LOAD_KAFKA_ONLY, the "kafka" section alone. */
+#define LOAD_NO_ENV	1u
+#define LOAD_KAFKA_ONLY 2u
+
 static pb_err_t load_json(const char *text, size_t len, const char *source,
-			  bool no_env, pb_config_t **cfg_out, char *errstr,
+			  unsigned mode, pb_config_t **cfg_out, char *errstr,
 			  size_t errstr_size)
 {
-	loader_t L = {0};
+	bool no_env = mode & LOAD_NO_ENV;
+	loader_t L = {.kafka_only = mode & LOAD_KAFKA_ONLY};
 	L.rep.no_env = no_env;
 	pb_err_t err = PB_OK;
 	json_error_t jerr;
@@ -2032,23 +2053,32 @@ pb_err_t pb_config_load_string(const char *json_text, pb_config_t **cfg_out,
 			 errstr, errstr_size);
 }
 
-static pb_err_t load_file(const char *path, bool no_env, pb_config_t **cfg_out,
-			  char *errstr, size_t errstr_size);
+static pb_err_t load_file(const char *path, unsigned mode,
+			  pb_config_t **cfg_out, char *errstr,
+			  size_t errstr_size);
 
 pb_err_t pb_config_load(const char *path, pb_config_t **cfg_out, char *errstr,
 			size_t errstr_size)
 {
-	return load_file(path, false, cfg_out, errstr, errstr_size);
+	return load_file(path, 0, cfg_out, errstr, errstr_size);
 }
 
 pb_err_t pb_config_load_no_env(const char *path, pb_config_t **cfg_out,
 			       char *errstr, size_t errstr_size)
 {
-	return load_file(path, true, cfg_out, errstr, errstr_size);
+	return load_file(path, LOAD_NO_ENV, cfg_out, errstr, errstr_size);
 }
 
-static pb_err_t load_file(const char *path, bool no_env, pb_config_t **cfg_out,
-			  char *errstr, size_t errstr_size)
+pb_err_t pb_config_load_kafka(const char *path, pb_config_t **cfg_out,
+			      char *errstr, size_t errstr_size)
+{
+	return load_file(path, LOAD_NO_ENV | LOAD_KAFKA_ONLY, cfg_out, errstr,
+			 errstr_size);
+}
+
+static pb_err_t load_file(const char *path, unsigned mode,
+			  pb_config_t **cfg_out, char *errstr,
+			  size_t errstr_size)
 {
 	pb_err_t err = PB_OK;
 	char *buf = NULL;
@@ -2085,7 +2115,7 @@ static pb_err_t load_file(const char *path, bool no_env, pb_config_t **cfg_out,
 			      strerror(errno));
 		goto out;
 	}
-	err = load_json(buf, (size_t)got, path, no_env, cfg_out, errstr,
+	err = load_json(buf, (size_t)got, path, mode, cfg_out, errstr,
 			errstr_size);
 out:
 	if (fd >= 0)

@@ -195,6 +195,12 @@ pb_err_t pb_config_load_no_env(const char *path, pb_config_t **cfg_out,
 /* Same, from a JSON text already in memory (for tests and defaults). */
 pb_err_t pb_config_load_string(const char *json_text, pb_config_t **cfg_out,
 			       char *errstr, size_t errstr_size);
+/* Only the "kafka" section of the file at path, secrets not resolved (as
+ * pb_config_load_no_env): for check-config to name the librdkafka
+ * properties librdkafka refuses even when the rest of the file has
+ * mistakes. */
+pb_err_t pb_config_load_kafka(const char *path, pb_config_t **cfg_out,
+			      char *errstr, size_t errstr_size);
 
 void pb_config_destroy(pb_config_t *cfg);
 

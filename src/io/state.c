@@ -753,6 +753,20 @@ static size_t order_nread(const pb_state_view_t *v)
 	return v->skip_key1 ? N_ORDER_STATE : N_ORDER_FIELDS;
 }
 
+/* cmd (SISMEMBER or SADD) on the account's deleted source ids with the
+ * member kind + value; nothing when value is NULL. */
+static void swo_cmd(pb_state_t *st, pipeline_t *pl, const char *account,
+		    const char *cmd, const char *kind, const char *value)
+{
+	if (!value)
+		return;
+	const char *m[] = {kind, value};
+	pl_cmd(pl);
+	pl_arg(pl, cmd);
+	pl_arg_take(pl, key_account(st, account, "dsw"));
+	pl_arg_take(pl, key_cat(m, 2));
+}
+
 static void fetch_cmds(pb_state_t *st, pipeline_t *pl, const pb_state_view_t *v,
 		       bool legacy)
 {
@@ -790,7 +804,13 @@ static void fetch_cmds(pb_state_t *st, pipeline_t *pl, const pb_state_view_t *v,
 		pl_arg(pl, "SISMEMBER");
 		pl_arg_take(pl, key_account(st, v->account, "dk1"));
 		pl_arg(pl, v->key1);
+		pl_cmd(pl);
+		pl_arg(pl, "SISMEMBER");
+		pl_arg_take(pl, key_account(st, v->account, "rk1"));
+		pl_arg(pl, v->key1);
 	}
+	swo_cmd(st, pl, v->account, "SISMEMBER", "id:", v->swo_id);
+	swo_cmd(st, pl, v->account, "SISMEMBER", "number:", v->swo_number);
 }
 
 pb_err_t pb_state_fetch_send(pb_state_t *st, const pb_state_view_t *views,
@@ -937,11 +957,21 @@ static void view_parse(pb_state_t *st, const pb_state_call_t *call,
 		    m->type == REDIS_REPLY_STRING)
 			pb_smark_parse(m->str, m->len, now, v);
 	}
-	v->key1_deleted = false;
+	v->key1_deleted = v->key1_recreated = false;
 	if (v->key1) {
 		redisReply *s = r[(*k)++];
 		v->key1_deleted =
 		    s->type == REDIS_REPLY_INTEGER && s->integer == 1;
+		s = r[(*k)++];
+		v->key1_recreated =
+		    s->type == REDIS_REPLY_INTEGER && s->integer == 1;
+	}
+	v->swo_deleted = false;
+	for (int j = 0; j < (v->swo_id != NULL) + (v->swo_number != NULL);
+	     j++) {
+		redisReply *s = r[(*k)++];
+		if (s->type == REDIS_REPLY_INTEGER && s->integer == 1)
+			v->swo_deleted = true;
 	}
 }
 
@@ -1304,6 +1334,14 @@ static void commit_one(pb_state_t *st, pipeline_t *pl,
 		pl_arg_take(pl, key_account(st, w->account, "dk1"));
 		pl_arg(pl, w->deleted_key1);
 	}
+	if (w->recreated_key1) {
+		pl_cmd(pl);
+		pl_arg(pl, "SADD");
+		pl_arg_take(pl, key_account(st, w->account, "rk1"));
+		pl_arg(pl, w->recreated_key1);
+	}
+	swo_cmd(st, pl, w->account, "SADD", "id:", w->deleted_swo_id);
+	swo_cmd(st, pl, w->account, "SADD", "number:", w->deleted_swo_number);
 }
 
 pb_err_t pb_state_commit_send(pb_state_t *st, const pb_state_write_t *writes,

@@ -39,6 +39,11 @@
  *                     read until that window and one dedupe.ttlSeconds
  *                     more have passed.
  *   P{A}:dk1          set: Key1s of orders the remote system deleted
+ *   P{A}:rk1          set: the Key1s Pruvan recreated deleted orders
+ *                     under (their relayed data is discarded too)
+ *   P{A}:dsw          set: "id:V" and "number:V", the source_wo_id and
+ *                     source_wo_number last pushed for orders the remote
+ *                     system deleted (relayed data carrying one is theirs)
  *   P{A}:aa           "on" / "off": the account's Auto-Admin switch
  *   P{A}:pk           hash: k (the PushKey learned from Pruvan's validate
  *                     call, SECRET), at (Unix ms it was learned)
@@ -176,6 +181,9 @@ typedef struct pb_state_view {
 	bool skip_key1;	      /* the event cannot use the learned Key1
 				 (pb_rules_may_push_delete): not read,
 				 key1_learned stays NULL */
+	/* inbound: check whether the item's source ids (NULL: none) were
+	 * a deleted order's */
+	const char *swo_id, *swo_number;
 	/* out */
 	pb_mark_t mark;
 	char mark_outcome[24];
@@ -187,6 +195,8 @@ typedef struct pb_state_view {
 	char *pushed_text;	/* owned, may be NULL */
 	char *key1_learned;	/* owned, may be NULL */
 	bool key1_deleted;	/* key1 is in the account's deleted set */
+	bool swo_deleted;	/* swo_id or swo_number is in P{A}:dsw */
+	bool key1_recreated;	/* key1 is in P{A}:rk1 */
 	unsigned stored;	/* PB_STATE_STORED_* (above) */
 	uint64_t stored_conn;	/* the connection that read them (state.c) */
 } pb_state_view_t;
@@ -220,6 +230,11 @@ typedef struct pb_state_write {
 	const char *pushed;	/* the last pushed fields' text; NULL: leave */
 	const char *learn_key1; /* set k1 if not set yet */
 	const char *deleted_key1; /* add to the account's deleted set */
+	/* add to P{A}:rk1 (a Key1 Pruvan recreated a deleted order under);
+	 * may be NULL */
+	const char *recreated_key1;
+	/* add to the account's deleted source ids (P{A}:dsw); may be NULL */
+	const char *deleted_swo_id, *deleted_swo_number;
 	/* the fetch this event was decided on (NULL: none): an order field
 	 * it read back with the value written now is not written again
 	 * (read on the same connection; a write with a mark only) */

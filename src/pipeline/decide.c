@@ -97,6 +97,42 @@ static void discard_media(pb_pipeline_t *pl, const pb_inbound_t *in)
 		       NULL);
 }
 
+/* A pushed delete: the order's tombstone, and what identifies its relayed
+ * data from now on (its learned Key1; the source ids last pushed for it,
+ * contract section 5). */
+static void mark_deleted(task_t *t)
+{
+	t->set_deleted = true;
+	t->deleted_key1 = t->view.key1_learned;
+	const char *p = t->dec.pushed_after;
+	size_t n = p ? strlen(p) : 0;
+	if (!p) {
+		p = t->view.order.pushed;
+		n = t->view.order.pushed_len;
+	}
+	free(t->deleted_swo_id);
+	free(t->deleted_swo_number);
+	t->deleted_swo_id = pb_rules_pushed_source_id(p, n, "source_wo_id");
+	t->deleted_swo_number =
+	    pb_rules_pushed_source_id(p, n, "source_wo_number");
+}
+
+/* A discarded item's Key1 not known yet belongs to a deleted order from
+ * now on (Pruvan's recreated copy of it, or the order itself): its later
+ * items, with or without a work order number, are discarded for the same
+ * reason. */
+static void remember_discarded_key1(task_t *t, const char *why)
+{
+	const pb_inbound_t *in = t->in;
+	if (!in->key1 || t->view.key1_deleted || t->view.key1_recreated ||
+	    (t->view.key1_learned && !strcmp(t->view.key1_learned, in->key1)))
+		return;
+	if (!strcmp(why, "recreated_after_delete"))
+		t->recreated_key1 = in->key1;
+	else
+		t->deleted_key1 = in->key1;
+}
+
 static void decide_inbound(pb_pipeline_t *pl, task_t *t)
 {
 	pb_inbound_t *in = t->in;
@@ -110,10 +146,15 @@ static void decide_inbound(pb_pipeline_t *pl, task_t *t)
 		pl_to_record(pl, t);
 		return;
 	}
+	/* source ids pushed for a deleted order identify it too (contract
+	 * section 5), whatever the item's keys say */
 	const char *why = pb_rules_inbound_discard_reason(
 	    t->view.order.deleted, t->view.key1_learned, in->key1,
-	    t->view.key1_deleted);
+	    t->view.key1_deleted || t->view.swo_deleted);
+	if (!why && t->view.key1_recreated)
+		why = "recreated_after_delete";
 	if (why) {
+		remember_discarded_key1(t, why);
 		pb_reason_t r = pl_reason_of(why);
 		pl_set_outcome(
 		    t, PB_OUTCOME_DISCARDED, r,
@@ -177,6 +218,10 @@ void pl_fetched(pb_pipeline_t *pl, task_t *t)
 		    t, PB_OUTCOME_DUPLICATE, PB_REASON_NONE,
 		    "already processed (outcome %s); not pushed again",
 		    first ? pb_outcome_name(first) : t->view.mark_outcome);
+		/* Pruvan sent a discarded item again: the relay stored its
+		 * file again, which nothing else would delete */
+		if (t->in && first == PB_OUTCOME_DISCARDED)
+			discard_media(pl, t->in);
 		t->record = false;
 		pl_key_release(pl, t);
 		pl_publish_task(pl, t);
@@ -204,6 +249,8 @@ void pl_fetched(pb_pipeline_t *pl, task_t *t)
 		 * readers see what happened; "recovered" marks it */
 		t->recovered = true;
 		t->needs_publish_mark = true;
+		if (t->in && t->outcome == PB_OUTCOME_DISCARDED)
+			discard_media(pl, t->in);
 		pl_key_release(pl, t);
 		pl_publish_task(pl, t);
 		return;
@@ -266,9 +313,7 @@ void pl_on_pushed(pb_push_job_t *job, void *opaque)
 	t->write_order = true;
 	t->set_created =
 	    o == PB_OUTCOME_CREATED || t->dec.push_action == PB_ACTION_CREATE;
-	if (t->dec.push_action == PB_ACTION_DELETE) {
-		t->set_deleted = true;
-		t->deleted_key1 = t->view.key1_learned;
-	}
+	if (t->dec.push_action == PB_ACTION_DELETE)
+		mark_deleted(t);
 	pl_to_record(pl, t);
 }

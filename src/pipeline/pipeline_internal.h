@@ -158,6 +158,9 @@ struct task {
 	bool set_created, set_deleted;
 	const char *learn_key1;
 	const char *deleted_key1;
+	const char *recreated_key1;
+	char *deleted_swo_id; /* owned: a deleted order's source ids */
+	char *deleted_swo_number;
 	char *won_k1; /* owned: the state's order name of an item with only
 			 a key1 (task_state_won) */
 	bool to_dlq;

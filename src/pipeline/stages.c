@@ -329,6 +329,9 @@ static void write_of(const task_t *t, pb_state_write_t *w)
 	}
 	w->learn_key1 = t->learn_key1;
 	w->deleted_key1 = t->deleted_key1;
+	w->recreated_key1 = t->recreated_key1;
+	w->deleted_swo_id = t->deleted_swo_id;
+	w->deleted_swo_number = t->deleted_swo_number;
 	/* what the decision read: order fields already holding the value
 	 * are not written again */
 	w->fetched = t->view_set ? &t->view : NULL;
@@ -379,6 +382,8 @@ static void stage_send(pb_pipeline_t *pl)
 		views[i].won = pl_task_mark_won(t);
 		views[i].event_id = pl_task_mark_id(t);
 		views[i].key1 = t->in ? t->in->key1 : NULL;
+		views[i].swo_id = t->in ? t->in->source_wo_id : NULL;
+		views[i].swo_number = t->in ? t->in->source_wo_number : NULL;
 		views[i].skip_key1 =
 		    t->ev && !pb_rules_may_push_delete(t->ev, t->acct);
 		fetch_last = t;

@@ -98,6 +98,8 @@ void pl_task_free(pb_pipeline_t *pl, task_t *t)
 	pb_event_destroy(t->ev);
 	pb_inbound_destroy(t->in);
 	free(t->won_k1);
+	free(t->deleted_swo_id);
+	free(t->deleted_swo_number);
 	pb_rejection_clear(&t->rej);
 	if (t->view_set)
 		pb_state_view_clear(&t->view);

@@ -175,6 +175,11 @@ typedef struct pb_inbound {
 	char *key1;   /* Pruvan's key of the order, may be NULL */
 	char *key2;   /* work order number; NULL when only key1 was given */
 	json_t *item; /* owned */
+	/* the item's source_wo_id and source_wo_number as text
+	 * (pb_rules_source_id_text), NULL when absent: they identify the
+	 * order too (contract section 5) */
+	char *source_wo_id;
+	char *source_wo_number;
 } pb_inbound_t;
 
 pb_err_t pb_inbound_parse(const char *buf, size_t len, pb_inbound_t **in_out,
@@ -192,6 +197,18 @@ void pb_inbound_destroy(pb_inbound_t *in);
  *  - order_deleted and the item's key1 differs from the learned one (Pruvan
  *    recreated the order under a new Key1): "recreated_after_delete".
  */
+/*
+ * The remote system's correlation fields that identify an order in relayed
+ * data (contract section 5): source_wo_id and source_wo_number.
+ * pb_rules_source_id_text: a value's text (a non-empty string as it is, an
+ * integer in decimal), or NULL for anything else; malloc'd.
+ * pb_rules_pushed_source_id: the same for field name in an order's last
+ * pushed fields (pushed[0..len), a JSON object's text), NULL when absent.
+ */
+char *pb_rules_source_id_text(const json_t *v);
+char *pb_rules_pushed_source_id(const char *pushed, size_t len,
+				const char *name);
+
 const char *pb_rules_inbound_discard_reason(bool order_deleted,
 					    const char *learned_key1,
 					    const char *item_key1,

@@ -330,6 +330,8 @@ void pb_inbound_destroy(pb_inbound_t *in)
 	free(in->uuid);
 	free(in->key1);
 	free(in->key2);
+	free(in->source_wo_id);
+	free(in->source_wo_number);
 	json_decref(in->item);
 	free(in);
 }
@@ -422,6 +424,10 @@ static pb_inbound_t *inbound_new(const json_t *root, const json_t *item,
 	in->key2 = pb_strdup(str_member(item, "key2"));
 	in->key1 = has_key1 ? pb_strdup(key1) : NULL;
 	in->item = json_incref((json_t *)item);
+	in->source_wo_id =
+	    pb_rules_source_id_text(json_object_get(item, "source_wo_id"));
+	in->source_wo_number =
+	    pb_rules_source_id_text(json_object_get(item, "source_wo_number"));
 	if (!in->account || !in->kind || !in->uuid ||
 	    (!in->key2 && str_member(item, "key2")) ||
 	    (has_key1 && !in->key1)) {

@@ -29,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define H_MAX_WORKERS 16
+#define H_MAX_WORKERS 32 /* a suite's workers and commands, all of them */
 
 struct h_worker {
 	pid_t pid;

@@ -178,6 +178,29 @@ static void check_config_exit_codes(void **state)
 	assert_non_null(strstr(log, "$.kafka.bootstrap.server: No such "
 				    "configuration property"));
 	free(log);
+	/* and when the file has mistakes of its own (not only a missing
+	 * secret), with and without --no-env */
+	char mixed[600];
+	h_path(mixed, sizeof(mixed), "mixed.json");
+	write_text(mixed, "{\"kafka\": {\"bootstrap.server\": \"b:9092\"},"
+			  " \"pruvan\": {\"maxAttempts\": 0},"
+			  " \"accounts\": {\"a\": {\"pushKeyUrl\": "
+			  "\"env:PB_IT_CLI_URL\", \"mode\": \"intern\"}}}");
+	for (int no_env = 0; no_env < 2; no_env++) {
+		const char *a6[] = {"check-config", "-c", mixed,
+				    no_env ? "--no-env" : NULL, NULL};
+		w = h_worker_start(
+		    no_env ? "check-mixed-no-env" : "check-mixed", a6);
+		assert_non_null(w);
+		assert_int_equal(h_worker_wait(w, 30000), 3);
+		log = h_read_file(h_worker_log(w), NULL);
+		assert_non_null(log);
+		assert_non_null(strstr(log, "$.pruvan.maxAttempts: "));
+		assert_non_null(strstr(log, "$.accounts.a.mode: "));
+		assert_non_null(strstr(log, "$.kafka.bootstrap.server: No such "
+					    "configuration property"));
+		free(log);
+	}
 	const char *u1[] = {"replay", "--once", NULL};
 	const char *u2[] = {"nonsense", NULL};
 	const char *u3[] = {"explain", "a", "b", NULL};
@@ -191,11 +214,69 @@ static void check_config_exit_codes(void **state)
 	h_end();
 }
 
+/* Contract 9: check-config names each mistake; a file the configuration
+ * names and the worker cannot read is one. */
+static void check_config_names_missing_files(void **state)
+{
+	(void)state;
+	h_begin("check_config_names_missing_files");
+	char *save = NULL;
+	setenv("PB_IT_CLI_URL", "https://pruvan.invalid/api/?apiKey=K", 1);
+	/* the files the configuration names must be there: check-config
+	 * names each one that is not (not with --no-env, as in CI), and run
+	 * refuses a missing pruvan.caFile, read only at each push */
+	char nofile[600];
+	h_path(nofile, sizeof(nofile), "no-file.json");
+	write_text(nofile,
+		   "{\"pruvan\": {\"caFile\": \"/nonexistent/egress-ca.pem\"},"
+		   " \"redis\": {\"url\": \"rediss://127.0.0.1:1/0\", \"tls\":"
+		   " {\"caFile\": \"/nonexistent/redis-ca.pem\"}},"
+		   " \"accounts\": {\"a\": {\"pushKeyUrl\": "
+		   "\"env:PB_IT_CLI_URL\"}}}");
+	const char *a7[] = {"check-config", "-c", nofile, NULL};
+	h_worker_t *w = h_worker_start("check-no-file", a7);
+	assert_non_null(w);
+	assert_int_equal(h_worker_wait(w, 30000), 3);
+	char *log = h_read_file(h_worker_log(w), NULL);
+	assert_non_null(log);
+	assert_non_null(strstr(log, "$.pruvan.caFile: cannot read "
+				    "/nonexistent/egress-ca.pem"));
+	assert_non_null(strstr(log, "$.redis.tls.caFile: cannot read "
+				    "/nonexistent/redis-ca.pem"));
+	free(log);
+	const char *a8[] = {"check-config", "--no-env", "-c", nofile, NULL};
+	assert_int_equal(h_bridge_cmd(a8, 30000, NULL), 0);
+	/* run says it as all it says on stderr: JSON lines (contract 8) */
+	const char *a9[] = {"run", "-c", nofile, NULL};
+	w = h_worker_start("run-no-file", a9);
+	assert_non_null(w);
+	assert_int_equal(h_worker_wait(w, 30000), 3);
+	log = h_read_file(h_worker_log(w), NULL);
+	assert_non_null(log);
+	int lines = 0, named = 0;
+	for (char *l = strtok_r(log, "\n", &save); l;
+	     l = strtok_r(NULL, "\n", &save)) {
+		json_t *j = json_loads(l, 0, NULL);
+		if (!j)
+			fail_msg("run wrote a line that is not JSON: %s", l);
+		const char *m =
+		    json_string_value(json_object_get(j, "mistake"));
+		named += m && strstr(m, "$.pruvan.caFile: cannot read") != NULL;
+		lines++;
+		json_decref(j);
+	}
+	assert_true(lines > 0);
+	assert_int_equal(named, 1);
+	free(log);
+	h_end();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(explain_with_state),
 	    cmocka_unit_test(check_config_exit_codes),
+	    cmocka_unit_test(check_config_names_missing_files),
 	};
 	return cmocka_run_group_tests(tests, setup, h_group_teardown);
 }

@@ -10,6 +10,8 @@
  *  - the discard metric counts per account and reason;
  *  - a delete racing a stream of items: relayed items form a prefix of the
  *    stream, discarded ones the rest, nothing is both;
+ *  - the source ids pushed for a deleted order identify its items too,
+ *    and the Key1 it is recreated under belongs to a deleted order;
  *  - a worker restart between the delete and the items changes nothing.
  */
 #include <setjmp.h>
@@ -301,6 +303,73 @@ static void delete_races_items(void **state)
 	h_end();
 }
 
+/* An item carrying one of the remote system's correlation fields; key2
+ * NULL for an item with only a Key1. */
+static json_t *item_with(const char *uuid, const char *key1, const char *won,
+			 const char *field, json_t *value)
+{
+	json_t *v = item(uuid, key1, won ? won : "");
+	json_t *it = json_object_get(v, "item");
+	if (!won)
+		json_object_del(it, "key2");
+	if (field)
+		json_object_set_new(it, field, value);
+	return v;
+}
+
+/*
+ * Contract 5: the source_wo_id and source_wo_number pushed for an order
+ * identify its relayed data too, so after a delete an item carrying one
+ * is discarded whatever its keys say (a number pushed, a string relayed
+ * back: the same id); and the new Key1 Pruvan recreates the deleted order
+ * under stays its copy's: a later item with only that Key1 is discarded
+ * too, for the same reason.
+ */
+static void relay_source_ids_identify_deleted_order(void **state)
+{
+	(void)state;
+	h_begin("relay_source_ids_identify_deleted_order");
+	worker();
+	long base = h_topic_count(H_TOPIC_RESULTS);
+	json_t *c = h_event_create("e-swc", "acme", "WO-SW", 1);
+	json_t *o = json_object_get(c, "order");
+	json_object_set_new(o, "source_wo_id", json_string("SRC-77"));
+	json_object_set_new(o, "source_wo_number", json_integer(4711));
+	put(H_TOPIC_ORDERS, c);
+	assert_true(h_await_count(H_TOPIC_RESULTS, base + 1, WAIT_MS) >=
+		    base + 1);
+	put(H_TOPIC_INBOUND, item("w-0", "7000", "WO-SW")); /* Key1 learned */
+	assert_true(h_await_count(H_TOPIC_RESULTS, base + 2, WAIT_MS) >=
+		    base + 2);
+	put(H_TOPIC_ORDERS,
+	    h_event("e-swd", "acme", "delete", "WO-SW", 2, NULL));
+	assert_true(h_await_count(H_TOPIC_RESULTS, base + 3, WAIT_MS) >=
+		    base + 3);
+
+	put(H_TOPIC_INBOUND, item_with("w-1", "7001", "WO-ELSE", "source_wo_id",
+				       json_string("SRC-77")));
+	put(H_TOPIC_INBOUND,
+	    item_with("w-2", "7002", "WO-ELSE2", "source_wo_number",
+		      json_string("4711")));
+	put(H_TOPIC_INBOUND, item("w-3", "7003", "WO-SW")); /* recreated */
+	put(H_TOPIC_INBOUND, item_with("w-4", "7004", "WO-LIVE", "source_wo_id",
+				       json_string("SRC-78")));
+	assert_true(h_await_count(H_TOPIC_RESULTS, base + 7, WAIT_MS) >=
+		    base + 7);
+	/* only the recreated order's Key1, after its first item */
+	put(H_TOPIC_INBOUND, item_with("w-5", "7003", NULL, NULL, NULL));
+	json_t *by = results(base + 8);
+	expect(by, "w-0", "relayed", NULL);
+	expect(by, "e-swd", "deleted", NULL);
+	expect(by, "w-1", "discarded", "order_deleted");
+	expect(by, "w-2", "discarded", "order_deleted");
+	expect(by, "w-3", "discarded", "recreated_after_delete");
+	expect(by, "w-4", "relayed", NULL);
+	expect(by, "w-5", "discarded", "recreated_after_delete");
+	json_decref(by);
+	h_end();
+}
+
 static void restart_between_delete_and_items(void **state)
 {
 	(void)state;
@@ -349,6 +418,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(relay_discard_and_reject),
 	    cmocka_unit_test(delete_races_items),
+	    cmocka_unit_test(relay_source_ids_identify_deleted_order),
 	    cmocka_unit_test(restart_between_delete_and_items),
 	};
 	return cmocka_run_group_tests(tests, h_suite_setup, h_suite_teardown);

@@ -178,6 +178,22 @@ static void relay_calls_end_to_end(void **state)
 			fail_msg("%s kept after its item was discarded", p);
 	}
 	assert_true(exists(want_path)); /* the relayed photo stays */
+	/* Pruvan sends a discarded photo again (from its usage report): a
+	 * duplicate, and the file the relay stored again is deleted again */
+	assert_int_equal(post(port, "/pruvan/acme/uploadPictures.php", NULL,
+			      late[0], true, &ans),
+			 200);
+	json_decref(ans);
+	json_t *again = outcomes(9, late_ids[0], &by);
+	assert_int_equal(json_array_size(again), 2);
+	assert_string_equal(h_str(json_array_get(again, 1), "outcome"),
+			    "duplicate");
+	json_decref(by);
+	char again_path[600];
+	snprintf(again_path, sizeof(again_path), "%s/acme_%s", media,
+		 late_ids[0]);
+	if (exists(again_path))
+		fail_msg("%s kept after its item was sent again", again_path);
 
 	/* wrong credentials: 401 in Pruvan's shape, nothing written */
 	long before = h_topic_count(H_TOPIC_INBOUND);

@@ -402,6 +402,24 @@ static void test_env_overrides(void **state)
 	clear_overrides();
 }
 
+/* http.listen "" turns the operations endpoint off, as its reference
+ * says, in the file and in PRUVAN_BRIDGE_HTTP_LISTEN alike. */
+static void test_http_listen_empty_is_off(void **state)
+{
+	(void)state;
+	clear_overrides();
+	pb_config_t *cfg =
+	    load_ok("{\"http\": {\"listen\": \"\"}, \"accounts\": {\"acme\": "
+		    "{\"pushKeyUrl\": \"env:PB_TEST_PUSHKEY\"}}}");
+	assert_string_equal(cfg->http_listen, "");
+	pb_config_destroy(cfg);
+	setenv("PRUVAN_BRIDGE_HTTP_LISTEN", "", 1);
+	cfg = load_ok(MINIMAL);
+	assert_string_equal(cfg->http_listen, "");
+	pb_config_destroy(cfg);
+	clear_overrides();
+}
+
 /* Overrides are validated like file values; the path names the variable. */
 static void test_env_overrides_invalid(void **state)
 {
@@ -808,6 +826,7 @@ int main(void)
 	    cmocka_unit_test(test_every_value_read),
 	    cmocka_unit_test(test_kafka_passthrough_order),
 	    cmocka_unit_test(test_env_overrides),
+	    cmocka_unit_test(test_http_listen_empty_is_off),
 	    cmocka_unit_test(test_env_overrides_invalid),
 	    cmocka_unit_test(test_file_and_env_secrets),
 	    cmocka_unit_test(test_secret_never_in_errstr),

@@ -478,6 +478,45 @@ static void test_inbound_discard_table(void **state)
 	}
 }
 
+/* The source ids that identify an order in relayed data (contract 5): a
+ * number pushed and a string relayed back are one id; other values are
+ * none. */
+static void test_inbound_source_ids(void **state)
+{
+	(void)state;
+	const char *j = "{\"account\":\"a\",\"kind\":\"photo\",\"item\":{"
+			"\"uuId\":\"u1\",\"key2\":\"W1\",\"source_wo_id\":"
+			"\"S-1\",\"source_wo_number\":4711}}";
+	pb_inbound_t *in = NULL;
+	pb_rejection_t rej;
+	assert_int_equal(pb_inbound_parse(j, strlen(j), &in, &rej), PB_OK);
+	assert_string_equal(in->source_wo_id, "S-1");
+	assert_string_equal(in->source_wo_number, "4711");
+	pb_inbound_destroy(in);
+	j = "{\"account\":\"a\",\"kind\":\"photo\",\"item\":{\"uuId\":"
+	    "\"u2\",\"key2\":\"W1\",\"source_wo_id\":{\"x\":1},"
+	    "\"source_wo_number\":\"\"}}";
+	assert_int_equal(pb_inbound_parse(j, strlen(j), &in, &rej), PB_OK);
+	assert_null(in->source_wo_id);
+	assert_null(in->source_wo_number);
+	pb_inbound_destroy(in);
+
+	const char *pushed = "{\"source_wo_id\":77,\"source_wo_number\":"
+			     "\"N-9\",\"zip\":\"78664\"}";
+	char *t =
+	    pb_rules_pushed_source_id(pushed, strlen(pushed), "source_wo_id");
+	assert_string_equal(t, "77");
+	free(t);
+	t = pb_rules_pushed_source_id(pushed, strlen(pushed),
+				      "source_wo_number");
+	assert_string_equal(t, "N-9");
+	free(t);
+	assert_null(
+	    pb_rules_pushed_source_id("{\"zip\":1}", 9, "source_wo_id"));
+	assert_null(pb_rules_pushed_source_id("not json", 8, "source_wo_id"));
+	assert_null(pb_rules_pushed_source_id(NULL, 0, "source_wo_id"));
+}
+
 /* ---- decision invariants --------------------------------------------- */
 
 static pb_event_t *parse_ok(const char *j)
@@ -664,6 +703,7 @@ int main(void)
 	    cmocka_unit_test(test_inbound_parse_table),
 	    cmocka_unit_test(test_inbound_rejection_identity),
 	    cmocka_unit_test(test_inbound_discard_table),
+	    cmocka_unit_test(test_inbound_source_ids),
 	    cmocka_unit_test(test_decide_never_mutates_state),
 	    cmocka_unit_test(test_may_push_delete),
 	    cmocka_unit_test(test_decide_reads_stored_fields_as_text),
