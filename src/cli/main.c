@@ -168,6 +168,7 @@ static pb_config_t *load_config_opts(const char *path, bool no_env,
 			 ? pb_config_load_no_env(path, &cfg, err, sizeof(err))
 			 : pb_config_load(path, &cfg, err, sizeof(err));
 	if (e == PB_OK) {
+		err[0] = '\0'; /* the mistakes below are appended */
 		bool bad = pb_kafka_conf_check(cfg, !no_env, err,
 					       sizeof(err)) != PB_OK;
 		/* the files are not there when checking without the

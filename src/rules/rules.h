@@ -197,6 +197,11 @@ void pb_inbound_destroy(pb_inbound_t *in);
  *  - order_deleted and the item's key1 differs from the learned one (Pruvan
  *    recreated the order under a new Key1): "recreated_after_delete".
  */
+const char *pb_rules_inbound_discard_reason(bool order_deleted,
+					    const char *learned_key1,
+					    const char *item_key1,
+					    bool key1_of_deleted_order);
+
 /*
  * The remote system's correlation fields that identify an order in relayed
  * data (contract section 5): source_wo_id and source_wo_number.
@@ -208,10 +213,5 @@ void pb_inbound_destroy(pb_inbound_t *in);
 char *pb_rules_source_id_text(const json_t *v);
 char *pb_rules_pushed_source_id(const char *pushed, size_t len,
 				const char *name);
-
-const char *pb_rules_inbound_discard_reason(bool order_deleted,
-					    const char *learned_key1,
-					    const char *item_key1,
-					    bool key1_of_deleted_order);
 
 #endif
