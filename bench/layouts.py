@@ -14,6 +14,10 @@ per event, wall time and used_memory:
            HSET s p MARK
   blob     the whole order (state, p and its recent marks) as one string:
            GET, then SET
+  sparse   today's hash as production sees it: an order's next event comes
+           later than the 2 s a "published" mark waits for it, so every
+           event's mark also gets an HSET of its own (the round trip after
+           the event's)
 
 Every layout sees the same events: --events over --orders orders (seed 1),
 --batch events per round trip (the worker's batch of the benchmark mix
@@ -27,7 +31,8 @@ Only the redis-server's CPU is measured: the client's own cost (this
 script) does not count. Usage:
 
   bench/layouts.py [--events N] [--orders N] [--batch N] [--runs N]
-                   [--layouts fields,folded,blob] [--listpack-value 64,1024]
+                   [--layouts fields,sparse,folded,blob]
+                   [--listpack-value 64,1024]
 """
 import argparse
 import os
@@ -117,7 +122,7 @@ class Order:
 
 
 def read_cmd(layout, key, mark):
-    if layout == 'fields':
+    if layout in ('fields', 'sparse'):
         return resp('HMGET', key, 'c', 'd', 'v', 'hv', 't', 'p', mark, 'mx')
     if layout == 'folded':
         return resp('HMGET', key, 's', 'p', mark)
@@ -128,7 +133,7 @@ def write_cmd(layout, key, o, n, e):
     p = P % (n, n, o.version, n)
     t = 1795011289570 + e
     mark = o.marks[-1][0]
-    if layout == 'fields':  # the fields that changed, as the worker does
+    if layout in ('fields', 'sparse'):  # what changed, as the worker does
         first = ('c', 1, 'hv', 1, 'mx', 1796781451) if o.version == 1 else ()
         return resp('HSET', key, *first, 'v', o.version, 't', t, 'p', p,
                     mark, MARK)
@@ -146,9 +151,15 @@ def one_run(layout, conn, pid, args):
     batch = []
     c0, t0 = cpu_s(pid), time.time()
 
+    published = []  # sparse: the last batch's marks, now published
+
     def flush():
         conn.run([b[0] for b in batch])
-        conn.run([b[1] for b in batch])
+        conn.run([b[1] for b in batch] + published)
+        published.clear()
+        if layout == 'sparse':
+            published.extend(resp('HSET', b[2], b[3], 'P' + MARK[1:])
+                             for b in batch)
         batch.clear()
 
     for e in range(args.events):
@@ -159,11 +170,13 @@ def one_run(layout, conn, pid, args):
         o.marks = (o.marks + [(mark, MARK)])[-MARKS_KEPT:]
         key = 'bench:{bench-acme/WO-%07d}:o' % n
         batch.append((read_cmd(layout, key, mark),
-                      write_cmd(layout, key, o, n, e)))
+                      write_cmd(layout, key, o, n, e), key, mark))
         if len(batch) == args.batch:
             flush()
     if batch:
         flush()
+    if published:
+        conn.run(published)
     return (cpu_s(pid) - c0) * 1e6 / args.events, time.time() - t0
 
 
@@ -207,7 +220,7 @@ def main():
     ap.add_argument('--orders', type=int, default=20000)
     ap.add_argument('--batch', type=int, default=80)
     ap.add_argument('--runs', type=int, default=3)
-    ap.add_argument('--layouts', default='fields,folded,blob')
+    ap.add_argument('--layouts', default='fields,sparse,folded,blob')
     ap.add_argument('--listpack-value', default='64,1024')
     args = ap.parse_args()
     print('listpack-value layout  Redis CPU us/event (runs)   wall s  '
