@@ -351,9 +351,11 @@ static int cmd_replay(const pb_cli_t *c, const char *path)
 	long n = 0;
 	char err[512];
 	int rc = 0;
-	if (pb_replay_run(cfg, &ro, &n, err, sizeof(err)) != PB_OK) {
+	pb_err_t e = pb_replay_run(cfg, &ro, &n, err, sizeof(err));
+	if (e != PB_OK) {
 		fprintf(stderr, "replay: %s\n", err);
-		rc = EXIT_RUNTIME;
+		/* an argument the DLQ cannot satisfy is a usage error */
+		rc = e == PB_ERR_INVALID ? EXIT_USAGE : EXIT_RUNTIME;
 	} else {
 		fprintf(
 		    stderr, "replay: %ld record%s %s\n", n, n == 1 ? "" : "s",

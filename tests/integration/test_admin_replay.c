@@ -7,7 +7,8 @@
  *     remote-owned and address ones (Pruvan keeps the address out of
  *     Auto-Admin); back ON shared ones are sent again. Bad arguments exit 2.
  *   - `pruvan-bridge replay` copies DLQ records back to the orders topic:
- *     --dry-run changes nothing, --reason/--partition/--from/--to select,
+ *     --dry-run changes nothing, --reason/--partition/--from/--to select
+ *     (a --partition the DLQ does not have exits 2),
  *     a replayed event that failed before is pushed and created.
  * Every outcome record is validated against the outcome schema.
  */
@@ -222,6 +223,13 @@ static void replay_from_dlq(void **state)
 	assert_int_equal(count_lines(out, "\"skip\""), 2);
 	free(out);
 	assert_int_equal(h_topic_count(H_TOPIC_ORDERS), orders);
+	/* a partition the DLQ does not have is a usage error, not an empty
+	 * DLQ */
+	const char *no_part[] = {"replay", "-c",	  cfg,
+				 "--dry-run", "--partition", "99", NULL};
+	assert_int_equal(bridge(no_part, &out), 2);
+	assert_int_equal(count_lines(out, "\"partition\""), 0);
+	free(out);
 
 	/* replay exactly rp-1's record */
 	const char *one[] = {"replay", "-c",	   cfg,	       "--partition",
