@@ -111,11 +111,12 @@ static pb_err_t replay_plan_add(rd_kafka_t *cons, const char *dlq, int32_t p,
 	rd_kafka_resp_err_t kerr =
 	    rd_kafka_query_watermark_offsets(cons, dlq, p, &lo, &hi, 10000);
 	if (kerr)
-		return pb_errf(errstr, errstr_size, PB_ERR_KAFKA,
-			       "cannot read the offsets of %s partition %" PRId32
-			       ": %s; check that Kafka is reachable and replay "
-			       "again",
-			       dlq, p, rd_kafka_err2str(kerr));
+		return pb_errf(
+		    errstr, errstr_size, PB_ERR_KAFKA,
+		    "cannot read the offsets of %s partition %" PRId32
+		    ": %s; check that Kafka is reachable and replay "
+		    "again",
+		    dlq, p, rd_kafka_err2str(kerr));
 	int64_t start = o->from >= 0 && o->from > lo ? o->from : lo;
 	int64_t end = o->to >= 0 && o->to + 1 < hi ? o->to + 1 : hi;
 	if (start >= end)
@@ -128,8 +129,8 @@ static pb_err_t replay_plan_add(rd_kafka_t *cons, const char *dlq, int32_t p,
 /* --partition names a partition the DLQ has (else PB_ERR_INVALID: a
  * usage error, not an empty DLQ). */
 static pb_err_t replay_partition_exists(const rd_kafka_metadata_topic_t *t,
-					const pb_replay_opts_t *o,
-					char *errstr, size_t errstr_size)
+					const pb_replay_opts_t *o, char *errstr,
+					size_t errstr_size)
 {
 	if (o->partition < 0)
 		return PB_OK;

@@ -225,8 +225,8 @@ static void replay_from_dlq(void **state)
 	assert_int_equal(h_topic_count(H_TOPIC_ORDERS), orders);
 	/* a partition the DLQ does not have is a usage error, not an empty
 	 * DLQ */
-	const char *no_part[] = {"replay", "-c",	  cfg,
-				 "--dry-run", "--partition", "99", NULL};
+	const char *no_part[] = {"replay",	"-c", cfg, "--dry-run",
+				 "--partition", "99", NULL};
 	assert_int_equal(bridge(no_part, &out), 2);
 	assert_int_equal(count_lines(out, "\"partition\""), 0);
 	free(out);

@@ -111,8 +111,8 @@ static void not_ready_before_kafka_answers(void **state)
 	(void)state;
 	h_begin("not_ready_before_kafka_answers");
 	char cfg[512];
-	json_t *ov = json_pack("{s:{s:s}}", "kafka", "bootstrap.servers",
-			       "127.0.0.1:1");
+	json_t *ov =
+	    json_pack("{s:{s:s}}", "kafka", "bootstrap.servers", "127.0.0.1:1");
 	assert_int_equal(h_write_config("nokafka.json", ov, cfg, sizeof(cfg)),
 			 0);
 	json_decref(ov);
