@@ -164,8 +164,11 @@ static pb_config_t *load_config_opts(const char *path, bool no_env,
 {
 	static char err[16384];
 	pb_config_t *cfg = NULL;
+	/* the operator commands need no PushKey nor relay credential */
 	pb_err_t e = no_env
 			 ? pb_config_load_no_env(path, &cfg, err, sizeof(err))
+		     : purpose == LOAD_FOR_TOOL
+			 ? pb_config_load_tool(path, &cfg, err, sizeof(err))
 			 : pb_config_load(path, &cfg, err, sizeof(err));
 	if (e == PB_OK) {
 		err[0] = '\0'; /* the mistakes below are appended */
