@@ -20,6 +20,7 @@
 
 #include "headers.h"
 #include "kafka_client.h"
+#include "log.h"
 #include "util.h"
 
 static bool header_is(rd_kafka_message_t *m, const char *name, const char *want)
@@ -244,12 +245,15 @@ static pb_err_t replay_record(rd_kafka_t *prod, const pb_config_t *cfg,
 	       : o->dry_run ? "would-replay"
 			    : "replay",
 	       cut ? ",\"why\":\"truncated\"" : "");
-	if (cut)
-		fprintf(stderr,
-			"replay: partition %" PRId32 " offset %" PRId64
-			": skipped, the DLQ copy is cut (x-truncated); "
-			"produce the original again from the back office\n",
-			m->partition, m->offset);
+	if (cut) {
+		char part[16], off[32];
+		snprintf(part, sizeof(part), "%" PRId32, m->partition);
+		snprintf(off, sizeof(off), "%" PRId64, m->offset);
+		pb_log(PB_LOG_WARN,
+		       "replay: skipped, the DLQ copy is cut (x-truncated)",
+		       "partition", part, "offset", off, "what_to_do",
+		       "produce the original again from the back office", NULL);
+	}
 	if (!take)
 		return PB_OK;
 	if (!o->dry_run) {
