@@ -1487,8 +1487,13 @@ static void load_push_key(loader_t *L, const char *path, json_t *v,
 	}
 	char origin[PB_PATH_MAX];
 	char *url = resolve_account_secret(L, path, s, origin, sizeof(origin));
-	if (!url)
+	if (!url) {
+		/* not resolved on purpose (--no-env, the operator commands):
+		 * the effective configuration still says where from */
+		if (L->rep.no_env || L->no_account_secrets)
+			set_str(L, &a->push_key_source, s);
 		return;
+	}
 	if (!http_url_valid(url)) {
 		report_add(&L->rep, path,
 			   "the PushKey URL from %s is not an http:// or "
