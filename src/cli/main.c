@@ -127,7 +127,8 @@ static bool files_mistaken(const pb_config_t *cfg, bool redis_too, char *err,
 }
 
 /* What a command loads the configuration for: a tool (no files checked,
- * mistakes as text), run (the files it needs checked, mistakes as JSON log
+ * the accounts' PushKeys and relay credentials not read, mistakes as
+ * text), run (the files it needs checked, mistakes as JSON log
  * lines, as all its output on stderr) or check-config (every file, text). */
 typedef enum { LOAD_FOR_TOOL, LOAD_FOR_RUN, LOAD_FOR_CHECK } load_for_t;
 

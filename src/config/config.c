@@ -2028,7 +2028,8 @@ static void load_root(loader_t *L, json_t *root, bool no_env)
 }
 
 /* How load_json and load_file load: LOAD_NO_ENV, secrets not resolved
- * (check-config --no-env); LOAD_KAFKA_ONLY, the "kafka" section alone. */
+ * (check-config --no-env); LOAD_KAFKA_ONLY, the "kafka" section alone;
+ * LOAD_TOOL, the accounts' secrets not resolved (the operator commands). */
 #define LOAD_NO_ENV	1u
 #define LOAD_KAFKA_ONLY 2u
 #define LOAD_TOOL	4u
