@@ -12,6 +12,7 @@
 
 #include <string.h>
 
+#include "outcome.h"
 #include "util.h"
 
 typedef enum {
@@ -112,7 +113,7 @@ static const cmd_t cmds[] = {
      "  kcat -C -b broker -t pruvan.orders -e | pruvan-bridge explain --json "
      "-\n"
      "  pruvan-bridge explain -c config.json --with-state events.jsonl\n"},
-    {"version", PB_CMD_VERSION, BIT(O_HELP), 0, 0, "",
+    {"version", PB_CMD_VERSION, BIT(O_HELP) | BIT(O_LOG_LEVEL), 0, 0, "",
      "print the version and the libraries'", "  pruvan-bridge version\n"},
 };
 
@@ -225,9 +226,22 @@ static bool opt_apply(pb_cli_t *c, int o, const char *v, char *err, size_t size)
 		else
 			c->to = n;
 		return true;
-	case O_REASON:
+	case O_REASON: {
+		/* a misspelt reason would select nothing and look like an
+		 * empty DLQ: only the contract's reason names */
+		pb_reason_t r;
+		if (!pb_reason_parse(v, strlen(v), &r) || r == PB_REASON_NONE ||
+		    strcmp(pb_reason_name(r), v) != 0) {
+			snprintf(err, size,
+				 "--reason: unknown reason \"%.40s\" (use a "
+				 "reason of the outcome records, e.g. "
+				 "retries_exhausted or http_4xx)",
+				 v);
+			return false;
+		}
 		c->reason = v;
 		return true;
+	}
 	case O_EXIT_ON_EOF:
 		c->exit_on_eof = true;
 		return true;
@@ -409,7 +423,16 @@ pb_cli_status_t pb_cli_parse(int argc, char *const *argv, pb_cli_t *c,
 		return PB_CLI_USAGE;
 	}
 	c->cmd = k->cmd;
-	return parse_command(&s, k, c, err, size);
+	pb_cli_status_t st = parse_command(&s, k, c, err, size);
+	if (st == PB_CLI_RUN && c->from >= 0 && c->to >= 0 && c->from > c->to) {
+		/* an empty range would replay nothing and report success */
+		snprintf(err, size,
+			 "--from %lld is after --to %lld: give the first "
+			 "offset, then the last (both inclusive)",
+			 (long long)c->from, (long long)c->to);
+		return PB_CLI_USAGE;
+	}
+	return st;
 }
 
 static void help_options(FILE *f, unsigned mask)

@@ -127,7 +127,8 @@ static bool files_mistaken(const pb_config_t *cfg, bool redis_too, char *err,
 }
 
 /* What a command loads the configuration for: a tool (no files checked,
- * mistakes as text), run (the files it needs checked, mistakes as JSON log
+ * the accounts' PushKeys and relay credentials not read, mistakes as
+ * text), run (the files it needs checked, mistakes as JSON log
  * lines, as all its output on stderr) or check-config (every file, text). */
 typedef enum { LOAD_FOR_TOOL, LOAD_FOR_RUN, LOAD_FOR_CHECK } load_for_t;
 
@@ -164,8 +165,11 @@ static pb_config_t *load_config_opts(const char *path, bool no_env,
 {
 	static char err[16384];
 	pb_config_t *cfg = NULL;
+	/* the operator commands need no PushKey nor relay credential */
 	pb_err_t e = no_env
 			 ? pb_config_load_no_env(path, &cfg, err, sizeof(err))
+		     : purpose == LOAD_FOR_TOOL
+			 ? pb_config_load_tool(path, &cfg, err, sizeof(err))
 			 : pb_config_load(path, &cfg, err, sizeof(err));
 	if (e == PB_OK) {
 		err[0] = '\0'; /* the mistakes below are appended */
@@ -317,15 +321,18 @@ static int cmd_auto_admin(const char *path, const char *account, bool on)
 	pb_state_t *st = NULL;
 	char err[512];
 	if (!pb_config_account(cfg, account)) {
-		fprintf(stderr, "auto-admin: account \"%s\" is not in %s\n",
-			account, path);
+		pb_log(PB_LOG_ERROR,
+		       "auto-admin: the account is not configured", "account",
+		       account, "file", path, "what_to_do",
+		       "name an account of the file's accounts", NULL);
 		rc = EXIT_USAGE;
 		goto out;
 	}
 	if (pb_state_new_config(cfg, 2000, &st, err, sizeof(err)) ||
 	    pb_state_set_auto_admin(st, account, on, err, sizeof(err))) {
-		fprintf(stderr, "auto-admin: %s (check the redis settings)\n",
-			err);
+		pb_log(PB_LOG_ERROR, "auto-admin failed", "error", err,
+		       "what_to_do", "check the redis settings and try again",
+		       NULL);
 		goto out;
 	}
 	printf("Auto-Admin for %s is now %s; running workers apply it within a "
@@ -351,13 +358,19 @@ static int cmd_replay(const pb_cli_t *c, const char *path)
 	long n = 0;
 	char err[512];
 	int rc = 0;
-	if (pb_replay_run(cfg, &ro, &n, err, sizeof(err)) != PB_OK) {
-		fprintf(stderr, "replay: %s\n", err);
-		rc = EXIT_RUNTIME;
+	pb_err_t e = pb_replay_run(cfg, &ro, &n, err, sizeof(err));
+	if (e != PB_OK) {
+		pb_log(PB_LOG_ERROR, "replay failed", "error", err, NULL);
+		/* an argument the DLQ cannot satisfy is a usage error */
+		rc = e == PB_ERR_INVALID ? EXIT_USAGE : EXIT_RUNTIME;
 	} else {
-		fprintf(
-		    stderr, "replay: %ld record%s %s\n", n, n == 1 ? "" : "s",
-		    c->dry_run ? "would be replayed (dry run)" : "replayed");
+		char count[32];
+		snprintf(count, sizeof(count), "%ld", n);
+		pb_log(PB_LOG_INFO,
+		       c->dry_run ? "replay: records that would be replayed "
+				    "(dry run)"
+				  : "replay: records replayed",
+		       "records", count, NULL);
 	}
 	pb_config_destroy(cfg);
 	return rc;
@@ -390,7 +403,7 @@ static int cmd_explain(const pb_cli_t *c, const char *path)
 	char err[512];
 	int rc = pb_explain_run(cfg, &eo, c->input, stdout, err, sizeof(err));
 	if (rc != 0)
-		fprintf(stderr, "explain: %s\n", err);
+		pb_log(PB_LOG_ERROR, "explain failed", "error", err, NULL);
 	pb_config_destroy(cfg);
 	return rc;
 }

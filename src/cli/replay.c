@@ -20,6 +20,7 @@
 
 #include "headers.h"
 #include "kafka_client.h"
+#include "log.h"
 #include "util.h"
 
 static bool header_is(rd_kafka_message_t *m, const char *name, const char *want)
@@ -98,21 +99,50 @@ static void replay_plan_clear(replay_plan_t *p)
 	p->assign = NULL;
 }
 
-/* Add partition p of the DLQ to the plan when o selects records of it. */
-static void replay_plan_add(rd_kafka_t *cons, const char *dlq, int32_t p,
-			    const pb_replay_opts_t *o, replay_plan_t *plan)
+/* Add partition p of the DLQ to the plan when o selects records of it.
+ * A partition whose offsets cannot be read fails the replay: skipping it
+ * would report success over records never looked at. */
+static pb_err_t replay_plan_add(rd_kafka_t *cons, const char *dlq, int32_t p,
+				const pb_replay_opts_t *o, replay_plan_t *plan,
+				char *errstr, size_t errstr_size)
 {
 	int64_t lo, hi;
 	if (o->partition >= 0 && p != o->partition)
-		return;
-	if (rd_kafka_query_watermark_offsets(cons, dlq, p, &lo, &hi, 10000))
-		return;
+		return PB_OK;
+	rd_kafka_resp_err_t kerr =
+	    rd_kafka_query_watermark_offsets(cons, dlq, p, &lo, &hi, 10000);
+	if (kerr)
+		return pb_errf(
+		    errstr, errstr_size, PB_ERR_KAFKA,
+		    "cannot read the offsets of %s partition %" PRId32
+		    ": %s; check that Kafka is reachable and replay "
+		    "again",
+		    dlq, p, rd_kafka_err2str(kerr));
 	int64_t start = o->from >= 0 && o->from > lo ? o->from : lo;
 	int64_t end = o->to >= 0 && o->to + 1 < hi ? o->to + 1 : hi;
 	if (start >= end)
-		return;
+		return PB_OK;
 	rd_kafka_topic_partition_list_add(plan->assign, dlq, p)->offset = start;
 	plan->ends[plan->assign->cnt - 1] = end;
+	return PB_OK;
+}
+
+/* --partition names a partition the DLQ has (else PB_ERR_INVALID: a
+ * usage error, not an empty DLQ). */
+static pb_err_t replay_partition_exists(const rd_kafka_metadata_topic_t *t,
+					const pb_replay_opts_t *o, char *errstr,
+					size_t errstr_size)
+{
+	if (o->partition < 0)
+		return PB_OK;
+	for (int i = 0; i < t->partition_cnt; i++)
+		if (t->partitions[i].id == o->partition)
+			return PB_OK;
+	return pb_errf(errstr, errstr_size, PB_ERR_INVALID,
+		       "--partition %" PRId32 ": the DLQ topic %s has %d "
+		       "partition%s (0..%d); give one of them",
+		       o->partition, t->topic, t->partition_cnt,
+		       t->partition_cnt == 1 ? "" : "s", t->partition_cnt - 1);
 }
 
 /* The plan for the DLQ's partitions as the cluster has them now. */
@@ -135,6 +165,9 @@ static pb_err_t replay_plan_new(rd_kafka_t *cons, const pb_config_t *cfg,
 					 : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
 		goto out;
 	}
+	err = replay_partition_exists(&md->topics[0], o, errstr, errstr_size);
+	if (err)
+		goto out;
 	int np = md->topics[0].partition_cnt;
 	plan->assign = rd_kafka_topic_partition_list_new(np);
 	plan->ends = calloc(np > 0 ? (size_t)np : 1, sizeof(*plan->ends));
@@ -143,9 +176,10 @@ static pb_err_t replay_plan_new(rd_kafka_t *cons, const pb_config_t *cfg,
 			      "out of memory for %d DLQ partitions", np);
 		goto out;
 	}
-	for (int i = 0; i < np; i++)
-		replay_plan_add(cons, cfg->topic_dlq,
-				md->topics[0].partitions[i].id, o, plan);
+	for (int i = 0; i < np && !err; i++)
+		err = replay_plan_add(cons, cfg->topic_dlq,
+				      md->topics[0].partitions[i].id, o, plan,
+				      errstr, errstr_size);
 out:
 	if (md)
 		rd_kafka_metadata_destroy(md);
@@ -211,12 +245,15 @@ static pb_err_t replay_record(rd_kafka_t *prod, const pb_config_t *cfg,
 	       : o->dry_run ? "would-replay"
 			    : "replay",
 	       cut ? ",\"why\":\"truncated\"" : "");
-	if (cut)
-		fprintf(stderr,
-			"replay: partition %" PRId32 " offset %" PRId64
-			": skipped, the DLQ copy is cut (x-truncated); "
-			"produce the original again from the back office\n",
-			m->partition, m->offset);
+	if (cut) {
+		char part[16], off[32];
+		snprintf(part, sizeof(part), "%" PRId32, m->partition);
+		snprintf(off, sizeof(off), "%" PRId64, m->offset);
+		pb_log(PB_LOG_WARN,
+		       "replay: skipped, the DLQ copy is cut (x-truncated)",
+		       "partition", part, "offset", off, "what_to_do",
+		       "produce the original again from the back office", NULL);
+	}
 	if (!take)
 		return PB_OK;
 	if (!o->dry_run) {

@@ -25,7 +25,8 @@ typedef struct pb_replay_opts {
 	bool dry_run; /* list what would be replayed; produce nothing */
 } pb_replay_opts_t;
 
-/* Writes one JSON line per record to stdout; counts into *replayed. */
+/* Writes one JSON line per record to stdout; counts into *replayed.
+ * PB_ERR_INVALID: o->partition is not a partition of the DLQ. */
 pb_err_t pb_replay_run(const pb_config_t *cfg, const pb_replay_opts_t *o,
 		       long *replayed, char *errstr, size_t errstr_size);
 

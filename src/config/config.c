@@ -642,6 +642,9 @@ typedef struct loader {
 	report_t rep;
 	pb_config_t *cfg;
 	bool kafka_only; /* pb_config_load_kafka: the "kafka" section alone */
+	/* pb_config_load_tool: the accounts' PushKeys and relay credentials
+	 * are checked for their form but not resolved */
+	bool no_account_secrets;
 } loader_t;
 
 static bool set_str(loader_t *L, char **slot, const char *v)
@@ -1444,6 +1447,21 @@ static void load_bool(loader_t *L, const char *path, json_t *v, bool *out)
 	*out = json_is_true(v);
 }
 
+/* resolve_secret for an account's PushKey or relay credential: not
+ * resolved (NULL, no mistake) for the operator commands, which use
+ * neither. */
+static char *resolve_account_secret(loader_t *L, const char *path,
+				    const char *ref, char *origin,
+				    size_t origin_size)
+{
+	bool no_env = L->rep.no_env;
+	if (L->no_account_secrets)
+		L->rep.no_env = true;
+	char *val = resolve_secret(&L->rep, path, ref, origin, origin_size);
+	L->rep.no_env = no_env;
+	return val;
+}
+
 static void load_push_key(loader_t *L, const char *path, json_t *v,
 			  pb_account_t *a)
 {
@@ -1468,9 +1486,14 @@ static void load_push_key(loader_t *L, const char *path, json_t *v,
 		return;
 	}
 	char origin[PB_PATH_MAX];
-	char *url = resolve_secret(&L->rep, path, s, origin, sizeof(origin));
-	if (!url)
+	char *url = resolve_account_secret(L, path, s, origin, sizeof(origin));
+	if (!url) {
+		/* not resolved on purpose (--no-env, the operator commands):
+		 * the effective configuration still says where from */
+		if (L->rep.no_env || L->no_account_secrets)
+			set_str(L, &a->push_key_source, s);
 		return;
+	}
 	if (!http_url_valid(url)) {
 		report_add(&L->rep, path,
 			   "the PushKey URL from %s is not an http:// or "
@@ -1519,7 +1542,8 @@ static void load_relay_credential(loader_t *L, const char *path, json_t *v,
 		set_str(L, source_out, s);
 	if (!L->cfg->relay_listen)
 		return;
-	char *val = ref ? resolve_secret(&L->rep, path, s, NULL, 0) : strdup(s);
+	char *val =
+	    ref ? resolve_account_secret(L, path, s, NULL, 0) : strdup(s);
 	if (!ref && !val)
 		L->rep.nomem = true;
 	free(*value_out);
@@ -2004,16 +2028,19 @@ static void load_root(loader_t *L, json_t *root, bool no_env)
 }
 
 /* How load_json and load_file load: LOAD_NO_ENV, secrets not resolved
- * (check-config --no-env); LOAD_KAFKA_ONLY, the "kafka" section alone. */
+ * (check-config --no-env); LOAD_KAFKA_ONLY, the "kafka" section alone;
+ * LOAD_TOOL, the accounts' secrets not resolved (the operator commands). */
 #define LOAD_NO_ENV	1u
 #define LOAD_KAFKA_ONLY 2u
+#define LOAD_TOOL	4u
 
 static pb_err_t load_json(const char *text, size_t len, const char *source,
 			  unsigned mode, pb_config_t **cfg_out, char *errstr,
 			  size_t errstr_size)
 {
 	bool no_env = mode & LOAD_NO_ENV;
-	loader_t L = {.kafka_only = mode & LOAD_KAFKA_ONLY};
+	loader_t L = {.kafka_only = mode & LOAD_KAFKA_ONLY,
+		      .no_account_secrets = mode & LOAD_TOOL};
 	L.rep.no_env = no_env;
 	pb_err_t err = PB_OK;
 	json_error_t jerr;
@@ -2067,6 +2094,12 @@ pb_err_t pb_config_load_no_env(const char *path, pb_config_t **cfg_out,
 			       char *errstr, size_t errstr_size)
 {
 	return load_file(path, LOAD_NO_ENV, cfg_out, errstr, errstr_size);
+}
+
+pb_err_t pb_config_load_tool(const char *path, pb_config_t **cfg_out,
+			     char *errstr, size_t errstr_size)
+{
+	return load_file(path, LOAD_TOOL, cfg_out, errstr, errstr_size);
 }
 
 pb_err_t pb_config_load_kafka(const char *path, pb_config_t **cfg_out,

@@ -192,6 +192,16 @@ pb_err_t pb_config_load(const char *path, pb_config_t **cfg_out, char *errstr,
 pb_err_t pb_config_load_no_env(const char *path, pb_config_t **cfg_out,
 			       char *errstr, size_t errstr_size);
 
+/*
+ * Same, for the operator commands (auto-admin, replay, watch, explain
+ * --with-state): everything resolved and the environment applied but the
+ * accounts' PushKeys and relay credentials, which they never use, so they
+ * run where the PushKey secrets are not mounted (a one-off pod from the
+ * ConfigMap). Their references' form is still checked. Not fit to run.
+ */
+pb_err_t pb_config_load_tool(const char *path, pb_config_t **cfg_out,
+			     char *errstr, size_t errstr_size);
+
 /* Same, from a JSON text already in memory (for tests and defaults). */
 pb_err_t pb_config_load_string(const char *json_text, pb_config_t **cfg_out,
 			       char *errstr, size_t errstr_size);

@@ -395,6 +395,15 @@ bool pb_pipeline_ready(void *opaque, char *reason, size_t reason_size)
 		snprintf(reason, reason_size, "kafka unreachable");
 		return false;
 	}
+	/* ready means consuming (contract 8): a worker whose group never
+	 * answered (Kafka unreachable from the start: no consumer error
+	 * reaches the loop then) has not consumed anything yet */
+	if (!atomic_load(&pl->ready_assigned)) {
+		snprintf(reason, reason_size,
+			 "not consuming yet: waiting for the consumer group's "
+			 "assignment (check that Kafka is reachable)");
+		return false;
+	}
 	int missing = atomic_load(&pl->keys_missing);
 	if (missing > 0) {
 		int first = atomic_load(&pl->key_missing_first);

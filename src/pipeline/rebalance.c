@@ -93,8 +93,9 @@ static void assign_partitions(pb_pipeline_t *pl, rd_kafka_t *rk,
 	}
 	pl->assigned_once = true;
 	pl->assigns++;
-	/* the coordinator answered */
+	/* the coordinator answered: the worker is consuming (/readyz) */
 	atomic_store(&pl->ready_kafka, 1);
+	atomic_store(&pl->ready_assigned, 1);
 	pb_log(PB_LOG_INFO, "partitions assigned", NULL);
 	if (cooperative)
 		assign_error_drop(rd_kafka_incremental_assign(rk, parts));

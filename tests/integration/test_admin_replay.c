@@ -7,7 +7,8 @@
  *     remote-owned and address ones (Pruvan keeps the address out of
  *     Auto-Admin); back ON shared ones are sent again. Bad arguments exit 2.
  *   - `pruvan-bridge replay` copies DLQ records back to the orders topic:
- *     --dry-run changes nothing, --reason/--partition/--from/--to select,
+ *     --dry-run changes nothing, --reason/--partition/--from/--to select
+ *     (a --partition the DLQ does not have exits 2),
  *     a replayed event that failed before is pushed and created.
  * Every outcome record is validated against the outcome schema.
  */
@@ -70,6 +71,34 @@ static json_t *round_trip(json_t *ev, const char *id)
 static int bridge(const char *const *args, char **out)
 {
 	return h_bridge_cmd(args, 30000, out);
+}
+
+/* Run args; its exit code, and that each line it wrote on stderr is a
+ * JSON log object (contract 8: logs are JSON lines on stderr). */
+static int bridge_json_logs(const char *label, const char *const *args)
+{
+	h_worker_t *w = h_worker_start(label, args);
+	assert_non_null(w);
+	int rc = h_worker_wait(w, 30000);
+	char *log = h_read_file(h_worker_log(w), NULL);
+	assert_non_null(log);
+	int lines = 0;
+	for (char *line = log, *next; *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		else
+			next = line + strlen(line);
+		json_t *o = json_loads(line, 0, NULL);
+		if (!json_is_object(o) || !json_object_get(o, "msg"))
+			fail_msg("%s: a stderr line is not a JSON log: %s",
+				 label, line);
+		json_decref(o);
+		lines++;
+	}
+	assert_true(lines > 0);
+	free(log);
+	return rc;
 }
 
 static void auto_admin_at_run_time(void **state)
@@ -139,7 +168,7 @@ static void auto_admin_at_run_time(void **state)
 	const char *bad_acct[] = {"auto-admin", "-c", cfg,
 				  "nobody",	"on", NULL};
 	assert_int_equal(bridge(bad_value, NULL), 2);
-	assert_int_equal(bridge(bad_acct, NULL), 2);
+	assert_int_equal(bridge_json_logs("aa-bad-acct", bad_acct), 2);
 
 	assert_int_equal(h_worker_signal(w, SIGTERM), 0);
 	assert_int_equal(h_worker_wait(w, 30000), 0);
@@ -212,6 +241,7 @@ static void replay_from_dlq(void **state)
 	long orders = h_topic_count(H_TOPIC_ORDERS);
 	const char *dry[] = {"replay", "-c", cfg, "--dry-run", NULL};
 	char *out = NULL;
+	assert_int_equal(bridge_json_logs("replay-dry-logs", dry), 0);
 	assert_int_equal(bridge(dry, &out), 0);
 	assert_int_equal(count_lines(out, "\"would-replay\""), 3);
 	free(out);
@@ -222,6 +252,13 @@ static void replay_from_dlq(void **state)
 	assert_int_equal(count_lines(out, "\"skip\""), 2);
 	free(out);
 	assert_int_equal(h_topic_count(H_TOPIC_ORDERS), orders);
+	/* a partition the DLQ does not have is a usage error, not an empty
+	 * DLQ */
+	const char *no_part[] = {"replay",	"-c", cfg, "--dry-run",
+				 "--partition", "99", NULL};
+	assert_int_equal(bridge(no_part, &out), 2);
+	assert_int_equal(count_lines(out, "\"partition\""), 0);
+	free(out);
 
 	/* replay exactly rp-1's record */
 	const char *one[] = {"replay", "-c",	   cfg,	       "--partition",

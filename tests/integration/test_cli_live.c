@@ -8,7 +8,9 @@
  *     as they were);
  *   - check-config exits 3 naming a librdkafka property's mistake, and 0
  *     with --no-env on a file whose secrets are absent;
- *   - usage errors exit 2.
+ *   - usage errors exit 2;
+ *   - auto-admin, watch and replay run without the PushKeys and relay
+ *     credentials (they use neither), not without Redis's password.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -271,12 +273,64 @@ static void check_config_names_missing_files(void **state)
 	h_end();
 }
 
+/* The operator commands run where the PushKey and relay secrets are not
+ * mounted (a one-off pod from the ConfigMap): they use neither, while the
+ * secrets they use (Redis's password here) are still required; run still
+ * refuses the file. */
+static void operator_commands_need_no_push_keys(void **state)
+{
+	(void)state;
+	h_begin("operator_commands_need_no_push_keys");
+	json_t *c = json_load_file(cfg, 0, NULL);
+	assert_non_null(c);
+	json_t *acme = json_object_get(json_object_get(c, "accounts"), "acme");
+	assert_non_null(acme);
+	json_object_set_new(acme, "pushKeyUrl",
+			    json_string("env:PB_IT_NO_PUSHKEY"));
+	json_object_set_new(
+	    acme, "relay",
+	    json_pack("{s:s, s:s}", "username", "acme", "password",
+		      "file:/nonexistent/pb-it-relay-password"));
+	char media[600], nokeys[600];
+	json_object_set_new(c, "relay",
+			    json_pack("{s:s, s:s}", "listen", "127.0.0.1:0",
+				      "mediaDir",
+				      h_path(media, sizeof(media), "media")));
+	h_path(nokeys, sizeof(nokeys), "no-push-keys.json");
+	assert_int_equal(json_dump_file(c, nokeys, JSON_INDENT(1)), 0);
+	unsetenv("PB_IT_NO_PUSHKEY");
+	const char *aa[] = {"auto-admin", "-c", nokeys, "acme", "on", NULL};
+	assert_int_equal(h_bridge_cmd(aa, 30000, NULL), 0);
+	const char *wa[] = {"watch", "-c", nokeys, "--once", NULL};
+	assert_int_equal(h_bridge_cmd(wa, 30000, NULL), 0);
+	const char *rp[] = {"replay", "-c", nokeys, "--dry-run", NULL};
+	assert_int_equal(h_bridge_cmd(rp, 30000, NULL), 0);
+	const char *run[] = {"run", "-c", nokeys, NULL};
+	assert_int_equal(h_bridge_cmd(run, 30000, NULL), 3);
+	/* a secret the command uses is resolved as ever */
+	json_object_set_new(json_object_get(c, "redis"), "password",
+			    json_string("env:PB_IT_NO_REDIS_PASSWORD"));
+	assert_int_equal(json_dump_file(c, nokeys, JSON_INDENT(1)), 0);
+	unsetenv("PB_IT_NO_REDIS_PASSWORD");
+	h_worker_t *w = h_worker_start("auto-admin-no-redis-pw", aa);
+	assert_non_null(w);
+	assert_int_equal(h_worker_wait(w, 30000), 3);
+	char *log = h_read_file(h_worker_log(w), NULL);
+	assert_non_null(log);
+	assert_non_null(strstr(log, "PB_IT_NO_REDIS_PASSWORD is not set"));
+	assert_null(strstr(log, "PB_IT_NO_PUSHKEY"));
+	free(log);
+	json_decref(c);
+	h_end();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(explain_with_state),
 	    cmocka_unit_test(check_config_exit_codes),
 	    cmocka_unit_test(check_config_names_missing_files),
+	    cmocka_unit_test(operator_commands_need_no_push_keys),
 	};
 	return cmocka_run_group_tests(tests, setup, h_group_teardown);
 }

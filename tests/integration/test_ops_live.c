@@ -1,6 +1,7 @@
 /*
  * The operations endpoints of a running worker: /healthz, /readyz (and its
- * 503 with a JSON reason while Redis is down), /metrics checked by
+ * 503 with a JSON reason while Redis is down, and before Kafka ever
+ * answered), /metrics checked by
  * promtool and for the series ops dashboards rely on, without secrets or
  * work order numbers in any label.
  */
@@ -102,10 +103,42 @@ static void endpoints_of_a_live_worker(void **state)
 	h_end();
 }
 
+/* A worker that has never reached Kafka is not consuming: /readyz says
+ * so from the start (no consumer error reaches the loop while every
+ * broker is down, so nothing else would turn it not ready). */
+static void not_ready_before_kafka_answers(void **state)
+{
+	(void)state;
+	h_begin("not_ready_before_kafka_answers");
+	char cfg[512];
+	json_t *ov =
+	    json_pack("{s:{s:s}}", "kafka", "bootstrap.servers", "127.0.0.1:1");
+	assert_int_equal(h_write_config("nokafka.json", ov, cfg, sizeof(cfg)),
+			 0);
+	json_decref(ov);
+	h_worker_t *w = h_worker_run("worker-nokafka", cfg, false);
+	assert_non_null(w);
+	int port = h_worker_ops_port(w, 20000);
+	assert_true(port > 0);
+	assert_int_equal(h_http_status(port, "/healthz"), 200);
+	char *body = NULL;
+	assert_int_equal(h_http_get(port, "/readyz", &body), 503);
+	assert_non_null(strstr(body, "Kafka"));
+	free(body);
+	char *metrics = NULL;
+	assert_int_equal(h_http_get(port, "/metrics", &metrics), 200);
+	assert_non_null(strstr(metrics, "pruvan_bridge_ready 0"));
+	free(metrics);
+	assert_int_equal(h_worker_signal(w, SIGTERM), 0);
+	assert_int_equal(h_worker_wait(w, 30000), 0);
+	h_end();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(endpoints_of_a_live_worker),
+	    cmocka_unit_test(not_ready_before_kafka_answers),
 	};
 	return cmocka_run_group_tests(tests, h_suite_setup, h_suite_teardown);
 }

@@ -69,6 +69,19 @@ static void replay_values(void **state)
 	assert_int_equal(parse("replay", "--from", "-4", NULL), PB_CLI_USAGE);
 	assert_int_equal(parse("replay", "--to", NULL), PB_CLI_USAGE);
 	assert_non_null(strstr(err, "--to needs a value"));
+	/* what would select nothing and look like an empty DLQ is refused */
+	assert_int_equal(parse("replay", "--from", "30", "--to", "20", NULL),
+			 PB_CLI_USAGE);
+	assert_non_null(strstr(err, "--from 30 is after --to 20"));
+	assert_int_equal(parse("replay", "--from", "20", "--to", "20", NULL),
+			 PB_CLI_RUN);
+	assert_int_equal(parse("replay", "--reason", "retries_exhaused", NULL),
+			 PB_CLI_USAGE);
+	assert_non_null(
+	    strstr(err, "--reason: unknown reason \"retries_exhaused\""));
+	assert_int_equal(parse("replay", "--reason", "", NULL), PB_CLI_USAGE);
+	assert_int_equal(parse("replay", "--reason", "invalid_json", NULL),
+			 PB_CLI_RUN);
 }
 
 static void option_of_another_command_is_refused(void **state)
@@ -124,6 +137,10 @@ static void commands_help_version(void **state)
 	assert_int_equal(parse("version", NULL), PB_CLI_RUN);
 	assert_int_equal(c.cmd, PB_CMD_VERSION);
 	assert_int_equal(parse("version", "-c", "x", NULL), PB_CLI_USAGE);
+	/* every command takes --log-level (README), version too */
+	assert_int_equal(parse("version", "--log-level", "warn", NULL),
+			 PB_CLI_RUN);
+	assert_int_equal(c.cmd, PB_CMD_VERSION);
 	assert_int_equal(parse("--help", NULL), PB_CLI_HELP);
 	assert_int_equal(c.cmd, PB_CMD_NONE);
 	assert_int_equal(parse("replay", "-h", NULL), PB_CLI_HELP);

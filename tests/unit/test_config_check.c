@@ -108,6 +108,12 @@ static void no_env_checks_forms_only(void **state)
 	assert_int_equal(pb_config_load_no_env(path, &c, err, sizeof(err)),
 			 PB_OK);
 	assert_null(pb_config_account(c, "a")->push_key_url);
+	/* check-config's effective configuration says where each would
+	 * come from */
+	assert_string_equal(pb_config_account(c, "a")->push_key_source,
+			    "env:PB_CC_ABSENT");
+	assert_string_equal(pb_config_account(c, "b")->push_key_source,
+			    "file:/nonexistent/pushkey");
 	assert_int_equal(pb_kafka_conf_check(c, false, err, sizeof(err)),
 			 PB_OK);
 	pb_config_destroy(c);
@@ -128,6 +134,34 @@ static void no_env_checks_forms_only(void **state)
 	unlink(path);
 }
 
+/* The operator commands' load: the accounts' secrets are not read, the
+ * others are. */
+static void tool_load_skips_account_secrets_only(void **state)
+{
+	(void)state;
+	unsetenv("PB_CC_ABSENT");
+	write_config("{\"kafka\": {\"sasl.password\": \"env:PB_CC_URL\"},"
+		     " \"accounts\": {\"a\": {\"pushKeyUrl\": "
+		     "\"env:PB_CC_ABSENT\"}}}");
+	char err[2048];
+	pb_config_t *c = NULL;
+	assert_int_equal(pb_config_load_tool(path, &c, err, sizeof(err)),
+			 PB_OK);
+	assert_null(pb_config_account(c, "a")->push_key_url);
+	assert_string_equal(pb_config_account(c, "a")->push_key_source,
+			    "env:PB_CC_ABSENT");
+	pb_config_destroy(c);
+	unlink(path);
+	write_config("{\"kafka\": {\"sasl.password\": \"env:PB_CC_ABSENT\"},"
+		     " \"accounts\": {\"a\": {\"pushKeyUrl\": "
+		     "\"env:PB_CC_URL\"}}}");
+	assert_int_equal(pb_config_load_tool(path, &c, err, sizeof(err)),
+			 PB_ERR_CONFIG);
+	assert_non_null(
+	    strstr(err, "environment variable PB_CC_ABSENT is not set"));
+	unlink(path);
+}
+
 int main(void)
 {
 	setenv("PB_CC_URL", "https://pruvan.invalid/api/?apiKey=K", 1);
@@ -135,6 +169,7 @@ int main(void)
 	    cmocka_unit_test(kafka_typos_named_with_librdkafkas_message),
 	    cmocka_unit_test(kafka_whole_configuration_checked),
 	    cmocka_unit_test(no_env_checks_forms_only),
+	    cmocka_unit_test(tool_load_skips_account_secrets_only),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -181,6 +181,29 @@ static void withheld_rejected_and_unreadable(void **state)
 	json_decref(all);
 }
 
+/* A line larger than the worker reads is too_large, as the worker would
+ * reject it, and the next line is explained as ever. */
+static void oversized_line_is_too_large(void **state)
+{
+	(void)state;
+	size_t big = 1024 * 1024 + 10;
+	char *input = malloc(big + 2048);
+	assert_non_null(input);
+	memset(input, ' ', big);
+	input[0] = '{';
+	input[big - 1] = '}';
+	input[big] = '\n';
+	snprintf(input + big + 1, 2047, "%s", CREATE("b1", "ext", "WO-B"));
+	json_t *all = lines(input);
+	free(input);
+	assert_int_equal(json_array_size(all), 2);
+	json_t *x = json_array_get(all, 0);
+	assert_string_equal(s(x, "outcome"), "rejected");
+	assert_string_equal(s(x, "reason"), "too_large");
+	assert_string_equal(s(json_array_get(all, 1), "outcome"), "created");
+	json_decref(all);
+}
+
 static void table_is_readable(void **state)
 {
 	(void)state;
@@ -214,6 +237,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(create_then_update_chain),
 	    cmocka_unit_test(withheld_rejected_and_unreadable),
+	    cmocka_unit_test(oversized_line_is_too_large),
 	    cmocka_unit_test(table_is_readable),
 	    cmocka_unit_test(missing_input_fails),
 	};
