@@ -239,6 +239,11 @@ typedef struct request {
 	size_t field_len;
 	int field_rank;
 	bool in_file; /* the current multipart part is the kept file */
+	/* MHD announces a part whose first bytes are not in yet with an
+	 * empty call at offset 0, then delivers its data from offset 0 */
+	bool announced;
+	int announced_rank;
+	bool announced_file;
 	/* the uploaded file, while it is written */
 	int fd;
 	bool file_seen;
@@ -522,7 +527,14 @@ static enum MHD_Result on_field(void *cls, enum MHD_ValueKind kind,
 		rank = 1;
 	else if (filename || (key && strcmp(key, "file") == 0))
 		file = true;
-	if (off == 0) {
+	/* offset 0 after an empty announcement of this part continues it */
+	bool continued = off == 0 && rq->announced &&
+			 rq->announced_rank == rank &&
+			 rq->announced_file == file;
+	rq->announced = off == 0 && size == 0;
+	rq->announced_rank = rank;
+	rq->announced_file = file;
+	if (off == 0 && !continued) {
 		field_done(rq);
 		rq->field_rank = rank;
 		/* the first file part is the one kept; others are read and

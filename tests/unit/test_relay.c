@@ -8,7 +8,8 @@
  * both body forms, success only after Kafka acknowledged (the records are
  * on the topic when the answer arrives), the uploaded file kept, 503
  * within the ack timeout while the broker is down, metrics, and no secret
- * in the logs. validate's PushKey and getWorkOrders need Redis: the
+ * in the logs; and requests as the wire may cut them (a file part whose
+ * first bytes come in a read of their own). validate's PushKey and getWorkOrders need Redis: the
  * integration test covers them.
  */
 #include <setjmp.h>
@@ -22,6 +23,11 @@
 #include <time.h>
 #include <unistd.h>
 #include <dirent.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #include <cmocka.h>
 #include <curl/curl.h>
@@ -866,6 +872,153 @@ static void test_live_accepts(void **state)
 	assert_true(n == 2);
 }
 
+/* ---- the wire: requests as a network or a client may cut them ------------
+ */
+
+#define BOUNDARY "rl-wire-b0undary"
+
+/* A multipart body: the payload part, then (file != NULL) the file part
+ * (named "file", image/jpeg), then the closing boundary. *file_at is where
+ * the file's bytes begin. Returns the body's length. */
+static size_t wire_multipart(char *out, size_t size, const char *payload,
+			     const char *file, size_t file_len,
+			     size_t *file_at)
+{
+	int n = snprintf(out, size,
+			 "--" BOUNDARY "\r\nContent-Disposition: form-data; "
+			 "name=\"payload\"\r\n\r\n%s\r\n",
+			 payload);
+	size_t len = (size_t)n;
+	if (file) {
+		n = snprintf(out + len, size - len,
+			     "--" BOUNDARY "\r\nContent-Disposition: "
+			     "form-data; name=\"file\"; filename=\"p.jpg\"\r\n"
+			     "Content-Type: image/jpeg\r\n\r\n");
+		len += (size_t)n;
+		if (file_at)
+			*file_at = len;
+		assert_true(len + file_len + 64 < size);
+		memcpy(out + len, file, file_len);
+		len += file_len;
+		n = snprintf(out + len, size - len, "\r\n");
+		len += (size_t)n;
+	}
+	n = snprintf(out + len, size - len, "--" BOUNDARY "--\r\n");
+	return len + (size_t)n;
+}
+
+/*
+ * POST body[0..len) to path on a socket of its own, in pieces cut at the
+ * offsets of the body in cuts (ascending; each piece its own write,
+ * 30 ms apart, so that the server reads it on its own). The status, and
+ * the answer's body into last_body and *json (may be NULL).
+ */
+static long wire_post(const char *path, const char *ctype, const char *body,
+		      size_t len, const size_t *cuts, size_t n_cuts,
+		      json_t **json)
+{
+	char head[512];
+	int hl = snprintf(head, sizeof(head),
+			  "POST %s HTTP/1.1\r\nHost: relay\r\nConnection: "
+			  "close\r\nContent-Type: %s\r\nContent-Length: %zu"
+			  "\r\n\r\n",
+			  path, ctype, len);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)pb_relay_port(
+				     relay))};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	struct timeval tv = {.tv_sec = 10};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	assert_int_equal(write(fd, head, (size_t)hl), hl);
+	size_t at = 0;
+	for (size_t i = 0; i <= n_cuts; i++) {
+		size_t end = i < n_cuts ? cuts[i] : len;
+		while (at < end) {
+			ssize_t w = write(fd, body + at, end - at);
+			assert_true(w > 0);
+			at += (size_t)w;
+		}
+		if (i < n_cuts) {
+			struct timespec pause = {0, 30 * 1000000L};
+			nanosleep(&pause, NULL);
+		}
+	}
+	static char answer[8192];
+	size_t got = 0;
+	ssize_t r;
+	while (got < sizeof(answer) - 1 &&
+	       (r = read(fd, answer + got, sizeof(answer) - 1 - got)) > 0)
+		got += (size_t)r;
+	answer[got] = '\0';
+	close(fd);
+	long st = 0;
+	if (strncmp(answer, "HTTP/1.1 ", 9) == 0)
+		st = strtol(answer + 9, NULL, 10);
+	const char *b = strstr(answer, "\r\n\r\n");
+	snprintf(last_body, sizeof(last_body), "%s", b ? b + 4 : "");
+	if (json)
+		*json = json_loads(last_body, 0, NULL);
+	return st;
+}
+
+/* The media store holds no temporary file of an upload. */
+static void assert_no_upload_left(void)
+{
+	DIR *d = opendir(media_dir);
+	assert_non_null(d);
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (strncmp(e->d_name, ".upload", 7) == 0)
+			fail_msg("left in the media dir: %s", e->d_name);
+	closedir(d);
+}
+
+#define WIRE_META(uuid)                                                        \
+	"{" CRED ",\"uuId\":\"" uuid "\",\"key1\":\"111\",\"key2\":\"WO-1\"}"
+
+/*
+ * A file part whose first bytes arrive in a read of their own after its
+ * headers (a TCP segment ending there): MHD announces the part with an
+ * empty call at offset 0 and then delivers its bytes from offset 0 again.
+ * The kept file has every byte, not none.
+ */
+static void test_live_upload_split(void **state)
+{
+	(void)state;
+	static char file[3000], body[8192];
+	for (size_t i = 0; i < sizeof(file); i++)
+		file[i] = (char)(i * 7 + 1);
+	const char *metas[] = {WIRE_META("split-1"), WIRE_META("split-2"),
+			       WIRE_META("split-3")};
+	for (size_t k = 0; k < 3; k++) {
+		size_t at = 0;
+		size_t len = wire_multipart(body, sizeof(body), metas[k], file,
+					    sizeof(file), &at);
+		size_t cut = at + k + 1; /* inside the file's first bytes */
+		if (wire_post(UP, "multipart/form-data; boundary=" BOUNDARY,
+			      body, len, &cut, 1, NULL) != 200)
+			fail_msg("split %zu: %s", k + 1, last_body);
+		char name[64], path[600];
+		snprintf(name, sizeof(name), "acme_split-%zu", k + 1);
+		snprintf(path, sizeof(path), "%s/%s", media_dir, name);
+		FILE *f = fopen(path, "rb");
+		assert_non_null(f);
+		static char kept[4096];
+		size_t n = fread(kept, 1, sizeof(kept), f);
+		fclose(f);
+		if (n != sizeof(file))
+			fail_msg("split %zu: kept %zu of %zu bytes", k + 1, n,
+				 sizeof(file));
+		assert_memory_equal(kept, file, sizeof(file));
+	}
+	assert_no_upload_left();
+}
+
 static int64_t mono_ms(void)
 {
 	struct timespec ts;
@@ -949,6 +1102,7 @@ int main(void)
 	const struct CMUnitTest live[] = {
 	    cmocka_unit_test(test_live_refusals),
 	    cmocka_unit_test(test_live_accepts),
+	    cmocka_unit_test(test_live_upload_split),
 	    cmocka_unit_test(test_live_kafka_down),
 	    cmocka_unit_test(test_live_no_secret_in_logs),
 	};
