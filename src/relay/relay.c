@@ -991,6 +991,23 @@ static enum MHD_Result do_get_work_orders(pb_relay_t *r, request_t *rq,
  * ---------------------------------------------------------------------
  */
 
+/*
+ * A multipart body that stopped short of its closing boundary (cut by the
+ * client or a proxy, with a Content-Length that matches the cut), or with
+ * a part MHD could not read, would otherwise be answered 200 with a
+ * truncated file or none. MHD tells on destroying the post processor (its
+ * verdict: data after the closing boundary counts as malformed too); an
+ * urlencoded body has no such end.
+ */
+static bool multipart_complete(request_t *rq)
+{
+	if (rq->mode != BODY_FORM || rq->urlencoded || !rq->pp)
+		return true;
+	enum MHD_Result done = MHD_destroy_post_processor(rq->pp);
+	rq->pp = NULL;
+	return done == MHD_YES;
+}
+
 /* The last call: the whole body is in; check, run the method, answer. */
 static enum MHD_Result finish(pb_relay_t *r, request_t *rq,
 			      struct MHD_Connection *conn)
@@ -998,6 +1015,11 @@ static enum MHD_Result finish(pb_relay_t *r, request_t *rq,
 	if (rq->problem == RQ_PAYLOAD_TOO_BIG || rq->problem == RQ_FILE_TOO_BIG)
 		return answer_error(rq, conn, MHD_HTTP_CONTENT_TOO_LARGE, "%s",
 				    rq->problem_msg);
+	if (!multipart_complete(rq))
+		return answer_error(rq, conn, MHD_HTTP_BAD_REQUEST,
+				    "the multipart body ends before its closing "
+				    "boundary or is malformed: send the whole "
+				    "body again");
 	enum MHD_Result ret = MHD_NO;
 	json_t *payload = payload_of(rq, conn, &ret);
 	if (!payload)

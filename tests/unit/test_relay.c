@@ -9,7 +9,8 @@
  * on the topic when the answer arrives), the uploaded file kept, 503
  * within the ack timeout while the broker is down, metrics, and no secret
  * in the logs; and requests as the wire may cut them (a file part whose
- * first bytes come in a read of their own). validate's PushKey and getWorkOrders need Redis: the
+ * first bytes come in a read of their own, a multipart body without its
+ * closing boundary). validate's PushKey and getWorkOrders need Redis: the
  * integration test covers them.
  */
 #include <setjmp.h>
@@ -1019,6 +1020,55 @@ static void test_live_upload_split(void **state)
 	assert_no_upload_left();
 }
 
+/*
+ * A multipart body that ends before its closing boundary (Content-Length
+ * matching the cut), or whose file part MHD cannot read, is a 400: never
+ * a 200 with a truncated file or with the item relayed without its file.
+ */
+static void test_live_upload_cut(void **state)
+{
+	(void)state;
+	long before = topic_count();
+	static char file[2000], body[40000];
+	memset(file, 0x5a, sizeof(file));
+	const char *ct = "multipart/form-data; boundary=" BOUNDARY;
+	size_t at = 0;
+	size_t len = wire_multipart(body, sizeof(body), WIRE_META("cut-1"),
+				    file, sizeof(file), &at);
+	json_t *j = NULL;
+	/* cut in the middle of the file */
+	assert_int_equal(wire_post(UP, ct, body, at + 1000, NULL, 0, &j), 400);
+	assert_true(json_is_false(json_object_get(j, "status")));
+	const char *e = json_string_value(json_object_get(j, "error"));
+	assert_non_null(e);
+	assert_non_null(strstr(e, "closing boundary"));
+	json_decref(j);
+	/* the whole file, but no closing boundary */
+	size_t no_close = len - strlen("--" BOUNDARY "--\r\n");
+	assert_int_equal(wire_post(UP, ct, body, no_close, NULL, 0, NULL),
+			 400);
+	/* the file part's header line longer than MHD can read */
+	len = wire_multipart(body, sizeof(body), WIRE_META("cut-2"), NULL, 0,
+			     NULL);
+	len -= strlen("--" BOUNDARY "--\r\n");
+	len += (size_t)snprintf(body + len, sizeof(body) - len,
+				"--" BOUNDARY "\r\nContent-Disposition: "
+				"form-data; name=\"file\"; filename=\"p.jpg\""
+				"\r\nX-Pad: ");
+	memset(body + len, 'a', 20000); /* MHD reads 16 KiB at most */
+	len += 20000;
+	len += (size_t)snprintf(body + len, sizeof(body) - len,
+				"\r\n\r\nJPEG\r\n--" BOUNDARY "--\r\n");
+	assert_int_equal(wire_post(UP, ct, body, len, NULL, 0, NULL), 400);
+	assert_int_equal(topic_count(), before);
+	assert_no_upload_left();
+	/* the same body whole is taken */
+	len = wire_multipart(body, sizeof(body), WIRE_META("cut-3"), file,
+			     sizeof(file), NULL);
+	assert_int_equal(wire_post(UP, ct, body, len, NULL, 0, NULL), 200);
+	assert_int_equal(topic_count(), before + 1);
+}
+
 static int64_t mono_ms(void)
 {
 	struct timespec ts;
@@ -1103,6 +1153,7 @@ int main(void)
 	    cmocka_unit_test(test_live_refusals),
 	    cmocka_unit_test(test_live_accepts),
 	    cmocka_unit_test(test_live_upload_split),
+	    cmocka_unit_test(test_live_upload_cut),
 	    cmocka_unit_test(test_live_kafka_down),
 	    cmocka_unit_test(test_live_no_secret_in_logs),
 	};
