@@ -463,10 +463,12 @@ static bool fsync_dir(const char *dir)
 }
 
 /*
- * The whole file is in: fsync it, give it its final name (uuid's), fsync
- * the directory. path_out and sha_out receive what media records.
+ * The whole file is in: hash it, fsync it and name where it will be kept
+ * (uuid's name). path_out and sha_out receive what media records. It stays
+ * under its temporary name until file_place: a call refused after this
+ * (its item unusable) leaves nothing and overwrites nothing.
  */
-static pb_err_t file_keep(request_t *rq, const char *uuid, char *path_out,
+static pb_err_t file_seal(request_t *rq, const char *uuid, char *path_out,
 			  size_t path_size, char sha_out[65], char *errstr,
 			  size_t errstr_size)
 {
@@ -485,10 +487,20 @@ static pb_err_t file_keep(request_t *rq, const char *uuid, char *path_out,
 	int e = errno;
 	close(rq->fd);
 	rq->fd = -1;
-	if (ok) {
-		ok = rename(rq->tmp_path, path_out) == 0;
-		e = errno;
-	}
+	if (!ok)
+		return pb_errf(errstr, errstr_size, PB_ERR_IO,
+			       "cannot keep the file in relay.mediaDir %s: %s",
+			       dir, strerror(e));
+	return PB_OK;
+}
+
+/* The sealed file under its final name path, the directory fsynced. */
+static pb_err_t file_place(request_t *rq, const char *path, char *errstr,
+			   size_t errstr_size)
+{
+	const char *dir = rq->relay->cfg->relay_media_dir;
+	bool ok = rename(rq->tmp_path, path) == 0;
+	int e = errno;
 	if (ok)
 		rq->tmp_path[0] = '\0'; /* it is the kept file now */
 	if (ok && !fsync_dir(dir)) {
@@ -804,6 +816,12 @@ static enum MHD_Result do_items(pb_relay_t *r, request_t *rq,
 					? MHD_HTTP_BAD_REQUEST
 					: MHD_HTTP_SERVICE_UNAVAILABLE,
 				    "%s", err);
+	/* the item is usable: only now does its file take its name */
+	if (media && file_place(rq, media->path, err, sizeof(err)) != PB_OK) {
+		pb_relay_records_free(recs, n);
+		return answer_error(rq, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+				    "%s; nothing is lost, call again", err);
+	}
 	e = produce_and_wait(r, recs, n, err, sizeof(err));
 	if (e == PB_OK) {
 		for (size_t i = 0; i < n; i++) {
@@ -842,7 +860,7 @@ static enum MHD_Result do_upload(pb_relay_t *r, request_t *rq,
 		uuid = derived;
 	}
 	char path[768], sha[65], err[512];
-	if (file_keep(rq, uuid, path, sizeof(path), sha, err, sizeof(err)))
+	if (file_seal(rq, uuid, path, sizeof(path), sha, err, sizeof(err)))
 		return answer_error(rq, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
 				    "%s; nothing is lost, call again", err);
 	pb_relay_media_t media = {.path = path,

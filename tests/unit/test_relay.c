@@ -10,7 +10,7 @@
  * within the ack timeout while the broker is down, metrics, and no secret
  * in the logs; and requests as the wire may cut them (a file part whose
  * first bytes come in a read of their own, a multipart body without its
- * closing boundary). validate's PushKey and getWorkOrders need Redis: the
+ * closing boundary), and nothing kept of an upload whose item is refused. validate's PushKey and getWorkOrders need Redis: the
  * integration test covers them.
  */
 #include <setjmp.h>
@@ -1069,6 +1069,49 @@ static void test_live_upload_cut(void **state)
 	assert_int_equal(topic_count(), before + 1);
 }
 
+static bool media_exists(const char *name)
+{
+	char path[600];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%s", media_dir, name);
+	return stat(path, &st) == 0;
+}
+
+/*
+ * An upload whose item is refused (400: no key1 or key2, key1 not usable)
+ * leaves no file in the media store, and a refused call carrying the uuId
+ * of a kept file does not replace that file.
+ */
+static void test_live_upload_refused_keeps_nothing(void **state)
+{
+	(void)state;
+	static char file[500], body[4096];
+	const char *ct = "multipart/form-data; boundary=" BOUNDARY;
+	memset(file, 0x11, sizeof(file));
+	size_t len = wire_multipart(body, sizeof(body),
+				    "{" CRED ",\"uuId\":\"orphan-1\"}", file,
+				    sizeof(file), NULL);
+	assert_int_equal(wire_post(UP, ct, body, len, NULL, 0, NULL), 400);
+	assert_false(media_exists("acme_orphan-1"));
+	/* a kept file, then a refused call under its uuId */
+	len = wire_multipart(body, sizeof(body), WIRE_META("kept-1"), file,
+			     sizeof(file), NULL);
+	assert_int_equal(wire_post(UP, ct, body, len, NULL, 0, NULL), 200);
+	memset(file, 0x22, sizeof(file));
+	len = wire_multipart(body, sizeof(body),
+			     "{" CRED ",\"uuId\":\"kept-1\",\"key1\":{}}",
+			     file, sizeof(file), NULL);
+	assert_int_equal(wire_post(UP, ct, body, len, NULL, 0, NULL), 400);
+	char path[600];
+	snprintf(path, sizeof(path), "%s/acme_kept-1", media_dir);
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	int first = fgetc(f);
+	fclose(f);
+	assert_int_equal(first, 0x11);
+	assert_no_upload_left();
+}
+
 static int64_t mono_ms(void)
 {
 	struct timespec ts;
@@ -1154,6 +1197,7 @@ int main(void)
 	    cmocka_unit_test(test_live_accepts),
 	    cmocka_unit_test(test_live_upload_split),
 	    cmocka_unit_test(test_live_upload_cut),
+	    cmocka_unit_test(test_live_upload_refused_keeps_nothing),
 	    cmocka_unit_test(test_live_kafka_down),
 	    cmocka_unit_test(test_live_no_secret_in_logs),
 	};
