@@ -33,6 +33,7 @@
  */
 #include "relay.h"
 #include "kafka_client.h"
+#include "produce.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -80,6 +81,7 @@ struct pb_relay {
 	pthread_mutex_t state_mu;
 	pb_state_t *state;
 	atomic_uint upload_seq; /* temporary file names */
+	size_t record_max;	/* the largest record the producer takes */
 };
 
 /* ---- waiting for Kafka ----------------------------------------------------
@@ -92,6 +94,7 @@ typedef struct call {
 	int refs;
 	int pending; /* records not yet reported */
 	int failed;
+	bool too_large;	 /* a record was refused for its size */
 	char error[256]; /* the first delivery error */
 } call_t;
 
@@ -122,6 +125,14 @@ static void call_unref_locked(call_t *c)
 	free(c);
 }
 
+/* Kafka refuses the record for its size: sending it again cannot help. */
+static bool relay_err_too_large(rd_kafka_resp_err_t e)
+{
+	return e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+	       e == RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE ||
+	       e == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
+}
+
 /* @locality: the poll thread (inside rd_kafka_poll), or rd_kafka_flush in
  * pb_relay_stop. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
@@ -135,6 +146,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 	pthread_mutex_lock(&c->mu);
 	c->pending--;
 	if (m->err) {
+		c->too_large |= relay_err_too_large(m->err);
 		if (!c->failed++)
 			pb_strlcpy(c->error, rd_kafka_err2str(m->err),
 				   sizeof(c->error));
@@ -153,7 +165,9 @@ static void *poll_main(void *arg)
 
 /*
  * Produce recs and wait for their reports. PB_OK when every one was
- * acknowledged; else PB_ERR_KAFKA / PB_ERR_TIMEOUT with the reason.
+ * acknowledged; else PB_ERR_INVALID when Kafka refused a record for its
+ * size (a repeat would be refused again), PB_ERR_KAFKA / PB_ERR_TIMEOUT
+ * with the reason.
  */
 static pb_err_t produce_and_wait(pb_relay_t *r, const pb_relay_record_t *recs,
 				 size_t n, char *errstr, size_t errstr_size)
@@ -173,6 +187,7 @@ static pb_err_t produce_and_wait(pb_relay_t *r, const pb_relay_record_t *recs,
 		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 		    RD_KAFKA_V_OPAQUE(c), RD_KAFKA_V_END);
 		if (e) {
+			c->too_large |= relay_err_too_large(e);
 			if (!c->failed++)
 				pb_strlcpy(c->error, rd_kafka_err2str(e),
 					   sizeof(c->error));
@@ -195,7 +210,13 @@ static pb_err_t produce_and_wait(pb_relay_t *r, const pb_relay_record_t *recs,
 	while (c->pending > 0 && rc != ETIMEDOUT)
 		rc = pthread_cond_timedwait(&c->cv, &c->mu, &dl);
 	pb_err_t err = PB_OK;
-	if (c->failed)
+	if (c->too_large)
+		err = pb_errf(errstr, errstr_size, PB_ERR_INVALID,
+			      "Kafka refused %d of %zu items as too large (%s): "
+			      "the inbound topic's message.max.bytes bounds an "
+			      "item",
+			      c->failed, n, c->error);
+	else if (c->failed)
 		err = pb_errf(errstr, errstr_size, PB_ERR_KAFKA,
 			      "Kafka did not accept %d of %zu items: %s",
 			      c->failed, n, c->error);
@@ -816,6 +837,17 @@ static enum MHD_Result do_items(pb_relay_t *r, request_t *rq,
 					? MHD_HTTP_BAD_REQUEST
 					: MHD_HTTP_SERVICE_UNAVAILABLE,
 				    "%s", err);
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(recs[i].key) + strlen(recs[i].value);
+		if (len <= r->record_max)
+			continue;
+		pb_relay_records_free(recs, n);
+		return answer_error(
+		    rq, conn, MHD_HTTP_CONTENT_TOO_LARGE,
+		    "item %zu is %zu bytes as an inbound record: the "
+		    "producer's message.max.bytes allows %zu",
+		    i, len, r->record_max);
+	}
 	/* the item is usable: only now does its file take its name */
 	if (media && file_place(rq, media->path, err, sizeof(err)) != PB_OK) {
 		pb_relay_records_free(recs, n);
@@ -833,6 +865,9 @@ static enum MHD_Result do_items(pb_relay_t *r, request_t *rq,
 		}
 	}
 	pb_relay_records_free(recs, n);
+	if (e == PB_ERR_INVALID)
+		return answer_error(rq, conn, MHD_HTTP_CONTENT_TOO_LARGE, "%s",
+				    err);
 	if (e)
 		return answer_error(rq, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
 				    "%s; nothing is lost, call again", err);
@@ -1203,6 +1238,10 @@ pb_err_t pb_relay_start(const pb_config_t *cfg, pb_metrics_t *metrics,
 	err = producer_new(r, errstr, errstr_size);
 	if (err)
 		goto fail;
+	/* an item larger than this would be refused by Kafka on every
+	 * call Pruvan repeats: 413 instead of 503 */
+	r->record_max = pb_produce_record_max(pb_kafka_client_conf_i64(
+	    r->producer, "message.max.bytes", 1000000));
 	if (pthread_create(&r->poller, NULL, poll_main, r) != 0) {
 		err = pb_errf(errstr, errstr_size, PB_ERR_IO,
 			      "cannot start the relay's poll thread");

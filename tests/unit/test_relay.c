@@ -10,7 +10,8 @@
  * within the ack timeout while the broker is down, metrics, and no secret
  * in the logs; and requests as the wire may cut them (a file part whose
  * first bytes come in a read of their own, a multipart body without its
- * closing boundary), and nothing kept of an upload whose item is refused. validate's PushKey and getWorkOrders need Redis: the
+ * closing boundary), nothing kept of an upload whose item is refused, and
+ * 413 for an item Kafka cannot take. validate's PushKey and getWorkOrders need Redis: the
  * integration test covers them.
  */
 #include <setjmp.h>
@@ -504,7 +505,8 @@ static int live_setup(void **state)
 	char text[2048];
 	snprintf(text, sizeof(text),
 		 "{\"kafka\": {\"bootstrap.servers\": \"%s\", "
-		 "\"reconnect.backoff.max.ms\": \"200\", \"log_level\": "
+		 "\"reconnect.backoff.max.ms\": \"200\", "
+		 "\"message.max.bytes\": \"60000\", \"log_level\": "
 		 "\"0\"}, \"relay\": {\"listen\": \"127.0.0.1:0\", "
 		 "\"ackTimeoutMs\": 1500, \"mediaDir\": \"%s\", "
 		 "\"maxBodyBytes\": 2000000, \"maxPayloadBytes\": 100000, "
@@ -1112,6 +1114,44 @@ static void test_live_upload_refused_keeps_nothing(void **state)
 	assert_no_upload_left();
 }
 
+/*
+ * An item within relay.maxPayloadBytes that Kafka cannot take (past the
+ * producer's message.max.bytes, 60000 here) is a 413: a 503 would have
+ * Pruvan send it again for ever. Nothing reaches the topic, no file stays.
+ */
+static void test_live_item_too_large_for_kafka(void **state)
+{
+	(void)state;
+	long before = topic_count();
+	static char payload[80000], body[90000];
+	static char pad[70001];
+	memset(pad, 'x', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	snprintf(payload, sizeof(payload),
+		 "{" CRED ",\"workOrders\":[{\"workOrderNumber\":\"WO-1\","
+		 "\"status\":\"a\"},{\"workOrderNumber\":\"WO-2\","
+		 "\"notes\":\"%s\"}]}",
+		 pad);
+	req_t r = {.path = "/pruvan/acme/status.php",
+		   .ctype = "application/json",
+		   .body = payload};
+	expect_status(&r, 413);
+	assert_non_null(strstr(last_body, "message.max.bytes"));
+	snprintf(payload, sizeof(payload),
+		 "{" CRED ",\"uuId\":\"huge-1\",\"key1\":\"111\","
+		 "\"key2\":\"WO-1\",\"notes\":\"%s\"}",
+		 pad);
+	static char file[1000];
+	size_t len = wire_multipart(body, sizeof(body), payload, file,
+				    sizeof(file), NULL);
+	assert_int_equal(wire_post(UP, "multipart/form-data; boundary=" BOUNDARY,
+				   body, len, NULL, 0, NULL),
+			 413);
+	assert_false(media_exists("acme_huge-1"));
+	assert_no_upload_left();
+	assert_int_equal(topic_count(), before);
+}
+
 static int64_t mono_ms(void)
 {
 	struct timespec ts;
@@ -1198,6 +1238,7 @@ int main(void)
 	    cmocka_unit_test(test_live_upload_split),
 	    cmocka_unit_test(test_live_upload_cut),
 	    cmocka_unit_test(test_live_upload_refused_keeps_nothing),
+	    cmocka_unit_test(test_live_item_too_large_for_kafka),
 	    cmocka_unit_test(test_live_kafka_down),
 	    cmocka_unit_test(test_live_no_secret_in_logs),
 	};
