@@ -152,7 +152,8 @@ typedef struct pb_relay_record {
  * uploadPictures (payload is the item's metadata; kind from
  * pb_relay_upload_kind; media, when not NULL, added as item.media).
  * Credentials Pruvan sends along (username, password, token, pushkey,
- * apiKey) are removed from items. An item without uuId gets the SHA-256
+ * apiKey) are removed from items, and so is a media field the caller
+ * sent (only the relay's own, of a file it kept, is written). An item without uuId gets the SHA-256
  * hex of its canonical JSON (compact, keys sorted), so a repeated call is
  * deduplicated downstream. The key is ACCOUNT/KEY1, or ACCOUNT/KEY2 when
  * the item has no key1. At most max_items records.

@@ -331,6 +331,39 @@ static void test_records_upload(void **state)
 	json_decref(v);
 }
 
+/* A media field the caller sends is never passed on: only the relay's own
+ * (a file it kept) names a file the pipeline may delete on discard. */
+static void test_records_caller_media(void **state)
+{
+	(void)state;
+	const char *evil = "{\"uuId\":\"m1\",\"key2\":\"W\",\"media\":"
+			   "{\"path\":\"/m/other_ph-9\",\"bytes\":1}}";
+	json_t *v = upload_record(evil, NULL, NULL);
+	assert_null(json_object_get(json_object_get(v, "item"), "media"));
+	json_decref(v);
+	pb_relay_media_t media = {.path = "/m/acme_m1", .sha256 = "ab"};
+	v = upload_record(evil, &media, NULL);
+	assert_string_equal(
+	    json_string_value(json_object_get(
+		json_object_get(json_object_get(v, "item"), "media"), "path")),
+	    "/m/acme_m1");
+	json_decref(v);
+	json_t *p = json_loads(
+	    "{\"workOrders\":[{\"workOrderNumber\":\"W\",\"media\":"
+	    "{\"path\":\"/m/other_ph-9\"}}]}",
+	    0, NULL);
+	pb_relay_record_t *recs = NULL;
+	size_t n = 0;
+	char err[256];
+	assert_int_equal(pb_relay_records("acme", PB_RELAY_M_STATUS, p, NULL, 10,
+					  &recs, &n, err, sizeof(err)),
+			 PB_OK);
+	assert_int_equal(n, 1);
+	assert_null(strstr(recs[0].value, "other_ph-9"));
+	pb_relay_records_free(recs, n);
+	json_decref(p);
+}
+
 static void test_records_status(void **state)
 {
 	(void)state;
@@ -1228,6 +1261,7 @@ int main(void)
 	    cmocka_unit_test(test_methods),
 	    cmocka_unit_test(test_records_upload),
 	    cmocka_unit_test(test_records_status),
+	    cmocka_unit_test(test_records_caller_media),
 	    cmocka_unit_test(test_records_invalid),
 	    cmocka_unit_test(test_since),
 	    cmocka_unit_test(test_media_name),
