@@ -657,6 +657,16 @@ static enum MHD_Result begin(pb_relay_t *r, request_t *rq,
 				    "the body is %" PRId64 " bytes: "
 				    "relay.maxBodyBytes is %" PRId64,
 				    len, c->relay_max_body_bytes);
+	/* MHD reads a body under any other transfer coding until the client
+	 * closes: the caller would wait for an answer that never comes */
+	const char *te = MHD_lookup_connection_value(
+	    conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	if (te && strcasecmp(te, "chunked") != 0)
+		return answer_error(rq, conn, MHD_HTTP_BAD_REQUEST,
+				    "Transfer-Encoding \"%.32s\" is not "
+				    "accepted: send the body with a "
+				    "Content-Length or chunked",
+				    te);
 	const char *ct = MHD_lookup_connection_value(
 	    conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 	if (ct &&

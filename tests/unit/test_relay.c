@@ -10,8 +10,9 @@
  * within the ack timeout while the broker is down, metrics, and no secret
  * in the logs; and requests as the wire may cut them (a file part whose
  * first bytes come in a read of their own, a multipart body without its
- * closing boundary), nothing kept of an upload whose item is refused, and
- * 413 for an item Kafka cannot take. validate's PushKey and getWorkOrders need Redis: the
+ * closing boundary), nothing kept of an upload whose item is refused,
+ * 413 for an item Kafka cannot take, 400 for a transfer coding MHD cannot
+ * read. validate's PushKey and getWorkOrders need Redis: the
  * integration test covers them.
  */
 #include <setjmp.h>
@@ -1185,6 +1186,22 @@ static void test_live_item_too_large_for_kafka(void **state)
 	assert_int_equal(topic_count(), before);
 }
 
+/* A transfer coding other than chunked is a 400 at once: MHD would read
+ * such a body until the client closes, and the client waits for an answer
+ * that never comes. */
+static void test_live_transfer_coding(void **state)
+{
+	(void)state;
+	req_t r = {.path = UP,
+		   .ctype = "application/json",
+		   .header = "Transfer-Encoding: gzip",
+		   .body = META};
+	expect_status(&r, 400);
+	assert_non_null(strstr(last_body, "Transfer-Encoding"));
+	r.header = "Transfer-Encoding: chunked";
+	expect_status(&r, 200);
+}
+
 static int64_t mono_ms(void)
 {
 	struct timespec ts;
@@ -1273,6 +1290,7 @@ int main(void)
 	    cmocka_unit_test(test_live_upload_cut),
 	    cmocka_unit_test(test_live_upload_refused_keeps_nothing),
 	    cmocka_unit_test(test_live_item_too_large_for_kafka),
+	    cmocka_unit_test(test_live_transfer_coding),
 	    cmocka_unit_test(test_live_kafka_down),
 	    cmocka_unit_test(test_live_no_secret_in_logs),
 	};
