@@ -26,7 +26,10 @@
  *  - credentials and PushKeys are never written anywhere but Redis (the
  *    key); MHD's own error log is off and no payload reaches a log;
  *  - a media file's name is derived from the account and the item's uuId
- *    (pb_relay_media_name), never from a name the caller sent.
+ *    (pb_relay_media_name), never from a name the caller sent;
+ *  - at most RELAY_JSON_BUDGET_CALLS x relay.maxPayloadBytes of JSON is
+ *    parsed or held by calls at once (the parse precedes the credential
+ *    check); a call that gets no share within the ack timeout is a 503.
  *
  * Must never: answer success before Kafka acknowledged, buffer uploaded
  * file bytes, hold more than relay.maxPayloadBytes of JSON per call.
@@ -65,6 +68,7 @@
 #define RELAY_REDIS_TIMEOUT_MS	   5000
 #define RELAY_STREAM_BLOCK	   16384
 #define RELAY_PUSH_KEY_MAX	   2048
+#define RELAY_JSON_BUDGET_CALLS	   4 /* max-size payloads parsed at once */
 #define CT_JSON			   "application/json"
 #define BAD_CREDENTIALS		   "invalid username or password"
 
@@ -82,6 +86,12 @@ struct pb_relay {
 	pb_state_t *state;
 	atomic_uint upload_seq; /* temporary file names */
 	size_t record_max;	/* the largest record the producer takes */
+	/* JSON text of the calls being parsed or served, bounded: parsed,
+	 * a payload takes up to ~65 times its size (1 MiB of "{}," is 65 MB),
+	 * and the parse comes before the credential check */
+	pthread_mutex_t json_mu;
+	pthread_cond_t json_cv;
+	size_t json_inflight, json_budget;
 };
 
 /* ---- waiting for Kafka ----------------------------------------------------
@@ -272,6 +282,7 @@ typedef struct request {
 	int64_t file_bytes;
 	EVP_MD_CTX *sha;
 	char file_type[128];
+	size_t json_held; /* of the relay's JSON budget */
 	rq_problem_t problem;
 	char problem_msg[256];
 	bool body_too_big; /* past relay.maxBodyBytes: read on, not kept */
@@ -392,6 +403,41 @@ static void problem(request_t *rq, rq_problem_t p, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(rq->problem_msg, sizeof(rq->problem_msg), fmt, ap);
 	va_end(ap);
+}
+
+/* Take n bytes of the JSON budget for rq, waiting at most the ack timeout
+ * (+ margin) for other calls to give theirs back; false when they did not. */
+static bool json_budget_take(request_t *rq, size_t n)
+{
+	pb_relay_t *r = rq->relay;
+	struct timespec dl;
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += (r->cfg->relay_ack_timeout_ms + RELAY_ACK_MARGIN_MS) / 1000;
+	int rc = 0;
+	pthread_mutex_lock(&r->json_mu);
+	while (r->json_inflight > 0 && r->json_inflight + n > r->json_budget &&
+	       rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&r->json_cv, &r->json_mu, &dl);
+	bool ok = r->json_inflight == 0 || r->json_inflight + n <= r->json_budget;
+	if (ok) {
+		r->json_inflight += n;
+		rq->json_held = n;
+	}
+	pthread_mutex_unlock(&r->json_mu);
+	return ok;
+}
+
+/* Give rq's share of the JSON budget back (none held: nothing). */
+static void json_budget_give(request_t *rq)
+{
+	pb_relay_t *r = rq->relay;
+	if (!rq->json_held)
+		return;
+	pthread_mutex_lock(&r->json_mu);
+	r->json_inflight -= rq->json_held;
+	rq->json_held = 0;
+	pthread_cond_broadcast(&r->json_cv);
+	pthread_mutex_unlock(&r->json_mu);
 }
 
 /* ---- the media store
@@ -599,6 +645,7 @@ static void request_free(request_t *rq)
 		return;
 	if (rq->pp)
 		MHD_destroy_post_processor(rq->pp);
+	json_budget_give(rq);
 	file_discard(rq);
 	free(rq->json);
 	free(rq->field);
@@ -750,6 +797,12 @@ static json_t *payload_of(request_t *rq, struct MHD_Connection *conn,
 					  "in the form field payload");
 		return NULL;
 	}
+	if (!json_budget_take(rq, rq->json_len)) {
+		*ret = answer_error(rq, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+				    "the relay is busy reading other large "
+				    "calls; call again");
+		return NULL;
+	}
 	json_error_t je;
 	json_t *payload = json_loadb(rq->json, rq->json_len, 0, &je);
 	if (!json_is_object(payload)) {
@@ -761,6 +814,7 @@ static json_t *payload_of(request_t *rq, struct MHD_Connection *conn,
 					      "(line %d)",
 					      je.text, je.line);
 		json_decref(payload);
+		json_budget_give(rq);
 		return NULL;
 	}
 	return payload;
@@ -1089,6 +1143,7 @@ static enum MHD_Result finish(pb_relay_t *r, request_t *rq,
 		return ret;
 	if (!pb_relay_credentials_ok(rq->acct, payload)) {
 		json_decref(payload);
+		json_budget_give(rq);
 		if (!rq->acct->relay_username)
 			pb_log(PB_LOG_WARN,
 			       "relay call for an account without relay "
@@ -1122,6 +1177,7 @@ static enum MHD_Result finish(pb_relay_t *r, request_t *rq,
 				   "unknown method");
 	}
 	json_decref(payload);
+	json_budget_give(rq);
 	return ret;
 }
 
@@ -1238,6 +1294,14 @@ pb_err_t pb_relay_start(const pb_config_t *cfg, pb_metrics_t *metrics,
 	atomic_init(&r->stop, 0);
 	atomic_init(&r->upload_seq, 0);
 	pthread_mutex_init(&r->state_mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_mutex_init(&r->json_mu, NULL);
+	pthread_cond_init(&r->json_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	r->json_budget =
+	    RELAY_JSON_BUDGET_CALLS * (size_t)cfg->relay_max_payload_bytes;
 	pb_metrics_declare_standard(metrics);
 	media_dir_make(cfg->relay_media_dir);
 	/* the same Redis as the pipeline's: TLS, ACL user, Sentinel, Cluster */
@@ -1306,5 +1370,7 @@ void pb_relay_stop(pb_relay_t *r)
 	}
 	pb_state_destroy(r->state);
 	pthread_mutex_destroy(&r->state_mu);
+	pthread_cond_destroy(&r->json_cv);
+	pthread_mutex_destroy(&r->json_mu);
 	free(r);
 }
