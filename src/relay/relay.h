@@ -38,7 +38,8 @@
  *
  * @locality: libmicrohttpd runs one thread per connection; a handler
  * blocks for at most relay.ackTimeoutMs (+1 s) waiting for delivery
- * reports, which a poll thread of this module serves. Redis calls share
+ * reports, which a poll thread of this module serves, and as long again
+ * for its share of the JSON the relay parses at once (503 past it). Redis calls share
  * one connection behind a mutex (each call is one whole round trip).
  */
 #ifndef PB_RELAY_H

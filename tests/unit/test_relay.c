@@ -1206,7 +1206,11 @@ static void test_live_transfer_coding(void **state)
 /* ---- many large payloads at once ------------------------------------------
  */
 
+#if defined(__SANITIZE_ADDRESS__)
+#define BUDGET_CALLERS 8 /* ASan parses slowly: all within the 2 s wait */
+#else
 #define BUDGET_CALLERS 60
+#endif
 
 static char budget_body[100000];
 static size_t budget_len;
