@@ -221,11 +221,12 @@ static pb_err_t produce_and_wait(pb_relay_t *r, const pb_relay_record_t *recs,
 		rc = pthread_cond_timedwait(&c->cv, &c->mu, &dl);
 	pb_err_t err = PB_OK;
 	if (c->too_large)
-		err = pb_errf(errstr, errstr_size, PB_ERR_INVALID,
-			      "Kafka refused %d of %zu items as too large (%s): "
-			      "the inbound topic's message.max.bytes bounds an "
-			      "item",
-			      c->failed, n, c->error);
+		err =
+		    pb_errf(errstr, errstr_size, PB_ERR_INVALID,
+			    "Kafka refused %d of %zu items as too large (%s): "
+			    "the inbound topic's message.max.bytes bounds an "
+			    "item",
+			    c->failed, n, c->error);
 	else if (c->failed)
 		err = pb_errf(errstr, errstr_size, PB_ERR_KAFKA,
 			      "Kafka did not accept %d of %zu items: %s",
@@ -412,13 +413,15 @@ static bool json_budget_take(request_t *rq, size_t n)
 	pb_relay_t *r = rq->relay;
 	struct timespec dl;
 	clock_gettime(CLOCK_MONOTONIC, &dl);
-	dl.tv_sec += (r->cfg->relay_ack_timeout_ms + RELAY_ACK_MARGIN_MS) / 1000;
+	dl.tv_sec +=
+	    (r->cfg->relay_ack_timeout_ms + RELAY_ACK_MARGIN_MS) / 1000;
 	int rc = 0;
 	pthread_mutex_lock(&r->json_mu);
 	while (r->json_inflight > 0 && r->json_inflight + n > r->json_budget &&
 	       rc != ETIMEDOUT)
 		rc = pthread_cond_timedwait(&r->json_cv, &r->json_mu, &dl);
-	bool ok = r->json_inflight == 0 || r->json_inflight + n <= r->json_budget;
+	bool ok =
+	    r->json_inflight == 0 || r->json_inflight + n <= r->json_budget;
 	if (ok) {
 		r->json_inflight += n;
 		rq->json_held = n;
@@ -1133,10 +1136,11 @@ static enum MHD_Result finish(pb_relay_t *r, request_t *rq,
 		return answer_error(rq, conn, MHD_HTTP_CONTENT_TOO_LARGE, "%s",
 				    rq->problem_msg);
 	if (!multipart_complete(rq))
-		return answer_error(rq, conn, MHD_HTTP_BAD_REQUEST,
-				    "the multipart body ends before its closing "
-				    "boundary or is malformed: send the whole "
-				    "body again");
+		return answer_error(
+		    rq, conn, MHD_HTTP_BAD_REQUEST,
+		    "the multipart body ends before its closing "
+		    "boundary or is malformed: send the whole "
+		    "body again");
 	enum MHD_Result ret = MHD_NO;
 	json_t *payload = payload_of(rq, conn, &ret);
 	if (!payload)

@@ -12,8 +12,8 @@
  * first bytes come in a read of their own, a multipart body without its
  * closing boundary), nothing kept of an upload whose item is refused,
  * 413 for an item Kafka cannot take, 400 for a transfer coding MHD cannot
- * read; many large payloads at once parsed a few at a time. validate's PushKey and getWorkOrders need Redis: the
- * integration test covers them.
+ * read; many large payloads at once parsed a few at a time. validate's PushKey
+ * and getWorkOrders need Redis: the integration test covers them.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -350,15 +350,15 @@ static void test_records_caller_media(void **state)
 		json_object_get(json_object_get(v, "item"), "media"), "path")),
 	    "/m/acme_m1");
 	json_decref(v);
-	json_t *p = json_loads(
-	    "{\"workOrders\":[{\"workOrderNumber\":\"W\",\"media\":"
-	    "{\"path\":\"/m/other_ph-9\"}}]}",
-	    0, NULL);
+	json_t *p =
+	    json_loads("{\"workOrders\":[{\"workOrderNumber\":\"W\",\"media\":"
+		       "{\"path\":\"/m/other_ph-9\"}}]}",
+		       0, NULL);
 	pb_relay_record_t *recs = NULL;
 	size_t n = 0;
 	char err[256];
-	assert_int_equal(pb_relay_records("acme", PB_RELAY_M_STATUS, p, NULL, 10,
-					  &recs, &n, err, sizeof(err)),
+	assert_int_equal(pb_relay_records("acme", PB_RELAY_M_STATUS, p, NULL,
+					  10, &recs, &n, err, sizeof(err)),
 			 PB_OK);
 	assert_int_equal(n, 1);
 	assert_null(strstr(recs[0].value, "other_ph-9"));
@@ -919,8 +919,7 @@ static void test_live_accepts(void **state)
  * (named "file", image/jpeg), then the closing boundary. *file_at is where
  * the file's bytes begin. Returns the body's length. */
 static size_t wire_multipart(char *out, size_t size, const char *payload,
-			     const char *file, size_t file_len,
-			     size_t *file_at)
+			     const char *file, size_t file_len, size_t *file_at)
 {
 	int n = snprintf(out, size,
 			 "--" BOUNDARY "\r\nContent-Disposition: form-data; "
@@ -964,8 +963,8 @@ static long wire_post(const char *path, const char *ctype, const char *body,
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	assert_true(fd >= 0);
 	struct sockaddr_in sa = {.sin_family = AF_INET,
-				 .sin_port = htons((uint16_t)pb_relay_port(
-				     relay))};
+				 .sin_port =
+				     htons((uint16_t)pb_relay_port(relay))};
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	int one = 1;
@@ -1082,8 +1081,7 @@ static void test_live_upload_cut(void **state)
 	json_decref(j);
 	/* the whole file, but no closing boundary */
 	size_t no_close = len - strlen("--" BOUNDARY "--\r\n");
-	assert_int_equal(wire_post(UP, ct, body, no_close, NULL, 0, NULL),
-			 400);
+	assert_int_equal(wire_post(UP, ct, body, no_close, NULL, 0, NULL), 400);
 	/* the file part's header line longer than MHD can read */
 	len = wire_multipart(body, sizeof(body), WIRE_META("cut-2"), NULL, 0,
 			     NULL);
@@ -1136,8 +1134,8 @@ static void test_live_upload_refused_keeps_nothing(void **state)
 	assert_int_equal(wire_post(UP, ct, body, len, NULL, 0, NULL), 200);
 	memset(file, 0x22, sizeof(file));
 	len = wire_multipart(body, sizeof(body),
-			     "{" CRED ",\"uuId\":\"kept-1\",\"key1\":{}}",
-			     file, sizeof(file), NULL);
+			     "{" CRED ",\"uuId\":\"kept-1\",\"key1\":{}}", file,
+			     sizeof(file), NULL);
 	assert_int_equal(wire_post(UP, ct, body, len, NULL, 0, NULL), 400);
 	char path[600];
 	snprintf(path, sizeof(path), "%s/acme_kept-1", media_dir);
@@ -1179,7 +1177,8 @@ static void test_live_item_too_large_for_kafka(void **state)
 	static char file[1000];
 	size_t len = wire_multipart(body, sizeof(body), payload, file,
 				    sizeof(file), NULL);
-	assert_int_equal(wire_post(UP, "multipart/form-data; boundary=" BOUNDARY,
+	assert_int_equal(wire_post(UP,
+				   "multipart/form-data; boundary=" BOUNDARY,
 				   body, len, NULL, 0, NULL),
 			 413);
 	assert_false(media_exists("acme_huge-1"));
@@ -1230,14 +1229,13 @@ static void *budget_caller(void *arg)
 			  budget_len);
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in sa = {.sin_family = AF_INET,
-				 .sin_port = htons((uint16_t)pb_relay_port(
-				     relay))};
+				 .sin_port =
+				     htons((uint16_t)pb_relay_port(relay))};
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	bool ok = fd >= 0 &&
-		  connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-		  write(fd, head, (size_t)hl) == hl &&
-		  write(fd, budget_body, budget_len - 1) ==
-		      (ssize_t)(budget_len - 1);
+	bool ok =
+	    fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    write(fd, head, (size_t)hl) == hl &&
+	    write(fd, budget_body, budget_len - 1) == (ssize_t)(budget_len - 1);
 	pthread_barrier_wait(&budget_gate);
 	char answer[512] = "";
 	if (ok && write(fd, budget_body + budget_len - 1, 1) == 1) {
