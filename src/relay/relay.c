@@ -26,13 +26,17 @@
  *  - credentials and PushKeys are never written anywhere but Redis (the
  *    key); MHD's own error log is off and no payload reaches a log;
  *  - a media file's name is derived from the account and the item's uuId
- *    (pb_relay_media_name), never from a name the caller sent.
+ *    (pb_relay_media_name), never from a name the caller sent;
+ *  - at most RELAY_JSON_BUDGET_CALLS x relay.maxPayloadBytes of JSON is
+ *    parsed or held by calls at once (the parse precedes the credential
+ *    check); a call that gets no share within the ack timeout is a 503.
  *
  * Must never: answer success before Kafka acknowledged, buffer uploaded
  * file bytes, hold more than relay.maxPayloadBytes of JSON per call.
  */
 #include "relay.h"
 #include "kafka_client.h"
+#include "produce.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -64,6 +68,7 @@
 #define RELAY_REDIS_TIMEOUT_MS	   5000
 #define RELAY_STREAM_BLOCK	   16384
 #define RELAY_PUSH_KEY_MAX	   2048
+#define RELAY_JSON_BUDGET_CALLS	   4 /* max-size payloads parsed at once */
 #define CT_JSON			   "application/json"
 #define BAD_CREDENTIALS		   "invalid username or password"
 
@@ -80,6 +85,13 @@ struct pb_relay {
 	pthread_mutex_t state_mu;
 	pb_state_t *state;
 	atomic_uint upload_seq; /* temporary file names */
+	size_t record_max;	/* the largest record the producer takes */
+	/* JSON text of the calls being parsed or served, bounded: parsed,
+	 * a payload takes up to ~65 times its size (1 MiB of "{}," is 65 MB),
+	 * and the parse comes before the credential check */
+	pthread_mutex_t json_mu;
+	pthread_cond_t json_cv;
+	size_t json_inflight, json_budget;
 };
 
 /* ---- waiting for Kafka ----------------------------------------------------
@@ -92,6 +104,7 @@ typedef struct call {
 	int refs;
 	int pending; /* records not yet reported */
 	int failed;
+	bool too_large;	 /* a record was refused for its size */
 	char error[256]; /* the first delivery error */
 } call_t;
 
@@ -122,6 +135,14 @@ static void call_unref_locked(call_t *c)
 	free(c);
 }
 
+/* Kafka refuses the record for its size: sending it again cannot help. */
+static bool relay_err_too_large(rd_kafka_resp_err_t e)
+{
+	return e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+	       e == RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE ||
+	       e == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
+}
+
 /* @locality: the poll thread (inside rd_kafka_poll), or rd_kafka_flush in
  * pb_relay_stop. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
@@ -135,6 +156,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 	pthread_mutex_lock(&c->mu);
 	c->pending--;
 	if (m->err) {
+		c->too_large |= relay_err_too_large(m->err);
 		if (!c->failed++)
 			pb_strlcpy(c->error, rd_kafka_err2str(m->err),
 				   sizeof(c->error));
@@ -153,7 +175,9 @@ static void *poll_main(void *arg)
 
 /*
  * Produce recs and wait for their reports. PB_OK when every one was
- * acknowledged; else PB_ERR_KAFKA / PB_ERR_TIMEOUT with the reason.
+ * acknowledged; else PB_ERR_INVALID when Kafka refused a record for its
+ * size (a repeat would be refused again), PB_ERR_KAFKA / PB_ERR_TIMEOUT
+ * with the reason.
  */
 static pb_err_t produce_and_wait(pb_relay_t *r, const pb_relay_record_t *recs,
 				 size_t n, char *errstr, size_t errstr_size)
@@ -173,6 +197,7 @@ static pb_err_t produce_and_wait(pb_relay_t *r, const pb_relay_record_t *recs,
 		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 		    RD_KAFKA_V_OPAQUE(c), RD_KAFKA_V_END);
 		if (e) {
+			c->too_large |= relay_err_too_large(e);
 			if (!c->failed++)
 				pb_strlcpy(c->error, rd_kafka_err2str(e),
 					   sizeof(c->error));
@@ -195,7 +220,14 @@ static pb_err_t produce_and_wait(pb_relay_t *r, const pb_relay_record_t *recs,
 	while (c->pending > 0 && rc != ETIMEDOUT)
 		rc = pthread_cond_timedwait(&c->cv, &c->mu, &dl);
 	pb_err_t err = PB_OK;
-	if (c->failed)
+	if (c->too_large)
+		err =
+		    pb_errf(errstr, errstr_size, PB_ERR_INVALID,
+			    "Kafka refused %d of %zu items as too large (%s): "
+			    "the inbound topic's message.max.bytes bounds an "
+			    "item",
+			    c->failed, n, c->error);
+	else if (c->failed)
 		err = pb_errf(errstr, errstr_size, PB_ERR_KAFKA,
 			      "Kafka did not accept %d of %zu items: %s",
 			      c->failed, n, c->error);
@@ -239,6 +271,11 @@ typedef struct request {
 	size_t field_len;
 	int field_rank;
 	bool in_file; /* the current multipart part is the kept file */
+	/* MHD announces a part whose first bytes are not in yet with an
+	 * empty call at offset 0, then delivers its data from offset 0 */
+	bool announced;
+	int announced_rank;
+	bool announced_file;
 	/* the uploaded file, while it is written */
 	int fd;
 	bool file_seen;
@@ -246,6 +283,7 @@ typedef struct request {
 	int64_t file_bytes;
 	EVP_MD_CTX *sha;
 	char file_type[128];
+	size_t json_held; /* of the relay's JSON budget */
 	rq_problem_t problem;
 	char problem_msg[256];
 	bool body_too_big; /* past relay.maxBodyBytes: read on, not kept */
@@ -368,6 +406,43 @@ static void problem(request_t *rq, rq_problem_t p, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Take n bytes of the JSON budget for rq, waiting at most the ack timeout
+ * (+ margin) for other calls to give theirs back; false when they did not. */
+static bool json_budget_take(request_t *rq, size_t n)
+{
+	pb_relay_t *r = rq->relay;
+	struct timespec dl;
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec +=
+	    (r->cfg->relay_ack_timeout_ms + RELAY_ACK_MARGIN_MS) / 1000;
+	int rc = 0;
+	pthread_mutex_lock(&r->json_mu);
+	while (r->json_inflight > 0 && r->json_inflight + n > r->json_budget &&
+	       rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&r->json_cv, &r->json_mu, &dl);
+	bool ok =
+	    r->json_inflight == 0 || r->json_inflight + n <= r->json_budget;
+	if (ok) {
+		r->json_inflight += n;
+		rq->json_held = n;
+	}
+	pthread_mutex_unlock(&r->json_mu);
+	return ok;
+}
+
+/* Give rq's share of the JSON budget back (none held: nothing). */
+static void json_budget_give(request_t *rq)
+{
+	pb_relay_t *r = rq->relay;
+	if (!rq->json_held)
+		return;
+	pthread_mutex_lock(&r->json_mu);
+	r->json_inflight -= rq->json_held;
+	rq->json_held = 0;
+	pthread_cond_broadcast(&r->json_cv);
+	pthread_mutex_unlock(&r->json_mu);
+}
+
 /* ---- the media store
  * -----------------------------------------------------------
  */
@@ -458,10 +533,12 @@ static bool fsync_dir(const char *dir)
 }
 
 /*
- * The whole file is in: fsync it, give it its final name (uuid's), fsync
- * the directory. path_out and sha_out receive what media records.
+ * The whole file is in: hash it, fsync it and name where it will be kept
+ * (uuid's name). path_out and sha_out receive what media records. It stays
+ * under its temporary name until file_place: a call refused after this
+ * (its item unusable) leaves nothing and overwrites nothing.
  */
-static pb_err_t file_keep(request_t *rq, const char *uuid, char *path_out,
+static pb_err_t file_seal(request_t *rq, const char *uuid, char *path_out,
 			  size_t path_size, char sha_out[65], char *errstr,
 			  size_t errstr_size)
 {
@@ -480,10 +557,20 @@ static pb_err_t file_keep(request_t *rq, const char *uuid, char *path_out,
 	int e = errno;
 	close(rq->fd);
 	rq->fd = -1;
-	if (ok) {
-		ok = rename(rq->tmp_path, path_out) == 0;
-		e = errno;
-	}
+	if (!ok)
+		return pb_errf(errstr, errstr_size, PB_ERR_IO,
+			       "cannot keep the file in relay.mediaDir %s: %s",
+			       dir, strerror(e));
+	return PB_OK;
+}
+
+/* The sealed file under its final name path, the directory fsynced. */
+static pb_err_t file_place(request_t *rq, const char *path, char *errstr,
+			   size_t errstr_size)
+{
+	const char *dir = rq->relay->cfg->relay_media_dir;
+	bool ok = rename(rq->tmp_path, path) == 0;
+	int e = errno;
 	if (ok)
 		rq->tmp_path[0] = '\0'; /* it is the kept file now */
 	if (ok && !fsync_dir(dir)) {
@@ -522,7 +609,14 @@ static enum MHD_Result on_field(void *cls, enum MHD_ValueKind kind,
 		rank = 1;
 	else if (filename || (key && strcmp(key, "file") == 0))
 		file = true;
-	if (off == 0) {
+	/* offset 0 after an empty announcement of this part continues it */
+	bool continued = off == 0 && rq->announced &&
+			 rq->announced_rank == rank &&
+			 rq->announced_file == file;
+	rq->announced = off == 0 && size == 0;
+	rq->announced_rank = rank;
+	rq->announced_file = file;
+	if (off == 0 && !continued) {
 		field_done(rq);
 		rq->field_rank = rank;
 		/* the first file part is the one kept; others are read and
@@ -554,6 +648,7 @@ static void request_free(request_t *rq)
 		return;
 	if (rq->pp)
 		MHD_destroy_post_processor(rq->pp);
+	json_budget_give(rq);
 	file_discard(rq);
 	free(rq->json);
 	free(rq->field);
@@ -612,6 +707,16 @@ static enum MHD_Result begin(pb_relay_t *r, request_t *rq,
 				    "the body is %" PRId64 " bytes: "
 				    "relay.maxBodyBytes is %" PRId64,
 				    len, c->relay_max_body_bytes);
+	/* MHD reads a body under any other transfer coding until the client
+	 * closes: the caller would wait for an answer that never comes */
+	const char *te = MHD_lookup_connection_value(
+	    conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	if (te && strcasecmp(te, "chunked") != 0)
+		return answer_error(rq, conn, MHD_HTTP_BAD_REQUEST,
+				    "Transfer-Encoding \"%.32s\" is not "
+				    "accepted: send the body with a "
+				    "Content-Length or chunked",
+				    te);
 	const char *ct = MHD_lookup_connection_value(
 	    conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 	if (ct &&
@@ -695,6 +800,12 @@ static json_t *payload_of(request_t *rq, struct MHD_Connection *conn,
 					  "in the form field payload");
 		return NULL;
 	}
+	if (!json_budget_take(rq, rq->json_len)) {
+		*ret = answer_error(rq, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+				    "the relay is busy reading other large "
+				    "calls; call again");
+		return NULL;
+	}
 	json_error_t je;
 	json_t *payload = json_loadb(rq->json, rq->json_len, 0, &je);
 	if (!json_is_object(payload)) {
@@ -706,6 +817,7 @@ static json_t *payload_of(request_t *rq, struct MHD_Connection *conn,
 					      "(line %d)",
 					      je.text, je.line);
 		json_decref(payload);
+		json_budget_give(rq);
 		return NULL;
 	}
 	return payload;
@@ -792,6 +904,23 @@ static enum MHD_Result do_items(pb_relay_t *r, request_t *rq,
 					? MHD_HTTP_BAD_REQUEST
 					: MHD_HTTP_SERVICE_UNAVAILABLE,
 				    "%s", err);
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(recs[i].key) + strlen(recs[i].value);
+		if (len <= r->record_max)
+			continue;
+		pb_relay_records_free(recs, n);
+		return answer_error(
+		    rq, conn, MHD_HTTP_CONTENT_TOO_LARGE,
+		    "item %zu is %zu bytes as an inbound record: the "
+		    "producer's message.max.bytes allows %zu",
+		    i, len, r->record_max);
+	}
+	/* the item is usable: only now does its file take its name */
+	if (media && file_place(rq, media->path, err, sizeof(err)) != PB_OK) {
+		pb_relay_records_free(recs, n);
+		return answer_error(rq, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+				    "%s; nothing is lost, call again", err);
+	}
 	e = produce_and_wait(r, recs, n, err, sizeof(err));
 	if (e == PB_OK) {
 		for (size_t i = 0; i < n; i++) {
@@ -803,6 +932,9 @@ static enum MHD_Result do_items(pb_relay_t *r, request_t *rq,
 		}
 	}
 	pb_relay_records_free(recs, n);
+	if (e == PB_ERR_INVALID)
+		return answer_error(rq, conn, MHD_HTTP_CONTENT_TOO_LARGE, "%s",
+				    err);
 	if (e)
 		return answer_error(rq, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
 				    "%s; nothing is lost, call again", err);
@@ -830,7 +962,7 @@ static enum MHD_Result do_upload(pb_relay_t *r, request_t *rq,
 		uuid = derived;
 	}
 	char path[768], sha[65], err[512];
-	if (file_keep(rq, uuid, path, sizeof(path), sha, err, sizeof(err)))
+	if (file_seal(rq, uuid, path, sizeof(path), sha, err, sizeof(err)))
 		return answer_error(rq, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
 				    "%s; nothing is lost, call again", err);
 	pb_relay_media_t media = {.path = path,
@@ -979,6 +1111,23 @@ static enum MHD_Result do_get_work_orders(pb_relay_t *r, request_t *rq,
  * ---------------------------------------------------------------------
  */
 
+/*
+ * A multipart body that stopped short of its closing boundary (cut by the
+ * client or a proxy, with a Content-Length that matches the cut), or with
+ * a part MHD could not read, would otherwise be answered 200 with a
+ * truncated file or none. MHD tells on destroying the post processor (its
+ * verdict: data after the closing boundary counts as malformed too); an
+ * urlencoded body has no such end.
+ */
+static bool multipart_complete(request_t *rq)
+{
+	if (rq->mode != BODY_FORM || rq->urlencoded || !rq->pp)
+		return true;
+	enum MHD_Result done = MHD_destroy_post_processor(rq->pp);
+	rq->pp = NULL;
+	return done == MHD_YES;
+}
+
 /* The last call: the whole body is in; check, run the method, answer. */
 static enum MHD_Result finish(pb_relay_t *r, request_t *rq,
 			      struct MHD_Connection *conn)
@@ -986,12 +1135,19 @@ static enum MHD_Result finish(pb_relay_t *r, request_t *rq,
 	if (rq->problem == RQ_PAYLOAD_TOO_BIG || rq->problem == RQ_FILE_TOO_BIG)
 		return answer_error(rq, conn, MHD_HTTP_CONTENT_TOO_LARGE, "%s",
 				    rq->problem_msg);
+	if (!multipart_complete(rq))
+		return answer_error(
+		    rq, conn, MHD_HTTP_BAD_REQUEST,
+		    "the multipart body ends before its closing "
+		    "boundary or is malformed: send the whole "
+		    "body again");
 	enum MHD_Result ret = MHD_NO;
 	json_t *payload = payload_of(rq, conn, &ret);
 	if (!payload)
 		return ret;
 	if (!pb_relay_credentials_ok(rq->acct, payload)) {
 		json_decref(payload);
+		json_budget_give(rq);
 		if (!rq->acct->relay_username)
 			pb_log(PB_LOG_WARN,
 			       "relay call for an account without relay "
@@ -1025,6 +1181,7 @@ static enum MHD_Result finish(pb_relay_t *r, request_t *rq,
 				   "unknown method");
 	}
 	json_decref(payload);
+	json_budget_give(rq);
 	return ret;
 }
 
@@ -1141,6 +1298,14 @@ pb_err_t pb_relay_start(const pb_config_t *cfg, pb_metrics_t *metrics,
 	atomic_init(&r->stop, 0);
 	atomic_init(&r->upload_seq, 0);
 	pthread_mutex_init(&r->state_mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_mutex_init(&r->json_mu, NULL);
+	pthread_cond_init(&r->json_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	r->json_budget =
+	    RELAY_JSON_BUDGET_CALLS * (size_t)cfg->relay_max_payload_bytes;
 	pb_metrics_declare_standard(metrics);
 	media_dir_make(cfg->relay_media_dir);
 	/* the same Redis as the pipeline's: TLS, ACL user, Sentinel, Cluster */
@@ -1151,6 +1316,10 @@ pb_err_t pb_relay_start(const pb_config_t *cfg, pb_metrics_t *metrics,
 	err = producer_new(r, errstr, errstr_size);
 	if (err)
 		goto fail;
+	/* an item larger than this would be refused by Kafka on every
+	 * call Pruvan repeats: 413 instead of 503 */
+	r->record_max = pb_produce_record_max(pb_kafka_client_conf_i64(
+	    r->producer, "message.max.bytes", 1000000));
 	if (pthread_create(&r->poller, NULL, poll_main, r) != 0) {
 		err = pb_errf(errstr, errstr_size, PB_ERR_IO,
 			      "cannot start the relay's poll thread");
@@ -1205,5 +1374,7 @@ void pb_relay_stop(pb_relay_t *r)
 	}
 	pb_state_destroy(r->state);
 	pthread_mutex_destroy(&r->state_mu);
+	pthread_cond_destroy(&r->json_cv);
+	pthread_mutex_destroy(&r->json_mu);
 	free(r);
 }

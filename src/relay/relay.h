@@ -38,8 +38,9 @@
  *
  * @locality: libmicrohttpd runs one thread per connection; a handler
  * blocks for at most relay.ackTimeoutMs (+1 s) waiting for delivery
- * reports, which a poll thread of this module serves. Redis calls share
- * one connection behind a mutex (each call is one whole round trip).
+ * reports, which a poll thread of this module serves, and as long again
+ * for its share of the JSON the relay parses at once (503 past it). Redis calls
+ * share one connection behind a mutex (each call is one whole round trip).
  */
 #ifndef PB_RELAY_H
 #define PB_RELAY_H
@@ -152,10 +153,11 @@ typedef struct pb_relay_record {
  * uploadPictures (payload is the item's metadata; kind from
  * pb_relay_upload_kind; media, when not NULL, added as item.media).
  * Credentials Pruvan sends along (username, password, token, pushkey,
- * apiKey) are removed from items. An item without uuId gets the SHA-256
- * hex of its canonical JSON (compact, keys sorted), so a repeated call is
- * deduplicated downstream. The key is ACCOUNT/KEY1, or ACCOUNT/KEY2 when
- * the item has no key1. At most max_items records.
+ * apiKey) are removed from items, and so is a media field the caller
+ * sent (only the relay's own, of a file it kept, is written). An item without
+ * uuId gets the SHA-256 hex of its canonical JSON (compact, keys sorted), so a
+ * repeated call is deduplicated downstream. The key is ACCOUNT/KEY1, or
+ * ACCOUNT/KEY2 when the item has no key1. At most max_items records.
  *
  * Every record passes the worker's own inbound parser. PB_ERR_INVALID
  * with the reason in errstr (naming the item) when the payload is not

@@ -6,7 +6,8 @@
  * Invariants:
  *  - the credential check makes every comparison, each in constant time
  *    over the configured secret, whatever an earlier one found;
- *  - no item written carries a credential field;
+ *  - no item written carries a credential field, nor a media field but
+ *    the one of the file this call kept;
  *  - every record passes the worker's own inbound parser, so what the
  *    service accepts is what the pipeline can consume;
  *  - an item's uuId, when Pruvan sent none, depends on its content only.
@@ -285,6 +286,10 @@ static json_t *prepared_item(const json_t *src, const pb_relay_media_t *media)
 	const json_t *won = json_object_get(item, "workOrderNumber");
 	if (!json_object_get(item, "key2") && json_is_string(won))
 		json_object_set(item, "key2", (json_t *)won);
+	/* media is the relay's account of a file it kept, never the
+	 * caller's: a media.path naming another item's (or account's) file
+	 * would have that file deleted when this item is discarded */
+	json_object_del(item, "media");
 	if (media && json_object_set_new(
 			 item, "media",
 			 json_pack("{s:s, s:s, s:I, s:s?}", "path", media->path,
