@@ -35,6 +35,7 @@
  * file bytes, hold more than relay.maxPayloadBytes of JSON per call.
  */
 #include "relay.h"
+#include "relay_mpend.h"
 #include "kafka_client.h"
 #include "produce.h"
 
@@ -293,6 +294,7 @@ typedef struct request {
 	char *raw;
 	size_t raw_len;
 	bool raw_over;
+	pb_mpend_t mpend; /* a multipart body's end (relay_mpend.h) */
 } request_t;
 
 static void count_request(request_t *rq, unsigned int status)
@@ -729,6 +731,8 @@ static enum MHD_Result begin(pb_relay_t *r, request_t *rq,
 					     33) == 0;
 		rq->pp = MHD_create_post_processor(conn, RELAY_PP_BUFFER,
 						   on_field, rq);
+		if (!rq->urlencoded)
+			pb_mpend_init(&rq->mpend, ct);
 		if (!rq->pp)
 			return answer_error(rq, conn, MHD_HTTP_BAD_REQUEST,
 					    "cannot read the form body (a "
@@ -768,7 +772,11 @@ static enum MHD_Result body_chunk(request_t *rq, const char *data, size_t n)
 		    !append(&rq->raw, &rq->raw_len, data, n,
 			    (size_t)c->relay_max_payload_bytes))
 			rq->raw_over = true;
-		MHD_post_process(rq->pp, data, n);
+		/* a multipart body's epilogue is not handed on */
+		size_t k =
+		    rq->urlencoded ? n : pb_mpend_take(&rq->mpend, data, n);
+		if (k)
+			MHD_post_process(rq->pp, data, k);
 	} else if (!rq->problem &&
 		   !append(&rq->json, &rq->json_len, data, n,
 			   (size_t)c->relay_max_payload_bytes)) {
@@ -1115,8 +1123,9 @@ static enum MHD_Result do_get_work_orders(pb_relay_t *r, request_t *rq,
  * A multipart body that stopped short of its closing boundary (cut by the
  * client or a proxy, with a Content-Length that matches the cut), or with
  * a part MHD could not read, would otherwise be answered 200 with a
- * truncated file or none. MHD tells on destroying the post processor (its
- * verdict: data after the closing boundary counts as malformed too); an
+ * truncated file or none. MHD tells on destroying the post processor. It
+ * counts data after the closing boundary as malformed too, so an epilogue
+ * (RFC 2046 allows one) never reaches it (body_chunk, relay_mpend.h); an
  * urlencoded body has no such end.
  */
 static bool multipart_complete(request_t *rq)

@@ -42,6 +42,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "relay.h"
+#include "relay_mpend.h"
 
 #define SECRET "s3cr3t-relay-value"
 #define TOKEN  "t0ken-relay-value"
@@ -1018,6 +1019,32 @@ static void assert_no_upload_left(void)
 #define WIRE_META(uuid)                                                        \
 	"{" CRED ",\"uuId\":\"" uuid "\",\"key1\":\"111\",\"key2\":\"WO-1\"}"
 
+/* The close delimiter is found whole, across reads (one byte at a time),
+ * after a partial match (CRLF CRLF "--"), with a quoted boundary; what
+ * follows it (an epilogue) is not taken. */
+static void test_mpend(void **state)
+{
+	(void)state;
+	pb_mpend_t m;
+	assert_false(pb_mpend_init(&m, "multipart/form-data"));
+	assert_int_equal(pb_mpend_take(&m, "abc", 3), 3);
+	const char *body = "--b1\r\n\r\nx\r\n\r\n--b1--\r\nepilogue";
+	size_t n = strlen(body), end = strstr(body, "--b1--") + 6 - body;
+	assert_true(pb_mpend_init(&m, "multipart/form-data; boundary=b1"));
+	assert_int_equal(pb_mpend_take(&m, body, n), end);
+	assert_int_equal(pb_mpend_take(&m, "more", 4), 0);
+	assert_true(
+	    pb_mpend_init(&m, "Multipart/Form-Data; BOUNDARY=\"b1\"; x=y"));
+	size_t took = 0;
+	for (size_t i = 0; i < n; i++)
+		took += pb_mpend_take(&m, body + i, 1);
+	assert_int_equal(took, end);
+	assert_true(pb_mpend_init(&m, "multipart/form-data; boundary=b1"));
+	const char *cut = "--b1\r\nx\r\n--b1-";
+	assert_int_equal(pb_mpend_take(&m, cut, strlen(cut)), strlen(cut));
+	assert_false(m.ended);
+}
+
 /*
  * A file part whose first bytes arrive in a read of their own after its
  * headers (a TCP segment ending there): MHD announces the part with an
@@ -1110,6 +1137,33 @@ static bool media_exists(const char *name)
 	struct stat st;
 	snprintf(path, sizeof(path), "%s/%s", media_dir, name);
 	return stat(path, &st) == 0;
+}
+
+/*
+ * A multipart body followed by an epilogue (RFC 2046: one more CRLF, or
+ * text after the close delimiter) came whole: it is taken, file and all.
+ */
+static void test_live_upload_epilogue(void **state)
+{
+	(void)state;
+	static char file[1500], body[8192];
+	memset(file, 0x3c, sizeof(file));
+	const char *tails[] = {"\r\n", "an epilogue\r\n"};
+	const char *metas[] = {WIRE_META("epi-1"), WIRE_META("epi-2")};
+	for (size_t k = 0; k < 2; k++) {
+		size_t len = wire_multipart(body, sizeof(body), metas[k], file,
+					    sizeof(file), NULL);
+		len += (size_t)snprintf(body + len, sizeof(body) - len, "%s",
+					tails[k]);
+		size_t cut = len - strlen(tails[k]) - 3; /* in the delimiter */
+		if (wire_post(UP, "multipart/form-data; boundary=" BOUNDARY,
+			      body, len, &cut, 1, NULL) != 200)
+			fail_msg("epilogue %zu: %s", k + 1, last_body);
+		char name[64];
+		snprintf(name, sizeof(name), "acme_epi-%zu", k + 1);
+		assert_true(media_exists(name));
+	}
+	assert_no_upload_left();
 }
 
 /*
@@ -1383,6 +1437,7 @@ static void test_live_no_secret_in_logs(void **state)
 int main(void)
 {
 	const struct CMUnitTest pure[] = {
+	    cmocka_unit_test(test_mpend),
 	    cmocka_unit_test(test_secret_equal),
 	    cmocka_unit_test(test_secret_equal_whole_length),
 	    cmocka_unit_test(test_digests),
@@ -1401,6 +1456,7 @@ int main(void)
 	    cmocka_unit_test(test_live_accepts),
 	    cmocka_unit_test(test_live_upload_split),
 	    cmocka_unit_test(test_live_upload_cut),
+	    cmocka_unit_test(test_live_upload_epilogue),
 	    cmocka_unit_test(test_live_upload_refused_keeps_nothing),
 	    cmocka_unit_test(test_live_item_too_large_for_kafka),
 	    cmocka_unit_test(test_live_transfer_coding),
