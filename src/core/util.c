@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 int64_t pb_mono_ms(void)
@@ -83,6 +84,43 @@ void pb_redact_url(const char *url, char *buf, size_t size)
 	snprintf(buf, size, "%.*s%s%.*s%s", (int)prefix, url,
 		 at ? "<redacted>@" : "", (int)rest_len, rest,
 		 q ? "?<redacted>" : "");
+}
+
+/* An http(s) URL's origin: *https, the host [h, h + *hn) and the port. */
+static bool url_origin(const char *u, bool *https, const char **h, size_t *hn,
+		       long *port)
+{
+	if (strncasecmp(u, "https://", 8) == 0)
+		*https = true;
+	else if (strncasecmp(u, "http://", 7) == 0)
+		*https = false;
+	else
+		return false;
+	*h = u + (*https ? 8 : 7);
+	size_t an = strcspn(*h, "/?#");
+	if (memchr(*h, '@', an))
+		return false;
+	const char *colon = memchr(*h, ':', an);
+	*hn = colon ? (size_t)(colon - *h) : an;
+	*port = *https ? 443 : 80;
+	if (colon) {
+		char *end;
+		*port = strtol(colon + 1, &end, 10);
+		if (end != *h + an || end == colon + 1)
+			return false;
+	}
+	return *hn > 0;
+}
+
+bool pb_url_same_origin(const char *url, const char *base)
+{
+	bool s1, s2;
+	const char *h1, *h2;
+	size_t n1, n2;
+	long p1, p2;
+	return url && base && url_origin(url, &s1, &h1, &n1, &p1) &&
+	       url_origin(base, &s2, &h2, &n2, &p2) && s1 == s2 && p1 == p2 &&
+	       n1 == n2 && strncasecmp(h1, h2, n1) == 0;
 }
 
 char *pb_strdup(const char *s)

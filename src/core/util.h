@@ -32,6 +32,13 @@ void pb_ms_to_rfc3339(int64_t ms, char *buf, size_t size);
  */
 void pb_redact_url(const char *url, char *buf, size_t size);
 
+/*
+ * Whether url is an http:// or https:// URL on base's origin: the same
+ * scheme, host (case aside) and port (80 / 443 when none is given). A URL
+ * with user information ("user@") never is.
+ */
+bool pb_url_same_origin(const char *url, const char *base);
+
 /* strdup that returns NULL for NULL. */
 char *pb_strdup(const char *s);
 

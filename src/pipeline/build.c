@@ -230,7 +230,8 @@ pb_err_t pb_pipeline_new(const pb_config_t *cfg, pb_metrics_t *metrics,
 	for (size_t i = 0; i < cfg->accounts_len; i++)
 		pl->auto_admin[i] = -1;
 	pl->push_keys = calloc(cfg->accounts_len + 1, sizeof(char *));
-	if (!pl->push_keys) {
+	pl->push_keys_refused = calloc(cfg->accounts_len + 1, sizeof(char *));
+	if (!pl->push_keys || !pl->push_keys_refused) {
 		err = PB_ERR_NOMEM;
 		goto fail;
 	}
@@ -365,6 +366,10 @@ void pb_pipeline_destroy(pb_pipeline_t *pl)
 	for (size_t i = 0; pl->push_keys && i < pl->cfg->accounts_len; i++)
 		free(pl->push_keys[i]);
 	free(pl->push_keys);
+	for (size_t i = 0; pl->push_keys_refused && i < pl->cfg->accounts_len;
+	     i++)
+		free(pl->push_keys_refused[i]);
+	free(pl->push_keys_refused);
 	free(pl->pub.body_out);
 	pl_task_pool_drain(pl);
 	free(pl);

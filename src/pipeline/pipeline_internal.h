@@ -317,6 +317,9 @@ struct pb_pipeline {
 	/* per account: the PushKey learned from validate as last read from
 	 * Redis (owned, SECRET), refreshed with the Auto-Admin switches */
 	char **push_keys;
+	/* per account: a learned PushKey not used (a URL off pruvan.apiUrl's
+	 * origin), kept so that it is reported once (owned, SECRET) */
+	char **push_keys_refused;
 	_Atomic int keys_missing;      /* learned accounts still without one */
 	_Atomic int key_missing_first; /* the first of them (account index) */
 

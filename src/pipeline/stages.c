@@ -14,6 +14,8 @@
  */
 #include "pipeline_internal.h"
 
+#include <strings.h>
+
 void pl_pubmark_add(pb_pipeline_t *pl, task_t *t)
 {
 	if (pl->stages.pubmarks_len >= PUBLISH_MARK_MAX)
@@ -109,12 +111,16 @@ static bool auto_admin_due(const pb_pipeline_t *pl)
 
 /*
  * The URL a learned PushKey is pushed to: the key itself when Pruvan sent
- * a URL, else pruvan.apiUrl?apiKey=KEY (the key percent-encoded).
+ * a URL on pruvan.apiUrl's origin, else pruvan.apiUrl?apiKey=KEY (the key
+ * percent-encoded); NULL for a URL elsewhere (the relay refuses such a
+ * validate; one stored by an earlier build is not used) or out of memory.
  */
 static char *learned_push_url(const pb_config_t *c, const char *key)
 {
-	if (strncmp(key, "https://", 8) == 0 || strncmp(key, "http://", 7) == 0)
-		return strdup(key);
+	if (strncasecmp(key, "https://", 8) == 0 ||
+	    strncasecmp(key, "http://", 7) == 0)
+		return pb_url_same_origin(key, c->pruvan_api_url) ? strdup(key)
+								  : NULL;
 	char *enc = curl_easy_escape(NULL, key, 0);
 	if (!enc)
 		return NULL;
@@ -124,6 +130,25 @@ static char *learned_push_url(const pb_config_t *c, const char *key)
 		snprintf(url, n, "%s?apiKey=%s", c->pruvan_api_url, enc);
 	curl_free(enc);
 	return url;
+}
+
+/* A learned PushKey that is a URL off pruvan.apiUrl's origin (stored by
+ * an earlier build: the relay refuses it now): not used, said once. */
+static void push_key_refuse(pb_pipeline_t *pl, size_t i, char *key_take)
+{
+	char **last = &pl->push_keys_refused[i];
+	if (*last && strcmp(*last, key_take) == 0) {
+		free(key_take);
+		return;
+	}
+	free(*last);
+	*last = key_take;
+	pb_log(PB_LOG_WARN,
+	       "learned PushKey not used: a URL off pruvan.apiUrl's host",
+	       "account", pl->cfg->accounts[i].name, "what_to_do",
+	       "validate again from Pruvan's integration setup, or set "
+	       "pruvan.apiUrl to the host Pruvan pushes to",
+	       NULL);
 }
 
 /* One account's key as read: a change goes to the pusher at once (the
@@ -143,6 +168,10 @@ static void push_key_apply(pb_pipeline_t *pl, size_t i, char *key_take,
 		return;
 	}
 	char *url = learned_push_url(pl->cfg, key_take);
+	if (!url && strstr(key_take, "://")) {
+		push_key_refuse(pl, i, key_take);
+		return;
+	}
 	if (!url || pb_pusher_set_url(pl->pusher, a, url) != PB_OK) {
 		free(url);
 		free(key_take);

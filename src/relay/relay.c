@@ -835,6 +835,17 @@ static json_t *payload_of(request_t *rq, struct MHD_Connection *conn,
  * -------------------------------------------------------------------
  */
 
+/* A learned PushKey is a key, or a URL on pruvan.apiUrl's origin: one
+ * elsewhere would send the account's orders (addresses, instructions) to
+ * whoever holds the relay credentials. */
+static bool push_key_destination_ok(const pb_relay_t *r, const char *key)
+{
+	if (strncasecmp(key, "https://", 8) != 0 &&
+	    strncasecmp(key, "http://", 7) != 0)
+		return true;
+	return pb_url_same_origin(key, r->cfg->pruvan_api_url);
+}
+
 static enum MHD_Result do_validate(pb_relay_t *r, request_t *rq,
 				   struct MHD_Connection *conn,
 				   const json_t *payload)
@@ -865,6 +876,19 @@ static enum MHD_Result do_validate(pb_relay_t *r, request_t *rq,
 			    rq, conn, MHD_HTTP_BAD_REQUEST,
 			    "pushkey must be 1..%d printable characters",
 			    RELAY_PUSH_KEY_MAX);
+		} else if (!push_key_destination_ok(r, key)) {
+			pb_log(PB_LOG_WARN,
+			       "validate refused: its pushkey is a URL off "
+			       "pruvan.apiUrl's host",
+			       "account", rq->account, "what_to_do",
+			       "if Pruvan really pushes elsewhere, set "
+			       "pruvan.apiUrl to that host; else the relay "
+			       "credentials may have leaked",
+			       NULL);
+			return answer_error(
+			    rq, conn, MHD_HTTP_BAD_REQUEST,
+			    "pushkey is a URL on another host than "
+			    "pruvan.apiUrl's: send the key itself");
 		} else {
 			char err[256];
 			pthread_mutex_lock(&r->state_mu);

@@ -135,6 +135,17 @@ static void relay_learned_push_key(void **state)
 			      "{" CRED ",\"pushkey\":42}", false, &ans),
 			 400);
 	json_decref(ans);
+	/* nor one whose pushkey is a URL off pruvan.apiUrl's host: the
+	 * account's orders would be pushed there */
+	assert_int_equal(post(r1, "/pruvan/lrn/validate.php", NULL,
+			      "{" CRED ",\"pushkey\":\"http://127.0.0.2:1/"
+			      "api/?apiKey=x\"}",
+			      false, &ans),
+			 400);
+	const char *why = json_string_value(json_object_get(ans, "error"));
+	assert_non_null(why);
+	assert_non_null(strstr(why, "another host"));
+	json_decref(ans);
 
 	/* Pruvan's integration is set up again: a new key, delivered
 	 * through replica 2; once both replicas show it learned, every push

@@ -694,10 +694,33 @@ static void test_format_text_keeps_whole_characters(void **state)
 	    pb_utf8_seq((const unsigned char *)"\xf0\x9f\x8f\xa0", 4), 4);
 }
 
+static void test_url_same_origin(void **state)
+{
+	(void)state;
+	const char *api = "https://direct.pruvan.com/api/";
+	assert_true(
+	    pb_url_same_origin("https://direct.pruvan.com/api/?apiKey=K", api));
+	assert_true(pb_url_same_origin("HTTPS://Direct.Pruvan.com:443/x", api));
+	assert_false(pb_url_same_origin("http://direct.pruvan.com/api/", api));
+	assert_false(
+	    pb_url_same_origin("https://direct.pruvan.com:8443/", api));
+	assert_false(
+	    pb_url_same_origin("https://direct.pruvan.com.evil/", api));
+	assert_false(
+	    pb_url_same_origin("https://evil@direct.pruvan.com/", api));
+	assert_false(pb_url_same_origin("https://attacker.example/api/", api));
+	assert_false(pb_url_same_origin("direct.pruvan.com", api));
+	assert_false(pb_url_same_origin("https://direct.pruvan.com:x/", api));
+	assert_true(pb_url_same_origin("http://127.0.0.1:8080/api/?apiKey=K",
+				       "http://127.0.0.1:8080/api/"));
+	assert_false(pb_url_same_origin(NULL, api));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_redact_hides_query_and_userinfo),
+	    cmocka_unit_test(test_url_same_origin),
 	    cmocka_unit_test(test_rfc3339_format),
 	    cmocka_unit_test(test_log_writes_one_json_object_per_line),
 	    cmocka_unit_test(test_log_level_parse),
