@@ -39,6 +39,7 @@
 #include "kafka_client.h"
 #include "produce.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -65,6 +66,7 @@
 
 #define RELAY_PP_BUFFER		   16384
 #define RELAY_CONNECTION_TIMEOUT_S 60
+#define RELAY_STALE_UPLOAD_S	   3600 /* an unfinished upload's file */
 #define RELAY_ACK_MARGIN_MS	   1000
 #define RELAY_REDIS_TIMEOUT_MS	   5000
 #define RELAY_STREAM_BLOCK	   16384
@@ -1254,6 +1256,41 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
  * -------------------------------------------------------------------
  */
 
+/*
+ * Uploads still being written are ".upload-..." files in the media store;
+ * one whose replica was killed mid-upload stays there. At start, those
+ * older than RELAY_STALE_UPLOAD_S go: no upload lasts that long (each read
+ * waits RELAY_CONNECTION_TIMEOUT_S at most, the file is bounded), so a
+ * replica sharing the volume never loses one it is writing.
+ */
+static void stale_uploads_remove(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	time_t now = time(NULL);
+	int removed = 0;
+	for (struct dirent *e; (e = readdir(d));) {
+		struct stat st;
+		char p[1024];
+		if (strncmp(e->d_name, ".upload-", 8) != 0 ||
+		    snprintf(p, sizeof(p), "%s/%s", dir, e->d_name) >=
+			(int)sizeof(p) ||
+		    lstat(p, &st) != 0 || !S_ISREG(st.st_mode) ||
+		    now - st.st_mtime < RELAY_STALE_UPLOAD_S)
+			continue;
+		removed += unlink(p) == 0;
+	}
+	closedir(d);
+	if (removed) {
+		char n[16];
+		snprintf(n, sizeof(n), "%d", removed);
+		pb_log(PB_LOG_INFO,
+		       "removed uploads left unfinished by a stopped replica",
+		       "dir", dir, "files", n, NULL);
+	}
+}
+
 /* mkdir -p, quietly: a store that cannot be made is reported per upload. */
 static void media_dir_make(const char *dir)
 {
@@ -1341,6 +1378,7 @@ pb_err_t pb_relay_start(const pb_config_t *cfg, pb_metrics_t *metrics,
 	    RELAY_JSON_BUDGET_CALLS * (size_t)cfg->relay_max_payload_bytes;
 	pb_metrics_declare_standard(metrics);
 	media_dir_make(cfg->relay_media_dir);
+	stale_uploads_remove(cfg->relay_media_dir);
 	/* the same Redis as the pipeline's: TLS, ACL user, Sentinel, Cluster */
 	err = pb_state_new_config(cfg, RELAY_REDIS_TIMEOUT_MS, &r->state,
 				  errstr, errstr_size);

@@ -513,6 +513,27 @@ static pb_relay_t *relay;
 static char log_path[] = "/tmp/pb-test-relay-log.XXXXXX";
 static int log_fd = -1;
 
+/* Before the relay starts: an unfinished upload two hours old (a replica
+ * killed mid-upload), one being written now (another replica's), and an
+ * old kept file. */
+static const char *const planted[] = {".upload-1-0-1", ".upload-2-0-2",
+				      "acme_old-kept"};
+
+static void plant_uploads(void)
+{
+	for (size_t i = 0; i < 3; i++) {
+		char p[600];
+		snprintf(p, sizeof(p), "%s/%s", media_dir, planted[i]);
+		FILE *f = fopen(p, "w");
+		if (f)
+			fclose(f);
+		struct timeval old[2] = {{.tv_sec = time(NULL) - 7200},
+					 {.tv_sec = time(NULL) - 7200}};
+		if (i != 1)
+			utimes(p, old);
+	}
+}
+
 static int live_setup(void **state)
 {
 	(void)state;
@@ -538,6 +559,7 @@ static int live_setup(void **state)
 	setenv("PB_TEST_PUSHKEY", "https://direct.pruvan.com/api/?apiKey=k", 1);
 	if (!mkdtemp(media_dir))
 		return -1;
+	plant_uploads(); /* for test_live_stale_uploads */
 	char text[2048];
 	snprintf(text, sizeof(text),
 		 "{\"kafka\": {\"bootstrap.servers\": \"%s\", "
@@ -1415,6 +1437,27 @@ static void test_live_kafka_down(void **state)
 }
 
 /* Runs last: everything logged so far, at debug level, holds no secret. */
+/* The relay's start removed the old unfinished upload only. */
+static void test_live_stale_uploads(void **state)
+{
+	(void)state;
+	char p[600];
+	struct stat st;
+	snprintf(p, sizeof(p), "%s/%s", media_dir, planted[0]);
+	assert_int_not_equal(stat(p, &st), 0);
+	/* the others stay; then they go, for the later tests' checks */
+	for (size_t i = 1; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/%s", media_dir, planted[i]);
+		assert_int_equal(stat(p, &st), 0);
+		unlink(p);
+	}
+	char buf[8192];
+	ssize_t n = pread(log_fd, buf, sizeof(buf) - 1, 0);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, "removed uploads left unfinished"));
+}
+
 static void test_live_no_secret_in_logs(void **state)
 {
 	(void)state;
@@ -1452,6 +1495,7 @@ int main(void)
 	    cmocka_unit_test(test_media_name),
 	};
 	const struct CMUnitTest live[] = {
+	    cmocka_unit_test(test_live_stale_uploads),
 	    cmocka_unit_test(test_live_refusals),
 	    cmocka_unit_test(test_live_accepts),
 	    cmocka_unit_test(test_live_upload_split),
