@@ -282,10 +282,15 @@ static json_t *prepared_item(const json_t *src, const pb_relay_media_t *media)
 		}
 		json_object_set_new(item, "uuId", json_string(id));
 	}
-	/* status items name their order as Pruvan's own imports do */
+	/* status items name their order as Pruvan's own imports do (a
+	 * number there is the same work order number, as text) */
 	const json_t *won = json_object_get(item, "workOrderNumber");
 	if (!json_object_get(item, "key2") && json_is_string(won))
 		json_object_set(item, "key2", (json_t *)won);
+	else if (!json_object_get(item, "key2") && json_is_integer(won))
+		json_object_set_new(item, "key2",
+				    json_sprintf("%" JSON_INTEGER_FORMAT,
+						 json_integer_value(won)));
 	/* media is the relay's account of a file it kept, never the
 	 * caller's: a media.path naming another item's (or account's) file
 	 * would have that file deleted when this item is discarded */

@@ -367,6 +367,31 @@ static void test_records_caller_media(void **state)
 	json_decref(p);
 }
 
+/* A status entry whose workOrderNumber is a number names the same order
+ * as its text: key2 "12345", not a refusal for a missing key2. */
+static void test_records_status_numeric_won(void **state)
+{
+	(void)state;
+	json_t *p = json_loads("{\"workOrders\":[{\"workOrderNumber\":12345,"
+			       "\"status\":\"complete\"}]}",
+			       0, NULL);
+	pb_relay_record_t *recs = NULL;
+	size_t n = 0;
+	char err[256] = "";
+	assert_int_equal(pb_relay_records("acme", PB_RELAY_M_STATUS, p, NULL,
+					  10, &recs, &n, err, sizeof(err)),
+			 PB_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(recs[0].key, "acme/12345");
+	json_t *v = json_loads(recs[0].value, 0, NULL);
+	assert_string_equal(json_string_value(json_object_get(
+				json_object_get(v, "item"), "key2")),
+			    "12345");
+	json_decref(v);
+	pb_relay_records_free(recs, n);
+	json_decref(p);
+}
+
 static void test_records_status(void **state)
 {
 	(void)state;
@@ -1481,6 +1506,7 @@ int main(void)
 {
 	const struct CMUnitTest pure[] = {
 	    cmocka_unit_test(test_mpend),
+	    cmocka_unit_test(test_records_status_numeric_won),
 	    cmocka_unit_test(test_secret_equal),
 	    cmocka_unit_test(test_secret_equal_whole_length),
 	    cmocka_unit_test(test_digests),
