@@ -753,17 +753,18 @@ static size_t order_nread(const pb_state_view_t *v)
 	return v->skip_key1 ? N_ORDER_STATE : N_ORDER_FIELDS;
 }
 
-/* cmd (SISMEMBER or SADD) on the account's deleted source ids with the
- * member kind + value; nothing when value is NULL. */
-static void swo_cmd(pb_state_t *st, pipeline_t *pl, const char *account,
-		    const char *cmd, const char *kind, const char *value)
+/* cmd (SISMEMBER or SADD) on the account's set what (dk1, rk1, dsw) with
+ * the member kind + value; nothing when value is NULL. */
+static void set_cmd(pb_state_t *st, pipeline_t *pl, const char *account,
+		    const char *cmd, const char *what, const char *kind,
+		    const char *value)
 {
 	if (!value)
 		return;
 	const char *m[] = {kind, value};
 	pl_cmd(pl);
 	pl_arg(pl, cmd);
-	pl_arg_take(pl, key_account(st, account, "dsw"));
+	pl_arg_take(pl, key_account(st, account, what));
 	pl_arg_take(pl, key_cat(m, 2));
 }
 
@@ -799,18 +800,11 @@ static void fetch_cmds(pb_state_t *st, pipeline_t *pl, const pb_state_view_t *v,
 		pl_arg(pl, "GET");
 		pl_arg_take(pl, key_mark(st, v->account, v->won, v->event_id));
 	}
-	if (v->key1) {
-		pl_cmd(pl);
-		pl_arg(pl, "SISMEMBER");
-		pl_arg_take(pl, key_account(st, v->account, "dk1"));
-		pl_arg(pl, v->key1);
-		pl_cmd(pl);
-		pl_arg(pl, "SISMEMBER");
-		pl_arg_take(pl, key_account(st, v->account, "rk1"));
-		pl_arg(pl, v->key1);
-	}
-	swo_cmd(st, pl, v->account, "SISMEMBER", "id:", v->swo_id);
-	swo_cmd(st, pl, v->account, "SISMEMBER", "number:", v->swo_number);
+	set_cmd(st, pl, v->account, "SISMEMBER", "dk1", "", v->key1);
+	set_cmd(st, pl, v->account, "SISMEMBER", "rk1", "", v->key1);
+	set_cmd(st, pl, v->account, "SISMEMBER", "dsw", "id:", v->swo_id);
+	set_cmd(st, pl, v->account, "SISMEMBER", "dsw",
+		"number:", v->swo_number);
 }
 
 pb_err_t pb_state_fetch_send(pb_state_t *st, const pb_state_view_t *views,
@@ -1328,20 +1322,11 @@ static void commit_one(pb_state_t *st, pipeline_t *pl,
 		commit_string_mark(st, pl, w);
 	else if (w->write_order || w->event_id || w->learn_key1)
 		commit_order(st, pl, w, now, dual);
-	if (w->deleted_key1) {
-		pl_cmd(pl);
-		pl_arg(pl, "SADD");
-		pl_arg_take(pl, key_account(st, w->account, "dk1"));
-		pl_arg(pl, w->deleted_key1);
-	}
-	if (w->recreated_key1) {
-		pl_cmd(pl);
-		pl_arg(pl, "SADD");
-		pl_arg_take(pl, key_account(st, w->account, "rk1"));
-		pl_arg(pl, w->recreated_key1);
-	}
-	swo_cmd(st, pl, w->account, "SADD", "id:", w->deleted_swo_id);
-	swo_cmd(st, pl, w->account, "SADD", "number:", w->deleted_swo_number);
+	set_cmd(st, pl, w->account, "SADD", "dk1", "", w->deleted_key1);
+	set_cmd(st, pl, w->account, "SADD", "rk1", "", w->recreated_key1);
+	set_cmd(st, pl, w->account, "SADD", "dsw", "id:", w->deleted_swo_id);
+	set_cmd(st, pl, w->account, "SADD", "dsw",
+		"number:", w->deleted_swo_number);
 }
 
 pb_err_t pb_state_commit_send(pb_state_t *st, const pb_state_write_t *writes,
