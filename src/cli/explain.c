@@ -388,27 +388,14 @@ static void emit(session_t *s, json_t *x)
 	json_decref(x);
 }
 
-/* The worker's bound on a record it reads (contract 6: a record too large
- * to read at all is rejected too_large). */
-#define EXPLAIN_RECORD_MAX (1024 * 1024)
-
 static pb_err_t explain_line(session_t *s, long lineno, const char *buf,
 			     size_t len, char *err, size_t size)
 {
 	pb_event_t *ev = NULL;
 	pb_rejection_t rej = {0};
-	if (len > EXPLAIN_RECORD_MAX) {
-		rej.reason = "too_large";
-		snprintf(rej.message, sizeof(rej.message),
-			 "the record is %zu bytes, more than the %d a record "
-			 "may have: shorten its longest fields or split the "
-			 "order's services over several events",
-			 len, EXPLAIN_RECORD_MAX);
-		emit(s, pb_explain_describe(lineno, NULL, &rej, NULL, false,
-					    NULL));
-		return PB_OK;
-	}
-	if (pb_event_parse(buf, len, &ev, &rej) != PB_OK) {
+	/* as the worker reads it (consume.c): too large before parsed */
+	if (pb_rejection_too_large(len, &rej) ||
+	    pb_event_parse(buf, len, &ev, &rej) != PB_OK) {
 		emit(s, pb_explain_describe(lineno, NULL, &rej, NULL, false,
 					    NULL));
 		pb_rejection_clear(&rej);

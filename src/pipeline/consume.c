@@ -71,15 +71,8 @@ static pb_err_t parse_record(task_t *t)
 			   sizeof(t->rej.message));
 		return PB_ERR_INVALID;
 	}
-	if (t->value_size > RECORD_INPUT_MAX) {
-		t->rej.reason = "too_large";
-		snprintf(t->rej.message, sizeof(t->rej.message),
-			 "the record is %zu bytes, more than the %d a record "
-			 "may have: shorten its longest fields or split the "
-			 "order's services over several events",
-			 t->value_size, RECORD_INPUT_MAX);
+	if (pb_rejection_too_large(t->value_size, &t->rej))
 		return PB_ERR_INVALID;
-	}
 	/* Schema Registry's wire format: the JSON after the schema id */
 	const char *json = t->value;
 	size_t json_len = t->value_len;

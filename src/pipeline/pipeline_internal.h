@@ -87,7 +87,7 @@
 /* The largest record value read as an event (the event parser's own limit,
  * 1 MiB); a larger one is rejected too_large, and only as much of it as a
  * DLQ copy can carry is kept. */
-#define RECORD_INPUT_MAX (1024 * 1024)
+#define RECORD_INPUT_MAX PB_RULES_RECORD_MAX
 
 enum { SRC_ORDERS = 0, SRC_INBOUND = 1 };
 extern const char *const pl_src_names[2]; /* by SRC_* */

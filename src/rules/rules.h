@@ -63,6 +63,14 @@ typedef struct pb_rejection {
 
 void pb_rejection_clear(pb_rejection_t *rej); /* frees the identity fields */
 
+/* The largest record value read as an event or a relayed item (1 MiB). */
+#define PB_RULES_RECORD_MAX (1024 * 1024)
+
+/* Whether a record value of len bytes is larger than any may be (contract
+ * 6: rejected too_large, before parsing); if so rej says so and what to
+ * do (reason and message only). */
+bool pb_rejection_too_large(size_t len, pb_rejection_t *rej);
+
 /*
  * Parse and validate one order event from raw bytes (need not be
  * NUL-terminated). PB_OK: *ev_out is owned by the caller. PB_ERR_INVALID:

@@ -25,7 +25,7 @@
 
 #include "util.h"
 
-#define PB_RULES_MAX_INPUT (1024 * 1024)
+#define PB_RULES_MAX_INPUT PB_RULES_RECORD_MAX
 #define PB_RULES_MAX_ID	   256
 
 void pb_rejection_clear(pb_rejection_t *rej)
@@ -36,6 +36,19 @@ void pb_rejection_clear(pb_rejection_t *rej)
 	free(rej->account);
 	free(rej->work_order_number);
 	rej->event_id = rej->account = rej->work_order_number = NULL;
+}
+
+bool pb_rejection_too_large(size_t len, pb_rejection_t *rej)
+{
+	if (len <= PB_RULES_RECORD_MAX)
+		return false;
+	rej->reason = "too_large";
+	snprintf(rej->message, sizeof(rej->message),
+		 "the record is %zu bytes, more than the %d a record may "
+		 "have: shorten its longest fields or split the order's "
+		 "services over several events",
+		 len, PB_RULES_RECORD_MAX);
+	return true;
 }
 
 static void rej_init(pb_rejection_t *rej)
