@@ -589,14 +589,8 @@ static char *resolve_secret(report_t *r, const char *path, const char *ref,
 /* An http(s) URL with a host; checked without ever quoting it. */
 static bool http_url_valid(const char *s)
 {
-	const char *host;
-	if (strncasecmp(s, "https://", 8) == 0)
-		host = s + 8;
-	else if (strncasecmp(s, "http://", 7) == 0)
-		host = s + 7;
-	else
-		return false;
-	if (has_space_or_ctl(s))
+	const char *host = pb_url_authority(s);
+	if (!host || has_space_or_ctl(s))
 		return false;
 	return *host && *host != '/' && *host != '?' && *host != ':';
 }

@@ -86,17 +86,22 @@ void pb_redact_url(const char *url, char *buf, size_t size)
 		 q ? "?<redacted>" : "");
 }
 
+const char *pb_url_authority(const char *url)
+{
+	if (strncasecmp(url, "https://", 8) == 0)
+		return url + 8;
+	if (strncasecmp(url, "http://", 7) == 0)
+		return url + 7;
+	return NULL;
+}
+
 /* An http(s) URL's origin: *https, the host [h, h + *hn) and the port. */
 static bool url_origin(const char *u, bool *https, const char **h, size_t *hn,
 		       long *port)
 {
-	if (strncasecmp(u, "https://", 8) == 0)
-		*https = true;
-	else if (strncasecmp(u, "http://", 7) == 0)
-		*https = false;
-	else
+	if (!(*h = pb_url_authority(u)))
 		return false;
-	*h = u + (*https ? 8 : 7);
+	*https = *h - u == 8;
 	size_t an = strcspn(*h, "/?#");
 	if (memchr(*h, '@', an))
 		return false;

@@ -32,6 +32,10 @@ void pb_ms_to_rfc3339(int64_t ms, char *buf, size_t size);
  */
 void pb_redact_url(const char *url, char *buf, size_t size);
 
+/* Where an http:// or https:// URL's authority (host, port) starts, the
+ * scheme's case aside; NULL for any other text. */
+const char *pb_url_authority(const char *url);
+
 /*
  * Whether url is an http:// or https:// URL on base's origin: the same
  * scheme, host (case aside) and port (80 / 443 when none is given). A URL

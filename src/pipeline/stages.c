@@ -14,8 +14,6 @@
  */
 #include "pipeline_internal.h"
 
-#include <strings.h>
-
 void pl_pubmark_add(pb_pipeline_t *pl, task_t *t)
 {
 	if (pl->stages.pubmarks_len >= PUBLISH_MARK_MAX)
@@ -117,8 +115,7 @@ static bool auto_admin_due(const pb_pipeline_t *pl)
  */
 static char *learned_push_url(const pb_config_t *c, const char *key)
 {
-	if (strncasecmp(key, "https://", 8) == 0 ||
-	    strncasecmp(key, "http://", 7) == 0)
+	if (pb_url_authority(key))
 		return pb_url_same_origin(key, c->pruvan_api_url) ? strdup(key)
 								  : NULL;
 	char *enc = curl_easy_escape(NULL, key, 0);
@@ -168,7 +165,7 @@ static void push_key_apply(pb_pipeline_t *pl, size_t i, char *key_take,
 		return;
 	}
 	char *url = learned_push_url(pl->cfg, key_take);
-	if (!url && strstr(key_take, "://")) {
+	if (!url && pb_url_authority(key_take)) {
 		push_key_refuse(pl, i, key_take);
 		return;
 	}

@@ -842,10 +842,8 @@ static json_t *payload_of(request_t *rq, struct MHD_Connection *conn,
  * whoever holds the relay credentials. */
 static bool push_key_destination_ok(const pb_relay_t *r, const char *key)
 {
-	if (strncasecmp(key, "https://", 8) != 0 &&
-	    strncasecmp(key, "http://", 7) != 0)
-		return true;
-	return pb_url_same_origin(key, r->cfg->pruvan_api_url);
+	return !pb_url_authority(key) ||
+	       pb_url_same_origin(key, r->cfg->pruvan_api_url);
 }
 
 static enum MHD_Result do_validate(pb_relay_t *r, request_t *rq,
